@@ -1,0 +1,54 @@
+# Per-target build settings and the one test helper every directory uses.
+include(GoogleTest)
+
+# Warnings (and -Werror when WAFERPROV_WERROR is on) for a target we own.
+function(waferprov_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+    -Wno-sign-conversion -Wnon-virtual-dtor -Wold-style-cast -Woverloaded-virtual)
+  if(WAFERPROV_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# ASan/UBSan for every target when WAFERPROV_SANITIZE is on (set at directory scope so that
+# Verilator-generated code and test executables are instrumented alike).
+if(WAFERPROV_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# waferprov_library(NAME <dir-name> SOURCES ... [PUBLIC_LIBS ...] [PRIVATE_LIBS ...])
+# One library per directory: target waferprov_<name>, alias waferprov::<name>, headers in the
+# directory's include/ folder.
+function(waferprov_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_LIBS;PRIVATE_LIBS" ${ARGN})
+  add_library(waferprov_${name} ${ARG_SOURCES})
+  add_library(waferprov::${name} ALIAS waferprov_${name})
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/include)
+    target_include_directories(waferprov_${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
+  endif()
+  target_link_libraries(waferprov_${name} PUBLIC ${ARG_PUBLIC_LIBS} PRIVATE ${ARG_PRIVATE_LIBS})
+  waferprov_set_warnings(waferprov_${name})
+endfunction()
+
+# waferprov_add_test(<name> SOURCES ... [LIBS ...] [LABELS ...] [TIMEOUT s])
+# A GoogleTest executable whose tests CTest discovers one by one. Every test gets the labels
+# given (default: "unit"); long runs carry "soak" and are excluded from the default suite.
+function(waferprov_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 600)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE
+    WAFERPROV_VECTOR_DIR="${WAFERPROV_VECTOR_DIR}"
+    WAFERPROV_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  waferprov_set_warnings(${name})
+  gtest_discover_tests(${name}
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    DISCOVERY_TIMEOUT 60)
+endfunction()

@@ -1,0 +1,84 @@
+#include "waferprov/bytes.hpp"
+
+#include <openssl/crypto.h>
+
+namespace waferprov {
+
+const char* to_string(ErrorCode code) noexcept {
+    switch (code) {
+        case ErrorCode::kInvalidArgument: return "invalid-argument";
+        case ErrorCode::kInvalidScalar: return "invalid-scalar";
+        case ErrorCode::kIntegrityFailure: return "integrity-failure";
+        case ErrorCode::kNotLoaded: return "not-loaded";
+        case ErrorCode::kNotInstantiated: return "not-instantiated";
+        case ErrorCode::kReseedRequired: return "reseed-required";
+        case ErrorCode::kUnsupported: return "unsupported";
+        case ErrorCode::kResourceExhausted: return "resource-exhausted";
+        case ErrorCode::kNotFound: return "not-found";
+        case ErrorCode::kIo: return "io";
+        case ErrorCode::kCrypto: return "crypto";
+        case ErrorCode::kInternal: return "internal";
+    }
+    return "unknown";
+}
+
+std::string Error::describe() const { return std::string(to_string(code)) + ": " + message; }
+
+void secure_wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
+
+std::string to_hex(ByteSpan data) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    out.resize(data.size() * 2);
+    for (size_t i = 0; i < data.size(); ++i) {
+        out[2 * i] = kDigits[data[i] >> 4];
+        out[2 * i + 1] = kDigits[data[i] & 0xf];
+    }
+    return out;
+}
+
+namespace {
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+}  // namespace
+
+Result<Bytes> from_hex(std::string_view hex, std::string_view what) {
+    if (hex.size() % 2 != 0)
+        return make_error(ErrorCode::kInvalidArgument,
+                          std::string(what) + ": odd number of hex digits (" +
+                              std::to_string(hex.size()) + ")");
+    Bytes out(hex.size() / 2);
+    for (size_t i = 0; i < out.size(); ++i) {
+        int hi = hex_value(hex[2 * i]);
+        int lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return make_error(ErrorCode::kInvalidArgument,
+                              std::string(what) + ": not a hex digit at offset " +
+                                  std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
+        out[i] = static_cast<uint8_t>((hi << 4) | lo);
+    }
+    return out;
+}
+
+bool ct_equal(ByteSpan a, ByteSpan b) noexcept {
+    if (a.size() != b.size()) return false;
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void store_be32(uint8_t* p, uint32_t v) noexcept {
+    for (int i = 3; i >= 0; --i) { p[i] = static_cast<uint8_t>(v); v >>= 8; }
+}
+void store_be64(uint8_t* p, uint64_t v) noexcept {
+    for (int i = 7; i >= 0; --i) { p[i] = static_cast<uint8_t>(v); v >>= 8; }
+}
+uint64_t load_be64(const uint8_t* p) noexcept {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+    return v;
+}
+
+}  // namespace waferprov

@@ -1,0 +1,109 @@
+// waferprov kat [--backend NAME] [--device-key FILE] [FILE...]
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+
+#include "cli.hpp"
+#include "waferprov/backends.hpp"
+#include "waferprov/kat.hpp"
+
+namespace waferprov::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: waferprov kat [--backend NAME] [--device-key FILE] [FILE...]\n"
+    "\n"
+    "Runs known-answer files on a backend and prints, per file, the cases passed, failed and\n"
+    "skipped (cases the backend cannot run). Without --backend, every backend of this build.\n"
+    "Without FILE, the built-in vectors ($WAFERPROV_VECTOR_DIR overrides where they are).\n"
+    "Formats: Wycheproof AES-WRAP and AES-CMAC, and P256-BASEMUL and WPID-1 (docs/kat-formats.md).\n"
+    "--device-key FILE: the engine's device key file; WPID-1 KIKs are wrapped under it.\n"
+    "Exit status: 0 all passed; 1 a case failed, a file was unusable, or nothing ran; 2 usage.\n";
+
+std::vector<std::filesystem::path> builtin_files() {
+    const char* env = std::getenv("WAFERPROV_VECTOR_DIR");
+    const std::filesystem::path dir = env != nullptr ? env : WAFERPROV_VECTOR_DIR;
+    std::vector<std::filesystem::path> files;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_regular_file() && it->path().extension() == ".json") files.push_back(it->path());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+}  // namespace
+
+int cmd_kat(const Args& args) {
+    std::vector<std::string> backends;
+    std::optional<std::filesystem::path> device_key_file;
+    std::vector<std::filesystem::path> files;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--help" || a == "-h") {
+            std::cout << kUsage;
+            return kExitOk;
+        } else if (a == "--backend" || a == "--device-key") {
+            if (i + 1 >= args.size()) {
+                std::cerr << "waferprov kat: " << a << " needs a value\n" << kUsage;
+                return kExitUsage;
+            }
+            if (a == "--backend") backends.push_back(args[++i]);
+            else device_key_file = args[++i];
+        } else if (a.rfind("--", 0) == 0) {
+            std::cerr << "waferprov kat: unknown option " << a << "\n" << kUsage;
+            return kExitUsage;
+        } else {
+            files.emplace_back(a);
+        }
+    }
+    if (backends.empty()) backends = available_backends();
+    if (files.empty()) files = builtin_files();
+
+    size_t total_ran = 0, total_failed = 0, unusable = 0;
+    for (const auto& name : backends) {
+        BackendOptions opts{name, device_key_file};
+        auto backend = make_backend(opts);
+        if (!backend.ok()) {
+            std::cerr << "waferprov kat: " << backend.error().describe() << "\n";
+            ++unusable;
+            continue;
+        }
+        kat::Options kopts;
+        auto dk = device_key_for(opts);
+        if (!dk.ok()) {
+            std::cerr << "waferprov kat: backend " << name << ": " << dk.error().describe() << "\n";
+            ++unusable;
+            continue;
+        }
+        kopts.device_key = *dk;
+        std::cout << "backend " << name << "\n";
+        for (const auto& f : files) {
+            auto algo = kat::algorithm_of(f);
+            auto counts = kat::run_file(**backend, f, kopts);
+            std::cout << "  " << std::left << std::setw(44) << f.filename().string() << " "
+                      << std::setw(13) << (algo.ok() ? *algo : "?");
+            if (!counts.ok()) {
+                std::cout << "ERROR " << counts.error().describe() << "\n";
+                ++unusable;
+                continue;
+            }
+            std::cout << counts->passed << " passed, " << counts->failed << " failed, "
+                      << counts->skipped << " skipped\n";
+            for (const auto& line : counts->failures) std::cout << "      FAIL " << line << "\n";
+            total_ran += counts->ran();
+            total_failed += counts->failed;
+        }
+    }
+    if (total_ran == 0) {
+        std::cerr << "waferprov kat: no known-answer case ran\n";
+        return kExitFailure;
+    }
+    std::cout << "summary over all backends and files - " << total_ran - total_failed
+              << " passed, " << total_failed << " failed\n";
+    return total_failed == 0 && unusable == 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace waferprov::cli

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every build, test and demo dependency of waferprov from Debian 12's archive.
+# Idempotent: packages already present are left alone, so re-running costs one dpkg query.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libssl-dev openssl
+  libtbb-dev
+  libzmq3-dev cppzmq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  verilator
+  libsystemc-dev
+  libsqlite3-dev sqlite3
+  softhsm2 opensc libp11-kit-dev
+  nlohmann-json3-dev
+  libexpat1-dev
+  yosys
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
