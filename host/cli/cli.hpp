@@ -1,19 +1,58 @@
 // Shared plumbing for the subcommands of `waferprov`.
+//
+// A subcommand lives in its own host/cli/cmd_<name>.cpp and registers itself:
+//     static int run_wafer(const waferprov::cli::Args& args) { ... }
+//     WAFERPROV_COMMAND(wafer, "wafer synth: write a synthetic SEMI E142 map", run_wafer);
+// `waferprov <name> ...` then calls it with the arguments after the name.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace waferprov::cli {
 
-// A subcommand's arguments after its name; returns the process exit status.
 using Args = std::vector<std::string>;
-
-int cmd_kat(const Args& args);
+using CommandFn = int (*)(const Args&);
 
 // Exit statuses shared by every subcommand.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;  // the command ran and found a failure
+inline constexpr int kExitFailure = 1;  // the command ran and found a failure / an error
 inline constexpr int kExitUsage = 2;    // bad command line
 
+struct Command {
+    std::string_view name;
+    std::string_view summary;
+    CommandFn run;
+};
+
+// Registry filled by WAFERPROV_COMMAND at static-initialization time.
+std::vector<Command>& commands();
+
+struct Registrar {
+    Registrar(std::string_view name, std::string_view summary, CommandFn fn) {
+        commands().push_back(Command{name, summary, fn});
+    }
+};
+
+// Small argument helper: `--name VALUE` options, `--flag` flags and positionals.
+// get(name) returns the value of the last --name, or "" if absent.
+struct ParsedArgs {
+    std::vector<std::pair<std::string, std::string>> options;
+    std::vector<std::string> flags;
+    std::vector<std::string> positionals;
+    std::string get(std::string_view name) const;
+    bool has(std::string_view name) const;     // option or flag present
+    std::vector<std::string> all(std::string_view name) const;
+};
+
+// Parses args; `value_options` take a value, `flag_options` do not (names without "--").
+// Unknown options or a missing value: returns false and writes "error" to `error`.
+bool parse_args(const Args& args, const std::vector<std::string_view>& value_options,
+                const std::vector<std::string_view>& flag_options, ParsedArgs& out,
+                std::string& error);
+
 }  // namespace waferprov::cli
+
+#define WAFERPROV_COMMAND(name, summary, fn) \
+    static const ::waferprov::cli::Registrar wp_registrar_##name(#name, summary, fn)

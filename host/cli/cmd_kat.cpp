@@ -36,7 +36,7 @@ std::vector<std::filesystem::path> builtin_files() {
 
 }  // namespace
 
-int cmd_kat(const Args& args) {
+static int run_kat(const Args& args) {
     std::vector<std::string> backends;
     std::optional<std::filesystem::path> device_key_file;
     std::vector<std::filesystem::path> files;
@@ -105,5 +105,8 @@ int cmd_kat(const Args& args) {
               << " passed, " << total_failed << " failed\n";
     return total_failed == 0 && unusable == 0 ? kExitOk : kExitFailure;
 }
+
+WAFERPROV_COMMAND(kat, "run known-answer test files (default: the built-in vectors on every backend)",
+                  run_kat);
 
 }  // namespace waferprov::cli

@@ -1,48 +1,105 @@
 // waferprov: the provisioning host's command line.
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <iostream>
-#include <string_view>
 
 #include "cli.hpp"
 
+namespace waferprov::cli {
+
+std::vector<Command>& commands() {
+    static std::vector<Command> registry;
+    return registry;
+}
+
+std::string ParsedArgs::get(std::string_view name) const {
+    std::string v;
+    for (const auto& [k, val] : options)
+        if (k == name) v = val;
+    return v;
+}
+
+bool ParsedArgs::has(std::string_view name) const {
+    for (const auto& [k, val] : options)
+        if (k == name) return true;
+    return std::find(flags.begin(), flags.end(), name) != flags.end();
+}
+
+std::vector<std::string> ParsedArgs::all(std::string_view name) const {
+    std::vector<std::string> out;
+    for (const auto& [k, val] : options)
+        if (k == name) out.push_back(val);
+    return out;
+}
+
+bool parse_args(const Args& args, const std::vector<std::string_view>& value_options,
+                const std::vector<std::string_view>& flag_options, ParsedArgs& out,
+                std::string& error) {
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a.rfind("--", 0) != 0 || a == "--") {
+            out.positionals.push_back(a);
+            continue;
+        }
+        std::string name = a.substr(2), value;
+        const auto eq = name.find('=');
+        const bool inline_value = eq != std::string::npos;
+        if (inline_value) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+        }
+        if (std::find(value_options.begin(), value_options.end(), name) != value_options.end()) {
+            if (!inline_value) {
+                if (i + 1 >= args.size()) {
+                    error = "option --" + name + " needs a value";
+                    return false;
+                }
+                value = args[++i];
+            }
+            out.options.emplace_back(name, value);
+        } else if (std::find(flag_options.begin(), flag_options.end(), name) != flag_options.end() &&
+                   !inline_value) {
+            out.flags.push_back(name);
+        } else {
+            error = "unknown option --" + name;
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace waferprov::cli
+
 namespace {
 
-struct Command {
-    std::string_view name;
-    int (*run)(const waferprov::cli::Args&);
-    std::string_view summary;
-};
-
-constexpr Command kCommands[] = {
-    {"kat", waferprov::cli::cmd_kat,
-     "run known-answer test files (default: the built-in vectors on every backend)"},
-};
-
 void usage(std::ostream& out) {
+    auto cmds = waferprov::cli::commands();
+    std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
     out << "usage: waferprov <command> [options]\n\ncommands:\n";
-    for (const auto& c : kCommands) out << "  " << c.name << "\t" << c.summary << "\n";
+    for (const auto& c : cmds) out << "  " << c.name << "\t" << c.summary << "\n";
     out << "\n'waferprov <command> --help' describes a command.\n";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    using namespace waferprov::cli;
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? std::cerr : std::cout);
-        return argc < 2 ? waferprov::cli::kExitUsage : waferprov::cli::kExitOk;
+        return argc < 2 ? kExitUsage : kExitOk;
     }
     const std::string_view name = argv[1];
-    for (const auto& c : kCommands) {
+    for (const auto& c : commands()) {
         if (c.name != name) continue;
         try {
-            return c.run(waferprov::cli::Args(argv + 2, argv + argc));
+            return c.run(Args(argv + 2, argv + argc));
         } catch (const std::exception& e) {
             std::cerr << "waferprov " << name << ": internal error: " << e.what() << "\n";
-            return waferprov::cli::kExitFailure;
+            return kExitFailure;
         }
     }
     std::cerr << "waferprov: unknown command '" << name << "'\n";
     usage(std::cerr);
-    return waferprov::cli::kExitUsage;
+    return kExitUsage;
 }

@@ -1,0 +1,58 @@
+// Types shared by the host libraries (wafer maps, ledger, reports, pipeline).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "waferprov/result.hpp"
+#include "waferprov/wpid1.hpp"
+
+namespace waferprov::host {
+
+// Where a die is on the floor: LOT_ID + wafer number + X/Y in the map's own coordinate
+// system (after OriginLocation/AxisDirection are applied; see docs/wafer-maps.md).
+struct DieLocation {
+    std::string lot;
+    int wafer = 0;
+    int x = 0;
+    int y = 0;
+    bool operator==(const DieLocation&) const = default;
+    auto operator<=>(const DieLocation&) const = default;
+    std::string describe() const;  // "LOT1234 wafer 3 (12, -4)"
+};
+
+// Ledger state of a die's identity.
+enum class DieState { kIssued, kDelivered, kProgrammed, kFailed, kVoid };
+const char* to_string(DieState s) noexcept;                 // "ISSUED", ...
+Result<DieState> die_state_from_string(std::string_view s);  // inverse; error names the text
+
+// One die of a wafer map.
+struct MapDie {
+    int x = 0;
+    int y = 0;
+    std::string bin;                  // the bin code as written in the map (e.g. "01", "A")
+    std::optional<wpid1::Uid> uid;    // from a DeviceIdMap, where the map has one
+};
+
+// A wafer map as read from SEMI E142 or SINF.
+struct WaferMap {
+    std::string format;        // "E142" or "SINF"
+    std::string lot;           // LotId / LOT
+    int wafer = 0;             // SlotNumber / WAFER number
+    std::string substrate_id;  // SubstrateId (wafer id text)
+    std::string device;        // product/device name where the map has one
+    int columns = 0;           // layout size in dies
+    int rows = 0;
+    double die_width_mm = 0;   // step size where known, else 0
+    double die_height_mm = 0;
+    std::string origin = "LowerLeft";     // as read (already applied to x/y)
+    std::string axis = "UpRight";
+    std::string null_bin;                 // the "no die" code
+    std::map<std::string, std::string> bin_descriptions;  // bin code -> description/quality
+    std::vector<MapDie> dies;             // every die present (null bins excluded)
+};
+
+}  // namespace waferprov::host
