@@ -2,7 +2,7 @@
 # Resource estimate of the P-256 key generator with Yosys (0.23 or later):
 #   tools/synth/p256.sh [log-file]      (default: ${TMPDIR:-/tmp}/p256_synth.log)
 # Prints the cell counts of the flattened design (LUT*, FD*, DSP48E2, RAMB*). Takes a while
-# (tens of minutes on one core): the 256 x 32 multiplier and the 512-bit datapaths are wide.
+# (4-13 minutes on one core): the 256 x 64 multiplier and the 512-bit datapaths are wide.
 set -eu
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 log="${1:-${TMPDIR:-/tmp}/p256_synth.log}"

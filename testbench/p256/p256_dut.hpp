@@ -1,0 +1,91 @@
+// Driver for the Verilated P-256 key generator (rtl/p256_keygen.sv) on the shared harness:
+// pushes a scalar through the valid/ready input, waits for the result and reports it with the
+// number of cycles from the accepting clock edge to q_valid_o.
+#pragma once
+
+#include <cstdint>
+
+#include "Vp256_keygen.h"
+#include "bench/harness.hpp"
+#include "p256_ref.hpp"
+
+namespace p256bench {
+
+struct KeygenResult {
+    bool err = false;
+    Bytes32 x{};
+    Bytes32 y{};
+    uint64_t cycles = 0;  // accepting edge of d_i to the first cycle with q_valid_o
+};
+
+// Big-endian bytes <-> Verilator's wide words (word 0 holds bits [31:0]).
+inline void to_wide(const Bytes32& b, VlWide<8>& w) {
+    for (unsigned i = 0; i < 8; ++i) {
+        const unsigned o = 31 - 4 * i;
+        w[i] = static_cast<uint32_t>(b[o]) | static_cast<uint32_t>(b[o - 1]) << 8 |
+               static_cast<uint32_t>(b[o - 2]) << 16 | static_cast<uint32_t>(b[o - 3]) << 24;
+    }
+}
+
+inline Bytes32 from_wide(const VlWide<8>& w) {
+    Bytes32 b{};
+    for (unsigned i = 0; i < 8; ++i) {
+        const unsigned o = 31 - 4 * i;
+        b[o] = static_cast<uint8_t>(w[i]);
+        b[o - 1] = static_cast<uint8_t>(w[i] >> 8);
+        b[o - 2] = static_cast<uint8_t>(w[i] >> 16);
+        b[o - 3] = static_cast<uint8_t>(w[i] >> 24);
+    }
+    return b;
+}
+
+class Dut {
+public:
+    static constexpr uint64_t kTimeout = 1'000'000;
+
+    Dut() {
+        h_->zeroize_i = 0;
+        h_->d_valid_i = 0;
+        h_->q_ready_i = 0;
+        h_.reset();
+    }
+
+    bench::Harness<Vp256_keygen>& harness() { return h_; }
+    Vp256_keygen* operator->() { return &h_.dut(); }
+
+    // Hands d to the engine; returns once the accepting clock edge has passed.
+    void push(const Bytes32& d) {
+        h_.run_until([&] { return h_->d_ready_o != 0; }, kTimeout);
+        to_wide(d, h_->d_i);
+        h_->d_valid_i = 1;
+        h_.tick();
+        h_->d_valid_i = 0;
+        to_wide(Bytes32{}, h_->d_i);
+    }
+
+    // Waits for the result (counting cycles), holds q_ready_i low for `stall` cycles, then
+    // accepts it.
+    KeygenResult pop(unsigned stall = 0) {
+        KeygenResult r;
+        r.cycles = h_.run_until([&] { return h_->q_valid_o != 0; }, kTimeout);
+        for (unsigned i = 0; i < stall; ++i) h_.tick();
+        r.err = h_->q_err_o != 0;
+        r.x = from_wide(h_->q_x_o);
+        r.y = from_wide(h_->q_y_o);
+        h_->q_ready_i = 1;
+        h_.tick();
+        h_->q_ready_i = 0;
+        h_.dut().eval();
+        return r;
+    }
+
+    KeygenResult keygen(const Bytes32& d, unsigned stall = 0) {
+        push(d);
+        return pop(stall);
+    }
+
+private:
+    bench::Harness<Vp256_keygen> h_;
+};
+
+}  // namespace p256bench
