@@ -31,8 +31,8 @@ function(waferprov_library name)
   waferprov_set_warnings(waferprov_${name})
 endfunction()
 
-# waferprov_add_test(<name> SOURCES ... [LIBS ...] [LABELS ...] [TIMEOUT s])
-# A GoogleTest executable whose tests CTest discovers one by one. Every test gets the labels
+# waferprov_add_test(<name> SOURCES ... [LIBS ...] [LABELS label] [TIMEOUT s])
+# A GoogleTest executable whose tests CTest discovers one by one. Every test gets the one label
 # given (default: "unit"); long runs carry "soak" and are excluded from the default suite.
 function(waferprov_add_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
@@ -48,7 +48,13 @@ function(waferprov_add_test name)
     WAFERPROV_VECTOR_DIR="${WAFERPROV_VECTOR_DIR}"
     WAFERPROV_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   waferprov_set_warnings(${name})
+  # gtest_discover_tests (CMake 3.25) writes a list-valued property unquoted, so a second label
+  # would be read as a property name: one label per test executable.
+  list(LENGTH ARG_LABELS n_labels)
+  if(NOT n_labels EQUAL 1)
+    message(FATAL_ERROR "waferprov_add_test(${name}): give exactly one label, got '${ARG_LABELS}'")
+  endif()
   gtest_discover_tests(${name}
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    PROPERTIES LABELS ${ARG_LABELS} TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -13,9 +13,10 @@ PACKAGES=(
   libsystemc-dev
   libsqlite3-dev sqlite3
   softhsm2 opensc libp11-kit-dev
-  nlohmann-json3-dev
+  nlohmann-json3-dev libtomlplusplus-dev
   libexpat1-dev
-  yosys
+  librsvg2-bin
+  yosys python3
 )
 
 missing=()

@@ -53,6 +53,11 @@ struct WaferMap {
     std::string null_bin;                 // the "no die" code
     std::map<std::string, std::string> bin_descriptions;  // bin code -> description/quality
     std::vector<MapDie> dies;             // every die present (null bins excluded)
+    // Added for the wafer map readers (host/wafermap):
+    std::string bin_type;                 // E142 BinType as read ("Ascii", "HexaDecimal",
+                                          // "Integer2", "Decimal"); "HexaDecimal" for SINF
+    std::vector<std::string> good_bins;   // bins the map marks good: BinQuality Pass or
+                                          // Pick="true" (E142), BCEQU (SINF); sorted
 };
 
 }  // namespace waferprov::host

@@ -1,0 +1,91 @@
+// Wafer maps: reading SEMI E142 XML and SINF text maps into a WaferMap, choosing the dies a job
+// provisions, and writing maps back out (E142 2DArray, SINF).
+//
+// The coordinate convention (how a map's row/column becomes the floor's x/y under every
+// OriginLocation and AxisDirection), the DeviceIdMap form and the error messages are specified in
+// docs/wafer-maps.md. Readers are all-or-nothing: a map with any defect yields an error naming
+// the line (or element) and never a partial WaferMap, so nothing is provisioned from a bad map.
+//
+// Thread-safety: every function here is pure (no shared state); call them from any thread.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "waferprov/host/model.hpp"
+#include "waferprov/result.hpp"
+
+namespace waferprov::host {
+
+// Limits that keep a hostile or corrupt map from exhausting the host.
+struct MapReadOptions {
+    size_t max_bytes = size_t{64} << 20;  // a larger file is refused before it is parsed
+    int max_dimension = 10000;            // columns and rows of the layout
+    size_t max_dies = 1000000;            // dies (and Coordinate/DeviceId entries) in one map
+};
+
+// Reads a SEMI E142 substrate map held in `xml`. `source` names it in error messages (usually
+// the file path): "<source>: line 12: ...". DOCTYPE declarations and entities are refused.
+Result<WaferMap> read_e142(std::string_view xml, std::string_view source = "E142 map",
+                           const MapReadOptions& options = {});
+
+// Reads a SINF text map held in `text`; errors name the line ("<source>: line 7: ...").
+Result<WaferMap> read_sinf(std::string_view text, std::string_view source = "SINF map",
+                           const MapReadOptions& options = {});
+
+// Reads a file, choosing the format from its content: XML (first non-blank character '<') is
+// E142, anything else SINF. Files larger than options.max_bytes are refused unread.
+Result<WaferMap> read_map_file(const std::filesystem::path& file,
+                               const MapReadOptions& options = {});
+
+// The dies whose bin is one of `bins`, in the map's order. Bin codes compare as the map writes
+// them, except that hexadecimal codes (HexaDecimal, Integer2, SINF) ignore case. Errors: `bins`
+// empty, or a requested bin the map does not define (E142: not in BinDefinitions; SINF: neither
+// in BCEQU nor present in the rows) — a typo in a job must not silently provision nothing.
+Result<std::vector<MapDie>> select_dies(const WaferMap& map, const std::vector<std::string>& bins);
+
+// Number of dies per bin code (bins defined but unused appear with 0).
+std::map<std::string, size_t> count_by_bin(const WaferMap& map);
+
+// Floor coordinates <-> 2DArray picture position (column from the left, row from the top) for a
+// map of `columns` x `rows` under `origin`/`axis`. Errors name an unknown origin or axis.
+struct GridPosition {
+    int column = 0;
+    int row = 0;
+};
+struct CoordinateSystem {
+    int columns = 0;
+    int rows = 0;
+    int origin_column = 0;  // picture position of the die at (0, 0)
+    int origin_row = 0;
+    int x_sign = 1;  // +1: x grows to the right in the picture
+    int y_sign = 1;  // +1: y grows upwards in the picture
+    GridPosition to_grid(int x, int y) const {
+        return {origin_column + x_sign * x, origin_row - y_sign * y};
+    }
+    void to_floor(int column, int row, int& x, int& y) const {
+        x = x_sign * (column - origin_column);
+        y = y_sign * (origin_row - row);
+    }
+    bool contains(GridPosition p) const {
+        return p.column >= 0 && p.column < columns && p.row >= 0 && p.row < rows;
+    }
+};
+Result<CoordinateSystem> coordinate_system(int columns, int rows, std::string_view origin,
+                                           std::string_view axis);
+
+// Writes `map` as SEMI E142 XML in 2DArray form with the map's bin_type (Ascii, HexaDecimal or
+// Integer2), origin and axis, BinDefinitions from bin_descriptions/good_bins (with BinCount),
+// and a DeviceIdMap overlay when any die has a UID. Errors: a die outside the layout, duplicate
+// coordinates, a code that does not fit the bin type, or no null_bin.
+Result<std::string> write_e142(const WaferMap& map);
+
+// Writes `map` as SINF. SINF has no origin field, so the map must use the SINF reading
+// (UpperLeft, DownRight) and two-hex-digit bins; `__` marks no die.
+Result<std::string> write_sinf(const WaferMap& map);
+
+}  // namespace waferprov::host

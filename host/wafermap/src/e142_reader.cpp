@@ -1,0 +1,625 @@
+// SEMI E142 substrate map reader (expat, SAX). The handlers only collect what the map says,
+// with the line of each element; every check runs afterwards on the collected data, so element
+// order inside MapData does not matter and each message can name the line of its element.
+#include <expat.h>
+
+#include <algorithm>
+#include <climits>
+#include <memory>
+#include <unordered_map>
+
+#include "internal.hpp"
+#include "waferprov/bytes.hpp"
+#include "waferprov/host/wafermap.hpp"
+
+namespace waferprov::host {
+namespace {
+
+using detail::line_error;
+
+struct Attributes {
+    std::vector<std::pair<std::string, std::string>> items;
+    const std::string* find(std::string_view name) const {
+        for (const auto& [k, v] : items)
+            if (k == name) return &v;
+        return nullptr;
+    }
+    std::string get(std::string_view name, std::string_view fallback = "") const {
+        const std::string* v = find(name);
+        return v != nullptr ? *v : std::string(fallback);
+    }
+};
+
+struct LayoutInfo {
+    long line = 0;
+    std::string id;
+    Attributes dimension, step, device_size;
+    bool has_dimension = false;
+    std::string product;
+    std::vector<std::string> children;
+};
+
+struct SubstrateInfo {
+    long line = 0;
+    std::string type, id;
+    std::optional<std::string> lot, slot;
+    long slot_line = 0;
+};
+
+struct Located {
+    long line = 0;
+    Attributes attrs;
+    std::string text;
+};
+
+// A BinCode or DeviceId element, kept lean: a map may hold a million of them.
+struct Entry {
+    long line = 0;
+    std::optional<std::string> x, y;
+    std::string text;
+};
+
+struct Collected {
+    std::vector<std::string> root;  // root element's local name
+    std::vector<LayoutInfo> layouts;
+    std::vector<SubstrateInfo> substrates;
+    std::vector<Located> substrate_maps;  // attrs only
+    std::vector<Located> bin_code_maps;   // attrs only
+    std::vector<Located> bin_definitions;
+    std::vector<Entry> bin_codes;         // rows (2DArray) or X/Y entries (Coordinate)
+    std::vector<Entry> device_ids;
+    long device_id_maps = 0;
+};
+
+// Element names arrive as "namespace-uri|local" (XML_ParserCreateNS); keep the local part.
+std::string local_name(const XML_Char* name) {
+    std::string_view s(name);
+    const auto bar = s.rfind('|');
+    return std::string(bar == std::string_view::npos ? s : s.substr(bar + 1));
+}
+
+struct ParserDeleter {
+    void operator()(XML_Parser p) const noexcept { XML_ParserFree(p); }
+};
+using ParserPtr = std::unique_ptr<std::remove_pointer_t<XML_Parser>, ParserDeleter>;
+
+class E142Parser {
+public:
+    E142Parser(std::string_view source, const MapReadOptions& options)
+        : source_(source), options_(options) {}
+
+    Result<WaferMap> parse(std::string_view xml);
+
+private:
+    static void XMLCALL on_start(void* self, const XML_Char* name, const XML_Char** attrs) {
+        static_cast<E142Parser*>(self)->start(name, attrs);
+    }
+    static void XMLCALL on_end(void* self, const XML_Char* /*name*/) {
+        static_cast<E142Parser*>(self)->end();
+    }
+    static void XMLCALL on_text(void* self, const XML_Char* s, int len) {
+        auto* p = static_cast<E142Parser*>(self);
+        if (p->text_ != nullptr) p->text_->append(s, static_cast<size_t>(len));
+    }
+    static void XMLCALL on_doctype(void* self, const XML_Char* /*name*/, const XML_Char*,
+                                   const XML_Char*, int) {
+        static_cast<E142Parser*>(self)->fail(
+            "DOCTYPE declarations are not accepted in wafer maps (entity expansion guard)");
+    }
+    static void XMLCALL on_entity(void* self, const XML_Char* name, int, const XML_Char*, int,
+                                  const XML_Char*, const XML_Char*, const XML_Char*,
+                                  const XML_Char*) {
+        static_cast<E142Parser*>(self)->fail("entity declaration '" + std::string(name) +
+                                             "' refused");
+    }
+
+    void fail(const std::string& what) {
+        if (!error_) error_ = line_error(source_, line(), what);
+        XML_StopParser(parser_.get(), XML_FALSE);
+    }
+    long line() const { return static_cast<long>(XML_GetCurrentLineNumber(parser_.get())); }
+    const std::string& parent() const {
+        static const std::string none;
+        return stack_.size() >= 2 ? stack_[stack_.size() - 2] : none;
+    }
+    void start(const XML_Char* name, const XML_Char** attrs);
+    void end();
+    Result<WaferMap> build();
+
+    std::string source_;
+    MapReadOptions options_;
+    ParserPtr parser_;
+    std::optional<Error> error_;
+    std::vector<std::string> stack_;
+    std::string* text_ = nullptr;  // where character data goes, if the element carries text
+    size_t text_depth_ = 0;
+    Collected c_;
+};
+
+Attributes read_attributes(const XML_Char** attrs) {
+    Attributes a;
+    for (size_t i = 0; attrs[i] != nullptr; i += 2) a.items.emplace_back(local_name(attrs[i]), attrs[i + 1]);
+    return a;
+}
+
+void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
+    std::string name = local_name(raw_name);
+    stack_.push_back(name);
+    if (stack_.size() == 1) c_.root.push_back(name);
+    if (text_ != nullptr) return;  // markup inside a text element: ignore, keep collecting
+    const std::string& up = parent();
+    const long ln = line();
+    auto collect_text = [&](std::string& into) {
+        text_ = &into;
+        text_depth_ = stack_.size();
+    };
+    if (name == "Layout" && up == "Layouts") {
+        LayoutInfo l;
+        l.line = ln;
+        l.id = read_attributes(raw_attrs).get("LayoutId");
+        c_.layouts.push_back(std::move(l));
+    } else if (!c_.layouts.empty() && up == "Layout") {
+        LayoutInfo& l = c_.layouts.back();
+        if (name == "Dimension") {
+            l.dimension = read_attributes(raw_attrs);
+            l.has_dimension = true;
+        } else if (name == "StepSize") {
+            l.step = read_attributes(raw_attrs);
+        } else if (name == "DeviceSize") {
+            l.device_size = read_attributes(raw_attrs);
+        } else if (name == "ProductId") {
+            collect_text(l.product);
+        }
+    } else if (name == "ChildLayout" && up == "ChildLayouts" && !c_.layouts.empty()) {
+        c_.layouts.back().children.push_back(read_attributes(raw_attrs).get("LayoutId"));
+    } else if (name == "Substrate" && up == "Substrates") {
+        SubstrateInfo s;
+        s.line = ln;
+        Attributes a = read_attributes(raw_attrs);
+        s.type = a.get("SubstrateType");
+        s.id = a.get("SubstrateId");
+        c_.substrates.push_back(std::move(s));
+    } else if (up == "Substrate" && !c_.substrates.empty() &&
+               (name == "LotId" || name == "SlotNumber")) {
+        SubstrateInfo& s = c_.substrates.back();
+        auto& field = name == "LotId" ? s.lot : s.slot;
+        if (field)
+            return fail("Substrate '" + s.id + "' has more than one " + name);
+        field.emplace();
+        if (name == "SlotNumber") s.slot_line = ln;
+        collect_text(*field);
+    } else if (name == "SubstrateMap" && up == "SubstrateMaps") {
+        c_.substrate_maps.push_back(Located{ln, read_attributes(raw_attrs), {}});
+    } else if (name == "BinCodeMap" && up == "Overlay") {
+        c_.bin_code_maps.push_back(Located{ln, read_attributes(raw_attrs), {}});
+    } else if (name == "BinDefinition" && up == "BinDefinitions") {
+        if (c_.bin_definitions.size() >= 65536) return fail("more than 65536 BinDefinitions");
+        c_.bin_definitions.push_back(Located{ln, read_attributes(raw_attrs), {}});
+    } else if ((name == "BinCode" && up == "BinCodeMap") ||
+               (name == "DeviceId" && up == "DeviceIdMap")) {
+        // Bounded before the layout is known: no acceptable map has more rows (2DArray) or
+        // entries (Coordinate, DeviceIdMap) than max_dies.
+        auto& list = name == "BinCode" ? c_.bin_codes : c_.device_ids;
+        if (list.size() >= std::max(options_.max_dies, static_cast<size_t>(options_.max_dimension)))
+            return fail("more " + name + " elements than the limit of " +
+                        std::to_string(options_.max_dies) + " dies");
+        Entry e;
+        e.line = ln;
+        for (size_t i = 0; raw_attrs[i] != nullptr; i += 2) {
+            const std::string attr = local_name(raw_attrs[i]);
+            if (attr == "X") e.x = raw_attrs[i + 1];
+            else if (attr == "Y") e.y = raw_attrs[i + 1];
+        }
+        list.push_back(std::move(e));
+        collect_text(list.back().text);
+    } else if (name == "DeviceIdMap" && (up == "Overlay" || up == "SubstrateMap")) {
+        ++c_.device_id_maps;
+    }
+}
+
+void E142Parser::end() {
+    if (text_ != nullptr && stack_.size() == text_depth_) text_ = nullptr;
+    stack_.pop_back();
+}
+
+Result<WaferMap> E142Parser::parse(std::string_view xml) {
+    if (xml.size() > options_.max_bytes || xml.size() > static_cast<size_t>(INT_MAX))
+        return make_error(ErrorCode::kResourceExhausted,
+                          source_ + ": " + std::to_string(xml.size()) +
+                              " bytes; the limit for a wafer map is " +
+                              std::to_string(options_.max_bytes));
+    parser_.reset(XML_ParserCreateNS(nullptr, '|'));
+    if (!parser_) return make_error(ErrorCode::kInternal, "expat: cannot create a parser");
+    XML_SetUserData(parser_.get(), this);
+    XML_SetElementHandler(parser_.get(), &E142Parser::on_start, &E142Parser::on_end);
+    XML_SetCharacterDataHandler(parser_.get(), &E142Parser::on_text);
+    XML_SetStartDoctypeDeclHandler(parser_.get(), &E142Parser::on_doctype);
+    XML_SetEntityDeclHandler(parser_.get(), &E142Parser::on_entity);
+    // The size is at most INT_MAX (checked above), so one call takes the whole document.
+    const XML_Status status =
+        XML_Parse(parser_.get(), xml.data(), static_cast<int>(xml.size()), XML_TRUE);
+    if (error_) return *error_;
+    if (status != XML_STATUS_OK) {
+        const XML_Error code = XML_GetErrorCode(parser_.get());
+        return line_error(source_, line(),
+                          std::string("malformed XML: ") + XML_ErrorString(code) + " (column " +
+                              std::to_string(XML_GetCurrentColumnNumber(parser_.get()) + 1) + ")");
+    }
+    return build();
+}
+
+// ---- checks on the collected map ----
+
+Result<int> dimension_value(const std::string& source, const LayoutInfo& l, const char* axis,
+                            int cap) {
+    const std::string* v = l.dimension.find(axis);
+    if (v == nullptr)
+        return line_error(source, l.line,
+                          "Layout '" + l.id + "': Dimension has no " + axis + " attribute");
+    auto n = detail::parse_int(detail::trim(*v));
+    if (!n || *n <= 0)
+        return line_error(source, l.line,
+                          "Layout '" + l.id + "': Dimension " + axis + "='" + *v +
+                              "' is not a positive integer");
+    if (*n > cap)
+        return line_error(source, l.line,
+                          "Layout '" + l.id + "': Dimension " + axis + "=" + *v +
+                              " exceeds the limit of " + std::to_string(cap) + " dies");
+    return *n;
+}
+
+struct Placed {
+    GridPosition pos;
+    long line;
+};
+
+std::string coords(int x, int y) {
+    return "(" + std::to_string(x) + ", " + std::to_string(y) + ")";
+}
+
+Result<WaferMap> E142Parser::build() {
+    const std::string& src = source_;
+    if (c_.root.empty() || c_.root.front() != "MapData")
+        return line_error(src, 1,
+                          "root element is <" + (c_.root.empty() ? "" : c_.root.front()) +
+                              ">, not <MapData> (not a SEMI E142 substrate map)");
+    WaferMap map;
+    map.format = "E142";
+
+    // SubstrateMap: exactly one (one wafer per file).
+    if (c_.substrate_maps.size() != 1)
+        return line_error(src, c_.substrate_maps.empty() ? 1 : c_.substrate_maps[1].line,
+                          "expected exactly one SubstrateMap, found " +
+                              std::to_string(c_.substrate_maps.size()) +
+                              " (waferprov reads one wafer per map)");
+    const Located& smap = c_.substrate_maps.front();
+    map.origin = smap.attrs.get("OriginLocation", "LowerLeft");
+    map.axis = smap.attrs.get("AxisDirection", "UpRight");
+    const std::string smap_substrate = smap.attrs.get("SubstrateId");
+
+    // Layout: the one the SubstrateMap's LayoutSpecifier names ("WaferLayout/Devices" -> the
+    // last part), else the only one, else the only leaf (a layout with no ChildLayouts).
+    const LayoutInfo* layout = nullptr;
+    if (const std::string* spec = smap.attrs.find("LayoutSpecifier"); spec != nullptr) {
+        const std::string last = spec->substr(spec->rfind('/') + 1);
+        for (const auto& l : c_.layouts)
+            if (l.id == last) layout = &l;
+        if (layout == nullptr)
+            return line_error(src, smap.line,
+                              "SubstrateMap: LayoutSpecifier '" + *spec +
+                                  "' names no Layout in Layouts");
+    } else {
+        std::vector<const LayoutInfo*> leaves;
+        for (const auto& l : c_.layouts)
+            if (l.children.empty()) leaves.push_back(&l);
+        if (leaves.size() == 1) layout = leaves.front();
+        else if (leaves.empty())
+            return line_error(src, smap.line, "the map has no Layout (Layouts/Layout)");
+        else
+            return line_error(src, smap.line,
+                              "SubstrateMap has no LayoutSpecifier and the map has " +
+                                  std::to_string(leaves.size()) + " device layouts");
+    }
+    if (!layout->has_dimension)
+        return line_error(src, layout->line, "Layout '" + layout->id + "' has no Dimension");
+    WP_ASSIGN_OR_RETURN(map.columns, dimension_value(src, *layout, "X", options_.max_dimension));
+    WP_ASSIGN_OR_RETURN(map.rows, dimension_value(src, *layout, "Y", options_.max_dimension));
+    const Attributes& size = layout->step.items.empty() ? layout->device_size : layout->step;
+    if (!size.items.empty()) {
+        auto w = detail::parse_number(detail::trim(size.get("X")));
+        auto h = detail::parse_number(detail::trim(size.get("Y")));
+        if (!w || !h)
+            return line_error(src, layout->line,
+                              "Layout '" + layout->id + "': StepSize X/Y must be numbers");
+        map.die_width_mm = *w;
+        map.die_height_mm = *h;
+    }
+    map.device = std::string(detail::trim(layout->product));
+
+    auto cs_or = coordinate_system(map.columns, map.rows, map.origin, map.axis);
+    if (!cs_or.ok()) return line_error(src, smap.line, "SubstrateMap: " + cs_or.error().message);
+    const CoordinateSystem cs = *cs_or;
+
+    // Substrate: the one the SubstrateMap names, else the only one.
+    const SubstrateInfo* sub = nullptr;
+    for (const auto& s : c_.substrates)
+        if (!smap_substrate.empty() && s.id == smap_substrate) sub = &s;
+    if (sub == nullptr) {
+        if (c_.substrates.size() != 1)
+            return line_error(src, smap.line,
+                              c_.substrates.empty()
+                                  ? std::string("the map has no Substrate (Substrates/Substrate)")
+                                  : "SubstrateMap SubstrateId '" + smap_substrate +
+                                        "' matches none of the " +
+                                        std::to_string(c_.substrates.size()) + " Substrates");
+        sub = &c_.substrates.front();
+        if (!smap_substrate.empty() && !sub->id.empty() && sub->id != smap_substrate)
+            return line_error(src, smap.line,
+                              "SubstrateMap SubstrateId '" + smap_substrate +
+                                  "' differs from Substrate '" + sub->id + "'");
+    }
+    const std::string sub_name = "Substrate '" + sub->id + "'";
+    if (!sub->lot || detail::trim(*sub->lot).empty())
+        return line_error(src, sub->line, sub_name + " has no LotId");
+    if (!sub->slot || detail::trim(*sub->slot).empty())
+        return line_error(src, sub->line, sub_name + " has no SlotNumber");
+    map.lot = std::string(detail::trim(*sub->lot));
+    auto slot = detail::parse_int(detail::trim(*sub->slot));
+    if (!slot || *slot < 0)
+        return line_error(src, sub->slot_line,
+                          sub_name + ": SlotNumber '" + *sub->slot +
+                              "' is not a non-negative integer");
+    map.wafer = *slot;
+    map.substrate_id = sub->id;
+
+    // BinCodeMap: exactly one.
+    if (c_.bin_code_maps.size() != 1)
+        return line_error(src, c_.bin_code_maps.empty() ? smap.line : c_.bin_code_maps[1].line,
+                          "expected exactly one Overlay/BinCodeMap, found " +
+                              std::to_string(c_.bin_code_maps.size()));
+    const Located& bcm = c_.bin_code_maps.front();
+    const std::string raw_type = bcm.attrs.get("BinType");
+    auto bin_type = detail::canonical_bin_type(raw_type);
+    if (!bin_type)
+        return line_error(src, bcm.line,
+                          "BinCodeMap: unknown BinType '" + raw_type +
+                              "' (expected Ascii, HexaDecimal, Integer2 or Decimal)");
+    map.bin_type = *bin_type;
+    const std::string map_type = bcm.attrs.get("MapType", "2DArray");
+    if (map_type != "2DArray" && map_type != "Coordinate")
+        return line_error(src, bcm.line,
+                          "BinCodeMap: unknown MapType '" + map_type +
+                              "' (expected 2DArray or Coordinate)");
+    if (const std::string* nb = bcm.attrs.find("NullBin"); nb != nullptr) {
+        auto code = detail::normalize_code(map.bin_type, *nb);
+        if (!code)
+            return line_error(src, bcm.line,
+                              "BinCodeMap: NullBin '" + *nb + "' is not a " + map.bin_type +
+                                  " bin code");
+        map.null_bin = *code;
+    }
+
+    // BinDefinitions.
+    std::unordered_map<std::string, std::pair<long, long>> declared_counts;  // code -> line, count
+    for (const auto& def : c_.bin_definitions) {
+        const std::string raw = def.attrs.get("BinCode");
+        auto code = detail::normalize_code(map.bin_type, raw);
+        if (!code)
+            return line_error(src, def.line,
+                              "BinDefinition: BinCode '" + raw + "' is not a " + map.bin_type +
+                                  " bin code");
+        if (map.bin_descriptions.count(*code) != 0)
+            return line_error(src, def.line, "BinDefinition: bin '" + *code + "' defined twice");
+        const std::string quality = def.attrs.get("BinQuality");
+        std::string text = def.attrs.get("BinDescription");
+        if (text.empty()) text = quality;
+        else if (!quality.empty()) text += " (" + quality + ")";
+        map.bin_descriptions[*code] = text;
+        if (detail::iequals(quality, "Pass") || detail::iequals(quality, "Good") ||
+            detail::iequals(def.attrs.get("Pick"), "true"))
+            map.good_bins.push_back(*code);
+        if (const std::string* count = def.attrs.find("BinCount"); count != nullptr) {
+            auto n = detail::parse_int(detail::trim(*count));
+            if (!n || *n < 0)
+                return line_error(src, def.line,
+                                  "BinDefinition " + *code + ": BinCount '" + *count +
+                                      "' is not a non-negative integer");
+            declared_counts[*code] = {def.line, *n};
+        }
+    }
+    std::sort(map.good_bins.begin(), map.good_bins.end());
+
+    // `where` makes the element's description only when there is an error to report.
+    auto check_code = [&](std::string_view raw, long ln, const auto& where) -> Result<std::string> {
+        auto code = detail::normalize_code(map.bin_type, raw);
+        if (!code)
+            return line_error(src, ln,
+                              where() + ": '" + std::string(raw) + "' is not a " + map.bin_type +
+                                  " bin code");
+        if (*code != map.null_bin && map.bin_descriptions.count(*code) == 0)
+            return line_error(src, ln,
+                              where() + ": bin code '" + *code + "' is not in BinDefinitions");
+        return *code;
+    };
+
+    // Dies, placed on the picture grid (column from the left, row from the top). Only cells
+    // that the map names are stored, so a hostile Dimension costs no memory.
+    struct Cell {
+        std::string code;
+        long line = 0;
+        std::optional<wpid1::Uid> uid;
+        long uid_line = 0;
+    };
+    std::unordered_map<uint64_t, Cell> cells;
+    auto cell_key = [&](GridPosition p) {
+        return static_cast<uint64_t>(p.row) * static_cast<uint64_t>(map.columns) +
+               static_cast<uint64_t>(p.column);
+    };
+    size_t die_count = 0;
+    auto add_cell = [&](GridPosition p, std::string code, long ln) -> Status {
+        if (code != map.null_bin && ++die_count > options_.max_dies)
+            return line_error(src, ln,
+                              "the map holds more than the limit of " +
+                                  std::to_string(options_.max_dies) + " dies");
+        cells.emplace(cell_key(p), Cell{std::move(code), ln, std::nullopt, 0});
+        return ok_status();
+    };
+    const std::string layout_size =
+        std::to_string(map.columns) + " x " + std::to_string(map.rows);
+    if (map_type == "2DArray") {
+        if (c_.bin_codes.size() != static_cast<size_t>(map.rows))
+            return line_error(src,
+                              c_.bin_codes.size() > static_cast<size_t>(map.rows)
+                                  ? c_.bin_codes[static_cast<size_t>(map.rows)].line
+                                  : bcm.line,
+                              "BinCodeMap has " + std::to_string(c_.bin_codes.size()) +
+                                  " BinCode rows; Layout Dimension Y is " +
+                                  std::to_string(map.rows));
+        const int width = detail::code_width(map.bin_type);
+        for (size_t r = 0; r < c_.bin_codes.size(); ++r) {
+            const Entry& row = c_.bin_codes[r];
+            // Line breaks and tabs are layout; a space is a code only for an Ascii map whose
+            // NullBin is a space.
+            std::string_view text = detail::trim(
+                row.text, map.bin_type == "Ascii" && map.null_bin == " " ? "\t\r\n"
+                                                                          : detail::kWhitespace);
+            std::vector<std::string_view> codes;
+            std::string compact;
+            if (width == 0) {
+                size_t i = 0;
+                while (i < text.size()) {
+                    const size_t j = text.find_first_of(" \t\r\n,", i);
+                    const size_t e = j == std::string_view::npos ? text.size() : j;
+                    if (e > i) codes.push_back(text.substr(i, e - i));
+                    i = e + 1;
+                }
+                if (codes.size() != static_cast<size_t>(map.columns))
+                    return line_error(src, row.line,
+                                      "BinCode row " + std::to_string(r + 1) + " has " +
+                                          std::to_string(codes.size()) +
+                                          " codes; Dimension X is " + std::to_string(map.columns));
+            } else {
+                std::string_view body = text;
+                if (width > 1 && body.find_first_of(detail::kWhitespace) != std::string_view::npos) {
+                    // Hex rows may separate codes with blanks.
+                    for (char ch : body)
+                        if (detail::kWhitespace.find(ch) == std::string_view::npos) compact += ch;
+                    body = compact;
+                }
+                const size_t w = static_cast<size_t>(width);
+                if (body.size() != static_cast<size_t>(map.columns) * w)
+                    return line_error(src, row.line,
+                                      "BinCode row " + std::to_string(r + 1) + " has " +
+                                          std::to_string(body.size()) +
+                                          " characters; Dimension X " +
+                                          std::to_string(map.columns) + " at " +
+                                          std::to_string(width) + " per die needs " +
+                                          std::to_string(map.columns * width));
+                for (size_t i = 0; i < body.size(); i += w) codes.push_back(body.substr(i, w));
+            }
+            for (size_t col = 0; col < codes.size(); ++col) {
+                WP_ASSIGN_OR_RETURN(std::string code,
+                                    check_code(codes[col], row.line, [&] {
+                                        return "BinCode row " + std::to_string(r + 1) +
+                                               " column " + std::to_string(col + 1);
+                                    }));
+                if (code == map.null_bin) continue;
+                WP_RETURN_IF_ERROR(add_cell({static_cast<int>(col), static_cast<int>(r)},
+                                            std::move(code), row.line));
+            }
+        }
+    } else {
+        for (const Entry& e : c_.bin_codes) {
+            auto x = detail::parse_int(detail::trim(e.x.value_or("")));
+            auto y = detail::parse_int(detail::trim(e.y.value_or("")));
+            if (!x || !y)
+                return line_error(src, e.line,
+                                  "BinCode (Coordinate form) needs integer X and Y attributes");
+            const GridPosition p = cs.to_grid(*x, *y);
+            const auto where = [&] { return "BinCode at " + coords(*x, *y); };
+            if (!cs.contains(p))
+                return line_error(src, e.line,
+                                  where() + " is outside the " + layout_size + " layout (" +
+                                      map.origin + ", " + map.axis + ")");
+            if (auto it = cells.find(cell_key(p)); it != cells.end())
+                return line_error(src, e.line,
+                                  where() + " duplicates the BinCode on line " +
+                                      std::to_string(it->second.line));
+            WP_ASSIGN_OR_RETURN(std::string code,
+                                check_code(detail::trim(e.text), e.line, where));
+            WP_RETURN_IF_ERROR(add_cell(p, std::move(code), e.line));
+        }
+    }
+
+    // DeviceIdMap: per-die UIDs by floor coordinate.
+    if (c_.device_id_maps > 1)
+        return line_error(src, smap.line, "more than one DeviceIdMap");
+    for (const Entry& e : c_.device_ids) {
+        auto x = detail::parse_int(detail::trim(e.x.value_or("")));
+        auto y = detail::parse_int(detail::trim(e.y.value_or("")));
+        if (!x || !y)
+            return line_error(src, e.line, "DeviceId needs integer X and Y attributes");
+        const GridPosition p = cs.to_grid(*x, *y);
+        const auto where = [&] { return "DeviceId at " + coords(*x, *y); };
+        if (!cs.contains(p))
+            return line_error(src, e.line, where() + " is outside the " + layout_size + " layout");
+        auto it = cells.find(cell_key(p));
+        if (it == cells.end() || it->second.code == map.null_bin)
+            return line_error(src, e.line, where() + ": no die at that position in the BinCodeMap");
+        if (it->second.uid_line != 0)
+            return line_error(src, e.line,
+                              where() + " duplicates the DeviceId on line " +
+                                  std::to_string(it->second.uid_line));
+        const std::string_view hex = detail::trim(e.text);
+        auto uid = from_hex_fixed<wpid1::kUidSize>(hex, "UID");
+        if (hex.size() != 2 * wpid1::kUidSize || !uid.ok())
+            return line_error(src, e.line,
+                              where() + ": UID '" + std::string(hex.substr(0, 40)) +
+                                  "' is not 32 hex digits");
+        it->second.uid = *uid;
+        it->second.uid_line = e.line;
+    }
+
+    // Dies in picture order: top row first, left to right.
+    std::vector<std::pair<uint64_t, Cell*>> order;
+    order.reserve(cells.size());
+    for (auto& [key, c] : cells)
+        if (c.code != map.null_bin) order.emplace_back(key, &c);
+    std::sort(order.begin(), order.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    map.dies.reserve(order.size());
+    for (auto& [key, c] : order) {
+        MapDie d;
+        cs.to_floor(static_cast<int>(key % static_cast<uint64_t>(map.columns)),
+                    static_cast<int>(key / static_cast<uint64_t>(map.columns)), d.x, d.y);
+        d.bin = std::move(c->code);
+        d.uid = c->uid;
+        map.dies.push_back(std::move(d));
+    }
+
+    // BinCount, where given, must agree with the dies: a disagreement means a damaged map.
+    if (!declared_counts.empty()) {
+        const auto counts = count_by_bin(map);
+        for (const auto& [code, declared] : declared_counts) {
+            if (code == map.null_bin) continue;
+            const auto it = counts.find(code);
+            const long actual = it == counts.end() ? 0 : static_cast<long>(it->second);
+            if (actual != declared.second)
+                return line_error(src, declared.first,
+                                  "BinDefinition " + code + ": BinCount=" +
+                                      std::to_string(declared.second) + " but the map holds " +
+                                      std::to_string(actual) + " dies of that bin");
+        }
+    }
+    return map;
+}
+
+}  // namespace
+
+Result<WaferMap> read_e142(std::string_view xml, std::string_view source,
+                           const MapReadOptions& options) {
+    E142Parser parser(source, options);
+    return parser.parse(xml);
+}
+
+}  // namespace waferprov::host

@@ -1,0 +1,224 @@
+// Coordinate systems, die selection, format detection and the shared helpers.
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <set>
+
+#include "internal.hpp"
+#include "waferprov/host/wafermap.hpp"
+
+namespace waferprov::host {
+namespace detail {
+
+std::string_view trim(std::string_view s, std::string_view chars) {
+    const auto b = s.find_first_not_of(chars);
+    if (b == std::string_view::npos) return {};
+    const auto e = s.find_last_not_of(chars);
+    return s.substr(b, e - b + 1);
+}
+
+std::string to_upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+std::optional<int> parse_int(std::string_view s) {
+    if (s.empty()) return std::nullopt;
+    if (s.front() == '+') s.remove_prefix(1);
+    int v = 0;
+    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::optional<double> parse_number(std::string_view s) {
+    if (s.empty() || s.size() > 32) return std::nullopt;
+    double v = 0;
+    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || ptr != s.data() + s.size() || !(v >= 0) || v > 1e6)
+        return std::nullopt;
+    return v;
+}
+
+std::optional<std::string> canonical_bin_type(std::string_view bin_type) {
+    for (const char* name : {"Ascii", "HexaDecimal", "Integer2", "Decimal"})
+        if (iequals(bin_type, name)) return std::string(name);
+    return std::nullopt;
+}
+
+int code_width(std::string_view bin_type) {
+    if (bin_type == "Ascii") return 1;
+    if (bin_type == "HexaDecimal") return 2;
+    if (bin_type == "Integer2") return 4;
+    return 0;
+}
+
+std::optional<std::string> normalize_code(std::string_view bin_type, std::string_view code) {
+    if (bin_type == "Ascii") {
+        if (code.size() != 1 || code[0] < 0x20 || code[0] > 0x7e) return std::nullopt;
+        return std::string(code);
+    }
+    if (bin_type == "Decimal") {
+        if (code.empty() || code.size() > 9 ||
+            !std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return std::nullopt;
+        return std::to_string(*parse_int(code));
+    }
+    const size_t width = static_cast<size_t>(code_width(bin_type));
+    if (width == 0 || code.size() != width ||
+        !std::all_of(code.begin(), code.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }))
+        return std::nullopt;
+    return to_upper(code);
+}
+
+Error line_error(std::string_view source, long line, const std::string& what) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string(source) + ": line " + std::to_string(line) + ": " + what);
+}
+
+std::string xml_escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&apos;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace detail
+
+Result<CoordinateSystem> coordinate_system(int columns, int rows, std::string_view origin,
+                                           std::string_view axis) {
+    CoordinateSystem cs;
+    cs.columns = columns;
+    cs.rows = rows;
+    // The origin die in picture terms (column from the left, row from the top).
+    if (origin == "LowerLeft") {
+        cs.origin_column = 0;
+        cs.origin_row = rows - 1;
+    } else if (origin == "UpperLeft") {
+        cs.origin_column = 0;
+        cs.origin_row = 0;
+    } else if (origin == "UpperRight") {
+        cs.origin_column = columns - 1;
+        cs.origin_row = 0;
+    } else if (origin == "LowerRight") {
+        cs.origin_column = columns - 1;
+        cs.origin_row = rows - 1;
+    } else if (origin == "Center") {
+        // With an even count the centre falls between two dies; take the left / upper one.
+        cs.origin_column = (columns - 1) / 2;
+        cs.origin_row = (rows - 1) / 2;
+    } else {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "unknown OriginLocation '" + std::string(origin) +
+                              "' (expected LowerLeft, UpperLeft, UpperRight, LowerRight or Center)");
+    }
+    if (axis == "UpRight") {
+        cs.x_sign = 1;
+        cs.y_sign = 1;
+    } else if (axis == "DownRight") {
+        cs.x_sign = 1;
+        cs.y_sign = -1;
+    } else if (axis == "UpLeft") {
+        cs.x_sign = -1;
+        cs.y_sign = 1;
+    } else if (axis == "DownLeft") {
+        cs.x_sign = -1;
+        cs.y_sign = -1;
+    } else {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "unknown AxisDirection '" + std::string(axis) +
+                              "' (expected UpRight, DownRight, UpLeft or DownLeft)");
+    }
+    return cs;
+}
+
+namespace {
+
+bool hex_codes(const WaferMap& map) {
+    return map.format == "SINF" || map.bin_type == "HexaDecimal" || map.bin_type == "Integer2";
+}
+
+std::string canonical_request(const WaferMap& map, const std::string& bin) {
+    if (map.bin_type == "Decimal") {
+        if (auto n = detail::normalize_code("Decimal", bin)) return *n;
+        return bin;
+    }
+    return hex_codes(map) ? detail::to_upper(bin) : bin;
+}
+
+}  // namespace
+
+Result<std::vector<MapDie>> select_dies(const WaferMap& map, const std::vector<std::string>& bins) {
+    if (bins.empty())
+        return make_error(ErrorCode::kInvalidArgument, "no bins given to provision");
+    std::set<std::string> wanted;
+    for (const auto& b : bins) {
+        std::string code = canonical_request(map, b);
+        if (map.bin_descriptions.find(code) == map.bin_descriptions.end()) {
+            std::string defined;
+            for (const auto& [k, v] : map.bin_descriptions) defined += (defined.empty() ? "" : " ") + k;
+            return make_error(ErrorCode::kInvalidArgument,
+                              "bin '" + b + "' is not defined in the map of " + map.lot +
+                                  " wafer " + std::to_string(map.wafer) + " (defined: " +
+                                  defined + ")");
+        }
+        wanted.insert(std::move(code));
+    }
+    std::vector<MapDie> out;
+    for (const auto& d : map.dies)
+        if (wanted.count(d.bin) != 0) out.push_back(d);
+    return out;
+}
+
+std::map<std::string, size_t> count_by_bin(const WaferMap& map) {
+    std::map<std::string, size_t> counts;
+    for (const auto& [code, description] : map.bin_descriptions) counts[code] = 0;
+    for (const auto& d : map.dies) ++counts[d.bin];
+    return counts;
+}
+
+Result<WaferMap> read_map_file(const std::filesystem::path& file, const MapReadOptions& options) {
+    const std::string name = file.string();
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (ec)
+        return make_error(ErrorCode::kIo, "cannot read wafer map " + name + ": " + ec.message());
+    if (size > options.max_bytes)
+        return make_error(ErrorCode::kResourceExhausted,
+                          "wafer map " + name + " is " + std::to_string(size) +
+                              " bytes; the limit is " + std::to_string(options.max_bytes));
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return make_error(ErrorCode::kIo, "cannot open wafer map " + name);
+    std::string text(static_cast<size_t>(size), '\0');
+    in.read(text.data(), static_cast<std::streamsize>(size));
+    if (static_cast<size_t>(in.gcount()) != size)
+        return make_error(ErrorCode::kIo, "short read of wafer map " + name);
+    // UTF-8 byte-order mark, then blanks, then '<' for XML.
+    std::string_view body(text);
+    if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
+    body = detail::trim(body);
+    if (!body.empty() && body.front() == '<') return read_e142(text, name, options);
+    return read_sinf(text, name, options);
+}
+
+}  // namespace waferprov::host
