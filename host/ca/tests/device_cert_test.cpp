@@ -1,0 +1,158 @@
+// Device certificates signed with the PEM signer: the profile field by field, chain
+// verification (X509_STORE for many, the openssl CLI for a couple), serials, refusals.
+#include <chrono>
+
+#include "ca_test_util.hpp"
+
+namespace waferprov::host::test {
+namespace {
+
+class PemChain : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ChainOptions o;
+        o.product = "WP-TEST";
+        files_ = must(init_pem_chain(dir_.path() / "chain", o), "init_pem_chain");
+        signer_ = must(make_signer(files_.signer), "make_signer");
+        ca_ski_ = must(certificate_ski(signer_->certificate_der()), "ca ski");
+    }
+    TempDir dir_;
+    ChainFiles files_;
+    std::unique_ptr<Signer> signer_;
+    Bytes ca_ski_;
+};
+
+TEST_F(PemChain, DeviceCertificateHasTheDocumentedProfile) {
+    const auto req = sample_request(ca_ski_, 1);
+    const Bytes der = must(build_device_certificate(req, *signer_), "build");
+    expect_profile(der, req, signer_->certificate_der());
+}
+
+TEST_F(PemChain, TemplateFieldsAreOptional) {
+    auto req = sample_request(ca_ski_, 2);
+    req.subject_template = {};
+    const Bytes der = must(build_device_certificate(req, *signer_), "build");
+    expect_profile(der, req, signer_->certificate_der());
+}
+
+TEST_F(PemChain, X509StoreVerifiesManyCertificates) {
+    auto builder = must(DeviceCertBuilder::create(*signer_), "builder");
+    std::vector<Bytes> certs;
+    for (uint32_t i = 0; i < 200; ++i) certs.push_back(must(builder.build(sample_request(ca_ski_, i)), "build"));
+    expect_store_verifies(files_.root_cert, files_.ca_cert, certs);
+}
+
+TEST_F(PemChain, OpensslCliVerifiesDeviceCertificates) {
+    for (uint32_t i = 0; i < 2; ++i) {
+        const auto device = dir_.path() / ("device" + std::to_string(i) + ".pem");
+        write_pem(device, must(build_device_certificate(sample_request(ca_ski_, 100 + i), *signer_), "build"));
+        std::string out;
+        EXPECT_EQ(openssl_verify(files_.root_cert, files_.ca_cert, device, out), 0) << out;
+        EXPECT_NE(out.find(": OK"), std::string::npos) << out;
+    }
+}
+
+TEST_F(PemChain, WrongRootFailsVerification) {
+    TempDir other;
+    auto other_chain = must(init_pem_chain(other.path(), {}), "other chain");
+    const auto device = dir_.path() / "device.pem";
+    write_pem(device, must(build_device_certificate(sample_request(ca_ski_, 5), *signer_), "build"));
+    std::string out;
+    EXPECT_NE(openssl_verify(other_chain.root_cert, files_.ca_cert, device, out), 0) << out;
+}
+
+TEST_F(PemChain, RefusesOffCurvePublicKey) {
+    auto req = sample_request(ca_ski_, 3);
+    req.public_key[64] ^= 0x01;  // y + 1 (or - 1): no longer on the curve
+    auto r = build_device_certificate(req, *signer_);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message.find("not a point on P-256"), std::string::npos) << r.error().message;
+
+    req.public_key[0] = 0x02;  // not the uncompressed form
+    r = build_device_certificate(req, *signer_);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("uncompressed"), std::string::npos) << r.error().message;
+}
+
+TEST_F(PemChain, RefusesBadSerialsAndNames) {
+    auto req = sample_request(ca_ski_, 4);
+    req.serial = Bytes(4, 0);
+    EXPECT_FALSE(build_device_certificate(req, *signer_).ok());
+    req.serial = Bytes(20, 0xff);  // 21 DER octets with the sign octet
+    EXPECT_FALSE(build_device_certificate(req, *signer_).ok());
+    req.serial = Bytes(20, 0x7f);  // exactly 20: fine
+    EXPECT_TRUE(build_device_certificate(req, *signer_).ok());
+    req.serial = {0x80};  // top bit set: encoded 00 80, positive
+    const Bytes der = must(build_device_certificate(req, *signer_), "serial 0x80");
+    expect_profile(der, req, signer_->certificate_der());
+
+    req.product = std::string(32, 'P');
+    EXPECT_FALSE(build_device_certificate(req, *signer_).ok());
+    req.product = "";
+    EXPECT_FALSE(build_device_certificate(req, *signer_).ok());
+    req.product = "WP";
+    req.subject_template.country = "Germany";
+    EXPECT_FALSE(build_device_certificate(req, *signer_).ok());
+}
+
+TEST_F(PemChain, ParallelBuildsFromFourThreads) {
+    auto builder = must(DeviceCertBuilder::create(*signer_), "builder");
+    std::vector<DeviceCertRequest> reqs;
+    for (uint32_t i = 0; i < 200; ++i) reqs.push_back(sample_request(ca_ski_, i));
+    std::vector<Bytes> certs(reqs.size());
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (size_t t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (size_t i = t; i < reqs.size(); i += 4) {
+                auto r = builder.build(reqs[i]);
+                if (r.ok()) certs[i] = std::move(r).value();
+                else ++failures;
+            }
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0);
+    expect_store_verifies(files_.root_cert, files_.ca_cert, certs);
+}
+
+TEST(DeviceSerial, IsPositiveSixteenOctetsDeterministicAndKeyed) {
+    const Bytes ski(20, 0x11);
+    const auto pk = fresh_public_key();
+    const Bytes s = device_serial(ski, pk);
+    ASSERT_EQ(s.size(), 16u);
+    EXPECT_EQ(s[0] & 0x80, 0);
+    EXPECT_NE(s[0], 0);
+    EXPECT_EQ(s, device_serial(ski, pk));
+    EXPECT_NE(s, device_serial(Bytes(20, 0x12), pk));
+    EXPECT_NE(s, device_serial(ski, fresh_public_key()));
+    // The exact definition: SHA-256("WPID-1 serial" || ski || pk)[0..16), octet 0 masked.
+    const std::string label = "WPID-1 serial";
+    Bytes in;
+    in.reserve(label.size() + ski.size() + pk.size());
+    in.insert(in.end(), label.begin(), label.end());
+    in.insert(in.end(), ski.begin(), ski.end());
+    in.insert(in.end(), pk.begin(), pk.end());
+    const auto h = ca_detail::sha256(in);
+    Bytes want(h.begin(), h.begin() + 16);
+    want[0] = static_cast<uint8_t>(want[0] & 0x7f);
+    if (want[0] == 0) want[0] = 1;
+    EXPECT_EQ(s, want);
+}
+
+TEST(DieLocationExtension, RoundTripsAndIsStrict) {
+    for (const DieLocation& loc : {DieLocation{"A1", 1, 0, 0}, DieLocation{"LOT-Ü", 25, -32768, 32767},
+                                   DieLocation{"", 0, -1, 128}, DieLocation{"X", 7, 2147483647, -2147483647 - 1}}) {
+        const Bytes der = must(encode_die_location(loc), "encode");
+        EXPECT_EQ(must(decode_die_location(der), "decode"), loc);
+    }
+    // SEQUENCE { UTF8String "A", INTEGER 1, INTEGER 2 }: a field missing.
+    const Bytes short_seq = {0x30, 0x09, 0x0c, 0x01, 'A', 0x02, 0x01, 0x01, 0x02, 0x01, 0x02};
+    EXPECT_FALSE(decode_die_location(short_seq).ok());
+    // Exact encoding of a small value, as documented.
+    EXPECT_EQ(to_hex(must(encode_die_location({"L1", 3, -4, 12}), "encode")),
+              "300d0c024c310201030201fc02010c");
+}
+
+}  // namespace
+}  // namespace waferprov::host::test
