@@ -1,0 +1,168 @@
+// waferprov ledger verify|export|show|summary  (docs/ledger.md)
+#include <iostream>
+#include <memory>
+
+#include "cli.hpp"
+#include "waferprov/host/ca_signers.hpp"
+#include "waferprov/host/ledger.hpp"
+
+namespace waferprov::cli {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: waferprov ledger verify --ledger FILE\n"
+    "       waferprov ledger verify --export DIR --ca FILE\n"
+    "       waferprov ledger export --ledger FILE --out DIR --ca-key FILE --ca-cert FILE\n"
+    "       waferprov ledger show --ledger FILE [--uid HEX]\n"
+    "       waferprov ledger summary --ledger FILE\n"
+    "\n"
+    "verify --ledger: recomputes the event hash chain and checks that replaying it yields the\n"
+    "  records table, the quota counter and the stored head.\n"
+    "verify --export: checks an export as the customer does, without the ledger: the manifest\n"
+    "  signature under the CA certificate (--ca: PEM, a bundle is accepted if it contains the\n"
+    "  manifest's CA certificate), the file hashes, the chain, the counts and every device\n"
+    "  certificate (key, serial, subject serialNumber = UID, signed by the CA).\n"
+    "export: writes records.jsonl, events.jsonl, manifest.json and manifest.sig into DIR (which\n"
+    "  must not exist), signing the manifest with the manufacturer CA key (PEM).\n"
+    "show/summary: the job, counts per state, quota used and left, the chain head; with --uid,\n"
+    "  one die's record.\n"
+    "Exit status: 0 ok; 1 verification failed or an error; 2 usage.\n";
+
+int usage_error(const std::string& msg) {
+    std::cerr << "waferprov ledger: " << msg << "\n" << kUsage;
+    return kExitUsage;
+}
+
+int fail(const Error& e) {
+    std::cerr << "waferprov ledger: " << e.describe() << "\n";
+    return kExitFailure;
+}
+
+int report(const host::VerifyReport& rep, const std::string& what) {
+    if (rep.ok()) {
+        std::cout << what << ": OK - " << rep.events << " events, " << rep.records
+                  << " records, chain head " << to_hex(rep.head.hash) << "\n";
+        return kExitOk;
+    }
+    std::cout << what << ": FAILED - " << rep.problems.size() << " problem(s)\n";
+    for (const auto& p : rep.problems) std::cout << "  " << p << "\n";
+    return kExitFailure;
+}
+
+int run_verify(const ParsedArgs& a) {
+    if (a.has("export")) {
+        if (!a.has("ca")) return usage_error("verify --export needs --ca FILE");
+        auto rep = host::Ledger::verify_export(a.get("export"), a.get("ca"));
+        if (!rep.ok()) return fail(rep.error());
+        return report(*rep, "export " + a.get("export"));
+    }
+    if (!a.has("ledger")) return usage_error("verify needs --ledger FILE or --export DIR --ca FILE");
+    auto l = host::Ledger::open_existing(a.get("ledger"));
+    if (!l.ok()) return fail(l.error());
+    auto rep = (*l)->verify();
+    if (!rep.ok()) return fail(rep.error());
+    return report(*rep, "ledger " + a.get("ledger"));
+}
+
+int run_export(const ParsedArgs& a) {
+    for (const char* k : {"ledger", "out", "ca-key", "ca-cert"})
+        if (!a.has(k)) return usage_error(std::string("export needs --") + k);
+    auto l = host::Ledger::open_existing(a.get("ledger"));
+    if (!l.ok()) return fail(l.error());
+    auto signer = host::make_signer(host::PemSignerConfig{a.get("ca-key"), a.get("ca-cert")});
+    if (!signer.ok()) return fail(signer.error());
+    if (auto st = (*l)->export_to(a.get("out"), **signer); !st.ok()) return fail(st.error());
+    std::cout << "exported " << a.get("ledger") << " to " << a.get("out") << " (manifest signed by "
+              << (*signer)->describe() << ")\n";
+    return kExitOk;
+}
+
+void print_record(const host::LedgerRecord& r) {
+    std::cout << "uid          " << to_hex(r.uid) << "\n"
+              << "location     " << r.loc.describe() << "\n"
+              << "state        " << host::to_string(r.state) << "\n"
+              << "serial       " << to_hex(r.serial) << "\n"
+              << "public key   " << to_hex(r.public_key) << "\n"
+              << "wrapped key  " << to_hex(r.wrapped) << "\n"
+              << "certificate  " << r.certificate_der.size() << " bytes DER\n"
+              << "issued       " << host::iso8601_utc(r.issued_us) << "\n"
+              << "delivered    " << host::iso8601_utc(r.delivered_us) << "\n"
+              << "result       " << host::iso8601_utc(r.result_us) << "\n"
+              << "updated      " << host::iso8601_utc(r.updated_us) << "\n"
+              << "tester       " << r.tester << "\n"
+              << "bin          " << r.bin << "\n"
+              << "reissues     " << r.reissues << "\n";
+    if (!r.void_reason.empty()) std::cout << "void reason  " << r.void_reason << "\n";
+}
+
+int run_show(const ParsedArgs& a) {
+    if (!a.has("ledger")) return usage_error("show needs --ledger FILE");
+    auto l = host::Ledger::open_existing(a.get("ledger"));
+    if (!l.ok()) return fail(l.error());
+    if (a.has("uid")) {
+        auto uid = from_hex_fixed<wpid1::kUidSize>(a.get("uid"), "--uid");
+        if (!uid.ok()) return usage_error(uid.error().message);
+        auto r = (*l)->find_uid(*uid);
+        if (!r.ok()) return fail(r.error());
+        if (!r->has_value()) {
+            std::cerr << "waferprov ledger: UID " << a.get("uid") << " is not in the ledger\n";
+            return kExitFailure;
+        }
+        print_record(**r);
+        return kExitOk;
+    }
+    const auto& c = (*l)->config();
+    auto counts = (*l)->counts();
+    auto quota = (*l)->quota();
+    auto head = (*l)->head();
+    if (!counts.ok()) return fail(counts.error());
+    if (!quota.ok()) return fail(quota.error());
+    if (!head.ok()) return fail(head.error());
+    std::cout << "job          " << c.job_id << "\n"
+              << "customer     " << c.customer << "\n"
+              << "product      " << c.product << "\n";
+    for (host::DieState s : {host::DieState::kIssued, host::DieState::kDelivered,
+                             host::DieState::kProgrammed, host::DieState::kFailed,
+                             host::DieState::kVoid}) {
+        std::string name = host::to_string(s);
+        name.resize(13, ' ');
+        std::cout << name << counts->of(s) << "\n";
+    }
+    std::cout << "total        " << counts->total() << "\n"
+              << "quota        " << quota->quota << " (used " << quota->used << ", left "
+              << quota->left() << ")\n"
+              << "chain head   event " << head->events << " " << to_hex(head->hash) << "\n";
+    return kExitOk;
+}
+
+int run_ledger(const Args& args) {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+        (args.empty() ? std::cerr : std::cout) << kUsage;
+        return args.empty() ? kExitUsage : kExitOk;
+    }
+    const std::string sub = args[0];
+    ParsedArgs a;
+    std::string error;
+    if (!parse_args(Args(args.begin() + 1, args.end()),
+                    {"ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid"}, {"help"}, a,
+                    error))
+        return usage_error(error);
+    if (a.has("help")) {
+        std::cout << kUsage;
+        return kExitOk;
+    }
+    if (!a.positionals.empty()) return usage_error("unexpected argument " + a.positionals[0]);
+    if (sub == "verify") return run_verify(a);
+    if (sub == "export") return run_export(a);
+    if (sub == "show" || sub == "summary") {
+        if (sub == "summary" && a.has("uid")) return usage_error("summary takes no --uid");
+        return run_show(a);
+    }
+    return usage_error("unknown subcommand '" + sub + "'");
+}
+
+}  // namespace
+
+WAFERPROV_COMMAND(ledger, "verify, export and inspect the production ledger", run_ledger);
+
+}  // namespace waferprov::cli

@@ -1,0 +1,216 @@
+// The production ledger: the tamper-evident record of every identity a job issued, and the
+// enforcer of the customer's quota. docs/ledger.md describes the schema, the state machine, the
+// hash-chained event log (to the byte), the export format and the crash-safety argument.
+//
+// The public API is storage-neutral; the implementation is SQLite (WAL, synchronous=FULL). Every
+// mutation is one transaction taken with BEGIN IMMEDIATE, so several processes of the same job
+// (a `run` and a `serve`) may open the same file.
+//
+// Thread-safety: a Ledger serializes its calls internally (one mutex around one connection), so
+// one Ledger may be shared by the pipeline's commit stage and the tester service's threads.
+// Calls from several threads queue behind each other; for concurrency across processes SQLite's
+// locking (busy_timeout) does the queuing.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "waferprov/bytes.hpp"
+#include "waferprov/host/model.hpp"
+#include "waferprov/host/signer.hpp"
+#include "waferprov/result.hpp"
+#include "waferprov/wpid1.hpp"
+
+namespace waferprov::host {
+
+// The job a ledger belongs to. Stored at creation; a ledger refuses to open under another job.
+// Text fields are printable ASCII (0x20..0x7e), at most 256 characters.
+struct LedgerConfig {
+    std::string job_id;
+    std::string customer;
+    std::string product;
+    uint64_t quota = 0;  // identities the job may issue, ever (retests are not counted)
+    // How long a write waits for another process holding the ledger's write lock.
+    int busy_timeout_ms = 30000;
+};
+
+// One identity the pipeline offers for a die.
+struct NewIdentity {
+    DieLocation loc;
+    wpid1::Uid uid{};
+    Bytes serial;                        // certificate serial number, big-endian, 1..20 bytes
+    std::array<uint8_t, 65> public_key{};  // uncompressed SEC1 point 04 || X || Y
+    wpid1::WrappedKey wrapped{};
+    Bytes certificate_der;
+    std::string tester;  // tester id that asked for it (may be empty)
+};
+
+// A die's identity as stored. Times are UTC microseconds since the Unix epoch; 0 = never.
+struct LedgerRecord {
+    wpid1::Uid uid{};
+    DieLocation loc;
+    Bytes serial;
+    std::array<uint8_t, 65> public_key{};
+    wpid1::WrappedKey wrapped{};
+    Bytes certificate_der;
+    DieState state = DieState::kIssued;
+    int64_t issued_us = 0;
+    int64_t delivered_us = 0;   // first delivery
+    int64_t result_us = 0;      // when PROGRAMMED/FAILED was reported
+    int64_t updated_us = 0;     // last change of any kind
+    std::string tester;         // the last tester that touched the die
+    std::string bin;            // the bin the tester reported with the result ("" = none yet)
+    uint32_t reissues = 0;      // retests that were given this existing identity
+    std::string void_reason;    // why it was voided ("" unless VOID)
+    bool operator==(const LedgerRecord&) const = default;
+};
+
+enum class RecordOutcome {
+    kIssued,          // new identity stored and counted against the quota
+    kReissued,        // retest: the existing identity is returned, the offered one discarded
+    kConflict,        // refused (UID/location/serial clash or a VOID die); an ALARM was logged
+    kQuotaExhausted,  // refused: the quota is used up; nothing of the item was stored
+};
+const char* to_string(RecordOutcome o) noexcept;
+
+struct RecordResult {
+    RecordOutcome outcome = RecordOutcome::kIssued;
+    // kIssued: the record stored; kReissued: the existing record (deliver this one);
+    // kConflict: the existing record the offer clashed with; kQuotaExhausted: none.
+    std::optional<LedgerRecord> record;
+    std::string message;
+};
+
+// Outcomes of state transitions, for the tester link to map onto its protocol.
+enum class TransitionStatus {
+    kOk,
+    kUnknownUid,         // no record has this UID
+    kNotDelivered,       // a result for a die whose identity was never delivered
+    kDuplicateResult,    // a result for a die that already has one (PROGRAMMED/FAILED)
+    kAlreadyProgrammed,  // a delivery for a die already PROGRAMMED
+    kVoided,             // the die's identity is VOID
+    kInvalidArgument,    // bad tester id / bin / reason text
+};
+const char* to_string(TransitionStatus s) noexcept;
+
+struct TransitionResult {
+    wpid1::Uid uid{};
+    TransitionStatus status = TransitionStatus::kOk;
+    std::optional<LedgerRecord> record;  // the record after the call (if the UID is known)
+    std::string message;
+};
+
+// A result the tester reports for one die.
+struct DieResult {
+    wpid1::Uid uid{};
+    bool programmed = false;  // true: PROGRAMMED, false: FAILED
+    std::string bin;
+};
+
+struct StateCounts {
+    uint64_t issued = 0, delivered = 0, programmed = 0, failed = 0, voided = 0;
+    uint64_t total() const { return issued + delivered + programmed + failed + voided; }
+    uint64_t of(DieState s) const;
+    bool operator==(const StateCounts&) const = default;
+};
+
+struct QuotaStatus {
+    uint64_t quota = 0;
+    uint64_t used = 0;
+    uint64_t left() const { return used >= quota ? 0 : quota - used; }
+};
+
+struct ChainHead {
+    uint64_t events = 0;  // number of events (the last event's seq)
+    std::array<uint8_t, 32> hash{};
+};
+
+struct VerifyReport {
+    uint64_t events = 0;
+    uint64_t records = 0;
+    ChainHead head;                    // as recomputed
+    std::vector<std::string> problems;  // empty = verified; each names the event seq / record UID
+    bool ok() const { return problems.empty(); }
+};
+
+class Ledger {
+public:
+    // Creates the ledger at `path` (binding it to config's job, customer, product and quota) or
+    // opens an existing one, which must belong to the same job with the same customer, product
+    // and quota (else kInvalidArgument naming the mismatch).
+    static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& path,
+                                                const LedgerConfig& config);
+    // Opens an existing ledger of whatever job (for verify, export, show). Never creates.
+    static Result<std::unique_ptr<Ledger>> open_existing(const std::filesystem::path& path,
+                                                         int busy_timeout_ms = 30000);
+
+    ~Ledger();
+    Ledger(const Ledger&) = delete;
+    Ledger& operator=(const Ledger&) = delete;
+
+    const LedgerConfig& config() const;
+
+    // Records a batch of offered identities in ONE transaction (group commit), in order; each
+    // item sees the effect of the items before it. Per item: see RecordOutcome. An error (bad
+    // input, storage failure) means nothing of the batch was written.
+    Result<std::vector<RecordResult>> record_batch(std::span<const NewIdentity> batch);
+
+    Result<std::optional<LedgerRecord>> find_uid(const wpid1::Uid& uid);
+    Result<std::optional<LedgerRecord>> find_location(const DieLocation& loc);
+    // Every record of one wafer, ordered by y, x.
+    Result<std::vector<LedgerRecord>> list_wafer(const std::string& lot, int wafer);
+    // Calls fn for every record ordered by lot, wafer, y, x, from one consistent snapshot.
+    // fn must not call back into this Ledger. A non-ok Status from fn stops and is returned.
+    Status for_each(const std::function<Status(const LedgerRecord&)>& fn);
+
+    Result<StateCounts> counts();
+    Result<QuotaStatus> quota();
+    Result<uint64_t> quota_left();
+    Result<ChainHead> head();
+
+    // ISSUED -> DELIVERED (FAILED -> DELIVERED and DELIVERED -> DELIVERED for a retest, logged).
+    // One transaction for the batch.
+    Result<std::vector<TransitionResult>> mark_delivered(std::span<const wpid1::Uid> uids,
+                                                         const std::string& tester);
+    // DELIVERED -> PROGRAMMED / FAILED with the bin. One transaction for the batch.
+    Result<std::vector<TransitionResult>> mark_results(std::span<const DieResult> results,
+                                                       const std::string& tester);
+    Result<TransitionResult> mark_result(const wpid1::Uid& uid, bool programmed,
+                                         const std::string& bin, const std::string& tester);
+    // Any state but VOID -> VOID. The identity keeps counting against the quota.
+    Result<TransitionResult> void_identity(const wpid1::Uid& uid, const std::string& reason);
+
+    // Recomputes the hash chain and replays it against the records, the quota counter, the job
+    // binding and the stored head. An Error only for storage failures; findings go in problems.
+    Result<VerifyReport> verify();
+
+    // Writes an export (records.jsonl, events.jsonl, manifest.json, manifest.sig) into `dir`,
+    // which must not exist; built in a sibling temporary directory, fsynced and renamed into
+    // place, so `dir` either appears complete or not at all. The manifest is signed through
+    // `ca` (the manufacturer CA).
+    Status export_to(const std::filesystem::path& dir, Signer& ca);
+
+    // Checks an export as a customer would, without the ledger: `ca_pem` is the manufacturer CA
+    // certificate (PEM; a bundle is accepted when it contains the manifest's CA certificate).
+    // An Error only if the export or the CA file cannot be read at all; findings go in problems.
+    static Result<VerifyReport> verify_export(const std::filesystem::path& dir,
+                                              const std::filesystem::path& ca_pem);
+
+    struct Impl;
+
+private:
+    explicit Ledger(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// "2024-05-01T12:00:00.000123Z"; "" for 0.
+std::string iso8601_utc(int64_t epoch_us);
+
+}  // namespace waferprov::host

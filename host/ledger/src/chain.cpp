@@ -1,0 +1,394 @@
+#include "chain.hpp"
+
+#include <chrono>
+#include <stdexcept>
+
+#include <openssl/evp.h>
+
+#include "waferprov/ossl.hpp"
+
+namespace waferprov::host::chain {
+
+using nlohmann::json;
+
+bool valid_text(std::string_view s, bool allow_empty) {
+    if (s.empty()) return allow_empty;
+    if (s.size() > kMaxText) return false;
+    for (char c : s)
+        if (c < 0x20 || c > 0x7e) return false;
+    return true;
+}
+
+Hash sha256(ByteSpan data) {
+    Hash h{};
+    unsigned int n = 0;
+    if (EVP_Digest(data.data(), data.size(), h.data(), &n, EVP_sha256(), nullptr) != 1 ||
+        n != h.size())
+        throw std::runtime_error("SHA-256 failed");  // only on OpenSSL memory failure
+    return h;
+}
+
+Hash chain_step(const Hash& prev, std::string_view payload) {
+    Bytes buf(prev.begin(), prev.end());
+    buf.insert(buf.end(), payload.begin(), payload.end());
+    return sha256(buf);
+}
+
+std::string canonical(const json& j) { return j.dump(); }
+
+json record_json(const LedgerRecord& r) {
+    json j = mutable_json(r);
+    j["uid"] = to_hex(r.uid);
+    j["lot"] = r.loc.lot;
+    j["wafer"] = r.loc.wafer;
+    j["x"] = r.loc.x;
+    j["y"] = r.loc.y;
+    j["serial"] = to_hex(r.serial);
+    j["public_key"] = to_hex(r.public_key);
+    j["wrapped_key"] = to_hex(r.wrapped);
+    j["certificate"] = to_hex(r.certificate_der);
+    j["issued"] = r.issued_us;
+    return j;
+}
+
+json mutable_json(const LedgerRecord& r) {
+    return json{{"state", to_string(r.state)}, {"delivered", r.delivered_us},
+                {"result", r.result_us},       {"updated", r.updated_us},
+                {"tester", r.tester},          {"bin", r.bin},
+                {"reissues", r.reissues},      {"void_reason", r.void_reason}};
+}
+
+json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial) {
+    return json{{"uid", to_hex(uid)}, {"lot", loc.lot}, {"wafer", loc.wafer},
+                {"x", loc.x},         {"y", loc.y},     {"serial", to_hex(serial)}};
+}
+
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// ---- replay ---------------------------------------------------------------------------------
+
+namespace {
+
+// A malformed event; thrown by the field readers and caught in Replayer::apply, which turns it
+// into a problem (exceptions never leave this file).
+struct BadEvent : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+const json& field(const json& j, const char* key) {
+    if (!j.is_object()) throw BadEvent("not a JSON object");
+    auto it = j.find(key);
+    if (it == j.end()) throw BadEvent(std::string("missing \"") + key + "\"");
+    return *it;
+}
+
+int64_t get_int(const json& j, const char* key) {
+    const json& v = field(j, key);
+    if (v.is_number_unsigned()) {
+        const auto u = v.get<uint64_t>();
+        if (u > static_cast<uint64_t>(INT64_MAX)) throw BadEvent(std::string(key) + " too large");
+        return static_cast<int64_t>(u);
+    }
+    if (v.is_number_integer()) return v.get<int64_t>();
+    throw BadEvent(std::string(key) + " is not an integer");
+}
+
+int get_int32(const json& j, const char* key) {
+    const int64_t v = get_int(j, key);
+    if (v < INT32_MIN || v > INT32_MAX) throw BadEvent(std::string(key) + " out of range");
+    return static_cast<int>(v);
+}
+
+uint64_t get_uint(const json& j, const char* key) {
+    const int64_t v = get_int(j, key);
+    if (v < 0) throw BadEvent(std::string(key) + " is negative");
+    return static_cast<uint64_t>(v);
+}
+
+std::string get_text(const json& j, const char* key, bool allow_empty = true) {
+    const json& v = field(j, key);
+    if (!v.is_string()) throw BadEvent(std::string(key) + " is not a string");
+    auto s = v.get<std::string>();
+    if (!valid_text(s, allow_empty)) throw BadEvent(std::string(key) + " is not valid text");
+    return s;
+}
+
+Bytes get_hex(const json& j, const char* key) {
+    const json& v = field(j, key);
+    if (!v.is_string()) throw BadEvent(std::string(key) + " is not a string");
+    const auto& s = v.get_ref<const std::string&>();
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            throw BadEvent(std::string(key) + " is not lower-case hex");
+    auto b = from_hex(s, key);
+    if (!b.ok()) throw BadEvent(b.error().message);
+    return *b;
+}
+
+template <size_t N>
+std::array<uint8_t, N> get_hex_fixed(const json& j, const char* key) {
+    const Bytes b = get_hex(j, key);
+    if (b.size() != N) throw BadEvent(std::string(key) + " has the wrong length");
+    std::array<uint8_t, N> a{};
+    std::copy(b.begin(), b.end(), a.begin());
+    return a;
+}
+
+DieState get_state(const json& j, const char* key) {
+    auto s = die_state_from_string(get_text(j, key));
+    if (!s.ok()) throw BadEvent(s.error().message);
+    return *s;
+}
+
+void check_keys(const json& j, std::initializer_list<const char*> keys) {
+    if (!j.is_object()) throw BadEvent("not a JSON object");
+    if (j.size() != keys.size()) throw BadEvent("unexpected members");
+    for (const char* k : keys)
+        if (!j.contains(k)) throw BadEvent(std::string("missing \"") + k + "\"");
+}
+
+// The mutable fields; the caller has checked the object's key set.
+void read_mutable_fields(const json& m, LedgerRecord& r) {
+    r.state = get_state(m, "state");
+    r.delivered_us = get_int(m, "delivered");
+    r.result_us = get_int(m, "result");
+    r.updated_us = get_int(m, "updated");
+    r.tester = get_text(m, "tester");
+    r.bin = get_text(m, "bin");
+    const uint64_t reissues = get_uint(m, "reissues");
+    if (reissues > UINT32_MAX) throw BadEvent("reissues out of range");
+    r.reissues = static_cast<uint32_t>(reissues);
+    r.void_reason = get_text(m, "void_reason");
+}
+
+void read_mutable(const json& m, LedgerRecord& r) {
+    check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
+                   "void_reason"});
+    read_mutable_fields(m, r);
+}
+
+void check_location(const json& l) {
+    check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial"});
+    (void)get_hex_fixed<wpid1::kUidSize>(l, "uid");
+    (void)get_text(l, "lot", false);
+    (void)get_int32(l, "wafer");
+    (void)get_int32(l, "x");
+    (void)get_int32(l, "y");
+    (void)get_hex(l, "serial");
+}
+
+}  // namespace
+
+void Replayer::problem(std::string text) {
+    if (problems_.size() < kMaxProblems) problems_.push_back(std::move(text));
+    else if (problems_.size() == kMaxProblems) problems_.emplace_back("(further problems not listed)");
+}
+
+bool Replayer::apply(std::string_view payload, const std::optional<Hash>& stored_hash) {
+    const uint64_t seq = events_ + 1;
+    const std::string where = "event " + std::to_string(seq);
+    const Hash next = chain_step(head_, payload);
+    if (stored_hash && *stored_hash != next)
+        problem(where + ": stored hash " + to_hex(*stored_hash) + " does not match the chain (" +
+                to_hex(next) + ")");
+    head_ = next;
+    events_ = seq;
+    try {
+        const json j = json::parse(payload);
+        if (canonical(j) != payload) throw BadEvent("not in canonical form");
+        const uint64_t got_seq = get_uint(j, "seq");
+        if (got_seq != seq)
+            throw BadEvent("carries seq " + std::to_string(got_seq) +
+                           " (events deleted, inserted or reordered)");
+        return apply_parsed(j, seq, get_text(j, "type", false), get_int(j, "time"));
+    } catch (const BadEvent& e) {
+        problem(where + ": " + e.what());
+    } catch (const json::exception& e) {
+        problem(where + ": malformed JSON: " + e.what());
+    }
+    return false;
+}
+
+bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type, int64_t time) {
+    const std::string where = "event " + std::to_string(seq) + " (" + type + ")";
+    if (type == "GENESIS") {
+        check_keys(j, {"seq", "type", "time", "format", "job_id", "customer", "product", "quota"});
+        if (seq != 1) throw BadEvent("GENESIS is not the first event");
+        if (get_text(j, "format") != kLedgerFormat) throw BadEvent("unknown ledger format");
+        genesis_ = Genesis{get_text(j, "job_id", false), get_text(j, "customer"),
+                           get_text(j, "product"), get_uint(j, "quota"), time};
+        return true;
+    }
+    if (!genesis_) throw BadEvent("the chain does not start with GENESIS");
+    if (type == "ISSUE") {
+        check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"});
+        const json& rj = field(j, "record");
+        check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
+                        "certificate", "issued", "state", "delivered", "result", "updated",
+                        "tester", "bin", "reissues", "void_reason"});
+        LedgerRecord r;
+        r.uid = get_hex_fixed<wpid1::kUidSize>(rj, "uid");
+        if (get_hex_fixed<wpid1::kUidSize>(j, "uid") != r.uid)
+            throw BadEvent("uid differs from the record's");
+        r.loc.lot = get_text(rj, "lot", false);
+        r.loc.wafer = get_int32(rj, "wafer");
+        r.loc.x = get_int32(rj, "x");
+        r.loc.y = get_int32(rj, "y");
+        r.serial = get_hex(rj, "serial");
+        r.public_key = get_hex_fixed<65>(rj, "public_key");
+        r.wrapped = get_hex_fixed<wpid1::kWrappedKeySize>(rj, "wrapped_key");
+        r.certificate_der = get_hex(rj, "certificate");
+        r.issued_us = get_int(rj, "issued");
+        read_mutable_fields(rj, r);
+        if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() ||
+            !r.void_reason.empty())
+            throw BadEvent("a new record must be ISSUED with no history");
+        if (r.serial.empty() || r.serial.size() > 20) throw BadEvent("serial length");
+        const std::string uid_hex = to_hex(r.uid);
+        if (records_.count(r.uid) != 0)
+            throw BadEvent("UID " + uid_hex + " issued twice");
+        const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.x, r.loc.y);
+        if (by_location_.count(key) != 0)
+            throw BadEvent(r.loc.describe() + " issued twice");
+        if (by_serial_.count(r.serial) != 0)
+            throw BadEvent("serial " + to_hex(r.serial) + " issued twice");
+        const uint64_t used = get_uint(j, "quota_used");
+        if (used != quota_used_ + 1)
+            throw BadEvent("quota_used " + std::to_string(used) + " but " +
+                           std::to_string(quota_used_ + 1) + " identities issued");
+        if (used > genesis_->quota) throw BadEvent("the quota is exceeded");
+        quota_used_ = used;
+        by_location_.emplace(key, r.uid);
+        by_serial_.emplace(r.serial, r.uid);
+        records_.emplace(r.uid, std::move(r));
+        return true;
+    }
+    if (type == "REISSUE" || type == "DELIVER" || type == "RESULT" || type == "VOID") {
+        check_keys(j, {"seq", "type", "time", "uid", "after"});
+        const auto uid = get_hex_fixed<wpid1::kUidSize>(j, "uid");
+        auto it = records_.find(uid);
+        if (it == records_.end()) throw BadEvent("UID " + to_hex(uid) + " was never issued");
+        LedgerRecord after = it->second;
+        read_mutable(field(j, "after"), after);
+        const LedgerRecord& before = it->second;
+        bool legal = false;
+        if (type == "REISSUE") {
+            legal = before.state != DieState::kVoid && after.state == before.state &&
+                    after.reissues == before.reissues + 1 && after.bin == before.bin &&
+                    after.delivered_us == before.delivered_us &&
+                    after.result_us == before.result_us && after.void_reason.empty();
+        } else if (type == "DELIVER") {
+            legal = (before.state == DieState::kIssued || before.state == DieState::kDelivered ||
+                     before.state == DieState::kFailed) &&
+                    after.state == DieState::kDelivered && after.reissues == before.reissues &&
+                    after.void_reason.empty();
+        } else if (type == "RESULT") {
+            legal = before.state == DieState::kDelivered &&
+                    (after.state == DieState::kProgrammed || after.state == DieState::kFailed) &&
+                    after.reissues == before.reissues && after.void_reason.empty() &&
+                    after.delivered_us == before.delivered_us;
+        } else {  // VOID
+            legal = before.state != DieState::kVoid && after.state == DieState::kVoid &&
+                    after.reissues == before.reissues && !after.void_reason.empty();
+        }
+        if (!legal)
+            throw BadEvent(std::string("illegal transition ") + to_string(before.state) + " -> " +
+                           to_string(after.state) + " for UID " + to_hex(uid));
+        it->second = std::move(after);
+        return true;
+    }
+    if (type == "ALARM") {
+        check_keys(j, {"seq", "type", "time", "reason", "offered", "existing", "tester"});
+        (void)get_text(j, "reason", false);
+        (void)get_text(j, "tester");
+        check_location(field(j, "offered"));
+        check_location(field(j, "existing"));
+        return true;
+    }
+    if (type == "QUOTA_REFUSED") {
+        check_keys(j, {"seq", "type", "time", "offered", "quota", "quota_used", "tester"});
+        check_location(field(j, "offered"));
+        (void)get_text(j, "tester");
+        if (get_uint(j, "quota") != genesis_->quota || get_uint(j, "quota_used") != quota_used_)
+            throw BadEvent("quota figures do not match the chain");
+        return true;
+    }
+    throw BadEvent(where + ": unknown event type");
+}
+
+// ---- base64 ---------------------------------------------------------------------------------
+
+namespace {
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(ByteSpan data) {
+    std::string out;
+    out.reserve((data.size() + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 3 <= data.size(); i += 3) {
+        const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
+        out += kB64[v >> 18];
+        out += kB64[(v >> 12) & 63];
+        out += kB64[(v >> 6) & 63];
+        out += kB64[v & 63];
+    }
+    if (data.size() - i == 1) {
+        const uint32_t v = uint32_t{data[i]} << 16;
+        out += kB64[v >> 18];
+        out += kB64[(v >> 12) & 63];
+        out += "==";
+    } else if (data.size() - i == 2) {
+        const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
+        out += kB64[v >> 18];
+        out += kB64[(v >> 12) & 63];
+        out += kB64[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+std::optional<Bytes> base64_decode(std::string_view text) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    Bytes out;
+    out.reserve(text.size() / 4 * 3);
+    auto val = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    for (size_t i = 0; i < text.size(); i += 4) {
+        const bool last = i + 4 == text.size();
+        int v[4];
+        int pad = 0;
+        for (int k = 0; k < 4; ++k) {
+            const char c = text[i + static_cast<size_t>(k)];
+            if (c == '=' && last && k >= 2) {
+                v[k] = 0;
+                ++pad;
+            } else {
+                if (pad != 0) return std::nullopt;
+                v[k] = val(c);
+                if (v[k] < 0) return std::nullopt;
+            }
+        }
+        const uint32_t w = (static_cast<uint32_t>(v[0]) << 18) |
+                           (static_cast<uint32_t>(v[1]) << 12) |
+                           (static_cast<uint32_t>(v[2]) << 6) | static_cast<uint32_t>(v[3]);
+        out.push_back(static_cast<uint8_t>(w >> 16));
+        if (pad < 2) out.push_back(static_cast<uint8_t>(w >> 8));
+        if (pad < 1) out.push_back(static_cast<uint8_t>(w));
+    }
+    // Only the canonical encoding is accepted (no stray bits in the padding).
+    if (base64_encode(out) != text) return std::nullopt;
+    return out;
+}
+
+}  // namespace waferprov::host::chain

@@ -1,0 +1,85 @@
+// The ledger's event encoding, hash chain and replay (internal header). Shared by
+// Ledger::verify() (over the database) and Ledger::verify_export() (over events.jsonl), so both
+// apply exactly the rules docs/ledger.md specifies.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "waferprov/host/ledger.hpp"
+
+namespace waferprov::host::chain {
+
+using Hash = std::array<uint8_t, 32>;
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr const char* kLedgerFormat = "waferprov-ledger/1";
+inline constexpr size_t kMaxText = 256;
+inline constexpr size_t kMaxProblems = 200;
+
+// Text fields (job id, lot, tester, bin, reasons) are printable ASCII so that the canonical JSON
+// of an event is fully specified (only '"' and '\' need escaping).
+bool valid_text(std::string_view s, bool allow_empty = true);
+
+Hash sha256(ByteSpan data);
+// SHA-256(prev || payload): the chain step.
+Hash chain_step(const Hash& prev, std::string_view payload);
+
+// The canonical encoding: nlohmann::json (std::map: keys sorted bytewise) dumped compactly.
+std::string canonical(const nlohmann::json& j);
+
+// JSON forms of a record: full (ISSUE) and the mutable part (every later change).
+nlohmann::json record_json(const LedgerRecord& r);
+nlohmann::json mutable_json(const LedgerRecord& r);
+nlohmann::json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial);
+
+struct Genesis {
+    std::string job_id, customer, product;
+    uint64_t quota = 0;
+    int64_t time_us = 0;
+};
+
+// Replays a chain of event payloads, one at a time, checking encoding, sequence, hash linkage
+// and the state machine, and rebuilding the records and the quota counter.
+class Replayer {
+public:
+    // Applies the next event. `stored_hash`, if given, is the hash stored alongside (database).
+    // Returns false when the event could not be applied (a problem was added).
+    bool apply(std::string_view payload, const std::optional<Hash>& stored_hash = std::nullopt);
+
+    uint64_t events() const { return events_; }
+    const Hash& head() const { return head_; }
+    const std::optional<Genesis>& genesis() const { return genesis_; }
+    uint64_t quota_used() const { return quota_used_; }
+    const std::map<wpid1::Uid, LedgerRecord>& records() const { return records_; }
+    std::vector<std::string>& problems() { return problems_; }
+    void problem(std::string text);
+
+private:
+    bool apply_parsed(const nlohmann::json& j, uint64_t seq, const std::string& type,
+                      int64_t time);
+    uint64_t events_ = 0;
+    Hash head_{};
+    std::optional<Genesis> genesis_;
+    uint64_t quota_used_ = 0;
+    std::map<wpid1::Uid, LedgerRecord> records_;
+    std::map<std::tuple<std::string, int, int, int>, wpid1::Uid> by_location_;
+    std::map<Bytes, wpid1::Uid> by_serial_;
+    std::vector<std::string> problems_;
+};
+
+// Strict base64 (RFC 4648, with padding, no line breaks).
+std::string base64_encode(ByteSpan data);
+std::optional<Bytes> base64_decode(std::string_view text);
+
+int64_t now_us();
+
+}  // namespace waferprov::host::chain

@@ -1,0 +1,578 @@
+// Ledger::export_to and Ledger::verify_export (docs/ledger.md, "Export").
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ledger_impl.hpp"
+#include "waferprov/ossl.hpp"
+
+namespace waferprov::host {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kExportFormat = "waferprov-ledger-export/1";
+constexpr const char* kRecordsFile = "records.jsonl";
+constexpr const char* kEventsFile = "events.jsonl";
+constexpr const char* kManifestFile = "manifest.json";
+constexpr const char* kSignatureFile = "manifest.sig";
+
+using Bio = ossl::Ptr<BIO, BIO_free_all>;
+using Asn1Integer = ossl::Ptr<ASN1_INTEGER, ASN1_INTEGER_free>;
+
+void fclose_file(std::FILE* f) { std::fclose(f); }
+using FilePtr = ossl::Ptr<std::FILE, fclose_file>;
+
+Status fsync_path(const fs::path& p, bool directory) {
+    const int fd = ::open(p.c_str(), (directory ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return make_error(ErrorCode::kIo, "opening " + p.string() + ": " + std::strerror(errno));
+    int rc;
+    do {
+        rc = ::fsync(fd);
+    } while (rc != 0 && errno == EINTR);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) return make_error(ErrorCode::kIo, "fsync " + p.string() + ": " + std::strerror(err));
+    return ok_status();
+}
+
+// A file being written: buffered, SHA-256 over everything written, fsynced on finish().
+class HashingFile {
+public:
+    static Result<HashingFile> create(const fs::path& p) {
+        HashingFile f;
+        f.path_ = p;
+        f.file_.reset(std::fopen(p.c_str(), "wbx"));
+        if (!f.file_)
+            return make_error(ErrorCode::kIo, "creating " + p.string() + ": " + std::strerror(errno));
+        f.md_.reset(EVP_MD_CTX_new());
+        if (!f.md_ || EVP_DigestInit_ex(f.md_.get(), EVP_sha256(), nullptr) != 1)
+            return ossl::ossl_error("SHA-256 init");
+        return f;
+    }
+    Status write(std::string_view s) {
+        if (std::fwrite(s.data(), 1, s.size(), file_.get()) != s.size())
+            return make_error(ErrorCode::kIo, "writing " + path_.string() + ": " + std::strerror(errno));
+        if (EVP_DigestUpdate(md_.get(), s.data(), s.size()) != 1) return ossl::ossl_error("SHA-256");
+        size_ += s.size();
+        return ok_status();
+    }
+    Status finish() {
+        if (std::fflush(file_.get()) != 0 || ::fsync(::fileno(file_.get())) != 0)
+            return make_error(ErrorCode::kIo, "flushing " + path_.string() + ": " + std::strerror(errno));
+        if (std::fclose(file_.release()) != 0)
+            return make_error(ErrorCode::kIo, "closing " + path_.string() + ": " + std::strerror(errno));
+        unsigned int n = 0;
+        if (EVP_DigestFinal_ex(md_.get(), hash_.data(), &n) != 1) return ossl::ossl_error("SHA-256");
+        return ok_status();
+    }
+    const chain::Hash& hash() const { return hash_; }
+    uint64_t size() const { return size_; }
+
+private:
+    fs::path path_;
+    FilePtr file_;
+    ossl::MdCtx md_;
+    chain::Hash hash_{};
+    uint64_t size_ = 0;
+};
+
+ordered_json export_record_json(const LedgerRecord& r) {
+    return ordered_json{{"uid", to_hex(r.uid)},
+                        {"lot", r.loc.lot},
+                        {"wafer", r.loc.wafer},
+                        {"x", r.loc.x},
+                        {"y", r.loc.y},
+                        {"serial", to_hex(r.serial)},
+                        {"state", to_string(r.state)},
+                        {"public_key", to_hex(r.public_key)},
+                        {"wrapped_key", to_hex(r.wrapped)},
+                        {"certificate", chain::base64_encode(r.certificate_der)}};
+}
+
+Result<std::string> read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return make_error(ErrorCode::kIo, "cannot read " + p.string());
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string lower(std::string s) {
+    for (auto& c : s)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return s;
+}
+
+Result<ossl::X509Ptr> parse_der_cert(ByteSpan der) {
+    const unsigned char* p = der.data();
+    ossl::X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    if (!cert) return ossl::ossl_error("not a DER X.509 certificate");
+    if (p != der.data() + der.size()) {
+        return make_error(ErrorCode::kInvalidArgument, "trailing bytes after the certificate");
+    }
+    return cert;
+}
+
+Bytes cert_der(X509* cert) {
+    unsigned char* out = nullptr;
+    const int n = i2d_X509(cert, &out);
+    if (n <= 0) return {};
+    Bytes b(out, out + n);
+    OPENSSL_free(out);
+    return b;
+}
+
+}  // namespace
+
+// ---- export ---------------------------------------------------------------------------------
+
+Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
+    const fs::path dir = fs::absolute(dir_in).lexically_normal();
+    std::error_code ec;
+    if (fs::exists(dir, ec))
+        return make_error(ErrorCode::kInvalidArgument,
+                          "export: " + dir.string() + " already exists (an export never overwrites)");
+    const fs::path parent = dir.parent_path();
+    fs::create_directories(parent, ec);
+    std::random_device rd;
+    const fs::path tmp = parent / ("." + dir.filename().string() + ".partial-" +
+                                   std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    fs::remove_all(tmp, ec);
+    if (!fs::create_directory(tmp, ec))
+        return make_error(ErrorCode::kIo, "export: creating " + tmp.string() + ": " + ec.message());
+    // Whatever happens below, a failed export leaves no partial directory behind (a crash may,
+    // but its name starts with '.' and ends in .partial-*, and it has no manifest.sig).
+    struct Cleanup {
+        fs::path p;
+        bool armed = true;
+        ~Cleanup() {
+            std::error_code e;
+            if (armed) fs::remove_all(p, e);
+        }
+    } cleanup{tmp};
+
+    ordered_json manifest;
+    {
+        std::lock_guard lock(impl_->mu);
+        Impl& m = *impl_;
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));  // one snapshot
+        LedgerConfig job;
+        uint64_t quota_used = 0, head_seq = 0;
+        Bytes head_hash;
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, "
+                                                "quota_used, head_seq, head_hash FROM job"));
+            sql::Query q(m.db.get(), s);
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) return make_error(ErrorCode::kIntegrityFailure, "export: no job row");
+            job.job_id = q.text_col(0);
+            job.customer = q.text_col(1);
+            job.product = q.text_col(2);
+            job.quota = static_cast<uint64_t>(q.int_col(3));
+            quota_used = static_cast<uint64_t>(q.int_col(4));
+            head_seq = static_cast<uint64_t>(q.int_col(5));
+            head_hash = q.blob_col(6);
+        }
+        // events.jsonl: each line is the exact payload the chain hashes. Replayed as it is
+        // written, so a ledger that fails verification is never exported and signed.
+        chain::Replayer rp;
+        WP_ASSIGN_OR_RETURN(auto events, HashingFile::create(tmp / kEventsFile));
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT payload, hash FROM events ORDER BY seq"));
+            sql::Query q(m.db.get(), s);
+            for (;;) {
+                WP_ASSIGN_OR_RETURN(const bool row, q.step());
+                if (!row) break;
+                const std::string payload = q.text_col(0);
+                chain::Hash stored{};
+                const Bytes hb = q.blob_col(1);
+                if (hb.size() == stored.size()) std::copy(hb.begin(), hb.end(), stored.begin());
+                rp.apply(payload, stored);
+                WP_RETURN_IF_ERROR(events.write(payload));
+                WP_RETURN_IF_ERROR(events.write("\n"));
+            }
+        }
+        WP_RETURN_IF_ERROR(events.finish());
+        if (rp.events() != head_seq || Bytes(rp.head().begin(), rp.head().end()) != head_hash)
+            rp.problem("the stored chain head differs from the recomputed one");
+        if (rp.quota_used() != quota_used) rp.problem("the quota counter differs from the chain");
+
+        WP_ASSIGN_OR_RETURN(auto records, HashingFile::create(tmp / kRecordsFile));
+        StateCounts counts;
+        uint64_t n_records = 0;
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT_ORDERED));
+            sql::Query q(m.db.get(), s);
+            for (;;) {
+                WP_ASSIGN_OR_RETURN(const bool row, q.step());
+                if (!row) break;
+                WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
+                auto it = rp.records().find(r.uid);
+                if (it == rp.records().end() || !(it->second == r))
+                    rp.problem("record UID " + to_hex(r.uid) + " differs from the event log");
+                ++n_records;
+                switch (r.state) {
+                    case DieState::kIssued: ++counts.issued; break;
+                    case DieState::kDelivered: ++counts.delivered; break;
+                    case DieState::kProgrammed: ++counts.programmed; break;
+                    case DieState::kFailed: ++counts.failed; break;
+                    case DieState::kVoid: ++counts.voided; break;
+                }
+                WP_RETURN_IF_ERROR(records.write(export_record_json(r).dump()));
+                WP_RETURN_IF_ERROR(records.write("\n"));
+            }
+        }
+        WP_RETURN_IF_ERROR(records.finish());
+        if (n_records != rp.records().size())
+            rp.problem("the records table and the event log hold different numbers of records");
+        WP_RETURN_IF_ERROR(txn.commit());
+        if (!rp.problems().empty())
+            return make_error(ErrorCode::kIntegrityFailure,
+                              "export refused: the ledger fails verification: " +
+                                  rp.problems().front());
+
+        ordered_json jcounts;
+        for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
+                            DieState::kFailed, DieState::kVoid})
+            jcounts[to_string(st)] = counts.of(st);
+        manifest["format"] = kExportFormat;
+        manifest["job_id"] = job.job_id;
+        manifest["customer"] = job.customer;
+        manifest["product"] = job.product;
+        manifest["quota"] = job.quota;
+        manifest["quota_used"] = quota_used;
+        manifest["records"] = n_records;
+        manifest["counts"] = jcounts;
+        manifest["chain"] = ordered_json{{"events", rp.events()}, {"head", to_hex(rp.head())}};
+        manifest["files"] = ordered_json{
+            {kRecordsFile, ordered_json{{"sha256", to_hex(records.hash())}, {"bytes", records.size()}}},
+            {kEventsFile, ordered_json{{"sha256", to_hex(events.hash())}, {"bytes", events.size()}}}};
+        manifest["ca_certificate"] = chain::base64_encode(ca.certificate_der());
+        manifest["signature"] = "ECDSA P-256 SHA-256 over manifest.json, DER, in manifest.sig";
+        manifest["exported_at"] = iso8601_utc(chain::now_us());
+    }
+    const std::string manifest_text = manifest.dump(2) + "\n";
+    const chain::Hash digest = chain::sha256(
+        ByteSpan(reinterpret_cast<const uint8_t*>(manifest_text.data()), manifest_text.size()));
+    WP_ASSIGN_OR_RETURN(const Bytes sig, ca.sign_sha256_digest(digest));
+    {
+        WP_ASSIGN_OR_RETURN(auto mf, HashingFile::create(tmp / kManifestFile));
+        WP_RETURN_IF_ERROR(mf.write(manifest_text));
+        WP_RETURN_IF_ERROR(mf.finish());
+        WP_ASSIGN_OR_RETURN(auto sf, HashingFile::create(tmp / kSignatureFile));
+        WP_RETURN_IF_ERROR(
+            sf.write(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size())));
+        WP_RETURN_IF_ERROR(sf.finish());
+    }
+    WP_RETURN_IF_ERROR(fsync_path(tmp, true));
+    // rename(2) of a directory is atomic; RENAME_NOREPLACE semantics come from the check above
+    // plus the fact that rename onto a non-empty directory fails.
+    fs::rename(tmp, dir, ec);
+    if (ec)
+        return make_error(ErrorCode::kIo, "export: renaming " + tmp.string() + " to " +
+                                              dir.string() + ": " + ec.message());
+    cleanup.armed = false;
+    return fsync_path(parent, true);
+}
+
+// ---- verify_export --------------------------------------------------------------------------
+
+Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& ca_pem) {
+    // The trusted CA certificates.
+    std::vector<ossl::X509Ptr> bundle;
+    {
+        WP_ASSIGN_OR_RETURN(const std::string pem, read_file(ca_pem));
+        Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+        if (!bio) return ossl::ossl_error("BIO");
+        for (;;) {
+            ossl::X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+            if (!c) break;
+            bundle.push_back(std::move(c));
+        }
+        ossl::clear_errors();  // the loop ends on "no start line"
+        if (bundle.empty())
+            return make_error(ErrorCode::kInvalidArgument,
+                              ca_pem.string() + " holds no PEM certificate");
+    }
+
+    VerifyReport rep;
+    chain::Replayer rp;  // collects the problems
+    auto done = [&]() {
+        rep.problems = std::move(rp.problems());
+        return rep;
+    };
+
+    auto manifest_text = read_file(dir / kManifestFile);
+    auto sig = read_file(dir / kSignatureFile);
+    if (!manifest_text.ok() || !sig.ok()) {
+        rp.problem(std::string("missing ") + (manifest_text.ok() ? kSignatureFile : kManifestFile) +
+                   " in " + dir.string() + ": not a complete export");
+        return done();
+    }
+    json manifest;
+    try {
+        manifest = json::parse(*manifest_text);
+        if (!manifest.is_object()) throw std::runtime_error("not an object");
+    } catch (const std::exception& e) {
+        rp.problem(std::string("manifest.json is not valid JSON: ") + e.what());
+        return done();
+    }
+
+    // 1. The manifest's CA certificate must be one the customer trusts, and its key must have
+    //    signed the manifest bytes.
+    X509* ca = nullptr;
+    {
+        std::optional<Bytes> ca_der;
+        if (manifest.contains("ca_certificate") && manifest["ca_certificate"].is_string())
+            ca_der = chain::base64_decode(manifest["ca_certificate"].get<std::string>());
+        for (auto& c : bundle)
+            if (ca_der && cert_der(c.get()) == *ca_der) ca = c.get();
+        if (ca == nullptr) {
+            rp.problem("the manifest's CA certificate is not in " + ca_pem.string() +
+                       "; checking against its first certificate");
+            ca = bundle.front().get();
+        }
+    }
+    EVP_PKEY* ca_key = X509_get0_pubkey(ca);
+    {
+        const auto digest = chain::sha256(ByteSpan(
+            reinterpret_cast<const uint8_t*>(manifest_text->data()), manifest_text->size()));
+        ossl::PkeyCtx ctx(ca_key != nullptr ? EVP_PKEY_CTX_new(ca_key, nullptr) : nullptr);
+        const bool good =
+            ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
+            EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
+                            sig->size(), digest.data(), digest.size()) == 1;
+        ossl::clear_errors();
+        if (!good) {
+            rp.problem("manifest.sig: the signature over manifest.json does not verify under the "
+                       "CA certificate's key");
+            return done();  // nothing in the manifest can be trusted
+        }
+    }
+
+    // 2. Manifest fields and file hashes.
+    auto mstr = [&](const char* k) -> std::string {
+        return manifest.contains(k) && manifest[k].is_string() ? manifest[k].get<std::string>() : "";
+    };
+    auto mnum = [&](const json& j, const char* k) -> std::optional<uint64_t> {
+        if (j.is_object() && j.contains(k) && j[k].is_number_unsigned()) return j[k].get<uint64_t>();
+        return std::nullopt;
+    };
+    if (mstr("format") != kExportFormat) rp.problem("manifest.json: unknown format");
+    auto check_file = [&](const char* name) -> std::optional<std::string> {
+        auto text = read_file(dir / name);
+        if (!text.ok()) {
+            rp.problem(std::string(name) + " is missing");
+            return std::nullopt;
+        }
+        const json files = manifest.value("files", json::object());
+        const json entry = files.is_object() ? files.value(name, json::object()) : json::object();
+        const std::string want = entry.is_object() ? entry.value("sha256", "") : "";
+        const auto have = to_hex(chain::sha256(
+            ByteSpan(reinterpret_cast<const uint8_t*>(text->data()), text->size())));
+        // Content that is not what the CA signed is not evaluated any further.
+        if (want != have) {
+            rp.problem(std::string(name) + ": SHA-256 " + have + " differs from the manifest's '" +
+                       want + "' (the file was changed; its content is not checked further)");
+            return std::nullopt;
+        }
+        if (mnum(entry, "bytes") != std::optional<uint64_t>(text->size()))
+            rp.problem(std::string(name) + ": size differs from the manifest");
+        return std::move(*text);
+    };
+    const auto events_text = check_file(kEventsFile);
+    const auto records_text = check_file(kRecordsFile);
+
+    // 3. The chain: recompute the head and replay it.
+    if (events_text) {
+        std::string_view rest = *events_text;
+        while (!rest.empty()) {
+            const auto nl = rest.find('\n');
+            if (nl == std::string_view::npos) {
+                rp.problem("events.jsonl: the last line has no newline");
+                break;
+            }
+            rp.apply(rest.substr(0, nl));
+            rest.remove_prefix(nl + 1);
+        }
+        const json jchain = manifest.value("chain", json::object());
+        const std::string head = jchain.is_object() ? jchain.value("head", "") : "";
+        if (mnum(jchain, "events") != std::optional<uint64_t>(rp.events()) ||
+            head != to_hex(rp.head()))
+            rp.problem("events.jsonl: the chain recomputes to event " +
+                       std::to_string(rp.events()) + " head " + to_hex(rp.head()) +
+                       ", the manifest says event " +
+                       (mnum(jchain, "events") ? std::to_string(*mnum(jchain, "events")) : "?") +
+                       " head '" + head + "'");
+        const auto& g = rp.genesis();
+        if (!g || g->job_id != mstr("job_id") || g->customer != mstr("customer") ||
+            g->product != mstr("product") || std::optional<uint64_t>(g->quota) != mnum(manifest, "quota"))
+            rp.problem("manifest.json: job id, customer, product or quota differ from the chain's "
+                       "GENESIS event");
+        if (mnum(manifest, "quota_used") != std::optional<uint64_t>(rp.quota_used()))
+            rp.problem("manifest.json: quota_used differs from the number of ISSUE events (" +
+                       std::to_string(rp.quota_used()) + ")");
+    }
+
+    // 4. The records: format, order, agreement with the chain, certificates.
+    StateCounts counts;
+    if (records_text) {
+        std::string_view rest = *records_text;
+        uint64_t line_no = 0;
+        std::optional<std::tuple<std::string, int, int, int>> prev;
+        std::map<wpid1::Uid, bool> seen;
+        while (!rest.empty()) {
+            const auto nl = rest.find('\n');
+            if (nl == std::string_view::npos) {
+                rp.problem("records.jsonl: the last line has no newline");
+                break;
+            }
+            const std::string_view line = rest.substr(0, nl);
+            rest.remove_prefix(nl + 1);
+            ++line_no;
+            ++rep.records;
+            const std::string where = "records.jsonl line " + std::to_string(line_no);
+            LedgerRecord r;
+            try {
+                const json j = json::parse(line);
+                static const char* const kKeys[] = {"uid",   "lot",        "wafer",
+                                                    "x",     "y",          "serial",
+                                                    "state", "public_key", "wrapped_key",
+                                                    "certificate"};
+                if (!j.is_object() || j.size() != std::size(kKeys))
+                    throw std::runtime_error("not an object with exactly the record keys");
+                for (const char* k : kKeys)
+                    if (!j.contains(k)) throw std::runtime_error(std::string("no ") + k);
+                auto uid = from_hex_fixed<wpid1::kUidSize>(j.at("uid").get<std::string>(), "uid");
+                auto pub = from_hex_fixed<65>(j.at("public_key").get<std::string>(), "public_key");
+                auto wrapped = from_hex_fixed<wpid1::kWrappedKeySize>(
+                    j.at("wrapped_key").get<std::string>(), "wrapped_key");
+                auto serial = from_hex(j.at("serial").get<std::string>(), "serial");
+                auto state = die_state_from_string(j.at("state").get<std::string>());
+                auto cert = chain::base64_decode(j.at("certificate").get<std::string>());
+                if (!uid.ok() || !pub.ok() || !wrapped.ok() || !serial.ok() || !state.ok() || !cert)
+                    throw std::runtime_error("a malformed field");
+                r.uid = *uid;
+                r.public_key = *pub;
+                r.wrapped = *wrapped;
+                r.serial = *serial;
+                r.state = *state;
+                r.certificate_der = *cert;
+                r.loc.lot = j.at("lot").get<std::string>();
+                r.loc.wafer = j.at("wafer").get<int>();
+                r.loc.x = j.at("x").get<int>();
+                r.loc.y = j.at("y").get<int>();
+            } catch (const std::exception& e) {
+                rp.problem(where + ": " + e.what());
+                continue;
+            }
+            const std::string who = where + " (UID " + to_hex(r.uid) + ")";
+            const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.y, r.loc.x);
+            if (prev && !(*prev < key)) rp.problem(who + ": not in (lot, wafer, y, x) order");
+            prev = key;
+            switch (r.state) {
+                case DieState::kIssued: ++counts.issued; break;
+                case DieState::kDelivered: ++counts.delivered; break;
+                case DieState::kProgrammed: ++counts.programmed; break;
+                case DieState::kFailed: ++counts.failed; break;
+                case DieState::kVoid: ++counts.voided; break;
+            }
+            if (seen[r.uid]) rp.problem(who + ": UID listed twice");
+            seen[r.uid] = true;
+            if (events_text) {
+                auto it = rp.records().find(r.uid);
+                if (it == rp.records().end()) {
+                    rp.problem(who + ": no ISSUE event for this UID");
+                } else {
+                    const auto& e = it->second;
+                    if (e.loc != r.loc || e.serial != r.serial || e.state != r.state ||
+                        e.public_key != r.public_key || e.wrapped != r.wrapped ||
+                        e.certificate_der != r.certificate_der)
+                        rp.problem(who + ": differs from the record the event log replays to");
+                }
+            }
+            // The certificate.
+            auto cert = parse_der_cert(r.certificate_der);
+            if (!cert.ok()) {
+                ossl::clear_errors();
+                rp.problem(who + ": certificate: " + cert.error().message);
+                continue;
+            }
+            X509* c = cert->get();
+            const ASN1_BIT_STRING* bits = X509_get0_pubkey_bitstr(c);
+            EVP_PKEY* pk = X509_get0_pubkey(c);
+            char group[64] = {};
+            size_t glen = 0;
+            if (bits == nullptr || pk == nullptr ||
+                EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                               &glen) != 1 ||
+                std::string(group) != "prime256v1" ||
+                Bytes(ASN1_STRING_get0_data(bits), ASN1_STRING_get0_data(bits) + ASN1_STRING_length(bits)) !=
+                    Bytes(r.public_key.begin(), r.public_key.end()))
+                rp.problem(who + ": the certificate's public key is not public_key (P-256)");
+            {
+                ossl::Bn a(ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), nullptr));
+                ossl::Bn b(BN_bin2bn(r.serial.data(), static_cast<int>(r.serial.size()), nullptr));
+                if (!a || !b || BN_is_negative(a.get()) || BN_cmp(a.get(), b.get()) != 0)
+                    rp.problem(who + ": the certificate's serial number is not serial");
+            }
+            {
+                X509_NAME* subject = X509_get_subject_name(c);
+                const int idx = X509_NAME_get_index_by_NID(subject, NID_serialNumber, -1);
+                std::string sn;
+                if (idx >= 0) {
+                    const ASN1_STRING* s =
+                        X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
+                    sn.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                              static_cast<size_t>(ASN1_STRING_length(s)));
+                }
+                if (lower(sn) != to_hex(r.uid))
+                    rp.problem(who + ": the certificate's subject serialNumber '" + sn +
+                               "' is not the UID");
+            }
+            if (X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(ca)) != 0 ||
+                X509_verify(c, ca_key) != 1)
+                rp.problem(who + ": the certificate is not signed by the CA certificate");
+            ossl::clear_errors();
+        }
+        if (events_text)
+            for (const auto& [uid, rec] : rp.records())
+                if (seen.count(uid) == 0)
+                    rp.problem("records.jsonl: UID " + to_hex(uid) + " (" + rec.loc.describe() +
+                               ") is in the event log but not exported");
+    }
+
+    // 5. Counts.
+    if (records_text && mnum(manifest, "records") != std::optional<uint64_t>(rep.records))
+        rp.problem("manifest.json: records differs from the " + std::to_string(rep.records) +
+                   " lines of records.jsonl");
+    const json jcounts = manifest.value("counts", json::object());
+    for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
+                        DieState::kFailed, DieState::kVoid})
+        if (records_text && mnum(jcounts, to_string(st)) != std::optional<uint64_t>(counts.of(st)))
+            rp.problem(std::string("manifest.json: count of ") + to_string(st) +
+                       " differs from records.jsonl (" + std::to_string(counts.of(st)) + ")");
+
+    rep.events = rp.events();
+    rep.head = ChainHead{rp.events(), rp.head()};
+    return done();
+}
+
+}  // namespace waferprov::host

@@ -1,0 +1,945 @@
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "ledger_impl.hpp"
+
+namespace waferprov::host {
+
+using nlohmann::json;
+
+const char* to_string(RecordOutcome o) noexcept {
+    switch (o) {
+        case RecordOutcome::kIssued: return "ISSUED";
+        case RecordOutcome::kReissued: return "REISSUED";
+        case RecordOutcome::kConflict: return "CONFLICT";
+        case RecordOutcome::kQuotaExhausted: return "QUOTA_EXHAUSTED";
+    }
+    return "?";
+}
+
+const char* to_string(TransitionStatus s) noexcept {
+    switch (s) {
+        case TransitionStatus::kOk: return "OK";
+        case TransitionStatus::kUnknownUid: return "UNKNOWN_UID";
+        case TransitionStatus::kNotDelivered: return "NOT_DELIVERED";
+        case TransitionStatus::kDuplicateResult: return "DUPLICATE_RESULT";
+        case TransitionStatus::kAlreadyProgrammed: return "ALREADY_PROGRAMMED";
+        case TransitionStatus::kVoided: return "VOIDED";
+        case TransitionStatus::kInvalidArgument: return "INVALID_ARGUMENT";
+    }
+    return "?";
+}
+
+uint64_t StateCounts::of(DieState s) const {
+    switch (s) {
+        case DieState::kIssued: return issued;
+        case DieState::kDelivered: return delivered;
+        case DieState::kProgrammed: return programmed;
+        case DieState::kFailed: return failed;
+        case DieState::kVoid: return voided;
+    }
+    return 0;
+}
+
+std::string iso8601_utc(int64_t epoch_us) {
+    if (epoch_us == 0) return "";
+    const int64_t secs = epoch_us >= 0 ? epoch_us / 1000000 : (epoch_us - 999999) / 1000000;
+    const int64_t micros = epoch_us - secs * 1000000;
+    const auto t = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(micros));
+    return buf;
+}
+
+// ---- schema ---------------------------------------------------------------------------------
+
+namespace {
+
+// Version 1. docs/ledger.md explains every column.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE job (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    job_id      TEXT    NOT NULL,
+    customer    TEXT    NOT NULL,
+    product     TEXT    NOT NULL,
+    quota       INTEGER NOT NULL CHECK (quota >= 0),
+    quota_used  INTEGER NOT NULL CHECK (quota_used >= 0 AND quota_used <= quota),
+    created_us  INTEGER NOT NULL,
+    head_seq    INTEGER NOT NULL,
+    head_hash   BLOB    NOT NULL CHECK (length(head_hash) = 32)
+);
+CREATE TABLE records (
+    id           INTEGER PRIMARY KEY,
+    uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
+    lot          TEXT    NOT NULL,
+    wafer        INTEGER NOT NULL,
+    x            INTEGER NOT NULL,
+    y            INTEGER NOT NULL,
+    serial       BLOB    NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 20),
+    public_key   BLOB    NOT NULL CHECK (length(public_key) = 65),
+    wrapped_key  BLOB    NOT NULL CHECK (length(wrapped_key) = 40),
+    certificate  BLOB    NOT NULL,
+    state        TEXT    NOT NULL
+                 CHECK (state IN ('ISSUED', 'DELIVERED', 'PROGRAMMED', 'FAILED', 'VOID')),
+    issued_us    INTEGER NOT NULL,
+    delivered_us INTEGER NOT NULL DEFAULT 0,
+    result_us    INTEGER NOT NULL DEFAULT 0,
+    updated_us   INTEGER NOT NULL,
+    tester       TEXT    NOT NULL DEFAULT '',
+    bin          TEXT    NOT NULL DEFAULT '',
+    reissues     INTEGER NOT NULL DEFAULT 0,
+    void_reason  TEXT    NOT NULL DEFAULT '',
+    UNIQUE (lot, wafer, y, x)
+);
+CREATE INDEX records_state ON records (state);
+CREATE TABLE events (
+    seq      INTEGER PRIMARY KEY CHECK (seq >= 1),
+    type     TEXT    NOT NULL,
+    uid      BLOB,
+    time_us  INTEGER NOT NULL,
+    payload  TEXT    NOT NULL,
+    hash     BLOB    NOT NULL CHECK (length(hash) = 32)
+);
+CREATE INDEX events_uid ON events (uid) WHERE uid IS NOT NULL;
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+)sql";
+
+Status validate_config(const LedgerConfig& c) {
+    if (!chain::valid_text(c.job_id, false))
+        return make_error(ErrorCode::kInvalidArgument,
+                          "ledger: job id must be 1..256 printable ASCII characters");
+    if (!chain::valid_text(c.customer) || !chain::valid_text(c.product))
+        return make_error(ErrorCode::kInvalidArgument,
+                          "ledger: customer and product must be printable ASCII (<= 256)");
+    if (c.quota > static_cast<uint64_t>(INT64_MAX))
+        return make_error(ErrorCode::kInvalidArgument, "ledger: quota out of range");
+    return ok_status();
+}
+
+Status validate_identity(const NewIdentity& n, size_t index) {
+    const std::string where = "ledger: batch item " + std::to_string(index) + ": ";
+    if (!chain::valid_text(n.loc.lot, false))
+        return make_error(ErrorCode::kInvalidArgument,
+                          where + "lot must be 1..256 printable ASCII characters");
+    if (!chain::valid_text(n.tester))
+        return make_error(ErrorCode::kInvalidArgument, where + "tester id is not printable ASCII");
+    if (n.serial.empty() || n.serial.size() > 20)
+        return make_error(ErrorCode::kInvalidArgument, where + "serial must be 1..20 bytes");
+    if (n.public_key[0] != 0x04)
+        return make_error(ErrorCode::kInvalidArgument,
+                          where + "public key is not an uncompressed point");
+    if (n.certificate_der.empty())
+        return make_error(ErrorCode::kInvalidArgument, where + "no certificate");
+    return ok_status();
+}
+
+template <size_t N>
+bool copy_fixed(const Bytes& b, std::array<uint8_t, N>& out) {
+    if (b.size() != N) return false;
+    std::copy(b.begin(), b.end(), out.begin());
+    return true;
+}
+
+}  // namespace
+
+Result<LedgerRecord> row_to_record(const sql::Query& q) {
+    LedgerRecord r;
+    const Bytes uid = q.blob_col(0);
+    if (!copy_fixed(uid, r.uid))
+        return make_error(ErrorCode::kIntegrityFailure, "record with a malformed UID");
+    const std::string who = "record UID " + to_hex(uid) + ": ";
+    r.loc.lot = q.text_col(1);
+    r.loc.wafer = static_cast<int>(q.int_col(2));
+    r.loc.x = static_cast<int>(q.int_col(3));
+    r.loc.y = static_cast<int>(q.int_col(4));
+    r.serial = q.blob_col(5);
+    if (!copy_fixed(q.blob_col(6), r.public_key) || !copy_fixed(q.blob_col(7), r.wrapped))
+        return make_error(ErrorCode::kIntegrityFailure, who + "malformed key columns");
+    r.certificate_der = q.blob_col(8);
+    auto state = die_state_from_string(q.text_col(9));
+    if (!state.ok()) return make_error(ErrorCode::kIntegrityFailure, who + state.error().message);
+    r.state = *state;
+    r.issued_us = q.int_col(10);
+    r.delivered_us = q.int_col(11);
+    r.result_us = q.int_col(12);
+    r.updated_us = q.int_col(13);
+    r.tester = q.text_col(14);
+    r.bin = q.text_col(15);
+    r.reissues = static_cast<uint32_t>(q.int_col(16));
+    r.void_reason = q.text_col(17);
+    return r;
+}
+
+// ---- Impl -----------------------------------------------------------------------------------
+
+Result<std::optional<LedgerRecord>> Ledger::Impl::select_record(
+    const char* where_sql, const std::function<void(sql::Query&)>& bind) {
+    WP_ASSIGN_OR_RETURN(auto* s, stmt(where_sql));
+    sql::Query q(db.get(), s);
+    bind(q);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row) return std::optional<LedgerRecord>();
+    WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
+    return std::optional<LedgerRecord>(std::move(r));
+}
+
+Result<std::optional<LedgerRecord>> Ledger::Impl::by_uid(const wpid1::Uid& uid) {
+    return select_record(WP_RECORD_SELECT("WHERE uid = ?1"),
+                         [&](sql::Query& q) { q.bind_blob(1, uid); });
+}
+
+Result<std::optional<LedgerRecord>> Ledger::Impl::by_location(const DieLocation& loc) {
+    return select_record(
+        WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 AND y = ?3 AND x = ?4"),
+        [&](sql::Query& q) { q.bind(1, loc.lot).bind(2, loc.wafer).bind(3, loc.y).bind(4, loc.x); });
+}
+
+Result<std::optional<LedgerRecord>> Ledger::Impl::by_serial(ByteSpan serial) {
+    return select_record(WP_RECORD_SELECT("WHERE serial = ?1"),
+                         [&](sql::Query& q) { q.bind_blob(1, serial); });
+}
+
+Status Ledger::Impl::insert_record(const LedgerRecord& r) {
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO records (uid, lot, wafer, x, y, serial, "
+                                      "public_key, wrapped_key, certificate, state, issued_us, "
+                                      "delivered_us, result_us, updated_us, tester, bin, "
+                                      "reissues, void_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                                      "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
+    sql::Query q(db.get(), s);
+    q.bind_blob(1, r.uid)
+        .bind(2, r.loc.lot)
+        .bind(3, r.loc.wafer)
+        .bind(4, r.loc.x)
+        .bind(5, r.loc.y)
+        .bind_blob(6, r.serial)
+        .bind_blob(7, r.public_key)
+        .bind_blob(8, r.wrapped)
+        .bind_blob(9, r.certificate_der)
+        .bind(10, to_string(r.state))
+        .bind(11, r.issued_us)
+        .bind(12, r.delivered_us)
+        .bind(13, r.result_us)
+        .bind(14, r.updated_us)
+        .bind(15, r.tester)
+        .bind(16, r.bin)
+        .bind(17, int64_t{r.reissues})
+        .bind(18, r.void_reason);
+    return q.run();
+}
+
+Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("UPDATE records SET state = ?2, delivered_us = ?3, "
+                                      "result_us = ?4, updated_us = ?5, tester = ?6, bin = ?7, "
+                                      "reissues = ?8, void_reason = ?9 WHERE uid = ?1"));
+    sql::Query q(db.get(), s);
+    q.bind_blob(1, r.uid)
+        .bind(2, to_string(r.state))
+        .bind(3, r.delivered_us)
+        .bind(4, r.result_us)
+        .bind(5, r.updated_us)
+        .bind(6, r.tester)
+        .bind(7, r.bin)
+        .bind(8, int64_t{r.reissues})
+        .bind(9, r.void_reason);
+    WP_RETURN_IF_ERROR(q.run());
+    if (sqlite3_changes(db.get()) != 1)
+        return make_error(ErrorCode::kInternal, "ledger: record " + to_hex(r.uid) + " vanished");
+    return ok_status();
+}
+
+Result<WriteState> Ledger::Impl::load_write_state() {
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        stmt("SELECT quota, quota_used, head_seq, head_hash FROM job WHERE id = 1"));
+    sql::Query q(db.get(), s);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row) return make_error(ErrorCode::kIntegrityFailure, "ledger: the job row is missing");
+    WriteState ws;
+    ws.quota = static_cast<uint64_t>(q.int_col(0));
+    ws.used = static_cast<uint64_t>(q.int_col(1));
+    ws.seq = static_cast<uint64_t>(q.int_col(2));
+    if (!copy_fixed(q.blob_col(3), ws.head))
+        return make_error(ErrorCode::kIntegrityFailure, "ledger: malformed chain head");
+    ws.now = chain::now_us();
+    return ws;
+}
+
+Status Ledger::Impl::append_event(WriteState& ws, json event, const std::string& type,
+                                  const std::optional<wpid1::Uid>& uid) {
+    const uint64_t seq = ws.seq + 1;
+    event["seq"] = seq;
+    event["type"] = type;
+    event["time"] = ws.now;
+    const std::string payload = chain::canonical(event);
+    const chain::Hash hash = chain::chain_step(ws.head, payload);
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO events (seq, type, uid, time_us, payload, "
+                                      "hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    sql::Query q(db.get(), s);
+    q.bind(1, static_cast<int64_t>(seq)).bind(2, type).bind(4, ws.now).bind(5, payload).bind_blob(
+        6, hash);
+    if (uid) q.bind_blob(3, *uid);
+    WP_RETURN_IF_ERROR(q.run());
+    ws.seq = seq;
+    ws.head = hash;
+    ws.dirty = true;
+    return ok_status();
+}
+
+Status Ledger::Impl::store_write_state(const WriteState& ws) {
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("UPDATE job SET quota_used = ?1, head_seq = ?2, "
+                                      "head_hash = ?3 WHERE id = 1"));
+    sql::Query q(db.get(), s);
+    q.bind(1, static_cast<int64_t>(ws.used)).bind(2, static_cast<int64_t>(ws.seq)).bind_blob(
+        3, ws.head);
+    return q.run();
+}
+
+// ---- open -----------------------------------------------------------------------------------
+
+Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Ledger::~Ledger() {
+    if (impl_) {
+        impl_->stmts.reset();  // statements before the connection
+        impl_->db.reset();
+    }
+}
+
+const LedgerConfig& Ledger::config() const { return impl_->config; }
+
+namespace {
+
+Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path, bool create,
+                                             int busy_timeout_ms) {
+    auto impl = std::make_unique<Ledger::Impl>();
+    impl->path = path;
+    sqlite3* raw = nullptr;
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    impl->db.reset(raw);
+    if (rc != SQLITE_OK)
+        return sql::sql_error(raw, "ledger: opening " + path.string(), rc);
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, busy_timeout_ms);
+    // Switching to WAL needs a moment with no other connection mid-write; the busy handler does
+    // not cover every path of this pragma, so retry it within the same budget.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+    for (;;) {
+        auto st = sql::exec(raw, "PRAGMA journal_mode = WAL");
+        if (st.ok()) break;
+        if (st.error().code != ErrorCode::kResourceExhausted ||
+            std::chrono::steady_clock::now() > deadline)
+            return st.error().with_context("ledger: " + path.string());
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    WP_RETURN_IF_ERROR(sql::exec(raw, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"));
+    impl->stmts.emplace(raw);
+    return impl;
+}
+
+Result<bool> has_table(Ledger::Impl& impl, const char* name) {
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        impl.stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1"));
+    sql::Query q(impl.db.get(), s);
+    q.bind(1, name);
+    return q.step();
+}
+
+// Reads the job binding of an existing ledger.
+Result<LedgerConfig> read_job(Ledger::Impl& impl) {
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, impl.stmt("SELECT version FROM schema_version"));
+        sql::Query q(impl.db.get(), s);
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row || q.int_col(0) != chain::kSchemaVersion)
+            return make_error(ErrorCode::kUnsupported,
+                              "ledger " + impl.path.string() + ": schema version " +
+                                  (row ? std::to_string(q.int_col(0)) : "missing") +
+                                  ", this build reads version " +
+                                  std::to_string(chain::kSchemaVersion));
+    }
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        impl.stmt("SELECT job_id, customer, product, quota FROM job WHERE id = 1"));
+    sql::Query q(impl.db.get(), s);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + impl.path.string() + ": the job row is missing");
+    LedgerConfig c;
+    c.job_id = q.text_col(0);
+    c.customer = q.text_col(1);
+    c.product = q.text_col(2);
+    c.quota = static_cast<uint64_t>(q.int_col(3));
+    return c;
+}
+
+Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
+    WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), kSchema));
+    WP_RETURN_IF_ERROR(sql::exec(
+        impl.db.get(),
+        ("INSERT INTO schema_version (version) VALUES (" + std::to_string(chain::kSchemaVersion) +
+         ")")
+            .c_str()));
+    WriteState ws;
+    ws.now = chain::now_us();
+    ws.quota = c.quota;
+    {
+        WP_ASSIGN_OR_RETURN(auto* s,
+                            impl.stmt("INSERT INTO job (id, job_id, customer, product, quota, "
+                                      "quota_used, created_us, head_seq, head_hash) VALUES (1, "
+                                      "?1, ?2, ?3, ?4, 0, ?5, 0, ?6)"));
+        sql::Query q(impl.db.get(), s);
+        q.bind(1, c.job_id)
+            .bind(2, c.customer)
+            .bind(3, c.product)
+            .bind(4, static_cast<int64_t>(c.quota))
+            .bind(5, ws.now)
+            .bind_blob(6, ws.head);
+        WP_RETURN_IF_ERROR(q.run());
+    }
+    json genesis{{"format", chain::kLedgerFormat}, {"job_id", c.job_id},
+                 {"customer", c.customer},     {"product", c.product},
+                 {"quota", c.quota}};
+    WP_RETURN_IF_ERROR(impl.append_event(ws, std::move(genesis), "GENESIS", std::nullopt));
+    return impl.store_write_state(ws);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
+                                             const LedgerConfig& config) {
+    WP_RETURN_IF_ERROR(validate_config(config));
+    WP_ASSIGN_OR_RETURN(auto impl, connect(path, true, config.busy_timeout_ms));
+    {
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), true));
+        WP_ASSIGN_OR_RETURN(const bool exists, has_table(*impl, "job"));
+        if (!exists) {
+            WP_ASSIGN_OR_RETURN(const bool other, has_table(*impl, "schema_version"));
+            if (other)
+                return make_error(ErrorCode::kIntegrityFailure,
+                                  "ledger " + path.string() + ": incomplete schema");
+            WP_RETURN_IF_ERROR(create_schema(*impl, config));
+        } else {
+            WP_ASSIGN_OR_RETURN(auto stored, read_job(*impl));
+            auto mismatch = [&](const char* what, const std::string& have,
+                                const std::string& want) -> Error {
+                return make_error(ErrorCode::kInvalidArgument,
+                                  "ledger " + path.string() + " belongs to job '" + stored.job_id +
+                                      "': its " + what + " is '" + have + "', not '" + want + "'");
+            };
+            if (stored.job_id != config.job_id)
+                return mismatch("job id", stored.job_id, config.job_id);
+            if (stored.customer != config.customer)
+                return mismatch("customer", stored.customer, config.customer);
+            if (stored.product != config.product)
+                return mismatch("product", stored.product, config.product);
+            if (stored.quota != config.quota)
+                return mismatch("quota", std::to_string(stored.quota),
+                                std::to_string(config.quota));
+        }
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    impl->config = config;
+    return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::open_existing(const std::filesystem::path& path,
+                                                      int busy_timeout_ms) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        return make_error(ErrorCode::kNotFound, "ledger " + path.string() + " does not exist");
+    WP_ASSIGN_OR_RETURN(auto impl, connect(path, false, busy_timeout_ms));
+    {
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+        WP_ASSIGN_OR_RETURN(const bool exists, has_table(*impl, "job"));
+        if (!exists)
+            return make_error(ErrorCode::kInvalidArgument,
+                              path.string() + " is not a waferprov ledger");
+        WP_ASSIGN_OR_RETURN(impl->config, read_job(*impl));
+        impl->config.busy_timeout_ms = busy_timeout_ms;
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+// ---- record_batch ---------------------------------------------------------------------------
+
+Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdentity> batch) {
+    for (size_t i = 0; i < batch.size(); ++i) WP_RETURN_IF_ERROR(validate_identity(batch[i], i));
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    std::vector<RecordResult> out;
+    out.reserve(batch.size());
+
+    auto alarm = [&](const NewIdentity& n, const LedgerRecord& existing,
+                     const std::string& reason) -> Status {
+        json ev{{"reason", reason},
+                {"tester", n.tester},
+                {"offered", chain::location_json(n.uid, n.loc, n.serial)},
+                {"existing", chain::location_json(existing.uid, existing.loc, existing.serial)}};
+        return m.append_event(ws, std::move(ev), "ALARM", std::nullopt);
+    };
+
+    for (const NewIdentity& n : batch) {
+        RecordResult res;
+        WP_ASSIGN_OR_RETURN(auto same_uid, m.by_uid(n.uid));
+        if (same_uid && same_uid->loc == n.loc) {
+            if (same_uid->state == DieState::kVoid) {
+                WP_RETURN_IF_ERROR(alarm(n, *same_uid, "void-identity-retested"));
+                res.outcome = RecordOutcome::kConflict;
+                res.message = "UID " + to_hex(n.uid) + " at " + n.loc.describe() +
+                              " is VOID (" + same_uid->void_reason + "): not reissued";
+                res.record = std::move(same_uid);
+            } else {
+                LedgerRecord r = std::move(*same_uid);
+                ++r.reissues;
+                r.tester = n.tester;
+                r.updated_us = ws.now;
+                WP_RETURN_IF_ERROR(m.update_mutable(r));
+                WP_RETURN_IF_ERROR(m.append_event(
+                    ws, json{{"uid", to_hex(r.uid)}, {"after", chain::mutable_json(r)}}, "REISSUE",
+                    r.uid));
+                res.outcome = RecordOutcome::kReissued;
+                res.message = "retest: existing identity of " + r.loc.describe() + " returned";
+                res.record = std::move(r);
+            }
+        } else if (same_uid) {
+            WP_RETURN_IF_ERROR(alarm(n, *same_uid, "uid-at-other-location"));
+            res.outcome = RecordOutcome::kConflict;
+            res.message = "UID " + to_hex(n.uid) + " offered at " + n.loc.describe() +
+                          " is already issued at " + same_uid->loc.describe();
+            res.record = std::move(same_uid);
+        } else {
+            WP_ASSIGN_OR_RETURN(auto at_loc, m.by_location(n.loc));
+            std::optional<LedgerRecord> same_serial;
+            if (!at_loc) {
+                WP_ASSIGN_OR_RETURN(same_serial, m.by_serial(n.serial));
+            }
+            if (at_loc) {
+                WP_RETURN_IF_ERROR(alarm(n, *at_loc, "location-taken"));
+                res.outcome = RecordOutcome::kConflict;
+                res.message = n.loc.describe() + " already has UID " + to_hex(at_loc->uid) +
+                              "; UID " + to_hex(n.uid) + " refused";
+                res.record = std::move(at_loc);
+            } else if (same_serial) {
+                WP_RETURN_IF_ERROR(alarm(n, *same_serial, "serial-reused"));
+                res.outcome = RecordOutcome::kConflict;
+                res.message = "certificate serial " + to_hex(n.serial) +
+                              " is already used by UID " + to_hex(same_serial->uid);
+                res.record = std::move(same_serial);
+            } else if (ws.used >= ws.quota) {
+                json ev{{"tester", n.tester},
+                        {"offered", chain::location_json(n.uid, n.loc, n.serial)},
+                        {"quota", ws.quota},
+                        {"quota_used", ws.used}};
+                WP_RETURN_IF_ERROR(m.append_event(ws, std::move(ev), "QUOTA_REFUSED", std::nullopt));
+                res.outcome = RecordOutcome::kQuotaExhausted;
+                res.message = "quota of " + std::to_string(ws.quota) + " identities used up";
+            } else {
+                LedgerRecord r;
+                r.uid = n.uid;
+                r.loc = n.loc;
+                r.serial = n.serial;
+                r.public_key = n.public_key;
+                r.wrapped = n.wrapped;
+                r.certificate_der = n.certificate_der;
+                r.state = DieState::kIssued;
+                r.issued_us = r.updated_us = ws.now;
+                r.tester = n.tester;
+                WP_RETURN_IF_ERROR(m.insert_record(r));
+                ++ws.used;  // counted in the same transaction as the insert
+                WP_RETURN_IF_ERROR(m.append_event(
+                    ws,
+                    json{{"uid", to_hex(r.uid)}, {"record", chain::record_json(r)}, {"quota_used", ws.used}},
+                    "ISSUE", r.uid));
+                res.outcome = RecordOutcome::kIssued;
+                res.record = std::move(r);
+            }
+        }
+        out.push_back(std::move(res));
+    }
+    if (ws.dirty) {
+        WP_RETURN_IF_ERROR(m.store_write_state(ws));
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    return out;
+}
+
+// ---- lookups --------------------------------------------------------------------------------
+
+Result<std::optional<LedgerRecord>> Ledger::find_uid(const wpid1::Uid& uid) {
+    std::lock_guard lock(impl_->mu);
+    return impl_->by_uid(uid);
+}
+
+Result<std::optional<LedgerRecord>> Ledger::find_location(const DieLocation& loc) {
+    std::lock_guard lock(impl_->mu);
+    return impl_->by_location(loc);
+}
+
+Result<std::vector<LedgerRecord>> Ledger::list_wafer(const std::string& lot, int wafer) {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        impl_->stmt(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 ORDER BY y, x")));
+    sql::Query q(impl_->db.get(), s);
+    q.bind(1, lot).bind(2, wafer);
+    std::vector<LedgerRecord> out;
+    for (;;) {
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row) break;
+        WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+Status Ledger::for_each(const std::function<Status(const LedgerRecord&)>& fn) {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt(WP_RECORD_SELECT_ORDERED));
+        sql::Query q(impl_->db.get(), s);
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
+            WP_RETURN_IF_ERROR(fn(r));
+        }
+    }
+    return txn.commit();
+}
+
+Result<StateCounts> Ledger::counts() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT state, count(*) FROM records GROUP BY state"));
+    sql::Query q(impl_->db.get(), s);
+    StateCounts c;
+    for (;;) {
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row) break;
+        WP_ASSIGN_OR_RETURN(const DieState st, die_state_from_string(q.text_col(0)));
+        const auto n = static_cast<uint64_t>(q.int_col(1));
+        switch (st) {
+            case DieState::kIssued: c.issued = n; break;
+            case DieState::kDelivered: c.delivered = n; break;
+            case DieState::kProgrammed: c.programmed = n; break;
+            case DieState::kFailed: c.failed = n; break;
+            case DieState::kVoid: c.voided = n; break;
+        }
+    }
+    return c;
+}
+
+Result<QuotaStatus> Ledger::quota() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT quota, quota_used FROM job WHERE id = 1"));
+    sql::Query q(impl_->db.get(), s);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row) return make_error(ErrorCode::kIntegrityFailure, "ledger: the job row is missing");
+    return QuotaStatus{static_cast<uint64_t>(q.int_col(0)), static_cast<uint64_t>(q.int_col(1))};
+}
+
+Result<uint64_t> Ledger::quota_left() {
+    WP_ASSIGN_OR_RETURN(const auto qs, quota());
+    return qs.left();
+}
+
+Result<ChainHead> Ledger::head() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT head_seq, head_hash FROM job WHERE id = 1"));
+    sql::Query q(impl_->db.get(), s);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    ChainHead h;
+    if (!row || !copy_fixed(q.blob_col(1), h.hash))
+        return make_error(ErrorCode::kIntegrityFailure, "ledger: no chain head");
+    h.events = static_cast<uint64_t>(q.int_col(0));
+    return h;
+}
+
+// ---- transitions ----------------------------------------------------------------------------
+
+namespace {
+
+TransitionResult refused(const wpid1::Uid& uid, TransitionStatus st, std::string msg,
+                         std::optional<LedgerRecord> rec = std::nullopt) {
+    return TransitionResult{uid, st, std::move(rec), std::move(msg)};
+}
+
+}  // namespace
+
+Result<std::vector<TransitionResult>> Ledger::mark_delivered(std::span<const wpid1::Uid> uids,
+                                                             const std::string& tester) {
+    std::vector<TransitionResult> out;
+    if (!chain::valid_text(tester)) {
+        for (const auto& u : uids)
+            out.push_back(refused(u, TransitionStatus::kInvalidArgument,
+                                  "tester id is not printable ASCII"));
+        return out;
+    }
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    for (const auto& uid : uids) {
+        WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
+        if (!rec) {
+            out.push_back(refused(uid, TransitionStatus::kUnknownUid,
+                                  "UID " + to_hex(uid) + " is not in the ledger"));
+            continue;
+        }
+        if (rec->state == DieState::kVoid) {
+            out.push_back(refused(uid, TransitionStatus::kVoided,
+                                  "UID " + to_hex(uid) + " is VOID: " + rec->void_reason, rec));
+            continue;
+        }
+        if (rec->state == DieState::kProgrammed) {
+            out.push_back(refused(uid, TransitionStatus::kAlreadyProgrammed,
+                                  "UID " + to_hex(uid) + " is already PROGRAMMED", rec));
+            continue;
+        }
+        LedgerRecord r = std::move(*rec);
+        std::string msg;
+        if (r.state == DieState::kDelivered) msg = "delivered again (retest)";
+        if (r.state == DieState::kFailed) {
+            msg = "delivered again after a FAILED result (retest)";
+            r.bin.clear();
+            r.result_us = 0;
+        }
+        r.state = DieState::kDelivered;
+        if (r.delivered_us == 0) r.delivered_us = ws.now;
+        r.updated_us = ws.now;
+        r.tester = tester;
+        WP_RETURN_IF_ERROR(m.update_mutable(r));
+        WP_RETURN_IF_ERROR(m.append_event(
+            ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "DELIVER", uid));
+        out.push_back(TransitionResult{uid, TransitionStatus::kOk, std::move(r), std::move(msg)});
+    }
+    if (ws.dirty) {
+        WP_RETURN_IF_ERROR(m.store_write_state(ws));
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    return out;
+}
+
+Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieResult> results,
+                                                           const std::string& tester) {
+    std::vector<TransitionResult> out;
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    for (const auto& res : results) {
+        const auto& uid = res.uid;
+        if (!chain::valid_text(tester) || !chain::valid_text(res.bin)) {
+            out.push_back(refused(uid, TransitionStatus::kInvalidArgument,
+                                  "tester id or bin is not printable ASCII"));
+            continue;
+        }
+        WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
+        if (!rec) {
+            out.push_back(refused(uid, TransitionStatus::kUnknownUid,
+                                  "UID " + to_hex(uid) + " is not in the ledger"));
+            continue;
+        }
+        switch (rec->state) {
+            case DieState::kVoid:
+                out.push_back(refused(uid, TransitionStatus::kVoided,
+                                      "UID " + to_hex(uid) + " is VOID: " + rec->void_reason, rec));
+                continue;
+            case DieState::kIssued:
+                out.push_back(refused(uid, TransitionStatus::kNotDelivered,
+                                      "UID " + to_hex(uid) + " was never delivered", rec));
+                continue;
+            case DieState::kProgrammed:
+            case DieState::kFailed:
+                out.push_back(refused(uid, TransitionStatus::kDuplicateResult,
+                                      "UID " + to_hex(uid) + " already has a result (" +
+                                          to_string(rec->state) + ", bin '" + rec->bin + "')",
+                                      rec));
+                continue;
+            case DieState::kDelivered: break;
+        }
+        LedgerRecord r = std::move(*rec);
+        r.state = res.programmed ? DieState::kProgrammed : DieState::kFailed;
+        r.bin = res.bin;
+        r.result_us = r.updated_us = ws.now;
+        r.tester = tester;
+        WP_RETURN_IF_ERROR(m.update_mutable(r));
+        WP_RETURN_IF_ERROR(m.append_event(
+            ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "RESULT", uid));
+        out.push_back(TransitionResult{uid, TransitionStatus::kOk, std::move(r), ""});
+    }
+    if (ws.dirty) {
+        WP_RETURN_IF_ERROR(m.store_write_state(ws));
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    return out;
+}
+
+Result<TransitionResult> Ledger::mark_result(const wpid1::Uid& uid, bool programmed,
+                                             const std::string& bin, const std::string& tester) {
+    const DieResult r{uid, programmed, bin};
+    WP_ASSIGN_OR_RETURN(auto v, mark_results(std::span<const DieResult>(&r, 1), tester));
+    return std::move(v.front());
+}
+
+Result<TransitionResult> Ledger::void_identity(const wpid1::Uid& uid, const std::string& reason) {
+    if (!chain::valid_text(reason, false))
+        return refused(uid, TransitionStatus::kInvalidArgument,
+                       "a void reason of 1..256 printable ASCII characters is required");
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
+    if (!rec)
+        return refused(uid, TransitionStatus::kUnknownUid,
+                       "UID " + to_hex(uid) + " is not in the ledger");
+    if (rec->state == DieState::kVoid)
+        return refused(uid, TransitionStatus::kVoided, "UID " + to_hex(uid) + " is already VOID",
+                       rec);
+    LedgerRecord r = std::move(*rec);
+    r.state = DieState::kVoid;
+    r.void_reason = reason;
+    r.updated_us = ws.now;
+    WP_RETURN_IF_ERROR(m.update_mutable(r));
+    WP_RETURN_IF_ERROR(m.append_event(
+        ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "VOID", uid));
+    WP_RETURN_IF_ERROR(m.store_write_state(ws));
+    WP_RETURN_IF_ERROR(txn.commit());
+    return TransitionResult{uid, TransitionStatus::kOk, std::move(r), ""};
+}
+
+// ---- verify ---------------------------------------------------------------------------------
+
+Result<VerifyReport> Ledger::verify() {
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));
+    chain::Replayer rp;
+    VerifyReport rep;
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
+        sql::Query q(m.db.get(), s);
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row || q.int_col(0) != chain::kSchemaVersion) rp.problem("schema version altered");
+    }
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
+                                            "events ORDER BY seq"));
+        sql::Query q(m.db.get(), s);
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            const auto seq = static_cast<uint64_t>(q.int_col(0));
+            const std::string where = "event row seq " + std::to_string(seq);
+            if (seq != rp.events() + 1)
+                rp.problem(where + ": expected seq " + std::to_string(rp.events() + 1) +
+                           " (events deleted or inserted)");
+            const std::string payload = q.text_col(4);
+            chain::Hash stored{};
+            if (!copy_fixed(q.blob_col(5), stored)) rp.problem(where + ": malformed hash");
+            // The indexed columns must agree with the payload the chain covers.
+            try {
+                const json j = json::parse(payload);
+                const std::string uid_col = q.is_null(2) ? "" : to_hex(q.blob_col(2));
+                const std::string uid_ev = j.value("uid", "");
+                if (j.value("type", "") != q.text_col(1) || j.value("time", int64_t{0}) != q.int_col(3) ||
+                    uid_col != uid_ev)
+                    rp.problem(where + ": type/uid/time columns differ from the event payload");
+            } catch (const json::exception&) {
+                // The replayer reports the malformed payload.
+            }
+            rp.apply(payload, stored);
+        }
+    }
+    // Replaying the chain must give exactly the records table.
+    std::map<wpid1::Uid, bool> seen;
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
+        sql::Query q(m.db.get(), s);
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            ++rep.records;
+            auto r = row_to_record(q);
+            if (!r.ok()) {
+                rp.problem(r.error().message);
+                continue;
+            }
+            const std::string who = "record UID " + to_hex(r->uid);
+            auto it = rp.records().find(r->uid);
+            if (it == rp.records().end()) {
+                rp.problem(who + " (" + r->loc.describe() + ") has no ISSUE event");
+                continue;
+            }
+            seen[r->uid] = true;
+            if (!(it->second == *r)) {
+                std::string diff;
+                const auto& e = it->second;
+                auto note = [&](bool differs, const char* name) {
+                    if (differs) diff += std::string(diff.empty() ? "" : ", ") + name;
+                };
+                note(e.loc != r->loc, "location");
+                note(e.serial != r->serial, "serial");
+                note(e.public_key != r->public_key, "public_key");
+                note(e.wrapped != r->wrapped, "wrapped_key");
+                note(e.certificate_der != r->certificate_der, "certificate");
+                note(e.state != r->state, "state");
+                note(e.issued_us != r->issued_us || e.delivered_us != r->delivered_us ||
+                         e.result_us != r->result_us || e.updated_us != r->updated_us,
+                     "times");
+                note(e.tester != r->tester, "tester");
+                note(e.bin != r->bin, "bin");
+                note(e.reissues != r->reissues, "reissues");
+                note(e.void_reason != r->void_reason, "void_reason");
+                rp.problem(who + " differs from the event log in: " + diff);
+            }
+        }
+    }
+    for (const auto& [uid, rec] : rp.records())
+        if (seen.count(uid) == 0)
+            rp.problem("record UID " + to_hex(uid) + " (" + rec.loc.describe() +
+                       ") is in the event log but missing from the records table");
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, quota_used, "
+                                            "head_seq, head_hash FROM job WHERE id = 1"));
+        sql::Query q(m.db.get(), s);
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row) {
+            rp.problem("the job row is missing");
+        } else {
+            const auto& g = rp.genesis();
+            if (!g || g->job_id != q.text_col(0) || g->customer != q.text_col(1) ||
+                g->product != q.text_col(2) || g->quota != static_cast<uint64_t>(q.int_col(3)))
+                rp.problem("the job binding (job id, customer, product, quota) differs from the "
+                           "GENESIS event");
+            if (static_cast<uint64_t>(q.int_col(4)) != rp.quota_used())
+                rp.problem("quota counter is " + std::to_string(q.int_col(4)) + " but " +
+                           std::to_string(rp.quota_used()) + " identities were issued");
+            if (static_cast<uint64_t>(q.int_col(5)) != rp.events() ||
+                q.blob_col(6) != Bytes(rp.head().begin(), rp.head().end()))
+                rp.problem("stored chain head (event " + std::to_string(q.int_col(5)) + ", " +
+                           to_hex(q.blob_col(6)) + ") differs from the recomputed head (event " +
+                           std::to_string(rp.events()) + ", " + to_hex(rp.head()) + ")");
+        }
+    }
+    WP_RETURN_IF_ERROR(txn.commit());
+    rep.events = rp.events();
+    rep.head = ChainHead{rp.events(), rp.head()};
+    rep.problems = std::move(rp.problems());
+    return rep;
+}
+
+}  // namespace waferprov::host

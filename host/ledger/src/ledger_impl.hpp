@@ -1,0 +1,85 @@
+// Ledger::Impl, shared by ledger.cpp (open, record, transitions, verify) and export.cpp.
+#pragma once
+
+#include <mutex>
+#include <optional>
+
+#include "chain.hpp"
+#include "sqlite.hpp"
+#include "waferprov/host/ledger.hpp"
+
+namespace waferprov::host {
+
+// A transaction on the connection: BEGIN IMMEDIATE for writes (takes the write lock up front, so
+// reads inside see the latest commit and no other process can interleave), BEGIN (a snapshot)
+// for reads. Rolled back unless committed.
+class Txn {
+public:
+    Txn(const Txn&) = delete;
+    Txn& operator=(const Txn&) = delete;
+    Txn(Txn&& o) noexcept : db_(o.db_), active_(o.active_) { o.active_ = false; }
+    Txn& operator=(Txn&&) = delete;
+    ~Txn() {
+        if (active_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    static Result<Txn> begin(sqlite3* db, bool write) {
+        WP_RETURN_IF_ERROR(sql::exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN"));
+        return Txn(db);
+    }
+    Status commit() {
+        WP_RETURN_IF_ERROR(sql::exec(db_, "COMMIT"));
+        active_ = false;
+        return ok_status();
+    }
+
+private:
+    explicit Txn(sqlite3* db) : db_(db), active_(true) {}
+    sqlite3* db_;
+    bool active_;
+};
+
+// The chain head and quota counter as read at the start of a write transaction and advanced by
+// every event appended in it; written back to the job row before COMMIT.
+struct WriteState {
+    uint64_t seq = 0;
+    chain::Hash head{};
+    uint64_t quota = 0;
+    uint64_t used = 0;
+    int64_t now = 0;
+    bool dirty = false;
+};
+
+struct Ledger::Impl {
+    std::mutex mu;
+    std::filesystem::path path;
+    LedgerConfig config;
+    sql::DbPtr db;
+    std::optional<sql::StatementCache> stmts;
+
+    Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
+
+    // Record rows.
+    Result<std::optional<LedgerRecord>> select_record(const char* where_sql,
+                                                      const std::function<void(sql::Query&)>& bind);
+    Result<std::optional<LedgerRecord>> by_uid(const wpid1::Uid& uid);
+    Result<std::optional<LedgerRecord>> by_location(const DieLocation& loc);
+    Result<std::optional<LedgerRecord>> by_serial(ByteSpan serial);
+    Status insert_record(const LedgerRecord& r);
+    Status update_mutable(const LedgerRecord& r);
+
+    // Events.
+    Result<WriteState> load_write_state();
+    Status append_event(WriteState& ws, nlohmann::json event, const std::string& type,
+                        const std::optional<wpid1::Uid>& uid);
+    Status store_write_state(const WriteState& ws);
+};
+
+// SELECT of every record column, in the order row_to_record reads them.
+#define WP_RECORD_SELECT(where)                                                              \
+    "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, "   \
+    "issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason "   \
+    "FROM records " where
+#define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x")
+Result<LedgerRecord> row_to_record(const sql::Query& q);
+
+}  // namespace waferprov::host

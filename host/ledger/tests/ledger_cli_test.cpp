@@ -1,0 +1,145 @@
+// `waferprov ledger ...` as a floor engineer and a customer run it.
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+#include "waferprov/host/device_cert.hpp"
+
+namespace waferprov::host {
+namespace {
+
+using namespace testing;
+
+struct Run {
+    int status = -1;
+    std::string out;
+};
+
+Run waferprov(const std::string& args) {
+    Run r;
+    const std::string cmd = std::string(WAFERPROV_BINARY) + " " + args + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (p == nullptr) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+}
+
+class LedgerCli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto l = Ledger::open(db(), test_config(10));
+        ASSERT_TRUE(l.ok());
+        std::vector<NewIdentity> batch;
+        for (uint64_t i = 0; i < 3; ++i)
+            batch.push_back(real_identity(ca_, i, {"LOT7", 2, static_cast<int>(i), 0}));
+        ASSERT_TRUE((*l)->record_batch(batch).ok());
+        ASSERT_TRUE((*l)->mark_delivered(std::vector<wpid1::Uid>{uid_of(1)}, "T1").ok());
+        write_text(dir_ / "ca.pem", ca_.cert_pem());
+        write_text(dir_ / "ca.key", ca_.key_pem());
+    }
+    std::string db() const { return (dir_ / "l.db").string(); }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    TempDir dir_;
+    TestCa ca_;
+};
+
+TEST_F(LedgerCli, ExportThenVerifyTheExportAndTheLedger) {
+    auto r = waferprov("ledger export --ledger " + db() + " --out " + path("x") + " --ca-key " +
+                       path("ca.key") + " --ca-cert " + path("ca.pem"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    r = waferprov("ledger verify --export " + path("x") + " --ca " + path("ca.pem"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("OK"), std::string::npos) << r.out;
+    r = waferprov("ledger verify --ledger " + db());
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("3 records"), std::string::npos) << r.out;
+
+    // A changed record line fails and names the file.
+    const fs::path rec = dir_ / "x" / "records.jsonl";
+    std::ifstream in(rec);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text.replace(text.find("\"state\":\"ISSUED\""), 16, "\"state\":\"VOIDED\"");
+    write_text(rec, text);
+    r = waferprov("ledger verify --export " + path("x") + " --ca " + path("ca.pem"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("records.jsonl"), std::string::npos) << r.out;
+}
+
+TEST_F(LedgerCli, SummaryAndShow) {
+    auto r = waferprov("ledger summary --ledger " + db());
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("ISSUED       2"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("DELIVERED    1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("left 7"), std::string::npos) << r.out;
+    r = waferprov("ledger show --ledger " + db() + " --uid " + to_hex(uid_of(1)));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("LOT7 wafer 2 (1, 0)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("DELIVERED"), std::string::npos) << r.out;
+    r = waferprov("ledger show --ledger " + db() + " --uid " + to_hex(uid_of(9)));
+    EXPECT_EQ(r.status, 1) << r.out;
+}
+
+TEST_F(LedgerCli, ATamperedLedgerFailsVerification) {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db().c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "UPDATE records SET bin = 'X'", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(h);
+    auto r = waferprov("ledger verify --ledger " + db());
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("record UID " + to_hex(uid_of(0))), std::string::npos) << r.out;
+    r = waferprov("ledger export --ledger " + db() + " --out " + path("x") + " --ca-key " +
+                  path("ca.key") + " --ca-cert " + path("ca.pem"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_FALSE(fs::exists(dir_ / "x"));
+}
+
+TEST_F(LedgerCli, UsageErrorsExitTwo) {
+    EXPECT_EQ(waferprov("ledger").status, 2);
+    EXPECT_EQ(waferprov("ledger frobnicate --ledger " + db()).status, 2);
+    EXPECT_EQ(waferprov("ledger verify").status, 2);
+    EXPECT_EQ(waferprov("ledger verify --export " + path("x")).status, 2);
+    EXPECT_EQ(waferprov("ledger export --ledger " + db()).status, 2);
+    EXPECT_EQ(waferprov("ledger show --ledger " + db() + " --bogus").status, 2);
+    EXPECT_EQ(waferprov("ledger verify --ledger " + path("missing.db")).status, 1);
+}
+
+// The export check accepts the certificates host/ca really issues (the minimal test
+// certificates elsewhere only imitate them).
+TEST_F(LedgerCli, ExportOfHostCaDeviceCertificatesVerifies) {
+    auto builder = DeviceCertBuilder::create(ca_);
+    ASSERT_TRUE(builder.ok()) << builder.error().describe();
+    auto l = Ledger::open(path("real.db"), test_config(10));
+    ASSERT_TRUE(l.ok());
+    std::vector<NewIdentity> batch;
+    for (uint64_t i = 0; i < 3; ++i) {
+        NewIdentity id = real_identity(ca_, 100 + i, {"LOT9", 1, static_cast<int>(i), 4});
+        id.serial = device_serial(builder->ca_ski(), id.public_key);
+        DeviceCertRequest req;
+        req.uid = id.uid;
+        req.location = id.loc;
+        req.product = "WP-TEST";
+        req.public_key = id.public_key;
+        req.serial = id.serial;
+        req.not_before = std::chrono::system_clock::now();
+        auto der = builder->build(req);
+        ASSERT_TRUE(der.ok()) << der.error().describe();
+        id.certificate_der = *der;
+        batch.push_back(id);
+    }
+    ASSERT_TRUE((*l)->record_batch(batch).ok());
+    ASSERT_TRUE((*l)->export_to(dir_ / "real", ca_).ok());
+    auto rep = Ledger::verify_export(dir_ / "real", dir_ / "ca.pem");
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+}
+
+}  // namespace
+}  // namespace waferprov::host

@@ -1,0 +1,183 @@
+// Crash safety (kill -9 at random moments) and two processes sharing one ledger and quota.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace waferprov::host {
+namespace {
+
+using namespace testing;
+using Clock = std::chrono::steady_clock;
+
+struct Tally {
+    int64_t records = 0, distinct_uids = 0, distinct_serials = 0, distinct_locations = 0;
+    int64_t quota = 0, quota_used = 0, issue_events = 0, refused_events = 0;
+};
+
+// Counts straight from the file, independent of the Ledger code.
+Tally tally(const fs::path& p) {
+    Tally t;
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    auto one = [&](const char* sql) {
+        sqlite3_stmt* s = nullptr;
+        EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &s, nullptr), SQLITE_OK) << sql;
+        int64_t v = -1;
+        if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        return v;
+    };
+    t.records = one("SELECT count(*) FROM records");
+    t.distinct_uids = one("SELECT count(DISTINCT uid) FROM records");
+    t.distinct_serials = one("SELECT count(DISTINCT serial) FROM records");
+    t.distinct_locations = one("SELECT count(*) FROM (SELECT DISTINCT lot, wafer, x, y FROM records)");
+    t.quota = one("SELECT quota FROM job");
+    t.quota_used = one("SELECT quota_used FROM job");
+    t.issue_events = one("SELECT count(*) FROM events WHERE type = 'ISSUE'");
+    t.refused_events = one("SELECT count(*) FROM events WHERE type = 'QUOTA_REFUSED'");
+    sqlite3_close(db);
+    return t;
+}
+
+// The child of the crash test: records, delivers and reports results until killed.
+[[noreturn]] void crash_child(const fs::path& p, const LedgerConfig& config, uint64_t iteration,
+                              uint32_t seed) {
+    auto l = Ledger::open(p, config);
+    if (!l.ok()) _exit(3);
+    std::mt19937 rng(seed);
+    const std::string lot = "C" + std::to_string(iteration);
+    uint64_t n = 0;
+    for (;;) {
+        std::vector<NewIdentity> batch;
+        const size_t size = 1 + rng() % 200;
+        for (size_t i = 0; i < size; ++i) {
+            if (iteration > 0 && rng() % 8 == 0) {
+                // A retest of a die an earlier (killed) child may or may not have recorded.
+                const uint64_t it = rng() % iteration;
+                batch.push_back(fake_identity(it * 1000000 + rng() % 300, "C" + std::to_string(it)));
+            } else {
+                batch.push_back(fake_identity(iteration * 1000000 + n++, lot));
+            }
+        }
+        auto r = (*l)->record_batch(batch);
+        if (!r.ok()) _exit(4);
+        std::vector<wpid1::Uid> issued;
+        for (const auto& x : *r)
+            if (x.record && rng() % 2 == 0) issued.push_back(x.record->uid);
+        auto d = (*l)->mark_delivered(issued, "T" + std::to_string(iteration));
+        if (!d.ok()) _exit(5);
+        std::vector<DieResult> results;
+        for (const auto& u : issued) results.push_back(DieResult{u, rng() % 4 != 0, "01"});
+        if (!(*l)->mark_results(results, "T1").ok()) _exit(6);
+    }
+}
+
+TEST(LedgerCrash, KillNineAtRandomMomentsLeavesAConsistentLedger) {
+    TempDir dir;
+    const fs::path p = dir / "l.db";
+    // Small enough that the quota runs out part way, so refusals are crash-tested too.
+    const LedgerConfig config = test_config(2500);
+    ASSERT_TRUE(Ledger::open(p, config).ok());
+    const uint32_t seed = std::random_device{}();
+    std::cout << "seed " << seed << "\n";
+    std::mt19937 rng(seed);
+    const auto deadline = Clock::now() + std::chrono::seconds(12);
+    uint64_t iteration = 0;
+    int64_t last_records = 0;
+    bool grew = false;
+    for (; iteration < 25 && Clock::now() < deadline; ++iteration) {
+        const pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) crash_child(p, config, iteration, static_cast<uint32_t>(rng()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 450));
+        ASSERT_EQ(kill(pid, SIGKILL), 0);
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFSIGNALED(status))
+            << "the child exited by itself with status " << WEXITSTATUS(status);
+
+        auto l = Ledger::open(p, config);
+        ASSERT_TRUE(l.ok()) << l.error().describe();
+        auto rep = (*l)->verify();
+        ASSERT_TRUE(rep.ok()) << rep.error().describe();
+        ASSERT_TRUE(rep->ok()) << "after kill " << iteration << ":\n" << join(rep->problems);
+        const Tally t = tally(p);
+        EXPECT_EQ(t.records, t.distinct_uids);
+        EXPECT_EQ(t.records, t.distinct_serials);
+        EXPECT_EQ(t.records, t.distinct_locations);
+        EXPECT_EQ(t.quota_used, t.records);  // every record counted exactly once
+        EXPECT_EQ(t.issue_events, t.records);
+        EXPECT_LE(t.quota_used, t.quota);
+        EXPECT_GE(t.records, last_records);
+        grew = grew || t.records > last_records;
+        last_records = t.records;
+    }
+    std::cout << iteration << " kills, " << last_records << " records, quota "
+              << config.quota << "\n";
+    EXPECT_GE(iteration, 5u);
+    EXPECT_TRUE(grew);
+}
+
+TEST(LedgerCrash, TwoProcessesNeverExceedTheQuota) {
+    TempDir dir;
+    const fs::path p = dir / "l.db";
+    constexpr uint64_t kQuota = 300;
+    constexpr int kPerChild = 500, kBatch = 25;
+    const LedgerConfig config = test_config(kQuota);
+    ASSERT_TRUE(Ledger::open(p, config).ok());
+    int go[2];
+    ASSERT_EQ(pipe(go), 0);
+    std::vector<pid_t> kids;
+    for (int c = 0; c < 2; ++c) {
+        const pid_t pid = fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            close(go[1]);
+            auto l = Ledger::open(p, config);
+            if (!l.ok()) _exit(3);
+            char b;
+            if (read(go[0], &b, 1) != 0) _exit(7);  // wait for the start (EOF)
+            for (int i = 0; i < kPerChild; i += kBatch) {
+                std::vector<NewIdentity> batch;
+                for (int k = 0; k < kBatch; ++k)
+                    batch.push_back(fake_identity(static_cast<uint64_t>(i + k),
+                                                  "P" + std::to_string(c), 1,
+                                                  static_cast<uint8_t>(0xb0 + c)));
+                auto r = (*l)->record_batch(batch);
+                if (!r.ok()) _exit(4);
+            }
+            _exit(0);
+        }
+        kids.push_back(pid);
+    }
+    close(go[0]);
+    close(go[1]);  // both start now
+    for (pid_t pid : kids) {
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        EXPECT_EQ(WEXITSTATUS(status), 0);  // 3: open failed, 4: record_batch failed
+    }
+    const Tally t = tally(p);
+    EXPECT_EQ(t.records, static_cast<int64_t>(kQuota));
+    EXPECT_EQ(t.quota_used, static_cast<int64_t>(kQuota));
+    EXPECT_EQ(t.refused_events, 2 * kPerChild - static_cast<int64_t>(kQuota));
+    auto l = Ledger::open(p, config);
+    ASSERT_TRUE(l.ok());
+    auto rep = (*l)->verify();
+    ASSERT_TRUE(rep.ok() && rep->ok()) << join(rep->problems);
+    EXPECT_EQ(*(*l)->quota_left(), 0u);
+}
+
+}  // namespace
+}  // namespace waferprov::host

@@ -1,0 +1,498 @@
+// The ledger's storage, quota, retest/alarm rules, state machine and tamper evidence.
+#include <sqlite3.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace waferprov::host {
+namespace {
+
+using namespace testing;
+
+std::vector<NewIdentity> fakes(uint64_t from, uint64_t count, const std::string& lot = "LOT1") {
+    std::vector<NewIdentity> v;
+    for (uint64_t i = from; i < from + count; ++i) v.push_back(fake_identity(i, lot));
+    return v;
+}
+
+std::unique_ptr<Ledger> open_ok(const fs::path& p, const LedgerConfig& c = test_config()) {
+    auto l = Ledger::open(p, c);
+    EXPECT_TRUE(l.ok()) << (l.ok() ? "" : l.error().describe());
+    return l.ok() ? std::move(*l) : nullptr;
+}
+
+std::vector<RecordResult> record_ok(Ledger& l, const std::vector<NewIdentity>& batch) {
+    auto r = l.record_batch(batch);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().describe());
+    return r.ok() ? *r : std::vector<RecordResult>{};
+}
+
+// Raw SQL on the ledger file, as someone editing it behind the ledger's back would.
+void tamper(const fs::path& p, const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(p.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const std::string all = "DROP TRIGGER IF EXISTS events_append_only_update;"
+                            "DROP TRIGGER IF EXISTS events_append_only_delete;" + sql;
+    const int rc = sqlite3_exec(db, all.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+}
+
+std::vector<std::string> verify_problems(const fs::path& p) {
+    auto l = Ledger::open_existing(p);
+    EXPECT_TRUE(l.ok());
+    if (!l.ok()) return {"open failed"};
+    auto rep = (*l)->verify();
+    EXPECT_TRUE(rep.ok());
+    return rep.ok() ? rep->problems : std::vector<std::string>{"verify failed"};
+}
+
+bool any_contains(const std::vector<std::string>& v, const std::string& needle) {
+    for (const auto& s : v)
+        if (s.find(needle) != std::string::npos) return true;
+    return false;
+}
+
+TEST(Ledger, CreatesThenReopensUnderTheSameJob) {
+    TempDir dir;
+    {
+        auto l = open_ok(dir / "l.db");
+        ASSERT_TRUE(l);
+        record_ok(*l, fakes(0, 3));
+    }
+    auto l = open_ok(dir / "l.db");
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->counts()->issued, 3u);
+    EXPECT_EQ(l->quota()->used, 3u);
+    EXPECT_EQ(l->config().job_id, "JOB-1");
+}
+
+TEST(Ledger, RefusesToOpenALedgerOfAnotherJob) {
+    TempDir dir;
+    ASSERT_TRUE(open_ok(dir / "l.db"));
+    for (auto c : {test_config(1000, "JOB-2"), LedgerConfig{"JOB-1", "OTHER", "WP-TEST", 1000},
+                   LedgerConfig{"JOB-1", "ACME", "OTHER", 1000}, test_config(999)}) {
+        auto l = Ledger::open(dir / "l.db", c);
+        ASSERT_FALSE(l.ok());
+        EXPECT_EQ(l.error().code, ErrorCode::kInvalidArgument);
+        EXPECT_NE(l.error().message.find("belongs to job 'JOB-1'"), std::string::npos)
+            << l.error().message;
+    }
+}
+
+TEST(Ledger, OpenExistingReadsTheJobBindingAndNeverCreates) {
+    TempDir dir;
+    EXPECT_EQ(Ledger::open_existing(dir / "none.db").error().code, ErrorCode::kNotFound);
+    EXPECT_FALSE(fs::exists(dir / "none.db"));
+    ASSERT_TRUE(open_ok(dir / "l.db", test_config(77)));
+    auto l = Ledger::open_existing(dir / "l.db");
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ((*l)->config().quota, 77u);
+    EXPECT_EQ((*l)->config().customer, "ACME");
+    write_text(dir / "junk.db", "not a database at all, just some text that is long enough....");
+    EXPECT_FALSE(Ledger::open_existing(dir / "junk.db").ok());
+}
+
+TEST(Ledger, RejectsNonAsciiJobText) {
+    TempDir dir;
+    EXPECT_FALSE(Ledger::open(dir / "l.db", LedgerConfig{"", "ACME", "P", 1}).ok());
+    EXPECT_FALSE(Ledger::open(dir / "l.db", LedgerConfig{"J\n", "ACME", "P", 1}).ok());
+}
+
+TEST(Ledger, NewIdentitiesAreIssuedAndCountedAgainstTheQuota) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db", test_config(10));
+    auto batch = fakes(0, 4);
+    auto res = record_ok(*l, batch);
+    ASSERT_EQ(res.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(res[i].outcome, RecordOutcome::kIssued);
+        ASSERT_TRUE(res[i].record);
+        EXPECT_EQ(res[i].record->uid, batch[i].uid);
+        EXPECT_EQ(res[i].record->state, DieState::kIssued);
+        EXPECT_EQ(res[i].record->certificate_der, batch[i].certificate_der);
+        EXPECT_NE(res[i].record->issued_us, 0);
+    }
+    EXPECT_EQ(l->quota()->used, 4u);
+    EXPECT_EQ(*l->quota_left(), 6u);
+    auto found = l->find_uid(batch[2].uid);
+    ASSERT_TRUE(found.ok() && found->has_value());
+    EXPECT_EQ(**found, *res[2].record);
+}
+
+TEST(Ledger, RetestReturnsTheExistingIdentityAndIsNotCountedAgain) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db", test_config(10));
+    const auto first = fake_identity(5);
+    auto issued = record_ok(*l, {first});
+    NewIdentity again = fake_identity(5);
+    again.serial = serial_of(999);
+    again.wrapped.fill(0xee);
+    again.certificate_der.assign(100, 0xcc);
+    again.tester = "T2";
+    auto res = record_ok(*l, {again});
+    ASSERT_EQ(res.size(), 1u);
+    EXPECT_EQ(res[0].outcome, RecordOutcome::kReissued);
+    ASSERT_TRUE(res[0].record);
+    EXPECT_EQ(res[0].record->wrapped, first.wrapped);
+    EXPECT_EQ(res[0].record->serial, first.serial);
+    EXPECT_EQ(res[0].record->certificate_der, first.certificate_der);
+    EXPECT_EQ(res[0].record->reissues, 1u);
+    EXPECT_EQ(res[0].record->tester, "T2");
+    EXPECT_EQ(l->quota()->used, 1u);
+    EXPECT_EQ(l->head()->events, 3u);  // GENESIS, ISSUE, REISSUE
+    EXPECT_TRUE(l->verify()->ok());
+}
+
+TEST(Ledger, SameUidAtAnotherLocationIsAConflictAndRaisesAnAlarm) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);
+    record_ok(*l, {a});
+    NewIdentity moved = fake_identity(2);
+    moved.uid = a.uid;
+    auto res = record_ok(*l, {moved});
+    EXPECT_EQ(res[0].outcome, RecordOutcome::kConflict);
+    ASSERT_TRUE(res[0].record);
+    EXPECT_EQ(res[0].record->loc, a.loc);
+    EXPECT_NE(res[0].message.find(a.loc.describe()), std::string::npos) << res[0].message;
+    EXPECT_EQ(l->quota()->used, 1u);
+    EXPECT_FALSE(l->find_location(moved.loc)->has_value());
+    EXPECT_EQ(l->head()->events, 3u);  // GENESIS, ISSUE, ALARM
+    EXPECT_TRUE(l->verify()->ok());
+}
+
+TEST(Ledger, AnotherUidAtAProvisionedLocationIsAConflict) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);
+    record_ok(*l, {a});
+    NewIdentity b = fake_identity(2);
+    b.loc = a.loc;
+    auto res = record_ok(*l, {b});
+    EXPECT_EQ(res[0].outcome, RecordOutcome::kConflict);
+    EXPECT_EQ(res[0].record->uid, a.uid);
+    EXPECT_FALSE(l->find_uid(b.uid)->has_value());
+    EXPECT_EQ(l->quota()->used, 1u);
+}
+
+TEST(Ledger, AReusedCertificateSerialIsAConflict) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);
+    NewIdentity b = fake_identity(2);
+    b.serial = a.serial;
+    auto res = record_ok(*l, {a, b});
+    EXPECT_EQ(res[0].outcome, RecordOutcome::kIssued);
+    EXPECT_EQ(res[1].outcome, RecordOutcome::kConflict);
+    EXPECT_EQ(l->counts()->total(), 1u);
+}
+
+TEST(Ledger, TheQuotaIsNeverExceededWithinABatchAndRetestsStillWork) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db", test_config(5));
+    auto res = record_ok(*l, fakes(0, 8));
+    for (size_t i = 0; i < 8; ++i)
+        EXPECT_EQ(res[i].outcome, i < 5 ? RecordOutcome::kIssued : RecordOutcome::kQuotaExhausted);
+    EXPECT_FALSE(res[7].record);
+    EXPECT_EQ(l->counts()->total(), 5u);
+    EXPECT_EQ(*l->quota_left(), 0u);
+    auto retest = record_ok(*l, {fake_identity(3)});
+    EXPECT_EQ(retest[0].outcome, RecordOutcome::kReissued);
+    EXPECT_TRUE(l->verify()->ok());
+}
+
+TEST(Ledger, AnInvalidItemRejectsTheWholeBatch) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    auto batch = fakes(0, 3);
+    batch[2].serial.clear();
+    auto r = l->record_batch(batch);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(r.error().message.find("item 2"), std::string::npos);
+    EXPECT_EQ(l->counts()->total(), 0u);
+    batch = fakes(0, 1);
+    batch[0].loc.lot = "L\xc3\xa9";
+    EXPECT_FALSE(l->record_batch(batch).ok());
+}
+
+TEST(Ledger, LooksUpByLocationAndListsAWaferInOrder) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    auto batch = fakes(0, 250);
+    std::reverse(batch.begin(), batch.end());
+    record_ok(*l, batch);
+    record_ok(*l, fakes(1000, 5, "LOT2"));
+    auto at = l->find_location(DieLocation{"LOT1", 1, 3, 2});
+    ASSERT_TRUE(at.ok() && at->has_value());
+    EXPECT_EQ((*at)->uid, uid_of(203));
+    EXPECT_FALSE(l->find_location(DieLocation{"LOT1", 2, 3, 2})->has_value());
+    auto wafer = l->list_wafer("LOT1", 1);
+    ASSERT_TRUE(wafer.ok());
+    ASSERT_EQ(wafer->size(), 250u);
+    for (size_t i = 1; i < wafer->size(); ++i)
+        EXPECT_LT(std::make_pair((*wafer)[i - 1].loc.y, (*wafer)[i - 1].loc.x),
+                  std::make_pair((*wafer)[i].loc.y, (*wafer)[i].loc.x));
+    std::vector<std::string> lots;
+    ASSERT_TRUE(l->for_each([&](const LedgerRecord& r) {
+        lots.push_back(r.loc.lot);
+        return ok_status();
+    }).ok());
+    EXPECT_EQ(lots.size(), 255u);
+    EXPECT_TRUE(std::is_sorted(lots.begin(), lots.end()));
+}
+
+TEST(Ledger, StateMachineDeliverResultVoid) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    record_ok(*l, fakes(0, 6));
+    const auto u = [](uint64_t n) { return uid_of(n); };
+
+    // A result before delivery, and unknown UIDs.
+    auto r = l->mark_result(u(0), true, "01", "T1");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, TransitionStatus::kNotDelivered);
+    EXPECT_EQ(l->mark_result(u(77), true, "01", "T1")->status, TransitionStatus::kUnknownUid);
+
+    std::vector<wpid1::Uid> uids{u(0), u(1), u(2), u(3), u(77)};
+    auto d = l->mark_delivered(uids, "T9");
+    ASSERT_TRUE(d.ok());
+    for (size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ((*d)[i].status, TransitionStatus::kOk);
+        EXPECT_EQ((*d)[i].record->state, DieState::kDelivered);
+        EXPECT_EQ((*d)[i].record->tester, "T9");
+        EXPECT_NE((*d)[i].record->delivered_us, 0);
+    }
+    EXPECT_EQ((*d)[4].status, TransitionStatus::kUnknownUid);
+    // Delivered again (retest): allowed and logged.
+    auto again = l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T9");
+    EXPECT_EQ((*again)[0].status, TransitionStatus::kOk);
+    EXPECT_NE((*again)[0].message.find("again"), std::string::npos);
+
+    std::vector<DieResult> results{{u(0), true, "01"}, {u(1), false, "07"}, {u(4), true, "01"}};
+    auto res = l->mark_results(results, "T9");
+    ASSERT_TRUE(res.ok());
+    EXPECT_EQ((*res)[0].status, TransitionStatus::kOk);
+    EXPECT_EQ((*res)[0].record->state, DieState::kProgrammed);
+    EXPECT_EQ((*res)[0].record->bin, "01");
+    EXPECT_EQ((*res)[1].record->state, DieState::kFailed);
+    EXPECT_EQ((*res)[2].status, TransitionStatus::kNotDelivered);
+    EXPECT_EQ(l->mark_result(u(0), true, "01", "T9")->status, TransitionStatus::kDuplicateResult);
+    EXPECT_EQ(l->mark_result(u(1), true, "01", "T9")->status, TransitionStatus::kDuplicateResult);
+    EXPECT_EQ((*l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T9"))[0].status,
+              TransitionStatus::kAlreadyProgrammed);
+    // A FAILED die may be delivered again for a retest, then report a new result.
+    auto retry = l->mark_delivered(std::vector<wpid1::Uid>{u(1)}, "T9");
+    EXPECT_EQ((*retry)[0].status, TransitionStatus::kOk);
+    EXPECT_EQ((*retry)[0].record->bin, "");
+    EXPECT_EQ(l->mark_result(u(1), true, "01", "T9")->status, TransitionStatus::kOk);
+
+    // VOID.
+    EXPECT_EQ(l->void_identity(u(2), "")->status, TransitionStatus::kInvalidArgument);
+    auto v = l->void_identity(u(2), "die scrapped");
+    EXPECT_EQ(v->status, TransitionStatus::kOk);
+    EXPECT_EQ(v->record->state, DieState::kVoid);
+    EXPECT_EQ(l->void_identity(u(2), "again")->status, TransitionStatus::kVoided);
+    EXPECT_EQ(l->mark_result(u(2), true, "01", "T9")->status, TransitionStatus::kVoided);
+    EXPECT_EQ((*l->mark_delivered(std::vector<wpid1::Uid>{u(2)}, "T9"))[0].status,
+              TransitionStatus::kVoided);
+    EXPECT_EQ(l->void_identity(u(99), "x")->status, TransitionStatus::kUnknownUid);
+    // A retest of a VOID die is refused (not reissued) with an alarm.
+    auto rt = record_ok(*l, {fake_identity(2)});
+    EXPECT_EQ(rt[0].outcome, RecordOutcome::kConflict);
+    EXPECT_EQ(rt[0].record->state, DieState::kVoid);
+
+    const auto c = *l->counts();
+    EXPECT_EQ(c.programmed, 2u);
+    EXPECT_EQ(c.failed, 0u);
+    EXPECT_EQ(c.delivered, 1u);
+    EXPECT_EQ(c.voided, 1u);
+    EXPECT_EQ(c.issued, 2u);
+    EXPECT_EQ(l->quota()->used, 6u);  // a VOID identity still counts
+    auto rep = l->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+}
+
+// ---- tamper evidence ------------------------------------------------------------------------
+
+class LedgerTamper : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto l = open_ok(path());
+        ASSERT_TRUE(l);
+        record_ok(*l, fakes(0, 5));
+        ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{uid_of(1), uid_of(2)}, "T1").ok());
+        ASSERT_TRUE(l->mark_result(uid_of(1), true, "01", "T1").ok());
+        record_ok(*l, {fake_identity(3)});  // REISSUE
+        NewIdentity b = fake_identity(9);
+        b.loc = fake_identity(0).loc;
+        record_ok(*l, {b});  // ALARM
+        auto rep = l->verify();
+        ASSERT_TRUE(rep.ok() && rep->ok()) << join(rep->problems);
+        events_ = rep->events;
+    }
+    fs::path path() const { return dir_ / "l.db"; }
+    TempDir dir_;
+    uint64_t events_ = 0;
+};
+
+TEST_F(LedgerTamper, UntouchedLedgerVerifies) {
+    EXPECT_TRUE(verify_problems(path()).empty());
+    EXPECT_EQ(events_, 11u);
+}
+
+TEST_F(LedgerTamper, EditedRecordFieldsAreDetectedAndNamed) {
+    const std::string uid1 = to_hex(uid_of(1));
+    const std::vector<std::pair<std::string, std::string>> edits = {
+        {"state = 'ISSUED'", "state"},          {"wrapped_key = zeroblob(40)", "wrapped_key"},
+        {"certificate = x'00'", "certificate"}, {"bin = '02'", "bin"},
+        {"x = 42", "location"},                 {"reissues = 3", "reissues"},
+        {"tester = 'T7'", "tester"},            {"updated_us = 5", "times"},
+        {"public_key = zeroblob(65)", "public_key"}};
+    for (const auto& [set, name] : edits) {
+        TempDir copy;
+        fs::copy_file(path(), copy / "l.db");
+        tamper(copy / "l.db", "UPDATE records SET " + set + " WHERE uid = x'" + uid1 + "';");
+        auto problems = verify_problems(copy / "l.db");
+        ASSERT_FALSE(problems.empty()) << set;
+        EXPECT_TRUE(any_contains(problems, "record UID " + uid1)) << join(problems);
+        EXPECT_TRUE(any_contains(problems, name)) << join(problems);
+    }
+}
+
+TEST_F(LedgerTamper, DeletedAndInsertedRecordsAreDetected) {
+    tamper(path(), "DELETE FROM records WHERE uid = x'" + to_hex(uid_of(4)) + "';");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "missing from the records table")) << join(problems);
+    tamper(path(), "INSERT INTO records SELECT 99, x'" + to_hex(uid_of(50)) +
+                       "', lot, wafer, 50, 50, x'99', public_key, wrapped_key, certificate, "
+                       "state, issued_us, delivered_us, result_us, updated_us, tester, bin, "
+                       "reissues, void_reason FROM records WHERE uid = x'" +
+                       to_hex(uid_of(3)) + "';");
+    problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(50)) + " (LOT1 wafer 1 (50, 50)) has no ISSUE event"))
+        << join(problems);
+}
+
+TEST_F(LedgerTamper, DeletedEventIsDetected) {
+    tamper(path(), "DELETE FROM events WHERE seq = 9;");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "event row seq 10: expected seq 9")) << join(problems);
+}
+
+TEST_F(LedgerTamper, DeletedLastEventWithItsRecordChangeIsDetected) {
+    // The last record change (the REISSUE, event 10) removed and the head rewound to event 9:
+    // the chain is self-consistent but no longer replays to the records table.
+    tamper(path(), "DELETE FROM events WHERE seq >= 10;"
+                   "UPDATE job SET head_seq = 9, head_hash = (SELECT hash FROM events WHERE seq = 9);");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(3)))) << join(problems);
+}
+
+TEST_F(LedgerTamper, InsertedEventIsDetected) {
+    tamper(path(), "INSERT INTO events SELECT 100, type, uid, time_us, payload, hash FROM events "
+                   "WHERE seq = 5;");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "event row seq 100")) << join(problems);
+}
+
+TEST_F(LedgerTamper, ReorderedEventsAreDetected) {
+    tamper(path(), "UPDATE events SET seq = 1000 WHERE seq = 3;"
+                   "UPDATE events SET seq = 3 WHERE seq = 4;"
+                   "UPDATE events SET seq = 4 WHERE seq = 1000;");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "event 3")) << join(problems);
+}
+
+TEST_F(LedgerTamper, EditedEventHashIsDetected) {
+    tamper(path(), "UPDATE events SET hash = zeroblob(32) WHERE seq = 6;");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "event 6: stored hash")) << join(problems);
+}
+
+TEST_F(LedgerTamper, EditedPayloadIsDetectedEvenWithItsHashRecomputed) {
+    // Change the bin of the RESULT event and the record alike, recomputing that event's hash:
+    // the next event's hash no longer links.
+    auto l = Ledger::open_existing(path());
+    tamper(path(), "UPDATE events SET payload = replace(payload, '\"bin\":\"01\"', "
+                   "'\"bin\":\"09\"') WHERE type = 'RESULT';"
+                   "UPDATE records SET bin = '09' WHERE uid = x'" + to_hex(uid_of(1)) + "';");
+    auto problems = verify_problems(path());
+    EXPECT_TRUE(any_contains(problems, "stored hash")) << join(problems);
+    EXPECT_TRUE(any_contains(problems, "stored chain head")) << join(problems);
+}
+
+TEST_F(LedgerTamper, EditedHeadAndQuotaCounterAreDetected) {
+    tamper(path(), "UPDATE job SET head_hash = zeroblob(32);");
+    EXPECT_TRUE(any_contains(verify_problems(path()), "stored chain head"));
+    TempDir copy;
+    fs::copy_file(path(), copy / "l.db");
+    tamper(copy / "l.db", "UPDATE job SET quota_used = quota_used - 1;");
+    EXPECT_TRUE(any_contains(verify_problems(copy / "l.db"), "quota counter"));
+}
+
+TEST_F(LedgerTamper, TheEventLogRefusesUpdatesThroughSql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+    EXPECT_NE(sqlite3_exec(db, "DELETE FROM events WHERE seq = 2", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    EXPECT_NE(sqlite3_exec(db, "UPDATE events SET type = 'X'", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    EXPECT_TRUE(verify_problems(path()).empty());
+}
+
+// ---- threads and throughput -----------------------------------------------------------------
+
+TEST(Ledger, ThreadsShareOneLedger) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db", test_config(300));
+    std::vector<std::thread> threads;
+    std::atomic<int> issued{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int b = 0; b < 10; ++b) {
+                std::vector<NewIdentity> batch;
+                for (int i = 0; i < 10; ++i)
+                    batch.push_back(fake_identity(static_cast<uint64_t>(t * 1000 + b * 10 + i),
+                                                  "LOT" + std::to_string(t)));
+                auto r = l->record_batch(batch);
+                ASSERT_TRUE(r.ok());
+                for (const auto& x : *r) issued += x.outcome == RecordOutcome::kIssued;
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(issued.load(), 300);
+    EXPECT_EQ(l->counts()->total(), 300u);
+    EXPECT_TRUE(l->verify()->ok());
+}
+
+TEST(Ledger, RecordBatchThroughputWithFullSync) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db", test_config(1000000));
+    constexpr int kBatches = 40, kBatch = 128;
+    std::vector<std::vector<NewIdentity>> batches;
+    for (int b = 0; b < kBatches; ++b) batches.push_back(fakes(static_cast<uint64_t>(b) * kBatch, kBatch));
+    for (auto& b : batches)
+        for (auto& id : b) id.certificate_der.assign(480, 0x30);  // about a real certificate's size
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& b : batches) ASSERT_TRUE(l->record_batch(b).ok());
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double rate = kBatches * kBatch / s;
+    std::cout << "record_batch: " << kBatches << " batches of " << kBatch << " in " << s
+              << " s = " << static_cast<long>(rate) << " records/s (synchronous=FULL, WAL)\n";
+    RecordProperty("records_per_second", static_cast<int>(rate));
+    EXPECT_EQ(l->counts()->total(), static_cast<uint64_t>(kBatches * kBatch));
+}
+
+}  // namespace
+}  // namespace waferprov::host
