@@ -1,9 +1,61 @@
 #!/usr/bin/env bash
-# The main job on a fresh Debian 12 machine: install the dependencies, build, and run the demo.
-# Today the demo is `waferprov kat` on the built-in vectors, on every backend of the build.
+# The main job on a fresh Debian 12 machine: install the dependencies, build, and provision a
+# synthesized 300 mm wafer end to end, once with the manufacturer CA key in a PEM file and once
+# with it inside a SoftHSM2 token:
+#   waferprov kat -> job init -> wafer synth -> run -> ledger verify -> ledger export
+#   -> ledger verify --export (as the customer) -> openssl verify of a device certificate.
+# Everything goes to ./demo (set WAFERPROV_DEMO_DIR to put it elsewhere); it is recreated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target waferprov
-./build/host/cli/waferprov kat
+
+W="$PWD/build/host/cli/waferprov"
+DEMO="${WAFERPROV_DEMO_DIR:-$PWD/demo}"
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+step() { printf '\n== %s\n' "$*"; }
+
+step "known-answer tests on every backend"
+"$W" kat
+
+step "a synthesized 300 mm wafer of 2 x 2 mm dies"
+"$W" wafer synth --diameter 300 --die 2x2 --lot DEMO0001 --wafer 1 --out "$DEMO/DEMO0001-01.xml"
+
+step "PEM CA: job init, run, verify, export, verify the export as the customer"
+"$W" job init --out "$DEMO/job-pem" --id DEMO-PEM --product WPDEMO --customer "Demo customer"
+"$W" run --job "$DEMO/job-pem/job.toml" --map "$DEMO/DEMO0001-01.xml"
+"$W" ledger verify --job "$DEMO/job-pem/job.toml"
+"$W" ledger export --job "$DEMO/job-pem/job.toml" --out "$DEMO/export-pem"
+"$W" ledger verify --export "$DEMO/export-pem" --ca "$DEMO/job-pem/ca.pem"
+
+step "SoftHSM2 CA: the manufacturer CA key is generated inside a token and stays there"
+export SOFTHSM2_CONF="$DEMO/softhsm2.conf"
+mkdir -p "$DEMO/softhsm-tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+  "$DEMO/softhsm-tokens" > "$SOFTHSM2_CONF"
+export WAFERPROV_HSM_PIN=demo-user-pin
+softhsm2-util --init-token --free --label waferprov-demo --pin "$WAFERPROV_HSM_PIN" \
+  --so-pin demo-so-pin >/dev/null
+"$W" wafer synth --diameter 200 --die 2x2 --lot DEMO0002 --wafer 1 --out "$DEMO/DEMO0002-01.xml"
+"$W" job init --out "$DEMO/job-hsm" --id DEMO-HSM --product WPDEMO --customer "Demo customer" \
+  --hsm --module /usr/lib/softhsm/libsofthsm2.so --token-label waferprov-demo \
+  --key-label manufacturer-ca
+"$W" run --job "$DEMO/job-hsm/job.toml" --map "$DEMO/DEMO0002-01.xml"
+"$W" ledger verify --job "$DEMO/job-hsm/job.toml"
+"$W" ledger export --job "$DEMO/job-hsm/job.toml" --out "$DEMO/export-hsm"
+"$W" ledger verify --export "$DEMO/export-hsm" --ca "$DEMO/job-hsm/ca.pem"
+
+step "one device certificate from each export, checked by openssl against its chain"
+for kind in pem hsm; do
+  head -n 1 "$DEMO/export-$kind/records.jsonl" \
+    | sed -e 's/.*"certificate":"\([^"]*\)".*/\1/' | base64 -d \
+    | openssl x509 -inform DER -out "$DEMO/device-$kind.pem"
+  openssl verify -CAfile "$DEMO/job-$kind/root.pem" -untrusted "$DEMO/job-$kind/ca.pem" \
+    "$DEMO/device-$kind.pem"
+done
+openssl x509 -in "$DEMO/device-pem.pem" -noout -subject -issuer -enddate
+
+step "done"
+echo "reports (summary, reconciliation, wafer map SVG/PNG, STDF): $DEMO/job-pem/reports, $DEMO/job-hsm/reports"

@@ -4,18 +4,23 @@
 
 #include "cli.hpp"
 #include "waferprov/host/ca_signers.hpp"
+#include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
+#include "waferprov/host/pipeline.hpp"
 
 namespace waferprov::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: waferprov ledger verify --ledger FILE\n"
+    "usage: waferprov ledger verify [--job FILE] [--ledger FILE]\n"
     "       waferprov ledger verify --export DIR --ca FILE\n"
-    "       waferprov ledger export --ledger FILE --out DIR --ca-key FILE --ca-cert FILE\n"
-    "       waferprov ledger show --ledger FILE [--uid HEX]\n"
-    "       waferprov ledger summary --ledger FILE\n"
+    "       waferprov ledger export [--job FILE] [--ledger FILE] --out DIR\n"
+    "                               [--ca-key FILE --ca-cert FILE]\n"
+    "       waferprov ledger show [--job FILE] [--ledger FILE] [--uid HEX]\n"
+    "       waferprov ledger summary [--job FILE] [--ledger FILE]\n"
     "\n"
+    "--job FILE: the job's ledger and CA (PEM key or PKCS#11 token); --ledger overrides the\n"
+    "  ledger, --ca-key/--ca-cert sign an export with a PEM key instead of the job's CA.\n"
     "verify --ledger: recomputes the event hash chain and checks that replaying it yields the\n"
     "  records table, the quota counter and the stored head.\n"
     "verify --export: checks an export as the customer does, without the ledger: the manifest\n"
@@ -23,7 +28,7 @@ constexpr const char* kUsage =
     "  manifest's CA certificate), the file hashes, the chain, the counts and every device\n"
     "  certificate (key, serial, subject serialNumber = UID, signed by the CA).\n"
     "export: writes records.jsonl, events.jsonl, manifest.json and manifest.sig into DIR (which\n"
-    "  must not exist), signing the manifest with the manufacturer CA key (PEM).\n"
+    "  must not exist), signing the manifest with the manufacturer CA key.\n"
     "show/summary: the job, counts per state, quota used and left, the chain head; with --uid,\n"
     "  one die's record.\n"
     "Exit status: 0 ok; 1 verification failed or an error; 2 usage.\n";
@@ -49,6 +54,14 @@ int report(const host::VerifyReport& rep, const std::string& what) {
     return kExitFailure;
 }
 
+// The ledger to work on: --ledger, else the one the --job file names.
+Result<std::string> ledger_path(const ParsedArgs& a) {
+    if (a.has("ledger")) return a.get("ledger");
+    if (!a.has("job")) return make_error(ErrorCode::kInvalidArgument, "give --job FILE or --ledger FILE");
+    WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
+    return job.ledger.string();
+}
+
 int run_verify(const ParsedArgs& a) {
     if (a.has("export")) {
         if (!a.has("ca")) return usage_error("verify --export needs --ca FILE");
@@ -56,23 +69,38 @@ int run_verify(const ParsedArgs& a) {
         if (!rep.ok()) return fail(rep.error());
         return report(*rep, "export " + a.get("export"));
     }
-    if (!a.has("ledger")) return usage_error("verify needs --ledger FILE or --export DIR --ca FILE");
-    auto l = host::Ledger::open_existing(a.get("ledger"));
+    if (!a.has("ledger") && !a.has("job"))
+        return usage_error("verify needs --job FILE, --ledger FILE or --export DIR --ca FILE");
+    auto path = ledger_path(a);
+    if (!path.ok()) return fail(path.error());
+    auto l = host::Ledger::open_existing(*path);
     if (!l.ok()) return fail(l.error());
     auto rep = (*l)->verify();
     if (!rep.ok()) return fail(rep.error());
-    return report(*rep, "ledger " + a.get("ledger"));
+    return report(*rep, "ledger " + *path);
 }
 
 int run_export(const ParsedArgs& a) {
-    for (const char* k : {"ledger", "out", "ca-key", "ca-cert"})
-        if (!a.has(k)) return usage_error(std::string("export needs --") + k);
-    auto l = host::Ledger::open_existing(a.get("ledger"));
+    if (!a.has("out")) return usage_error("export needs --out DIR");
+    const bool pem = a.has("ca-key") || a.has("ca-cert");
+    if (pem && !(a.has("ca-key") && a.has("ca-cert")))
+        return usage_error("export needs both --ca-key and --ca-cert");
+    if (!pem && !a.has("job")) return usage_error("export needs --job FILE or --ca-key/--ca-cert");
+    auto path = ledger_path(a);
+    if (!path.ok()) return fail(path.error());
+    auto l = host::Ledger::open_existing(*path);
     if (!l.ok()) return fail(l.error());
-    auto signer = host::make_signer(host::PemSignerConfig{a.get("ca-key"), a.get("ca-cert")});
+    Result<std::unique_ptr<host::Signer>> signer = make_error(ErrorCode::kInternal, "no signer");
+    if (pem) {
+        signer = host::make_signer(host::PemSignerConfig{a.get("ca-key"), a.get("ca-cert")});
+    } else {
+        auto job = host::load_job(a.get("job"));
+        if (!job.ok()) return fail(job.error());
+        signer = host::open_job_signer(*job, 1);
+    }
     if (!signer.ok()) return fail(signer.error());
     if (auto st = (*l)->export_to(a.get("out"), **signer); !st.ok()) return fail(st.error());
-    std::cout << "exported " << a.get("ledger") << " to " << a.get("out") << " (manifest signed by "
+    std::cout << "exported " << *path << " to " << a.get("out") << " (manifest signed by "
               << (*signer)->describe() << ")\n";
     return kExitOk;
 }
@@ -96,8 +124,10 @@ void print_record(const host::LedgerRecord& r) {
 }
 
 int run_show(const ParsedArgs& a) {
-    if (!a.has("ledger")) return usage_error("show needs --ledger FILE");
-    auto l = host::Ledger::open_existing(a.get("ledger"));
+    if (!a.has("ledger") && !a.has("job")) return usage_error("show needs --job FILE or --ledger FILE");
+    auto path = ledger_path(a);
+    if (!path.ok()) return fail(path.error());
+    auto l = host::Ledger::open_existing(*path);
     if (!l.ok()) return fail(l.error());
     if (a.has("uid")) {
         auto uid = from_hex_fixed<wpid1::kUidSize>(a.get("uid"), "--uid");
@@ -144,7 +174,7 @@ int run_ledger(const Args& args) {
     ParsedArgs a;
     std::string error;
     if (!parse_args(Args(args.begin() + 1, args.end()),
-                    {"ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid"}, {"help"}, a,
+                    {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid"}, {"help"}, a,
                     error))
         return usage_error(error);
     if (a.has("help")) {

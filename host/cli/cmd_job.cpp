@@ -1,0 +1,189 @@
+// waferprov job init --out DIR [options]: a complete development job in one folder.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <openssl/rand.h>
+
+#include "cli.hpp"
+#include "waferprov/host/ca_init.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/software/aes.hpp"
+#include "waferprov/software/device_key.hpp"
+
+namespace waferprov::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "usage: waferprov job init --out DIR [--id ID] [--product NAME] [--customer NAME]\n"
+    "                          [--quota N] [--uid-policy derived|tester]\n"
+    "                          [--hsm --module PATH --token-label LABEL --key-label LABEL\n"
+    "                           [--pin-env VAR]]\n"
+    "\n"
+    "Writes a complete development job into DIR: DIR/job.toml, the CA chain (DIR/root.pem,\n"
+    "DIR/ca.pem and their keys, or with --hsm the manufacturer CA key generated inside the\n"
+    "PKCS#11 token, where it stays), the software engine's device key DIR/device.key (0600),\n"
+    "the wrapped KIK DIR/kik.wrapped and DIR/kik.hex, the plaintext KIK the demo's dies hold\n"
+    "in ROM (a development convenience that production jobs never have).\n"
+    "With --hsm the token's user PIN is read from $WAFERPROV_HSM_PIN (or --pin-env VAR).\n";
+
+Status write_text(const fs::path& p, const std::string& text, mode_t mode) {
+    std::ofstream out(p, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) return make_error(ErrorCode::kIo, "cannot write " + p.string());
+    if (::chmod(p.c_str(), mode) != 0) return make_error(ErrorCode::kIo, "cannot chmod " + p.string());
+    return ok_status();
+}
+
+// Builds the job in `dir` (which exists and is empty).
+Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& name) {
+    const fs::path job_file = dir / "job.toml";
+
+    host::Job job;
+    job.file = job_file;
+    job.id = a.has("id") ? a.get("id") : "DEV-" + name;
+    job.product = a.has("product") ? a.get("product") : "WPDEMO";
+    job.customer = a.has("customer") ? a.get("customer") : "Development customer";
+    job.quota = 100000;
+    if (a.has("quota")) {
+        try {
+            job.quota = std::stoull(a.get("quota"));
+        } catch (const std::exception&) {
+            return make_error(ErrorCode::kInvalidArgument, "--quota must be a whole number");
+        }
+    }
+    job.ledger = dir / "ledger.sqlite";
+    job.wrapped_kik = dir / "kik.wrapped";
+    job.device_key = dir / "device.key";
+    job.ca.certificate = dir / "ca.pem";
+    job.ca.root = dir / "root.pem";
+    job.certificate.organization = "waferprov development";
+
+    const std::string policy = a.has("uid-policy") ? a.get("uid-policy") : "derived";
+    if (policy == "derived") {
+        job.uid_policy = host::UidPolicy::kDerived;
+        job.uid_salt.resize(16);
+        if (RAND_bytes(job.uid_salt.data(), 16) != 1)
+            return make_error(ErrorCode::kCrypto, "RAND_bytes failed");
+    } else if (policy == "tester") {
+        job.uid_policy = host::UidPolicy::kTester;
+    } else {
+        return make_error(ErrorCode::kInvalidArgument, "--uid-policy must be derived or tester");
+    }
+
+    host::ChainOptions chain;
+    chain.product = job.product;
+    if (a.has("hsm")) {
+        host::HsmChainOptions h;
+        h.module = a.get("module");
+        h.token_label = a.get("token-label");
+        h.key_label = a.get("key-label");
+        if (a.has("pin-env")) h.pin_env = a.get("pin-env");
+        if (h.module.empty() || h.token_label.empty() || h.key_label.empty())
+            return make_error(ErrorCode::kInvalidArgument,
+                              "--hsm needs --module, --token-label and --key-label");
+        h.chain = chain;
+        WP_ASSIGN_OR_RETURN(auto files, host::init_hsm_chain(dir, h));
+        (void)files;
+        job.ca.kind = host::JobCa::Kind::kPkcs11;
+        job.ca.module = h.module.string();
+        job.ca.token_label = h.token_label;
+        job.ca.key_label = h.key_label;
+        job.ca.pin_env = h.pin_env;
+    } else {
+        WP_ASSIGN_OR_RETURN(auto files, host::init_pem_chain(dir, chain));
+        job.ca.kind = host::JobCa::Kind::kPem;
+        job.ca.key = files.ca_key;
+    }
+
+    // The engine's device key, and the KIK wrapped under it: the KIK reaches the engine only
+    // as AES-KW(DK, KIK).
+    WP_RETURN_IF_ERROR(software::write_new_device_key(*job.device_key));
+    WP_ASSIGN_OR_RETURN(software::DeviceKey dk, software::load_device_key(*job.device_key));
+    SecretArray<32> kik;
+    if (RAND_priv_bytes(kik.data(), 32) != 1) return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
+    WP_ASSIGN_OR_RETURN(Bytes wrapped, software::kw_wrap(dk.span(), kik.span()));
+    WP_RETURN_IF_ERROR(write_text(job.wrapped_kik, to_hex(wrapped) + "\n", 0644));
+    std::string kik_hex = to_hex(kik.span()) + "\n";
+    auto st = write_text(dir / "kik.hex", kik_hex, 0600);
+    secure_wipe(kik_hex.data(), kik_hex.size());
+    WP_RETURN_IF_ERROR(st);
+    WP_RETURN_IF_ERROR(host::write_job(job));
+    std::cout << "development job " << job.id << ": product " << job.product << ", quota "
+              << job.quota << ", CA key "
+              << (a.has("hsm") ? "in token '" + job.ca.token_label + "'" : std::string("in ca.key"))
+              << "\n";
+    return ok_status();
+}
+
+// All or nothing: the job is built in a sibling temporary folder and renamed into place, so a
+// failure part-way leaves no half-written job behind (a CA key already generated inside a
+// token stays there; its label is then taken and a retry needs another --key-label).
+Status init_job(const ParsedArgs& a) {
+    const fs::path dir = fs::absolute(a.get("out")).lexically_normal();
+    std::error_code ec;
+    if (fs::exists(dir) && !(fs::is_directory(dir) && fs::is_empty(dir, ec)))
+        return make_error(ErrorCode::kInvalidArgument,
+                          dir.string() + " exists and is not an empty folder; refusing to overwrite");
+    const fs::path work = dir.parent_path() / ("." + dir.filename().string() + ".init-" + std::to_string(::getpid()));
+    fs::create_directories(work, ec);
+    if (ec) return make_error(ErrorCode::kIo, "cannot create " + work.string() + ": " + ec.message());
+    auto st = build_job(a, work, dir.filename().string());
+    if (st.ok()) {
+        fs::remove(dir, ec);  // the empty folder, if there was one
+        fs::rename(work, dir, ec);
+        if (ec) st = make_error(ErrorCode::kIo, "cannot rename " + work.string() + " to " + dir.string() + ": " + ec.message());
+    }
+    if (!st.ok()) {
+        fs::remove_all(work, ec);
+        return st;
+    }
+    std::cout << "wrote " << (dir / "job.toml").string() << ", root.pem, ca.pem, device.key, kik.wrapped, kik.hex\n";
+    return ok_status();
+}
+
+int run_job(const Args& args) {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+        std::cout << kUsage;
+        return args.empty() ? kExitUsage : kExitOk;
+    }
+    if (args[0] != "init") {
+        std::cerr << "waferprov job: unknown subcommand '" << args[0] << "'\n" << kUsage;
+        return kExitUsage;
+    }
+    ParsedArgs a;
+    std::string err;
+    if (!parse_args(Args(args.begin() + 1, args.end()),
+                    {"out", "id", "product", "customer", "quota", "uid-policy", "module",
+                     "token-label", "key-label", "pin-env"},
+                    {"hsm", "help"}, a, err) ||
+        !a.positionals.empty()) {
+        std::cerr << "waferprov job init: " << (err.empty() ? "unexpected argument" : err) << "\n" << kUsage;
+        return kExitUsage;
+    }
+    if (a.has("help")) {
+        std::cout << kUsage;
+        return kExitOk;
+    }
+    if (!a.has("out")) {
+        std::cerr << "waferprov job init: --out DIR is required\n" << kUsage;
+        return kExitUsage;
+    }
+    if (auto st = init_job(a); !st.ok()) {
+        std::cerr << "waferprov job init: " << st.error().describe() << "\n";
+        return kExitFailure;
+    }
+    return kExitOk;
+}
+
+}  // namespace
+
+WAFERPROV_COMMAND(job, "job init: write a complete development job (CA, keys, job file)", run_job);
+
+}  // namespace waferprov::cli

@@ -1,0 +1,287 @@
+// waferprov run --job FILE --map FILE [--map FILE ...]: pre-generate the identities of every die
+// to provision, commit them to the ledger, and write the floor reports.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include <thread>
+
+#include "cli.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/ledger.hpp"
+#include "waferprov/host/pipeline.hpp"
+#include "waferprov/host/report.hpp"
+#include "waferprov/host/wafermap.hpp"
+
+namespace waferprov::cli {
+namespace {
+
+namespace fs = std::filesystem;
+namespace rpt = host::report;
+
+constexpr const char* kUsage =
+    "usage: waferprov run --job FILE --map FILE [--map FILE ...] [--threads N]\n"
+    "                     [--ledger FILE] [--out DIR] [--batch N] [--no-progress]\n"
+    "\n"
+    "Pre-generates the identity of every die to provision (the job's provision_bins) on the\n"
+    "job's backend, signs the device certificates with the job's CA and commits them to the\n"
+    "ledger, then writes the reports (summary, reconciliation, wafer map SVG/PNG, STDF) to\n"
+    "--out (default: reports/ next to the job file). Several --map files make a lot.\n"
+    "--threads 1 is the serial baseline (default: all cores). --ledger overrides the job's\n"
+    "ledger. Rerunning the same command is idempotent: dies already in the ledger are kept.\n"
+    "Exit status: 0 every selected die has its identity; 1 a die was refused or a check\n"
+    "failed, or an error; 2 usage.\n";
+
+// A one-line progress bar on a terminal: done/total, dies/s and time left.
+class Progress {
+public:
+    explicit Progress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+    void update(size_t done, size_t total) {
+        if (!enabled_ || total == 0) return;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        const double rate = s > 0 ? static_cast<double>(done) / s : 0;
+        const double left = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+        constexpr int kWidth = 30;
+        const int filled = static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total));
+        std::fprintf(stderr, "\r  [%s%s] %zu/%zu dies  %6.0f dies/s  %d:%02d left ",
+                     std::string(static_cast<size_t>(filled), '#').c_str(),
+                     std::string(static_cast<size_t>(kWidth - filled), '.').c_str(), done, total,
+                     rate, static_cast<int>(left) / 60, static_cast<int>(left) % 60);
+        if (done == total) std::fprintf(stderr, "\n");
+    }
+
+private:
+    bool enabled_;
+    std::chrono::steady_clock::time_point start_;
+};
+
+rpt::Outcome report_outcome(host::DieOutcome o) {
+    switch (o) {
+        case host::DieOutcome::kProvisioned: return rpt::Outcome::kProvisioned;
+        case host::DieOutcome::kReissued: return rpt::Outcome::kReissued;
+        case host::DieOutcome::kConflict: return rpt::Outcome::kRefusedConflict;
+        case host::DieOutcome::kQuotaExhausted: return rpt::Outcome::kRefusedQuota;
+        case host::DieOutcome::kCheckFailed: return rpt::Outcome::kFailedCheck;
+    }
+    return rpt::Outcome::kFailedCheck;
+}
+
+struct MapRun {
+    host::WaferMap map;
+    std::vector<host::DieRequest> todo;      // dies to run through the pipeline
+    std::set<std::pair<int, int>> selected;  // every selected die
+    std::map<std::pair<int, int>, std::pair<rpt::Outcome, std::string>> preset;  // decided before the pipeline
+    size_t without_uid = 0;
+    int64_t start_unix = 0, finish_unix = 0;
+};
+
+int64_t now_unix() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Result<int> run(const ParsedArgs& a) {
+    WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
+    if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
+    int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (a.has("threads")) {
+        try {
+            threads = std::stoi(a.get("threads"));
+        } catch (const std::exception&) {
+            threads = 0;
+        }
+        if (threads < 1 || threads > 1024)
+            return make_error(ErrorCode::kInvalidArgument, "--threads must be 1..1024");
+    }
+    size_t batch = 64;
+    if (a.has("batch")) {
+        try {
+            batch = std::stoul(a.get("batch"));
+        } catch (const std::exception&) {
+            batch = 0;
+        }
+        if (batch < 1 || batch > 4096) return make_error(ErrorCode::kInvalidArgument, "--batch must be 1..4096");
+    }
+    const fs::path out = a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
+
+    // Read and check every map before anything is provisioned: a bad map provisions nothing.
+    std::vector<MapRun> runs;
+    for (const auto& file : a.all("map")) {
+        MapRun r;
+        WP_ASSIGN_OR_RETURN(r.map, host::read_map_file(file));
+        WP_ASSIGN_OR_RETURN(auto selected, host::select_dies(r.map, job.provision_bins));
+        for (const auto& d : selected) r.selected.insert({d.x, d.y});
+        r.todo = host::die_requests(job, r.map, selected, r.without_uid);
+        for (const auto& d : selected)
+            if (job.uid_policy == host::UidPolicy::kTester && !d.uid)
+                r.preset[{d.x, d.y}] = {rpt::Outcome::kFailedCheck,
+                                        "no UID in the map: generated at touchdown"};
+        runs.push_back(std::move(r));
+    }
+
+    host::LedgerConfig lc{job.id, job.customer, job.product, job.quota};
+    WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open(job.ledger, lc));
+
+    // Idempotent rerun: a die whose location already holds its own UID keeps its identity and
+    // costs nothing; anything else goes through the pipeline (where a clash raises an alarm).
+    size_t to_generate = 0;
+    for (auto& r : runs) {
+        WP_ASSIGN_OR_RETURN(auto existing, ledger->list_wafer(r.map.lot, r.map.wafer));
+        std::map<std::pair<int, int>, wpid1::Uid> have;
+        for (const auto& rec : existing) have[{rec.loc.x, rec.loc.y}] = rec.uid;
+        std::vector<host::DieRequest> keep;
+        for (const auto& d : r.todo) {
+            auto it = have.find({d.loc.x, d.loc.y});
+            if (it != have.end() && it->second == d.uid)
+                r.preset[{d.loc.x, d.loc.y}] = {rpt::Outcome::kReissued, "already provisioned by an earlier run"};
+            else
+                keep.push_back(d);
+        }
+        r.todo = std::move(keep);
+        to_generate += r.todo.size();
+    }
+    // Spend no key generation or signature on dies the quota cannot cover; the ledger enforces
+    // the quota again at commit time, under concurrency with other processes of the job.
+    WP_ASSIGN_OR_RETURN(uint64_t quota_left, ledger->quota_left());
+    uint64_t budget = quota_left;
+    for (auto& r : runs) {
+        if (r.todo.size() > budget) {
+            for (size_t i = budget; i < r.todo.size(); ++i)
+                r.preset[{r.todo[i].loc.x, r.todo[i].loc.y}] = {rpt::Outcome::kRefusedQuota,
+                                                                 "quota exhausted before the run"};
+            r.todo.resize(budget);
+        }
+        budget -= r.todo.size();
+    }
+
+    std::cout << "job " << job.id << " (" << job.product << " for " << job.customer << "): "
+              << to_generate << " dies to generate on " << runs.size() << " wafer(s), quota left "
+              << quota_left << ", " << threads << " thread(s)\n";
+
+    std::unique_ptr<Accelerator> backend;
+    std::unique_ptr<host::Signer> signer;
+    if (to_generate > 0) {
+        WP_ASSIGN_OR_RETURN(backend, host::open_job_backend(job));
+        WP_ASSIGN_OR_RETURN(signer, host::open_job_signer(job, static_cast<size_t>(threads)));
+    }
+
+    std::vector<rpt::WaferRun> wafer_runs;
+    bool all_ok = true;
+    size_t total_generated = 0;
+    double total_seconds = 0;
+    for (auto& r : runs) {
+        r.start_unix = now_unix();
+        std::vector<host::DieReport> reports;
+        host::PipelineStats stats;
+        if (!r.todo.empty()) {
+            host::PipelineOptions po;
+            po.threads = threads;
+            po.batch_size = batch;
+            po.product = job.product;
+            po.certificate = job.certificate;
+            Progress bar(!a.has("no-progress") && ::isatty(STDERR_FILENO));
+            po.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
+            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << ": " << r.todo.size()
+                      << " dies\n";
+            WP_ASSIGN_OR_RETURN(stats, host::provision(r.todo, *backend, *signer, *ledger, po, reports));
+            total_generated += stats.dies;
+            total_seconds += stats.elapsed.count();
+        }
+        r.finish_unix = now_unix();
+
+        rpt::WaferRun wr;
+        wr.job = job.id;
+        wr.product = job.product;
+        wr.customer = job.customer;
+        wr.lot = r.map.lot;
+        wr.wafer = r.map.wafer;
+        wr.substrate_id = r.map.substrate_id;
+        char host_name[256] = {};
+        ::gethostname(host_name, sizeof host_name - 1);
+        wr.tester_node = host_name;
+        wr.start_unix = r.start_unix;
+        wr.finish_unix = r.finish_unix;
+        wr.geometry = rpt::geometry_of(r.map);
+        wr.dies = rpt::dies_from_map(r.map);
+        std::map<std::pair<int, int>, const host::DieReport*> by_loc;
+        for (const auto& rep : reports) by_loc[{rep.request.loc.x, rep.request.loc.y}] = &rep;
+        WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(r.map.lot, r.map.wafer));
+        std::map<std::pair<int, int>, const host::LedgerRecord*> rec_by_loc;
+        for (const auto& rec : records) rec_by_loc[{rec.loc.x, rec.loc.y}] = &rec;
+        for (auto& d : wr.dies) {
+            const std::pair<int, int> key{d.x, d.y};
+            d.selected = r.selected.count(key) > 0;
+            if (auto it = rec_by_loc.find(key); it != rec_by_loc.end()) {
+                d.state = it->second->state;
+                d.serial_hex = to_hex(it->second->serial);
+                d.uid_hex = to_hex(it->second->uid);
+            }
+            if (!d.selected) continue;
+            if (auto it = by_loc.find(key); it != by_loc.end()) {
+                d.outcome = report_outcome(it->second->outcome);
+                d.note = it->second->message;
+            } else if (auto p = r.preset.find(key); p != r.preset.end()) {
+                d.outcome = p->second.first;
+                d.note = p->second.second;
+            }
+            if (d.outcome != rpt::Outcome::kProvisioned && d.outcome != rpt::Outcome::kReissued)
+                all_ok = false;
+        }
+        wr.run.elapsed_s = stats.elapsed.count();
+        wr.run.dies_per_second = stats.dies_per_second();
+        WP_ASSIGN_OR_RETURN(auto q, ledger->quota());
+        wr.run.quota = rpt::Quota{q.quota, q.used, q.left()};
+        wafer_runs.push_back(std::move(wr));
+    }
+
+    // Reports, one lot at a time.
+    std::map<std::string, std::vector<rpt::WaferRun>> lots;
+    for (auto& wr : wafer_runs) lots[wr.lot].push_back(wr);
+    for (const auto& [lot, lot_runs] : lots) {
+        WP_ASSIGN_OR_RETURN(auto written, rpt::write_lot_reports(out, lot_runs));
+        for (const auto& note : written.notes) std::cout << "note: " << note << "\n";
+    }
+    std::cout << rpt::summary_text(wafer_runs);
+    if (total_seconds > 0)
+        std::cout << "generated " << total_generated << " identities in " << total_seconds << " s ("
+                  << std::lround(static_cast<double>(total_generated) / total_seconds) << " dies/s)\n";
+    std::cout << "reports in " << out.string() << "\n";
+    return all_ok ? kExitOk : kExitFailure;
+}
+
+int run_run(const Args& args) {
+    ParsedArgs a;
+    std::string err;
+    if (!parse_args(args, {"job", "map", "threads", "ledger", "out", "batch"}, {"no-progress", "help"}, a, err) ||
+        !a.positionals.empty()) {
+        std::cerr << "waferprov run: " << (err.empty() ? "unexpected argument " + a.positionals[0] : err)
+                  << "\n" << kUsage;
+        return kExitUsage;
+    }
+    if (a.has("help")) {
+        std::cout << kUsage;
+        return kExitOk;
+    }
+    if (!a.has("job") || !a.has("map")) {
+        std::cerr << "waferprov run: --job and --map are required\n" << kUsage;
+        return kExitUsage;
+    }
+    auto r = run(a);
+    if (!r.ok()) {
+        std::cerr << "waferprov run: " << r.error().describe() << "\n";
+        return kExitFailure;
+    }
+    return *r;
+}
+
+}  // namespace
+
+WAFERPROV_COMMAND(run, "run: pre-generate, sign and record the identities of a wafer map", run_run);
+
+}  // namespace waferprov::cli

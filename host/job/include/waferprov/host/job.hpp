@@ -1,0 +1,76 @@
+// A provisioning job: who it is for, which keys and CA it uses, which dies it provisions, and
+// where it keeps its ledger. Read from a TOML job file (docs/jobs.md describes every key).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "waferprov/bytes.hpp"
+#include "waferprov/host/model.hpp"
+#include "waferprov/result.hpp"
+#include "waferprov/wpid1.hpp"
+
+namespace waferprov::host {
+
+struct JobCa {
+    enum class Kind { kPem, kPkcs11 };
+    Kind kind = Kind::kPem;
+    std::filesystem::path certificate;  // the manufacturer (intermediate) CA certificate, PEM
+    std::filesystem::path root;         // the root CA certificate, PEM (for verification)
+    std::filesystem::path key;          // PEM private key (kind == kPem)
+    std::string module;                 // PKCS#11 module path (kind == kPkcs11)
+    std::string token_label;
+    std::string key_label;
+    std::string pin_env = "WAFERPROV_HSM_PIN";  // the PIN comes from this environment variable
+};
+
+struct JobCertificateTemplate {
+    std::string organization;
+    std::string organizational_unit;
+    std::string country;
+};
+
+enum class UidPolicy {
+    kDerived,  // the host derives the UID from lot, wafer, x, y (derive_uid)
+    kTester,   // the tester reads the UID from the die (or the map's DeviceIdMap carries it)
+};
+
+struct Job {
+    std::filesystem::path file;  // the job file; relative paths in it are relative to its folder
+    std::string id;
+    std::string product;
+    std::string customer;
+    uint64_t quota = 0;
+    std::string backend = "software";
+    std::filesystem::path wrapped_kik;                // hex of AES-KW(DK, KIK), 40 bytes
+    std::optional<std::filesystem::path> device_key;  // software engine DK file (0600)
+    std::filesystem::path ledger;
+    JobCa ca;
+    JobCertificateTemplate certificate;
+    UidPolicy uid_policy = UidPolicy::kDerived;
+    Bytes uid_salt;                                   // 16..64 bytes, derived policy only
+    std::vector<std::string> provision_bins = {"01"};
+    uint64_t reseed_interval = uint64_t{1} << 20;     // DRBG Generate calls between reseeds
+    std::vector<std::string> tester_keys;             // CurveZMQ public keys admitted (Z85)
+};
+
+// Reads and validates a job file. Errors name the file, the key and what is wrong; TOML syntax
+// errors carry the line and column.
+Result<Job> load_job(const std::filesystem::path& file);
+
+// Writes `job` as a TOML job file at job.file (paths written relative to its folder).
+Status write_job(const Job& job);
+
+// The derived UID policy (docs/jobs.md):
+//   UID = first 16 bytes of SHA-256("WPID-1 UID" || 0x00 || salt || [len(lot)]16 || lot ||
+//                                   [wafer]32 || [x]32 || [y]32)
+// with the integers big-endian two's complement. Deterministic, so a retest of the same die
+// yields the same UID.
+wpid1::Uid derive_uid(ByteSpan salt, const DieLocation& loc);
+
+// Reads the wrapped KIK file (80 hex digits).
+Result<Bytes> read_wrapped_kik(const Job& job);
+
+}  // namespace waferprov::host

@@ -1,0 +1,276 @@
+#include "waferprov/host/job.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include <openssl/sha.h>
+#include <toml++/toml.h>
+
+namespace waferprov::host {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Reader {
+public:
+    Reader(const fs::path& file, const toml::table& root) : file_(file), root_(root) {}
+
+    [[noreturn]] void fail(const std::string& key, const std::string& what) const {
+        throw Error{ErrorCode::kInvalidArgument, file_.string() + ": " + key + ": " + what};
+    }
+
+    const toml::node* node(const std::string& key) const {
+        return root_.at_path(key).node();
+    }
+
+    std::optional<std::string> opt_string(const std::string& key) const {
+        const auto* n = node(key);
+        if (n == nullptr) return std::nullopt;
+        if (!n->is_string()) fail(key, "must be a string");
+        return n->as_string()->get();
+    }
+
+    std::string string(const std::string& key) const {
+        auto v = opt_string(key);
+        if (!v) fail(key, "missing");
+        if (v->empty()) fail(key, "must not be empty");
+        return *v;
+    }
+
+    std::optional<int64_t> opt_int(const std::string& key) const {
+        const auto* n = node(key);
+        if (n == nullptr) return std::nullopt;
+        if (!n->is_integer()) fail(key, "must be an integer");
+        return n->as_integer()->get();
+    }
+
+    fs::path path(const std::string& key) const { return resolve(string(key)); }
+    std::optional<fs::path> opt_path(const std::string& key) const {
+        auto v = opt_string(key);
+        if (!v) return std::nullopt;
+        if (v->empty()) fail(key, "must not be empty");
+        return resolve(*v);
+    }
+
+    std::vector<std::string> strings(const std::string& key) const {
+        const auto* n = node(key);
+        std::vector<std::string> out;
+        if (n == nullptr) return out;
+        if (!n->is_array()) fail(key, "must be an array of strings");
+        for (const auto& e : *n->as_array()) {
+            if (!e.is_string()) fail(key, "must be an array of strings");
+            out.push_back(e.as_string()->get());
+        }
+        return out;
+    }
+
+private:
+    fs::path resolve(const std::string& p) const {
+        fs::path q(p);
+        return q.is_absolute() ? q : file_.parent_path() / q;
+    }
+    const fs::path& file_;
+    const toml::table& root_;
+};
+
+std::string relative_to(const fs::path& p, const fs::path& dir) {
+    std::error_code ec;
+    auto rel = fs::relative(p, dir, ec);
+    return (ec || rel.empty() || rel.string().rfind("..", 0) == 0) ? p.string() : rel.string();
+}
+
+// TOML basic string with escapes.
+std::string q(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+            continue;
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+
+}  // namespace
+
+Result<Job> load_job(const fs::path& file) {
+    toml::table root;
+    try {
+        root = toml::parse_file(file.string());
+    } catch (const toml::parse_error& e) {
+        std::ostringstream o;
+        o << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column
+          << ": " << e.description();
+        return make_error(ErrorCode::kInvalidArgument, o.str());
+    }
+    Job job;
+    job.file = fs::absolute(file);
+    try {
+        Reader r(job.file, root);
+        job.id = r.string("job.id");
+        job.product = r.string("job.product");
+        job.customer = r.string("job.customer");
+        auto quota = r.opt_int("job.quota");
+        if (!quota) r.fail("job.quota", "missing");
+        if (*quota < 0) r.fail("job.quota", "must not be negative");
+        job.quota = static_cast<uint64_t>(*quota);
+        if (auto b = r.opt_string("job.backend")) job.backend = *b;
+        job.ledger = r.path("job.ledger");
+        job.wrapped_kik = r.path("keys.wrapped_kik");
+        job.device_key = r.opt_path("keys.device_key");
+        if (auto ri = r.opt_int("keys.reseed_interval")) {
+            if (*ri < 1 || static_cast<uint64_t>(*ri) > wpid1::kMaxReseedInterval)
+                r.fail("keys.reseed_interval", "must be 1 .. 2^48");
+            job.reseed_interval = static_cast<uint64_t>(*ri);
+        }
+
+        const std::string ca_type = r.opt_string("ca.type").value_or("pem");
+        job.ca.certificate = r.path("ca.certificate");
+        job.ca.root = r.path("ca.root");
+        if (ca_type == "pem") {
+            job.ca.kind = JobCa::Kind::kPem;
+            job.ca.key = r.path("ca.key");
+        } else if (ca_type == "pkcs11") {
+            job.ca.kind = JobCa::Kind::kPkcs11;
+            job.ca.module = r.string("ca.module");
+            job.ca.token_label = r.string("ca.token_label");
+            job.ca.key_label = r.string("ca.key_label");
+            if (auto pe = r.opt_string("ca.pin_env")) job.ca.pin_env = *pe;
+            if (r.node("ca.pin") != nullptr)
+                r.fail("ca.pin", "a PIN never goes into a job file; set ca.pin_env to the name "
+                                 "of the environment variable that holds it");
+        } else {
+            r.fail("ca.type", "must be \"pem\" or \"pkcs11\", got \"" + ca_type + "\"");
+        }
+
+        job.certificate.organization = r.opt_string("certificate.organization").value_or("");
+        job.certificate.organizational_unit =
+            r.opt_string("certificate.organizational_unit").value_or("");
+        job.certificate.country = r.opt_string("certificate.country").value_or("");
+        if (!job.certificate.country.empty() && job.certificate.country.size() != 2)
+            r.fail("certificate.country", "must be a two-letter country code");
+
+        const std::string policy = r.opt_string("uid.policy").value_or("derived");
+        if (policy == "derived") {
+            job.uid_policy = UidPolicy::kDerived;
+            auto salt = from_hex(r.string("uid.salt"), "uid.salt");
+            if (!salt.ok()) r.fail("uid.salt", salt.error().message);
+            if (salt->size() < 16 || salt->size() > 64) r.fail("uid.salt", "must be 16..64 bytes of hex");
+            job.uid_salt = *salt;
+        } else if (policy == "tester") {
+            job.uid_policy = UidPolicy::kTester;
+        } else {
+            r.fail("uid.policy", "must be \"derived\" or \"tester\", got \"" + policy + "\"");
+        }
+
+        auto bins = r.strings("map.provision_bins");
+        if (!bins.empty()) job.provision_bins = bins;
+        job.tester_keys = r.strings("testers.public_keys");
+        for (const auto& k : job.tester_keys)
+            if (k.size() != 40) r.fail("testers.public_keys", "each key must be 40 Z85 characters");
+    } catch (const Error& e) {
+        return e;
+    }
+    return job;
+}
+
+Status write_job(const Job& job) {
+    const fs::path dir = job.file.parent_path();
+    std::ostringstream o;
+    o << "# waferprov job file (docs/jobs.md). Relative paths are relative to this file.\n\n";
+    o << "[job]\n";
+    o << "id = " << q(job.id) << "\n";
+    o << "product = " << q(job.product) << "\n";
+    o << "customer = " << q(job.customer) << "\n";
+    o << "quota = " << job.quota << "            # identities this job may ever issue\n";
+    o << "backend = " << q(job.backend) << "\n";
+    o << "ledger = " << q(relative_to(job.ledger, dir)) << "\n\n";
+    o << "[keys]\n";
+    o << "wrapped_kik = " << q(relative_to(job.wrapped_kik, dir)) << "   # AES-KW(DK, KIK), hex\n";
+    if (job.device_key) o << "device_key = " << q(relative_to(*job.device_key, dir)) << "   # the software engine's DK (0600)\n";
+    o << "reseed_interval = " << job.reseed_interval << "\n\n";
+    o << "[ca]\n";
+    if (job.ca.kind == JobCa::Kind::kPem) {
+        o << "type = \"pem\"\n";
+        o << "key = " << q(relative_to(job.ca.key, dir)) << "\n";
+    } else {
+        o << "type = \"pkcs11\"\n";
+        o << "module = " << q(job.ca.module) << "\n";
+        o << "token_label = " << q(job.ca.token_label) << "\n";
+        o << "key_label = " << q(job.ca.key_label) << "\n";
+        o << "pin_env = " << q(job.ca.pin_env) << "   # the PIN is read from this variable\n";
+    }
+    o << "certificate = " << q(relative_to(job.ca.certificate, dir)) << "\n";
+    o << "root = " << q(relative_to(job.ca.root, dir)) << "\n\n";
+    o << "[certificate]\n";
+    if (!job.certificate.organization.empty()) o << "organization = " << q(job.certificate.organization) << "\n";
+    if (!job.certificate.organizational_unit.empty()) o << "organizational_unit = " << q(job.certificate.organizational_unit) << "\n";
+    if (!job.certificate.country.empty()) o << "country = " << q(job.certificate.country) << "\n";
+    o << "\n[uid]\n";
+    if (job.uid_policy == UidPolicy::kDerived) {
+        o << "policy = \"derived\"   # UID from lot, wafer, x, y (docs/jobs.md)\n";
+        o << "salt = " << q(to_hex(job.uid_salt)) << "\n";
+    } else {
+        o << "policy = \"tester\"    # UID read from the die by the tester\n";
+    }
+    o << "\n[map]\nprovision_bins = [";
+    for (size_t i = 0; i < job.provision_bins.size(); ++i) o << (i ? ", " : "") << q(job.provision_bins[i]);
+    o << "]\n";
+    o << "\n[testers]\npublic_keys = [";
+    for (size_t i = 0; i < job.tester_keys.size(); ++i) o << (i ? ", " : "") << q(job.tester_keys[i]);
+    o << "]\n";
+
+    const fs::path tmp = job.file.string() + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << o.str();
+        out.flush();
+        if (!out) return make_error(ErrorCode::kIo, "cannot write " + tmp.string());
+    }
+    std::error_code ec;
+    fs::rename(tmp, job.file, ec);
+    if (ec) return make_error(ErrorCode::kIo, "cannot rename " + tmp.string() + ": " + ec.message());
+    return ok_status();
+}
+
+wpid1::Uid derive_uid(ByteSpan salt, const DieLocation& loc) {
+    Bytes m;
+    const std::string tag = "WPID-1 UID";
+    m.insert(m.end(), tag.begin(), tag.end());
+    m.push_back(0x00);
+    m.insert(m.end(), salt.begin(), salt.end());
+    const auto lot_len = static_cast<uint16_t>(std::min<size_t>(loc.lot.size(), 0xffff));
+    m.push_back(static_cast<uint8_t>(lot_len >> 8));
+    m.push_back(static_cast<uint8_t>(lot_len));
+    m.insert(m.end(), loc.lot.begin(), loc.lot.begin() + lot_len);
+    for (int v : {loc.wafer, loc.x, loc.y}) {
+        uint8_t b[4];
+        store_be32(b, static_cast<uint32_t>(v));
+        m.insert(m.end(), b, b + 4);
+    }
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    SHA256(m.data(), m.size(), h);
+    wpid1::Uid uid;
+    std::copy(h, h + wpid1::kUidSize, uid.begin());
+    return uid;
+}
+
+Result<Bytes> read_wrapped_kik(const Job& job) {
+    std::ifstream in(job.wrapped_kik);
+    if (!in) return make_error(ErrorCode::kIo, "cannot read wrapped KIK " + job.wrapped_kik.string());
+    std::string text;
+    in >> text;
+    auto b = from_hex(text, "wrapped KIK " + job.wrapped_kik.string());
+    if (!b.ok()) return b.error();
+    if (b->size() != wpid1::kWrappedKikSize)
+        return make_error(ErrorCode::kInvalidArgument,
+                          "wrapped KIK " + job.wrapped_kik.string() + ": expected 40 bytes, got " +
+                              std::to_string(b->size()));
+    return b;
+}
+
+}  // namespace waferprov::host

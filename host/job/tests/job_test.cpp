@@ -1,0 +1,162 @@
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "waferprov/host/job.hpp"
+
+using namespace waferprov;
+using namespace waferprov::host;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        path = fs::temp_directory_path() /
+               ("waferprov_job_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    static inline int counter = 0;
+};
+
+const char* kValid = R"(
+[job]
+id = "JOB-1"
+product = "WPX-1000"
+customer = "ACME"
+quota = 100
+ledger = "ledger.sqlite"
+[keys]
+wrapped_kik = "kik.wrapped"
+device_key = "device.key"
+[ca]
+type = "pem"
+key = "ca.key"
+certificate = "ca.pem"
+root = "root.pem"
+[certificate]
+organization = "ACME Devices"
+[uid]
+policy = "derived"
+salt = "000102030405060708090a0b0c0d0e0f"
+[map]
+provision_bins = ["01", "02"]
+)";
+
+fs::path write(const TempDir& d, const std::string& text) {
+    fs::path p = d.path / "job.toml";
+    std::ofstream(p) << text;
+    return p;
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+    auto pos = s.find(from);
+    EXPECT_NE(pos, std::string::npos) << from;
+    return s.replace(pos, from.size(), to);
+}
+
+}  // namespace
+
+TEST(JobFile, ReadsEveryKeyAndResolvesPathsAgainstItsFolder) {
+    TempDir d;
+    auto job = load_job(write(d, kValid));
+    ASSERT_TRUE(job.ok()) << job.error().describe();
+    EXPECT_EQ(job->id, "JOB-1");
+    EXPECT_EQ(job->quota, 100u);
+    EXPECT_EQ(job->backend, "software");
+    EXPECT_EQ(job->ledger, d.path / "ledger.sqlite");
+    EXPECT_EQ(*job->device_key, d.path / "device.key");
+    EXPECT_EQ(job->ca.kind, JobCa::Kind::kPem);
+    EXPECT_EQ(job->ca.key, d.path / "ca.key");
+    EXPECT_EQ(job->certificate.organization, "ACME Devices");
+    EXPECT_EQ(job->uid_policy, UidPolicy::kDerived);
+    EXPECT_EQ(job->uid_salt.size(), 16u);
+    EXPECT_EQ(job->provision_bins, (std::vector<std::string>{"01", "02"}));
+}
+
+TEST(JobFile, WriteThenLoadRoundTrips) {
+    TempDir d;
+    auto job = load_job(write(d, kValid));
+    ASSERT_TRUE(job.ok());
+    job->file = d.path / "copy.toml";
+    job->ca.kind = JobCa::Kind::kPkcs11;
+    job->ca.module = "/usr/lib/softhsm/libsofthsm2.so";
+    job->ca.token_label = "tok";
+    job->ca.key_label = "ca";
+    job->customer = "quote \" and backslash \\";
+    ASSERT_TRUE(write_job(*job).ok());
+    auto back = load_job(job->file);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->customer, job->customer);
+    EXPECT_EQ(back->ca.kind, JobCa::Kind::kPkcs11);
+    EXPECT_EQ(back->ca.token_label, "tok");
+    EXPECT_EQ(back->ledger, job->ledger);
+    EXPECT_EQ(back->uid_salt, job->uid_salt);
+}
+
+TEST(JobFile, ErrorsNameTheKey) {
+    TempDir d;
+    struct Case { std::string from, to, key; } cases[] = {
+        {"quota = 100", "quota = -1", "job.quota"},
+        {"quota = 100", "quota = \"many\"", "job.quota"},
+        {"id = \"JOB-1\"\n", "", "job.id"},
+        {"type = \"pem\"", "type = \"cloud\"", "ca.type"},
+        {"policy = \"derived\"", "policy = \"random\"", "uid.policy"},
+        {"salt = \"000102030405060708090a0b0c0d0e0f\"", "salt = \"00zz\"", "uid.salt"},
+        {"salt = \"000102030405060708090a0b0c0d0e0f\"", "salt = \"0001\"", "uid.salt"},
+        {"provision_bins = [\"01\", \"02\"]", "provision_bins = [1]", "map.provision_bins"},
+    };
+    for (const auto& c : cases) {
+        auto job = load_job(write(d, replace(kValid, c.from, c.to)));
+        ASSERT_FALSE(job.ok()) << c.key;
+        EXPECT_NE(job.error().message.find(c.key), std::string::npos) << job.error().message;
+        EXPECT_NE(job.error().message.find("job.toml"), std::string::npos);
+    }
+}
+
+TEST(JobFile, SyntaxErrorCarriesLineAndColumn) {
+    TempDir d;
+    auto job = load_job(write(d, replace(kValid, "quota = 100", "quota = = 100")));
+    ASSERT_FALSE(job.ok());
+    EXPECT_NE(job.error().message.find("job.toml:6:9"), std::string::npos) << job.error().message;
+}
+
+TEST(JobFile, RefusesAPinInTheFile) {
+    TempDir d;
+    std::string text = replace(kValid, "type = \"pem\"\nkey = \"ca.key\"",
+                               "type = \"pkcs11\"\nmodule = \"m.so\"\ntoken_label = \"t\"\n"
+                               "key_label = \"k\"\npin = \"1234\"");
+    auto job = load_job(write(d, text));
+    ASSERT_FALSE(job.ok());
+    EXPECT_NE(job.error().message.find("ca.pin"), std::string::npos);
+}
+
+TEST(JobFile, MissingFileIsAClearError) {
+    auto job = load_job("/nonexistent/job.toml");
+    ASSERT_FALSE(job.ok());
+    EXPECT_NE(job.error().message.find("/nonexistent/job.toml"), std::string::npos);
+}
+
+TEST(DerivedUid, MatchesTheDocumentedConstruction) {
+    // Value computed independently with Python's hashlib over the byte string of docs/jobs.md:
+    // sha256(b"WPID-1 UID\x00" + bytes(range(16)) + b"\x00\x04LOT1" + (3).to_bytes(4,"big")
+    //        + (12).to_bytes(4,"big") + (-4).to_bytes(4,"big",signed=True))[:16]
+    Bytes salt(16);
+    for (size_t i = 0; i < 16; ++i) salt[i] = static_cast<uint8_t>(i);
+    auto uid = derive_uid(salt, DieLocation{"LOT1", 3, 12, -4});
+    EXPECT_EQ(to_hex(uid), "0d992848d5a296f52813faf7020f5fb5");
+}
+
+TEST(DerivedUid, DiffersPerLocationAndSalt) {
+    Bytes salt(16, 1), other(16, 2);
+    DieLocation a{"LOT1", 1, 0, 0};
+    EXPECT_EQ(derive_uid(salt, a), derive_uid(salt, a));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 1}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 2, 0, 0}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT2", 1, 0, 0}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(other, a));
+}

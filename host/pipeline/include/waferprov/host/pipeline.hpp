@@ -1,0 +1,89 @@
+// The provisioning pipeline (oneTBB parallel_pipeline):
+//
+//   die source + backend submit   serial, in order: DRBG output is consumed in die order
+//   -> backend collect, curve check, serial, certificate build and signing   parallel
+//   -> ledger commit               serial, in order, one transaction per batch (group commit)
+//   -> outcomes / progress
+//
+// Work in flight is bounded by the pipeline's token count (4 batches per thread): there is no
+// unbounded queue anywhere, so memory stays flat however large the wafer.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "waferprov/accelerator.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/ledger.hpp"
+#include "waferprov/host/model.hpp"
+#include "waferprov/host/signer.hpp"
+
+namespace waferprov::host {
+
+struct DieRequest {
+    DieLocation loc;
+    wpid1::Uid uid{};
+};
+
+enum class DieOutcome {
+    kProvisioned,     // a new identity was issued and recorded
+    kReissued,        // retest: the ledger returned the die's existing identity
+    kConflict,        // refused by the ledger (UID/location clash); an alarm was logged
+    kQuotaExhausted,  // refused: the job's quota is used up
+    kCheckFailed,     // the backend's public key is not on the curve: nothing was signed
+};
+const char* to_string(DieOutcome o) noexcept;
+
+struct DieReport {
+    DieRequest request;
+    DieOutcome outcome = DieOutcome::kProvisioned;
+    std::optional<LedgerRecord> record;  // as stored (for a reissue: the existing identity)
+    std::string message;
+};
+
+struct PipelineOptions {
+    int threads = 0;          // 0: all hardware threads; 1: the serial baseline
+    size_t batch_size = 64;   // dies per backend batch and per ledger transaction
+    std::string tester;       // recorded with every identity ("" for pre-generation)
+    JobCertificateTemplate certificate;
+    std::string product;
+    // Called from the commit stage after every batch: (dies done, dies total).
+    std::function<void(size_t, size_t)> progress;
+};
+
+struct PipelineStats {
+    size_t dies = 0;
+    size_t provisioned = 0, reissued = 0, conflicts = 0, quota_refused = 0, check_failed = 0;
+    std::chrono::duration<double> elapsed{};
+    double dies_per_second() const {
+        return elapsed.count() > 0 ? static_cast<double>(dies) / elapsed.count() : 0;
+    }
+};
+
+// Opens the job's backend: loads the wrapped KIK and instantiates the DRBG with 48 bytes of
+// fresh OS entropy and a personalization string naming the job.
+Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job);
+
+// Opens the job's manufacturer CA signer (PEM key or PKCS#11 token, PIN from the environment
+// variable the job names) with room for `parallel_signers` concurrent signatures.
+Result<std::unique_ptr<Signer>> open_job_signer(const Job& job, size_t parallel_signers);
+
+// The UIDs a job gives the dies of a map: derived from the location (UidPolicy::kDerived) or
+// read from the map's DeviceIdMap (kTester; dies without one are left out and counted in
+// `without_uid`).
+std::vector<DieRequest> die_requests(const Job& job, const WaferMap& map,
+                                     const std::vector<MapDie>& selected, size_t& without_uid);
+
+// Runs `dies` through the pipeline. Per-die results go to `reports` (in die order). An Error
+// means the run stopped (backend or ledger failure): what was committed before it stays
+// committed, and rerunning continues from there.
+Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend,
+                                Signer& ca, Ledger& ledger, const PipelineOptions& options,
+                                std::vector<DieReport>& reports);
+
+}  // namespace waferprov::host

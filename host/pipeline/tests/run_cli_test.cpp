@@ -1,0 +1,228 @@
+// `waferprov job init` -> `wafer synth` -> `run` -> `ledger verify`/`export` as a floor engineer
+// runs them, with a PEM CA and with the CA key inside a SoftHSM2 token; and `kill -9` of a run
+// at random moments, then the same command again, finishing the wafer with no identity lost,
+// none issued twice and the quota intact.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/ledger.hpp"
+#include "waferprov/host/softhsm_fixture.hpp"
+#include "waferprov/host/wafermap.hpp"
+#include "waferprov/reference.hpp"
+
+extern char** environ;
+
+using namespace waferprov;
+using namespace waferprov::host;
+namespace ref = waferprov::reference;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kBinary = WAFERPROV_BINARY;
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        static int n = 0;
+        path = fs::temp_directory_path() / ("waferprov_run_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<char*> argv;
+    std::vector<std::string> all = {kBinary.string()};
+    all.insert(all.end(), args.begin(), args.end());
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = -1;
+    if (posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+// Runs the command to completion; returns its exit status (-1 if it died of a signal).
+int run(const std::vector<std::string>& args, const fs::path& log) {
+    pid_t pid = spawn(args, log);
+    if (pid < 0) return -2;
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Checks the export of a finished wafer: one record per selected die, every die's record
+// passes the die's own check with the plaintext KIK, nothing twice.
+void check_export(const fs::path& export_dir, const fs::path& kik_hex, size_t expected) {
+    Bytes kik = from_hex(slurp(kik_hex).substr(0, 64), "kik").value();
+    std::ifstream in(export_dir / "records.jsonl");
+    std::string line;
+    std::set<std::string> uids, serials, locations;
+    size_t n = 0;
+    while (std::getline(in, line)) {
+        auto j = nlohmann::json::parse(line);
+        ++n;
+        uids.insert(j["uid"].get<std::string>());
+        serials.insert(j["serial"].get<std::string>());
+        locations.insert(j["lot"].get<std::string>() + "/" + std::to_string(j["wafer"].get<int>()) + "/" +
+                         std::to_string(j["x"].get<int>()) + "/" + std::to_string(j["y"].get<int>()));
+        wpid1::IdentityRecord r;
+        Bytes uid = from_hex(j["uid"].get<std::string>(), "uid").value();
+        Bytes pub = from_hex(j["public_key"].get<std::string>(), "pub").value();
+        Bytes wrapped = from_hex(j["wrapped_key"].get<std::string>(), "wrapped").value();
+        ASSERT_EQ(uid.size(), 16u);
+        ASSERT_EQ(pub.size(), 65u);
+        ASSERT_EQ(wrapped.size(), 40u);
+        std::copy(uid.begin(), uid.end(), r.uid.begin());
+        std::copy(pub.begin() + 1, pub.begin() + 33, r.x.begin());
+        std::copy(pub.begin() + 33, pub.end(), r.y.begin());
+        std::copy(wrapped.begin(), wrapped.end(), r.wrapped.begin());
+        EXPECT_EQ(ref::die_check(kik, r), "") << line;
+    }
+    EXPECT_EQ(n, expected);
+    EXPECT_EQ(uids.size(), n);
+    EXPECT_EQ(serials.size(), n);
+    EXPECT_EQ(locations.size(), n);
+}
+
+size_t selected_dies(const fs::path& map) {
+    auto m = read_map_file(map);
+    EXPECT_TRUE(m.ok());
+    return select_dies(*m, {"01"})->size();
+}
+
+}  // namespace
+
+TEST(RunCli, PemJobFromInitToVerifiedExport) {
+    TempDir t;
+    const fs::path log = t.path / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
+                                          (t.path / "w.xml").string(), "--no-progress"};
+    ASSERT_EQ(run(cmd, log), 0) << slurp(log);
+    // Rerun: idempotent, nothing new.
+    ASSERT_EQ(run(cmd, log), 0) << slurp(log);
+    const fs::path ledger = t.path / "job/ledger.sqlite";
+    ASSERT_EQ(run({"ledger", "verify", "--ledger", ledger.string()}, log), 0) << slurp(log);
+    const size_t expected = selected_dies(t.path / "w.xml");
+    auto l = Ledger::open_existing(ledger);
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ((*l)->counts()->total(), expected);
+    EXPECT_EQ((*l)->quota()->used, expected);
+    l->reset();
+    ASSERT_EQ(run({"ledger", "export", "--ledger", ledger.string(), "--job", (t.path / "job/job.toml").string(),
+                   "--out", (t.path / "export").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
+                   (t.path / "job/ca.pem").string()}, log), 0) << slurp(log);
+    check_export(t.path / "export", t.path / "job/kik.hex", expected);
+    // The floor reports are there.
+    bool svg = false, stdf = false;
+    for (const auto& e : fs::recursive_directory_iterator(t.path / "job/reports")) {
+        svg |= e.path().extension() == ".svg";
+        stdf |= e.path().extension() == ".stdf";
+    }
+    EXPECT_TRUE(svg);
+    EXPECT_TRUE(stdf);
+}
+
+TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
+    auto token = SoftHsmToken::create();
+    if (!token.ok()) GTEST_FAIL() << token.error().describe();
+    (*token)->export_pin("WAFERPROV_HSM_PIN");
+    TempDir t;
+    const fs::path log = t.path / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--hsm", "--module",
+                   (*token)->module().string(), "--token-label", (*token)->label(), "--key-label",
+                   "manufacturer-ca"}, log), 0) << slurp(log);
+    EXPECT_FALSE(fs::exists(t.path / "job/ca.key"));
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
+                   "--no-progress"}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
+                   (t.path / "job/ca.pem").string()}, log), 0) << slurp(log);
+    check_export(t.path / "export", t.path / "job/kik.hex", selected_dies(t.path / "w.xml"));
+}
+
+TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
+    TempDir t;
+    const fs::path log = t.path / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "80", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
+                                          (t.path / "w.xml").string(), "--no-progress", "--batch", "8"};
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> delay_ms(30, 600);
+    int killed = 0;
+    for (int i = 0; i < 8; ++i) {
+        pid_t pid = spawn(cmd, log);
+        ASSERT_GT(pid, 0);
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) ++killed;
+        // Between kills the ledger is always consistent.
+        auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
+        if (l.ok()) {
+            auto v = (*l)->verify();
+            ASSERT_TRUE(v.ok());
+            ASSERT_TRUE(v->ok()) << v->problems[0];
+            EXPECT_EQ((*l)->quota()->used, (*l)->counts()->total());
+        }
+    }
+    EXPECT_GT(killed, 0);
+    ASSERT_EQ(run(cmd, log), 0) << slurp(log);
+    const size_t expected = selected_dies(t.path / "w.xml");
+    auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ((*l)->counts()->total(), expected);
+    EXPECT_EQ((*l)->quota()->used, expected);
+    auto v = (*l)->verify();
+    ASSERT_TRUE(v.ok());
+    EXPECT_TRUE(v->ok());
+    l->reset();
+    ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << slurp(log);
+    check_export(t.path / "export", t.path / "job/kik.hex", expected);
+}
+
+TEST(RunCli, BadMapProvisionsNothing) {
+    TempDir t;
+    const fs::path log = t.path / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
+    std::ofstream(t.path / "bad.xml") << "<MapData><Layouts>\n<Layout LayoutId=\"x\">\n</MapData>\n";
+    EXPECT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "bad.xml").string(),
+                   "--no-progress"}, log), 1);
+    EXPECT_NE(slurp(log).find("line"), std::string::npos) << slurp(log);
+    EXPECT_FALSE(fs::exists(t.path / "job/ledger.sqlite"));
+}
