@@ -17,6 +17,7 @@ struct Pkcs11Signer::Impl {
     std::string token_label;
     std::string description;
     Bytes cert_der;
+    ossl::Pkey cert_key;  // the certificate's public key: every token signature is checked
     ck_object_handle_t key = CK_INVALID_HANDLE;
     // Holds the login for the signer's lifetime: login state belongs to the application and
     // ends when its last session on the token closes.
@@ -86,6 +87,10 @@ Result<std::unique_ptr<Pkcs11Signer>> Pkcs11Signer::open(const Pkcs11SignerConfi
     // The certificate first: a missing file is the cheapest error to report.
     WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert, ca_detail::read_pem_certificate(config.certificate_pem));
     WP_ASSIGN_OR_RETURN(impl->cert_der, ca_detail::certificate_to_der(cert.get()));
+    EVP_PKEY* cert_key = X509_get0_pubkey(cert.get());
+    if (cert_key == nullptr || EVP_PKEY_up_ref(cert_key) != 1)
+        return ossl::ossl_error("public key of " + config.certificate_pem.string());
+    impl->cert_key.reset(cert_key);
     {
         // Read the PIN before touching the module so an unset variable is a clear error.
         WP_ASSIGN_OR_RETURN(SecureBytes pin, p11::read_pin_env(config.pin_env));
@@ -112,7 +117,20 @@ Result<Bytes> Pkcs11Signer::sign_sha256_digest(const std::array<uint8_t, 32>& di
                          rv != CKR_TOKEN_NOT_PRESENT && rv != CKR_OPERATION_ACTIVE;
     impl_->give_back(std::move(s), healthy);
     if (!raw.ok()) return raw.error().with_context(impl_->description);
-    return ca_detail::ecdsa_raw_to_der(*raw);
+    WP_ASSIGN_OR_RETURN(Bytes der, ca_detail::ecdsa_raw_to_der(*raw));
+    // The token is a device that can fail: a signature that does not verify under the CA
+    // certificate's key must never reach a certificate or a manifest.
+    ossl::PkeyCtx vctx(EVP_PKEY_CTX_new_from_pkey(nullptr, impl_->cert_key.get(), nullptr));
+    if (!vctx || EVP_PKEY_verify_init(vctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(vctx.get(), EVP_sha256()) != 1)
+        return ossl::ossl_error("checking the signature of " + impl_->description);
+    if (EVP_PKEY_verify(vctx.get(), der.data(), der.size(), digest.data(), digest.size()) != 1) {
+        ossl::clear_errors();
+        return make_error(ErrorCode::kCrypto, impl_->description +
+                                                  " returned a signature that does not verify "
+                                                  "under the CA certificate's key");
+    }
+    return der;
 }
 
 const Bytes& Pkcs11Signer::certificate_der() const { return impl_->cert_der; }
