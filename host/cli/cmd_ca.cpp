@@ -2,10 +2,35 @@
 //                   [--product NAME] [--organization O]
 #include <iostream>
 
-#include "cli.hpp"
-#include "waferprov/host/ca_init.hpp"
+#include "ca_args.hpp"
 
 namespace waferprov::cli {
+
+std::string ca_args_problem(const ParsedArgs& a) {
+    if (!a.has("hsm")) {
+        if (a.has("module") || a.has("token-label") || a.has("key-label") || a.has("pin-env"))
+            return "--module/--token-label/--key-label/--pin-env need --hsm";
+        return "";
+    }
+    if (a.get("module").empty() || a.get("token-label").empty() || a.get("key-label").empty())
+        return "--hsm needs --module, --token-label and --key-label";
+    return "";
+}
+
+Result<host::ChainFiles> init_chain_from_args(const ParsedArgs& a, const std::filesystem::path& dir,
+                                              const host::ChainOptions& chain) {
+    if (auto problem = ca_args_problem(a); !problem.empty())
+        return make_error(ErrorCode::kInvalidArgument, problem);
+    if (!a.has("hsm")) return host::init_pem_chain(dir, chain);
+    host::HsmChainOptions h;
+    h.module = a.get("module");
+    h.token_label = a.get("token-label");
+    h.key_label = a.get("key-label");
+    if (a.has("pin-env")) h.pin_env = a.get("pin-env");
+    h.chain = chain;
+    return host::init_hsm_chain(dir, h);
+}
+
 namespace {
 
 constexpr const char* kUsage =
@@ -23,8 +48,9 @@ constexpr const char* kUsage =
 int run_init(const Args& args) {
     ParsedArgs pa;
     std::string err;
-    if (!parse_args(args, {"out", "module", "token-label", "key-label", "pin-env", "product", "organization"},
-                    {"hsm", "help"}, pa, err)) {
+    std::vector<std::string_view> value_options = {"out", "product", "organization"};
+    value_options.insert(value_options.end(), kCaValueOptions.begin(), kCaValueOptions.end());
+    if (!parse_args(args, value_options, {kCaFlagOption, "help"}, pa, err)) {
         std::cerr << "waferprov ca init: " << err << "\n" << kUsage;
         return kExitUsage;
     }
@@ -40,26 +66,11 @@ int run_init(const Args& args) {
     if (pa.has("organization")) chain.organization = pa.get("organization");
     chain.product = pa.get("product");
 
-    Result<host::ChainFiles> files = make_error(ErrorCode::kInternal, "not run");
-    if (pa.has("hsm")) {
-        host::HsmChainOptions h;
-        h.module = pa.get("module");
-        h.token_label = pa.get("token-label");
-        h.key_label = pa.get("key-label");
-        if (pa.has("pin-env")) h.pin_env = pa.get("pin-env");
-        h.chain = chain;
-        if (h.module.empty() || h.token_label.empty() || h.key_label.empty()) {
-            std::cerr << "waferprov ca init: --hsm needs --module, --token-label and --key-label\n" << kUsage;
-            return kExitUsage;
-        }
-        files = host::init_hsm_chain(pa.get("out"), h);
-    } else {
-        if (pa.has("module") || pa.has("token-label") || pa.has("key-label") || pa.has("pin-env")) {
-            std::cerr << "waferprov ca init: --module/--token-label/--key-label/--pin-env need --hsm\n" << kUsage;
-            return kExitUsage;
-        }
-        files = host::init_pem_chain(pa.get("out"), chain);
+    if (auto problem = ca_args_problem(pa); !problem.empty()) {
+        std::cerr << "waferprov ca init: " << problem << "\n" << kUsage;
+        return kExitUsage;
     }
+    auto files = init_chain_from_args(pa, pa.get("out"), chain);
     if (!files.ok()) {
         std::cerr << "waferprov ca init: " << files.error().describe() << "\n";
         return kExitFailure;

@@ -8,8 +8,7 @@
 
 #include <openssl/rand.h>
 
-#include "cli.hpp"
-#include "waferprov/host/ca_init.hpp"
+#include "ca_args.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/software/aes.hpp"
 #include "waferprov/software/device_key.hpp"
@@ -79,25 +78,14 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
 
     host::ChainOptions chain;
     chain.product = job.product;
+    WP_ASSIGN_OR_RETURN(auto files, init_chain_from_args(a, dir, chain));
     if (a.has("hsm")) {
-        host::HsmChainOptions h;
-        h.module = a.get("module");
-        h.token_label = a.get("token-label");
-        h.key_label = a.get("key-label");
-        if (a.has("pin-env")) h.pin_env = a.get("pin-env");
-        if (h.module.empty() || h.token_label.empty() || h.key_label.empty())
-            return make_error(ErrorCode::kInvalidArgument,
-                              "--hsm needs --module, --token-label and --key-label");
-        h.chain = chain;
-        WP_ASSIGN_OR_RETURN(auto files, host::init_hsm_chain(dir, h));
-        (void)files;
         job.ca.kind = host::JobCa::Kind::kPkcs11;
-        job.ca.module = h.module.string();
-        job.ca.token_label = h.token_label;
-        job.ca.key_label = h.key_label;
-        job.ca.pin_env = h.pin_env;
+        job.ca.module = a.get("module");
+        job.ca.token_label = a.get("token-label");
+        job.ca.key_label = a.get("key-label");
+        if (a.has("pin-env")) job.ca.pin_env = a.get("pin-env");
     } else {
-        WP_ASSIGN_OR_RETURN(auto files, host::init_pem_chain(dir, chain));
         job.ca.kind = host::JobCa::Kind::kPem;
         job.ca.key = files.ca_key;
     }
@@ -159,10 +147,11 @@ int run_job(const Args& args) {
     }
     ParsedArgs a;
     std::string err;
-    if (!parse_args(Args(args.begin() + 1, args.end()),
-                    {"out", "id", "product", "customer", "quota", "uid-policy", "module",
-                     "token-label", "key-label", "pin-env"},
-                    {"hsm", "help"}, a, err) ||
+    std::vector<std::string_view> value_options = {"out", "id", "product", "customer", "quota",
+                                                   "uid-policy"};
+    value_options.insert(value_options.end(), kCaValueOptions.begin(), kCaValueOptions.end());
+    if (!parse_args(Args(args.begin() + 1, args.end()), value_options, {kCaFlagOption, "help"}, a,
+                    err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov job init: " << (err.empty() ? "unexpected argument" : err) << "\n" << kUsage;
         return kExitUsage;
@@ -173,6 +162,10 @@ int run_job(const Args& args) {
     }
     if (!a.has("out")) {
         std::cerr << "waferprov job init: --out DIR is required\n" << kUsage;
+        return kExitUsage;
+    }
+    if (auto problem = ca_args_problem(a); !problem.empty()) {
+        std::cerr << "waferprov job init: " << problem << "\n" << kUsage;
         return kExitUsage;
     }
     if (auto st = init_job(a); !st.ok()) {
