@@ -116,12 +116,13 @@ Result<int> run(const ParsedArgs& a) {
         MapRun r;
         WP_ASSIGN_OR_RETURN(r.map, host::read_map_file(file));
         WP_ASSIGN_OR_RETURN(auto selected, host::select_dies(r.map, job.provision_bins));
-        for (const auto& d : selected) r.selected.insert({d.x, d.y});
         r.todo = host::die_requests(job, r.map, selected, r.without_uid);
-        for (const auto& d : selected)
-            if (job.uid_policy == host::UidPolicy::kTester && !d.uid)
-                r.preset[{d.x, d.y}] = {rpt::Outcome::kFailedCheck,
-                                        "no UID in the map: generated at touchdown"};
+        // Under the tester UID policy a die the map gives no UID for is not this run's to
+        // provision: it gets its identity at touchdown, when the tester reads its UID.
+        for (const auto& d : r.todo) r.selected.insert({d.loc.x, d.loc.y});
+        if (r.without_uid > 0)
+            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << ": " << r.without_uid
+                      << " dies have no UID in the map; they get their identity at touchdown\n";
         runs.push_back(std::move(r));
     }
 

@@ -216,6 +216,19 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     check_export(t.path / "export", t.path / "job/kik.hex", expected);
 }
 
+TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
+    TempDir t;
+    const fs::path log = t.path / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
+                   "--no-progress"}, log), 0) << slurp(log);
+    EXPECT_NE(slurp(log).find("get their identity at touchdown"), std::string::npos) << slurp(log);
+    auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ((*l)->counts()->total(), 0u);
+}
+
 TEST(RunCli, BadMapProvisionsNothing) {
     TempDir t;
     const fs::path log = t.path / "log.txt";
