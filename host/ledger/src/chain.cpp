@@ -1,6 +1,8 @@
 #include "chain.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <charconv>
 #include <stdexcept>
 
 #include <openssl/evp.h>
@@ -29,9 +31,15 @@ Hash sha256(ByteSpan data) {
 }
 
 Hash chain_step(const Hash& prev, std::string_view payload) {
-    Bytes buf(prev.begin(), prev.end());
-    buf.insert(buf.end(), payload.begin(), payload.end());
-    return sha256(buf);
+    Hash h{};
+    unsigned int n = 0;
+    ossl::MdCtx ctx(EVP_MD_CTX_new());
+    const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
+                    EVP_DigestUpdate(ctx.get(), prev.data(), prev.size()) == 1 &&
+                    EVP_DigestUpdate(ctx.get(), payload.data(), payload.size()) == 1 &&
+                    EVP_DigestFinal_ex(ctx.get(), h.data(), &n) == 1 && n == h.size();
+    if (!ok) throw std::runtime_error("SHA-256 failed");  // only on OpenSSL memory failure
+    return h;
 }
 
 std::string canonical(const json& j) { return j.dump(); }
@@ -46,9 +54,112 @@ json record_json(const LedgerRecord& r) {
     j["serial"] = to_hex(r.serial);
     j["public_key"] = to_hex(r.public_key);
     j["wrapped_key"] = to_hex(r.wrapped);
-    j["certificate"] = to_hex(r.certificate_der);
+    j["certificate_sha256"] = to_hex(sha256(r.certificate_der));
     j["issued"] = r.issued_us;
     return j;
+}
+
+LedgerRecord chain_form(LedgerRecord r) {
+    const Hash h = sha256(r.certificate_der);
+    r.certificate_der.assign(h.begin(), h.end());
+    return r;
+}
+
+bool sha256_matches(ByteSpan hash, ByteSpan data) {
+    const Hash h = sha256(data);
+    return hash.size() == h.size() && std::equal(h.begin(), h.end(), hash.begin());
+}
+
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+void put_hex(std::string& out, const uint8_t* p, size_t n) {
+    const size_t at = out.size();
+    out.resize(at + 2 * n);
+    char* d = out.data() + at;
+    for (size_t i = 0; i < n; ++i) {
+        d[2 * i] = kHexDigits[p[i] >> 4];
+        d[2 * i + 1] = kHexDigits[p[i] & 15];
+    }
+}
+
+// A JSON string of printable ASCII (valid_text): only '"' and '\' are escaped, as
+// nlohmann::json::dump does.
+void put_text(std::string& out, std::string_view s) {
+    out += '"';
+    for (char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    out += '"';
+}
+
+void put_int(std::string& out, int64_t v) {
+    char buf[24];
+    const auto res = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, res.ptr);
+}
+
+void put_uint(std::string& out, uint64_t v) {
+    char buf[24];
+    const auto res = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, res.ptr);
+}
+
+}  // namespace
+
+void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_t time,
+                   uint64_t quota_used) {
+    // Members in bytewise key order, as canonical() writes them.
+    out.clear();
+    out.reserve(640 + r.loc.lot.size() + r.tester.size() + r.bin.size() + r.void_reason.size());
+    const Hash cert = sha256(r.certificate_der);
+    out += "{\"quota_used\":";
+    put_uint(out, quota_used);
+    out += ",\"record\":{\"bin\":";
+    put_text(out, r.bin);
+    out += ",\"certificate_sha256\":\"";
+    put_hex(out, cert.data(), cert.size());
+    out += "\",\"delivered\":";
+    put_int(out, r.delivered_us);
+    out += ",\"issued\":";
+    put_int(out, r.issued_us);
+    out += ",\"lot\":";
+    put_text(out, r.loc.lot);
+    out += ",\"public_key\":\"";
+    put_hex(out, r.public_key.data(), r.public_key.size());
+    out += "\",\"reissues\":";
+    put_uint(out, r.reissues);
+    out += ",\"result\":";
+    put_int(out, r.result_us);
+    out += ",\"serial\":\"";
+    put_hex(out, r.serial.data(), r.serial.size());
+    out += "\",\"state\":";
+    put_text(out, to_string(r.state));
+    out += ",\"tester\":";
+    put_text(out, r.tester);
+    out += ",\"uid\":\"";
+    put_hex(out, r.uid.data(), r.uid.size());
+    out += "\",\"updated\":";
+    put_int(out, r.updated_us);
+    out += ",\"void_reason\":";
+    put_text(out, r.void_reason);
+    out += ",\"wafer\":";
+    put_int(out, r.loc.wafer);
+    out += ",\"wrapped_key\":\"";
+    put_hex(out, r.wrapped.data(), r.wrapped.size());
+    out += "\",\"x\":";
+    put_int(out, r.loc.x);
+    out += ",\"y\":";
+    put_int(out, r.loc.y);
+    out += "},\"seq\":";
+    put_uint(out, seq);
+    out += ",\"time\":";
+    put_int(out, time);
+    out += ",\"type\":\"ISSUE\",\"uid\":\"";
+    put_hex(out, r.uid.data(), r.uid.size());
+    out += "\"}";
 }
 
 json mutable_json(const LedgerRecord& r) {
@@ -228,7 +339,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
         check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"});
         const json& rj = field(j, "record");
         check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
-                        "certificate", "issued", "state", "delivered", "result", "updated",
+                        "certificate_sha256", "issued", "state", "delivered", "result", "updated",
                         "tester", "bin", "reissues", "void_reason"});
         LedgerRecord r;
         r.uid = get_hex_fixed<wpid1::kUidSize>(rj, "uid");
@@ -241,7 +352,10 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
         r.serial = get_hex(rj, "serial");
         r.public_key = get_hex_fixed<65>(rj, "public_key");
         r.wrapped = get_hex_fixed<wpid1::kWrappedKeySize>(rj, "wrapped_key");
-        r.certificate_der = get_hex(rj, "certificate");
+        {
+            const Hash cert = get_hex_fixed<32>(rj, "certificate_sha256");
+            r.certificate_der.assign(cert.begin(), cert.end());  // chain_form
+        }
         r.issued_us = get_int(rj, "issued");
         read_mutable_fields(rj, r);
         if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() ||

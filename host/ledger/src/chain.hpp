@@ -20,8 +20,12 @@ namespace waferprov::host::chain {
 
 using Hash = std::array<uint8_t, 32>;
 
-inline constexpr int kSchemaVersion = 1;
-inline constexpr const char* kLedgerFormat = "waferprov-ledger/1";
+// Version 2: the tables of version 1; the events use ledger format 2 (kLedgerFormat). A
+// version-1 file is refused at open ("schema version 1, this build reads version 2").
+inline constexpr int kSchemaVersion = 2;
+// Format 2: the ISSUE event binds the certificate by its SHA-256 (certificate_sha256) instead
+// of embedding the DER as hex (format 1). Ledgers of format 1 are refused.
+inline constexpr const char* kLedgerFormat = "waferprov-ledger/2";
 inline constexpr size_t kMaxText = 256;
 inline constexpr size_t kMaxProblems = 200;
 
@@ -36,8 +40,18 @@ Hash chain_step(const Hash& prev, std::string_view payload);
 // The canonical encoding: nlohmann::json (std::map: keys sorted bytewise) dumped compactly.
 std::string canonical(const nlohmann::json& j);
 
-// JSON forms of a record: full (ISSUE) and the mutable part (every later change).
+// JSON forms of a record: full (ISSUE; the certificate as certificate_sha256) and the mutable
+// part (every later change).
 nlohmann::json record_json(const LedgerRecord& r);
+// The canonical payload of an ISSUE event, written directly (the hot path of record_batch);
+// byte-identical to canonical() of the equivalent nlohmann object (ledger_test checks this).
+void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_t time,
+                   uint64_t quota_used);
+// A record as the chain binds it: certificate_der replaced by its SHA-256. Replayed records
+// (Replayer::records()) are in this form; compare stored records through it.
+LedgerRecord chain_form(LedgerRecord r);
+// Whether `hash` (a chain_form certificate_der) is the SHA-256 of `data`.
+bool sha256_matches(ByteSpan hash, ByteSpan data);
 nlohmann::json mutable_json(const LedgerRecord& r);
 nlohmann::json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial);
 
@@ -59,6 +73,7 @@ public:
     const Hash& head() const { return head_; }
     const std::optional<Genesis>& genesis() const { return genesis_; }
     uint64_t quota_used() const { return quota_used_; }
+    // The replayed records, in chain_form (certificate_der holds the certificate's SHA-256).
     const std::map<wpid1::Uid, LedgerRecord>& records() const { return records_; }
     std::vector<std::string>& problems() { return problems_; }
     void problem(std::string text);

@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kExportFormat = "waferprov-ledger-export/1";
+// 2: events.jsonl carries ledger format 2 (certificates bound by SHA-256 in ISSUE).
+constexpr const char* kExportFormat = "waferprov-ledger-export/2";
 constexpr const char* kRecordsFile = "records.jsonl";
 constexpr const char* kEventsFile = "events.jsonl";
 constexpr const char* kManifestFile = "manifest.json";
@@ -225,7 +226,7 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
                 if (!row) break;
                 WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
                 auto it = rp.records().find(r.uid);
-                if (it == rp.records().end() || !(it->second == r))
+                if (it == rp.records().end() || !(it->second == chain::chain_form(r)))
                     rp.problem("record UID " + to_hex(r.uid) + " differs from the event log");
                 ++n_records;
                 switch (r.state) {
@@ -504,7 +505,7 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
                     const auto& e = it->second;
                     if (e.loc != r.loc || e.serial != r.serial || e.state != r.state ||
                         e.public_key != r.public_key || e.wrapped != r.wrapped ||
-                        e.certificate_der != r.certificate_der)
+                        !chain::sha256_matches(e.certificate_der, r.certificate_der))
                         rp.problem(who + ": differs from the record the event log replays to");
                 }
             }

@@ -71,6 +71,12 @@ struct Ledger::Impl {
     Result<WriteState> load_write_state();
     Status append_event(WriteState& ws, nlohmann::json event, const std::string& type,
                         const std::optional<wpid1::Uid>& uid);
+    // Appends an ISSUE event for `r` (written by chain::issue_payload) and counts it.
+    Status append_issue(WriteState& ws, const LedgerRecord& r);
+    // Inserts a payload already in canonical form, carrying seq ws.seq + 1 and time ws.now.
+    Status insert_event(WriteState& ws, std::string_view payload, const char* type,
+                        const std::optional<wpid1::Uid>& uid);
+    std::string scratch;  // the ISSUE payload buffer, reused
     Status store_write_state(const WriteState& ws);
 };
 

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -114,6 +115,23 @@ class StatementCache {
 public:
     explicit StatementCache(sqlite3* db) : db_(db) {}
     Result<sqlite3_stmt*> get(const char* sql) {
+        // Fast path: the callers pass string literals, so the pointer usually identifies the
+        // statement; the text is compared to be sure (no hashing or allocation per call).
+        auto hit = by_ptr_.find(sql);
+        if (hit != by_ptr_.end() && std::strcmp(sqlite3_sql(hit->second), sql) == 0)
+            return hit->second;
+        auto s = get_by_text(sql);
+        if (!s.ok()) return s;
+        by_ptr_[sql] = *s;
+        return s;
+    }
+    void clear() {
+        by_ptr_.clear();
+        cache_.clear();
+    }
+
+private:
+    Result<sqlite3_stmt*> get_by_text(const char* sql) {
         auto it = cache_.find(sql);
         if (it != cache_.end()) return it->second.get();
         sqlite3_stmt* s = nullptr;
@@ -122,10 +140,9 @@ public:
         cache_.emplace(sql, StmtPtr(s));
         return s;
     }
-    void clear() { cache_.clear(); }
 
-private:
     sqlite3* db_;
+    std::unordered_map<const char*, sqlite3_stmt*> by_ptr_;
     std::unordered_map<std::string, StmtPtr> cache_;
 };
 

@@ -1,5 +1,6 @@
 // The ledger's storage, quota, retest/alarm rules, state machine and tamper evidence.
 #include <sqlite3.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
+#include "../src/chain.hpp"
 
 namespace waferprov::host {
 namespace {
@@ -492,6 +494,74 @@ TEST(Ledger, RecordBatchThroughputWithFullSync) {
               << " s = " << static_cast<long>(rate) << " records/s (synchronous=FULL, WAL)\n";
     RecordProperty("records_per_second", static_cast<int>(rate));
     EXPECT_EQ(l->counts()->total(), static_cast<uint64_t>(kBatches * kBatch));
+}
+
+// The hand-written ISSUE payload must be byte-identical to the canonical nlohmann form (which
+// the replayer requires), for any valid field values.
+TEST(Ledger, IssuePayloadMatchesCanonicalJson) {
+    auto recs = fakes(7, 4);
+    const char* texts[] = {"LOT1", "a\"b\\c", "\\", "~ !\"#"};
+    for (size_t i = 0; i < recs.size(); ++i) {
+        LedgerRecord r;
+        r.uid = recs[i].uid;
+        r.loc = recs[i].loc;
+        r.loc.lot = texts[i];
+        r.loc.x = i % 2 ? -5 : 2147483647;
+        r.loc.y = i % 2 ? -2147483647 - 1 : 0;
+        r.loc.wafer = static_cast<int>(i) * 13;
+        r.serial = recs[i].serial;
+        r.public_key = recs[i].public_key;
+        r.wrapped = recs[i].wrapped;
+        r.certificate_der = recs[i].certificate_der;
+        r.tester = texts[(i + 1) % 4];
+        r.bin = i == 3 ? "b\"" : "";
+        r.void_reason = i == 2 ? "v\\" : "";
+        r.reissues = static_cast<uint32_t>(i * 1000000);
+        r.issued_us = r.updated_us = i % 2 ? -1 : INT64_MAX;
+        r.delivered_us = static_cast<int64_t>(i);
+        const uint64_t seq = i == 0 ? UINT64_MAX / 2 : i + 2;
+        const int64_t time = i == 1 ? INT64_MIN : 1716800000000000;
+        nlohmann::json j{{"uid", to_hex(r.uid)},
+                         {"record", chain::record_json(r)},
+                         {"quota_used", uint64_t{i} * 77},
+                         {"seq", seq},
+                         {"type", "ISSUE"},
+                         {"time", time}};
+        std::string got;
+        chain::issue_payload(got, r, seq, time, uint64_t{i} * 77);
+        EXPECT_EQ(got, chain::canonical(j));
+    }
+}
+
+// CPU cost of record_batch per new identity, batches of 256 (the pipeline's batch size). User
+// time is the ledger's own work; system time includes the WAL writes and fsync.
+TEST(Ledger, RecordBatchThroughputCpuPerRecord) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db", test_config(1000000));
+    constexpr int kBatches = 40, kBatch = 256;
+    std::vector<std::vector<NewIdentity>> batches;
+    for (int b = 0; b < kBatches; ++b) batches.push_back(fakes(static_cast<uint64_t>(b) * kBatch, kBatch));
+    for (auto& b : batches)
+        for (auto& id : b) id.certificate_der.assign(480, 0x30);
+    auto cpu = [] {
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        auto us = [](const timeval& t) { return double(t.tv_sec) * 1e6 + double(t.tv_usec); };
+        return std::pair<double, double>(us(ru.ru_utime), us(ru.ru_stime));
+    };
+    const auto c0 = cpu();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& b : batches) ASSERT_TRUE(l->record_batch(b).ok());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto c1 = cpu();
+    const double n = kBatches * kBatch;
+    const double user = (c1.first - c0.first) / n, sys = (c1.second - c0.second) / n;
+    std::cout << "record_batch CPU per new identity (batches of " << kBatch << "): user " << user
+              << " us, sys " << sys << " us, total " << user + sys << " us; wall "
+              << s * 1e6 / n << " us\n";
+    RecordProperty("cpu_user_us_per_record_x100", static_cast<int>(user * 100));
+    RecordProperty("cpu_sys_us_per_record_x100", static_cast<int>(sys * 100));
+    EXPECT_EQ(l->counts()->total(), static_cast<uint64_t>(n));
 }
 
 }  // namespace
