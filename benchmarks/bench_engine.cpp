@@ -67,6 +67,16 @@ void BM_Part_KdfAndWrap(benchmark::State& state) {
 }
 BENCHMARK(BM_Part_KdfAndWrap);
 
+// The host's check that a backend's public key is on the curve (once per die, before signing).
+void BM_Part_CurveCheck(benchmark::State& state) {
+    Bytes d(32, 0);
+    d[31] = 5;
+    auto q = software::p256_base_mul(d);
+    for (auto _ : state) benchmark::DoNotOptimize(software::p256_check_point(q->x, q->y));
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Part_CurveCheck);
+
 // Baseline: OpenSSL's own P-256 key generation (EVP_PKEY_keygen: RNG + d*G), the figure
 // `openssl speed` users know; the README gives the ratio of the engine to it.
 void BM_Baseline_OpenSslP256Keygen(benchmark::State& state) {

@@ -34,7 +34,8 @@ constexpr const char* kUsage =
     "ledger, then writes the reports (summary, reconciliation, wafer map SVG/PNG, STDF) to\n"
     "--out (default: reports/ next to the job file). Several --map files make a lot.\n"
     "--threads 1 is the serial baseline (default: all cores). --ledger overrides the job's\n"
-    "ledger. Rerunning the same command is idempotent: dies already in the ledger are kept.\n"
+    "ledger. --batch: dies per backend batch and per ledger transaction (default 512).\n"
+    "Rerunning the same command is idempotent: dies already in the ledger are kept.\n"
     "Exit status: 0 every selected die has its identity; 1 a die was refused or a check\n"
     "failed, or an error; 2 usage.\n";
 
@@ -99,7 +100,7 @@ Result<int> run(const ParsedArgs& a) {
         if (threads < 1 || threads > 1024)
             return make_error(ErrorCode::kInvalidArgument, "--threads must be 1..1024");
     }
-    size_t batch = 64;
+    size_t batch = 512;
     if (a.has("batch")) {
         try {
             batch = std::stoul(a.get("batch"));

@@ -48,7 +48,7 @@ struct DieReport {
 
 struct PipelineOptions {
     int threads = 0;          // 0: all hardware threads; 1: the serial baseline
-    size_t batch_size = 64;   // dies per backend batch and per ledger transaction
+    size_t batch_size = 512;  // dies per backend batch and per ledger transaction
     std::string tester;       // recorded with every identity ("" for pre-generation)
     JobCertificateTemplate certificate;
     std::string product;
