@@ -229,13 +229,7 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
                 if (it == rp.records().end() || !(it->second == chain::chain_form(r)))
                     rp.problem("record UID " + to_hex(r.uid) + " differs from the event log");
                 ++n_records;
-                switch (r.state) {
-                    case DieState::kIssued: ++counts.issued; break;
-                    case DieState::kDelivered: ++counts.delivered; break;
-                    case DieState::kProgrammed: ++counts.programmed; break;
-                    case DieState::kFailed: ++counts.failed; break;
-                    case DieState::kVoid: ++counts.voided; break;
-                }
+                ++counts.of(r.state);
                 WP_RETURN_IF_ERROR(records.write(export_record_json(r).dump()));
                 WP_RETURN_IF_ERROR(records.write("\n"));
             }
@@ -488,13 +482,7 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
             const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.y, r.loc.x);
             if (prev && !(*prev < key)) rp.problem(who + ": not in (lot, wafer, y, x) order");
             prev = key;
-            switch (r.state) {
-                case DieState::kIssued: ++counts.issued; break;
-                case DieState::kDelivered: ++counts.delivered; break;
-                case DieState::kProgrammed: ++counts.programmed; break;
-                case DieState::kFailed: ++counts.failed; break;
-                case DieState::kVoid: ++counts.voided; break;
-            }
+            ++counts.of(r.state);
             if (seen[r.uid]) rp.problem(who + ": UID listed twice");
             seen[r.uid] = true;
             if (events_text) {

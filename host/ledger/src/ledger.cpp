@@ -32,16 +32,23 @@ const char* to_string(TransitionStatus s) noexcept {
     return "?";
 }
 
-uint64_t StateCounts::of(DieState s) const {
+namespace {
+// The counter of state s in c, const or not.
+template <class Counts>
+auto& counter_of(Counts& c, DieState s) {
     switch (s) {
-        case DieState::kIssued: return issued;
-        case DieState::kDelivered: return delivered;
-        case DieState::kProgrammed: return programmed;
-        case DieState::kFailed: return failed;
-        case DieState::kVoid: return voided;
+        case DieState::kIssued: return c.issued;
+        case DieState::kDelivered: return c.delivered;
+        case DieState::kProgrammed: return c.programmed;
+        case DieState::kFailed: return c.failed;
+        case DieState::kVoid: return c.voided;
     }
-    return 0;
+    return c.voided;  // unreachable: every DieState is handled above
 }
+}  // namespace
+
+uint64_t StateCounts::of(DieState s) const { return counter_of(*this, s); }
+uint64_t& StateCounts::of(DieState s) { return counter_of(*this, s); }
 
 std::string iso8601_utc(int64_t epoch_us) {
     if (epoch_us == 0) return "";

@@ -118,6 +118,7 @@ struct StateCounts {
     uint64_t issued = 0, delivered = 0, programmed = 0, failed = 0, voided = 0;
     uint64_t total() const { return issued + delivered + programmed + failed + voided; }
     uint64_t of(DieState s) const;
+    uint64_t& of(DieState s);  // the counter of state s, to count into
     bool operator==(const StateCounts&) const = default;
 };
 
