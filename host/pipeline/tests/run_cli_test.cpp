@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -177,22 +178,44 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     TempDir t;
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0) << slurp(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "80", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
     const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
                                           (t.path / "w.xml").string(), "--no-progress", "--batch", "8"};
+    const fs::path ledger_file = t.path / "job/ledger.sqlite";
+    auto committed = [&]() -> uint64_t {
+        auto l = Ledger::open_existing(ledger_file);
+        if (!l.ok()) return 0;
+        auto c = (*l)->counts();
+        return c.ok() ? c->total() : 0;
+    };
     std::mt19937 rng(std::random_device{}());
-    std::uniform_int_distribution<int> delay_ms(30, 600);
+    std::uniform_int_distribution<int> extra_ms(0, 150);
     int killed = 0;
     for (int i = 0; i < 8; ++i) {
+        const uint64_t before = committed();
         pid_t pid = spawn(cmd, log);
         ASSERT_GT(pid, 0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
-        ::kill(pid, SIGKILL);
+        // Kill at a random moment after the run has started committing (so that the kill lands
+        // in the middle of the wafer however fast the machine is), or not at all if it ended.
         int status = 0;
-        ::waitpid(pid, &status, 0);
-        if (WIFSIGNALED(status)) ++killed;
+        bool ended = false;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) {
+                ended = true;
+                break;
+            }
+            if (committed() > before) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        if (!ended) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(rng)));
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            if (WIFSIGNALED(status)) ++killed;
+        }
         // Between kills the ledger is always consistent.
-        auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
+        auto l = Ledger::open_existing(ledger_file);
         if (l.ok()) {
             auto v = (*l)->verify();
             ASSERT_TRUE(v.ok());
@@ -200,6 +223,7 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
             EXPECT_EQ((*l)->quota()->used, (*l)->counts()->total());
         }
     }
+    std::printf("[   info   ] %d of 8 runs killed mid-wafer\n", killed);
     EXPECT_GT(killed, 0);
     ASSERT_EQ(run(cmd, log), 0) << slurp(log);
     const size_t expected = selected_dies(t.path / "w.xml");
