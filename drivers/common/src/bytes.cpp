@@ -26,14 +26,20 @@ std::string Error::describe() const { return std::string(to_string(code)) + ": "
 
 void secure_wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
 
-std::string to_hex(ByteSpan data) {
+void append_hex(std::string& out, ByteSpan data) {
     static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.resize(data.size() * 2);
+    const size_t at = out.size();
+    out.resize(at + data.size() * 2);
+    char* d = out.data() + at;
     for (size_t i = 0; i < data.size(); ++i) {
-        out[2 * i] = kDigits[data[i] >> 4];
-        out[2 * i + 1] = kDigits[data[i] & 0xf];
+        d[2 * i] = kDigits[data[i] >> 4];
+        d[2 * i + 1] = kDigits[data[i] & 0xf];
     }
+}
+
+std::string to_hex(ByteSpan data) {
+    std::string out;
+    append_hex(out, data);
     return out;
 }
 

@@ -72,18 +72,6 @@ bool sha256_matches(ByteSpan hash, ByteSpan data) {
 
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-void put_hex(std::string& out, const uint8_t* p, size_t n) {
-    const size_t at = out.size();
-    out.resize(at + 2 * n);
-    char* d = out.data() + at;
-    for (size_t i = 0; i < n; ++i) {
-        d[2 * i] = kHexDigits[p[i] >> 4];
-        d[2 * i + 1] = kHexDigits[p[i] & 15];
-    }
-}
-
 // A JSON string of printable ASCII (valid_text): only '"' and '\' are escaped, as
 // nlohmann::json::dump does.
 void put_text(std::string& out, std::string_view s) {
@@ -120,7 +108,7 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += ",\"record\":{\"bin\":";
     put_text(out, r.bin);
     out += ",\"certificate_sha256\":\"";
-    put_hex(out, cert.data(), cert.size());
+    append_hex(out, cert);
     out += "\",\"delivered\":";
     put_int(out, r.delivered_us);
     out += ",\"issued\":";
@@ -128,19 +116,19 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += ",\"lot\":";
     put_text(out, r.loc.lot);
     out += ",\"public_key\":\"";
-    put_hex(out, r.public_key.data(), r.public_key.size());
+    append_hex(out, r.public_key);
     out += "\",\"reissues\":";
     put_uint(out, r.reissues);
     out += ",\"result\":";
     put_int(out, r.result_us);
     out += ",\"serial\":\"";
-    put_hex(out, r.serial.data(), r.serial.size());
+    append_hex(out, r.serial);
     out += "\",\"state\":";
     put_text(out, to_string(r.state));
     out += ",\"tester\":";
     put_text(out, r.tester);
     out += ",\"uid\":\"";
-    put_hex(out, r.uid.data(), r.uid.size());
+    append_hex(out, r.uid);
     out += "\",\"updated\":";
     put_int(out, r.updated_us);
     out += ",\"void_reason\":";
@@ -148,7 +136,7 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += ",\"wafer\":";
     put_int(out, r.loc.wafer);
     out += ",\"wrapped_key\":\"";
-    put_hex(out, r.wrapped.data(), r.wrapped.size());
+    append_hex(out, r.wrapped);
     out += "\",\"x\":";
     put_int(out, r.loc.x);
     out += ",\"y\":";
@@ -158,7 +146,7 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += ",\"time\":";
     put_int(out, time);
     out += ",\"type\":\"ISSUE\",\"uid\":\"";
-    put_hex(out, r.uid.data(), r.uid.size());
+    append_hex(out, r.uid);
     out += "\"}";
 }
 

@@ -68,6 +68,8 @@ private:
 
 // Lower-case hex of `data`.
 std::string to_hex(ByteSpan data);
+// Appends the lower-case hex of `data` to `out` (no temporary string; for hot paths).
+void append_hex(std::string& out, ByteSpan data);
 template <size_t N>
 std::string to_hex(const std::array<uint8_t, N>& a) { return to_hex(ByteSpan(a)); }
 
