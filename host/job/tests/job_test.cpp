@@ -5,23 +5,14 @@
 #include <unistd.h>
 
 #include "waferprov/host/job.hpp"
+#include "waferprov/test_vectors.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
 namespace fs = std::filesystem;
+using waferprov::reference::TempDir;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() /
-               ("waferprov_job_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    static inline int counter = 0;
-};
 
 const char* kValid = R"(
 [job]
@@ -62,7 +53,7 @@ std::string replace(std::string s, const std::string& from, const std::string& t
 }  // namespace
 
 TEST(JobFile, ReadsEveryKeyAndResolvesPathsAgainstItsFolder) {
-    TempDir d;
+    TempDir d{"job"};
     auto job = load_job(write(d, kValid));
     ASSERT_TRUE(job.ok()) << job.error().describe();
     EXPECT_EQ(job->id, "JOB-1");
@@ -79,7 +70,7 @@ TEST(JobFile, ReadsEveryKeyAndResolvesPathsAgainstItsFolder) {
 }
 
 TEST(JobFile, WriteThenLoadRoundTrips) {
-    TempDir d;
+    TempDir d{"job"};
     auto job = load_job(write(d, kValid));
     ASSERT_TRUE(job.ok());
     job->file = d.path / "copy.toml";
@@ -99,7 +90,7 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
 }
 
 TEST(JobFile, ErrorsNameTheKey) {
-    TempDir d;
+    TempDir d{"job"};
     struct Case { std::string from, to, key; } cases[] = {
         {"quota = 100", "quota = -1", "job.quota"},
         {"quota = 100", "quota = \"many\"", "job.quota"},
@@ -119,14 +110,14 @@ TEST(JobFile, ErrorsNameTheKey) {
 }
 
 TEST(JobFile, SyntaxErrorCarriesLineAndColumn) {
-    TempDir d;
+    TempDir d{"job"};
     auto job = load_job(write(d, replace(kValid, "quota = 100", "quota = = 100")));
     ASSERT_FALSE(job.ok());
     EXPECT_NE(job.error().message.find("job.toml:6:9"), std::string::npos) << job.error().message;
 }
 
 TEST(JobFile, RefusesAPinInTheFile) {
-    TempDir d;
+    TempDir d{"job"};
     std::string text = replace(kValid, "type = \"pem\"\nkey = \"ca.key\"",
                                "type = \"pkcs11\"\nmodule = \"m.so\"\ntoken_label = \"t\"\n"
                                "key_label = \"k\"\npin = \"1234\"");

@@ -10,6 +10,7 @@
 #include "waferprov/backends.hpp"
 #include "waferprov/kat.hpp"
 #include "waferprov/reference.hpp"
+#include "waferprov/test_vectors.hpp"
 
 using namespace waferprov;
 namespace ref = waferprov::reference;
@@ -37,8 +38,14 @@ struct Backend {
     }
 };
 
+// Modified copies of the built-in files, removed when the test program ends.
+const fs::path& scratch() {
+    static const ref::TempDir dir("kat");
+    return dir.path;
+}
+
 fs::path write_temp(const std::string& name, const json& doc) {
-    fs::path p = fs::temp_directory_path() / ("waferprov_kat_" + std::to_string(::getpid()) + "_" + name);
+    fs::path p = scratch() / name;
     std::ofstream(p) << doc.dump();
     return p;
 }
@@ -155,7 +162,7 @@ TEST(KatRunner, NamesTheMalformedFieldAndCase) {
     ASSERT_FALSE(c3.ok());
     EXPECT_NE(c3.error().message.find("ROT13"), std::string::npos);
 
-    fs::path garbage = fs::temp_directory_path() / "waferprov_kat_garbage.json";
+    fs::path garbage = scratch() / "garbage.json";
     std::ofstream(garbage) << "{ not json";
     auto c4 = kat::run_file(*b.engine, garbage, b.options);
     ASSERT_FALSE(c4.ok());

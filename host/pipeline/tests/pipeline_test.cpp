@@ -22,18 +22,9 @@ using namespace waferprov;
 using namespace waferprov::host;
 namespace ref = waferprov::reference;
 namespace fs = std::filesystem;
+using waferprov::reference::TempDir;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int n = 0;
-        path = fs::temp_directory_path() / ("waferprov_pipe_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 void sk_X509_free_fn(STACK_OF(X509)* s) { sk_X509_free(s); }
 
@@ -74,7 +65,7 @@ private:
 };
 
 struct World {
-    TempDir dir;
+    TempDir dir{"pipe"};
     Bytes kik = ref::random_bytes(32);
     std::unique_ptr<software::SoftwareEngine> engine;
     std::unique_ptr<Signer> signer;

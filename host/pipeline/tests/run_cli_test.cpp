@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "waferprov/host/job.hpp"
+#include "waferprov/test_vectors.hpp"
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/softhsm_fixture.hpp"
 #include "waferprov/host/wafermap.hpp"
@@ -32,20 +33,11 @@ using namespace waferprov;
 using namespace waferprov::host;
 namespace ref = waferprov::reference;
 namespace fs = std::filesystem;
+using waferprov::reference::TempDir;
 
 namespace {
 
 const fs::path kBinary = WAFERPROV_BINARY;
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int n = 0;
-        path = fs::temp_directory_path() / ("waferprov_run_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
 
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
     std::vector<char*> argv;
@@ -122,7 +114,7 @@ size_t selected_dies(const fs::path& map) {
 }  // namespace
 
 TEST(RunCli, PemJobFromInitToVerifiedExport) {
-    TempDir t;
+    TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
@@ -158,7 +150,7 @@ TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
     auto token = SoftHsmToken::create();
     if (!token.ok()) GTEST_FAIL() << token.error().describe();
     (*token)->export_pin("WAFERPROV_HSM_PIN");
-    TempDir t;
+    TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--hsm", "--module",
                    (*token)->module().string(), "--token-label", (*token)->label(), "--key-label",
@@ -175,7 +167,7 @@ TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
 }
 
 TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
-    TempDir t;
+    TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0) << slurp(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
@@ -241,7 +233,7 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
 }
 
 TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
-    TempDir t;
+    TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0) << slurp(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
@@ -254,7 +246,7 @@ TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
 }
 
 TEST(RunCli, BadMapProvisionsNothing) {
-    TempDir t;
+    TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
     std::ofstream(t.path / "bad.xml") << "<MapData><Layouts>\n<Layout LayoutId=\"x\">\n</MapData>\n";
