@@ -2,6 +2,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -9,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "ca_args.hpp"
+#include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/software/aes.hpp"
 #include "waferprov/software/device_key.hpp"
@@ -20,7 +23,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
     "usage: waferprov job init --out DIR [--id ID] [--product NAME] [--customer NAME]\n"
-    "                          [--quota N] [--uid-policy derived|tester]\n"
+    "                          [--quota N] [--uid-policy derived|tester] [--tester ID ...]\n"
     "                          [--hsm --module PATH --token-label LABEL --key-label LABEL\n"
     "                           [--pin-env VAR]]\n"
     "\n"
@@ -28,7 +31,10 @@ constexpr const char* kUsage =
     "DIR/ca.pem and their keys, or with --hsm the manufacturer CA key generated inside the\n"
     "PKCS#11 token, where it stays), the software engine's device key DIR/device.key (0600),\n"
     "the wrapped KIK DIR/kik.wrapped and DIR/kik.hex, the plaintext KIK the demo's dies hold\n"
-    "in ROM (a development convenience that production jobs never have).\n"
+    "in ROM (a development convenience that production jobs never have), and the tester\n"
+    "link's CurveZMQ keys: DIR/server.key (0600) and DIR/server.pub for `waferprov serve`, and\n"
+    "for each --tester ID the tester's DIR/tester-ID.key (0600) and DIR/tester-ID.pub, its\n"
+    "public key admitted in the job's [testers] table.\n"
     "With --hsm the token's user PIN is read from $WAFERPROV_HSM_PIN (or --pin-env VAR).\n";
 
 Status write_text(const fs::path& p, const std::string& text, mode_t mode) {
@@ -102,6 +108,29 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
     auto st = write_text(dir / "kik.hex", kik_hex, 0600);
     secure_wipe(kik_hex.data(), kik_hex.size());
     WP_RETURN_IF_ERROR(st);
+
+    // The tester link's keys: the server's pair, and one pair per tester admitted.
+    {
+        WP_ASSIGN_OR_RETURN(auto server, host::protocol::generate_curve_keys());
+        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(server, "waferprov serve " + job.id,
+                                                                 dir / "server.key", dir / "server.pub"));
+    }
+    for (const auto& id : a.all("tester")) {
+        const bool file_safe = !id.empty() && id.size() <= 64 &&
+                               std::all_of(id.begin(), id.end(), [](char c) {
+                                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                          c == '_' || c == '.';
+                               }) && id[0] != '.';
+        if (!file_safe)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "--tester '" + id + "': use 1..64 of A-Z a-z 0-9 - _ . (it names a file)");
+        for (const auto& t : job.testers)
+            if (t.id == id) return make_error(ErrorCode::kInvalidArgument, "--tester '" + id + "' given twice");
+        WP_ASSIGN_OR_RETURN(auto keys, host::protocol::generate_curve_keys());
+        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
+            keys, id, dir / ("tester-" + id + ".key"), dir / ("tester-" + id + ".pub")));
+        job.testers.push_back(host::TesterKey{id, keys.public_z85});
+    }
     WP_RETURN_IF_ERROR(host::write_job(job));
     std::cout << "development job " << job.id << ": product " << job.product << ", quota "
               << job.quota << ", CA key "
@@ -132,7 +161,10 @@ Status init_job(const ParsedArgs& a) {
         fs::remove_all(work, ec);
         return st;
     }
-    std::cout << "wrote " << (dir / "job.toml").string() << ", root.pem, ca.pem, device.key, kik.wrapped, kik.hex\n";
+    std::cout << "wrote " << (dir / "job.toml").string()
+              << ", root.pem, ca.pem, device.key, kik.wrapped, kik.hex, server.key, server.pub";
+    for (const auto& id : a.all("tester")) std::cout << ", tester-" << id << ".key, tester-" << id << ".pub";
+    std::cout << "\n";
     return ok_status();
 }
 
@@ -148,7 +180,7 @@ int run_job(const Args& args) {
     ParsedArgs a;
     std::string err;
     std::vector<std::string_view> value_options = {"out", "id", "product", "customer", "quota",
-                                                   "uid-policy"};
+                                                   "uid-policy", "tester"};
     value_options.insert(value_options.end(), kCaValueOptions.begin(), kCaValueOptions.end());
     if (!parse_args(Args(args.begin() + 1, args.end()), value_options, {kCaFlagOption, "help"}, a,
                     err) ||

@@ -1,10 +1,14 @@
 #include "waferprov/host/job.hpp"
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <openssl/sha.h>
 #include <toml++/toml.h>
+
+#include "waferprov/host/curve_keys.hpp"
 
 namespace waferprov::host {
 namespace {
@@ -169,9 +173,27 @@ Result<Job> load_job(const fs::path& file) {
 
         auto bins = r.strings("map.provision_bins");
         if (!bins.empty()) job.provision_bins = bins;
-        job.tester_keys = r.strings("testers.public_keys");
-        for (const auto& k : job.tester_keys)
-            if (k.size() != 40) r.fail("testers.public_keys", "each key must be 40 Z85 characters");
+        if (const auto* t = r.node("testers")) {
+            if (!t->is_table()) r.fail("testers", "must be a table of tester id = \"<Z85 public key>\"");
+            std::set<std::string> keys;
+            for (const auto& [k, v] : *t->as_table()) {
+                const std::string id(k.str());
+                const std::string key = "testers.\"" + id + "\"";
+                if (id == "public_keys")
+                    r.fail("testers.public_keys", "the key list became a table: write one line "
+                                                  "per tester, <tester id> = \"<Z85 public key>\"");
+                if (id.empty() || id.size() > 255 ||
+                    !std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7e; }))
+                    r.fail(key, "a tester id is 1..255 printable ASCII characters");
+                if (!v.is_string()) r.fail(key, "must be the tester's CurveZMQ public key (Z85 string)");
+                const std::string pub = v.as_string()->get();
+                if (!protocol::valid_curve_key(pub))
+                    r.fail(key, "is not a CurveZMQ public key (40 characters of Z85)");
+                if (!keys.insert(pub).second)
+                    r.fail(key, "the same public key is listed for another tester");
+                job.testers.push_back(TesterKey{id, pub});
+            }
+        }
     } catch (const Error& e) {
         return e;
     }
@@ -220,9 +242,8 @@ Status write_job(const Job& job) {
     o << "\n[map]\nprovision_bins = [";
     for (size_t i = 0; i < job.provision_bins.size(); ++i) o << (i ? ", " : "") << q(job.provision_bins[i]);
     o << "]\n";
-    o << "\n[testers]\npublic_keys = [";
-    for (size_t i = 0; i < job.tester_keys.size(); ++i) o << (i ? ", " : "") << q(job.tester_keys[i]);
-    o << "]\n";
+    o << "\n[testers]   # tester id = its CurveZMQ public key (Z85); only these may connect\n";
+    for (const auto& t : job.testers) o << q(t.id) << " = " << q(t.public_key) << "\n";
 
     const fs::path tmp = job.file.string() + ".tmp";
     {

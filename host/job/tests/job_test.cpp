@@ -36,6 +36,10 @@ policy = "derived"
 salt = "000102030405060708090a0b0c0d0e0f"
 [map]
 provision_bins = ["01", "02"]
+
+[testers]
+"ATE-07" = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+ate8 = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
 )";
 
 fs::path write(const TempDir& d, const std::string& text) {
@@ -67,6 +71,9 @@ TEST(JobFile, ReadsEveryKeyAndResolvesPathsAgainstItsFolder) {
     EXPECT_EQ(job->uid_policy, UidPolicy::kDerived);
     EXPECT_EQ(job->uid_salt.size(), 16u);
     EXPECT_EQ(job->provision_bins, (std::vector<std::string>{"01", "02"}));
+    ASSERT_EQ(job->testers.size(), 2u);
+    EXPECT_EQ(job->testers[0], (TesterKey{"ATE-07", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"}));
+    EXPECT_EQ(job->testers[1].id, "ate8");
 }
 
 TEST(JobFile, WriteThenLoadRoundTrips) {
@@ -87,6 +94,7 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
     EXPECT_EQ(back->ca.token_label, "tok");
     EXPECT_EQ(back->ledger, job->ledger);
     EXPECT_EQ(back->uid_salt, job->uid_salt);
+    EXPECT_EQ(back->testers, job->testers);
 }
 
 TEST(JobFile, ErrorsNameTheKey) {
@@ -100,6 +108,14 @@ TEST(JobFile, ErrorsNameTheKey) {
         {"salt = \"000102030405060708090a0b0c0d0e0f\"", "salt = \"00zz\"", "uid.salt"},
         {"salt = \"000102030405060708090a0b0c0d0e0f\"", "salt = \"0001\"", "uid.salt"},
         {"provision_bins = [\"01\", \"02\"]", "provision_bins = [1]", "map.provision_bins"},
+        // A key that is not Z85 (a quote-free 40 characters with '~'), not a string, too
+        // short; the same key for two testers; the old list form; a non-ASCII tester id.
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hI~\"", "testers.\"ate8\""},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = 5", "testers.\"ate8\""},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"Yne@$w\"", "testers.\"ate8\""},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"", "another tester"},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "public_keys = []", "testers.public_keys"},
+        {"ate8 = ", "\"ate\\u00e9\" = ", "printable ASCII"},
     };
     for (const auto& c : cases) {
         auto job = load_job(write(d, replace(kValid, c.from, c.to)));

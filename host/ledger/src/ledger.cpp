@@ -28,6 +28,7 @@ const char* to_string(TransitionStatus s) noexcept {
         case TransitionStatus::kAlreadyProgrammed: return "ALREADY_PROGRAMMED";
         case TransitionStatus::kVoided: return "VOIDED";
         case TransitionStatus::kInvalidArgument: return "INVALID_ARGUMENT";
+        case TransitionStatus::kLocationMismatch: return "LOCATION_MISMATCH";
     }
     return "?";
 }
@@ -697,22 +698,43 @@ TransitionResult refused(const wpid1::Uid& uid, TransitionStatus st, std::string
 
 Result<std::vector<TransitionResult>> Ledger::mark_delivered(std::span<const wpid1::Uid> uids,
                                                              const std::string& tester) {
+    std::vector<Delivery> items(uids.size());
+    for (size_t i = 0; i < uids.size(); ++i) items[i].uid = uids[i];
+    return impl_->deliver(items, tester, false);
+}
+
+Result<std::vector<TransitionResult>> Ledger::deliver(std::span<const Delivery> items,
+                                                      const std::string& tester) {
+    return impl_->deliver(items, tester, true);
+}
+
+Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Delivery> items,
+                                                            const std::string& tester,
+                                                            bool check_location) {
     std::vector<TransitionResult> out;
     if (!chain::valid_text(tester)) {
-        for (const auto& u : uids)
-            out.push_back(refused(u, TransitionStatus::kInvalidArgument,
+        for (const auto& it : items)
+            out.push_back(refused(it.uid, TransitionStatus::kInvalidArgument,
                                   "tester id is not printable ASCII"));
         return out;
     }
-    std::lock_guard lock(impl_->mu);
-    Impl& m = *impl_;
+    std::lock_guard lock(mu);
+    Impl& m = *this;
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
-    for (const auto& uid : uids) {
+    for (const auto& item : items) {
+        const auto& uid = item.uid;
         WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
         if (!rec) {
             out.push_back(refused(uid, TransitionStatus::kUnknownUid,
                                   "UID " + to_hex(uid) + " is not in the ledger"));
+            continue;
+        }
+        if (check_location && rec->loc != item.loc) {
+            out.push_back(refused(uid, TransitionStatus::kLocationMismatch,
+                                  "UID " + to_hex(uid) + " belongs to " + rec->loc.describe() +
+                                      ", not " + item.loc.describe(),
+                                  rec));
             continue;
         }
         if (rec->state == DieState::kVoid) {
@@ -727,6 +749,7 @@ Result<std::vector<TransitionResult>> Ledger::mark_delivered(std::span<const wpi
         }
         LedgerRecord r = std::move(*rec);
         std::string msg;
+        const bool again = r.state != DieState::kIssued;
         if (r.state == DieState::kDelivered) msg = "delivered again (retest)";
         if (r.state == DieState::kFailed) {
             msg = "delivered again after a FAILED result (retest)";
@@ -740,7 +763,9 @@ Result<std::vector<TransitionResult>> Ledger::mark_delivered(std::span<const wpi
         WP_RETURN_IF_ERROR(m.update_mutable(r));
         WP_RETURN_IF_ERROR(m.append_event(
             ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "DELIVER", uid));
-        out.push_back(TransitionResult{uid, TransitionStatus::kOk, std::move(r), std::move(msg)});
+        TransitionResult tr{uid, TransitionStatus::kOk, std::move(r), std::move(msg)};
+        tr.again = again;
+        out.push_back(std::move(tr));
     }
     if (ws.dirty) {
         WP_RETURN_IF_ERROR(m.store_write_state(ws));

@@ -69,6 +69,9 @@ struct Ledger::Impl {
 
     // Events.
     Result<WriteState> load_write_state();
+    // mark_delivered / deliver (check_location: deliver's location check).
+    Result<std::vector<TransitionResult>> deliver(std::span<const Delivery> items,
+                                                  const std::string& tester, bool check_location);
     Status append_event(WriteState& ws, nlohmann::json event, const std::string& type,
                         const std::optional<wpid1::Uid>& uid);
     // Appends an ISSUE event for `r` (written by chain::issue_payload) and counts it.

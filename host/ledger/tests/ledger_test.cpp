@@ -252,6 +252,27 @@ TEST(Ledger, LooksUpByLocationAndListsAWaferInOrder) {
     EXPECT_TRUE(std::is_sorted(lots.begin(), lots.end()));
 }
 
+// The tester link's delivery: the UID must belong to the die the tester says it is at, and a
+// second delivery is flagged as a retest.
+TEST(Ledger, DeliverChecksTheLocationAndFlagsRedeliveries) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    auto ids = fakes(0, 2);
+    record_ok(*l, ids);
+    std::vector<Delivery> want{{ids[0].uid, ids[0].loc}, {ids[1].uid, ids[0].loc}};
+    auto d = l->deliver(want, "T1");
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ((*d)[0].status, TransitionStatus::kOk);
+    EXPECT_FALSE((*d)[0].again);
+    EXPECT_EQ((*d)[1].status, TransitionStatus::kLocationMismatch);
+    EXPECT_NE((*d)[1].message.find(ids[1].loc.describe()), std::string::npos) << (*d)[1].message;
+    EXPECT_EQ(l->find_uid(ids[1].uid).value()->state, DieState::kIssued);  // left alone
+    auto again = l->deliver(std::vector<Delivery>{{ids[0].uid, ids[0].loc}}, "T1");
+    EXPECT_EQ((*again)[0].status, TransitionStatus::kOk);
+    EXPECT_TRUE((*again)[0].again);
+    EXPECT_TRUE(l->verify()->ok());
+}
+
 TEST(Ledger, StateMachineDeliverResultVoid) {
     TempDir dir;
     auto l = open_ok(dir / "l.db");

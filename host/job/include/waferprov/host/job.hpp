@@ -37,6 +37,15 @@ enum class UidPolicy {
     kTester,   // the tester reads the UID from the die (or the map's DeviceIdMap carries it)
 };
 
+// A tester admitted to the job's tester link: its id (printable ASCII, what the ledger records)
+// and the CurveZMQ public key (Z85, 40 characters) it must connect with. `waferprov serve` binds
+// the two: a connection with this key may only speak as this id.
+struct TesterKey {
+    std::string id;
+    std::string public_key;
+    bool operator==(const TesterKey&) const = default;
+};
+
 struct Job {
     std::filesystem::path file;  // the job file; relative paths in it are relative to its folder
     std::string id;
@@ -53,7 +62,7 @@ struct Job {
     Bytes uid_salt;                                   // 16..64 bytes, derived policy only
     std::vector<std::string> provision_bins = {"01"};
     uint64_t reseed_interval = uint64_t{1} << 20;     // DRBG Generate calls between reseeds
-    std::vector<std::string> tester_keys;             // CurveZMQ public keys admitted (Z85)
+    std::vector<TesterKey> testers;                   // the testers admitted to the job
 };
 
 // Reads and validates a job file. Errors name the file, the key and what is wrong; TOML syntax

@@ -97,6 +97,7 @@ enum class TransitionStatus {
     kAlreadyProgrammed,  // a delivery for a die already PROGRAMMED
     kVoided,             // the die's identity is VOID
     kInvalidArgument,    // bad tester id / bin / reason text
+    kLocationMismatch,   // deliver(): the UID's record is for another die location
 };
 const char* to_string(TransitionStatus s) noexcept;
 
@@ -105,6 +106,13 @@ struct TransitionResult {
     TransitionStatus status = TransitionStatus::kOk;
     std::optional<LedgerRecord> record;  // the record after the call (if the UID is known)
     std::string message;
+    bool again = false;  // mark_delivered/deliver kOk: the identity had been delivered before (retest)
+};
+
+// A delivery the tester link asks for: the die's UID and where the tester says the die is.
+struct Delivery {
+    wpid1::Uid uid{};
+    DieLocation loc;
 };
 
 // A result the tester reports for one die.
@@ -180,6 +188,10 @@ public:
     // One transaction for the batch.
     Result<std::vector<TransitionResult>> mark_delivered(std::span<const wpid1::Uid> uids,
                                                          const std::string& tester);
+    // mark_delivered for the tester link: each item must also match its record's location, else
+    // kLocationMismatch and that item is left unchanged. One transaction for the batch.
+    Result<std::vector<TransitionResult>> deliver(std::span<const Delivery> items,
+                                                  const std::string& tester);
     // DELIVERED -> PROGRAMMED / FAILED with the bin. One transaction for the batch.
     Result<std::vector<TransitionResult>> mark_results(std::span<const DieResult> results,
                                                        const std::string& tester);

@@ -1,0 +1,180 @@
+// waferprov serve: the tester link's host (docs/tester-protocol.md).
+// waferprov keygen: a CurveZMQ key pair for a server or a tester.
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "cli.hpp"
+#include "waferprov/host/curve_keys.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/service.hpp"
+#include "waferprov/host/wafermap.hpp"
+
+namespace waferprov::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kServeUsage =
+    "usage: waferprov serve --job FILE [--map FILE ...] [--job FILE [--map FILE ...] ...]\n"
+    "                       [--bind ENDPOINT] [--key FILE] [--insecure] [--max-sites N]\n"
+    "                       [--threads N] [--workers N] [--verbose]\n"
+    "\n"
+    "Serves the jobs' identities to testers over ZeroMQ (WPTL 1.0, docs/tester-protocol.md).\n"
+    "Each --job is served apart from the others (own ledger, backend, CA, quota); a tester may\n"
+    "only open a session for a job whose [testers] table lists its id with its CURVE key.\n"
+    "Identities `waferprov run` pre-generated are served from the ledger; other dies are\n"
+    "generated on demand. --map FILE after a --job restricts that job to the dies of its maps\n"
+    "in the job's provision bins (others are answered NOT_ON_MAP).\n"
+    "  --bind      endpoint to listen on (default tcp://127.0.0.1:7450; port 0 = any free port)\n"
+    "  --key       the server's CURVE secret key file (default: server.key next to the first\n"
+    "              job file; `waferprov keygen` or `job init` writes one)\n"
+    "  --insecure  plain TCP without CurveZMQ: development only, never on a floor network\n"
+    "  --max-sites sites per touchdown advertised to testers (1..1024, default 1024)\n"
+    "  --threads   signing threads for on-demand generation (default: all cores)\n"
+    "  --workers   threads running ledger work (default 4)\n"
+    "  --verbose   log every request, not only sessions and refusals\n"
+    "Prints 'listening on ENDPOINT' once it accepts connections; SIGINT/SIGTERM finish the\n"
+    "requests in flight and stop. Exit status: 0 stopped cleanly; 1 error; 2 usage.\n";
+
+constexpr const char* kKeygenUsage =
+    "usage: waferprov keygen --out NAME [--name TEXT]\n"
+    "\n"
+    "Writes a new CurveZMQ key pair: NAME.key (secret and public key, mode 0600) and NAME.pub\n"
+    "(public key only), in CZMQ's zcert text format. Existing files are never overwritten.\n"
+    "Prints the public key (Z85), the value a job's [testers] table lists for a tester.\n";
+
+host::Service* g_service = nullptr;
+
+extern "C" void on_stop_signal(int) {
+    if (g_service != nullptr) g_service->stop();
+}
+
+Result<size_t> number_option(const ParsedArgs& a, const char* name, size_t lo, size_t hi, size_t dflt) {
+    if (!a.has(name)) return dflt;
+    size_t v = 0;
+    try {
+        size_t pos = 0;
+        v = std::stoul(a.get(name), &pos);
+        if (pos != a.get(name).size()) v = 0;
+    } catch (const std::exception&) {
+        v = 0;
+    }
+    if (v < lo || v > hi)
+        return make_error(ErrorCode::kInvalidArgument, std::string("--") + name + " must be " +
+                                                           std::to_string(lo) + ".." + std::to_string(hi));
+    return v;
+}
+
+Result<int> serve(const ParsedArgs& a) {
+    // --job and --map in command-line order: a map belongs to the job before it.
+    std::vector<host::ServedJob> jobs;
+    for (const auto& [name, value] : a.options) {
+        if (name == "job") {
+            WP_ASSIGN_OR_RETURN(auto job, host::load_job(value));
+            jobs.push_back(host::ServedJob{std::move(job), {}});
+        } else if (name == "map") {
+            if (jobs.empty())
+                return make_error(ErrorCode::kInvalidArgument, "--map " + value + " comes before any --job");
+            WP_ASSIGN_OR_RETURN(auto map, host::read_map_file(value));
+            jobs.back().maps.push_back(std::move(map));
+        }
+    }
+    host::ServiceOptions opt;
+    if (a.has("bind")) opt.bind = a.get("bind");
+    opt.insecure = a.has("insecure");
+    opt.verbose = a.has("verbose");
+    WP_ASSIGN_OR_RETURN(opt.max_sites, number_option(a, "max-sites", 1, 1024, 1024));
+    WP_ASSIGN_OR_RETURN(const size_t threads, number_option(a, "threads", 1, 1024, 0));
+    opt.signing_threads = static_cast<int>(threads);
+    WP_ASSIGN_OR_RETURN(opt.workers, number_option(a, "workers", 1, 64, 4));
+    if (!opt.insecure) {
+        const fs::path key = a.has("key") ? fs::path(a.get("key")) : jobs.front().job.file.parent_path() / "server.key";
+        WP_ASSIGN_OR_RETURN(auto keys, host::protocol::read_curve_key_file(key, true));
+        opt.server_keys = std::move(keys);
+        std::cerr << "server public key " << opt.server_keys.public_z85 << " (" << key.string() << ")\n";
+    } else if (a.has("key")) {
+        return make_error(ErrorCode::kInvalidArgument, "--key and --insecure contradict each other");
+    }
+
+    WP_ASSIGN_OR_RETURN(auto service, host::Service::create(std::move(jobs), std::move(opt)));
+    g_service = service.get();
+    struct sigaction sa{};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    Status st = service->run([](const std::string& endpoint) {
+        std::cout << "listening on " << endpoint << std::endl;
+    });
+    const auto s = service->stats();
+    g_service = nullptr;
+    std::cerr << "served " << s.sessions_opened << " session(s), " << s.requests << " request(s): "
+              << s.delivered << " delivered, " << s.reissued << " reissued (" << s.generated
+              << " generated on demand), " << s.refused_sites << " sites refused, " << s.results
+              << " results, " << s.refused_frames << " frames refused\n";
+    WP_RETURN_IF_ERROR(st);
+    return kExitOk;
+}
+
+int run_serve(const Args& args) {
+    ParsedArgs a;
+    std::string err;
+    if (!parse_args(args, {"job", "map", "bind", "key", "max-sites", "threads", "workers"},
+                    {"insecure", "verbose", "help"}, a, err) ||
+        !a.positionals.empty()) {
+        std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n" << kServeUsage;
+        return kExitUsage;
+    }
+    if (a.has("help")) {
+        std::cout << kServeUsage;
+        return kExitOk;
+    }
+    if (!a.has("job")) {
+        std::cerr << "waferprov serve: --job FILE is required\n" << kServeUsage;
+        return kExitUsage;
+    }
+    auto r = serve(a);
+    if (!r.ok()) {
+        std::cerr << "waferprov serve: " << r.error().describe() << "\n";
+        return kExitFailure;
+    }
+    return *r;
+}
+
+int run_keygen(const Args& args) {
+    ParsedArgs a;
+    std::string err;
+    if (!parse_args(args, {"out", "name"}, {"help"}, a, err) || !a.positionals.empty()) {
+        std::cerr << "waferprov keygen: " << (err.empty() ? "unexpected argument" : err) << "\n" << kKeygenUsage;
+        return kExitUsage;
+    }
+    if (a.has("help")) {
+        std::cout << kKeygenUsage;
+        return kExitOk;
+    }
+    if (!a.has("out")) {
+        std::cerr << "waferprov keygen: --out NAME is required\n" << kKeygenUsage;
+        return kExitUsage;
+    }
+    const std::string out = a.get("out");
+    auto keys = host::protocol::generate_curve_keys();
+    Status st = keys.ok() ? host::protocol::write_curve_key_files(
+                                *keys, a.has("name") ? a.get("name") : fs::path(out).filename().string(),
+                                out + ".key", out + ".pub")
+                          : Status(keys.error());
+    if (!st.ok()) {
+        std::cerr << "waferprov keygen: " << st.error().describe() << "\n";
+        return kExitFailure;
+    }
+    std::cout << keys->public_z85 << "\n";
+    return kExitOk;
+}
+
+}  // namespace
+
+WAFERPROV_COMMAND(serve, "serve: the tester link (ZeroMQ + CurveZMQ) for one or more jobs", run_serve);
+WAFERPROV_COMMAND(keygen, "keygen: a CurveZMQ key pair for a server or a tester", run_keygen);
+
+}  // namespace waferprov::cli

@@ -1,0 +1,90 @@
+// The tester link's host side: `waferprov serve` (docs/tester-protocol.md).
+//
+//   testers (DEALER, CurveZMQ) ──► ROUTER ── I/O thread ── decode, admission, sessions, answer cache
+//                                                │  ▲
+//                                   work queue   ▼  │  answers (eventfd-signalled queue)
+//                                         worker threads: ledger deliver / results,
+//                                         on-demand generation (host::provision, oneTBB)
+//
+// One I/O thread owns every socket (the ROUTER and the ZAP handler) and never blocks on
+// anything but zmq_poll; the workers never touch a socket. So network I/O never waits on a
+// signature or an fsync, and a slow tester never holds up signing.
+//
+// Several jobs are served at once, each with its own ledger, backend and CA signer. A tester's
+// CURVE key is admitted by the jobs that list it (ZAP), a session is bound to one job and one
+// key, and every ledger call goes to the session's job: a tester admitted for one job can never
+// reach another job's identities, records or quota.
+//
+// Thread-safety: run() on one thread; stop() from any thread or from a signal handler.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "waferprov/host/curve_keys.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/model.hpp"
+#include "waferprov/result.hpp"
+
+namespace waferprov::host {
+
+struct ServiceOptions {
+    std::string bind = "tcp://127.0.0.1:7450";  // a ZeroMQ endpoint; port 0 picks a free one
+    bool insecure = false;                      // plain TCP, no CURVE (development only)
+    protocol::CurveKeyPair server_keys;         // required unless insecure
+    size_t max_sites = 1024;                    // advertised in HELLO_OK (1..1024)
+    int signing_threads = 0;                    // on-demand generation; 0 = all cores
+    size_t workers = 4;                         // threads running ledger work
+    size_t max_pending = 256;                   // requests queued for the workers before BUSY
+    size_t max_sessions = 1024;                 // oldest idle session is dropped beyond this
+    size_t answers_kept = 8;                    // answers cached per session (idempotent retries)
+    bool verbose = false;                       // log every request, not only refusals
+    // Log sink (one line, no newline); default: stderr with a UTC timestamp.
+    std::function<void(const std::string&)> log;
+};
+
+// A job to serve. With maps, a touchdown site that is not a die of its wafer's map in one of
+// the job's provision bins (or on a wafer without a map) is answered NOT_ON_MAP; a job served
+// without maps accepts any (x, y).
+struct ServedJob {
+    Job job;
+    std::vector<WaferMap> maps;
+};
+
+struct ServiceStats {
+    uint64_t sessions_opened = 0, requests = 0, refused_frames = 0;
+    uint64_t delivered = 0, reissued = 0, generated = 0, refused_sites = 0, results = 0;
+};
+
+class Service {
+public:
+    // Opens every job's ledger, backend and signer, and checks the jobs are apart (distinct ids
+    // and ledgers). Nothing listens yet.
+    static Result<std::unique_ptr<Service>> create(std::vector<ServedJob> jobs,
+                                                   ServiceOptions options);
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    // Binds and serves until stop(). `on_listening` is called once with the bound endpoint
+    // (port resolved) when connections are accepted. Returns an error if the bind fails.
+    Status run(const std::function<void(const std::string&)>& on_listening = {});
+
+    // Asks run() to finish: new requests get SHUTTING_DOWN, work in flight completes and is
+    // answered, then run() returns. Async-signal-safe (one write to an eventfd).
+    void stop() noexcept;
+
+    ServiceStats stats() const;
+
+    struct Impl;
+
+private:
+    explicit Service(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace waferprov::host

@@ -1,0 +1,279 @@
+#include "job_link.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <thread>
+
+#include "waferprov/host/pipeline.hpp"
+#include "waferprov/host/wafermap.hpp"
+#include "waferprov/ossl.hpp"
+
+namespace waferprov::host::link {
+namespace {
+
+using protocol::StatusCode;
+
+Result<Bytes> read_pem_certificate_der(const std::filesystem::path& file) {
+    ossl::Ptr<BIO, BIO_free_all> bio(BIO_new_file(file.c_str(), "r"));
+    if (!bio) return make_error(ErrorCode::kIo, "cannot read " + file.string());
+    ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert) return make_error(ErrorCode::kInvalidArgument, file.string() + ": no PEM certificate");
+    const int n = i2d_X509(cert.get(), nullptr);
+    if (n <= 0) return make_error(ErrorCode::kCrypto, file.string() + ": cannot encode certificate");
+    Bytes der(static_cast<size_t>(n));
+    uint8_t* p = der.data();
+    i2d_X509(cert.get(), &p);
+    return der;
+}
+
+protocol::SiteIdentity identity_of(const LedgerRecord& r, const protocol::ChainId& chain_id) {
+    protocol::SiteIdentity id;
+    id.uid = r.uid;
+    id.key.wrapped = r.wrapped;
+    id.certificate_der = r.certificate_der;
+    id.chain_id = chain_id;
+    return id;
+}
+
+void refuse(protocol::SiteResponse& s, StatusCode code, std::string text, Counters& c) {
+    s.status = code;
+    s.text = std::move(text);
+    if (s.text.size() > protocol::kMaxStringSize) s.text.resize(protocol::kMaxStringSize);
+    s.identity.reset();
+    c.refused_sites.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Fills site `s` from a deliver() outcome.
+void apply_delivery(protocol::SiteResponse& s, const TransitionResult& tr,
+                    const protocol::ChainId& chain_id, Counters& c) {
+    if (tr.status == TransitionStatus::kOk && tr.record) {
+        s.status = tr.again ? StatusCode::kReissued : StatusCode::kOk;
+        s.text.clear();
+        s.identity = identity_of(*tr.record, chain_id);
+        (tr.again ? c.reissued : c.delivered).fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    refuse(s, status_for(tr.status), tr.message, c);
+}
+
+}  // namespace
+
+bool printable_ascii(std::string_view s) noexcept {
+    for (char ch : s)
+        if (ch < 0x20 || ch > 0x7e) return false;
+    return true;
+}
+
+StatusCode status_for(TransitionStatus s) noexcept {
+    switch (s) {
+        case TransitionStatus::kOk: return StatusCode::kOk;
+        case TransitionStatus::kUnknownUid: return StatusCode::kUnknownUid;
+        case TransitionStatus::kNotDelivered: return StatusCode::kNotDelivered;
+        case TransitionStatus::kDuplicateResult: return StatusCode::kDuplicateResult;
+        case TransitionStatus::kAlreadyProgrammed: return StatusCode::kAlreadyProgrammed;
+        case TransitionStatus::kVoided: return StatusCode::kVoided;
+        case TransitionStatus::kInvalidArgument: return StatusCode::kBadField;
+        case TransitionStatus::kLocationMismatch: return StatusCode::kConflict;
+    }
+    return StatusCode::kInternal;
+}
+
+Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector<WaferMap>& maps,
+                                               int signing_threads) {
+    std::unique_ptr<JobLink> l(new JobLink());
+    l->job_ = job;
+    l->signing_threads_ = signing_threads > 0
+                              ? signing_threads
+                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (const auto& m : maps) {
+        WP_ASSIGN_OR_RETURN(auto dies, select_dies(m, job.provision_bins));
+        auto& set = l->provisionable_[{m.lot, m.wafer}];
+        for (const auto& d : dies) set.insert({d.x, d.y});
+        l->have_maps_ = true;
+    }
+    LedgerConfig lc{job.id, job.customer, job.product, job.quota};
+    WP_ASSIGN_OR_RETURN(l->ledger_, Ledger::open(job.ledger, lc));
+    WP_ASSIGN_OR_RETURN(l->backend_, open_job_backend(job));
+    WP_ASSIGN_OR_RETURN(l->signer_, open_job_signer(job, static_cast<size_t>(l->signing_threads_)));
+
+    // chain_id = SHA-256(DER(manufacturer CA) || DER(root)): the chain a die stores its
+    // certificate against, named in every answer.
+    WP_ASSIGN_OR_RETURN(Bytes root_der, read_pem_certificate_der(job.ca.root));
+    Bytes chain = l->signer_->certificate_der();
+    chain.insert(chain.end(), root_der.begin(), root_der.end());
+    unsigned int len = 0;
+    if (EVP_Digest(chain.data(), chain.size(), l->chain_id_.data(), &len, EVP_sha256(), nullptr) != 1)
+        return make_error(ErrorCode::kCrypto, "SHA-256 of the CA chain failed");
+    return l;
+}
+
+std::optional<std::string> JobLink::tester_for_key(const std::string& public_z85) const {
+    for (const auto& t : job_.testers)
+        if (t.public_key == public_z85) return t.id;
+    return std::nullopt;
+}
+
+bool JobLink::lists_tester(const std::string& tester_id) const {
+    for (const auto& t : job_.testers)
+        if (t.id == tester_id) return true;
+    return false;
+}
+
+std::string JobLink::off_map(const DieLocation& loc) const {
+    if (!have_maps_) return "";
+    auto it = provisionable_.find({loc.lot, loc.wafer});
+    if (it == provisionable_.end())
+        return "no wafer map is served for lot " + loc.lot + " wafer " + std::to_string(loc.wafer);
+    if (!it->second.contains({loc.x, loc.y}))
+        return loc.describe() + " is not a die of the map in the job's provision bins";
+    return "";
+}
+
+Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& td,
+                                                     const std::string& tester, Counters& c) {
+    protocol::TouchdownResult out;
+    out.sequence = td.sequence;
+    out.sites.resize(td.sites.size());
+
+    // Per site: where it is and which UID it gets; refusals decided before the ledger.
+    std::vector<size_t> index;  // out.sites index of each delivery
+    std::vector<Delivery> want;
+    std::set<std::pair<int, int>> locs_seen;
+    std::set<wpid1::Uid> uids_seen;
+    for (size_t i = 0; i < td.sites.size(); ++i) {
+        const auto& s = td.sites[i];
+        auto& r = out.sites[i];
+        r.site = s.site;
+        DieLocation loc{td.lot, td.wafer, s.x, s.y};
+        if (auto why = off_map(loc); !why.empty()) {
+            refuse(r, StatusCode::kNotOnMap, why, c);
+            continue;
+        }
+        wpid1::Uid uid{};
+        if (job_.uid_policy == UidPolicy::kDerived) {
+            uid = derive_uid(job_.uid_salt, loc);
+            if (s.uid && *s.uid != uid) {
+                refuse(r, StatusCode::kConflict,
+                       "the job derives UIDs from the die location; the UID sent is not " +
+                           loc.describe() + "'s",
+                       c);
+                continue;
+            }
+        } else {
+            if (!s.uid) {
+                refuse(r, StatusCode::kNoUid, "the job takes UIDs from the dies; site " +
+                                                  std::to_string(s.site) + " sent none",
+                       c);
+                continue;
+            }
+            uid = *s.uid;
+        }
+        if (!locs_seen.insert({s.x, s.y}).second || !uids_seen.insert(uid).second) {
+            refuse(r, StatusCode::kConflict,
+                   "another site of this touchdown names the same die or UID", c);
+            continue;
+        }
+        index.push_back(i);
+        want.push_back(Delivery{uid, std::move(loc)});
+    }
+    if (want.empty()) return out;
+
+    // 1. What the ledger holds (pre-generated by `run`, or delivered before): one transaction.
+    WP_ASSIGN_OR_RETURN(auto delivered, ledger_->deliver(want, tester));
+    std::vector<DieRequest> generate;
+    std::vector<size_t> generate_index;
+    for (size_t k = 0; k < delivered.size(); ++k) {
+        if (delivered[k].status == TransitionStatus::kUnknownUid) {
+            generate.push_back(DieRequest{want[k].loc, want[k].uid});
+            generate_index.push_back(index[k]);
+            continue;
+        }
+        apply_delivery(out.sites[index[k]], delivered[k], chain_id_, c);
+    }
+    if (generate.empty()) return out;
+
+    // 2. The rest is generated on demand through the provisioning pipeline (ISSUED), then
+    // delivered in a second transaction.
+    std::vector<DieReport> reports;
+    {
+        std::lock_guard lock(generate_mu_);
+        PipelineOptions po;
+        po.threads = signing_threads_;
+        po.batch_size = std::max<size_t>(8, generate.size() / static_cast<size_t>(signing_threads_) + 1);
+        po.tester = tester;
+        po.certificate = job_.certificate;
+        po.product = job_.product;
+        WP_ASSIGN_OR_RETURN(auto stats, provision(generate, *backend_, *signer_, *ledger_, po, reports));
+        c.generated.fetch_add(stats.provisioned, std::memory_order_relaxed);
+    }
+    std::vector<Delivery> second;
+    std::vector<size_t> second_index;
+    for (size_t k = 0; k < reports.size(); ++k) {
+        auto& site = out.sites[generate_index[k]];
+        const auto& rep = reports[k];
+        switch (rep.outcome) {
+            case DieOutcome::kProvisioned:
+            case DieOutcome::kReissued:
+                second.push_back(Delivery{generate[k].uid, generate[k].loc});
+                second_index.push_back(generate_index[k]);
+                break;
+            case DieOutcome::kConflict:
+                refuse(site,
+                       rep.record && rep.record->state == DieState::kVoid ? StatusCode::kVoided
+                                                                          : StatusCode::kConflict,
+                       rep.message, c);
+                break;
+            case DieOutcome::kQuotaExhausted:
+                refuse(site, StatusCode::kQuotaExhausted, "the job's quota is used up", c);
+                break;
+            case DieOutcome::kCheckFailed:
+                refuse(site, StatusCode::kInternal,
+                       "the backend's public key failed the curve check; nothing was signed", c);
+                break;
+        }
+    }
+    if (second.empty()) return out;
+    WP_ASSIGN_OR_RETURN(auto delivered2, ledger_->deliver(second, tester));
+    for (size_t k = 0; k < delivered2.size(); ++k)
+        apply_delivery(out.sites[second_index[k]], delivered2[k], chain_id_, c);
+    return out;
+}
+
+Result<protocol::ResultsAck> JobLink::results(const protocol::Results& r, const std::string& tester,
+                                              Counters& c) {
+    protocol::ResultsAck ack;
+    ack.sequence = r.sequence;
+    ack.sites.resize(r.sites.size());
+    std::vector<DieResult> todo;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < r.sites.size(); ++i) {
+        const auto& s = r.sites[i];
+        auto& a = ack.sites[i];
+        a.site = s.site;
+        a.uid = s.uid;
+        if (!printable_ascii(s.bin)) {
+            a.status = StatusCode::kBadField;
+            a.text = "bin must be printable ASCII";
+            continue;
+        }
+        todo.push_back(DieResult{s.uid, s.outcome == protocol::DieOutcome::kProgrammed, s.bin});
+        index.push_back(i);
+    }
+    if (todo.empty()) return ack;
+    WP_ASSIGN_OR_RETURN(auto done, ledger_->mark_results(todo, tester));
+    for (size_t k = 0; k < done.size(); ++k) {
+        auto& a = ack.sites[index[k]];
+        a.status = status_for(done[k].status);
+        if (a.status == StatusCode::kOk) {
+            c.results.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            a.text = done[k].message;
+            if (a.text.size() > protocol::kMaxStringSize) a.text.resize(protocol::kMaxStringSize);
+        }
+    }
+    return ack;
+}
+
+}  // namespace waferprov::host::link

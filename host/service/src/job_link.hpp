@@ -1,0 +1,72 @@
+// One served job: its ledger, backend and CA signer, and the two requests that reach the
+// ledger (TOUCHDOWN, RESULTS), answered as protocol messages. No sockets here: the service's
+// workers call these, and so do the tests directly.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "waferprov/accelerator.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/ledger.hpp"
+#include "waferprov/host/protocol.hpp"
+#include "waferprov/host/signer.hpp"
+
+namespace waferprov::host::link {
+
+struct Counters {
+    std::atomic<uint64_t> delivered{0}, reissued{0}, generated{0}, refused_sites{0}, results{0};
+};
+
+class JobLink {
+public:
+    // Opens the job's ledger, backend and signer; indexes the maps (by lot and wafer).
+    static Result<std::unique_ptr<JobLink>> open(const Job& job, const std::vector<WaferMap>& maps,
+                                                 int signing_threads);
+
+    const Job& job() const { return job_; }
+    // The tester id bound to a CURVE public key (Z85) by this job, if it admits the key.
+    std::optional<std::string> tester_for_key(const std::string& public_z85) const;
+    bool lists_tester(const std::string& tester_id) const;
+
+    // The identities for one touchdown: served from the ledger where they exist (pre-generated
+    // or delivered before), generated on demand otherwise; every one is DELIVERED in the ledger
+    // before this returns. An Error (storage, backend, signer) means the whole request failed:
+    // nothing was delivered (identities generated on the way stay ISSUED, and a retry delivers
+    // them). `tester` is printable ASCII (checked at HELLO), `td.lot` is checked by the caller.
+    Result<protocol::TouchdownResult> touchdown(const protocol::Touchdown& td,
+                                                const std::string& tester, Counters& counters);
+
+    // The tester's results: DELIVERED -> PROGRAMMED / FAILED, in one ledger transaction.
+    Result<protocol::ResultsAck> results(const protocol::Results& r, const std::string& tester,
+                                         Counters& counters);
+
+private:
+    JobLink() = default;
+    // NOT_ON_MAP text for a site the maps rule out; "" if it is a die to provision (or no maps).
+    std::string off_map(const DieLocation& loc) const;
+
+    Job job_;
+    protocol::ChainId chain_id_{};
+    std::unique_ptr<Ledger> ledger_;
+    std::unique_ptr<Accelerator> backend_;
+    std::unique_ptr<Signer> signer_;
+    int signing_threads_ = 0;
+    std::mutex generate_mu_;  // the backend's DRBG serves one provision() at a time
+    // (lot, wafer) -> dies to provision on it; empty when the job is served without maps.
+    std::map<std::pair<std::string, int>, std::set<std::pair<int, int>>> provisionable_;
+    bool have_maps_ = false;
+};
+
+// Protocol status for a ledger transition refusal (docs/tester-protocol.md, the mapping table).
+protocol::StatusCode status_for(TransitionStatus s) noexcept;
+
+// Printable ASCII (what the ledger stores for tester ids, lots and bins).
+bool printable_ascii(std::string_view s) noexcept;
+
+}  // namespace waferprov::host::link

@@ -1,0 +1,642 @@
+// The tester link's host against real ZeroMQ sockets on loopback, with CurveZMQ and the ZAP
+// handler, real ledgers and the software backend: the protocol's behaviour per
+// docs/tester-protocol.md, every bad input the issue lists, two jobs kept apart, and a
+// randomized stream of hostile frames that must neither crash the service nor touch the ledger.
+// Payloads are checked as a die would, with the OpenSSL reference model (drivers/reference).
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <zmq.hpp>
+
+#include "waferprov/host/curve_keys.hpp"
+#include "waferprov/host/job.hpp"
+#include "waferprov/host/ledger.hpp"
+#include "waferprov/host/pipeline.hpp"
+#include "waferprov/host/protocol.hpp"
+#include "waferprov/host/service.hpp"
+#include "waferprov/host/wafer_synth.hpp"
+#include "waferprov/host/wafermap.hpp"
+#include "waferprov/reference.hpp"
+#include "waferprov/test_vectors.hpp"
+
+extern char** environ;
+
+using namespace waferprov;
+using namespace waferprov::host;
+namespace pr = waferprov::host::protocol;
+namespace ref = waferprov::reference;
+namespace fs = std::filesystem;
+using pr::StatusCode;
+using ref::TempDir;
+
+namespace {
+
+const fs::path kBinary = WAFERPROV_BINARY;
+
+int run_cli(const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<std::string> all = {kBinary.string()};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return -1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A development job made by `waferprov job init`, with testers.
+struct TestJob {
+    fs::path dir;
+    Job job;
+    Bytes kik;
+    TestJob(const fs::path& parent, const std::string& id, std::vector<std::string> testers,
+            const std::vector<std::string>& extra = {}) {
+        dir = parent / id;
+        std::vector<std::string> args = {"job", "init", "--out", dir.string(), "--id", id};
+        for (const auto& t : testers) {
+            args.push_back("--tester");
+            args.push_back(t);
+        }
+        args.insert(args.end(), extra.begin(), extra.end());
+        const int rc = run_cli(args, parent / (id + ".log"));
+        if (rc != 0) throw std::runtime_error("job init failed: " + slurp(parent / (id + ".log")));
+        job = load_job(dir / "job.toml").value();
+        kik = from_hex(slurp(dir / "kik.hex").substr(0, 64), "kik").value();
+    }
+    pr::CurveKeyPair keys(const std::string& tester) const {
+        return pr::read_curve_key_file(dir / ("tester-" + tester + ".key"), true).value();
+    }
+    pr::CurveKeyPair server_keys() const { return pr::read_curve_key_file(dir / "server.key", true).value(); }
+};
+
+// The service on a thread of this process, its log captured.
+class Server {
+public:
+    Server(std::vector<ServedJob> jobs, ServiceOptions opt) {
+        opt.bind = "tcp://127.0.0.1:0";
+        opt.log = [this](const std::string& line) {
+            std::lock_guard lock(mu_);
+            log_.push_back(line);
+        };
+        service_ = Service::create(std::move(jobs), std::move(opt)).value();
+        std::promise<std::string> listening;
+        auto f = listening.get_future();
+        thread_ = std::thread([&, this] {
+            status_ = service_->run([&](const std::string& ep) { listening.set_value(ep); });
+        });
+        endpoint = f.get();
+    }
+    ~Server() {
+        service_->stop();
+        thread_.join();
+    }
+    bool logged(const std::string& text) {
+        std::lock_guard lock(mu_);
+        for (const auto& l : log_)
+            if (l.find(text) != std::string::npos) return true;
+        return false;
+    }
+    Service& service() { return *service_; }
+    std::string endpoint;
+
+private:
+    std::unique_ptr<Service> service_;
+    std::thread thread_;
+    Status status_;
+    std::mutex mu_;
+    std::vector<std::string> log_;
+};
+
+// A raw DEALER speaking frames through the codec (the client library is tested in ate/).
+class Client {
+public:
+    Client(zmq::context_t& ctx, const std::string& endpoint, const std::string& server_pub,
+           const pr::CurveKeyPair* keys)
+        : sock_(ctx, zmq::socket_type::dealer) {
+        sock_.set(zmq::sockopt::linger, 0);
+        if (keys != nullptr) {
+            sock_.set(zmq::sockopt::curve_serverkey, server_pub);
+            sock_.set(zmq::sockopt::curve_publickey, keys->public_z85);
+            sock_.set(zmq::sockopt::curve_secretkey, keys->secret_z85);
+        }
+        sock_.connect(endpoint);
+    }
+    void send_raw(ByteSpan bytes) { sock_.send(zmq::buffer(bytes.data(), bytes.size()), zmq::send_flags::none); }
+    void send(const pr::Frame& f) { send_raw(pr::encode(f).value()); }
+    std::optional<Bytes> recv_raw(int timeout_ms = 5000) {
+        zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+        if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) return std::nullopt;
+        zmq::message_t m;
+        if (!sock_.recv(m)) return std::nullopt;
+        return Bytes(m.data<uint8_t>(), m.data<uint8_t>() + m.size());
+    }
+    pr::Frame call(const pr::Frame& f, int timeout_ms = 20000) {
+        send(f);
+        auto raw = recv_raw(timeout_ms);
+        if (!raw) throw std::runtime_error("no answer");
+        auto d = pr::decode(*raw);
+        if (!d.ok()) throw std::runtime_error("undecodable answer: " + d.error().text);
+        if (d.value().request_id != f.request_id) throw std::runtime_error("request id not echoed");
+        return std::move(d).value();
+    }
+    // HELLO; returns the session id, or the ERROR's code.
+    std::variant<uint64_t, StatusCode> hello(const std::string& tester, const std::string& job) {
+        auto a = call(pr::Frame{next_id_++, 0, pr::Hello{tester, job, "test-node", "test"}});
+        if (auto* ok = std::get_if<pr::HelloOk>(&a.message)) return ok->session_id;
+        return std::get<pr::ErrorReply>(a.message).code;
+    }
+    uint32_t next_id() { return next_id_++; }
+
+private:
+    zmq::socket_t sock_;
+    uint32_t next_id_ = 1;
+};
+
+pr::Touchdown touchdown(uint64_t session, const std::string& lot, uint32_t seq,
+                        std::vector<std::pair<int, int>> xy) {
+    pr::Touchdown td;
+    td.session_id = session;
+    td.lot = lot;
+    td.wafer = 1;
+    td.sequence = seq;
+    uint16_t site = 0;
+    for (auto [x, y] : xy) td.sites.push_back(pr::TouchdownSite{site++, x, y, std::nullopt});
+    return td;
+}
+
+// The die's check of its payload, with the OpenSSL reference: unwrap under KEK(KIK, UID),
+// d*G equals the certificate's public key.
+std::string die_check(const Bytes& kik, const pr::SiteIdentity& id) {
+    const uint8_t* p = id.certificate_der.data();
+    X509* cert = d2i_X509(nullptr, &p, static_cast<long>(id.certificate_der.size()));
+    if (cert == nullptr) return "certificate does not parse";
+    std::array<uint8_t, 65> q{};
+    size_t len = 0;
+    const int ok = EVP_PKEY_get_octet_string_param(X509_get0_pubkey(cert), OSSL_PKEY_PARAM_PUB_KEY,
+                                                   q.data(), q.size(), &len);
+    X509_free(cert);
+    if (ok != 1 || len != 65) return "no P-256 public key in the certificate";
+    wpid1::IdentityRecord rec;
+    rec.uid = id.uid;
+    std::copy(q.begin() + 1, q.begin() + 33, rec.x.begin());
+    std::copy(q.begin() + 33, q.end(), rec.y.begin());
+    rec.wrapped = id.key.wrapped;
+    return ref::die_check(kik, rec);
+}
+
+class ServiceTest : public ::testing::Test {
+protected:
+    TempDir tmp{"service"};
+    zmq::context_t ctx;
+};
+
+ServiceOptions secure(const TestJob& j) {
+    ServiceOptions o;
+    o.server_keys = j.server_keys();
+    o.signing_threads = 2;
+    return o;
+}
+
+TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+
+    auto a = c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "LOT1", 1, {{3, 4}, {4, 4}, {5, 4}})});
+    const auto& tr = std::get<pr::TouchdownResult>(a.message);
+    ASSERT_EQ(tr.sites.size(), 3u);
+    pr::Results res{sid, 1, {}};
+    for (const auto& s : tr.sites) {
+        ASSERT_EQ(s.status, StatusCode::kOk) << s.text;
+        ASSERT_TRUE(s.identity);
+        EXPECT_EQ(die_check(j.kik, *s.identity), "");
+        // The derived UID policy: the host assigns the die's UID from where it is.
+        const int x = 3 + s.site;
+        EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4}));
+        res.sites.push_back(pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
+    }
+    // Every identity is DELIVERED in the ledger before the answer left.
+    {
+        auto ledger = Ledger::open_existing(j.job.ledger).value();
+        EXPECT_EQ(ledger->counts().value().delivered, 3u);
+    }
+    res.sites[2].outcome = pr::DieOutcome::kFailed;
+    res.sites[2].bin = "7";
+    auto ack = std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 0, res}).message);
+    for (const auto& s : ack.sites) EXPECT_EQ(s.status, StatusCode::kOk) << s.text;
+
+    auto bye = c.call(pr::Frame{c.next_id(), 0, pr::Bye{sid}});
+    EXPECT_TRUE(std::holds_alternative<pr::ByeOk>(bye.message));
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->counts().value().programmed, 2u);
+    EXPECT_EQ(ledger->counts().value().failed, 1u);
+    auto rec = ledger->find_uid(res.sites[2].uid).value();
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->bin, "7");
+    EXPECT_EQ(rec->tester, "ATE-1");
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    std::vector<DieRequest> dies;
+    for (int x = 0; x < 4; ++x) {
+        DieLocation loc{"LOT1", 1, x, 0};
+        dies.push_back(DieRequest{loc, derive_uid(j.job.uid_salt, loc)});
+    }
+    std::vector<DieReport> reports;
+    {
+        auto backend = open_job_backend(j.job).value();
+        auto signer = open_job_signer(j.job, 1).value();
+        auto ledger = Ledger::open(j.job.ledger, {j.job.id, j.job.customer, j.job.product, j.job.quota}).value();
+        PipelineOptions po;
+        po.threads = 1;
+        po.product = j.job.product;
+        ASSERT_TRUE(provision(dies, *backend, *signer, *ledger, po, reports).ok());
+    }
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto a = c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "LOT1", 1, {{0, 0}, {1, 0}, {2, 0}, {3, 0}})});
+    const auto& tr = std::get<pr::TouchdownResult>(a.message);
+    for (size_t i = 0; i < 4; ++i) {
+        ASSERT_EQ(tr.sites[i].status, StatusCode::kOk);
+        EXPECT_EQ(tr.sites[i].identity->certificate_der, reports[i].record->certificate_der);
+        EXPECT_EQ(tr.sites[i].identity->key.wrapped, reports[i].record->wrapped);
+    }
+    EXPECT_EQ(srv.service().stats().generated, 0u);
+    EXPECT_EQ(srv.service().stats().delivered, 4u);
+}
+
+TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    const auto td = touchdown(sid, "LOT1", 7, {{1, 1}, {2, 1}});
+    auto first = pr::encode(c.call(pr::Frame{50, 0, td})).value();
+    // The same request again (a retry with a new request id): the same answer, byte for byte
+    // apart from the echoed request id, and nothing issued twice.
+    auto again = c.call(pr::Frame{51, 0, td});
+    auto again_bytes = pr::encode(again).value();
+    EXPECT_TRUE(std::equal(first.begin() + 12, first.end(), again_bytes.begin() + 12, again_bytes.end()));
+    // The same sequence with other content is refused.
+    auto other = c.call(pr::Frame{52, 0, touchdown(sid, "LOT1", 7, {{9, 9}})});
+    EXPECT_EQ(std::get<pr::ErrorReply>(other.message).code, StatusCode::kSequenceReused);
+    // A retest (a new touchdown over the same dies): REISSUED with the same identity.
+    auto retest = c.call(pr::Frame{53, 0, touchdown(sid, "LOT1", 8, {{2, 1}, {1, 1}})});
+    const auto& a1 = std::get<pr::TouchdownResult>(again.message);
+    const auto& a2 = std::get<pr::TouchdownResult>(retest.message);
+    EXPECT_EQ(a2.sites[0].status, StatusCode::kReissued);
+    EXPECT_EQ(a2.sites[0].identity, a1.sites[1].identity);
+    EXPECT_EQ(a2.sites[1].identity, a1.sites[0].identity);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 2u);
+
+    // RESULTS likewise: a repeat gets the first answer, not DUPLICATE_RESULT.
+    pr::Results res{sid, 8, {pr::SiteResult{0, a2.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
+    auto r1 = std::get<pr::ResultsAck>(c.call(pr::Frame{60, 0, res}).message);
+    auto r2 = std::get<pr::ResultsAck>(c.call(pr::Frame{61, 0, res}).message);
+    EXPECT_EQ(r1.sites[0].status, StatusCode::kOk);
+    EXPECT_EQ(r2, r1);
+    // A second result in a new RESULTS frame is a duplicate.
+    res.sequence = 9;
+    auto r3 = std::get<pr::ResultsAck>(c.call(pr::Frame{62, 0, res}).message);
+    EXPECT_EQ(r3.sites[0].status, StatusCode::kDuplicateResult);
+    // A retest of a PROGRAMMED die is refused.
+    auto late = c.call(pr::Frame{63, 0, touchdown(sid, "LOT1", 10, {{2, 1}})});
+    EXPECT_EQ(std::get<pr::TouchdownResult>(late.message).sites[0].status, StatusCode::kAlreadyProgrammed);
+}
+
+TEST_F(ServiceTest, ResultsAreCheckedAgainstTheLedger) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto a = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
+    wpid1::Uid unknown{};
+    unknown[0] = 0xee;
+    pr::Results res{sid, 1, {pr::SiteResult{0, a.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "bin\xc3\xa9"},
+                             pr::SiteResult{1, unknown, pr::DieOutcome::kFailed, ""}}};
+    auto ack = std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 0, res}).message);
+    EXPECT_EQ(ack.sites[0].status, StatusCode::kBadField);  // UTF-8 is valid protocol text, not ledger text
+    EXPECT_EQ(ack.sites[1].status, StatusCode::kUnknownUid);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->counts().value().delivered, 1u);  // nothing changed
+}
+
+TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
+    TestJob j(tmp.path, "J1", {"ATE-1"}, {"--quota", "3"});
+    SynthOptions so;
+    so.diameter_mm = 30;
+    so.die_width_mm = so.die_height_mm = 4;
+    so.edge_exclusion_mm = 1;
+    so.fail_rate = 0;
+    so.lot = "LOTM";
+    WaferMap map = synthesize_wafer(so).value();
+    Server srv({ServedJob{j.job, {map}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto dies = select_dies(map, j.job.provision_bins).value();
+    ASSERT_GE(dies.size(), 5u);
+    pr::Touchdown td;
+    td.session_id = sid;
+    td.lot = "LOTM";
+    td.wafer = 1;
+    td.sequence = 1;
+    td.sites = {pr::TouchdownSite{0, dies[0].x, dies[0].y, {}}, pr::TouchdownSite{1, dies[1].x, dies[1].y, {}},
+                pr::TouchdownSite{2, 1000, 1000, {}},                      // off the map
+                pr::TouchdownSite{3, dies[0].x, dies[0].y, {}},            // the same die twice
+                pr::TouchdownSite{4, dies[2].x, dies[2].y, wpid1::Uid{}},  // a UID the job did not derive
+                pr::TouchdownSite{5, dies[3].x, dies[3].y, {}}, pr::TouchdownSite{6, dies[4].x, dies[4].y, {}}};
+    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    std::map<uint16_t, StatusCode> st;
+    for (const auto& s : tr.sites) st[s.site] = s.status;
+    EXPECT_EQ(st[0], StatusCode::kOk);
+    EXPECT_EQ(st[1], StatusCode::kOk);
+    EXPECT_EQ(st[2], StatusCode::kNotOnMap);
+    EXPECT_EQ(st[3], StatusCode::kConflict);
+    EXPECT_EQ(st[4], StatusCode::kConflict);
+    EXPECT_EQ(st[5], StatusCode::kOk);
+    EXPECT_EQ(st[6], StatusCode::kQuotaExhausted);  // quota 3
+    // A wafer the service has no map for.
+    td.wafer = 2;
+    td.sequence = 2;
+    td.sites = {pr::TouchdownSite{0, dies[0].x, dies[0].y, {}}};
+    tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    EXPECT_EQ(tr.sites[0].status, StatusCode::kNotOnMap);
+    EXPECT_TRUE(srv.logged("QUOTA_EXHAUSTED"));
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 3u);
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
+    TestJob j(tmp.path, "J1", {"ATE-1"}, {"--uid-policy", "tester"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    wpid1::Uid u1{}, u2{};
+    u1[15] = 1;
+    u2[15] = 2;
+    pr::Touchdown td = touchdown(sid, "L", 1, {{0, 0}, {1, 0}});
+    td.sites[0].uid = u1;
+    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
+    EXPECT_EQ(tr.sites[0].identity->uid, u1);
+    EXPECT_EQ(tr.sites[1].status, StatusCode::kNoUid);
+    // The same UID claimed by another die, and another UID at a die that has one: CONFLICT.
+    td = touchdown(sid, "L", 2, {{5, 5}, {0, 0}});
+    td.sites[0].uid = u1;
+    td.sites[1].uid = u2;
+    tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    EXPECT_EQ(tr.sites[0].status, StatusCode::kConflict) << tr.sites[0].text;
+    EXPECT_EQ(tr.sites[1].status, StatusCode::kConflict) << tr.sites[1].text;
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 1u);
+}
+
+TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
+    TestJob a(tmp.path, "JA", {"ATE-A"});
+    TestJob b(tmp.path, "JB", {"ATE-B"});
+    ServiceOptions o = secure(a);
+    Server srv({ServedJob{a.job, {}}, ServedJob{b.job, {}}}, o);
+    const std::string server_pub = a.server_keys().public_z85;
+    auto ka = a.keys("ATE-A");
+    auto kb = b.keys("ATE-B");
+    Client ca(ctx, srv.endpoint, server_pub, &ka);
+    Client cb(ctx, srv.endpoint, server_pub, &kb);
+    EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-A", "JB")), StatusCode::kNotAdmitted);
+    EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-B", "JA")), StatusCode::kNotAdmitted);
+    EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-A", "NOPE")), StatusCode::kUnknownJob);
+    EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-\x01", "JA")), StatusCode::kBadField);
+    const uint64_t sa = std::get<uint64_t>(ca.hello("ATE-A", "JA"));
+    // B's key cannot use A's session, even knowing its id.
+    auto stolen = cb.call(pr::Frame{cb.next_id(), 0, touchdown(sa, "L", 1, {{0, 0}})});
+    EXPECT_EQ(std::get<pr::ErrorReply>(stolen.message).code, StatusCode::kNoSession);
+    const uint64_t sb = std::get<uint64_t>(cb.hello("ATE-B", "JB"));
+    auto ta = std::get<pr::TouchdownResult>(ca.call(pr::Frame{ca.next_id(), 0, touchdown(sa, "L", 1, {{0, 0}})}).message);
+    auto tb = std::get<pr::TouchdownResult>(cb.call(pr::Frame{cb.next_id(), 0, touchdown(sb, "L", 1, {{0, 0}})}).message);
+    ASSERT_EQ(ta.sites[0].status, StatusCode::kOk);
+    ASSERT_EQ(tb.sites[0].status, StatusCode::kOk);
+    EXPECT_NE(ta.sites[0].identity->uid, tb.sites[0].identity->uid);  // per-job salts
+    EXPECT_EQ(die_check(a.kik, *ta.sites[0].identity), "");
+    EXPECT_EQ(die_check(b.kik, *tb.sites[0].identity), "");
+    EXPECT_NE(die_check(b.kik, *ta.sites[0].identity), "");  // job A's die is useless to job B's KIK
+    // B cannot report results for A's die: it is not in B's ledger.
+    pr::Results res{sb, 1, {pr::SiteResult{0, ta.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
+    auto ack = std::get<pr::ResultsAck>(cb.call(pr::Frame{cb.next_id(), 0, res}).message);
+    EXPECT_EQ(ack.sites[0].status, StatusCode::kUnknownUid);
+    EXPECT_EQ(Ledger::open_existing(a.job.ledger).value()->counts().value().delivered, 1u);
+    EXPECT_EQ(Ledger::open_existing(b.job.ledger).value()->counts().value().delivered, 1u);
+
+    // A key no job lists never gets an answer: CurveZMQ's handshake is refused by ZAP.
+    auto stranger = pr::generate_curve_keys().value();
+    Client cs(ctx, srv.endpoint, server_pub, &stranger);
+    cs.send(pr::Frame{1, 0, pr::Hello{"ATE-A", "JA", "", ""}});
+    EXPECT_FALSE(cs.recv_raw(1000));
+    EXPECT_TRUE(srv.logged("is not admitted by any served job"));
+}
+
+// Every malformed frame is answered with the right ERROR, and the service carries on.
+TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const Bytes hello = pr::encode(pr::Frame{9, 0, pr::Hello{"ATE-1", "J1", "n", "v"}}).value();
+    auto expect_error = [&](Bytes frame, StatusCode code, uint32_t request_id) {
+        c.send_raw(frame);
+        auto raw = c.recv_raw();
+        ASSERT_TRUE(raw);
+        auto d = pr::decode(*raw);
+        ASSERT_TRUE(d.ok());
+        EXPECT_EQ(d.value().request_id, request_id);
+        ASSERT_TRUE(std::holds_alternative<pr::ErrorReply>(d.value().message));
+        EXPECT_EQ(std::get<pr::ErrorReply>(d.value().message).code, code)
+            << std::get<pr::ErrorReply>(d.value().message).text;
+    };
+    expect_error(Bytes(hello.begin(), hello.begin() + 10), StatusCode::kTruncated, 0);
+    expect_error(Bytes(hello.begin(), hello.end() - 1), StatusCode::kTruncated, 9);
+    Bytes extra = hello;
+    extra.push_back(0);
+    expect_error(extra, StatusCode::kBadFrame, 9);
+    Bytes magic = hello;
+    magic[0] = 'X';
+    expect_error(magic, StatusCode::kBadFrame, 0);
+    Bytes major = hello;
+    major[4] = 2;
+    expect_error(major, StatusCode::kUnsupportedVersion, 9);
+    Bytes kind = hello;
+    kind[6] = 0x55;
+    expect_error(kind, StatusCode::kUnknownKind, 9);
+    Bytes big = hello;
+    big[15] = 0x7f;  // body_length ~2 GiB
+    expect_error(big, StatusCode::kOversized, 9);
+    expect_error(pr::encode(pr::Frame{10, 0, pr::ByeOk{}}).value(), StatusCode::kUnexpectedKind, 10);
+    expect_error(pr::encode(pr::Frame{11, 0, touchdown(12345, "L", 1, {{0, 0}})}).value(), StatusCode::kNoSession, 11);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    expect_error(pr::encode(pr::Frame{12, 0, touchdown(sid, "L\xc3\xa9", 1, {{0, 0}})}).value(), StatusCode::kBadField, 12);
+    // Several ZeroMQ parts are not one frame.
+    {
+        zmq::context_t& cx = ctx;
+        zmq::socket_t s(cx, zmq::socket_type::dealer);
+        s.set(zmq::sockopt::linger, 0);
+        s.set(zmq::sockopt::curve_serverkey, j.server_keys().public_z85);
+        s.set(zmq::sockopt::curve_publickey, keys.public_z85);
+        s.set(zmq::sockopt::curve_secretkey, keys.secret_z85);
+        s.connect(srv.endpoint);
+        s.send(zmq::buffer(hello), zmq::send_flags::sndmore);
+        s.send(zmq::buffer(hello), zmq::send_flags::none);
+        zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+        ASSERT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(5000)), 1);
+        zmq::message_t m;
+        ASSERT_TRUE(s.recv(m));
+        auto d = pr::decode(ByteSpan(m.data<uint8_t>(), m.size()));
+        ASSERT_TRUE(d.ok());
+        EXPECT_EQ(std::get<pr::ErrorReply>(d.value().message).code, StatusCode::kBadFrame);
+    }
+    // Still serving.
+    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{13, 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
+    EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
+    EXPECT_TRUE(srv.logged("TRUNCATED"));
+    EXPECT_GE(srv.service().stats().refused_frames, 11u);
+}
+
+// A tester that vanishes right after asking loses nothing: the identity is DELIVERED, and its
+// retest from a new connection gets it again.
+TEST_F(ServiceTest, PeerVanishingMidRequestLosesNothing) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    {
+        Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+        const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        c.send(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})});
+    }  // closed without reading the answer
+    for (int i = 0; i < 200; ++i) {
+        if (srv.service().stats().delivered == 2) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(srv.service().stats().delivered, 2u);
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).message);
+    for (const auto& s : tr.sites) EXPECT_EQ(s.status, StatusCode::kReissued);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 2u);
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    ServiceOptions o;  // no keys, not insecure
+    auto refused = Service::create({ServedJob{j.job, {}}}, o);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.error().message.find("--insecure"), std::string::npos);
+    o.insecure = true;
+    Server srv({ServedJob{j.job, {}}}, o);
+    Client c(ctx, srv.endpoint, "", nullptr);
+    EXPECT_EQ(std::get<StatusCode>(c.hello("ATE-9", "J1")), StatusCode::kNotAdmitted);  // not listed
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
+    EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
+}
+
+TEST_F(ServiceTest, JobsThatShareALedgerAreRefused) {
+    TestJob a(tmp.path, "JA", {"ATE-A"});
+    Job b = a.job;
+    b.id = "JB";
+    auto r = Service::create({ServedJob{a.job, {}}, ServedJob{b, {}}}, secure(a));
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("share the ledger"), std::string::npos);
+}
+
+// Hostile frames by the thousand: mutations of valid frames of every kind (bit flips, cut
+// lengths, random bytes, spliced headers) over a real CURVE connection. The service must answer
+// each with a frame (never crash, never hang), and the ledger must be what the valid traffic
+// made it. WAFERPROV_FUZZ_ITERATIONS sets the count (default 3000; the soak runs more).
+TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).message);
+    std::vector<Bytes> seeds = {
+        pr::encode(pr::Frame{1, 0, pr::Hello{"ATE-1", "J1", "n", "v"}}).value(),
+        pr::encode(pr::Frame{2, 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).value(),
+        pr::encode(pr::Frame{3, 0, pr::Results{sid, 1, {pr::SiteResult{0, tr.sites[0].identity->uid, pr::DieOutcome::kFailed, "9"}}}}).value(),
+        pr::encode(pr::Frame{4, 0, pr::Bye{sid + 1}}).value(),
+        pr::encode(pr::Frame{5, 0, tr}).value(),
+    };
+    const char* env = std::getenv("WAFERPROV_FUZZ_ITERATIONS");
+    const long iterations = env != nullptr ? std::atol(env) : 3000;
+    std::mt19937_64 rng(20261121);
+    long answered = 0;
+    for (long i = 0; i < iterations; ++i) {
+        Bytes f = seeds[rng() % seeds.size()];
+        switch (rng() % 5) {
+            case 0:
+                for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) f[rng() % f.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+                break;
+            case 1: f.resize(rng() % f.size()); break;
+            case 2: f[16 + rng() % (f.size() - 16)] = static_cast<uint8_t>(rng()); break;
+            case 3: f.insert(f.begin() + static_cast<long>(rng() % f.size()), static_cast<uint8_t>(rng())); break;
+            case 4: for (auto& b : f) if (rng() % 8 == 0) b = static_cast<uint8_t>(rng()); break;
+        }
+        if (f.empty()) f.push_back(0);
+        c.send_raw(f);
+        auto raw = c.recv_raw(20000);
+        ASSERT_TRUE(raw) << "no answer to mutated frame " << i;
+        ++answered;
+        // Every answer is itself a well-formed frame.
+        ASSERT_TRUE(pr::decode(*raw).ok());
+    }
+    EXPECT_EQ(answered, iterations);
+    // The service still works (a new session: mutated HELLOs may have crowded the first one
+    // out), and the ledger verifies.
+    const uint64_t sid2 = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto after = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid2, "L", 99, {{0, 0}})}).message);
+    EXPECT_TRUE(pr::carries_identity(after.sites[0].status) || after.sites[0].status == StatusCode::kAlreadyProgrammed);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+}  // namespace
