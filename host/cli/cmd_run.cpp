@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/pipeline.hpp"
@@ -197,33 +198,14 @@ Result<int> run(const ParsedArgs& a) {
         }
         r.finish_unix = now_unix();
 
-        rpt::WaferRun wr;
-        wr.job = job.id;
-        wr.product = job.product;
-        wr.customer = job.customer;
-        wr.lot = r.map.lot;
-        wr.wafer = r.map.wafer;
-        wr.substrate_id = r.map.substrate_id;
-        char host_name[256] = {};
-        ::gethostname(host_name, sizeof host_name - 1);
-        wr.tester_node = host_name;
+        WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(r.map.lot, r.map.wafer));
+        rpt::WaferRun wr = wafer_run_from_ledger(job, r.map, records, r.selected);
         wr.start_unix = r.start_unix;
         wr.finish_unix = r.finish_unix;
-        wr.geometry = rpt::geometry_of(r.map);
-        wr.dies = rpt::dies_from_map(r.map);
         std::map<std::pair<int, int>, const host::DieReport*> by_loc;
         for (const auto& rep : reports) by_loc[{rep.request.loc.x, rep.request.loc.y}] = &rep;
-        WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(r.map.lot, r.map.wafer));
-        std::map<std::pair<int, int>, const host::LedgerRecord*> rec_by_loc;
-        for (const auto& rec : records) rec_by_loc[{rec.loc.x, rec.loc.y}] = &rec;
         for (auto& d : wr.dies) {
             const std::pair<int, int> key{d.x, d.y};
-            d.selected = r.selected.count(key) > 0;
-            if (auto it = rec_by_loc.find(key); it != rec_by_loc.end()) {
-                d.state = it->second->state;
-                d.serial_hex = to_hex(it->second->serial);
-                d.uid_hex = to_hex(it->second->uid);
-            }
             if (!d.selected) continue;
             if (auto it = by_loc.find(key); it != by_loc.end()) {
                 d.outcome = report_outcome(it->second->outcome);

@@ -113,6 +113,32 @@ size_t selected_dies(const fs::path& map) {
 
 }  // namespace
 
+// `report` writes the floor reports from the ledger alone: it says so (exit 1, a MISMATCH in
+// the reconciliation) while dies lack an identity, and reconciles once `run` gave them one.
+TEST(RunCli, ReportFromTheLedgerAlone) {
+    TempDir t{"report"};
+    const fs::path log = t.path / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    const std::vector<std::string> report = {"report", "--job", (t.path / "job/job.toml").string(), "--map",
+                                             (t.path / "w.xml").string(), "--out", (t.path / "rep").string()};
+    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
+                   "--no-progress", "--out", (t.path / "run-reports").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run(report, log), 0) << slurp(log);
+    const std::string recon = slurp(t.path / "rep/SYNTH0001/01/reconciliation.txt");
+    EXPECT_EQ(recon.find("MISMATCH"), std::string::npos) << recon;
+    EXPECT_TRUE(fs::exists(t.path / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
+    // A second wafer nobody provisioned: reported as a gap.
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out", (t.path / "w2.xml").string()}, log), 0) << slurp(log);
+    auto gap = report;
+    gap.back() = (t.path / "rep2").string();
+    gap.push_back("--map");
+    gap.push_back((t.path / "w2.xml").string());
+    EXPECT_EQ(run(gap, log), 1);
+    EXPECT_NE(slurp(log).find("have no identity in the ledger"), std::string::npos);
+    EXPECT_NE(slurp(t.path / "rep2/SYNTH0001/02/reconciliation.txt").find("MISMATCH"), std::string::npos);
+}
+
 TEST(RunCli, PemJobFromInitToVerifiedExport) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
