@@ -150,6 +150,38 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += "\"}";
 }
 
+void transition_payload(std::string& out, const char* type, const LedgerRecord& r, uint64_t seq,
+                        int64_t time) {
+    // {"after":<mutable_json>,"seq":..,"time":..,"type":..,"uid":..}, keys in bytewise order.
+    out.clear();
+    out.reserve(256 + r.tester.size() + r.bin.size() + r.void_reason.size());
+    out += "{\"after\":{\"bin\":";
+    put_text(out, r.bin);
+    out += ",\"delivered\":";
+    put_int(out, r.delivered_us);
+    out += ",\"reissues\":";
+    put_uint(out, r.reissues);
+    out += ",\"result\":";
+    put_int(out, r.result_us);
+    out += ",\"state\":";
+    put_text(out, to_string(r.state));
+    out += ",\"tester\":";
+    put_text(out, r.tester);
+    out += ",\"updated\":";
+    put_int(out, r.updated_us);
+    out += ",\"void_reason\":";
+    put_text(out, r.void_reason);
+    out += "},\"seq\":";
+    put_uint(out, seq);
+    out += ",\"time\":";
+    put_int(out, time);
+    out += ",\"type\":";
+    put_text(out, type);
+    out += ",\"uid\":\"";
+    append_hex(out, r.uid);
+    out += "\"}";
+}
+
 json mutable_json(const LedgerRecord& r) {
     return json{{"state", to_string(r.state)}, {"delivered", r.delivered_us},
                 {"result", r.result_us},       {"updated", r.updated_us},

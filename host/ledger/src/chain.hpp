@@ -47,6 +47,11 @@ nlohmann::json record_json(const LedgerRecord& r);
 // byte-identical to canonical() of the equivalent nlohmann object (ledger_test checks this).
 void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_t time,
                    uint64_t quota_used);
+// The canonical payload of a DELIVER or RESULT event ({"after": mutable_json(r), "seq", "time",
+// "type", "uid"}), written directly for the tester link's hot path; byte-identical to
+// canonical() of the nlohmann object (ledger_test checks this).
+void transition_payload(std::string& out, const char* type, const LedgerRecord& r, uint64_t seq,
+                        int64_t time);
 // A record as the chain binds it: certificate_der replaced by its SHA-256. Replayed records
 // (Replayer::records()) are in this form; compare stored records through it.
 LedgerRecord chain_form(LedgerRecord r);

@@ -761,8 +761,8 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
         r.updated_us = ws.now;
         r.tester = tester;
         WP_RETURN_IF_ERROR(m.update_mutable(r));
-        WP_RETURN_IF_ERROR(m.append_event(
-            ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "DELIVER", uid));
+        chain::transition_payload(m.scratch, "DELIVER", r, ws.seq + 1, ws.now);
+        WP_RETURN_IF_ERROR(m.insert_event(ws, m.scratch, "DELIVER", uid));
         TransitionResult tr{uid, TransitionStatus::kOk, std::move(r), std::move(msg)};
         tr.again = again;
         out.push_back(std::move(tr));
@@ -818,8 +818,8 @@ Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieRe
         r.result_us = r.updated_us = ws.now;
         r.tester = tester;
         WP_RETURN_IF_ERROR(m.update_mutable(r));
-        WP_RETURN_IF_ERROR(m.append_event(
-            ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "RESULT", uid));
+        chain::transition_payload(m.scratch, "RESULT", r, ws.seq + 1, ws.now);
+        WP_RETURN_IF_ERROR(m.insert_event(ws, m.scratch, "RESULT", uid));
         out.push_back(TransitionResult{uid, TransitionStatus::kOk, std::move(r), ""});
     }
     if (ws.dirty) {

@@ -551,6 +551,12 @@ TEST(Ledger, IssuePayloadMatchesCanonicalJson) {
         std::string got;
         chain::issue_payload(got, r, seq, time, uint64_t{i} * 77);
         EXPECT_EQ(got, chain::canonical(j));
+        for (const char* type : {"DELIVER", "RESULT"}) {
+            nlohmann::json t{{"uid", to_hex(r.uid)}, {"after", chain::mutable_json(r)},
+                             {"seq", seq}, {"type", type}, {"time", time}};
+            chain::transition_payload(got, type, r, seq, time);
+            EXPECT_EQ(got, chain::canonical(t));
+        }
     }
 }
 
