@@ -107,7 +107,6 @@ CREATE TABLE records (
     void_reason  TEXT    NOT NULL DEFAULT '',
     UNIQUE (lot, wafer, y, x)
 );
-CREATE INDEX records_state ON records (state);
 CREATE TABLE events (
     seq      INTEGER PRIMARY KEY CHECK (seq >= 1),
     type     TEXT    NOT NULL,
@@ -116,7 +115,6 @@ CREATE TABLE events (
     payload  TEXT    NOT NULL,
     hash     BLOB    NOT NULL CHECK (length(hash) = 32)
 );
-CREATE INDEX events_uid ON events (uid) WHERE uid IS NOT NULL;
 CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
