@@ -78,10 +78,14 @@ struct Msg {
 };
 
 struct CachedAnswer {
+    uint64_t work_id = 0;  // the Work that computes the answer
     pr::Kind kind;
     uint32_t sequence = 0;
     Bytes request_body;  // the request after its header (request ids may differ on a retry)
     Bytes answer;        // the encoded answer frame; empty while the request is being worked on
+    // Repeats that arrived while it was worked on (e.g. with a new request id after a client
+    // timeout): they get the answer too.
+    std::vector<std::pair<Bytes, uint32_t>> waiters;
 };
 
 struct Session {
@@ -95,6 +99,7 @@ struct Session {
 };
 
 struct Work {
+    uint64_t id = 0;
     Bytes routing_id;
     uint64_t session_id = 0;
     link::JobLink* job = nullptr;
@@ -105,10 +110,9 @@ struct Work {
 };
 
 struct Done {
+    uint64_t work_id = 0;
     Bytes routing_id;
     uint64_t session_id = 0;
-    pr::Kind kind{};
-    uint32_t sequence = 0;
     Bytes answer;
 };
 
@@ -134,6 +138,7 @@ struct Service::Impl {
     std::deque<Done> done;
     bool workers_stop = false;
     size_t in_flight = 0;  // queued or being worked on (I/O thread only)
+    uint64_t last_work_id = 0;  // I/O thread only
     std::vector<std::thread> workers;
 
     ~Impl() {
@@ -171,6 +176,13 @@ struct Service::Impl {
         // already holds everything the answer reported (DELIVERED before sending).
         zmq_send(router, routing_id.data(), routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
         zmq_send(router, frame.data(), frame.size(), ZMQ_DONTWAIT);
+    }
+
+    // An encoded answer sent as the answer to `request_id` (the header's bytes 8..11).
+    void send_as(ByteSpan routing_id, const Bytes& answer, uint32_t request_id) {
+        Bytes copy = answer;
+        for (int i = 0; i < 4; ++i) copy[8 + static_cast<size_t>(i)] = static_cast<uint8_t>(request_id >> (8 * i));
+        send(routing_id, copy);
     }
 
     void send_message(ByteSpan routing_id, uint32_t request_id, uint8_t minor, pr::Message m) {
@@ -362,21 +374,27 @@ struct Service::Impl {
         const pr::Kind kind = pr::kind_of(f.message);
         ByteSpan body = payload.subspan(pr::kHeaderSize);
 
-        // Idempotency: the same request again gets the first answer.
+        // Idempotency: the same request again gets the first answer. A TOUCHDOWN sequence names
+        // one set of dies, so other content under it is refused; the results of one touchdown
+        // may come in several RESULTS, each its own request.
         for (auto& c : s->answers) {
             if (c.kind != kind || c.sequence != sequence) continue;
-            if (!std::equal(body.begin(), body.end(), c.request_body.begin(), c.request_body.end())) {
+            const bool same = std::equal(body.begin(), body.end(), c.request_body.begin(), c.request_body.end());
+            if (!same && kind == pr::Kind::kResults) continue;
+            if (!same) {
                 refuse_frame(routing_id, f.request_id, StatusCode::kSequenceReused,
                              std::string(pr::to_string(kind)) + " sequence " + std::to_string(sequence) +
                                  " was used before with other content",
                              who);
                 return;
             }
-            if (c.answer.empty()) return;  // still being worked on: that answer will serve the retry
-            Bytes again = c.answer;
-            std::memcpy(again.data() + 8, &f.request_id, 4);  // little-endian host (x86, arm64)
+            if (c.answer.empty()) {
+                // Still being worked on: the answer goes to this request too when it is ready.
+                c.waiters.push_back({Bytes(routing_id.begin(), routing_id.end()), f.request_id});
+                return;
+            }
             if (opt.verbose) log("answered a repeated " + std::string(pr::to_string(kind)) + " from the cache");
-            send(routing_id, again);
+            send_as(routing_id, c.answer, f.request_id);
             return;
         }
         if (stopping) {
@@ -397,12 +415,12 @@ struct Service::Impl {
                              "the host is overloaded; retry the same request", who);
                 return;
             }
-            queue.push_back(Work{Bytes(routing_id.begin(), routing_id.end()), session_id, s->job,
-                                 s->tester, s->minor, std::move(f), Clock::now()});
+            queue.push_back(Work{++last_work_id, Bytes(routing_id.begin(), routing_id.end()), session_id,
+                                 s->job, s->tester, s->minor, std::move(f), Clock::now()});
         }
         cv.notify_one();
         ++in_flight;
-        s->answers.push_back(CachedAnswer{kind, sequence, Bytes(body.begin(), body.end()), {}});
+        s->answers.push_back(CachedAnswer{last_work_id, kind, sequence, Bytes(body.begin(), body.end()), {}, {}});
         while (s->answers.size() > opt.answers_kept) s->answers.pop_front();
     }
 
@@ -418,10 +436,10 @@ struct Service::Impl {
                 queue.pop_front();
             }
             Done d;
+            d.work_id = w.id;
             d.routing_id = std::move(w.routing_id);
             d.session_id = w.session_id;
-            d.kind = pr::kind_of(w.frame.message);
-            d.answer = work(w, d.sequence);
+            d.answer = work(w);
             {
                 std::lock_guard lock(mu);
                 done.push_back(std::move(d));
@@ -432,11 +450,10 @@ struct Service::Impl {
     }
 
     // Runs one request against its job and encodes the answer (an ERROR frame on failure).
-    Bytes work(Work& w, uint32_t& sequence) noexcept {
+    Bytes work(Work& w) noexcept {
         pr::Message answer;
         try {
             if (auto* td = std::get_if<pr::Touchdown>(&w.frame.message)) {
-                sequence = td->sequence;
                 auto r = w.job->touchdown(*td, w.tester, counters);
                 if (r.ok()) {
                     if (opt.verbose) {
@@ -464,7 +481,6 @@ struct Service::Impl {
                     answer = pr::ErrorReply{StatusCode::kInternal, r.error().message.substr(0, 255)};
                 }
             } else if (auto* rs = std::get_if<pr::Results>(&w.frame.message)) {
-                sequence = rs->sequence;
                 auto r = w.job->results(*rs, w.tester, counters);
                 if (r.ok()) {
                     for (const auto& a : r->sites)
@@ -505,7 +521,9 @@ struct Service::Impl {
             if (it != sessions.end()) {
                 auto& answers = it->second.answers;
                 for (auto c = answers.begin(); c != answers.end(); ++c) {
-                    if (c->kind != d.kind || c->sequence != d.sequence || !c->answer.empty()) continue;
+                    if (c->work_id != d.work_id) continue;
+                    for (const auto& [rid, req] : c->waiters) send_as(rid, d.answer, req);
+                    c->waiters.clear();
                     // A failure (ERROR INTERNAL) is not kept: a retry should try again.
                     auto h = pr::peek_header(d.answer);
                     if (h && h->kind == static_cast<uint8_t>(pr::Kind::kError))

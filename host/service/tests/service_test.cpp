@@ -341,6 +341,42 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
     EXPECT_EQ(std::get<pr::TouchdownResult>(late.message).sites[0].status, StatusCode::kAlreadyProgrammed);
 }
 
+// A repeat sent while the first copy is still being worked on (a client that timed out and
+// asked again under a new request id) is answered too, with the same identities; and the
+// results of one touchdown may come in several RESULTS.
+TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto keys = j.keys("ATE-1");
+    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    std::vector<std::pair<int, int>> xy;
+    for (int x = 0; x < 64; ++x) xy.push_back({x, 0});
+    const auto td = touchdown(sid, "L", 1, xy);  // 64 dies generated on demand: takes a while
+    c.send(pr::Frame{100, 0, td});
+    c.send(pr::Frame{101, 0, td});
+    std::map<uint32_t, pr::TouchdownResult> got;
+    for (int i = 0; i < 2; ++i) {
+        auto raw = c.recv_raw(20000);
+        ASSERT_TRUE(raw);
+        auto d = pr::decode(*raw);
+        ASSERT_TRUE(d.ok());
+        got[d.value().request_id] = std::get<pr::TouchdownResult>(d.value().message);
+    }
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[100], got[101]);
+    EXPECT_EQ(srv.service().stats().delivered, 64u);
+    const auto& tr = got[100];
+    pr::Results first{sid, 1, {}}, second{sid, 1, {}};
+    for (const auto& s : tr.sites)
+        (s.site < 32 ? first : second).sites.push_back(pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
+    for (const auto* r : {&first, &second}) {
+        auto ack = std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 0, *r}).message);
+        for (const auto& a : ack.sites) EXPECT_EQ(a.status, StatusCode::kOk) << a.text;
+    }
+    EXPECT_EQ(Ledger::open_existing(j.job.ledger).value()->counts().value().programmed, 64u);
+}
+
 TEST_F(ServiceTest, ResultsAreCheckedAgainstTheLedger) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));

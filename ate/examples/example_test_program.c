@@ -1,0 +1,182 @@
+/* example_test_program.c - the flow of a test program that provisions dies with waferprov.
+ *
+ *   example_test_program ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER]]
+ *
+ *   ENDPOINT    the host's `waferprov serve` address, e.g. tcp://127.0.0.1:7450
+ *   SERVER_PUB  the host's public key file (server.pub from `waferprov job init`)
+ *   TESTER_KEY  this tester's secret key file (tester-ID.key, mode 0600)
+ *   JOB_ID      the job the lot runs under (job.toml, [job] id)
+ *   TESTER_ID   this tester's id, the one the job binds to TESTER_KEY
+ *   LOT, WAFER  which wafer is on the prober (default LOT-EXAMPLE, 1)
+ *
+ * A real test program does the same inside its test flow: open one session when the lot
+ * starts, then at every touchdown ask for the identities of the dies under the probe card,
+ * program each die that got one, and report what happened; close the session at the end of
+ * the lot. Here the prober is imaginary: three touchdowns of a x4 probe card stepping along a
+ * row, and "programming" a die is a printf.
+ *
+ * Exit status: 0 every die was provisioned and every result acknowledged; 1 usage; 2 a call
+ * failed (the reason is printed); 3 the host refused some dies or results (printed per die).
+ *
+ * Pure C11: it is compiled with -std=c11 -pedantic, which also proves waferprov_ate.h is C.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "waferprov_ate.h"
+
+enum { SITES = 4, TOUCHDOWNS = 3 };
+
+/* Prints why a call failed: the status's name and meaning, then the detail for this failure
+ * (the host's ERROR text or the library's reason). `handle` is NULL for wp_ate_open and
+ * wp_ate_read_key_file, whose detail is kept per thread. */
+static void report_failure(const char* what, int status, const wp_ate* handle) {
+    fprintf(stderr, "%s failed: %s\n  %s\n", what, wp_ate_strerror(status),
+            wp_ate_last_error(handle));
+}
+
+static void print_hex(const uint8_t* p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) printf("%02x", p[i]);
+}
+
+int main(int argc, char** argv) {
+    char server_public[WP_ATE_KEY_Z85_LENGTH + 1];
+    char tester_public[WP_ATE_KEY_Z85_LENGTH + 1];
+    char tester_secret[WP_ATE_KEY_Z85_LENGTH + 1];
+    const char* lot = argc > 6 ? argv[6] : "LOT-EXAMPLE";
+    const uint16_t wafer = (uint16_t)(argc > 7 ? strtoul(argv[7], NULL, 10) : 1);
+    wp_ate_config config;
+    wp_ate* ate = NULL;
+    int rc, t, refused = 0;
+
+    if (argc < 6 || argc > 8) {
+        fprintf(stderr,
+                "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER]]\n",
+                argv[0]);
+        return 1;
+    }
+    printf("libwaferprov_ate %s (ABI %d)\n", wp_ate_version(), wp_ate_abi_version());
+
+    /* 1. Keys. The host's public key, and this tester's key pair (the secret file must be
+     *    readable by its owner only). Nothing else is secret on the tester side. */
+    rc = wp_ate_read_key_file(argv[2], server_public, NULL);
+    if (rc != WP_ATE_OK) {
+        report_failure("reading the server's public key", rc, NULL);
+        return 2;
+    }
+    rc = wp_ate_read_key_file(argv[3], tester_public, tester_secret);
+    if (rc != WP_ATE_OK) {
+        report_failure("reading the tester's key", rc, NULL);
+        return 2;
+    }
+
+    /* 2. Open the session. Zero the config first and set struct_size, so that a program built
+     *    against this header keeps working with a later library. */
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.endpoint = argv[1];
+    config.server_public_key = server_public;
+    config.client_public_key = tester_public;
+    config.client_secret_key = tester_secret;
+    config.tester_id = argv[5];
+    config.job_id = argv[4];
+    config.node_name = NULL; /* this machine's host name */
+    config.timeout_ms = 5000; /* per attempt */
+    config.retries = 2;       /* resends after a timeout: at most 15 s per call in all */
+    rc = wp_ate_open(&config, &ate);
+    /* The library has its own copy of the secret key now; don't keep ours around. */
+    memset(tester_secret, 0, sizeof tester_secret);
+    if (rc != WP_ATE_OK) {
+        /* A host that does not admit this tester's key never answers: E_TIMEOUT. A key it
+         * admits but for another tester id: S_NOT_ADMITTED. A job it does not serve:
+         * S_UNKNOWN_JOB. */
+        report_failure("wp_ate_open", rc, NULL);
+        return 2;
+    }
+    printf("session %" PRIu64 " with %s: up to %d sites per touchdown\n", wp_ate_session_id(ate),
+           argv[1], wp_ate_max_sites(ate));
+
+    /* 3. Touchdowns. */
+    for (t = 0; t < TOUCHDOWNS; ++t) {
+        const uint32_t sequence = (uint32_t)t + 1; /* numbers the touchdowns of the session */
+        wp_ate_site_request sites[SITES];
+        wp_ate_site_identity identities[SITES];
+        wp_ate_site_result results[SITES];
+        wp_ate_result_ack acks[SITES];
+        size_t n_results = 0, i;
+
+        /* Which die sits under which site. This probe card is 2 x 2; the dies carry no UID of
+         * their own, so the host assigns one (has_uid = 0). */
+        memset(sites, 0, sizeof sites);
+        for (i = 0; i < SITES; ++i) {
+            sites[i].site = (uint16_t)i;
+            sites[i].x = (int32_t)(2 * t + (int)(i % 2));
+            sites[i].y = (int32_t)(i / 2);
+            sites[i].has_uid = 0;
+        }
+
+        /* Identities for the dies under the probe card. On E_TIMEOUT the same call (same
+         * sequence, same sites) may simply be repeated: the host answers it as before and never
+         * issues twice. S_BUSY asks for exactly that too. */
+        rc = wp_ate_touchdown(ate, lot, wafer, sequence, sites, SITES, identities);
+        if (rc != WP_ATE_OK) {
+            report_failure("wp_ate_touchdown", rc, ate);
+            wp_ate_close(ate);
+            return 2;
+        }
+
+        /* Program each die that got an identity (OK, or REISSUED for a retested die: the same
+         * identity as before). identities[] is in the order of sites[]. */
+        for (i = 0; i < SITES; ++i) {
+            const wp_ate_site_identity* id = &identities[i];
+            if (id->status != WP_ATE_OK && id->status != WP_ATE_S_REISSUED) {
+                /* Refused (quota used up, not on the map, ...): leave the die unprogrammed
+                 * and send no result for it. */
+                printf("  touchdown %u site %u (%d,%d): refused: %s (%s)\n", (unsigned)sequence,
+                       (unsigned)id->site, (int)sites[i].x, (int)sites[i].y,
+                       wp_ate_strerror(id->status), id->text);
+                ++refused;
+                continue;
+            }
+            /* A real program writes the wrapped key (and the certificate, if the die stores
+             * it) into the die's OTP here and reads it back. */
+            printf("  touchdown %u site %u (%d,%d): %s uid ", (unsigned)sequence,
+                   (unsigned)id->site, (int)sites[i].x, (int)sites[i].y,
+                   id->status == WP_ATE_OK ? "program" : "re-program");
+            print_hex(id->uid, sizeof id->uid);
+            printf(", wrapped key ");
+            print_hex(id->wrapped_key, 8);
+            printf("..., certificate %zu bytes\n", id->certificate_length);
+
+            results[n_results].site = id->site;
+            memcpy(results[n_results].uid, id->uid, sizeof results[n_results].uid);
+            results[n_results].outcome = WP_ATE_PROGRAMMED; /* WP_ATE_FAILED if it did not */
+            results[n_results].bin = "1";
+            ++n_results;
+        }
+        if (n_results == 0) continue;
+
+        /* Report what happened to each delivered die. acks[] is in the order of results[]. */
+        rc = wp_ate_results(ate, sequence, results, n_results, acks);
+        if (rc != WP_ATE_OK) {
+            report_failure("wp_ate_results", rc, ate);
+            wp_ate_close(ate);
+            return 2;
+        }
+        for (i = 0; i < n_results; ++i) {
+            if (acks[i].status != WP_ATE_OK) {
+                printf("  touchdown %u site %u: result refused: %s (%s)\n", (unsigned)sequence,
+                       (unsigned)acks[i].site, wp_ate_strerror(acks[i].status), acks[i].text);
+                ++refused;
+            }
+        }
+    }
+
+    /* 4. Close: says BYE (waiting at most timeout_ms) and frees the handle. */
+    wp_ate_close(ate);
+    printf("done: %d touchdowns, %d refusals\n", TOUCHDOWNS, refused);
+    return refused == 0 ? 0 : 3;
+}
