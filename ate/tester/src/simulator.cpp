@@ -1,0 +1,625 @@
+#include "simulator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "die_check.hpp"
+#include "probe_card.hpp"
+#include "waferprov/host/wafermap.hpp"
+#include "waferprov_ate.h"
+
+namespace waferprov::tester {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+// The name of a status ("QUOTA_EXHAUSTED"), from the library's "NAME: meaning" text.
+std::string status_name(int status) {
+    if (status == WP_ATE_OK) return "OK";
+    std::string s = wp_ate_strerror(status);
+    if (const size_t colon = s.find(':'); colon != std::string::npos) s.resize(colon);
+    if (s.empty() || s == "unknown status") s = "status " + std::to_string(status);
+    return s;
+}
+
+// "QUOTA_EXHAUSTED (0x30): the job's quota is used up - <the handle's detail>"
+std::string describe(int status, const char* detail) {
+    std::ostringstream s;
+    s << wp_ate_strerror(status);
+    if (status > 0) s << " (0x" << std::hex << std::setw(2) << std::setfill('0') << status << ")";
+    if (detail && *detail) s << " - " << detail;
+    return s.str();
+}
+
+// Statuses after which the same request (same sequence) is sent again: the host is down or
+// restarting (no answer), overloaded, or stopping.
+bool retryable(int status) {
+    return status == WP_ATE_E_TIMEOUT || status == WP_ATE_S_BUSY ||
+           status == WP_ATE_S_SHUTTING_DOWN || status == WP_ATE_S_NO_SESSION;
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    // Nearest rank: the smallest value with at least p of the samples at or below it.
+    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+    return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+bool same_identity(const wp_ate_site_identity& a, const wp_ate_site_identity& b) {
+    return std::memcmp(a.uid, b.uid, sizeof a.uid) == 0 && a.key_usage == b.key_usage &&
+           a.key_algorithm == b.key_algorithm && a.key_version == b.key_version &&
+           std::memcmp(a.wrapped_key, b.wrapped_key, sizeof a.wrapped_key) == 0 &&
+           a.certificate_length == b.certificate_length &&
+           a.certificate_length <= sizeof a.certificate &&
+           std::memcmp(a.certificate, b.certificate, a.certificate_length) == 0 &&
+           std::memcmp(a.chain_id, b.chain_id, sizeof a.chain_id) == 0;
+}
+
+// Thrown when the run cannot go on (the host is gone for longer than --give-up-s); caught in
+// run_simulation, which still prints the summary.
+struct Abort {
+    std::string message;
+};
+
+// What happened to one die to provision.
+struct DieState {
+    int x = 0, y = 0;
+    std::optional<wpid1::Uid> map_uid;
+    std::optional<wpid1::Uid> uid;  // as delivered
+    int requests = 0;               // touchdowns that asked for it
+    int deliveries = 0;             // answers with an identity (OK or REISSUED)
+    std::optional<int> status;      // the last site status the host answered
+    std::string refusal;            // the host's text for a refusal
+    int outcome = 0;                // 0 none yet, WP_ATE_PROGRAMMED, WP_ATE_FAILED
+    std::string bin;
+    bool checked_ok = false;        // the last delivered payload passed every check
+    std::string check;              // why it did not
+    bool result_sent = false;
+    bool acked = false;             // the last result was acknowledged
+    std::string ack;                // the refusal of the last result, if any
+    bool retested = false;
+    std::unique_ptr<wp_ate_site_identity> first;  // kept for failed dies: the retest must match
+};
+
+struct Totals {
+    size_t touchdowns = 0, retest_touchdowns = 0;
+    size_t requested = 0, ok = 0, reissued = 0;
+    std::map<std::string, size_t> refused;  // by status name
+    size_t programmed = 0, failed_programming = 0, check_failures = 0;
+    size_t results_sent = 0, results_acked = 0;
+    std::map<std::string, size_t> results_refused;
+    size_t resends = 0;  // requests sent again after a timeout / BUSY / restart
+    std::vector<double> latency_ms;
+};
+
+class Simulation {
+public:
+    Simulation(const Options& o, std::ostream& out, std::ostream& err) : o_(o), out_(out), err_(err) {}
+    ~Simulation() { wp_ate_close(handle_); }
+    Simulation(const Simulation&) = delete;
+    Simulation& operator=(const Simulation&) = delete;
+
+    int run();
+
+private:
+    bool prepare();
+    void open_session();
+    void touchdown(const Touchdown& td, bool retest);
+    void report_results(uint32_t sequence, const std::vector<size_t>& dies,
+                        const std::vector<uint16_t>& sites);
+    // Calls `call` until it returns something other than a retryable status or --give-up-s
+    // has passed since the first attempt (then throws Abort naming `what`).
+    template <class Call>
+    int with_retries(const std::string& what, bool& resent, Call&& call);
+    double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+    void progress(bool force);
+    void print_summary(const std::string& abort_message, int exit_status);
+    bool write_json(const std::string& abort_message, int exit_status, double wall_s);
+
+    const Options& o_;
+    std::ostream& out_;
+    std::ostream& err_;
+    std::string lot_;
+    uint16_t wafer_ = 0;
+    CardLayout card_;
+    std::vector<DieState> dies_;
+    std::vector<Touchdown> plan_;
+    std::optional<DieChecker> checker_;
+    wp_ate* handle_ = nullptr;
+    char client_public_[41] = {}, client_secret_[41] = {}, server_public_[41] = {};
+    uint32_t next_sequence_ = 1;
+    std::mt19937_64 rng_;
+    uint64_t seed_ = 0;
+    Totals t_;
+    Clock::time_point start_{}, end_{}, last_progress_{};
+};
+
+bool Simulation::prepare() {
+    auto map = host::read_map_file(o_.map);
+    if (!map.ok()) {
+        err_ << "waferprov-tester: cannot read the wafer map: " << map.error().message << "\n";
+        return false;
+    }
+    auto selected = host::select_dies(*map, o_.bins);
+    if (!selected.ok()) {
+        err_ << "waferprov-tester: " << o_.map.string() << ": " << selected.error().message << "\n";
+        return false;
+    }
+    lot_ = o_.lot.value_or(map->lot);
+    const int wafer = o_.wafer.value_or(map->wafer);
+    if (wafer < 0 || wafer > 65535) {
+        err_ << "waferprov-tester: wafer number " << wafer << " of " << o_.map.string()
+             << " does not fit the protocol's u16; give --wafer\n";
+        return false;
+    }
+    wafer_ = static_cast<uint16_t>(wafer);
+    card_ = card_layout(o_.sites);
+    auto plan = plan_touchdowns(*map, *selected, card_);
+    if (!plan.ok()) {
+        err_ << "waferprov-tester: " << o_.map.string() << ": " << plan.error().message << "\n";
+        return false;
+    }
+    plan_ = std::move(*plan);
+    dies_.resize(selected->size());
+    for (size_t i = 0; i < selected->size(); ++i) {
+        dies_[i].x = (*selected)[i].x;
+        dies_[i].y = (*selected)[i].y;
+        dies_[i].map_uid = (*selected)[i].uid;
+    }
+    if (o_.uid_from_map)
+        for (auto& td : plan_)
+            for (auto& s : td.sites) s.uid = dies_[s.die].map_uid;
+    else
+        for (auto& td : plan_)
+            for (auto& s : td.sites) s.uid.reset();
+
+    auto kik = read_kik_file(o_.kik);
+    if (!kik.ok()) {
+        err_ << "waferprov-tester: --kik: " << kik.error().message << "\n";
+        return false;
+    }
+    auto checker = DieChecker::create(*kik, o_.ca, o_.root, o_.clock_skew_s);
+    if (!checker.ok()) {
+        err_ << "waferprov-tester: --ca/--root: " << checker.error().message << "\n";
+        return false;
+    }
+    checker_.emplace(std::move(*checker));
+
+    if (!o_.key.empty() &&
+        wp_ate_read_key_file(o_.key.c_str(), client_public_, client_secret_) != WP_ATE_OK) {
+        err_ << "waferprov-tester: --key: " << wp_ate_last_error(nullptr) << "\n";
+        return false;
+    }
+    if (!o_.insecure &&
+        wp_ate_read_key_file(o_.server_key.c_str(), server_public_, nullptr) != WP_ATE_OK) {
+        err_ << "waferprov-tester: --server-key: " << wp_ate_last_error(nullptr) << "\n";
+        return false;
+    }
+    seed_ = o_.seed ? *o_.seed : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    rng_.seed(seed_);
+    if (!o_.quiet) {
+        err_ << "waferprov-tester: " << lot_ << " wafer " << wafer_ << ": " << dies_.size()
+             << " dies to provision (bins";
+        for (const auto& b : o_.bins) err_ << " " << b;
+        err_ << "), " << o_.sites << "-site card (" << card_.columns << " x " << card_.rows << "), "
+             << plan_.size() << " touchdowns planned, seed " << seed_ << "\n";
+    }
+    return true;
+}
+
+template <class Call>
+int Simulation::with_retries(const std::string& what, bool& resent, Call&& call) {
+    const auto first = Clock::now();
+    for (int attempt = 1;; ++attempt) {
+        const int rc = call();
+        if (!retryable(rc)) return rc;
+        const double waited = std::chrono::duration<double>(Clock::now() - first).count();
+        if (waited >= o_.give_up_s)
+            throw Abort{what + ": " + describe(rc, wp_ate_last_error(handle_)) + "; gave up after " +
+                        std::to_string(attempt) + " attempts in " + std::to_string(waited) + " s"};
+        if (!o_.quiet)
+            err_ << "waferprov-tester: " << what << ": " << describe(rc, wp_ate_last_error(handle_))
+                 << "; sending it again (" << std::fixed << std::setprecision(1) << waited << " s of "
+                 << o_.give_up_s << ")\n";
+        ++t_.resends;
+        resent = true;
+        // A timeout has waited already; BUSY / SHUTTING_DOWN answer at once, so pause.
+        if (rc != WP_ATE_E_TIMEOUT) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+}
+
+void Simulation::open_session() {
+    wp_ate_config cfg{};
+    cfg.struct_size = sizeof cfg;
+    cfg.endpoint = o_.endpoint.c_str();
+    cfg.server_public_key = o_.insecure ? nullptr : server_public_;
+    cfg.client_public_key = client_public_[0] ? client_public_ : nullptr;
+    cfg.client_secret_key = client_secret_[0] ? client_secret_ : nullptr;
+    cfg.tester_id = o_.tester_id.c_str();
+    cfg.job_id = o_.job_id.c_str();
+    cfg.node_name = nullptr;
+    cfg.timeout_ms = o_.timeout_ms;
+    cfg.retries = 0;  // the simulator resends itself, up to --give-up-s
+    bool resent = false;
+    const int rc = with_retries("opening a session with " + o_.endpoint, resent, [&] {
+        const int r = wp_ate_open(&cfg, &handle_);
+        if (r != WP_ATE_OK) handle_ = nullptr;
+        return r;
+    });
+    if (rc != WP_ATE_OK)
+        throw Abort{"opening a session with " + o_.endpoint + " as tester '" + o_.tester_id +
+                    "' for job '" + o_.job_id + "': " + describe(rc, wp_ate_last_error(nullptr))};
+    const int max_sites = wp_ate_max_sites(handle_);
+    if (!o_.quiet)
+        err_ << "waferprov-tester: session " << wp_ate_session_id(handle_) << " with " << o_.endpoint
+             << " (host accepts " << max_sites << " sites per touchdown)\n";
+    if (max_sites > 0 && o_.sites > max_sites)
+        throw Abort{"--sites " + std::to_string(o_.sites) + " is more than the " +
+                    std::to_string(max_sites) + " sites per touchdown the host accepts"};
+}
+
+void Simulation::touchdown(const Touchdown& td, bool retest) {
+    const uint32_t sequence = next_sequence_++;
+    ++(retest ? t_.retest_touchdowns : t_.touchdowns);
+    const size_t n = td.sites.size();
+    std::vector<wp_ate_site_request> req(n);
+    for (size_t i = 0; i < n; ++i) {
+        const SiteDie& s = td.sites[i];
+        req[i].site = s.site;
+        req[i].x = s.x;
+        req[i].y = s.y;
+        req[i].has_uid = s.uid ? 1 : 0;
+        if (s.uid) std::memcpy(req[i].uid, s.uid->data(), WP_ATE_UID_SIZE);
+        ++dies_[s.die].requests;
+    }
+    t_.requested += n;
+    auto ids = std::make_unique<wp_ate_site_identity[]>(n);
+    const std::string what = std::string(retest ? "retest touchdown" : "touchdown") + " " +
+                             std::to_string(sequence) + " at (" + std::to_string(td.sites[0].x) +
+                             ", " + std::to_string(td.sites[0].y) + ")";
+    bool resent = false;
+    double latency = 0;
+    const int rc = with_retries(what, resent, [&] {
+        const auto t0 = Clock::now();
+        const int r = wp_ate_touchdown(handle_, lot_.c_str(), wafer_, sequence, req.data(), n, ids.get());
+        latency = ms_between(t0, Clock::now());
+        return r;
+    });
+    if (rc != WP_ATE_OK) {
+        // The host (or the library) refused the whole request: no die of it got an identity.
+        const std::string text = describe(rc, wp_ate_last_error(handle_));
+        err_ << "waferprov-tester: " << what << " refused: " << text << "\n";
+        for (const auto& s : td.sites) {
+            dies_[s.die].status = rc;
+            dies_[s.die].refusal = text;
+            dies_[s.die].checked_ok = false;
+        }
+        t_.refused[status_name(rc)] += n;
+        return;
+    }
+    t_.latency_ms.push_back(latency);
+
+    std::vector<size_t> delivered;
+    std::vector<uint16_t> delivered_sites;
+    for (size_t i = 0; i < n; ++i) {
+        const SiteDie& s = td.sites[i];
+        DieState& d = dies_[s.die];
+        const wp_ate_site_identity& id = ids[i];
+        d.status = id.status;
+        if (id.site != s.site) {
+            // The library promises the request's order; a mismatch is the host's or its bug.
+            d.check = "the answer's entry " + std::to_string(i) + " is for site " +
+                      std::to_string(id.site) + ", the request's for site " + std::to_string(s.site);
+            d.checked_ok = false;
+            ++t_.check_failures;
+            err_ << "waferprov-tester: " << what << ": " << d.check << "\n";
+            continue;
+        }
+        if (id.status != WP_ATE_OK && id.status != WP_ATE_S_REISSUED) {
+            d.refusal = std::string(id.text);
+            d.checked_ok = false;
+            t_.refused[status_name(id.status)] += 1;
+            err_ << "waferprov-tester: " << what << ": site " << s.site << " die (" << s.x << ", "
+                 << s.y << ") refused: " << status_name(id.status) << " - " << id.text << "\n";
+            continue;
+        }
+        ++(id.status == WP_ATE_OK ? t_.ok : t_.reissued);
+        ++d.deliveries;
+        d.uid.emplace();
+        std::memcpy(d.uid->data(), id.uid, WP_ATE_UID_SIZE);
+
+        std::string problem;
+        if (retest) {
+            if (id.status != WP_ATE_S_REISSUED)
+                problem = "a retest was answered " + status_name(id.status) + ", not REISSUED";
+            else if (d.first && !same_identity(*d.first, id))
+                problem = "the retest's identity differs from the one delivered first";
+        }
+        std::string check = checker_->check(id, s.uid);
+        if (!check.empty()) problem += (problem.empty() ? "" : "; ") + check;
+
+        d.check = problem;
+        d.checked_ok = problem.empty();
+        if (!problem.empty()) {
+            ++t_.check_failures;
+            d.outcome = WP_ATE_FAILED;
+            d.bin = "CHK";
+            err_ << "waferprov-tester: " << what << ": site " << s.site << " die (" << s.x << ", "
+                 << s.y << ") UID " << to_hex(*d.uid) << " FAILED its checks: " << problem << "\n";
+        } else if (uniform() < o_.fail_rate) {
+            d.outcome = WP_ATE_FAILED;
+            d.bin = "PF";
+            ++t_.failed_programming;
+            if (!d.first) d.first = std::make_unique<wp_ate_site_identity>(id);
+        } else {
+            d.outcome = WP_ATE_PROGRAMMED;
+            d.bin = "01";
+            ++t_.programmed;
+        }
+        delivered.push_back(s.die);
+        delivered_sites.push_back(s.site);
+    }
+    if (!delivered.empty()) report_results(sequence, delivered, delivered_sites);
+}
+
+void Simulation::report_results(uint32_t sequence, const std::vector<size_t>& dies,
+                                const std::vector<uint16_t>& sites) {
+    const size_t n = dies.size();
+    std::vector<wp_ate_site_result> res(n);
+    for (size_t i = 0; i < n; ++i) {
+        const DieState& d = dies_[dies[i]];
+        res[i].site = sites[i];
+        std::memcpy(res[i].uid, d.uid->data(), WP_ATE_UID_SIZE);
+        res[i].outcome = d.outcome;
+        res[i].bin = d.bin.c_str();
+    }
+    for (size_t i = 0; i < n; ++i) {
+        dies_[dies[i]].result_sent = true;
+        dies_[dies[i]].acked = false;
+        dies_[dies[i]].ack.clear();
+    }
+    t_.results_sent += n;
+    std::vector<wp_ate_result_ack> acks(n);
+    bool resent = false;
+    const std::string what = "results of touchdown " + std::to_string(sequence);
+    const int rc = with_retries(what, resent, [&] {
+        return wp_ate_results(handle_, sequence, res.data(), n, acks.data());
+    });
+    if (rc != WP_ATE_OK) {
+        const std::string text = describe(rc, wp_ate_last_error(handle_));
+        err_ << "waferprov-tester: " << what << " refused: " << text << "\n";
+        for (size_t i = 0; i < n; ++i) dies_[dies[i]].ack = text;
+        t_.results_refused[status_name(rc)] += n;
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        DieState& d = dies_[dies[i]];
+        const wp_ate_result_ack& a = acks[i];
+        const bool matches = a.site == sites[i] && std::memcmp(a.uid, res[i].uid, WP_ATE_UID_SIZE) == 0;
+        if (matches && a.status == WP_ATE_OK) {
+            d.acked = true;
+            ++t_.results_acked;
+        } else {
+            d.ack = matches ? status_name(a.status) + " - " + a.text
+                            : "the ack is for site " + std::to_string(a.site) + " UID " +
+                                  to_hex(ByteSpan(a.uid, WP_ATE_UID_SIZE));
+            t_.results_refused[matches ? status_name(a.status) : "MISMATCHED_ACK"] += 1;
+            err_ << "waferprov-tester: " << what << ": result for site " << sites[i] << " die ("
+                 << d.x << ", " << d.y << ") not acknowledged: " << d.ack << "\n";
+        }
+    }
+}
+
+void Simulation::progress(bool force) {
+    if (o_.quiet) return;
+    const auto now = Clock::now();
+    if (!force && now - last_progress_ < std::chrono::seconds(2)) return;
+    last_progress_ = now;
+    err_ << "waferprov-tester: " << t_.touchdowns << "/" << plan_.size() << " touchdowns, "
+         << (t_.ok + t_.reissued) << " dies delivered, " << t_.programmed << " programmed\n";
+}
+
+int Simulation::run() {
+    if (!prepare()) return kExitFailure;
+    start_ = Clock::now();
+    last_progress_ = start_;
+    std::string abort_message;
+    try {
+        open_session();
+        for (size_t i = 0; i < plan_.size(); ++i) {
+            if (i > 0 && o_.index_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
+            touchdown(plan_[i], false);
+            progress(false);
+        }
+        // The prober comes back for the dies whose programming failed, touchdown position by
+        // touchdown position, with only those sites.
+        std::vector<Touchdown> retests;
+        for (const auto& td : plan_) {
+            Touchdown r{td.column, td.row, {}};
+            for (const auto& s : td.sites) {
+                DieState& d = dies_[s.die];
+                if (d.outcome == WP_ATE_FAILED && d.bin == "PF" && uniform() < o_.retest_rate) {
+                    d.retested = true;
+                    r.sites.push_back(s);
+                }
+            }
+            if (!r.sites.empty()) retests.push_back(std::move(r));
+        }
+        for (const auto& td : retests) {
+            if (o_.index_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
+            touchdown(td, true);
+        }
+    } catch (const Abort& a) {
+        abort_message = a.message;
+        err_ << "waferprov-tester: stopped: " << abort_message << "\n";
+    }
+    end_ = Clock::now();
+    if (handle_) {
+        wp_ate_close(handle_);
+        handle_ = nullptr;
+    }
+    progress(true);
+
+    bool all_good = abort_message.empty();
+    for (const auto& d : dies_) all_good = all_good && d.deliveries > 0 && d.checked_ok && d.acked;
+    const int status = all_good ? kExitOk : kExitFailure;
+    print_summary(abort_message, status);
+    if (!o_.json.empty() &&
+        !write_json(abort_message, status, std::chrono::duration<double>(end_ - start_).count()))
+        return kExitFailure;
+    return status;
+}
+
+void Simulation::print_summary(const std::string& abort_message, int exit_status) {
+    const double wall = std::chrono::duration<double>(end_ - start_).count();
+    const size_t delivered = t_.ok + t_.reissued;
+    size_t refused = 0;
+    for (const auto& [k, v] : t_.refused) refused += v;
+    size_t never = 0, failed_checks_dies = 0, unacked = 0;
+    for (const auto& d : dies_) {
+        never += d.deliveries == 0;
+        failed_checks_dies += d.deliveries > 0 && !d.checked_ok;
+        unacked += d.result_sent && !d.acked;
+    }
+    std::ostream& o = out_;
+    o << std::fixed;
+    o << "waferprov-tester summary: " << lot_ << " wafer " << wafer_ << ", " << o_.sites
+      << "-site card (" << card_.columns << " x " << card_.rows << "), seed " << seed_ << "\n";
+    o << "  dies to provision   " << dies_.size() << "\n";
+    o << "  touchdowns          " << t_.touchdowns << " (+ " << t_.retest_touchdowns << " retest)\n";
+    o << "  dies requested      " << t_.requested << "\n";
+    o << "    OK                " << t_.ok << "\n";
+    o << "    REISSUED          " << t_.reissued << "\n";
+    o << "    refused           " << refused;
+    for (const auto& [k, v] : t_.refused) o << "  " << k << " " << v;
+    o << "\n";
+    o << "  programmed          " << t_.programmed << "\n";
+    o << "  failed              " << (t_.failed_programming + t_.check_failures) << " (programming "
+      << t_.failed_programming << ", checks " << t_.check_failures << ")\n";
+    o << "  check failures      " << t_.check_failures << "\n";
+    if (checker_ && checker_->not_before_ahead())
+        o << "  clock               " << checker_->not_before_ahead()
+          << " certificates valid only from a moment later than this clock (accepted: within the "
+          << o_.clock_skew_s << " s allowed skew)\n";
+    o << "  results             " << t_.results_sent << " sent, " << t_.results_acked << " acknowledged";
+    for (const auto& [k, v] : t_.results_refused) o << ", " << k << " " << v;
+    o << "\n";
+    o << "  resends             " << t_.resends << "\n";
+    o << std::setprecision(1) << "  dies/s              " << (wall > 0 ? static_cast<double>(delivered) / wall : 0)
+      << " (" << delivered << " delivered in " << std::setprecision(3) << wall << " s)\n";
+    o << std::setprecision(3) << "  touchdown latency   p50 " << percentile(t_.latency_ms, 0.50)
+      << " ms, p99 " << percentile(t_.latency_ms, 0.99) << " ms, max "
+      << (t_.latency_ms.empty() ? 0 : *std::max_element(t_.latency_ms.begin(), t_.latency_ms.end()))
+      << " ms (" << t_.latency_ms.size() << " calls)\n";
+    o << "  result              "
+      << (exit_status == kExitOk ? "PASS: every die provisioned, checked and acknowledged" : "FAIL");
+    if (exit_status != kExitOk) {
+        std::string why;
+        auto add = [&](const std::string& s) { why += (why.empty() ? ": " : "; ") + s; };
+        if (!abort_message.empty()) add("stopped early");
+        if (never) add(std::to_string(never) + " dies got no identity");
+        if (failed_checks_dies) add(std::to_string(failed_checks_dies) + " dies failed their checks");
+        if (unacked) add(std::to_string(unacked) + " results not acknowledged");
+        o << why;
+    }
+    o << "\n";
+    o.unsetf(std::ios::fixed);
+}
+
+bool Simulation::write_json(const std::string& abort_message, int exit_status, double wall_s) {
+    using nlohmann::json;
+    json refused = json::object(), results_refused = json::object();
+    for (const auto& [k, v] : t_.refused) refused[k] = v;
+    for (const auto& [k, v] : t_.results_refused) results_refused[k] = v;
+    const size_t delivered = t_.ok + t_.reissued;
+    json j = {
+        {"lot", lot_},
+        {"wafer", wafer_},
+        {"sites", o_.sites},
+        {"card", {{"columns", card_.columns}, {"rows", card_.rows}}},
+        {"seed", seed_},
+        {"dies_to_provision", dies_.size()},
+        {"touchdowns", t_.touchdowns},
+        {"retest_touchdowns", t_.retest_touchdowns},
+        {"requested", t_.requested},
+        {"ok", t_.ok},
+        {"reissued", t_.reissued},
+        {"refused", refused},
+        {"programmed", t_.programmed},
+        {"failed_programming", t_.failed_programming},
+        {"check_failures", t_.check_failures},
+        {"results_sent", t_.results_sent},
+        {"results_acked", t_.results_acked},
+        {"results_refused", results_refused},
+        {"resends", t_.resends},
+        {"not_before_ahead", checker_ ? checker_->not_before_ahead() : 0},
+        {"wall_s", wall_s},
+        {"dies_per_s", wall_s > 0 ? static_cast<double>(delivered) / wall_s : 0.0},
+        {"latency_ms",
+         {{"p50", percentile(t_.latency_ms, 0.50)},
+          {"p99", percentile(t_.latency_ms, 0.99)},
+          {"max", t_.latency_ms.empty() ? 0.0 : *std::max_element(t_.latency_ms.begin(), t_.latency_ms.end())},
+          {"calls", t_.latency_ms.size()}}},
+        {"stopped", abort_message},
+        {"exit_status", exit_status},
+    };
+    json dies = json::array();
+    for (const auto& d : dies_) {
+        json e = {{"x", d.x},
+                  {"y", d.y},
+                  {"uid", d.uid ? to_hex(*d.uid) : ""},
+                  {"status", d.status ? status_name(*d.status) : ""},
+                  {"deliveries", d.deliveries},
+                  {"outcome", d.outcome == WP_ATE_PROGRAMMED ? "PROGRAMMED"
+                              : d.outcome == WP_ATE_FAILED   ? "FAILED"
+                                                             : ""},
+                  {"bin", d.bin},
+                  {"checked_ok", d.checked_ok},
+                  {"acked", d.acked},
+                  {"retested", d.retested}};
+        if (!d.check.empty()) e["check"] = d.check;
+        if (!d.refusal.empty()) e["refusal"] = d.refusal;
+        if (!d.ack.empty()) e["ack"] = d.ack;
+        dies.push_back(std::move(e));
+    }
+    j["dies"] = std::move(dies);
+    std::ofstream f(o_.json, std::ios::trunc);
+    f << j.dump(1) << "\n";
+    f.flush();
+    if (f) return true;
+    err_ << "waferprov-tester: cannot write --json " << o_.json.string() << "\n";
+    return false;
+}
+
+}  // namespace
+
+int run_simulation(const Options& options, std::ostream& out, std::ostream& err) {
+    try {
+        Simulation sim(options, out, err);
+        return sim.run();
+    } catch (const std::exception& e) {
+        err << "waferprov-tester: internal error: " << e.what() << "\n";
+        return kExitFailure;
+    }
+}
+
+}  // namespace waferprov::tester

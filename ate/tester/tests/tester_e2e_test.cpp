@@ -1,0 +1,256 @@
+// waferprov-tester against a real `waferprov serve` (no mocks): job init, wafer synth, serve as a
+// child process, the simulator as a child process, then the ledger must hold exactly what the
+// simulator reported. Includes the kill -9 of the server mid-wafer.
+#include <algorithm>
+
+#include "e2e_support.hpp"
+
+using namespace waferprov;
+using namespace waferprov::tester::e2e;
+
+namespace {
+
+// A 50 mm wafer of 2 x 2 mm dies: a few hundred dies, a couple of seconds end to end.
+constexpr int kDiameter = 50;
+
+}  // namespace
+
+TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
+    JobSetup job("tester_e2e", kDiameter);
+    ASSERT_GT(job.dies, 100u);
+    Server server(job.job_toml(), job.tmp.path);
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+
+    const fs::path log = job.tmp.path / "tester.log";
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0) << slurp(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+
+    const json s = job.summary();
+    EXPECT_EQ(s["dies_to_provision"], job.dies);
+    EXPECT_EQ(s["card"]["columns"], 4);
+    EXPECT_EQ(s["card"]["rows"], 4);
+    EXPECT_EQ(s["requested"], job.dies);
+    EXPECT_EQ(s["ok"], job.dies);
+    EXPECT_EQ(s["reissued"], 0);
+    EXPECT_EQ(s["programmed"], job.dies);
+    EXPECT_EQ(s["check_failures"], 0);
+    EXPECT_EQ(s["results_acked"], job.dies);
+    EXPECT_EQ(s["retest_touchdowns"], 0);
+    EXPECT_GE(s["touchdowns"].get<size_t>() * 16, job.dies);
+    EXPECT_EQ(s["latency_ms"]["calls"], s["touchdowns"]);
+    EXPECT_NE(slurp(log).find("PASS: every die provisioned"), std::string::npos) << slurp(log);
+    expect_ledger_matches(job, s);
+    const auto c = job.counts();
+    EXPECT_EQ(c.programmed, job.dies);
+}
+
+TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
+    JobSetup job("tester_e2e", kDiameter);
+    Server server(job.job_toml(), job.tmp.path);
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+
+    const fs::path log = job.tmp.path / "tester.log";
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 8, {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
+                  log),
+              0)
+        << slurp(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+
+    const json s = job.summary();
+    EXPECT_EQ(s["card"]["columns"], 4);
+    EXPECT_EQ(s["card"]["rows"], 2);
+    EXPECT_EQ(s["check_failures"], 0);
+    EXPECT_GT(s["failed_programming"].get<size_t>(), 0u);
+    EXPECT_GT(s["retest_touchdowns"].get<size_t>(), 0u);
+    size_t retested = 0, failed_twice = 0, programmed = 0;
+    for (const auto& d : s["dies"]) {
+        if (d["retested"].get<bool>()) {
+            ++retested;
+            EXPECT_EQ(d["deliveries"], 2) << d.dump();
+            EXPECT_EQ(d["status"], "REISSUED") << d.dump();
+            failed_twice += d["outcome"] == "FAILED";
+        } else {
+            EXPECT_EQ(d["deliveries"], 1) << d.dump();
+        }
+        programmed += d["outcome"] == "PROGRAMMED";
+    }
+    // --retest-rate 1: every die whose programming failed came back once, got the same
+    // identity again (REISSUED, byte for byte: else it would be a check failure) and was
+    // programmed again, failing again at the same rate.
+    EXPECT_EQ(s["reissued"], retested);
+    EXPECT_EQ(s["ok"], job.dies);
+    EXPECT_EQ(s["results_acked"], job.dies + retested);
+    EXPECT_EQ(s["programmed"], programmed);
+    EXPECT_LT(failed_twice, retested);
+    expect_ledger_matches(job, s);
+
+    // The same seed makes the same choices.
+    JobSetup again("tester_e2e", kDiameter);
+    Server server2(again.job_toml(), again.tmp.path);
+    const std::string endpoint2 = server2.start();
+    ASSERT_FALSE(endpoint2.empty()) << server2.failure();
+    ASSERT_EQ(run(kTester, again.tester_args(endpoint2, 8, {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
+                  log),
+              0)
+        << slurp(log);
+    const json s2 = again.summary();
+    EXPECT_EQ(s2["programmed"], s["programmed"]);
+    EXPECT_EQ(s2["retest_touchdowns"], s["retest_touchdowns"]);
+    for (size_t i = 0; i < s["dies"].size(); ++i) EXPECT_EQ(s2["dies"][i]["bin"], s["dies"][i]["bin"]);
+}
+
+TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
+    // 80 mm: ~1000 dies, long enough on the prober for two kills on a fast machine. No index
+    // time, so that a kill usually lands while a request is in flight (its answer is lost and
+    // the simulator must send it again after --timeout-ms) rather than between touchdowns
+    // (where ZeroMQ queues the next request until the host is back).
+    JobSetup job("tester_e2e", 80);
+    Server server(job.job_toml(), job.tmp.path);
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const std::string bind = endpoint;  // restart on the same port
+
+    const fs::path log = job.tmp.path / "tester.log";
+    Child tester(spawn(kTester,
+                       job.tester_args(endpoint, 16, {"--timeout-ms", "1000", "--give-up-s", "60", "--seed", "9"}),
+                       log));
+    ASSERT_GT(tester.pid(), 0);
+    int kills = 0;
+    for (const double fraction : {0.25, 0.6}) {
+        // Wait until that part of the wafer is programmed, then kill -9 the server, mid-wafer.
+        const auto deadline = Clock::now() + std::chrono::seconds(90);
+        while (Clock::now() < deadline &&
+               static_cast<double>(job.counts().programmed) < fraction * static_cast<double>(job.dies)) {
+            ASSERT_TRUE(tester.running()) << "the simulator ended before the kill: " << slurp(log);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ASSERT_LT(job.counts().programmed, job.dies) << "the wafer was finished before the kill";
+        server.kill9();
+        ++kills;
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        ASSERT_EQ(server.start(bind), bind) << server.failure();
+    }
+    EXPECT_EQ(kills, 2);
+    ASSERT_EQ(tester.wait(std::chrono::seconds(180)), 0) << slurp(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+
+    const json s = job.summary();
+    EXPECT_EQ(s["check_failures"], 0);
+    EXPECT_EQ(s["programmed"], job.dies) << slurp(log);
+    EXPECT_EQ(s["refused"].size(), 0u) << s["refused"].dump();
+    expect_ledger_matches(job, s);  // one identity per die, nothing lost, nothing twice
+    std::cout << "kill -9 twice: " << s["resends"] << " requests sent again, " << s["reissued"]
+              << " dies REISSUED\n";
+    const auto c = job.counts();
+    EXPECT_EQ(c.programmed, job.dies);
+    EXPECT_EQ(c.total(), job.dies);
+}
+
+TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
+    JobSetup job("tester_e2e", 30, {"--uid-policy", "tester"});
+    // Give every die of the map a UID in a DeviceIdMap, as a map from an earlier test step would.
+    auto map = host::read_map_file(job.map);
+    ASSERT_TRUE(map.ok());
+    std::map<std::pair<int, int>, std::string> uid_at;
+    for (auto& d : map->dies) {
+        wpid1::Uid u{};
+        const Bytes r = reference::random_bytes(16);
+        std::copy(r.begin(), r.end(), u.begin());
+        d.uid = u;
+        uid_at[{d.x, d.y}] = to_hex(u);
+    }
+    auto xml = host::write_e142(*map);
+    ASSERT_TRUE(xml.ok()) << xml.error().message;
+    std::ofstream(job.map, std::ios::trunc) << *xml;
+    Server server(job.job_toml(), job.tmp.path);
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+
+    const fs::path log = job.tmp.path / "tester.log";
+    // Without --uid-from-map the host has no UID for any die.
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << slurp(log);
+    EXPECT_EQ(job.summary()["refused"]["NO_UID"], job.dies) << slurp(log);
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--uid-from-map"}), log), 0) << slurp(log);
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    const json s = job.summary();
+    EXPECT_EQ(s["programmed"], job.dies);
+    for (const auto& d : s["dies"]) {
+        const std::pair<int, int> at{d["x"].get<int>(), d["y"].get<int>()};
+        EXPECT_EQ(d["uid"], uid_at[at]) << d.dump();
+    }
+    expect_ledger_matches(job, s);  // and the ledger holds the map's UIDs
+}
+
+TEST(TesterE2E, ATamperedKikFailsTheDiesChecks) {
+    JobSetup job("tester_e2e", 30);
+    // The dies' ROM holds another KIK than the job's: no payload can unwrap.
+    std::string kik = slurp(job.dir / "kik.hex");
+    kik[0] = kik[0] == '0' ? '1' : '0';
+    std::ofstream(job.dir / "kik.hex", std::ios::trunc) << kik;
+    Server server(job.job_toml(), job.tmp.path);
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+
+    const fs::path log = job.tmp.path / "tester.log";
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << slurp(log);
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    const std::string out = slurp(log);
+    EXPECT_NE(out.find("integrity check failed"), std::string::npos) << out;
+    EXPECT_NE(out.find("FAIL: "), std::string::npos) << out;
+
+    const json s = job.summary();
+    EXPECT_EQ(s["check_failures"], job.dies);
+    EXPECT_EQ(s["programmed"], 0);
+    EXPECT_EQ(s["exit_status"], 1);
+    for (const auto& d : s["dies"]) {
+        EXPECT_EQ(d["bin"], "CHK");
+        EXPECT_FALSE(d["checked_ok"].get<bool>());
+    }
+    expect_ledger_matches(job, s);  // every die FAILED with bin CHK
+    EXPECT_EQ(job.counts().failed, job.dies);
+}
+
+TEST(TesterE2E, InsecureLinkNeedsNoCurveKeys) {
+    JobSetup job("tester_e2e", 30);
+    Server server(job.job_toml(), job.tmp.path);
+    const std::string endpoint = server.start("tcp://127.0.0.1:0", {"--insecure"});
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    auto args = job.tester_args(endpoint, 64, {"--insecure"});
+    // No --key, no --server-key.
+    for (const char* drop : {"--key", "--server-key"}) {
+        auto it = std::find(args.begin(), args.end(), drop);
+        ASSERT_NE(it, args.end());
+        args.erase(it, it + 2);
+    }
+    const fs::path log = job.tmp.path / "tester.log";
+    ASSERT_EQ(run(kTester, args, log), 0) << slurp(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    const json s = job.summary();
+    EXPECT_EQ(s["card"]["columns"], 8);
+    EXPECT_EQ(s["programmed"], job.dies);
+    expect_ledger_matches(job, s);
+}
+
+TEST(TesterE2E, UsageAndSetupErrorsAreNamed) {
+    reference::TempDir t("tester_e2e");
+    const fs::path log = t.path / "log.txt";
+    EXPECT_EQ(run(kTester, {}, log), 2);
+    EXPECT_NE(slurp(log).find("--map is required"), std::string::npos) << slurp(log);
+    EXPECT_EQ(run(kTester, {"--help"}, log), 0);
+
+    JobSetup job("tester_e2e", 30);
+    auto args = job.tester_args("tcp://127.0.0.1:9", 4);
+    args[1] = (t.path / "no-such-map.xml").string();
+    std::ofstream(log, std::ios::trunc).flush();
+    EXPECT_EQ(run(kTester, args, log), 1);
+    EXPECT_NE(slurp(log).find("no-such-map.xml"), std::string::npos) << slurp(log);
+
+    // Nobody listens: the simulator gives up after --give-up-s, naming the endpoint.
+    args = job.tester_args("tcp://127.0.0.1:9", 4, {"--timeout-ms", "200", "--give-up-s", "1", "--quiet"});
+    std::ofstream(log, std::ios::trunc).flush();
+    EXPECT_EQ(run(kTester, args, log), 1);
+    EXPECT_NE(slurp(log).find("opening a session with tcp://127.0.0.1:9"), std::string::npos) << slurp(log);
+    EXPECT_NE(slurp(log).find("gave up"), std::string::npos) << slurp(log);
+}
