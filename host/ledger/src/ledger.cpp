@@ -803,6 +803,15 @@ Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieRe
                 continue;
             case DieState::kProgrammed:
             case DieState::kFailed:
+                if ((rec->state == DieState::kProgrammed) == res.programmed && rec->bin == res.bin) {
+                    // The same result again (a tester resending after a lost answer or a
+                    // host restart): acknowledged, nothing changes.
+                    TransitionResult same{uid, TransitionStatus::kOk, std::move(rec),
+                                          "the same result was recorded before"};
+                    same.again = true;
+                    out.push_back(std::move(same));
+                    continue;
+                }
                 out.push_back(refused(uid, TransitionStatus::kDuplicateResult,
                                       "UID " + to_hex(uid) + " already has a result (" +
                                           to_string(rec->state) + ", bin '" + rec->bin + "')",

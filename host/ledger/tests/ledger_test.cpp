@@ -308,7 +308,14 @@ TEST(Ledger, StateMachineDeliverResultVoid) {
     EXPECT_EQ((*res)[0].record->bin, "01");
     EXPECT_EQ((*res)[1].record->state, DieState::kFailed);
     EXPECT_EQ((*res)[2].status, TransitionStatus::kNotDelivered);
-    EXPECT_EQ(l->mark_result(u(0), true, "01", "T9")->status, TransitionStatus::kDuplicateResult);
+    // The same result again is acknowledged without a change; another one is a duplicate.
+    const auto head = l->head().value();
+    auto same = l->mark_result(u(0), true, "01", "T9");
+    EXPECT_EQ(same->status, TransitionStatus::kOk);
+    EXPECT_TRUE(same->again);
+    EXPECT_EQ(l->head().value().events, head.events);
+    EXPECT_EQ(l->mark_result(u(0), true, "02", "T9")->status, TransitionStatus::kDuplicateResult);
+    EXPECT_EQ(l->mark_result(u(0), false, "01", "T9")->status, TransitionStatus::kDuplicateResult);
     EXPECT_EQ(l->mark_result(u(1), true, "01", "T9")->status, TransitionStatus::kDuplicateResult);
     EXPECT_EQ((*l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T9"))[0].status,
               TransitionStatus::kAlreadyProgrammed);

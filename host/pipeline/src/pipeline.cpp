@@ -19,6 +19,9 @@
 namespace waferprov::host {
 namespace {
 
+// Device certificates start this long before they are issued (docs/certificates.md).
+constexpr std::chrono::hours kNotBeforeBackdate{1};
+
 Status os_entropy(uint8_t* out, size_t n) {
     size_t got = 0;
     while (got < n) {
@@ -211,7 +214,10 @@ Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& b
                         cr.product = options.product;
                         cr.public_key = n.public_key;
                         cr.serial = n.serial;
-                        cr.not_before = now;
+                        // Backdated like the CA certificates: a verifier whose clock runs a
+                        // little behind the host's (or reads a coarse clock, as OpenSSL's
+                        // time() does) must not see a certificate from the future.
+                        cr.not_before = now - kNotBeforeBackdate;
                         cr.subject_template = subject;
                         auto der = certs.build(cr);
                         if (!der.ok()) {

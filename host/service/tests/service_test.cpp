@@ -332,10 +332,14 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
     auto r2 = std::get<pr::ResultsAck>(c.call(pr::Frame{61, 0, res}).message);
     EXPECT_EQ(r1.sites[0].status, StatusCode::kOk);
     EXPECT_EQ(r2, r1);
-    // A second result in a new RESULTS frame is a duplicate.
+    // The same result in a new RESULTS frame (a resend after the host lost its cache in a
+    // restart) is acknowledged; another result for the die is a duplicate.
     res.sequence = 9;
     auto r3 = std::get<pr::ResultsAck>(c.call(pr::Frame{62, 0, res}).message);
-    EXPECT_EQ(r3.sites[0].status, StatusCode::kDuplicateResult);
+    EXPECT_EQ(r3.sites[0].status, StatusCode::kOk);
+    res.sites[0].outcome = pr::DieOutcome::kFailed;
+    auto r4 = std::get<pr::ResultsAck>(c.call(pr::Frame{64, 0, res}).message);
+    EXPECT_EQ(r4.sites[0].status, StatusCode::kDuplicateResult);
     // A retest of a PROGRAMMED die is refused.
     auto late = c.call(pr::Frame{63, 0, touchdown(sid, "LOT1", 10, {{2, 1}})});
     EXPECT_EQ(std::get<pr::TouchdownResult>(late.message).sites[0].status, StatusCode::kAlreadyProgrammed);

@@ -106,7 +106,9 @@ struct TransitionResult {
     TransitionStatus status = TransitionStatus::kOk;
     std::optional<LedgerRecord> record;  // the record after the call (if the UID is known)
     std::string message;
-    bool again = false;  // mark_delivered/deliver kOk: the identity had been delivered before (retest)
+    // kOk from mark_delivered/deliver: the identity had been delivered before (a retest);
+    // from mark_results: this very result was recorded before (nothing changed).
+    bool again = false;
 };
 
 // A delivery the tester link asks for: the die's UID and where the tester says the die is.
@@ -192,7 +194,9 @@ public:
     // kLocationMismatch and that item is left unchanged. One transaction for the batch.
     Result<std::vector<TransitionResult>> deliver(std::span<const Delivery> items,
                                                   const std::string& tester);
-    // DELIVERED -> PROGRAMMED / FAILED with the bin. One transaction for the batch.
+    // DELIVERED -> PROGRAMMED / FAILED with the bin. One transaction for the batch. The same
+    // result reported again (same outcome and bin) is kOk with `again` and changes nothing;
+    // another result for a die that has one is kDuplicateResult.
     Result<std::vector<TransitionResult>> mark_results(std::span<const DieResult> results,
                                                        const std::string& tester);
     Result<TransitionResult> mark_result(const wpid1::Uid& uid, bool programmed,
