@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: install the dependencies, build, and provision a
-# synthesized 300 mm wafer end to end, once with the manufacturer CA key in a PEM file and once
-# with it inside a SoftHSM2 token:
-#   waferprov kat -> job init -> wafer synth -> run -> ledger verify -> ledger export
-#   -> ledger verify --export (as the customer) -> openssl verify of a device certificate.
+# synthesized 300 mm wafer end to end through the tester link, then a 200 mm wafer with the
+# manufacturer CA key inside a SoftHSM2 token:
+#   waferprov kat -> job init -> wafer synth -> run (pre-generate) -> serve + the 16-site tester
+#   simulator over loopback with CurveZMQ (every payload checked as the die would) -> ledger
+#   verify -> report -> ledger export -> ledger verify --export (as the customer) -> openssl
+#   verify of a device certificate.
 # Everything goes to ./demo (set WAFERPROV_DEMO_DIR to put it elsewhere); it is recreated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target waferprov
+cmake --build build -j"$(nproc)" --target waferprov waferprov-tester
 
 W="$PWD/build/host/cli/waferprov"
+T="$PWD/build/ate/tester/waferprov-tester"
 DEMO="${WAFERPROV_DEMO_DIR:-$PWD/demo}"
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
@@ -23,10 +26,36 @@ step "known-answer tests on every backend"
 step "a synthesized 300 mm wafer of 2 x 2 mm dies"
 "$W" wafer synth --diameter 300 --die 2x2 --lot DEMO0001 --wafer 1 --out "$DEMO/DEMO0001-01.xml"
 
-step "PEM CA: job init, run, verify, export, verify the export as the customer"
-"$W" job init --out "$DEMO/job-pem" --id DEMO-PEM --product WPDEMO --customer "Demo customer"
+step "PEM CA: job init (with a tester admitted), run pre-generates every identity"
+"$W" job init --out "$DEMO/job-pem" --id DEMO-PEM --product WPDEMO --customer "Demo customer" \
+  --tester SIM-01
 "$W" run --job "$DEMO/job-pem/job.toml" --map "$DEMO/DEMO0001-01.xml"
-"$W" ledger verify --job "$DEMO/job-pem/job.toml"
+
+step "the tester link: serve, and a 16-site tester simulator probing the wafer over CurveZMQ"
+JOB="$DEMO/job-pem"
+"$W" serve --job "$JOB/job.toml" --map "$DEMO/DEMO0001-01.xml" --bind tcp://127.0.0.1:0 \
+  >"$DEMO/serve.out" 2>"$DEMO/serve.log" &
+SERVE=$!
+trap 'kill "$SERVE" 2>/dev/null || true' EXIT
+for _ in $(seq 300); do
+  grep -q '^listening on ' "$DEMO/serve.out" && break
+  kill -0 "$SERVE" 2>/dev/null || { cat "$DEMO/serve.log"; exit 1; }
+  sleep 0.1
+done
+ENDPOINT="$(sed -n 's/^listening on //p' "$DEMO/serve.out")"
+echo "serve is listening on $ENDPOINT (log: $DEMO/serve.log)"
+"$T" --map "$DEMO/DEMO0001-01.xml" --sites 16 --endpoint "$ENDPOINT" --job-id DEMO-PEM \
+  --tester-id SIM-01 --key "$JOB/tester-SIM-01.key" --server-key "$JOB/server.pub" \
+  --kik "$JOB/kik.hex" --ca "$JOB/ca.pem" --root "$JOB/root.pem" \
+  --fail-rate 0.002 --retest-rate 1 --seed 1 --json "$DEMO/tester-summary.json"
+kill -TERM "$SERVE"
+wait "$SERVE"
+trap - EXIT
+tail -n 1 "$DEMO/serve.log"
+
+step "PEM CA: verify the ledger, write the reports, export, verify the export as the customer"
+"$W" ledger verify --job "$JOB/job.toml"
+"$W" report --job "$JOB/job.toml" --map "$DEMO/DEMO0001-01.xml"
 "$W" ledger export --job "$DEMO/job-pem/job.toml" --out "$DEMO/export-pem"
 "$W" ledger verify --export "$DEMO/export-pem" --ca "$DEMO/job-pem/ca.pem"
 
