@@ -335,6 +335,32 @@ Ledger::~Ledger() {
 
 const LedgerConfig& Ledger::config() const { return impl_->config; }
 
+Status Ledger::defer_checkpoints() {
+    std::lock_guard lock(impl_->mu);
+    std::lock_guard ck(impl_->checkpoint_mu);
+    if (impl_->checkpoint_db) return ok_status();
+    sqlite3* raw = nullptr;
+    const int rc = sqlite3_open_v2(impl_->path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    sql::DbPtr db(raw);
+    if (rc != SQLITE_OK) return sql::sql_error(raw, "ledger: opening a checkpoint connection", rc);
+    sqlite3_busy_timeout(raw, impl_->config.busy_timeout_ms);
+    WP_RETURN_IF_ERROR(sql::exec(raw, "PRAGMA synchronous = FULL"));
+    WP_RETURN_IF_ERROR(sql::exec(impl_->db.get(), "PRAGMA wal_autocheckpoint = 0"));
+    impl_->checkpoint_db = std::move(db);
+    return ok_status();
+}
+
+Status Ledger::checkpoint() {
+    std::lock_guard ck(impl_->checkpoint_mu);
+    if (!impl_->checkpoint_db) return ok_status();
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(impl_->checkpoint_db.get(), nullptr,
+                                             SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return sql::sql_error(impl_->checkpoint_db.get(), "ledger: checkpoint", rc);
+    return ok_status();
+}
+
 namespace {
 
 Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path, bool create,

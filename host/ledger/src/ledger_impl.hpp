@@ -55,6 +55,10 @@ struct Ledger::Impl {
     LedgerConfig config;
     sql::DbPtr db;
     std::optional<sql::StatementCache> stmts;
+    // defer_checkpoints(): a second connection that copies the WAL into the database off the
+    // writers' path (its own mutex, so a checkpoint never holds up a transaction on `db`).
+    std::mutex checkpoint_mu;
+    sql::DbPtr checkpoint_db;
 
     Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
 

@@ -273,6 +273,34 @@ TEST(Ledger, DeliverChecksTheLocationAndFlagsRedeliveries) {
     EXPECT_TRUE(l->verify()->ok());
 }
 
+// With checkpoints deferred, commits leave the write-ahead log to grow (no request pays for a
+// checkpoint) until checkpoint() copies it back; the log is then reused from its start.
+TEST(Ledger, DeferredCheckpointsRunOnlyWhenAsked) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    ASSERT_TRUE(l->defer_checkpoints().ok());
+    const fs::path wal = dir / "l.db-wal";
+    auto wal_size = [&] { return fs::exists(wal) ? fs::file_size(wal) : 0; };
+    uint64_t n = 0;
+    // Well past SQLite's automatic checkpoint (1000 pages, 4 MB).
+    while (wal_size() < 6u << 20) {
+        record_ok(*l, fakes(n, 200));
+        n += 200;
+        ASSERT_LT(n, 100000u) << "the log never grew: automatic checkpoints still on?";
+    }
+    ASSERT_TRUE(l->checkpoint().ok());
+    const auto after = wal_size();
+    record_ok(*l, fakes(n, 200));  // written at the log's start again
+    EXPECT_EQ(wal_size(), after);
+    EXPECT_TRUE(l->verify()->ok());
+    const auto head = l->head().value();
+    l.reset();
+    auto again = open_ok(dir / "l.db");
+    EXPECT_EQ(again->head().value().events, head.events);
+    EXPECT_EQ(again->head().value().hash, head.hash);
+    EXPECT_TRUE(again->verify()->ok());
+}
+
 TEST(Ledger, StateMachineDeliverResultVoid) {
     TempDir dir;
     auto l = open_ok(dir / "l.db");

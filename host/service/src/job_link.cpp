@@ -95,6 +95,7 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
     }
     LedgerConfig lc{job.id, job.customer, job.product, job.quota};
     WP_ASSIGN_OR_RETURN(l->ledger_, Ledger::open(job.ledger, lc));
+    WP_RETURN_IF_ERROR(l->ledger_->defer_checkpoints());
     WP_ASSIGN_OR_RETURN(l->backend_, open_job_backend(job));
     WP_ASSIGN_OR_RETURN(l->signer_, open_job_signer(job, static_cast<size_t>(l->signing_threads_)));
 

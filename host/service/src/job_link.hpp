@@ -46,6 +46,10 @@ public:
     Result<protocol::ResultsAck> results(const protocol::Results& r, const std::string& tester,
                                          Counters& counters);
 
+    // Copies the ledger's write-ahead log into its database (see Ledger::defer_checkpoints):
+    // the service calls this from a thread of its own so that no touchdown pays for it.
+    Status checkpoint() { return ledger_->checkpoint(); }
+
 private:
     JobLink() = default;
     // NOT_ON_MAP text for a site the maps rule out; "" if it is a die to provision (or no maps).

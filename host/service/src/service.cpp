@@ -140,6 +140,8 @@ struct Service::Impl {
     size_t in_flight = 0;  // queued or being worked on (I/O thread only)
     uint64_t last_work_id = 0;  // I/O thread only
     std::vector<std::thread> workers;
+    std::thread checkpointer;
+    std::condition_variable checkpoint_cv;  // only the checkpointer waits on it (cv is the workers')
 
     ~Impl() {
         {
@@ -147,8 +149,10 @@ struct Service::Impl {
             workers_stop = true;
         }
         cv.notify_all();
+        checkpoint_cv.notify_all();
         for (auto& t : workers)
             if (t.joinable()) t.join();
+        if (checkpointer.joinable()) checkpointer.join();
         if (router != nullptr) zmq_close(router);
         if (zap != nullptr) zmq_close(zap);
         if (ctx != nullptr) zmq_ctx_term(ctx);
@@ -425,6 +429,21 @@ struct Service::Impl {
     }
 
     // ---- workers --------------------------------------------------------------------------
+    // Every 100 ms, each job's write-ahead log is copied into its database here, so that no
+    // touchdown's commit pays for a checkpoint (Ledger::defer_checkpoints).
+    void checkpoint_loop() {
+        std::unique_lock lock(mu);
+        while (!workers_stop) {
+            checkpoint_cv.wait_for(lock, std::chrono::milliseconds(100));
+            if (workers_stop) break;
+            lock.unlock();
+            for (auto& j : jobs)
+                if (auto st = j->checkpoint(); !st.ok())
+                    log("job " + j->job().id + ": ledger checkpoint failed: " + st.error().describe());
+            lock.lock();
+        }
+    }
+
     void worker_loop() {
         for (;;) {
             Work w;
@@ -576,6 +595,7 @@ struct Service::Impl {
         endpoint = last;
         for (size_t i = 0; i < std::max<size_t>(1, opt.workers); ++i)
             workers.emplace_back([this] { worker_loop(); });
+        checkpointer = std::thread([this] { checkpoint_loop(); });
         return ok_status();
     }
 

@@ -204,6 +204,17 @@ public:
     // Any state but VOID -> VOID. The identity keeps counting against the quota.
     Result<TransitionResult> void_identity(const wpid1::Uid& uid, const std::string& reason);
 
+    // Latency: by default SQLite copies the write-ahead log into the database (a checkpoint,
+    // with its own fsync) inside whichever commit crosses 1000 pages, so one request in about
+    // thirty pays for it. After defer_checkpoints() commits never checkpoint; the owner calls
+    // checkpoint() from a thread of its own (the tester link does, every 100 ms). Checkpoints
+    // then run on a second connection and never hold up a transaction. Durability is the
+    // same: every commit still fsyncs the log.
+    Status defer_checkpoints();
+    // A PASSIVE checkpoint on the second connection (no-op before defer_checkpoints()). Copies
+    // what no reader still needs; never waits for a writer. Thread-safe.
+    Status checkpoint();
+
     // Recomputes the hash chain and replays it against the records, the quota counter, the job
     // binding and the stored head. An Error only for storage failures; findings go in problems.
     Result<VerifyReport> verify();
