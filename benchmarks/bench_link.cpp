@@ -15,11 +15,8 @@
 //
 // Extra flags: --diameter=MM (default 300) and --wafers=N (default 6) size the lot; a smaller
 // lot scales the iteration counts down (the smoke test runs --diameter=30 --wafers=2).
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,10 +25,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,14 +35,14 @@
 #include <zmq.hpp>
 
 #include "waferprov/host/wafermap.hpp"
+#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
 #include "waferprov_ate.h"
-
-extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
+namespace ref = waferprov::reference;
 using Clock = std::chrono::steady_clock;
 
 double g_diameter = 300;
@@ -56,38 +51,21 @@ const char* const kTesterId = "BENCH-01";
 
 // ---- child processes ------------------------------------------------------------------------
 
+// `waferprov args...` with stdout and stderr appended to `log`; -1 on failure.
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<std::string> all = {WAFERPROV_BINARY};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, WAFERPROV_BINARY, &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+    std::vector<std::string> argv = {WAFERPROV_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return ref::spawn_process(argv, log);
 }
 
 [[noreturn]] void die(const std::string& what, const fs::path& log) {
-    std::fprintf(stderr, "bench_link: %s\n%s\n", what.c_str(), slurp(log).c_str());
+    std::fprintf(stderr, "bench_link: %s\n%s\n", what.c_str(), ref::read_text(log).c_str());
     std::exit(1);
 }
 
 void run_or_die(const std::vector<std::string>& args, const fs::path& log) {
     const pid_t pid = spawn(args, log);
-    int status = 0;
-    if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (pid < 0 || ref::wait_process(pid, ref::kNoTimeout) != 0)
         die("waferprov " + args[0] + " failed", log);
 }
 
@@ -146,7 +124,7 @@ struct Link {
         const std::string marker = "listening on ";
         const auto deadline = Clock::now() + std::chrono::seconds(60);
         while (endpoint.empty()) {
-            const std::string text = slurp(serve_log);
+            const std::string text = ref::read_text(serve_log);
             const size_t at = text.find(marker);
             const size_t end = at == std::string::npos ? at : text.find('\n', at);
             if (end != std::string::npos) endpoint = text.substr(at + marker.size(), end - at - marker.size());

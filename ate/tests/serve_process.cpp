@@ -1,79 +1,31 @@
 #include "serve_process.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
-extern char** environ;
+#include "waferprov/test_process.hpp"
 
 namespace waferprov::ate_test {
 namespace {
 
+namespace ref = waferprov::reference;
 using Clock = std::chrono::steady_clock;
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// Starts argv with stdout to `out` and stderr to `err` (the same file if equal); -1 on failure.
-pid_t spawn(const std::vector<std::string>& args, const fs::path& out, const fs::path& err) {
-    std::vector<std::string> copy = args;
-    std::vector<char*> argv;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (err == out)
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    else
-        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
-// Waits for `pid` until `timeout`; its exit status, or -1 (a signal ended it, or it had to be
-// killed at the timeout).
-int wait_for(pid_t pid, std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    int status = 0;
-    for (;;) {
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0) return -1;
-        if (Clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 }  // namespace
 
 RunResult run_command(const std::vector<std::string>& argv, const fs::path& log,
                       std::chrono::seconds timeout) {
     RunResult r;
-    const pid_t pid = spawn(argv, log, log);
+    const pid_t pid = ref::spawn_process(argv, log, {}, /*append=*/false);
     if (pid < 0) {
+        r.exit_status = ref::kSpawnFailed;
         r.output = "cannot spawn " + argv.at(0);
         return r;
     }
-    r.exit_status = wait_for(pid, timeout);
-    r.output = slurp(log);
+    r.exit_status = ref::wait_process(pid, timeout);
+    r.output = ref::read_text(log);
     return r;
 }
 
@@ -115,7 +67,7 @@ std::unique_ptr<ServeProcess> ServeProcess::start(const fs::path& waferprov,
     p->err_ = log_stem.string() + ".err";
     std::vector<std::string> argv = {waferprov.string(), "serve"};
     argv.insert(argv.end(), args.begin(), args.end());
-    p->pid_ = spawn(argv, p->out_, p->err_);
+    p->pid_ = ref::spawn_process(argv, p->out_, p->err_, /*append=*/false);
     if (p->pid_ < 0) {
         error = "cannot spawn " + waferprov.string();
         return nullptr;
@@ -123,7 +75,7 @@ std::unique_ptr<ServeProcess> ServeProcess::start(const fs::path& waferprov,
     const std::string marker = "listening on ";
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < deadline) {
-        const std::string out = slurp(p->out_);
+        const std::string out = ref::read_text(p->out_);
         const size_t at = out.find(marker);
         if (at != std::string::npos) {
             const size_t end = out.find('\n', at);
@@ -135,7 +87,7 @@ std::unique_ptr<ServeProcess> ServeProcess::start(const fs::path& waferprov,
         int status = 0;
         if (::waitpid(p->pid_, &status, WNOHANG) == p->pid_) {
             p->pid_ = -1;
-            error = "waferprov serve exited before listening: " + slurp(p->err_) + out;
+            error = "waferprov serve exited before listening: " + ref::read_text(p->err_) + out;
             return nullptr;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -154,13 +106,13 @@ void ServeProcess::kill_hard() {
 }
 
 int ServeProcess::stop() {
-    if (pid_ <= 0) return -1;
+    if (pid_ <= 0) return ref::kNoSuchProcess;
     ::kill(pid_, SIGTERM);
-    const int rc = wait_for(pid_, std::chrono::seconds(10));
+    const int rc = ref::wait_process(pid_, std::chrono::seconds(10));
     pid_ = -1;
     return rc;
 }
 
-std::string ServeProcess::log() const { return slurp(err_) + slurp(out_); }
+std::string ServeProcess::log() const { return ref::read_text(err_) + ref::read_text(out_); }
 
 }  // namespace waferprov::ate_test

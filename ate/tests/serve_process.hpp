@@ -17,12 +17,14 @@ namespace waferprov::ate_test {
 namespace fs = std::filesystem;
 
 struct RunResult {
-    int exit_status = -1;  // -1: did not exit normally (signal, timeout, spawn failure)
-    std::string output;    // stdout and stderr together
+    // The exit status, or (negative) reference::kSpawnFailed, kProcessSignaled or
+    // kProcessTimedOut (waferprov/test_process.hpp).
+    int exit_status = -1;
+    std::string output;  // stdout and stderr together
 };
 
-// Runs argv[0] (a path) with its arguments to completion, output to `log`; killed after
-// `timeout`.
+// Runs argv[0] (a path) with its arguments to completion, output to `log` (truncated first);
+// killed after `timeout`.
 RunResult run_command(const std::vector<std::string>& argv, const fs::path& log,
                       std::chrono::seconds timeout = std::chrono::seconds(60));
 
@@ -67,7 +69,8 @@ public:
     const std::string& endpoint() const { return endpoint_; }
     // SIGKILL and reap: the host dies mid-session, nothing flushed or closed.
     void kill_hard();
-    // SIGTERM and wait; the exit status (-1 if it had to be killed).
+    // SIGTERM and wait; the exit status, or a negative reference::wait_process() code
+    // (kProcessTimedOut if it had to be killed after 10 s, kNoSuchProcess if not running).
     int stop();
     // What the server wrote to stderr so far (for failure messages).
     std::string log() const;

@@ -3,19 +3,14 @@
 // that the ledger holds exactly what the simulator reported.
 #pragma once
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -26,9 +21,8 @@
 
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/wafermap.hpp"
+#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
-
-extern char** environ;
 
 namespace waferprov::tester::e2e {
 
@@ -39,50 +33,21 @@ using nlohmann::json;
 inline const fs::path kWaferprov = WAFERPROV_BINARY;
 inline const fs::path kTester = WAFERPROV_TESTER_BINARY;
 
-inline std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using reference::read_text;
 
 // Starts `binary args...` with stdout and stderr appended to `log`; -1 on failure.
 inline pid_t spawn(const fs::path& binary, const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<std::string> all = {binary.string()};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, binary.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
+    std::vector<std::string> argv = {binary.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return reference::spawn_process(argv, log);
 }
 
-// Waits for `pid` at most `timeout`; its exit status, -1 if a signal ended it, -3 on timeout
-// (the process is then killed).
-inline int wait_for(pid_t pid, std::chrono::seconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-        if (Clock::now() > deadline) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -3;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
+// Runs `binary args...` to completion (see spawn()); its exit status, or reference::kSpawnFailed
+// (-2), kProcessSignaled (-1) or kProcessTimedOut (-3, the process is then killed).
 inline int run(const fs::path& binary, const std::vector<std::string>& args, const fs::path& log,
                std::chrono::seconds timeout = std::chrono::seconds(120)) {
     const pid_t pid = spawn(binary, args, log);
-    return pid < 0 ? -2 : wait_for(pid, timeout);
+    return pid < 0 ? reference::kSpawnFailed : reference::wait_process(pid, timeout);
 }
 
 // A child process that is killed and reaped if the test leaves before waiting for it.
@@ -106,9 +71,9 @@ public:
         pid_ = -1;
         return false;
     }
-    // Its exit status (see wait_for).
+    // Its exit status (see run()).
     int wait(std::chrono::seconds timeout) {
-        const int rc = wait_for(pid_, timeout);
+        const int rc = reference::wait_process(pid_, timeout);
         pid_ = -1;
         return rc;
     }
@@ -141,7 +106,7 @@ public:
         const auto deadline = Clock::now() + std::chrono::seconds(60);
         const std::string marker = "listening on ";
         while (Clock::now() < deadline) {
-            const std::string text = slurp(log_);
+            const std::string text = read_text(log_);
             if (const size_t at = text.find(marker); at != std::string::npos) {
                 const size_t end = text.find('\n', at);
                 if (end != std::string::npos) {
@@ -156,7 +121,7 @@ public:
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        return fail("serve did not print 'listening on' within 60 s: " + slurp(log_));
+        return fail("serve did not print 'listening on' within 60 s: " + read_text(log_));
     }
 
     void kill9() {
@@ -166,11 +131,12 @@ public:
         pid_ = -1;
     }
 
-    // SIGTERM; the exit status (0 = stopped cleanly).
+    // SIGTERM; the exit status (0 = stopped cleanly; see run()), kNoSuchProcess (-4) if not
+    // running.
     int stop() {
-        if (pid_ <= 0) return -4;
+        if (pid_ <= 0) return reference::kNoSuchProcess;
         ::kill(pid_, SIGTERM);
-        const int rc = wait_for(pid_, std::chrono::seconds(30));
+        const int rc = reference::wait_process(pid_, std::chrono::seconds(30));
         pid_ = -1;
         return rc;
     }
@@ -178,7 +144,7 @@ public:
     const std::string& endpoint() const { return endpoint_; }
     std::string logs() const {
         std::string all;
-        for (int i = 1; i <= starts_; ++i) all += slurp(dir_ / ("serve-" + std::to_string(i) + ".log"));
+        for (int i = 1; i <= starts_; ++i) all += read_text(dir_ / ("serve-" + std::to_string(i) + ".log"));
         return all;
     }
     const std::string& failure() const { return failure_; }
@@ -210,12 +176,12 @@ struct JobSetup {
         log = tmp.path / "commands.log";
         std::vector<std::string> init = {"job", "init", "--out", dir.string(), "--id", "J1", "--tester", "SIM-01"};
         init.insert(init.end(), job_extra.begin(), job_extra.end());
-        EXPECT_EQ(run(kWaferprov, init, log), 0) << slurp(log);
+        EXPECT_EQ(run(kWaferprov, init, log), 0) << read_text(log);
         EXPECT_EQ(run(kWaferprov, {"wafer", "synth", "--diameter", std::to_string(diameter_mm), "--die", "2x2",
                                    "--lot", "LOTSIM", "--wafer", "3", "--out", map.string()},
                       log),
                   0)
-            << slurp(log);
+            << read_text(log);
         auto m = host::read_map_file(map);
         EXPECT_TRUE(m.ok());
         if (m.ok()) {
@@ -241,7 +207,7 @@ struct JobSetup {
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
-    json summary() const { return json::parse(slurp(tmp.path / "summary.json")); }
+    json summary() const { return json::parse(read_text(tmp.path / "summary.json")); }
 
     // Counts of the ledger's states (zero if it cannot be opened yet).
     host::StateCounts counts() const {
@@ -256,7 +222,7 @@ struct JobSetup {
 // the state with the bin the simulator reported (and under the UID it was delivered).
 inline void expect_ledger_matches(const JobSetup& job, const json& summary) {
     EXPECT_EQ(run(kWaferprov, {"ledger", "verify", "--ledger", job.ledger().string()}, job.log), 0)
-        << slurp(job.log);
+        << read_text(job.log);
     auto l = host::Ledger::open_existing(job.ledger());
     ASSERT_TRUE(l.ok()) << l.error().message;
     std::map<std::pair<int, int>, host::LedgerRecord> by_location;

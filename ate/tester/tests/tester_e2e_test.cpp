@@ -2,6 +2,7 @@
 // child process, the simulator as a child process, then the ledger must hold exactly what the
 // simulator reported. Includes the kill -9 of the server mid-wafer.
 #include <algorithm>
+#include <fstream>
 
 #include "e2e_support.hpp"
 
@@ -23,7 +24,7 @@ TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
     const fs::path log = job.tmp.path / "tester.log";
-    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0) << slurp(log) << server.logs();
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0) << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
 
     const json s = job.summary();
@@ -39,7 +40,7 @@ TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
     EXPECT_EQ(s["retest_touchdowns"], 0);
     EXPECT_GE(s["touchdowns"].get<size_t>() * 16, job.dies);
     EXPECT_EQ(s["latency_ms"]["calls"], s["touchdowns"]);
-    EXPECT_NE(slurp(log).find("PASS: every die provisioned"), std::string::npos) << slurp(log);
+    EXPECT_NE(read_text(log).find("PASS: every die provisioned"), std::string::npos) << read_text(log);
     expect_ledger_matches(job, s);
     const auto c = job.counts();
     EXPECT_EQ(c.programmed, job.dies);
@@ -55,7 +56,7 @@ TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
     ASSERT_EQ(run(kTester, job.tester_args(endpoint, 8, {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
                   log),
               0)
-        << slurp(log) << server.logs();
+        << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
 
     const json s = job.summary();
@@ -94,7 +95,7 @@ TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
     ASSERT_EQ(run(kTester, again.tester_args(endpoint2, 8, {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
                   log),
               0)
-        << slurp(log);
+        << read_text(log);
     const json s2 = again.summary();
     EXPECT_EQ(s2["programmed"], s["programmed"]);
     EXPECT_EQ(s2["retest_touchdowns"], s["retest_touchdowns"]);
@@ -123,7 +124,7 @@ TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
         const auto deadline = Clock::now() + std::chrono::seconds(90);
         while (Clock::now() < deadline &&
                static_cast<double>(job.counts().programmed) < fraction * static_cast<double>(job.dies)) {
-            ASSERT_TRUE(tester.running()) << "the simulator ended before the kill: " << slurp(log);
+            ASSERT_TRUE(tester.running()) << "the simulator ended before the kill: " << read_text(log);
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         ASSERT_LT(job.counts().programmed, job.dies) << "the wafer was finished before the kill";
@@ -133,12 +134,12 @@ TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
         ASSERT_EQ(server.start(bind), bind) << server.failure();
     }
     EXPECT_EQ(kills, 2);
-    ASSERT_EQ(tester.wait(std::chrono::seconds(180)), 0) << slurp(log) << server.logs();
+    ASSERT_EQ(tester.wait(std::chrono::seconds(180)), 0) << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
 
     const json s = job.summary();
     EXPECT_EQ(s["check_failures"], 0);
-    EXPECT_EQ(s["programmed"], job.dies) << slurp(log);
+    EXPECT_EQ(s["programmed"], job.dies) << read_text(log);
     EXPECT_EQ(s["refused"].size(), 0u) << s["refused"].dump();
     expect_ledger_matches(job, s);  // one identity per die, nothing lost, nothing twice
     std::cout << "kill -9 twice: " << s["resends"] << " requests sent again, " << s["reissued"]
@@ -170,9 +171,9 @@ TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
 
     const fs::path log = job.tmp.path / "tester.log";
     // Without --uid-from-map the host has no UID for any die.
-    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << slurp(log);
-    EXPECT_EQ(job.summary()["refused"]["NO_UID"], job.dies) << slurp(log);
-    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--uid-from-map"}), log), 0) << slurp(log);
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << read_text(log);
+    EXPECT_EQ(job.summary()["refused"]["NO_UID"], job.dies) << read_text(log);
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--uid-from-map"}), log), 0) << read_text(log);
     EXPECT_EQ(server.stop(), 0) << server.logs();
     const json s = job.summary();
     EXPECT_EQ(s["programmed"], job.dies);
@@ -186,7 +187,7 @@ TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
 TEST(TesterE2E, ATamperedKikFailsTheDiesChecks) {
     JobSetup job("tester_e2e", 30);
     // The dies' ROM holds another KIK than the job's: no payload can unwrap.
-    std::string kik = slurp(job.dir / "kik.hex");
+    std::string kik = read_text(job.dir / "kik.hex");
     kik[0] = kik[0] == '0' ? '1' : '0';
     std::ofstream(job.dir / "kik.hex", std::ios::trunc) << kik;
     Server server(job.job_toml(), job.tmp.path);
@@ -194,9 +195,9 @@ TEST(TesterE2E, ATamperedKikFailsTheDiesChecks) {
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
     const fs::path log = job.tmp.path / "tester.log";
-    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << slurp(log);
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << read_text(log);
     EXPECT_EQ(server.stop(), 0) << server.logs();
-    const std::string out = slurp(log);
+    const std::string out = read_text(log);
     EXPECT_NE(out.find("integrity check failed"), std::string::npos) << out;
     EXPECT_NE(out.find("FAIL: "), std::string::npos) << out;
 
@@ -225,7 +226,7 @@ TEST(TesterE2E, InsecureLinkNeedsNoCurveKeys) {
         args.erase(it, it + 2);
     }
     const fs::path log = job.tmp.path / "tester.log";
-    ASSERT_EQ(run(kTester, args, log), 0) << slurp(log) << server.logs();
+    ASSERT_EQ(run(kTester, args, log), 0) << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
     const json s = job.summary();
     EXPECT_EQ(s["card"]["columns"], 8);
@@ -237,7 +238,7 @@ TEST(TesterE2E, UsageAndSetupErrorsAreNamed) {
     reference::TempDir t("tester_e2e");
     const fs::path log = t.path / "log.txt";
     EXPECT_EQ(run(kTester, {}, log), 2);
-    EXPECT_NE(slurp(log).find("--map is required"), std::string::npos) << slurp(log);
+    EXPECT_NE(read_text(log).find("--map is required"), std::string::npos) << read_text(log);
     EXPECT_EQ(run(kTester, {"--help"}, log), 0);
 
     JobSetup job("tester_e2e", 30);
@@ -245,12 +246,12 @@ TEST(TesterE2E, UsageAndSetupErrorsAreNamed) {
     args[1] = (t.path / "no-such-map.xml").string();
     std::ofstream(log, std::ios::trunc).flush();
     EXPECT_EQ(run(kTester, args, log), 1);
-    EXPECT_NE(slurp(log).find("no-such-map.xml"), std::string::npos) << slurp(log);
+    EXPECT_NE(read_text(log).find("no-such-map.xml"), std::string::npos) << read_text(log);
 
     // Nobody listens: the simulator gives up after --give-up-s, naming the endpoint.
     args = job.tester_args("tcp://127.0.0.1:9", 4, {"--timeout-ms", "200", "--give-up-s", "1", "--quiet"});
     std::ofstream(log, std::ios::trunc).flush();
     EXPECT_EQ(run(kTester, args, log), 1);
-    EXPECT_NE(slurp(log).find("opening a session with tcp://127.0.0.1:9"), std::string::npos) << slurp(log);
-    EXPECT_NE(slurp(log).find("gave up"), std::string::npos) << slurp(log);
+    EXPECT_NE(read_text(log).find("opening a session with tcp://127.0.0.1:9"), std::string::npos) << read_text(log);
+    EXPECT_NE(read_text(log).find("gave up"), std::string::npos) << read_text(log);
 }

@@ -40,7 +40,7 @@ TEST(TesterSoak, FullWaferWithTheServerKilledTenTimes) {
         ASSERT_EQ(server.start(endpoint), endpoint) << server.failure();
     }
     EXPECT_GE(kills, 6) << "the wafer finished before most kills";
-    ASSERT_EQ(tester.wait(std::chrono::seconds(1200)), 0) << slurp(log) << server.logs();
+    ASSERT_EQ(tester.wait(std::chrono::seconds(1200)), 0) << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
 
     const json s = job.summary();

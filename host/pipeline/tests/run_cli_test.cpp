@@ -2,9 +2,7 @@
 // runs them, with a PEM CA and with the CA key inside a SoftHSM2 token; and `kill -9` of a run
 // at random moments, then the same command again, finishing the wafer with no identity lost,
 // none issued twice and the quota intact.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,20 +12,18 @@
 #include <fstream>
 #include <random>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "waferprov/host/job.hpp"
+#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/softhsm_fixture.hpp"
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/reference.hpp"
-
-extern char** environ;
 
 using namespace waferprov;
 using namespace waferprov::host;
@@ -39,42 +35,28 @@ namespace {
 
 const fs::path kBinary = WAFERPROV_BINARY;
 
+// `waferprov args...`.
+std::vector<std::string> command(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {kBinary.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+// Starts the command with stdout and stderr appended to `log`; -1 on failure.
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<char*> argv;
-    std::vector<std::string> all = {kBinary.string()};
-    all.insert(all.end(), args.begin(), args.end());
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
+    return ref::spawn_process(command(args), log);
 }
 
-// Runs the command to completion; returns its exit status (-1 if it died of a signal).
+// Runs the command to completion; its exit status, or ref::kProcessSignaled /
+// ref::kSpawnFailed.
 int run(const std::vector<std::string>& args, const fs::path& log) {
-    pid_t pid = spawn(args, log);
-    if (pid < 0) return -2;
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+    return ref::run_process(command(args), log, ref::kNoTimeout);
 }
 
 // Checks the export of a finished wafer: one record per selected die, every die's record
 // passes the die's own check with the plaintext KIK, nothing twice.
 void check_export(const fs::path& export_dir, const fs::path& kik_hex, size_t expected) {
-    Bytes kik = from_hex(slurp(kik_hex).substr(0, 64), "kik").value();
+    Bytes kik = from_hex(ref::read_text(kik_hex).substr(0, 64), "kik").value();
     std::ifstream in(export_dir / "records.jsonl");
     std::string line;
     std::set<std::string> uids, serials, locations;
@@ -118,39 +100,39 @@ size_t selected_dies(const fs::path& map) {
 TEST(RunCli, ReportFromTheLedgerAlone) {
     TempDir t{"report"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
     const std::vector<std::string> report = {"report", "--job", (t.path / "job/job.toml").string(), "--map",
                                              (t.path / "w.xml").string(), "--out", (t.path / "rep").string()};
     ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
-                   "--no-progress", "--out", (t.path / "run-reports").string()}, log), 0) << slurp(log);
-    ASSERT_EQ(run(report, log), 0) << slurp(log);
-    const std::string recon = slurp(t.path / "rep/SYNTH0001/01/reconciliation.txt");
+                   "--no-progress", "--out", (t.path / "run-reports").string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run(report, log), 0) << ref::read_text(log);
+    const std::string recon = ref::read_text(t.path / "rep/SYNTH0001/01/reconciliation.txt");
     EXPECT_EQ(recon.find("MISMATCH"), std::string::npos) << recon;
     EXPECT_TRUE(fs::exists(t.path / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
     // A second wafer nobody provisioned: reported as a gap.
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out", (t.path / "w2.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out", (t.path / "w2.xml").string()}, log), 0) << ref::read_text(log);
     auto gap = report;
     gap.back() = (t.path / "rep2").string();
     gap.push_back("--map");
     gap.push_back((t.path / "w2.xml").string());
     EXPECT_EQ(run(gap, log), 1);
-    EXPECT_NE(slurp(log).find("have no identity in the ledger"), std::string::npos);
-    EXPECT_NE(slurp(t.path / "rep2/SYNTH0001/02/reconciliation.txt").find("MISMATCH"), std::string::npos);
+    EXPECT_NE(ref::read_text(log).find("have no identity in the ledger"), std::string::npos);
+    EXPECT_NE(ref::read_text(t.path / "rep2/SYNTH0001/02/reconciliation.txt").find("MISMATCH"), std::string::npos);
 }
 
 TEST(RunCli, PemJobFromInitToVerifiedExport) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
     const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
                                           (t.path / "w.xml").string(), "--no-progress"};
-    ASSERT_EQ(run(cmd, log), 0) << slurp(log);
+    ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
     // Rerun: idempotent, nothing new.
-    ASSERT_EQ(run(cmd, log), 0) << slurp(log);
+    ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
     const fs::path ledger = t.path / "job/ledger.sqlite";
-    ASSERT_EQ(run({"ledger", "verify", "--ledger", ledger.string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"ledger", "verify", "--ledger", ledger.string()}, log), 0) << ref::read_text(log);
     const size_t expected = selected_dies(t.path / "w.xml");
     auto l = Ledger::open_existing(ledger);
     ASSERT_TRUE(l.ok());
@@ -158,9 +140,9 @@ TEST(RunCli, PemJobFromInitToVerifiedExport) {
     EXPECT_EQ((*l)->quota()->used, expected);
     l->reset();
     ASSERT_EQ(run({"ledger", "export", "--ledger", ledger.string(), "--job", (t.path / "job/job.toml").string(),
-                   "--out", (t.path / "export").string()}, log), 0) << slurp(log);
+                   "--out", (t.path / "export").string()}, log), 0) << ref::read_text(log);
     ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
-                   (t.path / "job/ca.pem").string()}, log), 0) << slurp(log);
+                   (t.path / "job/ca.pem").string()}, log), 0) << ref::read_text(log);
     check_export(t.path / "export", t.path / "job/kik.hex", expected);
     // The floor reports are there.
     bool svg = false, stdf = false;
@@ -180,23 +162,23 @@ TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--hsm", "--module",
                    (*token)->module().string(), "--token-label", (*token)->label(), "--key-label",
-                   "manufacturer-ca"}, log), 0) << slurp(log);
+                   "manufacturer-ca"}, log), 0) << ref::read_text(log);
     EXPECT_FALSE(fs::exists(t.path / "job/ca.key"));
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
     ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
-                   "--no-progress"}, log), 0) << slurp(log);
+                   "--no-progress"}, log), 0) << ref::read_text(log);
     ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << slurp(log);
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << ref::read_text(log);
     ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
-                   (t.path / "job/ca.pem").string()}, log), 0) << slurp(log);
+                   (t.path / "job/ca.pem").string()}, log), 0) << ref::read_text(log);
     check_export(t.path / "export", t.path / "job/kik.hex", selected_dies(t.path / "w.xml"));
 }
 
 TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0) << slurp(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
     const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
                                           (t.path / "w.xml").string(), "--no-progress", "--batch", "8"};
     const fs::path ledger_file = t.path / "job/ledger.sqlite";
@@ -243,7 +225,7 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     }
     std::printf("[   info   ] %d of 8 runs killed mid-wafer\n", killed);
     EXPECT_GT(killed, 0);
-    ASSERT_EQ(run(cmd, log), 0) << slurp(log);
+    ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
     const size_t expected = selected_dies(t.path / "w.xml");
     auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
     ASSERT_TRUE(l.ok());
@@ -254,18 +236,18 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     EXPECT_TRUE(v->ok());
     l->reset();
     ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << slurp(log);
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << ref::read_text(log);
     check_export(t.path / "export", t.path / "job/kik.hex", expected);
 }
 
 TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0) << slurp(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
     ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
-                   "--no-progress"}, log), 0) << slurp(log);
-    EXPECT_NE(slurp(log).find("get their identity at touchdown"), std::string::npos) << slurp(log);
+                   "--no-progress"}, log), 0) << ref::read_text(log);
+    EXPECT_NE(ref::read_text(log).find("get their identity at touchdown"), std::string::npos) << ref::read_text(log);
     auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
     ASSERT_TRUE(l.ok());
     EXPECT_EQ((*l)->counts()->total(), 0u);
@@ -274,10 +256,10 @@ TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
 TEST(RunCli, BadMapProvisionsNothing) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << slurp(log);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << ref::read_text(log);
     std::ofstream(t.path / "bad.xml") << "<MapData><Layouts>\n<Layout LayoutId=\"x\">\n</MapData>\n";
     EXPECT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "bad.xml").string(),
                    "--no-progress"}, log), 1);
-    EXPECT_NE(slurp(log).find("line"), std::string::npos) << slurp(log);
+    EXPECT_NE(ref::read_text(log).find("line"), std::string::npos) << ref::read_text(log);
     EXPECT_FALSE(fs::exists(t.path / "job/ledger.sqlite"));
 }

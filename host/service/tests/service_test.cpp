@@ -3,20 +3,14 @@
 // docs/tester-protocol.md, every bad input the issue lists, two jobs kept apart, and a
 // randomized stream of hostile frames that must neither crash the service nor touch the ledger.
 // Payloads are checked as a die would, with the OpenSSL reference model (drivers/reference).
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -31,9 +25,8 @@
 #include "waferprov/host/wafer_synth.hpp"
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/reference.hpp"
+#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
-
-extern char** environ;
 
 using namespace waferprov;
 using namespace waferprov::host;
@@ -47,32 +40,6 @@ namespace {
 
 const fs::path kBinary = WAFERPROV_BINARY;
 
-int run_cli(const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<std::string> all = {kBinary.string()};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid = -1;
-    const int rc = posix_spawn(&pid, kBinary.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return -1;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // A development job made by `waferprov job init`, with testers.
 struct TestJob {
     fs::path dir;
@@ -81,16 +48,16 @@ struct TestJob {
     TestJob(const fs::path& parent, const std::string& id, std::vector<std::string> testers,
             const std::vector<std::string>& extra = {}) {
         dir = parent / id;
-        std::vector<std::string> args = {"job", "init", "--out", dir.string(), "--id", id};
+        std::vector<std::string> args = {kBinary.string(), "job", "init", "--out", dir.string(), "--id", id};
         for (const auto& t : testers) {
             args.push_back("--tester");
             args.push_back(t);
         }
         args.insert(args.end(), extra.begin(), extra.end());
-        const int rc = run_cli(args, parent / (id + ".log"));
-        if (rc != 0) throw std::runtime_error("job init failed: " + slurp(parent / (id + ".log")));
+        const int rc = ref::run_process(args, parent / (id + ".log"), ref::kNoTimeout);
+        if (rc != 0) throw std::runtime_error("job init failed: " + ref::read_text(parent / (id + ".log")));
         job = load_job(dir / "job.toml").value();
-        kik = from_hex(slurp(dir / "kik.hex").substr(0, 64), "kik").value();
+        kik = from_hex(ref::read_text(dir / "kik.hex").substr(0, 64), "kik").value();
     }
     pr::CurveKeyPair keys(const std::string& tester) const {
         return pr::read_curve_key_file(dir / ("tester-" + tester + ".key"), true).value();
@@ -512,6 +479,23 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
     cs.send(pr::Frame{1, 0, pr::Hello{"ATE-A", "JA", "", ""}});
     EXPECT_FALSE(cs.recv_raw(1000));
     EXPECT_TRUE(srv.logged("is not admitted by any served job"));
+}
+
+// A tester that keeps saying HELLO pushes out only its own oldest sessions, never another's.
+TEST_F(ServiceTest, AFloodOfHellosDropsOnlyTheSendersOwnSessions) {
+    TestJob j(tmp.path, "J1", {"ATE-1", "ATE-2"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    auto k1 = j.keys("ATE-1");
+    auto k2 = j.keys("ATE-2");
+    Client c1(ctx, srv.endpoint, j.server_keys().public_z85, &k1);
+    Client c2(ctx, srv.endpoint, j.server_keys().public_z85, &k2);
+    const uint64_t victim = std::get<uint64_t>(c2.hello("ATE-2", "J1"));
+    const uint64_t first = std::get<uint64_t>(c1.hello("ATE-1", "J1"));
+    for (int i = 0; i < 40; ++i) std::get<uint64_t>(c1.hello("ATE-1", "J1"));
+    auto gone = c1.call(pr::Frame{c1.next_id(), 0, touchdown(first, "L", 1, {{0, 0}})});
+    EXPECT_EQ(std::get<pr::ErrorReply>(gone.message).code, StatusCode::kNoSession);
+    auto kept = c2.call(pr::Frame{c2.next_id(), 0, touchdown(victim, "L", 1, {{1, 0}})});
+    EXPECT_EQ(std::get<pr::TouchdownResult>(kept.message).sites[0].status, StatusCode::kOk);
 }
 
 // Every malformed frame is answered with the right ERROR, and the service carries on.
