@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kServerVersion = "0.4.0";
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr const char* kZapDomain = "waferprov";
+constexpr size_t kSessionsPerKey = 16;  // sessions one CURVE key may hold at once
 
 std::string utc_now() {
     const auto now = std::chrono::system_clock::now();
@@ -301,7 +302,13 @@ struct Service::Impl {
                          "tester '" + h.tester_id + "' is not listed for job '" + h.job_id + "'", who);
             return;
         }
-        if (sessions.size() >= opt.max_sessions) evict_oldest_session();
+        // A key may hold a few sessions (a tester restarting its program); one that keeps saying
+        // HELLO only pushes out its own oldest, never another tester's.
+        if (!opt.insecure && count_sessions(key) >= kSessionsPerKey) {
+            evict_oldest_session(&key);
+        } else if (sessions.size() >= opt.max_sessions) {
+            evict_oldest_session(nullptr);
+        }
         Session s;
         do {
             if (RAND_bytes(reinterpret_cast<unsigned char*>(&s.id), sizeof s.id) != 1) {
@@ -330,10 +337,19 @@ struct Service::Impl {
         send_message(routing_id, f.request_id, minor, ok);
     }
 
-    void evict_oldest_session() {
+    size_t count_sessions(const std::string& key) const {
+        size_t n = 0;
+        for (const auto& [id, s] : sessions) n += s.key == key;
+        return n;
+    }
+
+    // Drops the least recently used session (of `key` only, when given).
+    void evict_oldest_session(const std::string* key) {
         auto oldest = sessions.end();
-        for (auto it = sessions.begin(); it != sessions.end(); ++it)
+        for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+            if (key != nullptr && it->second.key != *key) continue;
             if (oldest == sessions.end() || it->second.last_used < oldest->second.last_used) oldest = it;
+        }
         if (oldest != sessions.end()) {
             log("session of tester " + oldest->second.tester + " dropped (the oldest idle of " +
                 std::to_string(sessions.size()) + ")");
