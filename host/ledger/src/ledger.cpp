@@ -345,10 +345,20 @@ Status Ledger::defer_checkpoints() {
     if (rc != SQLITE_OK) return sql::sql_error(raw, "ledger: opening a checkpoint connection", rc);
     sqlite3_busy_timeout(raw, impl_->config.busy_timeout_ms);
     WP_RETURN_IF_ERROR(sql::exec(raw, "PRAGMA synchronous = FULL"));
-    WP_RETURN_IF_ERROR(sql::exec(impl_->db.get(), "PRAGMA wal_autocheckpoint = 0"));
+    // The commit hook SQLite's automatic checkpoint uses is replaced by one that only counts:
+    // no commit checkpoints from now on.
+    sqlite3_wal_hook(
+        impl_->db.get(),
+        [](void* arg, sqlite3*, const char*, int pages) {
+            static_cast<Impl*>(arg)->wal_pages.store(pages, std::memory_order_relaxed);
+            return SQLITE_OK;
+        },
+        impl_.get());
     impl_->checkpoint_db = std::move(db);
     return ok_status();
 }
+
+int Ledger::wal_pages() const { return impl_->wal_pages.load(std::memory_order_relaxed); }
 
 Status Ledger::checkpoint() {
     std::lock_guard ck(impl_->checkpoint_mu);

@@ -1,6 +1,7 @@
 // Ledger::Impl, shared by ledger.cpp (open, record, transitions, verify) and export.cpp.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <optional>
 
@@ -59,6 +60,7 @@ struct Ledger::Impl {
     // writers' path (its own mutex, so a checkpoint never holds up a transaction on `db`).
     std::mutex checkpoint_mu;
     sql::DbPtr checkpoint_db;
+    std::atomic<int> wal_pages{0};  // pages in the write-ahead log after the last commit
 
     Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
 

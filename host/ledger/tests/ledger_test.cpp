@@ -278,6 +278,7 @@ TEST(Ledger, DeliverChecksTheLocationAndFlagsRedeliveries) {
 TEST(Ledger, DeferredCheckpointsRunOnlyWhenAsked) {
     TempDir dir;
     auto l = open_ok(dir / "l.db");
+    EXPECT_EQ(l->wal_pages(), 0);
     ASSERT_TRUE(l->defer_checkpoints().ok());
     const fs::path wal = dir / "l.db-wal";
     auto wal_size = [&] { return fs::exists(wal) ? fs::file_size(wal) : 0; };
@@ -288,10 +289,12 @@ TEST(Ledger, DeferredCheckpointsRunOnlyWhenAsked) {
         n += 200;
         ASSERT_LT(n, 100000u) << "the log never grew: automatic checkpoints still on?";
     }
+    EXPECT_GE(static_cast<uint64_t>(l->wal_pages()) * 4096, 6u << 20);  // the commit hook counts
     ASSERT_TRUE(l->checkpoint().ok());
     const auto after = wal_size();
     record_ok(*l, fakes(n, 200));  // written at the log's start again
     EXPECT_EQ(wal_size(), after);
+    EXPECT_LT(l->wal_pages(), 1000);
     EXPECT_TRUE(l->verify()->ok());
     const auto head = l->head().value();
     l.reset();

@@ -49,6 +49,7 @@ public:
     // Copies the ledger's write-ahead log into its database (see Ledger::defer_checkpoints):
     // the service calls this from a thread of its own so that no touchdown pays for it.
     Status checkpoint() { return ledger_->checkpoint(); }
+    int wal_pages() const { return ledger_->wal_pages(); }
 
 private:
     JobLink() = default;

@@ -139,6 +139,7 @@ struct Service::Impl {
     std::deque<Done> done;
     bool workers_stop = false;
     size_t in_flight = 0;  // queued or being worked on (I/O thread only)
+    size_t busy_workers = 0;  // under mu
     uint64_t last_work_id = 0;  // I/O thread only
     std::vector<std::thread> workers;
     std::thread checkpointer;
@@ -445,17 +446,37 @@ struct Service::Impl {
     }
 
     // ---- workers --------------------------------------------------------------------------
-    // Every 100 ms, each job's write-ahead log is copied into its database here, so that no
-    // touchdown's commit pays for a checkpoint (Ledger::defer_checkpoints).
+    // Copies each job's write-ahead log into its database (Ledger::defer_checkpoints) when the
+    // link has been idle for kCheckpointIdle - on a floor, during the prober's index time - or,
+    // under load without a pause, once the log passes kCheckpointPages. A checkpoint writes
+    // and fsyncs the database file, which slows the touchdowns committing meanwhile; so it
+    // waits for a gap rather than running on a clock.
+    static constexpr auto kCheckpointIdle = std::chrono::milliseconds(20);
+    static constexpr int kCheckpointPages = 16384;  // 64 MiB of log
+    std::atomic<int64_t> last_activity_ns{0};
+
+    void touch() {
+        last_activity_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+
     void checkpoint_loop() {
+        std::vector<int> checkpointed_at(jobs.size(), 0);  // wal_pages() at the last checkpoint
         std::unique_lock lock(mu);
         while (!workers_stop) {
-            checkpoint_cv.wait_for(lock, std::chrono::milliseconds(100));
+            checkpoint_cv.wait_for(lock, std::chrono::milliseconds(10));
             if (workers_stop) break;
+            const bool idle = queue.empty() && busy_workers == 0 &&
+                              Clock::now().time_since_epoch().count() -
+                                      last_activity_ns.load(std::memory_order_relaxed) >=
+                                  std::chrono::duration_cast<std::chrono::nanoseconds>(kCheckpointIdle).count();
             lock.unlock();
-            for (auto& j : jobs)
-                if (auto st = j->checkpoint(); !st.ok())
-                    log("job " + j->job().id + ": ledger checkpoint failed: " + st.error().describe());
+            for (size_t i = 0; i < jobs.size(); ++i) {
+                const int pages = jobs[i]->wal_pages();
+                if (pages == checkpointed_at[i] || (!idle && pages < kCheckpointPages)) continue;
+                if (auto st = jobs[i]->checkpoint(); !st.ok())
+                    log("job " + jobs[i]->job().id + ": ledger checkpoint failed: " + st.error().describe());
+                checkpointed_at[i] = pages;
+            }
             lock.lock();
         }
     }
@@ -469,15 +490,18 @@ struct Service::Impl {
                 if (queue.empty()) return;
                 w = std::move(queue.front());
                 queue.pop_front();
+                ++busy_workers;
             }
             Done d;
             d.work_id = w.id;
             d.routing_id = std::move(w.routing_id);
             d.session_id = w.session_id;
             d.answer = work(w);
+            touch();
             {
                 std::lock_guard lock(mu);
                 done.push_back(std::move(d));
+                --busy_workers;
             }
             const uint64_t one = 1;
             [[maybe_unused]] auto n = ::write(done_fd, &one, sizeof one);
@@ -640,6 +664,7 @@ struct Service::Impl {
                              key.empty() ? "peer" : "key " + key);
                 continue;
             }
+            touch();
             handle_frame(id.bytes(), payload.bytes(), key);
         }
     }

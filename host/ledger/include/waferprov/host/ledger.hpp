@@ -207,13 +207,18 @@ public:
     // Latency: by default SQLite copies the write-ahead log into the database (a checkpoint,
     // with its own fsync) inside whichever commit crosses 1000 pages, so one request in about
     // thirty pays for it. After defer_checkpoints() commits never checkpoint; the owner calls
-    // checkpoint() from a thread of its own (the tester link does, every 100 ms). Checkpoints
-    // then run on a second connection and never hold up a transaction. Durability is the
-    // same: every commit still fsyncs the log.
+    // checkpoint() from a thread of its own when it suits it (the tester link: when the link
+    // is idle, or when wal_pages() passes a cap). Checkpoints then run on a second connection
+    // and never hold up a transaction. Durability is the same: every commit still fsyncs the
+    // log.
     Status defer_checkpoints();
     // A PASSIVE checkpoint on the second connection (no-op before defer_checkpoints()). Copies
     // what no reader still needs; never waits for a writer. Thread-safe.
     Status checkpoint();
+    // Pages in the write-ahead log after the last commit (0 before defer_checkpoints()); the
+    // log restarts from its beginning at the first commit after a complete checkpoint.
+    // Thread-safe.
+    int wal_pages() const;
 
     // Recomputes the hash chain and replays it against the records, the quota counter, the job
     // binding and the stored head. An Error only for storage failures; findings go in problems.
