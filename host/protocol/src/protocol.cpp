@@ -798,4 +798,12 @@ Error DecodeError::to_error() const {
                       std::string(to_string(code)) + ": " + text);
 }
 
+std::string clip_text(std::string s, size_t max) {
+    if (s.size() <= max) return s;
+    size_t cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;  // continuation
+    s.resize(cut);
+    return s;
+}
+
 }  // namespace waferprov::host::protocol

@@ -413,5 +413,16 @@ TEST(ProtocolErrors, EveryStatusCodeHasAName) {
     EXPECT_STREQ(to_string(Kind::kTouchdownResult), "TOUCHDOWN_RESULT");
 }
 
+TEST(ProtocolText, ClipKeepsCharactersWhole) {
+    EXPECT_EQ(clip_text("abc", 5), "abc");
+    EXPECT_EQ(clip_text("abcdef", 3), "abc");
+    const std::string e = "a\xc3\xa9\xe2\x82\xac";  // a, e-acute (2 bytes), euro sign (3 bytes)
+    EXPECT_EQ(clip_text(e, 2), "a");
+    EXPECT_EQ(clip_text(e, 3), "a\xc3\xa9");
+    EXPECT_EQ(clip_text(e, 5), "a\xc3\xa9");
+    EXPECT_EQ(clip_text(e, 6), e);
+    EXPECT_TRUE(valid_text(clip_text(std::string(300, 'x') + e, 255)));
+}
+
 }  // namespace
 }  // namespace waferprov::host::protocol

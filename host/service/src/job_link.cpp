@@ -39,8 +39,7 @@ protocol::SiteIdentity identity_of(const LedgerRecord& r, const protocol::ChainI
 
 void refuse(protocol::SiteResponse& s, StatusCode code, std::string text, Counters& c) {
     s.status = code;
-    s.text = std::move(text);
-    if (s.text.size() > protocol::kMaxStringSize) s.text.resize(protocol::kMaxStringSize);
+    s.text = protocol::clip_text(std::move(text));
     s.identity.reset();
     c.refused_sites.fetch_add(1, std::memory_order_relaxed);
 }
@@ -270,8 +269,7 @@ Result<protocol::ResultsAck> JobLink::results(const protocol::Results& r, const 
         if (a.status == StatusCode::kOk) {
             c.results.fetch_add(1, std::memory_order_relaxed);
         } else {
-            a.text = done[k].message;
-            if (a.text.size() > protocol::kMaxStringSize) a.text.resize(protocol::kMaxStringSize);
+            a.text = protocol::clip_text(done[k].message);
         }
     }
     return ack;

@@ -204,7 +204,7 @@ struct Service::Impl {
     void refuse_frame(ByteSpan routing_id, uint32_t request_id, StatusCode code, std::string text,
                       const std::string& who) {
         refused_frames.fetch_add(1, std::memory_order_relaxed);
-        if (text.size() > pr::kMaxStringSize) text.resize(pr::kMaxStringSize);
+        text = pr::clip_text(std::move(text));
         log("refused " + who + ": " + pr::to_string(code) + ": " + loggable(text));
         send_message(routing_id, request_id, pr::kVersionMinor, pr::ErrorReply{code, std::move(text)});
     }
@@ -537,7 +537,7 @@ struct Service::Impl {
                 } else {
                     log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester +
                         " failed: " + r.error().describe());
-                    answer = pr::ErrorReply{StatusCode::kInternal, r.error().message.substr(0, 255)};
+                    answer = pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
                 }
             } else if (auto* rs = std::get_if<pr::Results>(&w.frame.message)) {
                 auto r = w.job->results(*rs, w.tester, counters);
@@ -550,7 +550,7 @@ struct Service::Impl {
                 } else {
                     log("results " + std::to_string(rs->sequence) + " of tester " + w.tester +
                         " failed: " + r.error().describe());
-                    answer = pr::ErrorReply{StatusCode::kInternal, r.error().message.substr(0, 255)};
+                    answer = pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
                 }
             }
             auto bytes = pr::encode(pr::Frame{w.frame.request_id, w.minor, std::move(answer)});

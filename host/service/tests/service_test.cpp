@@ -452,6 +452,10 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
     EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-A", "JB")), StatusCode::kNotAdmitted);
     EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-B", "JA")), StatusCode::kNotAdmitted);
     EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-A", "NOPE")), StatusCode::kUnknownJob);
+    // The refusal quotes the job id; a long UTF-8 one must still give a well-formed answer.
+    std::string long_job;
+    for (int i = 0; i < 120; ++i) long_job += "\xc3\xa9";
+    EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-A", long_job)), StatusCode::kUnknownJob);
     EXPECT_EQ(std::get<StatusCode>(ca.hello("ATE-\x01", "JA")), StatusCode::kBadField);
     const uint64_t sa = std::get<uint64_t>(ca.hello("ATE-A", "JA"));
     // B's key cannot use A's session, even knowing its id.

@@ -280,4 +280,8 @@ std::optional<Header> peek_header(ByteSpan frame) noexcept;
 // Well-formed UTF-8 (no overlong forms, no surrogates, <= U+10FFFF) and no NUL byte.
 bool valid_text(std::string_view s) noexcept;
 
+// `s` cut to at most `max` bytes at a character boundary, so that valid text stays valid (for
+// building an answer's text from a request's strings).
+std::string clip_text(std::string s, size_t max = kMaxStringSize);
+
 }  // namespace waferprov::host::protocol
