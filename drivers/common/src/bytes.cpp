@@ -87,4 +87,10 @@ uint64_t load_be64(const uint8_t* p) noexcept {
     return v;
 }
 
+bool printable_ascii(std::string_view s) noexcept {
+    for (char c : s)
+        if (c < 0x20 || c > 0x7e) return false;
+    return true;
+}
+
 }  // namespace waferprov

@@ -10,6 +10,7 @@
 
 #include <openssl/rand.h>
 
+#include "waferprov/files.hpp"
 #include "waferprov/ossl.hpp"
 
 namespace waferprov::software {
@@ -63,23 +64,9 @@ Result<DeviceKey> load_device_key(const std::filesystem::path& path) {
 Status write_new_device_key(const std::filesystem::path& path) {
     DeviceKey key;
     if (RAND_priv_bytes(key.data(), 32) != 1) return ossl::ossl_error("generating device key");
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return io_error(path, "cannot create");
     std::string hex = to_hex(key.span()) + "\n";
-    const char* p = hex.data();
-    size_t left = hex.size();
-    Status st;
-    while (left > 0) {
-        ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) { st = io_error(path, "cannot write"); break; }
-        p += w;
-        left -= static_cast<size_t>(w);
-    }
-    if (st.ok() && ::fsync(fd) != 0) st = io_error(path, "cannot fsync");
-    ::close(fd);
+    Status st = write_new_file(path, hex, 0600);
     secure_wipe(hex.data(), hex.size());
-    if (!st.ok()) ::unlink(path.c_str());
     return st;
 }
 

@@ -15,6 +15,7 @@
 
 #include "waferprov/bytes.hpp"
 #include "waferprov/host/signer.hpp"
+#include "waferprov/files.hpp"  // write_new_file
 #include "waferprov/ossl.hpp"
 #include "waferprov/result.hpp"
 
@@ -75,9 +76,6 @@ Result<Bytes> random_serial();
 // ASN1_TIME for a point in time (UTCTime before 2050, GeneralizedTime after: RFC 5280).
 Result<Asn1TimePtr> asn1_time(std::chrono::system_clock::time_point t);
 
-// Writes `data` to a new file with the given mode; fails (kInvalidArgument, "refusing to
-// overwrite") if it exists.
-Status write_new_file(const std::filesystem::path& path, std::string_view data, unsigned mode);
 // Fails if any of the paths exists (checked before a command writes anything).
 Status refuse_existing(std::initializer_list<std::filesystem::path> paths);
 

@@ -1,6 +1,3 @@
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -268,34 +265,6 @@ Result<Asn1TimePtr> asn1_time(std::chrono::system_clock::time_point t) {
     return out;
 }
 
-Status write_new_file(const std::filesystem::path& path, std::string_view data, unsigned mode) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return make_error(ErrorCode::kInvalidArgument, "refusing to overwrite existing " + path.string());
-        return make_error(ErrorCode::kIo, "cannot create " + path.string() + ": " + std::strerror(errno));
-    }
-    // The umask may have taken bits away; set exactly what was asked for.
-    Status st = ok_status();
-    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0)
-        st = make_error(ErrorCode::kIo, "chmod " + path.string() + ": " + std::strerror(errno));
-    size_t off = 0;
-    while (st.ok() && off < data.size()) {
-        const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            st = make_error(ErrorCode::kIo, "writing " + path.string() + ": " + std::strerror(errno));
-            break;
-        }
-        off += static_cast<size_t>(n);
-    }
-    if (st.ok() && ::fsync(fd) != 0)
-        st = make_error(ErrorCode::kIo, "fsync " + path.string() + ": " + std::strerror(errno));
-    if (::close(fd) != 0 && st.ok())
-        st = make_error(ErrorCode::kIo, "closing " + path.string() + ": " + std::strerror(errno));
-    return st;
-}
-
 Status refuse_existing(std::initializer_list<std::filesystem::path> paths) {
     for (const auto& p : paths) {
         std::error_code ec;
@@ -307,3 +276,12 @@ Status refuse_existing(std::initializer_list<std::filesystem::path> paths) {
 }
 
 }  // namespace waferprov::host::ca_detail
+
+namespace waferprov::host {
+
+Result<Bytes> read_certificate_der(const std::filesystem::path& pem_file) {
+    WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert, ca_detail::read_pem_certificate(pem_file));
+    return ca_detail::certificate_to_der(cert.get());
+}
+
+}  // namespace waferprov::host

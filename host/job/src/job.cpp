@@ -1,6 +1,5 @@
 #include "waferprov/host/job.hpp"
 
-#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -182,8 +181,7 @@ Result<Job> load_job(const fs::path& file) {
                 if (id == "public_keys")
                     r.fail("testers.public_keys", "the key list became a table: write one line "
                                                   "per tester, <tester id> = \"<Z85 public key>\"");
-                if (id.empty() || id.size() > 255 ||
-                    !std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7e; }))
+                if (id.empty() || id.size() > 255 || !printable_ascii(id))
                     r.fail(key, "a tester id is 1..255 printable ASCII characters");
                 if (!v.is_string()) r.fail(key, "must be the tester's CurveZMQ public key (Z85 string)");
                 const std::string pub = v.as_string()->get();

@@ -15,10 +15,7 @@ using nlohmann::json;
 
 bool valid_text(std::string_view s, bool allow_empty) {
     if (s.empty()) return allow_empty;
-    if (s.size() > kMaxText) return false;
-    for (char c : s)
-        if (c < 0x20 || c > 0x7e) return false;
-    return true;
+    return s.size() <= kMaxText && printable_ascii(s);
 }
 
 Hash sha256(ByteSpan data) {

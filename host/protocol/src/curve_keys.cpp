@@ -1,6 +1,5 @@
 #include "waferprov/host/curve_keys.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -13,6 +12,7 @@
 #include <sstream>
 
 #include "waferprov/bytes.hpp"
+#include "waferprov/files.hpp"
 
 namespace waferprov::host::protocol {
 namespace {
@@ -35,30 +35,6 @@ std::optional<std::string> find_value(const std::string& text, std::string_view 
         return line.substr(i + 1, end - i - 1);
     }
     return std::nullopt;
-}
-
-Status write_file_exclusive(const fs::path& p, const std::string& text, mode_t mode) {
-    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
-        return make_error(ErrorCode::kIo, p.string() + ": cannot create (" +
-                                              (errno == EEXIST ? std::string("it exists already")
-                                                               : std::string(std::strerror(errno))) +
-                                              ")");
-    size_t done = 0;
-    while (done < text.size()) {
-        const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n <= 0) {
-            ::close(fd);
-            ::unlink(p.c_str());
-            return make_error(ErrorCode::kIo, p.string() + ": write failed");
-        }
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        ::unlink(p.c_str());
-        return make_error(ErrorCode::kIo, p.string() + ": write failed");
-    }
-    return ok_status();
 }
 
 std::string key_file_text(const CurveKeyPair& keys, const std::string& name, bool secret) {
@@ -148,15 +124,13 @@ Status write_curve_key_files(const CurveKeyPair& keys, const std::string& name,
                              const fs::path& secret_file, const fs::path& public_file) {
     if (!valid_curve_key(keys.public_z85) || !valid_curve_key(keys.secret_z85))
         return make_error(ErrorCode::kInvalidArgument, "not a CURVE key pair");
-    for (char c : name)
-        if (c < 0x20 || c > 0x7e || c == '"')
-            return make_error(ErrorCode::kInvalidArgument,
-                              "key name must be printable ASCII without '\"'");
+    if (!printable_ascii(name) || name.find('"') != std::string::npos)
+        return make_error(ErrorCode::kInvalidArgument, "key name must be printable ASCII without '\"'");
     std::string secret_text = key_file_text(keys, name, true);
-    Status st = write_file_exclusive(secret_file, secret_text, 0600);
+    Status st = write_new_file(secret_file, secret_text, 0600);
     secure_wipe(secret_text.data(), secret_text.size());
     WP_RETURN_IF_ERROR(st);
-    st = write_file_exclusive(public_file, key_file_text(keys, name, false), 0644);
+    st = write_new_file(public_file, key_file_text(keys, name, false), 0644);
     if (!st.ok()) ::unlink(secret_file.c_str());
     return st;
 }

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "report_internal.hpp"
+#include "waferprov/files.hpp"
 #include "waferprov/host/report.hpp"
 
 extern char** environ;
@@ -60,25 +61,7 @@ Status write_file_atomic(const fs::path& path, std::string_view data) {
                                                   ec.message());
     }
     const fs::path tmp = temp_name(path);
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return io_error("creating", tmp, errno);
-    size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            return io_error("writing", tmp, err);
-        }
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        int err = errno;
-        ::unlink(tmp.c_str());
-        return io_error("flushing", tmp, err);
-    }
+    WP_RETURN_IF_ERROR(write_new_file(tmp, data, 0644));
     return sync_and_rename(tmp, path);
 }
 

@@ -93,6 +93,10 @@ Result<std::array<uint8_t, N>> from_hex_fixed(std::string_view hex, std::string_
 // Constant-time equality of two equal-length buffers (false if lengths differ).
 bool ct_equal(ByteSpan a, ByteSpan b) noexcept;
 
+// Only printable ASCII, 0x20..0x7e (true for ""): what the ledger, the reports and the job file
+// accept in ids, lots and bins.
+bool printable_ascii(std::string_view s) noexcept;
+
 void store_be32(uint8_t* p, uint32_t v) noexcept;
 void store_be64(uint8_t* p, uint64_t v) noexcept;
 uint64_t load_be64(const uint8_t* p) noexcept;
