@@ -1,38 +1,23 @@
 #include "job_link.hpp"
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <thread>
 
+#include "waferprov/host/ca_signers.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/wafermap.hpp"
-#include "waferprov/ossl.hpp"
 
 namespace waferprov::host::link {
 namespace {
 
 using protocol::StatusCode;
 
-Result<Bytes> read_pem_certificate_der(const std::filesystem::path& file) {
-    ossl::Ptr<BIO, BIO_free_all> bio(BIO_new_file(file.c_str(), "r"));
-    if (!bio) return make_error(ErrorCode::kIo, "cannot read " + file.string());
-    ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!cert) return make_error(ErrorCode::kInvalidArgument, file.string() + ": no PEM certificate");
-    const int n = i2d_X509(cert.get(), nullptr);
-    if (n <= 0) return make_error(ErrorCode::kCrypto, file.string() + ": cannot encode certificate");
-    Bytes der(static_cast<size_t>(n));
-    uint8_t* p = der.data();
-    i2d_X509(cert.get(), &p);
-    return der;
-}
-
-protocol::SiteIdentity identity_of(const LedgerRecord& r, const protocol::ChainId& chain_id) {
+protocol::SiteIdentity identity_of(LedgerRecord&& r, const protocol::ChainId& chain_id) {
     protocol::SiteIdentity id;
     id.uid = r.uid;
     id.key.wrapped = r.wrapped;
-    id.certificate_der = r.certificate_der;
+    id.certificate_der = std::move(r.certificate_der);
     id.chain_id = chain_id;
     return id;
 }
@@ -44,26 +29,20 @@ void refuse(protocol::SiteResponse& s, StatusCode code, std::string text, Counte
     c.refused_sites.fetch_add(1, std::memory_order_relaxed);
 }
 
-// Fills site `s` from a deliver() outcome.
-void apply_delivery(protocol::SiteResponse& s, const TransitionResult& tr,
+// Fills site `s` from a deliver() outcome (the record's certificate moves into the answer).
+void apply_delivery(protocol::SiteResponse& s, TransitionResult&& tr,
                     const protocol::ChainId& chain_id, Counters& c) {
     if (tr.status == TransitionStatus::kOk && tr.record) {
         s.status = tr.again ? StatusCode::kReissued : StatusCode::kOk;
         s.text.clear();
-        s.identity = identity_of(*tr.record, chain_id);
+        s.identity = identity_of(std::move(*tr.record), chain_id);
         (tr.again ? c.reissued : c.delivered).fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    refuse(s, status_for(tr.status), tr.message, c);
+    refuse(s, status_for(tr.status), std::move(tr.message), c);
 }
 
 }  // namespace
-
-bool printable_ascii(std::string_view s) noexcept {
-    for (char ch : s)
-        if (ch < 0x20 || ch > 0x7e) return false;
-    return true;
-}
 
 StatusCode status_for(TransitionStatus s) noexcept {
     switch (s) {
@@ -100,7 +79,7 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
 
     // chain_id = SHA-256(DER(manufacturer CA) || DER(root)): the chain a die stores its
     // certificate against, named in every answer.
-    WP_ASSIGN_OR_RETURN(Bytes root_der, read_pem_certificate_der(job.ca.root));
+    WP_ASSIGN_OR_RETURN(Bytes root_der, read_certificate_der(job.ca.root));
     Bytes chain = l->signer_->certificate_der();
     chain.insert(chain.end(), root_der.begin(), root_der.end());
     unsigned int len = 0;
@@ -190,7 +169,7 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
             generate_index.push_back(index[k]);
             continue;
         }
-        apply_delivery(out.sites[index[k]], delivered[k], chain_id_, c);
+        apply_delivery(out.sites[index[k]], std::move(delivered[k]), chain_id_, c);
     }
     if (generate.empty()) return out;
 
@@ -237,7 +216,7 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
     if (second.empty()) return out;
     WP_ASSIGN_OR_RETURN(auto delivered2, ledger_->deliver(second, tester));
     for (size_t k = 0; k < delivered2.size(); ++k)
-        apply_delivery(out.sites[second_index[k]], delivered2[k], chain_id_, c);
+        apply_delivery(out.sites[second_index[k]], std::move(delivered2[k]), chain_id_, c);
     return out;
 }
 

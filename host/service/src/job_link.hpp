@@ -71,7 +71,4 @@ private:
 // Protocol status for a ledger transition refusal (docs/tester-protocol.md, the mapping table).
 protocol::StatusCode status_for(TransitionStatus s) noexcept;
 
-// Printable ASCII (what the ledger stores for tester ids, lots and bins).
-bool printable_ascii(std::string_view s) noexcept;
-
 }  // namespace waferprov::host::link

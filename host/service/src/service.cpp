@@ -7,10 +7,10 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <ctime>
 #include <deque>
 #include <iostream>
 #include <list>
@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "job_link.hpp"
+#include "waferprov/host/ledger.hpp"  // iso8601_utc
 
 namespace waferprov::host {
 
@@ -35,19 +36,7 @@ constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr const char* kZapDomain = "waferprov";
 constexpr size_t kSessionsPerKey = 16;  // sessions one CURVE key may hold at once
 
-std::string utc_now() {
-    const auto now = std::chrono::system_clock::now();
-    const auto t = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-    return buf;
-}
-
-// "1.2.3.4" style text of a possibly hostile string, for logs: printable ASCII kept, the rest
+// A possibly hostile string made safe for a log line: printable ASCII kept, the rest
 // escaped, at most 64 characters.
 std::string loggable(std::string_view s) {
     std::string out;
@@ -166,7 +155,9 @@ struct Service::Impl {
         if (opt.log) {
             opt.log(line);
         } else {
-            std::cerr << utc_now() << " " << line << "\n";
+            const auto now = std::chrono::system_clock::now().time_since_epoch();
+            std::cerr << iso8601_utc(std::chrono::duration_cast<std::chrono::microseconds>(now).count())
+                      << " " << line << "\n";
         }
     }
 
@@ -279,7 +270,7 @@ struct Service::Impl {
             refuse_frame(routing_id, f.request_id, StatusCode::kShuttingDown, "the service is stopping", who);
             return;
         }
-        if (!link::printable_ascii(h.tester_id)) {
+        if (!printable_ascii(h.tester_id)) {
             refuse_frame(routing_id, f.request_id, StatusCode::kBadField, "tester_id must be printable ASCII", who);
             return;
         }
@@ -424,7 +415,7 @@ struct Service::Impl {
         }
         if (kind == pr::Kind::kTouchdown) {
             const auto& td = std::get<pr::Touchdown>(f.message);
-            if (!link::printable_ascii(td.lot)) {
+            if (!printable_ascii(td.lot)) {
                 refuse_frame(routing_id, f.request_id, StatusCode::kBadField, "lot must be printable ASCII", who);
                 return;
             }
@@ -576,23 +567,21 @@ struct Service::Impl {
         for (auto& d : ready) {
             --in_flight;
             if (d.answer.empty()) continue;
-            auto it = sessions.find(d.session_id);
-            if (it != sessions.end()) {
-                auto& answers = it->second.answers;
-                for (auto c = answers.begin(); c != answers.end(); ++c) {
-                    if (c->work_id != d.work_id) continue;
-                    for (const auto& [rid, req] : c->waiters) send_as(rid, d.answer, req);
-                    c->waiters.clear();
-                    // A failure (ERROR INTERNAL) is not kept: a retry should try again.
-                    auto h = pr::peek_header(d.answer);
-                    if (h && h->kind == static_cast<uint8_t>(pr::Kind::kError))
-                        answers.erase(c);
-                    else
-                        c->answer = d.answer;
-                    break;
-                }
-            }
             send(d.routing_id, d.answer);
+            auto it = sessions.find(d.session_id);
+            if (it == sessions.end()) continue;
+            auto& answers = it->second.answers;
+            auto c = std::find_if(answers.begin(), answers.end(),
+                                  [&](const CachedAnswer& a) { return a.work_id == d.work_id; });
+            if (c == answers.end()) continue;
+            for (const auto& [rid, req] : c->waiters) send_as(rid, d.answer, req);
+            c->waiters.clear();
+            // A failure (ERROR INTERNAL) is not kept: a retry should try again.
+            const auto h = pr::peek_header(d.answer);
+            if (h && h->kind == static_cast<uint8_t>(pr::Kind::kError))
+                answers.erase(c);
+            else
+                c->answer = std::move(d.answer);  // the cache keeps the bytes just sent
         }
     }
 

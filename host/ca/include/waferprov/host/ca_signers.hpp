@@ -10,7 +10,9 @@
 #include <string>
 #include <variant>
 
+#include "waferprov/bytes.hpp"
 #include "waferprov/host/signer.hpp"
+#include "waferprov/result.hpp"
 
 namespace waferprov::host {
 
@@ -33,6 +35,9 @@ struct Pkcs11SignerConfig {
 };
 
 using SignerConfig = std::variant<PemSignerConfig, Pkcs11SignerConfig>;
+
+// The DER of the certificate in a PEM file (the first one); errors name the file.
+Result<Bytes> read_certificate_der(const std::filesystem::path& pem_file);
 
 // Opens the signer a configuration describes. Before returning it signs one self-test digest
 // and verifies the signature with the certificate's public key, so a key/certificate mismatch
