@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "waferprov/result.hpp"
+
 namespace waferprov::cli {
 
 using Args = std::vector<std::string>;
@@ -51,6 +53,11 @@ struct ParsedArgs {
 bool parse_args(const Args& args, const std::vector<std::string_view>& value_options,
                 const std::vector<std::string_view>& flag_options, ParsedArgs& out,
                 std::string& error);
+
+// The whole number option --name in lo..hi, `dflt` when absent; anything else is
+// kInvalidArgument "--name must be lo..hi".
+Result<size_t> number_option(const ParsedArgs& a, std::string_view name, size_t lo, size_t hi,
+                             size_t dflt);
 
 }  // namespace waferprov::cli
 

@@ -91,25 +91,10 @@ int64_t now_unix() {
 Result<int> run(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
     if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
-    int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    if (a.has("threads")) {
-        try {
-            threads = std::stoi(a.get("threads"));
-        } catch (const std::exception&) {
-            threads = 0;
-        }
-        if (threads < 1 || threads > 1024)
-            return make_error(ErrorCode::kInvalidArgument, "--threads must be 1..1024");
-    }
-    size_t batch = 512;
-    if (a.has("batch")) {
-        try {
-            batch = std::stoul(a.get("batch"));
-        } catch (const std::exception&) {
-            batch = 0;
-        }
-        if (batch < 1 || batch > 4096) return make_error(ErrorCode::kInvalidArgument, "--batch must be 1..4096");
-    }
+    WP_ASSIGN_OR_RETURN(const size_t thread_count,
+                        number_option(a, "threads", 1, 1024, std::max(1u, std::thread::hardware_concurrency())));
+    const int threads = static_cast<int>(thread_count);
+    WP_ASSIGN_OR_RETURN(const size_t batch, number_option(a, "batch", 1, 4096, 512));
     const fs::path out = a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
 
     // Read and check every map before anything is provisioned: a bad map provisions nothing.

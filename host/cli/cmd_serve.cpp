@@ -50,22 +50,6 @@ extern "C" void on_stop_signal(int) {
     if (g_service != nullptr) g_service->stop();
 }
 
-Result<size_t> number_option(const ParsedArgs& a, const char* name, size_t lo, size_t hi, size_t dflt) {
-    if (!a.has(name)) return dflt;
-    size_t v = 0;
-    try {
-        size_t pos = 0;
-        v = std::stoul(a.get(name), &pos);
-        if (pos != a.get(name).size()) v = 0;
-    } catch (const std::exception&) {
-        v = 0;
-    }
-    if (v < lo || v > hi)
-        return make_error(ErrorCode::kInvalidArgument, std::string("--") + name + " must be " +
-                                                           std::to_string(lo) + ".." + std::to_string(hi));
-    return v;
-}
-
 Result<int> serve(const ParsedArgs& a) {
     // --job and --map in command-line order: a map belongs to the job before it.
     std::vector<host::ServedJob> jobs;

@@ -33,6 +33,24 @@ std::vector<std::string> ParsedArgs::all(std::string_view name) const {
     return out;
 }
 
+Result<size_t> number_option(const ParsedArgs& a, std::string_view name, size_t lo, size_t hi,
+                             size_t dflt) {
+    if (!a.has(name)) return dflt;
+    const std::string text = a.get(name);
+    size_t v = 0;
+    try {
+        size_t pos = 0;
+        v = std::stoul(text, &pos);
+        if (pos != text.size()) v = 0;
+    } catch (const std::exception&) {
+        v = 0;
+    }
+    if (v < lo || v > hi)
+        return make_error(ErrorCode::kInvalidArgument, "--" + std::string(name) + " must be " +
+                                                           std::to_string(lo) + ".." + std::to_string(hi));
+    return v;
+}
+
 bool parse_args(const Args& args, const std::vector<std::string_view>& value_options,
                 const std::vector<std::string_view>& flag_options, ParsedArgs& out,
                 std::string& error) {
