@@ -142,6 +142,13 @@ public:
         return std::get<pr::ErrorReply>(a.message).code;
     }
     uint32_t next_id() { return next_id_++; }
+    // A TOUCHDOWN / RESULTS answered with its result (throws on an ERROR answer).
+    pr::TouchdownResult deliver(const pr::Touchdown& td) {
+        return std::get<pr::TouchdownResult>(call(pr::Frame{next_id(), 0, td}).message);
+    }
+    pr::ResultsAck report(const pr::Results& r) {
+        return std::get<pr::ResultsAck>(call(pr::Frame{next_id(), 0, r}).message);
+    }
 
 private:
     zmq::socket_t sock_;
@@ -182,6 +189,12 @@ std::string die_check(const Bytes& kik, const pr::SiteIdentity& id) {
 
 class ServiceTest : public ::testing::Test {
 protected:
+    // A client connected with `tester`'s key pair from the job's folder.
+    Client client_for(const TestJob& j, const Server& srv, const std::string& tester) {
+        const auto keys = j.keys(tester);
+        return Client(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    }
+
     TempDir tmp{"service"};
     zmq::context_t ctx;
 };
@@ -196,8 +209,7 @@ ServiceOptions secure(const TestJob& j) {
 TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
 
     auto a = c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "LOT1", 1, {{3, 4}, {4, 4}, {5, 4}})});
@@ -220,7 +232,7 @@ TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
     }
     res.sites[2].outcome = pr::DieOutcome::kFailed;
     res.sites[2].bin = "7";
-    auto ack = std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 0, res}).message);
+    auto ack = c.report(res);
     for (const auto& s : ack.sites) EXPECT_EQ(s.status, StatusCode::kOk) << s.text;
 
     auto bye = c.call(pr::Frame{c.next_id(), 0, pr::Bye{sid}});
@@ -253,8 +265,7 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
         ASSERT_TRUE(provision(dies, *backend, *signer, *ledger, po, reports).ok());
     }
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     auto a = c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "LOT1", 1, {{0, 0}, {1, 0}, {2, 0}, {3, 0}})});
     const auto& tr = std::get<pr::TouchdownResult>(a.message);
@@ -270,8 +281,7 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
 TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     const auto td = touchdown(sid, "LOT1", 7, {{1, 1}, {2, 1}});
     auto first = pr::encode(c.call(pr::Frame{50, 0, td})).value();
@@ -318,8 +328,7 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
 TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     std::vector<std::pair<int, int>> xy;
     for (int x = 0; x < 64; ++x) xy.push_back({x, 0});
@@ -342,7 +351,7 @@ TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
     for (const auto& s : tr.sites)
         (s.site < 32 ? first : second).sites.push_back(pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
     for (const auto* r : {&first, &second}) {
-        auto ack = std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 0, *r}).message);
+        auto ack = c.report(*r);
         for (const auto& a : ack.sites) EXPECT_EQ(a.status, StatusCode::kOk) << a.text;
     }
     EXPECT_EQ(Ledger::open_existing(j.job.ledger).value()->counts().value().programmed, 64u);
@@ -351,15 +360,14 @@ TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
 TEST_F(ServiceTest, ResultsAreCheckedAgainstTheLedger) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    auto a = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
+    auto a = c.deliver(touchdown(sid, "L", 1, {{0, 0}}));
     wpid1::Uid unknown{};
     unknown[0] = 0xee;
     pr::Results res{sid, 1, {pr::SiteResult{0, a.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "bin\xc3\xa9"},
                              pr::SiteResult{1, unknown, pr::DieOutcome::kFailed, ""}}};
-    auto ack = std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 0, res}).message);
+    auto ack = c.report(res);
     EXPECT_EQ(ack.sites[0].status, StatusCode::kBadField);  // UTF-8 is valid protocol text, not ledger text
     EXPECT_EQ(ack.sites[1].status, StatusCode::kUnknownUid);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
@@ -376,8 +384,7 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
     so.lot = "LOTM";
     WaferMap map = synthesize_wafer(so).value();
     Server srv({ServedJob{j.job, {map}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     auto dies = select_dies(map, j.job.provision_bins).value();
     ASSERT_GE(dies.size(), 5u);
@@ -391,7 +398,7 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
                 pr::TouchdownSite{3, dies[0].x, dies[0].y, {}},            // the same die twice
                 pr::TouchdownSite{4, dies[2].x, dies[2].y, wpid1::Uid{}},  // a UID the job did not derive
                 pr::TouchdownSite{5, dies[3].x, dies[3].y, {}}, pr::TouchdownSite{6, dies[4].x, dies[4].y, {}}};
-    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    auto tr = c.deliver(td);
     std::map<uint16_t, StatusCode> st;
     for (const auto& s : tr.sites) st[s.site] = s.status;
     EXPECT_EQ(st[0], StatusCode::kOk);
@@ -405,7 +412,7 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
     td.wafer = 2;
     td.sequence = 2;
     td.sites = {pr::TouchdownSite{0, dies[0].x, dies[0].y, {}}};
-    tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    tr = c.deliver(td);
     EXPECT_EQ(tr.sites[0].status, StatusCode::kNotOnMap);
     EXPECT_TRUE(srv.logged("QUOTA_EXHAUSTED"));
     auto ledger = Ledger::open_existing(j.job.ledger).value();
@@ -416,15 +423,14 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
 TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
     TestJob j(tmp.path, "J1", {"ATE-1"}, {"--uid-policy", "tester"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     wpid1::Uid u1{}, u2{};
     u1[15] = 1;
     u2[15] = 2;
     pr::Touchdown td = touchdown(sid, "L", 1, {{0, 0}, {1, 0}});
     td.sites[0].uid = u1;
-    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    auto tr = c.deliver(td);
     EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
     EXPECT_EQ(tr.sites[0].identity->uid, u1);
     EXPECT_EQ(tr.sites[1].status, StatusCode::kNoUid);
@@ -432,7 +438,7 @@ TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
     td = touchdown(sid, "L", 2, {{5, 5}, {0, 0}});
     td.sites[0].uid = u1;
     td.sites[1].uid = u2;
-    tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, td}).message);
+    tr = c.deliver(td);
     EXPECT_EQ(tr.sites[0].status, StatusCode::kConflict) << tr.sites[0].text;
     EXPECT_EQ(tr.sites[1].status, StatusCode::kConflict) << tr.sites[1].text;
     auto ledger = Ledger::open_existing(j.job.ledger).value();
@@ -462,8 +468,8 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
     auto stolen = cb.call(pr::Frame{cb.next_id(), 0, touchdown(sa, "L", 1, {{0, 0}})});
     EXPECT_EQ(std::get<pr::ErrorReply>(stolen.message).code, StatusCode::kNoSession);
     const uint64_t sb = std::get<uint64_t>(cb.hello("ATE-B", "JB"));
-    auto ta = std::get<pr::TouchdownResult>(ca.call(pr::Frame{ca.next_id(), 0, touchdown(sa, "L", 1, {{0, 0}})}).message);
-    auto tb = std::get<pr::TouchdownResult>(cb.call(pr::Frame{cb.next_id(), 0, touchdown(sb, "L", 1, {{0, 0}})}).message);
+    auto ta = ca.deliver(touchdown(sa, "L", 1, {{0, 0}}));
+    auto tb = cb.deliver(touchdown(sb, "L", 1, {{0, 0}}));
     ASSERT_EQ(ta.sites[0].status, StatusCode::kOk);
     ASSERT_EQ(tb.sites[0].status, StatusCode::kOk);
     EXPECT_NE(ta.sites[0].identity->uid, tb.sites[0].identity->uid);  // per-job salts
@@ -472,7 +478,7 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
     EXPECT_NE(die_check(b.kik, *ta.sites[0].identity), "");  // job A's die is useless to job B's KIK
     // B cannot report results for A's die: it is not in B's ledger.
     pr::Results res{sb, 1, {pr::SiteResult{0, ta.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
-    auto ack = std::get<pr::ResultsAck>(cb.call(pr::Frame{cb.next_id(), 0, res}).message);
+    auto ack = cb.report(res);
     EXPECT_EQ(ack.sites[0].status, StatusCode::kUnknownUid);
     EXPECT_EQ(Ledger::open_existing(a.job.ledger).value()->counts().value().delivered, 1u);
     EXPECT_EQ(Ledger::open_existing(b.job.ledger).value()->counts().value().delivered, 1u);
@@ -489,10 +495,8 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
 TEST_F(ServiceTest, AFloodOfHellosDropsOnlyTheSendersOwnSessions) {
     TestJob j(tmp.path, "J1", {"ATE-1", "ATE-2"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto k1 = j.keys("ATE-1");
-    auto k2 = j.keys("ATE-2");
-    Client c1(ctx, srv.endpoint, j.server_keys().public_z85, &k1);
-    Client c2(ctx, srv.endpoint, j.server_keys().public_z85, &k2);
+    Client c1 = client_for(j, srv, "ATE-1");
+    Client c2 = client_for(j, srv, "ATE-2");
     const uint64_t victim = std::get<uint64_t>(c2.hello("ATE-2", "J1"));
     const uint64_t first = std::get<uint64_t>(c1.hello("ATE-1", "J1"));
     for (int i = 0; i < 40; ++i) std::get<uint64_t>(c1.hello("ATE-1", "J1"));
@@ -585,7 +589,7 @@ TEST_F(ServiceTest, PeerVanishingMidRequestLosesNothing) {
     ASSERT_EQ(srv.service().stats().delivered, 2u);
     Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).message);
+    auto tr = c.deliver(touchdown(sid, "L", 1, {{0, 0}, {1, 0}}));
     for (const auto& s : tr.sites) EXPECT_EQ(s.status, StatusCode::kReissued);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_EQ(ledger->quota().value().used, 2u);
@@ -603,7 +607,7 @@ TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
     Client c(ctx, srv.endpoint, "", nullptr);
     EXPECT_EQ(std::get<StatusCode>(c.hello("ATE-9", "J1")), StatusCode::kNotAdmitted);  // not listed
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
+    auto tr = c.deliver(touchdown(sid, "L", 1, {{0, 0}}));
     EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
 }
 
@@ -623,10 +627,9 @@ TEST_F(ServiceTest, JobsThatShareALedgerAreRefused) {
 TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
-    auto keys = j.keys("ATE-1");
-    Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
+    Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).message);
+    auto tr = c.deliver(touchdown(sid, "L", 1, {{0, 0}, {1, 0}}));
     std::vector<Bytes> seeds = {
         pr::encode(pr::Frame{1, 0, pr::Hello{"ATE-1", "J1", "n", "v"}}).value(),
         pr::encode(pr::Frame{2, 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).value(),
@@ -661,7 +664,7 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
     // The service still works (a new session: mutated HELLOs may have crowded the first one
     // out), and the ledger verifies.
     const uint64_t sid2 = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    auto after = std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 0, touchdown(sid2, "L", 99, {{0, 0}})}).message);
+    auto after = c.deliver(touchdown(sid2, "L", 99, {{0, 0}}));
     EXPECT_TRUE(pr::carries_identity(after.sites[0].status) || after.sites[0].status == StatusCode::kAlreadyProgrammed);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_TRUE(ledger->verify().value().ok());
