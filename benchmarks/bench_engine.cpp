@@ -37,7 +37,10 @@ void BM_SoftwareEngineIdentity(benchmark::State& state) {
     for (size_t i = 0; i < uids.size(); ++i) uids[i][15] = static_cast<uint8_t>(i);
     for (auto _ : state) {
         auto t = e.submit(uids);
-        if (!t.ok()) { state.SkipWithError(t.error().message.c_str()); break; }
+        if (!t.ok()) {
+            state.SkipWithError(t.error().message.c_str());
+            break;
+        }
         auto r = e.collect(*t);
         benchmark::DoNotOptimize(r);
     }

@@ -93,22 +93,24 @@ struct Link {
 
     Link() {
         const fs::path job = tmp.path / "job";
-        run_or_die({"job", "init", "--out", job.string(), "--id", "BENCH", "--tester", kTesterId, "--quota",
-                    "1000000"},
+        run_or_die({"job", "init", "--out", job.string(), "--id", "BENCH", "--tester", kTesterId,
+                    "--quota", "1000000"},
                    log);
-        std::vector<std::string> run = {"run", "--job", (job / "job.toml").string(), "--no-progress"};
+        std::vector<std::string> run = {"run", "--job", (job / "job.toml").string(),
+                                        "--no-progress"};
         for (int w = 1; w <= g_wafers; ++w) {
             const fs::path map = tmp.path / ("w" + std::to_string(w) + ".xml");
-            run_or_die({"wafer", "synth", "--diameter", std::to_string(g_diameter), "--die", "2x2", "--lot",
-                        "BENCHLOT", "--wafer", std::to_string(w), "--seed", std::to_string(w), "--out",
-                        map.string()},
+            run_or_die({"wafer", "synth", "--diameter", std::to_string(g_diameter), "--die", "2x2",
+                        "--lot", "BENCHLOT", "--wafer", std::to_string(w), "--seed",
+                        std::to_string(w), "--out", map.string()},
                        log);
             auto m = waferprov::host::read_map_file(map);
             if (!m.ok()) die(m.error().message, log);
             auto sel = waferprov::host::select_dies(*m, {"01"});
             if (!sel.ok()) die(sel.error().message, log);
             std::vector<Die> dies;
-            for (const auto& d : *sel) dies.push_back(Die{m->lot, static_cast<uint16_t>(m->wafer), d.x, d.y});
+            for (const auto& d : *sel)
+                dies.push_back(Die{m->lot, static_cast<uint16_t>(m->wafer), d.x, d.y});
             total_dies += dies.size();
             wafers.push_back(std::move(dies));
             run.push_back("--map");
@@ -120,22 +122,27 @@ struct Link {
         pregeneration_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
         const fs::path serve_log = tmp.path / "serve.log";
-        server = spawn({"serve", "--job", (job / "job.toml").string(), "--bind", "tcp://127.0.0.1:0"}, serve_log);
+        server =
+            spawn({"serve", "--job", (job / "job.toml").string(), "--bind", "tcp://127.0.0.1:0"},
+                  serve_log);
         const std::string marker = "listening on ";
         const auto deadline = Clock::now() + std::chrono::seconds(60);
         while (endpoint.empty()) {
             const std::string text = ref::read_text(serve_log);
             const size_t at = text.find(marker);
             const size_t end = at == std::string::npos ? at : text.find('\n', at);
-            if (end != std::string::npos) endpoint = text.substr(at + marker.size(), end - at - marker.size());
-            else if (Clock::now() > deadline) die("serve did not start", serve_log);
-            else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            if (end != std::string::npos)
+                endpoint = text.substr(at + marker.size(), end - at - marker.size());
+            else if (Clock::now() > deadline)
+                die("serve did not start", serve_log);
+            else
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
 
         char spub[41], cpub[41], csec[41];
         if (wp_ate_read_key_file((job / "server.pub").c_str(), spub, nullptr) != WP_ATE_OK ||
-            wp_ate_read_key_file((job / ("tester-" + std::string(kTesterId) + ".key")).c_str(), cpub, csec) !=
-                WP_ATE_OK)
+            wp_ate_read_key_file((job / ("tester-" + std::string(kTesterId) + ".key")).c_str(),
+                                 cpub, csec) != WP_ATE_OK)
             die(std::string("key files: ") + wp_ate_last_error(nullptr), log);
         wp_ate_config cfg{};
         cfg.struct_size = sizeof cfg;
@@ -154,7 +161,9 @@ struct Link {
         if (!take(1, one)) die("no die to warm up with", log);
         std::vector<wp_ate_site_identity> ids(1);
         if (touchdown(one, ids.data()) != WP_ATE_OK || ids[0].status != WP_ATE_OK)
-            die(std::string("warm-up touchdown: ") + wp_ate_last_error(handle) + " / " + ids[0].text, serve_log);
+            die(std::string("warm-up touchdown: ") + wp_ate_last_error(handle) + " / " +
+                    ids[0].text,
+                serve_log);
         certificate_bytes = ids[0].certificate_length;
     }
 
@@ -175,7 +184,8 @@ struct Link {
         }
         if (wafer_cursor == wafers.size()) return false;
         const auto& w = wafers[wafer_cursor];
-        out.assign(w.begin() + static_cast<long>(die_cursor), w.begin() + static_cast<long>(die_cursor + n));
+        out.assign(w.begin() + static_cast<long>(die_cursor),
+                   w.begin() + static_cast<long>(die_cursor + n));
         die_cursor += n;
         return true;
     }
@@ -188,7 +198,8 @@ struct Link {
             req[i].y = dies[i].y;
             req[i].has_uid = 0;
         }
-        return wp_ate_touchdown(handle, dies[0].lot.c_str(), dies[0].wafer, ++sequence, req.data(), req.size(), ids);
+        return wp_ate_touchdown(handle, dies[0].lot.c_str(), dies[0].wafer, ++sequence, req.data(),
+                                req.size(), ids);
     }
 };
 
@@ -202,14 +213,16 @@ struct Plan {
     int64_t touchdown_1 = 2000, touchdown_16 = 1000, touchdown_64 = 500;
     int64_t cycle_1 = 2000, cycle_16 = 1000, cycle_64 = 400;
     int64_t fresh_dies() const {
-        return touchdown_1 + 16 * touchdown_16 + 64 * touchdown_64 + cycle_1 + 16 * cycle_16 + 64 * cycle_64;
+        return touchdown_1 + 16 * touchdown_16 + 64 * touchdown_64 + cycle_1 + 16 * cycle_16 +
+               64 * cycle_64;
     }
 };
 
 // Results for the ratio table printed at the end: benchmark name -> {p50, p99} in ms.
 std::map<std::string, std::pair<double, double>> g_results;
 
-void latency_counters(benchmark::State& state, std::vector<double> ms, int64_t sites, const std::string& key) {
+void latency_counters(benchmark::State& state, std::vector<double> ms, int64_t sites,
+                      const std::string& key) {
     if (ms.empty()) return;
     std::sort(ms.begin(), ms.end());
     auto pct = [&](double p) {
@@ -220,11 +233,12 @@ void latency_counters(benchmark::State& state, std::vector<double> ms, int64_t s
     state.counters["p90_ms"] = pct(0.90);
     state.counters["p99_ms"] = pct(0.99);
     // The share of round trips over the link's 2 ms goal.
-    state.counters["over_2ms"] = static_cast<double>(ms.end() - std::upper_bound(ms.begin(), ms.end(), 2.0)) /
-                                 static_cast<double>(ms.size());
+    state.counters["over_2ms"] =
+        static_cast<double>(ms.end() - std::upper_bound(ms.begin(), ms.end(), 2.0)) /
+        static_cast<double>(ms.size());
     state.counters["max_ms"] = ms.back();
-    state.counters["dies/s"] = benchmark::Counter(static_cast<double>(sites) * static_cast<double>(ms.size()),
-                                                  benchmark::Counter::kIsRate);
+    state.counters["dies/s"] = benchmark::Counter(
+        static_cast<double>(sites) * static_cast<double>(ms.size()), benchmark::Counter::kIsRate);
     g_results[key] = {pct(0.50), pct(0.99)};
 }
 
@@ -333,14 +347,16 @@ void BM_TouchdownAndResults(benchmark::State& state) {
             state.SkipWithError(wp_ate_last_error(l.handle));
             break;
         }
-        const auto refused = std::find_if(acks.begin(), acks.end(),
-                                          [](const wp_ate_result_ack& a) { return a.status != WP_ATE_OK; });
+        const auto refused = std::find_if(acks.begin(), acks.end(), [](const wp_ate_result_ack& a) {
+            return a.status != WP_ATE_OK;
+        });
         if (refused != acks.end()) {
             state.SkipWithError(refused->text);
             break;
         }
     }
-    state.counters["first"] = ms.empty() ? 0 : static_cast<double>(first) / static_cast<double>(ms.size() * n);
+    state.counters["first"] =
+        ms.empty() ? 0 : static_cast<double>(first) / static_cast<double>(ms.size() * n);
     latency_counters(state, ms, static_cast<int64_t>(n), "cycle/" + std::to_string(n));
 }
 
@@ -355,10 +371,12 @@ size_t answer_bytes(size_t n, size_t cert) { return 16 + 4 + 2 + n * (99 + cert)
 void BM_CurveEcho(benchmark::State& state) {
     auto& l = link();
     const size_t n = static_cast<size_t>(state.range(0));
-    const size_t request_size = touchdown_bytes(n), reply_size = answer_bytes(n, l.certificate_bytes);
+    const size_t request_size = touchdown_bytes(n),
+                 reply_size = answer_bytes(n, l.certificate_bytes);
 
     char server_public[41], server_secret[41], client_public[41], client_secret[41];
-    if (zmq_curve_keypair(server_public, server_secret) != 0 || zmq_curve_keypair(client_public, client_secret) != 0) {
+    if (zmq_curve_keypair(server_public, server_secret) != 0 ||
+        zmq_curve_keypair(client_public, client_secret) != 0) {
         state.SkipWithError("zmq_curve_keypair: libzmq without CURVE");
         return;
     }
@@ -375,7 +393,8 @@ void BM_CurveEcho(benchmark::State& state) {
         zmq::socket_t stop(ctx, zmq::socket_type::pair);
         stop.connect("inproc://stop");
         std::vector<uint8_t> reply(reply_size, 0xa5);
-        zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {stop.handle(), 0, ZMQ_POLLIN, 0}};
+        zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                                   {stop.handle(), 0, ZMQ_POLLIN, 0}};
         for (;;) {
             zmq::poll(items, 2, std::chrono::milliseconds(-1));
             if (items[1].revents & ZMQ_POLLIN) break;
@@ -419,45 +438,74 @@ void register_all() {
     Plan p;
     // Scale down to a smaller lot: each wafer may leave up to 63 dies unused (a request that no
     // longer fits moves on to the next wafer), and the warm-up took one.
-    const double room = static_cast<double>(l.total_dies) - 1.0 - 63.0 * static_cast<double>(l.wafers.size());
+    const double room =
+        static_cast<double>(l.total_dies) - 1.0 - 63.0 * static_cast<double>(l.wafers.size());
     const double scale = std::min(1.0, std::max(0.0, room) / static_cast<double>(p.fresh_dies()));
     auto it = [scale](int64_t want, int64_t) {
-        return std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(want) * scale)));
+        return std::max<int64_t>(
+            1, static_cast<int64_t>(std::floor(static_cast<double>(want) * scale)));
     };
     for (int64_t n : {1, 16, 64}) {
         benchmark::RegisterBenchmark("BM_CurveEcho", BM_CurveEcho)
-            ->Arg(n)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(n == 1 ? 4000 : 1000);
+            ->Arg(n)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond)
+            ->Iterations(n == 1 ? 4000 : 1000);
     }
-    benchmark::RegisterBenchmark("BM_Touchdown", BM_Touchdown)->Arg(1)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.touchdown_1, 1));
-    benchmark::RegisterBenchmark("BM_Touchdown", BM_Touchdown)->Arg(16)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.touchdown_16, 16));
-    benchmark::RegisterBenchmark("BM_Touchdown", BM_Touchdown)->Arg(64)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.touchdown_64, 64));
-    benchmark::RegisterBenchmark("BM_TouchdownReissue", BM_TouchdownReissue)->Arg(64)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.touchdown_64, 64));
-    benchmark::RegisterBenchmark("BM_TouchdownAndResults", BM_TouchdownAndResults)->Arg(1)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.cycle_1, 1));
-    benchmark::RegisterBenchmark("BM_TouchdownAndResults", BM_TouchdownAndResults)->Arg(16)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.cycle_16, 16));
-    benchmark::RegisterBenchmark("BM_TouchdownAndResults", BM_TouchdownAndResults)->Arg(64)->UseRealTime()
-        ->Unit(benchmark::kMillisecond)->Iterations(it(p.cycle_64, 64));
+    benchmark::RegisterBenchmark("BM_Touchdown", BM_Touchdown)
+        ->Arg(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.touchdown_1, 1));
+    benchmark::RegisterBenchmark("BM_Touchdown", BM_Touchdown)
+        ->Arg(16)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.touchdown_16, 16));
+    benchmark::RegisterBenchmark("BM_Touchdown", BM_Touchdown)
+        ->Arg(64)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.touchdown_64, 64));
+    benchmark::RegisterBenchmark("BM_TouchdownReissue", BM_TouchdownReissue)
+        ->Arg(64)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.touchdown_64, 64));
+    benchmark::RegisterBenchmark("BM_TouchdownAndResults", BM_TouchdownAndResults)
+        ->Arg(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.cycle_1, 1));
+    benchmark::RegisterBenchmark("BM_TouchdownAndResults", BM_TouchdownAndResults)
+        ->Arg(16)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.cycle_16, 16));
+    benchmark::RegisterBenchmark("BM_TouchdownAndResults", BM_TouchdownAndResults)
+        ->Arg(64)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.cycle_64, 64));
 }
 
 void print_ratios() {
     auto& l = link();
-    std::printf("\nlot: %zu wafers, %zu dies to provision, pre-generated by `waferprov run` in %.1f s; "
-                "certificate %zu bytes\n",
-                l.wafers.size(), l.total_dies, l.pregeneration_s, l.certificate_bytes);
-    std::printf("%-16s %10s %10s %12s %12s\n", "link", "p50 ms", "p99 ms", "p50 / echo", "p99 / echo");
+    std::printf(
+        "\nlot: %zu wafers, %zu dies to provision, pre-generated by `waferprov run` in %.1f s; "
+        "certificate %zu bytes\n",
+        l.wafers.size(), l.total_dies, l.pregeneration_s, l.certificate_bytes);
+    std::printf("%-16s %10s %10s %12s %12s\n", "link", "p50 ms", "p99 ms", "p50 / echo",
+                "p99 / echo");
     for (const char* kind : {"touchdown", "reissue", "cycle"}) {
         for (int n : {1, 16, 64}) {
             const std::string key = std::string(kind) + "/" + std::to_string(n);
             auto r = g_results.find(key);
             auto e = g_results.find("echo/" + std::to_string(n));
             if (r == g_results.end() || e == g_results.end()) continue;
-            std::printf("%-16s %10.3f %10.3f %11.1fx %11.1fx\n", key.c_str(), r->second.first, r->second.second,
-                        r->second.first / e->second.first, r->second.second / e->second.second);
+            std::printf("%-16s %10.3f %10.3f %11.1fx %11.1fx\n", key.c_str(), r->second.first,
+                        r->second.second, r->second.first / e->second.first,
+                        r->second.second / e->second.second);
         }
     }
 }
@@ -467,8 +515,10 @@ void print_ratios() {
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     for (int i = 1; i < argc; ++i) {
-        if (std::strncmp(argv[i], "--diameter=", 11) == 0) g_diameter = std::atof(argv[i] + 11);
-        else if (std::strncmp(argv[i], "--wafers=", 9) == 0) g_wafers = std::max(1, std::atoi(argv[i] + 9));
+        if (std::strncmp(argv[i], "--diameter=", 11) == 0)
+            g_diameter = std::atof(argv[i] + 11);
+        else if (std::strncmp(argv[i], "--wafers=", 9) == 0)
+            g_wafers = std::max(1, std::atoi(argv[i] + 9));
     }
     register_all();
     benchmark::RunSpecifiedBenchmarks();

@@ -89,9 +89,13 @@ void BM_Run(benchmark::State& state) {
     for (auto _ : state) {
         state.PauseTiming();
         auto engine = s.engine();
-        const fs::path ledger_path = s.dir / ("ledger_" + std::to_string(threads) + "_" + std::to_string(run++) + ".sqlite");
+        const fs::path ledger_path =
+            s.dir / ("ledger_" + std::to_string(threads) + "_" + std::to_string(run++) + ".sqlite");
         auto ledger = Ledger::open(ledger_path, LedgerConfig{"BENCH", "C", "P", 10'000'000});
-        if (!ledger.ok()) { state.SkipWithError(ledger.error().message.c_str()); break; }
+        if (!ledger.ok()) {
+            state.SkipWithError(ledger.error().message.c_str());
+            break;
+        }
         PipelineOptions po;
         po.threads = threads;
         po.batch_size = static_cast<size_t>(state.range(1));
@@ -101,7 +105,8 @@ void BM_Run(benchmark::State& state) {
         auto stats = provision(s.dies, *engine, *s.signer, **ledger, po, reports);
         state.PauseTiming();
         if (!stats.ok() || stats->provisioned != s.dies.size()) {
-            state.SkipWithError(stats.ok() ? "not every die provisioned" : stats.error().message.c_str());
+            state.SkipWithError(stats.ok() ? "not every die provisioned"
+                                           : stats.error().message.c_str());
             break;
         }
         ledger->reset();
@@ -115,17 +120,28 @@ void BM_Run(benchmark::State& state) {
     state.counters["dies"] = static_cast<double>(s.dies.size());
 }
 // Args: threads (0 = all), batch size (512 is the default of waferprov run).
-BENCHMARK(BM_Run)->Args({1, 512})->Args({0, 512})->Args({0, 256})->Unit(benchmark::kMillisecond)
-    ->UseRealTime()->Iterations(1)->Repetitions(2)->ReportAggregatesOnly(false);
+BENCHMARK(BM_Run)
+    ->Args({1, 512})
+    ->Args({0, 512})
+    ->Args({0, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1)
+    ->Repetitions(2)
+    ->ReportAggregatesOnly(false);
 
 // The crypto ceiling: what key generation + wrap (the engine) and the certificate signature
 // cost per die when every thread does nothing else.
 void BM_CryptoCeiling(benchmark::State& state) {
     auto& s = setup();
     const int threads = all_threads();
-    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism,
+                              static_cast<size_t>(threads));
     auto builder = DeviceCertBuilder::create(*s.signer);
-    if (!builder.ok()) { state.SkipWithError(builder.error().message.c_str()); return; }
+    if (!builder.ok()) {
+        state.SkipWithError(builder.error().message.c_str());
+        return;
+    }
     for (auto _ : state) {
         auto engine = s.engine();
         std::atomic<bool> ok{true};
@@ -135,8 +151,12 @@ void BM_CryptoCeiling(benchmark::State& state) {
             std::vector<wpid1::Uid> uids(n);
             for (size_t i = 0; i < n; ++i) uids[i] = s.dies[first + i].uid;
             auto t = engine->submit(uids);
-            auto recs = t.ok() ? engine->collect(*t) : Result<std::vector<wpid1::IdentityRecord>>(t.error());
-            if (!recs.ok()) { ok = false; return; }
+            auto recs = t.ok() ? engine->collect(*t)
+                               : Result<std::vector<wpid1::IdentityRecord>>(t.error());
+            if (!recs.ok()) {
+                ok = false;
+                return;
+            }
             for (size_t i = 0; i < n; ++i) {
                 const auto& rec = (*recs)[i];
                 DeviceCertRequest cr;
@@ -151,12 +171,19 @@ void BM_CryptoCeiling(benchmark::State& state) {
                 benchmark::DoNotOptimize(der);
             }
         });
-        if (!ok) { state.SkipWithError("ceiling run failed"); break; }
+        if (!ok) {
+            state.SkipWithError("ceiling run failed");
+            break;
+        }
     }
     state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(s.dies.size()));
     state.counters["threads"] = threads;
 }
-BENCHMARK(BM_CryptoCeiling)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1)->Repetitions(2);
+BENCHMARK(BM_CryptoCeiling)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1)
+    ->Repetitions(2);
 
 // Where a die's host-side time goes: one CA signature, one whole device certificate.
 void BM_Part_CaSignature(benchmark::State& state) {

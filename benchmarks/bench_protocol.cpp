@@ -52,7 +52,8 @@ void BM_EncodeTouchdownResult(benchmark::State& state) {
     run_encode(state, samples::touchdown_result(static_cast<size_t>(state.range(0)), 600));
 }
 void BM_DecodeTouchdownResult(benchmark::State& state) {
-    run_decode(state, bytes_of(samples::touchdown_result(static_cast<size_t>(state.range(0)), 600)));
+    run_decode(state,
+               bytes_of(samples::touchdown_result(static_cast<size_t>(state.range(0)), 600)));
 }
 
 BENCHMARK(BM_EncodeTouchdown)->Arg(1)->Arg(16)->Arg(64);

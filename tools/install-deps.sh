@@ -17,6 +17,7 @@ PACKAGES=(
   libexpat1-dev
   librsvg2-bin
   yosys python3
+  clang-format
 )
 
 missing=()

@@ -53,8 +53,7 @@ int main(int argc, char** argv) {
     int rc, t, refused = 0;
 
     if (argc < 6 || argc > 8) {
-        fprintf(stderr,
-                "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER]]\n",
+        fprintf(stderr, "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER]]\n",
                 argv[0]);
         return 1;
     }
@@ -83,7 +82,7 @@ int main(int argc, char** argv) {
     config.client_secret_key = tester_secret;
     config.tester_id = argv[5];
     config.job_id = argv[4];
-    config.node_name = NULL; /* this machine's host name */
+    config.node_name = NULL;  /* this machine's host name */
     config.timeout_ms = 5000; /* per attempt */
     config.retries = 2;       /* resends after a timeout: at most 15 s per call in all */
     rc = wp_ate_open(&config, &ate);

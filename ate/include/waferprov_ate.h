@@ -41,13 +41,13 @@ extern "C" {
 #define WP_ATE_EXPORT
 #endif
 
-#define WP_ATE_ABI_VERSION 1         /* bumped on any incompatible change of this header */
-#define WP_ATE_KEY_Z85_LENGTH 40     /* a CurveZMQ key in Z85 text */
+#define WP_ATE_ABI_VERSION 1     /* bumped on any incompatible change of this header */
+#define WP_ATE_KEY_Z85_LENGTH 40 /* a CurveZMQ key in Z85 text */
 #define WP_ATE_UID_SIZE 16
 #define WP_ATE_WRAPPED_KEY_SIZE 40
-#define WP_ATE_MAX_CERTIFICATE 3072  /* DER bytes; the protocol's limit */
+#define WP_ATE_MAX_CERTIFICATE 3072 /* DER bytes; the protocol's limit */
 #define WP_ATE_CHAIN_ID_SIZE 32
-#define WP_ATE_MAX_TEXT 256          /* protocol strings are <= 255 bytes, + NUL */
+#define WP_ATE_MAX_TEXT 256 /* protocol strings are <= 255 bytes, + NUL */
 #define WP_ATE_MAX_SITES 1024
 
 /* ---- Status codes ----------------------------------------------------------------------- */
@@ -59,14 +59,14 @@ enum {
     WP_ATE_E_TIMEOUT = -2,          /* no answer within timeout_ms after every retry; the same
                                        call (same sequence) may be repeated later */
     WP_ATE_E_CONNECT = -3,          /* the endpoint could not be set up (bad address, ...) */
-    WP_ATE_E_PROTOCOL = -4,         /* the host's answer is malformed or does not match the request */
+    WP_ATE_E_PROTOCOL = -4, /* the host's answer is malformed or does not match the request */
     WP_ATE_E_NO_MEMORY = -5,
-    WP_ATE_E_IO = -6,               /* a key file could not be read or has no key in it */
-    WP_ATE_E_CLOSED = -7,           /* the handle's session was closed */
+    WP_ATE_E_IO = -6,     /* a key file could not be read or has no key in it */
+    WP_ATE_E_CLOSED = -7, /* the handle's session was closed */
     WP_ATE_E_INTERNAL = -8,
     /* Statuses the host answers with (the protocol's numbers, docs/tester-protocol.md).
      * Per site / per result, and as the return value when the host refused a whole request. */
-    WP_ATE_S_REISSUED = 0x01,       /* per site: a retest; the die's existing identity again */
+    WP_ATE_S_REISSUED = 0x01, /* per site: a retest; the die's existing identity again */
     WP_ATE_S_BAD_FRAME = 0x10,
     WP_ATE_S_TRUNCATED = 0x11,
     WP_ATE_S_OVERSIZED = 0x12,
@@ -117,9 +117,9 @@ typedef struct wp_ate_config {
     const char* client_secret_key; /* Z85 */
     const char* tester_id;         /* printable ASCII, the id the job binds to the key */
     const char* job_id;
-    const char* node_name;         /* for the host's log; NULL = this machine's host name */
-    int timeout_ms;                /* per attempt; <= 0: 5000 */
-    int retries;                   /* resends after a timeout; < 0: 0 */
+    const char* node_name; /* for the host's log; NULL = this machine's host name */
+    int timeout_ms;        /* per attempt; <= 0: 5000 */
+    int retries;           /* resends after a timeout; < 0: 0 */
 } wp_ate_config;
 
 /* Connects and opens a session (HELLO). On success *out is the handle; on failure *out is NULL
@@ -142,25 +142,25 @@ WP_ATE_EXPORT int wp_ate_max_sites(const wp_ate* handle);
 
 /* ---- Touchdown -------------------------------------------------------------------------- */
 typedef struct wp_ate_site_request {
-    uint16_t site;   /* site number, distinct within one touchdown */
-    int32_t x, y;    /* die coordinates in the wafer map */
-    int has_uid;     /* 1: uid holds the die's own UID (read from its fuses); 0: the host assigns */
+    uint16_t site; /* site number, distinct within one touchdown */
+    int32_t x, y;  /* die coordinates in the wafer map */
+    int has_uid;   /* 1: uid holds the die's own UID (read from its fuses); 0: the host assigns */
     uint8_t uid[WP_ATE_UID_SIZE];
 } wp_ate_site_request;
 
 typedef struct wp_ate_site_identity {
     uint16_t site;
-    int status;                      /* WP_ATE_OK, WP_ATE_S_REISSUED, or a refusal (WP_ATE_S_*) */
-    char text[WP_ATE_MAX_TEXT];      /* why, for a refusal; NUL-terminated */
+    int status;                 /* WP_ATE_OK, WP_ATE_S_REISSUED, or a refusal (WP_ATE_S_*) */
+    char text[WP_ATE_MAX_TEXT]; /* why, for a refusal; NUL-terminated */
     /* The rest is filled only when status is WP_ATE_OK or WP_ATE_S_REISSUED. */
-    uint8_t uid[WP_ATE_UID_SIZE];    /* the die's UID (the host's choice if the request had none) */
-    uint8_t key_usage;               /* 1 = device identity key */
-    uint8_t key_algorithm;           /* 1 = WPID-1: AES-256-KW(KEK, P-256 private scalar) */
-    uint8_t key_version;             /* 1 */
+    uint8_t uid[WP_ATE_UID_SIZE]; /* the die's UID (the host's choice if the request had none) */
+    uint8_t key_usage;            /* 1 = device identity key */
+    uint8_t key_algorithm;        /* 1 = WPID-1: AES-256-KW(KEK, P-256 private scalar) */
+    uint8_t key_version;          /* 1 */
     uint8_t wrapped_key[WP_ATE_WRAPPED_KEY_SIZE];
     size_t certificate_length;
     uint8_t certificate[WP_ATE_MAX_CERTIFICATE]; /* the device certificate, DER */
-    uint8_t chain_id[WP_ATE_CHAIN_ID_SIZE];      /* SHA-256 of the CA chain's DER, issuing CA first */
+    uint8_t chain_id[WP_ATE_CHAIN_ID_SIZE]; /* SHA-256 of the CA chain's DER, issuing CA first */
 } wp_ate_site_identity;
 
 /* Asks for the identities of the `count` dies of one touchdown. `sequence` numbers the touchdowns
@@ -185,7 +185,7 @@ typedef struct wp_ate_site_result {
 typedef struct wp_ate_result_ack {
     uint16_t site;
     uint8_t uid[WP_ATE_UID_SIZE];
-    int status;                   /* WP_ATE_OK or a refusal (WP_ATE_S_UNKNOWN_UID, ...) */
+    int status; /* WP_ATE_OK or a refusal (WP_ATE_S_UNKNOWN_UID, ...) */
     char text[WP_ATE_MAX_TEXT];
 } wp_ate_result_ack;
 

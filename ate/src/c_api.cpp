@@ -58,8 +58,7 @@ void note(wp_ate* handle, const char* text) noexcept {
             std::lock_guard lock(handle->mutex);
             (void)handle->session.fail(0, text);
         }
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 int thread_fail(int status, std::string text) {
@@ -157,7 +156,8 @@ const char* wp_ate_strerror(int status) {
         case WP_ATE_S_UNSUPPORTED_VERSION:
             return "UNSUPPORTED_VERSION: the host does not speak this protocol version";
         case WP_ATE_S_BAD_FIELD: return "BAD_FIELD: a value is out of range or not allowed";
-        case WP_ATE_S_UNEXPECTED_KIND: return "UNEXPECTED_KIND: the host does not take this message";
+        case WP_ATE_S_UNEXPECTED_KIND:
+            return "UNEXPECTED_KIND: the host does not take this message";
         case WP_ATE_S_NOT_ADMITTED:
             return "NOT_ADMITTED: the tester id is unknown or not the one bound to this key";
         case WP_ATE_S_UNKNOWN_JOB: return "UNKNOWN_JOB: the host does not serve this job";
@@ -167,8 +167,7 @@ const char* wp_ate_strerror(int status) {
         case WP_ATE_S_SEQUENCE_REUSED:
             return "SEQUENCE_REUSED: a sequence was repeated with different content";
         case WP_ATE_S_QUOTA_EXHAUSTED: return "QUOTA_EXHAUSTED: the job's quota is used up";
-        case WP_ATE_S_CONFLICT:
-            return "CONFLICT: UID or location clash, or a VOID die retested";
+        case WP_ATE_S_CONFLICT: return "CONFLICT: UID or location clash, or a VOID die retested";
         case WP_ATE_S_UNKNOWN_UID: return "UNKNOWN_UID: no identity has this UID";
         case WP_ATE_S_NOT_DELIVERED:
             return "NOT_DELIVERED: a result for an identity that was never delivered";
@@ -213,10 +212,10 @@ int wp_ate_open(const wp_ate_config* config, wp_ate** out) {
         *out = nullptr;
         if (config == nullptr) return thread_fail(WP_ATE_E_INVALID_ARGUMENT, "config is NULL");
         if (config->struct_size != sizeof(wp_ate_config))
-            return thread_fail(WP_ATE_E_INVALID_ARGUMENT,
-                               "config->struct_size is " + std::to_string(config->struct_size) +
-                                   ", expected sizeof(wp_ate_config) = " +
-                                   std::to_string(sizeof(wp_ate_config)));
+            return thread_fail(
+                WP_ATE_E_INVALID_ARGUMENT,
+                "config->struct_size is " + std::to_string(config->struct_size) +
+                    ", expected sizeof(wp_ate_config) = " + std::to_string(sizeof(wp_ate_config)));
         waferprov::ate::SessionConfig sc;
         if (config->endpoint == nullptr || config->endpoint[0] == '\0')
             return thread_fail(WP_ATE_E_INVALID_ARGUMENT, "config->endpoint is NULL or empty");
@@ -236,8 +235,9 @@ int wp_ate_open(const wp_ate_config* config, wp_ate** out) {
             };
             for (const auto& k : keys) {
                 if (k.value == nullptr)
-                    return thread_fail(WP_ATE_E_INVALID_ARGUMENT,
-                                       std::string(k.name) + " is NULL (CURVE needs all three keys)");
+                    return thread_fail(
+                        WP_ATE_E_INVALID_ARGUMENT,
+                        std::string(k.name) + " is NULL (CURVE needs all three keys)");
                 const size_t n = strnlen(k.value, WP_ATE_KEY_Z85_LENGTH + 1);
                 if (!proto::valid_curve_key(std::string_view(k.value, n)))
                     return thread_fail(WP_ATE_E_INVALID_ARGUMENT,
@@ -336,9 +336,9 @@ int wp_ate_touchdown(wp_ate* handle, const char* lot, uint16_t wafer, uint32_t s
                 std::memcpy(uid.data(), in.uid, uid.size());
                 site.uid = uid;
             } else if (in.has_uid != 0) {
-                return s.fail(WP_ATE_E_INVALID_ARGUMENT,
-                              index_name("sites", i, "has_uid") + " is " +
-                                  std::to_string(in.has_uid) + ", expected 0 or 1");
+                return s.fail(WP_ATE_E_INVALID_ARGUMENT, index_name("sites", i, "has_uid") +
+                                                             " is " + std::to_string(in.has_uid) +
+                                                             ", expected 0 or 1");
             }
         }
 
@@ -377,8 +377,7 @@ int wp_ate_results(wp_ate* handle, uint32_t sequence, const wp_ate_site_result* 
         Session& s = handle->session;
         if (results == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "results is NULL");
         if (acks == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "acks is NULL");
-        if (std::string why = check_sites(results, count, s.max_sites(), "RESULTS");
-            !why.empty())
+        if (std::string why = check_sites(results, count, s.max_sites(), "RESULTS"); !why.empty())
             return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
         proto::Results request;
         request.sequence = sequence;
@@ -395,8 +394,8 @@ int wp_ate_results(wp_ate* handle, uint32_t sequence, const wp_ate_site_result* 
                                   ", expected WP_ATE_PROGRAMMED (1) or WP_ATE_FAILED (2)");
             r.outcome = static_cast<proto::DieOutcome>(in.outcome);
             if (in.bin != nullptr) {
-                if (std::string why = read_text(in.bin, index_name("results", i, "bin"), false,
-                                                r.bin);
+                if (std::string why =
+                        read_text(in.bin, index_name("results", i, "bin"), false, r.bin);
                     !why.empty())
                     return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
             }

@@ -35,8 +35,7 @@ bool set_int(void* socket, int option, int value, const char* name, std::string&
 long remaining_ms(Clock::time_point deadline) {
     const auto left = deadline - Clock::now();
     if (left <= Clock::duration::zero()) return 0;
-    return static_cast<long>(
-        std::chrono::ceil<std::chrono::milliseconds>(left).count());
+    return static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
 }
 
 }  // namespace
@@ -48,8 +47,7 @@ Link::~Link() {
         zmq_close(socket_);
     }
     if (context_ != nullptr) {
-        while (zmq_ctx_term(context_) != 0 && zmq_errno() == EINTR) {
-        }
+        while (zmq_ctx_term(context_) != 0 && zmq_errno() == EINTR) {}
     }
 }
 

@@ -32,8 +32,8 @@ bool match_sites(const std::vector<RequestEntry>& request, const std::vector<Ans
     order.assign(request.size(), kUnset);
     for (size_t j = 0; j < answer.size(); ++j) {
         const uint16_t site = answer[j].site;
-        const auto it = std::lower_bound(by_site.begin(), by_site.end(),
-                                         std::pair<uint16_t, size_t>{site, 0});
+        const auto it =
+            std::lower_bound(by_site.begin(), by_site.end(), std::pair<uint16_t, size_t>{site, 0});
         if (it == by_site.end() || it->first != site) {
             why = "site " + std::to_string(site) + " was not in the request";
             return false;
@@ -73,16 +73,15 @@ int Session::open(SessionConfig config) {
 
 int Session::hello() {
     proto::Frame frame;
-    frame.message = proto::Hello{config_.tester_id, config_.job_id, config_.node_name,
-                                 WAFERPROV_ATE_VERSION};
+    frame.message =
+        proto::Hello{config_.tester_id, config_.job_id, config_.node_name, WAFERPROV_ATE_VERSION};
     proto::Frame answer;
     const int rc = exchange(frame, proto::Kind::kHelloOk, 1 + config_.retries, answer);
     if (rc != WP_ATE_OK) return rc;
     const auto& ok = std::get<proto::HelloOk>(answer.message);
     if (answer.minor > proto::kVersionMinor)
         return fail(WP_ATE_E_PROTOCOL, "HELLO_OK agrees on version 1." +
-                                           std::to_string(answer.minor) +
-                                           ", above the 1." +
+                                           std::to_string(answer.minor) + ", above the 1." +
                                            std::to_string(proto::kVersionMinor) + " we offered");
     session_id_ = ok.session_id;
     minor_ = answer.minor;
@@ -110,18 +109,18 @@ int Session::exchange(proto::Frame& frame, proto::Kind expected, int attempts,
         const int rc = await(id, sent, expected, deadline, answer);
         if (rc != WP_ATE_E_TIMEOUT) return rc;
     }
-    std::string text = kind_name(sent) + ": no answer from " + config_.link.endpoint +
-                       " within " + std::to_string(config_.timeout.count()) + " ms (" +
-                       std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts") +
-                       ")";
+    std::string text = kind_name(sent) + ": no answer from " + config_.link.endpoint + " within " +
+                       std::to_string(config_.timeout.count()) + " ms (" +
+                       std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts") + ")";
     if (!queued)
-        text += "; no connection to the host was ever ready: is it running, and does it admit "
-                "this tester's CURVE key?";
+        text +=
+            "; no connection to the host was ever ready: is it running, and does it admit "
+            "this tester's CURVE key?";
     return fail(WP_ATE_E_TIMEOUT, std::move(text));
 }
 
-int Session::await(uint32_t id, proto::Kind sent, proto::Kind expected,
-                   Clock::time_point deadline, proto::Frame& answer) {
+int Session::await(uint32_t id, proto::Kind sent, proto::Kind expected, Clock::time_point deadline,
+                   proto::Frame& answer) {
     for (;;) {
         size_t parts = 0;
         std::string error;
@@ -133,9 +132,9 @@ int Session::await(uint32_t id, proto::Kind sent, proto::Kind expected,
         // A late answer to an earlier request that timed out: the caller has moved on. An
         // ERROR with request id 0 is the host saying it could not read a header: ours, since
         // nothing else of ours is in flight.
-        const bool ours = header->request_id == id ||
-                          (header->request_id == 0 &&
-                           header->kind == static_cast<uint8_t>(proto::Kind::kError));
+        const bool ours =
+            header->request_id == id ||
+            (header->request_id == 0 && header->kind == static_cast<uint8_t>(proto::Kind::kError));
         if (!ours) continue;
         if (parts != 1)
             return fail(WP_ATE_E_PROTOCOL, "the answer to " + kind_name(sent) + " came in " +
@@ -144,20 +143,19 @@ int Session::await(uint32_t id, proto::Kind sent, proto::Kind expected,
         auto decoded = proto::decode(in_, limits_);
         if (!decoded.ok()) {
             if (decoded.error().code == proto::StatusCode::kInternal)
-                return fail(WP_ATE_E_NO_MEMORY, "decoding the answer to " + kind_name(sent) +
-                                                    ": " + decoded.error().text);
-            return fail(WP_ATE_E_PROTOCOL, "the host's answer to " + kind_name(sent) +
-                                               " is malformed: " +
-                                               proto::to_string(decoded.error().code) + ": " +
-                                               decoded.error().text);
+                return fail(WP_ATE_E_NO_MEMORY, "decoding the answer to " + kind_name(sent) + ": " +
+                                                    decoded.error().text);
+            return fail(WP_ATE_E_PROTOCOL,
+                        "the host's answer to " + kind_name(sent) + " is malformed: " +
+                            proto::to_string(decoded.error().code) + ": " + decoded.error().text);
         }
         answer = std::move(decoded).value();
         const proto::Kind got = proto::kind_of(answer.message);
         if (got == proto::Kind::kError) {
             const auto& e = std::get<proto::ErrorReply>(answer.message);
-            return fail(static_cast<int>(e.code),
-                        std::string(proto::to_string(e.code)) + " (the host refused " +
-                            kind_name(sent) + ")" + (e.text.empty() ? "" : ": " + e.text));
+            return fail(static_cast<int>(e.code), std::string(proto::to_string(e.code)) +
+                                                      " (the host refused " + kind_name(sent) +
+                                                      ")" + (e.text.empty() ? "" : ": " + e.text));
         }
         if (got != expected)
             return fail(WP_ATE_E_PROTOCOL, "the host answered " + kind_name(sent) + " with " +
@@ -208,10 +206,9 @@ int Session::touchdown(proto::Touchdown& request, proto::TouchdownResult& result
     request.session_id = session_id_;
     result = std::move(std::get<proto::TouchdownResult>(answer.message));
     if (result.sequence != request.sequence)
-        return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT is for sequence " +
-                                           std::to_string(result.sequence) +
-                                           ", the request was sequence " +
-                                           std::to_string(request.sequence));
+        return fail(WP_ATE_E_PROTOCOL,
+                    "TOUCHDOWN_RESULT is for sequence " + std::to_string(result.sequence) +
+                        ", the request was sequence " + std::to_string(request.sequence));
     std::string why;
     if (!match_sites(request.sites, result.sites, order, why))
         return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT does not match the request: " + why);
@@ -219,26 +216,24 @@ int Session::touchdown(proto::Touchdown& request, proto::TouchdownResult& result
         const auto& asked = request.sites[i];
         const auto& got = result.sites[order[i]];
         if (asked.uid && got.identity && got.identity->uid != *asked.uid)
-            return fail(WP_ATE_E_PROTOCOL,
-                        "TOUCHDOWN_RESULT: site " + std::to_string(asked.site) +
-                            " came back with another UID than the die's own (" +
-                            to_hex(got.identity->uid) + " for " + to_hex(*asked.uid) + ")");
+            return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT: site " + std::to_string(asked.site) +
+                                               " came back with another UID than the die's own (" +
+                                               to_hex(got.identity->uid) + " for " +
+                                               to_hex(*asked.uid) + ")");
     }
     return WP_ATE_OK;
 }
 
-int Session::results(proto::Results& request, proto::ResultsAck& ack,
-                     std::vector<size_t>& order) {
+int Session::results(proto::Results& request, proto::ResultsAck& ack, std::vector<size_t>& order) {
     proto::Frame answer;
     const int rc = in_session(request, proto::Kind::kResultsAck, answer);
     if (rc != WP_ATE_OK) return rc;
     request.session_id = session_id_;
     ack = std::move(std::get<proto::ResultsAck>(answer.message));
     if (ack.sequence != request.sequence)
-        return fail(WP_ATE_E_PROTOCOL, "RESULTS_ACK is for sequence " +
-                                           std::to_string(ack.sequence) +
-                                           ", the request was sequence " +
-                                           std::to_string(request.sequence));
+        return fail(WP_ATE_E_PROTOCOL,
+                    "RESULTS_ACK is for sequence " + std::to_string(ack.sequence) +
+                        ", the request was sequence " + std::to_string(request.sequence));
     std::string why;
     if (!match_sites(request.sites, ack.sites, order, why))
         return fail(WP_ATE_E_PROTOCOL, "RESULTS_ACK does not match the request: " + why);

@@ -57,7 +57,7 @@ private:
     enum class State {
         kNoSession,  // no HELLO yet, or the host lost the session and the re-HELLO failed
         kOpen,
-        kClosed,     // the host refused a new session (NOT_ADMITTED / UNKNOWN_JOB), or BYE
+        kClosed,  // the host refused a new session (NOT_ADMITTED / UNKNOWN_JOB), or BYE
     };
 
     int hello();
@@ -69,8 +69,8 @@ private:
 
     // Waits until `deadline` for the answer to request `id`; answers to other (earlier, timed
     // out) requests are dropped. WP_ATE_E_TIMEOUT when none came.
-    int await(uint32_t id, proto::Kind sent, proto::Kind expected,
-              Clock::time_point deadline, proto::Frame& answer);
+    int await(uint32_t id, proto::Kind sent, proto::Kind expected, Clock::time_point deadline,
+              proto::Frame& answer);
 
     // exchange() for a request that names the session: opens one first if there is none, and
     // after an ERROR NO_SESSION (the host restarted) opens a new one and resends once.

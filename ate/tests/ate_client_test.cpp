@@ -121,7 +121,8 @@ protected:
         auto k = proto::generate_curve_keys();
         ASSERT_TRUE(k.ok());
         keys_ = std::move(k).value();
-        ASSERT_TRUE(proto::write_curve_key_files(keys_, "ATE-9", secret_file(), public_file()).ok());
+        ASSERT_TRUE(
+            proto::write_curve_key_files(keys_, "ATE-9", secret_file(), public_file()).ok());
     }
     std::filesystem::path secret_file() const { return dir_.path / "t.key"; }
     std::filesystem::path public_file() const { return dir_.path / "t.pub"; }
@@ -176,8 +177,7 @@ TEST_F(AteKeyFile, NullArgumentsAreInvalid) {
     char pub[41], sec[41];
     EXPECT_EQ(wp_ate_read_key_file(nullptr, pub, sec), WP_ATE_E_INVALID_ARGUMENT);
     EXPECT_STREQ(wp_ate_last_error(nullptr), "path is NULL");
-    EXPECT_EQ(wp_ate_read_key_file(secret_file().c_str(), nullptr, sec),
-              WP_ATE_E_INVALID_ARGUMENT);
+    EXPECT_EQ(wp_ate_read_key_file(secret_file().c_str(), nullptr, sec), WP_ATE_E_INVALID_ARGUMENT);
     EXPECT_STREQ(wp_ate_last_error(nullptr), "public_z85 is NULL");
 }
 
@@ -276,7 +276,9 @@ TEST(AteOpen, EachBadConfigFieldIsNamed) {
          [](wp_ate_config& c) { c.client_public_key = "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~"; },
          "client_public_key"},
         {"secret key 41 chars",
-         [](wp_ate_config& c) { c.client_secret_key = "0000000000000000000000000000000000000000A"; },
+         [](wp_ate_config& c) {
+             c.client_secret_key = "0000000000000000000000000000000000000000A";
+         },
          "client_secret_key"},
         {"tester NULL", [](wp_ate_config& c) { c.tester_id = nullptr; }, "tester_id"},
         {"tester empty", [](wp_ate_config& c) { c.tester_id = ""; }, "tester_id"},
@@ -306,8 +308,8 @@ TEST(AteOpen, EachBadConfigFieldIsNamed) {
 }
 
 TEST(AteOpen, BadEndpointIsAConnectError) {
-    for (const char* e : {"not-an-endpoint", "tcp://", "tcp://no.such.host.invalid:-5",
-                          "bogus://127.0.0.1:5"}) {
+    for (const char* e :
+         {"not-an-endpoint", "tcp://", "tcp://no.such.host.invalid:-5", "bogus://127.0.0.1:5"}) {
         Config c(e);
         wp_ate* h = nullptr;
         EXPECT_EQ(wp_ate_open(&c.cfg, &h), WP_ATE_E_CONNECT) << e;
@@ -328,7 +330,7 @@ TEST(AteOpen, TimesOutAfterEveryRetryWhenNobodyListens) {
     EXPECT_EQ(wp_ate_open(&c.cfg, &h), WP_ATE_E_TIMEOUT);
     const auto took = Clock::now() - t0;
     EXPECT_EQ(h, nullptr);
-    EXPECT_GE(took, milliseconds(580));   // 3 attempts of 200 ms
+    EXPECT_GE(took, milliseconds(580));  // 3 attempts of 200 ms
     EXPECT_LT(took, milliseconds(3000));
     const std::string text = wp_ate_last_error(nullptr);
     EXPECT_NE(text.find("HELLO"), std::string::npos) << text;

@@ -97,7 +97,8 @@ std::vector<wp_ate_site_result> programmed(const std::vector<wp_ate_site_identit
 class AteServer : public ::testing::Test {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(serve_available(kWaferprov, dir_.path)) << kWaferprov << " has no 'serve' command";
+        ASSERT_TRUE(serve_available(kWaferprov, dir_.path))
+            << kWaferprov << " has no 'serve' command";
         const std::string err =
             make_dev_job(kWaferprov, dir_.path / "job", "J1", {"ATE-1", "ATE-2"}, job_);
         ASSERT_EQ(err, "");
@@ -108,9 +109,9 @@ protected:
 
     void start_server(const std::string& bind = "tcp://127.0.0.1:0",
                       std::vector<std::string> extra = {}) {
-        std::vector<std::string> args = {"--job", job_.job_file().string(), "--bind", bind,
-                                         "--max-sites", std::to_string(kServerMaxSites),
-                                         "--threads", "2"};
+        std::vector<std::string> args = {
+            "--job",       job_.job_file().string(),        "--bind",    bind,
+            "--max-sites", std::to_string(kServerMaxSites), "--threads", "2"};
         args.insert(args.end(), extra.begin(), extra.end());
         std::string err;
         server_.reset();
@@ -142,7 +143,8 @@ protected:
         wp_ate* h = nullptr;
         const int rc = wp_ate_open(&c, &h);
         EXPECT_EQ(rc, WP_ATE_OK) << wp_ate_strerror(rc) << ": " << wp_ate_last_error(nullptr)
-                                 << "\nserver log:\n" << server_->log();
+                                 << "\nserver log:\n"
+                                 << server_->log();
         return h;
     }
 
@@ -151,10 +153,11 @@ protected:
                                                 const std::vector<wp_ate_site_request>& sites,
                                                 uint16_t wafer = 1) {
         std::vector<wp_ate_site_identity> ids(sites.size());
-        const int rc = wp_ate_touchdown(h, lot, wafer, sequence, sites.data(), sites.size(),
-                                        ids.data());
+        const int rc =
+            wp_ate_touchdown(h, lot, wafer, sequence, sites.data(), sites.size(), ids.data());
         EXPECT_EQ(rc, WP_ATE_OK) << wp_ate_strerror(rc) << ": " << wp_ate_last_error(h)
-                                 << "\nserver log:\n" << server_->log();
+                                 << "\nserver log:\n"
+                                 << server_->log();
         if (rc != WP_ATE_OK) ids.clear();
         return ids;
     }
@@ -164,7 +167,8 @@ protected:
         std::vector<wp_ate_result_ack> acks(res.size());
         const int rc = wp_ate_results(h, sequence, res.data(), res.size(), acks.data());
         EXPECT_EQ(rc, WP_ATE_OK) << wp_ate_strerror(rc) << ": " << wp_ate_last_error(h)
-                                 << "\nserver log:\n" << server_->log();
+                                 << "\nserver log:\n"
+                                 << server_->log();
         if (rc != WP_ATE_OK) acks.clear();
         return acks;
     }
@@ -241,9 +245,8 @@ TEST_F(AteServer, OpenTouchdownResultsCloseOverCurve) {
         ASSERT_TRUE(q.has_value());
         uint8_t encoded[65];
         size_t len = 0;
-        ASSERT_EQ(EVP_PKEY_get_octet_string_param(X509_get0_pubkey(cert.get()),
-                                                  "encoded-pub-key", encoded, sizeof encoded,
-                                                  &len),
+        ASSERT_EQ(EVP_PKEY_get_octet_string_param(X509_get0_pubkey(cert.get()), "encoded-pub-key",
+                                                  encoded, sizeof encoded, &len),
                   1);
         ASSERT_EQ(len, 65u);
         EXPECT_EQ(std::memcmp(encoded + 1, q->x.data(), 32), 0);
@@ -348,8 +351,8 @@ TEST_F(AteServer, DuplicateResultsAreRefusedPerDie) {
     EXPECT_EQ(first[1].status, WP_ATE_OK) << first[1].text;
     const auto repeat = results(h.h, 1, res);
     ASSERT_EQ(repeat.size(), 2u);
-    EXPECT_EQ(repeat[0].status, WP_ATE_OK) << "a resent RESULTS is answered as the first: "
-                                            << repeat[0].text;
+    EXPECT_EQ(repeat[0].status, WP_ATE_OK)
+        << "a resent RESULTS is answered as the first: " << repeat[0].text;
     EXPECT_EQ(repeat[1].status, WP_ATE_OK) << repeat[1].text;
 
     // The second die again, now FAILED, in a new RESULTS frame.
@@ -522,18 +525,17 @@ TEST_F(AteServer, TwoHandlesOnTwoThreadsAtOnce) {
 
 // The example C program, as a test program engineer would run it.
 TEST_F(AteServer, ExampleProgramRunsToCompletion) {
-    const RunResult r = run_command({kExample.string(), server_->endpoint(),
-                                     (job_.dir / "server.pub").string(),
-                                     job_.tester_key("ATE-1").string(), "J1", "ATE-1",
-                                     "LOT-EXAMPLE", "3"},
-                                    dir_.path / "example.log", std::chrono::seconds(120));
+    const RunResult r =
+        run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
+                     job_.tester_key("ATE-1").string(), "J1", "ATE-1", "LOT-EXAMPLE", "3"},
+                    dir_.path / "example.log", std::chrono::seconds(120));
     EXPECT_EQ(r.exit_status, 0) << r.output << "\nserver log:\n" << server_->log();
     EXPECT_NE(r.output.find("done: 3 touchdowns, 0 refusals"), std::string::npos) << r.output;
     // And its failure path: the wrong tester id for the key.
-    const RunResult bad = run_command({kExample.string(), server_->endpoint(),
-                                       (job_.dir / "server.pub").string(),
-                                       job_.tester_key("ATE-1").string(), "J1", "ATE-2"},
-                                      dir_.path / "example-bad.log", std::chrono::seconds(60));
+    const RunResult bad =
+        run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
+                     job_.tester_key("ATE-1").string(), "J1", "ATE-2"},
+                    dir_.path / "example-bad.log", std::chrono::seconds(60));
     EXPECT_EQ(bad.exit_status, 2) << bad.output;
     EXPECT_NE(bad.output.find("NOT_ADMITTED"), std::string::npos) << bad.output;
 }

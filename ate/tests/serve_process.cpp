@@ -36,8 +36,8 @@ bool serve_available(const fs::path& waferprov, const fs::path& scratch) {
 
 std::string make_dev_job(const fs::path& waferprov, const fs::path& dir, const std::string& id,
                          const std::vector<std::string>& testers, DevJob& job) {
-    std::vector<std::string> argv = {waferprov.string(), "job", "init", "--out", dir.string(),
-                                     "--id", id};
+    std::vector<std::string> argv = {waferprov.string(), "job",  "init", "--out",
+                                     dir.string(),       "--id", id};
     for (const auto& t : testers) {
         argv.emplace_back("--tester");
         argv.push_back(t);
@@ -47,8 +47,7 @@ std::string make_dev_job(const fs::path& waferprov, const fs::path& dir, const s
         return "waferprov job init failed (" + std::to_string(r.exit_status) + "): " + r.output;
     job.dir = dir;
     job.id = id;
-    if (wp_ate_read_key_file((dir / "server.pub").c_str(), job.server_public, nullptr) !=
-        WP_ATE_OK)
+    if (wp_ate_read_key_file((dir / "server.pub").c_str(), job.server_public, nullptr) != WP_ATE_OK)
         return std::string("reading server.pub: ") + wp_ate_last_error(nullptr);
     return {};
 }

@@ -44,7 +44,7 @@ struct ParsedArgs {
     std::vector<std::string> flags;
     std::vector<std::string> positionals;
     std::string get(std::string_view name) const;
-    bool has(std::string_view name) const;     // option or flag present
+    bool has(std::string_view name) const;  // option or flag present
     std::vector<std::string> all(std::string_view name) const;
 };
 

@@ -59,7 +59,9 @@ int run_init(const Args& args) {
         return kExitOk;
     }
     if (!pa.positionals.empty() || pa.get("out").empty()) {
-        std::cerr << "waferprov ca init: --out DIR is required (and takes no positional arguments)\n" << kUsage;
+        std::cerr
+            << "waferprov ca init: --out DIR is required (and takes no positional arguments)\n"
+            << kUsage;
         return kExitUsage;
     }
     host::ChainOptions chain;
@@ -75,10 +77,14 @@ int run_init(const Args& args) {
         std::cerr << "waferprov ca init: " << files.error().describe() << "\n";
         return kExitFailure;
     }
-    std::cout << "root CA          " << files->root_cert.string() << " (key " << files->root_key.string() << ")\n"
+    std::cout << "root CA          " << files->root_cert.string() << " (key "
+              << files->root_key.string() << ")\n"
               << "manufacturer CA  " << files->ca_cert.string();
-    if (!files->ca_key.empty()) std::cout << " (key " << files->ca_key.string() << ")\n";
-    else std::cout << " (key in token '" << pa.get("token-label") << "', label '" << pa.get("key-label") << "')\n";
+    if (!files->ca_key.empty())
+        std::cout << " (key " << files->ca_key.string() << ")\n";
+    else
+        std::cout << " (key in token '" << pa.get("token-label") << "', label '"
+                  << pa.get("key-label") << "')\n";
     return kExitOk;
 }
 
@@ -94,6 +100,7 @@ static int run_ca(const Args& args) {
     return kExitUsage;
 }
 
-WAFERPROV_COMMAND(ca, "ca init: create a development root + manufacturer CA (PEM or PKCS#11 key)", run_ca);
+WAFERPROV_COMMAND(ca, "ca init: create a development root + manufacturer CA (PEM or PKCS#11 key)",
+                  run_ca);
 
 }  // namespace waferprov::cli

@@ -42,7 +42,8 @@ Status write_text(const fs::path& p, const std::string& text, mode_t mode) {
     out << text;
     out.flush();
     if (!out) return make_error(ErrorCode::kIo, "cannot write " + p.string());
-    if (::chmod(p.c_str(), mode) != 0) return make_error(ErrorCode::kIo, "cannot chmod " + p.string());
+    if (::chmod(p.c_str(), mode) != 0)
+        return make_error(ErrorCode::kIo, "cannot chmod " + p.string());
     return ok_status();
 }
 
@@ -101,7 +102,8 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
     WP_RETURN_IF_ERROR(software::write_new_device_key(*job.device_key));
     WP_ASSIGN_OR_RETURN(software::DeviceKey dk, software::load_device_key(*job.device_key));
     SecretArray<32> kik;
-    if (RAND_priv_bytes(kik.data(), 32) != 1) return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
+    if (RAND_priv_bytes(kik.data(), 32) != 1)
+        return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
     WP_ASSIGN_OR_RETURN(Bytes wrapped, software::kw_wrap(dk.span(), kik.span()));
     WP_RETURN_IF_ERROR(write_text(job.wrapped_kik, to_hex(wrapped) + "\n", 0644));
     std::string kik_hex = to_hex(kik.span()) + "\n";
@@ -112,20 +114,24 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
     // The tester link's keys: the server's pair, and one pair per tester admitted.
     {
         WP_ASSIGN_OR_RETURN(auto server, host::protocol::generate_curve_keys());
-        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(server, "waferprov serve " + job.id,
-                                                                 dir / "server.key", dir / "server.pub"));
+        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
+            server, "waferprov serve " + job.id, dir / "server.key", dir / "server.pub"));
     }
     for (const auto& id : a.all("tester")) {
         const bool file_safe = !id.empty() && id.size() <= 64 &&
-                               std::all_of(id.begin(), id.end(), [](char c) {
-                                   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-                                          c == '_' || c == '.';
-                               }) && id[0] != '.';
+                               std::all_of(id.begin(), id.end(),
+                                           [](char c) {
+                                               return std::isalnum(static_cast<unsigned char>(c)) ||
+                                                      c == '-' || c == '_' || c == '.';
+                                           }) &&
+                               id[0] != '.';
         if (!file_safe)
-            return make_error(ErrorCode::kInvalidArgument,
-                              "--tester '" + id + "': use 1..64 of A-Z a-z 0-9 - _ . (it names a file)");
+            return make_error(
+                ErrorCode::kInvalidArgument,
+                "--tester '" + id + "': use 1..64 of A-Z a-z 0-9 - _ . (it names a file)");
         for (const auto& t : job.testers)
-            if (t.id == id) return make_error(ErrorCode::kInvalidArgument, "--tester '" + id + "' given twice");
+            if (t.id == id)
+                return make_error(ErrorCode::kInvalidArgument, "--tester '" + id + "' given twice");
         WP_ASSIGN_OR_RETURN(auto keys, host::protocol::generate_curve_keys());
         WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
             keys, id, dir / ("tester-" + id + ".key"), dir / ("tester-" + id + ".pub")));
@@ -146,16 +152,21 @@ Status init_job(const ParsedArgs& a) {
     const fs::path dir = fs::absolute(a.get("out")).lexically_normal();
     std::error_code ec;
     if (fs::exists(dir) && !(fs::is_directory(dir) && fs::is_empty(dir, ec)))
-        return make_error(ErrorCode::kInvalidArgument,
-                          dir.string() + " exists and is not an empty folder; refusing to overwrite");
-    const fs::path work = dir.parent_path() / ("." + dir.filename().string() + ".init-" + std::to_string(::getpid()));
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            dir.string() + " exists and is not an empty folder; refusing to overwrite");
+    const fs::path work =
+        dir.parent_path() / ("." + dir.filename().string() + ".init-" + std::to_string(::getpid()));
     fs::create_directories(work, ec);
-    if (ec) return make_error(ErrorCode::kIo, "cannot create " + work.string() + ": " + ec.message());
+    if (ec)
+        return make_error(ErrorCode::kIo, "cannot create " + work.string() + ": " + ec.message());
     auto st = build_job(a, work, dir.filename().string());
     if (st.ok()) {
         fs::remove(dir, ec);  // the empty folder, if there was one
         fs::rename(work, dir, ec);
-        if (ec) st = make_error(ErrorCode::kIo, "cannot rename " + work.string() + " to " + dir.string() + ": " + ec.message());
+        if (ec)
+            st = make_error(ErrorCode::kIo, "cannot rename " + work.string() + " to " +
+                                                dir.string() + ": " + ec.message());
     }
     if (!st.ok()) {
         fs::remove_all(work, ec);
@@ -163,7 +174,8 @@ Status init_job(const ParsedArgs& a) {
     }
     std::cout << "wrote " << (dir / "job.toml").string()
               << ", root.pem, ca.pem, device.key, kik.wrapped, kik.hex, server.key, server.pub";
-    for (const auto& id : a.all("tester")) std::cout << ", tester-" << id << ".key, tester-" << id << ".pub";
+    for (const auto& id : a.all("tester"))
+        std::cout << ", tester-" << id << ".key, tester-" << id << ".pub";
     std::cout << "\n";
     return ok_status();
 }
@@ -179,13 +191,14 @@ int run_job(const Args& args) {
     }
     ParsedArgs a;
     std::string err;
-    std::vector<std::string_view> value_options = {"out", "id", "product", "customer", "quota",
-                                                   "uid-policy", "tester"};
+    std::vector<std::string_view> value_options = {"out",   "id",         "product", "customer",
+                                                   "quota", "uid-policy", "tester"};
     value_options.insert(value_options.end(), kCaValueOptions.begin(), kCaValueOptions.end());
     if (!parse_args(Args(args.begin() + 1, args.end()), value_options, {kCaFlagOption, "help"}, a,
                     err) ||
         !a.positionals.empty()) {
-        std::cerr << "waferprov job init: " << (err.empty() ? "unexpected argument" : err) << "\n" << kUsage;
+        std::cerr << "waferprov job init: " << (err.empty() ? "unexpected argument" : err) << "\n"
+                  << kUsage;
         return kExitUsage;
     }
     if (a.has("help")) {

@@ -18,7 +18,8 @@ constexpr const char* kUsage =
     "Runs known-answer files on a backend and prints, per file, the cases passed, failed and\n"
     "skipped (cases the backend cannot run). Without --backend, every backend of this build.\n"
     "Without FILE, the built-in vectors ($WAFERPROV_VECTOR_DIR overrides where they are).\n"
-    "Formats: Wycheproof AES-WRAP and AES-CMAC, and P256-BASEMUL and WPID-1 (docs/kat-formats.md).\n"
+    "Formats: Wycheproof AES-WRAP and AES-CMAC, and P256-BASEMUL and WPID-1 "
+    "(docs/kat-formats.md).\n"
     "--device-key FILE: the engine's device key file; WPID-1 KIKs are wrapped under it.\n"
     "Exit status: 0 all passed; 1 a case failed, a file was unusable, or nothing ran; 2 usage.\n";
 
@@ -50,8 +51,10 @@ static int run_kat(const Args& args) {
                 std::cerr << "waferprov kat: " << a << " needs a value\n" << kUsage;
                 return kExitUsage;
             }
-            if (a == "--backend") backends.push_back(args[++i]);
-            else device_key_file = args[++i];
+            if (a == "--backend")
+                backends.push_back(args[++i]);
+            else
+                device_key_file = args[++i];
         } else if (a.rfind("--", 0) == 0) {
             std::cerr << "waferprov kat: unknown option " << a << "\n" << kUsage;
             return kExitUsage;
@@ -101,12 +104,13 @@ static int run_kat(const Args& args) {
         std::cerr << "waferprov kat: no known-answer case ran\n";
         return kExitFailure;
     }
-    std::cout << "summary over all backends and files - " << total_ran - total_failed
-              << " passed, " << total_failed << " failed\n";
+    std::cout << "summary over all backends and files - " << total_ran - total_failed << " passed, "
+              << total_failed << " failed\n";
     return total_failed == 0 && unusable == 0 ? kExitOk : kExitFailure;
 }
 
-WAFERPROV_COMMAND(kat, "run known-answer test files (default: the built-in vectors on every backend)",
+WAFERPROV_COMMAND(kat,
+                  "run known-answer test files (default: the built-in vectors on every backend)",
                   run_kat);
 
 }  // namespace waferprov::cli

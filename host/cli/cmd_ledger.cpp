@@ -57,7 +57,8 @@ int report(const host::VerifyReport& rep, const std::string& what) {
 // The ledger to work on: --ledger, else the one the --job file names.
 Result<std::string> ledger_path(const ParsedArgs& a) {
     if (a.has("ledger")) return a.get("ledger");
-    if (!a.has("job")) return make_error(ErrorCode::kInvalidArgument, "give --job FILE or --ledger FILE");
+    if (!a.has("job"))
+        return make_error(ErrorCode::kInvalidArgument, "give --job FILE or --ledger FILE");
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
     return job.ledger.string();
 }
@@ -124,7 +125,8 @@ void print_record(const host::LedgerRecord& r) {
 }
 
 int run_show(const ParsedArgs& a) {
-    if (!a.has("ledger") && !a.has("job")) return usage_error("show needs --job FILE or --ledger FILE");
+    if (!a.has("ledger") && !a.has("job"))
+        return usage_error("show needs --job FILE or --ledger FILE");
     auto path = ledger_path(a);
     if (!path.ok()) return fail(path.error());
     auto l = host::Ledger::open_existing(*path);
@@ -151,9 +153,9 @@ int run_show(const ParsedArgs& a) {
     std::cout << "job          " << c.job_id << "\n"
               << "customer     " << c.customer << "\n"
               << "product      " << c.product << "\n";
-    for (host::DieState s : {host::DieState::kIssued, host::DieState::kDelivered,
-                             host::DieState::kProgrammed, host::DieState::kFailed,
-                             host::DieState::kVoid}) {
+    for (host::DieState s :
+         {host::DieState::kIssued, host::DieState::kDelivered, host::DieState::kProgrammed,
+          host::DieState::kFailed, host::DieState::kVoid}) {
         std::string name = host::to_string(s);
         name.resize(13, ' ');
         std::cout << name << counts->of(s) << "\n";
@@ -174,8 +176,8 @@ int run_ledger(const Args& args) {
     ParsedArgs a;
     std::string error;
     if (!parse_args(Args(args.begin() + 1, args.end()),
-                    {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid"}, {"help"}, a,
-                    error))
+                    {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid"}, {"help"},
+                    a, error))
         return usage_error(error);
     if (a.has("help")) {
         std::cout << kUsage;

@@ -30,7 +30,8 @@ constexpr const char* kUsage =
 Result<int> report(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
     if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
-    const fs::path out = a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
+    const fs::path out =
+        a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
     std::vector<host::WaferMap> maps;
     for (const auto& file : a.all("map")) {
         WP_ASSIGN_OR_RETURN(auto map, host::read_map_file(file));
@@ -38,8 +39,9 @@ Result<int> report(const ParsedArgs& a) {
     }
     WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open_existing(job.ledger));
     if (ledger->config().job_id != job.id)
-        return make_error(ErrorCode::kInvalidArgument, job.ledger.string() + " belongs to job " +
-                                                           ledger->config().job_id + ", not " + job.id);
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            job.ledger.string() + " belongs to job " + ledger->config().job_id + ", not " + job.id);
     WP_ASSIGN_OR_RETURN(auto q, ledger->quota());
     std::vector<rpt::WaferRun> runs;
     bool complete = true;
@@ -92,8 +94,10 @@ Result<int> report(const ParsedArgs& a) {
 int run_report(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "ledger", "out"}, {"help"}, a, err) || !a.positionals.empty()) {
-        std::cerr << "waferprov report: " << (err.empty() ? "unexpected argument" : err) << "\n" << kUsage;
+    if (!parse_args(args, {"job", "map", "ledger", "out"}, {"help"}, a, err) ||
+        !a.positionals.empty()) {
+        std::cerr << "waferprov report: " << (err.empty() ? "unexpected argument" : err) << "\n"
+                  << kUsage;
         return kExitUsage;
     }
     if (a.has("help")) {
@@ -114,6 +118,7 @@ int run_report(const Args& args) {
 
 }  // namespace
 
-WAFERPROV_COMMAND(report, "report: floor reports of wafers from the ledger as it stands", run_report);
+WAFERPROV_COMMAND(report, "report: floor reports of wafers from the ledger as it stands",
+                  run_report);
 
 }  // namespace waferprov::cli

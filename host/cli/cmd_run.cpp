@@ -46,11 +46,13 @@ public:
     explicit Progress(bool enabled) : enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
     void update(size_t done, size_t total) {
         if (!enabled_ || total == 0) return;
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         const double rate = s > 0 ? static_cast<double>(done) / s : 0;
         const double left = rate > 0 ? static_cast<double>(total - done) / rate : 0;
         constexpr int kWidth = 30;
-        const int filled = static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total));
+        const int filled =
+            static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total));
         std::fprintf(stderr, "\r  [%s%s] %zu/%zu dies  %6.0f dies/s  %d:%02d left ",
                      std::string(static_cast<size_t>(filled), '#').c_str(),
                      std::string(static_cast<size_t>(kWidth - filled), '.').c_str(), done, total,
@@ -78,24 +80,28 @@ struct MapRun {
     host::WaferMap map;
     std::vector<host::DieRequest> todo;      // dies to run through the pipeline
     std::set<std::pair<int, int>> selected;  // every selected die
-    std::map<std::pair<int, int>, std::pair<rpt::Outcome, std::string>> preset;  // decided before the pipeline
+    std::map<std::pair<int, int>, std::pair<rpt::Outcome, std::string>>
+        preset;  // decided before the pipeline
     size_t without_uid = 0;
     int64_t start_unix = 0, finish_unix = 0;
 };
 
 int64_t now_unix() {
     return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch()).count();
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 Result<int> run(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
     if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
-    WP_ASSIGN_OR_RETURN(const size_t thread_count,
-                        number_option(a, "threads", 1, 1024, std::max(1u, std::thread::hardware_concurrency())));
+    WP_ASSIGN_OR_RETURN(
+        const size_t thread_count,
+        number_option(a, "threads", 1, 1024, std::max(1u, std::thread::hardware_concurrency())));
     const int threads = static_cast<int>(thread_count);
     WP_ASSIGN_OR_RETURN(const size_t batch, number_option(a, "batch", 1, 4096, 512));
-    const fs::path out = a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
+    const fs::path out =
+        a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
 
     // Read and check every map before anything is provisioned: a bad map provisions nothing.
     std::vector<MapRun> runs;
@@ -127,7 +133,8 @@ Result<int> run(const ParsedArgs& a) {
         for (const auto& d : r.todo) {
             auto it = have.find({d.loc.x, d.loc.y});
             if (it != have.end() && it->second == d.uid)
-                r.preset[{d.loc.x, d.loc.y}] = {rpt::Outcome::kReissued, "already provisioned by an earlier run"};
+                r.preset[{d.loc.x, d.loc.y}] = {rpt::Outcome::kReissued,
+                                                "already provisioned by an earlier run"};
             else
                 keep.push_back(d);
         }
@@ -142,15 +149,15 @@ Result<int> run(const ParsedArgs& a) {
         if (r.todo.size() > budget) {
             for (size_t i = budget; i < r.todo.size(); ++i)
                 r.preset[{r.todo[i].loc.x, r.todo[i].loc.y}] = {rpt::Outcome::kRefusedQuota,
-                                                                 "quota exhausted before the run"};
+                                                                "quota exhausted before the run"};
             r.todo.resize(budget);
         }
         budget -= r.todo.size();
     }
 
-    std::cout << "job " << job.id << " (" << job.product << " for " << job.customer << "): "
-              << to_generate << " dies to generate on " << runs.size() << " wafer(s), quota left "
-              << quota_left << ", " << threads << " thread(s)\n";
+    std::cout << "job " << job.id << " (" << job.product << " for " << job.customer
+              << "): " << to_generate << " dies to generate on " << runs.size()
+              << " wafer(s), quota left " << quota_left << ", " << threads << " thread(s)\n";
 
     std::unique_ptr<Accelerator> backend;
     std::unique_ptr<host::Signer> signer;
@@ -177,7 +184,8 @@ Result<int> run(const ParsedArgs& a) {
             po.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
             std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << ": " << r.todo.size()
                       << " dies\n";
-            WP_ASSIGN_OR_RETURN(stats, host::provision(r.todo, *backend, *signer, *ledger, po, reports));
+            WP_ASSIGN_OR_RETURN(stats,
+                                host::provision(r.todo, *backend, *signer, *ledger, po, reports));
             total_generated += stats.dies;
             total_seconds += stats.elapsed.count();
         }
@@ -219,7 +227,8 @@ Result<int> run(const ParsedArgs& a) {
     std::cout << rpt::summary_text(wafer_runs);
     if (total_seconds > 0)
         std::cout << "generated " << total_generated << " identities in " << total_seconds << " s ("
-                  << std::lround(static_cast<double>(total_generated) / total_seconds) << " dies/s)\n";
+                  << std::lround(static_cast<double>(total_generated) / total_seconds)
+                  << " dies/s)\n";
     std::cout << "reports in " << out.string() << "\n";
     return all_ok ? kExitOk : kExitFailure;
 }
@@ -227,10 +236,12 @@ Result<int> run(const ParsedArgs& a) {
 int run_run(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "threads", "ledger", "out", "batch"}, {"no-progress", "help"}, a, err) ||
+    if (!parse_args(args, {"job", "map", "threads", "ledger", "out", "batch"},
+                    {"no-progress", "help"}, a, err) ||
         !a.positionals.empty()) {
-        std::cerr << "waferprov run: " << (err.empty() ? "unexpected argument " + a.positionals[0] : err)
-                  << "\n" << kUsage;
+        std::cerr << "waferprov run: "
+                  << (err.empty() ? "unexpected argument " + a.positionals[0] : err) << "\n"
+                  << kUsage;
         return kExitUsage;
     }
     if (a.has("help")) {

@@ -59,7 +59,8 @@ Result<int> serve(const ParsedArgs& a) {
             jobs.push_back(host::ServedJob{std::move(job), {}});
         } else if (name == "map") {
             if (jobs.empty())
-                return make_error(ErrorCode::kInvalidArgument, "--map " + value + " comes before any --job");
+                return make_error(ErrorCode::kInvalidArgument,
+                                  "--map " + value + " comes before any --job");
             WP_ASSIGN_OR_RETURN(auto map, host::read_map_file(value));
             jobs.back().maps.push_back(std::move(map));
         }
@@ -73,31 +74,33 @@ Result<int> serve(const ParsedArgs& a) {
     opt.signing_threads = static_cast<int>(threads);
     WP_ASSIGN_OR_RETURN(opt.workers, number_option(a, "workers", 1, 64, 4));
     if (!opt.insecure) {
-        const fs::path key = a.has("key") ? fs::path(a.get("key")) : jobs.front().job.file.parent_path() / "server.key";
+        const fs::path key = a.has("key") ? fs::path(a.get("key"))
+                                          : jobs.front().job.file.parent_path() / "server.key";
         WP_ASSIGN_OR_RETURN(auto keys, host::protocol::read_curve_key_file(key, true));
         opt.server_keys = std::move(keys);
-        std::cerr << "server public key " << opt.server_keys.public_z85 << " (" << key.string() << ")\n";
+        std::cerr << "server public key " << opt.server_keys.public_z85 << " (" << key.string()
+                  << ")\n";
     } else if (a.has("key")) {
-        return make_error(ErrorCode::kInvalidArgument, "--key and --insecure contradict each other");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "--key and --insecure contradict each other");
     }
 
     WP_ASSIGN_OR_RETURN(auto service, host::Service::create(std::move(jobs), std::move(opt)));
     g_service = service.get();
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
-    Status st = service->run([](const std::string& endpoint) {
-        std::cout << "listening on " << endpoint << std::endl;
-    });
+    Status st = service->run(
+        [](const std::string& endpoint) { std::cout << "listening on " << endpoint << std::endl; });
     const auto s = service->stats();
     g_service = nullptr;
-    std::cerr << "served " << s.sessions_opened << " session(s), " << s.requests << " request(s): "
-              << s.delivered << " delivered, " << s.reissued << " reissued (" << s.generated
-              << " generated on demand), " << s.refused_sites << " sites refused, " << s.results
-              << " results, " << s.refused_frames << " frames refused\n";
+    std::cerr << "served " << s.sessions_opened << " session(s), " << s.requests
+              << " request(s): " << s.delivered << " delivered, " << s.reissued << " reissued ("
+              << s.generated << " generated on demand), " << s.refused_sites << " sites refused, "
+              << s.results << " results, " << s.refused_frames << " frames refused\n";
     WP_RETURN_IF_ERROR(st);
     return kExitOk;
 }
@@ -108,7 +111,8 @@ int run_serve(const Args& args) {
     if (!parse_args(args, {"job", "map", "bind", "key", "max-sites", "threads", "workers"},
                     {"insecure", "verbose", "help"}, a, err) ||
         !a.positionals.empty()) {
-        std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n" << kServeUsage;
+        std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n"
+                  << kServeUsage;
         return kExitUsage;
     }
     if (a.has("help")) {
@@ -131,7 +135,8 @@ int run_keygen(const Args& args) {
     ParsedArgs a;
     std::string err;
     if (!parse_args(args, {"out", "name"}, {"help"}, a, err) || !a.positionals.empty()) {
-        std::cerr << "waferprov keygen: " << (err.empty() ? "unexpected argument" : err) << "\n" << kKeygenUsage;
+        std::cerr << "waferprov keygen: " << (err.empty() ? "unexpected argument" : err) << "\n"
+                  << kKeygenUsage;
         return kExitUsage;
     }
     if (a.has("help")) {
@@ -144,10 +149,11 @@ int run_keygen(const Args& args) {
     }
     const std::string out = a.get("out");
     auto keys = host::protocol::generate_curve_keys();
-    Status st = keys.ok() ? host::protocol::write_curve_key_files(
-                                *keys, a.has("name") ? a.get("name") : fs::path(out).filename().string(),
-                                out + ".key", out + ".pub")
-                          : Status(keys.error());
+    Status st = keys.ok()
+                    ? host::protocol::write_curve_key_files(
+                          *keys, a.has("name") ? a.get("name") : fs::path(out).filename().string(),
+                          out + ".key", out + ".pub")
+                    : Status(keys.error());
     if (!st.ok()) {
         std::cerr << "waferprov keygen: " << st.error().describe() << "\n";
         return kExitFailure;
@@ -158,7 +164,8 @@ int run_keygen(const Args& args) {
 
 }  // namespace
 
-WAFERPROV_COMMAND(serve, "serve: the tester link (ZeroMQ + CurveZMQ) for one or more jobs", run_serve);
+WAFERPROV_COMMAND(serve, "serve: the tester link (ZeroMQ + CurveZMQ) for one or more jobs",
+                  run_serve);
 WAFERPROV_COMMAND(keygen, "keygen: a CurveZMQ key pair for a server or a tester", run_keygen);
 
 }  // namespace waferprov::cli

@@ -95,9 +95,12 @@ int run_synth(const Args& args) {
     if (p.has("lot")) o.lot = p.get("lot");
     if (p.has("device")) o.device = p.get("device");
     const std::string bin_type = p.has("bin-type") ? p.get("bin-type") : "hex";
-    if (bin_type == "hex") o.bin_type = "HexaDecimal";
-    else if (bin_type == "ascii") o.bin_type = "Ascii";
-    else return usage_error("--bin-type: ascii or hex");
+    if (bin_type == "hex")
+        o.bin_type = "HexaDecimal";
+    else if (bin_type == "ascii")
+        o.bin_type = "Ascii";
+    else
+        return usage_error("--bin-type: ascii or hex");
     const std::string format = p.has("format") ? p.get("format") : "e142";
     if (format != "e142" && format != "sinf") return usage_error("--format: e142 or sinf");
     if (format == "sinf") {
@@ -135,19 +138,19 @@ int run_synth(const Args& args) {
     const size_t good = counts.at(map->good_bins.front());
     const double usable = o.diameter_mm - 2 * o.edge_exclusion_mm;
     std::cout << "wrote " << out_path << " (" << (format == "sinf" ? "SINF" : "E142") << ", "
-              << map->bin_type << " bins, origin " << map->origin << ", axis " << map->axis
-              << ")\n"
+              << map->bin_type << " bins, origin " << map->origin << ", axis " << map->axis << ")\n"
               << "  lot " << map->lot << " wafer " << map->wafer << ": " << o.diameter_mm
-              << " mm wafer, " << o.edge_exclusion_mm << " mm edge exclusion, "
-              << o.die_width_mm << " x " << o.die_height_mm << " mm dies\n"
+              << " mm wafer, " << o.edge_exclusion_mm << " mm edge exclusion, " << o.die_width_mm
+              << " x " << o.die_height_mm << " mm dies\n"
               << "  layout " << map->columns << " x " << map->rows << ", gross dies " << gross
               << " (estimate pi(d/2)^2/S - pi d/sqrt(2S) with d = " << usable << " mm: "
               << std::llround(host::gross_die_estimate(usable, o.die_width_mm * o.die_height_mm))
               << ")\n"
-              << "  failed at earlier tests " << gross - good << " ("
-              << std::fixed << std::setprecision(1)
-              << (gross == 0 ? 0.0 : 100.0 * static_cast<double>(gross - good) /
-                                         static_cast<double>(gross))
+              << "  failed at earlier tests " << gross - good << " (" << std::fixed
+              << std::setprecision(1)
+              << (gross == 0
+                      ? 0.0
+                      : 100.0 * static_cast<double>(gross - good) / static_cast<double>(gross))
               << "%), to provision (bin " << map->good_bins.front() << ") " << good << "\n";
     return kExitOk;
 }
@@ -180,13 +183,15 @@ int run_info(const Args& args) {
               << "wafer      " << m.wafer << " (substrate " << m.substrate_id << ")\n";
     if (!m.device.empty()) std::cout << "device     " << m.device << "\n";
     std::cout << "layout     " << m.columns << " x " << m.rows << " dies";
-    if (m.die_width_mm > 0) std::cout << ", step " << m.die_width_mm << " x " << m.die_height_mm << " mm";
+    if (m.die_width_mm > 0)
+        std::cout << ", step " << m.die_width_mm << " x " << m.die_height_mm << " mm";
     std::cout << ", origin " << m.origin << ", axis " << m.axis << "\n"
               << "dies       " << m.dies.size() << " (" << with_uid << " with a UID)\n";
     bool first = true;
     for (const auto& [code, count] : host::count_by_bin(m)) {
         const auto it = m.bin_descriptions.find(code);
-        const bool good = std::find(m.good_bins.begin(), m.good_bins.end(), code) != m.good_bins.end();
+        const bool good =
+            std::find(m.good_bins.begin(), m.good_bins.end(), code) != m.good_bins.end();
         std::cout << (first ? "bins       " : "           ") << std::left << std::setw(5) << code
                   << std::right << std::setw(8) << count << "  "
                   << (it == m.bin_descriptions.end() ? "" : it->second) << (good ? " [good]" : "")

@@ -47,7 +47,8 @@ Result<size_t> number_option(const ParsedArgs& a, std::string_view name, size_t 
     }
     if (v < lo || v > hi)
         return make_error(ErrorCode::kInvalidArgument, "--" + std::string(name) + " must be " +
-                                                           std::to_string(lo) + ".." + std::to_string(hi));
+                                                           std::to_string(lo) + ".." +
+                                                           std::to_string(hi));
     return v;
 }
 
@@ -76,7 +77,8 @@ bool parse_args(const Args& args, const std::vector<std::string_view>& value_opt
                 value = args[++i];
             }
             out.options.emplace_back(name, value);
-        } else if (std::find(flag_options.begin(), flag_options.end(), name) != flag_options.end() &&
+        } else if (std::find(flag_options.begin(), flag_options.end(), name) !=
+                       flag_options.end() &&
                    !inline_value) {
             out.flags.push_back(name);
         } else {

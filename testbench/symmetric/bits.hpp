@@ -4,11 +4,11 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
 #include <random>
-#include <cstddef>
-#include <cstdint>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -33,7 +33,7 @@ void put(VlWide<W>& port, std::span<const uint8_t> b) {
 
 // Writes `b` into a scalar (<= 64-bit) port.
 template <class T>
-    requires std::is_integral_v<T>
+requires std::is_integral_v<T>
 void put(T& port, std::span<const uint8_t> b) {
     uint64_t v = 0;
     for (uint8_t x : b) v = (v << 8) | x;

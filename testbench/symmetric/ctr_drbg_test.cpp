@@ -23,8 +23,8 @@
 #include "Vtb_ctr_drbg_lim.h"
 #include "bench/harness.hpp"
 #include "bits.hpp"
-#include "ossl_ref.hpp"
 #include "drbg_model.hpp"
+#include "ossl_ref.hpp"
 #include "rsp.hpp"
 
 namespace {
@@ -189,11 +189,12 @@ TEST(CtrDrbg, RandomSessionsMatchOpenSsl) {
     ASSERT_EQ(gen_cycles.size(), 1U);
     ASSERT_EQ(scalar_cycles.size(), 1U);
     ASSERT_EQ(reseed_cycles.size(), 1U);
-    std::printf("[cycles] ctr_drbg generate(32) %llu, generate-scalar (no rejection) %llu, "
-                "reseed %llu\n",
-                static_cast<unsigned long long>(*gen_cycles.begin()),
-                static_cast<unsigned long long>(*scalar_cycles.begin()),
-                static_cast<unsigned long long>(*reseed_cycles.begin()));
+    std::printf(
+        "[cycles] ctr_drbg generate(32) %llu, generate-scalar (no rejection) %llu, "
+        "reseed %llu\n",
+        static_cast<unsigned long long>(*gen_cycles.begin()),
+        static_cast<unsigned long long>(*scalar_cycles.begin()),
+        static_cast<unsigned long long>(*reseed_cycles.begin()));
     std::printf("[vectors] ctr_drbg: %zu sessions, %zu operations matched OpenSSL\n", sessions,
                 ops);
 }
@@ -284,11 +285,11 @@ TEST(CtrDrbg, RandomScalarRejectionWithLoweredLimit) {
         max_rejects = std::max<uint64_t>(max_rejects, r.rejects);
         if (r.err == kErrReseed) ++refusals;
     }
-    std::printf("[vectors] ctr_drbg (limit 2^255): %zu scalars, %llu rejections (max %llu in one "
-                "request), %llu refused for reseed\n",
-                n, static_cast<unsigned long long>(total_rejects),
-                static_cast<unsigned long long>(max_rejects),
-                static_cast<unsigned long long>(refusals));
+    std::printf(
+        "[vectors] ctr_drbg (limit 2^255): %zu scalars, %llu rejections (max %llu in one "
+        "request), %llu refused for reseed\n",
+        n, static_cast<unsigned long long>(total_rejects),
+        static_cast<unsigned long long>(max_rejects), static_cast<unsigned long long>(refusals));
     EXPECT_GT(total_rejects, n / 4);
     EXPECT_GT(max_rejects, 1U);
     EXPECT_GT(refusals, 0U);

@@ -25,7 +25,9 @@ namespace symbench::ossl {
 template <auto Fn>
 struct Deleter {
     template <class T>
-    void operator()(T* p) const noexcept { Fn(p); }
+    void operator()(T* p) const noexcept {
+        Fn(p);
+    }
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX_free>>;
 using Cipher = std::unique_ptr<EVP_CIPHER, Deleter<EVP_CIPHER_free>>;
@@ -76,9 +78,8 @@ inline Bytes aes256_cmac(std::span<const uint8_t> key, std::span<const uint8_t> 
     Mac mac(check_ptr(EVP_MAC_fetch(nullptr, "CMAC", nullptr), "EVP_MAC_fetch(CMAC)"));
     MacCtx ctx(check_ptr(EVP_MAC_CTX_new(mac.get()), "EVP_MAC_CTX_new"));
     char cipher[] = "AES-256-CBC";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
-        OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
+                           OSSL_PARAM_construct_end()};
     check(EVP_MAC_init(ctx.get(), key.data(), key.size(), params), "EVP_MAC_init");
     check(EVP_MAC_update(ctx.get(), msg.data(), msg.size()), "EVP_MAC_update");
     Bytes out(16);
@@ -95,17 +96,16 @@ inline Bytes wpid_kek(std::span<const uint8_t> kik, std::span<const uint8_t> uid
     char cipher[] = "AES-256-CBC";
     char mode[] = "counter";
     static const char kLabel[] = "WPID-1 KEK";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, mode, 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MAC, mac, 0),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_CIPHER, cipher, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(kik.data()),
-                                          kik.size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                          const_cast<char*>(kLabel), sizeof kLabel - 1),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(uid.data()),
-                                          uid.size()),
-        OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, mode, 0),
+                           OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MAC, mac, 0),
+                           OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_CIPHER, cipher, 0),
+                           OSSL_PARAM_construct_octet_string(
+                               OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(kik.data()), kik.size()),
+                           OSSL_PARAM_construct_octet_string(
+                               OSSL_KDF_PARAM_SALT, const_cast<char*>(kLabel), sizeof kLabel - 1),
+                           OSSL_PARAM_construct_octet_string(
+                               OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(uid.data()), uid.size()),
+                           OSSL_PARAM_construct_end()};
     Bytes out(32);
     check(EVP_KDF_derive(ctx.get(), out.data(), out.size(), params), "EVP_KDF_derive(KBKDF)");
     return out;
@@ -161,11 +161,10 @@ public:
         char cipher[] = "AES-256-CTR";
         int use_df = 0;
         unsigned requests = 0;
-        OSSL_PARAM dp[] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_DRBG_PARAM_CIPHER, cipher, 0),
-            OSSL_PARAM_construct_int(OSSL_DRBG_PARAM_USE_DF, &use_df),
-            OSSL_PARAM_construct_uint(OSSL_DRBG_PARAM_RESEED_REQUESTS, &requests),
-            OSSL_PARAM_construct_end()};
+        OSSL_PARAM dp[] = {OSSL_PARAM_construct_utf8_string(OSSL_DRBG_PARAM_CIPHER, cipher, 0),
+                           OSSL_PARAM_construct_int(OSSL_DRBG_PARAM_USE_DF, &use_df),
+                           OSSL_PARAM_construct_uint(OSSL_DRBG_PARAM_RESEED_REQUESTS, &requests),
+                           OSSL_PARAM_construct_end()};
         check(EVP_RAND_CTX_set_params(drbg_.get(), dp), "CTR-DRBG params");
     }
 
@@ -196,8 +195,7 @@ private:
     void set_entropy(std::span<const uint8_t> entropy) {
         OSSL_PARAM p[] = {
             OSSL_PARAM_construct_octet_string(OSSL_RAND_PARAM_TEST_ENTROPY,
-                                              const_cast<uint8_t*>(entropy.data()),
-                                              entropy.size()),
+                                              const_cast<uint8_t*>(entropy.data()), entropy.size()),
             OSSL_PARAM_construct_end()};
         check(EVP_RAND_CTX_set_params(parent_.get(), p), "TEST-RAND entropy");
     }

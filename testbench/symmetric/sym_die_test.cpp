@@ -65,8 +65,12 @@ public:
         h_.tick();
         h_->die_req_valid_i = 0;
         const uint64_t spent = h_.run_until([&] { return h_->die_rsp_valid_o != 0; }, kTimeout);
-        Die d{symbench::get(h_->die_wrapped_o, 40), symbench::get(h_->die_scalar_o, 32),
-              h_->die_rejects_o, h_->die_err_o, spent + 1, h_->die_cycles_o};
+        Die d{symbench::get(h_->die_wrapped_o, 40),
+              symbench::get(h_->die_scalar_o, 32),
+              h_->die_rejects_o,
+              h_->die_err_o,
+              spent + 1,
+              h_->die_cycles_o};
         h_->die_rsp_ready_i = 1;
         h_.tick();
         h_->die_rsp_ready_i = 0;
@@ -115,11 +119,12 @@ TEST(SymDie, RandomDiesMatchOpenSslWithinCycleBudget) {
     }
     ASSERT_EQ(new_c.size(), 1U);
     ASSERT_EQ(kept_c.size(), 1U);
-    std::printf("[cycles] sym_die one die (KDF + DRBG scalar + KW wrap, one AES core): %llu "
-                "cycles with a new KIK, %llu with the KIK kept (target %llu)\n",
-                static_cast<unsigned long long>(*new_c.begin()),
-                static_cast<unsigned long long>(*kept_c.begin()),
-                static_cast<unsigned long long>(kTargetCycles));
+    std::printf(
+        "[cycles] sym_die one die (KDF + DRBG scalar + KW wrap, one AES core): %llu "
+        "cycles with a new KIK, %llu with the KIK kept (target %llu)\n",
+        static_cast<unsigned long long>(*new_c.begin()),
+        static_cast<unsigned long long>(*kept_c.begin()),
+        static_cast<unsigned long long>(kTargetCycles));
     std::printf("[vectors] sym_die: %zu dies matched OpenSSL\n", lots * kDiesPerLot);
     EXPECT_LE(*new_c.begin(), kTargetCycles);
     EXPECT_LE(*kept_c.begin(), kTargetCycles);

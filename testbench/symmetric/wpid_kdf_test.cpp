@@ -120,8 +120,7 @@ TEST(WpidKdf, ZeroizeForgetsKikAndKek) {
     EXPECT_TRUE(symbench::all_zero(root->tb_wpid_kdf__DOT__u_kdf__DOT__kek_q));
     EXPECT_TRUE(symbench::all_zero(root->tb_wpid_kdf__DOT__u_kdf__DOT__u_cmac__DOT__k1_q));
     const Bytes kik2 = rng.bytes(32);
-    EXPECT_EQ(to_hex(dut.run(kik2, false, uid).kek),
-              to_hex(symbench::ossl::wpid_kek(kik2, uid)));
+    EXPECT_EQ(to_hex(dut.run(kik2, false, uid).kek), to_hex(symbench::ossl::wpid_kek(kik2, uid)));
 }
 
 }  // namespace

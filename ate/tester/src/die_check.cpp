@@ -170,14 +170,16 @@ struct DieChecker::Impl {
         char group[64] = {};
         size_t glen = 0;
         if (!EVP_PKEY_is_a(pk, "EC") ||
-            EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen) != 1 ||
+            EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                           &glen) != 1 ||
             std::string(group, glen) != "prime256v1") {
             ossl::clear_errors();
             return "certificate key is not a P-256 key";
         }
         uint8_t enc[133];
         size_t elen = 0;
-        if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, enc, sizeof enc, &elen) != 1) {
+        if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, enc, sizeof enc, &elen) !=
+            1) {
             ossl::clear_errors();
             return "cannot read the certificate's public point";
         }
@@ -209,9 +211,10 @@ struct DieChecker::Impl {
         if (X509_verify_cert(ctx.get()) == 1) return "";
         const int err = X509_STORE_CTX_get_error(ctx.get());
         ossl::clear_errors();
-        std::string why = std::string("certificate does not chain to the root through the manufacturer CA: ") +
-                          X509_verify_cert_error_string(err) + " (depth " +
-                          std::to_string(X509_STORE_CTX_get_error_depth(ctx.get())) + ")";
+        std::string why =
+            std::string("certificate does not chain to the root through the manufacturer CA: ") +
+            X509_verify_cert_error_string(err) + " (depth " +
+            std::to_string(X509_STORE_CTX_get_error_depth(ctx.get())) + ")";
         if (err == X509_V_ERR_CERT_NOT_YET_VALID)
             why += " at this clock + " + std::to_string(clock_skew_s) + " s allowed skew";
         return why;
@@ -225,7 +228,8 @@ DieChecker::~DieChecker() = default;
 
 Result<DieChecker> DieChecker::create(const SecretArray<32>& kik, const fs::path& ca_pem,
                                       const fs::path& root_pem, int clock_skew_s) {
-    if (clock_skew_s < 0) return make_error(ErrorCode::kInvalidArgument, "clock skew must not be negative");
+    if (clock_skew_s < 0)
+        return make_error(ErrorCode::kInvalidArgument, "clock skew must not be negative");
     auto impl = std::make_unique<Impl>();
     impl->kik = kik;
     impl->clock_skew_s = clock_skew_s;
@@ -246,7 +250,8 @@ Result<DieChecker> DieChecker::create(const SecretArray<32>& kik, const fs::path
     impl->p256.reset(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
     impl->wrap.reset(EVP_CIPHER_fetch(nullptr, "AES-256-WRAP", nullptr));
     impl->bn.reset(BN_CTX_new());
-    if (!impl->p256 || !impl->wrap || !impl->bn) return ossl::ossl_error("OpenSSL P-256 / AES-256-WRAP");
+    if (!impl->p256 || !impl->wrap || !impl->bn)
+        return ossl::ossl_error("OpenSSL P-256 / AES-256-WRAP");
     return DieChecker(std::move(impl));
 }
 
@@ -268,8 +273,9 @@ std::string DieChecker::check(const wp_ate_site_identity& id,
         problems.push_back("the host answered UID " + to_hex(uid) + " for a die that sent " +
                            to_hex(*sent_uid));
     if (std::memcmp(id.chain_id, impl_->chain_id.data(), impl_->chain_id.size()) != 0)
-        problems.push_back("chain_id " + to_hex(ByteSpan(id.chain_id, sizeof id.chain_id)) +
-                           " is not SHA-256(DER(ca.pem) || DER(root.pem)) = " + to_hex(impl_->chain_id));
+        problems.push_back(
+            "chain_id " + to_hex(ByteSpan(id.chain_id, sizeof id.chain_id)) +
+            " is not SHA-256(DER(ca.pem) || DER(root.pem)) = " + to_hex(impl_->chain_id));
 
     // The certificate: exactly one DER certificate.
     ossl::X509Ptr cert;
@@ -317,7 +323,8 @@ std::string DieChecker::check(const wp_ate_site_identity& id,
             problems.push_back("wrapped key does not unwrap under KEK(KIK, UID " + to_hex(uid) +
                                "): AES-KW integrity check failed");
         } else if (cert) {
-            if (auto why = impl_->key_matches(*d, cert.get()); !why.empty()) problems.push_back(why);
+            if (auto why = impl_->key_matches(*d, cert.get()); !why.empty())
+                problems.push_back(why);
         }
         // d and the KEK are SecretArrays: wiped as they go out of scope here.
     }

@@ -6,7 +6,8 @@
 //      d = AES-256-KW-unwrap(KEK, wrapped_key), the RFC 3394 integrity check must pass;
 //   3. the certificate is one DER X.509 certificate (d2i_X509, nothing trailing) whose key is a
 //      P-256 point equal to d*G (0 < d < n);
-//   4. it chains to the root through the manufacturer CA (X509_verify_cert, X509_V_FLAG_X509_STRICT,
+//   4. it chains to the root through the manufacturer CA (X509_verify_cert,
+//   X509_V_FLAG_X509_STRICT,
 //      root.pem trusted, ca.pem untrusted), at this clock's time plus an allowed clock skew: a
 //      device certificate's notBefore is its issuance time to the second, so a verifier whose
 //      clock is a little behind the host's would otherwise call a certificate issued a moment
@@ -44,7 +45,8 @@ class DieChecker {
 public:
     // Reads the CA and root certificates (one PEM certificate each) and keeps a copy of the KIK.
     // Certificates are verified at now + clock_skew_s (>= 0).
-    static Result<DieChecker> create(const SecretArray<32>& kik, const std::filesystem::path& ca_pem,
+    static Result<DieChecker> create(const SecretArray<32>& kik,
+                                     const std::filesystem::path& ca_pem,
                                      const std::filesystem::path& root_pem, int clock_skew_s = 0);
     DieChecker(DieChecker&&) noexcept;
     DieChecker& operator=(DieChecker&&) noexcept;

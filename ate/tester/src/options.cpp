@@ -99,9 +99,9 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 std::optional<Options> parse_options(const std::vector<std::string>& args, std::string& error) {
     static const std::set<std::string_view> kValueOptions = {
-        "map",  "sites",     "endpoint",    "job-id",    "tester-id", "key",        "server-key",
-        "kik",  "ca",        "root",        "bins",      "index-ms",  "fail-rate",  "retest-rate",
-        "seed", "give-up-s", "timeout-ms",  "lot",       "wafer",     "json",       "clock-skew-s"};
+        "map",  "sites",     "endpoint",   "job-id", "tester-id", "key",       "server-key",
+        "kik",  "ca",        "root",       "bins",   "index-ms",  "fail-rate", "retest-rate",
+        "seed", "give-up-s", "timeout-ms", "lot",    "wafer",     "json",      "clock-skew-s"};
     static const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help"};
 
     std::map<std::string, std::string> values;
@@ -155,8 +155,8 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
     o.insecure = flags.count("insecure") > 0;
     o.quiet = flags.count("quiet") > 0;
 
-    std::vector<std::string> required = {"map", "sites", "endpoint", "job-id", "tester-id",
-                                         "kik", "ca",    "root"};
+    std::vector<std::string> required = {"map",       "sites", "endpoint", "job-id",
+                                         "tester-id", "kik",   "ca",       "root"};
     if (!o.insecure) {
         required.push_back("key");
         required.push_back("server-key");
@@ -173,8 +173,8 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
 
     o.map = get("map");
     if (!parse_int(get("sites"), 1, WP_ATE_MAX_SITES, n)) {
-        error = "--sites must be a whole number 1.." + std::to_string(WP_ATE_MAX_SITES) + ", got '" +
-                get("sites") + "'";
+        error = "--sites must be a whole number 1.." + std::to_string(WP_ATE_MAX_SITES) +
+                ", got '" + get("sites") + "'";
         return std::nullopt;
     }
     o.sites = static_cast<int>(n);
@@ -209,10 +209,11 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
         }
         o.index_ms = static_cast<int>(n);
     }
-    for (auto [name, target] : {std::pair{"fail-rate", &o.fail_rate},
-                                std::pair{"retest-rate", &o.retest_rate}}) {
+    for (auto [name, target] :
+         {std::pair{"fail-rate", &o.fail_rate}, std::pair{"retest-rate", &o.retest_rate}}) {
         if (has(name) && !parse_double(get(name), 0.0, 1.0, *target)) {
-            error = std::string("--") + name + " must be a probability 0..1, got '" + get(name) + "'";
+            error =
+                std::string("--") + name + " must be a probability 0..1, got '" + get(name) + "'";
             return std::nullopt;
         }
     }
@@ -230,7 +231,8 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
     }
     if (has("timeout-ms")) {
         if (!parse_int(get("timeout-ms"), 1, 3600000, n)) {
-            error = "--timeout-ms must be a whole number 1..3600000, got '" + get("timeout-ms") + "'";
+            error =
+                "--timeout-ms must be a whole number 1..3600000, got '" + get("timeout-ms") + "'";
             return std::nullopt;
         }
         o.timeout_ms = static_cast<int>(n);

@@ -46,13 +46,14 @@ Result<std::vector<Touchdown>> plan_touchdowns(const host::WaferMap& map,
         const host::GridPosition p = cs.to_grid(dies[i].x, dies[i].y);
         if (!cs.contains(p) || p.column < cmin || p.column > cmax || p.row < rmin || p.row > rmax)
             return make_error(ErrorCode::kInvalidArgument,
-                              "die (" + std::to_string(dies[i].x) + ", " + std::to_string(dies[i].y) +
-                                  ") is outside the map's " + std::to_string(map.columns) + " x " +
-                                  std::to_string(map.rows) + " layout");
+                              "die (" + std::to_string(dies[i].x) + ", " +
+                                  std::to_string(dies[i].y) + ") is outside the map's " +
+                                  std::to_string(map.columns) + " x " + std::to_string(map.rows) +
+                                  " layout");
         if (!to_provision.emplace(key_of(p.column, p.row), i).second)
-            return make_error(ErrorCode::kInvalidArgument,
-                              "die (" + std::to_string(dies[i].x) + ", " + std::to_string(dies[i].y) +
-                                  ") is listed twice");
+            return make_error(ErrorCode::kInvalidArgument, "die (" + std::to_string(dies[i].x) +
+                                                               ", " + std::to_string(dies[i].y) +
+                                                               ") is listed twice");
     }
 
     std::vector<Touchdown> out;

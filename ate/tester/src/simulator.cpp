@@ -91,11 +91,11 @@ struct DieState {
     std::string refusal;            // the host's text for a refusal
     int outcome = 0;                // 0 none yet, WP_ATE_PROGRAMMED, WP_ATE_FAILED
     std::string bin;
-    bool checked_ok = false;        // the last delivered payload passed every check
-    std::string check;              // why it did not
+    bool checked_ok = false;  // the last delivered payload passed every check
+    std::string check;        // why it did not
     bool result_sent = false;
-    bool acked = false;             // the last result was acknowledged
-    std::string ack;                // the refusal of the last result, if any
+    bool acked = false;  // the last result was acknowledged
+    std::string ack;     // the refusal of the last result, if any
     bool retested = false;
     std::unique_ptr<wp_ate_site_identity> first;  // kept for failed dies: the retest must match
 };
@@ -113,7 +113,8 @@ struct Totals {
 
 class Simulation {
 public:
-    Simulation(const Options& o, std::ostream& out, std::ostream& err) : o_(o), out_(out), err_(err) {}
+    Simulation(const Options& o, std::ostream& out, std::ostream& err)
+        : o_(o), out_(out), err_(err) {}
     ~Simulation() { wp_ate_close(handle_); }
     Simulation(const Simulation&) = delete;
     Simulation& operator=(const Simulation&) = delete;
@@ -214,7 +215,9 @@ bool Simulation::prepare() {
         err_ << "waferprov-tester: --server-key: " << wp_ate_last_error(nullptr) << "\n";
         return false;
     }
-    seed_ = o_.seed ? *o_.seed : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    seed_ = o_.seed
+                ? *o_.seed
+                : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
     rng_.seed(seed_);
     if (!o_.quiet) {
         err_ << "waferprov-tester: " << lot_ << " wafer " << wafer_ << ": " << dies_.size()
@@ -234,12 +237,13 @@ int Simulation::with_retries(const std::string& what, bool& resent, Call&& call)
         if (!retryable(rc)) return rc;
         const double waited = std::chrono::duration<double>(Clock::now() - first).count();
         if (waited >= o_.give_up_s)
-            throw Abort{what + ": " + describe(rc, wp_ate_last_error(handle_)) + "; gave up after " +
-                        std::to_string(attempt) + " attempts in " + std::to_string(waited) + " s"};
+            throw Abort{what + ": " + describe(rc, wp_ate_last_error(handle_)) +
+                        "; gave up after " + std::to_string(attempt) + " attempts in " +
+                        std::to_string(waited) + " s"};
         if (!o_.quiet)
             err_ << "waferprov-tester: " << what << ": " << describe(rc, wp_ate_last_error(handle_))
-                 << "; sending it again (" << std::fixed << std::setprecision(1) << waited << " s of "
-                 << o_.give_up_s << ")\n";
+                 << "; sending it again (" << std::fixed << std::setprecision(1) << waited
+                 << " s of " << o_.give_up_s << ")\n";
         ++t_.resends;
         resent = true;
         // A timeout has waited already; BUSY / SHUTTING_DOWN answer at once, so pause.
@@ -270,8 +274,8 @@ void Simulation::open_session() {
                     "' for job '" + o_.job_id + "': " + describe(rc, wp_ate_last_error(nullptr))};
     const int max_sites = wp_ate_max_sites(handle_);
     if (!o_.quiet)
-        err_ << "waferprov-tester: session " << wp_ate_session_id(handle_) << " with " << o_.endpoint
-             << " (host accepts " << max_sites << " sites per touchdown)\n";
+        err_ << "waferprov-tester: session " << wp_ate_session_id(handle_) << " with "
+             << o_.endpoint << " (host accepts " << max_sites << " sites per touchdown)\n";
     if (max_sites > 0 && o_.sites > max_sites)
         throw Abort{"--sites " + std::to_string(o_.sites) + " is more than the " +
                     std::to_string(max_sites) + " sites per touchdown the host accepts"};
@@ -300,7 +304,8 @@ void Simulation::touchdown(const Touchdown& td, bool retest) {
     double latency = 0;
     const int rc = with_retries(what, resent, [&] {
         const auto t0 = Clock::now();
-        const int r = wp_ate_touchdown(handle_, lot_.c_str(), wafer_, sequence, req.data(), n, ids.get());
+        const int r =
+            wp_ate_touchdown(handle_, lot_.c_str(), wafer_, sequence, req.data(), n, ids.get());
         latency = ms_between(t0, Clock::now());
         return r;
     });
@@ -328,7 +333,8 @@ void Simulation::touchdown(const Touchdown& td, bool retest) {
         if (id.site != s.site) {
             // The library promises the request's order; a mismatch is the host's or its bug.
             d.check = "the answer's entry " + std::to_string(i) + " is for site " +
-                      std::to_string(id.site) + ", the request's for site " + std::to_string(s.site);
+                      std::to_string(id.site) + ", the request's for site " +
+                      std::to_string(s.site);
             d.checked_ok = false;
             ++t_.check_failures;
             err_ << "waferprov-tester: " << what << ": " << d.check << "\n";
@@ -414,7 +420,8 @@ void Simulation::report_results(uint32_t sequence, const std::vector<size_t>& di
     for (size_t i = 0; i < n; ++i) {
         DieState& d = dies_[dies[i]];
         const wp_ate_result_ack& a = acks[i];
-        const bool matches = a.site == sites[i] && std::memcmp(a.uid, res[i].uid, WP_ATE_UID_SIZE) == 0;
+        const bool matches =
+            a.site == sites[i] && std::memcmp(a.uid, res[i].uid, WP_ATE_UID_SIZE) == 0;
         if (matches && a.status == WP_ATE_OK) {
             d.acked = true;
             ++t_.results_acked;
@@ -446,7 +453,8 @@ int Simulation::run() {
     try {
         open_session();
         for (size_t i = 0; i < plan_.size(); ++i) {
-            if (i > 0 && o_.index_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
+            if (i > 0 && o_.index_ms > 0)
+                std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
             touchdown(plan_[i], false);
             progress(false);
         }
@@ -465,7 +473,8 @@ int Simulation::run() {
             if (!r.sites.empty()) retests.push_back(std::move(r));
         }
         for (const auto& td : retests) {
-            if (o_.index_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
+            if (o_.index_ms > 0)
+                std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
             touchdown(td, true);
         }
     } catch (const Abort& a) {
@@ -505,7 +514,8 @@ void Simulation::print_summary(const std::string& abort_message, int exit_status
     o << "waferprov-tester summary: " << lot_ << " wafer " << wafer_ << ", " << o_.sites
       << "-site card (" << card_.columns << " x " << card_.rows << "), seed " << seed_ << "\n";
     o << "  dies to provision   " << dies_.size() << "\n";
-    o << "  touchdowns          " << t_.touchdowns << " (+ " << t_.retest_touchdowns << " retest)\n";
+    o << "  touchdowns          " << t_.touchdowns << " (+ " << t_.retest_touchdowns
+      << " retest)\n";
     o << "  dies requested      " << t_.requested << "\n";
     o << "    OK                " << t_.ok << "\n";
     o << "    REISSUED          " << t_.reissued << "\n";
@@ -520,24 +530,28 @@ void Simulation::print_summary(const std::string& abort_message, int exit_status
         o << "  clock               " << checker_->not_before_ahead()
           << " certificates valid only from a moment later than this clock (accepted: within the "
           << o_.clock_skew_s << " s allowed skew)\n";
-    o << "  results             " << t_.results_sent << " sent, " << t_.results_acked << " acknowledged";
+    o << "  results             " << t_.results_sent << " sent, " << t_.results_acked
+      << " acknowledged";
     for (const auto& [k, v] : t_.results_refused) o << ", " << k << " " << v;
     o << "\n";
     o << "  resends             " << t_.resends << "\n";
-    o << std::setprecision(1) << "  dies/s              " << (wall > 0 ? static_cast<double>(delivered) / wall : 0)
-      << " (" << delivered << " delivered in " << std::setprecision(3) << wall << " s)\n";
+    o << std::setprecision(1) << "  dies/s              "
+      << (wall > 0 ? static_cast<double>(delivered) / wall : 0) << " (" << delivered
+      << " delivered in " << std::setprecision(3) << wall << " s)\n";
     o << std::setprecision(3) << "  touchdown latency   p50 " << percentile(t_.latency_ms, 0.50)
       << " ms, p99 " << percentile(t_.latency_ms, 0.99) << " ms, max "
       << (t_.latency_ms.empty() ? 0 : *std::max_element(t_.latency_ms.begin(), t_.latency_ms.end()))
       << " ms (" << t_.latency_ms.size() << " calls)\n";
     o << "  result              "
-      << (exit_status == kExitOk ? "PASS: every die provisioned, checked and acknowledged" : "FAIL");
+      << (exit_status == kExitOk ? "PASS: every die provisioned, checked and acknowledged"
+                                 : "FAIL");
     if (exit_status != kExitOk) {
         std::string why;
         auto add = [&](const std::string& s) { why += (why.empty() ? ": " : "; ") + s; };
         if (!abort_message.empty()) add("stopped early");
         if (never) add(std::to_string(never) + " dies got no identity");
-        if (failed_checks_dies) add(std::to_string(failed_checks_dies) + " dies failed their checks");
+        if (failed_checks_dies)
+            add(std::to_string(failed_checks_dies) + " dies failed their checks");
         if (unacked) add(std::to_string(unacked) + " results not acknowledged");
         o << why;
     }
@@ -577,7 +591,9 @@ bool Simulation::write_json(const std::string& abort_message, int exit_status, d
         {"latency_ms",
          {{"p50", percentile(t_.latency_ms, 0.50)},
           {"p99", percentile(t_.latency_ms, 0.99)},
-          {"max", t_.latency_ms.empty() ? 0.0 : *std::max_element(t_.latency_ms.begin(), t_.latency_ms.end())},
+          {"max", t_.latency_ms.empty()
+                      ? 0.0
+                      : *std::max_element(t_.latency_ms.begin(), t_.latency_ms.end())},
           {"calls", t_.latency_ms.size()}}},
         {"stopped", abort_message},
         {"exit_status", exit_status},

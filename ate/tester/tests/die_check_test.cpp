@@ -68,7 +68,8 @@ struct Fixture {
     }
 
     DieChecker checker(int clock_skew_s = 5) {
-        return std::move(DieChecker::create(kik, chain.ca_cert, chain.root_cert, clock_skew_s).value());
+        return std::move(
+            DieChecker::create(kik, chain.ca_cert, chain.root_cert, clock_skew_s).value());
     }
 };
 
@@ -149,7 +150,8 @@ TEST(DieCheck, EveryKindOfDamageIsCaughtAndNamed) {
     auto other = f.payload(uid);
     id = std::make_unique<wp_ate_site_identity>(*good);
     std::memcpy(id->wrapped_key, other->wrapped_key, 40);
-    EXPECT_CHECK_FAILS_WITH(c.check(*id, std::nullopt), "d*G does not equal the certificate's public key");
+    EXPECT_CHECK_FAILS_WITH(c.check(*id, std::nullopt),
+                            "d*G does not equal the certificate's public key");
 
     // Every damaged payload above leaves the good one good.
     EXPECT_EQ(c.check(*good, std::nullopt), "");
@@ -187,7 +189,8 @@ TEST(DieCheck, KikAndCertificateFilesAreCheckedOnReading) {
     EXPECT_NE(read_kik_file(kik).error().message.find("31"), std::string::npos);
     std::ofstream(kik) << "zz\n";
     EXPECT_NE(read_kik_file(kik).error().message.find("kik.hex"), std::string::npos);
-    EXPECT_NE(read_kik_file(f.dir.path / "nope").error().message.find("cannot open"), std::string::npos);
+    EXPECT_NE(read_kik_file(f.dir.path / "nope").error().message.find("cannot open"),
+              std::string::npos);
 
     // A bundle is not one certificate; a missing file is named.
     const fs::path bundle = f.dir.path / "bundle.pem";
@@ -198,7 +201,8 @@ TEST(DieCheck, KikAndCertificateFilesAreCheckedOnReading) {
     }
     auto c = DieChecker::create(f.kik, bundle, f.chain.root_cert);
     ASSERT_FALSE(c.ok());
-    EXPECT_NE(c.error().message.find("more than one certificate"), std::string::npos) << c.error().message;
+    EXPECT_NE(c.error().message.find("more than one certificate"), std::string::npos)
+        << c.error().message;
     c = DieChecker::create(f.kik, f.dir.path / "missing.pem", f.chain.root_cert);
     ASSERT_FALSE(c.ok());
     EXPECT_NE(c.error().message.find("missing.pem"), std::string::npos);
@@ -214,5 +218,6 @@ TEST(DieCheck, ACertificateValidFromAMomentAheadIsAcceptedWithinTheClockSkew) {
     auto strict = f.checker(0);
     EXPECT_CHECK_FAILS_WITH(strict.check(*soon, std::nullopt), "certificate is not yet valid");
     auto later = f.payload(uid_of(8), 1, 2, now + std::chrono::minutes(5));
-    EXPECT_CHECK_FAILS_WITH(c.check(*later, std::nullopt), "not yet valid (depth 0) at this clock + 5 s");
+    EXPECT_CHECK_FAILS_WITH(c.check(*later, std::nullopt),
+                            "not yet valid (depth 0) at this clock + 5 s");
 }

@@ -36,7 +36,8 @@ inline const fs::path kTester = WAFERPROV_TESTER_BINARY;
 using reference::read_text;
 
 // Starts `binary args...` with stdout and stderr appended to `log`; -1 on failure.
-inline pid_t spawn(const fs::path& binary, const std::vector<std::string>& args, const fs::path& log) {
+inline pid_t spawn(const fs::path& binary, const std::vector<std::string>& args,
+                   const fs::path& log) {
     std::vector<std::string> argv = {binary.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return reference::spawn_process(argv, log);
@@ -97,7 +98,8 @@ public:
 
     // Starts the server on `bind` (with `extra` arguments) and returns the endpoint it listens
     // on ("" on failure, with the reason in failure()).
-    std::string start(const std::string& bind = "tcp://127.0.0.1:0", const std::vector<std::string>& extra = {}) {
+    std::string start(const std::string& bind = "tcp://127.0.0.1:0",
+                      const std::vector<std::string>& extra = {}) {
         log_ = dir_ / ("serve-" + std::to_string(++starts_) + ".log");
         std::vector<std::string> args = {"serve", "--job", job_.string(), "--bind", bind};
         args.insert(args.end(), extra.begin(), extra.end());
@@ -144,7 +146,8 @@ public:
     const std::string& endpoint() const { return endpoint_; }
     std::string logs() const {
         std::string all;
-        for (int i = 1; i <= starts_; ++i) all += read_text(dir_ / ("serve-" + std::to_string(i) + ".log"));
+        for (int i = 1; i <= starts_; ++i)
+            all += read_text(dir_ / ("serve-" + std::to_string(i) + ".log"));
         return all;
     }
     const std::string& failure() const { return failure_; }
@@ -169,16 +172,19 @@ struct JobSetup {
     std::string lot;
     int wafer = 0;
 
-    JobSetup(const std::string& tag, int diameter_mm, const std::vector<std::string>& job_extra = {})
+    JobSetup(const std::string& tag, int diameter_mm,
+             const std::vector<std::string>& job_extra = {})
         : tmp(tag) {
         dir = tmp.path / "job";
         map = tmp.path / "wafer.xml";
         log = tmp.path / "commands.log";
-        std::vector<std::string> init = {"job", "init", "--out", dir.string(), "--id", "J1", "--tester", "SIM-01"};
+        std::vector<std::string> init = {"job",  "init", "--out",    dir.string(),
+                                         "--id", "J1",   "--tester", "SIM-01"};
         init.insert(init.end(), job_extra.begin(), job_extra.end());
         EXPECT_EQ(run(kWaferprov, init, log), 0) << read_text(log);
-        EXPECT_EQ(run(kWaferprov, {"wafer", "synth", "--diameter", std::to_string(diameter_mm), "--die", "2x2",
-                                   "--lot", "LOTSIM", "--wafer", "3", "--out", map.string()},
+        EXPECT_EQ(run(kWaferprov,
+                      {"wafer", "synth", "--diameter", std::to_string(diameter_mm), "--die", "2x2",
+                       "--lot", "LOTSIM", "--wafer", "3", "--out", map.string()},
                       log),
                   0)
             << read_text(log);
@@ -196,14 +202,17 @@ struct JobSetup {
 
     std::vector<std::string> tester_args(const std::string& endpoint, int sites,
                                          const std::vector<std::string>& extra = {}) const {
-        std::vector<std::string> a = {"--map", map.string(), "--sites", std::to_string(sites),
-                                      "--endpoint", endpoint, "--job-id", "J1", "--tester-id", "SIM-01",
-                                      "--key", (dir / "tester-SIM-01.key").string(),
+        std::vector<std::string> a = {"--map",        map.string(),
+                                      "--sites",      std::to_string(sites),
+                                      "--endpoint",   endpoint,
+                                      "--job-id",     "J1",
+                                      "--tester-id",  "SIM-01",
+                                      "--key",        (dir / "tester-SIM-01.key").string(),
                                       "--server-key", (dir / "server.pub").string(),
-                                      "--kik", (dir / "kik.hex").string(),
-                                      "--ca", (dir / "ca.pem").string(),
-                                      "--root", (dir / "root.pem").string(),
-                                      "--json", (tmp.path / "summary.json").string()};
+                                      "--kik",        (dir / "kik.hex").string(),
+                                      "--ca",         (dir / "ca.pem").string(),
+                                      "--root",       (dir / "root.pem").string(),
+                                      "--json",       (tmp.path / "summary.json").string()};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -229,14 +238,15 @@ inline void expect_ledger_matches(const JobSetup& job, const json& summary) {
     std::set<wpid1::Uid> uids;
     size_t records = 0;
     ASSERT_TRUE((*l)->for_each([&](const host::LedgerRecord& r) {
-                     ++records;
-                     uids.insert(r.uid);
-                     EXPECT_EQ(r.loc.lot, job.lot);
-                     EXPECT_EQ(r.loc.wafer, job.wafer);
-                     EXPECT_TRUE(by_location.emplace(std::pair{r.loc.x, r.loc.y}, r).second)
-                         << "two identities at " << r.loc.describe();
-                     return ok_status();
-                 }).ok());
+                        ++records;
+                        uids.insert(r.uid);
+                        EXPECT_EQ(r.loc.lot, job.lot);
+                        EXPECT_EQ(r.loc.wafer, job.wafer);
+                        EXPECT_TRUE(by_location.emplace(std::pair{r.loc.x, r.loc.y}, r).second)
+                            << "two identities at " << r.loc.describe();
+                        return ok_status();
+                    })
+                    .ok());
     EXPECT_EQ(records, job.dies) << "identities in the ledger vs dies to provision";
     EXPECT_EQ(uids.size(), records) << "a UID twice";
     EXPECT_EQ((*l)->quota()->used, records);
@@ -244,7 +254,8 @@ inline void expect_ledger_matches(const JobSetup& job, const json& summary) {
     for (const auto& d : summary["dies"]) {
         const auto at = std::pair{d["x"].get<int>(), d["y"].get<int>()};
         auto it = by_location.find(at);
-        ASSERT_NE(it, by_location.end()) << "die (" << at.first << ", " << at.second << ") is not in the ledger";
+        ASSERT_NE(it, by_location.end())
+            << "die (" << at.first << ", " << at.second << ") is not in the ledger";
         const host::LedgerRecord& r = it->second;
         const std::string outcome = d["outcome"].get<std::string>();
         const std::string where = r.loc.describe();

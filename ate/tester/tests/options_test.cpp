@@ -8,9 +8,11 @@ using namespace waferprov::tester;
 namespace {
 
 std::vector<std::string> base() {
-    return {"--map", "w.xml", "--sites", "16", "--endpoint", "tcp://127.0.0.1:7450", "--job-id", "J1",
-            "--tester-id", "SIM-01", "--key", "t.key", "--server-key", "s.pub", "--kik", "kik.hex",
-            "--ca", "ca.pem", "--root", "root.pem"};
+    return {
+        "--map",        "w.xml",   "--sites",     "16",      "--endpoint", "tcp://127.0.0.1:7450",
+        "--job-id",     "J1",      "--tester-id", "SIM-01",  "--key",      "t.key",
+        "--server-key", "s.pub",   "--kik",       "kik.hex", "--ca",       "ca.pem",
+        "--root",       "root.pem"};
 }
 
 std::string error_of(std::vector<std::string> args) {
@@ -43,9 +45,17 @@ TEST(TesterOptions, DefaultsFollowTheDocumentation) {
 
 TEST(TesterOptions, EveryOptionIsRead) {
     auto args = base();
-    for (const char* a : {"--bins=01,0A", "--uid-from-map", "--index-ms", "25", "--fail-rate", "0.25",
-                          "--retest-rate", "1", "--seed", "18446744073709551615", "--give-up-s", "2.5",
-                          "--timeout-ms", "750", "--clock-skew-s", "7", "--lot", "LOT9", "--wafer", "65535", "--json", "s.json",
+    for (const char* a : {"--bins=01,0A",   "--uid-from-map",
+                          "--index-ms",     "25",
+                          "--fail-rate",    "0.25",
+                          "--retest-rate",  "1",
+                          "--seed",         "18446744073709551615",
+                          "--give-up-s",    "2.5",
+                          "--timeout-ms",   "750",
+                          "--clock-skew-s", "7",
+                          "--lot",          "LOT9",
+                          "--wafer",        "65535",
+                          "--json",         "s.json",
                           "--quiet"})
         args.emplace_back(a);
     std::string error;
@@ -67,9 +77,10 @@ TEST(TesterOptions, EveryOptionIsRead) {
 }
 
 TEST(TesterOptions, InsecureNeedsNoCurveKeys) {
-    std::vector<std::string> args = {"--map", "w.xml", "--sites", "1", "--endpoint", "tcp://h:1",
-                                     "--job-id", "J", "--tester-id", "T", "--kik", "k", "--ca", "c",
-                                     "--root", "r", "--insecure"};
+    std::vector<std::string> args = {
+        "--map",    "w.xml", "--sites",     "1", "--endpoint", "tcp://h:1",
+        "--job-id", "J",     "--tester-id", "T", "--kik",      "k",
+        "--ca",     "c",     "--root",      "r", "--insecure"};
     std::string error;
     auto o = parse_options(args, error);
     ASSERT_TRUE(o) << error;
@@ -87,7 +98,8 @@ TEST(TesterOptions, UsageErrorsNameTheOption) {
     auto without = [](const std::string& name) {
         auto a = base();
         for (size_t i = 0; i < a.size(); ++i)
-            if (a[i] == name) a.erase(a.begin() + static_cast<long>(i), a.begin() + static_cast<long>(i) + 2);
+            if (a[i] == name)
+                a.erase(a.begin() + static_cast<long>(i), a.begin() + static_cast<long>(i) + 2);
         return a;
     };
     EXPECT_EQ(error_of(without("--map")), "--map is required");
@@ -98,7 +110,8 @@ TEST(TesterOptions, UsageErrorsNameTheOption) {
     EXPECT_NE(error_of(sites0).find("--sites must be a whole number 1..1024"), std::string::npos);
     sites0[3] = "1025";
     EXPECT_NE(error_of(sites0).find("--sites"), std::string::npos);
-    EXPECT_NE(error_of(with({"--fail-rate", "1.5"})).find("--fail-rate must be a probability"), std::string::npos);
+    EXPECT_NE(error_of(with({"--fail-rate", "1.5"})).find("--fail-rate must be a probability"),
+              std::string::npos);
     EXPECT_NE(error_of(with({"--retest-rate", "x"})).find("--retest-rate"), std::string::npos);
     EXPECT_NE(error_of(with({"--wafer", "70000"})).find("--wafer"), std::string::npos);
     EXPECT_NE(error_of(with({"--clock-skew-s", "-1"})).find("--clock-skew-s"), std::string::npos);

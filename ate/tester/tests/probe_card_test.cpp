@@ -24,7 +24,8 @@ host::WaferMap small_map(const std::vector<std::string>& bins /* A..F */) {
     m.bin_type = "HexaDecimal";
     m.bin_descriptions = {{"01", "pass"}, {"02", "fail"}};
     const int xy[6][2] = {{0, 1}, {1, 1}, {2, 1}, {0, 0}, {1, 0}, {2, 0}};
-    for (int i = 0; i < 6; ++i) m.dies.push_back(host::MapDie{xy[i][0], xy[i][1], bins[i], std::nullopt});
+    for (int i = 0; i < 6; ++i)
+        m.dies.push_back(host::MapDie{xy[i][0], xy[i][1], bins[i], std::nullopt});
     return m;
 }
 
@@ -38,9 +39,9 @@ std::vector<std::pair<int, int>> locations(const Touchdown& td) {
 
 TEST(ProbeCard, LayoutIsTheMostNearlySquareRectangleWithColumnsAtLeastRows) {
     const std::map<int, std::pair<int, int>> expected = {
-        {1, {1, 1}},  {2, {2, 1}},  {3, {3, 1}},  {4, {2, 2}},   {6, {3, 2}},     {7, {7, 1}},
-        {8, {4, 2}},  {12, {4, 3}}, {16, {4, 4}}, {32, {8, 4}},  {64, {8, 8}},    {13, {13, 1}},
-        {128, {16, 8}}, {1024, {32, 32}}};
+        {1, {1, 1}},  {2, {2, 1}},   {3, {3, 1}},    {4, {2, 2}},     {6, {3, 2}},
+        {7, {7, 1}},  {8, {4, 2}},   {12, {4, 3}},   {16, {4, 4}},    {32, {8, 4}},
+        {64, {8, 8}}, {13, {13, 1}}, {128, {16, 8}}, {1024, {32, 32}}};
     for (const auto& [sites, cr] : expected) {
         const CardLayout c = card_layout(sites);
         EXPECT_EQ(c.columns, cr.first) << sites << " sites";
@@ -126,7 +127,8 @@ TEST(ProbeCard, EveryDieOfASynthesizedWaferIsUnderExactlyOneSite) {
             }
             last_column = td.column;
         }
-        for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 1) << "die " << i << ", " << sites << " sites";
+        for (size_t i = 0; i < seen.size(); ++i)
+            ASSERT_EQ(seen[i], 1) << "die " << i << ", " << sites << " sites";
         // A full card cannot do with fewer touchdowns than dies / sites.
         EXPECT_GE(plan->size() * static_cast<size_t>(sites), dies->size());
     }

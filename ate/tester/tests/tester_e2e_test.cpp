@@ -24,7 +24,8 @@ TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
     const fs::path log = job.tmp.path / "tester.log";
-    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0) << read_text(log) << server.logs();
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0)
+        << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
 
     const json s = job.summary();
@@ -40,7 +41,8 @@ TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
     EXPECT_EQ(s["retest_touchdowns"], 0);
     EXPECT_GE(s["touchdowns"].get<size_t>() * 16, job.dies);
     EXPECT_EQ(s["latency_ms"]["calls"], s["touchdowns"]);
-    EXPECT_NE(read_text(log).find("PASS: every die provisioned"), std::string::npos) << read_text(log);
+    EXPECT_NE(read_text(log).find("PASS: every die provisioned"), std::string::npos)
+        << read_text(log);
     expect_ledger_matches(job, s);
     const auto c = job.counts();
     EXPECT_EQ(c.programmed, job.dies);
@@ -53,7 +55,9 @@ TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
     const fs::path log = job.tmp.path / "tester.log";
-    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 8, {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
+    ASSERT_EQ(run(kTester,
+                  job.tester_args(endpoint, 8,
+                                  {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
                   log),
               0)
         << read_text(log) << server.logs();
@@ -92,14 +96,17 @@ TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
     Server server2(again.job_toml(), again.tmp.path);
     const std::string endpoint2 = server2.start();
     ASSERT_FALSE(endpoint2.empty()) << server2.failure();
-    ASSERT_EQ(run(kTester, again.tester_args(endpoint2, 8, {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
+    ASSERT_EQ(run(kTester,
+                  again.tester_args(endpoint2, 8,
+                                    {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
                   log),
               0)
         << read_text(log);
     const json s2 = again.summary();
     EXPECT_EQ(s2["programmed"], s["programmed"]);
     EXPECT_EQ(s2["retest_touchdowns"], s["retest_touchdowns"]);
-    for (size_t i = 0; i < s["dies"].size(); ++i) EXPECT_EQ(s2["dies"][i]["bin"], s["dies"][i]["bin"]);
+    for (size_t i = 0; i < s["dies"].size(); ++i)
+        EXPECT_EQ(s2["dies"][i]["bin"], s["dies"][i]["bin"]);
 }
 
 TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
@@ -114,17 +121,19 @@ TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
     const std::string bind = endpoint;  // restart on the same port
 
     const fs::path log = job.tmp.path / "tester.log";
-    Child tester(spawn(kTester,
-                       job.tester_args(endpoint, 16, {"--timeout-ms", "1000", "--give-up-s", "60", "--seed", "9"}),
-                       log));
+    Child tester(spawn(
+        kTester,
+        job.tester_args(endpoint, 16, {"--timeout-ms", "1000", "--give-up-s", "60", "--seed", "9"}),
+        log));
     ASSERT_GT(tester.pid(), 0);
     int kills = 0;
     for (const double fraction : {0.25, 0.6}) {
         // Wait until that part of the wafer is programmed, then kill -9 the server, mid-wafer.
         const auto deadline = Clock::now() + std::chrono::seconds(90);
-        while (Clock::now() < deadline &&
-               static_cast<double>(job.counts().programmed) < fraction * static_cast<double>(job.dies)) {
-            ASSERT_TRUE(tester.running()) << "the simulator ended before the kill: " << read_text(log);
+        while (Clock::now() < deadline && static_cast<double>(job.counts().programmed) <
+                                              fraction * static_cast<double>(job.dies)) {
+            ASSERT_TRUE(tester.running())
+                << "the simulator ended before the kill: " << read_text(log);
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         ASSERT_LT(job.counts().programmed, job.dies) << "the wafer was finished before the kill";
@@ -173,7 +182,8 @@ TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
     // Without --uid-from-map the host has no UID for any die.
     EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << read_text(log);
     EXPECT_EQ(job.summary()["refused"]["NO_UID"], job.dies) << read_text(log);
-    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--uid-from-map"}), log), 0) << read_text(log);
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--uid-from-map"}), log), 0)
+        << read_text(log);
     EXPECT_EQ(server.stop(), 0) << server.logs();
     const json s = job.summary();
     EXPECT_EQ(s["programmed"], job.dies);
@@ -249,9 +259,11 @@ TEST(TesterE2E, UsageAndSetupErrorsAreNamed) {
     EXPECT_NE(read_text(log).find("no-such-map.xml"), std::string::npos) << read_text(log);
 
     // Nobody listens: the simulator gives up after --give-up-s, naming the endpoint.
-    args = job.tester_args("tcp://127.0.0.1:9", 4, {"--timeout-ms", "200", "--give-up-s", "1", "--quiet"});
+    args = job.tester_args("tcp://127.0.0.1:9", 4,
+                           {"--timeout-ms", "200", "--give-up-s", "1", "--quiet"});
     std::ofstream(log, std::ios::trunc).flush();
     EXPECT_EQ(run(kTester, args, log), 1);
-    EXPECT_NE(read_text(log).find("opening a session with tcp://127.0.0.1:9"), std::string::npos) << read_text(log);
+    EXPECT_NE(read_text(log).find("opening a session with tcp://127.0.0.1:9"), std::string::npos)
+        << read_text(log);
     EXPECT_NE(read_text(log).find("gave up"), std::string::npos) << read_text(log);
 }

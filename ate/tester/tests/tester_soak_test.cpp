@@ -1,6 +1,7 @@
 // Soak (label soak, not in the default suite): a 300 mm wafer (~16k dies) through a 64-site card
 // with the server killed -9 at ten random moments, each time restarted on the same port after
-// 0-1.5 s, with programming failures and retests; then every die must be provisioned exactly once and the ledger verify.
+// 0-1.5 s, with programming failures and retests; then every die must be provisioned exactly once
+// and the ledger verify.
 #include <algorithm>
 #include <random>
 
@@ -18,8 +19,9 @@ TEST(TesterSoak, FullWaferWithTheServerKilledTenTimes) {
 
     const fs::path log = job.tmp.path / "tester.log";
     Child tester(spawn(kTester,
-                       job.tester_args(endpoint, 64, {"--timeout-ms", "1000", "--give-up-s", "120",
-                                                      "--fail-rate", "0.01", "--retest-rate", "1"}),
+                       job.tester_args(endpoint, 64,
+                                       {"--timeout-ms", "1000", "--give-up-s", "120", "--fail-rate",
+                                        "0.01", "--retest-rate", "1"}),
                        log));
     ASSERT_GT(tester.pid(), 0);
     std::mt19937 rng(std::random_device{}());
@@ -36,7 +38,8 @@ TEST(TesterSoak, FullWaferWithTheServerKilledTenTimes) {
         if (!tester.running()) break;
         server.kill9();
         ++kills;
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1500)(rng)));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 1500)(rng)));
         ASSERT_EQ(server.start(endpoint), endpoint) << server.failure();
     }
     EXPECT_GE(kills, 6) << "the wafer finished before most kills";
@@ -48,8 +51,7 @@ TEST(TesterSoak, FullWaferWithTheServerKilledTenTimes) {
     EXPECT_EQ(s["refused"].size(), 0u) << s["refused"].dump();
     expect_ledger_matches(job, s);
     std::cout << kills << " kills: " << s["resends"] << " requests sent again, " << s["reissued"]
-              << " dies REISSUED, "
-              << s["retest_touchdowns"] << " retest touchdowns\n";
+              << " dies REISSUED, " << s["retest_touchdowns"] << " retest touchdowns\n";
     const auto c = job.counts();
     EXPECT_EQ(c.total(), job.dies);
     EXPECT_EQ(c.programmed + c.failed, job.dies);

@@ -9,7 +9,8 @@ std::vector<std::string> available_backends() { return {"software"}; }
 Result<std::unique_ptr<Accelerator>> make_backend(const BackendOptions& options) {
     if (options.name == "software") {
         WP_ASSIGN_OR_RETURN(software::DeviceKey dk, device_key_for(options));
-        return std::unique_ptr<Accelerator>(std::make_unique<software::SoftwareEngine>(std::move(dk)));
+        return std::unique_ptr<Accelerator>(
+            std::make_unique<software::SoftwareEngine>(std::move(dk)));
     }
     std::string names;
     for (const auto& n : available_backends()) names += (names.empty() ? "" : ", ") + n;

@@ -54,9 +54,9 @@ int hex_value(char c) {
 
 Result<Bytes> from_hex(std::string_view hex, std::string_view what) {
     if (hex.size() % 2 != 0)
-        return make_error(ErrorCode::kInvalidArgument,
-                          std::string(what) + ": odd number of hex digits (" +
-                              std::to_string(hex.size()) + ")");
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            std::string(what) + ": odd number of hex digits (" + std::to_string(hex.size()) + ")");
     Bytes out(hex.size() / 2);
     for (size_t i = 0; i < out.size(); ++i) {
         int hi = hex_value(hex[2 * i]);
@@ -76,10 +76,16 @@ bool ct_equal(ByteSpan a, ByteSpan b) noexcept {
 }
 
 void store_be32(uint8_t* p, uint32_t v) noexcept {
-    for (int i = 3; i >= 0; --i) { p[i] = static_cast<uint8_t>(v); v >>= 8; }
+    for (int i = 3; i >= 0; --i) {
+        p[i] = static_cast<uint8_t>(v);
+        v >>= 8;
+    }
 }
 void store_be64(uint8_t* p, uint64_t v) noexcept {
-    for (int i = 7; i >= 0; --i) { p[i] = static_cast<uint8_t>(v); v >>= 8; }
+    for (int i = 7; i >= 0; --i) {
+        p[i] = static_cast<uint8_t>(v);
+        v >>= 8;
+    }
 }
 uint64_t load_be64(const uint8_t* p) noexcept {
     uint64_t v = 0;

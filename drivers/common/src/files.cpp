@@ -14,8 +14,10 @@ Status write_new_file(const std::filesystem::path& path, std::string_view data, 
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         if (errno == EEXIST)
-            return make_error(ErrorCode::kInvalidArgument, "refusing to overwrite existing " + path.string());
-        return make_error(ErrorCode::kIo, "cannot create " + path.string() + ": " + std::strerror(errno));
+            return make_error(ErrorCode::kInvalidArgument,
+                              "refusing to overwrite existing " + path.string());
+        return make_error(ErrorCode::kIo,
+                          "cannot create " + path.string() + ": " + std::strerror(errno));
     }
     // The umask may have taken bits away; set exactly what was asked for.
     Status st = ok_status();
@@ -26,7 +28,8 @@ Status write_new_file(const std::filesystem::path& path, std::string_view data, 
         const ssize_t n = ::write(fd, data.data() + off, data.size() - off);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            st = make_error(ErrorCode::kIo, "writing " + path.string() + ": " + std::strerror(errno));
+            st = make_error(ErrorCode::kIo,
+                            "writing " + path.string() + ": " + std::strerror(errno));
             break;
         }
         off += static_cast<size_t>(n);

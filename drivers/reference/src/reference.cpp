@@ -33,8 +33,12 @@ ossl::EcGroup explicit_p256() {
     static const char* kGy = "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
     static const char* kN = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
     BIGNUM *p = nullptr, *a = nullptr, *b = nullptr, *gx = nullptr, *gy = nullptr, *n = nullptr;
-    BN_hex2bn(&p, kP); BN_hex2bn(&a, kA); BN_hex2bn(&b, kB);
-    BN_hex2bn(&gx, kGx); BN_hex2bn(&gy, kGy); BN_hex2bn(&n, kN);
+    BN_hex2bn(&p, kP);
+    BN_hex2bn(&a, kA);
+    BN_hex2bn(&b, kB);
+    BN_hex2bn(&gx, kGx);
+    BN_hex2bn(&gy, kGy);
+    BN_hex2bn(&n, kN);
     ossl::Bn hp(p), ha(a), hb(b), hgx(gx), hgy(gy), hn(n), one(BN_new());
     BN_one(one.get());
     ossl::BnCtx ctx(BN_CTX_new());
@@ -59,9 +63,11 @@ Bytes kek(ByteSpan kik, ByteSpan uid) {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE, mode, 0),
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MAC, mac, 0),
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_CIPHER, cipher, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(kik.data()), kik.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(kik.data()),
+                                          kik.size()),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, label.data(), label.size()),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(uid.data()), uid.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(uid.data()),
+                                          uid.size()),
         OSSL_PARAM_construct_end()};
     Bytes out(32);
     if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) fail("KBKDF derive");
@@ -80,7 +86,8 @@ Bytes cmac(ByteSpan key, ByteSpan message) {
         fail("CMAC");
     Bytes out(16);
     size_t len = 0;
-    if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != 16) fail("CMAC final");
+    if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1 || len != 16)
+        fail("CMAC final");
     return out;
 }
 
@@ -105,7 +112,8 @@ static std::optional<Bytes> kw(ByteSpan kek, ByteSpan in, bool wrap) {
         fail("AES-WRAP init");
     Bytes out(in.size() + 16);
     int len = 0, fin = 0;
-    if (EVP_CipherUpdate(ctx.get(), out.data(), &len, in.data(), static_cast<int>(in.size())) != 1 ||
+    if (EVP_CipherUpdate(ctx.get(), out.data(), &len, in.data(), static_cast<int>(in.size())) !=
+            1 ||
         EVP_CipherFinal_ex(ctx.get(), out.data() + len, &fin) != 1) {
         ERR_clear_error();
         return std::nullopt;
@@ -192,12 +200,14 @@ Drbg::Drbg(ByteSpan entropy, ByteSpan personalization) : impl_(new Impl) {
     // interval); 0 turns both off, so the stream follows SP 800-90A as WPID-1 uses it.
     unsigned int reseed_requests = 0;
     time_t reseed_time = 0;
-    OSSL_PARAM dp[] = {OSSL_PARAM_construct_utf8_string(OSSL_DRBG_PARAM_CIPHER, cipher, 0),
-                       OSSL_PARAM_construct_int(OSSL_DRBG_PARAM_USE_DF, &use_df),
-                       OSSL_PARAM_construct_uint(OSSL_DRBG_PARAM_RESEED_REQUESTS, &reseed_requests),
-                       OSSL_PARAM_construct_time_t(OSSL_DRBG_PARAM_RESEED_TIME_INTERVAL, &reseed_time),
-                       OSSL_PARAM_construct_end()};
-    if (!impl_->drbg || EVP_RAND_CTX_set_params(impl_->drbg.get(), dp) != 1) fail("CTR-DRBG params");
+    OSSL_PARAM dp[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_DRBG_PARAM_CIPHER, cipher, 0),
+        OSSL_PARAM_construct_int(OSSL_DRBG_PARAM_USE_DF, &use_df),
+        OSSL_PARAM_construct_uint(OSSL_DRBG_PARAM_RESEED_REQUESTS, &reseed_requests),
+        OSSL_PARAM_construct_time_t(OSSL_DRBG_PARAM_RESEED_TIME_INTERVAL, &reseed_time),
+        OSSL_PARAM_construct_end()};
+    if (!impl_->drbg || EVP_RAND_CTX_set_params(impl_->drbg.get(), dp) != 1)
+        fail("CTR-DRBG params");
     // A non-NULL pointer with zero length: with NULL, OpenSSL mixes in its own default
     // personalization string and no longer matches SP 800-90A / CAVP.
     static const uint8_t kEmpty[1] = {0};
@@ -210,7 +220,8 @@ Drbg::~Drbg() { delete impl_; }
 
 void Drbg::reseed(ByteSpan entropy, ByteSpan additional) {
     set_test_entropy(impl_->parent.get(), entropy);
-    if (EVP_RAND_reseed(impl_->drbg.get(), 0, nullptr, 0, additional.data(), additional.size()) != 1)
+    if (EVP_RAND_reseed(impl_->drbg.get(), 0, nullptr, 0, additional.data(), additional.size()) !=
+        1)
         fail("CTR-DRBG reseed");
 }
 

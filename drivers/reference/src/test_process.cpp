@@ -25,8 +25,7 @@ int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : k
 // SIGKILL and reap (after a timeout).
 int kill_and_reap(pid_t pid) {
     ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
     return kProcessTimedOut;
 }
 
@@ -46,7 +45,8 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::filesystem:
     if (err.empty() || err == out)
         ok = ok && posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO) == 0;
     else
-        ok = ok && posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err.c_str(), flags, 0644) == 0;
+        ok = ok &&
+             posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err.c_str(), flags, 0644) == 0;
     pid_t pid = -1;
     if (!ok || posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) pid = -1;
     posix_spawn_file_actions_destroy(&fa);
@@ -57,7 +57,8 @@ int wait_process(pid_t pid, std::chrono::milliseconds timeout) {
     if (pid <= 0) return kNoSuchProcess;
     int status = 0;
     // No timeout, or one past the end of the clock: a blocking wait.
-    if (timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - Clock::now())) {
+    if (timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() -
+                                                                         Clock::now())) {
         for (;;) {
             if (::waitpid(pid, &status, 0) == pid) return exit_status(status);
             if (errno != EINTR) return kNoSuchProcess;

@@ -13,8 +13,9 @@ namespace waferprov::reference {
 
 TempDir::TempDir(const std::string& tag) {
     static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("waferprov_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    path =
+        std::filesystem::temp_directory_path() /
+        ("waferprov_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     std::filesystem::create_directories(path);
 }
 

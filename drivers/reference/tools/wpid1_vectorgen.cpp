@@ -7,8 +7,8 @@
 #include <fstream>
 #include <iostream>
 
-#include <nlohmann/json.hpp>
 #include <openssl/sha.h>
+#include <nlohmann/json.hpp>
 
 #include "waferprov/reference.hpp"
 
@@ -59,10 +59,14 @@ json basemul_file() {
     const Bytes p = from("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff");
     Bytes zero(32, 0), ones(32, 0xff);
     std::vector<std::pair<std::string, Bytes>> cases = {
-        {"d = 1", add_small(zero, 1)},       {"d = 2", add_small(zero, 2)},
-        {"d = 3", add_small(zero, 3)},       {"d = n - 1", add_small(n, -1)},
-        {"d = n - 2", add_small(n, -2)},     {"d = n - 3", add_small(n, -3)},
-        {"RFC 6979 A.2.5 private key", from("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721")},
+        {"d = 1", add_small(zero, 1)},
+        {"d = 2", add_small(zero, 2)},
+        {"d = 3", add_small(zero, 3)},
+        {"d = n - 1", add_small(n, -1)},
+        {"d = n - 2", add_small(n, -2)},
+        {"d = n - 3", add_small(n, -3)},
+        {"RFC 6979 A.2.5 private key",
+         from("c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721")},
     };
     // (n - 1) / 2 and (n + 1) / 2
     Bytes half(32, 0);
@@ -94,7 +98,8 @@ json basemul_file() {
         for (size_t i = 16; i < 32; ++i) low[i] = 0xff;
         cases.push_back({"d = 2^128 - 1", low});
     }
-    for (int i = 0; i < 24; ++i) cases.push_back({"pseudorandom", derive("basemul random " + std::to_string(i), 32)});
+    for (int i = 0; i < 24; ++i)
+        cases.push_back({"pseudorandom", derive("basemul random " + std::to_string(i), 32)});
     cases.push_back({"d = 0", zero});
     cases.push_back({"d = n", n});
     cases.push_back({"d = n + 1", add_small(n, 1)});
@@ -176,8 +181,9 @@ json wpid1_file() {
     doc["schema"] = "wpid1_test_schema_v1";
     doc["generatorVersion"] = "wpid1_vectorgen 1";
     doc["numberOfTests"] = id - 1;
-    doc["notes"] = {{"stream", "each group runs on a freshly instantiated DRBG; tests in stream order"},
-                    {"invalid", "the listed record is not what WPID-1 yields; the backend must differ"}};
+    doc["notes"] = {
+        {"stream", "each group runs on a freshly instantiated DRBG; tests in stream order"},
+        {"invalid", "the listed record is not what WPID-1 yields; the backend must differ"}};
     doc["testGroups"] = groups;
     return doc;
 }

@@ -33,8 +33,7 @@ void xor_into(uint8_t* dst, const uint8_t* src, size_t n) {
 Block gf_double(const Block& in) {
     Block out{};
     const uint8_t carry = in[0] >> 7;
-    for (size_t i = 0; i < 15; ++i)
-        out[i] = static_cast<uint8_t>((in[i] << 1) | (in[i + 1] >> 7));
+    for (size_t i = 0; i < 15; ++i) out[i] = static_cast<uint8_t>((in[i] << 1) | (in[i + 1] >> 7));
     out[15] = static_cast<uint8_t>((in[15] << 1) ^ (0x87 & (0 - carry)));
     return out;
 }

@@ -17,9 +17,9 @@ Result<CtrDrbg> CtrDrbg::instantiate(ByteSpan entropy, ByteSpan personalization,
                           "DRBG personalization string must be at most 48 bytes, got " +
                               std::to_string(personalization.size()));
     if (reseed_interval == 0 || reseed_interval > wpid1::kMaxReseedInterval)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "DRBG reseed interval must be 1 .. 2^48, got " +
-                              std::to_string(reseed_interval));
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "DRBG reseed interval must be 1 .. 2^48, got " + std::to_string(reseed_interval));
     SecretArray<kSeedLen> seed;
     std::memcpy(seed.data(), entropy.data(), kSeedLen);
     for (size_t i = 0; i < personalization.size(); ++i) seed.bytes[i] ^= personalization[i];
@@ -32,9 +32,9 @@ Result<CtrDrbg> CtrDrbg::instantiate(ByteSpan entropy, ByteSpan personalization,
 
 Status CtrDrbg::reseed(ByteSpan entropy) {
     if (entropy.size() != kSeedLen)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "DRBG reseed entropy must be 48 bytes, got " +
-                              std::to_string(entropy.size()));
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "DRBG reseed entropy must be 48 bytes, got " + std::to_string(entropy.size()));
     WP_RETURN_IF_ERROR(update(entropy.data()));
     reseed_counter_ = 1;
     return ok_status();
@@ -62,9 +62,9 @@ Status CtrDrbg::generate(uint8_t* out, size_t len) {
     if (reseed_counter_ == 0)
         return make_error(ErrorCode::kNotInstantiated, "DRBG is not instantiated");
     if (reseed_counter_ > reseed_interval_)
-        return make_error(ErrorCode::kReseedRequired,
-                          "DRBG reached its reseed interval of " +
-                              std::to_string(reseed_interval_) + " generate calls");
+        return make_error(ErrorCode::kReseedRequired, "DRBG reached its reseed interval of " +
+                                                          std::to_string(reseed_interval_) +
+                                                          " generate calls");
     WP_ASSIGN_OR_RETURN(AesBlock aes, AesBlock::create(key_.span()));
     SecretArray<16> block;
     for (size_t off = 0; off < len; off += 16) {

@@ -17,8 +17,8 @@ namespace waferprov::software {
 namespace {
 
 Error io_error(const std::filesystem::path& path, const std::string& what) {
-    return make_error(ErrorCode::kIo, "device key " + path.string() + ": " + what + ": " +
-                                          std::strerror(errno));
+    return make_error(ErrorCode::kIo,
+                      "device key " + path.string() + ": " + what + ": " + std::strerror(errno));
 }
 
 }  // namespace
@@ -26,8 +26,11 @@ Error io_error(const std::filesystem::path& path, const std::string& what) {
 Result<DeviceKey> load_device_key(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return io_error(path, "cannot open");
-    struct FdCloser { int fd; ~FdCloser() { ::close(fd); } } closer{fd};
-    struct stat st{};
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) return io_error(path, "cannot stat");
     if (!S_ISREG(st.st_mode))
         return make_error(ErrorCode::kInvalidArgument,
@@ -36,9 +39,9 @@ Result<DeviceKey> load_device_key(const std::filesystem::path& path) {
         return make_error(ErrorCode::kInvalidArgument,
                           "device key " + path.string() + ": not owned by the current user");
     if ((st.st_mode & 077) != 0)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "device key " + path.string() +
-                              ": readable by group or others (chmod 600 it)");
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "device key " + path.string() + ": readable by group or others (chmod 600 it)");
     SecretArray<80> buf;
     ssize_t n;
     do {
@@ -46,8 +49,8 @@ Result<DeviceKey> load_device_key(const std::filesystem::path& path) {
     } while (n < 0 && errno == EINTR);
     if (n < 0) return io_error(path, "cannot read");
     size_t len = static_cast<size_t>(n);
-    while (len > 0 && (buf.bytes[len - 1] == '\n' || buf.bytes[len - 1] == '\r' ||
-                       buf.bytes[len - 1] == ' '))
+    while (len > 0 &&
+           (buf.bytes[len - 1] == '\n' || buf.bytes[len - 1] == '\r' || buf.bytes[len - 1] == ' '))
         --len;
     if (len != 64)
         return make_error(ErrorCode::kInvalidArgument,

@@ -34,7 +34,8 @@ Result<P256Point> p256_base_mul(ByteSpan scalar) {
         EC_POINT_get_affine_coordinates(g, q.get(), x.get(), y.get(), ctx.get()) != 1)
         return ossl::ossl_error("P-256 base-point multiplication");
     P256Point out;
-    if (BN_bn2binpad(x.get(), out.x.data(), 32) != 32 || BN_bn2binpad(y.get(), out.y.data(), 32) != 32)
+    if (BN_bn2binpad(x.get(), out.x.data(), 32) != 32 ||
+        BN_bn2binpad(y.get(), out.y.data(), 32) != 32)
         return ossl::ossl_error("P-256 coordinates");
     return out;
 }

@@ -64,16 +64,16 @@ Status SoftwareEngine::reseed(ByteSpan entropy) {
 Result<BatchTicket> SoftwareEngine::submit(std::span<const wpid1::Uid> uids) {
     if (uids.empty()) return make_error(ErrorCode::kInvalidArgument, "empty batch");
     if (uids.size() > kMaxBatchSize)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "batch of " + std::to_string(uids.size()) + " UIDs exceeds the limit of " +
-                              std::to_string(kMaxBatchSize));
+        return make_error(ErrorCode::kInvalidArgument, "batch of " + std::to_string(uids.size()) +
+                                                           " UIDs exceeds the limit of " +
+                                                           std::to_string(kMaxBatchSize));
     std::lock_guard lock(mu_);
     if (!kik_) return make_error(ErrorCode::kNotLoaded, "no KIK loaded");
     if (!drbg_) return make_error(ErrorCode::kNotInstantiated, "DRBG not instantiated");
     if (pending_.size() >= kMaxPendingBatches)
-        return make_error(ErrorCode::kResourceExhausted,
-                          "too many batches in flight (" + std::to_string(kMaxPendingBatches) +
-                              "); collect some first");
+        return make_error(ErrorCode::kResourceExhausted, "too many batches in flight (" +
+                                                             std::to_string(kMaxPendingBatches) +
+                                                             "); collect some first");
     // Draw on a copy so that a batch is all or nothing: if the reseed interval runs out
     // part-way, the engine's DRBG is left as it was.
     CtrDrbg work = *drbg_;
@@ -101,9 +101,8 @@ Result<std::vector<wpid1::IdentityRecord>> SoftwareEngine::collect(BatchTicket t
         std::lock_guard lock(mu_);
         auto it = pending_.find(ticket.id);
         if (it == pending_.end())
-            return make_error(ErrorCode::kNotFound,
-                              "unknown or already collected batch ticket " +
-                                  std::to_string(ticket.id));
+            return make_error(ErrorCode::kNotFound, "unknown or already collected batch ticket " +
+                                                        std::to_string(ticket.id));
         p = std::move(it->second);
         pending_.erase(it);
     }

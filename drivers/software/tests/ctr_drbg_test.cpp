@@ -42,7 +42,8 @@ TEST(CtrDrbg, NistCavpAes256NoDf) {
         ASSERT_TRUE(tc.get("Nonce").empty()) << "no-df cases have no nonce";
 
         ref::Drbg r(entropy, pers);
-        if (has_reseed) r.reseed(hex(tc.get("EntropyInputReseed")), hex(tc.get("AdditionalInputReseed")));
+        if (has_reseed)
+            r.reseed(hex(tc.get("EntropyInputReseed")), hex(tc.get("AdditionalInputReseed")));
         r.generate(expected.size(), adds.size() > 0 ? hex(adds[0]) : Bytes{});
         EXPECT_EQ(to_hex(r.generate(expected.size(), adds.size() > 1 ? hex(adds[1]) : Bytes{})),
                   to_hex(expected))
@@ -98,7 +99,8 @@ TEST(CtrDrbg, RefusesToGeneratePastReseedIntervalUntilReseeded) {
 
 TEST(CtrDrbg, RejectsBadSeedLengthsAndIntervals) {
     EXPECT_EQ(CtrDrbg::instantiate(Bytes(47), {}, 10).error().code, ErrorCode::kInvalidArgument);
-    EXPECT_EQ(CtrDrbg::instantiate(Bytes(48), Bytes(49), 10).error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(CtrDrbg::instantiate(Bytes(48), Bytes(49), 10).error().code,
+              ErrorCode::kInvalidArgument);
     EXPECT_EQ(CtrDrbg::instantiate(Bytes(48), {}, 0).error().code, ErrorCode::kInvalidArgument);
     EXPECT_EQ(CtrDrbg::instantiate(Bytes(48), {}, (uint64_t{1} << 48) + 1).error().code,
               ErrorCode::kInvalidArgument);

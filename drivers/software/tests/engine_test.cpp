@@ -172,5 +172,6 @@ TEST(SoftwareEngine, PrimitivesTakeOnlyCallerKeys) {
     EXPECT_EQ(to_hex(*enc), to_hex(ref::aes_encrypt(key, block)));
     auto dec = f.engine->aes_decrypt_block(key, *enc);
     EXPECT_EQ(to_hex(*dec), to_hex(block));
-    EXPECT_EQ(f.engine->aes_encrypt_block(key, Bytes(15)).error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(f.engine->aes_encrypt_block(key, Bytes(15)).error().code,
+              ErrorCode::kInvalidArgument);
 }

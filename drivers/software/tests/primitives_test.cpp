@@ -18,7 +18,8 @@ Bytes hex(std::string_view h) { return from_hex(h, "test vector").value(); }
 }  // namespace
 
 TEST(Aes, Fips197AppendixC3Aes256) {
-    auto aes = AesBlock::create(hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+    auto aes =
+        AesBlock::create(hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
     ASSERT_TRUE(aes.ok());
     Bytes pt = hex("00112233445566778899aabbccddeeff"), ct(16);
     ASSERT_TRUE(aes->apply(pt.data(), ct.data()).ok());
@@ -67,7 +68,8 @@ TEST(Kdf, WpidKekMatchesOpenSslKbkdf) {
 }
 
 TEST(Kdf, CavpKbkdfCounterCmacAes256Vectors) {
-    const auto path = std::filesystem::path(WAFERPROV_VECTOR_DIR) / "cavp/kbkdf_ctr_cmac_aes256.rsp";
+    const auto path =
+        std::filesystem::path(WAFERPROV_VECTOR_DIR) / "cavp/kbkdf_ctr_cmac_aes256.rsp";
     if (!std::filesystem::exists(path)) GTEST_FAIL() << "missing " << path;
     int checked = 0;
     for (const auto& tc : ref::read_cavp(path)) {

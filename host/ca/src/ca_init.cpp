@@ -35,7 +35,8 @@ Result<ossl::X509Ptr> make_ca_certificate(const CaProfile& p, EVP_PKEY* subject_
     WP_ASSIGN_OR_RETURN(Bytes serial_bytes, random_serial());
     ossl::Bn bn(BN_bin2bn(serial_bytes.data(), static_cast<int>(serial_bytes.size()), nullptr));
     Asn1IntegerPtr serial(bn ? BN_to_ASN1_INTEGER(bn.get(), nullptr) : nullptr);
-    if (!serial || X509_set_serialNumber(x.get(), serial.get()) != 1) return ossl::ossl_error("CA serial");
+    if (!serial || X509_set_serialNumber(x.get(), serial.get()) != 1)
+        return ossl::ossl_error("CA serial");
 
     X509NamePtr name(X509_NAME_new());
     if (!name) return ossl::ossl_error("CA subject");
@@ -48,7 +49,8 @@ Result<ossl::X509Ptr> make_ca_certificate(const CaProfile& p, EVP_PKEY* subject_
             return ossl::ossl_error("CA subject '" + *value + "'");
     }
     if (X509_set_subject_name(x.get(), name.get()) != 1 ||
-        X509_set_issuer_name(x.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name.get()) != 1)
+        X509_set_issuer_name(x.get(),
+                             issuer != nullptr ? X509_get_subject_name(issuer) : name.get()) != 1)
         return ossl::ossl_error("CA names");
 
     const auto not_after = p.not_before + std::chrono::hours(24 * 365) * p.validity_years +
@@ -65,12 +67,14 @@ Result<ossl::X509Ptr> make_ca_certificate(const CaProfile& p, EVP_PKEY* subject_
     WP_RETURN_IF_ERROR(add_conf_ext(x.get(), &ctx, NID_basic_constraints, bc.c_str()));
     // The manufacturer CA also signs the ledger's export manifests, hence digitalSignature.
     WP_RETURN_IF_ERROR(add_conf_ext(x.get(), &ctx, NID_key_usage,
-                                    issuer != nullptr ? "critical,keyCertSign,cRLSign,digitalSignature"
-                                                      : "critical,keyCertSign,cRLSign"));
+                                    issuer != nullptr
+                                        ? "critical,keyCertSign,cRLSign,digitalSignature"
+                                        : "critical,keyCertSign,cRLSign"));
     WP_RETURN_IF_ERROR(add_conf_ext(x.get(), &ctx, NID_subject_key_identifier, "hash"));
     WP_RETURN_IF_ERROR(add_conf_ext(x.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
 
-    if (X509_sign(x.get(), issuer_key, EVP_sha256()) <= 0) return ossl::ossl_error("signing CA certificate");
+    if (X509_sign(x.get(), issuer_key, EVP_sha256()) <= 0)
+        return ossl::ossl_error("signing CA certificate");
     return x;
 }
 
@@ -99,8 +103,9 @@ Status check_options(const ChainOptions& o) {
     if (o.validity_years < 1 || o.validity_years > 100)
         return make_error(ErrorCode::kInvalidArgument, "CA validity must be 1..100 years");
     if (o.organization.size() > 40 || o.product.size() > 20)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "organization (<= 40) or product (<= 20 characters) too long for a CA name");
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "organization (<= 40) or product (<= 20 characters) too long for a CA name");
     return ok_status();
 }
 
@@ -118,7 +123,8 @@ Status write_chain(const ChainFiles& f, const Root& root, X509* ca_cert) {
 Status prepare_dir(const std::filesystem::path& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return make_error(ErrorCode::kIo, "cannot create " + dir.string() + ": " + ec.message());
+    if (ec)
+        return make_error(ErrorCode::kIo, "cannot create " + dir.string() + ": " + ec.message());
     return ok_status();
 }
 
@@ -132,8 +138,9 @@ Result<ChainFiles> init_pem_chain(const std::filesystem::path& dir, const ChainO
 
     WP_ASSIGN_OR_RETURN(Root root, make_root(options));
     WP_ASSIGN_OR_RETURN(ossl::Pkey ca_key, generate_p256_key());
-    WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca_cert, make_ca_certificate(manufacturer_profile(options), ca_key.get(),
-                                                                   root.cert.get(), root.key.get()));
+    WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca_cert,
+                        make_ca_certificate(manufacturer_profile(options), ca_key.get(),
+                                            root.cert.get(), root.key.get()));
     WP_ASSIGN_OR_RETURN(std::string ca_key_pem, private_key_to_pem(ca_key.get()));
     Status st = write_new_file(f.ca_key, ca_key_pem, 0600);
     secure_wipe(ca_key_pem.data(), ca_key_pem.size());
@@ -143,29 +150,34 @@ Result<ChainFiles> init_pem_chain(const std::filesystem::path& dir, const ChainO
     return f;
 }
 
-Result<ChainFiles> init_hsm_chain(const std::filesystem::path& dir, const HsmChainOptions& options) {
+Result<ChainFiles> init_hsm_chain(const std::filesystem::path& dir,
+                                  const HsmChainOptions& options) {
     WP_RETURN_IF_ERROR(check_options(options.chain));
     if (options.token_label.empty() || options.key_label.empty() || options.module.empty())
-        return make_error(ErrorCode::kInvalidArgument, "HSM chain needs a module, a token label and a key label");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "HSM chain needs a module, a token label and a key label");
     ChainFiles f{dir / "root.pem", dir / "root.key", dir / "ca.pem", {}, {}};
     WP_RETURN_IF_ERROR(refuse_existing({f.root_cert, f.root_key, f.ca_cert}));
 
-    const std::string where = "token '" + options.token_label + "' on PKCS#11 module '" +
-                              options.module.string() + "'";
+    const std::string where =
+        "token '" + options.token_label + "' on PKCS#11 module '" + options.module.string() + "'";
     WP_ASSIGN_OR_RETURN(SecureBytes pin, p11::read_pin_env(options.pin_env));
     WP_ASSIGN_OR_RETURN(auto module, p11::Module::load(options.module.string()));
     WP_ASSIGN_OR_RETURN(ck_slot_id_t slot, module->find_token(options.token_label));
-    WP_ASSIGN_OR_RETURN(p11::Session session, p11::Session::open(module, slot, /*read_write=*/true));
+    WP_ASSIGN_OR_RETURN(p11::Session session,
+                        p11::Session::open(module, slot, /*read_write=*/true));
     WP_RETURN_IF_ERROR(session.login(pin, options.token_label));
 
     {
         const ck_object_class_t cls = CKO_PRIVATE_KEY;
         WP_ASSIGN_OR_RETURN(auto existing,
                             session.find({p11::attr(CKA_CLASS, &cls, sizeof cls),
-                                          p11::attr(CKA_LABEL, options.key_label.data(), options.key_label.size())}));
+                                          p11::attr(CKA_LABEL, options.key_label.data(),
+                                                    options.key_label.size())}));
         if (!existing.empty())
-            return make_error(ErrorCode::kInvalidArgument, where + " already holds a private key labelled '" +
-                                                               options.key_label + "'; choose another key label");
+            return make_error(ErrorCode::kInvalidArgument,
+                              where + " already holds a private key labelled '" +
+                                  options.key_label + "'; choose another key label");
     }
     WP_RETURN_IF_ERROR(prepare_dir(dir));
 
@@ -176,25 +188,36 @@ Result<ChainFiles> init_hsm_chain(const std::filesystem::path& dir, const HsmCha
     const std::string& label = options.key_label;
     WP_ASSIGN_OR_RETURN(Bytes id, random_serial());  // replaced by the SKI below
     std::vector<struct ck_attribute> pub_tmpl = {
-        p11::attr(CKA_TOKEN, &yes, sizeof yes),          p11::attr(CKA_PRIVATE, &no, sizeof no),
+        p11::attr(CKA_TOKEN, &yes, sizeof yes),
+        p11::attr(CKA_PRIVATE, &no, sizeof no),
         p11::attr(CKA_KEY_TYPE, &key_type, sizeof key_type),
         p11::attr(CKA_EC_PARAMS, params.data(), params.size()),
-        p11::attr(CKA_VERIFY, &yes, sizeof yes),         p11::attr(CKA_ENCRYPT, &no, sizeof no),
-        p11::attr(CKA_WRAP, &no, sizeof no),             p11::attr(CKA_LABEL, label.data(), label.size()),
+        p11::attr(CKA_VERIFY, &yes, sizeof yes),
+        p11::attr(CKA_ENCRYPT, &no, sizeof no),
+        p11::attr(CKA_WRAP, &no, sizeof no),
+        p11::attr(CKA_LABEL, label.data(), label.size()),
         p11::attr(CKA_ID, id.data(), id.size()),
     };
     std::vector<struct ck_attribute> priv_tmpl = {
-        p11::attr(CKA_TOKEN, &yes, sizeof yes),          p11::attr(CKA_PRIVATE, &yes, sizeof yes),
+        p11::attr(CKA_TOKEN, &yes, sizeof yes),
+        p11::attr(CKA_PRIVATE, &yes, sizeof yes),
         p11::attr(CKA_KEY_TYPE, &key_type, sizeof key_type),
-        p11::attr(CKA_SENSITIVE, &yes, sizeof yes),      p11::attr(CKA_EXTRACTABLE, &no, sizeof no),
-        p11::attr(CKA_SIGN, &yes, sizeof yes),           p11::attr(CKA_DERIVE, &no, sizeof no),
-        p11::attr(CKA_DECRYPT, &no, sizeof no),          p11::attr(CKA_UNWRAP, &no, sizeof no),
-        p11::attr(CKA_LABEL, label.data(), label.size()), p11::attr(CKA_ID, id.data(), id.size()),
+        p11::attr(CKA_SENSITIVE, &yes, sizeof yes),
+        p11::attr(CKA_EXTRACTABLE, &no, sizeof no),
+        p11::attr(CKA_SIGN, &yes, sizeof yes),
+        p11::attr(CKA_DERIVE, &no, sizeof no),
+        p11::attr(CKA_DECRYPT, &no, sizeof no),
+        p11::attr(CKA_UNWRAP, &no, sizeof no),
+        p11::attr(CKA_LABEL, label.data(), label.size()),
+        p11::attr(CKA_ID, id.data(), id.size()),
     };
-    struct ck_mechanism mech {CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+    struct ck_mechanism mech {
+        CKM_EC_KEY_PAIR_GEN, nullptr, 0
+    };
     ck_object_handle_t pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-    const ck_rv_t rv = module->fn()->C_GenerateKeyPair(session.handle(), &mech, pub_tmpl.data(), pub_tmpl.size(),
-                                                       priv_tmpl.data(), priv_tmpl.size(), &pub, &priv);
+    const ck_rv_t rv =
+        module->fn()->C_GenerateKeyPair(session.handle(), &mech, pub_tmpl.data(), pub_tmpl.size(),
+                                        priv_tmpl.data(), priv_tmpl.size(), &pub, &priv);
     if (rv != CKR_OK) return module->error("C_GenerateKeyPair (P-256) in " + where, rv);
 
     // From here on a failure leaves the new key pair behind; destroy it so a retry with the
@@ -211,13 +234,13 @@ Result<ChainFiles> init_hsm_chain(const std::filesystem::path& dir, const HsmCha
             if (r != CKR_OK) return module->error("C_SetAttributeValue (CKA_ID) in " + where, r);
         }
         WP_ASSIGN_OR_RETURN(Root root, make_root(options.chain));
-        WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca_cert, make_ca_certificate(manufacturer_profile(options.chain),
-                                                                       token_pub.get(), root.cert.get(),
-                                                                       root.key.get()));
+        WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca_cert,
+                            make_ca_certificate(manufacturer_profile(options.chain),
+                                                token_pub.get(), root.cert.get(), root.key.get()));
         ChainFiles out = f;
         WP_RETURN_IF_ERROR(write_chain(out, root, ca_cert.get()));
-        out.signer = Pkcs11SignerConfig{options.module, options.token_label, options.key_label,
-                                        options.pin_env, out.ca_cert, 0};
+        out.signer = Pkcs11SignerConfig{options.module,  options.token_label, options.key_label,
+                                        options.pin_env, out.ca_cert,         0};
         return out;
     }();
     if (!result.ok()) {

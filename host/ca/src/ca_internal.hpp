@@ -14,8 +14,8 @@
 #include <openssl/x509v3.h>
 
 #include "waferprov/bytes.hpp"
-#include "waferprov/host/signer.hpp"
 #include "waferprov/files.hpp"  // write_new_file
+#include "waferprov/host/signer.hpp"
 #include "waferprov/ossl.hpp"
 #include "waferprov/result.hpp"
 

@@ -20,8 +20,8 @@ constexpr size_t kMaxProductLength = 31;  // CN "<product> <32 hex>" within ub-c
 constexpr size_t kMaxNameField = 64;      // ub-organization-name, ub-organizational-unit-name
 
 // AlgorithmIdentifier { ecdsa-with-SHA256 } with parameters absent (RFC 5758 §3.2).
-constexpr uint8_t kEcdsaWithSha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48,
-                                        0xce, 0x3d, 0x04, 0x03, 0x02};
+constexpr uint8_t kEcdsaWithSha256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+                                        0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
 
 Status add_entry(X509_NAME* name, int nid, const std::string& value) {
     if (X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8,
@@ -52,7 +52,7 @@ Bytes device_serial(ByteSpan ca_ski, ByteSpan public_key) {
     input.insert(input.end(), public_key.begin(), public_key.end());
     const auto h = sha256(input);
     Bytes serial(h.begin(), h.begin() + 16);
-    serial[0] &= 0x7f;                    // positive
+    serial[0] &= 0x7f;                     // positive
     if (serial[0] == 0) serial[0] = 0x01;  // and exactly 16 DER octets
     return serial;
 }
@@ -62,15 +62,17 @@ Result<Bytes> certificate_ski(ByteSpan certificate_der) {
     const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(cert.get());
     if (ski == nullptr) {
         ossl::clear_errors();
-        return make_error(ErrorCode::kInvalidArgument, "the CA certificate has no subjectKeyIdentifier");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "the CA certificate has no subjectKeyIdentifier");
     }
     const uint8_t* p = ASN1_STRING_get0_data(ski);
     return Bytes(p, p + ASN1_STRING_length(ski));
 }
 
 Result<Bytes> encode_die_location(const DieLocation& location) {
-    Bytes body = der_tlv(V_ASN1_UTF8STRING,
-                         ByteSpan(reinterpret_cast<const uint8_t*>(location.lot.data()), location.lot.size()));
+    Bytes body = der_tlv(
+        V_ASN1_UTF8STRING,
+        ByteSpan(reinterpret_cast<const uint8_t*>(location.lot.data()), location.lot.size()));
     for (int v : {location.wafer, location.x, location.y}) {
         const Bytes i = der_integer(v);
         body.insert(body.end(), i.begin(), i.end());
@@ -83,8 +85,9 @@ Result<DieLocation> decode_die_location(ByteSpan der) {
     Asn1SeqAnyPtr seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, static_cast<long>(der.size())));
     if (!seq || p != der.data() + der.size() || sk_ASN1_TYPE_num(seq.get()) != 4) {
         ossl::clear_errors();
-        return make_error(ErrorCode::kInvalidArgument,
-                          "die-location extension is not SEQUENCE { UTF8String, INTEGER, INTEGER, INTEGER }");
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "die-location extension is not SEQUENCE { UTF8String, INTEGER, INTEGER, INTEGER }");
     }
     const ASN1_TYPE* lot = sk_ASN1_TYPE_value(seq.get(), 0);
     if (ASN1_TYPE_get(lot) != V_ASN1_UTF8STRING)
@@ -99,8 +102,8 @@ Result<DieLocation> decode_die_location(ByteSpan der) {
         int64_t v = 0;
         if (ASN1_TYPE_get(t) != V_ASN1_INTEGER && ASN1_TYPE_get(t) != V_ASN1_NEG_INTEGER)
             return make_error(ErrorCode::kInvalidArgument, "die-location field is not an INTEGER");
-        if (ASN1_INTEGER_get_int64(&v, t->value.integer) != 1 || v < std::numeric_limits<int>::min() ||
-            v > std::numeric_limits<int>::max()) {
+        if (ASN1_INTEGER_get_int64(&v, t->value.integer) != 1 ||
+            v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
             ossl::clear_errors();
             return make_error(ErrorCode::kInvalidArgument, "die-location INTEGER out of range");
         }
@@ -134,7 +137,8 @@ Result<DeviceCertBuilder> DeviceCertBuilder::create(Signer& signer) {
     uint8_t* p = impl->issuer_name_der.data();
     if (i2d_X509_NAME(X509_get_subject_name(ca.get()), &p) != n)
         return ossl::ossl_error("encoding the CA subject");
-    WP_RETURN_IF_ERROR(check_p256_key(X509_get0_pubkey(ca.get()), "the CA certificate's public key"));
+    WP_RETURN_IF_ERROR(
+        check_p256_key(X509_get0_pubkey(ca.get()), "the CA certificate's public key"));
     impl->location_oid.reset(OBJ_txt2obj(std::string(kDieLocationOid).c_str(), 1));
     if (!impl->location_oid) return ossl::ossl_error("die-location OID");
     return DeviceCertBuilder(std::move(impl));
@@ -155,10 +159,12 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     for (auto [what, value] : {std::pair{"organization", &tmpl.organization},
                                std::pair{"organizational unit", &tmpl.organizational_unit}})
         if (Status st = check_field(what, *value, kMaxNameField); !st.ok()) return fail(st.error());
-    if (!tmpl.country.empty() && (tmpl.country.size() != 2 || !std::isupper(static_cast<unsigned char>(tmpl.country[0])) ||
-                                  !std::isupper(static_cast<unsigned char>(tmpl.country[1]))))
-        return fail(make_error(ErrorCode::kInvalidArgument,
-                               "country must be two upper-case letters, got '" + tmpl.country + "'"));
+    if (!tmpl.country.empty() &&
+        (tmpl.country.size() != 2 || !std::isupper(static_cast<unsigned char>(tmpl.country[0])) ||
+         !std::isupper(static_cast<unsigned char>(tmpl.country[1]))))
+        return fail(
+            make_error(ErrorCode::kInvalidArgument,
+                       "country must be two upper-case letters, got '" + tmpl.country + "'"));
     const Bytes serial_der = der_unsigned_integer(req.serial);
     // serial_der = 02 len content; RFC 5280 §4.1.2.2: positive, at most 20 content octets.
     if (serial_der.size() < 3 || serial_der[1] > 20 ||
@@ -168,7 +174,8 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
                                    to_hex(req.serial)));
 
     ossl::X509Ptr x(X509_new());
-    if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1) return fail(ossl::ossl_error("X509_new"));
+    if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1)
+        return fail(ossl::ossl_error("X509_new"));
 
     ossl::Bn bn(BN_bin2bn(req.serial.data(), static_cast<int>(req.serial.size()), nullptr));
     Asn1IntegerPtr serial(bn ? BN_to_ASN1_INTEGER(bn.get(), nullptr) : nullptr);
@@ -176,19 +183,24 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
         return fail(ossl::ossl_error("serial"));
 
     const uint8_t* np = impl_->issuer_name_der.data();
-    X509NamePtr issuer(d2i_X509_NAME(nullptr, &np, static_cast<long>(impl_->issuer_name_der.size())));
-    if (!issuer || X509_set_issuer_name(x.get(), issuer.get()) != 1) return fail(ossl::ossl_error("issuer"));
+    X509NamePtr issuer(
+        d2i_X509_NAME(nullptr, &np, static_cast<long>(impl_->issuer_name_der.size())));
+    if (!issuer || X509_set_issuer_name(x.get(), issuer.get()) != 1)
+        return fail(ossl::ossl_error("issuer"));
 
     X509NamePtr subject(X509_NAME_new());
     if (!subject) return fail(ossl::ossl_error("subject"));
-    if (!tmpl.country.empty()) WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_countryName, tmpl.country));
+    if (!tmpl.country.empty())
+        WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_countryName, tmpl.country));
     if (!tmpl.organization.empty())
         WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_organizationName, tmpl.organization));
     if (!tmpl.organizational_unit.empty())
-        WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_organizationalUnitName, tmpl.organizational_unit));
+        WP_RETURN_IF_ERROR(
+            add_entry(subject.get(), NID_organizationalUnitName, tmpl.organizational_unit));
     WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_commonName, req.product + " " + uid_hex));
     WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_serialNumber, uid_hex));
-    if (X509_set_subject_name(x.get(), subject.get()) != 1) return fail(ossl::ossl_error("subject"));
+    if (X509_set_subject_name(x.get(), subject.get()) != 1)
+        return fail(ossl::ossl_error("subject"));
 
     WP_ASSIGN_OR_RETURN(Asn1TimePtr not_before, asn1_time(req.not_before));
     Asn1TimePtr not_after(ASN1_TIME_new());
@@ -201,7 +213,8 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     // SubjectPublicKeyInfo { id-ecPublicKey, prime256v1 } with the (already checked) point.
     // Set directly rather than through X509_set_pubkey(EVP_PKEY): OpenSSL 3.0 runs its encoder
     // machinery for that, which costs more than the signature itself.
-    auto* penc = static_cast<unsigned char*>(OPENSSL_memdup(req.public_key.data(), req.public_key.size()));
+    auto* penc =
+        static_cast<unsigned char*>(OPENSSL_memdup(req.public_key.data(), req.public_key.size()));
     if (penc == nullptr ||
         X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x.get()), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
                                V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), penc,
@@ -223,23 +236,29 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     // RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's value.
     const auto ski_bytes = sha1(req.public_key);
     Asn1OctetPtr ski(ASN1_OCTET_STRING_new());
-    if (!ski || ASN1_OCTET_STRING_set(ski.get(), ski_bytes.data(), static_cast<int>(ski_bytes.size())) != 1)
+    if (!ski ||
+        ASN1_OCTET_STRING_set(ski.get(), ski_bytes.data(), static_cast<int>(ski_bytes.size())) != 1)
         return fail(ossl::ossl_error("subjectKeyIdentifier"));
-    WP_RETURN_IF_ERROR(add_ext(x.get(), NID_subject_key_identifier, ski.get(), false, "subjectKeyIdentifier"));
+    WP_RETURN_IF_ERROR(
+        add_ext(x.get(), NID_subject_key_identifier, ski.get(), false, "subjectKeyIdentifier"));
 
     AuthorityKeyIdPtr akid(AUTHORITY_KEYID_new());
     if (!akid) return fail(ossl::ossl_error("authorityKeyIdentifier"));
     akid->keyid = ASN1_OCTET_STRING_new();
     if (akid->keyid == nullptr ||
-        ASN1_OCTET_STRING_set(akid->keyid, impl_->ca_ski.data(), static_cast<int>(impl_->ca_ski.size())) != 1)
+        ASN1_OCTET_STRING_set(akid->keyid, impl_->ca_ski.data(),
+                              static_cast<int>(impl_->ca_ski.size())) != 1)
         return fail(ossl::ossl_error("authorityKeyIdentifier"));
-    WP_RETURN_IF_ERROR(add_ext(x.get(), NID_authority_key_identifier, akid.get(), false, "authorityKeyIdentifier"));
+    WP_RETURN_IF_ERROR(add_ext(x.get(), NID_authority_key_identifier, akid.get(), false,
+                               "authorityKeyIdentifier"));
 
     WP_ASSIGN_OR_RETURN(Bytes loc_der, encode_die_location(req.location));
     Asn1OctetPtr loc(ASN1_OCTET_STRING_new());
-    if (!loc || ASN1_OCTET_STRING_set(loc.get(), loc_der.data(), static_cast<int>(loc_der.size())) != 1)
+    if (!loc ||
+        ASN1_OCTET_STRING_set(loc.get(), loc_der.data(), static_cast<int>(loc_der.size())) != 1)
         return fail(ossl::ossl_error("die-location extension"));
-    X509ExtPtr loc_ext(X509_EXTENSION_create_by_OBJ(nullptr, impl_->location_oid.get(), 0, loc.get()));
+    X509ExtPtr loc_ext(
+        X509_EXTENSION_create_by_OBJ(nullptr, impl_->location_oid.get(), 0, loc.get()));
     if (!loc_ext || X509_add_ext(x.get(), loc_ext.get(), -1) != 1)
         return fail(ossl::ossl_error("die-location extension"));
 
@@ -253,10 +272,12 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     if (tbs_len <= 0) return fail(ossl::ossl_error("encoding TBSCertificate"));
     Bytes tbs(static_cast<size_t>(tbs_len));
     uint8_t* tp = tbs.data();
-    if (i2d_re_X509_tbs(x.get(), &tp) != tbs_len) return fail(ossl::ossl_error("encoding TBSCertificate"));
+    if (i2d_re_X509_tbs(x.get(), &tp) != tbs_len)
+        return fail(ossl::ossl_error("encoding TBSCertificate"));
 
     auto sig = impl_->signer->sign_sha256_digest(sha256(tbs));
-    if (!sig.ok()) return fail(sig.error().with_context("signing with " + impl_->signer->describe()));
+    if (!sig.ok())
+        return fail(sig.error().with_context("signing with " + impl_->signer->describe()));
 
     // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue BIT STRING }
     Bytes bits{0x00};  // no unused bits

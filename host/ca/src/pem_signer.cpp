@@ -15,13 +15,15 @@ PemSigner::~PemSigner() = default;
 Result<std::unique_ptr<PemSigner>> PemSigner::open(const PemSignerConfig& config) {
     auto impl = std::make_unique<Impl>();
     WP_ASSIGN_OR_RETURN(impl->key, ca_detail::read_pem_private_key(config.key_pem));
-    WP_RETURN_IF_ERROR(ca_detail::check_p256_key(impl->key.get(), "CA key " + config.key_pem.string()));
-    WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert, ca_detail::read_pem_certificate(config.certificate_pem));
+    WP_RETURN_IF_ERROR(
+        ca_detail::check_p256_key(impl->key.get(), "CA key " + config.key_pem.string()));
+    WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert,
+                        ca_detail::read_pem_certificate(config.certificate_pem));
     if (EVP_PKEY_eq(X509_get0_pubkey(cert.get()), impl->key.get()) != 1) {
         ossl::clear_errors();
-        return make_error(ErrorCode::kInvalidArgument,
-                          "CA key " + config.key_pem.string() + " does not belong to certificate " +
-                              config.certificate_pem.string());
+        return make_error(ErrorCode::kInvalidArgument, "CA key " + config.key_pem.string() +
+                                                           " does not belong to certificate " +
+                                                           config.certificate_pem.string());
     }
     WP_ASSIGN_OR_RETURN(impl->cert_der, ca_detail::certificate_to_der(cert.get()));
     impl->description = "PEM " + config.key_pem.string();

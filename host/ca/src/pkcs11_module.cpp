@@ -86,11 +86,14 @@ ByteSpan p256_ec_params() {
 }
 
 Result<SecureBytes> read_pin_env(const std::string& name) {
-    if (name.empty()) return make_error(ErrorCode::kInvalidArgument, "no PIN environment variable named");
+    if (name.empty())
+        return make_error(ErrorCode::kInvalidArgument, "no PIN environment variable named");
     const char* v = std::getenv(name.c_str());
     if (v == nullptr || *v == '\0')
-        return make_error(ErrorCode::kNotFound, "the PKCS#11 user PIN is read from the environment "
-                                                "variable " + name + ", which is not set");
+        return make_error(ErrorCode::kNotFound,
+                          "the PKCS#11 user PIN is read from the environment "
+                          "variable " +
+                              name + ", which is not set");
     return SecureBytes(ByteSpan(reinterpret_cast<const uint8_t*>(v), std::strlen(v)));
 }
 
@@ -189,25 +192,16 @@ Error Module::error(const std::string& what, ck_rv_t rv) const {
         case CKR_ARGUMENTS_BAD:
         case CKR_TEMPLATE_INCONSISTENT:
         case CKR_TEMPLATE_INCOMPLETE:
-        case CKR_ATTRIBUTE_VALUE_INVALID:
-            code = ErrorCode::kInvalidArgument;
-            break;
+        case CKR_ATTRIBUTE_VALUE_INVALID: code = ErrorCode::kInvalidArgument; break;
         case CKR_TOKEN_NOT_PRESENT:
-        case CKR_SLOT_ID_INVALID:
-            code = ErrorCode::kNotFound;
-            break;
+        case CKR_SLOT_ID_INVALID: code = ErrorCode::kNotFound; break;
         case CKR_MECHANISM_INVALID:
         case CKR_FUNCTION_NOT_SUPPORTED:
-        case CKR_CURVE_NOT_SUPPORTED:
-            code = ErrorCode::kUnsupported;
-            break;
+        case CKR_CURVE_NOT_SUPPORTED: code = ErrorCode::kUnsupported; break;
         case CKR_SESSION_COUNT:
         case CKR_DEVICE_MEMORY:
-        case CKR_HOST_MEMORY:
-            code = ErrorCode::kResourceExhausted;
-            break;
-        default:
-            break;
+        case CKR_HOST_MEMORY: code = ErrorCode::kResourceExhausted; break;
+        default: break;
     }
     return make_error(code, what + " failed on PKCS#11 module '" + path_ + "': " + rv_text(rv));
 }
@@ -233,7 +227,8 @@ Result<ck_slot_id_t> Module::find_token(const std::string& label) const {
     if (matches.empty())
         return make_error(ErrorCode::kNotFound,
                           "PKCS#11 module '" + path_ + "' has no token labelled '" + label +
-                              "' (initialized tokens: " + (present.empty() ? "none" : present) + ")");
+                              "' (initialized tokens: " + (present.empty() ? "none" : present) +
+                              ")");
     if (matches.size() > 1)
         return make_error(ErrorCode::kInvalidArgument, "PKCS#11 module '" + path_ + "' has " +
                                                            std::to_string(matches.size()) +
@@ -271,8 +266,8 @@ void Session::close() noexcept {
 }
 
 Status Session::login(const SecureBytes& pin, const std::string& token_label) {
-    const ck_rv_t rv = module_->fn()->C_Login(handle_, CKU_USER, const_cast<uint8_t*>(pin.data()),
-                                              pin.size());
+    const ck_rv_t rv =
+        module_->fn()->C_Login(handle_, CKU_USER, const_cast<uint8_t*>(pin.data()), pin.size());
     if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) return ok_status();
     return module_->error("C_Login (user) to token '" + token_label + "'", rv);
 }
@@ -313,7 +308,8 @@ Result<Bytes> Session::attribute(ck_object_handle_t obj, ck_attribute_type_t typ
 Result<bool> Session::bool_attribute(ck_object_handle_t obj, ck_attribute_type_t type) {
     WP_ASSIGN_OR_RETURN(Bytes v, attribute(obj, type));
     if (v.size() != 1)
-        return make_error(ErrorCode::kCrypto, "PKCS#11 boolean attribute of " + std::to_string(v.size()) + " bytes");
+        return make_error(ErrorCode::kCrypto,
+                          "PKCS#11 boolean attribute of " + std::to_string(v.size()) + " bytes");
     return v[0] != 0;
 }
 
@@ -321,28 +317,31 @@ Result<ck_object_handle_t> Session::find_private_key(const std::string& key_labe
                                                      const std::string& token_label) {
     const ck_object_class_t cls = CKO_PRIVATE_KEY;
     const ck_key_type_t type = CKK_EC;
-    WP_ASSIGN_OR_RETURN(auto keys, find({attr(CKA_CLASS, &cls, sizeof cls),
-                                         attr(CKA_KEY_TYPE, &type, sizeof type),
-                                         attr(CKA_LABEL, key_label.data(), key_label.size())}));
-    const std::string where = "token '" + token_label + "' on PKCS#11 module '" + module_->path() + "'";
+    WP_ASSIGN_OR_RETURN(
+        auto keys, find({attr(CKA_CLASS, &cls, sizeof cls), attr(CKA_KEY_TYPE, &type, sizeof type),
+                         attr(CKA_LABEL, key_label.data(), key_label.size())}));
+    const std::string where =
+        "token '" + token_label + "' on PKCS#11 module '" + module_->path() + "'";
     if (keys.empty())
         return make_error(ErrorCode::kNotFound,
                           "no EC private key labelled '" + key_label + "' in " + where);
     if (keys.size() > 1)
         return make_error(ErrorCode::kInvalidArgument, std::to_string(keys.size()) +
-                                                           " EC private keys labelled '" + key_label +
-                                                           "' in " + where);
+                                                           " EC private keys labelled '" +
+                                                           key_label + "' in " + where);
     WP_ASSIGN_OR_RETURN(Bytes params, attribute(keys.front(), CKA_EC_PARAMS));
     const ByteSpan want = p256_ec_params();
     if (!std::equal(params.begin(), params.end(), want.begin(), want.end()))
-        return make_error(ErrorCode::kInvalidArgument,
-                          "key '" + key_label + "' in " + where + " is not on P-256 (CKA_EC_PARAMS " +
-                              to_hex(params) + ")");
+        return make_error(ErrorCode::kInvalidArgument, "key '" + key_label + "' in " + where +
+                                                           " is not on P-256 (CKA_EC_PARAMS " +
+                                                           to_hex(params) + ")");
     return keys.front();
 }
 
 Result<Bytes> Session::sign_ecdsa(ck_object_handle_t key, ByteSpan digest, ck_rv_t* rv_out) {
-    struct ck_mechanism mech {CKM_ECDSA, nullptr, 0};
+    struct ck_mechanism mech {
+        CKM_ECDSA, nullptr, 0
+    };
     auto* fn = module_->fn();
     ck_rv_t rv = fn->C_SignInit(handle_, &mech, key);
     if (rv_out != nullptr) *rv_out = rv;

@@ -43,7 +43,9 @@ public:
     Module(const Module&) = delete;
     Module& operator=(const Module&) = delete;
 
-    struct ck_function_list* fn() const { return fn_; }
+    struct ck_function_list* fn() const {
+        return fn_;
+    }
     const std::string& path() const { return path_; }
 
     // The slot whose token label (blank-padded) equals `label`. Lists the labels present when

@@ -76,7 +76,8 @@ Pkcs11Signer::~Pkcs11Signer() {
 
 Result<std::unique_ptr<Pkcs11Signer>> Pkcs11Signer::open(const Pkcs11SignerConfig& config) {
     if (config.token_label.empty() || config.key_label.empty())
-        return make_error(ErrorCode::kInvalidArgument, "PKCS#11 signer needs a token label and a key label");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "PKCS#11 signer needs a token label and a key label");
     auto impl = std::make_unique<Impl>();
     impl->token_label = config.token_label;
     impl->description = "PKCS#11 module '" + config.module.string() + "' token '" +
@@ -85,7 +86,8 @@ Result<std::unique_ptr<Pkcs11Signer>> Pkcs11Signer::open(const Pkcs11SignerConfi
                                         : std::max<size_t>(1, std::thread::hardware_concurrency());
 
     // The certificate first: a missing file is the cheapest error to report.
-    WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert, ca_detail::read_pem_certificate(config.certificate_pem));
+    WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert,
+                        ca_detail::read_pem_certificate(config.certificate_pem));
     WP_ASSIGN_OR_RETURN(impl->cert_der, ca_detail::certificate_to_der(cert.get()));
     EVP_PKEY* cert_key = X509_get0_pubkey(cert.get());
     if (cert_key == nullptr || EVP_PKEY_up_ref(cert_key) != 1)
@@ -101,8 +103,8 @@ Result<std::unique_ptr<Pkcs11Signer>> Pkcs11Signer::open(const Pkcs11SignerConfi
         impl->login_session.emplace(std::move(s));
     }  // the PIN is wiped here
     // Token objects' handles are valid in every session of this application.
-    WP_ASSIGN_OR_RETURN(impl->key, impl->login_session->find_private_key(config.key_label,
-                                                                         config.token_label));
+    WP_ASSIGN_OR_RETURN(
+        impl->key, impl->login_session->find_private_key(config.key_label, config.token_label));
     return std::make_unique<Pkcs11Signer>(std::move(impl));
 }
 

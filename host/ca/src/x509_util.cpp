@@ -14,7 +14,9 @@
 
 namespace waferprov::host::ca_detail {
 
-void free_asn1_sequence_any(ASN1_SEQUENCE_ANY* p) noexcept { sk_ASN1_TYPE_pop_free(p, ASN1_TYPE_free); }
+void free_asn1_sequence_any(ASN1_SEQUENCE_ANY* p) noexcept {
+    sk_ASN1_TYPE_pop_free(p, ASN1_TYPE_free);
+}
 
 Bytes der_tlv(uint8_t tag, ByteSpan content) {
     Bytes out{tag};
@@ -48,7 +50,8 @@ Bytes der_unsigned_integer(ByteSpan magnitude) {
     while (i < magnitude.size() && magnitude[i] == 0) ++i;
     Bytes content;
     if (i == magnitude.size() || (magnitude[i] & 0x80) != 0) content.push_back(0x00);
-    content.insert(content.end(), magnitude.begin() + static_cast<std::ptrdiff_t>(i), magnitude.end());
+    content.insert(content.end(), magnitude.begin() + static_cast<std::ptrdiff_t>(i),
+                   magnitude.end());
     return der_tlv(V_ASN1_INTEGER, content);
 }
 
@@ -80,16 +83,18 @@ const EC_GROUP* p256_group() {
 
 Status check_p256_point(ByteSpan point) {
     if (point.size() != 65 || point[0] != 0x04)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "public key must be a 65-byte uncompressed SEC1 point (04 || X || Y), got " +
-                              std::to_string(point.size()) + " bytes starting " +
-                              (point.empty() ? std::string("with nothing") : to_hex(point.first(1))));
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "public key must be a 65-byte uncompressed SEC1 point (04 || X || Y), got " +
+                std::to_string(point.size()) + " bytes starting " +
+                (point.empty() ? std::string("with nothing") : to_hex(point.first(1))));
     const EC_GROUP* g = p256_group();
     ossl::EcPoint q(EC_POINT_new(g));
     ossl::BnCtx ctx(BN_CTX_new());
     if (!q || !ctx) return ossl::ossl_error("P-256 allocation");
     if (EC_POINT_oct2point(g, q.get(), point.data(), point.size(), ctx.get()) != 1 ||
-        EC_POINT_is_on_curve(g, q.get(), ctx.get()) != 1 || EC_POINT_is_at_infinity(g, q.get()) == 1) {
+        EC_POINT_is_on_curve(g, q.get(), ctx.get()) != 1 ||
+        EC_POINT_is_at_infinity(g, q.get()) == 1) {
         ossl::clear_errors();
         return make_error(ErrorCode::kInvalidArgument,
                           "public key is not a point on P-256: " + to_hex(point));
@@ -146,8 +151,8 @@ Result<ossl::X509Ptr> read_pem_certificate(const std::filesystem::path& path) {
     BioPtr bio(BIO_new_file(path.c_str(), "r"));
     if (!bio) {
         ossl::clear_errors();
-        return make_error(ErrorCode::kIo, "cannot open certificate " + path.string() + ": " +
-                                              std::strerror(errno));
+        return make_error(ErrorCode::kIo,
+                          "cannot open certificate " + path.string() + ": " + std::strerror(errno));
     }
     ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!cert) return ossl::ossl_error("reading PEM certificate " + path.string());
@@ -158,12 +163,12 @@ Result<ossl::Pkey> read_pem_private_key(const std::filesystem::path& path) {
     BioPtr bio(BIO_new_file(path.c_str(), "r"));
     if (!bio) {
         ossl::clear_errors();
-        return make_error(ErrorCode::kIo, "cannot open private key " + path.string() + ": " +
-                                              std::strerror(errno));
+        return make_error(ErrorCode::kIo,
+                          "cannot open private key " + path.string() + ": " + std::strerror(errno));
     }
     // No password callback: an encrypted key fails here instead of prompting on a terminal.
-    ossl::Pkey key(PEM_read_bio_PrivateKey(bio.get(), nullptr,
-                                           [](char*, int, int, void*) { return 0; }, nullptr));
+    ossl::Pkey key(PEM_read_bio_PrivateKey(
+        bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
     if (!key) return ossl::ossl_error("reading PEM private key " + path.string());
     return key;
 }
@@ -199,7 +204,8 @@ std::string bio_text(BIO* bio) {
 
 Result<std::string> certificate_to_pem(X509* cert) {
     BioPtr bio(BIO_new(BIO_s_mem()));
-    if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return ossl::ossl_error("PEM certificate");
+    if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1)
+        return ossl::ossl_error("PEM certificate");
     return bio_text(bio.get());
 }
 
@@ -213,8 +219,9 @@ Result<std::string> private_key_to_pem(EVP_PKEY* key) {
 
 Result<Bytes> ecdsa_raw_to_der(ByteSpan raw) {
     if (raw.size() != 64)
-        return make_error(ErrorCode::kCrypto, "raw ECDSA P-256 signature must be 64 bytes (r || s), got " +
-                                                  std::to_string(raw.size()));
+        return make_error(ErrorCode::kCrypto,
+                          "raw ECDSA P-256 signature must be 64 bytes (r || s), got " +
+                              std::to_string(raw.size()));
     EcdsaSigPtr sig(ECDSA_SIG_new());
     ossl::Bn r(BN_bin2bn(raw.data(), 32, nullptr)), s(BN_bin2bn(raw.data() + 32, 32, nullptr));
     if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1)
@@ -232,7 +239,8 @@ Result<Bytes> ecdsa_raw_to_der(ByteSpan raw) {
 
 Status check_signer_matches_certificate(Signer& signer) {
     static constexpr std::string_view kMessage = "waferprov signer self-test";
-    const auto digest = sha256(ByteSpan(reinterpret_cast<const uint8_t*>(kMessage.data()), kMessage.size()));
+    const auto digest =
+        sha256(ByteSpan(reinterpret_cast<const uint8_t*>(kMessage.data()), kMessage.size()));
     WP_ASSIGN_OR_RETURN(Bytes sig, signer.sign_sha256_digest(digest));
     WP_ASSIGN_OR_RETURN(ossl::X509Ptr cert, certificate_from_der(signer.certificate_der()));
     EVP_PKEY* pub = X509_get0_pubkey(cert.get());
@@ -252,7 +260,8 @@ Status check_signer_matches_certificate(Signer& signer) {
 
 Result<Bytes> random_serial() {
     Bytes s(16);
-    if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1) return ossl::ossl_error("random serial");
+    if (RAND_bytes(s.data(), static_cast<int>(s.size())) != 1)
+        return ossl::ossl_error("random serial");
     s[0] &= 0x7f;
     if (s[0] == 0) s[0] = 0x01;
     return s;
@@ -270,7 +279,8 @@ Status refuse_existing(std::initializer_list<std::filesystem::path> paths) {
         std::error_code ec;
         const auto st = std::filesystem::symlink_status(p, ec);
         if (!ec && std::filesystem::exists(st))
-            return make_error(ErrorCode::kInvalidArgument, "refusing to overwrite existing " + p.string());
+            return make_error(ErrorCode::kInvalidArgument,
+                              "refusing to overwrite existing " + p.string());
     }
     return ok_status();
 }

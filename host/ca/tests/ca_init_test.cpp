@@ -17,12 +17,15 @@ void expect_ca(X509* cert, int pathlen, bool self_signed) {
     EXPECT_EQ(X509_get_version(cert), X509_VERSION_3);
     EXPECT_EQ(X509_get_signature_nid(cert), NID_ecdsa_with_SHA256);
     EXPECT_TRUE(ca_detail::check_p256_key(X509_get0_pubkey(cert), "CA key").ok());
-    BcPtr bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(cert, NID_basic_constraints, nullptr, nullptr)));
+    BcPtr bc(static_cast<BASIC_CONSTRAINTS*>(
+        X509_get_ext_d2i(cert, NID_basic_constraints, nullptr, nullptr)));
     ASSERT_TRUE(bc);
     EXPECT_NE(bc->ca, 0);
     ASSERT_NE(bc->pathlen, nullptr);
     EXPECT_EQ(ASN1_INTEGER_get(bc->pathlen), pathlen);
-    EXPECT_EQ(X509_EXTENSION_get_critical(X509_get_ext(cert, X509_get_ext_by_NID(cert, NID_basic_constraints, -1))), 1);
+    EXPECT_EQ(X509_EXTENSION_get_critical(
+                  X509_get_ext(cert, X509_get_ext_by_NID(cert, NID_basic_constraints, -1))),
+              1);
     EXPECT_NE(X509_get_key_usage(cert) & KU_KEY_CERT_SIGN, 0u);
     ASSERT_NE(X509_get0_subject_key_id(cert), nullptr);
     EXPECT_EQ(ASN1_STRING_length(X509_get0_subject_key_id(cert)), 20);
@@ -50,7 +53,9 @@ TEST(CaInit, PemChainWritesCertificatesAndPrivateKeys) {
               to_hex(octets(X509_get0_subject_key_id(root.get()))));
     // Root: about 20 years.
     int days = 0, secs = 0;
-    ASSERT_EQ(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(root.get()), X509_get0_notAfter(root.get())), 1);
+    ASSERT_EQ(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(root.get()),
+                             X509_get0_notAfter(root.get())),
+              1);
     EXPECT_GE(days, 20 * 365);
     EXPECT_LE(days, 20 * 366);
 
@@ -69,7 +74,8 @@ TEST(CaInit, RefusesToOverwriteAndLeavesFilesAlone) {
     const std::string before = slurp(first.ca_cert);
     auto again = init_pem_chain(dir.path(), {});
     ASSERT_FALSE(again.ok());
-    EXPECT_NE(again.error().message.find("refusing to overwrite"), std::string::npos) << again.error().message;
+    EXPECT_NE(again.error().message.find("refusing to overwrite"), std::string::npos)
+        << again.error().message;
     EXPECT_EQ(slurp(first.ca_cert), before);
 
     // Any one existing file is enough to refuse, before anything is written.
@@ -86,24 +92,29 @@ TEST(CaInit, PemSignerRefusesAMismatchedKey) {
     auto cb = must(init_pem_chain(b.path(), {}), "b");
     auto r = make_signer(PemSignerConfig{ca.ca_key, cb.ca_cert});
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message.find("does not belong to certificate"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("does not belong to certificate"), std::string::npos)
+        << r.error().message;
     auto missing = make_signer(PemSignerConfig{a.path() / "nope.key", ca.ca_cert});
     ASSERT_FALSE(missing.ok());
-    EXPECT_NE(missing.error().message.find("nope.key"), std::string::npos) << missing.error().message;
+    EXPECT_NE(missing.error().message.find("nope.key"), std::string::npos)
+        << missing.error().message;
 }
 
 int run_cli(const std::string& args) {
-    const int rc = std::system((std::string(WAFERPROV_BINARY) + " " + args + " > /dev/null 2>&1").c_str());
+    const int rc =
+        std::system((std::string(WAFERPROV_BINARY) + " " + args + " > /dev/null 2>&1").c_str());
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 TEST(CaInitCommand, WritesChainThenRefusesToOverwrite) {
     // Not a build dependency, so that this library's tests build while other subcommands are
     // mid-edit; ctest's cli.ca_init_* tests fail outright without the binary.
-    if (!std::filesystem::exists(WAFERPROV_BINARY)) GTEST_SKIP() << "build the waferprov target first";
+    if (!std::filesystem::exists(WAFERPROV_BINARY))
+        GTEST_SKIP() << "build the waferprov target first";
     TempDir dir;
     const std::string out = (dir.path() / "chain").string();
-    EXPECT_EQ(run_cli("ca init --out '" + out + "' --product WP-TEST --organization 'Example Semi'"), 0);
+    EXPECT_EQ(
+        run_cli("ca init --out '" + out + "' --product WP-TEST --organization 'Example Semi'"), 0);
     EXPECT_TRUE(std::filesystem::exists(dir.path() / "chain" / "ca.key"));
     EXPECT_EQ(run_cli("ca init --out '" + out + "'"), 1);
     EXPECT_EQ(run_cli("ca init"), 2);

@@ -33,7 +33,8 @@ using OctetPtr = ca_detail::Asn1OctetPtr;
 class TempDir {
 public:
     TempDir() {
-        std::string t = (std::filesystem::temp_directory_path() / "waferprov-ca-test-XXXXXX").string();
+        std::string t =
+            (std::filesystem::temp_directory_path() / "waferprov-ca-test-XXXXXX").string();
         if (::mkdtemp(t.data()) == nullptr) std::abort();
         path_ = t;
     }
@@ -135,7 +136,8 @@ inline void expect_profile(const Bytes& der, const DeviceCertRequest& req, const
     EXPECT_EQ(name_entry(subject, NID_serialNumber), uid_hex);
     EXPECT_EQ(name_entry(subject, NID_commonName), req.product + " " + uid_hex);
     const CertTemplate& t = req.subject_template;
-    EXPECT_EQ(name_entry(subject, NID_organizationName), t.organization.empty() ? "<absent>" : t.organization);
+    EXPECT_EQ(name_entry(subject, NID_organizationName),
+              t.organization.empty() ? "<absent>" : t.organization);
     EXPECT_EQ(name_entry(subject, NID_organizationalUnitName),
               t.organizational_unit.empty() ? "<absent>" : t.organizational_unit);
     EXPECT_EQ(name_entry(subject, NID_countryName), t.country.empty() ? "<absent>" : t.country);
@@ -152,7 +154,8 @@ inline void expect_profile(const Bytes& der, const DeviceCertRequest& req, const
         return i >= 0 && X509_EXTENSION_get_critical(X509_get_ext(x, i)) == 1;
     };
     EXPECT_TRUE(critical(NID_basic_constraints));
-    BcPtr bc(static_cast<BASIC_CONSTRAINTS*>(X509_get_ext_d2i(x, NID_basic_constraints, nullptr, nullptr)));
+    BcPtr bc(static_cast<BASIC_CONSTRAINTS*>(
+        X509_get_ext_d2i(x, NID_basic_constraints, nullptr, nullptr)));
     ASSERT_TRUE(bc);
     EXPECT_EQ(bc->ca, 0);
     EXPECT_EQ(bc->pathlen, nullptr);
@@ -184,7 +187,8 @@ inline void expect_profile(const Bytes& der, const DeviceCertRequest& req, const
 }
 
 // Verifies every certificate against root -> ca with an in-process X509_STORE.
-inline void expect_store_verifies(const std::filesystem::path& root_pem, const std::filesystem::path& ca_pem,
+inline void expect_store_verifies(const std::filesystem::path& root_pem,
+                                  const std::filesystem::path& ca_pem,
                                   const std::vector<Bytes>& certs) {
     auto root = must(ca_detail::read_pem_certificate(root_pem), "root");
     auto ca = must(ca_detail::read_pem_certificate(ca_pem), "ca");
@@ -215,11 +219,13 @@ inline std::string slurp(const std::filesystem::path& p) {
 }
 
 // `openssl verify -x509_strict -CAfile root.pem -untrusted ca.pem device.pem`; returns exit status.
-inline int openssl_verify(const std::filesystem::path& root_pem, const std::filesystem::path& ca_pem,
+inline int openssl_verify(const std::filesystem::path& root_pem,
+                          const std::filesystem::path& ca_pem,
                           const std::filesystem::path& device_pem, std::string& output) {
     const auto log = device_pem.string() + ".verify.log";
-    const std::string cmd = "openssl verify -x509_strict -CAfile '" + root_pem.string() + "' -untrusted '" +
-                            ca_pem.string() + "' '" + device_pem.string() + "' > '" + log + "' 2>&1";
+    const std::string cmd = "openssl verify -x509_strict -CAfile '" + root_pem.string() +
+                            "' -untrusted '" + ca_pem.string() + "' '" + device_pem.string() +
+                            "' > '" + log + "' 2>&1";
     const int rc = std::system(cmd.c_str());
     output = slurp(log);
     return rc;

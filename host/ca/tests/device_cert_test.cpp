@@ -38,14 +38,16 @@ TEST_F(PemChain, TemplateFieldsAreOptional) {
 TEST_F(PemChain, X509StoreVerifiesManyCertificates) {
     auto builder = must(DeviceCertBuilder::create(*signer_), "builder");
     std::vector<Bytes> certs;
-    for (uint32_t i = 0; i < 200; ++i) certs.push_back(must(builder.build(sample_request(ca_ski_, i)), "build"));
+    for (uint32_t i = 0; i < 200; ++i)
+        certs.push_back(must(builder.build(sample_request(ca_ski_, i)), "build"));
     expect_store_verifies(files_.root_cert, files_.ca_cert, certs);
 }
 
 TEST_F(PemChain, OpensslCliVerifiesDeviceCertificates) {
     for (uint32_t i = 0; i < 2; ++i) {
         const auto device = dir_.path() / ("device" + std::to_string(i) + ".pem");
-        write_pem(device, must(build_device_certificate(sample_request(ca_ski_, 100 + i), *signer_), "build"));
+        write_pem(device, must(build_device_certificate(sample_request(ca_ski_, 100 + i), *signer_),
+                               "build"));
         std::string out;
         EXPECT_EQ(openssl_verify(files_.root_cert, files_.ca_cert, device, out), 0) << out;
         EXPECT_NE(out.find(": OK"), std::string::npos) << out;
@@ -56,7 +58,8 @@ TEST_F(PemChain, WrongRootFailsVerification) {
     TempDir other;
     auto other_chain = must(init_pem_chain(other.path(), {}), "other chain");
     const auto device = dir_.path() / "device.pem";
-    write_pem(device, must(build_device_certificate(sample_request(ca_ski_, 5), *signer_), "build"));
+    write_pem(device,
+              must(build_device_certificate(sample_request(ca_ski_, 5), *signer_), "build"));
     std::string out;
     EXPECT_NE(openssl_verify(other_chain.root_cert, files_.ca_cert, device, out), 0) << out;
 }
@@ -67,7 +70,8 @@ TEST_F(PemChain, RefusesOffCurvePublicKey) {
     auto r = build_device_certificate(req, *signer_);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
-    EXPECT_NE(r.error().message.find("not a point on P-256"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("not a point on P-256"), std::string::npos)
+        << r.error().message;
 
     req.public_key[0] = 0x02;  // not the uncompressed form
     r = build_device_certificate(req, *signer_);
@@ -107,8 +111,10 @@ TEST_F(PemChain, ParallelBuildsFromFourThreads) {
         threads.emplace_back([&, t] {
             for (size_t i = t; i < reqs.size(); i += 4) {
                 auto r = builder.build(reqs[i]);
-                if (r.ok()) certs[i] = std::move(r).value();
-                else ++failures;
+                if (r.ok())
+                    certs[i] = std::move(r).value();
+                else
+                    ++failures;
             }
         });
     for (auto& th : threads) th.join();
@@ -141,8 +147,9 @@ TEST(DeviceSerial, IsPositiveSixteenOctetsDeterministicAndKeyed) {
 }
 
 TEST(DieLocationExtension, RoundTripsAndIsStrict) {
-    for (const DieLocation& loc : {DieLocation{"A1", 1, 0, 0}, DieLocation{"LOT-Ü", 25, -32768, 32767},
-                                   DieLocation{"", 0, -1, 128}, DieLocation{"X", 7, 2147483647, -2147483647 - 1}}) {
+    for (const DieLocation& loc :
+         {DieLocation{"A1", 1, 0, 0}, DieLocation{"LOT-Ü", 25, -32768, 32767},
+          DieLocation{"", 0, -1, 128}, DieLocation{"X", 7, 2147483647, -2147483647 - 1}}) {
         const Bytes der = must(encode_die_location(loc), "encode");
         EXPECT_EQ(must(decode_die_location(der), "decode"), loc);
     }

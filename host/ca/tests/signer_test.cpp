@@ -67,7 +67,8 @@ TEST_F(TokenChain, ParallelSigningFromFourThreadsThroughTheSessionPool) {
         threads.emplace_back([&, t] {
             for (size_t i = t; i < kCerts; i += 4) {
                 auto r = builder.build(reqs[i]);
-                if (r.ok()) certs[i] = std::move(r).value();
+                if (r.ok())
+                    certs[i] = std::move(r).value();
                 else {
                     ADD_FAILURE() << r.error().describe();
                     ++failures;
@@ -103,14 +104,16 @@ TEST_F(TokenChain, PrivateKeyIsSensitiveNonExtractableAndIdIsTheSki) {
     auto session = must(p11::Session::open(module, slot, false), "session");
     auto pin = must(p11::read_pin_env(kPinEnv), "pin");
     ASSERT_TRUE(session.login(pin, token_->label()).ok());
-    const ck_object_handle_t key = must(session.find_private_key("manufacturer-ca", token_->label()), "key");
+    const ck_object_handle_t key =
+        must(session.find_private_key("manufacturer-ca", token_->label()), "key");
     EXPECT_TRUE(must(session.bool_attribute(key, CKA_SENSITIVE), "sensitive"));
     EXPECT_FALSE(must(session.bool_attribute(key, CKA_EXTRACTABLE), "extractable"));
     EXPECT_TRUE(must(session.bool_attribute(key, CKA_SIGN), "sign"));
     EXPECT_TRUE(must(session.bool_attribute(key, CKA_TOKEN), "token"));
     auto value = session.attribute(key, CKA_VALUE);
     ASSERT_FALSE(value.ok());
-    EXPECT_NE(value.error().message.find("CKR_ATTRIBUTE_SENSITIVE"), std::string::npos) << value.error().message;
+    EXPECT_NE(value.error().message.find("CKR_ATTRIBUTE_SENSITIVE"), std::string::npos)
+        << value.error().message;
     auto ca = must(ca_detail::read_pem_certificate(files_.ca_cert), "ca");
     EXPECT_EQ(to_hex(must(session.attribute(key, CKA_ID), "id")),
               to_hex(octets(X509_get0_subject_key_id(ca.get()))));
@@ -125,7 +128,8 @@ TEST_F(TokenChain, HsmInitRefusesAnExistingKeyLabel) {
     o.pin_env = kPinEnv;
     auto r = init_hsm_chain(other.path(), o);
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.error().message.find("already holds a private key labelled 'manufacturer-ca'"), std::string::npos)
+    EXPECT_NE(r.error().message.find("already holds a private key labelled 'manufacturer-ca'"),
+              std::string::npos)
         << r.error().message;
     EXPECT_FALSE(std::filesystem::exists(other.path() / "root.pem"));
 }
@@ -152,8 +156,10 @@ TEST_F(TokenChain, MissingTokenIsNamed) {
     auto r = make_signer(config_);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
-    EXPECT_NE(r.error().message.find("no token labelled 'no-such-token'"), std::string::npos) << r.error().message;
-    EXPECT_NE(r.error().message.find("'" + token_->label() + "'"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("no token labelled 'no-such-token'"), std::string::npos)
+        << r.error().message;
+    EXPECT_NE(r.error().message.find("'" + token_->label() + "'"), std::string::npos)
+        << r.error().message;
 }
 
 TEST_F(TokenChain, MissingKeyLabelIsNamed) {
@@ -171,7 +177,8 @@ TEST_F(TokenChain, MissingModuleIsNamed) {
     auto r = make_signer(config_);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
-    EXPECT_NE(r.error().message.find("/nonexistent/libnosuchpkcs11.so"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("/nonexistent/libnosuchpkcs11.so"), std::string::npos)
+        << r.error().message;
 }
 
 TEST_F(TokenChain, CertificateOfAnotherKeyIsRefused) {
@@ -196,7 +203,8 @@ TEST_F(TokenChain, TokenSignatureThatDoesNotVerifyIsAnError) {
     std::array<uint8_t, 32> digest{};
     auto sig = (*signer)->sign_sha256_digest(digest);
     ASSERT_FALSE(sig.ok());
-    EXPECT_NE(sig.error().message.find("does not verify"), std::string::npos) << sig.error().message;
+    EXPECT_NE(sig.error().message.find("does not verify"), std::string::npos)
+        << sig.error().message;
 }
 
 // Not a benchmark: a rough per-signature cost for the report, printed to the test log.
@@ -225,7 +233,8 @@ TEST_F(TokenChain, ReportsPerSignatureCost) {
     auto time_build = [](Signer& s, int n) {
         auto b = must(DeviceCertBuilder::create(s), "builder");
         std::vector<DeviceCertRequest> reqs;
-        for (int i = 0; i < n; ++i) reqs.push_back(sample_request(b.ca_ski(), static_cast<uint32_t>(i)));
+        for (int i = 0; i < n; ++i)
+            reqs.push_back(sample_request(b.ca_ski(), static_cast<uint32_t>(i)));
         const auto t0 = std::chrono::steady_clock::now();
         for (const auto& r : reqs)
             if (!b.build(r).ok()) ADD_FAILURE() << "build failed";
@@ -233,8 +242,10 @@ TEST_F(TokenChain, ReportsPerSignatureCost) {
         return us.count() / n;
     };
     constexpr int kN = 1000;
-    std::printf("[ timing ] PEM signer      1 thread : %7.1f us/signature\n", time_signer(*pem, 1, kN));
-    std::printf("[ timing ] PKCS#11 signer  1 thread : %7.1f us/signature\n", time_signer(*hsm, 1, kN));
+    std::printf("[ timing ] PEM signer      1 thread : %7.1f us/signature\n",
+                time_signer(*pem, 1, kN));
+    std::printf("[ timing ] PKCS#11 signer  1 thread : %7.1f us/signature\n",
+                time_signer(*hsm, 1, kN));
     std::printf("[ timing ] PEM signer      2 threads: %7.1f us/signature (wall/total)\n",
                 time_signer(*pem, 2, kN / 2));
     std::printf("[ timing ] PKCS#11 signer  2 threads: %7.1f us/signature (wall/total)\n",

@@ -22,9 +22,7 @@ public:
         throw Error{ErrorCode::kInvalidArgument, file_.string() + ": " + key + ": " + what};
     }
 
-    const toml::node* node(const std::string& key) const {
-        return root_.at_path(key).node();
-    }
+    const toml::node* node(const std::string& key) const { return root_.at_path(key).node(); }
 
     std::optional<std::string> opt_string(const std::string& key) const {
         const auto* n = node(key);
@@ -106,8 +104,8 @@ Result<Job> load_job(const fs::path& file) {
         root = toml::parse_file(file.string());
     } catch (const toml::parse_error& e) {
         std::ostringstream o;
-        o << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column
-          << ": " << e.description();
+        o << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+          << e.description();
         return make_error(ErrorCode::kInvalidArgument, o.str());
     }
     Job job;
@@ -144,8 +142,9 @@ Result<Job> load_job(const fs::path& file) {
             job.ca.key_label = r.string("ca.key_label");
             if (auto pe = r.opt_string("ca.pin_env")) job.ca.pin_env = *pe;
             if (r.node("ca.pin") != nullptr)
-                r.fail("ca.pin", "a PIN never goes into a job file; set ca.pin_env to the name "
-                                 "of the environment variable that holds it");
+                r.fail("ca.pin",
+                       "a PIN never goes into a job file; set ca.pin_env to the name "
+                       "of the environment variable that holds it");
         } else {
             r.fail("ca.type", "must be \"pem\" or \"pkcs11\", got \"" + ca_type + "\"");
         }
@@ -162,7 +161,8 @@ Result<Job> load_job(const fs::path& file) {
             job.uid_policy = UidPolicy::kDerived;
             auto salt = from_hex(r.string("uid.salt"), "uid.salt");
             if (!salt.ok()) r.fail("uid.salt", salt.error().message);
-            if (salt->size() < 16 || salt->size() > 64) r.fail("uid.salt", "must be 16..64 bytes of hex");
+            if (salt->size() < 16 || salt->size() > 64)
+                r.fail("uid.salt", "must be 16..64 bytes of hex");
             job.uid_salt = *salt;
         } else if (policy == "tester") {
             job.uid_policy = UidPolicy::kTester;
@@ -173,17 +173,20 @@ Result<Job> load_job(const fs::path& file) {
         auto bins = r.strings("map.provision_bins");
         if (!bins.empty()) job.provision_bins = bins;
         if (const auto* t = r.node("testers")) {
-            if (!t->is_table()) r.fail("testers", "must be a table of tester id = \"<Z85 public key>\"");
+            if (!t->is_table())
+                r.fail("testers", "must be a table of tester id = \"<Z85 public key>\"");
             std::set<std::string> keys;
             for (const auto& [k, v] : *t->as_table()) {
                 const std::string id(k.str());
                 const std::string key = "testers.\"" + id + "\"";
                 if (id == "public_keys")
-                    r.fail("testers.public_keys", "the key list became a table: write one line "
-                                                  "per tester, <tester id> = \"<Z85 public key>\"");
+                    r.fail("testers.public_keys",
+                           "the key list became a table: write one line "
+                           "per tester, <tester id> = \"<Z85 public key>\"");
                 if (id.empty() || id.size() > 255 || !printable_ascii(id))
                     r.fail(key, "a tester id is 1..255 printable ASCII characters");
-                if (!v.is_string()) r.fail(key, "must be the tester's CurveZMQ public key (Z85 string)");
+                if (!v.is_string())
+                    r.fail(key, "must be the tester's CurveZMQ public key (Z85 string)");
                 const std::string pub = v.as_string()->get();
                 if (!protocol::valid_curve_key(pub))
                     r.fail(key, "is not a CurveZMQ public key (40 characters of Z85)");
@@ -211,7 +214,9 @@ Status write_job(const Job& job) {
     o << "ledger = " << q(relative_to(job.ledger, dir)) << "\n\n";
     o << "[keys]\n";
     o << "wrapped_kik = " << q(relative_to(job.wrapped_kik, dir)) << "   # AES-KW(DK, KIK), hex\n";
-    if (job.device_key) o << "device_key = " << q(relative_to(*job.device_key, dir)) << "   # the software engine's DK (0600)\n";
+    if (job.device_key)
+        o << "device_key = " << q(relative_to(*job.device_key, dir))
+          << "   # the software engine's DK (0600)\n";
     o << "reseed_interval = " << job.reseed_interval << "\n\n";
     o << "[ca]\n";
     if (job.ca.kind == JobCa::Kind::kPem) {
@@ -227,8 +232,10 @@ Status write_job(const Job& job) {
     o << "certificate = " << q(relative_to(job.ca.certificate, dir)) << "\n";
     o << "root = " << q(relative_to(job.ca.root, dir)) << "\n\n";
     o << "[certificate]\n";
-    if (!job.certificate.organization.empty()) o << "organization = " << q(job.certificate.organization) << "\n";
-    if (!job.certificate.organizational_unit.empty()) o << "organizational_unit = " << q(job.certificate.organizational_unit) << "\n";
+    if (!job.certificate.organization.empty())
+        o << "organization = " << q(job.certificate.organization) << "\n";
+    if (!job.certificate.organizational_unit.empty())
+        o << "organizational_unit = " << q(job.certificate.organizational_unit) << "\n";
     if (!job.certificate.country.empty()) o << "country = " << q(job.certificate.country) << "\n";
     o << "\n[uid]\n";
     if (job.uid_policy == UidPolicy::kDerived) {
@@ -238,7 +245,8 @@ Status write_job(const Job& job) {
         o << "policy = \"tester\"    # UID read from the die by the tester\n";
     }
     o << "\n[map]\nprovision_bins = [";
-    for (size_t i = 0; i < job.provision_bins.size(); ++i) o << (i ? ", " : "") << q(job.provision_bins[i]);
+    for (size_t i = 0; i < job.provision_bins.size(); ++i)
+        o << (i ? ", " : "") << q(job.provision_bins[i]);
     o << "]\n";
     o << "\n[testers]   # tester id = its CurveZMQ public key (Z85); only these may connect\n";
     for (const auto& t : job.testers) o << q(t.id) << " = " << q(t.public_key) << "\n";
@@ -252,7 +260,8 @@ Status write_job(const Job& job) {
     }
     std::error_code ec;
     fs::rename(tmp, job.file, ec);
-    if (ec) return make_error(ErrorCode::kIo, "cannot rename " + tmp.string() + ": " + ec.message());
+    if (ec)
+        return make_error(ErrorCode::kIo, "cannot rename " + tmp.string() + ": " + ec.message());
     return ok_status();
 }
 
@@ -280,15 +289,16 @@ wpid1::Uid derive_uid(ByteSpan salt, const DieLocation& loc) {
 
 Result<Bytes> read_wrapped_kik(const Job& job) {
     std::ifstream in(job.wrapped_kik);
-    if (!in) return make_error(ErrorCode::kIo, "cannot read wrapped KIK " + job.wrapped_kik.string());
+    if (!in)
+        return make_error(ErrorCode::kIo, "cannot read wrapped KIK " + job.wrapped_kik.string());
     std::string text;
     in >> text;
     auto b = from_hex(text, "wrapped KIK " + job.wrapped_kik.string());
     if (!b.ok()) return b.error();
     if (b->size() != wpid1::kWrappedKikSize)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "wrapped KIK " + job.wrapped_kik.string() + ": expected 40 bytes, got " +
-                              std::to_string(b->size()));
+        return make_error(ErrorCode::kInvalidArgument, "wrapped KIK " + job.wrapped_kik.string() +
+                                                           ": expected 40 bytes, got " +
+                                                           std::to_string(b->size()));
     return b;
 }
 

@@ -99,7 +99,9 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
 
 TEST(JobFile, ErrorsNameTheKey) {
     TempDir d{"job"};
-    struct Case { std::string from, to, key; } cases[] = {
+    struct Case {
+        std::string from, to, key;
+    } cases[] = {
         {"quota = 100", "quota = -1", "job.quota"},
         {"quota = 100", "quota = \"many\"", "job.quota"},
         {"id = \"JOB-1\"\n", "", "job.id"},
@@ -110,11 +112,15 @@ TEST(JobFile, ErrorsNameTheKey) {
         {"provision_bins = [\"01\", \"02\"]", "provision_bins = [1]", "map.provision_bins"},
         // A key that is not Z85 (a quote-free 40 characters with '~'), not a string, too
         // short; the same key for two testers; the old list form; a non-ASCII tester id.
-        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hI~\"", "testers.\"ate8\""},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"",
+         "ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hI~\"", "testers.\"ate8\""},
         {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = 5", "testers.\"ate8\""},
-        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"Yne@$w\"", "testers.\"ate8\""},
-        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"", "another tester"},
-        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "public_keys = []", "testers.public_keys"},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "ate8 = \"Yne@$w\"",
+         "testers.\"ate8\""},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"",
+         "ate8 = \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"", "another tester"},
+        {"ate8 = \"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\"", "public_keys = []",
+         "testers.public_keys"},
         {"ate8 = ", "\"ate\\u00e9\" = ", "printable ASCII"},
     };
     for (const auto& c : cases) {

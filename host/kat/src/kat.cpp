@@ -35,7 +35,8 @@ public:
 
     std::string str(const json& obj, const char* field) const {
         if (!obj.contains(field)) malformed(obj, std::string("missing field '") + field + "'");
-        if (!obj[field].is_string()) malformed(obj, std::string("field '") + field + "' is not a string");
+        if (!obj[field].is_string())
+            malformed(obj, std::string("field '") + field + "' is not a string");
         return obj[field].get<std::string>();
     }
 
@@ -100,7 +101,9 @@ public:
                              ct_equal(ByteSpan(mac->data(), tag_bytes), tag);
         if (result == "valid") {
             if (!mac.ok()) return fail(tc, "CMAC failed: " + mac.error().describe());
-            if (!matches) return fail(tc, "tag " + to_hex(ByteSpan(mac->data(), std::min<size_t>(tag_bytes, 16))));
+            if (!matches)
+                return fail(
+                    tc, "tag " + to_hex(ByteSpan(mac->data(), std::min<size_t>(tag_bytes, 16))));
             return pass();
         }
         if (result == "invalid" && matches) return fail(tc, "an invalid tag verified");
@@ -127,12 +130,15 @@ public:
 
     void wpid1_group(const json& group) {
         const Bytes kik = hex(group, "kik"), entropy = hex(group, "entropy");
-        const Bytes pers = group.contains("personalization") ? hex(group, "personalization") : Bytes{};
+        const Bytes pers =
+            group.contains("personalization") ? hex(group, "personalization") : Bytes{};
         if (kik.size() != 32) malformed(group, "kik must be 32 bytes");
-        if (!group.contains("tests") || !group["tests"].is_array()) malformed(group, "group has no tests array");
+        if (!group.contains("tests") || !group["tests"].is_array())
+            malformed(group, "group has no tests array");
         // The KIK reaches the engine only wrapped under its device key, as in a job.
         auto wrapped = backend_.aes_kw_wrap(options_.device_key.span(), kik);
-        if (!wrapped.ok()) throw FileError{wrapped.error().with_context(where(group) + ": wrapping KIK")};
+        if (!wrapped.ok())
+            throw FileError{wrapped.error().with_context(where(group) + ": wrapping KIK")};
         if (auto st = backend_.load_kik(*wrapped); !st.ok())
             throw FileError{st.error().with_context(where(group) + ": loading KIK")};
         if (auto st = backend_.instantiate(entropy, pers, wpid1::kMaxReseedInterval); !st.ok())
@@ -145,16 +151,23 @@ public:
             wpid1::Uid u;
             std::copy(uid.begin(), uid.end(), u.begin());
             auto ticket = backend_.submit(std::span(&u, 1));
-            if (!ticket.ok()) { fail(tc, "submit failed: " + ticket.error().describe()); continue; }
+            if (!ticket.ok()) {
+                fail(tc, "submit failed: " + ticket.error().describe());
+                continue;
+            }
             auto recs = backend_.collect(*ticket);
-            if (!recs.ok()) { fail(tc, "collect failed: " + recs.error().describe()); continue; }
+            if (!recs.ok()) {
+                fail(tc, "collect failed: " + recs.error().describe());
+                continue;
+            }
             const auto& r = recs->front();
             const bool same = r.sequence == seq && r.uid == u && to_hex(r.x) == str(tc, "qx") &&
-                              to_hex(r.y) == str(tc, "qy") && to_hex(r.wrapped) == str(tc, "wrapped");
+                              to_hex(r.y) == str(tc, "qy") &&
+                              to_hex(r.wrapped) == str(tc, "wrapped");
             ++seq;
             if (result == "valid" && !same)
-                fail(tc, "record seq " + std::to_string(r.sequence) + " X " + to_hex(r.x) +
-                             " Y " + to_hex(r.y) + " wrapped " + to_hex(r.wrapped));
+                fail(tc, "record seq " + std::to_string(r.sequence) + " X " + to_hex(r.x) + " Y " +
+                             to_hex(r.y) + " wrapped " + to_hex(r.wrapped));
             else if (result == "invalid" && same)
                 fail(tc, "the backend reproduced a record listed as invalid");
             else
@@ -166,21 +179,31 @@ public:
         if (!doc.is_object()) malformed(doc, "top level is not an object");
         const std::string algorithm = str(doc, "algorithm");
         const std::string schema = doc.contains("schema") && doc["schema"].is_string()
-                                       ? doc["schema"].get<std::string>() : "";
+                                       ? doc["schema"].get<std::string>()
+                                       : "";
         if (!doc.contains("testGroups") || !doc["testGroups"].is_array())
             malformed(doc, "no testGroups array");
         enum class Kind { kKeywrap, kMac, kBaseMul, kWpid1 } kind;
-        if (algorithm == "AES-WRAP" && schema.rfind("keywrap_test_schema", 0) == 0) kind = Kind::kKeywrap;
-        else if (algorithm == "AES-CMAC" && schema.rfind("mac_test_schema", 0) == 0) kind = Kind::kMac;
-        else if (algorithm == "P256-BASEMUL") kind = Kind::kBaseMul;
-        else if (algorithm == "WPID-1") kind = Kind::kWpid1;
-        else malformed(doc, "unsupported algorithm/schema '" + algorithm + "'/'" + schema +
-                                "' (known: AES-WRAP keywrap_test_schema, AES-CMAC mac_test_schema, "
-                                "P256-BASEMUL, WPID-1)");
+        if (algorithm == "AES-WRAP" && schema.rfind("keywrap_test_schema", 0) == 0)
+            kind = Kind::kKeywrap;
+        else if (algorithm == "AES-CMAC" && schema.rfind("mac_test_schema", 0) == 0)
+            kind = Kind::kMac;
+        else if (algorithm == "P256-BASEMUL")
+            kind = Kind::kBaseMul;
+        else if (algorithm == "WPID-1")
+            kind = Kind::kWpid1;
+        else
+            malformed(doc, "unsupported algorithm/schema '" + algorithm + "'/'" + schema +
+                               "' (known: AES-WRAP keywrap_test_schema, AES-CMAC mac_test_schema, "
+                               "P256-BASEMUL, WPID-1)");
         for (const auto& group : doc["testGroups"]) {
             if (!group.is_object()) malformed(doc, "a test group is not an object");
-            if (kind == Kind::kWpid1) { wpid1_group(group); continue; }
-            if (!group.contains("tests") || !group["tests"].is_array()) malformed(group, "group has no tests array");
+            if (kind == Kind::kWpid1) {
+                wpid1_group(group);
+                continue;
+            }
+            if (!group.contains("tests") || !group["tests"].is_array())
+                malformed(group, "group has no tests array");
             for (const auto& tc : group["tests"]) {
                 if (!tc.is_object()) malformed(group, "a test case is not an object");
                 switch (kind) {

@@ -104,7 +104,8 @@ TEST(BuiltinVectors, EveryFilePassesOnEveryBackendWithNothingSkippedOnSoftware) 
             if (e.path().extension() != ".json") continue;
             auto c = kat::run_file(*b.engine, e.path(), b.options);
             ASSERT_TRUE(c.ok()) << e.path() << ": " << c.error().describe();
-            EXPECT_EQ(c->failed, 0u) << e.path() << ": " << (c->failures.empty() ? "" : c->failures[0]);
+            EXPECT_EQ(c->failed, 0u)
+                << e.path() << ": " << (c->failures.empty() ? "" : c->failures[0]);
             EXPECT_GT(c->passed, 0u) << e.path();
             if (name == "software") {
                 EXPECT_EQ(c->skipped, 0u) << e.path();

@@ -1,8 +1,8 @@
 #include "chain.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <stdexcept>
 
 #include <openssl/evp.h>
@@ -294,8 +294,8 @@ void read_mutable_fields(const json& m, LedgerRecord& r) {
 }
 
 void read_mutable(const json& m, LedgerRecord& r) {
-    check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
-                   "void_reason"});
+    check_keys(
+        m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues", "void_reason"});
     read_mutable_fields(m, r);
 }
 
@@ -312,8 +312,10 @@ void check_location(const json& l) {
 }  // namespace
 
 void Replayer::problem(std::string text) {
-    if (problems_.size() < kMaxProblems) problems_.push_back(std::move(text));
-    else if (problems_.size() == kMaxProblems) problems_.emplace_back("(further problems not listed)");
+    if (problems_.size() < kMaxProblems)
+        problems_.push_back(std::move(text));
+    else if (problems_.size() == kMaxProblems)
+        problems_.emplace_back("(further problems not listed)");
 }
 
 bool Replayer::apply(std::string_view payload, const std::optional<Hash>& stored_hash) {
@@ -380,11 +382,9 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
             throw BadEvent("a new record must be ISSUED with no history");
         if (r.serial.empty() || r.serial.size() > 20) throw BadEvent("serial length");
         const std::string uid_hex = to_hex(r.uid);
-        if (records_.count(r.uid) != 0)
-            throw BadEvent("UID " + uid_hex + " issued twice");
+        if (records_.count(r.uid) != 0) throw BadEvent("UID " + uid_hex + " issued twice");
         const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.x, r.loc.y);
-        if (by_location_.count(key) != 0)
-            throw BadEvent(r.loc.describe() + " issued twice");
+        if (by_location_.count(key) != 0) throw BadEvent(r.loc.describe() + " issued twice");
         if (by_serial_.count(r.serial) != 0)
             throw BadEvent("serial " + to_hex(r.serial) + " issued twice");
         const uint64_t used = get_uint(j, "quota_used");

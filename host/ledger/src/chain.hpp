@@ -84,8 +84,7 @@ public:
     void problem(std::string text);
 
 private:
-    bool apply_parsed(const nlohmann::json& j, uint64_t seq, const std::string& type,
-                      int64_t time);
+    bool apply_parsed(const nlohmann::json& j, uint64_t seq, const std::string& type, int64_t time);
     uint64_t events_ = 0;
     Hash head_{};
     std::optional<Genesis> genesis_;

@@ -49,7 +49,8 @@ Status fsync_path(const fs::path& p, bool directory) {
     } while (rc != 0 && errno == EINTR);
     const int err = errno;
     ::close(fd);
-    if (rc != 0) return make_error(ErrorCode::kIo, "fsync " + p.string() + ": " + std::strerror(err));
+    if (rc != 0)
+        return make_error(ErrorCode::kIo, "fsync " + p.string() + ": " + std::strerror(err));
     return ok_status();
 }
 
@@ -61,7 +62,8 @@ public:
         f.path_ = p;
         f.file_.reset(std::fopen(p.c_str(), "wbx"));
         if (!f.file_)
-            return make_error(ErrorCode::kIo, "creating " + p.string() + ": " + std::strerror(errno));
+            return make_error(ErrorCode::kIo,
+                              "creating " + p.string() + ": " + std::strerror(errno));
         f.md_.reset(EVP_MD_CTX_new());
         if (!f.md_ || EVP_DigestInit_ex(f.md_.get(), EVP_sha256(), nullptr) != 1)
             return ossl::ossl_error("SHA-256 init");
@@ -69,18 +71,23 @@ public:
     }
     Status write(std::string_view s) {
         if (std::fwrite(s.data(), 1, s.size(), file_.get()) != s.size())
-            return make_error(ErrorCode::kIo, "writing " + path_.string() + ": " + std::strerror(errno));
-        if (EVP_DigestUpdate(md_.get(), s.data(), s.size()) != 1) return ossl::ossl_error("SHA-256");
+            return make_error(ErrorCode::kIo,
+                              "writing " + path_.string() + ": " + std::strerror(errno));
+        if (EVP_DigestUpdate(md_.get(), s.data(), s.size()) != 1)
+            return ossl::ossl_error("SHA-256");
         size_ += s.size();
         return ok_status();
     }
     Status finish() {
         if (std::fflush(file_.get()) != 0 || ::fsync(::fileno(file_.get())) != 0)
-            return make_error(ErrorCode::kIo, "flushing " + path_.string() + ": " + std::strerror(errno));
+            return make_error(ErrorCode::kIo,
+                              "flushing " + path_.string() + ": " + std::strerror(errno));
         if (std::fclose(file_.release()) != 0)
-            return make_error(ErrorCode::kIo, "closing " + path_.string() + ": " + std::strerror(errno));
+            return make_error(ErrorCode::kIo,
+                              "closing " + path_.string() + ": " + std::strerror(errno));
         unsigned int n = 0;
-        if (EVP_DigestFinal_ex(md_.get(), hash_.data(), &n) != 1) return ossl::ossl_error("SHA-256");
+        if (EVP_DigestFinal_ex(md_.get(), hash_.data(), &n) != 1)
+            return ossl::ossl_error("SHA-256");
         return ok_status();
     }
     const chain::Hash& hash() const { return hash_; }
@@ -148,8 +155,9 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
     const fs::path dir = fs::absolute(dir_in).lexically_normal();
     std::error_code ec;
     if (fs::exists(dir, ec))
-        return make_error(ErrorCode::kInvalidArgument,
-                          "export: " + dir.string() + " already exists (an export never overwrites)");
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "export: " + dir.string() + " already exists (an export never overwrites)");
     const fs::path parent = dir.parent_path();
     fs::create_directories(parent, ec);
     std::random_device rd;
@@ -239,9 +247,9 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
             rp.problem("the records table and the event log hold different numbers of records");
         WP_RETURN_IF_ERROR(txn.commit());
         if (!rp.problems().empty())
-            return make_error(ErrorCode::kIntegrityFailure,
-                              "export refused: the ledger fails verification: " +
-                                  rp.problems().front());
+            return make_error(
+                ErrorCode::kIntegrityFailure,
+                "export refused: the ledger fails verification: " + rp.problems().front());
 
         ordered_json jcounts;
         for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
@@ -257,8 +265,10 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
         manifest["counts"] = jcounts;
         manifest["chain"] = ordered_json{{"events", rp.events()}, {"head", to_hex(rp.head())}};
         manifest["files"] = ordered_json{
-            {kRecordsFile, ordered_json{{"sha256", to_hex(records.hash())}, {"bytes", records.size()}}},
-            {kEventsFile, ordered_json{{"sha256", to_hex(events.hash())}, {"bytes", events.size()}}}};
+            {kRecordsFile,
+             ordered_json{{"sha256", to_hex(records.hash())}, {"bytes", records.size()}}},
+            {kEventsFile,
+             ordered_json{{"sha256", to_hex(events.hash())}, {"bytes", events.size()}}}};
         manifest["ca_certificate"] = chain::base64_encode(ca.certificate_der());
         manifest["signature"] = "ECDSA P-256 SHA-256 over manifest.json, DER, in manifest.sig";
         manifest["exported_at"] = iso8601_utc(chain::now_us());
@@ -356,18 +366,21 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
                             sig->size(), digest.data(), digest.size()) == 1;
         ossl::clear_errors();
         if (!good) {
-            rp.problem("manifest.sig: the signature over manifest.json does not verify under the "
-                       "CA certificate's key");
+            rp.problem(
+                "manifest.sig: the signature over manifest.json does not verify under the "
+                "CA certificate's key");
             return done();  // nothing in the manifest can be trusted
         }
     }
 
     // 2. Manifest fields and file hashes.
     auto mstr = [&](const char* k) -> std::string {
-        return manifest.contains(k) && manifest[k].is_string() ? manifest[k].get<std::string>() : "";
+        return manifest.contains(k) && manifest[k].is_string() ? manifest[k].get<std::string>()
+                                                               : "";
     };
     auto mnum = [&](const json& j, const char* k) -> std::optional<uint64_t> {
-        if (j.is_object() && j.contains(k) && j[k].is_number_unsigned()) return j[k].get<uint64_t>();
+        if (j.is_object() && j.contains(k) && j[k].is_number_unsigned())
+            return j[k].get<uint64_t>();
         return std::nullopt;
     };
     if (mstr("format") != kExportFormat) rp.problem("manifest.json: unknown format");
@@ -380,8 +393,8 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
         const json files = manifest.value("files", json::object());
         const json entry = files.is_object() ? files.value(name, json::object()) : json::object();
         const std::string want = entry.is_object() ? entry.value("sha256", "") : "";
-        const auto have = to_hex(chain::sha256(
-            ByteSpan(reinterpret_cast<const uint8_t*>(text->data()), text->size())));
+        const auto have = to_hex(
+            chain::sha256(ByteSpan(reinterpret_cast<const uint8_t*>(text->data()), text->size())));
         // Content that is not what the CA signed is not evaluated any further.
         if (want != have) {
             rp.problem(std::string(name) + ": SHA-256 " + have + " differs from the manifest's '" +
@@ -418,9 +431,11 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
                        " head '" + head + "'");
         const auto& g = rp.genesis();
         if (!g || g->job_id != mstr("job_id") || g->customer != mstr("customer") ||
-            g->product != mstr("product") || std::optional<uint64_t>(g->quota) != mnum(manifest, "quota"))
-            rp.problem("manifest.json: job id, customer, product or quota differ from the chain's "
-                       "GENESIS event");
+            g->product != mstr("product") ||
+            std::optional<uint64_t>(g->quota) != mnum(manifest, "quota"))
+            rp.problem(
+                "manifest.json: job id, customer, product or quota differ from the chain's "
+                "GENESIS event");
         if (mnum(manifest, "quota_used") != std::optional<uint64_t>(rp.quota_used()))
             rp.problem("manifest.json: quota_used differs from the number of ISSUE events (" +
                        std::to_string(rp.quota_used()) + ")");
@@ -447,10 +462,9 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
             LedgerRecord r;
             try {
                 const json j = json::parse(line);
-                static const char* const kKeys[] = {"uid",   "lot",        "wafer",
-                                                    "x",     "y",          "serial",
-                                                    "state", "public_key", "wrapped_key",
-                                                    "certificate"};
+                static const char* const kKeys[] = {
+                    "uid",    "lot",   "wafer",      "x",           "y",
+                    "serial", "state", "public_key", "wrapped_key", "certificate"};
                 if (!j.is_object() || j.size() != std::size(kKeys))
                     throw std::runtime_error("not an object with exactly the record keys");
                 for (const char* k : kKeys)
@@ -513,7 +527,8 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
                 EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
                                                &glen) != 1 ||
                 std::string(group) != "prime256v1" ||
-                Bytes(ASN1_STRING_get0_data(bits), ASN1_STRING_get0_data(bits) + ASN1_STRING_length(bits)) !=
+                Bytes(ASN1_STRING_get0_data(bits),
+                      ASN1_STRING_get0_data(bits) + ASN1_STRING_length(bits)) !=
                     Bytes(r.public_key.begin(), r.public_key.end()))
                 rp.problem(who + ": the certificate's public key is not public_key (P-256)");
             {

@@ -209,9 +209,10 @@ Result<std::optional<LedgerRecord>> Ledger::Impl::by_uid(const wpid1::Uid& uid) 
 }
 
 Result<std::optional<LedgerRecord>> Ledger::Impl::by_location(const DieLocation& loc) {
-    return select_record(
-        WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 AND y = ?3 AND x = ?4"),
-        [&](sql::Query& q) { q.bind(1, loc.lot).bind(2, loc.wafer).bind(3, loc.y).bind(4, loc.x); });
+    return select_record(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 AND y = ?3 AND x = ?4"),
+                         [&](sql::Query& q) {
+                             q.bind(1, loc.lot).bind(2, loc.wafer).bind(3, loc.y).bind(4, loc.x);
+                         });
 }
 
 Result<std::optional<LedgerRecord>> Ledger::Impl::by_serial(ByteSpan serial) {
@@ -268,8 +269,8 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
 }
 
 Result<WriteState> Ledger::Impl::load_write_state() {
-    WP_ASSIGN_OR_RETURN(auto* s,
-                        stmt("SELECT quota, quota_used, head_seq, head_hash FROM job WHERE id = 1"));
+    WP_ASSIGN_OR_RETURN(
+        auto* s, stmt("SELECT quota, quota_used, head_seq, head_hash FROM job WHERE id = 1"));
     sql::Query q(db.get(), s);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return make_error(ErrorCode::kIntegrityFailure, "ledger: the job row is missing");
@@ -304,8 +305,11 @@ Status Ledger::Impl::insert_event(WriteState& ws, std::string_view payload, cons
     WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO events (seq, type, uid, time_us, payload, "
                                       "hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
     sql::Query q(db.get(), s);
-    q.bind(1, static_cast<int64_t>(seq)).bind(2, type).bind(4, ws.now).bind(5, payload).bind_blob(
-        6, hash);
+    q.bind(1, static_cast<int64_t>(seq))
+        .bind(2, type)
+        .bind(4, ws.now)
+        .bind(5, payload)
+        .bind_blob(6, hash);
     if (uid) q.bind_blob(3, *uid);
     WP_RETURN_IF_ERROR(q.run());
     ws.seq = seq;
@@ -318,8 +322,9 @@ Status Ledger::Impl::store_write_state(const WriteState& ws) {
     WP_ASSIGN_OR_RETURN(auto* s, stmt("UPDATE job SET quota_used = ?1, head_seq = ?2, "
                                       "head_hash = ?3 WHERE id = 1"));
     sql::Query q(db.get(), s);
-    q.bind(1, static_cast<int64_t>(ws.used)).bind(2, static_cast<int64_t>(ws.seq)).bind_blob(
-        3, ws.head);
+    q.bind(1, static_cast<int64_t>(ws.used))
+        .bind(2, static_cast<int64_t>(ws.seq))
+        .bind_blob(3, ws.head);
     return q.run();
 }
 
@@ -340,7 +345,8 @@ Status Ledger::defer_checkpoints() {
     std::lock_guard ck(impl_->checkpoint_mu);
     if (impl_->checkpoint_db) return ok_status();
     sqlite3* raw = nullptr;
-    const int rc = sqlite3_open_v2(impl_->path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int rc = sqlite3_open_v2(impl_->path.c_str(), &raw,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     sql::DbPtr db(raw);
     if (rc != SQLITE_OK) return sql::sql_error(raw, "ledger: opening a checkpoint connection", rc);
     sqlite3_busy_timeout(raw, impl_->config.busy_timeout_ms);
@@ -374,15 +380,15 @@ Status Ledger::checkpoint() {
 namespace {
 
 Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path, bool create,
-                                             int busy_timeout_ms) {
+                                              int busy_timeout_ms) {
     auto impl = std::make_unique<Ledger::Impl>();
     impl->path = path;
     sqlite3* raw = nullptr;
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    const int flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     impl->db.reset(raw);
-    if (rc != SQLITE_OK)
-        return sql::sql_error(raw, "ledger: opening " + path.string(), rc);
+    if (rc != SQLITE_OK) return sql::sql_error(raw, "ledger: opening " + path.string(), rc);
     sqlite3_extended_result_codes(raw, 1);
     sqlite3_busy_timeout(raw, busy_timeout_ms);
     // Switching to WAL needs a moment with no other connection mid-write; the busy handler does
@@ -403,8 +409,8 @@ Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path,
 }
 
 Result<bool> has_table(Ledger::Impl& impl, const char* name) {
-    WP_ASSIGN_OR_RETURN(auto* s,
-                        impl.stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1"));
+    WP_ASSIGN_OR_RETURN(
+        auto* s, impl.stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1"));
     sql::Query q(impl.db.get(), s);
     q.bind(1, name);
     return q.step();
@@ -440,11 +446,9 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
 
 Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
     WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), kSchema));
-    WP_RETURN_IF_ERROR(sql::exec(
-        impl.db.get(),
-        ("INSERT INTO schema_version (version) VALUES (" + std::to_string(chain::kSchemaVersion) +
-         ")")
-            .c_str()));
+    WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), ("INSERT INTO schema_version (version) VALUES (" +
+                                                 std::to_string(chain::kSchemaVersion) + ")")
+                                                    .c_str()));
     WriteState ws;
     ws.now = chain::now_us();
     ws.quota = c.quota;
@@ -462,8 +466,10 @@ Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
             .bind_blob(6, ws.head);
         WP_RETURN_IF_ERROR(q.run());
     }
-    json genesis{{"format", chain::kLedgerFormat}, {"job_id", c.job_id},
-                 {"customer", c.customer},     {"product", c.product},
+    json genesis{{"format", chain::kLedgerFormat},
+                 {"job_id", c.job_id},
+                 {"customer", c.customer},
+                 {"product", c.product},
                  {"quota", c.quota}};
     WP_RETURN_IF_ERROR(impl.append_event(ws, std::move(genesis), "GENESIS", std::nullopt));
     return impl.store_write_state(ws);
@@ -554,8 +560,8 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
             if (same_uid->state == DieState::kVoid) {
                 WP_RETURN_IF_ERROR(alarm(n, *same_uid, "void-identity-retested"));
                 res.outcome = RecordOutcome::kConflict;
-                res.message = "UID " + to_hex(n.uid) + " at " + n.loc.describe() +
-                              " is VOID (" + same_uid->void_reason + "): not reissued";
+                res.message = "UID " + to_hex(n.uid) + " at " + n.loc.describe() + " is VOID (" +
+                              same_uid->void_reason + "): not reissued";
                 res.record = std::move(same_uid);
             } else {
                 LedgerRecord r = std::move(*same_uid);
@@ -599,7 +605,8 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
                         {"offered", chain::location_json(n.uid, n.loc, n.serial)},
                         {"quota", ws.quota},
                         {"quota_used", ws.used}};
-                WP_RETURN_IF_ERROR(m.append_event(ws, std::move(ev), "QUOTA_REFUSED", std::nullopt));
+                WP_RETURN_IF_ERROR(
+                    m.append_event(ws, std::move(ev), "QUOTA_REFUSED", std::nullopt));
                 res.outcome = RecordOutcome::kQuotaExhausted;
                 res.message = "quota of " + std::to_string(ws.quota) + " identities used up";
             } else {
@@ -642,8 +649,8 @@ Result<std::optional<LedgerRecord>> Ledger::find_location(const DieLocation& loc
 
 Result<std::vector<LedgerRecord>> Ledger::list_wafer(const std::string& lot, int wafer) {
     std::lock_guard lock(impl_->mu);
-    WP_ASSIGN_OR_RETURN(auto* s,
-                        impl_->stmt(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 ORDER BY y, x")));
+    WP_ASSIGN_OR_RETURN(
+        auto* s, impl_->stmt(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 ORDER BY y, x")));
     sql::Query q(impl_->db.get(), s);
     q.bind(1, lot).bind(2, wafer);
     std::vector<LedgerRecord> out;
@@ -839,7 +846,8 @@ Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieRe
                 continue;
             case DieState::kProgrammed:
             case DieState::kFailed:
-                if ((rec->state == DieState::kProgrammed) == res.programmed && rec->bin == res.bin) {
+                if ((rec->state == DieState::kProgrammed) == res.programmed &&
+                    rec->bin == res.bin) {
                     // The same result again (a tester resending after a lost answer or a
                     // host restart): acknowledged, nothing changes.
                     TransitionResult same{uid, TransitionStatus::kOk, std::move(rec),
@@ -940,8 +948,8 @@ Result<VerifyReport> Ledger::verify() {
                 const json j = json::parse(payload);
                 const std::string uid_col = q.is_null(2) ? "" : to_hex(q.blob_col(2));
                 const std::string uid_ev = j.value("uid", "");
-                if (j.value("type", "") != q.text_col(1) || j.value("time", int64_t{0}) != q.int_col(3) ||
-                    uid_col != uid_ev)
+                if (j.value("type", "") != q.text_col(1) ||
+                    j.value("time", int64_t{0}) != q.int_col(3) || uid_col != uid_ev)
                     rp.problem(where + ": type/uid/time columns differ from the event payload");
             } catch (const json::exception&) {
                 // The replayer reports the malformed payload.
@@ -1010,8 +1018,9 @@ Result<VerifyReport> Ledger::verify() {
             const auto& g = rp.genesis();
             if (!g || g->job_id != q.text_col(0) || g->customer != q.text_col(1) ||
                 g->product != q.text_col(2) || g->quota != static_cast<uint64_t>(q.int_col(3)))
-                rp.problem("the job binding (job id, customer, product, quota) differs from the "
-                           "GENESIS event");
+                rp.problem(
+                    "the job binding (job id, customer, product, quota) differs from the "
+                    "GENESIS event");
             if (static_cast<uint64_t>(q.int_col(4)) != rp.quota_used())
                 rp.problem("quota counter is " + std::to_string(q.int_col(4)) + " but " +
                            std::to_string(rp.quota_used()) + " identities were issued");

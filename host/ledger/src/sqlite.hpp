@@ -25,8 +25,8 @@ using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
 inline Error sql_error(sqlite3* db, const std::string& context, int rc) {
-    const ErrorCode code = (rc & 0xff) == SQLITE_BUSY ? ErrorCode::kResourceExhausted
-                                                       : ErrorCode::kIo;
+    const ErrorCode code =
+        (rc & 0xff) == SQLITE_BUSY ? ErrorCode::kResourceExhausted : ErrorCode::kIo;
     return make_error(code, context + ": " + (db != nullptr ? sqlite3_errmsg(db) : "") + " (" +
                                 sqlite3_errstr(rc) + ")");
 }
@@ -37,9 +37,9 @@ inline Status exec(sqlite3* db, const char* sql) {
     if (rc != SQLITE_OK) {
         std::string text = msg != nullptr ? msg : sqlite3_errstr(rc);
         sqlite3_free(msg);
-        return make_error((rc & 0xff) == SQLITE_BUSY ? ErrorCode::kResourceExhausted
-                                                      : ErrorCode::kIo,
-                          std::string("sqlite: ") + text + " in: " + std::string(sql).substr(0, 60));
+        return make_error(
+            (rc & 0xff) == SQLITE_BUSY ? ErrorCode::kResourceExhausted : ErrorCode::kIo,
+            std::string("sqlite: ") + text + " in: " + std::string(sql).substr(0, 60));
     }
     return ok_status();
 }

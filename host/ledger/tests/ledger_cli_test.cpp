@@ -90,7 +90,8 @@ TEST_F(LedgerCli, SummaryAndShow) {
 TEST_F(LedgerCli, ATamperedLedgerFailsVerification) {
     sqlite3* h = nullptr;
     ASSERT_EQ(sqlite3_open(db().c_str(), &h), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(h, "UPDATE records SET bin = 'X'", nullptr, nullptr, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "UPDATE records SET bin = 'X'", nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(h);
     auto r = waferprov("ledger verify --ledger " + db());
     EXPECT_EQ(r.status, 1) << r.out;

@@ -40,7 +40,8 @@ Tally tally(const fs::path& p) {
     t.records = one("SELECT count(*) FROM records");
     t.distinct_uids = one("SELECT count(DISTINCT uid) FROM records");
     t.distinct_serials = one("SELECT count(DISTINCT serial) FROM records");
-    t.distinct_locations = one("SELECT count(*) FROM (SELECT DISTINCT lot, wafer, x, y FROM records)");
+    t.distinct_locations =
+        one("SELECT count(*) FROM (SELECT DISTINCT lot, wafer, x, y FROM records)");
     t.quota = one("SELECT quota FROM job");
     t.quota_used = one("SELECT quota_used FROM job");
     t.issue_events = one("SELECT count(*) FROM events WHERE type = 'ISSUE'");
@@ -64,7 +65,8 @@ Tally tally(const fs::path& p) {
             if (iteration > 0 && rng() % 8 == 0) {
                 // A retest of a die an earlier (killed) child may or may not have recorded.
                 const uint64_t it = rng() % iteration;
-                batch.push_back(fake_identity(it * 1000000 + rng() % 300, "C" + std::to_string(it)));
+                batch.push_back(
+                    fake_identity(it * 1000000 + rng() % 300, "C" + std::to_string(it)));
             } else {
                 batch.push_back(fake_identity(iteration * 1000000 + n++, lot));
             }
@@ -122,8 +124,8 @@ TEST(LedgerCrash, KillNineAtRandomMomentsLeavesAConsistentLedger) {
         grew = grew || t.records > last_records;
         last_records = t.records;
     }
-    std::cout << iteration << " kills, " << last_records << " records, quota "
-              << config.quota << "\n";
+    std::cout << iteration << " kills, " << last_records << " records, quota " << config.quota
+              << "\n";
     EXPECT_GE(iteration, 5u);
     EXPECT_TRUE(grew);
 }

@@ -52,11 +52,13 @@ protected:
         auto r = ledger_->record_batch(batch);
         ASSERT_TRUE(r.ok());
         ASSERT_TRUE(ledger_->record_batch(std::vector<NewIdentity>{batch[1]}).ok());  // REISSUE
-        ASSERT_TRUE(ledger_->mark_delivered(std::vector<wpid1::Uid>{uid_of(1), uid_of(2), uid_of(3)}, "T1").ok());
+        ASSERT_TRUE(
+            ledger_->mark_delivered(std::vector<wpid1::Uid>{uid_of(1), uid_of(2), uid_of(3)}, "T1")
+                .ok());
         ASSERT_TRUE(ledger_->mark_result(uid_of(1), true, "01", "T1").ok());
         ASSERT_TRUE(ledger_->mark_result(uid_of(2), false, "07", "T1").ok());
         ASSERT_TRUE(ledger_->void_identity(uid_of(4), "scrapped").ok());
-        auto more = std::vector<NewIdentity>{real_identity(ca_, 5, {"LOTA", 1, 2, 0}),   // ALARM
+        auto more = std::vector<NewIdentity>{real_identity(ca_, 5, {"LOTA", 1, 2, 0}),  // ALARM
                                              real_identity(ca_, 6, {"LOTC", 1, 0, 0}),
                                              real_identity(ca_, 7, {"LOTC", 1, 1, 0}),
                                              real_identity(ca_, 8, {"LOTC", 1, 2, 0})};  // quota
@@ -148,8 +150,8 @@ bool byte_selected(const std::string& name, const std::string& text, size_t i) {
     if (name == "manifest.sig") return true;
     if (name == "manifest.json") return i % 3 == 0;
     if (i % 31 == 0 || text[i] == '\n') return true;
-    if (i == 0 || text[i - 1] == '\n') return true;                  // first byte of a line
-    return i + 1 < text.size() && text[i + 1] == '\n';               // last byte of a line
+    if (i == 0 || text[i - 1] == '\n') return true;     // first byte of a line
+    return i + 1 < text.size() && text[i + 1] == '\n';  // last byte of a line
 #endif
 }
 

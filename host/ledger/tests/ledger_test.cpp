@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "test_support.hpp"
 #include "../src/chain.hpp"
+#include "test_support.hpp"
 
 namespace waferprov::host {
 namespace {
@@ -39,8 +39,10 @@ void tamper(const fs::path& p, const std::string& sql) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(p.c_str(), &db), SQLITE_OK);
     char* err = nullptr;
-    const std::string all = "DROP TRIGGER IF EXISTS events_append_only_update;"
-                            "DROP TRIGGER IF EXISTS events_append_only_delete;" + sql;
+    const std::string all =
+        "DROP TRIGGER IF EXISTS events_append_only_update;"
+        "DROP TRIGGER IF EXISTS events_append_only_delete;" +
+        sql;
     const int rc = sqlite3_exec(db, all.c_str(), nullptr, nullptr, &err);
     EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
     sqlite3_free(err);
@@ -245,9 +247,9 @@ TEST(Ledger, LooksUpByLocationAndListsAWaferInOrder) {
                   std::make_pair((*wafer)[i].loc.y, (*wafer)[i].loc.x));
     std::vector<std::string> lots;
     ASSERT_TRUE(l->for_each([&](const LedgerRecord& r) {
-        lots.push_back(r.loc.lot);
-        return ok_status();
-    }).ok());
+                     lots.push_back(r.loc.lot);
+                     return ok_status();
+                 }).ok());
     EXPECT_EQ(lots.size(), 255u);
     EXPECT_TRUE(std::is_sorted(lots.begin(), lots.end()));
 }
@@ -414,10 +416,14 @@ TEST_F(LedgerTamper, UntouchedLedgerVerifies) {
 TEST_F(LedgerTamper, EditedRecordFieldsAreDetectedAndNamed) {
     const std::string uid1 = to_hex(uid_of(1));
     const std::vector<std::pair<std::string, std::string>> edits = {
-        {"state = 'ISSUED'", "state"},          {"wrapped_key = zeroblob(40)", "wrapped_key"},
-        {"certificate = x'00'", "certificate"}, {"bin = '02'", "bin"},
-        {"x = 42", "location"},                 {"reissues = 3", "reissues"},
-        {"tester = 'T7'", "tester"},            {"updated_us = 5", "times"},
+        {"state = 'ISSUED'", "state"},
+        {"wrapped_key = zeroblob(40)", "wrapped_key"},
+        {"certificate = x'00'", "certificate"},
+        {"bin = '02'", "bin"},
+        {"x = 42", "location"},
+        {"reissues = 3", "reissues"},
+        {"tester = 'T7'", "tester"},
+        {"updated_us = 5", "times"},
         {"public_key = zeroblob(65)", "public_key"}};
     for (const auto& [set, name] : edits) {
         TempDir copy;
@@ -440,7 +446,8 @@ TEST_F(LedgerTamper, DeletedAndInsertedRecordsAreDetected) {
                        "reissues, void_reason FROM records WHERE uid = x'" +
                        to_hex(uid_of(3)) + "';");
     problems = verify_problems(path());
-    EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(50)) + " (LOT1 wafer 1 (50, 50)) has no ISSUE event"))
+    EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(50)) +
+                                           " (LOT1 wafer 1 (50, 50)) has no ISSUE event"))
         << join(problems);
 }
 
@@ -453,23 +460,26 @@ TEST_F(LedgerTamper, DeletedEventIsDetected) {
 TEST_F(LedgerTamper, DeletedLastEventWithItsRecordChangeIsDetected) {
     // The last record change (the REISSUE, event 10) removed and the head rewound to event 9:
     // the chain is self-consistent but no longer replays to the records table.
-    tamper(path(), "DELETE FROM events WHERE seq >= 10;"
-                   "UPDATE job SET head_seq = 9, head_hash = (SELECT hash FROM events WHERE seq = 9);");
+    tamper(path(),
+           "DELETE FROM events WHERE seq >= 10;"
+           "UPDATE job SET head_seq = 9, head_hash = (SELECT hash FROM events WHERE seq = 9);");
     auto problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(3)))) << join(problems);
 }
 
 TEST_F(LedgerTamper, InsertedEventIsDetected) {
-    tamper(path(), "INSERT INTO events SELECT 100, type, uid, time_us, payload, hash FROM events "
-                   "WHERE seq = 5;");
+    tamper(path(),
+           "INSERT INTO events SELECT 100, type, uid, time_us, payload, hash FROM events "
+           "WHERE seq = 5;");
     auto problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "event row seq 100")) << join(problems);
 }
 
 TEST_F(LedgerTamper, ReorderedEventsAreDetected) {
-    tamper(path(), "UPDATE events SET seq = 1000 WHERE seq = 3;"
-                   "UPDATE events SET seq = 3 WHERE seq = 4;"
-                   "UPDATE events SET seq = 4 WHERE seq = 1000;");
+    tamper(path(),
+           "UPDATE events SET seq = 1000 WHERE seq = 3;"
+           "UPDATE events SET seq = 3 WHERE seq = 4;"
+           "UPDATE events SET seq = 4 WHERE seq = 1000;");
     auto problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "event 3")) << join(problems);
 }
@@ -484,9 +494,11 @@ TEST_F(LedgerTamper, EditedPayloadIsDetectedEvenWithItsHashRecomputed) {
     // Change the bin of the RESULT event and the record alike, recomputing that event's hash:
     // the next event's hash no longer links.
     auto l = Ledger::open_existing(path());
-    tamper(path(), "UPDATE events SET payload = replace(payload, '\"bin\":\"01\"', "
-                   "'\"bin\":\"09\"') WHERE type = 'RESULT';"
-                   "UPDATE records SET bin = '09' WHERE uid = x'" + to_hex(uid_of(1)) + "';");
+    tamper(path(),
+           "UPDATE events SET payload = replace(payload, '\"bin\":\"01\"', "
+           "'\"bin\":\"09\"') WHERE type = 'RESULT';"
+           "UPDATE records SET bin = '09' WHERE uid = x'" +
+               to_hex(uid_of(1)) + "';");
     auto problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "stored hash")) << join(problems);
     EXPECT_TRUE(any_contains(problems, "stored chain head")) << join(problems);
@@ -506,7 +518,8 @@ TEST_F(LedgerTamper, TheEventLogRefusesUpdatesThroughSql) {
     ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
     EXPECT_NE(sqlite3_exec(db, "DELETE FROM events WHERE seq = 2", nullptr, nullptr, nullptr),
               SQLITE_OK);
-    EXPECT_NE(sqlite3_exec(db, "UPDATE events SET type = 'X'", nullptr, nullptr, nullptr), SQLITE_OK);
+    EXPECT_NE(sqlite3_exec(db, "UPDATE events SET type = 'X'", nullptr, nullptr, nullptr),
+              SQLITE_OK);
     sqlite3_close(db);
     EXPECT_TRUE(verify_problems(path()).empty());
 }
@@ -541,13 +554,13 @@ TEST(Ledger, RecordBatchThroughputWithFullSync) {
     auto l = open_ok(dir / "l.db", test_config(1000000));
     constexpr int kBatches = 40, kBatch = 128;
     std::vector<std::vector<NewIdentity>> batches;
-    for (int b = 0; b < kBatches; ++b) batches.push_back(fakes(static_cast<uint64_t>(b) * kBatch, kBatch));
+    for (int b = 0; b < kBatches; ++b)
+        batches.push_back(fakes(static_cast<uint64_t>(b) * kBatch, kBatch));
     for (auto& b : batches)
         for (auto& id : b) id.certificate_der.assign(480, 0x30);  // about a real certificate's size
     const auto t0 = std::chrono::steady_clock::now();
     for (const auto& b : batches) ASSERT_TRUE(l->record_batch(b).ok());
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double rate = kBatches * kBatch / s;
     std::cout << "record_batch: " << kBatches << " batches of " << kBatch << " in " << s
               << " s = " << static_cast<long>(rate) << " records/s (synchronous=FULL, WAL)\n";
@@ -590,8 +603,11 @@ TEST(Ledger, IssuePayloadMatchesCanonicalJson) {
         chain::issue_payload(got, r, seq, time, uint64_t{i} * 77);
         EXPECT_EQ(got, chain::canonical(j));
         for (const char* type : {"DELIVER", "RESULT"}) {
-            nlohmann::json t{{"uid", to_hex(r.uid)}, {"after", chain::mutable_json(r)},
-                             {"seq", seq}, {"type", type}, {"time", time}};
+            nlohmann::json t{{"uid", to_hex(r.uid)},
+                             {"after", chain::mutable_json(r)},
+                             {"seq", seq},
+                             {"type", type},
+                             {"time", time}};
             chain::transition_payload(got, type, r, seq, time);
             EXPECT_EQ(got, chain::canonical(t));
         }
@@ -605,7 +621,8 @@ TEST(Ledger, RecordBatchThroughputCpuPerRecord) {
     auto l = open_ok(dir / "l.db", test_config(1000000));
     constexpr int kBatches = 40, kBatch = 256;
     std::vector<std::vector<NewIdentity>> batches;
-    for (int b = 0; b < kBatches; ++b) batches.push_back(fakes(static_cast<uint64_t>(b) * kBatch, kBatch));
+    for (int b = 0; b < kBatches; ++b)
+        batches.push_back(fakes(static_cast<uint64_t>(b) * kBatch, kBatch));
     for (auto& b : batches)
         for (auto& id : b) id.certificate_der.assign(480, 0x30);
     auto cpu = [] {
@@ -622,8 +639,8 @@ TEST(Ledger, RecordBatchThroughputCpuPerRecord) {
     const double n = kBatches * kBatch;
     const double user = (c1.first - c0.first) / n, sys = (c1.second - c0.second) / n;
     std::cout << "record_batch CPU per new identity (batches of " << kBatch << "): user " << user
-              << " us, sys " << sys << " us, total " << user + sys << " us; wall "
-              << s * 1e6 / n << " us\n";
+              << " us, sys " << sys << " us, total " << user + sys << " us; wall " << s * 1e6 / n
+              << " us\n";
     RecordProperty("cpu_user_us_per_record_x100", static_cast<int>(user * 100));
     RecordProperty("cpu_sys_us_per_record_x100", static_cast<int>(sys * 100));
     EXPECT_EQ(l->counts()->total(), static_cast<uint64_t>(n));

@@ -59,7 +59,8 @@ inline ossl::Pkey p256_key() {
 inline std::array<uint8_t, 65> public_point(EVP_PKEY* k) {
     std::array<uint8_t, 65> p{};
     size_t n = 0;
-    EXPECT_EQ(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, p.data(), p.size(), &n), 1);
+    EXPECT_EQ(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, p.data(), p.size(), &n),
+              1);
     EXPECT_EQ(n, 65u);
     return p;
 }
@@ -98,10 +99,9 @@ public:
         X509V3_set_ctx_nodb(&ctx);
         X509V3_set_ctx(&ctx, cert_.get(), cert_.get(), nullptr, nullptr, 0);
         using Ext = ossl::Ptr<X509_EXTENSION, X509_EXTENSION_free>;
-        for (const auto& [nid, value] :
-             {std::pair{NID_basic_constraints, "critical,CA:TRUE"},
-              std::pair{NID_key_usage, "critical,keyCertSign,cRLSign"},
-              std::pair{NID_subject_key_identifier, "hash"}}) {
+        for (const auto& [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE"},
+                                         std::pair{NID_key_usage, "critical,keyCertSign,cRLSign"},
+                                         std::pair{NID_subject_key_identifier, "hash"}}) {
             Ext ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
             EXPECT_TRUE(ext && X509_add_ext(cert_.get(), ext.get(), -1) == 1);
         }

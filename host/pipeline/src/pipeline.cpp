@@ -27,7 +27,8 @@ Status os_entropy(uint8_t* out, size_t n) {
     while (got < n) {
         ssize_t r = ::getrandom(out + got, n - got, 0);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return make_error(ErrorCode::kIo, std::string("getrandom: ") + std::strerror(errno));
+        if (r < 0)
+            return make_error(ErrorCode::kIo, std::string("getrandom: ") + std::strerror(errno));
         got += static_cast<size_t>(r);
     }
     return ok_status();
@@ -38,7 +39,7 @@ struct Batch {
     size_t first = 0;  // index of its first die in the request span
     size_t count = 0;
     BatchTicket ticket;
-    std::vector<NewIdentity> offers;            // filled by the parallel stage
+    std::vector<NewIdentity> offers;                         // filled by the parallel stage
     std::vector<std::optional<std::string>> check_failures;  // per die, set if refused
     std::optional<Error> error;
 };
@@ -60,7 +61,8 @@ Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job) {
     WP_ASSIGN_OR_RETURN(auto backend, make_backend(BackendOptions{job.backend, job.device_key}));
     WP_ASSIGN_OR_RETURN(Bytes wrapped, read_wrapped_kik(job));
     if (auto st = backend->load_kik(wrapped); !st.ok())
-        return st.error().with_context("job " + job.id + ": loading the KIK on backend " + job.backend);
+        return st.error().with_context("job " + job.id + ": loading the KIK on backend " +
+                                       job.backend);
     SecretArray<wpid1::kEntropySize> entropy;
     WP_RETURN_IF_ERROR(os_entropy(entropy.data(), entropy.size()));
     std::string pers = "waferprov " + job.id;
@@ -86,7 +88,8 @@ Result<std::unique_ptr<Signer>> open_job_signer(const Job& job, size_t parallel_
         config = p;
     }
     auto signer = make_signer(config);
-    if (!signer.ok()) return signer.error().with_context("job " + job.id + ": opening the CA signer");
+    if (!signer.ok())
+        return signer.error().with_context("job " + job.id + ": opening the CA signer");
     return signer;
 }
 
@@ -111,8 +114,8 @@ std::vector<DieRequest> die_requests(const Job& job, const WaferMap& map,
     return out;
 }
 
-Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend,
-                                Signer& ca, Ledger& ledger, const PipelineOptions& options,
+Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend, Signer& ca,
+                                Ledger& ledger, const PipelineOptions& options,
                                 std::vector<DieReport>& reports) {
     const auto start = std::chrono::steady_clock::now();
     const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
@@ -145,129 +148,145 @@ Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& b
     // serial stages run, few enough to keep memory and the uncommitted window small.
     const size_t tokens = arena_threads * 4;
     tbb::parallel_pipeline(
-        tokens,
-        tbb::make_filter<void, std::shared_ptr<Batch>>(
-            tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-                if (next >= dies.size() || failed()) {
-                    fc.stop();
-                    return nullptr;
-                }
-                auto b = std::make_shared<Batch>();
-                b->first = next;
-                b->count = std::min(batch_size, dies.size() - next);
-                next += b->count;
-                std::vector<wpid1::Uid> uids(b->count);
-                for (size_t i = 0; i < b->count; ++i) uids[i] = dies[b->first + i].uid;
-                auto t = backend.submit(uids);
-                if (!t.ok() && t.error().code == ErrorCode::kReseedRequired) {
-                    SecretArray<wpid1::kEntropySize> entropy;
-                    if (auto st = os_entropy(entropy.data(), entropy.size()); !st.ok()) {
-                        b->error = st.error();
+        tokens, tbb::make_filter<void, std::shared_ptr<Batch>>(
+                    tbb::filter_mode::serial_in_order,
+                    [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+                        if (next >= dies.size() || failed()) {
+                            fc.stop();
+                            return nullptr;
+                        }
+                        auto b = std::make_shared<Batch>();
+                        b->first = next;
+                        b->count = std::min(batch_size, dies.size() - next);
+                        next += b->count;
+                        std::vector<wpid1::Uid> uids(b->count);
+                        for (size_t i = 0; i < b->count; ++i) uids[i] = dies[b->first + i].uid;
+                        auto t = backend.submit(uids);
+                        if (!t.ok() && t.error().code == ErrorCode::kReseedRequired) {
+                            SecretArray<wpid1::kEntropySize> entropy;
+                            if (auto st = os_entropy(entropy.data(), entropy.size()); !st.ok()) {
+                                b->error = st.error();
+                                return b;
+                            }
+                            if (auto st = backend.reseed(entropy.span()); !st.ok()) {
+                                b->error = st.error().with_context("reseeding the backend DRBG");
+                                return b;
+                            }
+                            t = backend.submit(uids);
+                        }
+                        if (!t.ok())
+                            b->error = t.error().with_context("backend submit");
+                        else
+                            b->ticket = *t;
                         return b;
-                    }
-                    if (auto st = backend.reseed(entropy.span()); !st.ok()) {
-                        b->error = st.error().with_context("reseeding the backend DRBG");
-                        return b;
-                    }
-                    t = backend.submit(uids);
-                }
-                if (!t.ok()) b->error = t.error().with_context("backend submit");
-                else b->ticket = *t;
-                return b;
-            }) &
-            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                tbb::filter_mode::parallel,
-                [&](std::shared_ptr<Batch> b) -> std::shared_ptr<Batch> {
-                    if (!b || b->error) return b;
-                    auto recs = backend.collect(b->ticket);
-                    if (!recs.ok()) {
-                        b->error = recs.error().with_context("backend collect");
-                        return b;
-                    }
-                    b->offers.resize(b->count);
-                    b->check_failures.resize(b->count);
-                    const auto now = std::chrono::system_clock::now();
-                    for (size_t i = 0; i < b->count; ++i) {
-                        const auto& rec = (*recs)[i];
-                        const DieRequest& req = dies[b->first + i];
-                        if (rec.uid != req.uid) {
-                            b->error = make_error(ErrorCode::kInternal,
-                                                  "backend returned records out of order");
+                    }) &
+                    tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                        tbb::filter_mode::parallel,
+                        [&](std::shared_ptr<Batch> b) -> std::shared_ptr<Batch> {
+                            if (!b || b->error) return b;
+                            auto recs = backend.collect(b->ticket);
+                            if (!recs.ok()) {
+                                b->error = recs.error().with_context("backend collect");
+                                return b;
+                            }
+                            b->offers.resize(b->count);
+                            b->check_failures.resize(b->count);
+                            const auto now = std::chrono::system_clock::now();
+                            for (size_t i = 0; i < b->count; ++i) {
+                                const auto& rec = (*recs)[i];
+                                const DieRequest& req = dies[b->first + i];
+                                if (rec.uid != req.uid) {
+                                    b->error = make_error(ErrorCode::kInternal,
+                                                          "backend returned records out of order");
+                                    return b;
+                                }
+                                // A faulty accelerator must never get a certificate issued.
+                                if (auto st = software::p256_check_point(rec.x, rec.y); !st.ok()) {
+                                    b->check_failures[i] =
+                                        "backend public key rejected: " + st.error().message;
+                                    continue;
+                                }
+                                NewIdentity& n = b->offers[i];
+                                n.loc = req.loc;
+                                n.uid = req.uid;
+                                n.public_key = rec.public_key_sec1();
+                                n.wrapped = rec.wrapped;
+                                n.tester = options.tester;
+                                n.serial = device_serial(certs.ca_ski(), n.public_key);
+                                DeviceCertRequest cr;
+                                cr.uid = req.uid;
+                                cr.location = req.loc;
+                                cr.product = options.product;
+                                cr.public_key = n.public_key;
+                                cr.serial = n.serial;
+                                // Backdated like the CA certificates: a verifier whose clock runs a
+                                // little behind the host's (or reads a coarse clock, as OpenSSL's
+                                // time() does) must not see a certificate from the future.
+                                cr.not_before = now - kNotBeforeBackdate;
+                                cr.subject_template = subject;
+                                auto der = certs.build(cr);
+                                if (!der.ok()) {
+                                    b->error = der.error().with_context("certificate for " +
+                                                                        req.loc.describe());
+                                    return b;
+                                }
+                                n.certificate_der = std::move(*der);
+                            }
                             return b;
-                        }
-                        // A faulty accelerator must never get a certificate issued.
-                        if (auto st = software::p256_check_point(rec.x, rec.y); !st.ok()) {
-                            b->check_failures[i] = "backend public key rejected: " + st.error().message;
-                            continue;
-                        }
-                        NewIdentity& n = b->offers[i];
-                        n.loc = req.loc;
-                        n.uid = req.uid;
-                        n.public_key = rec.public_key_sec1();
-                        n.wrapped = rec.wrapped;
-                        n.tester = options.tester;
-                        n.serial = device_serial(certs.ca_ski(), n.public_key);
-                        DeviceCertRequest cr;
-                        cr.uid = req.uid;
-                        cr.location = req.loc;
-                        cr.product = options.product;
-                        cr.public_key = n.public_key;
-                        cr.serial = n.serial;
-                        // Backdated like the CA certificates: a verifier whose clock runs a
-                        // little behind the host's (or reads a coarse clock, as OpenSSL's
-                        // time() does) must not see a certificate from the future.
-                        cr.not_before = now - kNotBeforeBackdate;
-                        cr.subject_template = subject;
-                        auto der = certs.build(cr);
-                        if (!der.ok()) {
-                            b->error = der.error().with_context("certificate for " + req.loc.describe());
-                            return b;
-                        }
-                        n.certificate_der = std::move(*der);
-                    }
-                    return b;
-                }) &
-            tbb::make_filter<std::shared_ptr<Batch>, void>(
-                tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
-                    if (!b || failed()) return;
-                    if (b->error) {
-                        fail(*b->error);
-                        return;
-                    }
-                    std::vector<NewIdentity> offers;
-                    std::vector<size_t> index;  // offer -> die index within the batch
-                    for (size_t i = 0; i < b->count; ++i) {
-                        DieReport& r = reports[b->first + i];
-                        r.request = dies[b->first + i];
-                        if (b->check_failures[i]) {
-                            r.outcome = DieOutcome::kCheckFailed;
-                            r.message = *b->check_failures[i];
-                            ++stats.check_failed;
-                            continue;
-                        }
-                        offers.push_back(std::move(b->offers[i]));
-                        index.push_back(i);
-                    }
-                    auto results = ledger.record_batch(offers);
-                    if (!results.ok()) {
-                        fail(results.error().with_context("ledger commit"));
-                        return;
-                    }
-                    for (size_t k = 0; k < results->size(); ++k) {
-                        auto& res = (*results)[k];
-                        DieReport& r = reports[b->first + index[k]];
-                        r.record = std::move(res.record);
-                        r.message = std::move(res.message);
-                        switch (res.outcome) {
-                            case RecordOutcome::kIssued: r.outcome = DieOutcome::kProvisioned; ++stats.provisioned; break;
-                            case RecordOutcome::kReissued: r.outcome = DieOutcome::kReissued; ++stats.reissued; break;
-                            case RecordOutcome::kConflict: r.outcome = DieOutcome::kConflict; ++stats.conflicts; break;
-                            case RecordOutcome::kQuotaExhausted: r.outcome = DieOutcome::kQuotaExhausted; ++stats.quota_refused; break;
-                        }
-                    }
-                    if (options.progress) options.progress(b->first + b->count, dies.size());
-                }));
+                        }) &
+                    tbb::make_filter<std::shared_ptr<Batch>, void>(
+                        tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
+                            if (!b || failed()) return;
+                            if (b->error) {
+                                fail(*b->error);
+                                return;
+                            }
+                            std::vector<NewIdentity> offers;
+                            std::vector<size_t> index;  // offer -> die index within the batch
+                            for (size_t i = 0; i < b->count; ++i) {
+                                DieReport& r = reports[b->first + i];
+                                r.request = dies[b->first + i];
+                                if (b->check_failures[i]) {
+                                    r.outcome = DieOutcome::kCheckFailed;
+                                    r.message = *b->check_failures[i];
+                                    ++stats.check_failed;
+                                    continue;
+                                }
+                                offers.push_back(std::move(b->offers[i]));
+                                index.push_back(i);
+                            }
+                            auto results = ledger.record_batch(offers);
+                            if (!results.ok()) {
+                                fail(results.error().with_context("ledger commit"));
+                                return;
+                            }
+                            for (size_t k = 0; k < results->size(); ++k) {
+                                auto& res = (*results)[k];
+                                DieReport& r = reports[b->first + index[k]];
+                                r.record = std::move(res.record);
+                                r.message = std::move(res.message);
+                                switch (res.outcome) {
+                                    case RecordOutcome::kIssued:
+                                        r.outcome = DieOutcome::kProvisioned;
+                                        ++stats.provisioned;
+                                        break;
+                                    case RecordOutcome::kReissued:
+                                        r.outcome = DieOutcome::kReissued;
+                                        ++stats.reissued;
+                                        break;
+                                    case RecordOutcome::kConflict:
+                                        r.outcome = DieOutcome::kConflict;
+                                        ++stats.conflicts;
+                                        break;
+                                    case RecordOutcome::kQuotaExhausted:
+                                        r.outcome = DieOutcome::kQuotaExhausted;
+                                        ++stats.quota_refused;
+                                        break;
+                                }
+                            }
+                            if (options.progress)
+                                options.progress(b->first + b->count, dies.size());
+                        }));
     stats.elapsed = std::chrono::steady_clock::now() - start;
     if (failure) return *failure;
     return stats;

@@ -26,7 +26,7 @@ using waferprov::reference::TempDir;
 
 namespace {
 
-void sk_X509_free_fn(STACK_OF(X509)* s) { sk_X509_free(s); }
+void sk_X509_free_fn(STACK_OF(X509) * s) { sk_X509_free(s); }
 
 ossl::X509Ptr load_pem(const fs::path& p) {
     FILE* f = std::fopen(p.c_str(), "r");
@@ -42,7 +42,9 @@ public:
     FaultyEngine(Accelerator& inner, size_t every) : inner_(inner), every_(every) {}
     std::string name() const override { return "faulty"; }
     Status load_kik(ByteSpan w) override { return inner_.load_kik(w); }
-    Status instantiate(ByteSpan e, ByteSpan p, uint64_t i) override { return inner_.instantiate(e, p, i); }
+    Status instantiate(ByteSpan e, ByteSpan p, uint64_t i) override {
+        return inner_.instantiate(e, p, i);
+    }
     Status reseed(ByteSpan e) override { return inner_.reseed(e); }
     Result<BatchTicket> submit(std::span<const wpid1::Uid> u) override { return inner_.submit(u); }
     Result<std::vector<wpid1::IdentityRecord>> collect(BatchTicket t) override {
@@ -52,11 +54,19 @@ public:
                 if (rec.sequence % every_ == 0) rec.y[31] ^= 1;
         return r;
     }
-    Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan k, ByteSpan b) override { return inner_.aes_encrypt_block(k, b); }
-    Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan k, ByteSpan b) override { return inner_.aes_decrypt_block(k, b); }
-    Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan k, ByteSpan m) override { return inner_.aes_cmac(k, m); }
+    Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan k, ByteSpan b) override {
+        return inner_.aes_encrypt_block(k, b);
+    }
+    Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan k, ByteSpan b) override {
+        return inner_.aes_decrypt_block(k, b);
+    }
+    Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan k, ByteSpan m) override {
+        return inner_.aes_cmac(k, m);
+    }
     Result<Bytes> aes_kw_wrap(ByteSpan k, ByteSpan p) override { return inner_.aes_kw_wrap(k, p); }
-    Result<SecureBytes> aes_kw_unwrap(ByteSpan k, ByteSpan w) override { return inner_.aes_kw_unwrap(k, w); }
+    Result<SecureBytes> aes_kw_unwrap(ByteSpan k, ByteSpan w) override {
+        return inner_.aes_kw_unwrap(k, w);
+    }
     Result<P256Point> p256_base_mul(ByteSpan s) override { return inner_.p256_base_mul(s); }
 
 private:
@@ -86,7 +96,8 @@ struct World {
         engine = std::make_unique<software::SoftwareEngine>(dk);
         EXPECT_TRUE(engine->load_kik(ref::kw_wrap(dk.span(), kik)).ok());
         EXPECT_TRUE(engine->instantiate(ref::random_bytes(48), {}, 1u << 20).ok());
-        auto l = Ledger::open(dir.path / "ledger.sqlite", LedgerConfig{"JOB", "CUST", "PROD", quota});
+        auto l =
+            Ledger::open(dir.path / "ledger.sqlite", LedgerConfig{"JOB", "CUST", "PROD", quota});
         EXPECT_TRUE(l.ok()) << l.error().describe();
         ledger = std::move(*l);
     }
@@ -225,7 +236,8 @@ TEST(Pipeline, AnotherUidAtAProvisionedLocationIsRefusedAndAlarmed) {
     auto clash = req;
     clash[3].uid[0] ^= 0xff;  // another UID at (3, 0)
     std::vector<DieReport> again;
-    auto stats = provision(std::span(clash).subspan(3, 1), *w.engine, *w.signer, *w.ledger, opts(1), again);
+    auto stats =
+        provision(std::span(clash).subspan(3, 1), *w.engine, *w.signer, *w.ledger, opts(1), again);
     ASSERT_TRUE(stats.ok());
     EXPECT_EQ(again[0].outcome, DieOutcome::kConflict);
     EXPECT_EQ(stats->conflicts, 1u);

@@ -18,12 +18,12 @@
 #include <nlohmann/json.hpp>
 
 #include "waferprov/host/job.hpp"
-#include "waferprov/test_process.hpp"
-#include "waferprov/test_vectors.hpp"
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/softhsm_fixture.hpp"
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/reference.hpp"
+#include "waferprov/test_process.hpp"
+#include "waferprov/test_vectors.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
@@ -66,8 +66,9 @@ void check_export(const fs::path& export_dir, const fs::path& kik_hex, size_t ex
         ++n;
         uids.insert(j["uid"].get<std::string>());
         serials.insert(j["serial"].get<std::string>());
-        locations.insert(j["lot"].get<std::string>() + "/" + std::to_string(j["wafer"].get<int>()) + "/" +
-                         std::to_string(j["x"].get<int>()) + "/" + std::to_string(j["y"].get<int>()));
+        locations.insert(j["lot"].get<std::string>() + "/" + std::to_string(j["wafer"].get<int>()) +
+                         "/" + std::to_string(j["x"].get<int>()) + "/" +
+                         std::to_string(j["y"].get<int>()));
         wpid1::IdentityRecord r;
         Bytes uid = from_hex(j["uid"].get<std::string>(), "uid").value();
         Bytes pub = from_hex(j["public_key"].get<std::string>(), "pub").value();
@@ -100,49 +101,84 @@ size_t selected_dies(const fs::path& map) {
 TEST(RunCli, ReportFromTheLedgerAlone) {
     TempDir t{"report"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << ref::read_text(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
-    const std::vector<std::string> report = {"report", "--job", (t.path / "job/job.toml").string(), "--map",
-                                             (t.path / "w.xml").string(), "--out", (t.path / "rep").string()};
-    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
-                   "--no-progress", "--out", (t.path / "run-reports").string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0)
+        << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out",
+                   (t.path / "w.xml").string()},
+                  log),
+              0)
+        << ref::read_text(log);
+    const std::vector<std::string> report = {"report",
+                                             "--job",
+                                             (t.path / "job/job.toml").string(),
+                                             "--map",
+                                             (t.path / "w.xml").string(),
+                                             "--out",
+                                             (t.path / "rep").string()};
+    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
+                   (t.path / "w.xml").string(), "--no-progress", "--out",
+                   (t.path / "run-reports").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     ASSERT_EQ(run(report, log), 0) << ref::read_text(log);
     const std::string recon = ref::read_text(t.path / "rep/SYNTH0001/01/reconciliation.txt");
     EXPECT_EQ(recon.find("MISMATCH"), std::string::npos) << recon;
     EXPECT_TRUE(fs::exists(t.path / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
     // A second wafer nobody provisioned: reported as a gap.
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out", (t.path / "w2.xml").string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out",
+                   (t.path / "w2.xml").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     auto gap = report;
     gap.back() = (t.path / "rep2").string();
     gap.push_back("--map");
     gap.push_back((t.path / "w2.xml").string());
     EXPECT_EQ(run(gap, log), 1);
     EXPECT_NE(ref::read_text(log).find("have no identity in the ledger"), std::string::npos);
-    EXPECT_NE(ref::read_text(t.path / "rep2/SYNTH0001/02/reconciliation.txt").find("MISMATCH"), std::string::npos);
+    EXPECT_NE(ref::read_text(t.path / "rep2/SYNTH0001/02/reconciliation.txt").find("MISMATCH"),
+              std::string::npos);
 }
 
 TEST(RunCli, PemJobFromInitToVerifiedExport) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << ref::read_text(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
-    const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
-                                          (t.path / "w.xml").string(), "--no-progress"};
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0)
+        << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out",
+                   (t.path / "w.xml").string()},
+                  log),
+              0)
+        << ref::read_text(log);
+    const std::vector<std::string> cmd = {"run",
+                                          "--job",
+                                          (t.path / "job/job.toml").string(),
+                                          "--map",
+                                          (t.path / "w.xml").string(),
+                                          "--no-progress"};
     ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
     // Rerun: idempotent, nothing new.
     ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
     const fs::path ledger = t.path / "job/ledger.sqlite";
-    ASSERT_EQ(run({"ledger", "verify", "--ledger", ledger.string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"ledger", "verify", "--ledger", ledger.string()}, log), 0)
+        << ref::read_text(log);
     const size_t expected = selected_dies(t.path / "w.xml");
     auto l = Ledger::open_existing(ledger);
     ASSERT_TRUE(l.ok());
     EXPECT_EQ((*l)->counts()->total(), expected);
     EXPECT_EQ((*l)->quota()->used, expected);
     l->reset();
-    ASSERT_EQ(run({"ledger", "export", "--ledger", ledger.string(), "--job", (t.path / "job/job.toml").string(),
-                   "--out", (t.path / "export").string()}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"ledger", "export", "--ledger", ledger.string(), "--job",
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
-                   (t.path / "job/ca.pem").string()}, log), 0) << ref::read_text(log);
+                   (t.path / "job/ca.pem").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     check_export(t.path / "export", t.path / "job/kik.hex", expected);
     // The floor reports are there.
     bool svg = false, stdf = false;
@@ -162,25 +198,52 @@ TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
     const fs::path log = t.path / "log.txt";
     ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--hsm", "--module",
                    (*token)->module().string(), "--token-label", (*token)->label(), "--key-label",
-                   "manufacturer-ca"}, log), 0) << ref::read_text(log);
+                   "manufacturer-ca"},
+                  log),
+              0)
+        << ref::read_text(log);
     EXPECT_FALSE(fs::exists(t.path / "job/ca.key"));
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
-    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
-                   "--no-progress"}, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out",
+                   (t.path / "w.xml").string()},
+                  log),
+              0)
+        << ref::read_text(log);
+    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
+                   (t.path / "w.xml").string(), "--no-progress"},
+                  log),
+              0)
+        << ref::read_text(log);
     ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << ref::read_text(log);
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
-                   (t.path / "job/ca.pem").string()}, log), 0) << ref::read_text(log);
+                   (t.path / "job/ca.pem").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     check_export(t.path / "export", t.path / "job/kik.hex", selected_dies(t.path / "w.xml"));
 }
 
 TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0) << ref::read_text(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
-    const std::vector<std::string> cmd = {"run", "--job", (t.path / "job/job.toml").string(), "--map",
-                                          (t.path / "w.xml").string(), "--no-progress", "--batch", "8"};
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0)
+        << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out",
+                   (t.path / "w.xml").string()},
+                  log),
+              0)
+        << ref::read_text(log);
+    const std::vector<std::string> cmd = {"run",
+                                          "--job",
+                                          (t.path / "job/job.toml").string(),
+                                          "--map",
+                                          (t.path / "w.xml").string(),
+                                          "--no-progress",
+                                          "--batch",
+                                          "8"};
     const fs::path ledger_file = t.path / "job/ledger.sqlite";
     auto committed = [&]() -> uint64_t {
         auto l = Ledger::open_existing(ledger_file);
@@ -236,18 +299,31 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     EXPECT_TRUE(v->ok());
     l->reset();
     ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()}, log), 0) << ref::read_text(log);
+                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()},
+                  log),
+              0)
+        << ref::read_text(log);
     check_export(t.path / "export", t.path / "job/kik.hex", expected);
 }
 
 TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0) << ref::read_text(log);
-    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out", (t.path / "w.xml").string()}, log), 0) << ref::read_text(log);
-    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "w.xml").string(),
-                   "--no-progress"}, log), 0) << ref::read_text(log);
-    EXPECT_NE(ref::read_text(log).find("get their identity at touchdown"), std::string::npos) << ref::read_text(log);
+    ASSERT_EQ(
+        run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0)
+        << ref::read_text(log);
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out",
+                   (t.path / "w.xml").string()},
+                  log),
+              0)
+        << ref::read_text(log);
+    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
+                   (t.path / "w.xml").string(), "--no-progress"},
+                  log),
+              0)
+        << ref::read_text(log);
+    EXPECT_NE(ref::read_text(log).find("get their identity at touchdown"), std::string::npos)
+        << ref::read_text(log);
     auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
     ASSERT_TRUE(l.ok());
     EXPECT_EQ((*l)->counts()->total(), 0u);
@@ -256,10 +332,14 @@ TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
 TEST(RunCli, BadMapProvisionsNothing) {
     TempDir t{"run"};
     const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0) << ref::read_text(log);
-    std::ofstream(t.path / "bad.xml") << "<MapData><Layouts>\n<Layout LayoutId=\"x\">\n</MapData>\n";
-    EXPECT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map", (t.path / "bad.xml").string(),
-                   "--no-progress"}, log), 1);
+    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0)
+        << ref::read_text(log);
+    std::ofstream(t.path / "bad.xml")
+        << "<MapData><Layouts>\n<Layout LayoutId=\"x\">\n</MapData>\n";
+    EXPECT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
+                   (t.path / "bad.xml").string(), "--no-progress"},
+                  log),
+              1);
     EXPECT_NE(ref::read_text(log).find("line"), std::string::npos) << ref::read_text(log);
     EXPECT_FALSE(fs::exists(t.path / "job/ledger.sqlite"));
 }

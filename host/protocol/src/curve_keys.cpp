@@ -7,8 +7,8 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "waferprov/bytes.hpp"
@@ -47,7 +47,8 @@ std::string key_file_text(const CurveKeyPair& keys, const std::string& name, boo
              "#   Exchange securely, or use a secure mechanism to verify the contents\n"
              "#   of this file after exchange. Store public certificates in your home\n"
              "#   directory, in the .curve subdirectory.\n";
-    t += "\nmetadata\n    name = \"" + name + "\"\ncurve\n    public-key = \"" + keys.public_z85 + "\"\n";
+    t += "\nmetadata\n    name = \"" + name + "\"\ncurve\n    public-key = \"" + keys.public_z85 +
+         "\"\n";
     if (secret) t += "    secret-key = \"" + keys.secret_z85 + "\"\n";
     return t;
 }
@@ -82,10 +83,10 @@ Result<CurveKeyPair> generate_curve_keys() {
 }
 
 Result<CurveKeyPair> read_curve_key_file(const fs::path& file, bool need_secret) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(file.c_str(), &st) != 0)
-        return make_error(ErrorCode::kIo, file.string() + ": cannot read key file (" +
-                                              std::strerror(errno) + ")");
+        return make_error(ErrorCode::kIo,
+                          file.string() + ": cannot read key file (" + std::strerror(errno) + ")");
     std::ifstream in(file);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -93,7 +94,8 @@ Result<CurveKeyPair> read_curve_key_file(const fs::path& file, bool need_secret)
     std::string text = ss.str();
     CurveKeyPair k;
     auto pub = find_value(text, "public-key");
-    if (!pub) return make_error(ErrorCode::kInvalidArgument, file.string() + ": no public-key line");
+    if (!pub)
+        return make_error(ErrorCode::kInvalidArgument, file.string() + ": no public-key line");
     if (!valid_curve_key(*pub))
         return make_error(ErrorCode::kInvalidArgument,
                           file.string() + ": public-key is not 40 characters of Z85");
@@ -106,8 +108,9 @@ Result<CurveKeyPair> read_curve_key_file(const fs::path& file, bool need_secret)
                               file.string() + ": no secret-key line (is this the public file?)");
         if ((st.st_mode & 077) != 0) {
             secure_wipe(sec->data(), sec->size());
-            return make_error(ErrorCode::kInvalidArgument,
-                              file.string() + ": secret key file is readable by others (chmod 600 it)");
+            return make_error(
+                ErrorCode::kInvalidArgument,
+                file.string() + ": secret key file is readable by others (chmod 600 it)");
         }
         if (!valid_curve_key(*sec)) {
             secure_wipe(sec->data(), sec->size());
@@ -125,7 +128,8 @@ Status write_curve_key_files(const CurveKeyPair& keys, const std::string& name,
     if (!valid_curve_key(keys.public_z85) || !valid_curve_key(keys.secret_z85))
         return make_error(ErrorCode::kInvalidArgument, "not a CURVE key pair");
     if (!printable_ascii(name) || name.find('"') != std::string::npos)
-        return make_error(ErrorCode::kInvalidArgument, "key name must be printable ASCII without '\"'");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "key name must be printable ASCII without '\"'");
     std::string secret_text = key_file_text(keys, name, true);
     Status st = write_new_file(secret_file, secret_text, 0600);
     secure_wipe(secret_text.data(), secret_text.size());

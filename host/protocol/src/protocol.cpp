@@ -13,20 +13,25 @@ namespace {
 
 // Smallest encoding of one list entry, used to refuse a count the remaining bytes cannot hold
 // before anything is reserved.
-constexpr size_t kTouchdownSiteSize = 2 + 4 + 4 + 1 + wpid1::kUidSize;      // 27
-constexpr size_t kMinSiteResponseSize = 2 + 2 + 1;                           // 5
-constexpr size_t kIdentityFixedSize = wpid1::kUidSize + 4 + wpid1::kWrappedKeySize + 2 +
-                                      kChainIdSize;                          // 94 + DER
-constexpr size_t kMinSiteResultSize = 2 + wpid1::kUidSize + 1 + 1;          // 20
-constexpr size_t kMinResultAckSize = 2 + wpid1::kUidSize + 2 + 1;           // 21
+constexpr size_t kTouchdownSiteSize = 2 + 4 + 4 + 1 + wpid1::kUidSize;  // 27
+constexpr size_t kMinSiteResponseSize = 2 + 2 + 1;                      // 5
+constexpr size_t kIdentityFixedSize =
+    wpid1::kUidSize + 4 + wpid1::kWrappedKeySize + 2 + kChainIdSize;  // 94 + DER
+constexpr size_t kMinSiteResultSize = 2 + wpid1::kUidSize + 1 + 1;    // 20
+constexpr size_t kMinResultAckSize = 2 + wpid1::kUidSize + 2 + 1;     // 21
 constexpr size_t kMinHelloOkMaxFrame = 4096;
 
 bool known_kind(uint8_t k) {
     switch (static_cast<Kind>(k)) {
-        case Kind::kHello: case Kind::kHelloOk: case Kind::kTouchdown:
-        case Kind::kTouchdownResult: case Kind::kResults: case Kind::kResultsAck:
-        case Kind::kBye: case Kind::kByeOk: case Kind::kError:
-            return true;
+        case Kind::kHello:
+        case Kind::kHelloOk:
+        case Kind::kTouchdown:
+        case Kind::kTouchdownResult:
+        case Kind::kResults:
+        case Kind::kResultsAck:
+        case Kind::kBye:
+        case Kind::kByeOk:
+        case Kind::kError: return true;
     }
     return false;
 }
@@ -45,8 +50,7 @@ struct Sizer {
 
 bool check_string(Sizer& s, const std::string& v, const char* field, bool non_empty) {
     if (v.size() > kMaxStringSize)
-        return s.fail(std::string(field) + ": " + std::to_string(v.size()) +
-                      " bytes, at most 255");
+        return s.fail(std::string(field) + ": " + std::to_string(v.size()) + " bytes, at most 255");
     if (non_empty && v.empty()) return s.fail(std::string(field) + ": empty");
     if (!valid_text(v)) return s.fail(std::string(field) + ": not UTF-8 text without NUL");
     s.n += 1 + v.size();
@@ -294,9 +298,9 @@ public:
     }
     bool need(size_t n, const char* field) {
         if (remaining() >= n) return true;
-        return fail(StatusCode::kTruncated, field,
-                    "needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
-                        " remain");
+        return fail(
+            StatusCode::kTruncated, field,
+            "needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) + " remain");
     }
     bool u8(uint8_t& v, const char* field) {
         if (!need(1, field)) return false;
@@ -594,8 +598,8 @@ DecodeResult decode_impl(ByteSpan frame, const Limits& limits) {
     // The magic is checked on whatever is there, so garbage is BAD_FRAME even when short.
     for (size_t i = 0; i < kMagic.size() && i < n; ++i)
         if (frame[i] != kMagic[i])
-            return fail(StatusCode::kBadFrame, i, "header.magic at offset " + std::to_string(i) +
-                                                      ": not \"WPTL\"");
+            return fail(StatusCode::kBadFrame, i,
+                        "header.magic at offset " + std::to_string(i) + ": not \"WPTL\"");
     if (n < kHeaderSize)
         return fail(StatusCode::kTruncated, n,
                     "header at offset 0: " + std::to_string(n) + " bytes, needs 16");
@@ -622,8 +626,7 @@ DecodeResult decode_impl(ByteSpan frame, const Limits& limits) {
     if (n > kHeaderSize + h.body_length)
         return fail(StatusCode::kBadFrame, kHeaderSize + h.body_length,
                     "frame at offset " + std::to_string(kHeaderSize + h.body_length) + ": " +
-                        std::to_string(n - kHeaderSize - h.body_length) +
-                        " bytes after the body");
+                        std::to_string(n - kHeaderSize - h.body_length) + " bytes after the body");
     if (!known_kind(h.kind))
         return fail(StatusCode::kUnknownKind, 6,
                     "header.kind at offset 6: unknown kind " + std::to_string(h.kind));
@@ -695,10 +698,10 @@ const char* to_string(StatusCode c) noexcept {
 bool is_known(StatusCode c) noexcept { return to_string(c)[0] != '?'; }
 
 Kind kind_of(const Message& m) noexcept {
-    static constexpr Kind kKinds[] = {Kind::kHello,      Kind::kHelloOk, Kind::kTouchdown,
-                                      Kind::kTouchdownResult, Kind::kResults,
-                                      Kind::kResultsAck, Kind::kBye,     Kind::kByeOk,
-                                      Kind::kError};
+    static constexpr Kind kKinds[] = {
+        Kind::kHello,   Kind::kHelloOk,    Kind::kTouchdown, Kind::kTouchdownResult,
+        Kind::kResults, Kind::kResultsAck, Kind::kBye,       Kind::kByeOk,
+        Kind::kError};
     static_assert(std::size(kKinds) == std::variant_size_v<Message>);
     return kKinds[m.index()];
 }
@@ -716,10 +719,20 @@ bool valid_text(std::string_view s) noexcept {
         }
         size_t len = 0;
         uint32_t cp = 0, min = 0;
-        if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1fu; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0fu; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07u; min = 0x10000; }
-        else return false;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1fu;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0fu;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07u;
+            min = 0x10000;
+        } else
+            return false;
         if (n - i < len) return false;
         for (size_t k = 1; k < len; ++k) {
             const uint8_t cc = p[i + k];
@@ -754,12 +767,12 @@ Status encode_to(const Frame& frame, Bytes& out, const Limits& limits) {
                           "header.minor: only HELLO may announce a minor above 1.0");
     Sizer s;
     if (!size_message(s, frame.message, lim))
-        return make_error(ErrorCode::kInvalidArgument, "encoding " + std::string(to_string(kind)) +
-                                                           ": " + s.err);
-    if (s.n > lim.max_frame_size - kHeaderSize)
         return make_error(ErrorCode::kInvalidArgument,
-                          "encoding " + std::string(to_string(kind)) + ": body of " +
-                              std::to_string(s.n) + " bytes exceeds the frame limit");
+                          "encoding " + std::string(to_string(kind)) + ": " + s.err);
+    if (s.n > lim.max_frame_size - kHeaderSize)
+        return make_error(ErrorCode::kInvalidArgument, "encoding " + std::string(to_string(kind)) +
+                                                           ": body of " + std::to_string(s.n) +
+                                                           " bytes exceeds the frame limit");
     out.resize(kHeaderSize + s.n);
     Writer w(out.data());
     w.raw(kMagic.data(), kMagic.size());
@@ -793,9 +806,9 @@ DecodeResult decode(ByteSpan frame, const Limits& limits) noexcept {
 }
 
 Error DecodeError::to_error() const {
-    return make_error(code == StatusCode::kInternal ? ErrorCode::kInternal
-                                                    : ErrorCode::kInvalidArgument,
-                      std::string(to_string(code)) + ": " + text);
+    return make_error(
+        code == StatusCode::kInternal ? ErrorCode::kInternal : ErrorCode::kInvalidArgument,
+        std::string(to_string(code)) + ": " + text);
 }
 
 std::string clip_text(std::string s, size_t max) {

@@ -35,7 +35,8 @@ std::atomic<bool> g_tracking{false};
 // The replacements pair malloc with free; GCC cannot see that and warns at inlined call sites.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t n) {
-    if (g_tracking.load(std::memory_order_relaxed) && n > g_max_alloc.load(std::memory_order_relaxed))
+    if (g_tracking.load(std::memory_order_relaxed) &&
+        n > g_max_alloc.load(std::memory_order_relaxed))
         g_max_alloc.store(n, std::memory_order_relaxed);
     if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
     throw std::bad_alloc();
@@ -66,7 +67,8 @@ public:
         const size_t edits = 1 + below(4);
         for (size_t e = 0; e < edits; ++e) one(b);
         // Half the time keep the header's body length consistent so the body parser is reached.
-        if (b.size() >= kHeaderSize && below(2) == 0) set_u32(b, 12, static_cast<uint32_t>(b.size() - kHeaderSize));
+        if (b.size() >= kHeaderSize && below(2) == 0)
+            set_u32(b, 12, static_cast<uint32_t>(b.size() - kHeaderSize));
     }
 
 private:
@@ -80,8 +82,8 @@ private:
 
     void one(Bytes& b) {
         static constexpr uint8_t kInteresting8[] = {0, 1, 2, 0x7f, 0x80, 0xfe, 0xff, 40, 39, 41};
-        static constexpr uint16_t kInteresting16[] = {0, 1, 2, 63, 64, 65, 1023, 1024, 1025,
-                                                      3072, 3073, 0x7fff, 0x8000, 0xffff};
+        static constexpr uint16_t kInteresting16[] = {
+            0, 1, 2, 63, 64, 65, 1023, 1024, 1025, 3072, 3073, 0x7fff, 0x8000, 0xffff};
         switch (below(10)) {
             case 0:  // bit flip
                 if (!b.empty()) b[below(b.size())] ^= static_cast<uint8_t>(1u << below(8));
@@ -94,7 +96,8 @@ private:
                 break;
             case 3:  // interesting u16 (counts, lengths, codes)
                 if (b.size() >= 2)
-                    set_u16(b, below(b.size() - 1), kInteresting16[below(std::size(kInteresting16))]);
+                    set_u16(b, below(b.size() - 1),
+                            kInteresting16[below(std::size(kInteresting16))]);
                 break;
             case 4:  // truncate
                 b.resize(below(b.size() + 1));
@@ -108,14 +111,16 @@ private:
             }
             case 6: {  // delete a range
                 if (b.empty()) break;
-                const size_t at = below(b.size()), n = 1 + below(std::min<size_t>(16, b.size() - at));
+                const size_t at = below(b.size()),
+                             n = 1 + below(std::min<size_t>(16, b.size() - at));
                 b.erase(b.begin() + static_cast<std::ptrdiff_t>(at),
                         b.begin() + static_cast<std::ptrdiff_t>(at + n));
                 break;
             }
             case 7: {  // duplicate a range (grows lists and strings plausibly)
                 if (b.empty()) break;
-                const size_t at = below(b.size()), n = 1 + below(std::min<size_t>(64, b.size() - at));
+                const size_t at = below(b.size()),
+                             n = 1 + below(std::min<size_t>(64, b.size() - at));
                 Bytes chunk(b.begin() + static_cast<std::ptrdiff_t>(at),
                             b.begin() + static_cast<std::ptrdiff_t>(at + n));
                 const size_t to = below(b.size() + 1);
@@ -125,8 +130,9 @@ private:
             case 8:  // header body-length edit: random, off by a little, or huge
                 if (b.size() >= kHeaderSize) {
                     const uint32_t cur = static_cast<uint32_t>(b.size() - kHeaderSize);
-                    const uint32_t choices[] = {static_cast<uint32_t>(rng_()), cur + 1, cur - 1,
-                                                0xffffffffu, 0, static_cast<uint32_t>(kMaxFrameSize)};
+                    const uint32_t choices[] = {
+                        static_cast<uint32_t>(rng_()),       cur + 1, cur - 1, 0xffffffffu, 0,
+                        static_cast<uint32_t>(kMaxFrameSize)};
                     set_u32(b, 12, choices[below(std::size(choices))]);
                 }
                 break;
@@ -189,29 +195,33 @@ TEST(ProtocolFuzz, MutatedFramesNeverCrashAndAcceptedOnesRoundTripExactly) {
         ++accepted;
         const Status st = encode_to(d.value(), reencoded);
         ASSERT_TRUE(st.ok()) << "iteration " << i << " seed " << seed << ": decoded frame does not "
-                             << "re-encode: " << st.error().describe() << " input " << to_hex(input);
+                             << "re-encode: " << st.error().describe() << " input "
+                             << to_hex(input);
         ASSERT_EQ(to_hex(reencoded), to_hex(input)) << "iteration " << i << " seed " << seed;
         auto again = decode(reencoded);
         ASSERT_TRUE(again.ok());
         ASSERT_TRUE(again.value() == d.value());
         // Keep some accepted mutants so later mutations start from new valid shapes.
-        if (corpus.size() < seeds + 256) corpus.push_back(input);
-        else corpus[seeds + m.below(256)] = input;
+        if (corpus.size() < seeds + 256)
+            corpus.push_back(input);
+        else
+            corpus[seeds + m.below(256)] = input;
     }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("[fuzz] %llu iterations in %.2f s (%.0f/s), seed %llu, accepted %llu; refused: "
-                "BAD_FRAME %llu TRUNCATED %llu OVERSIZED %llu UNKNOWN_KIND %llu "
-                "UNSUPPORTED_VERSION %llu BAD_FIELD %llu\n",
-                static_cast<unsigned long long>(iterations), secs,
-                secs > 0 ? static_cast<double>(iterations) / secs : 0.0,
-                static_cast<unsigned long long>(seed), static_cast<unsigned long long>(accepted),
-                static_cast<unsigned long long>(refusals[0x10]),
-                static_cast<unsigned long long>(refusals[0x11]),
-                static_cast<unsigned long long>(refusals[0x12]),
-                static_cast<unsigned long long>(refusals[0x13]),
-                static_cast<unsigned long long>(refusals[0x14]),
-                static_cast<unsigned long long>(refusals[0x15]));
+    std::printf(
+        "[fuzz] %llu iterations in %.2f s (%.0f/s), seed %llu, accepted %llu; refused: "
+        "BAD_FRAME %llu TRUNCATED %llu OVERSIZED %llu UNKNOWN_KIND %llu "
+        "UNSUPPORTED_VERSION %llu BAD_FIELD %llu\n",
+        static_cast<unsigned long long>(iterations), secs,
+        secs > 0 ? static_cast<double>(iterations) / secs : 0.0,
+        static_cast<unsigned long long>(seed), static_cast<unsigned long long>(accepted),
+        static_cast<unsigned long long>(refusals[0x10]),
+        static_cast<unsigned long long>(refusals[0x11]),
+        static_cast<unsigned long long>(refusals[0x12]),
+        static_cast<unsigned long long>(refusals[0x13]),
+        static_cast<unsigned long long>(refusals[0x14]),
+        static_cast<unsigned long long>(refusals[0x15]));
     // The mutator must reach every refusal path and also produce accepted frames.
     if (iterations >= 100000) {
         EXPECT_GT(accepted, 0u);
@@ -227,7 +237,8 @@ TEST(ProtocolFuzz, RandomBytesBehindAValidHeader) {
         Bytes b = {'W', 'P', 'T', 'L', 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
         static constexpr uint8_t kKinds[] = {0x01, 0x02, 0x10, 0x11, 0x20, 0x21, 0x30, 0x31, 0x7f};
         b[6] = kKinds[m.below(std::size(kKinds))];
-        for (int k = 0; k < 4; ++k) b[12 + static_cast<size_t>(k)] = static_cast<uint8_t>(body >> (8 * k));
+        for (int k = 0; k < 4; ++k)
+            b[12 + static_cast<size_t>(k)] = static_cast<uint8_t>(body >> (8 * k));
         for (size_t k = 0; k < body; ++k) b.push_back(m.byte());
         auto d = decode(b);
         if (d.ok()) {

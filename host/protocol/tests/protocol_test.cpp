@@ -97,7 +97,9 @@ TEST(ProtocolGolden, DocumentedFramesMatchTheEncoderByteForByte) {
 
 TEST(ProtocolGolden, HeaderIsLittleEndianWithMagicVersionKindFlagsRequestIdLength) {
     const Bytes b = golden("TOUCHDOWN");
-    EXPECT_EQ(to_hex(ByteSpan(b).first(16)), "5750544c0100100002000000" "4b000000");
+    EXPECT_EQ(to_hex(ByteSpan(b).first(16)),
+              "5750544c0100100002000000"
+              "4b000000");
     auto h = peek_header(b);
     ASSERT_TRUE(h.has_value());
     EXPECT_EQ(h->kind, 0x10);
@@ -200,7 +202,8 @@ TEST(ProtocolRefuse, BodyTruncatedInsideAConsistentHeaderNamesTheField) {
 TEST(ProtocolRefuse, OversizedBodyLengthIsRefusedBeforeAnyAllocation) {
     Bytes b = golden("BYE");
     for (uint32_t len : {0xffffffffu, uint32_t{kMaxFrameSize - kHeaderSize + 1}}) {
-        for (int i = 0; i < 4; ++i) b[12 + static_cast<size_t>(i)] = static_cast<uint8_t>(len >> (8 * i));
+        for (int i = 0; i < 4; ++i)
+            b[12 + static_cast<size_t>(i)] = static_cast<uint8_t>(len >> (8 * i));
         const DecodeError e = expect_refused(b, StatusCode::kOversized);
         EXPECT_EQ(e.offset, 12u);
         EXPECT_EQ(e.request_id, 4u);

@@ -50,9 +50,11 @@ inline std::vector<std::pair<std::string, Frame>> golden_frames() {
     tr.sites.push_back({0, StatusCode::kOk, "", id});
     tr.sites.push_back({1, StatusCode::kQuotaExhausted, "quota used up", std::nullopt});
     v.emplace_back("TOUCHDOWN_RESULT", Frame{2, 0, tr});
-    v.emplace_back("RESULTS",
-                   Frame{3, 0, Results{kSession, 1, {{0, uid_of(0), DieOutcome::kProgrammed, "1"}}}});
-    v.emplace_back("RESULTS_ACK", Frame{3, 0, ResultsAck{1, {{0, uid_of(0), StatusCode::kOk, ""}}}});
+    v.emplace_back(
+        "RESULTS",
+        Frame{3, 0, Results{kSession, 1, {{0, uid_of(0), DieOutcome::kProgrammed, "1"}}}});
+    v.emplace_back("RESULTS_ACK",
+                   Frame{3, 0, ResultsAck{1, {{0, uid_of(0), StatusCode::kOk, ""}}}});
     v.emplace_back("BYE", Frame{4, 0, Bye{kSession}});
     v.emplace_back("BYE_OK", Frame{4, 0, ByeOk{}});
     v.emplace_back("ERROR", Frame{5, 0, ErrorReply{StatusCode::kNoSession, "no session"}});
@@ -64,8 +66,8 @@ inline Frame touchdown(size_t n) {
     Touchdown td{kSession, "LOT12345.1", 7, 42, {}};
     td.sites.reserve(n);
     for (size_t i = 0; i < n; ++i) {
-        TouchdownSite s{static_cast<uint16_t>(i), -static_cast<int32_t>(i), 100 - static_cast<int32_t>(i / 8),
-                        std::nullopt};
+        TouchdownSite s{static_cast<uint16_t>(i), -static_cast<int32_t>(i),
+                        100 - static_cast<int32_t>(i / 8), std::nullopt};
         if (i % 2 == 0) s.uid = uid_of(static_cast<uint32_t>(i));
         td.sites.push_back(s);
     }

@@ -89,8 +89,8 @@ std::vector<DieRecord> dies_from_map(const WaferMap& map) {
 Status validate(const WaferRun& run) {
     for (const DieRecord& d : run.dies) {
         auto where = [&] {
-            return "die (" + std::to_string(d.x) + ", " + std::to_string(d.y) + ") of " +
-                   run.lot + " wafer " + std::to_string(run.wafer);
+            return "die (" + std::to_string(d.x) + ", " + std::to_string(d.y) + ") of " + run.lot +
+                   " wafer " + std::to_string(run.wafer);
         };
         if (!is_hex(d.serial_hex))
             return make_error(ErrorCode::kInvalidArgument, where() + ": serial is not hex");
@@ -145,10 +145,10 @@ std::vector<Check> tally_checks(const Tally& t) {
         u(o[Outcome::kProvisioned]) + " + " + u(o[Outcome::kReissued]) + " + " +
             u(o[Outcome::kRefusedConflict]) + " + " + u(o[Outcome::kRefusedQuota]) + " + " +
             u(o[Outcome::kFailedCheck])));
-    checks.push_back(equal_check(
-        "provisioned + reissued = issued with serial and live ledger record",
-        o[Outcome::kProvisioned] + o[Outcome::kReissued], t.issued_with_record,
-        "ISSUED/DELIVERED/PROGRAMMED"));
+    checks.push_back(
+        equal_check("provisioned + reissued = issued with serial and live ledger record",
+                    o[Outcome::kProvisioned] + o[Outcome::kReissued], t.issued_with_record,
+                    "ISSUED/DELIVERED/PROGRAMMED"));
     return checks;
 }
 
@@ -172,11 +172,11 @@ Reconciliation reconcile(const WaferRun& run) {
 
     std::set<std::pair<int, int>> seen;
     for (const DieRecord& d : run.dies) seen.emplace(d.x, d.y);
-    r.checks.push_back(equal_check("map dies = distinct positions", r.tally.map_dies,
-                                   seen.size(), ""));
+    r.checks.push_back(
+        equal_check("map dies = distinct positions", r.tally.map_dies, seen.size(), ""));
     if (run.geometry.columns > 0 && run.geometry.rows > 0) {
-        uint64_t cells = static_cast<uint64_t>(run.geometry.columns) *
-                         static_cast<uint64_t>(run.geometry.rows);
+        uint64_t cells =
+            static_cast<uint64_t>(run.geometry.columns) * static_cast<uint64_t>(run.geometry.rows);
         Check c{"map dies <= columns x rows",
                 u(r.tally.map_dies) + (r.tally.map_dies <= cells ? " <= " : " > ") + u(cells),
                 r.tally.map_dies <= cells};
@@ -186,9 +186,9 @@ Reconciliation reconcile(const WaferRun& run) {
         const OutcomeCounts& p = *run.run.counts;
         for (size_t i = 0; i < kOutcomeCount; ++i) {
             auto oc = static_cast<Outcome>(i);
-            r.checks.push_back(equal_check(std::string("pipeline ") + to_string(oc) +
-                                               " = die records",
-                                           p[oc], r.tally.outcomes[oc], ""));
+            r.checks.push_back(
+                equal_check(std::string("pipeline ") + to_string(oc) + " = die records", p[oc],
+                            r.tally.outcomes[oc], ""));
         }
     }
     if (run.run.quota) {
@@ -222,8 +222,8 @@ LotReconciliation reconcile_lot(std::span<const WaferRun> runs) {
         if (r->lot != lot.lot) other_lot++;
     }
     const uint64_t n = order.size();
-    lot.checks.push_back(Check{"wafers in lot <= 25", u(n) + (n <= 25 ? " <= 25" : " > 25"),
-                               n <= 25});
+    lot.checks.push_back(
+        Check{"wafers in lot <= 25", u(n) + (n <= 25 ? " <= 25" : " > 25"), n <= 25});
     lot.checks.push_back(equal_check("wafers of another lot = 0", other_lot, 0, ""));
     lot.checks.push_back(equal_check("wafer numbers seen twice = 0", duplicates, 0, ""));
     uint64_t bad = static_cast<uint64_t>(std::count_if(

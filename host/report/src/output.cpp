@@ -29,9 +29,8 @@ Error io_error(const std::string& what, const fs::path& p, int err) {
 // A unique temporary name next to `path` (same directory, so rename() is atomic).
 fs::path temp_name(const fs::path& path, std::string_view suffix = ".tmp") {
     static std::atomic<unsigned> counter{0};
-    return path.parent_path() /
-           ("." + path.filename().string() + "." + std::to_string(::getpid()) + "." +
-            std::to_string(counter.fetch_add(1)) + std::string(suffix));
+    return path.parent_path() / ("." + path.filename().string() + "." + std::to_string(::getpid()) +
+                                 "." + std::to_string(counter.fetch_add(1)) + std::string(suffix));
 }
 
 Status sync_and_rename(const fs::path& tmp, const fs::path& path) {
@@ -57,8 +56,8 @@ Status write_file_atomic(const fs::path& path, std::string_view data) {
     if (!path.parent_path().empty()) {
         fs::create_directories(path.parent_path(), ec);
         if (ec)
-            return make_error(ErrorCode::kIo, "creating " + path.parent_path().string() + ": " +
-                                                  ec.message());
+            return make_error(ErrorCode::kIo,
+                              "creating " + path.parent_path().string() + ": " + ec.message());
     }
     const fs::path tmp = temp_name(path);
     WP_RETURN_IF_ERROR(write_new_file(tmp, data, 0644));
@@ -114,8 +113,9 @@ std::optional<fs::path> find_svg_converter() {
 bool svg_to_png(const fs::path& svg, const fs::path& png, std::string& note) {
     std::optional<fs::path> tool = find_svg_converter();
     if (!tool) {
-        note = "PNG skipped: neither rsvg-convert (librsvg2-bin) nor ImageMagick convert is on "
-               "PATH";
+        note =
+            "PNG skipped: neither rsvg-convert (librsvg2-bin) nor ImageMagick convert is on "
+            "PATH";
         return false;
     }
     const fs::path tmp = temp_name(png, ".png");
@@ -170,8 +170,7 @@ Status write_one(Written& w, const fs::path& out, const WaferRun& run,
     WP_RETURN_IF_ERROR(put(w, dir / "summary.json", summary_json(one)));
     Reconciliation rec = reconcile(run);
     WP_RETURN_IF_ERROR(put(w, dir / "reconciliation.txt", reconciliation_text(rec, run)));
-    WP_RETURN_IF_ERROR(
-        put(w, dir / "reconciliation.csv", reconciliation_csv(std::span(&rec, 1))));
+    WP_RETURN_IF_ERROR(put(w, dir / "reconciliation.csv", reconciliation_csv(std::span(&rec, 1))));
     const fs::path svg = dir / "wafer.svg";
     WP_RETURN_IF_ERROR(put(w, svg, wafer_svg(run, options.svg)));
     if (options.png) {
@@ -182,11 +181,9 @@ Status write_one(Written& w, const fs::path& out, const WaferRun& run,
             w.notes.push_back(note);
     }
     Bytes stdf = stdf_bytes(run, options.stdf);
-    const std::string name =
-        safe_path_component(run.lot) + "_" + wafer_label(run.wafer) + ".stdf";
-    WP_RETURN_IF_ERROR(put(w, dir / name,
-                           std::string_view(reinterpret_cast<const char*>(stdf.data()),
-                                            stdf.size())));
+    const std::string name = safe_path_component(run.lot) + "_" + wafer_label(run.wafer) + ".stdf";
+    WP_RETURN_IF_ERROR(put(
+        w, dir / name, std::string_view(reinterpret_cast<const char*>(stdf.data()), stdf.size())));
     return ok_status();
 }
 

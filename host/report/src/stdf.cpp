@@ -134,16 +134,26 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
     emit(out, 0, 10, Rec().u1(2).u1(4));  // FAR: little-endian, STDF V4
 
     Rec mir;
-    mir.u4(start).u4(start).u1(options.station).c1(options.mode_code).c1(' ').c1(' ')
-        .u2(65535).c1(' ');
-    mir.cn(run.lot).cn(run.product).cn(run.tester_node).cn(options.tester_type).cn(run.job)
-        .cn("")                      // JOB_REV
-        .cn("")                      // SBLOT_ID
-        .cn("")                      // OPER_NAM
-        .cn("waferprov")             // EXEC_TYP
+    mir.u4(start)
+        .u4(start)
+        .u1(options.station)
+        .c1(options.mode_code)
+        .c1(' ')
+        .c1(' ')
+        .u2(65535)
+        .c1(' ');
+    mir.cn(run.lot)
+        .cn(run.product)
+        .cn(run.tester_node)
+        .cn(options.tester_type)
+        .cn(run.job)
+        .cn("")           // JOB_REV
+        .cn("")           // SBLOT_ID
+        .cn("")           // OPER_NAM
+        .cn("waferprov")  // EXEC_TYP
         .cn(options.exec_version.empty() ? WAFERPROV_VERSION_STRING : options.exec_version)
-        .cn("PROV")                  // TEST_COD
-        .cn("")                      // TST_TEMP
+        .cn("PROV")                                                   // TEST_COD
+        .cn("")                                                       // TST_TEMP
         .cn(run.customer.empty() ? "" : "customer=" + run.customer);  // USER_TXT
     emit(out, 1, 10, mir);
 
@@ -164,17 +174,18 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
     emit(out, 1, 80, sdr);
 
     const MapGeometry& g = run.geometry;
-    const bool left = g.axis.find("Left") != std::string::npos ||
-                      g.axis.find("left") != std::string::npos;
-    const bool down = g.axis.find("Down") != std::string::npos ||
-                      g.axis.find("down") != std::string::npos;
+    const bool left =
+        g.axis.find("Left") != std::string::npos || g.axis.find("left") != std::string::npos;
+    const bool down =
+        g.axis.find("Down") != std::string::npos || g.axis.find("down") != std::string::npos;
     Rec wcr;
     wcr.r4(static_cast<float>(g.wafer_diameter_mm))
         .r4(static_cast<float>(g.die_height_mm))
         .r4(static_cast<float>(g.die_width_mm))
         .u1(g.die_width_mm > 0 ? 3 : 0)  // WF_UNITS 3 = millimetres
         .c1(' ')                         // WF_FLAT unknown
-        .i2(kMissingCoord).i2(kMissingCoord)
+        .i2(kMissingCoord)
+        .i2(kMissingCoord)
         .c1(left ? 'L' : 'R')
         .c1(down ? 'D' : 'U');
     emit(out, 2, 30, wcr);
@@ -189,9 +200,9 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         const auto site = static_cast<uint8_t>(std::clamp(d->site, 1, 255));
         const int16_t x = coord(d->x);
         const int16_t y = coord(d->y);
-        const std::string part_id =
-            d->uid_hex.empty() ? "X" + std::to_string(d->x) + "Y" + std::to_string(d->y)
-                               : d->uid_hex;
+        const std::string part_id = d->uid_hex.empty()
+                                        ? "X" + std::to_string(d->x) + "Y" + std::to_string(d->y)
+                                        : d->uid_hex;
         const uint16_t hard = stdf_hard_bin(d->outcome);
         const uint16_t soft = stdf_soft_bin(d->outcome);
 
@@ -200,8 +211,8 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         // PART_ID.
         uint8_t flags = 0;
         const bool have_xy = x != kMissingCoord && y != kMissingCoord;
-        const bool again = have_xy ? !seen_xy.emplace(x, y).second
-                                   : !seen_id.insert(part_id).second;
+        const bool again =
+            have_xy ? !seen_xy.emplace(x, y).second : !seen_id.insert(part_id).second;
         if (again || d->outcome == Outcome::kReissued) flags |= have_xy ? 0x02 : 0x01;
         if (hard != 1) flags |= 0x08;
 
@@ -214,8 +225,18 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         text += std::string(" state=") + (d->state ? to_string(*d->state) : "-");
         emit(out, 50, 30, Rec().cn(text));  // DTR
         Rec prr;
-        prr.u1(1).u1(site).u1(flags).u2(1).u2(hard).u2(soft).i2(x).i2(y).u4(d->test_time_ms)
-            .cn(part_id).cn(printable(d->note)).u1(0);  // PART_FIX: empty B*n
+        prr.u1(1)
+            .u1(site)
+            .u1(flags)
+            .u2(1)
+            .u2(hard)
+            .u2(soft)
+            .i2(x)
+            .i2(y)
+            .u4(d->test_time_ms)
+            .cn(part_id)
+            .cn(printable(d->note))
+            .u1(0);  // PART_FIX: empty B*n
         emit(out, 5, 20, prr);
 
         parts++;
@@ -227,20 +248,42 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
 
     const bool ok = reconcile(run).ok();
     Rec wrr;
-    wrr.u1(1).u1(1).u4(finish).u4(parts).u4(retests).u4(0).u4(good).u4(kMissingU4)
-        .cn(wafer_id).cn("").cn("").cn("")
+    wrr.u1(1)
+        .u1(1)
+        .u4(finish)
+        .u4(parts)
+        .u4(retests)
+        .u4(0)
+        .u4(good)
+        .u4(kMissingU4)
+        .cn(wafer_id)
+        .cn("")
+        .cn("")
+        .cn("")
         .cn("waferprov provisioning")
         .cn(ok ? "" : "reconciliation MISMATCH");
     emit(out, 2, 20, wrr);
 
-    emit(out, 1, 30, Rec().u1(255).u1(255).u4(parts).u4(retests).u4(0).u4(good)
-                         .u4(kMissingU4));  // PCR
+    emit(out, 1, 30,
+         Rec().u1(255).u1(255).u4(parts).u4(retests).u4(0).u4(good).u4(kMissingU4));  // PCR
     for (uint16_t bin : std::initializer_list<uint16_t>{1, 2, 3})
-        emit(out, 1, 40, Rec().u1(255).u1(255).u2(bin).u4(hard_counts[bin])
-                             .c1(bin == 1 ? 'P' : 'F').cn(hard_bin_name(bin)));  // HBR
+        emit(out, 1, 40,
+             Rec()
+                 .u1(255)
+                 .u1(255)
+                 .u2(bin)
+                 .u4(hard_counts[bin])
+                 .c1(bin == 1 ? 'P' : 'F')
+                 .cn(hard_bin_name(bin)));  // HBR
     for (uint16_t bin : std::initializer_list<uint16_t>{1, 2, 10, 11, 12})
-        emit(out, 1, 50, Rec().u1(255).u1(255).u2(bin).u4(soft_counts[bin])
-                             .c1(bin <= 2 ? 'P' : 'F').cn(soft_bin_name(bin)));  // SBR
+        emit(out, 1, 50,
+             Rec()
+                 .u1(255)
+                 .u1(255)
+                 .u2(bin)
+                 .u4(soft_counts[bin])
+                 .c1(bin <= 2 ? 'P' : 'F')
+                 .cn(soft_bin_name(bin)));                     // SBR
     emit(out, 1, 20, Rec().u4(finish).c1(' ').cn("").cn(""));  // MRR
     return out;
 }

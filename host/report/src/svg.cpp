@@ -27,8 +27,9 @@ void xml_escape(std::string& out, std::string_view s) {
                 case '>': out += "&gt;"; break;
                 case '"': out += "&quot;"; break;
                 case '\'': out += "&apos;"; break;
-                default: out += (b < 0x20 && b != '\t' && b != '\n') || b == 0x7f
-                                    ? '?' : static_cast<char>(b);
+                default:
+                    out += (b < 0x20 && b != '\t' && b != '\n') || b == 0x7f ? '?'
+                                                                             : static_cast<char>(b);
             }
             ++i;
             continue;
@@ -76,11 +77,10 @@ std::string num(double v) {
 }
 
 bool contains_ci(std::string_view hay, std::string_view needle) {
-    auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
-                          [](char a, char b) {
-                              return std::tolower(static_cast<unsigned char>(a)) ==
-                                     std::tolower(static_cast<unsigned char>(b));
-                          });
+    auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) ==
+               std::tolower(static_cast<unsigned char>(b));
+    });
     return it != hay.end();
 }
 
@@ -89,7 +89,7 @@ bool contains_ci(std::string_view hay, std::string_view needle) {
 std::string wafer_svg(const WaferRun& run, const SvgOptions& options) {
     const MapGeometry& g = run.geometry;
     const bool physical = g.die_width_mm > 0 && g.die_height_mm > 0;
-    const double pw = physical ? g.die_width_mm : 1.0;   // pitch in drawing units
+    const double pw = physical ? g.die_width_mm : 1.0;  // pitch in drawing units
     const double ph = physical ? g.die_height_mm : 1.0;
     // E142 AxisDirection names where +y and +x point: "UpRight" = y up, x right (default).
     const double sx = contains_ci(g.axis, "left") ? -1.0 : 1.0;
@@ -154,13 +154,12 @@ std::string wafer_svg(const WaferRun& run, const SvgOptions& options) {
     out.reserve(run.dies.size() * (options.die_tooltips ? 110 : 70) + 8192);
     out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
     out += "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"" +
-           std::to_string(width) + "\" height=\"" + std::to_string(height) +
-           "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
+           std::to_string(width) + "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " +
+           std::to_string(width) + " " + std::to_string(height) +
            "\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n";
     out += "<style>";
     for (size_t i = 0; i < kMapCategoryCount; ++i)
-        out += ".c" + std::to_string(i) + "{fill:" + colour_of(static_cast<MapCategory>(i)) +
-               "}";
+        out += ".c" + std::to_string(i) + "{fill:" + colour_of(static_cast<MapCategory>(i)) + "}";
     out += ".c" + std::to_string(static_cast<int>(MapCategory::kNoRecord)) +
            "{stroke:#000;stroke-width:0.05}";  // white on white needs an edge
     out += "</style>\n";
@@ -250,8 +249,7 @@ std::string wafer_svg(const WaferRun& run, const SvgOptions& options) {
     ly += 34;
     out += "<text x=\"" + std::to_string(lx) + "\" y=\"" + std::to_string(ly) +
            "\" font-size=\"13\">+x " + (sx > 0 ? "\xE2\x86\x92" : "\xE2\x86\x90") + "   +y " +
-           (sy < 0 ? "\xE2\x86\x91" : "\xE2\x86\x93") + "   (axis " + esc(g.axis) +
-           ")</text>\n";
+           (sy < 0 ? "\xE2\x86\x91" : "\xE2\x86\x93") + "   (axis " + esc(g.axis) + ")</text>\n";
     out += "</svg>\n";
     return out;
 }

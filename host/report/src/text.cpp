@@ -58,8 +58,8 @@ void row(std::string& out, std::string_view label, uint64_t v, int indent = 0) {
 void check_lines(std::string& out, const std::vector<Check>& checks) {
     for (const Check& c : checks) {
         char buf[512];
-        std::snprintf(buf, sizeof buf, "  %-9s %s: %s\n", c.ok ? "OK" : "MISMATCH",
-                      c.name.c_str(), c.detail.c_str());
+        std::snprintf(buf, sizeof buf, "  %-9s %s: %s\n", c.ok ? "OK" : "MISMATCH", c.name.c_str(),
+                      c.detail.c_str());
         out += buf;
     }
 }
@@ -169,8 +169,11 @@ json tally_json(const Tally& t) {
     for (size_t i = 0; i < kDieStateCount; ++i)
         states[to_string(static_cast<DieState>(i))] = t.states[i];
     states["none"] = t.no_state;
-    return json{{"map_dies", t.map_dies}, {"selected", t.selected},
-                {"not_selected", t.not_selected}, {"outcomes", outcomes}, {"states", states}};
+    return json{{"map_dies", t.map_dies},
+                {"selected", t.selected},
+                {"not_selected", t.not_selected},
+                {"outcomes", outcomes},
+                {"states", states}};
 }
 
 json checks_json(const std::vector<Check>& checks) {
@@ -195,8 +198,8 @@ std::string summary_text(std::span<const WaferRun> runs) {
                printable(f.customer) + "  node " + printable(f.tester_node) + "\n";
     }
     out += "start " + iso_time(a.start) + "  finish " + iso_time(a.finish) + "\n";
-    out += "elapsed " + fixed(a.elapsed_s, 1) + " s  rate " +
-           fixed(dies_per_second(a, runs), 1) + " dies/s\n";
+    out += "elapsed " + fixed(a.elapsed_s, 1) + " s  rate " + fixed(dies_per_second(a, runs), 1) +
+           " dies/s\n";
     if (a.quota)
         out += "quota " + std::to_string(a.quota->total) + " total, " +
                std::to_string(a.quota->used) + " used, " + std::to_string(a.quota->left) +
@@ -251,22 +254,19 @@ std::string summary_json(std::span<const WaferRun> runs) {
         doc["customer"] = runs.front().customer;
         doc["tester_node"] = runs.front().tester_node;
     }
-    doc["quota"] = a.quota ? json{{"total", a.quota->total},
-                                  {"used", a.quota->used},
-                                  {"left", a.quota->left}}
-                           : json(nullptr);
+    doc["quota"] =
+        a.quota ? json{{"total", a.quota->total}, {"used", a.quota->used}, {"left", a.quota->left}}
+                : json(nullptr);
     // Invalid UTF-8 in a lot id must not throw: replace it.
     return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 std::string reconciliation_text(const Reconciliation& r, const WaferRun& run) {
-    std::string out = "Reconciliation  lot " + printable(r.lot) + "  wafer " +
-                      wafer_label(r.wafer);
+    std::string out = "Reconciliation  lot " + printable(r.lot) + "  wafer " + wafer_label(r.wafer);
     if (!run.substrate_id.empty()) out += "  substrate " + printable(run.substrate_id);
-    out += "\njob " + printable(run.job) + "  product " + printable(run.product) +
-           "  customer " + printable(run.customer) + "  node " + printable(run.tester_node) +
-           "\nstart " + iso_time(run.start_unix) + "  finish " + iso_time(run.finish_unix) +
-           "\n\n";
+    out += "\njob " + printable(run.job) + "  product " + printable(run.product) + "  customer " +
+           printable(run.customer) + "  node " + printable(run.tester_node) + "\nstart " +
+           iso_time(run.start_unix) + "  finish " + iso_time(run.finish_unix) + "\n\n";
     tally_table(out, r.tally);
     out += "checks\n";
     check_lines(out, r.checks);
@@ -288,21 +288,19 @@ std::string lot_reconciliation_text(const LotReconciliation& lot) {
                       std::to_string(lot.wafers.size()) + "\n\n";
     const char* head = "%-6s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s  %s\n";
     char buf[256];
-    std::snprintf(buf, sizeof buf, head, "wafer", "map", "notsel", "sel", "prov", "reiss",
-                  "ref-cf", "ref-qt", "failed", "ISSUED", "DELIV", "PROGR", "FAILED", "VOID",
-                  "check");
+    std::snprintf(buf, sizeof buf, head, "wafer", "map", "notsel", "sel", "prov", "reiss", "ref-cf",
+                  "ref-qt", "failed", "ISSUED", "DELIV", "PROGR", "FAILED", "VOID", "check");
     out += buf;
     auto line = [&](const std::string& label, const Tally& t, bool ok) {
         const OutcomeCounts& o = t.outcomes;
         std::snprintf(buf, sizeof buf,
                       "%-6s %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64
-                      " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64
-                      " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 "  %s\n",
+                      " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64
+                      " %7" PRIu64 " %7" PRIu64 "  %s\n",
                       label.c_str(), t.map_dies, t.not_selected, t.selected,
-                      o[Outcome::kProvisioned], o[Outcome::kReissued],
-                      o[Outcome::kRefusedConflict], o[Outcome::kRefusedQuota],
-                      o[Outcome::kFailedCheck], t.states[0], t.states[1], t.states[2],
-                      t.states[3], t.states[4], ok ? "OK" : "MISMATCH");
+                      o[Outcome::kProvisioned], o[Outcome::kReissued], o[Outcome::kRefusedConflict],
+                      o[Outcome::kRefusedQuota], o[Outcome::kFailedCheck], t.states[0], t.states[1],
+                      t.states[2], t.states[3], t.states[4], ok ? "OK" : "MISMATCH");
         out += buf;
     };
     for (const Reconciliation& w : lot.wafers) line(wafer_label(w.wafer), w.tally, w.ok());

@@ -33,8 +33,8 @@ bool contains(const std::string& hay, const std::string& needle) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() /
-                 ("waferprov_report_" + name + "_" + std::to_string(::getpid()));
+    fs::path p =
+        fs::temp_directory_path() / ("waferprov_report_" + name + "_" + std::to_string(::getpid()));
     fs::remove_all(p);
     fs::create_directories(p);
     return p;
@@ -53,7 +53,7 @@ struct SvgDoc {
     size_t die_rects = 0;  // <rect class="cN"> (legend swatches carry no class)
     std::map<std::string, size_t> die_rects_by_class;
     size_t circles = 0;
-    std::string text;  // all character data, concatenated
+    std::string text;                                // all character data, concatenated
     std::vector<std::pair<double, double>> rect_xy;  // die rect positions, in document order
 };
 
@@ -144,8 +144,7 @@ TEST(ReportSummary, MultiWaferSummaryAddsUp) {
     std::vector<WaferRun> runs{synthetic_wafer(100, 5, 1, "L1", 1),
                                synthetic_wafer(100, 5, 2, "L1", 2)};
     json j = json::parse(summary_json(runs));
-    EXPECT_EQ(j["tally"]["map_dies"].get<uint64_t>(),
-              runs[0].dies.size() + runs[1].dies.size());
+    EXPECT_EQ(j["tally"]["map_dies"].get<uint64_t>(), runs[0].dies.size() + runs[1].dies.size());
     EXPECT_EQ(j["wafers"].size(), 2u);
     EXPECT_DOUBLE_EQ(j["elapsed_s"].get<double>(), 190.0);
 }
@@ -190,8 +189,8 @@ TEST(ReportReconciliation, MismatchWhenPipelineCountsDisagree) {
     (*run.run.counts)[Outcome::kRefusedQuota] += 2;
     Reconciliation r = reconcile(run);
     EXPECT_EQ(r.mismatches(), 1u);
-    EXPECT_TRUE(contains(reconciliation_text(r, run),
-                         "MISMATCH  pipeline refused-quota = die records"));
+    EXPECT_TRUE(
+        contains(reconciliation_text(r, run), "MISMATCH  pipeline refused-quota = die records"));
 }
 
 TEST(ReportReconciliation, MismatchWhenProvisionedDieHasNoLedgerRecordOrQuotaIsOff) {
@@ -232,7 +231,7 @@ TEST(ReportReconciliation, LotFlagsDuplicateForeignAndTooManyWafers) {
     std::vector<WaferRun> runs;
     for (int w = 1; w <= 25; ++w) runs.push_back(synthetic_wafer(40, 5, 100 + w, "LOTB", w));
     EXPECT_TRUE(reconcile_lot(runs).ok());
-    runs.push_back(synthetic_wafer(40, 5, 7, "LOTB", 4));   // wafer 4 again, 26 wafers
+    runs.push_back(synthetic_wafer(40, 5, 7, "LOTB", 4));    // wafer 4 again, 26 wafers
     runs.push_back(synthetic_wafer(40, 5, 8, "OTHER", 30));  // not of this lot
     LotReconciliation lot = reconcile_lot(runs);
     EXPECT_FALSE(lot.ok());
@@ -270,7 +269,7 @@ TEST(ReportSvg, EscapesTextAndSurvivesBadBytes) {
     WaferRun run = small_wafer();
     run.lot = "L<&>\"'1";
     run.job = std::string("J\x01\xff\xc3", 4);  // control byte, invalid UTF-8
-    run.tester_node = "n\xc3\xa9ud";               // valid UTF-8 kept
+    run.tester_node = "n\xc3\xa9ud";            // valid UTF-8 kept
     SvgDoc doc = parse_svg(wafer_svg(run));
     ASSERT_TRUE(doc.ok) << doc.error;
     EXPECT_TRUE(contains(doc.text, "Lot L<&>\"'1  wafer 03"));
@@ -320,8 +319,8 @@ TEST(ReportSvg, SeventeenThousandDiesRenderCompactly) {
     ASSERT_GT(run.dies.size(), 15000u);
     auto t0 = std::chrono::steady_clock::now();
     std::string svg = wafer_svg(run);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     auto t1 = std::chrono::steady_clock::now();
     Bytes stdf = stdf_bytes(run);
     double stdf_ms =
@@ -427,9 +426,10 @@ TEST(ReportStdf, RetestFlagsForADieSeenTwiceAndMissingCoordinates) {
         d.uid_hex = std::move(uid);
         return d;
     };
-    run.dies = {die(1, 1, Outcome::kFailedCheck, "aa"), die(1, 1, Outcome::kProvisioned, "aa"),
-                die(2, 1, Outcome::kReissued, "bb"), die(40000, 0, Outcome::kProvisioned, "cc"),
-                die(40000, 1, Outcome::kProvisioned, "cc"), die(3, 3, Outcome::kProvisioned, "")};
+    run.dies = {
+        die(1, 1, Outcome::kFailedCheck, "aa"),     die(1, 1, Outcome::kProvisioned, "aa"),
+        die(2, 1, Outcome::kReissued, "bb"),        die(40000, 0, Outcome::kProvisioned, "cc"),
+        die(40000, 1, Outcome::kProvisioned, "cc"), die(3, 3, Outcome::kProvisioned, "")};
     stdf_test::File f = parse_stdf_or_fail(stdf_bytes(run));
     ASSERT_EQ(f.parts.size(), 6u);
     EXPECT_EQ(f.parts[0].flags, 0x08);
@@ -461,7 +461,7 @@ TEST(ReportStdf, NoSecretBytesInTheFile) {
     WaferRun run = small_wafer(77);
     std::vector<std::string> secrets;
     for (int i = 0; i < 16; ++i) secrets.push_back(random_hex(rng, 40));  // wrapped keys
-    secrets.push_back(random_hex(rng, 32));                                // a KEK
+    secrets.push_back(random_hex(rng, 32));                               // a KEK
     Bytes b = stdf_bytes(run);
     std::string file(b.begin(), b.end());
     std::string svg = wafer_svg(run);
@@ -489,11 +489,11 @@ TEST(ReportFiles, WaferAndLotReportsUseTheDocumentedLayout) {
     opt.png = false;
     Result<Written> w = write_lot_reports(out, runs, opt);
     ASSERT_TRUE(w.ok()) << w.error().describe();
-    for (const char* f : {"LOT_9/01/summary.txt", "LOT_9/01/summary.json",
-                          "LOT_9/01/reconciliation.txt", "LOT_9/01/reconciliation.csv",
-                          "LOT_9/01/wafer.svg", "LOT_9/01/LOT_9_01.stdf", "LOT_9/12/wafer.svg",
-                          "LOT_9/lot_reconciliation.txt", "LOT_9/lot_reconciliation.csv",
-                          "LOT_9/lot_summary.txt", "LOT_9/lot_summary.json"})
+    for (const char* f :
+         {"LOT_9/01/summary.txt", "LOT_9/01/summary.json", "LOT_9/01/reconciliation.txt",
+          "LOT_9/01/reconciliation.csv", "LOT_9/01/wafer.svg", "LOT_9/01/LOT_9_01.stdf",
+          "LOT_9/12/wafer.svg", "LOT_9/lot_reconciliation.txt", "LOT_9/lot_reconciliation.csv",
+          "LOT_9/lot_summary.txt", "LOT_9/lot_summary.json"})
         EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
     EXPECT_EQ(w->files.size(), 16u);
     // No temporary file is left behind.

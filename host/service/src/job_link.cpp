@@ -83,7 +83,8 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
     Bytes chain = l->signer_->certificate_der();
     chain.insert(chain.end(), root_der.begin(), root_der.end());
     unsigned int len = 0;
-    if (EVP_Digest(chain.data(), chain.size(), l->chain_id_.data(), &len, EVP_sha256(), nullptr) != 1)
+    if (EVP_Digest(chain.data(), chain.size(), l->chain_id_.data(), &len, EVP_sha256(), nullptr) !=
+        1)
         return make_error(ErrorCode::kCrypto, "SHA-256 of the CA chain failed");
     return l;
 }
@@ -142,8 +143,9 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
             }
         } else {
             if (!s.uid) {
-                refuse(r, StatusCode::kNoUid, "the job takes UIDs from the dies; site " +
-                                                  std::to_string(s.site) + " sent none",
+                refuse(r, StatusCode::kNoUid,
+                       "the job takes UIDs from the dies; site " + std::to_string(s.site) +
+                           " sent none",
                        c);
                 continue;
             }
@@ -180,11 +182,13 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
         std::lock_guard lock(generate_mu_);
         PipelineOptions po;
         po.threads = signing_threads_;
-        po.batch_size = std::max<size_t>(8, generate.size() / static_cast<size_t>(signing_threads_) + 1);
+        po.batch_size =
+            std::max<size_t>(8, generate.size() / static_cast<size_t>(signing_threads_) + 1);
         po.tester = tester;
         po.certificate = job_.certificate;
         po.product = job_.product;
-        WP_ASSIGN_OR_RETURN(auto stats, provision(generate, *backend_, *signer_, *ledger_, po, reports));
+        WP_ASSIGN_OR_RETURN(auto stats,
+                            provision(generate, *backend_, *signer_, *ledger_, po, reports));
         c.generated.fetch_add(stats.provisioned, std::memory_order_relaxed);
     }
     std::vector<Delivery> second;

@@ -127,12 +127,13 @@ struct Service::Impl {
     std::deque<Work> queue;
     std::deque<Done> done;
     bool workers_stop = false;
-    size_t in_flight = 0;  // queued or being worked on (I/O thread only)
-    size_t busy_workers = 0;  // under mu
+    size_t in_flight = 0;       // queued or being worked on (I/O thread only)
+    size_t busy_workers = 0;    // under mu
     uint64_t last_work_id = 0;  // I/O thread only
     std::vector<std::thread> workers;
     std::thread checkpointer;
-    std::condition_variable checkpoint_cv;  // only the checkpointer waits on it (cv is the workers')
+    std::condition_variable
+        checkpoint_cv;  // only the checkpointer waits on it (cv is the workers')
 
     ~Impl() {
         {
@@ -156,7 +157,8 @@ struct Service::Impl {
             opt.log(line);
         } else {
             const auto now = std::chrono::system_clock::now().time_since_epoch();
-            std::cerr << iso8601_utc(std::chrono::duration_cast<std::chrono::microseconds>(now).count())
+            std::cerr << iso8601_utc(
+                             std::chrono::duration_cast<std::chrono::microseconds>(now).count())
                       << " " << line << "\n";
         }
     }
@@ -178,7 +180,8 @@ struct Service::Impl {
     // An encoded answer sent as the answer to `request_id` (the header's bytes 8..11).
     void send_as(ByteSpan routing_id, const Bytes& answer, uint32_t request_id) {
         Bytes copy = answer;
-        for (int i = 0; i < 4; ++i) copy[8 + static_cast<size_t>(i)] = static_cast<uint8_t>(request_id >> (8 * i));
+        for (int i = 0; i < 4; ++i)
+            copy[8 + static_cast<size_t>(i)] = static_cast<uint8_t>(request_id >> (8 * i));
         send(routing_id, copy);
     }
 
@@ -197,7 +200,8 @@ struct Service::Impl {
         refused_frames.fetch_add(1, std::memory_order_relaxed);
         text = pr::clip_text(std::move(text));
         log("refused " + who + ": " + pr::to_string(code) + ": " + loggable(text));
-        send_message(routing_id, request_id, pr::kVersionMinor, pr::ErrorReply{code, std::move(text)});
+        send_message(routing_id, request_id, pr::kVersionMinor,
+                     pr::ErrorReply{code, std::move(text)});
     }
 
     // ---- ZAP: admits the CURVE keys that some served job lists ----------------------------
@@ -214,7 +218,8 @@ struct Service::Impl {
         };
         std::string status = "400", status_text = "not admitted", user;
         const std::string mechanism = text(5);
-        if (parts.size() >= 7 && text(0) == "1.0" && mechanism == "CURVE" && parts[6].size() == 32) {
+        if (parts.size() >= 7 && text(0) == "1.0" && mechanism == "CURVE" &&
+            parts[6].size() == 32) {
             char z85[41] = {};
             zmq_z85_encode(z85, parts[6].data(), 32);
             for (const auto& j : jobs)
@@ -224,10 +229,12 @@ struct Service::Impl {
                     user = z85;
                     break;
                 }
-            if (status != "200") log("connection refused: CURVE key " + std::string(z85) + " from " +
-                                     loggable(text(3)) + " is not admitted by any served job");
+            if (status != "200")
+                log("connection refused: CURVE key " + std::string(z85) + " from " +
+                    loggable(text(3)) + " is not admitted by any served job");
         } else {
-            log("connection refused: mechanism '" + loggable(mechanism) + "' from " + loggable(text(3)));
+            log("connection refused: mechanism '" + loggable(mechanism) + "' from " +
+                loggable(text(3)));
         }
         const std::string reply[] = {"1.0", text(1), status, status_text, user, ""};
         for (size_t i = 0; i < 6; ++i)
@@ -251,13 +258,15 @@ struct Service::Impl {
                 using T = std::decay_t<decltype(m)>;
                 if constexpr (std::is_same_v<T, pr::Hello>) {
                     hello(routing_id, f, m, key, who);
-                } else if constexpr (std::is_same_v<T, pr::Touchdown> || std::is_same_v<T, pr::Results>) {
+                } else if constexpr (std::is_same_v<T, pr::Touchdown> ||
+                                     std::is_same_v<T, pr::Results>) {
                     request(routing_id, payload, f, m.session_id, m.sequence, key, who);
                 } else if constexpr (std::is_same_v<T, pr::Bye>) {
                     bye(routing_id, f, m, key, who);
                 } else {
                     refuse_frame(routing_id, f.request_id, StatusCode::kUnexpectedKind,
-                                 std::string("the host does not take ") + pr::to_string(pr::kind_of(f.message)),
+                                 std::string("the host does not take ") +
+                                     pr::to_string(pr::kind_of(f.message)),
                                  who);
                 }
             },
@@ -267,11 +276,13 @@ struct Service::Impl {
     void hello(ByteSpan routing_id, const pr::Frame& f, const pr::Hello& h, const std::string& key,
                const std::string& who) {
         if (stopping) {
-            refuse_frame(routing_id, f.request_id, StatusCode::kShuttingDown, "the service is stopping", who);
+            refuse_frame(routing_id, f.request_id, StatusCode::kShuttingDown,
+                         "the service is stopping", who);
             return;
         }
         if (!printable_ascii(h.tester_id)) {
-            refuse_frame(routing_id, f.request_id, StatusCode::kBadField, "tester_id must be printable ASCII", who);
+            refuse_frame(routing_id, f.request_id, StatusCode::kBadField,
+                         "tester_id must be printable ASCII", who);
             return;
         }
         link::JobLink* job = find_job(h.job_id);
@@ -284,14 +295,16 @@ struct Service::Impl {
             auto bound = job->tester_for_key(key);
             if (!bound || *bound != h.tester_id) {
                 refuse_frame(routing_id, f.request_id, StatusCode::kNotAdmitted,
-                             bound ? "this key is admitted as tester '" + *bound + "', not '" + h.tester_id + "'"
+                             bound ? "this key is admitted as tester '" + *bound + "', not '" +
+                                         h.tester_id + "'"
                                    : "this key is not admitted for job '" + h.job_id + "'",
                              who);
                 return;
             }
         } else if (!job->job().testers.empty() && !job->lists_tester(h.tester_id)) {
             refuse_frame(routing_id, f.request_id, StatusCode::kNotAdmitted,
-                         "tester '" + h.tester_id + "' is not listed for job '" + h.job_id + "'", who);
+                         "tester '" + h.tester_id + "' is not listed for job '" + h.job_id + "'",
+                         who);
             return;
         }
         // A key may hold a few sessions (a tester restarting its program); one that keeps saying
@@ -304,7 +317,8 @@ struct Service::Impl {
         Session s;
         do {
             if (RAND_bytes(reinterpret_cast<unsigned char*>(&s.id), sizeof s.id) != 1) {
-                refuse_frame(routing_id, f.request_id, StatusCode::kInternal, "no randomness for a session id", who);
+                refuse_frame(routing_id, f.request_id, StatusCode::kInternal,
+                             "no randomness for a session id", who);
                 return;
             }
         } while (s.id == 0 || sessions.contains(s.id));
@@ -320,7 +334,8 @@ struct Service::Impl {
         char sid[24];
         std::snprintf(sid, sizeof sid, "%016llx", static_cast<unsigned long long>(id));
         log("session " + std::string(sid) + " opened: tester " + h.tester_id + " (node '" +
-            loggable(h.node_name) + "', client " + loggable(h.client_version) + ") for job " + h.job_id);
+            loggable(h.node_name) + "', client " + loggable(h.client_version) + ") for job " +
+            h.job_id);
         pr::HelloOk ok;
         ok.session_id = id;
         ok.server_version = kServerVersion;
@@ -340,7 +355,8 @@ struct Service::Impl {
         auto oldest = sessions.end();
         for (auto it = sessions.begin(); it != sessions.end(); ++it) {
             if (key != nullptr && it->second.key != *key) continue;
-            if (oldest == sessions.end() || it->second.last_used < oldest->second.last_used) oldest = it;
+            if (oldest == sessions.end() || it->second.last_used < oldest->second.last_used)
+                oldest = it;
         }
         if (oldest != sessions.end()) {
             log("session of tester " + oldest->second.tester + " dropped (the oldest idle of " +
@@ -391,12 +407,13 @@ struct Service::Impl {
         // may come in several RESULTS, each its own request.
         for (auto& c : s->answers) {
             if (c.kind != kind || c.sequence != sequence) continue;
-            const bool same = std::equal(body.begin(), body.end(), c.request_body.begin(), c.request_body.end());
+            const bool same =
+                std::equal(body.begin(), body.end(), c.request_body.begin(), c.request_body.end());
             if (!same && kind == pr::Kind::kResults) continue;
             if (!same) {
                 refuse_frame(routing_id, f.request_id, StatusCode::kSequenceReused,
-                             std::string(pr::to_string(kind)) + " sequence " + std::to_string(sequence) +
-                                 " was used before with other content",
+                             std::string(pr::to_string(kind)) + " sequence " +
+                                 std::to_string(sequence) + " was used before with other content",
                              who);
                 return;
             }
@@ -405,18 +422,21 @@ struct Service::Impl {
                 c.waiters.push_back({Bytes(routing_id.begin(), routing_id.end()), f.request_id});
                 return;
             }
-            if (opt.verbose) log("answered a repeated " + std::string(pr::to_string(kind)) + " from the cache");
+            if (opt.verbose)
+                log("answered a repeated " + std::string(pr::to_string(kind)) + " from the cache");
             send_as(routing_id, c.answer, f.request_id);
             return;
         }
         if (stopping) {
-            refuse_frame(routing_id, f.request_id, StatusCode::kShuttingDown, "the service is stopping", who);
+            refuse_frame(routing_id, f.request_id, StatusCode::kShuttingDown,
+                         "the service is stopping", who);
             return;
         }
         if (kind == pr::Kind::kTouchdown) {
             const auto& td = std::get<pr::Touchdown>(f.message);
             if (!printable_ascii(td.lot)) {
-                refuse_frame(routing_id, f.request_id, StatusCode::kBadField, "lot must be printable ASCII", who);
+                refuse_frame(routing_id, f.request_id, StatusCode::kBadField,
+                             "lot must be printable ASCII", who);
                 return;
             }
         }
@@ -427,12 +447,14 @@ struct Service::Impl {
                              "the host is overloaded; retry the same request", who);
                 return;
             }
-            queue.push_back(Work{++last_work_id, Bytes(routing_id.begin(), routing_id.end()), session_id,
-                                 s->job, s->tester, s->minor, std::move(f), Clock::now()});
+            queue.push_back(Work{++last_work_id, Bytes(routing_id.begin(), routing_id.end()),
+                                 session_id, s->job, s->tester, s->minor, std::move(f),
+                                 Clock::now()});
         }
         cv.notify_one();
         ++in_flight;
-        s->answers.push_back(CachedAnswer{last_work_id, kind, sequence, Bytes(body.begin(), body.end()), {}, {}});
+        s->answers.push_back(
+            CachedAnswer{last_work_id, kind, sequence, Bytes(body.begin(), body.end()), {}, {}});
         while (s->answers.size() > opt.answers_kept) s->answers.pop_front();
     }
 
@@ -456,16 +478,18 @@ struct Service::Impl {
         while (!workers_stop) {
             checkpoint_cv.wait_for(lock, std::chrono::milliseconds(10));
             if (workers_stop) break;
-            const bool idle = queue.empty() && busy_workers == 0 &&
-                              Clock::now().time_since_epoch().count() -
-                                      last_activity_ns.load(std::memory_order_relaxed) >=
-                                  std::chrono::duration_cast<std::chrono::nanoseconds>(kCheckpointIdle).count();
+            const bool idle =
+                queue.empty() && busy_workers == 0 &&
+                Clock::now().time_since_epoch().count() -
+                        last_activity_ns.load(std::memory_order_relaxed) >=
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(kCheckpointIdle).count();
             lock.unlock();
             for (size_t i = 0; i < jobs.size(); ++i) {
                 const int pages = jobs[i]->wal_pages();
                 if (pages == checkpointed_at[i] || (!idle && pages < kCheckpointPages)) continue;
                 if (auto st = jobs[i]->checkpoint(); !st.ok())
-                    log("job " + jobs[i]->job().id + ": ledger checkpoint failed: " + st.error().describe());
+                    log("job " + jobs[i]->job().id +
+                        ": ledger checkpoint failed: " + st.error().describe());
                 checkpointed_at[i] = pages;
             }
             lock.lock();
@@ -512,36 +536,42 @@ struct Service::Impl {
                             ok += s.status == StatusCode::kOk;
                             re += s.status == StatusCode::kReissued;
                         }
-                        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - w.received).count();
-                        log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester + ": " +
-                            std::to_string(td->sites.size()) + " sites, " + std::to_string(ok) + " OK, " +
-                            std::to_string(re) + " REISSUED, " + std::to_string(td->sites.size() - ok - re) +
-                            " refused, " + std::to_string(ms) + " ms");
+                        const double ms =
+                            std::chrono::duration<double, std::milli>(Clock::now() - w.received)
+                                .count();
+                        log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester +
+                            ": " + std::to_string(td->sites.size()) + " sites, " +
+                            std::to_string(ok) + " OK, " + std::to_string(re) + " REISSUED, " +
+                            std::to_string(td->sites.size() - ok - re) + " refused, " +
+                            std::to_string(ms) + " ms");
                     } else {
                         for (const auto& s : r->sites)
                             if (!pr::carries_identity(s.status))
-                                log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester +
-                                    ": site " + std::to_string(s.site) + " " + pr::to_string(s.status) +
-                                    ": " + s.text);
+                                log("touchdown " + std::to_string(td->sequence) + " of tester " +
+                                    w.tester + ": site " + std::to_string(s.site) + " " +
+                                    pr::to_string(s.status) + ": " + s.text);
                     }
                     answer = std::move(*r);
                 } else {
                     log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester +
                         " failed: " + r.error().describe());
-                    answer = pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
+                    answer =
+                        pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
                 }
             } else if (auto* rs = std::get_if<pr::Results>(&w.frame.message)) {
                 auto r = w.job->results(*rs, w.tester, counters);
                 if (r.ok()) {
                     for (const auto& a : r->sites)
                         if (a.status != StatusCode::kOk)
-                            log("results " + std::to_string(rs->sequence) + " of tester " + w.tester +
-                                ": site " + std::to_string(a.site) + " " + pr::to_string(a.status) + ": " + a.text);
+                            log("results " + std::to_string(rs->sequence) + " of tester " +
+                                w.tester + ": site " + std::to_string(a.site) + " " +
+                                pr::to_string(a.status) + ": " + a.text);
                     answer = std::move(*r);
                 } else {
                     log("results " + std::to_string(rs->sequence) + " of tester " + w.tester +
                         " failed: " + r.error().describe());
-                    answer = pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
+                    answer =
+                        pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
                 }
             }
             auto bytes = pr::encode(pr::Frame{w.frame.request_id, w.minor, std::move(answer)});
@@ -550,8 +580,9 @@ struct Service::Impl {
         } catch (const std::exception& e) {
             log(std::string("internal: request failed: ") + e.what());
         }
-        auto fallback = pr::encode(pr::Frame{w.frame.request_id, pr::kVersionMinor,
-                                             pr::ErrorReply{StatusCode::kInternal, "the host failed"}});
+        auto fallback =
+            pr::encode(pr::Frame{w.frame.request_id, pr::kVersionMinor,
+                                 pr::ErrorReply{StatusCode::kInternal, "the host failed"}});
         return fallback.ok() ? std::move(*fallback) : Bytes{};
     }
 
@@ -596,11 +627,13 @@ struct Service::Impl {
             const int no_linger = 0;
             if (zap != nullptr) zmq_setsockopt(zap, ZMQ_LINGER, &no_linger, sizeof no_linger);
             if (zap == nullptr || zmq_bind(zap, kZapEndpoint) != 0)
-                return make_error(ErrorCode::kInternal, std::string("cannot start the ZAP handler: ") +
-                                                            zmq_strerror(zmq_errno()));
+                return make_error(
+                    ErrorCode::kInternal,
+                    std::string("cannot start the ZAP handler: ") + zmq_strerror(zmq_errno()));
         }
         router = zmq_socket(ctx, ZMQ_ROUTER);
-        if (router == nullptr) return make_error(ErrorCode::kInternal, "cannot create the ROUTER socket");
+        if (router == nullptr)
+            return make_error(ErrorCode::kInternal, "cannot create the ROUTER socket");
         const int zero = 0, one = 1;
         const int64_t max_msg = static_cast<int64_t>(pr::kMaxFrameSize);
         zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
@@ -609,15 +642,17 @@ struct Service::Impl {
             zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
             if (zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, opt.server_keys.secret_z85.data(),
                                opt.server_keys.secret_z85.size()) != 0)
-                return make_error(ErrorCode::kInvalidArgument, std::string("the server's secret key: ") +
-                                                                   zmq_strerror(zmq_errno()));
+                return make_error(
+                    ErrorCode::kInvalidArgument,
+                    std::string("the server's secret key: ") + zmq_strerror(zmq_errno()));
             zmq_setsockopt(router, ZMQ_ZAP_DOMAIN, kZapDomain, std::strlen(kZapDomain));
         }
         std::string bind = opt.bind;
         if (bind.size() > 2 && bind.compare(bind.size() - 2, 2, ":0") == 0)
             bind.replace(bind.size() - 1, 1, "*");  // ZeroMQ spells "any free port" as ':*'
         if (zmq_bind(router, bind.c_str()) != 0)
-            return make_error(ErrorCode::kIo, "cannot listen on " + opt.bind + ": " + zmq_strerror(zmq_errno()));
+            return make_error(ErrorCode::kIo,
+                              "cannot listen on " + opt.bind + ": " + zmq_strerror(zmq_errno()));
         char last[256] = {};
         size_t len = sizeof last;
         zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, last, &len);
@@ -670,7 +705,8 @@ struct Service::Impl {
             const int rc = zmq_poll(items, n, -1);
             if (rc < 0) {
                 if (zmq_errno() == EINTR) continue;
-                return make_error(ErrorCode::kIo, std::string("zmq_poll: ") + zmq_strerror(zmq_errno()));
+                return make_error(ErrorCode::kIo,
+                                  std::string("zmq_poll: ") + zmq_strerror(zmq_errno()));
             }
             if (zap != nullptr && (items[3].revents & ZMQ_POLLIN)) handle_zap();
             if (items[1].revents & ZMQ_POLLIN) drain_done();
@@ -678,20 +714,24 @@ struct Service::Impl {
             if (items[2].revents & ZMQ_POLLIN) {
                 uint64_t v = 0;
                 [[maybe_unused]] auto r = ::read(stop_fd, &v, sizeof v);
-                if (!stopping) log("stopping: finishing " + std::to_string(in_flight) + " request(s) in flight");
+                if (!stopping)
+                    log("stopping: finishing " + std::to_string(in_flight) +
+                        " request(s) in flight");
                 stopping = true;
             }
         }
     }
 };
 
-Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs, ServiceOptions options) {
+Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
+                                                 ServiceOptions options) {
     if (jobs.empty()) return make_error(ErrorCode::kInvalidArgument, "no job to serve");
     if (options.max_sites < 1 || options.max_sites > protocol::kMaxSites)
         return make_error(ErrorCode::kInvalidArgument, "max sites must be 1..1024");
     if (!options.insecure && (!protocol::valid_curve_key(options.server_keys.public_z85) ||
                               !protocol::valid_curve_key(options.server_keys.secret_z85)))
-        return make_error(ErrorCode::kInvalidArgument, "the server needs its CURVE key pair (or --insecure)");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "the server needs its CURVE key pair (or --insecure)");
     auto impl = std::make_unique<Impl>();
     std::set<std::string> ids;
     std::set<std::filesystem::path> ledgers;
@@ -700,11 +740,13 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs, Se
             return make_error(ErrorCode::kInvalidArgument, "job " + sj.job.id + " is given twice");
         auto canonical = std::filesystem::weakly_canonical(sj.job.ledger);
         if (!ledgers.insert(canonical).second)
-            return make_error(ErrorCode::kInvalidArgument,
-                              "jobs must keep apart: two jobs share the ledger " + canonical.string());
+            return make_error(
+                ErrorCode::kInvalidArgument,
+                "jobs must keep apart: two jobs share the ledger " + canonical.string());
         if (!options.insecure && sj.job.testers.empty())
-            return make_error(ErrorCode::kInvalidArgument,
-                              sj.job.file.string() + ": the job admits no tester ([testers] is empty)");
+            return make_error(
+                ErrorCode::kInvalidArgument,
+                sj.job.file.string() + ": the job admits no tester ([testers] is empty)");
     }
     for (const auto& sj : jobs) {
         auto link = link::JobLink::open(sj.job, sj.maps, options.signing_threads);

@@ -48,21 +48,25 @@ struct TestJob {
     TestJob(const fs::path& parent, const std::string& id, std::vector<std::string> testers,
             const std::vector<std::string>& extra = {}) {
         dir = parent / id;
-        std::vector<std::string> args = {kBinary.string(), "job", "init", "--out", dir.string(), "--id", id};
+        std::vector<std::string> args = {kBinary.string(), "job",  "init", "--out",
+                                         dir.string(),     "--id", id};
         for (const auto& t : testers) {
             args.push_back("--tester");
             args.push_back(t);
         }
         args.insert(args.end(), extra.begin(), extra.end());
         const int rc = ref::run_process(args, parent / (id + ".log"), ref::kNoTimeout);
-        if (rc != 0) throw std::runtime_error("job init failed: " + ref::read_text(parent / (id + ".log")));
+        if (rc != 0)
+            throw std::runtime_error("job init failed: " + ref::read_text(parent / (id + ".log")));
         job = load_job(dir / "job.toml").value();
         kik = from_hex(ref::read_text(dir / "kik.hex").substr(0, 64), "kik").value();
     }
     pr::CurveKeyPair keys(const std::string& tester) const {
         return pr::read_curve_key_file(dir / ("tester-" + tester + ".key"), true).value();
     }
-    pr::CurveKeyPair server_keys() const { return pr::read_curve_key_file(dir / "server.key", true).value(); }
+    pr::CurveKeyPair server_keys() const {
+        return pr::read_curve_key_file(dir / "server.key", true).value();
+    }
 };
 
 // The service on a thread of this process, its log captured.
@@ -117,7 +121,9 @@ public:
         }
         sock_.connect(endpoint);
     }
-    void send_raw(ByteSpan bytes) { sock_.send(zmq::buffer(bytes.data(), bytes.size()), zmq::send_flags::none); }
+    void send_raw(ByteSpan bytes) {
+        sock_.send(zmq::buffer(bytes.data(), bytes.size()), zmq::send_flags::none);
+    }
     void send(const pr::Frame& f) { send_raw(pr::encode(f).value()); }
     std::optional<Bytes> recv_raw(int timeout_ms = 5000) {
         zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
@@ -223,7 +229,8 @@ TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
         // The derived UID policy: the host assigns the die's UID from where it is.
         const int x = 3 + s.site;
         EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4}));
-        res.sites.push_back(pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
+        res.sites.push_back(
+            pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
     }
     // Every identity is DELIVERED in the ledger before the answer left.
     {
@@ -258,7 +265,9 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
     {
         auto backend = open_job_backend(j.job).value();
         auto signer = open_job_signer(j.job, 1).value();
-        auto ledger = Ledger::open(j.job.ledger, {j.job.id, j.job.customer, j.job.product, j.job.quota}).value();
+        auto ledger =
+            Ledger::open(j.job.ledger, {j.job.id, j.job.customer, j.job.product, j.job.quota})
+                .value();
         PipelineOptions po;
         po.threads = 1;
         po.product = j.job.product;
@@ -267,7 +276,8 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    auto a = c.call(pr::Frame{c.next_id(), 0, touchdown(sid, "LOT1", 1, {{0, 0}, {1, 0}, {2, 0}, {3, 0}})});
+    auto a = c.call(
+        pr::Frame{c.next_id(), 0, touchdown(sid, "LOT1", 1, {{0, 0}, {1, 0}, {2, 0}, {3, 0}})});
     const auto& tr = std::get<pr::TouchdownResult>(a.message);
     for (size_t i = 0; i < 4; ++i) {
         ASSERT_EQ(tr.sites[i].status, StatusCode::kOk);
@@ -289,7 +299,8 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
     // apart from the echoed request id, and nothing issued twice.
     auto again = c.call(pr::Frame{51, 0, td});
     auto again_bytes = pr::encode(again).value();
-    EXPECT_TRUE(std::equal(first.begin() + 12, first.end(), again_bytes.begin() + 12, again_bytes.end()));
+    EXPECT_TRUE(
+        std::equal(first.begin() + 12, first.end(), again_bytes.begin() + 12, again_bytes.end()));
     // The same sequence with other content is refused.
     auto other = c.call(pr::Frame{52, 0, touchdown(sid, "LOT1", 7, {{9, 9}})});
     EXPECT_EQ(std::get<pr::ErrorReply>(other.message).code, StatusCode::kSequenceReused);
@@ -304,7 +315,8 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
     EXPECT_EQ(ledger->quota().value().used, 2u);
 
     // RESULTS likewise: a repeat gets the first answer, not DUPLICATE_RESULT.
-    pr::Results res{sid, 8, {pr::SiteResult{0, a2.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
+    pr::Results res{
+        sid, 8, {pr::SiteResult{0, a2.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
     auto r1 = std::get<pr::ResultsAck>(c.call(pr::Frame{60, 0, res}).message);
     auto r2 = std::get<pr::ResultsAck>(c.call(pr::Frame{61, 0, res}).message);
     EXPECT_EQ(r1.sites[0].status, StatusCode::kOk);
@@ -319,7 +331,8 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
     EXPECT_EQ(r4.sites[0].status, StatusCode::kDuplicateResult);
     // A retest of a PROGRAMMED die is refused.
     auto late = c.call(pr::Frame{63, 0, touchdown(sid, "LOT1", 10, {{2, 1}})});
-    EXPECT_EQ(std::get<pr::TouchdownResult>(late.message).sites[0].status, StatusCode::kAlreadyProgrammed);
+    EXPECT_EQ(std::get<pr::TouchdownResult>(late.message).sites[0].status,
+              StatusCode::kAlreadyProgrammed);
 }
 
 // A repeat sent while the first copy is still being worked on (a client that timed out and
@@ -349,7 +362,9 @@ TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
     const auto& tr = got[100];
     pr::Results first{sid, 1, {}}, second{sid, 1, {}};
     for (const auto& s : tr.sites)
-        (s.site < 32 ? first : second).sites.push_back(pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
+        (s.site < 32 ? first : second)
+            .sites.push_back(
+                pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
     for (const auto* r : {&first, &second}) {
         auto ack = c.report(*r);
         for (const auto& a : ack.sites) EXPECT_EQ(a.status, StatusCode::kOk) << a.text;
@@ -365,10 +380,14 @@ TEST_F(ServiceTest, ResultsAreCheckedAgainstTheLedger) {
     auto a = c.deliver(touchdown(sid, "L", 1, {{0, 0}}));
     wpid1::Uid unknown{};
     unknown[0] = 0xee;
-    pr::Results res{sid, 1, {pr::SiteResult{0, a.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "bin\xc3\xa9"},
-                             pr::SiteResult{1, unknown, pr::DieOutcome::kFailed, ""}}};
+    pr::Results res{
+        sid,
+        1,
+        {pr::SiteResult{0, a.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "bin\xc3\xa9"},
+         pr::SiteResult{1, unknown, pr::DieOutcome::kFailed, ""}}};
     auto ack = c.report(res);
-    EXPECT_EQ(ack.sites[0].status, StatusCode::kBadField);  // UTF-8 is valid protocol text, not ledger text
+    EXPECT_EQ(ack.sites[0].status,
+              StatusCode::kBadField);  // UTF-8 is valid protocol text, not ledger text
     EXPECT_EQ(ack.sites[1].status, StatusCode::kUnknownUid);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_EQ(ledger->counts().value().delivered, 1u);  // nothing changed
@@ -393,11 +412,14 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
     td.lot = "LOTM";
     td.wafer = 1;
     td.sequence = 1;
-    td.sites = {pr::TouchdownSite{0, dies[0].x, dies[0].y, {}}, pr::TouchdownSite{1, dies[1].x, dies[1].y, {}},
-                pr::TouchdownSite{2, 1000, 1000, {}},                      // off the map
-                pr::TouchdownSite{3, dies[0].x, dies[0].y, {}},            // the same die twice
-                pr::TouchdownSite{4, dies[2].x, dies[2].y, wpid1::Uid{}},  // a UID the job did not derive
-                pr::TouchdownSite{5, dies[3].x, dies[3].y, {}}, pr::TouchdownSite{6, dies[4].x, dies[4].y, {}}};
+    td.sites = {
+        pr::TouchdownSite{0, dies[0].x, dies[0].y, {}},
+        pr::TouchdownSite{1, dies[1].x, dies[1].y, {}},
+        pr::TouchdownSite{2, 1000, 1000, {}},                      // off the map
+        pr::TouchdownSite{3, dies[0].x, dies[0].y, {}},            // the same die twice
+        pr::TouchdownSite{4, dies[2].x, dies[2].y, wpid1::Uid{}},  // a UID the job did not derive
+        pr::TouchdownSite{5, dies[3].x, dies[3].y, {}},
+        pr::TouchdownSite{6, dies[4].x, dies[4].y, {}}};
     auto tr = c.deliver(td);
     std::map<uint16_t, StatusCode> st;
     for (const auto& s : tr.sites) st[s.site] = s.status;
@@ -475,9 +497,11 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
     EXPECT_NE(ta.sites[0].identity->uid, tb.sites[0].identity->uid);  // per-job salts
     EXPECT_EQ(die_check(a.kik, *ta.sites[0].identity), "");
     EXPECT_EQ(die_check(b.kik, *tb.sites[0].identity), "");
-    EXPECT_NE(die_check(b.kik, *ta.sites[0].identity), "");  // job A's die is useless to job B's KIK
+    EXPECT_NE(die_check(b.kik, *ta.sites[0].identity),
+              "");  // job A's die is useless to job B's KIK
     // B cannot report results for A's die: it is not in B's ledger.
-    pr::Results res{sb, 1, {pr::SiteResult{0, ta.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
+    pr::Results res{
+        sb, 1, {pr::SiteResult{0, ta.sites[0].identity->uid, pr::DieOutcome::kProgrammed, "01"}}};
     auto ack = cb.report(res);
     EXPECT_EQ(ack.sites[0].status, StatusCode::kUnknownUid);
     EXPECT_EQ(Ledger::open_existing(a.job.ledger).value()->counts().value().delivered, 1u);
@@ -541,10 +565,13 @@ TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
     Bytes big = hello;
     big[15] = 0x7f;  // body_length ~2 GiB
     expect_error(big, StatusCode::kOversized, 9);
-    expect_error(pr::encode(pr::Frame{10, 0, pr::ByeOk{}}).value(), StatusCode::kUnexpectedKind, 10);
-    expect_error(pr::encode(pr::Frame{11, 0, touchdown(12345, "L", 1, {{0, 0}})}).value(), StatusCode::kNoSession, 11);
+    expect_error(pr::encode(pr::Frame{10, 0, pr::ByeOk{}}).value(), StatusCode::kUnexpectedKind,
+                 10);
+    expect_error(pr::encode(pr::Frame{11, 0, touchdown(12345, "L", 1, {{0, 0}})}).value(),
+                 StatusCode::kNoSession, 11);
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    expect_error(pr::encode(pr::Frame{12, 0, touchdown(sid, "L\xc3\xa9", 1, {{0, 0}})}).value(), StatusCode::kBadField, 12);
+    expect_error(pr::encode(pr::Frame{12, 0, touchdown(sid, "L\xc3\xa9", 1, {{0, 0}})}).value(),
+                 StatusCode::kBadField, 12);
     // Several ZeroMQ parts are not one frame.
     {
         zmq::context_t& cx = ctx;
@@ -565,7 +592,8 @@ TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
         EXPECT_EQ(std::get<pr::ErrorReply>(d.value().message).code, StatusCode::kBadFrame);
     }
     // Still serving.
-    auto tr = std::get<pr::TouchdownResult>(c.call(pr::Frame{13, 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
+    auto tr = std::get<pr::TouchdownResult>(
+        c.call(pr::Frame{13, 0, touchdown(sid, "L", 1, {{0, 0}})}).message);
     EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
     EXPECT_TRUE(srv.logged("TRUNCATED"));
     EXPECT_GE(srv.service().stats().refused_frames, 11u);
@@ -605,7 +633,8 @@ TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
     o.insecure = true;
     Server srv({ServedJob{j.job, {}}}, o);
     Client c(ctx, srv.endpoint, "", nullptr);
-    EXPECT_EQ(std::get<StatusCode>(c.hello("ATE-9", "J1")), StatusCode::kNotAdmitted);  // not listed
+    EXPECT_EQ(std::get<StatusCode>(c.hello("ATE-9", "J1")),
+              StatusCode::kNotAdmitted);  // not listed
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     auto tr = c.deliver(touchdown(sid, "L", 1, {{0, 0}}));
     EXPECT_EQ(tr.sites[0].status, StatusCode::kOk);
@@ -633,7 +662,13 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
     std::vector<Bytes> seeds = {
         pr::encode(pr::Frame{1, 0, pr::Hello{"ATE-1", "J1", "n", "v"}}).value(),
         pr::encode(pr::Frame{2, 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).value(),
-        pr::encode(pr::Frame{3, 0, pr::Results{sid, 1, {pr::SiteResult{0, tr.sites[0].identity->uid, pr::DieOutcome::kFailed, "9"}}}}).value(),
+        pr::encode(pr::Frame{3, 0,
+                             pr::Results{
+                                 sid,
+                                 1,
+                                 {pr::SiteResult{0, tr.sites[0].identity->uid,
+                                                 pr::DieOutcome::kFailed, "9"}}}})
+            .value(),
         pr::encode(pr::Frame{4, 0, pr::Bye{sid + 1}}).value(),
         pr::encode(pr::Frame{5, 0, tr}).value(),
     };
@@ -645,12 +680,19 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
         Bytes f = seeds[rng() % seeds.size()];
         switch (rng() % 5) {
             case 0:
-                for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) f[rng() % f.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+                for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k)
+                    f[rng() % f.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
                 break;
             case 1: f.resize(rng() % f.size()); break;
             case 2: f[16 + rng() % (f.size() - 16)] = static_cast<uint8_t>(rng()); break;
-            case 3: f.insert(f.begin() + static_cast<long>(rng() % f.size()), static_cast<uint8_t>(rng())); break;
-            case 4: for (auto& b : f) if (rng() % 8 == 0) b = static_cast<uint8_t>(rng()); break;
+            case 3:
+                f.insert(f.begin() + static_cast<long>(rng() % f.size()),
+                         static_cast<uint8_t>(rng()));
+                break;
+            case 4:
+                for (auto& b : f)
+                    if (rng() % 8 == 0) b = static_cast<uint8_t>(rng());
+                break;
         }
         if (f.empty()) f.push_back(0);
         c.send_raw(f);
@@ -665,7 +707,8 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
     // out), and the ledger verifies.
     const uint64_t sid2 = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     auto after = c.deliver(touchdown(sid2, "L", 99, {{0, 0}}));
-    EXPECT_TRUE(pr::carries_identity(after.sites[0].status) || after.sites[0].status == StatusCode::kAlreadyProgrammed);
+    EXPECT_TRUE(pr::carries_identity(after.sites[0].status) ||
+                after.sites[0].status == StatusCode::kAlreadyProgrammed);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_TRUE(ledger->verify().value().ok());
 }

@@ -66,7 +66,7 @@ struct Collected {
     std::vector<Located> substrate_maps;  // attrs only
     std::vector<Located> bin_code_maps;   // attrs only
     std::vector<Located> bin_definitions;
-    std::vector<Entry> bin_codes;         // rows (2DArray) or X/Y entries (Coordinate)
+    std::vector<Entry> bin_codes;  // rows (2DArray) or X/Y entries (Coordinate)
     std::vector<Entry> device_ids;
     long device_id_maps = 0;
 };
@@ -138,7 +138,8 @@ private:
 
 Attributes read_attributes(const XML_Char** attrs) {
     Attributes a;
-    for (size_t i = 0; attrs[i] != nullptr; i += 2) a.items.emplace_back(local_name(attrs[i]), attrs[i + 1]);
+    for (size_t i = 0; attrs[i] != nullptr; i += 2)
+        a.items.emplace_back(local_name(attrs[i]), attrs[i + 1]);
     return a;
 }
 
@@ -183,8 +184,7 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
                (name == "LotId" || name == "SlotNumber")) {
         SubstrateInfo& s = c_.substrates.back();
         auto& field = name == "LotId" ? s.lot : s.slot;
-        if (field)
-            return fail("Substrate '" + s.id + "' has more than one " + name);
+        if (field) return fail("Substrate '" + s.id + "' has more than one " + name);
         field.emplace();
         if (name == "SlotNumber") s.slot_line = ln;
         collect_text(*field);
@@ -207,8 +207,10 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
         e.line = ln;
         for (size_t i = 0; raw_attrs[i] != nullptr; i += 2) {
             const std::string attr = local_name(raw_attrs[i]);
-            if (attr == "X") e.x = raw_attrs[i + 1];
-            else if (attr == "Y") e.y = raw_attrs[i + 1];
+            if (attr == "X")
+                e.x = raw_attrs[i + 1];
+            else if (attr == "Y")
+                e.y = raw_attrs[i + 1];
         }
         list.push_back(std::move(e));
         collect_text(list.back().text);
@@ -258,9 +260,9 @@ Result<int> dimension_value(const std::string& source, const LayoutInfo& l, cons
                           "Layout '" + l.id + "': Dimension has no " + axis + " attribute");
     auto n = detail::parse_int(detail::trim(*v));
     if (!n || *n <= 0)
-        return line_error(source, l.line,
-                          "Layout '" + l.id + "': Dimension " + axis + "='" + *v +
-                              "' is not a positive integer");
+        return line_error(
+            source, l.line,
+            "Layout '" + l.id + "': Dimension " + axis + "='" + *v + "' is not a positive integer");
     if (*n > cap)
         return line_error(source, l.line,
                           "Layout '" + l.id + "': Dimension " + axis + "=" + *v +
@@ -305,14 +307,15 @@ Result<WaferMap> E142Parser::build() {
         for (const auto& l : c_.layouts)
             if (l.id == last) layout = &l;
         if (layout == nullptr)
-            return line_error(src, smap.line,
-                              "SubstrateMap: LayoutSpecifier '" + *spec +
-                                  "' names no Layout in Layouts");
+            return line_error(
+                src, smap.line,
+                "SubstrateMap: LayoutSpecifier '" + *spec + "' names no Layout in Layouts");
     } else {
         std::vector<const LayoutInfo*> leaves;
         for (const auto& l : c_.layouts)
             if (l.children.empty()) leaves.push_back(&l);
-        if (leaves.size() == 1) layout = leaves.front();
+        if (leaves.size() == 1)
+            layout = leaves.front();
         else if (leaves.empty())
             return line_error(src, smap.line, "the map has no Layout (Layouts/Layout)");
         else
@@ -366,9 +369,9 @@ Result<WaferMap> E142Parser::build() {
     map.lot = std::string(detail::trim(*sub->lot));
     auto slot = detail::parse_int(detail::trim(*sub->slot));
     if (!slot || *slot < 0)
-        return line_error(src, sub->slot_line,
-                          sub_name + ": SlotNumber '" + *sub->slot +
-                              "' is not a non-negative integer");
+        return line_error(
+            src, sub->slot_line,
+            sub_name + ": SlotNumber '" + *sub->slot + "' is not a non-negative integer");
     map.wafer = *slot;
     map.substrate_id = sub->id;
 
@@ -387,15 +390,15 @@ Result<WaferMap> E142Parser::build() {
     map.bin_type = *bin_type;
     const std::string map_type = bcm.attrs.get("MapType", "2DArray");
     if (map_type != "2DArray" && map_type != "Coordinate")
-        return line_error(src, bcm.line,
-                          "BinCodeMap: unknown MapType '" + map_type +
-                              "' (expected 2DArray or Coordinate)");
+        return line_error(
+            src, bcm.line,
+            "BinCodeMap: unknown MapType '" + map_type + "' (expected 2DArray or Coordinate)");
     if (const std::string* nb = bcm.attrs.find("NullBin"); nb != nullptr) {
         auto code = detail::normalize_code(map.bin_type, *nb);
         if (!code)
-            return line_error(src, bcm.line,
-                              "BinCodeMap: NullBin '" + *nb + "' is not a " + map.bin_type +
-                                  " bin code");
+            return line_error(
+                src, bcm.line,
+                "BinCodeMap: NullBin '" + *nb + "' is not a " + map.bin_type + " bin code");
         map.null_bin = *code;
     }
 
@@ -405,15 +408,17 @@ Result<WaferMap> E142Parser::build() {
         const std::string raw = def.attrs.get("BinCode");
         auto code = detail::normalize_code(map.bin_type, raw);
         if (!code)
-            return line_error(src, def.line,
-                              "BinDefinition: BinCode '" + raw + "' is not a " + map.bin_type +
-                                  " bin code");
+            return line_error(
+                src, def.line,
+                "BinDefinition: BinCode '" + raw + "' is not a " + map.bin_type + " bin code");
         if (map.bin_descriptions.count(*code) != 0)
             return line_error(src, def.line, "BinDefinition: bin '" + *code + "' defined twice");
         const std::string quality = def.attrs.get("BinQuality");
         std::string text = def.attrs.get("BinDescription");
-        if (text.empty()) text = quality;
-        else if (!quality.empty()) text += " (" + quality + ")";
+        if (text.empty())
+            text = quality;
+        else if (!quality.empty())
+            text += " (" + quality + ")";
         map.bin_descriptions[*code] = text;
         if (detail::iequals(quality, "Pass") || detail::iequals(quality, "Good") ||
             detail::iequals(def.attrs.get("Pick"), "true"))
@@ -433,9 +438,9 @@ Result<WaferMap> E142Parser::build() {
     auto check_code = [&](std::string_view raw, long ln, const auto& where) -> Result<std::string> {
         auto code = detail::normalize_code(map.bin_type, raw);
         if (!code)
-            return line_error(src, ln,
-                              where() + ": '" + std::string(raw) + "' is not a " + map.bin_type +
-                                  " bin code");
+            return line_error(
+                src, ln,
+                where() + ": '" + std::string(raw) + "' is not a " + map.bin_type + " bin code");
         if (*code != map.null_bin && map.bin_descriptions.count(*code) == 0)
             return line_error(src, ln,
                               where() + ": bin code '" + *code + "' is not in BinDefinitions");
@@ -464,8 +469,7 @@ Result<WaferMap> E142Parser::build() {
         cells.emplace(cell_key(p), Cell{std::move(code), ln, std::nullopt, 0});
         return ok_status();
     };
-    const std::string layout_size =
-        std::to_string(map.columns) + " x " + std::to_string(map.rows);
+    const std::string layout_size = std::to_string(map.columns) + " x " + std::to_string(map.rows);
     if (map_type == "2DArray") {
         if (c_.bin_codes.size() != static_cast<size_t>(map.rows))
             return line_error(src,
@@ -481,8 +485,8 @@ Result<WaferMap> E142Parser::build() {
             // Line breaks and tabs are layout; a space is a code only for an Ascii map whose
             // NullBin is a space.
             std::string_view text = detail::trim(
-                row.text, map.bin_type == "Ascii" && map.null_bin == " " ? "\t\r\n"
-                                                                          : detail::kWhitespace);
+                row.text,
+                map.bin_type == "Ascii" && map.null_bin == " " ? "\t\r\n" : detail::kWhitespace);
             std::vector<std::string_view> codes;
             std::string compact;
             if (width == 0) {
@@ -496,11 +500,12 @@ Result<WaferMap> E142Parser::build() {
                 if (codes.size() != static_cast<size_t>(map.columns))
                     return line_error(src, row.line,
                                       "BinCode row " + std::to_string(r + 1) + " has " +
-                                          std::to_string(codes.size()) +
-                                          " codes; Dimension X is " + std::to_string(map.columns));
+                                          std::to_string(codes.size()) + " codes; Dimension X is " +
+                                          std::to_string(map.columns));
             } else {
                 std::string_view body = text;
-                if (width > 1 && body.find_first_of(detail::kWhitespace) != std::string_view::npos) {
+                if (width > 1 &&
+                    body.find_first_of(detail::kWhitespace) != std::string_view::npos) {
                     // Hex rows may separate codes with blanks.
                     for (char ch : body)
                         if (detail::kWhitespace.find(ch) == std::string_view::npos) compact += ch;
@@ -508,20 +513,18 @@ Result<WaferMap> E142Parser::build() {
                 }
                 const size_t w = static_cast<size_t>(width);
                 if (body.size() != static_cast<size_t>(map.columns) * w)
-                    return line_error(src, row.line,
-                                      "BinCode row " + std::to_string(r + 1) + " has " +
-                                          std::to_string(body.size()) +
-                                          " characters; Dimension X " +
-                                          std::to_string(map.columns) + " at " +
-                                          std::to_string(width) + " per die needs " +
-                                          std::to_string(map.columns * width));
+                    return line_error(
+                        src, row.line,
+                        "BinCode row " + std::to_string(r + 1) + " has " +
+                            std::to_string(body.size()) + " characters; Dimension X " +
+                            std::to_string(map.columns) + " at " + std::to_string(width) +
+                            " per die needs " + std::to_string(map.columns * width));
                 for (size_t i = 0; i < body.size(); i += w) codes.push_back(body.substr(i, w));
             }
             for (size_t col = 0; col < codes.size(); ++col) {
-                WP_ASSIGN_OR_RETURN(std::string code,
-                                    check_code(codes[col], row.line, [&] {
-                                        return "BinCode row " + std::to_string(r + 1) +
-                                               " column " + std::to_string(col + 1);
+                WP_ASSIGN_OR_RETURN(std::string code, check_code(codes[col], row.line, [&] {
+                                        return "BinCode row " + std::to_string(r + 1) + " column " +
+                                               std::to_string(col + 1);
                                     }));
                 if (code == map.null_bin) continue;
                 WP_RETURN_IF_ERROR(add_cell({static_cast<int>(col), static_cast<int>(r)},
@@ -542,23 +545,20 @@ Result<WaferMap> E142Parser::build() {
                                   where() + " is outside the " + layout_size + " layout (" +
                                       map.origin + ", " + map.axis + ")");
             if (auto it = cells.find(cell_key(p)); it != cells.end())
-                return line_error(src, e.line,
-                                  where() + " duplicates the BinCode on line " +
-                                      std::to_string(it->second.line));
-            WP_ASSIGN_OR_RETURN(std::string code,
-                                check_code(detail::trim(e.text), e.line, where));
+                return line_error(
+                    src, e.line,
+                    where() + " duplicates the BinCode on line " + std::to_string(it->second.line));
+            WP_ASSIGN_OR_RETURN(std::string code, check_code(detail::trim(e.text), e.line, where));
             WP_RETURN_IF_ERROR(add_cell(p, std::move(code), e.line));
         }
     }
 
     // DeviceIdMap: per-die UIDs by floor coordinate.
-    if (c_.device_id_maps > 1)
-        return line_error(src, smap.line, "more than one DeviceIdMap");
+    if (c_.device_id_maps > 1) return line_error(src, smap.line, "more than one DeviceIdMap");
     for (const Entry& e : c_.device_ids) {
         auto x = detail::parse_int(detail::trim(e.x.value_or("")));
         auto y = detail::parse_int(detail::trim(e.y.value_or("")));
-        if (!x || !y)
-            return line_error(src, e.line, "DeviceId needs integer X and Y attributes");
+        if (!x || !y) return line_error(src, e.line, "DeviceId needs integer X and Y attributes");
         const GridPosition p = cs.to_grid(*x, *y);
         const auto where = [&] { return "DeviceId at " + coords(*x, *y); };
         if (!cs.contains(p))
@@ -573,9 +573,9 @@ Result<WaferMap> E142Parser::build() {
         const std::string_view hex = detail::trim(e.text);
         auto uid = from_hex_fixed<wpid1::kUidSize>(hex, "UID");
         if (hex.size() != 2 * wpid1::kUidSize || !uid.ok())
-            return line_error(src, e.line,
-                              where() + ": UID '" + std::string(hex.substr(0, 40)) +
-                                  "' is not 32 hex digits");
+            return line_error(
+                src, e.line,
+                where() + ": UID '" + std::string(hex.substr(0, 40)) + "' is not 32 hex digits");
         it->second.uid = *uid;
         it->second.uid_line = e.line;
     }
@@ -605,10 +605,10 @@ Result<WaferMap> E142Parser::build() {
             const auto it = counts.find(code);
             const long actual = it == counts.end() ? 0 : static_cast<long>(it->second);
             if (actual != declared.second)
-                return line_error(src, declared.first,
-                                  "BinDefinition " + code + ": BinCount=" +
-                                      std::to_string(declared.second) + " but the map holds " +
-                                      std::to_string(actual) + " dies of that bin");
+                return line_error(
+                    src, declared.first,
+                    "BinDefinition " + code + ": BinCount=" + std::to_string(declared.second) +
+                        " but the map holds " + std::to_string(actual) + " dies of that bin");
         }
     }
     return map;

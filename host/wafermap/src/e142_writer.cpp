@@ -15,14 +15,13 @@ Result<std::string> write_e142(const WaferMap& map) {
     const auto bin_type = detail::canonical_bin_type(map.bin_type);
     const int width = bin_type ? detail::code_width(*bin_type) : 0;
     if (width == 0)
-        return make_error(ErrorCode::kUnsupported,
-                          "write_e142: BinType '" + map.bin_type +
-                              "' (writable: Ascii, HexaDecimal, Integer2)");
+        return make_error(
+            ErrorCode::kUnsupported,
+            "write_e142: BinType '" + map.bin_type + "' (writable: Ascii, HexaDecimal, Integer2)");
     const auto null_bin = detail::normalize_code(*bin_type, map.null_bin);
     if (!null_bin)
-        return make_error(ErrorCode::kInvalidArgument,
-                          "write_e142: NullBin '" + map.null_bin + "' is not a " + *bin_type +
-                              " code");
+        return make_error(ErrorCode::kInvalidArgument, "write_e142: NullBin '" + map.null_bin +
+                                                           "' is not a " + *bin_type + " code");
     WP_ASSIGN_OR_RETURN(const CoordinateSystem cs,
                         coordinate_system(map.columns, map.rows, map.origin, map.axis));
     if (map.columns <= 0 || map.rows <= 0)
@@ -36,8 +35,8 @@ Result<std::string> write_e142(const WaferMap& map) {
     std::map<std::string, size_t> counts;
     bool any_uid = false;
     for (const auto& d : map.dies) {
-        const std::string where = "write_e142: die (" + std::to_string(d.x) + ", " +
-                                  std::to_string(d.y) + ")";
+        const std::string where =
+            "write_e142: die (" + std::to_string(d.x) + ", " + std::to_string(d.y) + ")";
         const GridPosition p = cs.to_grid(d.x, d.y);
         if (!cs.contains(p))
             return make_error(ErrorCode::kInvalidArgument, where + " is outside the layout");
@@ -66,7 +65,8 @@ Result<std::string> write_e142(const WaferMap& map) {
     if (map.die_width_mm > 0 && map.die_height_mm > 0)
         out << "      <StepSize X=\"" << map.die_width_mm << "\" Y=\"" << map.die_height_mm
             << "\"/>\n";
-    if (!map.device.empty()) out << "      <ProductId>" << xml_escape(map.device) << "</ProductId>\n";
+    if (!map.device.empty())
+        out << "      <ProductId>" << xml_escape(map.device) << "</ProductId>\n";
     out << "    </Layout>\n"
         << "  </Layouts>\n"
         << "  <Substrates>\n"
@@ -78,11 +78,11 @@ Result<std::string> write_e142(const WaferMap& map) {
         << "  </Substrates>\n"
         << "  <SubstrateMaps>\n"
         << "    <SubstrateMap SubstrateType=\"Wafer\" SubstrateId=\"" << xml_escape(substrate_id)
-        << "\" LayoutSpecifier=\"Devices\" OriginLocation=\"" << map.origin
-        << "\" AxisDirection=\"" << map.axis << "\">\n"
+        << "\" LayoutSpecifier=\"Devices\" OriginLocation=\"" << map.origin << "\" AxisDirection=\""
+        << map.axis << "\">\n"
         << "      <Overlay MapName=\"BinCodeMap\" MapVersion=\"1\">\n"
-        << "        <BinCodeMap BinType=\"" << *bin_type << "\" NullBin=\""
-        << xml_escape(*null_bin) << "\" MapType=\"2DArray\">\n"
+        << "        <BinCodeMap BinType=\"" << *bin_type << "\" NullBin=\"" << xml_escape(*null_bin)
+        << "\" MapType=\"2DArray\">\n"
         << "          <BinDefinitions>\n";
     const std::set<std::string> good(map.good_bins.begin(), map.good_bins.end());
     for (const auto& [code, count] : counts) {
@@ -97,8 +97,8 @@ Result<std::string> write_e142(const WaferMap& map) {
     const size_t row_chars = columns * static_cast<size_t>(width);
     for (int r = 0; r < map.rows; ++r)
         out << "          <BinCode>"
-            << xml_escape(std::string_view(picture).substr(static_cast<size_t>(r) * row_chars,
-                                                           row_chars))
+            << xml_escape(
+                   std::string_view(picture).substr(static_cast<size_t>(r) * row_chars, row_chars))
             << "</BinCode>\n";
     out << "        </BinCodeMap>\n"
         << "      </Overlay>\n";

@@ -74,25 +74,25 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
         last_line = line_no;
         const size_t colon = line.find(':');
         if (colon == std::string_view::npos)
-            return line_error(src, line_no,
-                              "expected KEY:value or RowData:..., got '" +
-                                  std::string(line.substr(0, 40)) + "'");
+            return line_error(
+                src, line_no,
+                "expected KEY:value or RowData:..., got '" + std::string(line.substr(0, 40)) + "'");
         const std::string key = detail::to_upper(detail::trim(line.substr(0, colon)));
         const std::string_view value = detail::trim(line.substr(colon + 1));
         if (key == "ROWDATA") {
             if (rows.size() >= static_cast<size_t>(options.max_dimension))
-                return line_error(src, line_no,
-                                  "more than " + std::to_string(options.max_dimension) +
-                                      " RowData lines");
+                return line_error(
+                    src, line_no,
+                    "more than " + std::to_string(options.max_dimension) + " RowData lines");
             rows.push_back({value, line_no});
             continue;
         }
         if (!rows.empty() && (key == "ROWCT" || key == "COLCT" || key == "BCEQU"))
             return line_error(src, line_no, key + " after the RowData lines");
         if (header.count(key) != 0)
-            return line_error(src, line_no,
-                              key + " repeated (first on line " +
-                                  std::to_string(header[key].line) + ")");
+            return line_error(
+                src, line_no,
+                key + " repeated (first on line " + std::to_string(header[key].line) + ")");
         header[key] = Value{std::string(value), line_no};
     }
 
@@ -142,8 +142,8 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
     WP_ASSIGN_OR_RETURN(map.columns, dimension(colct, "COLCT"));
 
     const std::string unit = header.count("DUTMS") != 0 ? header["DUTMS"].text : "";
-    for (const auto& [key, field] : {std::pair{"XDIES", &map.die_width_mm},
-                                     std::pair{"YDIES", &map.die_height_mm}}) {
+    for (const auto& [key, field] :
+         {std::pair{"XDIES", &map.die_width_mm}, std::pair{"YDIES", &map.die_height_mm}}) {
         auto it = header.find(key);
         if (it == header.end()) continue;
         auto v = detail::parse_number(it->second.text);
@@ -159,8 +159,9 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
         for (std::string_view token : split_blanks(it->second.text)) {
             auto code = detail::normalize_code("HexaDecimal", token);
             if (!code)
-                return line_error(src, it->second.line,
-                                  "BCEQU: '" + std::string(token) + "' is not a two-digit hex bin code");
+                return line_error(
+                    src, it->second.line,
+                    "BCEQU: '" + std::string(token) + "' is not a two-digit hex bin code");
             map.bin_descriptions[*code] = "good (BCEQU)";
             map.good_bins.push_back(*code);
         }
@@ -177,8 +178,8 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
         const auto tokens = split_blanks(rows[r].text);
         if (tokens.size() != static_cast<size_t>(map.columns))
             return line_error(src, rows[r].line,
-                              "RowData has " + std::to_string(tokens.size()) +
-                                  " codes; COLCT is " + std::to_string(map.columns));
+                              "RowData has " + std::to_string(tokens.size()) + " codes; COLCT is " +
+                                  std::to_string(map.columns));
         for (size_t c = 0; c < tokens.size(); ++c) {
             if (tokens[c] == kNoDie) continue;
             std::string code;
@@ -199,8 +200,8 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
                 return line_error(src, rows[r].line,
                                   "the map holds more than the limit of " +
                                       std::to_string(options.max_dies) + " dies");
-            map.dies.push_back(MapDie{static_cast<int>(c), static_cast<int>(r), std::move(code),
-                                      std::nullopt});
+            map.dies.push_back(
+                MapDie{static_cast<int>(c), static_cast<int>(r), std::move(code), std::nullopt});
         }
     }
     std::sort(map.good_bins.begin(), map.good_bins.end());
@@ -219,18 +220,17 @@ Result<std::string> write_sinf(const WaferMap& map) {
                                   std::string(kNoDie));
     for (const auto& d : map.dies) {
         if (d.x < 0 || d.x >= map.columns || d.y < 0 || d.y >= map.rows)
-            return make_error(ErrorCode::kInvalidArgument,
-                              "die (" + std::to_string(d.x) + ", " + std::to_string(d.y) +
-                                  ") is outside the layout");
+            return make_error(ErrorCode::kInvalidArgument, "die (" + std::to_string(d.x) + ", " +
+                                                               std::to_string(d.y) +
+                                                               ") is outside the layout");
         if (d.bin != kUntested && !detail::normalize_code("HexaDecimal", d.bin))
             return make_error(ErrorCode::kInvalidArgument,
                               "bin '" + d.bin + "' is not a two-digit hex code (SINF)");
         auto& slot = grid[static_cast<size_t>(d.y) * static_cast<size_t>(map.columns) +
                           static_cast<size_t>(d.x)];
         if (slot != kNoDie)
-            return make_error(ErrorCode::kInvalidArgument,
-                              "two dies at (" + std::to_string(d.x) + ", " +
-                                  std::to_string(d.y) + ")");
+            return make_error(ErrorCode::kInvalidArgument, "two dies at (" + std::to_string(d.x) +
+                                                               ", " + std::to_string(d.y) + ")");
         slot = d.bin;
     }
     std::ostringstream out;

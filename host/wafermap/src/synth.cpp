@@ -124,13 +124,14 @@ Result<WaferMap> synthesize_wafer(const SynthOptions& o) {
     map.good_bins = {code(1)};
 
     // Picture order (top row first): j grows upwards on the wafer, so row = max_j - j.
-    std::sort(sites.begin(), sites.end(), [](const Site& a, const Site& b) {
-        return a.j != b.j ? a.j > b.j : a.i < b.i;
-    });
+    std::sort(sites.begin(), sites.end(),
+              [](const Site& a, const Site& b) { return a.j != b.j ? a.j > b.j : a.i < b.i; });
     const size_t n = sites.size();
     std::vector<int> bin(n, 1);
     std::unordered_map<int64_t, size_t> index;  // (column, row) -> site
-    auto key = [](int c, int r) { return (static_cast<int64_t>(r) << 32) | static_cast<uint32_t>(c); };
+    auto key = [](int c, int r) {
+        return (static_cast<int64_t>(r) << 32) | static_cast<uint32_t>(c);
+    };
     for (size_t k = 0; k < n; ++k) index[key(sites[k].i, sites[k].j)] = k;
 
     SplitMix64 rng(o.seed);

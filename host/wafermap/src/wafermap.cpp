@@ -25,8 +25,7 @@ std::string to_upper(std::string_view s) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
@@ -75,9 +74,9 @@ std::optional<std::string> normalize_code(std::string_view bin_type, std::string
         return std::to_string(*parse_int(code));
     }
     const size_t width = static_cast<size_t>(code_width(bin_type));
-    if (width == 0 || code.size() != width ||
-        !std::all_of(code.begin(), code.end(),
-                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }))
+    if (width == 0 || code.size() != width || !std::all_of(code.begin(), code.end(), [](char c) {
+            return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+        }))
         return std::nullopt;
     return to_upper(code);
 }
@@ -128,9 +127,10 @@ Result<CoordinateSystem> coordinate_system(int columns, int rows, std::string_vi
         cs.origin_column = (columns - 1) / 2;
         cs.origin_row = (rows - 1) / 2;
     } else {
-        return make_error(ErrorCode::kInvalidArgument,
-                          "unknown OriginLocation '" + std::string(origin) +
-                              "' (expected LowerLeft, UpperLeft, UpperRight, LowerRight or Center)");
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "unknown OriginLocation '" + std::string(origin) +
+                "' (expected LowerLeft, UpperLeft, UpperRight, LowerRight or Center)");
     }
     if (axis == "UpRight") {
         cs.x_sign = 1;
@@ -169,18 +169,18 @@ std::string canonical_request(const WaferMap& map, const std::string& bin) {
 }  // namespace
 
 Result<std::vector<MapDie>> select_dies(const WaferMap& map, const std::vector<std::string>& bins) {
-    if (bins.empty())
-        return make_error(ErrorCode::kInvalidArgument, "no bins given to provision");
+    if (bins.empty()) return make_error(ErrorCode::kInvalidArgument, "no bins given to provision");
     std::set<std::string> wanted;
     for (const auto& b : bins) {
         std::string code = canonical_request(map, b);
         if (map.bin_descriptions.find(code) == map.bin_descriptions.end()) {
             std::string defined;
-            for (const auto& [k, v] : map.bin_descriptions) defined += (defined.empty() ? "" : " ") + k;
+            for (const auto& [k, v] : map.bin_descriptions)
+                defined += (defined.empty() ? "" : " ") + k;
             return make_error(ErrorCode::kInvalidArgument,
                               "bin '" + b + "' is not defined in the map of " + map.lot +
-                                  " wafer " + std::to_string(map.wafer) + " (defined: " +
-                                  defined + ")");
+                                  " wafer " + std::to_string(map.wafer) + " (defined: " + defined +
+                                  ")");
         }
         wanted.insert(std::move(code));
     }

@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 
 namespace fs = std::filesystem;
 
@@ -54,7 +54,8 @@ protected:
 
 TEST_F(WaferCli, SynthThenInfoReportsTheSameWafer) {
     const auto map = path("w.xml").string();
-    CliRun s = run("wafer synth --diameter 300 --die 2x2 --lot LOTCLI --wafer 4 --seed 9 --out " + map);
+    CliRun s =
+        run("wafer synth --diameter 300 --die 2x2 --lot LOTCLI --wafer 4 --seed 9 --out " + map);
     ASSERT_EQ(s.status, 0) << s.err;
     EXPECT_NE(s.out.find("gross dies"), std::string::npos) << s.out;
     CliRun i = run("wafer info --map " + map);

@@ -40,14 +40,17 @@ struct Doc {
                         "<MapData xmlns=\"urn:semi-org:xsd.E142-1.V1005.SubstrateMap\">\n"
                         "<Layouts>\n"
                         "<Layout LayoutId=\"Devices\" DefaultUnits=\"mm\">\n"
-                        "<Dimension " + dimension + "/>\n"
+                        "<Dimension " +
+                        dimension +
+                        "/>\n"
                         "<StepSize X=\"2.5\" Y=\"3\"/>\n"
                         "<ProductId>CHIP9</ProductId>\n"
                         "</Layout>\n"
                         "</Layouts>\n"
                         "<Substrates>\n"
                         "<Substrate SubstrateType=\"Wafer\" SubstrateId=\"LOT42-07\">\n" +
-                        substrate + "\n</Substrate>\n"
+                        substrate +
+                        "\n</Substrate>\n"
                         "</Substrates>\n"
                         "<SubstrateMaps>\n"
                         "<SubstrateMap SubstrateType=\"Wafer\" SubstrateId=\"LOT42-07\"";
@@ -66,7 +69,8 @@ struct Doc {
 int line_of(const std::string& text, const std::string& needle) {
     const auto pos = text.find(needle);
     EXPECT_NE(pos, std::string::npos) << needle;
-    return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
+    return 1 +
+           static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
 }
 
 const MapDie* die_with_bin(const WaferMap& m, const std::string& bin) {
@@ -97,16 +101,16 @@ struct OriginCase {
 // x counts columns from the origin die in the axis's horizontal sense, y rows in its vertical
 // sense (docs/wafer-maps.md); Center is the left/upper of the middle dies, here B.
 const OriginCase kOriginCases[] = {
-    {"LowerLeft", "UpRight", 0, 1, 2, 0},     {"LowerLeft", "DownRight", 0, -1, 2, 0},
-    {"LowerLeft", "UpLeft", 0, 1, -2, 0},     {"LowerLeft", "DownLeft", 0, -1, -2, 0},
-    {"UpperLeft", "UpRight", 0, 0, 2, -1},    {"UpperLeft", "DownRight", 0, 0, 2, 1},
-    {"UpperLeft", "UpLeft", 0, 0, -2, -1},    {"UpperLeft", "DownLeft", 0, 0, -2, 1},
-    {"UpperRight", "UpRight", -2, 0, 0, -1},  {"UpperRight", "DownRight", -2, 0, 0, 1},
-    {"UpperRight", "UpLeft", 2, 0, 0, -1},    {"UpperRight", "DownLeft", 2, 0, 0, 1},
-    {"LowerRight", "UpRight", -2, 1, 0, 0},   {"LowerRight", "DownRight", -2, -1, 0, 0},
-    {"LowerRight", "UpLeft", 2, 1, 0, 0},     {"LowerRight", "DownLeft", 2, -1, 0, 0},
-    {"Center", "UpRight", -1, 0, 1, -1},      {"Center", "DownRight", -1, 0, 1, 1},
-    {"Center", "UpLeft", 1, 0, -1, -1},       {"Center", "DownLeft", 1, 0, -1, 1},
+    {"LowerLeft", "UpRight", 0, 1, 2, 0},    {"LowerLeft", "DownRight", 0, -1, 2, 0},
+    {"LowerLeft", "UpLeft", 0, 1, -2, 0},    {"LowerLeft", "DownLeft", 0, -1, -2, 0},
+    {"UpperLeft", "UpRight", 0, 0, 2, -1},   {"UpperLeft", "DownRight", 0, 0, 2, 1},
+    {"UpperLeft", "UpLeft", 0, 0, -2, -1},   {"UpperLeft", "DownLeft", 0, 0, -2, 1},
+    {"UpperRight", "UpRight", -2, 0, 0, -1}, {"UpperRight", "DownRight", -2, 0, 0, 1},
+    {"UpperRight", "UpLeft", 2, 0, 0, -1},   {"UpperRight", "DownLeft", 2, 0, 0, 1},
+    {"LowerRight", "UpRight", -2, 1, 0, 0},  {"LowerRight", "DownRight", -2, -1, 0, 0},
+    {"LowerRight", "UpLeft", 2, 1, 0, 0},    {"LowerRight", "DownLeft", 2, -1, 0, 0},
+    {"Center", "UpRight", -1, 0, 1, -1},     {"Center", "DownRight", -1, 0, 1, 1},
+    {"Center", "UpLeft", 1, 0, -1, -1},      {"Center", "DownLeft", 1, 0, -1, 1},
 };
 
 std::vector<std::tuple<int, int, std::string>> dies_of(const WaferMap& m) {
@@ -351,7 +355,8 @@ TEST(E142BadMap, CoordinateOutsideTheLayoutIsRefused) {
     doc.bin_code_map = R"(BinType="Ascii" NullBin="." MapType="Coordinate")";
     doc.codes = {R"(<BinCode X="0" Y="0">A</BinCode>)", R"(<BinCode X="3" Y="0">B</BinCode>)"};
     const std::string xml = doc.xml();
-    expect_error(xml, line_of(xml, R"(X="3" Y="0")"), "BinCode at (3, 0) is outside the 3 x 2 layout");
+    expect_error(xml, line_of(xml, R"(X="3" Y="0")"),
+                 "BinCode at (3, 0) is outside the 3 x 2 layout");
 }
 
 TEST(E142BadMap, DuplicateCoordinatesAreRefused) {

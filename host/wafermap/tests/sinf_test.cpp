@@ -66,8 +66,8 @@ TEST(SinfReader, ReadsHeaderAndRowsAsUpperLeftDownRight) {
     ASSERT_EQ(m->dies.size(), 8u);
     EXPECT_EQ(m->dies[0].x, 1);  // first die of the top row
     EXPECT_EQ(m->dies[0].y, 0);
-    const auto it = std::find_if(m->dies.begin(), m->dies.end(),
-                                 [](const MapDie& d) { return d.bin == "0A"; });
+    const auto it =
+        std::find_if(m->dies.begin(), m->dies.end(), [](const MapDie& d) { return d.bin == "0A"; });
     ASSERT_NE(it, m->dies.end());
     EXPECT_EQ(it->x, 1);
     EXPECT_EQ(it->y, 1);
@@ -89,7 +89,7 @@ TEST(SinfReader, SelectsGoodBinsAndRefusesUnknownOnes) {
     ASSERT_TRUE(m.ok());
     auto good = select_dies(*m, m->good_bins);
     ASSERT_TRUE(good.ok());
-    EXPECT_EQ(good->size(), 5u);  // four 01, one 02
+    EXPECT_EQ(good->size(), 5u);                // four 01, one 02
     EXPECT_TRUE(select_dies(*m, {"0A"}).ok());  // present in the rows
     EXPECT_FALSE(select_dies(*m, {"07"}).ok());
 }
@@ -120,7 +120,8 @@ TEST(SinfWriter, RefusesAMapWithAnotherOrigin) {
 }
 
 TEST(SinfBadMap, RowOfTheWrongLengthNamesItsLine) {
-    expect_error(replace_line(kSinf, 14, "RowData:01 0A @@"), 14, "RowData has 3 codes; COLCT is 4");
+    expect_error(replace_line(kSinf, 14, "RowData:01 0A @@"), 14,
+                 "RowData has 3 codes; COLCT is 4");
 }
 
 TEST(SinfBadMap, WrongRowCountIsRefused) {

@@ -42,12 +42,19 @@ public:
     explicit SecureBytes(ByteSpan s) : v_(s.begin(), s.end()) {}
     SecureBytes(const SecureBytes&) = default;
     SecureBytes& operator=(const SecureBytes& o) {
-        if (this != &o) { wipe(); v_ = o.v_; }
+        if (this != &o) {
+            wipe();
+            v_ = o.v_;
+        }
         return *this;
     }
     SecureBytes(SecureBytes&& o) noexcept : v_(std::move(o.v_)) { o.v_.clear(); }
     SecureBytes& operator=(SecureBytes&& o) noexcept {
-        if (this != &o) { wipe(); v_ = std::move(o.v_); o.v_.clear(); }
+        if (this != &o) {
+            wipe();
+            v_ = std::move(o.v_);
+            o.v_.clear();
+        }
         return *this;
     }
     ~SecureBytes() { wipe(); }
@@ -62,7 +69,9 @@ public:
     const uint8_t& operator[](size_t i) const { return v_[i]; }
 
 private:
-    void wipe() noexcept { if (!v_.empty()) secure_wipe(v_.data(), v_.size()); }
+    void wipe() noexcept {
+        if (!v_.empty()) secure_wipe(v_.data(), v_.size());
+    }
     std::vector<uint8_t> v_;
 };
 
@@ -71,7 +80,9 @@ std::string to_hex(ByteSpan data);
 // Appends the lower-case hex of `data` to `out` (no temporary string; for hot paths).
 void append_hex(std::string& out, ByteSpan data);
 template <size_t N>
-std::string to_hex(const std::array<uint8_t, N>& a) { return to_hex(ByteSpan(a)); }
+std::string to_hex(const std::array<uint8_t, N>& a) {
+    return to_hex(ByteSpan(a));
+}
 
 // Parses hex (either case, even length, no separators). `what` names the field in errors.
 Result<Bytes> from_hex(std::string_view hex, std::string_view what = "hex string");
@@ -82,9 +93,9 @@ Result<std::array<uint8_t, N>> from_hex_fixed(std::string_view hex, std::string_
     auto b = from_hex(hex, what);
     if (!b.ok()) return b.error();
     if (b->size() != N)
-        return make_error(ErrorCode::kInvalidArgument,
-                          std::string(what) + ": expected " + std::to_string(N) + " bytes, got " +
-                              std::to_string(b->size()));
+        return make_error(ErrorCode::kInvalidArgument, std::string(what) + ": expected " +
+                                                           std::to_string(N) + " bytes, got " +
+                                                           std::to_string(b->size()));
     std::array<uint8_t, N> out{};
     std::copy(b->begin(), b->end(), out.begin());
     return out;

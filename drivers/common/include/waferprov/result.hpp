@@ -10,17 +10,17 @@
 namespace waferprov {
 
 enum class ErrorCode {
-    kInvalidArgument,   // malformed input: wrong length, bad hex, out-of-range value
-    kInvalidScalar,     // a P-256 scalar that is 0 or >= n
-    kIntegrityFailure,  // AES key unwrap integrity check failed
-    kNotLoaded,         // the engine has no KIK loaded
-    kNotInstantiated,   // the DRBG has not been instantiated
-    kReseedRequired,    // the DRBG reached its reseed interval
-    kUnsupported,       // the backend cannot run this operation (e.g. a key size it lacks)
-    kResourceExhausted, // a bounded resource (batches in flight, quota) is used up
+    kInvalidArgument,    // malformed input: wrong length, bad hex, out-of-range value
+    kInvalidScalar,      // a P-256 scalar that is 0 or >= n
+    kIntegrityFailure,   // AES key unwrap integrity check failed
+    kNotLoaded,          // the engine has no KIK loaded
+    kNotInstantiated,    // the DRBG has not been instantiated
+    kReseedRequired,     // the DRBG reached its reseed interval
+    kUnsupported,        // the backend cannot run this operation (e.g. a key size it lacks)
+    kResourceExhausted,  // a bounded resource (batches in flight, quota) is used up
     kNotFound,
-    kIo,                // file or device I/O failed
-    kCrypto,            // OpenSSL (or a device) reported an internal failure
+    kIo,      // file or device I/O failed
+    kCrypto,  // OpenSSL (or a device) reported an internal failure
     kInternal,
 };
 
@@ -45,7 +45,7 @@ inline Error make_error(ErrorCode code, std::string message) {
 template <class T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
     Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     bool ok() const noexcept { return v_.index() == 0; }
@@ -87,10 +87,9 @@ inline Status ok_status() { return Status{}; }
 }  // namespace waferprov
 
 // Propagates an error from a Result/Status expression out of the enclosing function.
-#define WP_RETURN_IF_ERROR(expr)                          \
-    do {                                                  \
-        if (auto wp_status_ = (expr); !wp_status_.ok())   \
-            return wp_status_.error();                    \
+#define WP_RETURN_IF_ERROR(expr)                                                   \
+    do {                                                                           \
+        if (auto wp_status_ = (expr); !wp_status_.ok()) return wp_status_.error(); \
     } while (0)
 
 #define WP_CONCAT_INNER(a, b) a##b

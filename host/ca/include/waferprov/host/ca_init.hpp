@@ -15,17 +15,17 @@ namespace waferprov::host {
 
 struct ChainOptions {
     std::string organization = "waferprov development";  // O of both CA subjects
-    std::string product;          // optional: appended to the manufacturer CA's CN
-    int validity_years = 20;      // both CA certificates
+    std::string product;      // optional: appended to the manufacturer CA's CN
+    int validity_years = 20;  // both CA certificates
     // An hour back, so that hosts whose clocks lag a little accept a chain made just now.
     std::chrono::system_clock::time_point not_before =
         std::chrono::system_clock::now() - std::chrono::hours(1);
 };
 
 struct HsmChainOptions {
-    std::filesystem::path module;         // PKCS#11 module
-    std::string token_label;              // an initialized token
-    std::string key_label;                // CKA_LABEL for the new key pair; must be unused
+    std::filesystem::path module;          // PKCS#11 module
+    std::string token_label;               // an initialized token
+    std::string key_label;                 // CKA_LABEL for the new key pair; must be unused
     std::string pin_env = kDefaultPinEnv;  // NAME of the environment variable holding the PIN
     ChainOptions chain;
 };

@@ -21,7 +21,7 @@ namespace waferprov::host {
 inline constexpr const char* kDefaultPinEnv = "WAFERPROV_HSM_PIN";
 
 struct PemSignerConfig {
-    std::filesystem::path key_pem;          // CA private key, unencrypted PEM (PKCS#8 or SEC1), P-256
+    std::filesystem::path key_pem;  // CA private key, unencrypted PEM (PKCS#8 or SEC1), P-256
     std::filesystem::path certificate_pem;  // the CA certificate for that key, PEM
 };
 

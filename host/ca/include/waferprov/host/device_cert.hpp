@@ -36,9 +36,9 @@ struct CertTemplate {
 struct DeviceCertRequest {
     wpid1::Uid uid{};
     DieLocation location;
-    std::string product;                    // 1..31 characters: CN is "<product> <UID hex>"
-    std::array<uint8_t, 65> public_key{};   // uncompressed SEC1 point 04 || X || Y on P-256
-    Bytes serial;                           // big-endian magnitude, nonzero, DER ≤ 20 octets
+    std::string product;                   // 1..31 characters: CN is "<product> <UID hex>"
+    std::array<uint8_t, 65> public_key{};  // uncompressed SEC1 point 04 || X || Y on P-256
+    Bytes serial;                          // big-endian magnitude, nonzero, DER ≤ 20 octets
     std::chrono::system_clock::time_point not_before{};  // issuance time
     CertTemplate subject_template;
 };

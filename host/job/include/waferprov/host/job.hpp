@@ -59,10 +59,10 @@ struct Job {
     JobCa ca;
     JobCertificateTemplate certificate;
     UidPolicy uid_policy = UidPolicy::kDerived;
-    Bytes uid_salt;                                   // 16..64 bytes, derived policy only
+    Bytes uid_salt;  // 16..64 bytes, derived policy only
     std::vector<std::string> provision_bins = {"01"};
-    uint64_t reseed_interval = uint64_t{1} << 20;     // DRBG Generate calls between reseeds
-    std::vector<TesterKey> testers;                   // the testers admitted to the job
+    uint64_t reseed_interval = uint64_t{1} << 20;  // DRBG Generate calls between reseeds
+    std::vector<TesterKey> testers;                // the testers admitted to the job
 };
 
 // Reads and validates a job file. Errors name the file, the key and what is wrong; TOML syntax

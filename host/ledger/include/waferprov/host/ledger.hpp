@@ -45,7 +45,7 @@ struct LedgerConfig {
 struct NewIdentity {
     DieLocation loc;
     wpid1::Uid uid{};
-    Bytes serial;                        // certificate serial number, big-endian, 1..20 bytes
+    Bytes serial;                          // certificate serial number, big-endian, 1..20 bytes
     std::array<uint8_t, 65> public_key{};  // uncompressed SEC1 point 04 || X || Y
     wpid1::WrappedKey wrapped{};
     Bytes certificate_der;
@@ -62,13 +62,13 @@ struct LedgerRecord {
     Bytes certificate_der;
     DieState state = DieState::kIssued;
     int64_t issued_us = 0;
-    int64_t delivered_us = 0;   // first delivery
-    int64_t result_us = 0;      // when PROGRAMMED/FAILED was reported
-    int64_t updated_us = 0;     // last change of any kind
-    std::string tester;         // the last tester that touched the die
-    std::string bin;            // the bin the tester reported with the result ("" = none yet)
-    uint32_t reissues = 0;      // retests that were given this existing identity
-    std::string void_reason;    // why it was voided ("" unless VOID)
+    int64_t delivered_us = 0;  // first delivery
+    int64_t result_us = 0;     // when PROGRAMMED/FAILED was reported
+    int64_t updated_us = 0;    // last change of any kind
+    std::string tester;        // the last tester that touched the die
+    std::string bin;           // the bin the tester reported with the result ("" = none yet)
+    uint32_t reissues = 0;     // retests that were given this existing identity
+    std::string void_reason;   // why it was voided ("" unless VOID)
     bool operator==(const LedgerRecord&) const = default;
 };
 
@@ -146,7 +146,7 @@ struct ChainHead {
 struct VerifyReport {
     uint64_t events = 0;
     uint64_t records = 0;
-    ChainHead head;                    // as recomputed
+    ChainHead head;                     // as recomputed
     std::vector<std::string> problems;  // empty = verified; each names the event seq / record UID
     bool ok() const { return problems.empty(); }
 };

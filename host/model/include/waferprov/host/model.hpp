@@ -26,15 +26,15 @@ struct DieLocation {
 
 // Ledger state of a die's identity.
 enum class DieState { kIssued, kDelivered, kProgrammed, kFailed, kVoid };
-const char* to_string(DieState s) noexcept;                 // "ISSUED", ...
+const char* to_string(DieState s) noexcept;                  // "ISSUED", ...
 Result<DieState> die_state_from_string(std::string_view s);  // inverse; error names the text
 
 // One die of a wafer map.
 struct MapDie {
     int x = 0;
     int y = 0;
-    std::string bin;                  // the bin code as written in the map (e.g. "01", "A")
-    std::optional<wpid1::Uid> uid;    // from a DeviceIdMap, where the map has one
+    std::string bin;                // the bin code as written in the map (e.g. "01", "A")
+    std::optional<wpid1::Uid> uid;  // from a DeviceIdMap, where the map has one
 };
 
 // A wafer map as read from SEMI E142 or SINF.
@@ -46,18 +46,18 @@ struct WaferMap {
     std::string device;        // product/device name where the map has one
     int columns = 0;           // layout size in dies
     int rows = 0;
-    double die_width_mm = 0;   // step size where known, else 0
+    double die_width_mm = 0;  // step size where known, else 0
     double die_height_mm = 0;
-    std::string origin = "LowerLeft";     // as read (already applied to x/y)
+    std::string origin = "LowerLeft";  // as read (already applied to x/y)
     std::string axis = "UpRight";
-    std::string null_bin;                 // the "no die" code
+    std::string null_bin;                                 // the "no die" code
     std::map<std::string, std::string> bin_descriptions;  // bin code -> description/quality
-    std::vector<MapDie> dies;             // every die present (null bins excluded)
+    std::vector<MapDie> dies;                             // every die present (null bins excluded)
     // Added for the wafer map readers (host/wafermap):
-    std::string bin_type;                 // E142 BinType as read ("Ascii", "HexaDecimal",
-                                          // "Integer2", "Decimal"); "HexaDecimal" for SINF
-    std::vector<std::string> good_bins;   // bins the map marks good: BinQuality Pass or
-                                          // Pick="true" (E142), BCEQU (SINF); sorted
+    std::string bin_type;                // E142 BinType as read ("Ascii", "HexaDecimal",
+                                         // "Integer2", "Decimal"); "HexaDecimal" for SINF
+    std::vector<std::string> good_bins;  // bins the map marks good: BinQuality Pass or
+                                         // Pick="true" (E142), BCEQU (SINF); sorted
 };
 
 }  // namespace waferprov::host

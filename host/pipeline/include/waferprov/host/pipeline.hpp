@@ -82,8 +82,8 @@ std::vector<DieRequest> die_requests(const Job& job, const WaferMap& map,
 // Runs `dies` through the pipeline. Per-die results go to `reports` (in die order). An Error
 // means the run stopped (backend or ledger failure): what was committed before it stays
 // committed, rerunning continues from there, and `reports` is not meaningful.
-Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend,
-                                Signer& ca, Ledger& ledger, const PipelineOptions& options,
+Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend, Signer& ca,
+                                Ledger& ledger, const PipelineOptions& options,
                                 std::vector<DieReport>& reports);
 
 }  // namespace waferprov::host

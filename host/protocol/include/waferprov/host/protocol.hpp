@@ -147,8 +147,8 @@ struct SiteIdentity {
 struct SiteResponse {
     uint16_t site = 0;
     StatusCode status = StatusCode::kOk;
-    std::string text;                       // why, for a non-OK status ("" allowed)
-    std::optional<SiteIdentity> identity;   // present iff carries_identity(status)
+    std::string text;                      // why, for a non-OK status ("" allowed)
+    std::optional<SiteIdentity> identity;  // present iff carries_identity(status)
     bool operator==(const SiteResponse&) const = default;
 };
 

@@ -53,20 +53,20 @@ struct DieRecord {
     std::string serial_hex;         // certificate serial (hex), "" if none
     std::string uid_hex;            // die UID (hex), "" if unknown
     Outcome outcome = Outcome::kNotSelected;
-    std::string note;               // free text (public), e.g. why a check failed
-    int site = 1;                   // tester site that touched the die (1..255)
-    uint32_t test_time_ms = 0;      // time spent on the die, 0 = unknown
+    std::string note;           // free text (public), e.g. why a check failed
+    int site = 1;               // tester site that touched the die (1..255)
+    uint32_t test_time_ms = 0;  // time spent on the die, 0 = unknown
 };
 
 // The geometry of the wafer map (from WaferMap; see geometry_of()).
 struct MapGeometry {
     int columns = 0;
     int rows = 0;
-    double die_width_mm = 0;   // 0 = unknown (then no wafer outline is drawn)
+    double die_width_mm = 0;  // 0 = unknown (then no wafer outline is drawn)
     double die_height_mm = 0;
     std::string origin = "LowerLeft";
-    std::string axis = "UpRight";   // E142 AxisDirection: UpRight, UpLeft, DownRight, DownLeft
-    double wafer_diameter_mm = 0;   // 0 = infer the smallest standard size that holds every die
+    std::string axis = "UpRight";  // E142 AxisDirection: UpRight, UpLeft, DownRight, DownLeft
+    double wafer_diameter_mm = 0;  // 0 = infer the smallest standard size that holds every die
 };
 
 // Per-outcome counts, indexed by Outcome.
@@ -96,7 +96,7 @@ struct RunStats {
 // One wafer of one run: everything the reports need.
 struct WaferRun {
     std::string job;
-    std::string product;   // STDF PART_TYP
+    std::string product;  // STDF PART_TYP
     std::string customer;
     std::string lot;
     int wafer = 0;
@@ -124,9 +124,9 @@ inline constexpr size_t kDieStateCount = 5;  // DieState values, in enum order
 
 struct Tally {
     uint64_t map_dies = 0;
-    uint64_t selected = 0;       // dies flagged selected
-    uint64_t not_selected = 0;   // dies not flagged selected
-    OutcomeCounts outcomes;      // from the die records
+    uint64_t selected = 0;                          // dies flagged selected
+    uint64_t not_selected = 0;                      // dies not flagged selected
+    OutcomeCounts outcomes;                         // from the die records
     std::array<uint64_t, kDieStateCount> states{};  // ledger states over all map dies
     uint64_t no_state = 0;                          // dies the ledger does not hold
     uint64_t issued_with_record = 0;  // provisioned/reissued dies whose state is ISSUED,
@@ -174,11 +174,18 @@ std::string summary_json(std::span<const WaferRun> runs);  // includes the recon
 std::string reconciliation_text(const Reconciliation& r, const WaferRun& run);
 std::string reconciliation_csv(std::span<const Reconciliation> rows);  // header + one row each
 std::string lot_reconciliation_text(const LotReconciliation& lot);
-std::string lot_reconciliation_csv(const LotReconciliation& lot);      // wafers + TOTAL row
+std::string lot_reconciliation_csv(const LotReconciliation& lot);  // wafers + TOTAL row
 
 // The colour class of a die in the picture.
 enum class MapCategory {
-    kNotSelected, kIssued, kDelivered, kProgrammed, kFailed, kVoid, kRefused, kNoRecord
+    kNotSelected,
+    kIssued,
+    kDelivered,
+    kProgrammed,
+    kFailed,
+    kVoid,
+    kRefused,
+    kNoRecord
 };
 inline constexpr size_t kMapCategoryCount = 8;
 MapCategory category_of(const DieRecord& d) noexcept;
@@ -186,8 +193,8 @@ const char* to_string(MapCategory c) noexcept;  // legend label
 const char* colour_of(MapCategory c) noexcept;  // "#rrggbb"
 
 struct SvgOptions {
-    int map_pixels = 1000;      // size of the square map area in pixels
-    bool die_tooltips = true;   // a <title> per die "(x, y) STATE outcome" (~30 bytes a die)
+    int map_pixels = 1000;     // size of the square map area in pixels
+    bool die_tooltips = true;  // a <title> per die "(x, y) STATE outcome" (~30 bytes a die)
 };
 std::string wafer_svg(const WaferRun& run, const SvgOptions& options = {});
 
@@ -241,8 +248,7 @@ Result<Written> write_wafer_reports(const std::filesystem::path& out, const Wafe
 
 // Writes every wafer's reports and <out>/<lot>/{lot_reconciliation.txt,
 // lot_reconciliation.csv, lot_summary.txt, lot_summary.json}. Precondition: same lot.
-Result<Written> write_lot_reports(const std::filesystem::path& out,
-                                  std::span<const WaferRun> runs,
+Result<Written> write_lot_reports(const std::filesystem::path& out, std::span<const WaferRun> runs,
                                   const WriteOptions& options = {});
 
 }  // namespace waferprov::host::report

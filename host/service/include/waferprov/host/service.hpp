@@ -1,6 +1,7 @@
 // The tester link's host side: `waferprov serve` (docs/tester-protocol.md).
 //
-//   testers (DEALER, CurveZMQ) ──► ROUTER ── I/O thread ── decode, admission, sessions, answer cache
+//   testers (DEALER, CurveZMQ) ──► ROUTER ── I/O thread ── decode, admission, sessions, answer
+//   cache
 //                                                │  ▲
 //                                   work queue   ▼  │  answers (eventfd-signalled queue)
 //                                         worker threads: ledger deliver / results,
