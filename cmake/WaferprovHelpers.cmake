@@ -58,3 +58,28 @@ function(waferprov_add_test name)
     PROPERTIES LABELS ${ARG_LABELS} TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 60)
 endfunction()
+
+# waferprov_rtl_files(<var> <list>)
+# Reads rtl/<list> (e.g. symmetric/sym_die.f): one source per line, relative to rtl/, '#' starts
+# a comment line. Sets <var> to the absolute paths, in order. The same lists feed the benches,
+# lint, the models and tools/synth, so a block's sources are named once.
+function(waferprov_rtl_files var list)
+  set(path ${PROJECT_SOURCE_DIR}/rtl/${list})
+  if(NOT EXISTS ${path})
+    message(FATAL_ERROR "waferprov_rtl_files: no file list ${path}")
+  endif()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${path})
+  file(STRINGS ${path} lines)
+  set(files "")
+  foreach(line IN LISTS lines)
+    string(STRIP "${line}" line)
+    if(line STREQUAL "" OR line MATCHES "^#")
+      continue()
+    endif()
+    if(NOT EXISTS ${PROJECT_SOURCE_DIR}/rtl/${line})
+      message(FATAL_ERROR "${path}: ${line} does not exist under rtl/")
+    endif()
+    list(APPEND files ${PROJECT_SOURCE_DIR}/rtl/${line})
+  endforeach()
+  set(${var} ${files} PARENT_SCOPE)
+endfunction()

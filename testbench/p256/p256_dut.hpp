@@ -1,4 +1,4 @@
-// Driver for the Verilated P-256 key generator (rtl/p256_keygen.sv) on the shared harness:
+// Driver for the Verilated P-256 key generator (rtl/p256/p256_keygen.sv) on the shared harness:
 // pushes a scalar through the valid/ready input, waits for the result and reports it with the
 // number of cycles from the accepting clock edge to q_valid_o.
 #pragma once

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generator for the P-256 key-generation engine's ROMs (python3, standard library only).
 
-Writes two files that are committed under rtl/ and read by rtl/p256_keygen.sv:
+Writes two files that are committed under rtl/ and read by rtl/p256/p256_keygen.sv:
 
   p256_base_table.mem  1024 lines of 128 hex digits, {X, Y} of the fixed-window table:
                      line 16*w + j holds j * 16^w * G (w = 0..63, j = 1..15); j = 0 holds

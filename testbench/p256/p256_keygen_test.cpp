@@ -1,4 +1,4 @@
-// Bench of the P-256 key generator (rtl/p256_keygen.sv) against OpenSSL: edge, power-of-two,
+// Bench of the P-256 key generator (rtl/p256/p256_keygen.sv) against OpenSSL: edge, power-of-two,
 // patterned and random scalars give OpenSSL's d * G in the same number of cycles; invalid
 // scalars are rejected; zeroize clears every secret-bearing register.
 #include <gtest/gtest.h>

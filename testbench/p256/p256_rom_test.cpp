@@ -1,4 +1,4 @@
-// The fixed-base table (rtl/p256_base_table.mem, written by p256_gen.py) against OpenSSL: line
+// The fixed-base table (rtl/p256/p256_base_table.mem, written by p256_gen.py) against OpenSSL: line
 // 16*w + j must hold j * 16^w * G as {X, Y}, and entry j = 0 must be (0, 1).
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-// Verilator bench for rtl/aes256.sv: FIPS-197 C.3, random blocks against OpenSSL AES-256-ECB,
-// cycle counts (constant time), back-to-back throughput and zeroize.
+// Verilator bench for rtl/symmetric/aes256.sv: FIPS-197 C.3, random blocks against OpenSSL
+// AES-256-ECB, cycle counts (constant time), back-to-back throughput and zeroize.
 #include <cstdio>
 #include <set>
 

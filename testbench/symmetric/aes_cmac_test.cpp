@@ -1,4 +1,4 @@
-// Verilator bench for rtl/aes_cmac.sv (with an aes256 core): the SP 800-38B AES-256 CMAC
+// Verilator bench for rtl/symmetric/aes_cmac.sv (with an aes256 core): the SP 800-38B AES-256 CMAC
 // examples, Wycheproof's 256-bit-key CMAC vectors, the CAVP SP 800-108 counter-mode CMAC-AES256
 // KDF vectors (computed with the DUT as K(i) = CMAC(KI, [i]32 || FixedInputData)), and random
 // keys and messages against OpenSSL EVP_MAC CMAC.

@@ -1,4 +1,4 @@
-// Verilator bench for rtl/aes_kw.sv (with an aes256 core): RFC 3394 4.6, the Wycheproof
+// Verilator bench for rtl/symmetric/aes_kw.sv (with an aes256 core): RFC 3394 4.6, the Wycheproof
 // AES-256 key-wrap vectors that wrap a 32-byte key, and random keys against OpenSSL's
 // id-aes256-wrap, including corrupted inputs; wrap/unwrap cycle counts must not depend on data.
 #include <cstdio>

@@ -1,6 +1,6 @@
 // Moving byte strings on and off Verilator ports. Every symmetric block puts byte 0 of a value
-// in the most significant bits of its port (see rtl/aes_pkg.sv), so a port of N bytes holds
-// byte i at bit (N-1-i)*8.
+// in the most significant bits of its port (see rtl/symmetric/aes_pkg.sv), so a port of N bytes
+// holds byte i at bit (N-1-i)*8.
 #pragma once
 
 #include <array>

@@ -1,4 +1,5 @@
-// Verilator bench for rtl/ctr_drbg.sv (with an aes256 core) and rtl/scalar_check.sv:
+// Verilator bench for rtl/symmetric/ctr_drbg.sv (with an aes256 core) and
+// rtl/symmetric/scalar_check.sv:
 //  - NIST CAVP CTR_DRBG [AES-256 no df] records without additional input (instantiate,
 //    optional reseed, two 512-bit generates) on the DUT and on the OpenSSL reference;
 //  - random instantiate/reseed/generate sequences against OpenSSL EVP_RAND CTR-DRBG fed by

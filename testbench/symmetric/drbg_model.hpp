@@ -1,6 +1,6 @@
-// Bench-level model of rtl/ctr_drbg.sv built on OpenSSL: the CTR_DRBG itself is OpenSSL's;
-// the reseed-counter refusal and the WPID-1 scalar rejection rule are applied here exactly as
-// the block specifies them.
+// Bench-level model of rtl/symmetric/ctr_drbg.sv built on OpenSSL: the CTR_DRBG itself is
+// OpenSSL's; the reseed-counter refusal and the WPID-1 scalar rejection rule are applied here
+// exactly as the block specifies them.
 #pragma once
 
 #include <algorithm>

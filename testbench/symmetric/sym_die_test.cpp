@@ -1,4 +1,4 @@
-// Verilator bench for rtl/sym_die.sv: one die's symmetric work (KEK derivation, scalar
+// Verilator bench for rtl/symmetric/sym_die.sv: one die's symmetric work (KEK derivation, scalar
 // generation, key wrap) over one shared AES core, against OpenSSL (KBKDF, CTR-DRBG + the
 // rejection rule, id-aes256-wrap), and its cycle count against the 1,000-cycle target.
 #include <cstdio>

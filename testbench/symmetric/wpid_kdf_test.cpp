@@ -1,6 +1,6 @@
-// Verilator bench for rtl/wpid_kdf.sv (with an aes256 core): the WPID-1 KEK against OpenSSL's
-// KBKDF (counter mode, CMAC, AES-256-CBC, salt "WPID-1 KEK", info UID, 32 bytes), with new and
-// reused KIKs, cycle counts and zeroize.
+// Verilator bench for rtl/symmetric/wpid_kdf.sv (with an aes256 core): the WPID-1 KEK against
+// OpenSSL's KBKDF (counter mode, CMAC, AES-256-CBC, salt "WPID-1 KEK", info UID, 32 bytes), with
+// new and reused KIKs, cycle counts and zeroize.
 #include <cstdio>
 #include <set>
 

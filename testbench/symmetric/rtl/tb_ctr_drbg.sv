@@ -3,7 +3,7 @@
 `default_nettype none
 
 module tb_ctr_drbg #(
-  parameter logic [255:0] SCALAR_LIMIT = aes_pkg::P256_N
+  parameter logic [255:0] SCALAR_LIMIT = p256_pkg::N
 ) (
   input  logic         clk_i,
   input  logic         rst_ni,

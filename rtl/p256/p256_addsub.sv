@@ -9,8 +9,7 @@ module p256_addsub (
   input  wire logic         sub_i,  // 1: a - b, 0: a + b
   output      logic [255:0] r_o
 );
-  localparam logic [256:0] P =
-      257'h0ffffffff00000001000000000000000000000000ffffffffffffffffffffffff;
+  localparam logic [256:0] P = {1'b0, p256_pkg::P};
 
   logic [256:0] sum, sum_m_p, diff;
   logic [255:0] diff_p_p;

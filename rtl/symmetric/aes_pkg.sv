@@ -21,9 +21,6 @@ package aes_pkg;
   // RFC 3394 default initial value.
   localparam logic [63:0] KW_IV = 64'hA6A6A6A6A6A6A6A6;
 
-  // P-256 group order n (the WPID-1 scalar must satisfy 1 <= d < n).
-  localparam logic [255:0] P256_N =
-      256'hffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551;
   /* verilator lint_on UNUSEDPARAM */
 
   // FIPS-197 S-box (SubBytes), as a 256-entry table: maps to 4 LUT6 + MUXF per output bit.

@@ -27,7 +27,7 @@
 `default_nettype none
 
 module ctr_drbg #(
-  parameter logic [255:0] SCALAR_LIMIT = aes_pkg::P256_N
+  parameter logic [255:0] SCALAR_LIMIT = p256_pkg::N
 ) (
   input  logic         clk_i,
   input  logic         rst_ni,

@@ -43,10 +43,8 @@ module p256_keygen #(
   output      logic         busy_o,
   output      logic         dbg_secret_nz_o
 );
-  localparam logic [255:0] N =
-      256'hffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551;
-  localparam logic [255:0] B =
-      256'h5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b;
+  localparam logic [255:0] N = p256_pkg::N;
+  localparam logic [255:0] B = p256_pkg::B;
   localparam logic [6:0] InvEntry = 7'd64;
   localparam logic [1:0] OpEnd = 2'd0, OpMul = 2'd1, OpAdd = 2'd2, OpSub = 2'd3;
   // register file: 0..2 accumulator X1 Y1 Z1, 3..5 table point X2 Y2 Z2, 15 reads as b

@@ -5,7 +5,7 @@
 `default_nettype none
 
 module scalar_check #(
-  parameter logic [255:0] LIMIT = aes_pkg::P256_N
+  parameter logic [255:0] LIMIT = p256_pkg::N
 ) (
   input  logic [255:0] d_i,
   output logic         ok_o

@@ -32,10 +32,8 @@ module p256_mul #(
   localparam logic [StepW-1:0] StepRed1 = StepW'(NDig + 1);
   localparam logic [StepW-1:0] StepRed2 = StepW'(NDig + 2);
 
-  localparam logic [259:0] P5 = 260'd5 *
-      260'hffffffff00000001000000000000000000000000ffffffffffffffffffffffff;
-  localparam logic [256:0] P =
-      257'h0ffffffff00000001000000000000000000000000ffffffffffffffffffffffff;
+  localparam logic [259:0] P5 = 260'd5 * {4'b0, p256_pkg::P};
+  localparam logic [256:0] P = {1'b0, p256_pkg::P};
 
   logic [StepW-1:0] step_q;
   logic [255:0]     a_q, b_q;

@@ -17,7 +17,7 @@
 `default_nettype none
 
 module sym_die #(
-  parameter logic [255:0] SCALAR_LIMIT = aes_pkg::P256_N
+  parameter logic [255:0] SCALAR_LIMIT = p256_pkg::N
 ) (
   input  logic         clk_i,
   input  logic         rst_ni,

@@ -1,0 +1,4 @@
+# scalar_check: source files in dependency order, one per line, relative to rtl/.
+# Read by CMake (benches, lint, models) and tools/synth (Yosys).
+p256/p256_pkg.sv
+symmetric/scalar_check.sv

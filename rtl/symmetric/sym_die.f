@@ -1,0 +1,11 @@
+# sym_die: source files in dependency order, one per line, relative to rtl/.
+# Read by CMake (benches, lint, models) and tools/synth (Yosys).
+p256/p256_pkg.sv
+symmetric/aes_pkg.sv
+symmetric/aes256.sv
+symmetric/aes_cmac.sv
+symmetric/wpid_kdf.sv
+symmetric/scalar_check.sv
+symmetric/ctr_drbg.sv
+symmetric/aes_kw.sv
+symmetric/sym_die.sv
