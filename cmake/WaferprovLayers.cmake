@@ -1,0 +1,79 @@
+# The layers, checked when the build is configured (docs/architecture.md draws them):
+#
+#   drivers/    common <- software, reference, backends         (no host/, no ate/)
+#   host/       model, kat, wafermap, ca, ledger, report, job, protocol, pipeline, service
+#               <- cli (the `waferprov` command names everything it links)
+#   ate/src     libwaferprov_ate.so: the protocol codec and drivers/common only, so a test
+#               program loads nothing of the host
+#   ate/tester  the simulator: may use host libraries (it checks payloads as a die would)
+#
+# waferprov_check_layers() walks each library's link closure (LINK_LIBRARIES and
+# INTERFACE_LINK_LIBRARIES, through aliases and $<LINK_ONLY:...>) and stops the configure step
+# with the offending edge when a library reaches one it must not.
+
+# Sets <out> to the waferprov_* targets <target> links, directly or transitively.
+function(_waferprov_link_closure target out)
+  set(seen "")
+  set(todo ${target})
+  while(todo)
+    list(POP_FRONT todo t)
+    if(NOT TARGET ${t})
+      continue()
+    endif()
+    get_target_property(real ${t} ALIASED_TARGET)
+    if(real)
+      set(t ${real})
+    endif()
+    if(t IN_LIST seen)
+      continue()
+    endif()
+    list(APPEND seen ${t})
+    set(deps "")
+    get_target_property(type ${t} TYPE)
+    if(NOT type STREQUAL "INTERFACE_LIBRARY")
+      get_target_property(direct ${t} LINK_LIBRARIES)
+      if(direct)
+        list(APPEND deps ${direct})
+      endif()
+    endif()
+    get_target_property(iface ${t} INTERFACE_LINK_LIBRARIES)
+    if(iface)
+      list(APPEND deps ${iface})
+    endif()
+    foreach(d IN LISTS deps)
+      string(REGEX REPLACE "^\\$<LINK_ONLY:(.*)>$" "\\1" d "${d}")
+      if(TARGET ${d})
+        list(APPEND todo ${d})
+      endif()
+    endforeach()
+  endwhile()
+  list(REMOVE_ITEM seen ${target})
+  list(FILTER seen INCLUDE REGEX "^waferprov")
+  set(${out} ${seen} PARENT_SCOPE)
+endfunction()
+
+# _waferprov_require_only(<target> <allowed waferprov_* targets...>)
+function(_waferprov_require_only target)
+  _waferprov_link_closure(${target} closure)
+  foreach(dep IN LISTS closure)
+    if(NOT dep IN_LIST ARGN)
+      message(FATAL_ERROR "layering: ${target} links ${dep}; it may link only: ${ARGN} "
+                          "(see cmake/WaferprovLayers.cmake)")
+    endif()
+  endforeach()
+endfunction()
+
+function(waferprov_check_layers)
+  set(drivers waferprov_common waferprov_software waferprov_backends waferprov_reference)
+  foreach(lib IN LISTS drivers)
+    _waferprov_require_only(${lib} ${drivers})
+  endforeach()
+  # The tester's shared library: the codec and drivers/common, nothing else of ours.
+  _waferprov_require_only(waferprov_ate waferprov_protocol waferprov_common)
+  # Host libraries never reach the tester side.
+  set(host waferprov_model waferprov_kat waferprov_wafermap waferprov_ca waferprov_ledger
+    waferprov_report waferprov_job waferprov_protocol waferprov_pipeline waferprov_service)
+  foreach(lib IN LISTS host)
+    _waferprov_require_only(${lib} ${host} ${drivers})
+  endforeach()
+endfunction()
