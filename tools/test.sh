@@ -2,9 +2,30 @@
 # The whole default test suite on a fresh Debian 12 machine: install the dependencies, build
 # everything with warnings as errors, and run CTest (long soaks and fuzz runs carry the `soak`
 # label and are left out; run them with `ctest --test-dir build -L soak`).
+#   tools/test.sh              the default suite in build/
+#   tools/test.sh --sanitize   the same suite, Verilator benches included, built with
+#                              AddressSanitizer and UndefinedBehaviorSanitizer in build-sanitize/
+#                              (about twice the build time; any finding fails the run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+build=build
+extra=()
+case "${1:-}" in
+    "") ;;
+    --sanitize)
+        build=build-sanitize
+        extra=(-DWAFERPROV_SANITIZE=ON)
+        export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+        export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+        ;;
+    *)
+        echo "usage: tools/test.sh [--sanitize]" >&2
+        exit 2
+        ;;
+esac
+
 ./tools/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWAFERPROV_WERROR=ON
-cmake --build build -j"$(nproc)"
-ctest --test-dir build -j"$(nproc)" --label-exclude soak --output-on-failure --timeout 900
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWAFERPROV_WERROR=ON "${extra[@]}"
+cmake --build "$build" -j"$(nproc)"
+ctest --test-dir "$build" -j"$(nproc)" --label-exclude soak --output-on-failure --timeout 900

@@ -91,7 +91,7 @@ TEST(ProtocolGolden, DocumentedFramesMatchTheEncoderByteForByte) {
         auto d = decode(doc.at(name));
         ASSERT_TRUE(d.ok()) << d.error().text;
         EXPECT_TRUE(d.value() == frame);
-        EXPECT_EQ(kind_of(d.value().message) == kind_of(frame.message), true);
+        EXPECT_EQ(kind_of(d.value().message), kind_of(frame.message));
     }
 }
 
