@@ -35,8 +35,9 @@
 #include <zmq.hpp>
 
 #include "waferprov/host/wafermap.hpp"
-#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/process.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 #include "waferprov_ate.h"
 
 namespace {
@@ -55,17 +56,18 @@ const char* const kTesterId = "BENCH-01";
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
     std::vector<std::string> argv = {WAFERPROV_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
-    return ref::spawn_process(argv, log);
+    return waferprov::testing::spawn_process(argv, log);
 }
 
 [[noreturn]] void die(const std::string& what, const fs::path& log) {
-    std::fprintf(stderr, "bench_link: %s\n%s\n", what.c_str(), ref::read_text(log).c_str());
+    std::fprintf(stderr, "bench_link: %s\n%s\n", what.c_str(),
+                 waferprov::testing::read_text(log).c_str());
     std::exit(1);
 }
 
 void run_or_die(const std::vector<std::string>& args, const fs::path& log) {
     const pid_t pid = spawn(args, log);
-    if (pid < 0 || ref::wait_process(pid, ref::kNoTimeout) != 0)
+    if (pid < 0 || waferprov::testing::wait_process(pid, waferprov::testing::kNoTimeout) != 0)
         die("waferprov " + args[0] + " failed", log);
 }
 
@@ -78,8 +80,8 @@ struct Die {
 };
 
 struct Link {
-    waferprov::reference::TempDir tmp{"bench_link"};
-    fs::path log = tmp.path / "log.txt";
+    waferprov::testing::TempDir tmp{"bench_link"};
+    fs::path log = tmp.path() / "log.txt";
     std::vector<std::vector<Die>> wafers;  // dies to provision, per wafer, in map order
     size_t total_dies = 0;
     pid_t server = -1;
@@ -92,14 +94,14 @@ struct Link {
     size_t wafer_cursor = 0, die_cursor = 0;
 
     Link() {
-        const fs::path job = tmp.path / "job";
+        const fs::path job = tmp.path() / "job";
         run_or_die({"job", "init", "--out", job.string(), "--id", "BENCH", "--tester", kTesterId,
                     "--quota", "1000000"},
                    log);
         std::vector<std::string> run = {"run", "--job", (job / "job.toml").string(),
                                         "--no-progress"};
         for (int w = 1; w <= g_wafers; ++w) {
-            const fs::path map = tmp.path / ("w" + std::to_string(w) + ".xml");
+            const fs::path map = tmp.path() / ("w" + std::to_string(w) + ".xml");
             run_or_die({"wafer", "synth", "--diameter", std::to_string(g_diameter), "--die", "2x2",
                         "--lot", "BENCHLOT", "--wafer", std::to_string(w), "--seed",
                         std::to_string(w), "--out", map.string()},
@@ -121,14 +123,14 @@ struct Link {
         run_or_die(run, log);
         pregeneration_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
-        const fs::path serve_log = tmp.path / "serve.log";
+        const fs::path serve_log = tmp.path() / "serve.log";
         server =
             spawn({"serve", "--job", (job / "job.toml").string(), "--bind", "tcp://127.0.0.1:0"},
                   serve_log);
         const std::string marker = "listening on ";
         const auto deadline = Clock::now() + std::chrono::seconds(60);
         while (endpoint.empty()) {
-            const std::string text = ref::read_text(serve_log);
+            const std::string text = waferprov::testing::read_text(serve_log);
             const size_t at = text.find(marker);
             const size_t end = at == std::string::npos ? at : text.find('\n', at);
             if (end != std::string::npos)

@@ -1,6 +1,8 @@
 # The layers, checked when the build is configured (docs/architecture.md draws them):
 #
-#   drivers/    common <- software, reference, backends         (no host/, no ate/)
+#   drivers/    common <- software, backends                     (no host/, no ate/)
+#               reference, testing: test-only (the reference model, TempDir, child
+#               processes, the SoftHSM2 token); no product library or command links them
 #   host/       model, kat, wafermap, ca, ledger, report, job, protocol, pipeline, service
 #               <- cli (the `waferprov` command names everything it links)
 #   ate/src     libwaferprov_ate.so: the protocol codec and drivers/common only, so a test
@@ -64,9 +66,15 @@ function(_waferprov_require_only target)
 endfunction()
 
 function(waferprov_check_layers)
-  set(drivers waferprov_common waferprov_software waferprov_backends waferprov_reference)
+  # The product's drivers, and the test-only libraries (reference model, test helpers) that
+  # nothing in the product may link.
+  set(drivers waferprov_common waferprov_software waferprov_backends)
+  set(test_only waferprov_reference waferprov_testing)
   foreach(lib IN LISTS drivers)
     _waferprov_require_only(${lib} ${drivers})
+  endforeach()
+  foreach(lib IN LISTS test_only)
+    _waferprov_require_only(${lib} ${drivers} ${test_only})
   endforeach()
   # The tester's shared library: the codec and drivers/common, nothing else of ours.
   _waferprov_require_only(waferprov_ate waferprov_protocol waferprov_common)
@@ -76,4 +84,6 @@ function(waferprov_check_layers)
   foreach(lib IN LISTS host)
     _waferprov_require_only(${lib} ${host} ${drivers})
   endforeach()
+  # The command: the host and the product's drivers, no test code.
+  _waferprov_require_only(waferprov ${host} ${drivers})
 endfunction()

@@ -23,6 +23,7 @@
 #include "scripted_host.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 #include "waferprov_ate.h"
 
 namespace waferprov::ate_test {
@@ -124,10 +125,10 @@ protected:
         ASSERT_TRUE(
             proto::write_curve_key_files(keys_, "ATE-9", secret_file(), public_file()).ok());
     }
-    std::filesystem::path secret_file() const { return dir_.path / "t.key"; }
-    std::filesystem::path public_file() const { return dir_.path / "t.pub"; }
+    std::filesystem::path secret_file() const { return dir_.path() / "t.key"; }
+    std::filesystem::path public_file() const { return dir_.path() / "t.pub"; }
 
-    reference::TempDir dir_{"ate_keys"};
+    waferprov::testing::TempDir dir_{"ate_keys"};
     proto::CurveKeyPair keys_;
 };
 
@@ -164,10 +165,10 @@ TEST_F(AteKeyFile, SecretFileReadableByOthersIsRefused) {
 
 TEST_F(AteKeyFile, MissingOrEmptyFileIsAnIoErrorNamingTheFile) {
     char pub[41];
-    const auto missing = dir_.path / "nope.pub";
+    const auto missing = dir_.path() / "nope.pub";
     EXPECT_EQ(wp_ate_read_key_file(missing.c_str(), pub, nullptr), WP_ATE_E_IO);
     EXPECT_NE(std::string(wp_ate_last_error(nullptr)).find(missing.string()), std::string::npos);
-    const auto empty = dir_.path / "empty.pub";
+    const auto empty = dir_.path() / "empty.pub";
     { std::ofstream(empty.string()); }
     EXPECT_EQ(wp_ate_read_key_file(empty.c_str(), pub, nullptr), WP_ATE_E_IO);
     EXPECT_NE(std::string(wp_ate_last_error(nullptr)).find("public-key"), std::string::npos);
@@ -187,7 +188,7 @@ TEST_F(AteKeyFile, LastErrorIsPerThread) {
     std::string other;
     std::thread([&] {
         other = wp_ate_last_error(nullptr);
-        (void)wp_ate_read_key_file((dir_.path / "x").c_str(), pub, nullptr);
+        (void)wp_ate_read_key_file((dir_.path() / "x").c_str(), pub, nullptr);
     }).join();
     EXPECT_EQ(other, "");
     EXPECT_STREQ(wp_ate_last_error(nullptr), "path is NULL");

@@ -22,8 +22,10 @@
 #include "serve_process.hpp"
 #include "waferprov/bytes.hpp"
 #include "waferprov/host/curve_keys.hpp"
+#include "waferprov/ossl.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 #include "waferprov_ate.h"
 
 namespace waferprov::ate_test {
@@ -37,10 +39,7 @@ const fs::path kWaferprov = WAFERPROV_BINARY;
 const fs::path kExample = WAFERPROV_ATE_EXAMPLE;
 constexpr int kServerMaxSites = 16;
 
-struct X509Free {
-    void operator()(X509* x) const { X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+using ossl::X509Ptr;
 
 X509Ptr read_pem(const fs::path& p) {
     FILE* f = std::fopen(p.c_str(), "r");
@@ -50,12 +49,10 @@ X509Ptr read_pem(const fs::path& p) {
     return x;
 }
 
-Bytes der_of(X509* x) {
-    unsigned char* p = nullptr;
-    const int n = i2d_X509(x, &p);
-    Bytes b(p, p + (n > 0 ? n : 0));
-    OPENSSL_free(p);
-    return b;
+Bytes der_of(const X509* x) {
+    auto der = ossl::der_of(x);
+    EXPECT_TRUE(der.ok()) << der.error().describe();
+    return der.ok() ? std::move(der).value() : Bytes{};
 }
 
 // The open handle is closed at the end of the scope.
@@ -97,10 +94,10 @@ std::vector<wp_ate_site_result> programmed(const std::vector<wp_ate_site_identit
 class AteServer : public ::testing::Test {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(serve_available(kWaferprov, dir_.path))
+        ASSERT_TRUE(serve_available(kWaferprov, dir_.path()))
             << kWaferprov << " has no 'serve' command";
         const std::string err =
-            make_dev_job(kWaferprov, dir_.path / "job", "J1", {"ATE-1", "ATE-2"}, job_);
+            make_dev_job(kWaferprov, dir_.path() / "job", "J1", {"ATE-1", "ATE-2"}, job_);
         ASSERT_EQ(err, "");
         ASSERT_EQ(read_tester_keys(job_.tester_key("ATE-1"), ate1_), "");
         ASSERT_EQ(read_tester_keys(job_.tester_key("ATE-2"), ate2_), "");
@@ -116,7 +113,7 @@ protected:
         std::string err;
         server_.reset();
         server_ = ServeProcess::start(kWaferprov, args,
-                                      dir_.path / ("serve-" + std::to_string(++starts_)), err);
+                                      dir_.path() / ("serve-" + std::to_string(++starts_)), err);
         ASSERT_NE(server_, nullptr) << err;
     }
 
@@ -173,7 +170,7 @@ protected:
         return acks;
     }
 
-    reference::TempDir dir_{"ate_server"};
+    waferprov::testing::TempDir dir_{"ate_server"};
     DevJob job_;
     TesterKeys ate1_, ate2_;
     std::string endpoint_;
@@ -528,14 +525,14 @@ TEST_F(AteServer, ExampleProgramRunsToCompletion) {
     const RunResult r =
         run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
                      job_.tester_key("ATE-1").string(), "J1", "ATE-1", "LOT-EXAMPLE", "3"},
-                    dir_.path / "example.log", std::chrono::seconds(120));
+                    dir_.path() / "example.log", std::chrono::seconds(120));
     EXPECT_EQ(r.exit_status, 0) << r.output << "\nserver log:\n" << server_->log();
     EXPECT_NE(r.output.find("done: 3 touchdowns, 0 refusals"), std::string::npos) << r.output;
     // And its failure path: the wrong tester id for the key.
     const RunResult bad =
         run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
                      job_.tester_key("ATE-1").string(), "J1", "ATE-2"},
-                    dir_.path / "example-bad.log", std::chrono::seconds(60));
+                    dir_.path() / "example-bad.log", std::chrono::seconds(60));
     EXPECT_EQ(bad.exit_status, 2) << bad.output;
     EXPECT_NE(bad.output.find("NOT_ADMITTED"), std::string::npos) << bad.output;
 }

@@ -5,12 +5,11 @@
 
 #include <thread>
 
-#include "waferprov/test_process.hpp"
+#include "waferprov/testing/process.hpp"
 
 namespace waferprov::ate_test {
 namespace {
 
-namespace ref = waferprov::reference;
 using Clock = std::chrono::steady_clock;
 
 }  // namespace
@@ -18,14 +17,14 @@ using Clock = std::chrono::steady_clock;
 RunResult run_command(const std::vector<std::string>& argv, const fs::path& log,
                       std::chrono::seconds timeout) {
     RunResult r;
-    const pid_t pid = ref::spawn_process(argv, log, {}, /*append=*/false);
+    const pid_t pid = waferprov::testing::spawn_process(argv, log, {}, /*append=*/false);
     if (pid < 0) {
-        r.exit_status = ref::kSpawnFailed;
+        r.exit_status = waferprov::testing::kSpawnFailed;
         r.output = "cannot spawn " + argv.at(0);
         return r;
     }
-    r.exit_status = ref::wait_process(pid, timeout);
-    r.output = ref::read_text(log);
+    r.exit_status = waferprov::testing::wait_process(pid, timeout);
+    r.output = waferprov::testing::read_text(log);
     return r;
 }
 
@@ -66,7 +65,7 @@ std::unique_ptr<ServeProcess> ServeProcess::start(const fs::path& waferprov,
     p->err_ = log_stem.string() + ".err";
     std::vector<std::string> argv = {waferprov.string(), "serve"};
     argv.insert(argv.end(), args.begin(), args.end());
-    p->pid_ = ref::spawn_process(argv, p->out_, p->err_, /*append=*/false);
+    p->pid_ = waferprov::testing::spawn_process(argv, p->out_, p->err_, /*append=*/false);
     if (p->pid_ < 0) {
         error = "cannot spawn " + waferprov.string();
         return nullptr;
@@ -74,7 +73,7 @@ std::unique_ptr<ServeProcess> ServeProcess::start(const fs::path& waferprov,
     const std::string marker = "listening on ";
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < deadline) {
-        const std::string out = ref::read_text(p->out_);
+        const std::string out = waferprov::testing::read_text(p->out_);
         const size_t at = out.find(marker);
         if (at != std::string::npos) {
             const size_t end = out.find('\n', at);
@@ -86,7 +85,8 @@ std::unique_ptr<ServeProcess> ServeProcess::start(const fs::path& waferprov,
         int status = 0;
         if (::waitpid(p->pid_, &status, WNOHANG) == p->pid_) {
             p->pid_ = -1;
-            error = "waferprov serve exited before listening: " + ref::read_text(p->err_) + out;
+            error = "waferprov serve exited before listening: " +
+                    waferprov::testing::read_text(p->err_) + out;
             return nullptr;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -105,13 +105,15 @@ void ServeProcess::kill_hard() {
 }
 
 int ServeProcess::stop() {
-    if (pid_ <= 0) return ref::kNoSuchProcess;
+    if (pid_ <= 0) return waferprov::testing::kNoSuchProcess;
     ::kill(pid_, SIGTERM);
-    const int rc = ref::wait_process(pid_, std::chrono::seconds(10));
+    const int rc = waferprov::testing::wait_process(pid_, std::chrono::seconds(10));
     pid_ = -1;
     return rc;
 }
 
-std::string ServeProcess::log() const { return ref::read_text(err_) + ref::read_text(out_); }
+std::string ServeProcess::log() const {
+    return waferprov::testing::read_text(err_) + waferprov::testing::read_text(out_);
+}
 
 }  // namespace waferprov::ate_test

@@ -17,7 +17,7 @@ namespace waferprov::ate_test {
 namespace fs = std::filesystem;
 
 struct RunResult {
-    // The exit status, or (negative) reference::kSpawnFailed, kProcessSignaled or
+    // The exit status, or (negative) waferprov::testing::kSpawnFailed, kProcessSignaled or
     // kProcessTimedOut (waferprov/test_process.hpp).
     int exit_status = -1;
     std::string output;  // stdout and stderr together
@@ -69,7 +69,7 @@ public:
     const std::string& endpoint() const { return endpoint_; }
     // SIGKILL and reap: the host dies mid-session, nothing flushed or closed.
     void kill_hard();
-    // SIGTERM and wait; the exit status, or a negative reference::wait_process() code
+    // SIGTERM and wait; the exit status, or a negative waferprov::testing::wait_process() code
     // (kProcessTimedOut if it had to be killed after 10 s, kNoSuchProcess if not running).
     int stop();
     // What the server wrote to stderr so far (for failure messages).

@@ -23,13 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using Bio = ossl::Ptr<BIO, BIO_free_all>;
-using Store = ossl::Ptr<X509_STORE, X509_STORE_free>;
-using StoreCtx = ossl::Ptr<X509_STORE_CTX, X509_STORE_CTX_free>;
-struct X509StackFree {
-    void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_pop_free(s, X509_free); }
-};
-using X509Stack = std::unique_ptr<STACK_OF(X509), X509StackFree>;
+using ossl::Bio;
+using Store = ossl::X509Store;
+using StoreCtx = ossl::X509StoreCtx;
+using ossl::X509Stack;
 
 // The one PEM certificate in `path`.
 Result<ossl::X509Ptr> read_pem_certificate(const fs::path& path) {
@@ -48,12 +45,9 @@ Result<ossl::X509Ptr> read_pem_certificate(const fs::path& path) {
     return cert;
 }
 
-Result<Bytes> der_of(X509* cert, const fs::path& source) {
-    unsigned char* out = nullptr;
-    const int n = i2d_X509(cert, &out);
-    if (n <= 0) return ossl::ossl_error(source.string() + ": DER encoding");
-    Bytes der(out, out + n);
-    OPENSSL_free(out);
+Result<Bytes> der_of(const X509* cert, const fs::path& source) {
+    auto der = ossl::der_of(cert);
+    if (!der.ok()) return der.error().with_context(source.string());
     return der;
 }
 
@@ -240,13 +234,13 @@ Result<DieChecker> DieChecker::create(const SecretArray<32>& kik, const fs::path
     impl->untrusted.reset(sk_X509_new_null());
     if (!impl->store || !impl->untrusted ||
         X509_STORE_add_cert(impl->store.get(), impl->root.get()) != 1 ||
-        X509_STORE_set_flags(impl->store.get(), X509_V_FLAG_X509_STRICT) != 1 ||
-        X509_up_ref(impl->ca.get()) != 1)
+        X509_STORE_set_flags(impl->store.get(), X509_V_FLAG_X509_STRICT) != 1)
         return ossl::ossl_error("setting up the certificate store");
-    if (sk_X509_push(impl->untrusted.get(), impl->ca.get()) <= 0) {
-        X509_free(impl->ca.get());
+    // The stack owns a reference of its own to the CA certificate.
+    WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca_ref, ossl::share(impl->ca.get()));
+    if (sk_X509_push(impl->untrusted.get(), ca_ref.get()) <= 0)
         return ossl::ossl_error("setting up the certificate store");
-    }
+    (void)ca_ref.release();
     impl->p256.reset(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
     impl->wrap.reset(EVP_CIPHER_fetch(nullptr, "AES-256-WRAP", nullptr));
     impl->bn.reset(BN_CTX_new());

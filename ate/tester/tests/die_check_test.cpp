@@ -11,6 +11,7 @@
 #include "waferprov/host/device_cert.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 using namespace waferprov;
 using namespace waferprov::tester;
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Fixture {
-    ref::TempDir dir{"tester_check"};
+    waferprov::testing::TempDir dir{"tester_check"};
     host::ChainFiles chain;
     std::unique_ptr<host::Signer> signer;
     std::optional<host::DeviceCertBuilder> builder;
@@ -28,7 +29,7 @@ struct Fixture {
     ref::Drbg drbg{ref::random_bytes(48), {}};
 
     Fixture() {
-        auto files = host::init_pem_chain(dir.path / "ca", host::ChainOptions{});
+        auto files = host::init_pem_chain(dir.path() / "ca", host::ChainOptions{});
         EXPECT_TRUE(files.ok()) << files.error().message;
         chain = *files;
         signer = std::move(host::make_signer(chain.signer).value());
@@ -180,7 +181,7 @@ TEST(DieCheck, TheWrongKikFailsTheUnwrap) {
 
 TEST(DieCheck, KikAndCertificateFilesAreCheckedOnReading) {
     Fixture f;
-    const fs::path kik = f.dir.path / "kik.hex";
+    const fs::path kik = f.dir.path() / "kik.hex";
     std::ofstream(kik) << "  " << to_hex(f.kik.span()) << "\n";
     auto k = read_kik_file(kik);
     ASSERT_TRUE(k.ok()) << k.error().message;
@@ -189,11 +190,11 @@ TEST(DieCheck, KikAndCertificateFilesAreCheckedOnReading) {
     EXPECT_NE(read_kik_file(kik).error().message.find("31"), std::string::npos);
     std::ofstream(kik) << "zz\n";
     EXPECT_NE(read_kik_file(kik).error().message.find("kik.hex"), std::string::npos);
-    EXPECT_NE(read_kik_file(f.dir.path / "nope").error().message.find("cannot open"),
+    EXPECT_NE(read_kik_file(f.dir.path() / "nope").error().message.find("cannot open"),
               std::string::npos);
 
     // A bundle is not one certificate; a missing file is named.
-    const fs::path bundle = f.dir.path / "bundle.pem";
+    const fs::path bundle = f.dir.path() / "bundle.pem";
     {
         std::ifstream a(f.chain.ca_cert), b(f.chain.root_cert);
         std::ofstream out(bundle);
@@ -203,7 +204,7 @@ TEST(DieCheck, KikAndCertificateFilesAreCheckedOnReading) {
     ASSERT_FALSE(c.ok());
     EXPECT_NE(c.error().message.find("more than one certificate"), std::string::npos)
         << c.error().message;
-    c = DieChecker::create(f.kik, f.dir.path / "missing.pem", f.chain.root_cert);
+    c = DieChecker::create(f.kik, f.dir.path() / "missing.pem", f.chain.root_cert);
     ASSERT_FALSE(c.ok());
     EXPECT_NE(c.error().message.find("missing.pem"), std::string::npos);
 }

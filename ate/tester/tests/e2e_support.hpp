@@ -21,8 +21,9 @@
 
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/wafermap.hpp"
-#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/process.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 namespace waferprov::tester::e2e {
 
@@ -33,22 +34,24 @@ using nlohmann::json;
 inline const fs::path kWaferprov = WAFERPROV_BINARY;
 inline const fs::path kTester = WAFERPROV_TESTER_BINARY;
 
-using reference::read_text;
+using waferprov::testing::read_text;
 
 // Starts `binary args...` with stdout and stderr appended to `log`; -1 on failure.
 inline pid_t spawn(const fs::path& binary, const std::vector<std::string>& args,
                    const fs::path& log) {
     std::vector<std::string> argv = {binary.string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return reference::spawn_process(argv, log);
+    return waferprov::testing::spawn_process(argv, log);
 }
 
-// Runs `binary args...` to completion (see spawn()); its exit status, or reference::kSpawnFailed
+// Runs `binary args...` to completion (see spawn()); its exit status, or
+// waferprov::testing::kSpawnFailed
 // (-2), kProcessSignaled (-1) or kProcessTimedOut (-3, the process is then killed).
 inline int run(const fs::path& binary, const std::vector<std::string>& args, const fs::path& log,
                std::chrono::seconds timeout = std::chrono::seconds(120)) {
     const pid_t pid = spawn(binary, args, log);
-    return pid < 0 ? reference::kSpawnFailed : reference::wait_process(pid, timeout);
+    return pid < 0 ? waferprov::testing::kSpawnFailed
+                   : waferprov::testing::wait_process(pid, timeout);
 }
 
 // A child process that is killed and reaped if the test leaves before waiting for it.
@@ -74,7 +77,7 @@ public:
     }
     // Its exit status (see run()).
     int wait(std::chrono::seconds timeout) {
-        const int rc = reference::wait_process(pid_, timeout);
+        const int rc = waferprov::testing::wait_process(pid_, timeout);
         pid_ = -1;
         return rc;
     }
@@ -136,9 +139,9 @@ public:
     // SIGTERM; the exit status (0 = stopped cleanly; see run()), kNoSuchProcess (-4) if not
     // running.
     int stop() {
-        if (pid_ <= 0) return reference::kNoSuchProcess;
+        if (pid_ <= 0) return waferprov::testing::kNoSuchProcess;
         ::kill(pid_, SIGTERM);
-        const int rc = reference::wait_process(pid_, std::chrono::seconds(30));
+        const int rc = waferprov::testing::wait_process(pid_, std::chrono::seconds(30));
         pid_ = -1;
         return rc;
     }
@@ -166,7 +169,7 @@ private:
 // A development job (job init --id J1 --tester SIM-01) and a synthesized wafer in a temporary
 // folder.
 struct JobSetup {
-    reference::TempDir tmp;
+    waferprov::testing::TempDir tmp;
     fs::path dir, map, log;
     size_t dies = 0;  // dies to provision (bin 01)
     std::string lot;
@@ -175,9 +178,9 @@ struct JobSetup {
     JobSetup(const std::string& tag, int diameter_mm,
              const std::vector<std::string>& job_extra = {})
         : tmp(tag) {
-        dir = tmp.path / "job";
-        map = tmp.path / "wafer.xml";
-        log = tmp.path / "commands.log";
+        dir = tmp.path() / "job";
+        map = tmp.path() / "wafer.xml";
+        log = tmp.path() / "commands.log";
         std::vector<std::string> init = {"job",  "init", "--out",    dir.string(),
                                          "--id", "J1",   "--tester", "SIM-01"};
         init.insert(init.end(), job_extra.begin(), job_extra.end());
@@ -212,11 +215,11 @@ struct JobSetup {
                                       "--kik",        (dir / "kik.hex").string(),
                                       "--ca",         (dir / "ca.pem").string(),
                                       "--root",       (dir / "root.pem").string(),
-                                      "--json",       (tmp.path / "summary.json").string()};
+                                      "--json",       (tmp.path() / "summary.json").string()};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
-    json summary() const { return json::parse(read_text(tmp.path / "summary.json")); }
+    json summary() const { return json::parse(read_text(tmp.path() / "summary.json")); }
 
     // Counts of the ledger's states (zero if it cannot be opened yet).
     host::StateCounts counts() const {

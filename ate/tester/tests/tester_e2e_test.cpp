@@ -19,11 +19,11 @@ constexpr int kDiameter = 50;
 TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
     JobSetup job("tester_e2e", kDiameter);
     ASSERT_GT(job.dies, 100u);
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0)
         << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
@@ -50,11 +50,11 @@ TEST(TesterE2E, SixteenSiteCardProgramsTheWholeWafer) {
 
 TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
     JobSetup job("tester_e2e", kDiameter);
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     ASSERT_EQ(run(kTester,
                   job.tester_args(endpoint, 8,
                                   {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "42"}),
@@ -93,7 +93,7 @@ TEST(TesterE2E, ProgrammingFailuresAndRetestsEndInTheLedgerAsReported) {
 
     // The same seed makes the same choices.
     JobSetup again("tester_e2e", kDiameter);
-    Server server2(again.job_toml(), again.tmp.path);
+    Server server2(again.job_toml(), again.tmp.path());
     const std::string endpoint2 = server2.start();
     ASSERT_FALSE(endpoint2.empty()) << server2.failure();
     ASSERT_EQ(run(kTester,
@@ -115,12 +115,12 @@ TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
     // the simulator must send it again after --timeout-ms) rather than between touchdowns
     // (where ZeroMQ queues the next request until the host is back).
     JobSetup job("tester_e2e", 80);
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
     const std::string bind = endpoint;  // restart on the same port
 
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     Child tester(spawn(
         kTester,
         job.tester_args(endpoint, 16, {"--timeout-ms", "1000", "--give-up-s", "60", "--seed", "9"}),
@@ -174,11 +174,11 @@ TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
     auto xml = host::write_e142(*map);
     ASSERT_TRUE(xml.ok()) << xml.error().message;
     std::ofstream(job.map, std::ios::trunc) << *xml;
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     // Without --uid-from-map the host has no UID for any die.
     EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << read_text(log);
     EXPECT_EQ(job.summary()["refused"]["NO_UID"], job.dies) << read_text(log);
@@ -200,11 +200,11 @@ TEST(TesterE2E, ATamperedKikFailsTheDiesChecks) {
     std::string kik = read_text(job.dir / "kik.hex");
     kik[0] = kik[0] == '0' ? '1' : '0';
     std::ofstream(job.dir / "kik.hex", std::ios::trunc) << kik;
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16), log), 1) << read_text(log);
     EXPECT_EQ(server.stop(), 0) << server.logs();
     const std::string out = read_text(log);
@@ -225,7 +225,7 @@ TEST(TesterE2E, ATamperedKikFailsTheDiesChecks) {
 
 TEST(TesterE2E, InsecureLinkNeedsNoCurveKeys) {
     JobSetup job("tester_e2e", 30);
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start("tcp://127.0.0.1:0", {"--insecure"});
     ASSERT_FALSE(endpoint.empty()) << server.failure();
     auto args = job.tester_args(endpoint, 64, {"--insecure"});
@@ -235,7 +235,7 @@ TEST(TesterE2E, InsecureLinkNeedsNoCurveKeys) {
         ASSERT_NE(it, args.end());
         args.erase(it, it + 2);
     }
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     ASSERT_EQ(run(kTester, args, log), 0) << read_text(log) << server.logs();
     EXPECT_EQ(server.stop(), 0) << server.logs();
     const json s = job.summary();
@@ -245,15 +245,15 @@ TEST(TesterE2E, InsecureLinkNeedsNoCurveKeys) {
 }
 
 TEST(TesterE2E, UsageAndSetupErrorsAreNamed) {
-    reference::TempDir t("tester_e2e");
-    const fs::path log = t.path / "log.txt";
+    waferprov::testing::TempDir t("tester_e2e");
+    const fs::path log = t.path() / "log.txt";
     EXPECT_EQ(run(kTester, {}, log), 2);
     EXPECT_NE(read_text(log).find("--map is required"), std::string::npos) << read_text(log);
     EXPECT_EQ(run(kTester, {"--help"}, log), 0);
 
     JobSetup job("tester_e2e", 30);
     auto args = job.tester_args("tcp://127.0.0.1:9", 4);
-    args[1] = (t.path / "no-such-map.xml").string();
+    args[1] = (t.path() / "no-such-map.xml").string();
     std::ofstream(log, std::ios::trunc).flush();
     EXPECT_EQ(run(kTester, args, log), 1);
     EXPECT_NE(read_text(log).find("no-such-map.xml"), std::string::npos) << read_text(log);

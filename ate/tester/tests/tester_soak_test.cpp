@@ -13,11 +13,11 @@ using namespace waferprov::tester::e2e;
 TEST(TesterSoak, FullWaferWithTheServerKilledTenTimes) {
     JobSetup job("tester_soak", 300);
     ASSERT_GT(job.dies, 15000u);
-    Server server(job.job_toml(), job.tmp.path);
+    Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
 
-    const fs::path log = job.tmp.path / "tester.log";
+    const fs::path log = job.tmp.path() / "tester.log";
     Child tester(spawn(kTester,
                        job.tester_args(endpoint, 64,
                                        {"--timeout-ms", "1000", "--give-up-s", "120", "--fail-rate",

@@ -181,7 +181,7 @@ void set_test_entropy(EVP_RAND_CTX* parent, ByteSpan entropy) {
 }
 }  // namespace
 
-Drbg::Drbg(ByteSpan entropy, ByteSpan personalization) : impl_(new Impl) {
+Drbg::Drbg(ByteSpan entropy, ByteSpan personalization) : impl_(std::make_unique<Impl>()) {
     ossl::Rand test(EVP_RAND_fetch(nullptr, "TEST-RAND", nullptr));
     ossl::Rand ctr(EVP_RAND_fetch(nullptr, "CTR-DRBG", nullptr));
     if (!test || !ctr) fail("EVP_RAND_fetch");
@@ -216,7 +216,7 @@ Drbg::Drbg(ByteSpan entropy, ByteSpan personalization) : impl_(new Impl) {
         fail("CTR-DRBG instantiate");
 }
 
-Drbg::~Drbg() { delete impl_; }
+Drbg::~Drbg() = default;
 
 void Drbg::reseed(ByteSpan entropy, ByteSpan additional) {
     set_test_entropy(impl_->parent.get(), entropy);

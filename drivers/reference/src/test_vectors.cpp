@@ -3,26 +3,9 @@
 #include <fstream>
 #include <stdexcept>
 
-#include <unistd.h>
-
-#include <atomic>
-
 #include <openssl/rand.h>
 
 namespace waferprov::reference {
-
-TempDir::TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path =
-        std::filesystem::temp_directory_path() /
-        ("waferprov_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::create_directories(path);
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-}
 
 Bytes random_bytes(size_t n) {
     Bytes b(n);

@@ -213,15 +213,14 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     // SubjectPublicKeyInfo { id-ecPublicKey, prime256v1 } with the (already checked) point.
     // Set directly rather than through X509_set_pubkey(EVP_PKEY): OpenSSL 3.0 runs its encoder
     // machinery for that, which costs more than the signature itself.
-    auto* penc =
-        static_cast<unsigned char*>(OPENSSL_memdup(req.public_key.data(), req.public_key.size()));
-    if (penc == nullptr ||
+    ossl::Buffer penc(
+        static_cast<unsigned char*>(OPENSSL_memdup(req.public_key.data(), req.public_key.size())));
+    if (!penc ||
         X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x.get()), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
-                               V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), penc,
-                               static_cast<int>(req.public_key.size())) != 1) {
-        OPENSSL_free(penc);
+                               V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), penc.get(),
+                               static_cast<int>(req.public_key.size())) != 1)
         return fail(ossl::ossl_error("public key"));
-    }
+    (void)penc.release();  // the X509_PUBKEY owns it now
 
     // Extensions, in the order a reader expects them.
     BasicConstraintsPtr bc(BASIC_CONSTRAINTS_new());  // cA FALSE (DEFAULT, so encoded as {})

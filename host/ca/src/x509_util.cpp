@@ -173,14 +173,7 @@ Result<ossl::Pkey> read_pem_private_key(const std::filesystem::path& path) {
     return key;
 }
 
-Result<Bytes> certificate_to_der(X509* cert) {
-    const int n = i2d_X509(cert, nullptr);
-    if (n <= 0) return ossl::ossl_error("encoding certificate");
-    Bytes der(static_cast<size_t>(n));
-    uint8_t* p = der.data();
-    if (i2d_X509(cert, &p) != n) return ossl::ossl_error("encoding certificate");
-    return der;
-}
+Result<Bytes> certificate_to_der(X509* cert) { return ossl::der_of(cert); }
 
 Result<ossl::X509Ptr> certificate_from_der(ByteSpan der) {
     const uint8_t* p = der.data();

@@ -19,36 +19,18 @@
 #include "waferprov/host/ca_init.hpp"
 #include "waferprov/host/ca_signers.hpp"
 #include "waferprov/host/device_cert.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 namespace waferprov::host::test {
 
-using StorePtr = ossl::Ptr<X509_STORE, X509_STORE_free>;
-using StoreCtxPtr = ossl::Ptr<X509_STORE_CTX, X509_STORE_CTX_free>;
-inline void free_x509_stack(STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }
-using X509Stack = ossl::Ptr<STACK_OF(X509), free_x509_stack>;
+using StorePtr = ossl::X509Store;
+using StoreCtxPtr = ossl::X509StoreCtx;
+using ossl::X509Stack;
 using BcPtr = ca_detail::BasicConstraintsPtr;
 using AkidPtr = ca_detail::AuthorityKeyIdPtr;
 using OctetPtr = ca_detail::Asn1OctetPtr;
 
-class TempDir {
-public:
-    TempDir() {
-        std::string t =
-            (std::filesystem::temp_directory_path() / "waferprov-ca-test-XXXXXX").string();
-        if (::mkdtemp(t.data()) == nullptr) std::abort();
-        path_ = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
-};
+using waferprov::testing::TempDir;
 
 template <class T>
 T must(Result<T> r, const char* what = "") {

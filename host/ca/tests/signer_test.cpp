@@ -6,7 +6,8 @@
 
 #include "ca_test_util.hpp"
 #include "pkcs11_module.hpp"
-#include "waferprov/host/softhsm_fixture.hpp"
+#include "waferprov/testing/softhsm.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 namespace waferprov::host::test {
 namespace {
@@ -16,8 +17,9 @@ constexpr const char* kPinEnv = "WAFERPROV_TEST_HSM_PIN";
 class TokenChain : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (!SoftHsmToken::find_module()) GTEST_SKIP() << "SoftHSM2 is not installed";
-        token_ = must(SoftHsmToken::create(), "SoftHSM token");
+        if (!waferprov::testing::SoftHsmToken::find_module())
+            GTEST_SKIP() << "SoftHSM2 is not installed";
+        token_ = must(waferprov::testing::SoftHsmToken::create(), "SoftHSM token");
         token_->export_pin(kPinEnv);
         HsmChainOptions o;
         o.module = token_->module();
@@ -30,7 +32,7 @@ protected:
     }
     void TearDown() override { ::unsetenv(kPinEnv); }
 
-    std::unique_ptr<SoftHsmToken> token_;
+    std::unique_ptr<waferprov::testing::SoftHsmToken> token_;
     TempDir dir_;
     ChainFiles files_;
     Pkcs11SignerConfig config_;

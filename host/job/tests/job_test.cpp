@@ -6,11 +6,12 @@
 
 #include "waferprov/host/job.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
 namespace fs = std::filesystem;
-using waferprov::reference::TempDir;
+using waferprov::testing::TempDir;
 
 namespace {
 
@@ -43,7 +44,7 @@ ate8 = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
 )";
 
 fs::path write(const TempDir& d, const std::string& text) {
-    fs::path p = d.path / "job.toml";
+    fs::path p = d.path() / "job.toml";
     std::ofstream(p) << text;
     return p;
 }
@@ -63,10 +64,10 @@ TEST(JobFile, ReadsEveryKeyAndResolvesPathsAgainstItsFolder) {
     EXPECT_EQ(job->id, "JOB-1");
     EXPECT_EQ(job->quota, 100u);
     EXPECT_EQ(job->backend, "software");
-    EXPECT_EQ(job->ledger, d.path / "ledger.sqlite");
-    EXPECT_EQ(*job->device_key, d.path / "device.key");
+    EXPECT_EQ(job->ledger, d.path() / "ledger.sqlite");
+    EXPECT_EQ(*job->device_key, d.path() / "device.key");
     EXPECT_EQ(job->ca.kind, JobCa::Kind::kPem);
-    EXPECT_EQ(job->ca.key, d.path / "ca.key");
+    EXPECT_EQ(job->ca.key, d.path() / "ca.key");
     EXPECT_EQ(job->certificate.organization, "ACME Devices");
     EXPECT_EQ(job->uid_policy, UidPolicy::kDerived);
     EXPECT_EQ(job->uid_salt.size(), 16u);
@@ -80,7 +81,7 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
     TempDir d{"job"};
     auto job = load_job(write(d, kValid));
     ASSERT_TRUE(job.ok());
-    job->file = d.path / "copy.toml";
+    job->file = d.path() / "copy.toml";
     job->ca.kind = JobCa::Kind::kPkcs11;
     job->ca.module = "/usr/lib/softhsm/libsofthsm2.so";
     job->ca.token_label = "tok";

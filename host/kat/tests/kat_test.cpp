@@ -11,6 +11,7 @@
 #include "waferprov/kat.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 using namespace waferprov;
 namespace ref = waferprov::reference;
@@ -40,8 +41,8 @@ struct Backend {
 
 // Modified copies of the built-in files, removed when the test program ends.
 const fs::path& scratch() {
-    static const ref::TempDir dir("kat");
-    return dir.path;
+    static const waferprov::testing::TempDir dir("kat");
+    return dir.path();
 }
 
 fs::path write_temp(const std::string& name, const json& doc) {

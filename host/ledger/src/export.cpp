@@ -138,13 +138,10 @@ Result<ossl::X509Ptr> parse_der_cert(ByteSpan der) {
     return cert;
 }
 
-Bytes cert_der(X509* cert) {
-    unsigned char* out = nullptr;
-    const int n = i2d_X509(cert, &out);
-    if (n <= 0) return {};
-    Bytes b(out, out + n);
-    OPENSSL_free(out);
-    return b;
+// Empty when the certificate cannot be encoded (it then matches no CA).
+Bytes cert_der(const X509* cert) {
+    auto der = ossl::der_of(cert);
+    return der.ok() ? std::move(der).value() : Bytes{};
 }
 
 }  // namespace

@@ -21,34 +21,14 @@
 
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/ossl.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 namespace waferprov::host::testing {
 
 namespace fs = std::filesystem;
-using Bio = ossl::Ptr<BIO, BIO_free_all>;
+using ossl::Bio;
 
-// A fresh directory under the system temp dir, removed at scope exit.
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> n{0};
-        path_ = fs::temp_directory_path() /
-                ("wp-ledger-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + "-" +
-                 std::to_string(std::random_device{}()));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const fs::path& path() const { return path_; }
-    fs::path operator/(const std::string& s) const { return path_ / s; }
-
-private:
-    fs::path path_;
-};
+using waferprov::testing::TempDir;
 
 inline ossl::Pkey p256_key() {
     ossl::Pkey k(EVP_EC_gen("P-256"));
@@ -65,12 +45,10 @@ inline std::array<uint8_t, 65> public_point(EVP_PKEY* k) {
     return p;
 }
 
-inline Bytes der_of(X509* c) {
-    unsigned char* out = nullptr;
-    const int n = i2d_X509(c, &out);
-    Bytes b(out, out + n);
-    OPENSSL_free(out);
-    return b;
+inline Bytes der_of(const X509* c) {
+    auto der = ossl::der_of(c);
+    EXPECT_TRUE(der.ok()) << der.error().describe();
+    return der.ok() ? std::move(der).value() : Bytes{};
 }
 
 inline std::string pem_of(X509* c) {

@@ -17,12 +17,13 @@
 #include "waferprov/reference.hpp"
 #include "waferprov/software/software_engine.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
 namespace ref = waferprov::reference;
 namespace fs = std::filesystem;
-using waferprov::reference::TempDir;
+using waferprov::testing::TempDir;
 
 namespace {
 
@@ -83,7 +84,7 @@ struct World {
     ossl::X509Ptr root, ca;
 
     explicit World(uint64_t quota = 100000) {
-        auto files = init_pem_chain(dir.path / "ca", ChainOptions{});
+        auto files = init_pem_chain(dir.path() / "ca", ChainOptions{});
         EXPECT_TRUE(files.ok()) << files.error().describe();
         auto s = make_signer(files->signer);
         EXPECT_TRUE(s.ok()) << s.error().describe();
@@ -97,7 +98,7 @@ struct World {
         EXPECT_TRUE(engine->load_kik(ref::kw_wrap(dk.span(), kik)).ok());
         EXPECT_TRUE(engine->instantiate(ref::random_bytes(48), {}, 1u << 20).ok());
         auto l =
-            Ledger::open(dir.path / "ledger.sqlite", LedgerConfig{"JOB", "CUST", "PROD", quota});
+            Ledger::open(dir.path() / "ledger.sqlite", LedgerConfig{"JOB", "CUST", "PROD", quota});
         EXPECT_TRUE(l.ok()) << l.error().describe();
         ledger = std::move(*l);
     }

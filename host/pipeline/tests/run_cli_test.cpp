@@ -19,17 +19,18 @@
 
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
-#include "waferprov/host/softhsm_fixture.hpp"
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/reference.hpp"
-#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/process.hpp"
+#include "waferprov/testing/softhsm.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
 namespace ref = waferprov::reference;
 namespace fs = std::filesystem;
-using waferprov::reference::TempDir;
+using waferprov::testing::TempDir;
 
 namespace {
 
@@ -44,19 +45,19 @@ std::vector<std::string> command(const std::vector<std::string>& args) {
 
 // Starts the command with stdout and stderr appended to `log`; -1 on failure.
 pid_t spawn(const std::vector<std::string>& args, const fs::path& log) {
-    return ref::spawn_process(command(args), log);
+    return waferprov::testing::spawn_process(command(args), log);
 }
 
-// Runs the command to completion; its exit status, or ref::kProcessSignaled /
-// ref::kSpawnFailed.
+// Runs the command to completion; its exit status, or waferprov::testing::kProcessSignaled /
+// waferprov::testing::kSpawnFailed.
 int run(const std::vector<std::string>& args, const fs::path& log) {
-    return ref::run_process(command(args), log, ref::kNoTimeout);
+    return waferprov::testing::run_process(command(args), log, waferprov::testing::kNoTimeout);
 }
 
 // Checks the export of a finished wafer: one record per selected die, every die's record
 // passes the die's own check with the plaintext KIK, nothing twice.
 void check_export(const fs::path& export_dir, const fs::path& kik_hex, size_t expected) {
-    Bytes kik = from_hex(ref::read_text(kik_hex).substr(0, 64), "kik").value();
+    Bytes kik = from_hex(waferprov::testing::read_text(kik_hex).substr(0, 64), "kik").value();
     std::ifstream in(export_dir / "records.jsonl");
     std::string line;
     std::set<std::string> uids, serials, locations;
@@ -100,89 +101,92 @@ size_t selected_dies(const fs::path& map) {
 // the reconciliation) while dies lack an identity, and reconciles once `run` gave them one.
 TEST(RunCli, ReportFromTheLedgerAlone) {
     TempDir t{"report"};
-    const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0)
-        << ref::read_text(log);
+    const fs::path log = t.path() / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string()}, log), 0)
+        << waferprov::testing::read_text(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out",
-                   (t.path / "w.xml").string()},
+                   (t.path() / "w.xml").string()},
                   log),
               0)
-        << ref::read_text(log);
+        << waferprov::testing::read_text(log);
     const std::vector<std::string> report = {"report",
                                              "--job",
-                                             (t.path / "job/job.toml").string(),
+                                             (t.path() / "job/job.toml").string(),
                                              "--map",
-                                             (t.path / "w.xml").string(),
+                                             (t.path() / "w.xml").string(),
                                              "--out",
-                                             (t.path / "rep").string()};
-    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
-                   (t.path / "w.xml").string(), "--no-progress", "--out",
-                   (t.path / "run-reports").string()},
+                                             (t.path() / "rep").string()};
+    ASSERT_EQ(run({"run", "--job", (t.path() / "job/job.toml").string(), "--map",
+                   (t.path() / "w.xml").string(), "--no-progress", "--out",
+                   (t.path() / "run-reports").string()},
                   log),
               0)
-        << ref::read_text(log);
-    ASSERT_EQ(run(report, log), 0) << ref::read_text(log);
-    const std::string recon = ref::read_text(t.path / "rep/SYNTH0001/01/reconciliation.txt");
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(run(report, log), 0) << waferprov::testing::read_text(log);
+    const std::string recon =
+        waferprov::testing::read_text(t.path() / "rep/SYNTH0001/01/reconciliation.txt");
     EXPECT_EQ(recon.find("MISMATCH"), std::string::npos) << recon;
-    EXPECT_TRUE(fs::exists(t.path / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
+    EXPECT_TRUE(fs::exists(t.path() / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
     // A second wafer nobody provisioned: reported as a gap.
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out",
-                   (t.path / "w2.xml").string()},
+                   (t.path() / "w2.xml").string()},
                   log),
               0)
-        << ref::read_text(log);
+        << waferprov::testing::read_text(log);
     auto gap = report;
-    gap.back() = (t.path / "rep2").string();
+    gap.back() = (t.path() / "rep2").string();
     gap.push_back("--map");
-    gap.push_back((t.path / "w2.xml").string());
+    gap.push_back((t.path() / "w2.xml").string());
     EXPECT_EQ(run(gap, log), 1);
-    EXPECT_NE(ref::read_text(log).find("have no identity in the ledger"), std::string::npos);
-    EXPECT_NE(ref::read_text(t.path / "rep2/SYNTH0001/02/reconciliation.txt").find("MISMATCH"),
+    EXPECT_NE(waferprov::testing::read_text(log).find("have no identity in the ledger"),
+              std::string::npos);
+    EXPECT_NE(waferprov::testing::read_text(t.path() / "rep2/SYNTH0001/02/reconciliation.txt")
+                  .find("MISMATCH"),
               std::string::npos);
 }
 
 TEST(RunCli, PemJobFromInitToVerifiedExport) {
     TempDir t{"run"};
-    const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0)
-        << ref::read_text(log);
+    const fs::path log = t.path() / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string()}, log), 0)
+        << waferprov::testing::read_text(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "50", "--die", "2x2", "--out",
-                   (t.path / "w.xml").string()},
+                   (t.path() / "w.xml").string()},
                   log),
               0)
-        << ref::read_text(log);
+        << waferprov::testing::read_text(log);
     const std::vector<std::string> cmd = {"run",
                                           "--job",
-                                          (t.path / "job/job.toml").string(),
+                                          (t.path() / "job/job.toml").string(),
                                           "--map",
-                                          (t.path / "w.xml").string(),
+                                          (t.path() / "w.xml").string(),
                                           "--no-progress"};
-    ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
+    ASSERT_EQ(run(cmd, log), 0) << waferprov::testing::read_text(log);
     // Rerun: idempotent, nothing new.
-    ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
-    const fs::path ledger = t.path / "job/ledger.sqlite";
+    ASSERT_EQ(run(cmd, log), 0) << waferprov::testing::read_text(log);
+    const fs::path ledger = t.path() / "job/ledger.sqlite";
     ASSERT_EQ(run({"ledger", "verify", "--ledger", ledger.string()}, log), 0)
-        << ref::read_text(log);
-    const size_t expected = selected_dies(t.path / "w.xml");
+        << waferprov::testing::read_text(log);
+    const size_t expected = selected_dies(t.path() / "w.xml");
     auto l = Ledger::open_existing(ledger);
     ASSERT_TRUE(l.ok());
     EXPECT_EQ((*l)->counts()->total(), expected);
     EXPECT_EQ((*l)->quota()->used, expected);
     l->reset();
     ASSERT_EQ(run({"ledger", "export", "--ledger", ledger.string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()},
+                   (t.path() / "job/job.toml").string(), "--out", (t.path() / "export").string()},
                   log),
               0)
-        << ref::read_text(log);
-    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
-                   (t.path / "job/ca.pem").string()},
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path() / "export").string(), "--ca",
+                   (t.path() / "job/ca.pem").string()},
                   log),
               0)
-        << ref::read_text(log);
-    check_export(t.path / "export", t.path / "job/kik.hex", expected);
+        << waferprov::testing::read_text(log);
+    check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
     // The floor reports are there.
     bool svg = false, stdf = false;
-    for (const auto& e : fs::recursive_directory_iterator(t.path / "job/reports")) {
+    for (const auto& e : fs::recursive_directory_iterator(t.path() / "job/reports")) {
         svg |= e.path().extension() == ".svg";
         stdf |= e.path().extension() == ".stdf";
     }
@@ -191,60 +195,62 @@ TEST(RunCli, PemJobFromInitToVerifiedExport) {
 }
 
 TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
-    auto token = SoftHsmToken::create();
+    auto token = waferprov::testing::SoftHsmToken::create();
     if (!token.ok()) GTEST_FAIL() << token.error().describe();
     (*token)->export_pin("WAFERPROV_HSM_PIN");
     TempDir t{"run"};
-    const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--hsm", "--module",
+    const fs::path log = t.path() / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string(), "--hsm", "--module",
                    (*token)->module().string(), "--token-label", (*token)->label(), "--key-label",
                    "manufacturer-ca"},
                   log),
               0)
-        << ref::read_text(log);
-    EXPECT_FALSE(fs::exists(t.path / "job/ca.key"));
+        << waferprov::testing::read_text(log);
+    EXPECT_FALSE(fs::exists(t.path() / "job/ca.key"));
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out",
-                   (t.path / "w.xml").string()},
+                   (t.path() / "w.xml").string()},
                   log),
               0)
-        << ref::read_text(log);
-    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
-                   (t.path / "w.xml").string(), "--no-progress"},
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(run({"run", "--job", (t.path() / "job/job.toml").string(), "--map",
+                   (t.path() / "w.xml").string(), "--no-progress"},
                   log),
               0)
-        << ref::read_text(log);
-    ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()},
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(
+        run({"ledger", "export", "--ledger", (t.path() / "job/ledger.sqlite").string(), "--job",
+             (t.path() / "job/job.toml").string(), "--out", (t.path() / "export").string()},
+            log),
+        0)
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path() / "export").string(), "--ca",
+                   (t.path() / "job/ca.pem").string()},
                   log),
               0)
-        << ref::read_text(log);
-    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path / "export").string(), "--ca",
-                   (t.path / "job/ca.pem").string()},
-                  log),
-              0)
-        << ref::read_text(log);
-    check_export(t.path / "export", t.path / "job/kik.hex", selected_dies(t.path / "w.xml"));
+        << waferprov::testing::read_text(log);
+    check_export(t.path() / "export", t.path() / "job/kik.hex", selected_dies(t.path() / "w.xml"));
 }
 
 TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     TempDir t{"run"};
-    const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string(), "--quota", "100000"}, log), 0)
-        << ref::read_text(log);
+    const fs::path log = t.path() / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string(), "--quota", "100000"}, log),
+              0)
+        << waferprov::testing::read_text(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "150", "--die", "2x2", "--out",
-                   (t.path / "w.xml").string()},
+                   (t.path() / "w.xml").string()},
                   log),
               0)
-        << ref::read_text(log);
+        << waferprov::testing::read_text(log);
     const std::vector<std::string> cmd = {"run",
                                           "--job",
-                                          (t.path / "job/job.toml").string(),
+                                          (t.path() / "job/job.toml").string(),
                                           "--map",
-                                          (t.path / "w.xml").string(),
+                                          (t.path() / "w.xml").string(),
                                           "--no-progress",
                                           "--batch",
                                           "8"};
-    const fs::path ledger_file = t.path / "job/ledger.sqlite";
+    const fs::path ledger_file = t.path() / "job/ledger.sqlite";
     auto committed = [&]() -> uint64_t {
         auto l = Ledger::open_existing(ledger_file);
         if (!l.ok()) return 0;
@@ -288,9 +294,9 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     }
     std::printf("[   info   ] %d of 8 runs killed mid-wafer\n", killed);
     EXPECT_GT(killed, 0);
-    ASSERT_EQ(run(cmd, log), 0) << ref::read_text(log);
-    const size_t expected = selected_dies(t.path / "w.xml");
-    auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
+    ASSERT_EQ(run(cmd, log), 0) << waferprov::testing::read_text(log);
+    const size_t expected = selected_dies(t.path() / "w.xml");
+    auto l = Ledger::open_existing(t.path() / "job/ledger.sqlite");
     ASSERT_TRUE(l.ok());
     EXPECT_EQ((*l)->counts()->total(), expected);
     EXPECT_EQ((*l)->quota()->used, expected);
@@ -298,48 +304,52 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     ASSERT_TRUE(v.ok());
     EXPECT_TRUE(v->ok());
     l->reset();
-    ASSERT_EQ(run({"ledger", "export", "--ledger", (t.path / "job/ledger.sqlite").string(), "--job",
-                   (t.path / "job/job.toml").string(), "--out", (t.path / "export").string()},
-                  log),
-              0)
-        << ref::read_text(log);
-    check_export(t.path / "export", t.path / "job/kik.hex", expected);
+    ASSERT_EQ(
+        run({"ledger", "export", "--ledger", (t.path() / "job/ledger.sqlite").string(), "--job",
+             (t.path() / "job/job.toml").string(), "--out", (t.path() / "export").string()},
+            log),
+        0)
+        << waferprov::testing::read_text(log);
+    check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
 }
 
 TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
     TempDir t{"run"};
-    const fs::path log = t.path / "log.txt";
+    const fs::path log = t.path() / "log.txt";
     ASSERT_EQ(
-        run({"job", "init", "--out", (t.path / "job").string(), "--uid-policy", "tester"}, log), 0)
-        << ref::read_text(log);
+        run({"job", "init", "--out", (t.path() / "job").string(), "--uid-policy", "tester"}, log),
+        0)
+        << waferprov::testing::read_text(log);
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--out",
-                   (t.path / "w.xml").string()},
+                   (t.path() / "w.xml").string()},
                   log),
               0)
-        << ref::read_text(log);
-    ASSERT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
-                   (t.path / "w.xml").string(), "--no-progress"},
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(run({"run", "--job", (t.path() / "job/job.toml").string(), "--map",
+                   (t.path() / "w.xml").string(), "--no-progress"},
                   log),
               0)
-        << ref::read_text(log);
-    EXPECT_NE(ref::read_text(log).find("get their identity at touchdown"), std::string::npos)
-        << ref::read_text(log);
-    auto l = Ledger::open_existing(t.path / "job/ledger.sqlite");
+        << waferprov::testing::read_text(log);
+    EXPECT_NE(waferprov::testing::read_text(log).find("get their identity at touchdown"),
+              std::string::npos)
+        << waferprov::testing::read_text(log);
+    auto l = Ledger::open_existing(t.path() / "job/ledger.sqlite");
     ASSERT_TRUE(l.ok());
     EXPECT_EQ((*l)->counts()->total(), 0u);
 }
 
 TEST(RunCli, BadMapProvisionsNothing) {
     TempDir t{"run"};
-    const fs::path log = t.path / "log.txt";
-    ASSERT_EQ(run({"job", "init", "--out", (t.path / "job").string()}, log), 0)
-        << ref::read_text(log);
-    std::ofstream(t.path / "bad.xml")
+    const fs::path log = t.path() / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string()}, log), 0)
+        << waferprov::testing::read_text(log);
+    std::ofstream(t.path() / "bad.xml")
         << "<MapData><Layouts>\n<Layout LayoutId=\"x\">\n</MapData>\n";
-    EXPECT_EQ(run({"run", "--job", (t.path / "job/job.toml").string(), "--map",
-                   (t.path / "bad.xml").string(), "--no-progress"},
+    EXPECT_EQ(run({"run", "--job", (t.path() / "job/job.toml").string(), "--map",
+                   (t.path() / "bad.xml").string(), "--no-progress"},
                   log),
               1);
-    EXPECT_NE(ref::read_text(log).find("line"), std::string::npos) << ref::read_text(log);
-    EXPECT_FALSE(fs::exists(t.path / "job/ledger.sqlite"));
+    EXPECT_NE(waferprov::testing::read_text(log).find("line"), std::string::npos)
+        << waferprov::testing::read_text(log);
+    EXPECT_FALSE(fs::exists(t.path() / "job/ledger.sqlite"));
 }

@@ -24,9 +24,11 @@
 #include "waferprov/host/service.hpp"
 #include "waferprov/host/wafer_synth.hpp"
 #include "waferprov/host/wafermap.hpp"
+#include "waferprov/ossl.hpp"
 #include "waferprov/reference.hpp"
-#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/process.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
@@ -34,7 +36,7 @@ namespace pr = waferprov::host::protocol;
 namespace ref = waferprov::reference;
 namespace fs = std::filesystem;
 using pr::StatusCode;
-using ref::TempDir;
+using waferprov::testing::TempDir;
 
 namespace {
 
@@ -55,11 +57,13 @@ struct TestJob {
             args.push_back(t);
         }
         args.insert(args.end(), extra.begin(), extra.end());
-        const int rc = ref::run_process(args, parent / (id + ".log"), ref::kNoTimeout);
+        const int rc = waferprov::testing::run_process(args, parent / (id + ".log"),
+                                                       waferprov::testing::kNoTimeout);
         if (rc != 0)
-            throw std::runtime_error("job init failed: " + ref::read_text(parent / (id + ".log")));
+            throw std::runtime_error("job init failed: " +
+                                     waferprov::testing::read_text(parent / (id + ".log")));
         job = load_job(dir / "job.toml").value();
-        kik = from_hex(ref::read_text(dir / "kik.hex").substr(0, 64), "kik").value();
+        kik = from_hex(waferprov::testing::read_text(dir / "kik.hex").substr(0, 64), "kik").value();
     }
     pr::CurveKeyPair keys(const std::string& tester) const {
         return pr::read_curve_key_file(dir / ("tester-" + tester + ".key"), true).value();
@@ -177,13 +181,12 @@ pr::Touchdown touchdown(uint64_t session, const std::string& lot, uint32_t seq,
 // d*G equals the certificate's public key.
 std::string die_check(const Bytes& kik, const pr::SiteIdentity& id) {
     const uint8_t* p = id.certificate_der.data();
-    X509* cert = d2i_X509(nullptr, &p, static_cast<long>(id.certificate_der.size()));
-    if (cert == nullptr) return "certificate does not parse";
+    ossl::X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(id.certificate_der.size())));
+    if (!cert) return "certificate does not parse";
     std::array<uint8_t, 65> q{};
     size_t len = 0;
-    const int ok = EVP_PKEY_get_octet_string_param(X509_get0_pubkey(cert), OSSL_PKEY_PARAM_PUB_KEY,
-                                                   q.data(), q.size(), &len);
-    X509_free(cert);
+    const int ok = EVP_PKEY_get_octet_string_param(
+        X509_get0_pubkey(cert.get()), OSSL_PKEY_PARAM_PUB_KEY, q.data(), q.size(), &len);
     if (ok != 1 || len != 65) return "no P-256 public key in the certificate";
     wpid1::IdentityRecord rec;
     rec.uid = id.uid;
@@ -213,7 +216,7 @@ ServiceOptions secure(const TestJob& j) {
 }
 
 TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
@@ -255,7 +258,7 @@ TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
 }
 
 TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     std::vector<DieRequest> dies;
     for (int x = 0; x < 4; ++x) {
         DieLocation loc{"LOT1", 1, x, 0};
@@ -289,7 +292,7 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
 }
 
 TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
@@ -339,7 +342,7 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
 // asked again under a new request id) is answered too, with the same identities; and the
 // results of one touchdown may come in several RESULTS.
 TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
@@ -373,7 +376,7 @@ TEST_F(ServiceTest, RepeatsInFlightAreAnsweredAndResultsMayBeSplit) {
 }
 
 TEST_F(ServiceTest, ResultsAreCheckedAgainstTheLedger) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
@@ -394,7 +397,7 @@ TEST_F(ServiceTest, ResultsAreCheckedAgainstTheLedger) {
 }
 
 TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
-    TestJob j(tmp.path, "J1", {"ATE-1"}, {"--quota", "3"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"}, {"--quota", "3"});
     SynthOptions so;
     so.diameter_mm = 30;
     so.die_width_mm = so.die_height_mm = 4;
@@ -443,7 +446,7 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
 }
 
 TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
-    TestJob j(tmp.path, "J1", {"ATE-1"}, {"--uid-policy", "tester"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"}, {"--uid-policy", "tester"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
@@ -468,8 +471,8 @@ TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
 }
 
 TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
-    TestJob a(tmp.path, "JA", {"ATE-A"});
-    TestJob b(tmp.path, "JB", {"ATE-B"});
+    TestJob a(tmp.path(), "JA", {"ATE-A"});
+    TestJob b(tmp.path(), "JB", {"ATE-B"});
     ServiceOptions o = secure(a);
     Server srv({ServedJob{a.job, {}}, ServedJob{b.job, {}}}, o);
     const std::string server_pub = a.server_keys().public_z85;
@@ -517,7 +520,7 @@ TEST_F(ServiceTest, AdmissionBindsTesterIdsToKeysAndJobsStayApart) {
 
 // A tester that keeps saying HELLO pushes out only its own oldest sessions, never another's.
 TEST_F(ServiceTest, AFloodOfHellosDropsOnlyTheSendersOwnSessions) {
-    TestJob j(tmp.path, "J1", {"ATE-1", "ATE-2"});
+    TestJob j(tmp.path(), "J1", {"ATE-1", "ATE-2"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c1 = client_for(j, srv, "ATE-1");
     Client c2 = client_for(j, srv, "ATE-2");
@@ -532,7 +535,7 @@ TEST_F(ServiceTest, AFloodOfHellosDropsOnlyTheSendersOwnSessions) {
 
 // Every malformed frame is answered with the right ERROR, and the service carries on.
 TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     auto keys = j.keys("ATE-1");
     Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
@@ -602,7 +605,7 @@ TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
 // A tester that vanishes right after asking loses nothing: the identity is DELIVERED, and its
 // retest from a new connection gets it again.
 TEST_F(ServiceTest, PeerVanishingMidRequestLosesNothing) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     auto keys = j.keys("ATE-1");
     {
@@ -625,7 +628,7 @@ TEST_F(ServiceTest, PeerVanishingMidRequestLosesNothing) {
 }
 
 TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     ServiceOptions o;  // no keys, not insecure
     auto refused = Service::create({ServedJob{j.job, {}}}, o);
     ASSERT_FALSE(refused.ok());
@@ -641,7 +644,7 @@ TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
 }
 
 TEST_F(ServiceTest, JobsThatShareALedgerAreRefused) {
-    TestJob a(tmp.path, "JA", {"ATE-A"});
+    TestJob a(tmp.path(), "JA", {"ATE-A"});
     Job b = a.job;
     b.id = "JB";
     auto r = Service::create({ServedJob{a.job, {}}, ServedJob{b, {}}}, secure(a));
@@ -654,7 +657,7 @@ TEST_F(ServiceTest, JobsThatShareALedgerAreRefused) {
 // each with a frame (never crash, never hang), and the ledger must be what the valid traffic
 // made it. WAFERPROV_FUZZ_ITERATIONS sets the count (default 3000; the soak runs more).
 TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
-    TestJob j(tmp.path, "J1", {"ATE-1"});
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
     Client c = client_for(j, srv, "ATE-1");
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));

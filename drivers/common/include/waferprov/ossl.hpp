@@ -7,12 +7,14 @@
 #include <memory>
 #include <string>
 
+#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/x509.h>
 
+#include "waferprov/bytes.hpp"
 #include "waferprov/result.hpp"
 
 namespace waferprov::ossl {
@@ -41,6 +43,23 @@ using EcPoint = Ptr<EC_POINT, EC_POINT_free>;
 using Bn = Ptr<BIGNUM, BN_clear_free>;
 using BnCtx = Ptr<BN_CTX, BN_CTX_free>;
 using X509Ptr = Ptr<X509, X509_free>;
+using X509Store = Ptr<X509_STORE, X509_STORE_free>;
+using X509StoreCtx = Ptr<X509_STORE_CTX, X509_STORE_CTX_free>;
+using Bio = Ptr<BIO, BIO_free_all>;
+
+// A STACK_OF(X509) that owns its certificates (sk_X509_pop_free).
+void x509_stack_free(STACK_OF(X509) * stack) noexcept;
+using X509Stack = Ptr<STACK_OF(X509), x509_stack_free>;
+
+// A buffer OpenSSL allocated (OPENSSL_malloc/OPENSSL_memdup), freed with OPENSSL_free.
+void buffer_free(unsigned char* buffer) noexcept;
+using Buffer = Ptr<unsigned char, buffer_free>;
+
+// The DER encoding of `cert` (the one certificate-to-DER helper of the code base).
+Result<Bytes> der_of(const X509* cert);
+
+// Takes another reference to `cert` and returns it as an owning handle.
+Result<X509Ptr> share(X509* cert);
 
 // Drains the thread's OpenSSL error queue into an Error{kCrypto, "<context>: <openssl text>"}.
 Error ossl_error(const std::string& context);

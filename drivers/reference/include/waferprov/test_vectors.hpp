@@ -10,17 +10,6 @@
 
 namespace waferprov::reference {
 
-// A fresh directory under the system temp folder, removed with everything in it on
-// destruction. `tag` names the test in the path: <tmp>/waferprov_<tag>_<pid>_<n>.
-class TempDir {
-public:
-    explicit TempDir(const std::string& tag);
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::filesystem::path path;
-};
-
 // Fresh random bytes (OpenSSL RAND_bytes).
 Bytes random_bytes(size_t n);
 

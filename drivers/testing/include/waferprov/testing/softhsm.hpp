@@ -1,4 +1,4 @@
-// A throwaway SoftHSM2 token for tests (this library's, the ledger's, the pipeline's).
+// A throwaway SoftHSM2 token for tests (the CA's, the ledger's, the pipeline's).
 //
 // create() makes a temporary directory holding softhsm2.conf (file object store, tokens in
 // DIR/tokens), points SOFTHSM2_CONF at it for this process and runs
@@ -16,7 +16,7 @@
 
 #include "waferprov/result.hpp"
 
-namespace waferprov::host {
+namespace waferprov::testing {
 
 struct SoftHsmTokenOptions {
     std::string label = "waferprov-test";
@@ -50,4 +50,4 @@ private:
     std::optional<std::string> previous_conf_;
 };
 
-}  // namespace waferprov::host
+}  // namespace waferprov::testing

@@ -1,8 +1,7 @@
-#include "waferprov/host/softhsm_fixture.hpp"
+#include "waferprov/testing/softhsm.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
+#include "waferprov/testing/process.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,9 +11,7 @@
 #include <sstream>
 #include <vector>
 
-extern char** environ;  // NOLINT: POSIX
-
-namespace waferprov::host {
+namespace waferprov::testing {
 
 std::optional<std::filesystem::path> SoftHsmToken::find_module() {
     for (const char* p :
@@ -29,29 +26,17 @@ std::optional<std::filesystem::path> SoftHsmToken::find_module() {
 
 namespace {
 
-// Runs argv (no shell), its output into `log`; returns the exit status or an error.
-Result<int> run(const std::vector<std::string>& argv, const std::filesystem::path& log) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
-    posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-    pid_t pid = 0;
-    const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
-        return make_error(ErrorCode::kNotFound, "cannot run " + argv[0] + ": " + std::strerror(rc));
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return make_error(ErrorCode::kInternal,
-                              "waitpid " + argv[0] + ": " + std::strerror(errno));
+// The program `name` on PATH (run_process() takes a path, not a name to look up).
+std::optional<std::filesystem::path> on_path(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+        if (dir.empty()) continue;
+        const auto candidate = std::filesystem::path(dir) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     }
-    return WIFEXITED(status) ? WEXITSTATUS(status)
-                             : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return std::nullopt;
 }
 
 }  // namespace
@@ -90,10 +75,12 @@ Result<std::unique_ptr<SoftHsmToken>> SoftHsmToken::create(const SoftHsmTokenOpt
     ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
 
     const auto log = t->dir_ / "softhsm2-util.log";
-    WP_ASSIGN_OR_RETURN(int status,
-                        run({"softhsm2-util", "--init-token", "--free", "--label", options.label,
-                             "--pin", options.user_pin, "--so-pin", options.so_pin},
-                            log));
+    const auto util = on_path("softhsm2-util");
+    if (!util) return make_error(ErrorCode::kNotFound, "softhsm2-util is not on PATH");
+    const int status =
+        run_process({util->string(), "--init-token", "--free", "--label", options.label, "--pin",
+                     options.user_pin, "--so-pin", options.so_pin},
+                    log);
     if (status != 0) {
         std::ifstream in(log);
         std::stringstream text;
@@ -118,4 +105,4 @@ void SoftHsmToken::export_pin(const std::string& name) const {
     ::setenv(name.c_str(), options_.user_pin.c_str(), 1);
 }
 
-}  // namespace waferprov::host
+}  // namespace waferprov::testing

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace waferprov::reference {
+namespace waferprov::testing {
 
 // What wait_process() and run_process() return instead of an exit status (which is 0..255).
 inline constexpr int kProcessSignaled = -1;  // a signal ended the process
@@ -54,4 +54,4 @@ int run_process(const std::vector<std::string>& argv, const std::filesystem::pat
 // child is still writing gives what was written so far.
 std::string read_text(const std::filesystem::path& path);
 
-}  // namespace waferprov::reference
+}  // namespace waferprov::testing

@@ -1,4 +1,4 @@
-#include "waferprov/test_process.hpp"
+#include "waferprov/testing/process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -14,7 +14,7 @@
 
 extern char** environ;  // NOLINT: POSIX
 
-namespace waferprov::reference {
+namespace waferprov::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -85,4 +85,4 @@ std::string read_text(const std::filesystem::path& path) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-}  // namespace waferprov::reference
+}  // namespace waferprov::testing

@@ -1,0 +1,49 @@
+// The shared test helpers do what the tests rely on: a TempDir is unique and gone afterwards,
+// child processes report exit status, signal and timeout, and their output lands in the log.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "waferprov/testing/process.hpp"
+#include "waferprov/testing/temp_dir.hpp"
+
+namespace waferprov::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+
+TEST(TempDir, IsFreshUniqueAndRemovedWithItsContents) {
+    fs::path kept;
+    {
+        TempDir a("unit");
+        TempDir b("unit");
+        ASSERT_TRUE(fs::is_directory(a.path()));
+        EXPECT_NE(a.path(), b.path());
+        EXPECT_TRUE(fs::is_empty(a.path()));
+        EXPECT_EQ(a / "x", a.path() / "x");
+        fs::create_directories(a / "sub/deeper");
+        std::ofstream(a / "sub/file") << "data";
+        kept = a.path();
+    }
+    EXPECT_FALSE(fs::exists(kept));
+}
+
+TEST(Process, ReportsExitStatusAndOutput) {
+    TempDir dir("process");
+    const auto log = dir / "log";
+    EXPECT_EQ(run_process({"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, log), 7);
+    const std::string text = read_text(log);
+    EXPECT_NE(text.find("out\n"), std::string::npos);
+    EXPECT_NE(text.find("err\n"), std::string::npos);
+}
+
+TEST(Process, ReportsSpawnFailureSignalAndTimeout) {
+    TempDir dir("process");
+    EXPECT_EQ(run_process({(dir / "no-such-program").string()}, dir / "log"), kSpawnFailed);
+    EXPECT_EQ(run_process({"/bin/sh", "-c", "kill -TERM $$"}, dir / "log"), kProcessSignaled);
+    EXPECT_EQ(run_process({"/bin/sleep", "30"}, dir / "log", milliseconds(100)), kProcessTimedOut);
+}
+
+}  // namespace
+}  // namespace waferprov::testing
