@@ -68,7 +68,7 @@ endfunction()
 function(waferprov_check_layers)
   # The product's drivers, and the test-only libraries (reference model, test helpers) that
   # nothing in the product may link.
-  set(drivers waferprov_common waferprov_software waferprov_backends)
+  set(drivers waferprov_common waferprov_software waferprov_backends waferprov_card_regs)
   set(test_only waferprov_reference waferprov_testing)
   foreach(lib IN LISTS drivers)
     _waferprov_require_only(${lib} ${drivers})
