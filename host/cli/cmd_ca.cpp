@@ -1,8 +1,11 @@
 // waferprov ca init --out DIR [--hsm --module PATH --token-label L --key-label K --pin-env VAR]
 //                   [--product NAME] [--organization O]
+// waferprov ca csr --out DIR [the same CA options]       (production ceremony, step 1)
+// waferprov ca import --dir DIR --cert FILE --root FILE  (production ceremony, step 3)
 #include <iostream>
 
 #include "ca_args.hpp"
+#include "waferprov/host/ca_ceremony.hpp"
 
 namespace waferprov::cli {
 
@@ -43,7 +46,103 @@ constexpr const char* kUsage =
     "--hsm: generate the manufacturer CA key pair inside the PKCS#11 token (it never leaves it);\n"
     "the user PIN is read from the environment variable named by --pin-env (default\n"
     "WAFERPROV_HSM_PIN), never from the command line.\n"
-    "Exit status: 0 written; 1 an error (nothing overwritten); 2 usage.\n";
+    "Exit status: 0 written; 1 an error (nothing overwritten); 2 usage.\n"
+    "\n"
+    "Production (the root stays offline; docs/certificates.md walks through it):\n"
+    "  waferprov ca csr --out DIR [--product NAME] [--organization O] [--hsm ...]\n"
+    "      generates the manufacturer CA key (in the token with --hsm, else DIR/ca.key 0600)\n"
+    "      and writes the request DIR/ca.csr for the offline root to sign.\n"
+    "  waferprov ca import --dir DIR --cert CA.pem --root ROOT.pem\n"
+    "      checks the returned certificate against DIR/ca.csr and the root (same key and\n"
+    "      subject, CA:TRUE pathlen 0, keyCertSign + digitalSignature, chain and validity)\n"
+    "      and only then writes DIR/ca.pem and DIR/root.pem for the job's [ca] table.\n";
+
+// Parses a ca subcommand's options: its own value options plus the CA ones when `with_ca`.
+bool parse_ca_command(const Args& args, const char* name, std::vector<std::string_view> values,
+                      bool with_ca, ParsedArgs& pa) {
+    std::string err;
+    std::vector<std::string_view> flags = {"help"};
+    if (with_ca) {
+        values.insert(values.end(), kCaValueOptions.begin(), kCaValueOptions.end());
+        flags.push_back(kCaFlagOption);
+    }
+    if (!parse_args(args, values, flags, pa, err)) {
+        std::cerr << "waferprov ca " << name << ": " << err << "\n" << kUsage;
+        return false;
+    }
+    if (!pa.positionals.empty()) {
+        std::cerr << "waferprov ca " << name << ": unexpected argument '" << pa.positionals[0]
+                  << "'\n"
+                  << kUsage;
+        return false;
+    }
+    return true;
+}
+
+int run_csr(const Args& args) {
+    ParsedArgs pa;
+    if (!parse_ca_command(args, "csr", {"out", "product", "organization"}, true, pa))
+        return kExitUsage;
+    if (pa.has("help")) {
+        std::cout << kUsage;
+        return kExitOk;
+    }
+    std::string problem = pa.get("out").empty() ? "--out DIR is required" : ca_args_problem(pa);
+    if (!problem.empty()) {
+        std::cerr << "waferprov ca csr: " << problem << "\n" << kUsage;
+        return kExitUsage;
+    }
+    host::ChainOptions chain;
+    if (pa.has("organization")) chain.organization = pa.get("organization");
+    chain.product = pa.get("product");
+    Result<host::CsrFiles> files = make_error(ErrorCode::kInternal, "");
+    if (pa.has("hsm")) {
+        host::HsmChainOptions h;
+        h.module = pa.get("module");
+        h.token_label = pa.get("token-label");
+        h.key_label = pa.get("key-label");
+        if (pa.has("pin-env")) h.pin_env = pa.get("pin-env");
+        h.chain = chain;
+        files = host::make_hsm_csr(pa.get("out"), h);
+    } else {
+        files = host::make_pem_csr(pa.get("out"), chain);
+    }
+    if (!files.ok()) {
+        std::cerr << "waferprov ca csr: " << files.error().describe() << "\n";
+        return kExitFailure;
+    }
+    std::cout << "request          " << files->csr.string() << "\n";
+    if (!files->key.empty())
+        std::cout << "key              " << files->key.string() << " (0600)\n";
+    else
+        std::cout << "key              in token '" << pa.get("token-label") << "', label '"
+                  << pa.get("key-label") << "'\n";
+    std::cout << "next: have the offline root sign " << files->csr.string()
+              << ", then run waferprov ca import\n";
+    return kExitOk;
+}
+
+int run_import(const Args& args) {
+    ParsedArgs pa;
+    if (!parse_ca_command(args, "import", {"dir", "cert", "root"}, false, pa)) return kExitUsage;
+    if (pa.has("help")) {
+        std::cout << kUsage;
+        return kExitOk;
+    }
+    if (pa.get("dir").empty() || pa.get("cert").empty() || pa.get("root").empty()) {
+        std::cerr << "waferprov ca import: --dir, --cert and --root are required\n" << kUsage;
+        return kExitUsage;
+    }
+    auto chain = host::import_ca_certificate(pa.get("dir"), pa.get("cert"), pa.get("root"));
+    if (!chain.ok()) {
+        std::cerr << "waferprov ca import: " << chain.error().describe() << "\n";
+        return kExitFailure;
+    }
+    std::cout << "manufacturer CA  " << chain->ca_cert.string() << "\n"
+              << "root CA          " << chain->root_cert.string() << "\n"
+              << "point the job's [ca] table at them (certificate, root) and at the key\n";
+    return kExitOk;
+}
 
 int run_init(const Args& args) {
     ParsedArgs pa;
@@ -96,11 +195,13 @@ static int run_ca(const Args& args) {
         return args.empty() ? kExitUsage : kExitOk;
     }
     if (args[0] == "init") return run_init(Args(args.begin() + 1, args.end()));
+    if (args[0] == "csr") return run_csr(Args(args.begin() + 1, args.end()));
+    if (args[0] == "import") return run_import(Args(args.begin() + 1, args.end()));
     std::cerr << "waferprov ca: unknown subcommand '" << args[0] << "'\n" << kUsage;
     return kExitUsage;
 }
 
-WAFERPROV_COMMAND(ca, "ca init: create a development root + manufacturer CA (PEM or PKCS#11 key)",
+WAFERPROV_COMMAND(ca, "ca init | csr | import: a development chain, or the offline-root ceremony",
                   run_ca);
 
 }  // namespace waferprov::cli

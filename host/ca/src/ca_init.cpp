@@ -4,7 +4,7 @@
 #include <openssl/pem.h>
 
 #include "ca_internal.hpp"
-#include "pkcs11_module.hpp"
+#include "token_key.hpp"
 
 namespace waferprov::host {
 
@@ -94,9 +94,8 @@ Result<Root> make_root(const ChainOptions& o) {
 }
 
 CaProfile manufacturer_profile(const ChainOptions& o) {
-    std::string cn = (o.organization.empty() ? "waferprov" : o.organization) + " Manufacturer CA";
-    if (!o.product.empty()) cn += " " + o.product;
-    return CaProfile{cn, o.organization, 0, o.not_before, o.validity_years};
+    return CaProfile{manufacturer_ca_common_name(o), o.organization, 0, o.not_before,
+                     o.validity_years};
 }
 
 Status check_options(const ChainOptions& o) {
@@ -153,101 +152,38 @@ Result<ChainFiles> init_pem_chain(const std::filesystem::path& dir, const ChainO
 Result<ChainFiles> init_hsm_chain(const std::filesystem::path& dir,
                                   const HsmChainOptions& options) {
     WP_RETURN_IF_ERROR(check_options(options.chain));
-    if (options.token_label.empty() || options.key_label.empty() || options.module.empty())
-        return make_error(ErrorCode::kInvalidArgument,
-                          "HSM chain needs a module, a token label and a key label");
     ChainFiles f{dir / "root.pem", dir / "root.key", dir / "ca.pem", {}, {}};
     WP_RETURN_IF_ERROR(refuse_existing({f.root_cert, f.root_key, f.ca_cert}));
-
-    const std::string where =
-        "token '" + options.token_label + "' on PKCS#11 module '" + options.module.string() + "'";
-    WP_ASSIGN_OR_RETURN(SecureBytes pin, p11::read_pin_env(options.pin_env));
-    WP_ASSIGN_OR_RETURN(auto module, p11::Module::load(options.module.string()));
-    WP_ASSIGN_OR_RETURN(ck_slot_id_t slot, module->find_token(options.token_label));
-    WP_ASSIGN_OR_RETURN(p11::Session session,
-                        p11::Session::open(module, slot, /*read_write=*/true));
-    WP_RETURN_IF_ERROR(session.login(pin, options.token_label));
-
-    {
-        const ck_object_class_t cls = CKO_PRIVATE_KEY;
-        WP_ASSIGN_OR_RETURN(auto existing,
-                            session.find({p11::attr(CKA_CLASS, &cls, sizeof cls),
-                                          p11::attr(CKA_LABEL, options.key_label.data(),
-                                                    options.key_label.size())}));
-        if (!existing.empty())
-            return make_error(ErrorCode::kInvalidArgument,
-                              where + " already holds a private key labelled '" +
-                                  options.key_label + "'; choose another key label");
-    }
+    WP_ASSIGN_OR_RETURN(TokenSession token, open_ca_token(options));
+    WP_RETURN_IF_ERROR(refuse_existing_key(token, options));
     WP_RETURN_IF_ERROR(prepare_dir(dir));
 
     // The key pair is generated in the token; the private half is sensitive and never leaves.
-    const unsigned char yes = p11::kTrue, no = p11::kFalse;  // CK_BBOOL
-    const ck_key_type_t key_type = CKK_EC;
-    const ByteSpan params = p11::p256_ec_params();
-    const std::string& label = options.key_label;
-    WP_ASSIGN_OR_RETURN(Bytes id, random_serial());  // replaced by the SKI below
-    std::vector<struct ck_attribute> pub_tmpl = {
-        p11::attr(CKA_TOKEN, &yes, sizeof yes),
-        p11::attr(CKA_PRIVATE, &no, sizeof no),
-        p11::attr(CKA_KEY_TYPE, &key_type, sizeof key_type),
-        p11::attr(CKA_EC_PARAMS, params.data(), params.size()),
-        p11::attr(CKA_VERIFY, &yes, sizeof yes),
-        p11::attr(CKA_ENCRYPT, &no, sizeof no),
-        p11::attr(CKA_WRAP, &no, sizeof no),
-        p11::attr(CKA_LABEL, label.data(), label.size()),
-        p11::attr(CKA_ID, id.data(), id.size()),
-    };
-    std::vector<struct ck_attribute> priv_tmpl = {
-        p11::attr(CKA_TOKEN, &yes, sizeof yes),
-        p11::attr(CKA_PRIVATE, &yes, sizeof yes),
-        p11::attr(CKA_KEY_TYPE, &key_type, sizeof key_type),
-        p11::attr(CKA_SENSITIVE, &yes, sizeof yes),
-        p11::attr(CKA_EXTRACTABLE, &no, sizeof no),
-        p11::attr(CKA_SIGN, &yes, sizeof yes),
-        p11::attr(CKA_DERIVE, &no, sizeof no),
-        p11::attr(CKA_DECRYPT, &no, sizeof no),
-        p11::attr(CKA_UNWRAP, &no, sizeof no),
-        p11::attr(CKA_LABEL, label.data(), label.size()),
-        p11::attr(CKA_ID, id.data(), id.size()),
-    };
-    struct ck_mechanism mech {
-        CKM_EC_KEY_PAIR_GEN, nullptr, 0
-    };
-    ck_object_handle_t pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-    const ck_rv_t rv =
-        module->fn()->C_GenerateKeyPair(session.handle(), &mech, pub_tmpl.data(), pub_tmpl.size(),
-                                        priv_tmpl.data(), priv_tmpl.size(), &pub, &priv);
-    if (rv != CKR_OK) return module->error("C_GenerateKeyPair (P-256) in " + where, rv);
-
+    WP_ASSIGN_OR_RETURN(TokenKey key, generate_ca_key(token, options));
     // From here on a failure leaves the new key pair behind; destroy it so a retry with the
     // same label works.
     auto result = [&]() -> Result<ChainFiles> {
-        WP_ASSIGN_OR_RETURN(Bytes ec_point_attr, session.attribute(pub, CKA_EC_POINT));
-        WP_ASSIGN_OR_RETURN(Bytes point, p11::ec_point_from_attribute(ec_point_attr));
-        WP_ASSIGN_OR_RETURN(ossl::Pkey token_pub, p256_public_key(point));
-        // CKA_ID = the SKI of the certificate, so operators can match the key to ca.pem.
-        const auto ski = sha1(point);
-        struct ck_attribute id_attr = p11::attr(CKA_ID, ski.data(), ski.size());
-        for (ck_object_handle_t h : {pub, priv}) {
-            const ck_rv_t r = module->fn()->C_SetAttributeValue(session.handle(), h, &id_attr, 1);
-            if (r != CKR_OK) return module->error("C_SetAttributeValue (CKA_ID) in " + where, r);
-        }
         WP_ASSIGN_OR_RETURN(Root root, make_root(options.chain));
-        WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca_cert,
-                            make_ca_certificate(manufacturer_profile(options.chain),
-                                                token_pub.get(), root.cert.get(), root.key.get()));
+        WP_ASSIGN_OR_RETURN(
+            ossl::X509Ptr ca_cert,
+            make_ca_certificate(manufacturer_profile(options.chain), key.public_key.get(),
+                                root.cert.get(), root.key.get()));
         ChainFiles out = f;
         WP_RETURN_IF_ERROR(write_chain(out, root, ca_cert.get()));
         out.signer = Pkcs11SignerConfig{options.module,  options.token_label, options.key_label,
                                         options.pin_env, out.ca_cert,         0};
         return out;
     }();
-    if (!result.ok()) {
-        module->fn()->C_DestroyObject(session.handle(), priv);
-        module->fn()->C_DestroyObject(session.handle(), pub);
-    }
+    if (!result.ok()) destroy_key(token, key);
     return result;
 }
+
+std::string manufacturer_ca_common_name(const ChainOptions& o) {
+    std::string cn = (o.organization.empty() ? "waferprov" : o.organization) + " Manufacturer CA";
+    if (!o.product.empty()) cn += " " + o.product;
+    return cn;
+}
+
+Status check_chain_options(const ChainOptions& o) { return check_options(o); }
 
 }  // namespace waferprov::host

@@ -39,6 +39,11 @@ struct ChainFiles {
     SignerConfig signer;
 };
 
+// The manufacturer CA's subject CN: "<organization or waferprov> Manufacturer CA[ <product>]".
+std::string manufacturer_ca_common_name(const ChainOptions& options);
+// Refuses a validity outside 1..100 years or names too long for a CA subject.
+Status check_chain_options(const ChainOptions& options);
+
 // Writes DIR/root.pem, root.key, ca.pem, ca.key (DIR is created if missing). Refuses, before
 // writing anything, if any of them exists.
 Result<ChainFiles> init_pem_chain(const std::filesystem::path& dir, const ChainOptions& options);
