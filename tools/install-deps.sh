@@ -18,6 +18,7 @@ PACKAGES=(
   librsvg2-bin
   yosys python3
   clang-format
+  lintian dpkg-dev systemd
 )
 
 missing=()

@@ -17,15 +17,28 @@ constexpr const char* kUsage =
     "\n"
     "Runs known-answer files on a backend and prints, per file, the cases passed, failed and\n"
     "skipped (cases the backend cannot run). Without --backend, every backend of this build.\n"
-    "Without FILE, the built-in vectors ($WAFERPROV_VECTOR_DIR overrides where they are).\n"
+    "Without FILE, the built-in vectors: $WAFERPROV_VECTOR_DIR if set, else\n"
+    "<prefix>/share/waferprov/vectors next to an installed waferprov, else the source tree's.\n"
     "Formats: Wycheproof AES-WRAP and AES-CMAC, and P256-BASEMUL and WPID-1 "
     "(docs/kat-formats.md).\n"
     "--device-key FILE: the engine's device key file; WPID-1 KIKs are wrapped under it.\n"
     "Exit status: 0 all passed; 1 a case failed, a file was unusable, or nothing ran; 2 usage.\n";
 
+// $WAFERPROV_VECTOR_DIR; the installed copy (<prefix>/bin/waferprov ->
+// <prefix>/share/waferprov/vectors, as the package lays it out); the source tree's.
+std::filesystem::path vector_dir() {
+    if (const char* env = std::getenv("WAFERPROV_VECTOR_DIR")) return env;
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto installed = exe.parent_path().parent_path() / "share/waferprov/vectors";
+        if (std::filesystem::is_directory(installed, ec)) return installed;
+    }
+    return WAFERPROV_VECTOR_DIR;
+}
+
 std::vector<std::filesystem::path> builtin_files() {
-    const char* env = std::getenv("WAFERPROV_VECTOR_DIR");
-    const std::filesystem::path dir = env != nullptr ? env : WAFERPROV_VECTOR_DIR;
+    const std::filesystem::path dir = vector_dir();
     std::vector<std::filesystem::path> files;
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
@@ -63,7 +76,10 @@ static int run_kat(const Args& args) {
         }
     }
     if (backends.empty()) backends = available_backends();
-    if (files.empty()) files = builtin_files();
+    if (files.empty()) {
+        files = builtin_files();
+        std::cout << "built-in vectors from " << vector_dir().string() << "\n";
+    }
 
     size_t total_ran = 0, total_failed = 0, unusable = 0;
     for (const auto& name : backends) {

@@ -98,7 +98,8 @@ void usage(std::ostream& out) {
     std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
     out << "usage: waferprov <command> [options]\n\ncommands:\n";
     for (const auto& c : cmds) out << "  " << c.name << "\t" << c.summary << "\n";
-    out << "\n'waferprov <command> --help' describes a command.\n";
+    out << "\n'waferprov <command> --help' describes a command; 'waferprov --version' the "
+           "version.\n";
 }
 
 }  // namespace
@@ -108,6 +109,10 @@ int main(int argc, char** argv) {
     if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? std::cerr : std::cout);
         return argc < 2 ? kExitUsage : kExitOk;
+    }
+    if (std::strcmp(argv[1], "--version") == 0) {
+        std::cout << "waferprov " << WAFERPROV_VERSION_STRING << "\n";
+        return kExitOk;
     }
     const std::string_view name = argv[1];
     for (const auto& c : commands()) {
