@@ -19,6 +19,12 @@
 //
 // Byte order: entropy/personalization byte 0 in [383:376], output byte 0 in [255:248].
 // Cycles (15 per AES block, chained): Update = 3 blocks, Generate(32) = 5 blocks.
+//
+// Timing (250 MHz, docs/rtl.md): the AES request carries V + 1 from a register, vinc_q, which
+// follows v_q one cycle later (a 128-bit increment would otherwise be a 128-bit carry chain in
+// front of the AES core); V is never used within one cycle of changing, except right after
+// Instantiate sets V = 0, where vinc_q is loaded with 1 directly. scalar_check is pipelined
+// (2 cycles) and read at the end of the Update that follows the candidate (45 cycles later).
 // SCALAR_LIMIT is a parameter so that a bench can instantiate the same RTL with a limit at
 // which rejection is frequent (the comparator itself is scalar_check.sv).
 //
@@ -82,6 +88,7 @@ module ctr_drbg #(
   logic [1:0]   cmd_q, cmd_d;
   logic [255:0] key_q, key_d;
   logic [127:0] v_q, v_d;
+  logic [127:0] vinc_q, vinc_d;    // V + 1, one cycle behind v_q
   logic [383:0] pd_q, pd_d;        // Update's provided data, XORed in place into temp
   logic [255:0] out_q, out_d;
   logic [48:0]  rc_q, rc_d;        // reseed_counter (can reach 2^48 + 1 before refusal)
@@ -95,13 +102,14 @@ module ctr_drbg #(
   // ---------------------------------------------------------------------------------------
   // Datapath helpers.
   // ---------------------------------------------------------------------------------------
-  logic [127:0] v_inc;
   logic         scalar_ok, reseed_due, last_in_phase, gen_more_beats, has_next;
 
-  assign v_inc      = v_q + 128'd1;
   assign reseed_due = rc_q > {1'b0, reseed_interval_i};
 
   scalar_check #(.LIMIT(SCALAR_LIMIT)) u_check (
+    .clk_i,
+    .rst_ni,
+    .zeroize_i,
     .d_i  (out_q),
     .ok_o (scalar_ok)
   );
@@ -120,7 +128,7 @@ module ctr_drbg #(
   assign req_ready_o     = !zeroize_i && (fsm_q == StIdle);
   assign aes_req_dec_o   = aes_pkg::OP_ENC;
   assign aes_req_key_o   = key_q;
-  assign aes_req_data_o  = v_inc;
+  assign aes_req_data_o  = vinc_q;
   assign aes_req_valid_o = !zeroize_i &&
                            ((fsm_q == StIssue) || ((fsm_q == StWait) && aes_rsp_valid_i && has_next));
   assign aes_rsp_ready_o = !zeroize_i && (fsm_q == StWait);
@@ -149,7 +157,9 @@ module ctr_drbg #(
     rej_d   = rej_q;
 
     // Each accepted AES request consumes V + 1.
-    if (aes_req_valid_o && aes_req_ready_i) v_d = v_inc;
+    vinc_d  = aes_pkg::inc128(v_q);
+
+    if (aes_req_valid_o && aes_req_ready_i) v_d = vinc_q;
 
     unique case (fsm_q)
       StIdle: begin
@@ -161,8 +171,9 @@ module ctr_drbg #(
           blk_d   = 2'd0;
           unique case (req_cmd_i)
             CmdInstantiate: begin
-              key_d = 256'h0;
-              v_d   = 128'h0;
+              key_d  = 256'h0;
+              v_d    = 128'h0;
+              vinc_d = 128'h1;
               pd_d  = req_entropy_i ^ req_pers_i;
               upd_d = 1'b1;
               fsm_d = StIssue;
@@ -281,6 +292,7 @@ module ctr_drbg #(
       cmd_d   = CmdInstantiate;
       key_d   = 256'h0;
       v_d     = 128'h0;
+      vinc_d  = 128'h0;
       pd_d    = 384'h0;
       out_d   = 256'h0;
       rc_d    = 49'd0;
@@ -299,6 +311,7 @@ module ctr_drbg #(
       cmd_q   <= CmdInstantiate;
       key_q   <= 256'h0;
       v_q     <= 128'h0;
+      vinc_q  <= 128'h0;
       pd_q    <= 384'h0;
       out_q   <= 256'h0;
       rc_q    <= 49'd0;
@@ -313,6 +326,7 @@ module ctr_drbg #(
       cmd_q   <= cmd_d;
       key_q   <= key_d;
       v_q     <= v_d;
+      vinc_q  <= vinc_d;
       pd_q    <= pd_d;
       out_q   <= out_d;
       rc_q    <= rc_d;
