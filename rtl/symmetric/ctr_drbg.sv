@@ -114,10 +114,13 @@ module ctr_drbg #(
     .ok_o (scalar_ok)
   );
 
-  assign last_in_phase  = upd_q ? (blk_q == 2'd2) : (blk_q == 2'd1);
-  assign gen_more_beats = !upd_q && (beats_q != 2'd0);
+  // Phase flags of the block in flight, registered (computed from the next upd/blk/beats) so
+  // that the wide Key/V/temp/output updates they select start from a flop.
+  logic last_q, last_d, more_q, more_d, next_q, next_d;
+  assign last_in_phase  = last_q;
+  assign gen_more_beats = more_q;
+  assign has_next       = next_q;
   // After this response, is there another AES block to chain (same phase or into Update)?
-  assign has_next       = !(upd_q && last_in_phase) && !(last_in_phase && gen_more_beats);
 
   // ---------------------------------------------------------------------------------------
   // Handshakes. The next request (data V+1, already known) is presented in the same cycle as
@@ -303,6 +306,10 @@ module ctr_drbg #(
       err_d   = ErrNone;
       rej_d   = 16'h0;
     end
+
+    last_d = upd_d ? (blk_d == 2'd2) : (blk_d == 2'd1);
+    more_d = !upd_d && (beats_d != 2'd0);
+    next_d = !(upd_d && last_d) && !(last_d && more_d);
   end
 
   always_ff @(posedge clk_i) begin
@@ -321,6 +328,9 @@ module ctr_drbg #(
       beats_q <= 2'd0;
       err_q   <= ErrNone;
       rej_q   <= 16'h0;
+      last_q  <= 1'b0;
+      more_q  <= 1'b0;
+      next_q  <= 1'b1;
     end else begin
       fsm_q   <= fsm_d;
       cmd_q   <= cmd_d;
@@ -336,6 +346,9 @@ module ctr_drbg #(
       beats_q <= beats_d;
       err_q   <= err_d;
       rej_q   <= rej_d;
+      last_q  <= last_d;
+      more_q  <= more_d;
+      next_q  <= next_d;
     end
   end
 
