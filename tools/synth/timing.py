@@ -430,7 +430,7 @@ class Analysis:
                           round(d, 3), e, c) for n, d, e, c in p],
         }
 
-    def worst(self, kind="reg", count=10):
+    def worst(self, kind="reg", count=10, to=None):
         """Worst path per endpoint register group (name without bit index), by delay.
         kind: 'reg' register to register, 'in' input port to register, 'out' register to
         output port, 'through' input port to output port (combinational)."""
@@ -445,6 +445,8 @@ class Analysis:
                                         "out": (False, True), "through": (True, True)}[kind]:
                 continue
             group = re.sub(r"\[\d+\]$", "", label)
+            if to is not None and not re.search(to, label):
+                continue
             t = self.arr[node] + extra
             if group not in best or t > best[group][0]:
                 best[group] = (t, node, extra, label)
@@ -474,7 +476,7 @@ def short(label, width=44):
     return label if len(label) <= width else "..." + label[-(width - 3):]
 
 
-def report(an, paths, detail=True, out=sys.stdout):
+def report(an, paths, detail=True, out=sys.stdout, to=None):
     w = out.write
     res = resources(an.counts)
     w("resources: " + ", ".join("%s %d" % kv for kv in res.items()) + "\n")
@@ -489,7 +491,7 @@ def report(an, paths, detail=True, out=sys.stdout):
         w("RAMB register use:\n")
         for (t, a, b), n in sorted(an.bram_configs.items()):
             w("  %4d x %s DOA_REG=%d DOB_REG=%d\n" % (n, t, a, b))
-    regs = an.worst("reg", paths)
+    regs = an.worst("reg", paths, to)
 
     def table(title, rows):
         w("\n%s\n" % title)
@@ -505,7 +507,7 @@ def report(an, paths, detail=True, out=sys.stdout):
                 short(r["from"]), short(r["to"])))
 
     table("worst register-to-register paths (one per endpoint register; carry cells in "
-          "parentheses):", regs)
+          "parentheses)%s:" % (", endpoints matching /%s/" % to if to else ""), regs)
     if regs:
         top = regs[0]
         w("\nestimated Fmax %.0f MHz (worst path %.2f ns; model good to about +/-30 %%, i.e. "
@@ -537,6 +539,8 @@ def main(argv=None):
     ap.add_argument("--paths", type=int, default=10, help="paths to list (default 10)")
     ap.add_argument("--json", help="also write the figures as JSON to this file")
     ap.add_argument("--no-detail", action="store_true", help="omit the critical path listing")
+    ap.add_argument("--to", metavar="REGEX",
+                    help="only register paths whose endpoint matches (e.g. 'key_q')")
     args = ap.parse_args(argv)
     try:
         with open(args.netlist) as f:
@@ -546,7 +550,7 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.stderr.write("timing.py: %s: %s\n" % (args.netlist, e))
         return 2
-    report(an, args.paths, detail=not args.no_detail)
+    report(an, args.paths, detail=not args.no_detail, to=args.to)
     if args.json:
         regs = an.worst("reg", args.paths)
         with open(args.json, "w") as f:
