@@ -94,6 +94,21 @@ class PathDepth(unittest.TestCase):
         self.assertAlmostEqual(p["delay_ns"], 0.1 + 0.35 + M["muxf"] + 0.25 + 0.05)
 
 
+    def test_port_path_reported_under_a_longer_register_path(self):
+        # c.D = LUT2(port i, LUT1(LUT1(a.Q))): the register path is longer, but the port path
+        # into the same register is still listed among the input-port paths.
+        ports = {"clk": {"direction": "input", "bits": [1]},
+                 "i": {"direction": "input", "bits": [10]}}
+        cells = [ff("a", 20, 2), ff("c", 9, 30), ("x", cell("LUT1", I0=2, O=3)),
+                 ("y", cell("LUT1", I0=3, O=4)), ("j", cell("LUT2", I0=10, I1=4, O=9))]
+        an = analyse(netlist(cells, ports, names={"a_q": 2, "c_q": 30}))
+        self.assertEqual(an.worst("reg", 1)[0]["lut_levels"], 3)
+        p = an.worst("in", 5)
+        self.assertEqual(len(p), 1)
+        self.assertEqual((p[0]["from"], p[0]["to"], p[0]["lut_levels"]), ("in:i", "ff:c_q", 1))
+        self.assertAlmostEqual(p[0]["delay_ns"], 0.0 + 0.35 + 0.25 + 0.05)
+
+
 class Dsp(unittest.TestCase):
     REGS = ("AREG", "BREG", "MREG", "PREG")
 

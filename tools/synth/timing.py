@@ -360,7 +360,18 @@ class Analysis:
 
     # -----------------------------------------------------------------------------------------
     def run(self):
-        """Arrival time (latest) at every node, with the predecessor edge that set it."""
+        """Arrival times (latest) at every node, with the predecessor edge that set them: once
+        from the register outputs and once from the input ports, so that a port's paths are
+        found even where a register path into the same endpoint is longer."""
+        self.res = {}
+        for domain in ("port", "reg"):
+            self._propagate(domain)
+        self._use("reg")
+
+    def _use(self, domain):
+        self.arr, self.pred = self.res[domain]
+
+    def _propagate(self, domain):
         indeg = defaultdict(int)
         for src, lst in self.edges.items():
             for dst, _, _, _ in lst:
@@ -369,7 +380,8 @@ class Analysis:
         self.arr = {}
         self.pred = {}
         for n in nodes:
-            if n in self.starts:
+            if n in self.starts and \
+                    self.starts[n][1].startswith("in:") == (domain == "port"):
                 self.arr[n] = self.starts[n][0]
         # A start node that is also driven combinationally (cannot happen for FF Q) keeps the
         # later of the two arrivals.
@@ -391,6 +403,7 @@ class Analysis:
         if seen != len(nodes):
             raise ValueError("netlist has a combinational loop (%d nodes never settled)" %
                              (len(nodes) - seen))
+        self.res[domain] = (self.arr, self.pred)
 
     def path(self, node):
         """The critical path into `node`: list of (node, delay of the edge into it, element,
@@ -434,15 +447,12 @@ class Analysis:
         """Worst path per endpoint register group (name without bit index), by delay.
         kind: 'reg' register to register, 'in' input port to register, 'out' register to
         output port, 'through' input port to output port (combinational)."""
+        from_port, want_out = {"reg": (False, False), "in": (True, False),
+                               "out": (False, True), "through": (True, True)}[kind]
+        self._use("port" if from_port else "reg")
         best = {}
         for node, extra, label in self.ends:
-            if node not in self.arr:
-                continue
-            to_port = label.startswith("out:")
-            src = self.path(node)[0][0]
-            from_port = self.start_label(src).startswith("in:")
-            if (from_port, to_port) != {"reg": (False, False), "in": (True, False),
-                                        "out": (False, True), "through": (True, True)}[kind]:
+            if node not in self.arr or label.startswith("out:") != want_out:
                 continue
             group = re.sub(r"\[\d+\]$", "", label)
             if to is not None and not re.search(to, label):
@@ -451,7 +461,9 @@ class Analysis:
             if group not in best or t > best[group][0]:
                 best[group] = (t, node, extra, label)
         ranked = sorted(best.values(), key=lambda v: -v[0])[:count]
-        return [self.summarize(n, e, l) for _, n, e, l in ranked]
+        out = [self.summarize(n, e, l) for _, n, e, l in ranked]
+        self._use("reg")
+        return out
 
 
 def resources(counts):
