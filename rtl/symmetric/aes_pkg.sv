@@ -181,24 +181,6 @@ package aes_pkg;
     endcase
   endfunction
 
-  // x + 1 mod 2^128 without a carry chain: bit i flips when all bits below it are one, and
-  // those AND terms are a tree (bytes, then the bytes below) that maps to about 3 LUT levels,
-  // where `x + 1` would be a 128-bit carry chain (~3.2 ns by the timing model).
-  function automatic logic [127:0] inc128(input logic [127:0] x);
-    logic pre, run;
-    logic [127:0] r;
-    pre = 1'b1;
-    for (int k = 0; k < 16; k++) begin
-      run = pre;
-      for (int b = 0; b < 8; b++) begin
-        r[8*k+b] = x[8*k+b] ^ run;
-        run      = run & x[8*k+b];
-      end
-      pre = pre & (&x[8*k +: 8]);
-    end
-    inc128 = r;
-  endfunction
-
   // CMAC subkey doubling: shift left by one bit, XOR 0x87 when the top bit falls out.
   function automatic logic [127:0] gf128_dbl(input logic [127:0] x);
     gf128_dbl = {x[126:0], 1'b0} ^ (x[127] ? 128'h87 : 128'h0);

@@ -337,7 +337,8 @@ TEST(CtrDrbg, ZeroizeClearsStateAndUninstantiates) {
     const auto* root = h.dut().rootp;
     EXPECT_TRUE(symbench::all_zero(root->tb_ctr_drbg__DOT__u_drbg__DOT__key_q));
     EXPECT_TRUE(symbench::all_zero(root->tb_ctr_drbg__DOT__u_drbg__DOT__v_q));
-    EXPECT_TRUE(symbench::all_zero(root->tb_ctr_drbg__DOT__u_drbg__DOT__vinc_q));
+    EXPECT_TRUE(symbench::all_zero(root->tb_ctr_drbg__DOT__u_drbg__DOT__vlo_q));
+    EXPECT_EQ(root->tb_ctr_drbg__DOT__u_drbg__DOT__vhi_q, 0U);
     EXPECT_TRUE(symbench::all_zero(root->tb_ctr_drbg__DOT__u_drbg__DOT__pd_q));
     EXPECT_TRUE(symbench::all_zero(root->tb_ctr_drbg__DOT__u_drbg__DOT__out_q));
     EXPECT_EQ(root->tb_ctr_drbg__DOT__u_drbg__DOT__rc_q, 0U);
