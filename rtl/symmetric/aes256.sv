@@ -7,21 +7,26 @@
 // Byte 0 of a block or key is in the most significant bits (see aes_pkg).
 //
 // Round keys are computed on the fly from a 256-bit sliding window {rk[r-1], rk[r]}, so a new
-// key costs nothing for encryption. Decryption walks the schedule backwards from {rk13, rk14};
-// that pair is obtained by running the schedule forwards for 13 cycles the first time a key is
-// used for decryption and is then cached (tagged with the key it belongs to) until a different
-// key is used for decryption or zeroize_i is raised.
+// key costs nothing for encryption. Decryption walks the schedule backwards from {rk13, rk14},
+// which every decryption obtains by running the schedule forwards for 13 cycles first. (An
+// earlier version cached {rk13, rk14} with the key it belongs to; its 256-bit key compare sat in
+// front of every register of the core, 3.9 ns by the timing model, and made the decryption time
+// depend on whether the key was the previous one. Nothing in the per-die chain decrypts.)
 //
 // Latency, counted in cycles from the one in which the request is accepted up to (excluding)
 // the one in which rsp_valid_o is first high, i.e. 1 load cycle + 1 cycle per round:
-//   encrypt                      15 cycles (the initial AddRoundKey is folded into the load)
-//   decrypt, cached key          15 cycles
-//   decrypt, first use of a key  28 cycles (13 forward key-schedule steps, then 14 rounds)
-// The count never depends on key or data values. A new request may be accepted in the same
-// cycle as the response handshake, so back-to-back blocks cost 15 cycles each.
+//   encrypt  15 cycles (the initial AddRoundKey is folded into the load)
+//   decrypt  28 cycles (13 forward key-schedule steps, then 14 rounds)
+// The count never depends on key or data values, nor on earlier requests. A new request may be
+// accepted in the same cycle as the response handshake, so back-to-back blocks cost 15 (28)
+// cycles each.
 //
-// zeroize_i clears every register that holds key, state or cached round-key material in one
-// cycle and abandons any operation in flight (no response is produced for it).
+// Timing (250 MHz by tools/synth/timing.sh, docs/rtl.md): one round per cycle with the S-boxes
+// as explicit LUT tables (aes_pkg); the forward and reverse key-schedule steps have their own
+// four S-boxes each, so no direction multiplexer sits in front of them.
+//
+// zeroize_i clears every register that holds key or state material in one cycle and abandons
+// any operation in flight (no response is produced for it).
 `default_nettype none
 
 module aes256 (
@@ -51,40 +56,39 @@ module aes256 (
   logic [3:0]     round_q, round_d;
   logic [127:0]   state_q, state_d;
   logic [255:0]   kreg_q, kreg_d;     // round-key window
-  logic [255:0]   dk_q, dk_d;         // cached {rk13, rk14} for decryption
-  logic [255:0]   ck_q, ck_d;         // key that dk_q belongs to
-  logic           dk_valid_q, dk_valid_d;
   logic           out_valid_q, out_valid_d;
 
   // ---------------------------------------------------------------------------------------
   // Key schedule step. Forward (encrypt, key expansion): window {rk[r-1], rk[r]} -> {rk[r],
   // rk[r+1]}. Reverse (decrypt): window {rk[r], rk[r+1]} -> {rk[r-1], rk[r]}. Both use the
-  // same nonlinear term f(w[4(r+1)-1]) with the same word index 4(r+1), so the four key
-  // S-boxes are shared; only the word that feeds them differs.
+  // nonlinear term f(w[4(r+1)-1]) with the same word index 4(r+1), fed from k_lo forwards
+  // and from k_hi backwards; each direction has its own four S-boxes.
   // ---------------------------------------------------------------------------------------
-  logic         reverse;
   logic [127:0] k_hi, k_lo;
   logic [4:0]   kidx;               // r + 1: even -> RotWord/SubWord/Rcon, odd -> SubWord
-  logic [31:0]  f_in, f_sub, f_out;
+  logic [31:0]  f_sub_fwd, f_sub_rev, f_fwd, f_rev;
   logic [127:0] k_fwd, k_rev;
 
-  assign reverse = (fsm_q == StDec);
-  assign k_hi    = kreg_q[255:128];
-  assign k_lo    = kreg_q[127:0];
-  assign kidx    = {1'b0, round_q} + 5'd1;
-  assign f_in    = reverse ? k_hi[31:0] : k_lo[31:0];
-  assign f_sub   = aes_pkg::sub_word(f_in);
-  assign f_out   = kidx[0] ? f_sub
-                           : ({f_sub[23:0], f_sub[31:24]} ^ {aes_pkg::rcon(kidx[4:1]), 24'h0});
+  function automatic logic [31:0] kfun(input logic [31:0] sub, input logic [4:0] idx);
+    kfun = idx[0] ? sub : ({sub[23:0], sub[31:24]} ^ {aes_pkg::rcon(idx[4:1]), 24'h0});
+  endfunction
+
+  assign k_hi      = kreg_q[255:128];
+  assign k_lo      = kreg_q[127:0];
+  assign kidx      = {1'b0, round_q} + 5'd1;
+  assign f_sub_fwd = aes_pkg::sub_word(k_lo[31:0]);
+  assign f_sub_rev = aes_pkg::sub_word(k_hi[31:0]);
+  assign f_fwd     = kfun(f_sub_fwd, kidx);
+  assign f_rev     = kfun(f_sub_rev, kidx);
 
   logic [31:0] n0, n1, n2, n3;
   always_comb begin
-    n0 = k_hi[127:96] ^ f_out;
+    n0 = k_hi[127:96] ^ f_fwd;
     n1 = k_hi[95:64]  ^ n0;
     n2 = k_hi[63:32]  ^ n1;
     n3 = k_hi[31:0]   ^ n2;
     k_fwd = {n0, n1, n2, n3};
-    k_rev = {k_lo[127:96] ^ f_out,
+    k_rev = {k_lo[127:96] ^ f_rev,
              k_lo[95:64]  ^ k_lo[127:96],
              k_lo[63:32]  ^ k_lo[95:64],
              k_lo[31:0]   ^ k_lo[63:32]};
@@ -106,11 +110,10 @@ module aes256 (
   // ---------------------------------------------------------------------------------------
   // Control.
   // ---------------------------------------------------------------------------------------
-  logic accept, dk_hit;
+  logic accept;
 
   assign req_ready_o = !zeroize_i && (fsm_q == StIdle) && (!out_valid_q || rsp_ready_i);
   assign accept      = req_valid_i && req_ready_o;
-  assign dk_hit      = dk_valid_q && (ck_q == req_key_i);
   assign rsp_valid_o = out_valid_q;
   assign rsp_data_o  = out_valid_q ? state_q : 128'h0;
 
@@ -119,9 +122,6 @@ module aes256 (
     round_d     = round_q;
     state_d     = state_q;
     kreg_d      = kreg_q;
-    dk_d        = dk_q;
-    ck_d        = ck_q;
-    dk_valid_d  = dk_valid_q;
     out_valid_d = out_valid_q;
 
     if (out_valid_q && rsp_ready_i) begin
@@ -137,18 +137,11 @@ module aes256 (
             round_d = 4'd1;
             state_d = req_data_i ^ req_key_i[255:128];
             kreg_d  = req_key_i;
-          end else if (dk_hit) begin
-            fsm_d   = StDec;
-            round_d = 4'd13;
-            state_d = req_data_i ^ dk_q[127:0];
-            kreg_d  = dk_q;
           end else begin
-            fsm_d      = StKeyExp;
-            round_d    = 4'd1;
-            state_d    = req_data_i;
-            kreg_d     = req_key_i;
-            ck_d       = req_key_i;
-            dk_valid_d = 1'b0;
+            fsm_d   = StKeyExp;
+            round_d = 4'd1;
+            state_d = req_data_i;
+            kreg_d  = req_key_i;
           end
         end
       end
@@ -156,11 +149,9 @@ module aes256 (
         kreg_d  = {k_lo, k_fwd};
         round_d = round_q + 4'd1;
         if (round_q == 4'd13) begin
-          fsm_d      = StDec;
-          round_d    = 4'd13;
-          dk_d       = {k_lo, k_fwd};
-          dk_valid_d = 1'b1;
-          state_d    = state_q ^ k_fwd;
+          fsm_d   = StDec;
+          round_d = 4'd13;
+          state_d = state_q ^ k_fwd;
         end
       end
       StEnc: begin
@@ -193,9 +184,6 @@ module aes256 (
       round_d     = 4'd0;
       state_d     = 128'h0;
       kreg_d      = 256'h0;
-      dk_d        = 256'h0;
-      ck_d        = 256'h0;
-      dk_valid_d  = 1'b0;
       out_valid_d = 1'b0;
     end
   end
@@ -206,18 +194,12 @@ module aes256 (
       round_q     <= 4'd0;
       state_q     <= 128'h0;
       kreg_q      <= 256'h0;
-      dk_q        <= 256'h0;
-      ck_q        <= 256'h0;
-      dk_valid_q  <= 1'b0;
       out_valid_q <= 1'b0;
     end else begin
       fsm_q       <= fsm_d;
       round_q     <= round_d;
       state_q     <= state_d;
       kreg_q      <= kreg_d;
-      dk_q        <= dk_d;
-      ck_q        <= ck_d;
-      dk_valid_q  <= dk_valid_d;
       out_valid_q <= out_valid_d;
     end
   end

@@ -19,6 +19,14 @@
 //
 // Byte order: entropy/personalization byte 0 in [383:376], output byte 0 in [255:248].
 // Cycles (15 per AES block, chained): Update = 3 blocks, Generate(32) = 5 blocks.
+//
+// Timing (250 MHz, docs/rtl.md): V + 1, a 128-bit carry chain (~3.2 ns by the timing model)
+// when computed in one go in front of the AES core, is split: vlo_q = V[63:0] + 1 (with its
+// carry) and vhi_q = V[127:64] are registered one cycle after V changes, and the request adds
+// the carry into the upper half (a 64-bit chain). V is never used within one cycle of
+// changing, except right after Instantiate sets V = 0, where vlo_q/vhi_q are loaded directly.
+// scalar_check is pipelined (2 cycles) and read at the end of the Update that follows the
+// candidate (45 cycles later).
 // SCALAR_LIMIT is a parameter so that a bench can instantiate the same RTL with a limit at
 // which rejection is frequent (the comparator itself is scalar_check.sv).
 //
@@ -82,6 +90,9 @@ module ctr_drbg #(
   logic [1:0]   cmd_q, cmd_d;
   logic [255:0] key_q, key_d;
   logic [127:0] v_q, v_d;
+  logic [64:0]  vlo_q, vlo_d;      // V[63:0] + 1 with its carry, one cycle behind v_q
+  logic [63:0]  vhi_q, vhi_d;      // V[127:64], one cycle behind v_q
+  logic [127:0] vinc;              // V + 1
   logic [383:0] pd_q, pd_d;        // Update's provided data, XORed in place into temp
   logic [255:0] out_q, out_d;
   logic [48:0]  rc_q, rc_d;        // reseed_counter (can reach 2^48 + 1 before refusal)
@@ -95,21 +106,25 @@ module ctr_drbg #(
   // ---------------------------------------------------------------------------------------
   // Datapath helpers.
   // ---------------------------------------------------------------------------------------
-  logic [127:0] v_inc;
   logic         scalar_ok, reseed_due, last_in_phase, gen_more_beats, has_next;
 
-  assign v_inc      = v_q + 128'd1;
   assign reseed_due = rc_q > {1'b0, reseed_interval_i};
 
   scalar_check #(.LIMIT(SCALAR_LIMIT)) u_check (
+    .clk_i,
+    .rst_ni,
+    .zeroize_i,
     .d_i  (out_q),
     .ok_o (scalar_ok)
   );
 
-  assign last_in_phase  = upd_q ? (blk_q == 2'd2) : (blk_q == 2'd1);
-  assign gen_more_beats = !upd_q && (beats_q != 2'd0);
+  // Phase flags of the block in flight, registered (computed from the next upd/blk/beats) so
+  // that the wide Key/V/temp/output updates they select start from a flop.
+  logic last_q, last_d, more_q, more_d, next_q, next_d;
+  assign last_in_phase  = last_q;
+  assign gen_more_beats = more_q;
+  assign has_next       = next_q;
   // After this response, is there another AES block to chain (same phase or into Update)?
-  assign has_next       = !(upd_q && last_in_phase) && !(last_in_phase && gen_more_beats);
 
   // ---------------------------------------------------------------------------------------
   // Handshakes. The next request (data V+1, already known) is presented in the same cycle as
@@ -120,7 +135,8 @@ module ctr_drbg #(
   assign req_ready_o     = !zeroize_i && (fsm_q == StIdle);
   assign aes_req_dec_o   = aes_pkg::OP_ENC;
   assign aes_req_key_o   = key_q;
-  assign aes_req_data_o  = v_inc;
+  assign vinc            = {vhi_q + {63'h0, vlo_q[64]}, vlo_q[63:0]};
+  assign aes_req_data_o  = vinc;
   assign aes_req_valid_o = !zeroize_i &&
                            ((fsm_q == StIssue) || ((fsm_q == StWait) && aes_rsp_valid_i && has_next));
   assign aes_rsp_ready_o = !zeroize_i && (fsm_q == StWait);
@@ -149,7 +165,10 @@ module ctr_drbg #(
     rej_d   = rej_q;
 
     // Each accepted AES request consumes V + 1.
-    if (aes_req_valid_o && aes_req_ready_i) v_d = v_inc;
+    vlo_d   = {1'b0, v_q[63:0]} + 65'd1;
+    vhi_d   = v_q[127:64];
+
+    if (aes_req_valid_o && aes_req_ready_i) v_d = vinc;
 
     unique case (fsm_q)
       StIdle: begin
@@ -161,8 +180,10 @@ module ctr_drbg #(
           blk_d   = 2'd0;
           unique case (req_cmd_i)
             CmdInstantiate: begin
-              key_d = 256'h0;
-              v_d   = 128'h0;
+              key_d  = 256'h0;
+              v_d    = 128'h0;
+              vlo_d  = 65'h1;
+              vhi_d  = 64'h0;
               pd_d  = req_entropy_i ^ req_pers_i;
               upd_d = 1'b1;
               fsm_d = StIssue;
@@ -281,6 +302,8 @@ module ctr_drbg #(
       cmd_d   = CmdInstantiate;
       key_d   = 256'h0;
       v_d     = 128'h0;
+      vlo_d   = 65'h0;
+      vhi_d   = 64'h0;
       pd_d    = 384'h0;
       out_d   = 256'h0;
       rc_d    = 49'd0;
@@ -291,6 +314,10 @@ module ctr_drbg #(
       err_d   = ErrNone;
       rej_d   = 16'h0;
     end
+
+    last_d = upd_d ? (blk_d == 2'd2) : (blk_d == 2'd1);
+    more_d = !upd_d && (beats_d != 2'd0);
+    next_d = !(upd_d && last_d) && !(last_d && more_d);
   end
 
   always_ff @(posedge clk_i) begin
@@ -299,6 +326,8 @@ module ctr_drbg #(
       cmd_q   <= CmdInstantiate;
       key_q   <= 256'h0;
       v_q     <= 128'h0;
+      vlo_q   <= 65'h0;
+      vhi_q   <= 64'h0;
       pd_q    <= 384'h0;
       out_q   <= 256'h0;
       rc_q    <= 49'd0;
@@ -308,11 +337,16 @@ module ctr_drbg #(
       beats_q <= 2'd0;
       err_q   <= ErrNone;
       rej_q   <= 16'h0;
+      last_q  <= 1'b0;
+      more_q  <= 1'b0;
+      next_q  <= 1'b1;
     end else begin
       fsm_q   <= fsm_d;
       cmd_q   <= cmd_d;
       key_q   <= key_d;
       v_q     <= v_d;
+      vlo_q   <= vlo_d;
+      vhi_q   <= vhi_d;
       pd_q    <= pd_d;
       out_q   <= out_d;
       rc_q    <= rc_d;
@@ -322,6 +356,9 @@ module ctr_drbg #(
       beats_q <= beats_d;
       err_q   <= err_d;
       rej_q   <= rej_d;
+      last_q  <= last_d;
+      more_q  <= more_d;
+      next_q  <= next_d;
     end
   end
 

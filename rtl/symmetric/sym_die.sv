@@ -13,7 +13,16 @@
 // The blocks hand their results on without copies: the KEK stays in wpid_kdf's response until
 // aes_kw has taken it, and d stays in ctr_drbg's response until the die response is taken.
 //
-// zeroize_i is forwarded to every block (one cycle clears every secret) and abandons the die.
+// Timing (250 MHz by tools/synth/timing.sh, docs/rtl.md): the AES requests of the three engines
+// pass through one request register (rq_*_q) on their way to the core. Without it the
+// response -> next-request handshake ran combinationally from aes256's output register through
+// the ownership gates, an engine's chaining logic and the request multiplexer into aes256's load
+// multiplexers: 12 LUT levels, ~7.9 ns by the timing model. It costs one cycle per AES
+// operation (35 or 36 per die). The owner of the core is a registered one-hot (own_q), so the
+// multiplexer and the gates start from flops.
+//
+// zeroize_i is forwarded to every block (one cycle clears every secret, the request register
+// included) and abandons the die.
 `default_nettype none
 
 module sym_die #(
@@ -60,6 +69,10 @@ module sym_die #(
 
   state_e      fsm_q, fsm_d;
   logic [15:0] cyc_q, cyc_d;
+  // Owner of the shared AES core, one-hot (kdf, drbg, kw), registered from the next state so
+  // that the 256/128-bit request multiplexer and the handshake gates start from a flop instead
+  // of a state decode (timing, issue #13).
+  logic [2:0]  own_q, own_d;
 
   // ---------------------------------------------------------------------------------------
   // Blocks.
@@ -80,9 +93,13 @@ module sym_die #(
   logic [319:0] kw_rsp_wrapped;
   logic [255:0] kw_rsp_key;
 
+  // Engine side of the request register (multiplexed) and core side (registered).
   logic         aes_req_valid, aes_req_ready, aes_req_dec, aes_rsp_valid, aes_rsp_ready;
   logic [255:0] aes_req_key;
   logic [127:0] aes_req_data, aes_rsp_data;
+  logic         rq_valid_q, rq_valid_d, rq_dec_q, rq_dec_d, core_req_ready;
+  logic [255:0] rq_key_q, rq_key_d;
+  logic [127:0] rq_data_q, rq_data_d;
 
   wpid_kdf u_kdf (
     .clk_i, .rst_ni, .zeroize_i,
@@ -95,11 +112,11 @@ module sym_die #(
     .rsp_ready_i     (kdf_rsp_ready),
     .rsp_kek_o       (kdf_rsp_kek),
     .aes_req_valid_o (m_req_valid[0]),
-    .aes_req_ready_i (aes_req_ready && fsm_q == StKdf),
+    .aes_req_ready_i (aes_req_ready && own_q[0]),
     .aes_req_dec_o   (m_req_dec[0]),
     .aes_req_key_o   (m0_req_key),
     .aes_req_data_o  (m0_req_data),
-    .aes_rsp_valid_i (aes_rsp_valid && fsm_q == StKdf),
+    .aes_rsp_valid_i (aes_rsp_valid && own_q[0]),
     .aes_rsp_ready_o (m_rsp_ready[0]),
     .aes_rsp_data_i  (aes_rsp_data)
   );
@@ -119,11 +136,11 @@ module sym_die #(
     .rsp_err_o       (drbg_rsp_err),
     .rsp_rejects_o   (drbg_rsp_rejects),
     .aes_req_valid_o (m_req_valid[1]),
-    .aes_req_ready_i (aes_req_ready && (fsm_q == StMgmt || fsm_q == StDrbg)),
+    .aes_req_ready_i (aes_req_ready && own_q[1]),
     .aes_req_dec_o   (m_req_dec[1]),
     .aes_req_key_o   (m1_req_key),
     .aes_req_data_o  (m1_req_data),
-    .aes_rsp_valid_i (aes_rsp_valid && (fsm_q == StMgmt || fsm_q == StDrbg)),
+    .aes_rsp_valid_i (aes_rsp_valid && own_q[1]),
     .aes_rsp_ready_o (m_rsp_ready[1]),
     .aes_rsp_data_i  (aes_rsp_data)
   );
@@ -142,11 +159,11 @@ module sym_die #(
     .rsp_key_o       (kw_rsp_key),
     .rsp_err_o       (kw_rsp_err),
     .aes_req_valid_o (m_req_valid[2]),
-    .aes_req_ready_i (aes_req_ready && fsm_q == StKw),
+    .aes_req_ready_i (aes_req_ready && own_q[2]),
     .aes_req_dec_o   (m_req_dec[2]),
     .aes_req_key_o   (m2_req_key),
     .aes_req_data_o  (m2_req_data),
-    .aes_rsp_valid_i (aes_rsp_valid && fsm_q == StKw),
+    .aes_rsp_valid_i (aes_rsp_valid && own_q[2]),
     .aes_rsp_ready_o (m_rsp_ready[2]),
     .aes_rsp_data_i  (aes_rsp_data)
   );
@@ -157,55 +174,65 @@ module sym_die #(
 
   // The shared AES core; the stage that owns it follows from the die state, and a stage only
   // ever starts after the previous one has taken its last AES response.
-  logic [1:0] owner;
+  // One-hot AND-OR multiplexer: one LUT level from the owner flops.
   always_comb begin
-    unique case (fsm_q)
-      StKdf:          owner = 2'd0;
-      StMgmt, StDrbg: owner = 2'd1;
-      StKw:           owner = 2'd2;
-      default:        owner = 2'd3;
-    endcase
+    aes_req_valid = |(own_q & m_req_valid);
+    aes_req_dec   = |(own_q & m_req_dec);
+    aes_rsp_ready = |(own_q & m_rsp_ready);
+    aes_req_key   = ({256{own_q[0]}} & m0_req_key) | ({256{own_q[1]}} & m1_req_key) |
+                    ({256{own_q[2]}} & m2_req_key);
+    aes_req_data  = ({128{own_q[0]}} & m0_req_data) | ({128{own_q[1]}} & m1_req_data) |
+                    ({128{own_q[2]}} & m2_req_data);
   end
 
+  // Request register: while empty it follows the owning engine's request bus (zero when no
+  // engine owns the core), so the 385 data flops are selected by rq_valid_q alone and not by
+  // the engine's valid (a 771-fanout enable four LUT levels deep, 4.5 ns by the timing model);
+  // it holds from the cycle the request is taken until the core has it. One request at a time
+  // is all the engines issue: each waits for the response before the next request.
+  assign aes_req_ready = !zeroize_i && !rq_valid_q;
   always_comb begin
-    aes_req_valid = 1'b0;
-    aes_req_dec   = aes_pkg::OP_ENC;
-    aes_req_key   = 256'h0;
-    aes_req_data  = 128'h0;
-    aes_rsp_ready = 1'b0;
-    unique case (owner)
-      2'd0: begin
-        aes_req_valid = m_req_valid[0];
-        aes_req_dec   = m_req_dec[0];
-        aes_req_key   = m0_req_key;
-        aes_req_data  = m0_req_data;
-        aes_rsp_ready = m_rsp_ready[0];
-      end
-      2'd1: begin
-        aes_req_valid = m_req_valid[1];
-        aes_req_dec   = m_req_dec[1];
-        aes_req_key   = m1_req_key;
-        aes_req_data  = m1_req_data;
-        aes_rsp_ready = m_rsp_ready[1];
-      end
-      2'd2: begin
-        aes_req_valid = m_req_valid[2];
-        aes_req_dec   = m_req_dec[2];
-        aes_req_key   = m2_req_key;
-        aes_req_data  = m2_req_data;
-        aes_rsp_ready = m_rsp_ready[2];
-      end
-      default: ;
-    endcase
+    rq_valid_d = rq_valid_q;
+    rq_dec_d   = rq_dec_q;
+    rq_key_d   = rq_key_q;
+    rq_data_d  = rq_data_q;
+    if (!rq_valid_q) begin
+      rq_valid_d = aes_req_valid;
+      rq_dec_d   = aes_req_dec;
+      rq_key_d   = aes_req_key;
+      rq_data_d  = aes_req_data;
+    end else if (core_req_ready) begin
+      rq_valid_d = 1'b0;
+    end
+    if (zeroize_i) begin
+      rq_valid_d = 1'b0;
+      rq_dec_d   = 1'b0;
+      rq_key_d   = 256'h0;
+      rq_data_d  = 128'h0;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) begin
+      rq_valid_q <= 1'b0;
+      rq_dec_q   <= 1'b0;
+      rq_key_q   <= 256'h0;
+      rq_data_q  <= 128'h0;
+    end else begin
+      rq_valid_q <= rq_valid_d;
+      rq_dec_q   <= rq_dec_d;
+      rq_key_q   <= rq_key_d;
+      rq_data_q  <= rq_data_d;
+    end
   end
 
   aes256 u_aes (
     .clk_i, .rst_ni, .zeroize_i,
-    .req_valid_i (aes_req_valid),
-    .req_ready_o (aes_req_ready),
-    .req_dec_i   (aes_req_dec),
-    .req_key_i   (aes_req_key),
-    .req_data_i  (aes_req_data),
+    .req_valid_i (rq_valid_q),
+    .req_ready_o (core_req_ready),
+    .req_dec_i   (rq_dec_q),
+    .req_key_i   (rq_key_q),
+    .req_data_i  (rq_data_q),
     .rsp_valid_o (aes_rsp_valid),
     .rsp_ready_i (aes_rsp_ready),
     .rsp_data_o  (aes_rsp_data)
@@ -288,15 +315,19 @@ module sym_die #(
       fsm_d = StIdle;
       cyc_d = 16'd0;
     end
+
+    own_d = {fsm_d == StKw, fsm_d == StMgmt || fsm_d == StDrbg, fsm_d == StKdf};
   end
 
   always_ff @(posedge clk_i) begin
     if (!rst_ni) begin
       fsm_q <= StIdle;
       cyc_q <= 16'd0;
+      own_q <= 3'b000;
     end else begin
       fsm_q <= fsm_d;
       cyc_q <= cyc_d;
+      own_q <= own_d;
     end
   end
 

@@ -62,25 +62,26 @@ TEST(Aes256, Fips197AppendixC3EncryptDecrypt) {
     EXPECT_EQ(symbench::to_hex(enc.data), symbench::to_hex(kC3Ct));
     auto dec_first = dut.run(true, kC3Key, kC3Ct);
     EXPECT_EQ(symbench::to_hex(dec_first.data), symbench::to_hex(kC3Pt));
-    auto dec_cached = dut.run(true, kC3Key, kC3Ct);
-    EXPECT_EQ(symbench::to_hex(dec_cached.data), symbench::to_hex(kC3Pt));
-    std::printf("[cycles] aes256 encrypt %llu, decrypt (new key) %llu, decrypt (cached key) %llu\n",
+    auto dec_again = dut.run(true, kC3Key, kC3Ct);
+    EXPECT_EQ(symbench::to_hex(dec_again.data), symbench::to_hex(kC3Pt));
+    std::printf("[cycles] aes256 encrypt %llu, decrypt %llu, decrypt (same key again) %llu\n",
                 static_cast<unsigned long long>(enc.cycles),
                 static_cast<unsigned long long>(dec_first.cycles),
-                static_cast<unsigned long long>(dec_cached.cycles));
+                static_cast<unsigned long long>(dec_again.cycles));
     EXPECT_EQ(enc.cycles, 15U);
     EXPECT_EQ(dec_first.cycles, 28U);
-    EXPECT_EQ(dec_cached.cycles, 15U);
+    EXPECT_EQ(dec_again.cycles, 28U);  // no key cache: the same time whatever came before
 }
 
-// Random keys and blocks against OpenSSL. Keys are reused for a few blocks so both the
-// first-use and the cached decryption paths are exercised; the cycle count of every operation
-// must be one of the documented constants whatever the key and data (constant time).
+// Random keys and blocks against OpenSSL. Keys are reused for a few blocks, so a decryption
+// under a new key and one under the key used before both occur; the cycle count of every
+// operation must be the documented constant whatever the key, the data and the key before
+// (constant time).
 TEST(Aes256, RandomBlocksMatchOpenSslInConstantTime) {
     AesDut dut;
     symbench::Rng rng;
     const size_t n = symbench::vector_count(10000);
-    std::set<uint64_t> enc_cycles, dec_new_cycles, dec_cached_cycles;
+    std::set<uint64_t> enc_cycles, dec_new_cycles, dec_same_cycles;
     Bytes key;
     for (size_t i = 0; i < n; ++i) {
         const bool new_key = (i % 4) == 0;
@@ -94,11 +95,11 @@ TEST(Aes256, RandomBlocksMatchOpenSslInConstantTime) {
         const Bytes pt_ref = symbench::ossl::aes256_block(key, ct, false);
         auto dec = dut.run(true, key, ct);
         ASSERT_EQ(symbench::to_hex(dec.data), symbench::to_hex(pt_ref)) << "vector " << i;
-        (new_key ? dec_new_cycles : dec_cached_cycles).insert(dec.cycles);
+        (new_key ? dec_new_cycles : dec_same_cycles).insert(dec.cycles);
     }
     EXPECT_EQ(enc_cycles, std::set<uint64_t>{15});
     EXPECT_EQ(dec_new_cycles, std::set<uint64_t>{28});
-    EXPECT_EQ(dec_cached_cycles, std::set<uint64_t>{15});
+    EXPECT_EQ(dec_same_cycles, std::set<uint64_t>{28});
     std::printf("[vectors] aes256: %zu encryptions and %zu decryptions matched OpenSSL\n", n, n);
 }
 
@@ -150,12 +151,12 @@ TEST(Aes256, BackToBackBlocksCostFifteenCycles) {
     EXPECT_EQ(total, 15U * kBlocks);
 }
 
-// zeroize_i in the middle of a decryption abandons it and clears state, the key window and the
-// cached decryption key in one cycle; the next decryption with the same key is a first use.
+// zeroize_i in the middle of a decryption abandons it and clears the state and the key window
+// in one cycle; the next decryption runs normally.
 TEST(Aes256, ZeroizeClearsEverySecretInOneCycle) {
     AesDut dut;
     auto& h = dut.h();
-    ASSERT_EQ(dut.run(true, kC3Key, kC3Ct).data, kC3Pt);  // fills the decryption-key cache
+    ASSERT_EQ(dut.run(true, kC3Key, kC3Ct).data, kC3Pt);
     symbench::put(h->req_key_i, kC3Key);
     symbench::put(h->req_data_i, kC3Ct);
     h->req_dec_i = 1;
@@ -170,9 +171,6 @@ TEST(Aes256, ZeroizeClearsEverySecretInOneCycle) {
     const auto* root = h.dut().rootp;
     EXPECT_TRUE(symbench::all_zero(root->aes256__DOT__state_q));
     EXPECT_TRUE(symbench::all_zero(root->aes256__DOT__kreg_q));
-    EXPECT_TRUE(symbench::all_zero(root->aes256__DOT__dk_q));
-    EXPECT_TRUE(symbench::all_zero(root->aes256__DOT__ck_q));
-    EXPECT_EQ(root->aes256__DOT__dk_valid_q, 0);
     EXPECT_EQ(h->rsp_valid_o, 0);
     EXPECT_TRUE(h->req_ready_o);
     for (int i = 0; i < 30; ++i) {

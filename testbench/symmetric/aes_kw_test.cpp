@@ -68,8 +68,9 @@ private:
 // Wrap: 1 accept cycle, 1 cycle to issue the first AES request, then 24 chained AES operations
 // at 15 cycles each.
 constexpr uint64_t kWrapCycles = 2 + 24 * 15;
-// Unwrap under a KEK not yet seen by the AES core: the first decryption expands the key.
-constexpr uint64_t kUnwrapNewKeyCycles = kWrapCycles + 13;
+// Unwrap: every decryption expands the key first (13 cycles; aes256 keeps no decryption-key
+// cache), so 28 cycles per AES operation whatever KEK came before.
+constexpr uint64_t kUnwrapCycles = 2 + 24 * 28;
 
 TEST(AesKw, Rfc3394Section46Wrap256BitKeyUnder256BitKek) {
     const Bytes kek = from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
@@ -91,8 +92,8 @@ TEST(AesKw, Rfc3394Section46Wrap256BitKeyUnder256BitKek) {
                 static_cast<unsigned long long>(u.cycles),
                 static_cast<unsigned long long>(u2.cycles));
     EXPECT_EQ(w.cycles, kWrapCycles);
-    EXPECT_EQ(u.cycles, kUnwrapNewKeyCycles);
-    EXPECT_EQ(u2.cycles, kWrapCycles);
+    EXPECT_EQ(u.cycles, kUnwrapCycles);
+    EXPECT_EQ(u2.cycles, kUnwrapCycles);
 }
 
 // The published vector files, when present: RFC 3394 (section 4.6 is the only case with a
@@ -162,8 +163,8 @@ TEST(AesKw, RandomWrapUnwrapMatchOpenSslInConstantTime) {
         unwrap_same_c.insert(f.cycles);
     }
     EXPECT_EQ(wrap_c, std::set<uint64_t>{kWrapCycles});
-    EXPECT_EQ(unwrap_new_c, std::set<uint64_t>{kUnwrapNewKeyCycles});
-    EXPECT_EQ(unwrap_same_c, std::set<uint64_t>{kWrapCycles});
+    EXPECT_EQ(unwrap_new_c, std::set<uint64_t>{kUnwrapCycles});
+    EXPECT_EQ(unwrap_same_c, std::set<uint64_t>{kUnwrapCycles});
     std::printf("[vectors] aes_kw: %zu wraps, %zu unwraps, %zu corrupted unwraps matched OpenSSL\n",
                 n, n, n);
 }
@@ -192,7 +193,8 @@ TEST(AesKw, ZeroizeMidOperationClearsSecrets) {
     EXPECT_TRUE(symbench::all_zero(root->tb_aes_kw__DOT__u_kw__DOT__kek_q));
     EXPECT_TRUE(symbench::all_zero(root->tb_aes_kw__DOT__u_kw__DOT__r_q));
     EXPECT_EQ(root->tb_aes_kw__DOT__u_kw__DOT__a_q, 0U);
-    EXPECT_TRUE(symbench::all_zero(root->tb_aes_kw__DOT__u_aes__DOT__dk_q));
+    EXPECT_TRUE(symbench::all_zero(root->tb_aes_kw__DOT__u_aes__DOT__kreg_q));
+    EXPECT_TRUE(symbench::all_zero(root->tb_aes_kw__DOT__u_aes__DOT__state_q));
     for (int i = 0; i < 500; ++i) {
         h.tick();
         ASSERT_EQ(h->rsp_valid_o, 0);
