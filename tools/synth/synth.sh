@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Synthesis estimate of the symmetric RTL blocks with Yosys (0.23 on Debian 12):
-# synth_xilinx for UltraScale+ (-family xcup), flattened, one run per block; prints LUT, FF,
-# BRAM and DSP counts per block and writes them to <out>/summary.md.
+# Synthesis estimate of RTL blocks with Yosys (0.23 on Debian 12): synth_xilinx for
+# UltraScale+ (-family xcup -flatten -noiopad), one run per block, each block read from its file
+# list rtl/<half>/<block>.f; prints LUT, FF, BRAM and DSP counts per block and writes them to
+# <out>/summary.md. For the timing estimate of a block use tools/synth/timing.sh.
 # Not part of the test suite: the full set takes several minutes.
-#   tools/synth/synth.sh [out-dir] [block...]     (default out-dir: build-synth)
+#   tools/synth/synth.sh [out-dir] [block...]     (default out-dir: build-synth; default blocks:
+#                                                  the symmetric half)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
+. "$here/common.sh"
+root=$synth_root
 out=${1:-$root/build-synth}
 shift || true
 blocks=("$@")
@@ -22,10 +25,13 @@ summary="$out/summary.md"
   echo "|---|---|---|---|---|---|---|"
 } > "$summary"
 
-for top in "${blocks[@]}"; do
+for block in "${blocks[@]}"; do
+  list=$(synth_list "$block")
+  top=$(basename "$list" .f)
   log="$out/$top.log"
   echo "synth: $top (log: $log)" >&2
-  (cd "$root" && yosys -q -l "$log" -s "$here/$top.ys" >/dev/null)
+  synth_script "$top" "$list" "" > "$out/$top.ys"
+  (cd "$root" && yosys -q -l "$log" -s "$out/$top.ys" >/dev/null)
   # Cell counts from the last `stat` in the log (the design after synth_xilinx).
   awk -v top="$top" '
     /Number of cells:/ { delete n; in_stat = 1; next }
