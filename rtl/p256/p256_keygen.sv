@@ -79,8 +79,8 @@ module p256_keygen #(
   logic             ex_mul_q, ex_mul_d, ex_as_q, ex_as_d, ex_sub_q, ex_sub_d;
   logic [3:0]       ex_dst_q, ex_dst_d;
   logic [255:0]     as_q, as_d;
-  logic             as_v_q, as_v_d;
-  logic [3:0]       as_dst_q, as_dst_d;
+  logic             as_v1_q, as_v1_d, as_v_q, as_v_d;
+  logic [3:0]       as_dst1_q, as_dst1_d, as_dst_q, as_dst_d;
   logic [NReg*256-1:0] rf_q, rf_d;
   // scan engine
   logic [255:0]     d_q, d_d;              // scalar; shifts right one digit per scanned window
@@ -93,19 +93,33 @@ module p256_keygen #(
   logic [255:0]     stage_x_q, stage_x_d, stage_y_q, stage_y_d;
   logic             stage_z_q, stage_z_d;
 
-  logic wipe, clr;
-  assign wipe = zeroize_i | (state_q == StOut & q_ready_i);
+  // The wipe after a result is taken runs from a register one cycle later (no scalar is taken
+  // in that cycle), so the clear that fans out to every register starts at a flip-flop, not at
+  // the state decoding; zeroize_i clears in the cycle it is raised.
+  logic wipe_q, wipe, clr;
+  assign wipe = zeroize_i | wipe_q;
   assign clr  = !rst_ni | wipe;
 
   // ---------------- micro-code and decode ----------------
-  logic [26:0] ucode_word;
+  // The word after the current one is read from pc_q + 1 (a registered address), so the
+  // issue decision only selects between it, the current word and the two routine entry words
+  // (constants), rather than addressing the ROM itself.
+  logic [26:0] ucode_next, ucode_add, ucode_inv;
   logic [1:0]  op;
   logic [3:0]  dst, sa, sb;
   logic [7:0]  rep;
   logic [4:0]  wait_n;
   p256_ucode u_ucode (
-    .addr_i (pc_d),
-    .instr_o(ucode_word)
+    .addr_i (pc_q + 7'd1),
+    .instr_o(ucode_next)
+  );
+  p256_ucode u_ucode_add (
+    .addr_i (7'd0),
+    .instr_o(ucode_add)
+  );
+  p256_ucode u_ucode_inv (
+    .addr_i (InvEntry),
+    .instr_o(ucode_inv)
   );
   assign op     = instr_q[26:25];
   assign dst    = instr_q[24:21];
@@ -115,7 +129,7 @@ module p256_keygen #(
   assign wait_n = instr_q[4:0];
 
   // ---------------- execution units ----------------
-  logic         mul_done, mul_nz;
+  logic         mul_done, mul_nz, as_nz;
   logic [3:0]   mul_dst;
   logic [255:0] mul_r, as_r;
 
@@ -134,10 +148,13 @@ module p256_keygen #(
   );
 
   p256_addsub u_addsub (
+    .clk_i,
+    .clr_i(clr),
     .a_i  (opa_q),
     .b_i  (opb_q),
     .sub_i(ex_sub_q),
-    .r_o  (as_r)
+    .r_o  (as_r),
+    .nz_o (as_nz)
   );
 
   // Operand read: b, or a result being written this cycle (forwarded), or the register file.
@@ -318,11 +335,16 @@ module p256_keygen #(
           end
         end
       end
-      StOut: ;  // held until q_ready_i, which wipes the engine
+      StOut: begin  // held until q_ready_i; the wipe follows in the next cycle
+        if (q_ready_i) state_d = StIdle;
+      end
       default: state_d = StIdle;
     endcase
 
-    instr_d  = ucode_word;
+    if ((state_q == StFirst && scan_done_q) || next_window) instr_d = ucode_add;
+    else if (at_end && !in_inv_q && win_q == 6'd63) instr_d = ucode_inv;
+    else if (adv) instr_d = ucode_next;
+    else instr_d = instr_q;
     // operand stage
     opa_d    = read_reg(sa, rf_q, as_v_q, as_dst_q, as_q, mul_done, mul_dst, mul_r);
     opb_d    = read_reg(sb, rf_q, as_v_q, as_dst_q, as_q, mul_done, mul_dst, mul_r);
@@ -330,10 +352,12 @@ module p256_keygen #(
     ex_as_d  = issue & (op == OpAdd | op == OpSub);
     ex_sub_d = (op == OpSub);
     ex_dst_d = dst;
-    // adder result register
-    as_d     = as_r;
-    as_v_d   = ex_as_q;
-    as_dst_d = ex_dst_q;
+    // adder result register (the adder's first stage is inside p256_addsub)
+    as_d      = as_r;
+    as_v1_d   = ex_as_q;
+    as_dst1_d = ex_dst_q;
+    as_v_d    = as_v1_q;
+    as_dst_d  = as_dst1_q;
 
     // register file: the adder's and the multiplier's results (never the same register in one
     // cycle: the generator checks it), the table point and the accumulator's initial value
@@ -374,7 +398,9 @@ module p256_keygen #(
       ex_sub_q    <= 1'b0;
       ex_dst_q    <= '0;
       as_q        <= '0;
+      as_v1_q     <= 1'b0;
       as_v_q      <= 1'b0;
+      as_dst1_q   <= '0;
       as_dst_q    <= '0;
       rf_q        <= '0;
       d_q         <= '0;
@@ -406,7 +432,9 @@ module p256_keygen #(
       ex_sub_q    <= ex_sub_d;
       ex_dst_q    <= ex_dst_d;
       as_q        <= as_d;
+      as_v1_q     <= as_v1_d;
       as_v_q      <= as_v_d;
+      as_dst1_q   <= as_dst1_d;
       as_dst_q    <= as_dst_d;
       rf_q        <= rf_d;
       d_q         <= d_d;
@@ -423,7 +451,13 @@ module p256_keygen #(
     end
   end
 
-  assign d_ready_o = (state_q == StIdle) & ~zeroize_i;
+  // the wipe after a result: cleared by reset and zeroize, set when the result is taken
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni || zeroize_i) wipe_q <= 1'b0;
+    else wipe_q <= (state_q == StOut) & q_ready_i;
+  end
+
+  assign d_ready_o = (state_q == StIdle) & ~zeroize_i & ~wipe_q;
   assign q_valid_o = (state_q == StOut);
   assign q_err_o   = err_q;
   assign q_x_o     = (state_q == StOut && !err_q) ? rf_q[0*256+:256] : '0;
@@ -431,7 +465,8 @@ module p256_keygen #(
   assign busy_o    = (state_q != StIdle);
 
   assign dbg_secret_nz_o = (|d_q) | (|rf_q) | mul_nz | (|stage_x_q) | (|stage_y_q) | stage_z_q |
-                           (|opa_q) | (|opb_q) | (|as_q) | (|lfsr_q) | (|off_q) | (|rd_idx_q);
+                           (|opa_q) | (|opb_q) | (|as_q) | as_nz | (|lfsr_q) | (|off_q) |
+                           (|rd_idx_q);
   assign dbg_scan_off_o  = off_q;
   assign dbg_scan_sel_o  = hit;
 endmodule

@@ -3,7 +3,7 @@
 // Built for a 4 ns cycle on UltraScale+ (-2): no register-to-register path holds a carry chain
 // longer than 64 bits or more than a handful of LUT levels. A multiplication is accepted every
 // 4 cycles (start_i; the caller keeps that spacing) and its result is on r_o, with done_o and
-// its tag dst_o, 12 edges after the start edge. Stages (edge counted from the start edge):
+// its tag dst_o, 14 edges after the start edge. Stages (edge counted from the start edge):
 //
 //   1  A/B  a -> 10 x 26-bit chunks (held for the 4 digits), b -> one 64-bit digit per cycle
 //           as 4 x 16-bit chunks, least significant digit first
@@ -13,14 +13,16 @@
 //           are 52 bits apart, a product is 42 bits wide) plus the running sum's two
 //           carry-save rows -> a 10:2 carry-save tree (p256_csa10), no carry chain; the low 64
 //           bits leave, the rest, shifted down by 64, is the new running sum
-//   5..8 L  per digit: the 64 low bits resolved by a 64-bit carry-select adder with the carry
-//           of the previous digit, shifted into the product's low half
-//   9  H    the high half resolved from the carry-save rows (256-bit carry-select adder)
+//   5..8 L  per digit: the 64 low bits resolved (one 64-bit carry chain) with the carry of the
+//           previous digit, shifted into the product's low half; at the last digit the
+//           running sum and that carry enter the high half's adder
+//   9  H    the high half resolved (256-bit two-stage carry-select adder, p256_csel_add)
 //   10 S    Solinas stage 1 (FIPS 186-4 D.2.3): s1 + 2 s2 + 2 s3 + s4 + s5 - s6 - s7 - s8 - s9
 //           + 5p as a 10:2 carry-save tree (negations as complements, the +1s in the bias)
-//   11 R1   the 260-bit sum resolved (carry-select), in (0, 12 * 2^256)
-//   12 R2   Solinas stage 2: the top nibble q folded back as q * (2^224 - 2^192 - 2^96 + 1)
+//   12 R1   the 260-bit sum resolved (two-stage carry-select), in (0, 12 * 2^256)
+//   14 R2   Solinas stage 2: the top nibble q folded back as q * (2^224 - 2^192 - 2^96 + 1)
 //           (a constant per q) and p subtracted unless that borrows, both sums formed at once
+//           (two-stage carry-select), the sign of the second picks the result
 //
 // The DSP48E2 A/B, M and P registers are written the way a vendor tool packs them: plain
 // registers directly before and after the multiplication, synchronous reset, the A register's
@@ -180,40 +182,31 @@ module p256_mul (
     end
   end
 
-  // ---------------- L: low digit resolved; the high rows kept for H ----------------
+  // ---------------- L: low digit resolved ----------------
   // The carry out of digit j's 64 bits belongs to bit 0 of digit j + 1's, which is where
-  // the next digit's low rows start: it enters that digit's adder as its carry in.
+  // the next digit's low rows start: it enters that digit's adder as its carry in. One 64-bit
+  // carry chain (the carry in rides on an extra low bit: (2x + 1) + (2y + cin) = 2(x + y + cin)
+  // + 1).
+  logic [65:0]  lo_wide;
   logic [63:0]  lo_sum;
   logic         lo_cout, cy_q;
-  logic [255:0] lo_q, hacc_s_q, hacc_c_q;
+  logic [255:0] lo_q;
   logic         v_l_q;
   logic [3:0]   dst_l_q;
-
-  p256_csel_add #(.W(64)) u_lo (
-    .a_i   (lo_s_q),
-    .b_i   (lo_c_q),
-    .cin_i (cy_q & ~first_x_q),
-    .s_o   (lo_sum),
-    .cout_o(lo_cout)
-  );
+  assign lo_wide = {1'b0, lo_s_q, 1'b1} + {1'b0, lo_c_q, cy_q & ~first_x_q};
+  assign lo_sum  = lo_wide[64:1];
+  assign lo_cout = lo_wide[65];
 
   always_ff @(posedge clk_i) begin
     if (clr) begin
-      lo_q     <= '0;
-      cy_q     <= 1'b0;
-      hacc_s_q <= '0;
-      hacc_c_q <= '0;
-      v_l_q    <= 1'b0;
-      dst_l_q  <= '0;
+      lo_q    <= '0;
+      cy_q    <= 1'b0;
+      v_l_q   <= 1'b0;
+      dst_l_q <= '0;
     end else begin
       if (v_x_q) begin
         lo_q <= {lo_sum, lo_q[255:64]};
         cy_q <= lo_cout;
-      end
-      // the running sum after the last digit: the product's high half in carry-save form
-      if (v_x_q && last_x_q) begin
-        hacc_s_q <= acc_s_q;
-        hacc_c_q <= acc_c_q;
       end
       v_l_q   <= v_x_q & last_x_q;
       dst_l_q <= dst_x_q;
@@ -221,19 +214,23 @@ module p256_mul (
   end
 
   // ---------------- H: high half resolved ----------------
-  // The true high half is below 2^256, so the rows and the last carry summed mod 2^256 give
-  // it exactly.
+  // After the last digit's X stage the running sum's rows plus the last low carry are the
+  // product's high half; its true value is below 2^256, so their sum mod 2^256 is exact. The
+  // adder samples them at the L edge (its first stage), the sum is registered at the H edge.
   logic [255:0] hi_sum, hi_q, lo_fin_q;
-  logic         hi_cout;
+  logic         hi_cout, hi_nz;
   logic         v_h_q;
   logic [3:0]   dst_h_q;
 
   p256_csel_add #(.W(256)) u_hi (
-    .a_i   (hacc_s_q),
-    .b_i   (hacc_c_q),
-    .cin_i (cy_q),
+    .clk_i,
+    .clr_i (clr),
+    .a_i   (acc_s_q),
+    .b_i   (acc_c_q),
+    .cin_i (lo_cout),
     .s_o   (hi_sum),
-    .cout_o(hi_cout)
+    .cout_o(hi_cout),
+    .nz_o  (hi_nz)
   );
 
   always_ff @(posedge clk_i) begin
@@ -244,7 +241,7 @@ module p256_mul (
       dst_h_q  <= '0;
     end else begin
       hi_q     <= hi_sum;
-      lo_fin_q <= lo_q;
+      lo_fin_q <= lo_q;  // complete since the L edge; the next product's digits come after
       v_h_q    <= v_l_q;
       dst_h_q  <= dst_l_q;
     end
@@ -292,28 +289,35 @@ module p256_mul (
     end
   end
 
-  // ---------------- R1: stage 1 resolved ----------------
+  // ---------------- R1: stage 1 resolved (two edges) ----------------
   logic [259:0] red1, red_q;
-  logic         red1_cout;
-  logic         v_r1_q;
-  logic [3:0]   dst_r1_q;
+  logic         red1_cout, red1_nz;
+  logic         v_r1a_q, v_r1_q;
+  logic [3:0]   dst_r1a_q, dst_r1_q;
   p256_csel_add #(.W(260)) u_red1 (
+    .clk_i,
+    .clr_i (clr),
     .a_i   (s_s_q),
     .b_i   (s_c_q),
     .cin_i (1'b0),
     .s_o   (red1),
-    .cout_o(red1_cout)
+    .cout_o(red1_cout),
+    .nz_o  (red1_nz)
   );
 
   always_ff @(posedge clk_i) begin
     if (clr) begin
-      red_q    <= '0;
-      v_r1_q   <= 1'b0;
-      dst_r1_q <= '0;
+      red_q     <= '0;
+      v_r1a_q   <= 1'b0;
+      v_r1_q    <= 1'b0;
+      dst_r1a_q <= '0;
+      dst_r1_q  <= '0;
     end else begin
-      red_q    <= red1;
-      v_r1_q   <= v_s_q;
-      dst_r1_q <= dst_s_q;
+      red_q     <= red1;
+      v_r1a_q   <= v_s_q;
+      v_r1_q    <= v_r1a_q;
+      dst_r1a_q <= dst_s_q;
+      dst_r1_q  <= dst_r1a_q;
     end
   end
 
@@ -335,34 +339,41 @@ module p256_mul (
     end
   end
 
+  logic fx_nz, fy_nz;
   p256_csel_add #(.W(257)) u_fx (
-    .a_i({1'b0, red_q[255:0]}), .b_i(kq), .cin_i(1'b0), .s_o(fx), .cout_o(fx_co));
+    .clk_i, .clr_i(clr), .a_i({1'b0, red_q[255:0]}), .b_i(kq), .cin_i(1'b0), .s_o(fx),
+    .cout_o(fx_co), .nz_o(fx_nz));
   p256_csel_add #(.W(257)) u_fy (
-    .a_i({1'b0, red_q[255:0]}), .b_i(kqp), .cin_i(1'b0), .s_o(fy), .cout_o(fy_co));
+    .clk_i, .clr_i(clr), .a_i({1'b0, red_q[255:0]}), .b_i(kqp), .cin_i(1'b0), .s_o(fy),
+    .cout_o(fy_co), .nz_o(fy_nz));
 
   logic [255:0] r_q;
-  logic         v_r2_q;
-  logic [3:0]   dst_r2_q;
+  logic         v_r2a_q, v_r2_q;
+  logic [3:0]   dst_r2a_q, dst_r2_q;
   always_ff @(posedge clk_i) begin
     if (clr) begin
-      r_q      <= '0;
-      v_r2_q   <= 1'b0;
-      dst_r2_q <= '0;
+      r_q       <= '0;
+      v_r2a_q   <= 1'b0;
+      v_r2_q    <= 1'b0;
+      dst_r2a_q <= '0;
+      dst_r2_q  <= '0;
     end else begin
-      r_q      <= fy[256] ? fx[255:0] : fy[255:0];  // fy < 0: r + q F is already < p
-      v_r2_q   <= v_r1_q;
-      dst_r2_q <= dst_r1_q;
+      r_q       <= fy[256] ? fx[255:0] : fy[255:0];  // fy < 0: r + q F is already < p
+      v_r2a_q   <= v_r1_q;
+      v_r2_q    <= v_r2a_q;
+      dst_r2a_q <= dst_r1_q;
+      dst_r2_q  <= dst_r2a_q;
     end
   end
 
   assign done_o = v_r2_q;
   assign dst_o  = dst_r2_q;
   assign r_o    = r_q;
-  assign nz_o   = |{a_ab_q, b_ab_q, bh_q, m_q, p_q, acc_s_q, acc_c_q, lo_s_q, lo_c_q, lo_q,
-                    hacc_s_q, hacc_c_q, hi_q, lo_fin_q, s_s_q, s_c_q, red_q, r_q, cy_q};
+  assign nz_o   = |{a_ab_q, b_ab_q, bh_q, m_q, p_q, acc_s_q, acc_c_q, lo_s_q, lo_c_q, lo_q, cy_q,
+                    hi_q, lo_fin_q, s_s_q, s_c_q, red_q, r_q, hi_nz, red1_nz, fx_nz, fy_nz};
 
   logic unused;
-  assign unused = hi_cout ^ red1_cout ^ fx_co ^ fy_co ^ fx[256];
+  assign unused = hi_cout ^ red1_cout ^ fx_co ^ fy_co ^ fx[256] ^ lo_wide[0];
 endmodule
 
 `default_nettype wire

@@ -6,12 +6,12 @@
 //   [4:0] wait (cycles between an execution's issue and the next issue, minus one)
 // The schedule is static: the engine issues exactly as the wait fields say, with no
 // interlocks; the generator placed every instruction so that its operands have landed
-// (multiplication 13 cycles, addition 2 cycles after issue; multiplier initiation
+// (multiplication 15 cycles, addition 3 cycles after issue; multiplier initiation
 // interval 4) and checked that in a timed model of the engine.
 // Register 15 reads as the curve constant b. Address 0: complete point addition
-// (RCB 2016 Alg. 4, 43 instructions, 14 multiplications, 77 cycles). Address 64:
+// (RCB 2016 Alg. 4, 43 instructions, 14 multiplications, 82 cycles). Address 64:
 // inversion by Fermat plus affine conversion (36 instructions, 269 multiplications,
-// 3489 cycles).
+// 4025 cycles).
 `default_nettype none
 
 module p256_ucode (
@@ -29,76 +29,76 @@ module p256_ucode (
       7'd6: instr_o = {2'd2, 4'd12, 4'd1, 4'd2, 8'd0, 5'd0};
       7'd7: instr_o = {2'd2, 4'd13, 4'd4, 4'd5, 8'd0, 5'd0};
       7'd8: instr_o = {2'd1, 4'd14, 4'd7, 4'd8, 8'd0, 5'd3};
-      7'd9: instr_o = {2'd1, 4'd3, 4'd1, 4'd4, 8'd0, 5'd0};
-      7'd10: instr_o = {2'd2, 4'd5, 4'd6, 4'd6, 8'd0, 5'd1};
-      7'd11: instr_o = {2'd2, 4'd7, 4'd5, 4'd6, 8'd0, 5'd0};
-      7'd12: instr_o = {2'd1, 4'd8, 4'd9, 4'd11, 8'd0, 5'd0};
+      7'd9: instr_o = {2'd1, 4'd3, 4'd1, 4'd4, 8'd0, 5'd2};
+      7'd10: instr_o = {2'd2, 4'd5, 4'd6, 4'd6, 8'd0, 5'd0};
+      7'd11: instr_o = {2'd1, 4'd7, 4'd9, 4'd11, 8'd0, 5'd1};
+      7'd12: instr_o = {2'd2, 4'd8, 4'd5, 4'd6, 8'd0, 5'd0};
       7'd13: instr_o = {2'd2, 4'd4, 4'd6, 4'd10, 8'd0, 5'd0};
-      7'd14: instr_o = {2'd2, 4'd5, 4'd10, 4'd10, 8'd0, 5'd1};
-      7'd15: instr_o = {2'd1, 4'd9, 4'd15, 4'd10, 8'd0, 5'd0};
-      7'd16: instr_o = {2'd3, 4'd11, 4'd14, 4'd4, 8'd0, 5'd0};
-      7'd17: instr_o = {2'd2, 4'd14, 4'd5, 4'd10, 8'd0, 5'd1};
-      7'd18: instr_o = {2'd1, 4'd4, 4'd15, 4'd11, 8'd0, 5'd0};
-      7'd19: instr_o = {2'd2, 4'd5, 4'd6, 4'd3, 8'd0, 5'd0};
-      7'd20: instr_o = {2'd2, 4'd10, 4'd3, 4'd10, 8'd0, 5'd0};
-      7'd21: instr_o = {2'd3, 4'd7, 4'd7, 4'd14, 8'd0, 5'd0};
-      7'd22: instr_o = {2'd1, 4'd12, 4'd12, 4'd13, 8'd0, 5'd0};
-      7'd23: instr_o = {2'd3, 4'd13, 4'd8, 4'd5, 8'd0, 5'd2};
-      7'd24: instr_o = {2'd1, 4'd8, 4'd13, 4'd7, 8'd0, 5'd0};
-      7'd25: instr_o = {2'd3, 4'd5, 4'd11, 4'd9, 8'd0, 5'd1};
-      7'd26: instr_o = {2'd2, 4'd11, 4'd5, 4'd5, 8'd0, 5'd1};
-      7'd27: instr_o = {2'd3, 4'd9, 4'd4, 4'd14, 8'd0, 5'd0};
-      7'd28: instr_o = {2'd2, 4'd4, 4'd5, 4'd11, 8'd0, 5'd0};
-      7'd29: instr_o = {2'd3, 4'd14, 4'd9, 4'd6, 8'd0, 5'd0};
-      7'd30: instr_o = {2'd3, 4'd5, 4'd3, 4'd4, 8'd0, 5'd0};
-      7'd31: instr_o = {2'd2, 4'd11, 4'd14, 4'd14, 8'd0, 5'd0};
-      7'd32: instr_o = {2'd3, 4'd9, 4'd12, 4'd10, 8'd0, 5'd0};
-      7'd33: instr_o = {2'd2, 4'd6, 4'd3, 4'd4, 8'd0, 5'd0};
-      7'd34: instr_o = {2'd2, 4'd12, 4'd11, 4'd14, 8'd0, 5'd0};
-      7'd35: instr_o = {2'd1, 4'd10, 4'd6, 4'd5, 8'd0, 5'd3};
-      7'd36: instr_o = {2'd1, 4'd3, 4'd9, 4'd12, 8'd0, 5'd3};
-      7'd37: instr_o = {2'd1, 4'd4, 4'd7, 4'd12, 8'd0, 5'd3};
-      7'd38: instr_o = {2'd1, 4'd11, 4'd6, 4'd13, 8'd0, 5'd3};
-      7'd39: instr_o = {2'd1, 4'd14, 4'd5, 4'd9, 8'd0, 5'd4};
-      7'd40: instr_o = {2'd2, 4'd1, 4'd10, 4'd4, 8'd0, 5'd3};
-      7'd41: instr_o = {2'd3, 4'd0, 4'd11, 4'd3, 8'd0, 5'd3};
-      7'd42: instr_o = {2'd2, 4'd2, 4'd14, 4'd8, 8'd0, 5'd1};
-      7'd64: instr_o = {2'd1, 4'd3, 4'd2, 4'd2, 8'd0, 5'd12};
-      7'd65: instr_o = {2'd1, 4'd4, 4'd3, 4'd2, 8'd0, 5'd12};
-      7'd66: instr_o = {2'd1, 4'd5, 4'd4, 4'd4, 8'd0, 5'd12};
-      7'd67: instr_o = {2'd1, 4'd6, 4'd5, 4'd2, 8'd0, 5'd12};
-      7'd68: instr_o = {2'd1, 4'd7, 4'd6, 4'd6, 8'd0, 5'd12};
-      7'd69: instr_o = {2'd1, 4'd7, 4'd7, 4'd7, 8'd1, 5'd12};
-      7'd70: instr_o = {2'd1, 4'd8, 4'd7, 4'd6, 8'd0, 5'd12};
-      7'd71: instr_o = {2'd1, 4'd9, 4'd8, 4'd8, 8'd0, 5'd12};
-      7'd72: instr_o = {2'd1, 4'd9, 4'd9, 4'd9, 8'd4, 5'd12};
-      7'd73: instr_o = {2'd1, 4'd10, 4'd9, 4'd8, 8'd0, 5'd12};
-      7'd74: instr_o = {2'd1, 4'd11, 4'd10, 4'd10, 8'd0, 5'd12};
-      7'd75: instr_o = {2'd1, 4'd11, 4'd11, 4'd11, 8'd1, 5'd12};
-      7'd76: instr_o = {2'd1, 4'd12, 4'd11, 4'd6, 8'd0, 5'd12};
-      7'd77: instr_o = {2'd1, 4'd13, 4'd12, 4'd12, 8'd0, 5'd12};
-      7'd78: instr_o = {2'd1, 4'd13, 4'd13, 4'd13, 8'd13, 5'd12};
-      7'd79: instr_o = {2'd1, 4'd14, 4'd13, 4'd12, 8'd0, 5'd12};
-      7'd80: instr_o = {2'd1, 4'd3, 4'd14, 4'd14, 8'd0, 5'd12};
-      7'd81: instr_o = {2'd1, 4'd5, 4'd3, 4'd3, 8'd0, 5'd12};
-      7'd82: instr_o = {2'd1, 4'd7, 4'd5, 4'd4, 8'd0, 5'd12};
-      7'd83: instr_o = {2'd1, 4'd9, 4'd7, 4'd7, 8'd0, 5'd12};
-      7'd84: instr_o = {2'd1, 4'd9, 4'd9, 4'd9, 8'd30, 5'd12};
-      7'd85: instr_o = {2'd1, 4'd8, 4'd9, 4'd2, 8'd0, 5'd12};
-      7'd86: instr_o = {2'd1, 4'd10, 4'd8, 4'd8, 8'd0, 5'd12};
-      7'd87: instr_o = {2'd1, 4'd10, 4'd10, 4'd10, 8'd126, 5'd12};
-      7'd88: instr_o = {2'd1, 4'd11, 4'd10, 4'd7, 8'd0, 5'd12};
-      7'd89: instr_o = {2'd1, 4'd6, 4'd11, 4'd11, 8'd0, 5'd12};
-      7'd90: instr_o = {2'd1, 4'd6, 4'd6, 4'd6, 8'd30, 5'd12};
-      7'd91: instr_o = {2'd1, 4'd13, 4'd6, 4'd7, 8'd0, 5'd12};
-      7'd92: instr_o = {2'd1, 4'd12, 4'd13, 4'd13, 8'd0, 5'd12};
-      7'd93: instr_o = {2'd1, 4'd12, 4'd12, 4'd12, 8'd28, 5'd12};
-      7'd94: instr_o = {2'd1, 4'd3, 4'd12, 4'd14, 8'd0, 5'd12};
-      7'd95: instr_o = {2'd1, 4'd5, 4'd3, 4'd3, 8'd0, 5'd12};
-      7'd96: instr_o = {2'd1, 4'd4, 4'd5, 4'd5, 8'd0, 5'd12};
-      7'd97: instr_o = {2'd1, 4'd9, 4'd4, 4'd2, 8'd0, 5'd12};
+      7'd14: instr_o = {2'd1, 4'd9, 4'd15, 4'd10, 8'd0, 5'd0};
+      7'd15: instr_o = {2'd2, 4'd11, 4'd10, 4'd10, 8'd0, 5'd1};
+      7'd16: instr_o = {2'd3, 4'd5, 4'd14, 4'd4, 8'd0, 5'd0};
+      7'd17: instr_o = {2'd1, 4'd14, 4'd12, 4'd13, 8'd0, 5'd0};
+      7'd18: instr_o = {2'd2, 4'd4, 4'd11, 4'd10, 8'd0, 5'd1};
+      7'd19: instr_o = {2'd2, 4'd12, 4'd6, 4'd3, 8'd0, 5'd0};
+      7'd20: instr_o = {2'd1, 4'd13, 4'd15, 4'd5, 8'd0, 5'd0};
+      7'd21: instr_o = {2'd2, 4'd11, 4'd3, 4'd10, 8'd0, 5'd0};
+      7'd22: instr_o = {2'd3, 4'd10, 4'd8, 4'd4, 8'd0, 5'd0};
+      7'd23: instr_o = {2'd3, 4'd8, 4'd7, 4'd12, 8'd0, 5'd2};
+      7'd24: instr_o = {2'd1, 4'd7, 4'd8, 4'd10, 8'd0, 5'd0};
+      7'd25: instr_o = {2'd3, 4'd12, 4'd5, 4'd9, 8'd0, 5'd2};
+      7'd26: instr_o = {2'd2, 4'd5, 4'd12, 4'd12, 8'd0, 5'd0};
+      7'd27: instr_o = {2'd3, 4'd9, 4'd14, 4'd11, 8'd0, 5'd1};
+      7'd28: instr_o = {2'd2, 4'd14, 4'd12, 4'd5, 8'd0, 5'd1};
+      7'd29: instr_o = {2'd3, 4'd11, 4'd13, 4'd4, 8'd0, 5'd0};
+      7'd30: instr_o = {2'd3, 4'd12, 4'd3, 4'd14, 8'd0, 5'd0};
+      7'd31: instr_o = {2'd2, 4'd5, 4'd3, 4'd14, 8'd0, 5'd0};
+      7'd32: instr_o = {2'd3, 4'd13, 4'd11, 4'd6, 8'd0, 5'd0};
+      7'd33: instr_o = {2'd1, 4'd4, 4'd12, 4'd9, 8'd0, 5'd1};
+      7'd34: instr_o = {2'd2, 4'd3, 4'd13, 4'd13, 8'd0, 5'd1};
+      7'd35: instr_o = {2'd1, 4'd14, 4'd5, 4'd12, 8'd0, 5'd0};
+      7'd36: instr_o = {2'd2, 4'd11, 4'd3, 4'd13, 8'd0, 5'd2};
+      7'd37: instr_o = {2'd1, 4'd6, 4'd9, 4'd11, 8'd0, 5'd3};
+      7'd38: instr_o = {2'd1, 4'd12, 4'd10, 4'd11, 8'd0, 5'd2};
+      7'd39: instr_o = {2'd2, 4'd2, 4'd4, 4'd7, 8'd0, 5'd0};
+      7'd40: instr_o = {2'd1, 4'd3, 4'd5, 4'd8, 8'd0, 5'd10};
+      7'd41: instr_o = {2'd2, 4'd1, 4'd14, 4'd12, 8'd0, 5'd3};
+      7'd42: instr_o = {2'd3, 4'd0, 4'd3, 4'd6, 8'd0, 5'd2};
+      7'd64: instr_o = {2'd1, 4'd3, 4'd2, 4'd2, 8'd0, 5'd14};
+      7'd65: instr_o = {2'd1, 4'd4, 4'd3, 4'd2, 8'd0, 5'd14};
+      7'd66: instr_o = {2'd1, 4'd5, 4'd4, 4'd4, 8'd0, 5'd14};
+      7'd67: instr_o = {2'd1, 4'd6, 4'd5, 4'd2, 8'd0, 5'd14};
+      7'd68: instr_o = {2'd1, 4'd7, 4'd6, 4'd6, 8'd0, 5'd14};
+      7'd69: instr_o = {2'd1, 4'd7, 4'd7, 4'd7, 8'd1, 5'd14};
+      7'd70: instr_o = {2'd1, 4'd8, 4'd7, 4'd6, 8'd0, 5'd14};
+      7'd71: instr_o = {2'd1, 4'd9, 4'd8, 4'd8, 8'd0, 5'd14};
+      7'd72: instr_o = {2'd1, 4'd9, 4'd9, 4'd9, 8'd4, 5'd14};
+      7'd73: instr_o = {2'd1, 4'd10, 4'd9, 4'd8, 8'd0, 5'd14};
+      7'd74: instr_o = {2'd1, 4'd11, 4'd10, 4'd10, 8'd0, 5'd14};
+      7'd75: instr_o = {2'd1, 4'd11, 4'd11, 4'd11, 8'd1, 5'd14};
+      7'd76: instr_o = {2'd1, 4'd12, 4'd11, 4'd6, 8'd0, 5'd14};
+      7'd77: instr_o = {2'd1, 4'd13, 4'd12, 4'd12, 8'd0, 5'd14};
+      7'd78: instr_o = {2'd1, 4'd13, 4'd13, 4'd13, 8'd13, 5'd14};
+      7'd79: instr_o = {2'd1, 4'd14, 4'd13, 4'd12, 8'd0, 5'd14};
+      7'd80: instr_o = {2'd1, 4'd3, 4'd14, 4'd14, 8'd0, 5'd14};
+      7'd81: instr_o = {2'd1, 4'd5, 4'd3, 4'd3, 8'd0, 5'd14};
+      7'd82: instr_o = {2'd1, 4'd7, 4'd5, 4'd4, 8'd0, 5'd14};
+      7'd83: instr_o = {2'd1, 4'd9, 4'd7, 4'd7, 8'd0, 5'd14};
+      7'd84: instr_o = {2'd1, 4'd9, 4'd9, 4'd9, 8'd30, 5'd14};
+      7'd85: instr_o = {2'd1, 4'd8, 4'd9, 4'd2, 8'd0, 5'd14};
+      7'd86: instr_o = {2'd1, 4'd10, 4'd8, 4'd8, 8'd0, 5'd14};
+      7'd87: instr_o = {2'd1, 4'd10, 4'd10, 4'd10, 8'd126, 5'd14};
+      7'd88: instr_o = {2'd1, 4'd11, 4'd10, 4'd7, 8'd0, 5'd14};
+      7'd89: instr_o = {2'd1, 4'd6, 4'd11, 4'd11, 8'd0, 5'd14};
+      7'd90: instr_o = {2'd1, 4'd6, 4'd6, 4'd6, 8'd30, 5'd14};
+      7'd91: instr_o = {2'd1, 4'd13, 4'd6, 4'd7, 8'd0, 5'd14};
+      7'd92: instr_o = {2'd1, 4'd12, 4'd13, 4'd13, 8'd0, 5'd14};
+      7'd93: instr_o = {2'd1, 4'd12, 4'd12, 4'd12, 8'd28, 5'd14};
+      7'd94: instr_o = {2'd1, 4'd3, 4'd12, 4'd14, 8'd0, 5'd14};
+      7'd95: instr_o = {2'd1, 4'd5, 4'd3, 4'd3, 8'd0, 5'd14};
+      7'd96: instr_o = {2'd1, 4'd4, 4'd5, 4'd5, 8'd0, 5'd14};
+      7'd97: instr_o = {2'd1, 4'd9, 4'd4, 4'd2, 8'd0, 5'd14};
       7'd98: instr_o = {2'd1, 4'd0, 4'd0, 4'd9, 8'd0, 5'd3};
-      7'd99: instr_o = {2'd1, 4'd1, 4'd1, 4'd9, 8'd0, 5'd12};
+      7'd99: instr_o = {2'd1, 4'd1, 4'd1, 4'd9, 8'd0, 5'd14};
       default: instr_o = '0;
     endcase
   end

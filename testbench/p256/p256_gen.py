@@ -34,8 +34,8 @@ ENTRIES = 16          # entries per window (entry 0 = infinity)
 INV_ENTRY = 64        # micro-code address of the inversion routine
 # Timing of the engine (p256_keygen.sv, p256_mul.sv, p256_addsub.sv), counted from the clock edge
 # at which an instruction issues (its operands are latched into the operand registers):
-MUL_LAT = 13   # a multiplication's result can be read by an instruction issuing 13 edges later
-AS_LAT = 2     # an addition's or subtraction's result, 2 edges later
+MUL_LAT = 15   # a multiplication's result can be read by an instruction issuing 15 edges later
+AS_LAT = 3     # an addition's or subtraction's result, 3 edges later
 MUL_II = 4     # the multiplier takes a new operation every 4 cycles (4 digits of 64 bits)
 WAIT_MAX = 31  # 5-bit wait field
 TABLE_REGS = (3, 4, 5)  # loaded with the next table point at the `end` edge

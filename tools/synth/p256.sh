@@ -1,14 +1,14 @@
-#!/bin/sh
-# Resource estimate of the P-256 key generator with Yosys (0.23 or later):
-#   tools/synth/p256.sh [log-file]      (default: ${TMPDIR:-/tmp}/p256_synth.log)
-# Prints the cell counts of the flattened design (LUT*, FD*, DSP48E2, RAMB*). Takes a while
-# (4-13 minutes on one core): the 256 x 64 multiplier and the 512-bit datapaths are wide.
-set -eu
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-log="${1:-${TMPDIR:-/tmp}/p256_synth.log}"
+#!/usr/bin/env bash
+# Resources and timing evidence of the P-256 key generator: tools/synth/timing.sh on its file
+# list rtl/p256/p256_keygen.f with the table ROM's contents file set, i.e. Yosys 0.23
+# synth_xilinx -family xcup -flatten -noiopad, then tools/synth/timing.py on the netlist
+# (cell counts, DSP48E2/RAMB register use, the worst register-to-register paths with LUT levels,
+# carry length and DSP stages, and the Fmax estimate). Figures: docs/rtl-p256.md.
+#   tools/synth/p256.sh [out-dir]       (default: build-synth/p256_keygen)
+# Takes 10-20 minutes and ~4 GB on one core; run it with nice on a shared machine.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
 cd "$root"
-yosys -q -l "$log" -s tools/synth/p256.ys >/dev/null
-# The last 'stat' block is the flattened top.
-awk '/Printing statistics/ {buf=""} {buf = buf $0 "\n"} END {printf "%s", buf}' "$log" |
-  grep -E 'Number of cells|LUT[1-6]|CARRY|FD[CPRS]E|DSP48E2|RAMB|SRL|MUXF|LUTRAM|RAM[0-9]' || true
-echo "full log: $log"
+exec "$here/timing.sh" -o "${1:-$root/build-synth/p256_keygen}" -n 12 p256/p256_keygen \
+  'RomFile="rtl/p256/p256_base_table.mem"'
