@@ -3,8 +3,8 @@
 //
 // Stage 1 (registered here): every SegW-bit segment is added twice, for a carry in of 0 and
 // of 1 (two short carry chains side by side), and both sums and carry outs are registered.
-// Stage 2 (combinational, on s_o): the segment carries resolve through a small select network
-// (c[k+1] = g[k] | p[k] & c[k], which synthesis flattens into a few LUT levels) and pick one
+// Stage 2 (combinational, on s_o): the segment carries resolve through a small lookahead
+// network (each carry a flat sum of products of the registered segment carries) and pick one
 // sum per segment; the caller registers s_o. The result therefore appears one clock after the
 // operands (a_i, b_i, cin_i are sampled at that edge). A 257-bit ripple carry would take
 // ~6.5 ns on UltraScale+ -2; the one-stage version of this adder ~5-7 ns (the select network
@@ -59,12 +59,24 @@ module p256_csel_add #(
     end
   end
 
-  logic [NSeg:0] c  /* verilator split_var */;
-  assign c[0] = cin_q;
+  // Carry into segment k, written as a flat sum of products (generate at j, propagated through
+  // j + 1 .. k - 1; or the carry in, propagated through 0 .. k - 1) rather than as the ripple
+  // c[k+1] = g[k] | p[k] & c[k]: the flat form gives synthesis a logarithmic-depth network
+  // (two to three LUT levels for 9 segments), the ripple form a chain it does not rebalance.
+  logic [NSeg:0] c;
+  always_comb begin
+    for (int k = 0; k <= NSeg; k++) begin
+      c[k] = cin_q & (&(p_q | ~NSeg'((64'd1 << k) - 64'd1)));
+      for (int j = 0; j < k; j++) begin
+        // mask of the segments j + 1 .. k - 1
+        c[k] = c[k] | (g_q[j] & (&(p_q | ~NSeg'(((64'd1 << k) - 64'd1) &
+                                                ~((64'd1 << (j + 1)) - 64'd1)))));
+      end
+    end
+  end
   for (genvar k = 0; k < NSeg; k++) begin : g_sel
     localparam int unsigned Lo = k * SegW;
     localparam int unsigned Wk = (Lo + SegW > W) ? W - Lo : SegW;
-    assign c[k+1]      = g_q[k] | (p_q[k] & c[k]);
     assign s_o[Lo+:Wk] = c[k] ? s1_q[Lo+:Wk] : s0_q[Lo+:Wk];
   end
 
