@@ -63,16 +63,21 @@ module p256_csel_add #(
   // j + 1 .. k - 1; or the carry in, propagated through 0 .. k - 1) rather than as the ripple
   // c[k+1] = g[k] | p[k] & c[k]: the flat form gives synthesis a logarithmic-depth network
   // (two to three LUT levels for 9 segments), the ripple form a chain it does not rebalance.
+  // Constant part-selects in generate blocks only: Yosys 0.23 elaborated an equivalent
+  // always_comb loop with computed masks to a constant 0 carry.
   logic [NSeg:0] c;
-  always_comb begin
-    for (int k = 0; k <= NSeg; k++) begin
-      c[k] = cin_q & (&(p_q | ~NSeg'((64'd1 << k) - 64'd1)));
-      for (int j = 0; j < k; j++) begin
-        // mask of the segments j + 1 .. k - 1
-        c[k] = c[k] | (g_q[j] & (&(p_q | ~NSeg'(((64'd1 << k) - 64'd1) &
-                                                ~((64'd1 << (j + 1)) - 64'd1)))));
+  assign c[0] = cin_q;
+  for (genvar k = 1; k <= NSeg; k++) begin : g_carry
+    logic [k:0] t;  // t[0]: the carry in; t[j + 1]: the generate of segment j
+    assign t[0] = cin_q & (&p_q[k-1:0]);
+    for (genvar j = 0; j < k; j++) begin : g_term
+      if (j == k - 1) begin : g_adjacent
+        assign t[j+1] = g_q[j];
+      end else begin : g_propagated
+        assign t[j+1] = g_q[j] & (&p_q[k-1:j+1]);
       end
     end
+    assign c[k] = |t;
   end
   for (genvar k = 0; k < NSeg; k++) begin : g_sel
     localparam int unsigned Lo = k * SegW;
