@@ -340,10 +340,12 @@ module p256_mul (
   end
 
   logic fx_nz, fy_nz;
-  p256_csel_add #(.W(257)) u_fx (
+  // 64-bit segments here: 5 segments make the sign (the last segment's carry) two LUT levels
+  // deep, which is what the 256-wide select after it needs to fit the cycle.
+  p256_csel_add #(.W(257), .SegW(64)) u_fx (
     .clk_i, .clr_i(clr), .a_i({1'b0, red_q[255:0]}), .b_i(kq), .cin_i(1'b0), .s_o(fx),
     .cout_o(fx_co), .nz_o(fx_nz));
-  p256_csel_add #(.W(257)) u_fy (
+  p256_csel_add #(.W(257), .SegW(64)) u_fy (
     .clk_i, .clr_i(clr), .a_i({1'b0, red_q[255:0]}), .b_i(kqp), .cin_i(1'b0), .s_o(fy),
     .cout_o(fy_co), .nz_o(fy_nz));
 
