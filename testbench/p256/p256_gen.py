@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """Generator for the P-256 key-generation engine's ROMs (python3, standard library only).
 
-Writes two files that are committed under rtl/ and read by rtl/p256/p256_keygen.sv:
+Writes two files that are committed under rtl/p256/ and read by rtl/p256/p256_keygen.sv:
 
   p256_base_table.mem  1024 lines of 128 hex digits, {X, Y} of the fixed-window table:
                      line 16*w + j holds j * 16^w * G (w = 0..63, j = 1..15); j = 0 holds
                      (0, 1), which the engine pairs with Z = 0 to form the point at infinity.
   p256_ucode.sv      the micro-code ROM: the complete point addition (Renes-Costello-Batina
                      2016, Algorithm 4, a = -3) at address 0 and the Fermat inversion plus the
-                     affine conversion at address 64, register-allocated for the 16-entry file.
+                     affine conversion at address 64, list-scheduled for the engine's
+                     latencies, register-allocated for the 16-entry file, each instruction
+                     with the wait that the static schedule gives it.
 
-Before writing anything the script runs the micro-code in a Python model of the engine (same
-register file, same operation semantics) and checks point additions, including the
-exceptional cases, and whole key generations against a reference double-and-add.
+Before writing anything the script runs the micro-code in a timed Python model of the engine
+(same register file, same operation semantics, operands read at the issue edge see only the
+results that have landed) and checks point additions, including the exceptional cases, and
+whole key generations against a reference double-and-add.
 
-  p256_gen.py [--outdir DIR]   write both files (default: <repo>/rtl)
+  p256_gen.py [--outdir DIR]   write both files (default: <repo>/rtl/p256)
   p256_gen.py --check          exit 1 if the committed files differ from what would be written
 """
 
@@ -459,7 +462,7 @@ def ucode_text(code, add, inv):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--outdir", default=os.path.join(here, "..", "..", "rtl"))
+    ap.add_argument("--outdir", default=os.path.join(here, "..", "..", "rtl", "p256"))
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     code, add, inv = build_ucode()
