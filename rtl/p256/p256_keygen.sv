@@ -10,7 +10,7 @@
 // addition of Renes-Costello-Batina (no exceptional cases: the accumulator starts at infinity
 // and entry 0 is infinity too) from the micro-code ROM on a 16 x 256-bit register file
 // (entry 15 reads as b), a pipelined modular multiplier (p256_mul: a new operation every 4
-// cycles, the result readable 13 cycles after issue) and a modular adder (p256_addsub: 2
+// cycles, the result readable 15 cycles after issue) and a modular adder (p256_addsub: 3
 // cycles). An inversion by Fermat (fixed addition chain) and two multiplications give the
 // affine result.
 //
@@ -25,8 +25,9 @@
 // or q_err_o = 1 (X = Y = 0) for d = 0 or d >= n. The range check is the only data-dependent
 // timing: an invalid scalar is answered two cycles after it is taken, which reveals only that
 // it was invalid (public). zeroize_i clears the scalar, the LFSR, the register file, the
-// operand, table staging and multiplier registers in one cycle and aborts any operation; the
-// same wipe runs when a result is accepted. dbg_secret_nz_o is 1 while any of those registers
+// operand, adder, table staging and multiplier registers at the next edge and aborts any
+// operation; the same wipe runs from a register in the cycle after a result is taken (no
+// scalar is taken in that cycle). dbg_secret_nz_o is 1 while any of those registers
 // is non-zero (for the bench's zeroize check); dbg_scan_off_o and dbg_scan_sel_o show the
 // current window's scan offset and the cycle in which the scan selects the entry (bench only:
 // together they give the digit away, so a product leaves them unconnected).

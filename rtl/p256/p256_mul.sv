@@ -1,9 +1,11 @@
 // Pipelined modular multiplier over the P-256 field prime: r = a * b mod p.
 //
 // Built for a 4 ns cycle on UltraScale+ (-2): no register-to-register path holds a carry chain
-// longer than 64 bits or more than a handful of LUT levels. A multiplication is accepted every
+// longer than 66 bits or more than a handful of LUT levels. A multiplication is accepted every
 // 4 cycles (start_i; the caller keeps that spacing) and its result is on r_o, with done_o and
-// its tag dst_o, 14 edges after the start edge. Stages (edge counted from the start edge):
+// its tag dst_o, from edge 14 on, counting the edge that takes start_i as edge 1 (the
+// operation's operands were latched one edge before that: results are readable 15 edges after
+// an instruction issues). Stages, by edge:
 //
 //   1  A/B  a -> 10 x 26-bit chunks (held for the 4 digits), b -> one 64-bit digit per cycle
 //           as 4 x 16-bit chunks, least significant digit first
