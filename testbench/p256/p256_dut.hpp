@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 
 #include "Vp256_keygen.h"
 #include "bench/harness.hpp"
@@ -47,19 +48,24 @@ public:
         h_->zeroize_i = 0;
         h_->d_valid_i = 0;
         h_->q_ready_i = 0;
+        h_->scan_seed_i = 0;
         h_.reset();
     }
 
     bench::Harness<Vp256_keygen>& harness() { return h_; }
     Vp256_keygen* operator->() { return &h_.dut(); }
 
-    // Hands d to the engine; returns once the accepting clock edge has passed.
-    void push(const Bytes32& d) {
+    // Hands d to the engine with a scan seed (by default a fresh pseudo-random one, as the
+    // card's DRBG would supply); returns once the accepting clock edge has passed.
+    void push(const Bytes32& d) { push(d, static_cast<uint16_t>(seeds_())); }
+    void push(const Bytes32& d, uint16_t seed) {
         h_.run_until([&] { return h_->d_ready_o != 0; }, kTimeout);
         to_wide(d, h_->d_i);
+        h_->scan_seed_i = seed;
         h_->d_valid_i = 1;
         h_.tick();
         h_->d_valid_i = 0;
+        h_->scan_seed_i = 0;
         to_wide(Bytes32{}, h_->d_i);
     }
 
@@ -86,6 +92,7 @@ public:
 
 private:
     bench::Harness<Vp256_keygen> h_;
+    std::mt19937 seeds_{0x5eed};
 };
 
 }  // namespace p256bench

@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """Generator for the P-256 key-generation engine's ROMs (python3, standard library only).
 
-Writes two files that are committed under rtl/ and read by rtl/p256/p256_keygen.sv:
+Writes two files that are committed under rtl/p256/ and read by rtl/p256/p256_keygen.sv:
 
   p256_base_table.mem  1024 lines of 128 hex digits, {X, Y} of the fixed-window table:
                      line 16*w + j holds j * 16^w * G (w = 0..63, j = 1..15); j = 0 holds
                      (0, 1), which the engine pairs with Z = 0 to form the point at infinity.
   p256_ucode.sv      the micro-code ROM: the complete point addition (Renes-Costello-Batina
                      2016, Algorithm 4, a = -3) at address 0 and the Fermat inversion plus the
-                     affine conversion at address 64, register-allocated for the 16-entry file.
+                     affine conversion at address 64, list-scheduled for the engine's
+                     latencies, register-allocated for the 16-entry file, each instruction
+                     with the wait that the static schedule gives it.
 
-Before writing anything the script runs the micro-code in a Python model of the engine (same
-register file, same operation semantics) and checks point additions, including the
-exceptional cases, and whole key generations against a reference double-and-add.
+Before writing anything the script runs the micro-code in a timed Python model of the engine
+(same register file, same operation semantics, operands read at the issue edge see only the
+results that have landed) and checks point additions, including the exceptional cases, and
+whole key generations against a reference double-and-add.
 
-  p256_gen.py [--outdir DIR]   write both files (default: <repo>/rtl)
+  p256_gen.py [--outdir DIR]   write both files (default: <repo>/rtl/p256)
   p256_gen.py --check          exit 1 if the committed files differ from what would be written
 """
 
@@ -32,7 +35,13 @@ GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 WINDOWS = 64          # 4-bit windows over the 256-bit scalar
 ENTRIES = 16          # entries per window (entry 0 = infinity)
 INV_ENTRY = 64        # micro-code address of the inversion routine
-MUL_LATENCY = 6       # p256_mul with DigitW = 64: 256 / DigitW + 2 cycles from start to result
+# Timing of the engine (p256_keygen.sv, p256_mul.sv, p256_addsub.sv), counted from the clock edge
+# at which an instruction issues (its operands are latched into the operand registers):
+MUL_LAT = 15   # a multiplication's result can be read by an instruction issuing 15 edges later
+AS_LAT = 3     # an addition's or subtraction's result, 3 edges later
+MUL_II = 4     # the multiplier takes a new operation every 4 cycles (4 digits of 64 bits)
+WAIT_MAX = 31  # 5-bit wait field
+TABLE_REGS = (3, 4, 5)  # loaded with the next table point at the `end` edge
 
 # Register file: 0..2 accumulator (X1, Y1, Z1), 3..5 table point (X2, Y2, Z2), 6..14 scratch,
 # 15 reads as the curve constant b (read-only).
@@ -145,9 +154,10 @@ def add_routine():
         ("add", "Z3", "Z3", "t1"),
     ]
     ssa, final = to_ssa(s, ["X1", "Y1", "Z1", "X2", "Y2", "Z2"])
-    ssa = schedule(ssa, MUL_LATENCY)
-    return allocate(ssa, {"X1": 0, "Y1": 1, "Z1": 2, "X2": 3, "Y2": 4, "Z2": 5},
-                    {final["X3"]: 0, final["Y3"]: 1, final["Z3"]: 2}, range(3, 15))
+    ssa = [ins for ins, _t in schedule(ssa)]
+    return assign_waits(allocate(ssa, {"X1": 0, "Y1": 1, "Z1": 2, "X2": 3, "Y2": 4, "Z2": 5},
+                                 {final["X3"]: 0, final["Y3"]: 1, final["Z3"]: 2},
+                                 range(3, 15)))
 
 
 def to_ssa(prog, inputs):
@@ -162,13 +172,14 @@ def to_ssa(prog, inputs):
     return out, cur
 
 
-def schedule(prog, lat):
-    """List scheduling for the engine's in-order issue: one instruction per cycle, one
-    multiplier that takes a new operation every `lat` cycles and whose result can be read
-    `lat` + 1 cycles after issue, additions readable the next cycle. Priority: the longest
-    latency-weighted path to the end of the routine."""
+def schedule(prog):
+    """List scheduling for the engine's in-order, statically timed issue: at most one
+    instruction per cycle, one multiplier that takes a new operation every MUL_II cycles,
+    results readable MUL_LAT (multiplication) or AS_LAT (addition) cycles after issue. Priority:
+    the longest latency-weighted path to the end of the routine. Returns (instruction, issue
+    cycle) pairs in issue order."""
     def cost(op):
-        return lat + 1 if op == "mul" else 1
+        return MUL_LAT if op == "mul" else AS_LAT
     users = {ins[1]: [] for ins in prog}
     for ins in prog:
         for x in ins[2:4]:
@@ -187,38 +198,78 @@ def schedule(prog, lat):
                  and all(x in avail or x not in users for x in ins[2:4])]
         muls = [i for i in ready if i[0] == "mul" and mul_free <= t]
         adds = [i for i in ready if i[0] != "mul"]
-        pick = max(muls or adds, key=lambda i: prio[i[1]], default=None)
+        pick = max(muls + adds, key=lambda i: prio[i[1]], default=None)
         if pick is not None:
             todo.remove(pick)
-            out.append(pick)
+            out.append((pick, t))
             avail[pick[1]] = t + cost(pick[0])
             if pick[0] == "mul":
-                mul_free = t + lat
+                mul_free = t + MUL_II
         t += 1
     return out
 
 
-def routine_cycles(code, lat):
-    """Cycles from the first issue to the end instruction's cycle in the engine's timing."""
-    avail = [0] * 16
-    t, mul_free, pend = 0, 0, None
-    for op, d, a, b, rep in code:
+def timed_routine(code):
+    """Issue cycles of a routine (list of (op, dst, a, b, rep, wait), ending with 'end'),
+    starting at cycle 0: returns (issues, end_edge) where issues lists (cycle, instruction)
+    for every execution, repeats included."""
+    t, issues = 0, []
+    for ins in code:
+        op, rep, wait = ins[0], ins[4], ins[5]
         if op == "end":
-            return max(t, max(avail))
+            return issues, t
         for _ in range(rep + 1):
-            t = max(t, avail[a], avail[b])
+            issues.append((t, ins))
+            t += 1 + wait
+    raise AssertionError("routine without end")
+
+
+def assign_waits(code):
+    """code: allocated (op, dst, a, b, rep) in issue order. Issues every execution as early as
+    the engine allows (operands readable, multiplier free, a write never overtaking an older
+    write to the same register; repeated squarings chain at MUL_LAT), sets each instruction's
+    wait field (cycles between one execution's issue and the next issue, minus one) and appends
+    the end, placed at the first edge at which every write has landed (the table registers
+    strictly before it: the end edge loads the next table point into them)."""
+    avail = [0] * 16    # first issue cycle that reads the register's newest value
+    landed = [-1] * 16  # edge of the newest pending write
+    t, mul_free, times = 0, 0, []
+    for op, d, a, b, rep in code:
+        lat = MUL_LAT if op == "mul" else AS_LAT
+        first = None
+        for _ in range(rep + 1):
+            t = max(t, avail[a], avail[b], landed[d] - lat + 1)
             if op == "mul":
                 t = max(t, mul_free)
-                mul_free = t + lat
-                avail[d] = t + lat + 1
-            else:
-                if pend is not None and pend[0] == d:
-                    t = max(t, pend[1])
-                avail[d] = t + 1
-            if op == "mul":
-                pend = (d, t + lat + 1)
+                mul_free = t + MUL_II
+            first = t if first is None else first
+            avail[d] = t + lat
+            landed[d] = t + lat
+            last = t
             t += 1
-    return t
+        if rep:
+            assert MUL_LAT >= MUL_II and op == "mul" and a == b == d
+            t = last + MUL_LAT  # the wait field repeats: the next issue comes as late
+        times.append(first)
+    end = max([t] + [landed[r] + (1 if r in TABLE_REGS else 0) for r in range(16)])
+    out = []
+    for k, (op, d, a, b, rep) in enumerate(code):
+        if rep:
+            wait = MUL_LAT - 1
+            nxt = times[k + 1] if k + 1 < len(code) else end
+            assert nxt == times[k] + (rep + 1) * MUL_LAT, (k, nxt, times[k])
+        else:
+            nxt = times[k + 1] if k + 1 < len(code) else end
+            wait = nxt - times[k] - 1
+        assert 0 <= wait <= WAIT_MAX, (k, wait)
+        out.append((op, d, a, b, rep, wait))
+    return out + [("end", 0, 0, 0, 0, 0)]
+
+
+def routine_cycles(code):
+    """Cycles a routine occupies: from its first issue to the edge after its end."""
+    _, end = timed_routine(code)
+    return end + 1
 
 
 def inv_routine():
@@ -247,32 +298,55 @@ def inv_routine():
     block("t", "t", 2, "Z")
     s.append(("mul", "x", "X", "t"))
     s.append(("mul", "y", "Y", "t"))
-    return allocate(s, {"X": 0, "Y": 1, "Z": 2}, {"x": 0, "y": 1}, range(3, 15))
+    return assign_waits(allocate(s, {"X": 0, "Y": 1, "Z": 2}, {"x": 0, "y": 1}, range(3, 15)))
 
 
 # --- Python model of the engine ------------------------------------------------------------
 def run_ucode(code, pc, rf):
+    """Runs one routine from pc with the engine's timing: an instruction reads its operands at
+    its issue edge and sees only the writes that have landed by then (a result lands MUL_LAT
+    or AS_LAT edges after its issue). Checks the schedule's rules: the multiplier's initiation
+    interval, no two writes to one register in one edge, every write landed by the end edge
+    (the table registers before it). Returns the cycles the routine took (issue of its first
+    instruction to the edge after its end)."""
+    pending = []  # (edge, register, value)
+    t, mul_free = 0, 0
+
+    def land(upto):
+        for w, r, v in sorted(p for p in pending if p[0] <= upto):
+            rf[r] = v
+        pending[:] = [p for p in pending if p[0] > upto]
+
     while True:
-        op, d, a, b, rep = code[pc]
+        op, d, a, b, rep, wait = code[pc]
         if op == "end":
-            return
+            for w, r, _v in pending:
+                assert w <= t and (r not in TABLE_REGS or w < t), (pc, w, r, t)
+            land(t)
+            return t + 1
         for _ in range(rep + 1):
+            land(t)
             va = B if a == REG_B else rf[a]
             vb = B if b == REG_B else rf[b]
             if op == "mul":
-                rf[d] = va * vb % P
+                assert t >= mul_free, ("multiplier busy", pc, t)
+                mul_free = t + MUL_II
+                v, lat = va * vb % P, MUL_LAT
             elif op == "add":
-                rf[d] = (va + vb) % P
+                v, lat = (va + vb) % P, AS_LAT
             else:
-                rf[d] = (va - vb) % P
+                v, lat = (va - vb) % P, AS_LAT
+            assert all(not (w == t + lat and r == d) for w, r, _v in pending), (pc, t)
+            pending.append((t + lat, d, v))
+            t += 1 + wait
         pc += 1
 
 
 def build_ucode():
-    add = add_routine() + [("end", 0, 0, 0, 0)]
-    inv = inv_routine() + [("end", 0, 0, 0, 0)]
+    add = add_routine()
+    inv = inv_routine()
     assert len(add) <= INV_ENTRY, len(add)
-    code = add + [("end", 0, 0, 0, 0)] * (INV_ENTRY - len(add)) + inv
+    code = add + [("end", 0, 0, 0, 0, 0)] * (INV_ENTRY - len(add)) + inv
     return code, add, inv
 
 
@@ -345,30 +419,34 @@ def ucode_text(code, add, inv):
         "// Generated by testbench/p256/p256_gen.py -- do not edit; rerun the script instead.",
         "//",
         "// Micro-code ROM of the P-256 key-generation engine. Word layout:",
-        "//   [21:20] op (0 end, 1 mul, 2 add, 3 sub)  [19:16] dst  [15:12] src a",
-        "//   [11:8] src b  [7:0] rep (the instruction runs rep + 1 times; used for squarings)",
+        "//   [26:25] op (0 end, 1 mul, 2 add, 3 sub)  [24:21] dst  [20:17] src a  [16:13] src b",
+        "//   [12:5] rep (the instruction runs rep + 1 times; used for squarings)",
+        "//   [4:0] wait (cycles between an execution's issue and the next issue, minus one)",
+        "// The schedule is static: the engine issues exactly as the wait fields say, with no",
+        "// interlocks; the generator placed every instruction so that its operands have landed",
+        "// (multiplication %d cycles, addition %d cycles after issue; multiplier initiation"
+        % (MUL_LAT, AS_LAT),
+        "// interval %d) and checked that in a timed model of the engine." % MUL_II,
         "// Register 15 reads as the curve constant b. Address 0: complete point addition",
-        "// (RCB 2016 Alg. 4, %d instructions, %d multiplications). Address %d: inversion by"
-        % (len(add) - 1, sum(1 for c in add if c[0] == "mul"), INV_ENTRY),
-        "// Fermat plus affine conversion (%d instructions, %d multiplications)."
+        "// (RCB 2016 Alg. 4, %d instructions, %d multiplications, %d cycles). Address %d:"
+        % (len(add) - 1, sum(1 for c in add if c[0] == "mul"), routine_cycles(add), INV_ENTRY),
+        "// inversion by Fermat plus affine conversion (%d instructions, %d multiplications,"
         % (len(inv) - 1, nmul),
-        "// Scheduled for a multiplier latency of %d cycles: the addition takes %d cycles,"
-        % (MUL_LATENCY, routine_cycles(add, MUL_LATENCY)),
-        "// the inversion %d." % routine_cycles(inv, MUL_LATENCY),
+        "// %d cycles)." % routine_cycles(inv),
         "`default_nettype none",
         "",
         "module p256_ucode (",
         "  input  wire logic [6:0]  addr_i,",
-        "  output      logic [21:0] instr_o",
+        "  output      logic [26:0] instr_o",
         ");",
         "  always_comb begin",
         "    unique case (addr_i)",
     ]
-    for i, (op, d, a, b, rep) in enumerate(code):
+    for i, (op, d, a, b, rep, wait) in enumerate(code):
         if op == "end":
             continue
-        lines.append("      7'd%d: instr_o = {2'd%d, 4'd%d, 4'd%d, 4'd%d, 8'd%d};"
-                     % (i, OPS[op], d, a, b, rep))
+        lines.append("      7'd%d: instr_o = {2'd%d, 4'd%d, 4'd%d, 4'd%d, 8'd%d, 5'd%d};"
+                     % (i, OPS[op], d, a, b, rep, wait))
     lines += [
         "      default: instr_o = '0;",
         "    endcase",
@@ -384,7 +462,7 @@ def ucode_text(code, add, inv):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--outdir", default=os.path.join(here, "..", "..", "rtl"))
+    ap.add_argument("--outdir", default=os.path.join(here, "..", "..", "rtl", "p256"))
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     code, add, inv = build_ucode()
