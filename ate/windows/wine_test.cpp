@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -138,7 +139,16 @@ TEST_F(AteWine, ExampleRunsALotAcrossAHostRestart) {
          at = out.find(": program uid ", at + 1))
         ++programmed;
     EXPECT_EQ(programmed, 12u) << out;
-    EXPECT_EQ(server_->stop(), 0) << server_->log();
+    // The restarted host saw the DLL's new HELLO, with this machine's name as the node (Wine
+    // passes the host name through GetComputerNameExA), and its BYE at the end.
+    std::array<char, 256> host{};
+    ASSERT_EQ(::gethostname(host.data(), host.size() - 1), 0);
+    const std::string log2 = server_->log();
+    EXPECT_NE(log2.find("opened: tester ATE-1 (node '" + std::string(host.data()) + "'"),
+              std::string::npos)
+        << log2;
+    EXPECT_NE(log2.find("session of tester ATE-1 closed (BYE)"), std::string::npos) << log2;
+    EXPECT_EQ(server_->stop(), 0) << log2;
 }
 
 // The failure path through the DLL: a key the job binds to another tester id.
