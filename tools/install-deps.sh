@@ -19,6 +19,11 @@ PACKAGES=(
   yosys python3
   clang-format
   lintian dpkg-dev systemd
+  # waferprov_ate.dll (ate/windows): mingw-w64 (POSIX threads flavour), dpkg-dev and autotools
+  # for `apt-get source` of libsodium/libzmq and their build, wine64 to run the DLL's tests.
+  g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64
+  autoconf automake libtool
+  wine64
 )
 
 missing=()

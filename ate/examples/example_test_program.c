@@ -1,6 +1,6 @@
 /* example_test_program.c - the flow of a test program that provisions dies with waferprov.
  *
- *   example_test_program ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER]]
+ *   example_test_program ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER [--step]]]
  *
  *   ENDPOINT    the host's `waferprov serve` address, e.g. tcp://127.0.0.1:7450
  *   SERVER_PUB  the host's public key file (server.pub from `waferprov job init`)
@@ -8,12 +8,17 @@
  *   JOB_ID      the job the lot runs under (job.toml, [job] id)
  *   TESTER_ID   this tester's id, the one the job binds to TESTER_KEY
  *   LOT, WAFER  which wafer is on the prober (default LOT-EXAMPLE, 1)
+ *   --step      wait for a line on stdin before each touchdown after the first, as a program
+ *               waits for the prober to step (the Wine test restarts the host meanwhile)
  *
  * A real test program does the same inside its test flow: open one session when the lot
  * starts, then at every touchdown ask for the identities of the dies under the probe card,
  * program each die that got one, and report what happened; close the session at the end of
  * the lot. Here the prober is imaginary: three touchdowns of a x4 probe card stepping along a
  * row, and "programming" a die is a printf.
+ *
+ * If the host restarts during the lot, nothing changes for the program: the library opens a
+ * new session and resends the request. The program only notices that the session id changed.
  *
  * Exit status: 0 every die was provisioned and every result acknowledged; 1 usage; 2 a call
  * failed (the reason is printed); 3 the host refused some dies or results (printed per die).
@@ -48,13 +53,17 @@ int main(int argc, char** argv) {
     char tester_secret[WP_ATE_KEY_Z85_LENGTH + 1];
     const char* lot = argc > 6 ? argv[6] : "LOT-EXAMPLE";
     const uint16_t wafer = (uint16_t)(argc > 7 ? strtoul(argv[7], NULL, 10) : 1);
+    const int step = argc > 8 && strcmp(argv[8], "--step") == 0;
+    uint64_t session;
     wp_ate_config config;
     wp_ate* ate = NULL;
     int rc, t, refused = 0;
 
-    if (argc < 6 || argc > 8) {
-        fprintf(stderr, "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER]]\n",
-                argv[0]);
+    if (argc < 6 || argc > 9 || (argc == 9 && !step)) {
+        fprintf(
+            stderr,
+            "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER [--step]]]\n",
+            argv[0]);
         return 1;
     }
     printf("libwaferprov_ate %s (ABI %d)\n", wp_ate_version(), wp_ate_abi_version());
@@ -95,8 +104,9 @@ int main(int argc, char** argv) {
         report_failure("wp_ate_open", rc, NULL);
         return 2;
     }
-    printf("session %" PRIu64 " with %s: up to %d sites per touchdown\n", wp_ate_session_id(ate),
-           argv[1], wp_ate_max_sites(ate));
+    session = wp_ate_session_id(ate);
+    printf("session %" PRIu64 " with %s: up to %d sites per touchdown\n", session, argv[1],
+           wp_ate_max_sites(ate));
 
     /* 3. Touchdowns. */
     for (t = 0; t < TOUCHDOWNS; ++t) {
@@ -106,6 +116,18 @@ int main(int argc, char** argv) {
         wp_ate_site_result results[SITES];
         wp_ate_result_ack acks[SITES];
         size_t n_results = 0, i;
+
+        if (step && t > 0) {
+            /* Where a real program waits for the prober to step to the next dies. */
+            char line[64];
+            printf("touchdown %u: waiting for the prober (a line on stdin)\n", (unsigned)sequence);
+            fflush(stdout);
+            if (fgets(line, sizeof line, stdin) == NULL) {
+                fprintf(stderr, "stdin closed before touchdown %u\n", (unsigned)sequence);
+                wp_ate_close(ate);
+                return 2;
+            }
+        }
 
         /* Which die sits under which site. This probe card is 2 x 2; the dies carry no UID of
          * their own, so the host assigns one (has_uid = 0). */
@@ -125,6 +147,14 @@ int main(int argc, char** argv) {
             report_failure("wp_ate_touchdown", rc, ate);
             wp_ate_close(ate);
             return 2;
+        }
+        if (wp_ate_session_id(ate) != session) {
+            /* The host restarted and answered NO_SESSION: the library said HELLO again and
+             * resent the touchdown. Nothing to do here but to know. */
+            printf("  the host restarted: session %" PRIu64 " -> %" PRIu64
+                   ", the touchdown was resent\n",
+                   session, wp_ate_session_id(ate));
+            session = wp_ate_session_id(ate);
         }
 
         /* Program each die that got an identity (OK, or REISSUED for a retested die: the same

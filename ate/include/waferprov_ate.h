@@ -35,7 +35,14 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+#if defined(_WIN32)
+/* waferprov_ate.dll: the library's build exports the API, a program imports it. */
+#if defined(WAFERPROV_ATE_BUILDING)
+#define WP_ATE_EXPORT __declspec(dllexport)
+#else
+#define WP_ATE_EXPORT __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
 #define WP_ATE_EXPORT __attribute__((visibility("default")))
 #else
 #define WP_ATE_EXPORT

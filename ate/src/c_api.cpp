@@ -5,7 +5,17 @@
 // std::bad_alloc into WP_ATE_E_NO_MEMORY and anything else into WP_ATE_E_INTERNAL.
 #include "waferprov_ate.h"
 
-#include <unistd.h>
+#if defined(_WIN32)
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>  // GetComputerNameExA
+#else
+#include <unistd.h>  // gethostname
+#endif
 
 #include <algorithm>
 #include <array>
@@ -98,7 +108,12 @@ std::string read_text(const char* s, const std::string& name, bool non_empty, st
 
 std::string this_host_name() {
     std::array<char, 256> buf{};
+#if defined(_WIN32)
+    DWORD size = static_cast<DWORD>(buf.size() - 1);
+    if (GetComputerNameExA(ComputerNameDnsHostname, buf.data(), &size) == 0) return {};
+#else
     if (gethostname(buf.data(), buf.size() - 1) != 0) return {};
+#endif
     std::string name(buf.data());
     if (name.size() > proto::kMaxStringSize || !proto::valid_text(name)) return {};
     return name;

@@ -1,6 +1,18 @@
 #include "waferprov/bytes.hpp"
 
+#if defined(_WIN32)
+// The Windows build of the tester library (ate/windows) links no OpenSSL: the system's
+// SecureZeroMemory wipes, and ct_equal is a plain constant-time loop.
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#else
 #include <openssl/crypto.h>
+#endif
 
 namespace waferprov {
 
@@ -24,7 +36,13 @@ const char* to_string(ErrorCode code) noexcept {
 
 std::string Error::describe() const { return std::string(to_string(code)) + ": " + message; }
 
-void secure_wipe(void* p, size_t n) noexcept { OPENSSL_cleanse(p, n); }
+void secure_wipe(void* p, size_t n) noexcept {
+#if defined(_WIN32)
+    SecureZeroMemory(p, n);
+#else
+    OPENSSL_cleanse(p, n);
+#endif
+}
 
 void append_hex(std::string& out, ByteSpan data) {
     static constexpr char kDigits[] = "0123456789abcdef";
@@ -72,7 +90,14 @@ Result<Bytes> from_hex(std::string_view hex, std::string_view what) {
 
 bool ct_equal(ByteSpan a, ByteSpan b) noexcept {
     if (a.size() != b.size()) return false;
+#if defined(_WIN32)
+    // Every byte is read whatever the data; volatile keeps the compiler from stopping early.
+    volatile uint8_t diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff = static_cast<uint8_t>(diff | (a[i] ^ b[i]));
+    return diff == 0;
+#else
     return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+#endif
 }
 
 void store_be32(uint8_t* p, uint32_t v) noexcept {

@@ -1,8 +1,10 @@
 #include "waferprov/files.hpp"
 
+#if !defined(_WIN32)
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 #include <cerrno>
 #include <cstring>
@@ -10,6 +12,16 @@
 
 namespace waferprov {
 
+#if defined(_WIN32)
+// The Windows build (the tester library, ate/windows) reads key files but never writes one, and
+// a POSIX mode means nothing to an NTFS ACL: refuse rather than write a secret file that others
+// might read.
+Status write_new_file(const std::filesystem::path& path, std::string_view, unsigned) {
+    return make_error(ErrorCode::kUnsupported,
+                      "cannot create " + path.string() +
+                          ": writing files with a POSIX mode is not supported on Windows");
+}
+#else
 Status write_new_file(const std::filesystem::path& path, std::string_view data, unsigned mode) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
@@ -41,5 +53,6 @@ Status write_new_file(const std::filesystem::path& path, std::string_view data, 
     if (!st.ok()) ::unlink(path.c_str());
     return st;
 }
+#endif
 
 }  // namespace waferprov

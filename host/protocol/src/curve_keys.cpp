@@ -1,7 +1,6 @@
 #include "waferprov/host/curve_keys.hpp"
 
 #include <sys/stat.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #include <array>
@@ -83,8 +82,13 @@ Result<CurveKeyPair> generate_curve_keys() {
 }
 
 Result<CurveKeyPair> read_curve_key_file(const fs::path& file, bool need_secret) {
+#if defined(_WIN32)
+    struct _stat64 st {};
+    if (::_wstat64(file.c_str(), &st) != 0)  // path::c_str() is wchar_t* on Windows
+#else
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0)
+#endif
         return make_error(ErrorCode::kIo,
                           file.string() + ": cannot read key file (" + std::strerror(errno) + ")");
     std::ifstream in(file);
@@ -106,12 +110,16 @@ Result<CurveKeyPair> read_curve_key_file(const fs::path& file, bool need_secret)
         if (!sec)
             return make_error(ErrorCode::kInvalidArgument,
                               file.string() + ": no secret-key line (is this the public file?)");
+#if !defined(_WIN32)
+        // On Windows an ACL, not the mode, decides who reads the file (docs/ate-client.md);
+        // _wstat copies the owner's bits to group and others, so there is nothing to check.
         if ((st.st_mode & 077) != 0) {
             secure_wipe(sec->data(), sec->size());
             return make_error(
                 ErrorCode::kInvalidArgument,
                 file.string() + ": secret key file is readable by others (chmod 600 it)");
         }
+#endif
         if (!valid_curve_key(*sec)) {
             secure_wipe(sec->data(), sec->size());
             return make_error(ErrorCode::kInvalidArgument,
@@ -135,7 +143,10 @@ Status write_curve_key_files(const CurveKeyPair& keys, const std::string& name,
     secure_wipe(secret_text.data(), secret_text.size());
     WP_RETURN_IF_ERROR(st);
     st = write_new_file(public_file, key_file_text(keys, name, false), 0644);
-    if (!st.ok()) ::unlink(secret_file.c_str());
+    if (!st.ok()) {
+        std::error_code ignored;  // the first error is the one to report
+        fs::remove(secret_file, ignored);
+    }
     return st;
 }
 
