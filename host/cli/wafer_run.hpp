@@ -32,8 +32,11 @@ inline host::report::WaferRun wafer_run_from_ledger(const host::Job& job, const 
     wr.tester_node = host_name;
     wr.geometry = host::report::geometry_of(map);
     wr.dies = host::report::dies_from_map(map);
+    // Only this physical wafer's records: a record of the same lot and wafer number under
+    // another substrate id belongs to another wafer.
     std::map<std::pair<int, int>, const host::LedgerRecord*> by_loc;
-    for (const auto& rec : records) by_loc[{rec.loc.x, rec.loc.y}] = &rec;
+    for (const auto& rec : records)
+        if (rec.loc.substrate == map.substrate_id) by_loc[{rec.loc.x, rec.loc.y}] = &rec;
     for (auto& d : wr.dies) {
         const std::pair<int, int> key{d.x, d.y};
         d.selected = selected.count(key) > 0;

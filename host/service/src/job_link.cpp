@@ -67,8 +67,17 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     for (const auto& m : maps) {
         WP_ASSIGN_OR_RETURN(auto dies, select_dies(m, job.provision_bins));
-        auto& set = l->provisionable_[{m.lot, m.wafer}];
-        for (const auto& d : dies) set.insert({d.x, d.y});
+        // The tester link names a wafer by lot and number: two maps under one name would leave
+        // the host unable to tell which physical wafer is under the probe card.
+        auto [it, fresh] = l->provisionable_.try_emplace({m.lot, m.wafer});
+        if (!fresh)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "job " + job.id + ": two maps are " + m.lot + " wafer " +
+                                  std::to_string(m.wafer) + " (substrate '" + it->second.substrate +
+                                  "' and '" + m.substrate_id +
+                                  "'); serve one of them, or give it its own number (--wafer N)");
+        it->second.substrate = m.substrate_id;
+        for (const auto& d : dies) it->second.dies.insert({d.x, d.y});
         l->have_maps_ = true;
     }
     LedgerConfig lc{job.id, job.customer, job.product, job.quota};
@@ -101,12 +110,19 @@ bool JobLink::lists_tester(const std::string& tester_id) const {
     return false;
 }
 
+Result<std::string> JobLink::substrate_for(const std::string& lot, int wafer) {
+    if (auto it = provisionable_.find({lot, wafer}); it != provisionable_.end())
+        return it->second.substrate;
+    WP_ASSIGN_OR_RETURN(auto bound, ledger_->substrate_of(lot, wafer));
+    return bound.value_or("");
+}
+
 std::string JobLink::off_map(const DieLocation& loc) const {
     if (!have_maps_) return "";
     auto it = provisionable_.find({loc.lot, loc.wafer});
     if (it == provisionable_.end())
         return "no wafer map is served for lot " + loc.lot + " wafer " + std::to_string(loc.wafer);
-    if (!it->second.contains({loc.x, loc.y}))
+    if (!it->second.dies.contains({loc.x, loc.y}))
         return loc.describe() + " is not a die of the map in the job's provision bins";
     return "";
 }
@@ -122,15 +138,20 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
     std::vector<Delivery> want;
     std::set<std::pair<int, int>> locs_seen;
     std::set<wpid1::Uid> uids_seen;
+    std::optional<std::string> substrate;  // looked up once, for the first site on the map
     for (size_t i = 0; i < td.sites.size(); ++i) {
         const auto& s = td.sites[i];
         auto& r = out.sites[i];
         r.site = s.site;
-        DieLocation loc{td.lot, td.wafer, s.x, s.y};
+        DieLocation loc{td.lot, td.wafer, s.x, s.y, ""};
         if (auto why = off_map(loc); !why.empty()) {
             refuse(r, StatusCode::kNotOnMap, why, c);
             continue;
         }
+        if (!substrate) {
+            WP_ASSIGN_OR_RETURN(substrate, substrate_for(td.lot, td.wafer));
+        }
+        loc.substrate = *substrate;
         wpid1::Uid uid{};
         if (job_.uid_policy == UidPolicy::kDerived) {
             uid = derive_uid(job_.uid_salt, loc);

@@ -228,7 +228,7 @@ TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
         EXPECT_EQ(die_check(j.kik, *s.identity), "");
         // The derived UID policy: the host assigns the die's UID from where it is.
         const int x = 3 + s.site;
-        EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4}));
+        EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4, ""}));
         res.sites.push_back(
             pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
     }
@@ -258,7 +258,7 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
     TestJob j(tmp.path, "J1", {"ATE-1"});
     std::vector<DieRequest> dies;
     for (int x = 0; x < 4; ++x) {
-        DieLocation loc{"LOT1", 1, x, 0};
+        DieLocation loc{"LOT1", 1, x, 0, "LOT1-01"};
         dies.push_back(DieRequest{loc, derive_uid(j.job.uid_salt, loc)});
     }
     std::vector<DieReport> reports;

@@ -151,6 +151,18 @@ struct VerifyReport {
     bool ok() const { return problems.empty(); }
 };
 
+// A wafer's substrate id, for Ledger::migrate.
+struct WaferSubstrate {
+    std::string lot;
+    int wafer = 0;
+    std::string substrate;
+};
+
+struct MigrateReport {
+    std::vector<WaferSubstrate> wafers;  // the wafers the ledger holds, with their substrate ids
+    uint64_t records = 0;                // records given a substrate id
+};
+
 class Ledger {
 public:
     // Creates the ledger at `path` (binding it to config's job, customer, product and quota) or
@@ -161,6 +173,17 @@ public:
     // Opens an existing ledger of whatever job (for verify, export, show). Never creates.
     static Result<std::unique_ptr<Ledger>> open_existing(const std::filesystem::path& path,
                                                          int busy_timeout_ms = 30000);
+
+    // Migrates a ledger written before substrate ids (schema version 2) to this version, in one
+    // transaction: every record gets the substrate id `wafers` gives its (lot, wafer), and one
+    // MIGRATE event records the assignment in the hash chain (earlier events are kept as they
+    // are, so the chain still verifies). Refused, with nothing changed, when a wafer the ledger
+    // holds has no substrate id in `wafers`, a wafer is given two, or one id is given to two
+    // wafers. open() and open_existing() refuse a version-2 ledger with the command that runs
+    // this (`waferprov ledger migrate`). Existing identities keep their UIDs.
+    static Result<MigrateReport> migrate(const std::filesystem::path& path,
+                                         const std::vector<WaferSubstrate>& wafers,
+                                         int busy_timeout_ms = 30000);
 
     ~Ledger();
     Ledger(const Ledger&) = delete;
@@ -175,7 +198,10 @@ public:
 
     Result<std::optional<LedgerRecord>> find_uid(const wpid1::Uid& uid);
     Result<std::optional<LedgerRecord>> find_location(const DieLocation& loc);
-    // Every record of one wafer, ordered by y, x.
+    // The substrate id the ledger has bound to (lot, wafer), if it holds a record of it.
+    Result<std::optional<std::string>> substrate_of(const std::string& lot, int wafer);
+    // Every record of one wafer number, ordered by y, x (compare loc.substrate: records of the
+    // same number under another substrate id are refused, so all share one substrate id).
     Result<std::vector<LedgerRecord>> list_wafer(const std::string& lot, int wafer);
     // Calls fn for every record ordered by lot, wafer, y, x, from one consistent snapshot.
     // fn must not call back into this Ledger. A non-ok Status from fn stops and is returned.
