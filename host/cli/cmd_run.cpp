@@ -193,6 +193,8 @@ Result<int> run(const ParsedArgs& a) {
 
     std::vector<rpt::WaferRun> wafer_runs;
     bool all_ok = true;
+    size_t conflicts = 0;
+    std::string first_conflict;
     size_t total_generated = 0;
     double total_seconds = 0;
     for (auto& r : runs) {
@@ -234,6 +236,8 @@ Result<int> run(const ParsedArgs& a) {
             }
             if (d.outcome != rpt::Outcome::kProvisioned && d.outcome != rpt::Outcome::kReissued)
                 all_ok = false;
+            if (d.outcome == rpt::Outcome::kRefusedConflict && ++conflicts == 1)
+                first_conflict = d.note;
         }
         wr.run.elapsed_s = stats.elapsed.count();
         wr.run.dies_per_second = stats.dies_per_second();
@@ -250,6 +254,10 @@ Result<int> run(const ParsedArgs& a) {
         for (const auto& note : written.notes) std::cout << "note: " << note << "\n";
     }
     std::cout << rpt::summary_text(wafer_runs);
+    if (conflicts > 0)
+        std::cout << "ALARM: " << conflicts
+                  << " dies refused for a conflict (logged in the ledger); the first: "
+                  << first_conflict << "\n";
     if (total_seconds > 0)
         std::cout << "generated " << total_generated << " identities in " << total_seconds << " s ("
                   << std::lround(static_cast<double>(total_generated) / total_seconds)

@@ -97,6 +97,45 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
     EXPECT_EQ(back->testers, job->testers);
 }
 
+// The die-location extension's OID is the job's; the documentation PEN is only the default,
+// and a job file written with it says so.
+TEST(JobFile, LocationOidAndUidOverlay) {
+    TempDir d{"job"};
+    auto dflt = load_job(write(d, kValid));
+    ASSERT_TRUE(dflt.ok());
+    EXPECT_EQ(dflt->certificate.location_oid, "1.3.6.1.4.1.32473.1.1");
+    EXPECT_FALSE(dflt->map_uid_overlay.has_value());
+    dflt->file = d.path / "written.toml";
+    ASSERT_TRUE(write_job(*dflt).ok());
+    std::ifstream in(dflt->file);
+    const std::string written((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(written.find("development only"), std::string::npos) << written;
+
+    const std::string own = replace(
+        replace(kValid, "organization = \"ACME Devices\"",
+                "organization = \"ACME Devices\"\nlocation_oid = \"1.3.6.1.4.1.55555.2.1\""),
+        "provision_bins = [\"01\", \"02\"]",
+        "provision_bins = [\"01\", \"02\"]\nuid_overlay = \"UIDs\"");
+    auto job = load_job(write(d, own));
+    ASSERT_TRUE(job.ok()) << job.error().describe();
+    EXPECT_EQ(job->certificate.location_oid, "1.3.6.1.4.1.55555.2.1");
+    EXPECT_EQ(job->map_uid_overlay, "UIDs");
+    job->file = d.path / "round.toml";
+    ASSERT_TRUE(write_job(*job).ok());
+    auto back = load_job(job->file);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->certificate.location_oid, "1.3.6.1.4.1.55555.2.1");
+    EXPECT_EQ(back->map_uid_overlay, "UIDs");
+
+    for (const char* bad : {"2.5.4.3", "1.3.6.1.4.1.55555", "1.3.6.1.4.1.0555.1", "x"}) {
+        auto r = load_job(write(d, replace(kValid, "organization = \"ACME Devices\"",
+                                           std::string("location_oid = \"") + bad + "\"")));
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(r.error().message.find("certificate.location_oid"), std::string::npos)
+            << r.error().message;
+    }
+}
+
 TEST(JobFile, ErrorsNameTheKey) {
     TempDir d{"job"};
     struct Case {

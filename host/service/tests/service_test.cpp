@@ -442,6 +442,68 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
     EXPECT_TRUE(ledger->verify().value().ok());
 }
 
+// Issue #10 through serve: wafer A's dies took their identities; then the floor serves the map
+// of another physical wafer that carries the same lot and wafer number. Its dies get no
+// identity (CONFLICT, an ALARM in the ledger) and wafer A's identities stay with wafer A.
+TEST_F(ServiceTest, AnotherWaferUnderTheSameNumberGetsNoIdentity) {
+    TestJob j(tmp.path, "J1", {"ATE-1"});
+    SynthOptions so;
+    so.diameter_mm = 30;
+    so.die_width_mm = so.die_height_mm = 4;
+    so.fail_rate = 0;
+    so.lot = "LOTS";
+    WaferMap a = synthesize_wafer(so).value();
+    WaferMap b = a;
+    b.substrate_id = "PH8Q66-02B6";
+    ASSERT_NE(a.substrate_id, b.substrate_id);
+    auto dies = select_dies(a, j.job.provision_bins).value();
+    ASSERT_GE(dies.size(), 2u);
+    pr::Touchdown td;
+    td.lot = "LOTS";
+    td.wafer = static_cast<uint16_t>(a.wafer);
+    td.sequence = 1;
+    td.sites = {pr::TouchdownSite{0, dies[0].x, dies[0].y, {}},
+                pr::TouchdownSite{1, dies[1].x, dies[1].y, {}}};
+    std::vector<pr::SiteIdentity> given;
+    {
+        Server srv({ServedJob{j.job, {a}}}, secure(j));
+        Client c = client_for(j, srv, "ATE-1");
+        td.session_id = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        auto tr = c.deliver(td);
+        for (const auto& s : tr.sites) {
+            ASSERT_EQ(s.status, StatusCode::kOk) << s.text;
+            given.push_back(*s.identity);
+        }
+    }
+    {
+        Server srv({ServedJob{j.job, {b}}}, secure(j));
+        Client c = client_for(j, srv, "ATE-1");
+        td.session_id = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        td.sequence = 2;
+        auto tr = c.deliver(td);
+        for (const auto& s : tr.sites) {
+            EXPECT_EQ(s.status, StatusCode::kConflict) << s.text;
+            EXPECT_FALSE(s.identity.has_value());
+            EXPECT_NE(s.text.find("another physical wafer"), std::string::npos) << s.text;
+        }
+    }
+    // Both maps at once: the link names wafers by lot and number, so that is refused at start.
+    auto both = Service::create({ServedJob{j.job, {a, b}}}, secure(j));
+    ASSERT_FALSE(both.ok());
+    EXPECT_NE(both.error().message.find("two maps are LOTS wafer"), std::string::npos)
+        << both.error().message;
+
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 2u);
+    for (const auto& id : given) {
+        auto rec = ledger->find_uid(id.uid).value();
+        ASSERT_TRUE(rec.has_value());
+        EXPECT_EQ(rec->loc.substrate, a.substrate_id);
+        EXPECT_EQ(rec->state, DieState::kDelivered);
+    }
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
 TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
     TestJob j(tmp.path, "J1", {"ATE-1"}, {"--uid-policy", "tester"});
     Server srv({ServedJob{j.job, {}}}, secure(j));
