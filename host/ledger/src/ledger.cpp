@@ -869,6 +869,14 @@ Result<std::optional<LedgerRecord>> Ledger::find_location(const DieLocation& loc
     return impl_->by_location(loc);
 }
 
+Result<bool> Ledger::migrated() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        impl_->stmt("SELECT 1 FROM events WHERE type = 'MIGRATE' LIMIT 1"));
+    sql::Query q(impl_->db.get(), s);
+    return q.step();
+}
+
 Result<std::optional<std::string>> Ledger::substrate_of(const std::string& lot, int wafer) {
     std::lock_guard lock(impl_->mu);
     return impl_->substrate_of(lot, wafer);

@@ -74,6 +74,7 @@ private:
     // (lot, wafer) -> its map; empty when the job is served without maps.
     std::map<std::pair<std::string, int>, ServedWafer> provisionable_;
     bool have_maps_ = false;
+    bool legacy_uids_ = false;  // the ledger was migrated: older dies hold derive_legacy_uid UIDs
 };
 
 // Protocol status for a ledger transition refusal (docs/tester-protocol.md, the mapping table).

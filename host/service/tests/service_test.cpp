@@ -504,6 +504,50 @@ TEST_F(ServiceTest, AnotherWaferUnderTheSameNumberGetsNoIdentity) {
     EXPECT_TRUE(ledger->verify().value().ok());
 }
 
+// A ledger written before substrate ids, migrated: `serve` with the wafer's map delivers the
+// identities issued back then (UIDs derived without a substrate id), generating nothing.
+TEST_F(ServiceTest, AMigratedLedgersIdentitiesAreServedAsTheyWere) {
+    const fs::path data = fs::path(WAFERPROV_SOURCE_DIR) / "host/ledger/tests/data/ledger-v2";
+    const fs::path dir = tmp.path / "legacy";
+    fs::create_directories(dir);
+    for (const char* f : {"ledger.sqlite", "job.toml", "ca.pem", "ca.key", "root.pem",
+                          "kik.wrapped", "device.key", "w3.xml", "w4.sinf"})
+        fs::copy_file(data / f, dir / f);
+    fs::permissions(dir / "device.key", fs::perms::owner_read | fs::perms::owner_write);
+    fs::permissions(dir / "ca.key", fs::perms::owner_read | fs::perms::owner_write);
+    WaferMap w3 = read_map_file(dir / "w3.xml").value();
+    WaferMap w4 = read_map_file(dir / "w4.sinf").value();
+    ASSERT_TRUE(
+        Ledger::migrate(dir / "ledger.sqlite", {WaferSubstrate{w3.lot, w3.wafer, w3.substrate_id},
+                                                WaferSubstrate{w4.lot, w4.wafer, w4.substrate_id}})
+            .ok());
+    TestJob admitted(tmp.path, "LEGACY", {"ATE-1"});
+    Job job = load_job(dir / "job.toml").value();
+    job.testers = admitted.job.testers;
+    std::vector<LedgerRecord> before;
+    {
+        auto l = Ledger::open_existing(job.ledger).value();
+        before = l->list_wafer(w3.lot, w3.wafer).value();
+    }
+    ASSERT_GE(before.size(), 2u);
+    Server srv({ServedJob{job, {w3}}}, secure(admitted));
+    Client c = client_for(admitted, srv, "ATE-1");
+    pr::Touchdown td;
+    td.session_id = std::get<uint64_t>(c.hello("ATE-1", "LEGACY"));
+    td.lot = w3.lot;
+    td.wafer = static_cast<uint16_t>(w3.wafer);
+    td.sequence = 1;
+    td.sites = {pr::TouchdownSite{0, before[0].loc.x, before[0].loc.y, {}},
+                pr::TouchdownSite{1, before[1].loc.x, before[1].loc.y, {}}};
+    auto tr = c.deliver(td);
+    for (size_t i = 0; i < 2; ++i) {
+        ASSERT_EQ(tr.sites[i].status, StatusCode::kOk) << tr.sites[i].text;
+        EXPECT_EQ(tr.sites[i].identity->uid, before[i].uid);
+        EXPECT_EQ(tr.sites[i].identity->certificate_der, before[i].certificate_der);
+    }
+    EXPECT_EQ(srv.service().stats().generated, 0u);
+}
+
 TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {
     TestJob j(tmp.path, "J1", {"ATE-1"}, {"--uid-policy", "tester"});
     Server srv({ServedJob{j.job, {}}}, secure(j));

@@ -198,6 +198,9 @@ public:
 
     Result<std::optional<LedgerRecord>> find_uid(const wpid1::Uid& uid);
     Result<std::optional<LedgerRecord>> find_location(const DieLocation& loc);
+    // Whether the ledger was migrated from schema version 2 (its chain holds a MIGRATE event):
+    // its older identities carry UIDs derived before substrate ids (derive_legacy_uid).
+    Result<bool> migrated();
     // The substrate id the ledger has bound to (lot, wafer), if it holds a record of it.
     Result<std::optional<std::string>> substrate_of(const std::string& lot, int wafer);
     // Every record of one wafer number, ordered by y, x (compare loc.substrate: records of the
