@@ -62,6 +62,14 @@ Result<int> report(const ParsedArgs& a) {
         }
         wr.start_unix = first / 1000000;
         wr.finish_unix = last / 1000000;
+        // From the ledger alone, the wafer's work spans its first issue to its last change
+        // (through `serve`, the touchdowns and results): elapsed and rate follow from the same
+        // two times the summary prints, never from a pipeline run this command did not do.
+        size_t with_identity = 0;
+        for (const auto& r : records) with_identity += r.loc.substrate == map.substrate_id;
+        wr.run.elapsed_s = last > first ? static_cast<double>(last - first) / 1e6 : 0.0;
+        wr.run.dies_per_second =
+            wr.run.elapsed_s > 0 ? static_cast<double>(with_identity) / wr.run.elapsed_s : 0.0;
         size_t missing = 0;
         for (auto& d : wr.dies) {
             if (!d.selected) continue;

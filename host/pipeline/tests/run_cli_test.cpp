@@ -124,6 +124,21 @@ TEST(RunCli, ReportFromTheLedgerAlone) {
     ASSERT_EQ(run(report, log), 0) << ref::read_text(log);
     const std::string recon = ref::read_text(t.path / "rep/SYNTH0001/01/reconciliation.txt");
     EXPECT_EQ(recon.find("MISMATCH"), std::string::npos) << recon;
+    // The summary's elapsed time and rate follow from its own start and finish (the ledger's
+    // first issue and last change), not from a pipeline run `report` did not do.
+    {
+        auto sj = nlohmann::json::parse(ref::read_text(t.path / "rep/SYNTH0001/01/summary.json"));
+        const auto& w = sj["wafers"][0];
+        const double elapsed = w["elapsed_s"].get<double>();
+        const double rate = w["dies_per_second"].get<double>();
+        const size_t dies = selected_dies(t.path / "w.xml");
+        if (elapsed > 0) {
+            EXPECT_NEAR(rate * elapsed, static_cast<double>(dies), 0.5) << sj.dump();
+        } else {
+            EXPECT_EQ(rate, 0.0) << sj.dump();
+        }
+        EXPECT_NE(w["start"], "") << sj.dump();
+    }
     EXPECT_TRUE(fs::exists(t.path / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
     // A second wafer nobody provisioned: reported as a gap.
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out",
