@@ -46,6 +46,7 @@ Result<int> report(const ParsedArgs& a) {
             ErrorCode::kInvalidArgument,
             job.ledger.string() + " belongs to job " + ledger->config().job_id + ", not " + job.id);
     WP_ASSIGN_OR_RETURN(auto q, ledger->quota());
+    WP_ASSIGN_OR_RETURN(const auto retests, ledger->retests());
     std::vector<rpt::WaferRun> runs;
     bool complete = true;
     for (const auto& map : maps) {
@@ -53,7 +54,7 @@ Result<int> report(const ParsedArgs& a) {
         std::set<std::pair<int, int>> selected;
         for (const auto& d : selected_dies) selected.insert({d.x, d.y});
         WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(map.lot, map.wafer));
-        rpt::WaferRun wr = wafer_run_from_ledger(job, map, records, selected);
+        rpt::WaferRun wr = wafer_run_from_ledger(job, map, records, selected, retests);
         int64_t first = 0, last = 0;
         for (const auto& r : records) {
             if (r.loc.substrate != map.substrate_id) continue;  // another physical wafer

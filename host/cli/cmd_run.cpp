@@ -219,7 +219,8 @@ Result<int> run(const ParsedArgs& a) {
         r.finish_unix = now_unix();
 
         WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(r.map.lot, r.map.wafer));
-        rpt::WaferRun wr = wafer_run_from_ledger(job, r.map, records, r.selected);
+        WP_ASSIGN_OR_RETURN(const auto retests, ledger->retests());
+        rpt::WaferRun wr = wafer_run_from_ledger(job, r.map, records, r.selected, retests);
         wr.start_unix = r.start_unix;
         wr.finish_unix = r.finish_unix;
         std::map<std::pair<int, int>, const host::DieReport*> by_loc;

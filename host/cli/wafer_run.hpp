@@ -17,9 +17,12 @@ namespace waferprov::cli {
 
 // Every die of the map with its bin, whether it is `selected`, and the ledger's state, serial and
 // UID where the ledger holds the die. Outcomes are left at kNotSelected for the caller.
-inline host::report::WaferRun wafer_run_from_ledger(const host::Job& job, const host::WaferMap& map,
-                                                    const std::vector<host::LedgerRecord>& records,
-                                                    const std::set<std::pair<int, int>>& selected) {
+// `retests`: Ledger::retests() (deliveries again after a FAILED result), for the STDF retest
+// flags and counts.
+inline host::report::WaferRun wafer_run_from_ledger(
+    const host::Job& job, const host::WaferMap& map, const std::vector<host::LedgerRecord>& records,
+    const std::set<std::pair<int, int>>& selected,
+    const std::map<wpid1::Uid, uint32_t>& retests = {}) {
     host::report::WaferRun wr;
     wr.job = job.id;
     wr.product = job.product;
@@ -44,6 +47,7 @@ inline host::report::WaferRun wafer_run_from_ledger(const host::Job& job, const 
             d.state = it->second->state;
             d.serial_hex = to_hex(it->second->serial);
             d.uid_hex = to_hex(it->second->uid);
+            if (auto r = retests.find(it->second->uid); r != retests.end()) d.retests = r->second;
         }
     }
     return wr;

@@ -869,6 +869,35 @@ Result<std::optional<LedgerRecord>> Ledger::find_location(const DieLocation& loc
     return impl_->by_location(loc);
 }
 
+Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    std::map<wpid1::Uid, uint32_t> out;
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT type, uid, payload FROM events WHERE "
+                                                 "type IN ('RESULT', 'DELIVER') ORDER BY seq"));
+        sql::Query q(impl_->db.get(), s);
+        std::set<wpid1::Uid> failed;  // dies whose last result was FAILED
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            wpid1::Uid uid{};
+            if (!copy_fixed(q.blob_col(1), uid)) continue;
+            // Canonical payloads: the only "state" member is the record's state after the event.
+            if (q.text_col(0) == "RESULT") {
+                if (q.text_col(2).find("\"state\":\"FAILED\"") != std::string::npos)
+                    failed.insert(uid);
+                else
+                    failed.erase(uid);
+            } else if (failed.erase(uid) != 0) {
+                ++out[uid];
+            }
+        }
+    }
+    WP_RETURN_IF_ERROR(txn.commit());
+    return out;
+}
+
 Result<bool> Ledger::migrated() {
     std::lock_guard lock(impl_->mu);
     WP_ASSIGN_OR_RETURN(auto* s,

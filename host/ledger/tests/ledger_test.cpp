@@ -376,6 +376,29 @@ TEST(Ledger, DeferredCheckpointsRunOnlyWhenAsked) {
     EXPECT_TRUE(again->verify()->ok());
 }
 
+// The tester link's retests, as the reports read them: a die delivered again after a FAILED
+// result. A redelivery without a result in between (a retry) is not a retest.
+TEST(Ledger, RetestsCountDeliveriesAgainAfterAFailedResult) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto batch = fakes(0, 3);
+    record_ok(*l, batch);
+    const auto u = [&](size_t i) { return batch[i].uid; };
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0), u(1), u(2)}, "T1").ok());
+    ASSERT_TRUE(l->mark_result(u(0), false, "07", "T1").ok());
+    ASSERT_TRUE(l->mark_result(u(1), true, "01", "T1").ok());
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(2)}, "T1").ok());  // a retry
+    EXPECT_TRUE(l->retests()->empty());
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T2").ok());  // retest
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T2").ok());  // its retry
+    auto r = l->retests();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(*r, (std::map<wpid1::Uid, uint32_t>{{u(0), 1}}));
+    ASSERT_TRUE(l->mark_result(u(0), false, "07", "T2").ok());
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T3").ok());
+    EXPECT_EQ(l->retests()->at(u(0)), 2u);
+}
+
 TEST(Ledger, StateMachineDeliverResultVoid) {
     TempDir dir;
     auto l = open_ok(dir / "l.db");

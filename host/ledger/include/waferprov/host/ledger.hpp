@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -198,6 +199,10 @@ public:
 
     Result<std::optional<LedgerRecord>> find_uid(const wpid1::Uid& uid);
     Result<std::optional<LedgerRecord>> find_location(const DieLocation& loc);
+    // How often each die was delivered again after a FAILED result (FAILED -> DELIVERED in the
+    // event log: a retest on the tester link). Dies never retested are absent. One read of the
+    // DELIVER and RESULT events, in chain order.
+    Result<std::map<wpid1::Uid, uint32_t>> retests();
     // Whether the ledger was migrated from schema version 2 (its chain holds a MIGRATE event):
     // its older identities carry UIDs derived before substrate ids (derive_legacy_uid).
     Result<bool> migrated();
