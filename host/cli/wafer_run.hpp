@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -48,6 +49,8 @@ inline host::report::WaferRun wafer_run_from_ledger(
             d.serial_hex = to_hex(it->second->serial);
             d.uid_hex = to_hex(it->second->uid);
             if (auto r = retests.find(it->second->uid); r != retests.end()) d.retests = r->second;
+            // STDF SITE_NUM counts from 1: the tester link's site s is STDF site s + 1.
+            if (it->second->site >= 0) d.site = std::min(it->second->site + 1, 255);
         }
     }
     return wr;

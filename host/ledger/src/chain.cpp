@@ -122,7 +122,9 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     put_int(out, r.result_us);
     out += ",\"serial\":\"";
     append_hex(out, r.serial);
-    out += "\",\"state\":";
+    out += "\",\"site\":";
+    put_int(out, r.site);
+    out += ",\"state\":";
     put_text(out, to_string(r.state));
     out += ",\"substrate\":";
     put_text(out, r.loc.substrate);
@@ -164,6 +166,8 @@ void transition_payload(std::string& out, const char* type, const LedgerRecord& 
     put_uint(out, r.reissues);
     out += ",\"result\":";
     put_int(out, r.result_us);
+    out += ",\"site\":";
+    put_int(out, r.site);
     out += ",\"state\":";
     put_text(out, to_string(r.state));
     out += ",\"tester\":";
@@ -184,10 +188,10 @@ void transition_payload(std::string& out, const char* type, const LedgerRecord& 
 }
 
 json mutable_json(const LedgerRecord& r) {
-    return json{{"state", to_string(r.state)}, {"delivered", r.delivered_us},
-                {"result", r.result_us},       {"updated", r.updated_us},
-                {"tester", r.tester},          {"bin", r.bin},
-                {"reissues", r.reissues},      {"void_reason", r.void_reason}};
+    return json{
+        {"state", to_string(r.state)}, {"delivered", r.delivered_us},  {"result", r.result_us},
+        {"updated", r.updated_us},     {"tester", r.tester},           {"bin", r.bin},
+        {"reissues", r.reissues},      {"void_reason", r.void_reason}, {"site", r.site}};
 }
 
 json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial) {
@@ -284,8 +288,13 @@ void check_keys(const json& j, std::initializer_list<const char*> keys) {
         if (!j.contains(k)) throw BadEvent(std::string("missing \"") + k + "\"");
 }
 
-// The mutable fields; the caller has checked the object's key set.
-void read_mutable_fields(const json& m, LedgerRecord& r) {
+// The mutable fields; the caller has checked the object's key set. Format 2 has no site.
+void read_mutable_fields(const json& m, LedgerRecord& r, bool legacy) {
+    if (!legacy) {
+        const int64_t site = get_int(m, "site");
+        if (site < -1 || site > 65535) throw BadEvent("site out of range");
+        r.site = static_cast<int>(site);
+    }
     r.state = get_state(m, "state");
     r.delivered_us = get_int(m, "delivered");
     r.result_us = get_int(m, "result");
@@ -298,10 +307,14 @@ void read_mutable_fields(const json& m, LedgerRecord& r) {
     r.void_reason = get_text(m, "void_reason");
 }
 
-void read_mutable(const json& m, LedgerRecord& r) {
-    check_keys(
-        m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues", "void_reason"});
-    read_mutable_fields(m, r);
+void read_mutable(const json& m, LedgerRecord& r, bool legacy) {
+    if (legacy)
+        check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
+                       "void_reason"});
+    else
+        check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
+                       "void_reason", "site"});
+    read_mutable_fields(m, r, legacy);
 }
 
 void check_location(const json& l, bool legacy) {
@@ -375,9 +388,13 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
                             "certificate_sha256", "issued", "state", "delivered", "result",
                             "updated", "tester", "bin", "reissues", "void_reason"});
         else
-            check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
-                            "certificate_sha256", "issued", "state", "delivered", "result",
-                            "updated", "tester", "bin", "reissues", "void_reason", "substrate"});
+            check_keys(rj, {"uid",        "lot",         "wafer",
+                            "x",          "y",           "serial",
+                            "public_key", "wrapped_key", "certificate_sha256",
+                            "issued",     "state",       "delivered",
+                            "result",     "updated",     "tester",
+                            "bin",        "reissues",    "void_reason",
+                            "substrate",  "site"});
         LedgerRecord r;
         r.uid = get_hex_fixed<wpid1::kUidSize>(rj, "uid");
         if (get_hex_fixed<wpid1::kUidSize>(j, "uid") != r.uid)
@@ -395,7 +412,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
             r.certificate_der.assign(cert.begin(), cert.end());  // chain_form
         }
         r.issued_us = get_int(rj, "issued");
-        read_mutable_fields(rj, r);
+        read_mutable_fields(rj, r, legacy_);
         if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() ||
             !r.void_reason.empty())
             throw BadEvent("a new record must be ISSUED with no history");
@@ -424,7 +441,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
         auto it = records_.find(uid);
         if (it == records_.end()) throw BadEvent("UID " + to_hex(uid) + " was never issued");
         LedgerRecord after = it->second;
-        read_mutable(field(j, "after"), after);
+        read_mutable(field(j, "after"), after, legacy_);
         const LedgerRecord& before = it->second;
         bool legal = false;
         if (type == "REISSUE") {

@@ -108,6 +108,7 @@ CREATE TABLE records (
     reissues     INTEGER NOT NULL DEFAULT 0,
     void_reason  TEXT    NOT NULL DEFAULT '',
     substrate    TEXT    NOT NULL DEFAULT '',
+    site         INTEGER NOT NULL DEFAULT -1,
     UNIQUE (lot, wafer, y, x)
 );
 CREATE TABLE events (
@@ -202,6 +203,7 @@ Result<LedgerRecord> row_to_record(const sql::Query& q) {
     r.reissues = static_cast<uint32_t>(q.int_col(16));
     r.void_reason = q.text_col(17);
     r.loc.substrate = q.text_col(18);
+    r.site = static_cast<int>(q.int_col(19));
     return r;
 }
 
@@ -241,9 +243,9 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
     WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO records (uid, lot, wafer, x, y, serial, "
                                       "public_key, wrapped_key, certificate, state, issued_us, "
                                       "delivered_us, result_us, updated_us, tester, bin, "
-                                      "reissues, void_reason, substrate) VALUES (?1, ?2, ?3, ?4, "
-                                      "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-                                      "?17, ?18, ?19)"));
+                                      "reissues, void_reason, substrate, site) VALUES (?1, ?2, "
+                                      "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                                      "?16, ?17, ?18, ?19, ?20)"));
     sql::Query q(db.get(), s);
     q.bind_blob(1, r.uid)
         .bind(2, r.loc.lot)
@@ -263,7 +265,8 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
         .bind(16, r.bin)
         .bind(17, int64_t{r.reissues})
         .bind(18, r.void_reason)
-        .bind(19, r.loc.substrate);
+        .bind(19, r.loc.substrate)
+        .bind(20, r.site);
     return q.run();
 }
 
@@ -298,9 +301,10 @@ Status Ledger::Impl::bind_wafer(const DieLocation& loc) {
 }
 
 Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
-    WP_ASSIGN_OR_RETURN(auto* s, stmt("UPDATE records SET state = ?2, delivered_us = ?3, "
-                                      "result_us = ?4, updated_us = ?5, tester = ?6, bin = ?7, "
-                                      "reissues = ?8, void_reason = ?9 WHERE uid = ?1"));
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        stmt("UPDATE records SET state = ?2, delivered_us = ?3, "
+                             "result_us = ?4, updated_us = ?5, tester = ?6, bin = ?7, "
+                             "reissues = ?8, void_reason = ?9, site = ?10 WHERE uid = ?1"));
     sql::Query q(db.get(), s);
     q.bind_blob(1, r.uid)
         .bind(2, to_string(r.state))
@@ -310,7 +314,8 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
         .bind(6, r.tester)
         .bind(7, r.bin)
         .bind(8, int64_t{r.reissues})
-        .bind(9, r.void_reason);
+        .bind(9, r.void_reason)
+        .bind(10, r.site);
     WP_RETURN_IF_ERROR(q.run());
     if (sqlite3_changes(db.get()) != 1)
         return make_error(ErrorCode::kInternal, "ledger: record " + to_hex(r.uid) + " vanished");
@@ -671,6 +676,8 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
     WP_RETURN_IF_ERROR(sql::exec(m.db.get(),
                                  "ALTER TABLE records ADD COLUMN substrate TEXT NOT NULL "
                                  "DEFAULT '';"
+                                 "ALTER TABLE records ADD COLUMN site INTEGER NOT NULL "
+                                 "DEFAULT -1;"
                                  "CREATE TABLE wafers (lot TEXT NOT NULL, wafer INTEGER NOT NULL, "
                                  "substrate TEXT NOT NULL, PRIMARY KEY (lot, wafer));"
                                  "CREATE UNIQUE INDEX wafers_substrate ON wafers (substrate) "
@@ -1062,6 +1069,7 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
             r.result_us = 0;
         }
         r.state = DieState::kDelivered;
+        if (item.site >= 0) r.site = item.site;
         if (r.delivered_us == 0) r.delivered_us = ws.now;
         r.updated_us = ws.now;
         r.tester = tester;
@@ -1263,6 +1271,7 @@ Result<VerifyReport> Ledger::verify() {
                 note(e.bin != r->bin, "bin");
                 note(e.reissues != r->reissues, "reissues");
                 note(e.void_reason != r->void_reason, "void_reason");
+                note(e.site != r->site, "site");
                 rp.problem(who + " differs from the event log in: " + diff);
             }
         }

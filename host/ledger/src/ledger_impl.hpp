@@ -97,7 +97,7 @@ struct Ledger::Impl {
 #define WP_RECORD_SELECT(where)                                                            \
     "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, "  \
     "issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason, " \
-    "substrate FROM records " where
+    "substrate, site FROM records " where
 #define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x")
 Result<LedgerRecord> row_to_record(const sql::Query& q);
 

@@ -399,6 +399,23 @@ TEST(Ledger, RetestsCountDeliveriesAgainAfterAFailedResult) {
     EXPECT_EQ(l->retests()->at(u(0)), 2u);
 }
 
+TEST(Ledger, DeliveryRecordsTheSiteAndTheChainBindsIt) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);
+    record_ok(*l, {a});
+    EXPECT_EQ(l->find_uid(a.uid)->value().site, -1);
+    ASSERT_TRUE(l->deliver(std::vector<Delivery>{Delivery{a.uid, a.loc, 7}}, "T1").ok());
+    EXPECT_EQ(l->find_uid(a.uid)->value().site, 7);
+    auto rep = l->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+    l.reset();
+    tamper(dir / "l.db", "UPDATE records SET site = 3;");
+    auto problems = verify_problems(dir / "l.db");
+    EXPECT_TRUE(any_contains(problems, "site")) << join(problems);
+}
+
 TEST(Ledger, StateMachineDeliverResultVoid) {
     TempDir dir;
     auto l = open_ok(dir / "l.db");
@@ -536,7 +553,7 @@ TEST_F(LedgerTamper, DeletedAndInsertedRecordsAreDetected) {
     tamper(path(), "INSERT INTO records SELECT 99, x'" + to_hex(uid_of(50)) +
                        "', lot, wafer, 50, 50, x'99', public_key, wrapped_key, certificate, "
                        "state, issued_us, delivered_us, result_us, updated_us, tester, bin, "
-                       "reissues, void_reason, substrate FROM records WHERE uid = x'" +
+                       "reissues, void_reason, substrate, site FROM records WHERE uid = x'" +
                        to_hex(uid_of(3)) + "';");
     problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(50)) +

@@ -181,7 +181,7 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
             continue;
         }
         index.push_back(i);
-        want.push_back(Delivery{uid, std::move(loc)});
+        want.push_back(Delivery{uid, std::move(loc), s.site});
     }
     if (want.empty()) return out;
 
@@ -195,8 +195,8 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
         std::vector<size_t> legacy_k;
         for (size_t k = 0; k < delivered.size(); ++k)
             if (delivered[k].status == TransitionStatus::kUnknownUid) {
-                legacy.push_back(
-                    Delivery{derive_legacy_uid(job_.uid_salt, want[k].loc), want[k].loc});
+                legacy.push_back(Delivery{derive_legacy_uid(job_.uid_salt, want[k].loc),
+                                          want[k].loc, want[k].site});
                 legacy_k.push_back(k);
             }
         if (!legacy.empty()) {
@@ -242,7 +242,8 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
         switch (rep.outcome) {
             case DieOutcome::kProvisioned:
             case DieOutcome::kReissued:
-                second.push_back(Delivery{generate[k].uid, generate[k].loc});
+                second.push_back(
+                    Delivery{generate[k].uid, generate[k].loc, td.sites[generate_index[k]].site});
                 second_index.push_back(generate_index[k]);
                 break;
             case DieOutcome::kConflict:

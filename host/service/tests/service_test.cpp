@@ -495,6 +495,9 @@ TEST_F(ServiceTest, AnotherWaferUnderTheSameNumberGetsNoIdentity) {
 
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_EQ(ledger->quota().value().used, 2u);
+    // The ledger keeps the site each die was delivered on (STDF PRR SITE_NUM after serve).
+    EXPECT_EQ(ledger->find_uid(given[0].uid).value()->site, 0);
+    EXPECT_EQ(ledger->find_uid(given[1].uid).value()->site, 1);
     for (const auto& id : given) {
         auto rec = ledger->find_uid(id.uid).value();
         ASSERT_TRUE(rec.has_value());

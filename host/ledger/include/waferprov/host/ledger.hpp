@@ -70,6 +70,7 @@ struct LedgerRecord {
     std::string bin;           // the bin the tester reported with the result ("" = none yet)
     uint32_t reissues = 0;     // retests that were given this existing identity
     std::string void_reason;   // why it was voided ("" unless VOID)
+    int site = -1;             // the tester-link site of the last delivery (-1 = none / unknown)
     bool operator==(const LedgerRecord&) const = default;
 };
 
@@ -116,6 +117,7 @@ struct TransitionResult {
 struct Delivery {
     wpid1::Uid uid{};
     DieLocation loc;
+    int site = -1;  // the probe-card site the die is under (0..65535); -1 = not known
 };
 
 // A result the tester reports for one die.
