@@ -57,7 +57,7 @@ struct Setup {
         Bytes salt(16, 3);
         for (const auto& d : *selected) {
             DieRequest r;
-            r.loc = DieLocation{map->lot, map->wafer, d.x, d.y};
+            r.loc = DieLocation{map->lot, map->wafer, d.x, d.y, map->substrate_id};
             r.uid = derive_uid(salt, r.loc);
             dies.push_back(r);
         }

@@ -18,8 +18,9 @@
 #include <gtest/gtest.h>
 
 #include "serve_process.hpp"
-#include "waferprov/test_process.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/process.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 namespace waferprov::ate_test {
 namespace {
@@ -40,7 +41,7 @@ bool wait_for_output(const fs::path& log, const std::string& text, pid_t pid,
                      std::chrono::seconds timeout) {
     const auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
-        if (ref::read_text(log).find(text) != std::string::npos) return true;
+        if (waferprov::testing::read_text(log).find(text) != std::string::npos) return true;
         if (::kill(pid, 0) != 0) return false;  // reaped: not our child any more
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -59,8 +60,8 @@ protected:
         ASSERT_TRUE(fs::exists(kWinePrefix / "system.reg"))
             << kWinePrefix << " is not a Wine prefix (ctest runs ate.windows.wineprefix first)";
         ASSERT_TRUE(fs::exists(kExample)) << kExample << " was not built";
-        ASSERT_TRUE(serve_available(kWaferprov, dir_.path));
-        ASSERT_EQ(make_dev_job(kWaferprov, dir_.path / "job", "J1", {"ATE-1"}, job_), "");
+        ASSERT_TRUE(serve_available(kWaferprov, dir_.path()));
+        ASSERT_EQ(make_dev_job(kWaferprov, dir_.path() / "job", "J1", {"ATE-1"}, job_), "");
         start_server();
     }
 
@@ -69,7 +70,7 @@ protected:
         server_.reset();
         server_ = ServeProcess::start(
             kWaferprov, {"--job", job_.job_file().string(), "--bind", bind, "--threads", "2"},
-            dir_.path / ("serve-" + std::to_string(++starts_)), err);
+            dir_.path() / ("serve-" + std::to_string(++starts_)), err);
         ASSERT_NE(server_, nullptr) << err;
     }
 
@@ -87,7 +88,7 @@ protected:
         return argv;
     }
 
-    ref::TempDir dir_{"ate_wine"};
+    waferprov::testing::TempDir dir_{"ate_wine"};
     DevJob job_;
     std::unique_ptr<ServeProcess> server_;
     int starts_ = 0;
@@ -97,13 +98,13 @@ protected:
 // again on the same port. The example waits on stdin (--step) where a real program waits for
 // the prober, which is when the test restarts the host.
 TEST_F(AteWine, ExampleRunsALotAcrossAHostRestart) {
-    const fs::path fifo = dir_.path / "prober";
+    const fs::path fifo = dir_.path() / "prober";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-    const fs::path log = dir_.path / "example.log";
+    const fs::path log = dir_.path() / "example.log";
     // stdin from the FIFO: the shell opens it and then becomes wine64.
     std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" < \"$0\"", fifo.string()};
     for (auto& a : example_argv("ATE-1", {"LOT-WINE", "1", "--step"})) argv.push_back(a);
-    const pid_t pid = ref::spawn_process(argv, log, {}, /*append=*/false);
+    const pid_t pid = waferprov::testing::spawn_process(argv, log, {}, /*append=*/false);
     ASSERT_GT(pid, 0);
     // Opening for writing waits for the shell to open the reading end.
     const int prober = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
@@ -115,7 +116,7 @@ TEST_F(AteWine, ExampleRunsALotAcrossAHostRestart) {
 
     // Touchdown 1 (session 1), then the program waits for the prober.
     ASSERT_TRUE(wait_for_output(log, "touchdown 2: waiting", pid, std::chrono::seconds(180)))
-        << ref::read_text(log) << "\nserver log:\n"
+        << waferprov::testing::read_text(log) << "\nserver log:\n"
         << server_->log();
     const std::string endpoint = server_->endpoint();
     server_->kill_hard();
@@ -124,12 +125,12 @@ TEST_F(AteWine, ExampleRunsALotAcrossAHostRestart) {
     ASSERT_EQ(::write(prober, "\n", 1), 1);
     // Touchdown 2 goes to the new host: NO_SESSION, HELLO again, the touchdown resent.
     ASSERT_TRUE(wait_for_output(log, "touchdown 3: waiting", pid, std::chrono::seconds(120)))
-        << ref::read_text(log) << "\nserver log:\n"
+        << waferprov::testing::read_text(log) << "\nserver log:\n"
         << server_->log();
     ASSERT_EQ(::write(prober, "\n", 1), 1);
 
-    const int status = ref::wait_process(pid, std::chrono::seconds(120));
-    const std::string out = ref::read_text(log);
+    const int status = waferprov::testing::wait_process(pid, std::chrono::seconds(120));
+    const std::string out = waferprov::testing::read_text(log);
     EXPECT_EQ(status, 0) << out << "\nserver log:\n" << server_->log();
     EXPECT_NE(out.find("the host restarted: session"), std::string::npos) << out;
     EXPECT_NE(out.find("done: 3 touchdowns, 0 refusals"), std::string::npos) << out;
@@ -153,7 +154,7 @@ TEST_F(AteWine, ExampleRunsALotAcrossAHostRestart) {
 
 // The failure path through the DLL: a key the job binds to another tester id.
 TEST_F(AteWine, ExampleReportsATesterTheHostDoesNotAdmit) {
-    const RunResult r = run_command(example_argv("ATE-2", {}), dir_.path / "example-bad.log",
+    const RunResult r = run_command(example_argv("ATE-2", {}), dir_.path() / "example-bad.log",
                                     std::chrono::seconds(180));
     EXPECT_EQ(r.exit_status, 2) << r.output;
     EXPECT_NE(r.output.find("NOT_ADMITTED"), std::string::npos) << r.output;

@@ -177,6 +177,11 @@ Status init_job(const ParsedArgs& a) {
     for (const auto& id : a.all("tester"))
         std::cout << ", tester-" << id << ".key, tester-" << id << ".pub";
     std::cout << "\n";
+    std::cout << "note: the die-location certificate extension uses OID "
+              << host::kDevelopmentLocationOid
+              << ", under the documentation enterprise number 32473 (RFC 5612): a development "
+                 "default. Set [certificate] location_oid to an OID under your own IANA "
+                 "enterprise number before production (docs/certificates.md).\n";
     return ok_status();
 }
 

@@ -1,8 +1,9 @@
-// waferprov ledger verify|export|show|summary  (docs/ledger.md)
+// waferprov ledger verify|export|show|summary|migrate  (docs/ledger.md)
 #include <iostream>
 #include <memory>
 
 #include "cli.hpp"
+#include "maps.hpp"
 #include "waferprov/host/ca_signers.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
@@ -18,6 +19,8 @@ constexpr const char* kUsage =
     "                               [--ca-key FILE --ca-cert FILE]\n"
     "       waferprov ledger show [--job FILE] [--ledger FILE] [--uid HEX]\n"
     "       waferprov ledger summary [--job FILE] [--ledger FILE]\n"
+    "       waferprov ledger migrate [--job FILE] [--ledger FILE] --map FILE [--wafer N]\n"
+    "                                [--map FILE [--wafer N] ...]\n"
     "\n"
     "--job FILE: the job's ledger and CA (PEM key or PKCS#11 token); --ledger overrides the\n"
     "  ledger, --ca-key/--ca-cert sign an export with a PEM key instead of the job's CA.\n"
@@ -31,6 +34,10 @@ constexpr const char* kUsage =
     "  must not exist), signing the manifest with the manufacturer CA key.\n"
     "show/summary: the job, counts per state, quota used and left, the chain head; with --uid,\n"
     "  one die's record.\n"
+    "migrate: brings a ledger written before substrate ids (schema version 2) to this version:\n"
+    "  every wafer it holds gets the substrate id of its map (--map, one per wafer; --wafer N\n"
+    "  numbers the map before it), recorded in one MIGRATE event of the hash chain. Refused,\n"
+    "  with nothing changed, unless every wafer has exactly one map. Identities keep their UIDs.\n"
     "Exit status: 0 ok; 1 verification failed or an error; 2 usage.\n";
 
 int usage_error(const std::string& msg) {
@@ -167,6 +174,33 @@ int run_show(const ParsedArgs& a) {
     return kExitOk;
 }
 
+int run_migrate(const ParsedArgs& a) {
+    auto path = ledger_path(a);
+    if (!path.ok()) return fail(path.error());
+    auto list = map_args(a);
+    if (!list.ok()) return fail(list.error());
+    if (list->empty()) return usage_error("migrate needs the --map of every wafer in the ledger");
+    host::MapReadOptions options;
+    if (a.has("job")) {
+        auto job = host::load_job(a.get("job"));
+        if (!job.ok()) return fail(job.error());
+        options = map_options_of(*job);
+    }
+    std::vector<host::WaferSubstrate> wafers;
+    for (const auto& m : *list) {
+        auto map = read_map(m, options);
+        if (!map.ok()) return fail(map.error());
+        wafers.push_back(host::WaferSubstrate{map->lot, map->wafer, map->substrate_id});
+    }
+    auto rep = host::Ledger::migrate(*path, wafers);
+    if (!rep.ok()) return fail(rep.error());
+    for (const auto& w : rep->wafers)
+        std::cout << w.lot << " wafer " << w.wafer << ": substrate " << w.substrate << "\n";
+    std::cout << "migrated " << *path << ": " << rep->records << " records on "
+              << rep->wafers.size() << " wafer(s) now carry their substrate id\n";
+    return kExitOk;
+}
+
 int run_ledger(const Args& args) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h") {
         (args.empty() ? std::cerr : std::cout) << kUsage;
@@ -175,9 +209,10 @@ int run_ledger(const Args& args) {
     const std::string sub = args[0];
     ParsedArgs a;
     std::string error;
-    if (!parse_args(Args(args.begin() + 1, args.end()),
-                    {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid"}, {"help"},
-                    a, error))
+    if (!parse_args(
+            Args(args.begin() + 1, args.end()),
+            {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid", "map", "wafer"},
+            {"help"}, a, error))
         return usage_error(error);
     if (a.has("help")) {
         std::cout << kUsage;
@@ -186,6 +221,7 @@ int run_ledger(const Args& args) {
     if (!a.positionals.empty()) return usage_error("unexpected argument " + a.positionals[0]);
     if (sub == "verify") return run_verify(a);
     if (sub == "export") return run_export(a);
+    if (sub == "migrate") return run_migrate(a);
     if (sub == "show" || sub == "summary") {
         if (sub == "summary" && a.has("uid")) return usage_error("summary takes no --uid");
         return run_show(a);

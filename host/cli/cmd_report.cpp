@@ -5,6 +5,7 @@
 #include <map>
 
 #include "cli.hpp"
+#include "maps.hpp"
 #include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
@@ -18,7 +19,8 @@ namespace fs = std::filesystem;
 namespace rpt = host::report;
 
 constexpr const char* kUsage =
-    "usage: waferprov report --job FILE --map FILE [--map FILE ...] [--ledger FILE] [--out DIR]\n"
+    "usage: waferprov report --job FILE --map FILE [--wafer N] [--map FILE [--wafer N] ...]\n"
+    "                        [--ledger FILE] [--out DIR]\n"
     "\n"
     "Writes the reports of the wafers (summary, reconciliation, wafer map SVG/PNG, STDF; see\n"
     "docs/reports.md) from the ledger's records as they stand: every die of the job's provision\n"
@@ -33,8 +35,9 @@ Result<int> report(const ParsedArgs& a) {
     const fs::path out =
         a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
     std::vector<host::WaferMap> maps;
-    for (const auto& file : a.all("map")) {
-        WP_ASSIGN_OR_RETURN(auto map, host::read_map_file(file));
+    WP_ASSIGN_OR_RETURN(const auto map_list, map_args(a));
+    for (const auto& arg : map_list) {
+        WP_ASSIGN_OR_RETURN(auto map, read_map(arg, map_options_of(job)));
         maps.push_back(std::move(map));
     }
     WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open_existing(job.ledger));
@@ -43,6 +46,7 @@ Result<int> report(const ParsedArgs& a) {
             ErrorCode::kInvalidArgument,
             job.ledger.string() + " belongs to job " + ledger->config().job_id + ", not " + job.id);
     WP_ASSIGN_OR_RETURN(auto q, ledger->quota());
+    WP_ASSIGN_OR_RETURN(const auto retests, ledger->retests());
     std::vector<rpt::WaferRun> runs;
     bool complete = true;
     for (const auto& map : maps) {
@@ -50,14 +54,23 @@ Result<int> report(const ParsedArgs& a) {
         std::set<std::pair<int, int>> selected;
         for (const auto& d : selected_dies) selected.insert({d.x, d.y});
         WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(map.lot, map.wafer));
-        rpt::WaferRun wr = wafer_run_from_ledger(job, map, records, selected);
+        rpt::WaferRun wr = wafer_run_from_ledger(job, map, records, selected, retests);
         int64_t first = 0, last = 0;
         for (const auto& r : records) {
+            if (r.loc.substrate != map.substrate_id) continue;  // another physical wafer
             first = first == 0 ? r.issued_us : std::min(first, r.issued_us);
             last = std::max(last, r.updated_us);
         }
         wr.start_unix = first / 1000000;
         wr.finish_unix = last / 1000000;
+        // From the ledger alone, the wafer's work spans its first issue to its last change
+        // (through `serve`, the touchdowns and results): elapsed and rate follow from the same
+        // two times the summary prints, never from a pipeline run this command did not do.
+        size_t with_identity = 0;
+        for (const auto& r : records) with_identity += r.loc.substrate == map.substrate_id;
+        wr.run.elapsed_s = last > first ? static_cast<double>(last - first) / 1e6 : 0.0;
+        wr.run.dies_per_second =
+            wr.run.elapsed_s > 0 ? static_cast<double>(with_identity) / wr.run.elapsed_s : 0.0;
         size_t missing = 0;
         for (auto& d : wr.dies) {
             if (!d.selected) continue;
@@ -94,7 +107,7 @@ Result<int> report(const ParsedArgs& a) {
 int run_report(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "ledger", "out"}, {"help"}, a, err) ||
+    if (!parse_args(args, {"job", "map", "wafer", "ledger", "out"}, {"help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov report: " << (err.empty() ? "unexpected argument" : err) << "\n"
                   << kUsage;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "maps.hpp"
 #include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
@@ -27,8 +28,8 @@ namespace fs = std::filesystem;
 namespace rpt = host::report;
 
 constexpr const char* kUsage =
-    "usage: waferprov run --job FILE --map FILE [--map FILE ...] [--threads N]\n"
-    "                     [--ledger FILE] [--out DIR] [--batch N] [--no-progress]\n"
+    "usage: waferprov run --job FILE --map FILE [--wafer N] [--map FILE [--wafer N] ...]\n"
+    "                     [--threads N] [--ledger FILE] [--out DIR] [--batch N] [--no-progress]\n"
     "\n"
     "Pre-generates the identity of every die to provision (the job's provision_bins) on the\n"
     "job's backend, signs the device certificates with the job's CA and commits them to the\n"
@@ -36,6 +37,10 @@ constexpr const char* kUsage =
     "--out (default: reports/ next to the job file). Several --map files make a lot.\n"
     "--threads 1 is the serial baseline (default: all cores). --ledger overrides the job's\n"
     "ledger. --batch: dies per backend batch and per ledger transaction (default 512).\n"
+    "--wafer N gives the wafer number of the --map before it, for a map whose own fields do\n"
+    "not give one (E142 without SlotNumber, a SINF WAFER that is free text; docs/wafer-maps.md).\n"
+    "The map's substrate id is part of every die's location: a wafer number already recorded\n"
+    "under another substrate id is another physical wafer, refused with an ALARM.\n"
     "Rerunning the same command is idempotent: dies already in the ledger are kept.\n"
     "Exit status: 0 every selected die has its identity; 1 a die was refused or a check\n"
     "failed, or an error; 2 usage.\n";
@@ -105,16 +110,29 @@ Result<int> run(const ParsedArgs& a) {
 
     // Read and check every map before anything is provisioned: a bad map provisions nothing.
     std::vector<MapRun> runs;
-    for (const auto& file : a.all("map")) {
+    WP_ASSIGN_OR_RETURN(const auto map_list, map_args(a));
+    const host::MapReadOptions map_options = map_options_of(job);
+    std::map<std::pair<std::string, int>, std::pair<std::string, std::string>> seen;
+    for (const auto& arg : map_list) {
         MapRun r;
-        WP_ASSIGN_OR_RETURN(r.map, host::read_map_file(file));
+        WP_ASSIGN_OR_RETURN(r.map, read_map(arg, map_options));
+        auto [it, fresh] = seen.emplace(std::pair{r.map.lot, r.map.wafer},
+                                        std::pair{arg.file, r.map.substrate_id});
+        if (!fresh)
+            return make_error(ErrorCode::kInvalidArgument,
+                              arg.file + " and " + it->second.first + " are both " + r.map.lot +
+                                  " wafer " + std::to_string(r.map.wafer) + " (substrate '" +
+                                  r.map.substrate_id + "' and '" + it->second.second +
+                                  "'): one run takes each wafer once; give a different wafer its "
+                                  "own number with --wafer N");
         WP_ASSIGN_OR_RETURN(auto selected, host::select_dies(r.map, job.provision_bins));
         r.todo = host::die_requests(job, r.map, selected, r.without_uid);
         // Under the tester UID policy a die the map gives no UID for is not this run's to
         // provision: it gets its identity at touchdown, when the tester reads its UID.
         for (const auto& d : r.todo) r.selected.insert({d.loc.x, d.loc.y});
         if (r.without_uid > 0)
-            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << ": " << r.without_uid
+            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << " [" << r.map.substrate_id
+                      << "]: " << r.without_uid
                       << " dies have no UID in the map; they get their identity at touchdown\n";
         runs.push_back(std::move(r));
     }
@@ -127,12 +145,19 @@ Result<int> run(const ParsedArgs& a) {
     size_t to_generate = 0;
     for (auto& r : runs) {
         WP_ASSIGN_OR_RETURN(auto existing, ledger->list_wafer(r.map.lot, r.map.wafer));
+        // Only this physical wafer's records: the same number under another substrate id is
+        // another wafer, left to the ledger to refuse (with an ALARM).
         std::map<std::pair<int, int>, wpid1::Uid> have;
-        for (const auto& rec : existing) have[{rec.loc.x, rec.loc.y}] = rec.uid;
+        for (const auto& rec : existing)
+            if (rec.loc.substrate == r.map.substrate_id) have[{rec.loc.x, rec.loc.y}] = rec.uid;
         std::vector<host::DieRequest> keep;
         for (const auto& d : r.todo) {
             auto it = have.find({d.loc.x, d.loc.y});
-            if (it != have.end() && it->second == d.uid)
+            // A ledger migrated from schema version 2 holds the UIDs derived before substrate
+            // ids (derive_legacy_uid); those dies keep them.
+            const bool legacy = it != have.end() && job.uid_policy == host::UidPolicy::kDerived &&
+                                it->second == host::derive_legacy_uid(job.uid_salt, d.loc);
+            if (it != have.end() && (it->second == d.uid || legacy))
                 r.preset[{d.loc.x, d.loc.y}] = {rpt::Outcome::kReissued,
                                                 "already provisioned by an earlier run"};
             else
@@ -168,6 +193,8 @@ Result<int> run(const ParsedArgs& a) {
 
     std::vector<rpt::WaferRun> wafer_runs;
     bool all_ok = true;
+    size_t conflicts = 0;
+    std::string first_conflict;
     size_t total_generated = 0;
     double total_seconds = 0;
     for (auto& r : runs) {
@@ -182,8 +209,8 @@ Result<int> run(const ParsedArgs& a) {
             po.certificate = job.certificate;
             Progress bar(!a.has("no-progress") && ::isatty(STDERR_FILENO));
             po.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
-            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << ": " << r.todo.size()
-                      << " dies\n";
+            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << " [" << r.map.substrate_id
+                      << "]: " << r.todo.size() << " dies\n";
             WP_ASSIGN_OR_RETURN(stats,
                                 host::provision(r.todo, *backend, *signer, *ledger, po, reports));
             total_generated += stats.dies;
@@ -192,7 +219,8 @@ Result<int> run(const ParsedArgs& a) {
         r.finish_unix = now_unix();
 
         WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(r.map.lot, r.map.wafer));
-        rpt::WaferRun wr = wafer_run_from_ledger(job, r.map, records, r.selected);
+        WP_ASSIGN_OR_RETURN(const auto retests, ledger->retests());
+        rpt::WaferRun wr = wafer_run_from_ledger(job, r.map, records, r.selected, retests);
         wr.start_unix = r.start_unix;
         wr.finish_unix = r.finish_unix;
         std::map<std::pair<int, int>, const host::DieReport*> by_loc;
@@ -209,6 +237,8 @@ Result<int> run(const ParsedArgs& a) {
             }
             if (d.outcome != rpt::Outcome::kProvisioned && d.outcome != rpt::Outcome::kReissued)
                 all_ok = false;
+            if (d.outcome == rpt::Outcome::kRefusedConflict && ++conflicts == 1)
+                first_conflict = d.note;
         }
         wr.run.elapsed_s = stats.elapsed.count();
         wr.run.dies_per_second = stats.dies_per_second();
@@ -225,6 +255,10 @@ Result<int> run(const ParsedArgs& a) {
         for (const auto& note : written.notes) std::cout << "note: " << note << "\n";
     }
     std::cout << rpt::summary_text(wafer_runs);
+    if (conflicts > 0)
+        std::cout << "ALARM: " << conflicts
+                  << " dies refused for a conflict (logged in the ledger); the first: "
+                  << first_conflict << "\n";
     if (total_seconds > 0)
         std::cout << "generated " << total_generated << " identities in " << total_seconds << " s ("
                   << std::lround(static_cast<double>(total_generated) / total_seconds)
@@ -236,7 +270,7 @@ Result<int> run(const ParsedArgs& a) {
 int run_run(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "threads", "ledger", "out", "batch"},
+    if (!parse_args(args, {"job", "map", "wafer", "threads", "ledger", "out", "batch"},
                     {"no-progress", "help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov run: "

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "maps.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/service.hpp"
@@ -16,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kServeUsage =
-    "usage: waferprov serve --job FILE [--map FILE ...] [--job FILE [--map FILE ...] ...]\n"
+    "usage: waferprov serve --job FILE [--map FILE [--wafer N] ...] [--job FILE [--map ...] ...]\n"
     "                       [--bind ENDPOINT] [--key FILE] [--insecure] [--max-sites N]\n"
     "                       [--threads N] [--workers N] [--verbose]\n"
     "\n"
@@ -25,7 +26,9 @@ constexpr const char* kServeUsage =
     "only open a session for a job whose [testers] table lists its id with its CURVE key.\n"
     "Identities `waferprov run` pre-generated are served from the ledger; other dies are\n"
     "generated on demand. --map FILE after a --job restricts that job to the dies of its maps\n"
-    "in the job's provision bins (others are answered NOT_ON_MAP).\n"
+    "in the job's provision bins (others are answered NOT_ON_MAP) and gives the host the\n"
+    "wafer's substrate id, part of every die's location (--wafer N numbers the --map before\n"
+    "it). Without maps a wafer is named by lot and number only.\n"
     "  --bind      endpoint to listen on (default tcp://127.0.0.1:7450; port 0 = any free port)\n"
     "  --key       the server's CURVE secret key file (default: server.key next to the first\n"
     "              job file; `waferprov keygen` or `job init` writes one)\n"
@@ -52,18 +55,32 @@ extern "C" void on_stop_signal(int) {
 
 Result<int> serve(const ParsedArgs& a) {
     // --job and --map in command-line order: a map belongs to the job before it.
+    // --wafer N numbers the --map before it (docs/wafer-maps.md).
     std::vector<host::ServedJob> jobs;
+    std::vector<ParsedArgs> job_args;  // each job's --map/--wafer options, in order
     for (const auto& [name, value] : a.options) {
         if (name == "job") {
             WP_ASSIGN_OR_RETURN(auto job, host::load_job(value));
             jobs.push_back(host::ServedJob{std::move(job), {}});
-        } else if (name == "map") {
+            job_args.emplace_back();
+        } else if (name == "map" || name == "wafer") {
             if (jobs.empty())
                 return make_error(ErrorCode::kInvalidArgument,
-                                  "--map " + value + " comes before any --job");
-            WP_ASSIGN_OR_RETURN(auto map, host::read_map_file(value));
-            jobs.back().maps.push_back(std::move(map));
+                                  "--" + name + " " + value + " comes before any --job");
+            job_args.back().options.emplace_back(name, value);
         }
+    }
+    for (size_t j = 0; j < jobs.size(); ++j) {
+        WP_ASSIGN_OR_RETURN(const auto maps, map_args(job_args[j]));
+        for (const auto& m : maps) {
+            WP_ASSIGN_OR_RETURN(auto map, read_map(m, map_options_of(jobs[j].job)));
+            jobs[j].maps.push_back(std::move(map));
+        }
+        if (maps.empty())
+            std::cerr << "note: job " << jobs[j].job.id
+                      << " is served without maps: the tester link names a wafer by lot and "
+                         "number only, so the host cannot tell two physical wafers of one number "
+                         "apart (give each wafer's --map)\n";
     }
     host::ServiceOptions opt;
     if (a.has("bind")) opt.bind = a.get("bind");
@@ -108,7 +125,7 @@ Result<int> serve(const ParsedArgs& a) {
 int run_serve(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "bind", "key", "max-sites", "threads", "workers"},
+    if (!parse_args(args, {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers"},
                     {"insecure", "verbose", "help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n"

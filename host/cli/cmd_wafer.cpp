@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "maps.hpp"
 #include "waferprov/host/wafer_synth.hpp"
 #include "waferprov/host/wafermap.hpp"
 
@@ -19,7 +20,7 @@ constexpr const char* kUsage =
     "                             [--seed S] [--edge-exclusion MM] [--fail-rate R]\n"
     "                             [--bin-type ascii|hex] [--format e142|sinf]\n"
     "                             [--origin LowerLeft|...] [--axis UpRight|...] [--device NAME]\n"
-    "       waferprov wafer info --map FILE [--bins CODE,...]\n"
+    "       waferprov wafer info --map FILE [--wafer N] [--bins CODE,...]\n"
     "\n"
     "synth writes a synthetic wafer map: the dies whose whole rectangle lies inside the circle of\n"
     "diameter MM - 2 x edge exclusion (default 3 mm), bin 01 (\"1\" for ascii) to provision,\n"
@@ -158,7 +159,7 @@ int run_synth(const Args& args) {
 int run_info(const Args& args) {
     ParsedArgs p;
     std::string error;
-    if (!parse_args(args, {"map", "bins"}, {"help"}, p, error)) return usage_error(error);
+    if (!parse_args(args, {"map", "wafer", "bins"}, {"help"}, p, error)) return usage_error(error);
     if (p.has("help")) {
         std::cout << kUsage;
         return kExitOk;
@@ -167,7 +168,9 @@ int run_info(const Args& args) {
     if (!p.has("map")) return usage_error("--map is required");
 
     const auto start = std::chrono::steady_clock::now();
-    auto map = host::read_map_file(p.get("map"));
+    auto map_list = map_args(p);
+    if (!map_list.ok()) return usage_error(map_list.error().message);
+    auto map = read_map(map_list->back(), {});
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!map.ok()) {

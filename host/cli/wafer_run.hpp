@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -17,9 +18,12 @@ namespace waferprov::cli {
 
 // Every die of the map with its bin, whether it is `selected`, and the ledger's state, serial and
 // UID where the ledger holds the die. Outcomes are left at kNotSelected for the caller.
-inline host::report::WaferRun wafer_run_from_ledger(const host::Job& job, const host::WaferMap& map,
-                                                    const std::vector<host::LedgerRecord>& records,
-                                                    const std::set<std::pair<int, int>>& selected) {
+// `retests`: Ledger::retests() (deliveries again after a FAILED result), for the STDF retest
+// flags and counts.
+inline host::report::WaferRun wafer_run_from_ledger(
+    const host::Job& job, const host::WaferMap& map, const std::vector<host::LedgerRecord>& records,
+    const std::set<std::pair<int, int>>& selected,
+    const std::map<wpid1::Uid, uint32_t>& retests = {}) {
     host::report::WaferRun wr;
     wr.job = job.id;
     wr.product = job.product;
@@ -32,8 +36,11 @@ inline host::report::WaferRun wafer_run_from_ledger(const host::Job& job, const 
     wr.tester_node = host_name;
     wr.geometry = host::report::geometry_of(map);
     wr.dies = host::report::dies_from_map(map);
+    // Only this physical wafer's records: a record of the same lot and wafer number under
+    // another substrate id belongs to another wafer.
     std::map<std::pair<int, int>, const host::LedgerRecord*> by_loc;
-    for (const auto& rec : records) by_loc[{rec.loc.x, rec.loc.y}] = &rec;
+    for (const auto& rec : records)
+        if (rec.loc.substrate == map.substrate_id) by_loc[{rec.loc.x, rec.loc.y}] = &rec;
     for (auto& d : wr.dies) {
         const std::pair<int, int> key{d.x, d.y};
         d.selected = selected.count(key) > 0;
@@ -41,6 +48,9 @@ inline host::report::WaferRun wafer_run_from_ledger(const host::Job& job, const 
             d.state = it->second->state;
             d.serial_hex = to_hex(it->second->serial);
             d.uid_hex = to_hex(it->second->uid);
+            if (auto r = retests.find(it->second->uid); r != retests.end()) d.retests = r->second;
+            // STDF SITE_NUM counts from 1: the tester link's site s is STDF site s + 1.
+            if (it->second->site >= 0) d.site = std::min(it->second->site + 1, 255);
         }
     }
     return wr;

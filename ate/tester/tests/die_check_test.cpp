@@ -47,7 +47,7 @@ struct Fixture {
         const auto& rec = ids[0].record;
         host::DeviceCertRequest cr;
         cr.uid = uid;
-        cr.location = host::DieLocation{"LOT1", 1, x, y};
+        cr.location = host::DieLocation{"LOT1", 1, x, y, "LOT1-01"};
         cr.product = "WPTEST";
         cr.public_key[0] = 4;
         std::copy(rec.x.begin(), rec.x.end(), cr.public_key.begin() + 1);

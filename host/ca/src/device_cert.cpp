@@ -77,17 +77,21 @@ Result<Bytes> encode_die_location(const DieLocation& location) {
         const Bytes i = der_integer(v);
         body.insert(body.end(), i.begin(), i.end());
     }
+    const Bytes substrate = der_tlv(
+        V_ASN1_UTF8STRING, ByteSpan(reinterpret_cast<const uint8_t*>(location.substrate.data()),
+                                    location.substrate.size()));
+    body.insert(body.end(), substrate.begin(), substrate.end());
     return der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, body);
 }
 
 Result<DieLocation> decode_die_location(ByteSpan der) {
     const uint8_t* p = der.data();
     Asn1SeqAnyPtr seq(d2i_ASN1_SEQUENCE_ANY(nullptr, &p, static_cast<long>(der.size())));
-    if (!seq || p != der.data() + der.size() || sk_ASN1_TYPE_num(seq.get()) != 4) {
+    if (!seq || p != der.data() + der.size() || sk_ASN1_TYPE_num(seq.get()) != 5) {
         ossl::clear_errors();
-        return make_error(
-            ErrorCode::kInvalidArgument,
-            "die-location extension is not SEQUENCE { UTF8String, INTEGER, INTEGER, INTEGER }");
+        return make_error(ErrorCode::kInvalidArgument,
+                          "die-location extension is not SEQUENCE { UTF8String, INTEGER, "
+                          "INTEGER, INTEGER, UTF8String }");
     }
     const ASN1_TYPE* lot = sk_ASN1_TYPE_value(seq.get(), 0);
     if (ASN1_TYPE_get(lot) != V_ASN1_UTF8STRING)
@@ -109,6 +113,13 @@ Result<DieLocation> decode_die_location(ByteSpan der) {
         }
         *fields[i] = static_cast<int>(v);
     }
+    const ASN1_TYPE* substrate = sk_ASN1_TYPE_value(seq.get(), 4);
+    if (ASN1_TYPE_get(substrate) != V_ASN1_UTF8STRING)
+        return make_error(ErrorCode::kInvalidArgument,
+                          "die-location substrateId is not a UTF8String");
+    const ASN1_STRING* sub = substrate->value.utf8string;
+    out.substrate.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(sub)),
+                         static_cast<size_t>(ASN1_STRING_length(sub)));
     return out;
 }
 
@@ -126,7 +137,7 @@ DeviceCertBuilder::~DeviceCertBuilder() = default;
 
 const Bytes& DeviceCertBuilder::ca_ski() const { return impl_->ca_ski; }
 
-Result<DeviceCertBuilder> DeviceCertBuilder::create(Signer& signer) {
+Result<DeviceCertBuilder> DeviceCertBuilder::create(Signer& signer, std::string_view location_oid) {
     auto impl = std::make_unique<Impl>();
     impl->signer = &signer;
     WP_ASSIGN_OR_RETURN(ossl::X509Ptr ca, certificate_from_der(signer.certificate_der()));
@@ -139,8 +150,9 @@ Result<DeviceCertBuilder> DeviceCertBuilder::create(Signer& signer) {
         return ossl::ossl_error("encoding the CA subject");
     WP_RETURN_IF_ERROR(
         check_p256_key(X509_get0_pubkey(ca.get()), "the CA certificate's public key"));
-    impl->location_oid.reset(OBJ_txt2obj(std::string(kDieLocationOid).c_str(), 1));
-    if (!impl->location_oid) return ossl::ossl_error("die-location OID");
+    impl->location_oid.reset(OBJ_txt2obj(std::string(location_oid).c_str(), 1));
+    if (!impl->location_oid)
+        return ossl::ossl_error("die-location OID '" + std::string(location_oid) + "'");
     return DeviceCertBuilder(std::move(impl));
 }
 

@@ -53,7 +53,8 @@ inline DeviceCertRequest sample_request(const Bytes& ca_ski, uint32_t n) {
     DeviceCertRequest r;
     for (size_t i = 0; i < r.uid.size(); ++i) r.uid[i] = static_cast<uint8_t>(0xa0 + i + n * 7);
     r.location = DieLocation{"LOT" + std::to_string(1234 + n), static_cast<int>(n % 25) + 1,
-                             static_cast<int>(n % 40) - 20, -static_cast<int>(n % 17)};
+                             static_cast<int>(n % 40) - 20, -static_cast<int>(n % 17),
+                             "SUB-" + std::to_string(9000 + n)};
     r.product = "WP-TEST";
     r.public_key = fresh_public_key();
     r.serial = device_serial(ca_ski, r.public_key);
@@ -77,7 +78,8 @@ inline Bytes octets(const ASN1_OCTET_STRING* s) {
 }
 
 // Every field of the device certificate profile, read back through OpenSSL's parser.
-inline void expect_profile(const Bytes& der, const DeviceCertRequest& req, const Bytes& ca_der) {
+inline void expect_profile(const Bytes& der, const DeviceCertRequest& req, const Bytes& ca_der,
+                           std::string_view location_oid = kDieLocationOid) {
     auto cert = must(ca_detail::certificate_from_der(der), "parse device cert");
     auto ca = must(ca_detail::certificate_from_der(ca_der), "parse CA cert");
     X509* x = cert.get();
@@ -156,7 +158,7 @@ inline void expect_profile(const Bytes& der, const DeviceCertRequest& req, const
     EXPECT_EQ(ASN1_STRING_length(akid), 20);
     EXPECT_EQ(to_hex(octets(akid)), to_hex(octets(X509_get0_subject_key_id(ca.get()))));
 
-    ca_detail::Asn1ObjectPtr oid(OBJ_txt2obj(std::string(kDieLocationOid).c_str(), 1));
+    ca_detail::Asn1ObjectPtr oid(OBJ_txt2obj(std::string(location_oid).c_str(), 1));
     const int li = X509_get_ext_by_OBJ(x, oid.get(), -1);
     ASSERT_GE(li, 0);
     X509_EXTENSION* loc = X509_get_ext(x, li);

@@ -54,6 +54,37 @@ TEST_F(PemChain, OpensslCliVerifiesDeviceCertificates) {
     }
 }
 
+// The extension's OID comes from the job ([certificate] location_oid): a certificate built
+// under the manufacturer's own arc carries the location (substrate id included) there and
+// nothing under the documentation arc; the openssl CLI verifies it and prints the extension.
+TEST_F(PemChain, TheDieLocationOidIsTheJobs) {
+    const std::string own = "1.3.6.1.4.1.99999.7.1";
+    auto builder = must(DeviceCertBuilder::create(*signer_, own), "builder");
+    const DeviceCertRequest req = sample_request(ca_ski_, 3);
+    const Bytes der = must(builder.build(req), "build");
+    expect_profile(der, req, signer_->certificate_der(), own);
+    const unsigned char* p = der.data();
+    ossl::X509Ptr x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    ASSERT_TRUE(x);
+    ca_detail::Asn1ObjectPtr dev(OBJ_txt2obj(std::string(kDieLocationOid).c_str(), 1));
+    EXPECT_LT(X509_get_ext_by_OBJ(x.get(), dev.get(), -1), 0);
+    EXPECT_FALSE(DeviceCertBuilder::create(*signer_, "not.an.oid").ok());
+
+    const auto device = dir_.path() / "own-oid.pem";
+    write_pem(device, der);
+    std::string out;
+    EXPECT_EQ(openssl_verify(files_.root_cert, files_.ca_cert, device, out), 0) << out;
+    const auto text_log = dir_.path() / "own-oid.txt";
+    ASSERT_EQ(std::system(("openssl x509 -noout -text -in '" + device.string() + "' > '" +
+                           text_log.string() + "' 2>&1")
+                              .c_str()),
+              0);
+    const std::string text = slurp(text_log);
+    EXPECT_NE(text.find("1.3.6.1.4.1.99999.7.1:"), std::string::npos) << text;
+    EXPECT_EQ(text.find("1.3.6.1.4.1.32473"), std::string::npos) << text;
+    EXPECT_NE(text.find(req.location.substrate), std::string::npos) << text;  // "SUB-9003"
+}
+
 TEST_F(PemChain, WrongRootFailsVerification) {
     TempDir other;
     auto other_chain = must(init_pem_chain(other.path(), {}), "other chain");
@@ -148,17 +179,23 @@ TEST(DeviceSerial, IsPositiveSixteenOctetsDeterministicAndKeyed) {
 
 TEST(DieLocationExtension, RoundTripsAndIsStrict) {
     for (const DieLocation& loc :
-         {DieLocation{"A1", 1, 0, 0}, DieLocation{"LOT-Ü", 25, -32768, 32767},
-          DieLocation{"", 0, -1, 128}, DieLocation{"X", 7, 2147483647, -2147483647 - 1}}) {
+         {DieLocation{"A1", 1, 0, 0, "A1-01"},
+          DieLocation{"LOT-Ü", 25, -32768, 32767, "PH8Q66-02B6"}, DieLocation{"", 0, -1, 128, ""},
+          DieLocation{"X", 7, 2147483647, -2147483647 - 1, "E17340W05PA2"}}) {
         const Bytes der = must(encode_die_location(loc), "encode");
         EXPECT_EQ(must(decode_die_location(der), "decode"), loc);
     }
     // SEQUENCE { UTF8String "A", INTEGER 1, INTEGER 2 }: a field missing.
     const Bytes short_seq = {0x30, 0x09, 0x0c, 0x01, 'A', 0x02, 0x01, 0x01, 0x02, 0x01, 0x02};
     EXPECT_FALSE(decode_die_location(short_seq).ok());
-    // Exact encoding of a small value, as documented.
-    EXPECT_EQ(to_hex(must(encode_die_location({"L1", 3, -4, 12}), "encode")),
-              "300d0c024c310201030201fc02010c");
+    // The four-field form of before substrate ids: refused, not read with a blank substrate.
+    const Bytes four = {0x30, 0x0d, 0x0c, 0x02, 'L',  '1',  0x02, 0x01,
+                        0x03, 0x02, 0x01, 0xfc, 0x02, 0x01, 0x0c};
+    EXPECT_FALSE(decode_die_location(four).ok());
+    // Exact encoding of a small value, as documented (checked with `openssl asn1parse`:
+    // SEQUENCE { UTF8STRING :L1, INTEGER :03, INTEGER :-04, INTEGER :0C, UTF8STRING :W1 }).
+    EXPECT_EQ(to_hex(must(encode_die_location({"L1", 3, -4, 12, "W1"}), "encode")),
+              "30110c024c310201030201fc02010c0c025731");
 }
 
 }  // namespace

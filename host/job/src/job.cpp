@@ -98,6 +98,24 @@ std::string q(const std::string& s) {
 
 }  // namespace
 
+bool valid_oid(std::string_view oid) {
+    constexpr std::string_view kEnterprise = "1.3.6.1.4.1.";
+    if (oid.size() > 128 || oid.substr(0, kEnterprise.size()) != kEnterprise) return false;
+    std::string_view rest = oid.substr(kEnterprise.size());
+    int arcs = 0;
+    while (true) {
+        const size_t dot = rest.find('.');
+        const std::string_view arc = rest.substr(0, dot);
+        if (arc.empty() || arc.size() > 9 || (arc.size() > 1 && arc[0] == '0') ||
+            arc.find_first_not_of("0123456789") != std::string_view::npos)
+            return false;
+        ++arcs;
+        if (dot == std::string_view::npos) break;
+        rest.remove_prefix(dot + 1);
+    }
+    return arcs >= 2;  // the enterprise number and at least one arc of its own
+}
+
 Result<Job> load_job(const fs::path& file) {
     toml::table root;
     try {
@@ -153,6 +171,13 @@ Result<Job> load_job(const fs::path& file) {
         job.certificate.organizational_unit =
             r.opt_string("certificate.organizational_unit").value_or("");
         job.certificate.country = r.opt_string("certificate.country").value_or("");
+        job.certificate.location_oid =
+            r.opt_string("certificate.location_oid").value_or(std::string(kDevelopmentLocationOid));
+        if (!valid_oid(job.certificate.location_oid))
+            r.fail("certificate.location_oid",
+                   "must be a dotted OID under the manufacturer's enterprise number "
+                   "(1.3.6.1.4.1.<PEN>.<arc>...), got \"" +
+                       job.certificate.location_oid + "\"");
         if (!job.certificate.country.empty() && job.certificate.country.size() != 2)
             r.fail("certificate.country", "must be a two-letter country code");
 
@@ -170,6 +195,7 @@ Result<Job> load_job(const fs::path& file) {
             r.fail("uid.policy", "must be \"derived\" or \"tester\", got \"" + policy + "\"");
         }
 
+        job.map_uid_overlay = r.opt_string("map.uid_overlay");
         auto bins = r.strings("map.provision_bins");
         if (!bins.empty()) job.provision_bins = bins;
         if (const auto* t = r.node("testers")) {
@@ -237,9 +263,15 @@ Status write_job(const Job& job) {
     if (!job.certificate.organizational_unit.empty())
         o << "organizational_unit = " << q(job.certificate.organizational_unit) << "\n";
     if (!job.certificate.country.empty()) o << "country = " << q(job.certificate.country) << "\n";
+    if (job.certificate.location_oid == kDevelopmentLocationOid)
+        o << "# The die-location extension's OID. This default sits under 32473, the enterprise\n"
+             "# number RFC 5612 reserves for documentation: development only. Replace it with an\n"
+             "# OID under your own IANA enterprise number before production "
+             "(docs/certificates.md).\n";
+    o << "location_oid = " << q(job.certificate.location_oid) << "\n";
     o << "\n[uid]\n";
     if (job.uid_policy == UidPolicy::kDerived) {
-        o << "policy = \"derived\"   # UID from lot, wafer, x, y (docs/jobs.md)\n";
+        o << "policy = \"derived\"   # UID from lot, wafer, x, y, substrate id (docs/jobs.md)\n";
         o << "salt = " << q(to_hex(job.uid_salt)) << "\n";
     } else {
         o << "policy = \"tester\"    # UID read from the die by the tester\n";
@@ -248,6 +280,9 @@ Status write_job(const Job& job) {
     for (size_t i = 0; i < job.provision_bins.size(); ++i)
         o << (i ? ", " : "") << q(job.provision_bins[i]);
     o << "]\n";
+    if (job.map_uid_overlay)
+        o << "uid_overlay = " << q(*job.map_uid_overlay)
+          << "   # the E142 DeviceIdMap overlay (MapName) UIDs come from\n";
     o << "\n[testers]   # tester id = its CurveZMQ public key (Z85); only these may connect\n";
     for (const auto& t : job.testers) o << q(t.id) << " = " << q(t.public_key) << "\n";
 
@@ -265,26 +300,43 @@ Status write_job(const Job& job) {
     return ok_status();
 }
 
-wpid1::Uid derive_uid(ByteSpan salt, const DieLocation& loc) {
+namespace {
+
+void put_text16(Bytes& m, const std::string& s) {
+    const auto len = static_cast<uint16_t>(std::min<size_t>(s.size(), 0xffff));
+    m.push_back(static_cast<uint8_t>(len >> 8));
+    m.push_back(static_cast<uint8_t>(len));
+    m.insert(m.end(), s.begin(), s.begin() + len);
+}
+
+wpid1::Uid uid_of(const std::string& tag, ByteSpan salt, const DieLocation& loc,
+                  bool with_substrate) {
     Bytes m;
-    const std::string tag = "WPID-1 UID";
     m.insert(m.end(), tag.begin(), tag.end());
     m.push_back(0x00);
     m.insert(m.end(), salt.begin(), salt.end());
-    const auto lot_len = static_cast<uint16_t>(std::min<size_t>(loc.lot.size(), 0xffff));
-    m.push_back(static_cast<uint8_t>(lot_len >> 8));
-    m.push_back(static_cast<uint8_t>(lot_len));
-    m.insert(m.end(), loc.lot.begin(), loc.lot.begin() + lot_len);
+    put_text16(m, loc.lot);
     for (int v : {loc.wafer, loc.x, loc.y}) {
         uint8_t b[4];
         store_be32(b, static_cast<uint32_t>(v));
         m.insert(m.end(), b, b + 4);
     }
+    if (with_substrate) put_text16(m, loc.substrate);
     uint8_t h[SHA256_DIGEST_LENGTH];
     SHA256(m.data(), m.size(), h);
     wpid1::Uid uid;
     std::copy(h, h + wpid1::kUidSize, uid.begin());
     return uid;
+}
+
+}  // namespace
+
+wpid1::Uid derive_uid(ByteSpan salt, const DieLocation& loc) {
+    return uid_of("WPID-1 UID/2", salt, loc, true);
+}
+
+wpid1::Uid derive_legacy_uid(ByteSpan salt, const DieLocation& loc) {
+    return uid_of("WPID-1 UID", salt, loc, false);
 }
 
 Result<Bytes> read_wrapped_kik(const Job& job) {

@@ -98,6 +98,45 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
     EXPECT_EQ(back->testers, job->testers);
 }
 
+// The die-location extension's OID is the job's; the documentation PEN is only the default,
+// and a job file written with it says so.
+TEST(JobFile, LocationOidAndUidOverlay) {
+    TempDir d{"job"};
+    auto dflt = load_job(write(d, kValid));
+    ASSERT_TRUE(dflt.ok());
+    EXPECT_EQ(dflt->certificate.location_oid, "1.3.6.1.4.1.32473.1.1");
+    EXPECT_FALSE(dflt->map_uid_overlay.has_value());
+    dflt->file = d.path() / "written.toml";
+    ASSERT_TRUE(write_job(*dflt).ok());
+    std::ifstream in(dflt->file);
+    const std::string written((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(written.find("development only"), std::string::npos) << written;
+
+    const std::string own = replace(
+        replace(kValid, "organization = \"ACME Devices\"",
+                "organization = \"ACME Devices\"\nlocation_oid = \"1.3.6.1.4.1.55555.2.1\""),
+        "provision_bins = [\"01\", \"02\"]",
+        "provision_bins = [\"01\", \"02\"]\nuid_overlay = \"UIDs\"");
+    auto job = load_job(write(d, own));
+    ASSERT_TRUE(job.ok()) << job.error().describe();
+    EXPECT_EQ(job->certificate.location_oid, "1.3.6.1.4.1.55555.2.1");
+    EXPECT_EQ(job->map_uid_overlay, "UIDs");
+    job->file = d.path() / "round.toml";
+    ASSERT_TRUE(write_job(*job).ok());
+    auto back = load_job(job->file);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->certificate.location_oid, "1.3.6.1.4.1.55555.2.1");
+    EXPECT_EQ(back->map_uid_overlay, "UIDs");
+
+    for (const char* bad : {"2.5.4.3", "1.3.6.1.4.1.55555", "1.3.6.1.4.1.0555.1", "x"}) {
+        auto r = load_job(write(d, replace(kValid, "organization = \"ACME Devices\"",
+                                           std::string("location_oid = \"") + bad + "\"")));
+        ASSERT_FALSE(r.ok()) << bad;
+        EXPECT_NE(r.error().message.find("certificate.location_oid"), std::string::npos)
+            << r.error().message;
+    }
+}
+
 TEST(JobFile, ErrorsNameTheKey) {
     TempDir d{"job"};
     struct Case {
@@ -156,21 +195,31 @@ TEST(JobFile, MissingFileIsAClearError) {
 }
 
 TEST(DerivedUid, MatchesTheDocumentedConstruction) {
-    // Value computed independently with Python's hashlib over the byte string of docs/jobs.md:
-    // sha256(b"WPID-1 UID\x00" + bytes(range(16)) + b"\x00\x04LOT1" + (3).to_bytes(4,"big")
-    //        + (12).to_bytes(4,"big") + (-4).to_bytes(4,"big",signed=True))[:16]
+    // Values computed independently with Python's hashlib over the byte string of
+    // docs/identity-spec.md ("UID", the worked example):
+    // sha256(b"WPID-1 UID/2\x00" + bytes(range(16)) + b"\x00\x04LOT1" + (3).to_bytes(4,"big")
+    //        + (12).to_bytes(4,"big") + (-4).to_bytes(4,"big",signed=True)
+    //        + b"\x00\x0bPH8Q66-02B6")[:16]
     Bytes salt(16);
     for (size_t i = 0; i < 16; ++i) salt[i] = static_cast<uint8_t>(i);
-    auto uid = derive_uid(salt, DieLocation{"LOT1", 3, 12, -4});
-    EXPECT_EQ(to_hex(uid), "0d992848d5a296f52813faf7020f5fb5");
+    EXPECT_EQ(to_hex(derive_uid(salt, DieLocation{"LOT1", 3, 12, -4, "PH8Q66-02B6"})),
+              "fa909886bd42470b3db09353f3eaadd2");
+    // ... with b"\x00\x08LOT1-003" as the substrate id: another physical wafer, another UID.
+    EXPECT_EQ(to_hex(derive_uid(salt, DieLocation{"LOT1", 3, 12, -4, "LOT1-003"})),
+              "9298596da77e13f668174b4a5a66e09e");
+    // The UID before substrate ids (ledgers migrated from schema version 2):
+    // sha256(b"WPID-1 UID\x00" + bytes(range(16)) + b"\x00\x04LOT1" + ...)[:16]
+    EXPECT_EQ(to_hex(derive_legacy_uid(salt, DieLocation{"LOT1", 3, 12, -4, "PH8Q66-02B6"})),
+              "0d992848d5a296f52813faf7020f5fb5");
 }
 
-TEST(DerivedUid, DiffersPerLocationAndSalt) {
+TEST(DerivedUid, DiffersPerLocationSubstrateAndSalt) {
     Bytes salt(16, 1), other(16, 2);
-    DieLocation a{"LOT1", 1, 0, 0};
+    DieLocation a{"LOT1", 1, 0, 0, "S1"};
     EXPECT_EQ(derive_uid(salt, a), derive_uid(salt, a));
-    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 1}));
-    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 2, 0, 0}));
-    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT2", 1, 0, 0}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 1, "S1"}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 2, 0, 0, "S1"}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT2", 1, 0, 0, "S1"}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 0, "S2"}));
     EXPECT_NE(derive_uid(salt, a), derive_uid(other, a));
 }

@@ -46,6 +46,7 @@ json record_json(const LedgerRecord& r) {
     j["uid"] = to_hex(r.uid);
     j["lot"] = r.loc.lot;
     j["wafer"] = r.loc.wafer;
+    j["substrate"] = r.loc.substrate;
     j["x"] = r.loc.x;
     j["y"] = r.loc.y;
     j["serial"] = to_hex(r.serial);
@@ -98,7 +99,8 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
                    uint64_t quota_used) {
     // Members in bytewise key order, as canonical() writes them.
     out.clear();
-    out.reserve(640 + r.loc.lot.size() + r.tester.size() + r.bin.size() + r.void_reason.size());
+    out.reserve(660 + r.loc.lot.size() + r.loc.substrate.size() + r.tester.size() + r.bin.size() +
+                r.void_reason.size());
     const Hash cert = sha256(r.certificate_der);
     out += "{\"quota_used\":";
     put_uint(out, quota_used);
@@ -120,8 +122,12 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     put_int(out, r.result_us);
     out += ",\"serial\":\"";
     append_hex(out, r.serial);
-    out += "\",\"state\":";
+    out += "\",\"site\":";
+    put_int(out, r.site);
+    out += ",\"state\":";
     put_text(out, to_string(r.state));
+    out += ",\"substrate\":";
+    put_text(out, r.loc.substrate);
     out += ",\"tester\":";
     put_text(out, r.tester);
     out += ",\"uid\":\"";
@@ -160,6 +166,8 @@ void transition_payload(std::string& out, const char* type, const LedgerRecord& 
     put_uint(out, r.reissues);
     out += ",\"result\":";
     put_int(out, r.result_us);
+    out += ",\"site\":";
+    put_int(out, r.site);
     out += ",\"state\":";
     put_text(out, to_string(r.state));
     out += ",\"tester\":";
@@ -180,15 +188,16 @@ void transition_payload(std::string& out, const char* type, const LedgerRecord& 
 }
 
 json mutable_json(const LedgerRecord& r) {
-    return json{{"state", to_string(r.state)}, {"delivered", r.delivered_us},
-                {"result", r.result_us},       {"updated", r.updated_us},
-                {"tester", r.tester},          {"bin", r.bin},
-                {"reissues", r.reissues},      {"void_reason", r.void_reason}};
+    return json{
+        {"state", to_string(r.state)}, {"delivered", r.delivered_us},  {"result", r.result_us},
+        {"updated", r.updated_us},     {"tester", r.tester},           {"bin", r.bin},
+        {"reissues", r.reissues},      {"void_reason", r.void_reason}, {"site", r.site}};
 }
 
 json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial) {
-    return json{{"uid", to_hex(uid)}, {"lot", loc.lot}, {"wafer", loc.wafer},
-                {"x", loc.x},         {"y", loc.y},     {"serial", to_hex(serial)}};
+    return json{
+        {"uid", to_hex(uid)}, {"lot", loc.lot},           {"wafer", loc.wafer},        {"x", loc.x},
+        {"y", loc.y},         {"serial", to_hex(serial)}, {"substrate", loc.substrate}};
 }
 
 int64_t now_us() {
@@ -279,8 +288,13 @@ void check_keys(const json& j, std::initializer_list<const char*> keys) {
         if (!j.contains(k)) throw BadEvent(std::string("missing \"") + k + "\"");
 }
 
-// The mutable fields; the caller has checked the object's key set.
-void read_mutable_fields(const json& m, LedgerRecord& r) {
+// The mutable fields; the caller has checked the object's key set. Format 2 has no site.
+void read_mutable_fields(const json& m, LedgerRecord& r, bool legacy) {
+    if (!legacy) {
+        const int64_t site = get_int(m, "site");
+        if (site < -1 || site > 65535) throw BadEvent("site out of range");
+        r.site = static_cast<int>(site);
+    }
     r.state = get_state(m, "state");
     r.delivered_us = get_int(m, "delivered");
     r.result_us = get_int(m, "result");
@@ -293,14 +307,23 @@ void read_mutable_fields(const json& m, LedgerRecord& r) {
     r.void_reason = get_text(m, "void_reason");
 }
 
-void read_mutable(const json& m, LedgerRecord& r) {
-    check_keys(
-        m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues", "void_reason"});
-    read_mutable_fields(m, r);
+void read_mutable(const json& m, LedgerRecord& r, bool legacy) {
+    if (legacy)
+        check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
+                       "void_reason"});
+    else
+        check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
+                       "void_reason", "site"});
+    read_mutable_fields(m, r, legacy);
 }
 
-void check_location(const json& l) {
-    check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial"});
+void check_location(const json& l, bool legacy) {
+    if (legacy) {
+        check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial"});
+    } else {
+        check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial", "substrate"});
+        (void)get_text(l, "substrate");
+    }
     (void)get_hex_fixed<wpid1::kUidSize>(l, "uid");
     (void)get_text(l, "lot", false);
     (void)get_int32(l, "wafer");
@@ -348,7 +371,10 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
     if (type == "GENESIS") {
         check_keys(j, {"seq", "type", "time", "format", "job_id", "customer", "product", "quota"});
         if (seq != 1) throw BadEvent("GENESIS is not the first event");
-        if (get_text(j, "format") != kLedgerFormat) throw BadEvent("unknown ledger format");
+        const std::string format = get_text(j, "format");
+        if (format != kLedgerFormat && format != kLegacyLedgerFormat)
+            throw BadEvent("unknown ledger format");
+        legacy_ = format == kLegacyLedgerFormat;
         genesis_ = Genesis{get_text(j, "job_id", false), get_text(j, "customer"),
                            get_text(j, "product"), get_uint(j, "quota"), time};
         return true;
@@ -357,9 +383,18 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
     if (type == "ISSUE") {
         check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"});
         const json& rj = field(j, "record");
-        check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
-                        "certificate_sha256", "issued", "state", "delivered", "result", "updated",
-                        "tester", "bin", "reissues", "void_reason"});
+        if (legacy_)
+            check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
+                            "certificate_sha256", "issued", "state", "delivered", "result",
+                            "updated", "tester", "bin", "reissues", "void_reason"});
+        else
+            check_keys(rj, {"uid",        "lot",         "wafer",
+                            "x",          "y",           "serial",
+                            "public_key", "wrapped_key", "certificate_sha256",
+                            "issued",     "state",       "delivered",
+                            "result",     "updated",     "tester",
+                            "bin",        "reissues",    "void_reason",
+                            "substrate",  "site"});
         LedgerRecord r;
         r.uid = get_hex_fixed<wpid1::kUidSize>(rj, "uid");
         if (get_hex_fixed<wpid1::kUidSize>(j, "uid") != r.uid)
@@ -368,6 +403,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
         r.loc.wafer = get_int32(rj, "wafer");
         r.loc.x = get_int32(rj, "x");
         r.loc.y = get_int32(rj, "y");
+        if (!legacy_) r.loc.substrate = get_text(rj, "substrate");
         r.serial = get_hex(rj, "serial");
         r.public_key = get_hex_fixed<65>(rj, "public_key");
         r.wrapped = get_hex_fixed<wpid1::kWrappedKeySize>(rj, "wrapped_key");
@@ -376,7 +412,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
             r.certificate_der.assign(cert.begin(), cert.end());  // chain_form
         }
         r.issued_us = get_int(rj, "issued");
-        read_mutable_fields(rj, r);
+        read_mutable_fields(rj, r, legacy_);
         if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() ||
             !r.void_reason.empty())
             throw BadEvent("a new record must be ISSUED with no history");
@@ -392,6 +428,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
             throw BadEvent("quota_used " + std::to_string(used) + " but " +
                            std::to_string(quota_used_ + 1) + " identities issued");
         if (used > genesis_->quota) throw BadEvent("the quota is exceeded");
+        if (!legacy_) bind_wafer(r.loc);
         quota_used_ = used;
         by_location_.emplace(key, r.uid);
         by_serial_.emplace(r.serial, r.uid);
@@ -404,7 +441,7 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
         auto it = records_.find(uid);
         if (it == records_.end()) throw BadEvent("UID " + to_hex(uid) + " was never issued");
         LedgerRecord after = it->second;
-        read_mutable(field(j, "after"), after);
+        read_mutable(field(j, "after"), after, legacy_);
         const LedgerRecord& before = it->second;
         bool legal = false;
         if (type == "REISSUE") {
@@ -436,19 +473,60 @@ bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type
         check_keys(j, {"seq", "type", "time", "reason", "offered", "existing", "tester"});
         (void)get_text(j, "reason", false);
         (void)get_text(j, "tester");
-        check_location(field(j, "offered"));
-        check_location(field(j, "existing"));
+        check_location(field(j, "offered"), legacy_);
+        check_location(field(j, "existing"), legacy_);
         return true;
     }
     if (type == "QUOTA_REFUSED") {
         check_keys(j, {"seq", "type", "time", "offered", "quota", "quota_used", "tester"});
-        check_location(field(j, "offered"));
+        check_location(field(j, "offered"), legacy_);
         (void)get_text(j, "tester");
         if (get_uint(j, "quota") != genesis_->quota || get_uint(j, "quota_used") != quota_used_)
             throw BadEvent("quota figures do not match the chain");
         return true;
     }
+    if (type == "MIGRATE") {
+        check_keys(j, {"seq", "type", "time", "from_format", "to_format", "wafers"});
+        if (!legacy_ || get_text(j, "from_format") != kLegacyLedgerFormat ||
+            get_text(j, "to_format") != kLedgerFormat)
+            throw BadEvent("MIGRATE from a format this ledger is not in");
+        const json& wafers = field(j, "wafers");
+        if (!wafers.is_array()) throw BadEvent("wafers is not an array");
+        std::map<std::pair<std::string, int>, std::string> given;
+        for (const json& w : wafers) {
+            check_keys(w, {"lot", "wafer", "substrate"});
+            const std::string lot = get_text(w, "lot", false);
+            const int wafer = get_int32(w, "wafer");
+            if (!given.emplace(std::pair{lot, wafer}, get_text(w, "substrate", false)).second)
+                throw BadEvent("MIGRATE lists " + lot + " wafer " + std::to_string(wafer) +
+                               " twice");
+        }
+        legacy_ = false;
+        for (auto& [uid, r] : records_) {
+            auto it = given.find({r.loc.lot, r.loc.wafer});
+            if (it == given.end())
+                throw BadEvent("MIGRATE gives no substrate id for " + r.loc.lot + " wafer " +
+                               std::to_string(r.loc.wafer));
+            r.loc.substrate = it->second;
+            bind_wafer(r.loc);
+        }
+        return true;
+    }
     throw BadEvent(where + ": unknown event type");
+}
+
+void Replayer::bind_wafer(const DieLocation& loc) {
+    const auto wafer = std::pair{loc.lot, loc.wafer};
+    auto [it, fresh] = substrate_of_.emplace(wafer, loc.substrate);
+    if (!fresh && it->second != loc.substrate)
+        throw BadEvent(loc.lot + " wafer " + std::to_string(loc.wafer) + " is substrate '" +
+                       it->second + "', not '" + loc.substrate + "'");
+    if (loc.substrate.empty()) return;
+    auto [w, new_id] = wafer_of_.emplace(loc.substrate, wafer);
+    if (!new_id && w->second != wafer)
+        throw BadEvent("substrate '" + loc.substrate + "' is " + w->second.first + " wafer " +
+                       std::to_string(w->second.second) + ", not wafer " +
+                       std::to_string(loc.wafer));
 }
 
 // ---- base64 ---------------------------------------------------------------------------------

@@ -20,12 +20,17 @@ namespace waferprov::host::chain {
 
 using Hash = std::array<uint8_t, 32>;
 
-// Version 2: the tables of version 1; the events use ledger format 2 (kLedgerFormat). A
-// version-1 file is refused at open ("schema version 1, this build reads version 2").
-inline constexpr int kSchemaVersion = 2;
-// Format 2: the ISSUE event binds the certificate by its SHA-256 (certificate_sha256) instead
-// of embedding the DER as hex (format 1). Ledgers of format 1 are refused.
-inline constexpr const char* kLedgerFormat = "waferprov-ledger/2";
+// Version 3: records carry the substrate id and the wafers table binds each (lot, wafer number)
+// to one substrate id; the events use ledger format 3 (kLedgerFormat). A version-2 file is
+// refused at open with the command that migrates it (Ledger::migrate); version 1 is refused.
+inline constexpr int kSchemaVersion = 3;
+inline constexpr int kLegacySchemaVersion = 2;
+// Format 3: locations (ISSUE records, ALARM and QUOTA_REFUSED offers) carry "substrate".
+// Format 2 (certificates bound by SHA-256, no substrate) is still replayed for ledgers migrated
+// from schema version 2: their chain starts with a format-2 GENESIS and holds one MIGRATE event
+// that gives every wafer its substrate id; events after it are format 3.
+inline constexpr const char* kLedgerFormat = "waferprov-ledger/3";
+inline constexpr const char* kLegacyLedgerFormat = "waferprov-ledger/2";
 inline constexpr size_t kMaxText = 256;
 inline constexpr size_t kMaxProblems = 200;
 
@@ -60,6 +65,14 @@ bool sha256_matches(ByteSpan hash, ByteSpan data);
 nlohmann::json mutable_json(const LedgerRecord& r);
 nlohmann::json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial);
 
+// A wafer as the ledger binds it: one substrate id per (lot, wafer number) and, for non-empty
+// ids, one (lot, wafer number) per substrate id.
+struct WaferBinding {
+    std::string lot;
+    int wafer = 0;
+    std::string substrate;
+};
+
 struct Genesis {
     std::string job_id, customer, product;
     uint64_t quota = 0;
@@ -85,13 +98,18 @@ public:
 
 private:
     bool apply_parsed(const nlohmann::json& j, uint64_t seq, const std::string& type, int64_t time);
+    // Binds (lot, wafer) to substrate, or throws if either side is bound otherwise.
+    void bind_wafer(const DieLocation& loc);
     uint64_t events_ = 0;
+    bool legacy_ = false;  // format-2 events until the MIGRATE event
     Hash head_{};
     std::optional<Genesis> genesis_;
     uint64_t quota_used_ = 0;
     std::map<wpid1::Uid, LedgerRecord> records_;
     std::map<std::tuple<std::string, int, int, int>, wpid1::Uid> by_location_;
     std::map<Bytes, wpid1::Uid> by_serial_;
+    std::map<std::pair<std::string, int>, std::string> substrate_of_;
+    std::map<std::string, std::pair<std::string, int>> wafer_of_;
     std::vector<std::string> problems_;
 };
 

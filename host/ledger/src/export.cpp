@@ -27,7 +27,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // 2: events.jsonl carries ledger format 2 (certificates bound by SHA-256 in ISSUE).
-constexpr const char* kExportFormat = "waferprov-ledger-export/2";
+// 3: records carry "substrate" (the physical wafer's id); events.jsonl is ledger format 3, or
+// format 2 up to a MIGRATE event for a ledger migrated from schema version 2.
+constexpr const char* kExportFormat = "waferprov-ledger-export/3";
 constexpr const char* kRecordsFile = "records.jsonl";
 constexpr const char* kEventsFile = "events.jsonl";
 constexpr const char* kManifestFile = "manifest.json";
@@ -105,6 +107,7 @@ ordered_json export_record_json(const LedgerRecord& r) {
     return ordered_json{{"uid", to_hex(r.uid)},
                         {"lot", r.loc.lot},
                         {"wafer", r.loc.wafer},
+                        {"substrate", r.loc.substrate},
                         {"x", r.loc.x},
                         {"y", r.loc.y},
                         {"serial", to_hex(r.serial)},
@@ -460,7 +463,7 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
             try {
                 const json j = json::parse(line);
                 static const char* const kKeys[] = {
-                    "uid",    "lot",   "wafer",      "x",           "y",
+                    "uid",    "lot",   "wafer",      "substrate",   "x",          "y",
                     "serial", "state", "public_key", "wrapped_key", "certificate"};
                 if (!j.is_object() || j.size() != std::size(kKeys))
                     throw std::runtime_error("not an object with exactly the record keys");
@@ -483,6 +486,7 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
                 r.certificate_der = *cert;
                 r.loc.lot = j.at("lot").get<std::string>();
                 r.loc.wafer = j.at("wafer").get<int>();
+                r.loc.substrate = j.at("substrate").get<std::string>();
                 r.loc.x = j.at("x").get<int>();
                 r.loc.y = j.at("y").get<int>();
             } catch (const std::exception& e) {

@@ -1,7 +1,9 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "ledger_impl.hpp"
 
@@ -69,8 +71,8 @@ std::string iso8601_utc(int64_t epoch_us) {
 
 namespace {
 
-// Version 2 (the tables are unchanged from 1; the event format is not). docs/ledger.md explains
-// every column.
+// Version 3: records carry the substrate id; `wafers` binds each (lot, wafer number) to one
+// substrate id and each substrate id to one wafer. docs/ledger.md explains every column.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE job (
@@ -105,6 +107,8 @@ CREATE TABLE records (
     bin          TEXT    NOT NULL DEFAULT '',
     reissues     INTEGER NOT NULL DEFAULT 0,
     void_reason  TEXT    NOT NULL DEFAULT '',
+    substrate    TEXT    NOT NULL DEFAULT '',
+    site         INTEGER NOT NULL DEFAULT -1,
     UNIQUE (lot, wafer, y, x)
 );
 CREATE TABLE events (
@@ -115,6 +119,13 @@ CREATE TABLE events (
     payload  TEXT    NOT NULL,
     hash     BLOB    NOT NULL CHECK (length(hash) = 32)
 );
+CREATE TABLE wafers (
+    lot       TEXT    NOT NULL,
+    wafer     INTEGER NOT NULL,
+    substrate TEXT    NOT NULL,
+    PRIMARY KEY (lot, wafer)
+);
+CREATE UNIQUE INDEX wafers_substrate ON wafers (substrate) WHERE substrate != '';
 CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
@@ -134,13 +145,17 @@ Status validate_config(const LedgerConfig& c) {
 }
 
 Status validate_identity(const NewIdentity& n, size_t index) {
-    if (chain::valid_text(n.loc.lot, false) && chain::valid_text(n.tester) && !n.serial.empty() &&
-        n.serial.size() <= 20 && n.public_key[0] == 0x04 && !n.certificate_der.empty())
+    if (chain::valid_text(n.loc.lot, false) && chain::valid_text(n.loc.substrate) &&
+        chain::valid_text(n.tester) && !n.serial.empty() && n.serial.size() <= 20 &&
+        n.public_key[0] == 0x04 && !n.certificate_der.empty())
         return ok_status();  // the common case, without building the message prefix
     const std::string where = "ledger: batch item " + std::to_string(index) + ": ";
     if (!chain::valid_text(n.loc.lot, false))
         return make_error(ErrorCode::kInvalidArgument,
                           where + "lot must be 1..256 printable ASCII characters");
+    if (!chain::valid_text(n.loc.substrate))
+        return make_error(ErrorCode::kInvalidArgument,
+                          where + "substrate id must be at most 256 printable ASCII characters");
     if (!chain::valid_text(n.tester))
         return make_error(ErrorCode::kInvalidArgument, where + "tester id is not printable ASCII");
     if (n.serial.empty() || n.serial.size() > 20)
@@ -187,6 +202,8 @@ Result<LedgerRecord> row_to_record(const sql::Query& q) {
     r.bin = q.text_col(15);
     r.reissues = static_cast<uint32_t>(q.int_col(16));
     r.void_reason = q.text_col(17);
+    r.loc.substrate = q.text_col(18);
+    r.site = static_cast<int>(q.int_col(19));
     return r;
 }
 
@@ -209,6 +226,8 @@ Result<std::optional<LedgerRecord>> Ledger::Impl::by_uid(const wpid1::Uid& uid) 
 }
 
 Result<std::optional<LedgerRecord>> Ledger::Impl::by_location(const DieLocation& loc) {
+    // (lot, wafer, x, y) is unique whatever the substrate id: a record found here under another
+    // substrate id is a different physical wafer's die (the caller compares loc).
     return select_record(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 AND y = ?3 AND x = ?4"),
                          [&](sql::Query& q) {
                              q.bind(1, loc.lot).bind(2, loc.wafer).bind(3, loc.y).bind(4, loc.x);
@@ -224,8 +243,9 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
     WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO records (uid, lot, wafer, x, y, serial, "
                                       "public_key, wrapped_key, certificate, state, issued_us, "
                                       "delivered_us, result_us, updated_us, tester, bin, "
-                                      "reissues, void_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                                      "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
+                                      "reissues, void_reason, substrate, site) VALUES (?1, ?2, "
+                                      "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                                      "?16, ?17, ?18, ?19, ?20)"));
     sql::Query q(db.get(), s);
     q.bind_blob(1, r.uid)
         .bind(2, r.loc.lot)
@@ -244,14 +264,47 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
         .bind(15, r.tester)
         .bind(16, r.bin)
         .bind(17, int64_t{r.reissues})
-        .bind(18, r.void_reason);
+        .bind(18, r.void_reason)
+        .bind(19, r.loc.substrate)
+        .bind(20, r.site);
+    return q.run();
+}
+
+Result<std::optional<std::string>> Ledger::Impl::substrate_of(const std::string& lot, int wafer) {
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        stmt("SELECT substrate FROM wafers WHERE lot = ?1 AND wafer = ?2"));
+    sql::Query q(db.get(), s);
+    q.bind(1, lot).bind(2, wafer);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(q.text_col(0));
+}
+
+Result<std::optional<std::pair<std::string, int>>> Ledger::Impl::wafer_of(
+    const std::string& substrate) {
+    if (substrate.empty()) return std::optional<std::pair<std::string, int>>();
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("SELECT lot, wafer FROM wafers WHERE substrate = ?1"));
+    sql::Query q(db.get(), s);
+    q.bind(1, substrate);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row) return std::optional<std::pair<std::string, int>>();
+    return std::optional<std::pair<std::string, int>>(
+        std::pair{q.text_col(0), static_cast<int>(q.int_col(1))});
+}
+
+Status Ledger::Impl::bind_wafer(const DieLocation& loc) {
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT OR IGNORE INTO wafers (lot, wafer, substrate) "
+                                      "VALUES (?1, ?2, ?3)"));
+    sql::Query q(db.get(), s);
+    q.bind(1, loc.lot).bind(2, loc.wafer).bind(3, loc.substrate);
     return q.run();
 }
 
 Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
-    WP_ASSIGN_OR_RETURN(auto* s, stmt("UPDATE records SET state = ?2, delivered_us = ?3, "
-                                      "result_us = ?4, updated_us = ?5, tester = ?6, bin = ?7, "
-                                      "reissues = ?8, void_reason = ?9 WHERE uid = ?1"));
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        stmt("UPDATE records SET state = ?2, delivered_us = ?3, "
+                             "result_us = ?4, updated_us = ?5, tester = ?6, bin = ?7, "
+                             "reissues = ?8, void_reason = ?9, site = ?10 WHERE uid = ?1"));
     sql::Query q(db.get(), s);
     q.bind_blob(1, r.uid)
         .bind(2, to_string(r.state))
@@ -261,7 +314,8 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
         .bind(6, r.tester)
         .bind(7, r.bin)
         .bind(8, int64_t{r.reissues})
-        .bind(9, r.void_reason);
+        .bind(9, r.void_reason)
+        .bind(10, r.site);
     WP_RETURN_IF_ERROR(q.run());
     if (sqlite3_changes(db.get()) != 1)
         return make_error(ErrorCode::kInternal, "ledger: record " + to_hex(r.uid) + " vanished");
@@ -422,6 +476,14 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
         WP_ASSIGN_OR_RETURN(auto* s, impl.stmt("SELECT version FROM schema_version"));
         sql::Query q(impl.db.get(), s);
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (row && q.int_col(0) == chain::kLegacySchemaVersion)
+            return make_error(
+                ErrorCode::kUnsupported,
+                "ledger " + impl.path.string() +
+                    " was written before substrate ids were part of a die's location (schema "
+                    "version 2); it is left unchanged. Migrate it once, giving the map of every "
+                    "wafer it holds: waferprov ledger migrate --ledger " +
+                    impl.path.string() + " --map FILE [--wafer N] [--map FILE ...]");
         if (!row || q.int_col(0) != chain::kSchemaVersion)
             return make_error(ErrorCode::kUnsupported,
                               "ledger " + impl.path.string() + ": schema version " +
@@ -533,6 +595,115 @@ Result<std::unique_ptr<Ledger>> Ledger::open_existing(const std::filesystem::pat
     return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }
 
+// ---- migrate --------------------------------------------------------------------------------
+
+Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
+                                      const std::vector<WaferSubstrate>& wafers,
+                                      int busy_timeout_ms) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        return make_error(ErrorCode::kNotFound, "ledger " + path.string() + " does not exist");
+    WP_ASSIGN_OR_RETURN(auto impl, connect(path, false, busy_timeout_ms));
+    Ledger::Impl& m = *impl;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(const bool exists, has_table(m, "job"));
+    if (!exists)
+        return make_error(ErrorCode::kInvalidArgument,
+                          path.string() + " is not a waferprov ledger");
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
+        sql::Query q(m.db.get(), s);
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        const int64_t version = row ? q.int_col(0) : -1;
+        if (version == chain::kSchemaVersion)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "ledger " + path.string() + " is already schema version " +
+                                  std::to_string(chain::kSchemaVersion) + ": nothing to migrate");
+        if (version != chain::kLegacySchemaVersion)
+            return make_error(ErrorCode::kUnsupported,
+                              "ledger " + path.string() + ": schema version " +
+                                  (row ? std::to_string(version) : "missing") +
+                                  " cannot be migrated (only version 2 can)");
+    }
+    // The substrate id of every wafer the ledger holds, from the maps given; nothing is written
+    // unless every wafer has exactly one and no substrate id names two wafers.
+    std::map<std::pair<std::string, int>, std::string> given;
+    std::map<std::string, std::pair<std::string, int>> owner;
+    for (const auto& w : wafers) {
+        if (!chain::valid_text(w.substrate, false))
+            return make_error(ErrorCode::kInvalidArgument,
+                              w.lot + " wafer " + std::to_string(w.wafer) +
+                                  ": the substrate id must be 1..256 printable ASCII characters");
+        auto [it, fresh] = given.emplace(std::pair{w.lot, w.wafer}, w.substrate);
+        if (!fresh && it->second != w.substrate)
+            return make_error(ErrorCode::kInvalidArgument,
+                              w.lot + " wafer " + std::to_string(w.wafer) +
+                                  " is given two substrate ids ('" + it->second + "' and '" +
+                                  w.substrate + "'): nothing was changed");
+        auto [o, new_id] = owner.emplace(w.substrate, std::pair{w.lot, w.wafer});
+        if (!new_id && o->second != std::pair{w.lot, w.wafer})
+            return make_error(ErrorCode::kInvalidArgument,
+                              "substrate '" + w.substrate + "' is given for " + o->second.first +
+                                  " wafer " + std::to_string(o->second.second) + " and " + w.lot +
+                                  " wafer " + std::to_string(w.wafer) + ": nothing was changed");
+    }
+    MigrateReport report;
+    json list = json::array();
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT lot, wafer, count(*) FROM records GROUP BY "
+                                            "lot, wafer ORDER BY lot, wafer"));
+        sql::Query q(m.db.get(), s);
+        std::string missing;
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            const std::string lot = q.text_col(0);
+            const int wafer = static_cast<int>(q.int_col(1));
+            auto it = given.find({lot, wafer});
+            if (it == given.end()) {
+                missing += (missing.empty() ? "" : ", ") + lot + " wafer " + std::to_string(wafer);
+                continue;
+            }
+            report.wafers.push_back(WaferSubstrate{lot, wafer, it->second});
+            report.records += static_cast<uint64_t>(q.int_col(2));
+            list.push_back(json{{"lot", lot}, {"wafer", wafer}, {"substrate", it->second}});
+        }
+        if (!missing.empty())
+            return make_error(ErrorCode::kInvalidArgument,
+                              "ledger " + path.string() + ": no map was given for " + missing +
+                                  " (give each wafer's map with --map): nothing was changed");
+    }
+    WP_RETURN_IF_ERROR(sql::exec(m.db.get(),
+                                 "ALTER TABLE records ADD COLUMN substrate TEXT NOT NULL "
+                                 "DEFAULT '';"
+                                 "ALTER TABLE records ADD COLUMN site INTEGER NOT NULL "
+                                 "DEFAULT -1;"
+                                 "CREATE TABLE wafers (lot TEXT NOT NULL, wafer INTEGER NOT NULL, "
+                                 "substrate TEXT NOT NULL, PRIMARY KEY (lot, wafer));"
+                                 "CREATE UNIQUE INDEX wafers_substrate ON wafers (substrate) "
+                                 "WHERE substrate != '';"));
+    for (const auto& w : report.wafers) {
+        WP_ASSIGN_OR_RETURN(
+            auto* s, m.stmt("UPDATE records SET substrate = ?3 WHERE lot = ?1 AND wafer = ?2"));
+        sql::Query q(m.db.get(), s);
+        q.bind(1, w.lot).bind(2, w.wafer).bind(3, w.substrate);
+        WP_RETURN_IF_ERROR(q.run());
+        WP_RETURN_IF_ERROR(m.bind_wafer(DieLocation{w.lot, w.wafer, 0, 0, w.substrate}));
+    }
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    WP_RETURN_IF_ERROR(m.append_event(ws,
+                                      json{{"from_format", chain::kLegacyLedgerFormat},
+                                           {"to_format", chain::kLedgerFormat},
+                                           {"wafers", std::move(list)}},
+                                      "MIGRATE", std::nullopt));
+    WP_RETURN_IF_ERROR(m.store_write_state(ws));
+    WP_RETURN_IF_ERROR(sql::exec(
+        m.db.get(),
+        ("UPDATE schema_version SET version = " + std::to_string(chain::kSchemaVersion)).c_str()));
+    WP_RETURN_IF_ERROR(txn.commit());
+    return report;
+}
+
 // ---- record_batch ---------------------------------------------------------------------------
 
 Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdentity> batch) {
@@ -553,8 +724,63 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
         return m.append_event(ws, std::move(ev), "ALARM", std::nullopt);
     };
 
+    // Wafers whose binding this transaction has checked: (lot, wafer number, substrate id).
+    std::set<std::tuple<std::string, int, std::string>> wafers_ok, wafers_bound;
+    auto any_record_of = [&](const std::string& lot,
+                             int wafer) -> Result<std::optional<LedgerRecord>> {
+        return m.select_record(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 LIMIT 1"),
+                               [&](sql::Query& q) { q.bind(1, lot).bind(2, wafer); });
+    };
+
     for (const NewIdentity& n : batch) {
         RecordResult res;
+        // A physical wafer is one substrate id under one (lot, wafer number): the same number
+        // under another substrate id is another wafer, never a retest of this one.
+        if (!wafers_ok.count({n.loc.lot, n.loc.wafer, n.loc.substrate})) {
+            WP_ASSIGN_OR_RETURN(auto bound, m.substrate_of(n.loc.lot, n.loc.wafer));
+            std::optional<std::pair<std::string, int>> other;
+            if (!bound || *bound != n.loc.substrate) {
+                WP_ASSIGN_OR_RETURN(other, m.wafer_of(n.loc.substrate));
+            }
+            if (bound && *bound != n.loc.substrate) {
+                WP_ASSIGN_OR_RETURN(auto existing, m.by_location(n.loc));
+                if (!existing) {
+                    WP_ASSIGN_OR_RETURN(existing, any_record_of(n.loc.lot, n.loc.wafer));
+                }
+                if (!existing)
+                    return make_error(ErrorCode::kIntegrityFailure,
+                                      "ledger: " + n.loc.lot + " wafer " +
+                                          std::to_string(n.loc.wafer) +
+                                          " is bound to a substrate id but has no record");
+                WP_RETURN_IF_ERROR(alarm(n, *existing, "wafer-number-reused"));
+                res.outcome = RecordOutcome::kConflict;
+                res.message = n.loc.lot + " wafer " + std::to_string(n.loc.wafer) +
+                              " is substrate '" + *bound + "' in the ledger; substrate '" +
+                              n.loc.substrate +
+                              "' under the same lot and wafer number is another physical "
+                              "wafer: refused (give it its own wafer number)";
+                res.record = std::move(existing);
+                out.push_back(std::move(res));
+                continue;
+            }
+            if (other && (other->first != n.loc.lot || other->second != n.loc.wafer)) {
+                WP_ASSIGN_OR_RETURN(auto existing, any_record_of(other->first, other->second));
+                if (!existing)
+                    return make_error(ErrorCode::kIntegrityFailure,
+                                      "ledger: substrate '" + n.loc.substrate +
+                                          "' is bound to a wafer that has no record");
+                WP_RETURN_IF_ERROR(alarm(n, *existing, "substrate-renumbered"));
+                res.outcome = RecordOutcome::kConflict;
+                res.message = "substrate '" + n.loc.substrate + "' is " + other->first + " wafer " +
+                              std::to_string(other->second) + " in the ledger, not " + n.loc.lot +
+                              " wafer " + std::to_string(n.loc.wafer) +
+                              ": refused (a physical wafer keeps one number)";
+                res.record = std::move(existing);
+                out.push_back(std::move(res));
+                continue;
+            }
+            wafers_ok.insert({n.loc.lot, n.loc.wafer, n.loc.substrate});
+        }
         WP_ASSIGN_OR_RETURN(auto same_uid, m.by_uid(n.uid));
         if (same_uid && same_uid->loc == n.loc) {
             if (same_uid->state == DieState::kVoid) {
@@ -621,6 +847,9 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
                 r.issued_us = r.updated_us = ws.now;
                 r.tester = n.tester;
                 WP_RETURN_IF_ERROR(m.insert_record(r));
+                if (wafers_bound.insert({r.loc.lot, r.loc.wafer, r.loc.substrate}).second) {
+                    WP_RETURN_IF_ERROR(m.bind_wafer(r.loc));
+                }
                 WP_RETURN_IF_ERROR(m.append_issue(ws, r));
                 res.outcome = RecordOutcome::kIssued;
                 res.record = std::move(r);
@@ -645,6 +874,48 @@ Result<std::optional<LedgerRecord>> Ledger::find_uid(const wpid1::Uid& uid) {
 Result<std::optional<LedgerRecord>> Ledger::find_location(const DieLocation& loc) {
     std::lock_guard lock(impl_->mu);
     return impl_->by_location(loc);
+}
+
+Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    std::map<wpid1::Uid, uint32_t> out;
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT type, uid, payload FROM events WHERE "
+                                                 "type IN ('RESULT', 'DELIVER') ORDER BY seq"));
+        sql::Query q(impl_->db.get(), s);
+        std::set<wpid1::Uid> failed;  // dies whose last result was FAILED
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            wpid1::Uid uid{};
+            if (!copy_fixed(q.blob_col(1), uid)) continue;
+            // Canonical payloads: the only "state" member is the record's state after the event.
+            if (q.text_col(0) == "RESULT") {
+                if (q.text_col(2).find("\"state\":\"FAILED\"") != std::string::npos)
+                    failed.insert(uid);
+                else
+                    failed.erase(uid);
+            } else if (failed.erase(uid) != 0) {
+                ++out[uid];
+            }
+        }
+    }
+    WP_RETURN_IF_ERROR(txn.commit());
+    return out;
+}
+
+Result<bool> Ledger::migrated() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto* s,
+                        impl_->stmt("SELECT 1 FROM events WHERE type = 'MIGRATE' LIMIT 1"));
+    sql::Query q(impl_->db.get(), s);
+    return q.step();
+}
+
+Result<std::optional<std::string>> Ledger::substrate_of(const std::string& lot, int wafer) {
+    std::lock_guard lock(impl_->mu);
+    return impl_->substrate_of(lot, wafer);
 }
 
 Result<std::vector<LedgerRecord>> Ledger::list_wafer(const std::string& lot, int wafer) {
@@ -798,6 +1069,7 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
             r.result_us = 0;
         }
         r.state = DieState::kDelivered;
+        if (item.site >= 0) r.site = item.site;
         if (r.delivered_us == 0) r.delivered_us = ws.now;
         r.updated_us = ws.now;
         r.tester = tester;
@@ -999,6 +1271,7 @@ Result<VerifyReport> Ledger::verify() {
                 note(e.bin != r->bin, "bin");
                 note(e.reissues != r->reissues, "reissues");
                 note(e.void_reason != r->void_reason, "void_reason");
+                note(e.site != r->site, "site");
                 rp.problem(who + " differs from the event log in: " + diff);
             }
         }

@@ -71,6 +71,10 @@ struct Ledger::Impl {
     Result<std::optional<LedgerRecord>> by_location(const DieLocation& loc);
     Result<std::optional<LedgerRecord>> by_serial(ByteSpan serial);
     Status insert_record(const LedgerRecord& r);
+    // The substrate id bound to (lot, wafer), if any; the wafer a substrate id is bound to.
+    Result<std::optional<std::string>> substrate_of(const std::string& lot, int wafer);
+    Result<std::optional<std::pair<std::string, int>>> wafer_of(const std::string& substrate);
+    Status bind_wafer(const DieLocation& loc);
     Status update_mutable(const LedgerRecord& r);
 
     // Events.
@@ -90,10 +94,10 @@ struct Ledger::Impl {
 };
 
 // SELECT of every record column, in the order row_to_record reads them.
-#define WP_RECORD_SELECT(where)                                                           \
-    "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, " \
-    "issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason " \
-    "FROM records " where
+#define WP_RECORD_SELECT(where)                                                            \
+    "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, "  \
+    "issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason, " \
+    "substrate, site FROM records " where
 #define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x")
 Result<LedgerRecord> row_to_record(const sql::Query& q);
 

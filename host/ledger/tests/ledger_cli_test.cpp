@@ -39,7 +39,7 @@ protected:
         ASSERT_TRUE(l.ok());
         std::vector<NewIdentity> batch;
         for (uint64_t i = 0; i < 3; ++i)
-            batch.push_back(real_identity(ca_, i, {"LOT7", 2, static_cast<int>(i), 0}));
+            batch.push_back(real_identity(ca_, i, {"LOT7", 2, static_cast<int>(i), 0, "LOT7-02"}));
         ASSERT_TRUE((*l)->record_batch(batch).ok());
         ASSERT_TRUE((*l)->mark_delivered(std::vector<wpid1::Uid>{uid_of(1)}, "T1").ok());
         write_text(dir_ / "ca.pem", ca_.cert_pem());
@@ -81,7 +81,7 @@ TEST_F(LedgerCli, SummaryAndShow) {
     EXPECT_NE(r.out.find("left 7"), std::string::npos) << r.out;
     r = waferprov("ledger show --ledger " + db() + " --uid " + to_hex(uid_of(1)));
     ASSERT_EQ(r.status, 0) << r.out;
-    EXPECT_NE(r.out.find("LOT7 wafer 2 (1, 0)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("LOT7 wafer 2 [LOT7-02] (1, 0)"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("DELIVERED"), std::string::npos) << r.out;
     r = waferprov("ledger show --ledger " + db() + " --uid " + to_hex(uid_of(9)));
     EXPECT_EQ(r.status, 1) << r.out;
@@ -121,7 +121,8 @@ TEST_F(LedgerCli, ExportOfHostCaDeviceCertificatesVerifies) {
     ASSERT_TRUE(l.ok());
     std::vector<NewIdentity> batch;
     for (uint64_t i = 0; i < 3; ++i) {
-        NewIdentity id = real_identity(ca_, 100 + i, {"LOT9", 1, static_cast<int>(i), 4});
+        NewIdentity id =
+            real_identity(ca_, 100 + i, {"LOT9", 1, static_cast<int>(i), 4, "LOT9-01"});
         id.serial = device_serial(builder->ca_ski(), id.public_key);
         DeviceCertRequest req;
         req.uid = id.uid;
@@ -140,6 +141,88 @@ TEST_F(LedgerCli, ExportOfHostCaDeviceCertificatesVerifies) {
     auto rep = Ledger::verify_export(dir_ / "real", dir_ / "ca.pem");
     ASSERT_TRUE(rep.ok());
     EXPECT_TRUE(rep->ok()) << join(rep->problems);
+}
+
+// A ledger written by the build before substrate ids (schema version 2, kept in
+// tests/data/ledger-v2 with the two maps it was run from and its development CA): refused by
+// name with the migrate command, never reinterpreted; migrated only when every wafer has its
+// map; afterwards it verifies, exports and verifies as an export, with the MIGRATE event in
+// its chain.
+class LedgerMigrate : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const fs::path data = fs::path(WAFERPROV_SOURCE_DIR) / "host/ledger/tests/data/ledger-v2";
+        for (const char* f : {"ledger.sqlite", "w3.xml", "w4.sinf", "ca.pem", "ca.key"})
+            fs::copy_file(data / f, dir_ / f);
+    }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    std::string bytes_of(const std::string& name) const {
+        std::ifstream in(dir_ / name, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    }
+    TempDir dir_;
+};
+
+TEST_F(LedgerMigrate, AnOldLedgerIsRefusedByNameWithTheCommandThatMigratesIt) {
+    const std::string before = bytes_of("ledger.sqlite");
+    for (const std::string cmd : {"ledger verify --ledger ", "ledger summary --ledger "}) {
+        auto r = waferprov(cmd + path("ledger.sqlite"));
+        EXPECT_EQ(r.status, 1) << r.out;
+        EXPECT_NE(r.out.find("written before substrate ids"), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find("waferprov ledger migrate --ledger " + path("ledger.sqlite")),
+                  std::string::npos)
+            << r.out;
+    }
+    auto l = Ledger::open(path("ledger.sqlite"),
+                          LedgerConfig{"LEGACY", "Development customer", "WPDEMO", 1000});
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.error().code, ErrorCode::kUnsupported);
+    EXPECT_EQ(bytes_of("ledger.sqlite"), before);
+}
+
+TEST_F(LedgerMigrate, MigrationNeedsTheMapOfEveryWaferAndChangesNothingWithout) {
+    const std::string before = bytes_of("ledger.sqlite");
+    auto r =
+        waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " + path("w3.xml"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("no map was given for LEGACY1 wafer 4"), std::string::npos) << r.out;
+    EXPECT_EQ(bytes_of("ledger.sqlite"), before);
+    // The same substrate id for both wafers is refused too.
+    r = waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " + path("w3.xml") +
+                  " --map " + path("w3.xml") + " --wafer 4");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_EQ(bytes_of("ledger.sqlite"), before);
+}
+
+TEST_F(LedgerMigrate, AMigratedLedgerVerifiesAndExportsWithItsSubstrateIds) {
+    auto r = waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " +
+                       path("w3.xml") + " --map " + path("w4.sinf"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("LEGACY1 wafer 3: substrate LEGACY1-03"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("24 records on 2 wafer(s)"), std::string::npos) << r.out;
+    r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("26 events, 24 records"), std::string::npos) << r.out;  // + MIGRATE
+    r = waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " + path("w3.xml") +
+                  " --map " + path("w4.sinf"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("already schema version 3"), std::string::npos) << r.out;
+
+    auto l = Ledger::open_existing(path("ledger.sqlite"));
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    auto wafer4 = (*l)->list_wafer("LEGACY1", 4);
+    ASSERT_TRUE(wafer4.ok());
+    ASSERT_EQ(wafer4->size(), 12u);
+    for (const auto& rec : *wafer4) EXPECT_EQ(rec.loc.substrate, "LEGACY1-04");
+    l->reset();
+
+    r = waferprov("ledger export --ledger " + path("ledger.sqlite") + " --out " + path("x") +
+                  " --ca-key " + path("ca.key") + " --ca-cert " + path("ca.pem"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    r = waferprov("ledger verify --export " + path("x") + " --ca " + path("ca.pem"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(bytes_of("x/records.jsonl").find("\"substrate\":\"LEGACY1-03\""), std::string::npos);
+    EXPECT_NE(bytes_of("x/events.jsonl").find("\"type\":\"MIGRATE\""), std::string::npos);
 }
 
 }  // namespace

@@ -45,10 +45,10 @@ protected:
         ledger_ = std::move(*l);
         std::vector<NewIdentity> batch;
         // Offered out of order; exported by lot, wafer, y, x.
-        batch.push_back(real_identity(ca_, 1, {"LOTB", 2, 0, 0}));
-        batch.push_back(real_identity(ca_, 2, {"LOTA", 1, 5, 1}));
-        batch.push_back(real_identity(ca_, 3, {"LOTA", 1, -3, 1}));
-        batch.push_back(real_identity(ca_, 4, {"LOTA", 1, 2, 0}));
+        batch.push_back(real_identity(ca_, 1, {"LOTB", 2, 0, 0, "LOTB-2"}));
+        batch.push_back(real_identity(ca_, 2, {"LOTA", 1, 5, 1, "LOTA-1"}));
+        batch.push_back(real_identity(ca_, 3, {"LOTA", 1, -3, 1, "LOTA-1"}));
+        batch.push_back(real_identity(ca_, 4, {"LOTA", 1, 2, 0, "LOTA-1"}));
         auto r = ledger_->record_batch(batch);
         ASSERT_TRUE(r.ok());
         ASSERT_TRUE(ledger_->record_batch(std::vector<NewIdentity>{batch[1]}).ok());  // REISSUE
@@ -58,10 +58,11 @@ protected:
         ASSERT_TRUE(ledger_->mark_result(uid_of(1), true, "01", "T1").ok());
         ASSERT_TRUE(ledger_->mark_result(uid_of(2), false, "07", "T1").ok());
         ASSERT_TRUE(ledger_->void_identity(uid_of(4), "scrapped").ok());
-        auto more = std::vector<NewIdentity>{real_identity(ca_, 5, {"LOTA", 1, 2, 0}),  // ALARM
-                                             real_identity(ca_, 6, {"LOTC", 1, 0, 0}),
-                                             real_identity(ca_, 7, {"LOTC", 1, 1, 0}),
-                                             real_identity(ca_, 8, {"LOTC", 1, 2, 0})};  // quota
+        auto more =
+            std::vector<NewIdentity>{real_identity(ca_, 5, {"LOTA", 1, 2, 0, "LOTA-1"}),  // ALARM
+                                     real_identity(ca_, 6, {"LOTC", 1, 0, 0, "LOTC-1"}),
+                                     real_identity(ca_, 7, {"LOTC", 1, 1, 0, "LOTC-1"}),
+                                     real_identity(ca_, 8, {"LOTC", 1, 2, 0, "LOTC-1"})};  // quota
         ASSERT_TRUE(ledger_->record_batch(more).ok());
         write_text(dir_ / "ca.pem", ca_.cert_pem());
     }
@@ -97,8 +98,9 @@ TEST_F(LedgerExport, WritesRecordsEventsAndASignedManifestThatVerify) {
         const json j = json::parse(line);
         std::set<std::string> keys;
         for (auto it = j.begin(); it != j.end(); ++it) keys.insert(it.key());
-        EXPECT_EQ(keys, (std::set<std::string>{"uid", "lot", "wafer", "x", "y", "serial", "state",
-                                               "public_key", "wrapped_key", "certificate"}));
+        EXPECT_EQ(keys,
+                  (std::set<std::string>{"uid", "lot", "wafer", "substrate", "x", "y", "serial",
+                                         "state", "public_key", "wrapped_key", "certificate"}));
         order.push_back(j["uid"].get<std::string>().substr(30));
         EXPECT_EQ(j["public_key"].get<std::string>().size(), 130u);
         EXPECT_EQ(j["wrapped_key"].get<std::string>().size(), 80u);
@@ -222,8 +224,8 @@ TEST_F(LedgerExport, ARecordWhoseCertificateDoesNotMatchIsReported) {
     TempDir d;
     auto l = Ledger::open(d / "l.db", test_config(5));
     ASSERT_TRUE(l.ok());
-    NewIdentity a = real_identity(ca_, 1, {"L", 1, 0, 0});
-    NewIdentity b = real_identity(ca_, 2, {"L", 1, 1, 0});
+    NewIdentity a = real_identity(ca_, 1, {"L", 1, 0, 0, "L-1"});
+    NewIdentity b = real_identity(ca_, 2, {"L", 1, 1, 0, "L-1"});
     a.certificate_der = b.certificate_der;  // wrong key, serial and subject for a
     ASSERT_TRUE((*l)->record_batch(std::vector<NewIdentity>{a, b}).ok());
     ASSERT_TRUE((*l)->export_to(d / "x", ca_).ok());

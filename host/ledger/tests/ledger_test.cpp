@@ -187,6 +187,76 @@ TEST(Ledger, AnotherUidAtAProvisionedLocationIsAConflict) {
     EXPECT_EQ(l->quota()->used, 1u);
 }
 
+// The defect of issue #10: two physical wafers of one lot whose wafer numbers came out equal
+// were one wafer to the ledger, so the second was "retested" with the first one's identities.
+// Even an offer with the very same UID (a UID that does not depend on the substrate) is refused.
+TEST(Ledger, TheSameLocationUnderAnotherSubstrateIdIsAConflictNeverARetest) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);  // LOT1 wafer 1, substrate "LOT1-1"
+    record_ok(*l, {a});
+    for (bool same_uid : {true, false}) {
+        NewIdentity other = fake_identity(2);
+        other.loc = a.loc;
+        other.loc.substrate = "PH8Q66-02B6";
+        if (same_uid) other.uid = a.uid;
+        const uint64_t events = l->head()->events;
+        auto res = record_ok(*l, {other});
+        EXPECT_EQ(res[0].outcome, RecordOutcome::kConflict) << same_uid;
+        EXPECT_NE(res[0].message.find("is substrate 'LOT1-1' in the ledger; substrate "
+                                      "'PH8Q66-02B6' under the same lot and wafer number"),
+                  std::string::npos)
+            << res[0].message;
+        ASSERT_TRUE(res[0].record);
+        EXPECT_EQ(res[0].record->uid, a.uid);
+        EXPECT_EQ(l->head()->events, events + 1);  // the ALARM
+    }
+    // Another die of the other wafer (a location the first has no record for) is refused too.
+    NewIdentity elsewhere = fake_identity(3);
+    elsewhere.loc.x = 77;
+    elsewhere.loc.substrate = "PH8Q66-02B6";
+    EXPECT_EQ(record_ok(*l, {elsewhere})[0].outcome, RecordOutcome::kConflict);
+    EXPECT_EQ(l->quota()->used, 1u);
+    EXPECT_EQ(l->find_uid(a.uid)->value().reissues, 0u);
+    auto rep = l->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+}
+
+TEST(Ledger, ASubstrateIdKeepsItsWaferNumber) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);  // LOT1 wafer 1, substrate "LOT1-1"
+    record_ok(*l, {a});
+    NewIdentity renumbered = fake_identity(2, "LOT1", 2);
+    renumbered.loc.substrate = "LOT1-1";
+    auto res = record_ok(*l, {renumbered});
+    EXPECT_EQ(res[0].outcome, RecordOutcome::kConflict);
+    EXPECT_NE(res[0].message.find("substrate 'LOT1-1' is LOT1 wafer 1 in the ledger, not LOT1 "
+                                  "wafer 2"),
+              std::string::npos)
+        << res[0].message;
+    // Other wafers of the lot, each with its own substrate id, are issued as usual.
+    auto ok = record_ok(*l, {fake_identity(3, "LOT1", 2), fake_identity(4, "LOT1", 3)});
+    EXPECT_EQ(ok[0].outcome, RecordOutcome::kIssued);
+    EXPECT_EQ(ok[1].outcome, RecordOutcome::kIssued);
+    EXPECT_EQ(l->quota()->used, 3u);
+    EXPECT_TRUE(l->verify()->ok());
+}
+
+TEST(Ledger, DeliveryChecksTheSubstrateId) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);
+    record_ok(*l, {a});
+    DieLocation other = a.loc;
+    other.substrate = "OTHER";
+    auto res = l->deliver(std::vector<Delivery>{Delivery{a.uid, other}}, "T1");
+    ASSERT_TRUE(res.ok());
+    EXPECT_EQ((*res)[0].status, TransitionStatus::kLocationMismatch);
+    EXPECT_EQ(l->find_uid(a.uid)->value().state, DieState::kIssued);
+}
+
 TEST(Ledger, AReusedCertificateSerialIsAConflict) {
     TempDir dir;
     auto l = open_ok(dir / "l.db");
@@ -235,10 +305,10 @@ TEST(Ledger, LooksUpByLocationAndListsAWaferInOrder) {
     std::reverse(batch.begin(), batch.end());
     record_ok(*l, batch);
     record_ok(*l, fakes(1000, 5, "LOT2"));
-    auto at = l->find_location(DieLocation{"LOT1", 1, 3, 2});
+    auto at = l->find_location(DieLocation{"LOT1", 1, 3, 2, "LOT1-1"});
     ASSERT_TRUE(at.ok() && at->has_value());
     EXPECT_EQ((*at)->uid, uid_of(203));
-    EXPECT_FALSE(l->find_location(DieLocation{"LOT1", 2, 3, 2})->has_value());
+    EXPECT_FALSE(l->find_location(DieLocation{"LOT1", 2, 3, 2, "LOT1-2"})->has_value());
     auto wafer = l->list_wafer("LOT1", 1);
     ASSERT_TRUE(wafer.ok());
     ASSERT_EQ(wafer->size(), 250u);
@@ -304,6 +374,46 @@ TEST(Ledger, DeferredCheckpointsRunOnlyWhenAsked) {
     EXPECT_EQ(again->head().value().events, head.events);
     EXPECT_EQ(again->head().value().hash, head.hash);
     EXPECT_TRUE(again->verify()->ok());
+}
+
+// The tester link's retests, as the reports read them: a die delivered again after a FAILED
+// result. A redelivery without a result in between (a retry) is not a retest.
+TEST(Ledger, RetestsCountDeliveriesAgainAfterAFailedResult) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto batch = fakes(0, 3);
+    record_ok(*l, batch);
+    const auto u = [&](size_t i) { return batch[i].uid; };
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0), u(1), u(2)}, "T1").ok());
+    ASSERT_TRUE(l->mark_result(u(0), false, "07", "T1").ok());
+    ASSERT_TRUE(l->mark_result(u(1), true, "01", "T1").ok());
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(2)}, "T1").ok());  // a retry
+    EXPECT_TRUE(l->retests()->empty());
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T2").ok());  // retest
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T2").ok());  // its retry
+    auto r = l->retests();
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(*r, (std::map<wpid1::Uid, uint32_t>{{u(0), 1}}));
+    ASSERT_TRUE(l->mark_result(u(0), false, "07", "T2").ok());
+    ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T3").ok());
+    EXPECT_EQ(l->retests()->at(u(0)), 2u);
+}
+
+TEST(Ledger, DeliveryRecordsTheSiteAndTheChainBindsIt) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    const auto a = fake_identity(1);
+    record_ok(*l, {a});
+    EXPECT_EQ(l->find_uid(a.uid)->value().site, -1);
+    ASSERT_TRUE(l->deliver(std::vector<Delivery>{Delivery{a.uid, a.loc, 7}}, "T1").ok());
+    EXPECT_EQ(l->find_uid(a.uid)->value().site, 7);
+    auto rep = l->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+    l.reset();
+    tamper(dir / "l.db", "UPDATE records SET site = 3;");
+    auto problems = verify_problems(dir / "l.db");
+    EXPECT_TRUE(any_contains(problems, "site")) << join(problems);
 }
 
 TEST(Ledger, StateMachineDeliverResultVoid) {
@@ -443,11 +553,11 @@ TEST_F(LedgerTamper, DeletedAndInsertedRecordsAreDetected) {
     tamper(path(), "INSERT INTO records SELECT 99, x'" + to_hex(uid_of(50)) +
                        "', lot, wafer, 50, 50, x'99', public_key, wrapped_key, certificate, "
                        "state, issued_us, delivered_us, result_us, updated_us, tester, bin, "
-                       "reissues, void_reason FROM records WHERE uid = x'" +
+                       "reissues, void_reason, substrate, site FROM records WHERE uid = x'" +
                        to_hex(uid_of(3)) + "';");
     problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(50)) +
-                                           " (LOT1 wafer 1 (50, 50)) has no ISSUE event"))
+                                           " (LOT1 wafer 1 [LOT1-1] (50, 50)) has no ISSUE event"))
         << join(problems);
 }
 

@@ -158,7 +158,8 @@ inline Bytes serial_of(uint64_t n, uint8_t tag = 0x11) {
 inline NewIdentity fake_identity(uint64_t n, const std::string& lot = "LOT1", int wafer = 1,
                                  uint8_t tag = 0xa5) {
     NewIdentity id;
-    id.loc = DieLocation{lot, wafer, static_cast<int>(n % 100), static_cast<int>(n / 100)};
+    id.loc = DieLocation{lot, wafer, static_cast<int>(n % 100), static_cast<int>(n / 100),
+                         lot + "-" + std::to_string(wafer)};
     id.uid = uid_of(n, tag);
     id.serial = serial_of(n, tag);
     id.public_key[0] = 0x04;

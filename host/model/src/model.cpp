@@ -3,8 +3,8 @@
 namespace waferprov::host {
 
 std::string DieLocation::describe() const {
-    return lot + " wafer " + std::to_string(wafer) + " (" + std::to_string(x) + ", " +
-           std::to_string(y) + ")";
+    return lot + " wafer " + std::to_string(wafer) + " [" + substrate + "] (" + std::to_string(x) +
+           ", " + std::to_string(y) + ")";
 }
 
 const char* to_string(DieState s) noexcept {

@@ -100,7 +100,7 @@ std::vector<DieRequest> die_requests(const Job& job, const WaferMap& map,
     without_uid = 0;
     for (const auto& d : selected) {
         DieRequest r;
-        r.loc = DieLocation{map.lot, map.wafer, d.x, d.y};
+        r.loc = DieLocation{map.lot, map.wafer, d.x, d.y, map.substrate_id};
         if (job.uid_policy == UidPolicy::kDerived) {
             r.uid = derive_uid(job.uid_salt, r.loc);
         } else if (d.uid) {
@@ -125,7 +125,8 @@ Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& b
     // commit waits; --threads 1 stays a strictly serial baseline.
     const size_t arena_threads = static_cast<size_t>(threads) + (threads > 1 ? 1 : 0);
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism, arena_threads);
-    WP_ASSIGN_OR_RETURN(DeviceCertBuilder certs, DeviceCertBuilder::create(ca));
+    WP_ASSIGN_OR_RETURN(DeviceCertBuilder certs,
+                        DeviceCertBuilder::create(ca, options.certificate.location_oid));
     CertTemplate subject{options.certificate.organization, options.certificate.organizational_unit,
                          options.certificate.country};
 

@@ -122,7 +122,8 @@ std::vector<DieRequest> dies(size_t n, const std::string& lot = "LOT1", int wafe
     Bytes salt(16, 7);
     for (size_t i = 0; i < n; ++i) {
         DieRequest r;
-        r.loc = DieLocation{lot, wafer, static_cast<int>(i % 20), static_cast<int>(i / 20)};
+        r.loc = DieLocation{lot, wafer, static_cast<int>(i % 20), static_cast<int>(i / 20),
+                            lot + "-" + std::to_string(wafer)};
         r.uid = derive_uid(salt, r.loc);
         out.push_back(r);
     }

@@ -126,6 +126,22 @@ TEST(RunCli, ReportFromTheLedgerAlone) {
     const std::string recon =
         waferprov::testing::read_text(t.path() / "rep/SYNTH0001/01/reconciliation.txt");
     EXPECT_EQ(recon.find("MISMATCH"), std::string::npos) << recon;
+    // The summary's elapsed time and rate follow from its own start and finish (the ledger's
+    // first issue and last change), not from a pipeline run `report` did not do.
+    {
+        auto sj = nlohmann::json::parse(
+            waferprov::testing::read_text(t.path() / "rep/SYNTH0001/01/summary.json"));
+        const auto& w = sj["wafers"][0];
+        const double elapsed = w["elapsed_s"].get<double>();
+        const double rate = w["dies_per_second"].get<double>();
+        const size_t dies = selected_dies(t.path() / "w.xml");
+        if (elapsed > 0) {
+            EXPECT_NEAR(rate * elapsed, static_cast<double>(dies), 0.5) << sj.dump();
+        } else {
+            EXPECT_EQ(rate, 0.0) << sj.dump();
+        }
+        EXPECT_NE(w["start"], "") << sj.dump();
+    }
     EXPECT_TRUE(fs::exists(t.path() / "rep/SYNTH0001/01/SYNTH0001_01.stdf"));
     // A second wafer nobody provisioned: reported as a gap.
     ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "2x2", "--wafer", "2", "--out",
@@ -352,4 +368,137 @@ TEST(RunCli, BadMapProvisionsNothing) {
     EXPECT_NE(waferprov::testing::read_text(log).find("line"), std::string::npos)
         << waferprov::testing::read_text(log);
     EXPECT_FALSE(fs::exists(t.path() / "job/ledger.sqlite"));
+}
+
+namespace {
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+    for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+        s.replace(at, from.size(), to);
+    return s;
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+    std::ofstream out(p, std::ios::trunc);
+    out << text;
+}
+
+}  // namespace
+
+// Issue #10: two maps of different physical wafers of one lot whose wafer numbers come out
+// equal. Before, the second run printed "provisioned 0, reissued N", exited 0 and handed every
+// die of the second wafer the first one's identity. Now the second wafer is refused with an
+// ALARM and no identity changes hands; the certificate names the substrate (openssl reads it).
+TEST(RunCli, TwoWafersOfOneLotWithOneNumberAreNeverOneWafer) {
+    TempDir t{"twowafers"};
+    const fs::path log = t.path() / "log.txt";
+    const std::string job = (t.path() / "job/job.toml").string();
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string()}, log), 0)
+        << waferprov::testing::read_text(log);
+    // `job init` says that the die-location OID it writes is only a development default.
+    EXPECT_NE(waferprov::testing::read_text(log).find(
+                  "development default. Set [certificate] location_oid"),
+              std::string::npos)
+        << waferprov::testing::read_text(log);
+    const fs::path a = t.path() / "a.xml";
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "30", "--die", "3x3", "--lot", "LOTC", "--wafer",
+                   "5", "--out", a.string()},
+                  log),
+              0)
+        << waferprov::testing::read_text(log);
+    // Wafer B: the same lot and SlotNumber, another physical wafer (another SubstrateId).
+    const fs::path b = t.path() / "b.xml";
+    write_file(b, replace_all(waferprov::testing::read_text(a), "SubstrateId=\"LOTC-05\"",
+                              "SubstrateId=\"PH8Q66-02B6\""));
+    const size_t dies = selected_dies(a);
+    ASSERT_GT(dies, 10u);
+
+    ASSERT_EQ(run({"run", "--job", job, "--map", a.string(), "--no-progress"}, log), 0)
+        << waferprov::testing::read_text(log);
+    const fs::path log_b = t.path() / "log-b.txt";
+    EXPECT_EQ(run({"run", "--job", job, "--map", b.string(), "--no-progress"}, log_b), 1)
+        << waferprov::testing::read_text(log_b);
+    EXPECT_NE(waferprov::testing::read_text(log_b).find("ALARM: " + std::to_string(dies) +
+                                                        " dies refused for a conflict"),
+              std::string::npos)
+        << waferprov::testing::read_text(log_b);
+    EXPECT_NE(waferprov::testing::read_text(log_b).find(
+                  "is substrate 'LOTC-05' in the ledger; substrate "
+                  "'PH8Q66-02B6' under the same lot and wafer number"),
+              std::string::npos)
+        << waferprov::testing::read_text(log_b);
+
+    auto l = Ledger::open_existing(t.path() / "job/ledger.sqlite");
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    EXPECT_EQ((*l)->quota()->used, dies);  // nothing issued, nothing reissued for wafer B
+    auto records = (*l)->list_wafer("LOTC", 5);
+    ASSERT_TRUE(records.ok());
+    ASSERT_EQ(records->size(), dies);
+    for (const auto& r : *records) {
+        EXPECT_EQ(r.loc.substrate, "LOTC-05");
+        EXPECT_EQ(r.reissues, 0u);
+    }
+    auto rep = (*l)->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok());
+    l->reset();
+
+    // The export's events name the refusal; a certificate carries the substrate id under the
+    // job's die-location OID (the development default here), as openssl prints it.
+    const fs::path x = t.path() / "export";
+    ASSERT_EQ(run({"ledger", "export", "--job", job, "--out", x.string()}, log), 0)
+        << waferprov::testing::read_text(log);
+    const std::string events = waferprov::testing::read_text(x / "events.jsonl");
+    EXPECT_NE(events.find("\"reason\":\"wafer-number-reused\""), std::string::npos);
+    std::ifstream in(x / "records.jsonl");
+    std::string line;
+    ASSERT_TRUE(std::getline(in, line));
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["substrate"], "LOTC-05");
+    const fs::path b64 = t.path() / "cert.b64";
+    write_file(b64, j["certificate"].get<std::string>() + "\n");
+    const fs::path text = t.path() / "cert.txt";
+    ASSERT_EQ(std::system(("openssl base64 -d -A -in '" + b64.string() + "' | openssl x509 " +
+                           "-inform DER -noout -text > '" + text.string() + "' 2>&1")
+                              .c_str()),
+              0)
+        << waferprov::testing::read_text(text);
+    const std::string cert = waferprov::testing::read_text(text);
+    EXPECT_NE(cert.find("1.3.6.1.4.1.32473.1.1:"), std::string::npos) << cert;
+    EXPECT_NE(cert.find("LOTC-05"), std::string::npos) << cert;
+}
+
+// The SINF wafer id of the issue: free text gives no number; --wafer N gives it, and the
+// wafer number it names is then refused as another wafer's (the ledger holds LOTC wafer 5).
+TEST(RunCli, AFreeTextSinfWaferIdNeedsItsNumberFromTheOperator) {
+    TempDir t{"sinfid"};
+    const fs::path log = t.path() / "log.txt";
+    const std::string job = (t.path() / "job/job.toml").string();
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string()}, log), 0)
+        << waferprov::testing::read_text(log);
+    const fs::path s = t.path() / "w.sinf";
+    ASSERT_EQ(run({"wafer", "synth", "--diameter", "20", "--die", "3x3", "--lot", "LOTC", "--wafer",
+                   "6", "--format", "sinf", "--out", s.string()},
+                  log),
+              0)
+        << waferprov::testing::read_text(log);
+    write_file(s,
+               replace_all(waferprov::testing::read_text(s), "WAFER:LOTC-06", "WAFER:PH8Q66-02B6"));
+    const fs::path log_s = t.path() / "log-s.txt";
+    EXPECT_EQ(run({"run", "--job", job, "--map", s.string(), "--no-progress"}, log_s), 1);
+    EXPECT_NE(waferprov::testing::read_text(log_s).find(
+                  "WAFER 'PH8Q66-02B6' does not give a wafer number"),
+              std::string::npos)
+        << waferprov::testing::read_text(log_s);
+    EXPECT_NE(waferprov::testing::read_text(log_s).find("--wafer N"), std::string::npos);
+    EXPECT_FALSE(fs::exists(t.path() / "job/ledger.sqlite"));  // nothing provisioned
+    ASSERT_EQ(
+        run({"run", "--job", job, "--map", s.string(), "--wafer", "6", "--no-progress"}, log_s), 0)
+        << waferprov::testing::read_text(log_s);
+    auto l = Ledger::open_existing(t.path() / "job/ledger.sqlite");
+    ASSERT_TRUE(l.ok());
+    auto records = (*l)->list_wafer("LOTC", 6);
+    ASSERT_TRUE(records.ok());
+    ASSERT_FALSE(records->empty());
+    EXPECT_EQ(records->front().loc.substrate, "PH8Q66-02B6");
 }

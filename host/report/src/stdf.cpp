@@ -213,7 +213,8 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         const bool have_xy = x != kMissingCoord && y != kMissingCoord;
         const bool again =
             have_xy ? !seen_xy.emplace(x, y).second : !seen_id.insert(part_id).second;
-        if (again || d->outcome == Outcome::kReissued) flags |= have_xy ? 0x02 : 0x01;
+        if (again || d->outcome == Outcome::kReissued || d->retests > 0)
+            flags |= have_xy ? 0x02 : 0x01;
         if (hard != 1) flags |= 0x08;
 
         emit(out, 5, 10, Rec().u1(1).u1(site));  // PIR

@@ -414,6 +414,36 @@ TEST(ReportStdf, IndependentReaderMatchesTheInput) {
     for (const stdf_test::Bin& s : f.sbr) EXPECT_EQ(s.count, soft[s.number]) << s.name;
 }
 
+// After the tester link, the ledger's history says which dies were delivered again after a
+// FAILED result (Ledger::retests -> DieRecord::retests): their PRR carries the retest bit, and
+// WRR and PCR count them; the site each die was reported on is PRR SITE_NUM and SDR lists the
+// sites. Parsed back with the test's own reader.
+TEST(ReportStdf, RetestsFromTheLedgerHistoryAndSitesAreCounted) {
+    WaferRun run;
+    run.lot = "RH";
+    run.wafer = 2;
+    for (int i = 0; i < 6; ++i) {
+        DieRecord d;
+        d.x = i;
+        d.y = 0;
+        d.selected = true;
+        d.outcome = Outcome::kProvisioned;
+        d.state = DieState::kProgrammed;
+        d.site = 1 + i % 3;
+        d.retests = i == 1 ? 1 : (i == 4 ? 2 : 0);
+        run.dies.push_back(d);
+    }
+    stdf_test::File f = parse_stdf_or_fail(stdf_bytes(run));
+    ASSERT_EQ(f.parts.size(), 6u);
+    for (size_t i = 0; i < 6; ++i) {
+        EXPECT_EQ(f.parts[i].flags, i == 1 || i == 4 ? 0x02 : 0x00) << i;
+        EXPECT_EQ(f.parts[i].site, 1 + static_cast<int>(i) % 3) << i;
+    }
+    EXPECT_EQ(f.sdr_sites, (std::vector<int>{1, 2, 3}));
+    EXPECT_EQ(f.wrr_retests, 2u);
+    EXPECT_EQ(f.pcr_retests, 2u);
+}
+
 TEST(ReportStdf, RetestFlagsForADieSeenTwiceAndMissingCoordinates) {
     WaferRun run;
     run.lot = "RT";

@@ -177,7 +177,7 @@ bool parse(const std::vector<uint8_t>& data, File& f, std::string& error) {
                     c.u1();
                     c.u1();
                     f.pcr_parts = c.u4();
-                    c.u4();
+                    f.pcr_retests = c.u4();
                     c.u4();
                     f.pcr_good = c.u4();
                     c.u4();

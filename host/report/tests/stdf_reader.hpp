@@ -42,7 +42,7 @@ struct File {
     std::vector<Part> parts;
     uint32_t wrr_finish = 0, wrr_parts = 0, wrr_retests = 0, wrr_good = 0;
     std::string wrr_wafer_id, wrr_exc_desc;
-    uint32_t pcr_parts = 0, pcr_good = 0;
+    uint32_t pcr_parts = 0, pcr_retests = 0, pcr_good = 0;
     std::vector<Bin> hbr, sbr;
     uint32_t mrr_finish = 0;
 };

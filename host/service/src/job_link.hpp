@@ -63,9 +63,18 @@ private:
     std::unique_ptr<Signer> signer_;
     int signing_threads_ = 0;
     std::mutex generate_mu_;  // the backend's DRBG serves one provision() at a time
-    // (lot, wafer) -> dies to provision on it; empty when the job is served without maps.
-    std::map<std::pair<std::string, int>, std::set<std::pair<int, int>>> provisionable_;
+    // The substrate id of the wafer a touchdown names: its map's, or without maps the one the
+    // ledger has bound to (lot, wafer) ("" if none: the link names wafers by number only).
+    Result<std::string> substrate_for(const std::string& lot, int wafer);
+
+    struct ServedWafer {
+        std::string substrate;               // the map's substrate id
+        std::set<std::pair<int, int>> dies;  // dies to provision on it
+    };
+    // (lot, wafer) -> its map; empty when the job is served without maps.
+    std::map<std::pair<std::string, int>, ServedWafer> provisionable_;
     bool have_maps_ = false;
+    bool legacy_uids_ = false;  // the ledger was migrated: older dies hold derive_legacy_uid UIDs
 };
 
 // Protocol status for a ledger transition refusal (docs/tester-protocol.md, the mapping table).

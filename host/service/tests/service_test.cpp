@@ -231,7 +231,7 @@ TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
         EXPECT_EQ(die_check(j.kik, *s.identity), "");
         // The derived UID policy: the host assigns the die's UID from where it is.
         const int x = 3 + s.site;
-        EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4}));
+        EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4, ""}));
         res.sites.push_back(
             pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
     }
@@ -261,7 +261,7 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
     TestJob j(tmp.path(), "J1", {"ATE-1"});
     std::vector<DieRequest> dies;
     for (int x = 0; x < 4; ++x) {
-        DieLocation loc{"LOT1", 1, x, 0};
+        DieLocation loc{"LOT1", 1, x, 0, "LOT1-01"};
         dies.push_back(DieRequest{loc, derive_uid(j.job.uid_salt, loc)});
     }
     std::vector<DieReport> reports;
@@ -443,6 +443,115 @@ TEST_F(ServiceTest, SitesAreRefusedOneByOne) {
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_EQ(ledger->quota().value().used, 3u);
     EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+// Issue #10 through serve: wafer A's dies took their identities; then the floor serves the map
+// of another physical wafer that carries the same lot and wafer number. Its dies get no
+// identity (CONFLICT, an ALARM in the ledger) and wafer A's identities stay with wafer A.
+TEST_F(ServiceTest, AnotherWaferUnderTheSameNumberGetsNoIdentity) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    SynthOptions so;
+    so.diameter_mm = 30;
+    so.die_width_mm = so.die_height_mm = 4;
+    so.fail_rate = 0;
+    so.lot = "LOTS";
+    WaferMap a = synthesize_wafer(so).value();
+    WaferMap b = a;
+    b.substrate_id = "PH8Q66-02B6";
+    ASSERT_NE(a.substrate_id, b.substrate_id);
+    auto dies = select_dies(a, j.job.provision_bins).value();
+    ASSERT_GE(dies.size(), 2u);
+    pr::Touchdown td;
+    td.lot = "LOTS";
+    td.wafer = static_cast<uint16_t>(a.wafer);
+    td.sequence = 1;
+    td.sites = {pr::TouchdownSite{0, dies[0].x, dies[0].y, {}},
+                pr::TouchdownSite{1, dies[1].x, dies[1].y, {}}};
+    std::vector<pr::SiteIdentity> given;
+    {
+        Server srv({ServedJob{j.job, {a}}}, secure(j));
+        Client c = client_for(j, srv, "ATE-1");
+        td.session_id = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        auto tr = c.deliver(td);
+        for (const auto& s : tr.sites) {
+            ASSERT_EQ(s.status, StatusCode::kOk) << s.text;
+            given.push_back(*s.identity);
+        }
+    }
+    {
+        Server srv({ServedJob{j.job, {b}}}, secure(j));
+        Client c = client_for(j, srv, "ATE-1");
+        td.session_id = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        td.sequence = 2;
+        auto tr = c.deliver(td);
+        for (const auto& s : tr.sites) {
+            EXPECT_EQ(s.status, StatusCode::kConflict) << s.text;
+            EXPECT_FALSE(s.identity.has_value());
+            EXPECT_NE(s.text.find("another physical wafer"), std::string::npos) << s.text;
+        }
+    }
+    // Both maps at once: the link names wafers by lot and number, so that is refused at start.
+    auto both = Service::create({ServedJob{j.job, {a, b}}}, secure(j));
+    ASSERT_FALSE(both.ok());
+    EXPECT_NE(both.error().message.find("two maps are LOTS wafer"), std::string::npos)
+        << both.error().message;
+
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 2u);
+    // The ledger keeps the site each die was delivered on (STDF PRR SITE_NUM after serve).
+    EXPECT_EQ(ledger->find_uid(given[0].uid).value()->site, 0);
+    EXPECT_EQ(ledger->find_uid(given[1].uid).value()->site, 1);
+    for (const auto& id : given) {
+        auto rec = ledger->find_uid(id.uid).value();
+        ASSERT_TRUE(rec.has_value());
+        EXPECT_EQ(rec->loc.substrate, a.substrate_id);
+        EXPECT_EQ(rec->state, DieState::kDelivered);
+    }
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+// A ledger written before substrate ids, migrated: `serve` with the wafer's map delivers the
+// identities issued back then (UIDs derived without a substrate id), generating nothing.
+TEST_F(ServiceTest, AMigratedLedgersIdentitiesAreServedAsTheyWere) {
+    const fs::path data = fs::path(WAFERPROV_SOURCE_DIR) / "host/ledger/tests/data/ledger-v2";
+    const fs::path dir = tmp.path() / "legacy";
+    fs::create_directories(dir);
+    for (const char* f : {"ledger.sqlite", "job.toml", "ca.pem", "ca.key", "root.pem",
+                          "kik.wrapped", "device.key", "w3.xml", "w4.sinf"})
+        fs::copy_file(data / f, dir / f);
+    fs::permissions(dir / "device.key", fs::perms::owner_read | fs::perms::owner_write);
+    fs::permissions(dir / "ca.key", fs::perms::owner_read | fs::perms::owner_write);
+    WaferMap w3 = read_map_file(dir / "w3.xml").value();
+    WaferMap w4 = read_map_file(dir / "w4.sinf").value();
+    ASSERT_TRUE(
+        Ledger::migrate(dir / "ledger.sqlite", {WaferSubstrate{w3.lot, w3.wafer, w3.substrate_id},
+                                                WaferSubstrate{w4.lot, w4.wafer, w4.substrate_id}})
+            .ok());
+    TestJob admitted(tmp.path(), "LEGACY", {"ATE-1"});
+    Job job = load_job(dir / "job.toml").value();
+    job.testers = admitted.job.testers;
+    std::vector<LedgerRecord> before;
+    {
+        auto l = Ledger::open_existing(job.ledger).value();
+        before = l->list_wafer(w3.lot, w3.wafer).value();
+    }
+    ASSERT_GE(before.size(), 2u);
+    Server srv({ServedJob{job, {w3}}}, secure(admitted));
+    Client c = client_for(admitted, srv, "ATE-1");
+    pr::Touchdown td;
+    td.session_id = std::get<uint64_t>(c.hello("ATE-1", "LEGACY"));
+    td.lot = w3.lot;
+    td.wafer = static_cast<uint16_t>(w3.wafer);
+    td.sequence = 1;
+    td.sites = {pr::TouchdownSite{0, before[0].loc.x, before[0].loc.y, {}},
+                pr::TouchdownSite{1, before[1].loc.x, before[1].loc.y, {}}};
+    auto tr = c.deliver(td);
+    for (size_t i = 0; i < 2; ++i) {
+        ASSERT_EQ(tr.sites[i].status, StatusCode::kOk) << tr.sites[i].text;
+        EXPECT_EQ(tr.sites[i].identity->uid, before[i].uid);
+        EXPECT_EQ(tr.sites[i].identity->certificate_der, before[i].certificate_der);
+    }
+    EXPECT_EQ(srv.service().stats().generated, 0u);
 }
 
 TEST_F(ServiceTest, TesterUidPolicyNeedsTheDiesUid) {

@@ -59,6 +59,13 @@ struct Entry {
     std::string text;
 };
 
+// A DeviceIdMap and the Overlay around it (its MapName names it for `[map] uid_overlay`).
+struct IdMapInfo {
+    long line = 0;
+    std::string name;  // the Overlay's MapName ("" outside an Overlay or without one)
+    std::vector<Entry> ids;
+};
+
 struct Collected {
     std::vector<std::string> root;  // root element's local name
     std::vector<LayoutInfo> layouts;
@@ -67,8 +74,8 @@ struct Collected {
     std::vector<Located> bin_code_maps;   // attrs only
     std::vector<Located> bin_definitions;
     std::vector<Entry> bin_codes;  // rows (2DArray) or X/Y entries (Coordinate)
-    std::vector<Entry> device_ids;
-    long device_id_maps = 0;
+    std::vector<IdMapInfo> id_maps;
+    std::string overlay_name;  // MapName of the Overlay being read
 };
 
 // Element names arrive as "namespace-uri|local" (XML_ParserCreateNS); keep the local part.
@@ -195,11 +202,13 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
     } else if (name == "BinDefinition" && up == "BinDefinitions") {
         if (c_.bin_definitions.size() >= 65536) return fail("more than 65536 BinDefinitions");
         c_.bin_definitions.push_back(Located{ln, read_attributes(raw_attrs), {}});
+    } else if (name == "Overlay") {
+        c_.overlay_name = read_attributes(raw_attrs).get("MapName");
     } else if ((name == "BinCode" && up == "BinCodeMap") ||
-               (name == "DeviceId" && up == "DeviceIdMap")) {
+               (name == "DeviceId" && up == "DeviceIdMap" && !c_.id_maps.empty())) {
         // Bounded before the layout is known: no acceptable map has more rows (2DArray) or
         // entries (Coordinate, DeviceIdMap) than max_dies.
-        auto& list = name == "BinCode" ? c_.bin_codes : c_.device_ids;
+        auto& list = name == "BinCode" ? c_.bin_codes : c_.id_maps.back().ids;
         if (list.size() >= std::max(options_.max_dies, static_cast<size_t>(options_.max_dimension)))
             return fail("more " + name + " elements than the limit of " +
                         std::to_string(options_.max_dies) + " dies");
@@ -215,12 +224,14 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
         list.push_back(std::move(e));
         collect_text(list.back().text);
     } else if (name == "DeviceIdMap" && (up == "Overlay" || up == "SubstrateMap")) {
-        ++c_.device_id_maps;
+        if (c_.id_maps.size() >= 64) return fail("more than 64 DeviceIdMaps");
+        c_.id_maps.push_back(IdMapInfo{ln, up == "Overlay" ? c_.overlay_name : "", {}});
     }
 }
 
 void E142Parser::end() {
     if (text_ != nullptr && stack_.size() == text_depth_) text_ = nullptr;
+    if (stack_.back() == "Overlay") c_.overlay_name.clear();
     stack_.pop_back();
 }
 
@@ -362,18 +373,51 @@ Result<WaferMap> E142Parser::build() {
                                   "' differs from Substrate '" + sub->id + "'");
     }
     const std::string sub_name = "Substrate '" + sub->id + "'";
+    // The substrate id tells physical wafers apart (wafer numbers repeat): it is part of every
+    // die's location, so a map without one provisions nothing.
+    if (detail::trim(sub->id).empty())
+        return line_error(src, sub->line,
+                          "Substrate has no SubstrateId (the id of the physical wafer, part of "
+                          "every die's identity)");
     if (!sub->lot || detail::trim(*sub->lot).empty())
         return line_error(src, sub->line, sub_name + " has no LotId");
-    if (!sub->slot || detail::trim(*sub->slot).empty())
-        return line_error(src, sub->line, sub_name + " has no SlotNumber");
     map.lot = std::string(detail::trim(*sub->lot));
-    auto slot = detail::parse_int(detail::trim(*sub->slot));
-    if (!slot || *slot < 0)
-        return line_error(
-            src, sub->slot_line,
-            sub_name + ": SlotNumber '" + *sub->slot + "' is not a non-negative integer");
-    map.wafer = *slot;
     map.substrate_id = sub->id;
+    // The wafer number: SlotNumber (the field that means it), else --wafer, else a substrate id
+    // of an unambiguous form; a given --wafer must agree with the map's own number.
+    std::optional<int> number;
+    long number_line = sub->line;
+    std::string number_source;
+    if (sub->slot && !detail::trim(*sub->slot).empty()) {
+        auto slot = detail::parse_int(detail::trim(*sub->slot));
+        if (!slot || *slot < 0)
+            return line_error(
+                src, sub->slot_line,
+                sub_name + ": SlotNumber '" + *sub->slot + "' is not a non-negative integer");
+        number = *slot;
+        number_line = sub->slot_line;
+        number_source = "SlotNumber " + std::to_string(*slot);
+    } else if (auto own = wafer_number_of_substrate(sub->id, map.lot)) {
+        number = *own;
+        number_source = "SubstrateId '" + sub->id + "'";
+    }
+    if (options_.wafer_number) {
+        if (number && *number != *options_.wafer_number)
+            return line_error(src, number_line,
+                              sub_name + ": " + number_source + " is wafer " +
+                                  std::to_string(*number) + ", not wafer " +
+                                  std::to_string(*options_.wafer_number) + " as --wafer says");
+        number = options_.wafer_number;
+    }
+    if (!number)
+        return line_error(src, sub->line,
+                          sub_name +
+                              " has no SlotNumber and its SubstrateId does not give a wafer "
+                              "number (only all digits or '" +
+                              map.lot +
+                              "-<digits>' do); give the number with --wafer N after "
+                              "this --map");
+    map.wafer = *number;
 
     // BinCodeMap: exactly one.
     if (c_.bin_code_maps.size() != 1)
@@ -553,9 +597,43 @@ Result<WaferMap> E142Parser::build() {
         }
     }
 
-    // DeviceIdMap: per-die UIDs by floor coordinate.
-    if (c_.device_id_maps > 1) return line_error(src, smap.line, "more than one DeviceIdMap");
-    for (const Entry& e : c_.device_ids) {
+    // DeviceIdMap: per-die UIDs by floor coordinate, from the overlay the job names; other
+    // DeviceIdMaps (a supplier's own die ids) are not UIDs and are not read.
+    const IdMapInfo* ids = nullptr;
+    auto overlay_names = [&] {
+        std::string names;
+        for (const auto& m : c_.id_maps)
+            names +=
+                (names.empty() ? "'" : ", '") + m.name + "' (line " + std::to_string(m.line) + ")";
+        return names;
+    };
+    if (options_.uid_overlay && options_.uid_overlay->empty()) {
+        // The job reads no UIDs from maps.
+    } else if (options_.uid_overlay) {
+        for (const auto& m : c_.id_maps)
+            if (m.name == *options_.uid_overlay) {
+                if (ids != nullptr)
+                    return line_error(src, m.line,
+                                      "a second DeviceIdMap overlay named '" + m.name +
+                                          "' (the first is on line " + std::to_string(ids->line) +
+                                          ")");
+                ids = &m;
+            }
+        if (ids == nullptr)
+            return line_error(src, smap.line,
+                              "no DeviceIdMap overlay has MapName '" + *options_.uid_overlay +
+                                  "' ([map] uid_overlay); the map has " +
+                                  (c_.id_maps.empty() ? std::string("none") : overlay_names()));
+    } else if (c_.id_maps.size() > 1) {
+        return line_error(src, c_.id_maps[1].line,
+                          "a second DeviceIdMap: the map has " + overlay_names() +
+                              "; name the overlay the UIDs come from with [map] uid_overlay in "
+                              "the job");
+    } else if (c_.id_maps.size() == 1) {
+        ids = &c_.id_maps.front();
+    }
+    static const std::vector<Entry> kNoIds;
+    for (const Entry& e : ids != nullptr ? ids->ids : kNoIds) {
         auto x = detail::parse_int(detail::trim(e.x.value_or("")));
         auto y = detail::parse_int(detail::trim(e.y.value_or("")));
         if (!x || !y) return line_error(src, e.line, "DeviceId needs integer X and Y attributes");

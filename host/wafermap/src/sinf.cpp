@@ -116,15 +116,25 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
     WP_ASSIGN_OR_RETURN(const Value colct, required("COLCT"));
     map.lot = lot.text;
     map.substrate_id = wafer.text;
-    // WAFER is a number ("07") or a wafer id ending in one ("LOT0001-07").
-    const size_t digits = wafer.text.find_last_not_of("0123456789");
-    const std::string number =
-        digits == std::string::npos ? wafer.text : wafer.text.substr(digits + 1);
-    auto wafer_no = detail::parse_int(number.substr(0, 9));
-    if (number.empty() || !wafer_no)
+    // WAFER is the wafer's id text. It gives the wafer number only in an unambiguous form (all
+    // digits, or "<LOT>-<digits>"); a number read from the tail of free text would make two
+    // wafers of a lot one ("PH8Q66-02B6" is not wafer 6).
+    const auto own = wafer_number_of_substrate(wafer.text, map.lot);
+    if (options.wafer_number) {
+        if (own && *own != *options.wafer_number)
+            return line_error(src, wafer.line,
+                              "WAFER '" + wafer.text + "' is wafer " + std::to_string(*own) +
+                                  ", not wafer " + std::to_string(*options.wafer_number) +
+                                  " as --wafer says");
+        map.wafer = *options.wafer_number;
+    } else if (own) {
+        map.wafer = *own;
+    } else {
         return line_error(src, wafer.line,
-                          "WAFER '" + wafer.text + "' does not end in a wafer number");
-    map.wafer = *wafer_no;
+                          "WAFER '" + wafer.text +
+                              "' does not give a wafer number (only all digits or '" + map.lot +
+                              "-<digits>' do); give the number with --wafer N after this --map");
+    }
     if (auto it = header.find("DEVICE"); it != header.end()) map.device = it->second.text;
 
     auto dimension = [&](const Value& v, const char* key) -> Result<int> {
@@ -156,7 +166,10 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
     }
 
     if (auto it = header.find("BCEQU"); it != header.end()) {
-        for (std::string_view token : split_blanks(it->second.text)) {
+        // The public descriptions of SINF separate the good codes with commas or blanks.
+        std::string list = it->second.text;
+        std::replace(list.begin(), list.end(), ',', ' ');
+        for (std::string_view token : split_blanks(list)) {
             auto code = detail::normalize_code("HexaDecimal", token);
             if (!code)
                 return line_error(
@@ -188,6 +201,13 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
                 map.bin_descriptions.emplace(code, "untested");
             } else {
                 auto n = detail::normalize_code("HexaDecimal", tokens[c]);
+                if (!n && tokens[c].size() == 3)
+                    return line_error(src, rows[r].line,
+                                      "RowData column " + std::to_string(c + 1) + ": '" +
+                                          std::string(tokens[c]) +
+                                          "' is a three-digit bin code: 3-digit SINF is not "
+                                          "supported (convert the map to two-digit hex codes or "
+                                          "to SEMI E142)");
                 if (!n)
                     return line_error(src, rows[r].line,
                                       "RowData column " + std::to_string(c + 1) + ": '" +
@@ -203,6 +223,18 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
             map.dies.push_back(
                 MapDie{static_cast<int>(c), static_cast<int>(r), std::move(code), std::nullopt});
         }
+    }
+    // DIECT, where given, is the number of dies in the rows: a disagreement means a damaged or
+    // truncated map, refused like a wrong E142 BinCount.
+    if (auto it = header.find("DIECT"); it != header.end()) {
+        auto n = detail::parse_int(it->second.text);
+        if (!n || *n < 0)
+            return line_error(src, it->second.line,
+                              "DIECT '" + it->second.text + "' is not a non-negative integer");
+        if (static_cast<size_t>(*n) != map.dies.size())
+            return line_error(src, it->second.line,
+                              "DIECT is " + it->second.text + " but the rows hold " +
+                                  std::to_string(map.dies.size()) + " dies");
     }
     std::sort(map.good_bins.begin(), map.good_bins.end());
     return map;

@@ -104,6 +104,26 @@ std::string xml_escape(std::string_view s) {
 
 }  // namespace detail
 
+std::optional<int> wafer_number_of_substrate(std::string_view substrate, std::string_view lot) {
+    auto digits_only = [](std::string_view d) {
+        return !d.empty() && d.size() <= 5 &&
+               std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    std::string_view number;
+    if (digits_only(substrate)) {
+        number = substrate;
+    } else if (!lot.empty() && substrate.size() > lot.size() + 1 &&
+               substrate.substr(0, lot.size()) == lot && substrate[lot.size()] == '-' &&
+               digits_only(substrate.substr(lot.size() + 1))) {
+        number = substrate.substr(lot.size() + 1);
+    } else {
+        return std::nullopt;
+    }
+    const auto n = detail::parse_int(number);
+    if (!n || *n > 65535) return std::nullopt;
+    return n;
+}
+
 Result<CoordinateSystem> coordinate_system(int columns, int rows, std::string_view origin,
                                            std::string_view axis) {
     CoordinateSystem cs;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "waferprov/bytes.hpp"
 #include "waferprov/host/wafermap.hpp"
 
 using namespace waferprov;
@@ -32,6 +33,7 @@ struct Doc {
     // The picture: first row is the top row.
     std::vector<std::string> codes = {"<BinCode>ABC</BinCode>", "<BinCode>DEF</BinCode>"};
     std::string substrate = "<LotId>LOT42</LotId>\n<SlotNumber>7</SlotNumber>";
+    std::string substrate_id = "LOT42-07";
     std::string extra_overlay;
     std::string prolog;
 
@@ -48,12 +50,13 @@ struct Doc {
                         "</Layout>\n"
                         "</Layouts>\n"
                         "<Substrates>\n"
-                        "<Substrate SubstrateType=\"Wafer\" SubstrateId=\"LOT42-07\">\n" +
-                        substrate +
+                        "<Substrate SubstrateType=\"Wafer\" SubstrateId=\"" +
+                        substrate_id + "\">\n" + substrate +
                         "\n</Substrate>\n"
                         "</Substrates>\n"
                         "<SubstrateMaps>\n"
-                        "<SubstrateMap SubstrateType=\"Wafer\" SubstrateId=\"LOT42-07\"";
+                        "<SubstrateMap SubstrateType=\"Wafer\" SubstrateId=\"" +
+                        substrate_id + "\"";
         if (!origin.empty()) s += " OriginLocation=\"" + origin + "\"";
         if (!axis.empty()) s += " AxisDirection=\"" + axis + "\"";
         s += ">\n<Overlay MapName=\"Sort\">\n<BinCodeMap " + bin_code_map + ">\n<BinDefinitions>\n";
@@ -418,11 +421,136 @@ TEST(E142BadMap, MissingLotIdIsRefused) {
     expect_error(xml, line_of(xml, "<Substrate "), "Substrate 'LOT42-07' has no LotId");
 }
 
-TEST(E142BadMap, MissingSlotNumberIsRefused) {
+TEST(E142BadMap, MissingSlotNumberWithAFreeTextSubstrateIdIsRefused) {
     Doc doc;
     doc.substrate = "<LotId>LOT42</LotId>";
+    doc.substrate_id = "PH8Q66-02B6";
     const std::string xml = doc.xml();
     expect_error(xml, line_of(xml, "<Substrate "), "has no SlotNumber");
+    expect_error(xml, line_of(xml, "<Substrate "), "give the number with --wafer N");
+}
+
+TEST(E142WaferNumber, WithoutSlotNumberAnUnambiguousSubstrateIdGivesIt) {
+    for (const auto& [id, number] : {std::pair{"LOT42-07", 7}, std::pair{"0012", 12}}) {
+        Doc doc;
+        doc.substrate = "<LotId>LOT42</LotId>";
+        doc.substrate_id = id;
+        auto m = read_e142(doc.xml(), "t.xml");
+        ASSERT_TRUE(m.ok()) << m.error().describe();
+        EXPECT_EQ(m->wafer, number) << id;
+        EXPECT_EQ(m->substrate_id, id);
+    }
+}
+
+TEST(E142WaferNumber, TheOperatorGivesTheNumberOfAFreeTextWafer) {
+    Doc doc;
+    doc.substrate = "<LotId>LOT42</LotId>";
+    doc.substrate_id = "E17340W05PA2";
+    MapReadOptions o;
+    o.wafer_number = 5;
+    auto m = read_e142(doc.xml(), "t.xml", o);
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    EXPECT_EQ(m->wafer, 5);
+    EXPECT_EQ(m->substrate_id, "E17340W05PA2");
+}
+
+TEST(E142WaferNumber, TheOperatorsNumberMustAgreeWithSlotNumber) {
+    Doc doc;  // SlotNumber 7
+    MapReadOptions o;
+    o.wafer_number = 8;
+    const std::string xml = doc.xml();
+    auto m = read_e142(xml, "t.xml", o);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("line " + std::to_string(line_of(xml, "<SlotNumber>"))),
+              std::string::npos)
+        << m.error().message;
+    EXPECT_NE(m.error().message.find("SlotNumber 7 is wafer 7, not wafer 8"), std::string::npos)
+        << m.error().message;
+}
+
+TEST(E142BadMap, MissingSubstrateIdIsRefused) {
+    Doc doc;
+    doc.substrate_id = "";
+    const std::string xml = doc.xml();
+    expect_error(xml, line_of(xml, "<Substrate "), "Substrate has no SubstrateId");
+}
+
+// A floor map: the supplier's own die ids in one DeviceIdMap overlay, the WPID-1 UIDs in another.
+std::string two_id_overlays(const std::string& supplier_id) {
+    return "<Overlay MapName=\"SupplierIds\">\n<DeviceIdMap>\n<DeviceId X=\"0\" Y=\"1\">" +
+           supplier_id +
+           "</DeviceId>\n</DeviceIdMap>\n</Overlay>\n"
+           "<Overlay MapName=\"UIDs\">\n<DeviceIdMap>\n"
+           "<DeviceId X=\"0\" Y=\"1\">000102030405060708090a0b0c0d0e0f</DeviceId>\n"
+           "</DeviceIdMap>\n</Overlay>\n";
+}
+
+TEST(E142DeviceIdOverlays, TheJobsOverlayGivesTheUidsAndOthersAreIgnored) {
+    Doc doc;
+    doc.extra_overlay = two_id_overlays("SUP-0001/not-a-uid");
+    MapReadOptions o;
+    o.uid_overlay = "UIDs";
+    auto m = read_e142(doc.xml(), "t.xml", o);
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    const MapDie* a = die_with_bin(*m, "A");  // top-left die: (0, 1) under LowerLeft/UpRight
+    ASSERT_NE(a, nullptr);
+    ASSERT_TRUE(a->uid.has_value());
+    EXPECT_EQ(to_hex(*a->uid), "000102030405060708090a0b0c0d0e0f");
+    for (const auto& d : m->dies) {
+        if (&d != a) {
+            EXPECT_FALSE(d.uid.has_value());
+        }
+    }
+}
+
+TEST(E142DeviceIdOverlays, NoOverlayNamedMeansNoUidsRead) {
+    Doc doc;
+    doc.extra_overlay = two_id_overlays("SUP-0001");
+    MapReadOptions o;
+    o.uid_overlay = "";
+    auto m = read_e142(doc.xml(), "t.xml", o);
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    for (const auto& d : m->dies) {
+        EXPECT_FALSE(d.uid.has_value());
+    }
+}
+
+TEST(E142DeviceIdOverlays, TwoOverlaysWithoutAChoiceAreRefusedAtTheSecond) {
+    Doc doc;
+    doc.extra_overlay = two_id_overlays("SUP-0001");
+    const std::string xml = doc.xml();
+    const auto second = xml.find("<DeviceIdMap>", xml.find("<DeviceIdMap>") + 1);
+    const int line = 1 + static_cast<int>(std::count(
+                             xml.begin(), xml.begin() + static_cast<long>(second), '\n'));
+    expect_error(xml, line, "uid_overlay");
+}
+
+TEST(E142DeviceIdOverlays, AnOverlayTheMapDoesNotHaveIsRefused) {
+    Doc doc;
+    doc.extra_overlay = two_id_overlays("SUP-0001");
+    MapReadOptions o;
+    o.uid_overlay = "DieIds";
+    auto m = read_e142(doc.xml(), "t.xml", o);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("no DeviceIdMap overlay has MapName 'DieIds'"),
+              std::string::npos)
+        << m.error().message;
+    EXPECT_NE(m.error().message.find("'SupplierIds'"), std::string::npos) << m.error().message;
+}
+
+TEST(E142DeviceIdOverlays, ABadUidInTheChosenOverlayNamesItsLine) {
+    Doc doc;
+    doc.extra_overlay =
+        "<Overlay MapName=\"UIDs\">\n<DeviceIdMap>\n<DeviceId X=\"0\" Y=\"1\">zz</DeviceId>\n"
+        "</DeviceIdMap>\n</Overlay>\n";
+    MapReadOptions o;
+    o.uid_overlay = "UIDs";
+    const std::string xml = doc.xml();
+    auto m = read_e142(xml, "t.xml", o);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("line " + std::to_string(line_of(xml, "<DeviceId X"))),
+              std::string::npos)
+        << m.error().message;
 }
 
 TEST(E142BadMap, NonNumericSlotNumberIsRefused) {

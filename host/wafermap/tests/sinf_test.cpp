@@ -139,7 +139,68 @@ TEST(SinfBadMap, MissingLotIsRefused) {
 }
 
 TEST(SinfBadMap, WaferWithoutANumberIsRefused) {
-    expect_error(replace_line(kSinf, 3, "WAFER:LOTX-A"), 3, "does not end in a wafer number");
+    expect_error(replace_line(kSinf, 3, "WAFER:LOTX-A"), 3, "does not give a wafer number");
+}
+
+// Free-text wafer ids: the trailing digits are not a wafer number ("PH8Q66-02B6" was read as
+// wafer 6 and "E17340W05PA2" as wafer 2, so two wafers of a lot became one).
+TEST(SinfWaferNumber, FreeTextWaferIdsGiveNoNumber) {
+    for (const char* id : {"PH8Q66-02B6", "E17340W05PA2", "LOT77-12A", "LOT7-12"}) {
+        expect_error(replace_line(kSinf, 3, std::string("WAFER:") + id), 3,
+                     "give the number with --wafer N");
+    }
+}
+
+TEST(SinfWaferNumber, TheOperatorGivesTheNumberAndTheIdIsKept) {
+    MapReadOptions o;
+    o.wafer_number = 2;
+    auto m = read_sinf(replace_line(kSinf, 3, "WAFER:E17340W05PA2"), "w.sinf", o);
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    EXPECT_EQ(m->wafer, 2);
+    EXPECT_EQ(m->substrate_id, "E17340W05PA2");
+}
+
+TEST(SinfWaferNumber, AllDigitsOrLotDashDigitsAreNumbers) {
+    auto m = read_sinf(replace_line(kSinf, 3, "WAFER:07"));
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    EXPECT_EQ(m->wafer, 7);
+    EXPECT_EQ(wafer_number_of_substrate("LOT77-03", "LOT77"), 3);
+    EXPECT_EQ(wafer_number_of_substrate("LOT77-03", "LOT7"), std::nullopt);
+    EXPECT_EQ(wafer_number_of_substrate("99999", "L"), std::nullopt);  // above 65535
+}
+
+TEST(SinfWaferNumber, TheOperatorsNumberMustAgreeWithTheMap) {
+    MapReadOptions o;
+    o.wafer_number = 11;
+    auto m = read_sinf(kSinf, "w.sinf", o);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("line 3: WAFER 'LOT77-12' is wafer 12, not wafer 11"),
+              std::string::npos)
+        << m.error().message;
+}
+
+TEST(SinfReader, BcequListsMayBeSeparatedByCommasOrSpaces) {
+    for (const char* list : {"BCEQU:01,02", "BCEQU:01, 02", "BCEQU: 01 ,02 "}) {
+        auto m = read_sinf(replace_line(kSinf, 7, list));
+        ASSERT_TRUE(m.ok()) << list << ": " << m.error().describe();
+        EXPECT_EQ(m->good_bins, (std::vector<std::string>{"01", "02"})) << list;
+    }
+}
+
+TEST(SinfBadMap, ThreeDigitSinfIsRefusedByName) {
+    std::string text = kSinf;
+    text = replace_line(text, 13, "RowData:___ 001 001 ___");
+    expect_error(text, 13, "3-digit SINF is not supported");
+}
+
+TEST(SinfReader, DiectMustCountTheDies) {
+    std::string with = kSinf;
+    with.insert(with.find("ROWCT"), "DIECT:8\n");  // line 5
+    auto m = read_sinf(with);
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    std::string wrong = kSinf;
+    wrong.insert(wrong.find("ROWCT"), "DIECT:9\n");
+    expect_error(wrong, 5, "DIECT is 9 but the rows hold 8 dies");
 }
 
 TEST(SinfBadMap, RepeatedKeyIsRefused) {

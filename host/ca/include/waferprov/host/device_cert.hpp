@@ -21,9 +21,11 @@
 namespace waferprov::host {
 
 // The die-location extension (non-critical):
-//   DieLocation ::= SEQUENCE { lot UTF8String, wafer INTEGER, x INTEGER, y INTEGER }
-// under 1.3.6.1.4.1.32473, the IANA enterprise number RFC 5612 reserves for documentation:
-// a DEVELOPMENT arc, to be replaced by the manufacturer's own PEN before production.
+//   DieLocation ::= SEQUENCE { lot UTF8String, wafer INTEGER, x INTEGER, y INTEGER,
+//                              substrateId UTF8String }
+// under the OID the job names ([certificate] location_oid, under the manufacturer's own IANA
+// enterprise number). kDieLocationOid, under 1.3.6.1.4.1.32473 (the enterprise number RFC 5612
+// reserves for documentation), is only the DEVELOPMENT default.
 inline constexpr std::string_view kDieLocationOid = "1.3.6.1.4.1.32473.1.1";
 
 // Optional subject attributes a job's certificate template adds (empty = absent).
@@ -53,7 +55,7 @@ Bytes device_serial(ByteSpan ca_ski, ByteSpan public_key);
 // The subjectKeyIdentifier of a DER certificate (error if it has none).
 Result<Bytes> certificate_ski(ByteSpan certificate_der);
 
-// DER of the die-location extension value, and its inverse (strict: exactly four fields).
+// DER of the die-location extension value, and its inverse (strict: exactly five fields).
 Result<Bytes> encode_die_location(const DieLocation& location);
 Result<DieLocation> decode_die_location(ByteSpan der);
 
@@ -63,7 +65,9 @@ Result<DieLocation> decode_die_location(ByteSpan der);
 // outlive the builder.
 class DeviceCertBuilder {
 public:
-    static Result<DeviceCertBuilder> create(Signer& signer);
+    // `location_oid`: the die-location extension's OID (dotted form).
+    static Result<DeviceCertBuilder> create(Signer& signer,
+                                            std::string_view location_oid = kDieLocationOid);
     DeviceCertBuilder(DeviceCertBuilder&&) noexcept;
     DeviceCertBuilder& operator=(DeviceCertBuilder&&) noexcept;
     ~DeviceCertBuilder();

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "waferprov/bytes.hpp"
@@ -26,11 +27,21 @@ struct JobCa {
     std::string pin_env = "WAFERPROV_HSM_PIN";  // the PIN comes from this environment variable
 };
 
+// The die-location extension's OID when a job names none: under 1.3.6.1.4.1.32473, the
+// enterprise number RFC 5612 reserves for documentation. A development default only; a
+// production job names an OID under the manufacturer's own IANA enterprise number.
+inline constexpr const char* kDevelopmentLocationOid = "1.3.6.1.4.1.32473.1.1";
+
 struct JobCertificateTemplate {
     std::string organization;
     std::string organizational_unit;
     std::string country;
+    std::string location_oid = kDevelopmentLocationOid;  // [certificate] location_oid
 };
+
+// Whether `oid` is a dotted OID under the private-enterprise arc: 1.3.6.1.4.1.<PEN>[.<arc>...],
+// each arc a decimal number without leading zeros.
+bool valid_oid(std::string_view oid);
 
 enum class UidPolicy {
     kDerived,  // the host derives the UID from lot, wafer, x, y (derive_uid)
@@ -61,6 +72,9 @@ struct Job {
     UidPolicy uid_policy = UidPolicy::kDerived;
     Bytes uid_salt;  // 16..64 bytes, derived policy only
     std::vector<std::string> provision_bins = {"01"};
+    // [map] uid_overlay: the E142 DeviceIdMap overlay (its Overlay MapName) UIDs come from;
+    // unset = the map's only DeviceIdMap (see MapReadOptions::uid_overlay).
+    std::optional<std::string> map_uid_overlay;
     uint64_t reseed_interval = uint64_t{1} << 20;  // DRBG Generate calls between reseeds
     std::vector<TesterKey> testers;                // the testers admitted to the job
 };
@@ -72,12 +86,17 @@ Result<Job> load_job(const std::filesystem::path& file);
 // Writes `job` as a TOML job file at job.file (paths written relative to its folder).
 Status write_job(const Job& job);
 
-// The derived UID policy (docs/jobs.md):
-//   UID = first 16 bytes of SHA-256("WPID-1 UID" || 0x00 || salt || [len(lot)]16 || lot ||
-//                                   [wafer]32 || [x]32 || [y]32)
+// The derived UID policy (docs/identity-spec.md, "UID"):
+//   UID = first 16 bytes of SHA-256("WPID-1 UID/2" || 0x00 || salt || [len(lot)]16 || lot ||
+//                                   [wafer]32 || [x]32 || [y]32 ||
+//                                   [len(substrate)]16 || substrate)
 // with the integers big-endian two's complement. Deterministic, so a retest of the same die
-// yields the same UID.
+// yields the same UID; the substrate id makes two physical wafers that share a lot and wafer
+// number derive different UIDs.
 wpid1::Uid derive_uid(ByteSpan salt, const DieLocation& loc);
+// The UID before substrate ids (tag "WPID-1 UID", no substrate): what ledgers migrated from
+// schema version 2 hold. Only to recognise those identities on a retest; never for a new one.
+wpid1::Uid derive_legacy_uid(ByteSpan salt, const DieLocation& loc);
 
 // Reads the wrapped KIK file (80 hex digits).
 Result<Bytes> read_wrapped_kik(const Job& job);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -69,6 +70,7 @@ struct LedgerRecord {
     std::string bin;           // the bin the tester reported with the result ("" = none yet)
     uint32_t reissues = 0;     // retests that were given this existing identity
     std::string void_reason;   // why it was voided ("" unless VOID)
+    int site = -1;             // the tester-link site of the last delivery (-1 = none / unknown)
     bool operator==(const LedgerRecord&) const = default;
 };
 
@@ -115,6 +117,7 @@ struct TransitionResult {
 struct Delivery {
     wpid1::Uid uid{};
     DieLocation loc;
+    int site = -1;  // the probe-card site the die is under (0..65535); -1 = not known
 };
 
 // A result the tester reports for one die.
@@ -151,6 +154,18 @@ struct VerifyReport {
     bool ok() const { return problems.empty(); }
 };
 
+// A wafer's substrate id, for Ledger::migrate.
+struct WaferSubstrate {
+    std::string lot;
+    int wafer = 0;
+    std::string substrate;
+};
+
+struct MigrateReport {
+    std::vector<WaferSubstrate> wafers;  // the wafers the ledger holds, with their substrate ids
+    uint64_t records = 0;                // records given a substrate id
+};
+
 class Ledger {
 public:
     // Creates the ledger at `path` (binding it to config's job, customer, product and quota) or
@@ -161,6 +176,17 @@ public:
     // Opens an existing ledger of whatever job (for verify, export, show). Never creates.
     static Result<std::unique_ptr<Ledger>> open_existing(const std::filesystem::path& path,
                                                          int busy_timeout_ms = 30000);
+
+    // Migrates a ledger written before substrate ids (schema version 2) to this version, in one
+    // transaction: every record gets the substrate id `wafers` gives its (lot, wafer), and one
+    // MIGRATE event records the assignment in the hash chain (earlier events are kept as they
+    // are, so the chain still verifies). Refused, with nothing changed, when a wafer the ledger
+    // holds has no substrate id in `wafers`, a wafer is given two, or one id is given to two
+    // wafers. open() and open_existing() refuse a version-2 ledger with the command that runs
+    // this (`waferprov ledger migrate`). Existing identities keep their UIDs.
+    static Result<MigrateReport> migrate(const std::filesystem::path& path,
+                                         const std::vector<WaferSubstrate>& wafers,
+                                         int busy_timeout_ms = 30000);
 
     ~Ledger();
     Ledger(const Ledger&) = delete;
@@ -175,7 +201,17 @@ public:
 
     Result<std::optional<LedgerRecord>> find_uid(const wpid1::Uid& uid);
     Result<std::optional<LedgerRecord>> find_location(const DieLocation& loc);
-    // Every record of one wafer, ordered by y, x.
+    // How often each die was delivered again after a FAILED result (FAILED -> DELIVERED in the
+    // event log: a retest on the tester link). Dies never retested are absent. One read of the
+    // DELIVER and RESULT events, in chain order.
+    Result<std::map<wpid1::Uid, uint32_t>> retests();
+    // Whether the ledger was migrated from schema version 2 (its chain holds a MIGRATE event):
+    // its older identities carry UIDs derived before substrate ids (derive_legacy_uid).
+    Result<bool> migrated();
+    // The substrate id the ledger has bound to (lot, wafer), if it holds a record of it.
+    Result<std::optional<std::string>> substrate_of(const std::string& lot, int wafer);
+    // Every record of one wafer number, ordered by y, x (compare loc.substrate: records of the
+    // same number under another substrate id are refused, so all share one substrate id).
     Result<std::vector<LedgerRecord>> list_wafer(const std::string& lot, int wafer);
     // Calls fn for every record ordered by lot, wafer, y, x, from one consistent snapshot.
     // fn must not call back into this Ledger. A non-ok Status from fn stops and is returned.

@@ -13,15 +13,20 @@
 namespace waferprov::host {
 
 // Where a die is on the floor: LOT_ID + wafer number + X/Y in the map's own coordinate
-// system (after OriginLocation/AxisDirection are applied; see docs/wafer-maps.md).
+// system (after OriginLocation/AxisDirection are applied; see docs/wafer-maps.md), and the
+// substrate id of the physical wafer (E142 SubstrateId, SINF WAFER). Wafer numbers repeat
+// (a slot, a number printed by a supplier); the substrate id is what tells two physical wafers
+// apart, so it is part of the location everywhere: the ledger, the derived UID, the
+// certificate, the reports. Two locations are the same die only if all five fields agree.
 struct DieLocation {
     std::string lot;
     int wafer = 0;
     int x = 0;
     int y = 0;
+    std::string substrate;  // printable ASCII; "" only where the host cannot know it
     bool operator==(const DieLocation&) const = default;
     auto operator<=>(const DieLocation&) const = default;
-    std::string describe() const;  // "LOT1234 wafer 3 (12, -4)"
+    std::string describe() const;  // "LOT1234 wafer 3 [LOT1234-03] (12, -4)"
 };
 
 // Ledger state of a die's identity.

@@ -55,6 +55,7 @@ struct DieRecord {
     Outcome outcome = Outcome::kNotSelected;
     std::string note;           // free text (public), e.g. why a check failed
     int site = 1;               // tester site that touched the die (1..255)
+    uint32_t retests = 0;       // deliveries again after a FAILED result (ledger history)
     uint32_t test_time_ms = 0;  // time spent on the die, 0 = unknown
 };
 

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +27,21 @@ struct MapReadOptions {
     size_t max_bytes = size_t{64} << 20;  // a larger file is refused before it is parsed
     int max_dimension = 10000;            // columns and rows of the layout
     size_t max_dies = 1000000;            // dies (and Coordinate/DeviceId entries) in one map
+    // The wafer number the operator gives (`--wafer N`), for maps whose own fields do not give
+    // one unambiguously. A map that does give a number must agree with it.
+    std::optional<int> wafer_number;
+    // E142: the DeviceIdMap the job takes UIDs from (`[map] uid_overlay`), named by the MapName
+    // of its Overlay. Unset: the map's only DeviceIdMap, if any (two or more are refused as
+    // ambiguous). "": none (the job derives UIDs; every DeviceIdMap is ignored). A name: that
+    // overlay; the others (a supplier's own die ids) are ignored and never checked as UIDs.
+    std::optional<std::string> uid_overlay;
 };
+
+// The wafer number a substrate id gives without guessing: all digits ("07" -> 7), or the lot
+// followed by '-' and digits ("LOT77-12" -> 12 for lot "LOT77"); at most 65535. Anything else
+// (free text such as "PH8Q66-02B6" or "E17340W05PA2") gives none: the number must then come
+// from a field that means it (E142 SlotNumber) or from the operator (`--wafer N`).
+std::optional<int> wafer_number_of_substrate(std::string_view substrate, std::string_view lot);
 
 // Reads a SEMI E142 substrate map held in `xml`. `source` names it in error messages (usually
 // the file path): "<source>: line 12: ...". DOCTYPE declarations and entities are refused.
