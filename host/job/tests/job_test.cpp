@@ -216,8 +216,10 @@ TEST(DerivedUid, MatchesTheDocumentedConstruction) {
 TEST(DerivedUid, DiffersPerLocationSubstrateAndSalt) {
     Bytes salt(16, 1), other(16, 2);
     DieLocation a{"LOT1", 1, 0, 0, "S1"};
-    EXPECT_EQ(derive_uid(salt, a), derive_uid(salt, a));
+    // Determinism is the known-answer test above; here every field must change the UID,
+    // including an empty substrate id against a non-empty one.
     EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 1, "S1"}));
+    EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 0, ""}));
     EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 2, 0, 0, "S1"}));
     EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT2", 1, 0, 0, "S1"}));
     EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 0, "S2"}));
