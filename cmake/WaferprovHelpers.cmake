@@ -83,3 +83,38 @@ function(waferprov_rtl_files var list)
   endforeach()
   set(${var} ${files} PARENT_SCOPE)
 endfunction()
+
+# waferprov_verilate(<target> TOP <module> [FILELISTS <half/block.f>...] [SOURCES <sv>...]
+#                    [PREFIX <class>] [ARGS <verilator args>...])
+# The one way to verilate: a static library <target> holding one Verilated configuration of an
+# RTL top (class <PREFIX>, default V<module>), built once and linked by every bench, backend and
+# model that needs it. Sources come from the block file lists (rtl/<half>/<block>.f) and/or
+# explicit files (bench wrappers), in that order. Verilator's output is not ours to fix: it is
+# compiled without our warnings, and consumers see its headers as system headers so that our
+# -Wconversion -Werror applies only to our own code.
+function(waferprov_verilate target)
+  cmake_parse_arguments(ARG "" "TOP;PREFIX" "FILELISTS;SOURCES;ARGS" ${ARGN})
+  if(NOT ARG_TOP)
+    message(FATAL_ERROR "waferprov_verilate(${target}): TOP is required")
+  endif()
+  if(NOT ARG_PREFIX)
+    set(ARG_PREFIX V${ARG_TOP})
+  endif()
+  set(files "")
+  foreach(list IN LISTS ARG_FILELISTS)
+    waferprov_rtl_files(listed ${list})
+    list(APPEND files ${listed})
+  endforeach()
+  list(APPEND files ${ARG_SOURCES})
+  list(REMOVE_DUPLICATES files)
+  if(NOT files)
+    message(FATAL_ERROR "waferprov_verilate(${target}): no sources")
+  endif()
+  add_library(${target} STATIC)
+  verilate(${target} SOURCES ${files} TOP_MODULE ${ARG_TOP} PREFIX ${ARG_PREFIX}
+    DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/${target}.verilated
+    VERILATOR_ARGS -Wall -O3 --x-assign fast --x-initial fast ${ARG_ARGS})
+  target_compile_options(${target} PRIVATE -w)
+  get_target_property(includes ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  set_target_properties(${target} PROPERTIES INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${includes}")
+endfunction()

@@ -8,6 +8,7 @@
 
 #include "Vp256_keygen.h"
 #include "bench/harness.hpp"
+#include "bench/ports.hpp"
 #include "p256_ref.hpp"
 
 namespace p256bench {
@@ -18,27 +19,6 @@ struct KeygenResult {
     Bytes32 y{};
     uint64_t cycles = 0;  // accepting edge of d_i to the first cycle with q_valid_o
 };
-
-// Big-endian bytes <-> Verilator's wide words (word 0 holds bits [31:0]).
-inline void to_wide(const Bytes32& b, VlWide<8>& w) {
-    for (unsigned i = 0; i < 8; ++i) {
-        const unsigned o = 31 - 4 * i;
-        w[i] = static_cast<uint32_t>(b[o]) | static_cast<uint32_t>(b[o - 1]) << 8 |
-               static_cast<uint32_t>(b[o - 2]) << 16 | static_cast<uint32_t>(b[o - 3]) << 24;
-    }
-}
-
-inline Bytes32 from_wide(const VlWide<8>& w) {
-    Bytes32 b{};
-    for (unsigned i = 0; i < 8; ++i) {
-        const unsigned o = 31 - 4 * i;
-        b[o] = static_cast<uint8_t>(w[i]);
-        b[o - 1] = static_cast<uint8_t>(w[i] >> 8);
-        b[o - 2] = static_cast<uint8_t>(w[i] >> 16);
-        b[o - 3] = static_cast<uint8_t>(w[i] >> 24);
-    }
-    return b;
-}
 
 class Dut {
 public:
@@ -60,13 +40,13 @@ public:
     void push(const Bytes32& d) { push(d, static_cast<uint16_t>(seeds_())); }
     void push(const Bytes32& d, uint16_t seed) {
         h_.run_until([&] { return h_->d_ready_o != 0; }, kTimeout);
-        to_wide(d, h_->d_i);
+        bench::put(h_->d_i, d);
         h_->scan_seed_i = seed;
         h_->d_valid_i = 1;
         h_.tick();
         h_->d_valid_i = 0;
         h_->scan_seed_i = 0;
-        to_wide(Bytes32{}, h_->d_i);
+        bench::put(h_->d_i, Bytes32{});
     }
 
     // Waits for the result (counting cycles), holds q_ready_i low for `stall` cycles, then
@@ -76,8 +56,8 @@ public:
         r.cycles = h_.run_until([&] { return h_->q_valid_o != 0; }, kTimeout);
         for (unsigned i = 0; i < stall; ++i) h_.tick();
         r.err = h_->q_err_o != 0;
-        r.x = from_wide(h_->q_x_o);
-        r.y = from_wide(h_->q_y_o);
+        r.x = bench::get_array<32>(h_->q_x_o);
+        r.y = bench::get_array<32>(h_->q_y_o);
         h_->q_ready_i = 1;
         h_.tick();
         h_->q_ready_i = 0;

@@ -1,6 +1,6 @@
 // OpenSSL reference model for the P-256 key-generation bench: Q = d * G on prime256v1, plus
-// the 256-bit scalar helpers the bench needs. Every OpenSSL object lives in a unique_ptr with
-// its own deleter; failures throw with OpenSSL's error queue drained into the message.
+// the 256-bit scalar helpers the bench needs. Every OpenSSL object lives in a
+// drivers/common RAII handle; failures throw with OpenSSL's error queue drained into the message.
 // Not thread-safe per instance (the BN_CTX is shared); make one per thread.
 #pragma once
 
@@ -18,36 +18,21 @@
 #include <string>
 #include <utility>
 
+#include "waferprov/ossl.hpp"
+
 namespace p256bench {
 
 // A 256-bit value as 32 big-endian bytes (byte 0 is the most significant, the RTL's [255:248]).
 using Bytes32 = std::array<uint8_t, 32>;
 
-struct BnFree {
-    void operator()(BIGNUM* p) const noexcept { BN_free(p); }
-};
-struct BnCtxFree {
-    void operator()(BN_CTX* p) const noexcept { BN_CTX_free(p); }
-};
-struct GroupFree {
-    void operator()(EC_GROUP* p) const noexcept { EC_GROUP_free(p); }
-};
-struct PointFree {
-    void operator()(EC_POINT* p) const noexcept { EC_POINT_free(p); }
-};
-using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
-using BnCtxPtr = std::unique_ptr<BN_CTX, BnCtxFree>;
-using GroupPtr = std::unique_ptr<EC_GROUP, GroupFree>;
-using PointPtr = std::unique_ptr<EC_POINT, PointFree>;
+// The RAII handles and the error-queue reader are drivers/common's (waferprov/ossl.hpp).
+using BnPtr = waferprov::ossl::Bn;
+using BnCtxPtr = waferprov::ossl::BnCtx;
+using GroupPtr = waferprov::ossl::EcGroup;
+using PointPtr = waferprov::ossl::EcPoint;
 
 [[noreturn]] inline void ossl_fail(const std::string& what) {
-    std::string msg = "OpenSSL: " + what;
-    for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
-        std::array<char, 256> buf{};
-        ERR_error_string_n(e, buf.data(), buf.size());
-        msg += std::string("; ") + buf.data();
-    }
-    throw std::runtime_error(msg);
+    throw std::runtime_error(waferprov::ossl::ossl_error("OpenSSL: " + what).message);
 }
 
 inline BnPtr new_bn() {

@@ -1,6 +1,5 @@
-// Moving byte strings on and off Verilator ports. Every symmetric block puts byte 0 of a value
-// in the most significant bits of its port (see rtl/symmetric/aes_pkg.sv), so a port of N bytes
-// holds byte i at bit (N-1-i)*8.
+// Byte strings, hex and deterministic random vectors for the symmetric benches; the port
+// helpers come from bench/ports.hpp.
 #pragma once
 
 #include <array>
@@ -14,50 +13,16 @@
 #include <type_traits>
 #include <vector>
 
-#include <verilated.h>
+#include "bench/ports.hpp"
 
 namespace symbench {
 
 using Bytes = std::vector<uint8_t>;
 
-// Writes `b` into a wide (VlWide) port of exactly b.size()*8 bits.
-template <std::size_t W>
-void put(VlWide<W>& port, std::span<const uint8_t> b) {
-    for (std::size_t w = 0; w < W; ++w) port.at(w) = 0;
-    const std::size_t n = b.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t pos = (n - 1 - i) * 8;
-        port.at(pos / 32) |= static_cast<EData>(b[i]) << (pos % 32);
-    }
-}
-
-// Writes `b` into a scalar (<= 64-bit) port.
-template <class T>
-requires std::is_integral_v<T>
-void put(T& port, std::span<const uint8_t> b) {
-    uint64_t v = 0;
-    for (uint8_t x : b) v = (v << 8) | x;
-    port = static_cast<T>(v);
-}
-
-// Reads `n` bytes from a wide port.
-template <std::size_t W>
-Bytes get(const VlWide<W>& port, std::size_t n) {
-    Bytes b(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t pos = (n - 1 - i) * 8;
-        b[i] = static_cast<uint8_t>(port.at(pos / 32) >> (pos % 32));
-    }
-    return b;
-}
-
-// True when every word of a wide signal is zero (zeroize checks).
-template <std::size_t W>
-bool all_zero(const VlWide<W>& v) {
-    for (std::size_t w = 0; w < W; ++w)
-        if (v.at(w) != 0) return false;
-    return true;
-}
+// The port helpers are the shared ones (testbench/common/include/bench/ports.hpp).
+using bench::all_zero;
+using bench::get;
+using bench::put;
 
 Bytes from_hex(const std::string& hex);
 std::string to_hex(std::span<const uint8_t> b);

@@ -1,6 +1,6 @@
 // OpenSSL 3 reference models for the symmetric RTL benches: AES-256-ECB, AES-256-CMAC, the
 // WPID-1 KEK (KBKDF counter mode over CMAC), RFC 3394 key wrap and CTR_DRBG (AES-256, no df).
-// Every OpenSSL object lives in a unique_ptr with its own deleter; a failing OpenSSL call throws
+// Every OpenSSL object lives in a drivers/common RAII handle; a failing OpenSSL call throws
 // std::runtime_error carrying the drained error queue (benches only, so exceptions are fine).
 #pragma once
 
@@ -19,35 +19,22 @@
 #include <openssl/params.h>
 
 #include "bits.hpp"
+#include "waferprov/ossl.hpp"
 
 namespace symbench::ossl {
 
-template <auto Fn>
-struct Deleter {
-    template <class T>
-    void operator()(T* p) const noexcept {
-        Fn(p);
-    }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX_free>>;
-using Cipher = std::unique_ptr<EVP_CIPHER, Deleter<EVP_CIPHER_free>>;
-using Mac = std::unique_ptr<EVP_MAC, Deleter<EVP_MAC_free>>;
-using MacCtx = std::unique_ptr<EVP_MAC_CTX, Deleter<EVP_MAC_CTX_free>>;
-using Kdf = std::unique_ptr<EVP_KDF, Deleter<EVP_KDF_free>>;
-using KdfCtx = std::unique_ptr<EVP_KDF_CTX, Deleter<EVP_KDF_CTX_free>>;
-using Rand = std::unique_ptr<EVP_RAND, Deleter<EVP_RAND_free>>;
-using RandCtx = std::unique_ptr<EVP_RAND_CTX, Deleter<EVP_RAND_CTX_free>>;
+// The RAII handles and the error-queue reader are drivers/common's (waferprov/ossl.hpp).
+using waferprov::ossl::Cipher;
+using waferprov::ossl::CipherCtx;
+using waferprov::ossl::Kdf;
+using waferprov::ossl::KdfCtx;
+using waferprov::ossl::Mac;
+using waferprov::ossl::MacCtx;
+using waferprov::ossl::Rand;
+using waferprov::ossl::RandCtx;
 
 [[noreturn]] inline void fail(const std::string& what) {
-    std::string msg = "OpenSSL: " + what;
-    unsigned long e = 0;
-    while ((e = ERR_get_error()) != 0) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        msg += "; ";
-        msg += buf;
-    }
-    throw std::runtime_error(msg);
+    throw std::runtime_error(waferprov::ossl::ossl_error("OpenSSL: " + what).message);
 }
 
 inline void check(int ok, const char* what) {
