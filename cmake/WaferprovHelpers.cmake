@@ -59,6 +59,34 @@ function(waferprov_add_test name)
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
+# waferprov_add_cli_test(<name> SOURCES ... [LIBS ...] [LABELS label] [TIMEOUT s]
+#                        [PROGRAMS <MACRO>=<target>...])
+# The one way to test the `waferprov` command as a user runs it: a GoogleTest program (as
+# waferprov_add_test) that runs the built binary, named by WAFERPROV_BINARY, through
+# waferprov::testing::run_cli() or the process helpers. PROGRAMS names further programs the test
+# runs (the tester simulator, an example client) as MACRO="<path>". Building the test builds
+# everything it runs.
+function(waferprov_add_cli_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT;LABELS" "SOURCES;LIBS;PROGRAMS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 600)
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  waferprov_add_test(${name} SOURCES ${ARG_SOURCES} LIBS ${ARG_LIBS} waferprov::testing
+    LABELS ${ARG_LABELS} TIMEOUT ${ARG_TIMEOUT})
+  target_compile_definitions(${name} PRIVATE WAFERPROV_BINARY="$<TARGET_FILE:waferprov>")
+  add_dependencies(${name} waferprov)
+  foreach(program IN LISTS ARG_PROGRAMS)
+    string(REPLACE "=" ";" parts "${program}")
+    list(GET parts 0 macro)
+    list(GET parts 1 target)
+    target_compile_definitions(${name} PRIVATE ${macro}="$<TARGET_FILE:${target}>")
+    add_dependencies(${name} ${target})
+  endforeach()
+endfunction()
+
 # waferprov_rtl_files(<var> <list>)
 # Reads rtl/<list> (e.g. symmetric/sym_die.f): one source per line, relative to rtl/, '#' starts
 # a comment line. Sets <var> to the absolute paths, in order. The same lists feed the benches,

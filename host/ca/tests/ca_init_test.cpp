@@ -1,8 +1,9 @@
 // `ca init`: the PEM chain's files and certificates, refusal to overwrite, and the command.
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "ca_test_util.hpp"
+#include "waferprov/testing/cli.hpp"
+#include "waferprov/testing/process.hpp"
 
 namespace waferprov::host::test {
 namespace {
@@ -100,22 +101,30 @@ TEST(CaInit, PemSignerRefusesAMismatchedKey) {
         << missing.error().message;
 }
 
-int run_cli(const std::string& args) {
-    const int rc =
-        std::system((std::string(WAFERPROV_BINARY) + " " + args + " > /dev/null 2>&1").c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+int run_ca(const std::filesystem::path& dir, const std::string& args,
+           std::string* output = nullptr) {
+    const auto r =
+        waferprov::testing::run_cli(WAFERPROV_BINARY, waferprov::testing::split_args(args), dir);
+    if (output != nullptr) *output = r.all();
+    return r.status;
 }
 
 TEST(CaInitCommand, WritesChainThenRefusesToOverwrite) {
     TempDir dir;
     const std::string out = (dir.path() / "chain").string();
     EXPECT_EQ(
-        run_cli("ca init --out '" + out + "' --product WP-TEST --organization 'Example Semi'"), 0);
+        run_ca(dir.path(), "ca init --out " + out + " --product WP-TEST --organization Example"),
+        0);
     EXPECT_TRUE(std::filesystem::exists(dir.path() / "chain" / "ca.key"));
-    EXPECT_EQ(run_cli("ca init --out '" + out + "'"), 1);
-    EXPECT_EQ(run_cli("ca init"), 2);
-    EXPECT_EQ(run_cli("ca init --out x --module m"), 2);
-    EXPECT_EQ(run_cli("ca init --out x --hsm --module m"), 2);
+    const auto key_before = waferprov::testing::read_text(dir.path() / "chain" / "ca.key");
+    std::string refused;
+    EXPECT_EQ(run_ca(dir.path(), "ca init --out " + out, &refused), 1);
+    EXPECT_NE(refused.find("refusing to overwrite"), std::string::npos) << refused;
+    EXPECT_EQ(waferprov::testing::read_text(dir.path() / "chain" / "ca.key"), key_before)
+        << "a refused ca init must leave the existing chain as it was";
+    EXPECT_EQ(run_ca(dir.path(), "ca init"), 2);
+    EXPECT_EQ(run_ca(dir.path(), "ca init --out x --module m"), 2);
+    EXPECT_EQ(run_ca(dir.path(), "ca init --out x --hsm --module m"), 2);
 }
 
 }  // namespace

@@ -1,53 +1,29 @@
 // `waferprov wafer` run as a floor engineer runs it: synth then info, and a bad map failing with
-// the line in stderr. Runs the built binary (WAFERPROV_CLI).
+// the line in stderr. Runs the built binary (WAFERPROV_BINARY).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <sys/wait.h>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
+
+#include "waferprov/testing/cli.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-    int status = -1;
-    std::string out, err;
-};
+using waferprov::testing::CliRun;
 
 class WaferCli : public ::testing::Test {
 protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("waferprov_wafer_cli_" + std::to_string(::getpid()) + "_" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
-    static std::string slurp(const fs::path& p) {
-        std::ifstream in(p);
-        std::stringstream s;
-        s << in.rdbuf();
-        return s.str();
-    }
     CliRun run(const std::string& args) {
-        const std::string cmd = std::string(WAFERPROV_CLI) + " " + args + " >" +
-                                (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
-        const int raw = std::system(cmd.c_str());
-        CliRun r;
-        r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-        r.out = slurp(dir_ / "out");
-        r.err = slurp(dir_ / "err");
-        return r;
+        return waferprov::testing::run_cli(WAFERPROV_BINARY, waferprov::testing::split_args(args),
+                                           dir_.path());
     }
     fs::path path(const std::string& name) const { return dir_ / name; }
 
-    fs::path dir_;
+    waferprov::testing::TempDir dir_;
 };
 
 }  // namespace
