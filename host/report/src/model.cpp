@@ -69,6 +69,8 @@ MapGeometry geometry_of(const WaferMap& map) {
     g.die_height_mm = map.die_height_mm;
     g.origin = map.origin;
     g.axis = map.axis;
+    g.wafer_diameter_mm = map.wafer_diameter_mm;
+    g.flat_deg = map.flat_deg;
     return g;
 }
 

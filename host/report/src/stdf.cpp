@@ -174,6 +174,17 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
     emit(out, 1, 80, sdr);
 
     const MapGeometry& g = run.geometry;
+    // WF_FLAT: the notch/flat side as the picture shows it; blank when the map gives none or
+    // puts it between the four sides.
+    auto wf_flat = [](int deg) {
+        switch (deg) {
+            case 0: return 'U';
+            case 90: return 'R';
+            case 180: return 'D';
+            case 270: return 'L';
+            default: return ' ';
+        }
+    };
     const bool left =
         g.axis.find("Left") != std::string::npos || g.axis.find("left") != std::string::npos;
     const bool down =
@@ -183,7 +194,7 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         .r4(static_cast<float>(g.die_height_mm))
         .r4(static_cast<float>(g.die_width_mm))
         .u1(g.die_width_mm > 0 ? 3 : 0)  // WF_UNITS 3 = millimetres
-        .c1(' ')                         // WF_FLAT unknown
+        .c1(wf_flat(g.flat_deg))
         .i2(kMissingCoord)
         .i2(kMissingCoord)
         .c1(left ? 'L' : 'R')

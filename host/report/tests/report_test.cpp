@@ -313,6 +313,42 @@ TEST(ReportSvg, HonoursAxisDirection) {
     EXPECT_GT(dr[1].second, dr[0].second);
 }
 
+// The map's notch/flat and wafer size reach the picture and STDF WCR (WF_FLAT, WAFR_SIZ).
+TEST(ReportSvg, NotchAndOriginDieDrawnAndWcrCarriesTheFlat) {
+    WaferRun run = small_wafer();
+    if (std::none_of(run.dies.begin(), run.dies.end(),
+                     [](const DieRecord& d) { return d.x == 0 && d.y == 0; }))
+        run.dies.push_back(DieRecord{});  // the origin die at (0, 0)
+    std::string plain = wafer_svg(run);
+    EXPECT_FALSE(contains(plain, "id=\"notch\"")) << "no notch without a flat_deg";
+    EXPECT_TRUE(contains(plain, "id=\"origin-die\""));
+    for (auto [deg, side] : {std::pair{0, 'U'}, std::pair{90, 'R'}, std::pair{180, 'D'},
+                             std::pair{270, 'L'}, std::pair{45, ' '}}) {
+        run.geometry.flat_deg = deg;
+        run.geometry.wafer_diameter_mm = 150;
+        std::string svg = wafer_svg(run);
+        SvgDoc doc = parse_svg(svg);
+        ASSERT_TRUE(doc.ok) << doc.error;
+        EXPECT_TRUE(contains(svg, "id=\"notch\"")) << deg;
+        EXPECT_TRUE(contains(doc.text, "notch " + std::to_string(deg))) << deg;
+        stdf_test::File f = parse_stdf_or_fail(stdf_bytes(run));
+        EXPECT_EQ(f.wcr_flat, side) << deg;
+        EXPECT_FLOAT_EQ(f.wcr_wafer_size, 150.0f);
+    }
+    // The notch at 180 degrees lies below the centre of the picture (SVG y grows downwards).
+    run.geometry.flat_deg = 180;
+    std::string svg = wafer_svg(run);
+    const auto at = svg.find("id=\"notch\" d=\"M");
+    ASSERT_NE(at, std::string::npos);
+    const auto comma = svg.find(',', at);
+    EXPECT_GT(std::atof(svg.c_str() + comma + 1), 70.0) << svg.substr(at, 80);
+    // Without the origin die on the map, no frame.
+    run.dies.erase(std::remove_if(run.dies.begin(), run.dies.end(),
+                                  [](const DieRecord& d) { return d.x == 0 && d.y == 0; }),
+                   run.dies.end());
+    EXPECT_FALSE(contains(wafer_svg(run), "id=\"origin-die\""));
+}
+
 // Prints the render times for the record (benchmarks measure; tests never assert timings).
 TEST(ReportSvg, SeventeenThousandDiesRenderCompactly) {
     WaferRun run = synthetic_wafer(300, 2.08, 99);  // ~16-17k dies
@@ -360,6 +396,7 @@ TEST(ReportStdf, IndependentReaderMatchesTheInput) {
     EXPECT_EQ(f.wcr_pos_x, 'R');
     EXPECT_EQ(f.wcr_pos_y, 'U');
     EXPECT_FLOAT_EQ(f.wcr_die_w, 5.0f);
+    EXPECT_EQ(f.wcr_flat, ' ');  // the map gave no notch
 
     std::vector<const DieRecord*> tested;
     for (const DieRecord& d : run.dies)

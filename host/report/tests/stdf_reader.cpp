@@ -101,11 +101,11 @@ bool parse(const std::vector<uint8_t>& data, File& f, std::string& error) {
                     break;
                 }
                 case 2030:  // WCR
-                    c.r4();
+                    f.wcr_wafer_size = c.r4();
                     c.r4();
                     f.wcr_die_w = c.r4();
                     c.u1();
-                    c.c1();
+                    f.wcr_flat = c.c1();
                     c.i2();
                     c.i2();
                     f.wcr_pos_x = c.c1();

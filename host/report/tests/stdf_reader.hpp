@@ -37,6 +37,8 @@ struct File {
     std::vector<int> sdr_sites;
     char wcr_pos_x = 0, wcr_pos_y = 0;
     float wcr_die_w = 0;
+    float wcr_wafer_size = 0;
+    char wcr_flat = 0;
     uint32_t wir_start = 0;
     std::string wir_wafer_id;
     std::vector<Part> parts;

@@ -55,7 +55,10 @@ struct WaferMap {
     double die_height_mm = 0;
     std::string origin = "LowerLeft";  // as read (already applied to x/y)
     std::string axis = "UpRight";
-    std::string null_bin;                                 // the "no die" code
+    double wafer_diameter_mm = 0;  // where the map gives it, else 0
+    int flat_deg = -1;     // notch/flat location, degrees clockwise from the top of the map's
+                           // picture (0 up, 90 right, 180 down, 270 left); -1 = not given
+    std::string null_bin;  // the "no die" code
     std::map<std::string, std::string> bin_descriptions;  // bin code -> description/quality
     std::vector<MapDie> dies;                             // every die present (null bins excluded)
     // Added for the wafer map readers (host/wafermap):

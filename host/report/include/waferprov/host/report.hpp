@@ -68,6 +68,8 @@ struct MapGeometry {
     std::string origin = "LowerLeft";
     std::string axis = "UpRight";  // E142 AxisDirection: UpRight, UpLeft, DownRight, DownLeft
     double wafer_diameter_mm = 0;  // 0 = infer the smallest standard size that holds every die
+    int flat_deg = -1;  // notch/flat: degrees clockwise from the picture's top (0 up, 90 right,
+                        // 180 down, 270 left); -1 = unknown (no mark, STDF WF_FLAT blank)
 };
 
 // Per-outcome counts, indexed by Outcome.
