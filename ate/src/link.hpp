@@ -9,6 +9,7 @@
 #include <string>
 
 #include "waferprov/bytes.hpp"
+#include "waferprov/result.hpp"
 
 namespace waferprov::ate {
 
@@ -21,8 +22,6 @@ struct LinkOptions {
     std::string client_secret_key;  // Z85; the caller wipes its copy
 };
 
-enum class IoStatus { kOk, kTimeout, kError };
-
 class Link {
 public:
     Link() = default;
@@ -31,22 +30,23 @@ public:
     Link& operator=(const Link&) = delete;
 
     // Creates the context and the socket, sets the options and connects (which only starts
-    // ZeroMQ's background connect: no peer is needed yet). false with `error` set on failure
-    // (a bad endpoint, a key libzmq refuses, libzmq without CURVE).
-    bool connect(const LinkOptions& options, std::string& error);
+    // ZeroMQ's background connect: no peer is needed yet). An error on failure: a bad endpoint
+    // (kUnavailable), a key libzmq refuses (kInvalidArgument), libzmq without CURVE
+    // (kUnsupported).
+    Status connect(const LinkOptions& options);
 
     // Queues one single-part message. With ZMQ_IMMEDIATE a message queues only to a connection
     // whose handshake completed, so this waits (until `deadline`) while there is none: a host
-    // that is down or refuses our key shows as kTimeout.
-    IoStatus send(ByteSpan frame, Clock::time_point deadline, std::string& error);
+    // that is down or refuses our key shows as ErrorCode::kTimeout; kIo for a socket failure.
+    Status send(ByteSpan frame, Clock::time_point deadline);
 
-    // Receives one message into `frame` (its first part; `parts` says how many it had, the
-    // others are dropped). kTimeout when nothing arrives before `deadline`.
-    IoStatus receive(Bytes& frame, size_t& parts, Clock::time_point deadline, std::string& error);
+    // Receives one message into `frame` (its first part; the others are dropped) and returns
+    // how many parts it had. ErrorCode::kTimeout when nothing arrives before `deadline`.
+    Result<size_t> receive(Bytes& frame, Clock::time_point deadline);
 
 private:
     // Waits for `events` (ZMQ_POLLIN / ZMQ_POLLOUT) until `deadline`; EINTR is retried.
-    IoStatus wait(short events, Clock::time_point deadline, std::string& error);
+    Status wait(short events, Clock::time_point deadline);
 
     void* context_ = nullptr;
     void* socket_ = nullptr;

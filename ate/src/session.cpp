@@ -62,12 +62,11 @@ int Session::fail(int status, std::string text) {
 
 int Session::open(SessionConfig config) {
     config_ = std::move(config);
-    std::string error;
-    const bool connected = link_.connect(config_.link, error);
+    const Status connected = link_.connect(config_.link);
     // libzmq keeps its own copy of the key; ours is not needed any more.
     secure_wipe(config_.link.client_secret_key.data(), config_.link.client_secret_key.size());
     config_.link.client_secret_key.clear();
-    if (!connected) return fail(WP_ATE_E_CONNECT, error);
+    if (!connected.ok()) return fail(WP_ATE_E_CONNECT, connected.error().message);
     return hello();
 }
 
@@ -101,10 +100,10 @@ int Session::exchange(proto::Frame& frame, proto::Kind expected, int attempts,
     bool queued = false;  // did any attempt get the request onto a connection?
     for (int attempt = 0; attempt < attempts; ++attempt) {
         const Clock::time_point deadline = Clock::now() + config_.timeout;
-        std::string error;
-        const IoStatus io = link_.send(out_, deadline, error);
-        if (io == IoStatus::kError) return fail(WP_ATE_E_INTERNAL, kind_name(sent) + ": " + error);
-        if (io == IoStatus::kTimeout) continue;  // no connection took it within the attempt
+        const Status io = link_.send(out_, deadline);
+        if (!io.ok() && io.error().code == ErrorCode::kTimeout)
+            continue;  // no connection took it within the attempt
+        if (!io.ok()) return fail(WP_ATE_E_INTERNAL, kind_name(sent) + ": " + io.error().message);
         queued = true;
         const int rc = await(id, sent, expected, deadline, answer);
         if (rc != WP_ATE_E_TIMEOUT) return rc;
@@ -122,11 +121,9 @@ int Session::exchange(proto::Frame& frame, proto::Kind expected, int attempts,
 int Session::await(uint32_t id, proto::Kind sent, proto::Kind expected, Clock::time_point deadline,
                    proto::Frame& answer) {
     for (;;) {
-        size_t parts = 0;
-        std::string error;
-        const IoStatus io = link_.receive(in_, parts, deadline, error);
-        if (io == IoStatus::kTimeout) return WP_ATE_E_TIMEOUT;
-        if (io == IoStatus::kError) return fail(WP_ATE_E_INTERNAL, kind_name(sent) + ": " + error);
+        const Result<size_t> io = link_.receive(in_, deadline);
+        if (!io.ok() && io.error().code == ErrorCode::kTimeout) return WP_ATE_E_TIMEOUT;
+        if (!io.ok()) return fail(WP_ATE_E_INTERNAL, kind_name(sent) + ": " + io.error().message);
         const auto header = proto::peek_header(in_);
         if (!header) continue;  // not a WPTL frame at all: it answers nothing we asked
         // A late answer to an earlier request that timed out: the caller has moved on. An
@@ -136,9 +133,9 @@ int Session::await(uint32_t id, proto::Kind sent, proto::Kind expected, Clock::t
             header->request_id == id ||
             (header->request_id == 0 && header->kind == static_cast<uint8_t>(proto::Kind::kError));
         if (!ours) continue;
-        if (parts != 1)
+        if (*io != 1)
             return fail(WP_ATE_E_PROTOCOL, "the answer to " + kind_name(sent) + " came in " +
-                                               std::to_string(parts) +
+                                               std::to_string(*io) +
                                                " message parts, expected one");
         auto decoded = proto::decode(in_, limits_);
         if (!decoded.ok()) {

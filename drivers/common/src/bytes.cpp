@@ -29,6 +29,9 @@ const char* to_string(ErrorCode code) noexcept {
         case ErrorCode::kNotFound: return "not-found";
         case ErrorCode::kIo: return "io";
         case ErrorCode::kCrypto: return "crypto";
+        case ErrorCode::kTimeout: return "timeout";
+        case ErrorCode::kUnavailable: return "unavailable";
+        case ErrorCode::kDeviceFault: return "device-fault";
         case ErrorCode::kInternal: return "internal";
     }
     return "unknown";

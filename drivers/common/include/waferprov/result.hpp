@@ -19,8 +19,11 @@ enum class ErrorCode {
     kUnsupported,        // the backend cannot run this operation (e.g. a key size it lacks)
     kResourceExhausted,  // a bounded resource (batches in flight, quota) is used up
     kNotFound,
-    kIo,      // file or device I/O failed
-    kCrypto,  // OpenSSL (or a device) reported an internal failure
+    kIo,           // file or device I/O failed
+    kCrypto,       // OpenSSL (or a device) reported an internal failure
+    kTimeout,      // a deadline passed before the peer or device answered
+    kUnavailable,  // the peer or device is not there (not connected, not present)
+    kDeviceFault,  // a device reported a fault (its sticky error registers say which)
     kInternal,
 };
 
@@ -42,11 +45,14 @@ inline Error make_error(ErrorCode code, std::string message) {
     return Error{code, std::move(message)};
 }
 
-template <class T>
+// Result<T> holds a T or an Error. A layer whose errors carry more than a code and a message
+// names its own error type E (the tester link's codec: Result<Frame, DecodeError>, which also
+// carries the protocol status and the byte offset); it is the same shape everywhere.
+template <class T, class E = Error>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
-    Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+    Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Result(E error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
     bool ok() const noexcept { return v_.index() == 0; }
     explicit operator bool() const noexcept { return ok(); }
@@ -59,14 +65,14 @@ public:
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 
-    const Error& error() const& { return std::get<1>(v_); }
+    const E& error() const& { return std::get<1>(v_); }
 
 private:
-    std::variant<T, Error> v_;
+    std::variant<T, E> v_;
 };
 
 template <>
-class [[nodiscard]] Result<void> {
+class [[nodiscard]] Result<void, Error> {
 public:
     Result() = default;
     Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT

@@ -245,20 +245,7 @@ struct DecodeError {
     Error to_error() const;
 };
 
-class [[nodiscard]] DecodeResult {
-public:
-    DecodeResult(Frame f) : v_(std::move(f)) {}        // NOLINT(google-explicit-constructor)
-    DecodeResult(DecodeError e) : v_(std::move(e)) {}  // NOLINT(google-explicit-constructor)
-    bool ok() const noexcept { return v_.index() == 0; }
-    explicit operator bool() const noexcept { return ok(); }
-    Frame& value() & { return std::get<0>(v_); }
-    const Frame& value() const& { return std::get<0>(v_); }
-    Frame&& value() && { return std::get<0>(std::move(v_)); }
-    const DecodeError& error() const& { return std::get<1>(v_); }
-
-private:
-    std::variant<Frame, DecodeError> v_;
-};
+using DecodeResult = Result<Frame, DecodeError>;
 
 // Decodes one complete frame. Strict: every length is checked before use, nothing is read past
 // the end, allocations are bounded by what the frame's size implies, trailing bytes are refused.
