@@ -338,6 +338,39 @@ TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {
               StatusCode::kAlreadyProgrammed);
 }
 
+// SEQUENCE_REUSED is a check against the session's answer cache (the last 8 answers): it
+// catches a tester that reuses the sequence of a recent touchdown. Once that answer has left the
+// cache, a TOUCHDOWN under the old sequence is a new touchdown, and the ledger's rules decide each
+// site as for any other: the same die again is REISSUED with its identity, nothing is issued
+// twice (docs/tester-protocol.md, "Request ids, sequences and idempotency").
+TEST_F(ServiceTest, ASequenceReusedBeyondTheAnswerCacheIsANewTouchdown) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    Client c = client_for(j, srv, "ATE-1");
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    auto first = c.call(pr::Frame{10, 0, touchdown(sid, "LOT1", 1, {{1, 1}})});
+    const auto id1 = std::get<pr::TouchdownResult>(first.message).sites[0].identity;
+    ASSERT_TRUE(id1.has_value());
+    // Within the cache: other content under sequence 1 is refused.
+    auto refused = c.call(pr::Frame{11, 0, touchdown(sid, "LOT1", 1, {{1, 2}})});
+    EXPECT_EQ(std::get<pr::ErrorReply>(refused.message).code, StatusCode::kSequenceReused);
+    // Eight more touchdowns push sequence 1 out of the cache.
+    for (uint32_t k = 0; k < 8; ++k)
+        (void)c.call(
+            pr::Frame{20 + k, 0, touchdown(sid, "LOT1", 2 + k, {{5, static_cast<int>(k)}})});
+    // Now sequence 1 with other sites is a new touchdown: die (1,1) again is REISSUED with its
+    // identity, die (1,2) gets a fresh one.
+    auto later = c.call(pr::Frame{40, 0, touchdown(sid, "LOT1", 1, {{1, 1}, {1, 2}})});
+    const auto& r = std::get<pr::TouchdownResult>(later.message);
+    ASSERT_EQ(r.sites.size(), 2u);
+    EXPECT_EQ(r.sites[0].status, StatusCode::kReissued);
+    EXPECT_EQ(r.sites[0].identity, id1);
+    EXPECT_EQ(r.sites[1].status, StatusCode::kOk);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota().value().used, 10u);  // (1,1), 8 others, (1,2): none twice
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
 // A repeat sent while the first copy is still being worked on (a client that timed out and
 // asked again under a new request id) is answered too, with the same identities; and the
 // results of one touchdown may come in several RESULTS.
