@@ -194,22 +194,50 @@ void BM_Part_CaSignature(benchmark::State& state) {
 }
 BENCHMARK(BM_Part_CaSignature);
 
-void BM_Part_DeviceCertificate(benchmark::State& state) {
-    auto& s = setup();
-    auto builder = DeviceCertBuilder::create(*s.signer);
-    auto pub = software::p256_base_mul(ref::random_bytes(31).size() == 31 ? Bytes(32, 1) : Bytes());
+DeviceCertRequest bench_request(const Setup& s, const DeviceCertBuilder& builder) {
+    auto pub = software::p256_base_mul(Bytes(32, 1));
     DeviceCertRequest cr;
     cr.location = s.dies[0].loc;
     cr.product = "WPDEMO";
     cr.public_key[0] = 4;
     std::copy(pub->x.begin(), pub->x.end(), cr.public_key.begin() + 1);
     std::copy(pub->y.begin(), pub->y.end(), cr.public_key.begin() + 33);
-    cr.serial = device_serial(builder->ca_ski(), cr.public_key);
+    cr.serial = device_serial(builder.ca_ski(), cr.public_key);
     cr.not_before = std::chrono::system_clock::now();
+    cr.subject_template = CertTemplate{"Example Semiconductor", "Provisioning", "DE"};
+    return cr;
+}
+
+// The whole certificate: TBS from the job's template, SHA-256, signature, assembly. Compare with
+// BM_Part_CaSignature (the floor: one signature) in the same run.
+void BM_Part_DeviceCertificate(benchmark::State& state) {
+    auto& s = setup();
+    auto builder = DeviceCertBuilder::create(*s.signer);
+    const DeviceCertRequest cr = bench_request(s, *builder);
     for (auto _ : state) benchmark::DoNotOptimize(builder->build(cr));
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_Part_DeviceCertificate);
+
+// The TBS alone, from the template and through OpenSSL's X509 API (the way it was built before,
+// kept as the tests' reference): what the template saves per die.
+void BM_Part_TbsFromTemplate(benchmark::State& state) {
+    auto& s = setup();
+    auto builder = DeviceCertBuilder::create(*s.signer);
+    const DeviceCertRequest cr = bench_request(s, *builder);
+    for (auto _ : state) benchmark::DoNotOptimize(builder->tbs(cr));
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Part_TbsFromTemplate);
+
+void BM_Part_TbsThroughOpenssl(benchmark::State& state) {
+    auto& s = setup();
+    auto builder = DeviceCertBuilder::create(*s.signer);
+    const DeviceCertRequest cr = bench_request(s, *builder);
+    for (auto _ : state) benchmark::DoNotOptimize(builder->reference_tbs(cr));
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Part_TbsThroughOpenssl);
 
 }  // namespace
 

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
 
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
@@ -123,12 +127,135 @@ Result<DieLocation> decode_die_location(ByteSpan der) {
     return out;
 }
 
+// A job's subject Name, encoded once by OpenSSL with a placeholder UID; a die's subject is the
+// same bytes with its UID's hex patched in at the two places the placeholder took (CN and
+// serialNumber: fixed length, so nothing else moves).
+struct SubjectTemplate {
+    Bytes der;
+    std::array<size_t, 2> uid_at{};
+};
+
 struct DeviceCertBuilder::Impl {
     Signer* signer = nullptr;
-    Bytes issuer_name_der;  // the CA certificate's subject, re-parsed per certificate
+    Bytes issuer_name_der;  // the CA certificate's subject
     Bytes ca_ski;
     Asn1ObjectPtr location_oid;  // read-only after construction
+    Bytes location_oid_der;      // 06 len <oid>
+    Bytes aki_extension_der;     // Extension { authorityKeyIdentifier, keyIdentifier ca_ski }
+    // Subject templates per (product, O/OU/C): a job uses one.
+    mutable std::shared_mutex subjects_mu;
+    mutable std::map<std::string, SubjectTemplate> subjects;
+
+    Result<Bytes> subject_der(const DeviceCertRequest& req, const std::string& uid_hex) const;
 };
+
+namespace {
+
+// The placeholder the subject templates are encoded with: 32 characters like a UID's hex, but
+// upper-case, which a UID's hex (to_hex: lower-case) never is.
+constexpr std::string_view kUidPlaceholder = "WPIDUIDPLACEHOLDERWPIDUIDPLACEHO";
+
+Result<X509NamePtr> subject_name(const DeviceCertRequest& req, const std::string& uid_hex) {
+    const CertTemplate& tmpl = req.subject_template;
+    X509NamePtr subject(X509_NAME_new());
+    if (!subject) return ossl::ossl_error("subject");
+    if (!tmpl.country.empty())
+        WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_countryName, tmpl.country));
+    if (!tmpl.organization.empty())
+        WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_organizationName, tmpl.organization));
+    if (!tmpl.organizational_unit.empty())
+        WP_RETURN_IF_ERROR(
+            add_entry(subject.get(), NID_organizationalUnitName, tmpl.organizational_unit));
+    WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_commonName, req.product + " " + uid_hex));
+    WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_serialNumber, uid_hex));
+    return subject;
+}
+
+Result<Bytes> name_der(const X509_NAME* name) {
+    const int n = i2d_X509_NAME(name, nullptr);
+    if (n <= 0) return ossl::ossl_error("encoding a Name");
+    Bytes out(static_cast<size_t>(n));
+    uint8_t* p = out.data();
+    if (i2d_X509_NAME(name, &p) != n) return ossl::ossl_error("encoding a Name");
+    return out;
+}
+
+// Time ::= UTCTime (years 1950..2049) | GeneralizedTime, as OpenSSL's ASN1_TIME_set chooses.
+Result<Bytes> der_time(std::chrono::system_clock::time_point t) {
+    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    if (gmtime_r(&tt, &tm) == nullptr)
+        return make_error(ErrorCode::kInvalidArgument, "time out of range for a certificate");
+    const int year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999)
+        return make_error(ErrorCode::kInvalidArgument, "time out of range for a certificate");
+    char buf[32];
+    const bool utc = year >= 1950 && year < 2050;
+    const int n = utc ? std::snprintf(buf, sizeof buf, "%02d%02d%02d%02d%02d%02dZ", year % 100,
+                                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+                      : std::snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02dZ", year,
+                                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return der_tlv(utc ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME,
+                   ByteSpan(reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n)));
+}
+
+void append(Bytes& out, ByteSpan b) { out.insert(out.end(), b.begin(), b.end()); }
+
+// The constant parts of every device TBSCertificate (docs/certificates.md).
+constexpr uint8_t kVersion3[] = {0xa0, 0x03, 0x02, 0x01, 0x02};  // [0] EXPLICIT INTEGER 2
+// notAfter 99991231235959Z: no well-defined expiration (RFC 5280 §4.1.2.5, IEEE 802.1AR).
+constexpr uint8_t kNotAfter[] = {0x18, 0x0f, '9', '9', '9', '9', '1', '2', '3',
+                                 '1',  '2',  '3', '5', '9', '5', '9', 'Z'};
+// SubjectPublicKeyInfo { id-ecPublicKey, prime256v1 } and the BIT STRING header of a 65-octet
+// uncompressed point.
+constexpr uint8_t kSpkiPrefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                   0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+// basicConstraints critical {} (cA FALSE), keyUsage critical digitalSignature.
+constexpr uint8_t kBasicConstraintsAndKeyUsage[] = {
+    0x30, 0x0c, 0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x02, 0x30, 0x00, 0x30,
+    0x0e, 0x06, 0x03, 0x55, 0x1d, 0x0f, 0x01, 0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x07, 0x80};
+constexpr uint8_t kSkiOid[] = {0x06, 0x03, 0x55, 0x1d, 0x0e};
+constexpr uint8_t kAkiOid[] = {0x06, 0x03, 0x55, 0x1d, 0x23};
+
+}  // namespace
+
+Result<Bytes> DeviceCertBuilder::Impl::subject_der(const DeviceCertRequest& req,
+                                                   const std::string& uid_hex) const {
+    const CertTemplate& t = req.subject_template;
+    std::string key = req.product;
+    for (const std::string* f : {&t.organization, &t.organizational_unit, &t.country}) {
+        key += '\0';
+        key += *f;
+    }
+    const SubjectTemplate* found = nullptr;
+    {
+        std::shared_lock lock(subjects_mu);
+        if (auto it = subjects.find(key); it != subjects.end()) found = &it->second;
+    }
+    if (found == nullptr) {
+        WP_ASSIGN_OR_RETURN(X509NamePtr name, subject_name(req, std::string(kUidPlaceholder)));
+        WP_ASSIGN_OR_RETURN(Bytes der, name_der(name.get()));
+        SubjectTemplate st{std::move(der), {}};
+        size_t hits = 0;
+        auto at = st.der.begin();
+        while ((at = std::search(at, st.der.end(), kUidPlaceholder.begin(),
+                                 kUidPlaceholder.end())) != st.der.end()) {
+            if (hits < 2) st.uid_at[hits] = static_cast<size_t>(at - st.der.begin());
+            ++hits;
+            at += static_cast<std::ptrdiff_t>(kUidPlaceholder.size());
+        }
+        if (hits != 2) {  // a product or O/OU holding the placeholder itself: encode per die
+            WP_ASSIGN_OR_RETURN(X509NamePtr own, subject_name(req, uid_hex));
+            return name_der(own.get());
+        }
+        std::unique_lock lock(subjects_mu);
+        found = &subjects.emplace(std::move(key), std::move(st)).first->second;  // map: stable
+    }
+    Bytes out = found->der;
+    for (size_t at : found->uid_at) std::copy(uid_hex.begin(), uid_hex.end(), out.begin() + at);
+    return out;
+}
 
 DeviceCertBuilder::DeviceCertBuilder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DeviceCertBuilder::DeviceCertBuilder(DeviceCertBuilder&&) noexcept = default;
@@ -153,14 +280,24 @@ Result<DeviceCertBuilder> DeviceCertBuilder::create(Signer& signer, std::string_
     impl->location_oid.reset(OBJ_txt2obj(std::string(location_oid).c_str(), 1));
     if (!impl->location_oid)
         return ossl::ossl_error("die-location OID '" + std::string(location_oid) + "'");
+    const int oid_len = i2d_ASN1_OBJECT(impl->location_oid.get(), nullptr);
+    if (oid_len <= 0) return ossl::ossl_error("encoding the die-location OID");
+    impl->location_oid_der.resize(static_cast<size_t>(oid_len));
+    uint8_t* op = impl->location_oid_der.data();
+    if (i2d_ASN1_OBJECT(impl->location_oid.get(), &op) != oid_len)
+        return ossl::ossl_error("encoding the die-location OID");
+    // Extension { authorityKeyIdentifier, OCTET STRING { SEQUENCE { [0] keyIdentifier } } }
+    Bytes aki(std::begin(kAkiOid), std::end(kAkiOid));
+    append(aki,
+           der_tlv(V_ASN1_OCTET_STRING, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED,
+                                                der_tlv(V_ASN1_CONTEXT_SPECIFIC, impl->ca_ski))));
+    impl->aki_extension_der = der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, aki);
     return DeviceCertBuilder(std::move(impl));
 }
 
-Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
-    const std::string uid_hex = to_hex(req.uid);
-    const std::string context = "device certificate for UID " + uid_hex;
+Status DeviceCertBuilder::check(const DeviceCertRequest& req) const {
+    const std::string context = "device certificate for UID " + to_hex(req.uid);
     auto fail = [&](const Error& e) { return e.with_context(context); };
-
     // Inputs first: nothing is signed for a request we would refuse.
     if (Status st = check_p256_point(req.public_key); !st.ok()) return fail(st.error());
     if (req.product.empty() || req.product.size() > kMaxProductLength)
@@ -184,7 +321,49 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
         return fail(make_error(ErrorCode::kInvalidArgument,
                                "serial must be a positive integer of at most 20 DER octets, got " +
                                    to_hex(req.serial)));
+    return ok_status();
+}
 
+// The TBSCertificate from the job's pre-encoded parts: the constant fields are bytes fixed at
+// construction (issuer, AKI, OIDs) or per subject template, and a die's own fields (serial,
+// notBefore, UID in the subject, public key, SKI, die location) are encoded in place.
+// reference_tbs() builds the same bytes through OpenSSL's X509 API; the tests compare the two.
+Result<Bytes> DeviceCertBuilder::tbs(const DeviceCertRequest& req) const {
+    WP_RETURN_IF_ERROR(check(req));
+    const std::string uid_hex = to_hex(req.uid);
+    Bytes t;
+    t.reserve(640);
+    append(t, kVersion3);
+    append(t, der_unsigned_integer(req.serial));
+    append(t, kEcdsaWithSha256);
+    append(t, impl_->issuer_name_der);
+    WP_ASSIGN_OR_RETURN(Bytes not_before, der_time(req.not_before));
+    append(not_before, kNotAfter);
+    append(t, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, not_before));
+    WP_ASSIGN_OR_RETURN(Bytes subject, impl_->subject_der(req, uid_hex));
+    append(t, subject);
+    append(t, kSpkiPrefix);
+    append(t, req.public_key);
+
+    Bytes ext(std::begin(kBasicConstraintsAndKeyUsage), std::end(kBasicConstraintsAndKeyUsage));
+    // RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's value.
+    Bytes ski(std::begin(kSkiOid), std::end(kSkiOid));
+    append(ski, der_tlv(V_ASN1_OCTET_STRING, der_tlv(V_ASN1_OCTET_STRING, sha1(req.public_key))));
+    append(ext, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, ski));
+    append(ext, impl_->aki_extension_der);
+    WP_ASSIGN_OR_RETURN(Bytes loc_der, encode_die_location(req.location));
+    Bytes loc = impl_->location_oid_der;
+    append(loc, der_tlv(V_ASN1_OCTET_STRING, loc_der));
+    append(ext, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, loc));
+    append(t, der_tlv(0xa3, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, ext)));
+    return der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, t);
+}
+
+Result<Bytes> DeviceCertBuilder::reference_tbs(const DeviceCertRequest& req) const {
+    WP_RETURN_IF_ERROR(check(req));
+    const std::string uid_hex = to_hex(req.uid);
+    const std::string context = "device certificate for UID " + uid_hex;
+    auto fail = [&](const Error& e) { return e.with_context(context); };
     ossl::X509Ptr x(X509_new());
     if (!x || X509_set_version(x.get(), X509_VERSION_3) != 1)
         return fail(ossl::ossl_error("X509_new"));
@@ -200,17 +379,7 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     if (!issuer || X509_set_issuer_name(x.get(), issuer.get()) != 1)
         return fail(ossl::ossl_error("issuer"));
 
-    X509NamePtr subject(X509_NAME_new());
-    if (!subject) return fail(ossl::ossl_error("subject"));
-    if (!tmpl.country.empty())
-        WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_countryName, tmpl.country));
-    if (!tmpl.organization.empty())
-        WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_organizationName, tmpl.organization));
-    if (!tmpl.organizational_unit.empty())
-        WP_RETURN_IF_ERROR(
-            add_entry(subject.get(), NID_organizationalUnitName, tmpl.organizational_unit));
-    WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_commonName, req.product + " " + uid_hex));
-    WP_RETURN_IF_ERROR(add_entry(subject.get(), NID_serialNumber, uid_hex));
+    WP_ASSIGN_OR_RETURN(X509NamePtr subject, subject_name(req, uid_hex));
     if (X509_set_subject_name(x.get(), subject.get()) != 1)
         return fail(ossl::ossl_error("subject"));
 
@@ -286,6 +455,13 @@ Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
     if (i2d_re_X509_tbs(x.get(), &tp) != tbs_len)
         return fail(ossl::ossl_error("encoding TBSCertificate"));
 
+    return tbs;
+}
+
+Result<Bytes> DeviceCertBuilder::build(const DeviceCertRequest& req) const {
+    const std::string context = "device certificate for UID " + to_hex(req.uid);
+    auto fail = [&](const Error& e) { return e.with_context(context); };
+    WP_ASSIGN_OR_RETURN(Bytes tbs, this->tbs(req));
     auto sig = impl_->signer->sign_sha256_digest(sha256(tbs));
     if (!sig.ok())
         return fail(sig.error().with_context("signing with " + impl_->signer->describe()));

@@ -1,5 +1,6 @@
 // Device certificates signed with the PEM signer: the profile field by field, chain
 // verification (X509_STORE for many, the openssl CLI for a couple), serials, refusals.
+#include <algorithm>
 #include <chrono>
 
 #include "ca_test_util.hpp"
@@ -32,6 +33,57 @@ TEST_F(PemChain, TemplateFieldsAreOptional) {
     auto req = sample_request(ca_ski_, 2);
     req.subject_template = {};
     const Bytes der = must(build_device_certificate(req, *signer_), "build");
+    expect_profile(der, req, signer_->certificate_der());
+}
+
+// The certificate built from the job's pre-encoded parts is byte for byte the one OpenSSL's X509
+// API builds field by field, over the inputs that change a TBS's shape: subject templates (with
+// and without O/OU/C, short and long product names), times before 2050 (UTCTime) and after
+// (GeneralizedTime), serials of every length and leading-bit case, locations whose lot,
+// substrate and coordinates need 1..4 DER octets, negative coordinates, another location OID.
+TEST_F(PemChain, TemplateTbsIsByteIdenticalToOpensslsTbs) {
+    auto builder = must(DeviceCertBuilder::create(*signer_), "builder");
+    auto other_oid = must(DeviceCertBuilder::create(*signer_, "1.3.6.1.4.1.99999.7.300"), "oid");
+    const std::vector<CertTemplate> templates = {
+        {},
+        {"Example Semiconductor", "Provisioning", "DE"},
+        {"O", "", ""},
+        {"", "OU only", "US"},
+        {std::string(64, 'o'), std::string(64, 'u'), "JP"}};
+    const std::vector<std::string> products = {"P", "WP-TEST", std::string(31, 'p')};
+    const std::vector<int64_t> times = {0, 1767225600, 2524607999 /* 2049-12-31T23:59:59Z */,
+                                        2524608000 /* 2050 */, 32503680000 /* 3000 */};
+    const std::vector<Bytes> serials = {Bytes{0x01}, Bytes{0x80}, Bytes{0x00, 0x7f},
+                                        Bytes(20, 0x7f), Bytes(19, 0xff)};
+    uint32_t n = 0;
+    for (const auto& t : templates)
+        for (const auto& product : products)
+            for (int64_t when : times) {
+                DeviceCertRequest req = sample_request(ca_ski_, n);
+                req.subject_template = t;
+                req.product = product;
+                req.not_before = std::chrono::system_clock::from_time_t(when);
+                req.serial = serials[n % serials.size()];
+                const int big = (n % 2 ? -1 : 1) * (1 << (8 * (n % 4)));
+                req.location.x = big;
+                req.location.y = -big / 3;
+                req.location.wafer = static_cast<int>(n % 26);
+                req.location.lot = std::string(1 + n % 200, 'L');
+                req.location.substrate = n % 3 ? std::string(n % 130, 'S') : "";
+                const auto& b = n % 2 ? builder : other_oid;
+                const Bytes fast = must(b.tbs(req), "tbs");
+                const Bytes reference = must(b.reference_tbs(req), "reference tbs");
+                ASSERT_EQ(to_hex(fast), to_hex(reference)) << "request " << n;
+                ++n;
+            }
+    EXPECT_EQ(n, templates.size() * products.size() * times.size());
+    // And the signed certificate carries exactly that TBS.
+    DeviceCertRequest req = sample_request(ca_ski_, 7);
+    const Bytes der = must(builder.build(req), "build");
+    const Bytes tbs = must(builder.reference_tbs(req), "reference tbs");
+    ASSERT_GT(der.size(), tbs.size() + 4);
+    EXPECT_TRUE(std::search(der.begin(), der.end(), tbs.begin(), tbs.end()) == der.begin() + 4)
+        << "the certificate's first element is its TBS";
     expect_profile(der, req, signer_->certificate_der());
 }
 

@@ -1,8 +1,9 @@
 // Device certificates: the X.509 profile of a die's identity (docs/certificates.md).
 //
-// One path for every signer: the TBSCertificate is built with OpenSSL's X509 API, hashed with
-// SHA-256 on the host and signed through host::Signer (PEM key or PKCS#11 token); the
-// Certificate is assembled around the signature and parsed back as a self-check.
+// One path for every signer: the TBSCertificate is assembled from parts pre-encoded per job (the
+// die's own fields encoded in place; OpenSSL's X509 API builds the same bytes as the tests'
+// reference), hashed with SHA-256 on the host and signed through host::Signer (PEM key or
+// PKCS#11 token); the Certificate is assembled around the signature.
 #pragma once
 
 #include <array>
@@ -75,6 +76,15 @@ public:
     // The DER Certificate. Refuses a public key that is not a P-256 point, a zero or too long
     // serial, an empty or too long product name or template field.
     Result<Bytes> build(const DeviceCertRequest& request) const;
+
+    // What build() refuses, checked alone.
+    Status check(const DeviceCertRequest& request) const;
+    // The TBSCertificate build() signs: assembled from parts pre-encoded per job (issuer, AKI,
+    // OIDs, the subject with a UID placeholder) with the die's own fields encoded in place.
+    Result<Bytes> tbs(const DeviceCertRequest& request) const;
+    // The same TBSCertificate built field by field through OpenSSL's X509 API: the independent
+    // reference the tests compare tbs() with, byte for byte (about 2x slower).
+    Result<Bytes> reference_tbs(const DeviceCertRequest& request) const;
 
     const Bytes& ca_ski() const;  // the issuer's subject key identifier (= device AKI)
 
