@@ -9,7 +9,7 @@ package card_regs_pkg;
   localparam int unsigned AddrW = 12;
   localparam logic [31:0] CardId = 32'h57504331;
   localparam logic [15:0] VersionMajor = 16'd1;
-  localparam logic [15:0] VersionMinor = 16'd0;
+  localparam logic [15:0] VersionMinor = 16'd1;
 
   // ID (ro)
   localparam logic [11:0] ID = 12'h000;
@@ -66,6 +66,8 @@ package card_regs_pkg;
   localparam int unsigned STATUS_ST_BUSY_W = 1;
   localparam int unsigned STATUS_ST_DONE_LSB = 7;
   localparam int unsigned STATUS_ST_DONE_W = 1;
+  localparam int unsigned STATUS_CMD_BUSY_LSB = 8;
+  localparam int unsigned STATUS_CMD_BUSY_W = 1;
   // ERR (rw1c)
   localparam logic [11:0] ERR = 12'h018;
   localparam int unsigned ERR_RESEED_REQUIRED_LSB = 0;

@@ -10,7 +10,7 @@ namespace waferprov::card::regs {
 
 inline constexpr uint32_t kCardId = 0x57504331;
 inline constexpr uint16_t kMapVersionMajor = 1;
-inline constexpr uint16_t kMapVersionMinor = 0;
+inline constexpr uint16_t kMapVersionMinor = 1;
 inline constexpr uint32_t kWindowBytes = 4096;
 
 enum class Access { kRo, kRw, kWo, kW1s, kRw1c };
@@ -57,6 +57,7 @@ inline constexpr Field kStatusHalted{4, 1};
 inline constexpr Field kStatusZeroized{5, 1};
 inline constexpr Field kStatusStBusy{6, 1};
 inline constexpr Field kStatusStDone{7, 1};
+inline constexpr Field kStatusCmdBusy{8, 1};
 // ERR: Sticky errors; each raises the interrupt (if IRQ_ENABLE) and halts the record stream.
 inline constexpr uint32_t kErr = 0x018;
 inline constexpr Field kErrReseedRequired{0, 1};

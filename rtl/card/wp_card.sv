@@ -1,0 +1,780 @@
+// wp_card: the card's user logic, the identity engines behind one register map and two streams
+// (issue #14; docs/card.md describes the interfaces, the stream formats to the byte, ordering,
+// keys, errors and zeroize; docs/register-map.md the registers, generated from card_regs.toml).
+//
+//   AXI4-Lite slave (32-bit, 4 KiB)  registers (card_regs_pkg)
+//   AXI4-Stream sink   req_*         16-byte UIDs, DW bits a beat, tkeep/tlast
+//   AXI4-Stream source rec_*         128-byte WPID-1 records, DW bits a beat
+//   irq_o                            OR of IRQ_STATUS & IRQ_ENABLE
+//   dk_i                             the device key DK (eFUSE / PUF / bitstream key on hardware)
+//
+// Datapath: one sym_die (KDF, the one DRBG, scalar draw, key wrap) takes the UIDs strictly in
+// request order and numbers them from the sequence counter; each result (d, wrapped) is handed
+// to a free engine (one p256_keygen each, NE of them) together with its sequence number and
+// UID, and the engine index is pushed into an order FIFO. The record stage always waits for
+// the engine at the head of that FIFO, so records leave in sequence order whichever engine
+// finishes first (the FIFO is the reorder buffer: each engine's slot is its entry). sym_die
+// computes the next die while the engines work and holds it until an engine is free, so the
+// engines never wait for it as long as sym_die's ~590 cycles per die x NE stay below one key
+// generation (NE <= 15).
+//
+// Secrets: d goes from sym_die's response straight into the chosen engine (no copy here) and
+// is wiped by the engine one cycle after its result is taken; the KEK never leaves sym_die and
+// is cleared there when the wrap is done. The KIK enters only as AES-KW(DK, KIK) through
+// KIK_WRAPPED and is unwrapped by a management aes_kw on its own aes256 core (which also runs
+// the self-test block operations); ENTROPY, PERS and KIK_WRAPPED are cleared once used. Every
+// secret register reads 0. CTRL.ZEROIZE clears all of them, the KIK and, through a registered
+// zeroize, every block of sym_die and every engine in one cycle.
+//
+// Errors (ERR, sticky): the first sets ERR_SEQ, raises IRQ_STATUS.ERR and halts: the request
+// sink then takes and discards every beat (so a host's DMA never hangs) and no new die starts;
+// dies already started (their scalar is drawn) still finish and their records come out, so
+// that the record stream is exactly seq < SEQ_NEXT and no record is partial or wrong.
+// CTRL.CLEAR_ERR (or writing ERR to zero) resumes; the next request gets SEQ_NEXT.
+`default_nettype none
+
+module wp_card #(
+  parameter int unsigned  NE = 4,     // identity engines, 1..16
+  parameter int unsigned  DW = 128,   // stream data width: 128, 256 or 512
+  parameter logic [255:0] SCALAR_LIMIT = p256_pkg::N,  // benches lower it to reach rejection
+  parameter               RomFile = "p256_base_table.mem"
+) (
+  input  wire logic                 clk_i,
+  input  wire logic                 rst_ni,   // synchronous, active low
+  input  wire logic [255:0]         dk_i,     // device key, byte 0 in [255:248]
+
+  // AXI4-Lite slave
+  input  wire logic                 s_awvalid_i,
+  output      logic                 s_awready_o,
+  input  wire logic [11:0]          s_awaddr_i,
+  input  wire logic                 s_wvalid_i,
+  output      logic                 s_wready_o,
+  input  wire logic [31:0]          s_wdata_i,
+  input  wire logic [3:0]           s_wstrb_i,
+  output      logic                 s_bvalid_o,
+  input  wire logic                 s_bready_i,
+  output      logic [1:0]           s_bresp_o,
+  input  wire logic                 s_arvalid_i,
+  output      logic                 s_arready_o,
+  input  wire logic [11:0]          s_araddr_i,
+  output      logic                 s_rvalid_o,
+  input  wire logic                 s_rready_i,
+  output      logic [31:0]          s_rdata_o,
+  output      logic [1:0]           s_rresp_o,
+
+  // AXI4-Stream request sink (UIDs)
+  input  wire logic                 req_tvalid_i,
+  output      logic                 req_tready_o,
+  input  wire logic [DW-1:0]        req_tdata_i,
+  input  wire logic [DW/8-1:0]      req_tkeep_i,
+  input  wire logic                 req_tlast_i,
+
+  // AXI4-Stream record source
+  output      logic                 rec_tvalid_o,
+  input  wire logic                 rec_tready_i,
+  output      logic [DW-1:0]        rec_tdata_o,
+  output      logic [DW/8-1:0]      rec_tkeep_o,
+  output      logic                 rec_tlast_o,
+
+  output      logic                 irq_o
+);
+  localparam int unsigned BW    = DW / 8;         // bytes per beat
+  localparam int unsigned UPB   = DW / 128;       // UIDs per request beat
+  localparam int unsigned BEATS = 1024 / DW;      // beats per record
+  localparam int unsigned EW    = (NE > 1) ? $clog2(NE) : 1;
+  localparam int unsigned CW    = $clog2(NE + 1);
+  localparam int unsigned UW    = $clog2(UPB + 1);
+  localparam int unsigned IW    = (UPB > 1) ? $clog2(UPB) : 1;
+  localparam int unsigned BTW   = (BEATS > 1) ? $clog2(BEATS) : 1;
+  localparam logic [4:0] BwLog2 = 5'($clog2(BW));
+
+  // ERR bits
+  localparam int unsigned EReseed = 0, ENotInst = 1, ENoKik = 2, EPartial = 3, ETkeep = 4,
+                          EUnwrap = 5, EBus = 6, ESelftest = 7;
+
+  // ---------------------------------------------------------------------------------------
+  // Registers of the register block.
+  // ---------------------------------------------------------------------------------------
+  logic [31:0]  scratch_q;
+  logic [1:0]   irq_en_q, irq_st_q;
+  logic [63:0]  seq_start_q;
+  logic [47:0]  reseed_int_q;      // RESEED_INTERVAL as written
+  logic [47:0]  reseed_live_q;     // latched at INSTANTIATE, what the DRBG enforces
+  logic [31:0]  pers_len_q;
+  logic [383:0] entropy_q, pers_q;
+  logic [319:0] kikw_q;
+  logic [2:0]   st_op_q;
+  logic [31:0]  st_len_q;
+  logic [7:0]   err_q;
+  logic [63:0]  err_seq_q;
+
+  // Card state.
+  logic [255:0] kik_q;
+  logic         kik_valid_q, new_kik_q, inst_q, reseed_req_q, zeroized_q;
+  logic         zero_q;            // registered zeroize of sym_die and the engines (one cycle)
+  logic         pend_kik_q, pend_inst_q, pend_reseed_q;
+  logic [63:0]  seq_assign_q;      // sequence number the next die started gets
+  logic [63:0]  seq_out_q;         // sequence number of the next record out
+  logic [15:0]  lfsr_q;            // scan offsets for the engines (public randomness)
+
+  logic halted;
+  assign halted = (err_q != 8'h0);
+
+  // ---------------------------------------------------------------------------------------
+  // Management crypto: the KIK unwrap under DK on its own aes256 core.
+  // ---------------------------------------------------------------------------------------
+  typedef enum logic [2:0] {
+    MIdle, MKik, MKikWait, MFlush, MDrbg, MDrbgWait
+  } mstate_e;
+  mstate_e mst_q;
+  logic    m_reseed_q;   // the DRBG command in MDrbg/MDrbgWait is a reseed
+
+  logic         kw_req_valid, kw_req_ready, kw_rsp_valid, kw_rsp_err;
+  logic [255:0] kw_rsp_key;
+  logic [319:0] kw_rsp_wrapped;
+  logic         ka_req_valid, ka_req_ready, ka_req_dec, ka_rsp_valid, ka_rsp_ready;
+  logic [255:0] ka_req_key;
+  logic [127:0] ka_req_data, ka_rsp_data;
+
+  assign kw_req_valid = (mst_q == MKik);
+
+  aes_kw u_kik_kw (
+    .clk_i, .rst_ni,
+    .zeroize_i       (zero_q),
+    .req_valid_i     (kw_req_valid),
+    .req_ready_o     (kw_req_ready),
+    .req_unwrap_i    (1'b1),
+    .req_kek_i       (kw_req_valid ? dk_i : 256'h0),
+    .req_key_i       (256'h0),
+    .req_wrapped_i   (kikw_q),
+    .rsp_valid_o     (kw_rsp_valid),
+    .rsp_ready_i     (mst_q == MKikWait),
+    .rsp_wrapped_o   (kw_rsp_wrapped),
+    .rsp_key_o       (kw_rsp_key),
+    .rsp_err_o       (kw_rsp_err),
+    .aes_req_valid_o (ka_req_valid),
+    .aes_req_ready_i (ka_req_ready),
+    .aes_req_dec_o   (ka_req_dec),
+    .aes_req_key_o   (ka_req_key),
+    .aes_req_data_o  (ka_req_data),
+    .aes_rsp_valid_i (ka_rsp_valid),
+    .aes_rsp_ready_o (ka_rsp_ready),
+    .aes_rsp_data_i  (ka_rsp_data)
+  );
+
+  aes256 u_kik_aes (
+    .clk_i, .rst_ni,
+    .zeroize_i   (zero_q),
+    .req_valid_i (ka_req_valid),
+    .req_ready_o (ka_req_ready),
+    .req_dec_i   (ka_req_dec),
+    .req_key_i   (ka_req_key),
+    .req_data_i  (ka_req_data),
+    .rsp_valid_o (ka_rsp_valid),
+    .rsp_ready_i (ka_rsp_ready),
+    .rsp_data_o  (ka_rsp_data)
+  );
+
+  // ---------------------------------------------------------------------------------------
+  // sym_die: the one symmetric chain (and the one DRBG).
+  // ---------------------------------------------------------------------------------------
+  logic         drbg_req_valid, drbg_req_ready, drbg_rsp_valid;
+  logic [1:0]   drbg_rsp_err;
+  logic         die_req_valid, die_req_ready, die_rsp_valid, die_rsp_ready;
+  logic [127:0] die_uid;
+  logic [319:0] die_wrapped;
+  logic [255:0] die_scalar;
+  logic [15:0]  die_rejects, die_cycles;
+  logic [1:0]   die_err;
+  logic [383:0] pers_masked;
+
+  always_comb begin
+    for (int i = 0; i < 48; i++) begin
+      pers_masked[383-8*i -: 8] = (32'(i) < pers_len_q) ? pers_q[383-8*i -: 8] : 8'h00;
+    end
+  end
+
+  assign drbg_req_valid = (mst_q == MDrbg) && !zero_q;
+
+  sym_die #(.SCALAR_LIMIT(SCALAR_LIMIT)) u_sym (
+    .clk_i, .rst_ni,
+    .zeroize_i         (zero_q),
+    .reseed_interval_i (reseed_live_q),
+    .drbg_req_valid_i  (drbg_req_valid),
+    .drbg_req_ready_o  (drbg_req_ready),
+    .drbg_req_reseed_i (m_reseed_q),
+    .drbg_entropy_i    (entropy_q),
+    .drbg_pers_i       (m_reseed_q ? 384'h0 : pers_masked),
+    .drbg_rsp_valid_o  (drbg_rsp_valid),
+    .drbg_rsp_ready_i  (mst_q == MDrbgWait),
+    .drbg_rsp_err_o    (drbg_rsp_err),
+    .die_req_valid_i   (die_req_valid),
+    .die_req_ready_o   (die_req_ready),
+    .die_new_kik_i     (new_kik_q),
+    .die_kik_i         (new_kik_q ? kik_q : 256'h0),
+    .die_uid_i         (die_uid),
+    .die_rsp_valid_o   (die_rsp_valid),
+    .die_rsp_ready_i   (die_rsp_ready),
+    .die_wrapped_o     (die_wrapped),
+    .die_scalar_o      (die_scalar),
+    .die_rejects_o     (die_rejects),
+    .die_err_o         (die_err),
+    .die_cycles_o      (die_cycles)
+  );
+
+  // ---------------------------------------------------------------------------------------
+  // Request sink: one beat buffer of UPB UIDs (AXI lane order: UID byte j of slot u in
+  // tdata[128u + 8j +: 8]).
+  // ---------------------------------------------------------------------------------------
+  logic [DW-1:0] bb_q;
+  logic [UW-1:0] bb_cnt_q;     // UIDs left in the buffer
+  logic [IW-1:0] bb_idx_q;     // slot of the next UID
+  logic          bb_last_q;    // the beat ended a request packet
+
+  logic          req_take, keep_full, keep_contig, keep_bad, keep_partial;
+  logic [UW-1:0] keep_uids;
+  logic [$clog2(BW+1)-1:0] keep_bytes;
+
+  always_comb begin
+    keep_bytes  = '0;
+    keep_contig = 1'b1;
+    for (int i = 0; i < int'(BW); i++) begin
+      if (req_tkeep_i[i]) begin
+        keep_bytes = keep_bytes + 1'b1;
+        if (i > 0 && !req_tkeep_i[i-1]) keep_contig = 1'b0;
+      end
+    end
+  end
+  assign keep_full    = &req_tkeep_i;
+  // A beat before tlast carries UPB whole UIDs; the tlast beat a contiguous low run of bytes
+  // (at least one UID). A run that is not a whole number of UIDs is a partial UID.
+  assign keep_bad     = req_tlast_i ? (!keep_contig || keep_bytes == '0) : !keep_full;
+  assign keep_partial = req_tlast_i && !keep_bad && (keep_bytes[3:0] != 4'h0);
+  assign keep_uids    = UW'(keep_bytes >> 4);
+
+  assign req_tready_o = !zero_q && (halted || bb_cnt_q == '0);
+  assign req_take     = req_tvalid_i && req_tready_o && !halted;
+
+  // The UID at the head of the buffer, byte 0 in [127:120].
+  always_comb begin
+    die_uid = '0;
+    for (int u = 0; u < int'(UPB); u++) begin
+      if (IW'(u) == bb_idx_q) begin
+        for (int j = 0; j < 16; j++) die_uid[127-8*j -: 8] = bb_q[128*u + 8*j +: 8];
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // Dispatch into sym_die, strictly in request order.
+  // ---------------------------------------------------------------------------------------
+  logic         sym_busy_q;          // a die is in sym_die
+  logic [63:0]  sym_seq_q;
+  logic [127:0] sym_uid_q;
+  logic         sym_last_q;
+  logic         mgmt_busy, disp_ok, disp_err;
+
+  assign mgmt_busy = (mst_q != MIdle) || pend_kik_q || pend_inst_q || pend_reseed_q;
+  // A request needs a KIK, an instantiated DRBG and an unspent reseed interval; the card
+  // checks the first two itself (no DRBG round trip), the interval is sym_die's answer.
+  assign disp_err  = (bb_cnt_q != '0) && !halted && !zero_q && !mgmt_busy &&
+                     (!inst_q || !kik_valid_q || reseed_req_q);
+  assign disp_ok   = (bb_cnt_q != '0) && !halted && !zero_q && !mgmt_busy && !disp_err &&
+                     !sym_busy_q;
+  assign die_req_valid = disp_ok;
+
+  // ---------------------------------------------------------------------------------------
+  // Engines and their slots.
+  // ---------------------------------------------------------------------------------------
+  logic [NE-1:0] eng_busy_q;        // slot holds a die (from hand-off to record load)
+  logic [NE-1:0] eng_d_valid, eng_d_ready, eng_q_valid, eng_q_ready, eng_q_err;
+  logic [63:0]   slot_seq_q  [NE];
+  logic [127:0]  slot_uid_q  [NE];
+  logic [319:0]  slot_wrap_q [NE];
+  logic          slot_last_q [NE];
+  logic [255:0]  eng_x [NE];
+  logic [255:0]  eng_y [NE];
+
+  // The free engine with the lowest index.
+  logic          free_found;
+  logic [EW-1:0] free_idx;
+  always_comb begin
+    free_found = 1'b0;
+    free_idx   = '0;
+    for (int e = int'(NE) - 1; e >= 0; e--) begin
+      if (!eng_busy_q[e] && eng_d_ready[e]) begin
+        free_found = 1'b1;
+        free_idx   = EW'(e);
+      end
+    end
+  end
+
+  logic handoff, sym_fail;
+  assign sym_fail      = die_rsp_valid && (die_err != 2'd0);
+  assign handoff       = die_rsp_valid && (die_err == 2'd0) && free_found && !zero_q;
+  assign die_rsp_ready = !zero_q && (sym_fail || handoff);
+
+  for (genvar e = 0; e < int'(NE); e++) begin : g_eng
+    logic unused_dbg;
+    logic [3:0] unused_off;
+    logic unused_sel, unused_busy;
+    assign eng_d_valid[e] = handoff && (free_idx == EW'(e));
+    p256_keygen #(.RomFile(RomFile)) u_keygen (
+      .clk_i, .rst_ni,
+      .zeroize_i       (zero_q),
+      .d_valid_i       (eng_d_valid[e]),
+      .d_ready_o       (eng_d_ready[e]),
+      .d_i             (eng_d_valid[e] ? die_scalar : 256'h0),
+      .scan_seed_i     (lfsr_q),
+      .q_valid_o       (eng_q_valid[e]),
+      .q_ready_i       (eng_q_ready[e]),
+      .q_x_o           (eng_x[e]),
+      .q_y_o           (eng_y[e]),
+      .q_err_o         (eng_q_err[e]),
+      .busy_o          (unused_busy),
+      .dbg_secret_nz_o (unused_dbg),
+      .dbg_scan_off_o  (unused_off),
+      .dbg_scan_sel_o  (unused_sel)
+    );
+  end
+
+  // Order FIFO: engine indices in sequence order.
+  logic [EW-1:0] ord_q [NE];
+  logic [EW-1:0] ord_rd_q, ord_wr_q;
+  logic [CW-1:0] ord_cnt_q;
+  logic [EW-1:0] head;
+  assign head = ord_q[ord_rd_q];
+
+  // ---------------------------------------------------------------------------------------
+  // Record stage: a 1024-bit shift register, record byte 0 in [1023:1016]; beat lane i is
+  // record byte (beat * BW + i).
+  // ---------------------------------------------------------------------------------------
+  logic [1023:0]  rec_q;
+  logic           rec_valid_q, rec_last_q, rec_cut_q;
+  logic [BTW-1:0] rec_beat_q;
+  logic           rec_free, rec_load;
+
+  assign rec_free = !rec_valid_q ||
+                    (rec_tready_i && rec_beat_q == BTW'(BEATS - 1));
+  assign rec_load = (ord_cnt_q != '0) && eng_q_valid[head] && rec_free && !zero_q;
+  always_comb begin
+    eng_q_ready = '0;
+    eng_q_ready[head] = rec_load;
+  end
+
+  assign rec_tvalid_o = rec_valid_q;
+  assign rec_tkeep_o  = {BW{1'b1}};
+  assign rec_tlast_o  = rec_valid_q && (rec_beat_q == BTW'(BEATS - 1)) &&
+                        (rec_last_q || rec_cut_q);
+  always_comb begin
+    for (int i = 0; i < int'(BW); i++) rec_tdata_o[8*i +: 8] = rec_q[1023-8*i -: 8];
+  end
+
+  // ---------------------------------------------------------------------------------------
+  // AXI4-Lite.
+  // ---------------------------------------------------------------------------------------
+  logic        bvalid_q, rvalid_q;
+  logic [31:0] rdata_q;
+  logic        wr, rd;
+  logic [11:0] waddr, raddr;
+  logic [31:0] wmask;
+
+  assign s_awready_o = s_awvalid_i && s_wvalid_i && !bvalid_q;
+  assign s_wready_o  = s_awready_o;
+  assign wr          = s_awready_o;
+  assign s_bvalid_o  = bvalid_q;
+  assign s_bresp_o   = 2'b00;
+  assign s_arready_o = !rvalid_q;
+  assign rd          = s_arvalid_i && s_arready_o;
+  assign s_rvalid_o  = rvalid_q;
+  assign s_rdata_o   = rdata_q;
+  assign s_rresp_o   = 2'b00;
+  assign waddr       = {s_awaddr_i[11:2], 2'b00};
+  assign raddr       = {s_araddr_i[11:2], 2'b00};
+  assign wmask       = {{8{s_wstrb_i[3]}}, {8{s_wstrb_i[2]}}, {8{s_wstrb_i[1]}},
+                        {8{s_wstrb_i[0]}}};
+
+  function automatic logic [31:0] merge(input logic [31:0] old, input logic [31:0] data,
+                                        input logic [31:0] mask);
+    merge = (old & ~mask) | (data & mask);
+  endfunction
+
+  // Which addresses exist (reads of secrets and write-only registers return 0).
+  function automatic logic mapped(input logic [11:0] a);
+    mapped = 1'b0;
+    unique case (a)
+      card_regs_pkg::ID, card_regs_pkg::VERSION, card_regs_pkg::CAPS, card_regs_pkg::SCRATCH,
+      card_regs_pkg::CTRL, card_regs_pkg::STATUS, card_regs_pkg::ERR,
+      card_regs_pkg::ERR_SEQ_LO, card_regs_pkg::ERR_SEQ_HI, card_regs_pkg::IRQ_ENABLE,
+      card_regs_pkg::IRQ_STATUS, card_regs_pkg::SEQ_START_LO, card_regs_pkg::SEQ_START_HI,
+      card_regs_pkg::SEQ_NEXT_LO, card_regs_pkg::SEQ_NEXT_HI,
+      card_regs_pkg::RESEED_INTERVAL_LO, card_regs_pkg::RESEED_INTERVAL_HI,
+      card_regs_pkg::PERS_LEN, card_regs_pkg::ST_OP, card_regs_pkg::ST_LEN,
+      card_regs_pkg::ST_RESULT_LEN: mapped = 1'b1;
+      default: begin
+        if (a >= card_regs_pkg::ENTROPY && a < card_regs_pkg::ENTROPY + 12'd48) mapped = 1'b1;
+        if (a >= card_regs_pkg::PERS && a < card_regs_pkg::PERS + 12'd48) mapped = 1'b1;
+        if (a >= card_regs_pkg::KIK_WRAPPED && a < card_regs_pkg::KIK_WRAPPED + 12'd40)
+          mapped = 1'b1;
+        if (a >= card_regs_pkg::ST_KEY && a < card_regs_pkg::ST_KEY + 12'd32) mapped = 1'b1;
+        if (a >= card_regs_pkg::ST_DATA && a < card_regs_pkg::ST_DATA + 12'd256) mapped = 1'b1;
+        if (a >= card_regs_pkg::ST_RESULT && a < card_regs_pkg::ST_RESULT + 12'd256)
+          mapped = 1'b1;
+      end
+    endcase
+  endfunction
+
+  logic [31:0] caps, status;
+  assign caps = {16'h0, 1'b1 /* SCAN_RANDOMIZED */, 1'b0 /* SELFTEST */, 4'd1 /* WPID-1 */,
+                 BwLog2, 5'(NE)};
+  assign status = {23'h0, mgmt_busy, 1'b0 /* ST_DONE */, 1'b0 /* ST_BUSY */, zeroized_q, halted,
+                   (bb_cnt_q != '0) || sym_busy_q || (|eng_busy_q) || rec_valid_q,
+                   reseed_req_q, inst_q, kik_valid_q};
+
+  function automatic logic [31:0] read_reg(input logic [11:0] a);
+    read_reg = 32'h0;
+    unique case (a)
+      card_regs_pkg::ID:                 read_reg = card_regs_pkg::CardId;
+      card_regs_pkg::VERSION:            read_reg = {card_regs_pkg::VersionMajor,
+                                                     card_regs_pkg::VersionMinor};
+      card_regs_pkg::CAPS:               read_reg = caps;
+      card_regs_pkg::SCRATCH:            read_reg = scratch_q;
+      card_regs_pkg::STATUS:             read_reg = status;
+      card_regs_pkg::ERR:                read_reg = {24'h0, err_q};
+      card_regs_pkg::ERR_SEQ_LO:         read_reg = err_seq_q[31:0];
+      card_regs_pkg::ERR_SEQ_HI:         read_reg = err_seq_q[63:32];
+      card_regs_pkg::IRQ_ENABLE:         read_reg = {30'h0, irq_en_q};
+      card_regs_pkg::IRQ_STATUS:         read_reg = {30'h0, irq_st_q};
+      card_regs_pkg::SEQ_START_LO:       read_reg = seq_start_q[31:0];
+      card_regs_pkg::SEQ_START_HI:       read_reg = seq_start_q[63:32];
+      card_regs_pkg::SEQ_NEXT_LO:        read_reg = seq_out_q[31:0];
+      card_regs_pkg::SEQ_NEXT_HI:        read_reg = seq_out_q[63:32];
+      card_regs_pkg::RESEED_INTERVAL_LO: read_reg = reseed_int_q[31:0];
+      card_regs_pkg::RESEED_INTERVAL_HI: read_reg = {16'h0, reseed_int_q[47:32]};
+      card_regs_pkg::PERS_LEN:           read_reg = pers_len_q;
+      card_regs_pkg::ST_OP:              read_reg = {29'h0, st_op_q};
+      card_regs_pkg::ST_LEN:             read_reg = st_len_q;
+      default:                           read_reg = 32'h0;   // CTRL, secrets, wo, unmapped
+    endcase
+  endfunction
+
+  // ---------------------------------------------------------------------------------------
+  // The one sequential block of the card's own state.
+  // ---------------------------------------------------------------------------------------
+  logic [7:0]  err_set;
+  logic [63:0] err_at;
+  logic [5:0]  ctrl_w;
+  logic [7:0]  err_kept;   // ERR after this cycle's clears
+  assign ctrl_w   = (wr && waddr == card_regs_pkg::CTRL) ? (s_wdata_i[5:0] & wmask[5:0]) : 6'h0;
+  assign err_kept = ctrl_w[4] ? 8'h0 :
+                    (wr && waddr == card_regs_pkg::ERR) ? (err_q & ~(s_wdata_i[7:0] & wmask[7:0]))
+                                                        : err_q;
+
+  always_comb begin
+    err_set = '0;
+    err_at  = seq_assign_q;
+    if (req_take && keep_bad) err_set[ETkeep] = 1'b1;
+    if (req_take && keep_partial) err_set[EPartial] = 1'b1;
+    if (disp_err) begin
+      if (!inst_q) err_set[ENotInst] = 1'b1;
+      else if (!kik_valid_q) err_set[ENoKik] = 1'b1;
+      else err_set[EReseed] = 1'b1;
+    end
+    if (sym_fail && !zero_q) begin
+      if (die_err == 2'd1) err_set[EReseed] = 1'b1;
+      else err_set[ENotInst] = 1'b1;
+      err_at = sym_seq_q;
+    end
+    if (mst_q == MKikWait && kw_rsp_valid && kw_rsp_err && !ctrl_w[3]) err_set[EUnwrap] = 1'b1;
+    if (mst_q == MDrbgWait && drbg_rsp_valid && drbg_rsp_err != 2'd0)
+      err_set[ENotInst] = 1'b1;
+    if ((wr && !mapped(waddr)) || (rd && !mapped(raddr))) err_set[EBus] = 1'b1;
+    if (ctrl_w[5]) err_set[ESelftest] = 1'b1;   // no self-test primitives in this build
+  end
+
+  logic [15:0] entropy_fold;
+  always_comb begin
+    entropy_fold = 16'h0;
+    for (int i = 0; i < 24; i++) entropy_fold = entropy_fold ^ entropy_q[16*i +: 16];
+  end
+
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni) begin
+      scratch_q     <= '0;
+      irq_en_q      <= '0;
+      irq_st_q      <= '0;
+      seq_start_q   <= '0;
+      reseed_int_q  <= '0;
+      reseed_live_q <= '0;
+      pers_len_q    <= '0;
+      entropy_q     <= '0;
+      pers_q        <= '0;
+      kikw_q        <= '0;
+      st_op_q       <= '0;
+      st_len_q      <= '0;
+      err_q         <= '0;
+      err_seq_q     <= '0;
+      kik_q         <= '0;
+      kik_valid_q   <= 1'b0;
+      new_kik_q     <= 1'b0;
+      inst_q        <= 1'b0;
+      reseed_req_q  <= 1'b0;
+      zeroized_q    <= 1'b0;
+      zero_q        <= 1'b0;
+      pend_kik_q    <= 1'b0;
+      pend_inst_q   <= 1'b0;
+      pend_reseed_q <= 1'b0;
+      seq_assign_q  <= '0;
+      seq_out_q     <= '0;
+      lfsr_q        <= 16'hace1;
+      mst_q         <= MIdle;
+      m_reseed_q    <= 1'b0;
+      bb_q          <= '0;
+      bb_cnt_q      <= '0;
+      bb_idx_q      <= '0;
+      bb_last_q     <= 1'b0;
+      sym_busy_q    <= 1'b0;
+      sym_seq_q     <= '0;
+      sym_uid_q     <= '0;
+      sym_last_q    <= 1'b0;
+      eng_busy_q    <= '0;
+      ord_rd_q      <= '0;
+      ord_wr_q      <= '0;
+      ord_cnt_q     <= '0;
+      rec_q         <= '0;
+      rec_valid_q   <= 1'b0;
+      rec_last_q    <= 1'b0;
+      rec_cut_q     <= 1'b0;
+      rec_beat_q    <= '0;
+      bvalid_q      <= 1'b0;
+      rvalid_q      <= 1'b0;
+      rdata_q       <= '0;
+      for (int e = 0; e < int'(NE); e++) begin
+        slot_seq_q[e]  <= '0;
+        slot_uid_q[e]  <= '0;
+        slot_wrap_q[e] <= '0;
+        slot_last_q[e] <= 1'b0;
+        ord_q[e]       <= '0;
+      end
+    end else begin
+      zero_q <= 1'b0;
+      lfsr_q <= {lfsr_q[14:0], lfsr_q[15] ^ lfsr_q[13] ^ lfsr_q[12] ^ lfsr_q[10]};
+
+      // ---- AXI4-Lite ----
+      if (bvalid_q && s_bready_i) bvalid_q <= 1'b0;
+      if (rvalid_q && s_rready_i) rvalid_q <= 1'b0;
+      if (rd) begin
+        rvalid_q <= 1'b1;
+        rdata_q  <= read_reg(raddr);
+      end
+      if (wr) begin
+        bvalid_q <= 1'b1;
+        unique case (waddr)
+          card_regs_pkg::SCRATCH:      scratch_q <= merge(scratch_q, s_wdata_i, wmask);
+          card_regs_pkg::IRQ_ENABLE:   irq_en_q <= (irq_en_q & ~wmask[1:0]) | (s_wdata_i[1:0] & wmask[1:0]);
+          card_regs_pkg::SEQ_START_LO: seq_start_q[31:0] <= merge(seq_start_q[31:0], s_wdata_i,
+                                                                  wmask);
+          card_regs_pkg::SEQ_START_HI: seq_start_q[63:32] <= merge(seq_start_q[63:32], s_wdata_i,
+                                                                   wmask);
+          card_regs_pkg::RESEED_INTERVAL_LO:
+            reseed_int_q[31:0] <= merge(reseed_int_q[31:0], s_wdata_i, wmask);
+          card_regs_pkg::RESEED_INTERVAL_HI:
+            reseed_int_q[47:32] <= (reseed_int_q[47:32] & ~wmask[15:0]) |
+                                   (s_wdata_i[15:0] & wmask[15:0]);
+          card_regs_pkg::PERS_LEN:     pers_len_q <= merge(pers_len_q, s_wdata_i, wmask);
+          card_regs_pkg::ST_OP:        st_op_q <= (st_op_q & ~wmask[2:0]) | (s_wdata_i[2:0] & wmask[2:0]);
+          card_regs_pkg::ST_LEN:       st_len_q <= merge(st_len_q, s_wdata_i, wmask);
+          default: begin
+            for (int k = 0; k < 12; k++) begin
+              if (waddr == card_regs_pkg::ENTROPY + 12'(4 * k))
+                entropy_q[383-32*k -: 32] <= merge(entropy_q[383-32*k -: 32], s_wdata_i, wmask);
+              if (waddr == card_regs_pkg::PERS + 12'(4 * k))
+                pers_q[383-32*k -: 32] <= merge(pers_q[383-32*k -: 32], s_wdata_i, wmask);
+            end
+            for (int k = 0; k < 10; k++) begin
+              if (waddr == card_regs_pkg::KIK_WRAPPED + 12'(4 * k))
+                kikw_q[319-32*k -: 32] <= merge(kikw_q[319-32*k -: 32], s_wdata_i, wmask);
+            end
+          end
+        endcase
+        if (waddr == card_regs_pkg::IRQ_STATUS)
+          irq_st_q <= irq_st_q & ~(s_wdata_i[1:0] & wmask[1:0]);
+      end
+      if (ctrl_w[0]) pend_kik_q <= 1'b1;
+      if (ctrl_w[1]) pend_inst_q <= 1'b1;
+      if (ctrl_w[2]) pend_reseed_q <= 1'b1;
+
+      // ---- errors (cleared by CTRL.CLEAR_ERR or write-1-to-clear of ERR) ----
+      err_q <= err_kept | err_set;
+      if (err_set != '0) begin
+        irq_st_q[0] <= 1'b1;
+        if (err_kept == '0) err_seq_q <= err_at;
+      end else if (err_kept == '0) begin
+        err_seq_q <= '0;
+      end
+      if (sym_fail && !zero_q && die_err == 2'd1) reseed_req_q <= 1'b1;
+
+      // ---- request sink ----
+      if (halted || err_set != '0) begin
+        bb_cnt_q <= '0;     // a halt drops the UIDs not yet started
+        bb_idx_q <= '0;
+      end else if (req_take) begin
+        if (!keep_bad && !keep_partial) begin
+          bb_q      <= req_tdata_i;
+          bb_cnt_q  <= req_tlast_i ? keep_uids : UW'(UPB);
+          bb_idx_q  <= '0;
+          bb_last_q <= req_tlast_i;
+        end
+      end else if (disp_ok && die_req_ready) begin
+        bb_cnt_q <= bb_cnt_q - 1'b1;
+        bb_idx_q <= bb_idx_q + 1'b1;
+      end
+
+      // ---- dispatch ----
+      if (disp_ok && die_req_ready) begin
+        sym_busy_q   <= 1'b1;
+        sym_seq_q    <= seq_assign_q;
+        sym_uid_q    <= die_uid;
+        sym_last_q   <= bb_last_q && (bb_cnt_q == UW'(1));
+        seq_assign_q <= seq_assign_q + 64'd1;
+        new_kik_q    <= 1'b0;
+      end
+      if (sym_fail) begin
+        sym_busy_q   <= 1'b0;
+        seq_assign_q <= sym_seq_q;   // the refused die drew nothing
+      end
+
+      // ---- hand-off to an engine ----
+      if (handoff) begin
+        sym_busy_q                <= 1'b0;
+        eng_busy_q[free_idx]      <= 1'b1;
+        slot_seq_q[free_idx]      <= sym_seq_q;
+        slot_uid_q[free_idx]      <= sym_uid_q;
+        slot_wrap_q[free_idx]     <= die_wrapped;
+        slot_last_q[free_idx]     <= sym_last_q;
+        ord_q[ord_wr_q]           <= free_idx;
+        ord_wr_q                  <= (ord_wr_q == EW'(NE - 1)) ? '0 : ord_wr_q + 1'b1;
+      end
+
+      // ---- record stage ----
+      if (rec_valid_q && rec_tready_i) begin
+        rec_q      <= rec_q << DW;
+        rec_beat_q <= rec_beat_q + 1'b1;
+        if (rec_beat_q == BTW'(BEATS - 1)) begin
+          rec_valid_q <= 1'b0;
+          rec_cut_q   <= 1'b0;
+          rec_beat_q  <= '0;
+        end
+      end
+      if (rec_load) begin
+        rec_q       <= {slot_seq_q[head], slot_uid_q[head], eng_x[head], eng_y[head],
+                        slot_wrap_q[head]};
+        rec_valid_q <= 1'b1;
+        rec_last_q  <= slot_last_q[head];
+        rec_beat_q  <= '0;
+        eng_busy_q[head]  <= 1'b0;
+        slot_wrap_q[head] <= '0;
+        ord_rd_q    <= (ord_rd_q == EW'(NE - 1)) ? '0 : ord_rd_q + 1'b1;
+        seq_out_q   <= slot_seq_q[head] + 64'd1;
+      end
+      ord_cnt_q <= ord_cnt_q + CW'(handoff) - CW'(rec_load);
+      // (handoff sets eng_busy_q of a free engine, rec_load clears the head's: never the same)
+
+      // ---- management: LOAD_KIK, INSTANTIATE, RESEED, one at a time ----
+      unique case (mst_q)
+        MIdle: begin
+          if (pend_kik_q && !ctrl_w[3]) begin
+            pend_kik_q <= 1'b0;
+            mst_q      <= MKik;
+          end else if (pend_inst_q && !ctrl_w[3]) begin
+            // Instantiate drops the work in flight: a one-cycle zeroize of sym_die and the
+            // engines (the KIK register is kept and reloaded into sym_die with the next die).
+            pend_inst_q <= 1'b0;
+            zero_q      <= 1'b1;
+            mst_q       <= MFlush;
+          end else if (pend_reseed_q && !ctrl_w[3] && !sym_busy_q && !disp_ok) begin
+            pend_reseed_q <= 1'b0;
+            m_reseed_q    <= 1'b1;
+            mst_q         <= MDrbg;
+          end
+        end
+        MKik: if (kw_req_ready) mst_q <= MKikWait;
+        MKikWait: begin
+          if (kw_rsp_valid) begin
+            mst_q       <= MIdle;
+            kikw_q      <= '0;
+            kik_q       <= kw_rsp_err ? 256'h0 : kw_rsp_key;
+            kik_valid_q <= !kw_rsp_err;
+            new_kik_q   <= !kw_rsp_err;
+            if (!kw_rsp_err) zeroized_q <= 1'b0;
+          end
+        end
+        MFlush: begin
+          m_reseed_q    <= 1'b0;
+          reseed_live_q <= reseed_int_q;
+          inst_q        <= 1'b0;
+          mst_q         <= MDrbg;
+        end
+        MDrbg: if (drbg_req_ready) mst_q <= MDrbgWait;
+        MDrbgWait: begin
+          if (drbg_rsp_valid) begin
+            mst_q     <= MIdle;
+            entropy_q <= '0;
+            pers_q    <= '0;
+            if (drbg_rsp_err == 2'd0) begin
+              reseed_req_q <= 1'b0;
+              if (!m_reseed_q) begin
+                inst_q       <= 1'b1;
+                seq_assign_q <= seq_start_q;
+                seq_out_q    <= seq_start_q;
+                lfsr_q       <= lfsr_q ^ entropy_fold;
+                new_kik_q    <= kik_valid_q;
+              end
+            end
+          end
+        end
+        default: mst_q <= MIdle;
+      endcase
+
+      // ---- flush (instantiate) and zeroize: drop the work in flight ----
+      if (zero_q) begin
+        bb_cnt_q    <= '0;
+        bb_idx_q    <= '0;
+        sym_busy_q  <= 1'b0;
+        eng_busy_q  <= '0;
+        ord_rd_q    <= '0;
+        ord_wr_q    <= '0;
+        ord_cnt_q   <= '0;
+        new_kik_q   <= kik_valid_q;
+        for (int e = 0; e < int'(NE); e++) slot_wrap_q[e] <= '0;
+        // a record already on the stream is finished (it is public) and ends the packet
+        if (rec_valid_q) rec_cut_q <= 1'b1;
+      end
+      if (ctrl_w[3]) begin
+        zero_q        <= 1'b1;
+        zeroized_q    <= 1'b1;
+        kik_q         <= '0;
+        kik_valid_q   <= 1'b0;
+        new_kik_q     <= 1'b0;
+        inst_q        <= 1'b0;
+        reseed_req_q  <= 1'b0;
+        entropy_q     <= '0;
+        pers_q        <= '0;
+        kikw_q        <= '0;
+        pend_kik_q    <= 1'b0;
+        pend_inst_q   <= 1'b0;
+        pend_reseed_q <= 1'b0;
+        mst_q         <= MIdle;
+      end
+    end
+  end
+
+  assign irq_o = |(irq_st_q & irq_en_q);
+
+  logic unused;
+  assign unused = ^{die_rejects, die_cycles, eng_q_err, kw_rsp_wrapped, st_len_q, st_op_q,
+                    s_awaddr_i[1:0], s_araddr_i[1:0]};
+
+endmodule
+
+`default_nettype wire
