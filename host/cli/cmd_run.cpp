@@ -247,6 +247,10 @@ Result<int> run(const ParsedArgs& a) {
         wafer_runs.push_back(std::move(wr));
     }
 
+    // The run's work into the database file now, so little stays in the write-ahead log only
+    // (docs/ledger.md "The anchor").
+    WP_RETURN_IF_ERROR(ledger->checkpoint_now());
+
     // Reports, one lot at a time.
     std::map<std::string, std::vector<rpt::WaferRun>> lots;
     for (auto& wr : wafer_runs) lots[wr.lot].push_back(wr);
