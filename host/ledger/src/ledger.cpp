@@ -1487,117 +1487,133 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
     if (anchored.ok() && anchored->last) wanted[anchored->last->seq] = {};
     if (options.expected_head) wanted[options.expected_head->events] = {};
     std::optional<chain::Hash> genesis;
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
-        sql::Query q(m.db.get(), s);
-        WP_ASSIGN_OR_RETURN(const bool row, q.step());
-        if (!row || q.int_col(0) != chain::kSchemaVersion) rp.problem("schema version altered");
-    }
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
-                                            "events ORDER BY seq"));
-        sql::Query q(m.db.get(), s);
-        for (;;) {
+    const bool damaged = !rp.problems().empty();
+    // A damaged file can fail the reads below: with SQLite's check failing that is a finding
+    // (already reported), not an error of verify.
+    const Status replayed = [&]() -> Status {
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
+            sql::Query q(m.db.get(), s);
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
-            if (!row) break;
-            const auto seq = static_cast<uint64_t>(q.int_col(0));
-            const std::string where = "event row seq " + std::to_string(seq);
-            if (seq != rp.events() + 1)
-                rp.problem(where + ": expected seq " + std::to_string(rp.events() + 1) +
-                           " (events deleted or inserted)");
-            const std::string payload = q.text_col(4);
-            chain::Hash stored{};
-            if (!copy_fixed(q.blob_col(5), stored)) rp.problem(where + ": malformed hash");
-            // The indexed columns must agree with the payload the chain covers.
-            try {
-                const json j = json::parse(payload);
-                const std::string uid_col = q.is_null(2) ? "" : to_hex(q.blob_col(2));
-                const std::string uid_ev = j.value("uid", "");
-                if (j.value("type", "") != q.text_col(1) ||
-                    j.value("time", int64_t{0}) != q.int_col(3) || uid_col != uid_ev)
-                    rp.problem(where + ": type/uid/time columns differ from the event payload");
-            } catch (const json::exception&) {
-                // The replayer reports the malformed payload.
-            }
-            rp.apply(payload, stored);
-            if (rp.events() == 1) genesis = rp.head();
-            if (auto w = wanted.find(rp.events()); w != wanted.end()) w->second = rp.head();
+            if (!row || q.int_col(0) != chain::kSchemaVersion) rp.problem("schema version altered");
         }
-    }
-    // Replaying the chain must give exactly the records table.
-    std::map<wpid1::Uid, bool> seen;
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
-        sql::Query q(m.db.get(), s);
-        for (;;) {
+        {
+            WP_ASSIGN_OR_RETURN(auto* s,
+                                m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
+                                       "events ORDER BY seq"));
+            sql::Query q(m.db.get(), s);
+            for (;;) {
+                WP_ASSIGN_OR_RETURN(const bool row, q.step());
+                if (!row) break;
+                const auto seq = static_cast<uint64_t>(q.int_col(0));
+                const std::string where = "event row seq " + std::to_string(seq);
+                if (seq != rp.events() + 1)
+                    rp.problem(where + ": expected seq " + std::to_string(rp.events() + 1) +
+                               " (events deleted or inserted)");
+                const std::string payload = q.text_col(4);
+                chain::Hash stored{};
+                if (!copy_fixed(q.blob_col(5), stored)) rp.problem(where + ": malformed hash");
+                // The indexed columns must agree with the payload the chain covers.
+                try {
+                    const json j = json::parse(payload);
+                    const std::string uid_col = q.is_null(2) ? "" : to_hex(q.blob_col(2));
+                    const std::string uid_ev = j.value("uid", "");
+                    if (j.value("type", "") != q.text_col(1) ||
+                        j.value("time", int64_t{0}) != q.int_col(3) || uid_col != uid_ev)
+                        rp.problem(where + ": type/uid/time columns differ from the event payload");
+                } catch (const json::exception&) {
+                    // The replayer reports the malformed payload.
+                }
+                rp.apply(payload, stored);
+                if (rp.events() == 1) genesis = rp.head();
+                if (auto w = wanted.find(rp.events()); w != wanted.end()) w->second = rp.head();
+            }
+        }
+        // Replaying the chain must give exactly the records table.
+        std::map<wpid1::Uid, bool> seen;
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
+            sql::Query q(m.db.get(), s);
+            for (;;) {
+                WP_ASSIGN_OR_RETURN(const bool row, q.step());
+                if (!row) break;
+                ++rep.records;
+                auto r = row_to_record(q);
+                if (!r.ok()) {
+                    rp.problem(r.error().message);
+                    continue;
+                }
+                const std::string who = "record UID " + to_hex(r->uid);
+                auto it = rp.records().find(r->uid);
+                if (it == rp.records().end()) {
+                    rp.problem(who + " (" + r->loc.describe() + ") has no ISSUE event");
+                    continue;
+                }
+                seen[r->uid] = true;
+                // The chain binds the certificate by its SHA-256.
+                *r = chain::chain_form(std::move(*r));
+                if (!(it->second == *r)) {
+                    std::string diff;
+                    const auto& e = it->second;
+                    auto note = [&](bool differs, const char* name) {
+                        if (differs) diff += std::string(diff.empty() ? "" : ", ") + name;
+                    };
+                    note(e.loc != r->loc, "location");
+                    note(e.serial != r->serial, "serial");
+                    note(e.public_key != r->public_key, "public_key");
+                    note(e.wrapped != r->wrapped, "wrapped_key");
+                    note(e.certificate_der != r->certificate_der, "certificate");
+                    note(e.state != r->state, "state");
+                    note(e.issued_us != r->issued_us || e.delivered_us != r->delivered_us ||
+                             e.result_us != r->result_us || e.updated_us != r->updated_us,
+                         "times");
+                    note(e.tester != r->tester, "tester");
+                    note(e.bin != r->bin, "bin");
+                    note(e.reissues != r->reissues, "reissues");
+                    note(e.void_reason != r->void_reason, "void_reason");
+                    note(e.site != r->site, "site");
+                    rp.problem(who + " differs from the event log in: " + diff);
+                }
+            }
+        }
+        for (const auto& [uid, rec] : rp.records())
+            if (seen.count(uid) == 0)
+                rp.problem("record UID " + to_hex(uid) + " (" + rec.loc.describe() +
+                           ") is in the event log but missing from the records table");
+        {
+            WP_ASSIGN_OR_RETURN(auto* s,
+                                m.stmt("SELECT job_id, customer, product, quota, quota_used, "
+                                       "head_seq, head_hash FROM job WHERE id = 1"));
+            sql::Query q(m.db.get(), s);
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
-            if (!row) break;
-            ++rep.records;
-            auto r = row_to_record(q);
-            if (!r.ok()) {
-                rp.problem(r.error().message);
-                continue;
-            }
-            const std::string who = "record UID " + to_hex(r->uid);
-            auto it = rp.records().find(r->uid);
-            if (it == rp.records().end()) {
-                rp.problem(who + " (" + r->loc.describe() + ") has no ISSUE event");
-                continue;
-            }
-            seen[r->uid] = true;
-            // The chain binds the certificate by its SHA-256.
-            *r = chain::chain_form(std::move(*r));
-            if (!(it->second == *r)) {
-                std::string diff;
-                const auto& e = it->second;
-                auto note = [&](bool differs, const char* name) {
-                    if (differs) diff += std::string(diff.empty() ? "" : ", ") + name;
-                };
-                note(e.loc != r->loc, "location");
-                note(e.serial != r->serial, "serial");
-                note(e.public_key != r->public_key, "public_key");
-                note(e.wrapped != r->wrapped, "wrapped_key");
-                note(e.certificate_der != r->certificate_der, "certificate");
-                note(e.state != r->state, "state");
-                note(e.issued_us != r->issued_us || e.delivered_us != r->delivered_us ||
-                         e.result_us != r->result_us || e.updated_us != r->updated_us,
-                     "times");
-                note(e.tester != r->tester, "tester");
-                note(e.bin != r->bin, "bin");
-                note(e.reissues != r->reissues, "reissues");
-                note(e.void_reason != r->void_reason, "void_reason");
-                note(e.site != r->site, "site");
-                rp.problem(who + " differs from the event log in: " + diff);
+            if (!row) {
+                rp.problem("the job row is missing");
+            } else {
+                const auto& g = rp.genesis();
+                if (!g || g->job_id != q.text_col(0) || g->customer != q.text_col(1) ||
+                    g->product != q.text_col(2) || g->quota != static_cast<uint64_t>(q.int_col(3)))
+                    rp.problem(
+                        "the job binding (job id, customer, product, quota) differs from the "
+                        "GENESIS event");
+                if (static_cast<uint64_t>(q.int_col(4)) != rp.quota_used())
+                    rp.problem("quota counter is " + std::to_string(q.int_col(4)) + " but " +
+                               std::to_string(rp.quota_used()) + " identities were issued");
+                if (static_cast<uint64_t>(q.int_col(5)) != rp.events() ||
+                    q.blob_col(6) != Bytes(rp.head().begin(), rp.head().end()))
+                    rp.problem("stored chain head (event " + std::to_string(q.int_col(5)) + ", " +
+                               to_hex(q.blob_col(6)) +
+                               ") differs from the recomputed head (event " +
+                               std::to_string(rp.events()) + ", " + to_hex(rp.head()) + ")");
             }
         }
-    }
-    for (const auto& [uid, rec] : rp.records())
-        if (seen.count(uid) == 0)
-            rp.problem("record UID " + to_hex(uid) + " (" + rec.loc.describe() +
-                       ") is in the event log but missing from the records table");
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, quota_used, "
-                                            "head_seq, head_hash FROM job WHERE id = 1"));
-        sql::Query q(m.db.get(), s);
-        WP_ASSIGN_OR_RETURN(const bool row, q.step());
-        if (!row) {
-            rp.problem("the job row is missing");
-        } else {
-            const auto& g = rp.genesis();
-            if (!g || g->job_id != q.text_col(0) || g->customer != q.text_col(1) ||
-                g->product != q.text_col(2) || g->quota != static_cast<uint64_t>(q.int_col(3)))
-                rp.problem(
-                    "the job binding (job id, customer, product, quota) differs from the "
-                    "GENESIS event");
-            if (static_cast<uint64_t>(q.int_col(4)) != rp.quota_used())
-                rp.problem("quota counter is " + std::to_string(q.int_col(4)) + " but " +
-                           std::to_string(rp.quota_used()) + " identities were issued");
-            if (static_cast<uint64_t>(q.int_col(5)) != rp.events() ||
-                q.blob_col(6) != Bytes(rp.head().begin(), rp.head().end()))
-                rp.problem("stored chain head (event " + std::to_string(q.int_col(5)) + ", " +
-                           to_hex(q.blob_col(6)) + ") differs from the recomputed head (event " +
-                           std::to_string(rp.events()) + ", " + to_hex(rp.head()) + ")");
-        }
+        return ok_status();
+    }();
+    if (!replayed.ok()) {
+        if (!damaged) return replayed.error();
+        rp.problem("reading the damaged file stopped: " + replayed.error().message);
+        rep.events = rp.events();
+        rep.problems = std::move(rp.problems());
+        return rep;
     }
     WP_RETURN_IF_ERROR(txn.commit());
     const ChainHead head{rp.events(), rp.head()};

@@ -163,7 +163,7 @@ struct VerifyReport {
     uint64_t records = 0;
     ChainHead head;                     // as recomputed
     std::vector<std::string> problems;  // empty = verified; each names the event seq / record UID
-    std::vector<std::string> notes;     // what was compared (anchor, head), not findings
+    std::vector<std::string> notes{};   // what was compared (anchor, head), not findings
     bool ok() const { return problems.empty(); }
 };
 
