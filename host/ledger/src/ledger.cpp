@@ -403,6 +403,10 @@ Status Ledger::Impl::commit(Txn& txn, const WriteState& ws) {
         auto st = anchor->advance(anchor::Head{ws.seq, ws.head, ws.used});
         if (!st.ok()) anchor_failed = st.error();
     }
+    if (config.token_anchor && !anchor_failed) {
+        auto st = config.token_anchor->advance(AnchoredHead{ws.seq, ws.head, ws.used});
+        if (!st.ok()) anchor_failed = st.error();
+    }
     return ok_status();
 }
 
@@ -709,6 +713,46 @@ std::string ahead_text(const anchor::Head& h) {
     return anchor::describe(h.seq, h.hash) + " (quota used " + std::to_string(h.used) + ")";
 }
 
+// open(): the ledger must contain the anchored head `a` (`where` names the anchor).
+Status check_not_behind(Ledger::Impl& impl, const anchor::Head& db_head, const anchor::Head& a,
+                        const std::string& where) {
+    const std::string both = "the ledger's head is " + ahead_text(db_head) + ", its anchor " +
+                             where + " holds " + ahead_text(a);
+    const std::string todo =
+        ". Serving from this ledger would give dies that already have an identity a second "
+        "one. Restore the newest copy of the ledger (together with its -wal file), or "
+        "investigate; do not move the anchor aside";
+    if (db_head.seq < a.seq || db_head.used < a.used)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + impl.path.string() +
+                              " is behind its anchor: committed work is missing from it (a "
+                              "restored older copy, a snapshot, or a damaged write-ahead "
+                              "log): " +
+                              both + todo);
+    WP_ASSIGN_OR_RETURN(const chain::Hash at, event_hash(impl, a.seq));
+    if (at != a.hash)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + impl.path.string() +
+                              " has diverged from its anchor: " + "its event " +
+                              std::to_string(a.seq) + " is " + anchor::describe(a.seq, at) +
+                              ", not the anchored one; " + both + todo);
+    return ok_status();
+}
+
+// open(): the ledger against a token anchor, which is then moved to the ledger's head.
+Status check_token_anchor(Ledger::Impl& impl, HeadAnchor& token) {
+    WP_ASSIGN_OR_RETURN(WriteState ws, impl.load_write_state());
+    const anchor::Head db_head{ws.seq, ws.head, ws.used};
+    WP_ASSIGN_OR_RETURN(auto held, token.read());
+    if (held) {
+        WP_RETURN_IF_ERROR(check_not_behind(
+            impl, db_head, anchor::Head{held->seq, held->hash, held->used}, token.describe()));
+    }
+    if (!held || db_head.seq > held->seq)
+        return token.advance(AnchoredHead{db_head.seq, db_head.hash, db_head.used});
+    return ok_status();
+}
+
 // open(): the ledger against its anchor; creates the anchor of a ledger that has none.
 Status check_anchor(Ledger::Impl& impl, bool created,
                     const std::function<void(const std::string&)>& notice) {
@@ -748,27 +792,7 @@ Status check_anchor(Ledger::Impl& impl, bool created,
         notice("anchor " + file.string() +
                ": its last line was cut short (a crash while appending it) and is dropped");
     if (contents->last) {
-        const anchor::Head& a = *contents->last;
-        const std::string both = "the ledger's head is " + ahead_text(db_head) + ", its anchor " +
-                                 file.string() + " holds " + ahead_text(a);
-        const std::string todo =
-            ". Serving from this ledger would give dies that already have an identity a second "
-            "one. Restore the newest copy of the ledger (together with its -wal file), or "
-            "investigate; do not move the anchor aside";
-        if (db_head.seq < a.seq || db_head.used < a.used)
-            return make_error(ErrorCode::kIntegrityFailure,
-                              "ledger " + impl.path.string() +
-                                  " is behind its anchor: committed work is missing from it (a "
-                                  "restored older copy, a snapshot, or a damaged write-ahead "
-                                  "log): " +
-                                  both + todo);
-        WP_ASSIGN_OR_RETURN(const chain::Hash at, event_hash(impl, a.seq));
-        if (at != a.hash)
-            return make_error(ErrorCode::kIntegrityFailure,
-                              "ledger " + impl.path.string() +
-                                  " has diverged from its anchor: " + "its event " +
-                                  std::to_string(a.seq) + " is " + anchor::describe(a.seq, at) +
-                                  ", not the anchored one; " + both + todo);
+        WP_RETURN_IF_ERROR(check_not_behind(impl, db_head, *contents->last, file.string()));
     }
     WP_ASSIGN_OR_RETURN(auto w, anchor::Writer::open(file, *contents));
     if (!contents->last || db_head.seq > contents->last->seq) {
@@ -846,6 +870,12 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
         std::lock_guard lock(impl->mu);
         WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
         WP_RETURN_IF_ERROR(check_anchor(*impl, created, notice));
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    if (config.token_anchor) {
+        std::lock_guard lock(impl->mu);
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+        WP_RETURN_IF_ERROR(check_token_anchor(*impl, *config.token_anchor));
         WP_RETURN_IF_ERROR(txn.commit());
     }
     return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));

@@ -16,7 +16,9 @@
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
+#include "waferprov/host/token_anchor.hpp"
 #include "waferprov/testing/process.hpp"
+#include "waferprov/testing/softhsm.hpp"
 
 namespace waferprov::host {
 namespace {
@@ -323,6 +325,62 @@ TEST_F(Anchor, ADeletedLedgerIsNotStartedAfreshBesideItsAnchor) {
         ASSERT_TRUE(l.ok());
     }
     EXPECT_TRUE(contains(open_error(db()), "is not the ledger its anchor")) << open_error(db());
+}
+
+// ---- the anchor in a PKCS#11 token (SoftHSM2) -----------------------------------------------
+
+TEST_F(Anchor, ATokenAnchorCatchesARestoreOfBothFilesAndOnlyMovesForward) {
+    if (!wt::SoftHsmToken::find_module()) GTEST_SKIP() << "SoftHSM2 is not installed";
+    auto token = wt::SoftHsmToken::create();
+    ASSERT_TRUE(token.ok()) << token.error().describe();
+    (*token)->export_pin("WAFERPROV_TEST_ANCHOR_PIN");
+    const TokenAnchorConfig tc{(*token)->module(), (*token)->label(), "WAFERPROV_TEST_ANCHOR_PIN",
+                               "JOB-1"};
+    auto opened = open_token_anchor(tc);
+    ASSERT_TRUE(opened.ok()) << opened.error().describe();
+    std::shared_ptr<HeadAnchor> anchor = *opened;
+    LedgerConfig c = test_config();
+    c.token_anchor = anchor;
+
+    ChainHead head;
+    {
+        auto l = Ledger::open(db(), c);
+        ASSERT_TRUE(l.ok()) << l.error().describe();
+        record(**l, 0, 3);
+        head = *(*l)->head();
+    }
+    // A second session reads what the ledger wrote: the head after the last commit.
+    {
+        auto other = open_token_anchor(tc);
+        ASSERT_TRUE(other.ok());
+        auto held = (*other)->read();
+        ASSERT_TRUE(held.ok() && held->has_value());
+        EXPECT_EQ((*held)->seq, head.events);
+        EXPECT_EQ((*held)->hash, head.hash);
+        EXPECT_EQ((*held)->used, 3u);
+        // Never backwards: an older head is not written.
+        ASSERT_TRUE((*other)->advance(AnchoredHead{1, {}, 0}).ok());
+        auto again = (*other)->read();
+        ASSERT_TRUE(again.ok() && again->has_value());
+        EXPECT_EQ((*again)->seq, head.events);
+    }
+    // The operator backs up both files, works on, and puts both back.
+    copy_over(db(), dir_ / "backup.db");
+    copy_over(with_suffix(db(), ".anchor"), dir_ / "backup.anchor");
+    {
+        auto l = Ledger::open(db(), c);
+        ASSERT_TRUE(l.ok()) << l.error().describe();
+        record(**l, 3, 2);
+        head = *(*l)->head();
+    }
+    copy_over(dir_ / "backup.db", db());
+    copy_over(dir_ / "backup.anchor", with_suffix(db(), ".anchor"));
+    LedgerConfig file_only = test_config();
+    EXPECT_EQ(open_error(db(), file_only), "") << "the head log alone cannot see this";
+    const std::string e = open_error(db(), c);
+    EXPECT_TRUE(contains(e, "is behind its anchor")) << e;
+    EXPECT_TRUE(contains(e, "waferprov-anchor:JOB-1")) << e;
+    EXPECT_TRUE(contains(e, describe_head(head))) << e;
 }
 
 // ---- SQLite's own checks --------------------------------------------------------------------

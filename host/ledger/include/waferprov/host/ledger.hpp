@@ -39,6 +39,30 @@ enum class AnchorMode {
     kNone,  // none: only for measuring what the anchor costs (benchmarks/bench_ledger.cpp)
 };
 
+// A head as anchored: the chain head after a commit and the quota used then.
+struct AnchoredHead {
+    uint64_t seq = 0;
+    std::array<uint8_t, 32> hash{};
+    uint64_t used = 0;
+};
+
+// An anchor kept where the ledger's operator cannot roll it back with the file: for a job whose
+// CA lives in an HSM, a data object in the token (host/ca: open_token_anchor). It holds one
+// head and only moves forward. Ledger::open checks the ledger against it like the head log and
+// advances it after every commit. Implementations need not be thread-safe (the ledger calls
+// them under its mutex).
+class HeadAnchor {
+public:
+    virtual ~HeadAnchor() = default;
+    // The head it holds; nullopt when it holds none yet.
+    virtual Result<std::optional<AnchoredHead>> read() = 0;
+    // Moves to `head`, durably. A head at or below the one held is never written (another
+    // process of the job anchored a later commit first): nothing changes and it returns ok.
+    virtual Status advance(const AnchoredHead& head) = 0;
+    // Names it in messages ("token 'X' object 'Y'").
+    virtual std::string describe() const = 0;
+};
+
 // The job a ledger belongs to. Stored at creation; a ledger refuses to open under another job.
 // Text fields are printable ASCII (0x20..0x7e), at most 256 characters.
 struct LedgerConfig {
@@ -49,6 +73,8 @@ struct LedgerConfig {
     // How long a write waits for another process holding the ledger's write lock.
     int busy_timeout_ms = 30000;
     AnchorMode anchor = AnchorMode::kFile;
+    // Besides the head log: an anchor the file's operator cannot roll back (null: none).
+    std::shared_ptr<HeadAnchor> token_anchor{};
     // Told what open() did that an operator should know (an anchor created for a ledger that
     // had none, a torn anchor line dropped, an anchor that fell behind). Default: standard error.
     std::function<void(const std::string&)> notice{};
