@@ -13,7 +13,7 @@ namespace waferprov::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: waferprov ledger verify [--job FILE] [--ledger FILE]\n"
+    "usage: waferprov ledger verify [--job FILE] [--ledger FILE] [--quick] [--head SEQ:HASH]\n"
     "       waferprov ledger verify --export DIR --ca FILE\n"
     "       waferprov ledger export [--job FILE] [--ledger FILE] --out DIR\n"
     "                               [--ca-key FILE --ca-cert FILE]\n"
@@ -24,8 +24,12 @@ constexpr const char* kUsage =
     "\n"
     "--job FILE: the job's ledger and CA (PEM key or PKCS#11 token); --ledger overrides the\n"
     "  ledger, --ca-key/--ca-cert sign an export with a PEM key instead of the job's CA.\n"
-    "verify --ledger: recomputes the event hash chain and checks that replaying it yields the\n"
-    "  records table, the quota counter and the stored head.\n"
+    "verify --ledger: runs SQLite's integrity_check on the file (--quick: its quick_check,\n"
+    "  structure only), recomputes the event hash chain and checks that replaying it yields the\n"
+    "  records table, the quota counter and the stored head; checks that the chain contains the\n"
+    "  head in the anchor beside the ledger (FILE.anchor) and, with --head SEQ:HASH, a head you\n"
+    "  hold (an earlier export's manifest, a verify's output): a ledger behind either was\n"
+    "  rolled back. Opens the ledger read-only (works on read-only media, never writes).\n"
     "verify --export: checks an export as the customer does, without the ledger: the manifest\n"
     "  signature under the CA certificate (--ca: PEM, a bundle is accepted if it contains the\n"
     "  manifest's CA certificate), the file hashes, the chain, the counts and every device\n"
@@ -51,9 +55,10 @@ int fail(const Error& e) {
 }
 
 int report(const host::VerifyReport& rep, const std::string& what) {
+    for (const auto& n : rep.notes) std::cout << "note: " << n << "\n";
     if (rep.ok()) {
         std::cout << what << ": OK - " << rep.events << " events, " << rep.records
-                  << " records, chain head " << to_hex(rep.head.hash) << "\n";
+                  << " records, chain head " << host::describe_head(rep.head) << "\n";
         return kExitOk;
     }
     std::cout << what << ": FAILED - " << rep.problems.size() << " problem(s)\n";
@@ -73,6 +78,8 @@ Result<std::string> ledger_path(const ParsedArgs& a) {
 int run_verify(const ParsedArgs& a) {
     if (a.has("export")) {
         if (!a.has("ca")) return usage_error("verify --export needs --ca FILE");
+        if (a.has("head") || a.has("quick"))
+            return usage_error("--head and --quick check a ledger, not an export");
         auto rep = host::Ledger::verify_export(a.get("export"), a.get("ca"));
         if (!rep.ok()) return fail(rep.error());
         return report(*rep, "export " + a.get("export"));
@@ -81,9 +88,16 @@ int run_verify(const ParsedArgs& a) {
         return usage_error("verify needs --job FILE, --ledger FILE or --export DIR --ca FILE");
     auto path = ledger_path(a);
     if (!path.ok()) return fail(path.error());
+    host::VerifyOptions options;
+    options.quick = a.has("quick");
+    if (a.has("head")) {
+        auto head = host::parse_head(a.get("head"));
+        if (!head.ok()) return usage_error("--head: " + head.error().message);
+        options.expected_head = *head;
+    }
     auto l = host::Ledger::open_existing(*path);
     if (!l.ok()) return fail(l.error());
-    auto rep = (*l)->verify();
+    auto rep = (*l)->verify(options);
     if (!rep.ok()) return fail(rep.error());
     return report(*rep, "ledger " + *path);
 }
@@ -209,16 +223,18 @@ int run_ledger(const Args& args) {
     const std::string sub = args[0];
     ParsedArgs a;
     std::string error;
-    if (!parse_args(
-            Args(args.begin() + 1, args.end()),
-            {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid", "map", "wafer"},
-            {"help"}, a, error))
+    if (!parse_args(Args(args.begin() + 1, args.end()),
+                    {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid", "map",
+                     "wafer", "head"},
+                    {"help", "quick"}, a, error))
         return usage_error(error);
     if (a.has("help")) {
         std::cout << kUsage;
         return kExitOk;
     }
     if (!a.positionals.empty()) return usage_error("unexpected argument " + a.positionals[0]);
+    if (sub != "verify" && (a.has("head") || a.has("quick")))
+        return usage_error("--head and --quick belong to verify");
     if (sub == "verify") return run_verify(a);
     if (sub == "export") return run_export(a);
     if (sub == "migrate") return run_migrate(a);

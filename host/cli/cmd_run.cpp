@@ -19,6 +19,7 @@
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/report.hpp"
+#include "waferprov/host/token_anchor.hpp"
 #include "waferprov/host/wafermap.hpp"
 
 namespace waferprov::cli {
@@ -138,6 +139,12 @@ Result<int> run(const ParsedArgs& a) {
     }
 
     host::LedgerConfig lc{job.id, job.customer, job.product, job.quota};
+    if (job.ca.kind == host::JobCa::Kind::kPkcs11) {
+        // The head also goes into the CA's token, which a restored ledger cannot roll back.
+        WP_ASSIGN_OR_RETURN(lc.token_anchor,
+                            host::open_token_anchor(host::TokenAnchorConfig{
+                                job.ca.module, job.ca.token_label, job.ca.pin_env, job.id}));
+    }
     WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open(job.ledger, lc));
 
     // Idempotent rerun: a die whose location already holds its own UID keeps its identity and
@@ -246,6 +253,10 @@ Result<int> run(const ParsedArgs& a) {
         wr.run.quota = rpt::Quota{q.quota, q.used, q.left()};
         wafer_runs.push_back(std::move(wr));
     }
+
+    // The run's work into the database file now, so little stays in the write-ahead log only
+    // (docs/ledger.md "The anchor").
+    WP_RETURN_IF_ERROR(ledger->checkpoint_now());
 
     // Reports, one lot at a time.
     std::map<std::string, std::vector<rpt::WaferRun>> lots;

@@ -1,6 +1,11 @@
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <ctime>
+#include <iostream>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -382,6 +387,46 @@ Status Ledger::Impl::store_write_state(const WriteState& ws) {
     return q.run();
 }
 
+Status Ledger::Impl::writable() const {
+    if (anchor_failed)
+        return anchor_failed->with_context(
+            "ledger " + path.string() +
+            ": its anchor could not be advanced after the last commit, so no further work is "
+            "recorded until the ledger is reopened (the last commit itself is kept)");
+    return ok_status();
+}
+
+Status Ledger::Impl::commit(Txn& txn, const WriteState& ws) {
+    WP_RETURN_IF_ERROR(store_write_state(ws));
+    WP_RETURN_IF_ERROR(txn.commit());
+    if (anchor) {
+        auto st = anchor->advance(anchor::Head{ws.seq, ws.head, ws.used});
+        if (!st.ok()) anchor_failed = st.error();
+    }
+    if (config.token_anchor && !anchor_failed) {
+        auto st = config.token_anchor->advance(AnchoredHead{ws.seq, ws.head, ws.used});
+        if (!st.ok()) anchor_failed = st.error();
+    }
+    return ok_status();
+}
+
+std::string describe_head(const ChainHead& h) { return anchor::describe(h.events, h.hash); }
+
+Result<ChainHead> parse_head(std::string_view text) {
+    const size_t colon = text.find(':');
+    ChainHead h;
+    const std::string_view seq = text.substr(0, colon);
+    const auto [p, ec] = std::from_chars(seq.data(), seq.data() + seq.size(), h.events);
+    if (colon == std::string_view::npos || seq.empty() || ec != std::errc() ||
+        p != seq.data() + seq.size() || h.events == 0)
+        return make_error(ErrorCode::kInvalidArgument,
+                          "head '" + std::string(text) +
+                              "': expected SEQ:HASH (an event number >= 1, a colon, 64 hex "
+                              "digits)");
+    WP_ASSIGN_OR_RETURN(h.hash, from_hex_fixed<32>(text.substr(colon + 1), "head hash"));
+    return h;
+}
+
 // ---- open -----------------------------------------------------------------------------------
 
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -431,7 +476,115 @@ Status Ledger::checkpoint() {
     return ok_status();
 }
 
+Status Ledger::checkpoint_now() {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->read_only) return ok_status();
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(impl_->db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                             &log, &copied);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+        return sql::sql_error(impl_->db.get(), "ledger: checkpoint of " + impl_->path.string(), rc);
+    return ok_status();
+}
+
 namespace {
+
+// Bytes free to an unprivileged writer on the filesystem holding `path`; -1 if unknown.
+int64_t free_bytes(const std::filesystem::path& path) {
+    const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+    struct statvfs v {};
+    if (::statvfs(dir.c_str(), &v) != 0) return -1;
+    return static_cast<int64_t>(v.f_bavail) * static_cast<int64_t>(v.f_frsize);
+}
+
+// SQLite says "disk I/O error" or "database or disk is full" when the disk is full; say which
+// disk and that it is full.
+Error diagnose_disk(Error e, const std::filesystem::path& path) {
+    const int64_t left = free_bytes(path);
+    if (left >= 0 && left < (1 << 20))
+        return make_error(ErrorCode::kResourceExhausted,
+                          "ledger " + path.string() + ": the disk holding it is full (" +
+                              std::to_string(left) + " bytes free): free space there and start " +
+                              "again (" + e.message + ")");
+    return e;
+}
+
+// file: URI of a path, for sqlite3_open_v2 with SQLITE_OPEN_URI.
+std::string file_uri(const std::filesystem::path& path, const char* query) {
+    std::string out = "file:";
+    for (const unsigned char c : std::filesystem::absolute(path).string()) {
+        if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) {
+            char buf[4];
+            std::snprintf(buf, sizeof buf, "%%%02X", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "?" + query;
+}
+
+// SQLite's own check of the file: "ok", or what is wrong (at most `limit` lines).
+Result<std::vector<std::string>> integrity_problems(sqlite3* db, bool quick, int limit = 20) {
+    const std::string sql = std::string(quick ? "PRAGMA quick_check(" : "PRAGMA integrity_check(") +
+                            std::to_string(limit) + ")";
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &raw, nullptr);
+    sql::StmtPtr s(raw);
+    if (rc != SQLITE_OK) return sql::sql_error(db, sql, rc);
+    std::vector<std::string> out;
+    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+        const auto* t = sqlite3_column_text(raw, 0);
+        const std::string line = t != nullptr ? reinterpret_cast<const char*>(t) : "";
+        if (line != "ok") out.push_back(line);
+    }
+    // A file damaged badly enough makes the check itself fail: that is a finding too.
+    if (rc != SQLITE_DONE) out.push_back(sqlite3_errmsg(db));
+    return out;
+}
+
+// A read-only connection for open_existing: never creates or changes a file. SQLite's read-only
+// mode still needs the write-ahead log's index (-shm) beside the file, which it makes when the
+// directory is writable; on read-only media with no write-ahead log the file is complete by
+// itself and is opened immutable (no locking, no -shm).
+Result<std::unique_ptr<Ledger::Impl>> connect_read_only(const std::filesystem::path& path,
+                                                        int busy_timeout_ms) {
+    std::error_code ec;
+    std::filesystem::path wal = path;
+    wal += "-wal";
+    const bool has_wal = std::filesystem::exists(wal, ec);
+    const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+    const bool dir_writable = ::access(dir.c_str(), W_OK) == 0;
+    auto impl = std::make_unique<Ledger::Impl>();
+    impl->path = path;
+    impl->read_only = true;
+    auto try_open = [&](const char* query) -> int {
+        sqlite3* raw = nullptr;
+        const int rc =
+            sqlite3_open_v2(file_uri(path, query).c_str(), &raw,
+                            SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
+        impl->db.reset(raw);
+        if (rc != SQLITE_OK) return rc;
+        sqlite3_extended_result_codes(raw, 1);
+        sqlite3_busy_timeout(raw, busy_timeout_ms);
+        // The first read maps the write-ahead log: fail here, not in the middle of a command.
+        return sqlite3_exec(raw, "PRAGMA query_only = 1; SELECT count(*) FROM sqlite_master",
+                            nullptr, nullptr, nullptr);
+    };
+    int rc = has_wal || dir_writable ? try_open("mode=ro") : SQLITE_CANTOPEN;
+    if (rc != SQLITE_OK && !has_wal) rc = try_open("immutable=1");
+    if (rc != SQLITE_OK) {
+        auto e =
+            sql::sql_error(impl->db.get(), "ledger: opening " + path.string() + " read-only", rc);
+        if (has_wal && !dir_writable)
+            e.message += " - it has a write-ahead log (" + wal.filename().string() +
+                         ") that a read-only directory cannot be given an index for: copy "
+                         "the ledger with its -wal file to writable storage and read the copy";
+        return e;
+    }
+    impl->stmts.emplace(impl->db.get());
+    return impl;
+}
 
 Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path, bool create,
                                               int busy_timeout_ms) {
@@ -442,7 +595,8 @@ Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path,
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     impl->db.reset(raw);
-    if (rc != SQLITE_OK) return sql::sql_error(raw, "ledger: opening " + path.string(), rc);
+    if (rc != SQLITE_OK)
+        return diagnose_disk(sql::sql_error(raw, "ledger: opening " + path.string(), rc), path);
     sqlite3_extended_result_codes(raw, 1);
     sqlite3_busy_timeout(raw, busy_timeout_ms);
     // Switching to WAL needs a moment with no other connection mid-write; the busy handler does
@@ -454,7 +608,7 @@ Result<std::unique_ptr<Ledger::Impl>> connect(const std::filesystem::path& path,
         if (st.ok()) break;
         if (st.error().code != ErrorCode::kResourceExhausted ||
             std::chrono::steady_clock::now() > deadline)
-            return st.error().with_context("ledger: " + path.string());
+            return diagnose_disk(st.error().with_context("ledger: " + path.string()), path);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     WP_RETURN_IF_ERROR(sql::exec(raw, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"));
@@ -539,10 +693,132 @@ Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
 
 }  // namespace
 
+namespace {
+
+// The ledger's genesis (event 1) hash, its head and quota used, and the hash of event `seq`.
+Result<chain::Hash> event_hash(Ledger::Impl& impl, uint64_t seq) {
+    WP_ASSIGN_OR_RETURN(auto* s, impl.stmt("SELECT hash FROM events WHERE seq = ?1"));
+    sql::Query q(impl.db.get(), s);
+    q.bind(1, static_cast<int64_t>(seq));
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    chain::Hash h{};
+    if (!row || !copy_fixed(q.blob_col(0), h))
+        return make_error(
+            ErrorCode::kIntegrityFailure,
+            "ledger " + impl.path.string() + ": event " + std::to_string(seq) + " is missing");
+    return h;
+}
+
+std::string ahead_text(const anchor::Head& h) {
+    return anchor::describe(h.seq, h.hash) + " (quota used " + std::to_string(h.used) + ")";
+}
+
+// open(): the ledger must contain the anchored head `a` (`where` names the anchor).
+Status check_not_behind(Ledger::Impl& impl, const anchor::Head& db_head, const anchor::Head& a,
+                        const std::string& where) {
+    const std::string both = "the ledger's head is " + ahead_text(db_head) + ", its anchor " +
+                             where + " holds " + ahead_text(a);
+    const std::string todo =
+        ". Serving from this ledger would give dies that already have an identity a second "
+        "one. Restore the newest copy of the ledger (together with its -wal file), or "
+        "investigate; do not move the anchor aside";
+    if (db_head.seq < a.seq || db_head.used < a.used)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + impl.path.string() +
+                              " is behind its anchor: committed work is missing from it (a "
+                              "restored older copy, a snapshot, or a damaged write-ahead "
+                              "log): " +
+                              both + todo);
+    WP_ASSIGN_OR_RETURN(const chain::Hash at, event_hash(impl, a.seq));
+    if (at != a.hash)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + impl.path.string() +
+                              " has diverged from its anchor: " + "its event " +
+                              std::to_string(a.seq) + " is " + anchor::describe(a.seq, at) +
+                              ", not the anchored one; " + both + todo);
+    return ok_status();
+}
+
+// open(): the ledger against a token anchor, which is then moved to the ledger's head.
+Status check_token_anchor(Ledger::Impl& impl, HeadAnchor& token) {
+    WP_ASSIGN_OR_RETURN(WriteState ws, impl.load_write_state());
+    const anchor::Head db_head{ws.seq, ws.head, ws.used};
+    WP_ASSIGN_OR_RETURN(auto held, token.read());
+    if (held) {
+        WP_RETURN_IF_ERROR(check_not_behind(
+            impl, db_head, anchor::Head{held->seq, held->hash, held->used}, token.describe()));
+    }
+    if (!held || db_head.seq > held->seq)
+        return token.advance(AnchoredHead{db_head.seq, db_head.hash, db_head.used});
+    return ok_status();
+}
+
+// open(): the ledger against its anchor; creates the anchor of a ledger that has none.
+Status check_anchor(Ledger::Impl& impl, bool created,
+                    const std::function<void(const std::string&)>& notice) {
+    const auto file = anchor::path_for(impl.path);
+    WP_ASSIGN_OR_RETURN(WriteState ws, impl.load_write_state());
+    const anchor::Head db_head{ws.seq, ws.head, ws.used};
+    WP_ASSIGN_OR_RETURN(const chain::Hash genesis, event_hash(impl, 1));
+    auto contents = anchor::read(file);
+    if (!contents.ok() && contents.error().code == ErrorCode::kNotFound) {
+        auto w = anchor::Writer::create(file, genesis, db_head);
+        if (w.ok()) {
+            if (!created)
+                notice("ledger " + impl.path.string() + " had no anchor: created " + file.string() +
+                       " at its head " + ahead_text(db_head) +
+                       ". From now on `run` and `serve` refuse this ledger if it falls behind "
+                       "that head. (If the ledger had an anchor before, it was lost: check that "
+                       "this is the newest copy of the ledger.)");
+            impl.anchor = std::move(*w);
+            return ok_status();
+        }
+        if (w.error().code != ErrorCode::kResourceExhausted) return w.error();
+        contents = anchor::read(file);  // another process created it meanwhile
+    }
+    if (!contents.ok())
+        return contents.error().with_context(
+            "ledger " + impl.path.string() +
+            " cannot be checked against its anchor; restore the anchor, or investigate before "
+            "serving from this ledger");
+    if (contents->genesis != genesis)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + impl.path.string() + " is not the ledger its anchor " +
+                              file.string() + " was written for (anchor genesis " +
+                              to_hex(contents->genesis) + ", ledger genesis " + to_hex(genesis) +
+                              "): the ledger file was replaced. Put the ledger that belongs to "
+                              "the anchor back; never move an anchor aside to get past this");
+    if (contents->torn_tail)
+        notice("anchor " + file.string() +
+               ": its last line was cut short (a crash while appending it) and is dropped");
+    if (contents->last) {
+        WP_RETURN_IF_ERROR(check_not_behind(impl, db_head, *contents->last, file.string()));
+    }
+    WP_ASSIGN_OR_RETURN(auto w, anchor::Writer::open(file, *contents));
+    if (!contents->last || db_head.seq > contents->last->seq) {
+        // A crash between a commit and its anchor line, or a writer without this build.
+        WP_RETURN_IF_ERROR(w.advance(db_head));
+    }
+    impl.anchor = std::move(w);
+    return ok_status();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
                                              const LedgerConfig& config) {
     WP_RETURN_IF_ERROR(validate_config(config));
+    std::error_code ec;
+    const bool existed = std::filesystem::file_size(path, ec) > 0 && !ec;
+    if (!existed && config.anchor == AnchorMode::kFile &&
+        std::filesystem::exists(anchor::path_for(path), ec))
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger " + path.string() + " does not exist (or is empty) but its " +
+                              "anchor " + anchor::path_for(path).string() +
+                              " does: the ledger was deleted or moved. Put it back; starting a "
+                              "new ledger here would issue the job's quota a second time");
     WP_ASSIGN_OR_RETURN(auto impl, connect(path, true, config.busy_timeout_ms));
+    bool created = false;
     {
         WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), true));
         WP_ASSIGN_OR_RETURN(const bool exists, has_table(*impl, "job"));
@@ -552,6 +828,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
                 return make_error(ErrorCode::kIntegrityFailure,
                                   "ledger " + path.string() + ": incomplete schema");
             WP_RETURN_IF_ERROR(create_schema(*impl, config));
+            created = true;
         } else {
             WP_ASSIGN_OR_RETURN(auto stored, read_job(*impl));
             auto mismatch = [&](const char* what, const std::string& have,
@@ -572,7 +849,35 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
         }
         WP_RETURN_IF_ERROR(txn.commit());
     }
+    if (!created) {
+        // A damaged page makes SQLite return wrong rows (a UID index that misses a die gives
+        // it a second identity): refuse to write to a file that fails SQLite's own check.
+        WP_ASSIGN_OR_RETURN(const auto problems, integrity_problems(impl->db.get(), true, 5));
+        if (!problems.empty()) {
+            std::string list;
+            for (const auto& p : problems) list += (list.empty() ? "" : "; ") + p;
+            return make_error(ErrorCode::kIntegrityFailure,
+                              "ledger " + path.string() + " fails SQLite's quick_check (" + list +
+                                  "): the file is damaged. Restore the newest good copy, then "
+                                  "`waferprov ledger verify` it");
+        }
+    }
     impl->config = config;
+    if (config.anchor == AnchorMode::kFile) {
+        auto notice = config.notice ? config.notice : [](const std::string& text) {
+            std::cerr << "waferprov: " << text << "\n";
+        };
+        std::lock_guard lock(impl->mu);
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+        WP_RETURN_IF_ERROR(check_anchor(*impl, created, notice));
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
+    if (config.token_anchor) {
+        std::lock_guard lock(impl->mu);
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+        WP_RETURN_IF_ERROR(check_token_anchor(*impl, *config.token_anchor));
+        WP_RETURN_IF_ERROR(txn.commit());
+    }
     return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }
 
@@ -581,7 +886,10 @@ Result<std::unique_ptr<Ledger>> Ledger::open_existing(const std::filesystem::pat
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
         return make_error(ErrorCode::kNotFound, "ledger " + path.string() + " does not exist");
-    WP_ASSIGN_OR_RETURN(auto impl, connect(path, false, busy_timeout_ms));
+    if (std::filesystem::file_size(path, ec) == 0 && !ec)
+        return make_error(ErrorCode::kInvalidArgument,
+                          path.string() + " is empty: not a waferprov ledger");
+    WP_ASSIGN_OR_RETURN(auto impl, connect_read_only(path, busy_timeout_ms));
     {
         WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
         WP_ASSIGN_OR_RETURN(const bool exists, has_table(*impl, "job"));
@@ -710,6 +1018,7 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
     for (size_t i = 0; i < batch.size(); ++i) WP_RETURN_IF_ERROR(validate_identity(batch[i], i));
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
+    WP_RETURN_IF_ERROR(m.writable());
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     std::vector<RecordResult> out;
@@ -858,8 +1167,7 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
         out.push_back(std::move(res));
     }
     if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.store_write_state(ws));
-        WP_RETURN_IF_ERROR(txn.commit());
+        WP_RETURN_IF_ERROR(m.commit(txn, ws));
     }
     return out;
 }
@@ -1032,6 +1340,7 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
     }
     std::lock_guard lock(mu);
     Impl& m = *this;
+    WP_RETURN_IF_ERROR(m.writable());
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     for (const auto& item : items) {
@@ -1081,8 +1390,7 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
         out.push_back(std::move(tr));
     }
     if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.store_write_state(ws));
-        WP_RETURN_IF_ERROR(txn.commit());
+        WP_RETURN_IF_ERROR(m.commit(txn, ws));
     }
     return out;
 }
@@ -1092,6 +1400,7 @@ Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieRe
     std::vector<TransitionResult> out;
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
+    WP_RETURN_IF_ERROR(m.writable());
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     for (const auto& res : results) {
@@ -1146,8 +1455,7 @@ Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieRe
         out.push_back(TransitionResult{uid, TransitionStatus::kOk, std::move(r), ""});
     }
     if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.store_write_state(ws));
-        WP_RETURN_IF_ERROR(txn.commit());
+        WP_RETURN_IF_ERROR(m.commit(txn, ws));
     }
     return out;
 }
@@ -1165,6 +1473,7 @@ Result<TransitionResult> Ledger::void_identity(const wpid1::Uid& uid, const std:
                        "a void reason of 1..256 printable ASCII characters is required");
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
+    WP_RETURN_IF_ERROR(m.writable());
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
@@ -1181,132 +1490,209 @@ Result<TransitionResult> Ledger::void_identity(const wpid1::Uid& uid, const std:
     WP_RETURN_IF_ERROR(m.update_mutable(r));
     WP_RETURN_IF_ERROR(m.append_event(
         ws, json{{"uid", to_hex(uid)}, {"after", chain::mutable_json(r)}}, "VOID", uid));
-    WP_RETURN_IF_ERROR(m.store_write_state(ws));
-    WP_RETURN_IF_ERROR(txn.commit());
+    WP_RETURN_IF_ERROR(m.commit(txn, ws));
     return TransitionResult{uid, TransitionStatus::kOk, std::move(r), ""};
 }
 
 // ---- verify ---------------------------------------------------------------------------------
 
-Result<VerifyReport> Ledger::verify() {
+Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
+    // Read before the snapshot: a writer appends its anchor line after its commit, so an anchor
+    // read first is never ahead of the snapshot taken next.
+    const auto anchor_file = anchor::path_for(m.path);
+    auto anchored = anchor::read(anchor_file);
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));
     chain::Replayer rp;
     VerifyReport rep;
     {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
-        sql::Query q(m.db.get(), s);
-        WP_ASSIGN_OR_RETURN(const bool row, q.step());
-        if (!row || q.int_col(0) != chain::kSchemaVersion) rp.problem("schema version altered");
+        WP_ASSIGN_OR_RETURN(const auto found, integrity_problems(m.db.get(), options.quick));
+        for (const auto& p : found)
+            rp.problem(std::string("SQLite ") +
+                       (options.quick ? "quick_check" : "integrity_check") + ": " + p);
     }
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
-                                            "events ORDER BY seq"));
-        sql::Query q(m.db.get(), s);
-        for (;;) {
+    // The recomputed hash at the events the anchor and the customer's head name.
+    std::map<uint64_t, chain::Hash> wanted;
+    if (anchored.ok() && anchored->last) wanted[anchored->last->seq] = {};
+    if (options.expected_head) wanted[options.expected_head->events] = {};
+    std::optional<chain::Hash> genesis;
+    const bool damaged = !rp.problems().empty();
+    // A damaged file can fail the reads below: with SQLite's check failing that is a finding
+    // (already reported), not an error of verify.
+    const Status replayed = [&]() -> Status {
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
+            sql::Query q(m.db.get(), s);
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
-            if (!row) break;
-            const auto seq = static_cast<uint64_t>(q.int_col(0));
-            const std::string where = "event row seq " + std::to_string(seq);
-            if (seq != rp.events() + 1)
-                rp.problem(where + ": expected seq " + std::to_string(rp.events() + 1) +
-                           " (events deleted or inserted)");
-            const std::string payload = q.text_col(4);
-            chain::Hash stored{};
-            if (!copy_fixed(q.blob_col(5), stored)) rp.problem(where + ": malformed hash");
-            // The indexed columns must agree with the payload the chain covers.
-            try {
-                const json j = json::parse(payload);
-                const std::string uid_col = q.is_null(2) ? "" : to_hex(q.blob_col(2));
-                const std::string uid_ev = j.value("uid", "");
-                if (j.value("type", "") != q.text_col(1) ||
-                    j.value("time", int64_t{0}) != q.int_col(3) || uid_col != uid_ev)
-                    rp.problem(where + ": type/uid/time columns differ from the event payload");
-            } catch (const json::exception&) {
-                // The replayer reports the malformed payload.
-            }
-            rp.apply(payload, stored);
+            if (!row || q.int_col(0) != chain::kSchemaVersion) rp.problem("schema version altered");
         }
-    }
-    // Replaying the chain must give exactly the records table.
-    std::map<wpid1::Uid, bool> seen;
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
-        sql::Query q(m.db.get(), s);
-        for (;;) {
+        {
+            WP_ASSIGN_OR_RETURN(auto* s,
+                                m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
+                                       "events ORDER BY seq"));
+            sql::Query q(m.db.get(), s);
+            for (;;) {
+                WP_ASSIGN_OR_RETURN(const bool row, q.step());
+                if (!row) break;
+                const auto seq = static_cast<uint64_t>(q.int_col(0));
+                const std::string where = "event row seq " + std::to_string(seq);
+                if (seq != rp.events() + 1)
+                    rp.problem(where + ": expected seq " + std::to_string(rp.events() + 1) +
+                               " (events deleted or inserted)");
+                const std::string payload = q.text_col(4);
+                chain::Hash stored{};
+                if (!copy_fixed(q.blob_col(5), stored)) rp.problem(where + ": malformed hash");
+                // The indexed columns must agree with the payload the chain covers.
+                try {
+                    const json j = json::parse(payload);
+                    const std::string uid_col = q.is_null(2) ? "" : to_hex(q.blob_col(2));
+                    const std::string uid_ev = j.value("uid", "");
+                    if (j.value("type", "") != q.text_col(1) ||
+                        j.value("time", int64_t{0}) != q.int_col(3) || uid_col != uid_ev)
+                        rp.problem(where + ": type/uid/time columns differ from the event payload");
+                } catch (const json::exception&) {
+                    // The replayer reports the malformed payload.
+                }
+                rp.apply(payload, stored);
+                if (rp.events() == 1) genesis = rp.head();
+                if (auto w = wanted.find(rp.events()); w != wanted.end()) w->second = rp.head();
+            }
+        }
+        // Replaying the chain must give exactly the records table.
+        std::map<wpid1::Uid, bool> seen;
+        {
+            WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
+            sql::Query q(m.db.get(), s);
+            for (;;) {
+                WP_ASSIGN_OR_RETURN(const bool row, q.step());
+                if (!row) break;
+                ++rep.records;
+                auto r = row_to_record(q);
+                if (!r.ok()) {
+                    rp.problem(r.error().message);
+                    continue;
+                }
+                const std::string who = "record UID " + to_hex(r->uid);
+                auto it = rp.records().find(r->uid);
+                if (it == rp.records().end()) {
+                    rp.problem(who + " (" + r->loc.describe() + ") has no ISSUE event");
+                    continue;
+                }
+                seen[r->uid] = true;
+                // The chain binds the certificate by its SHA-256.
+                *r = chain::chain_form(std::move(*r));
+                if (!(it->second == *r)) {
+                    std::string diff;
+                    const auto& e = it->second;
+                    auto note = [&](bool differs, const char* name) {
+                        if (differs) diff += std::string(diff.empty() ? "" : ", ") + name;
+                    };
+                    note(e.loc != r->loc, "location");
+                    note(e.serial != r->serial, "serial");
+                    note(e.public_key != r->public_key, "public_key");
+                    note(e.wrapped != r->wrapped, "wrapped_key");
+                    note(e.certificate_der != r->certificate_der, "certificate");
+                    note(e.state != r->state, "state");
+                    note(e.issued_us != r->issued_us || e.delivered_us != r->delivered_us ||
+                             e.result_us != r->result_us || e.updated_us != r->updated_us,
+                         "times");
+                    note(e.tester != r->tester, "tester");
+                    note(e.bin != r->bin, "bin");
+                    note(e.reissues != r->reissues, "reissues");
+                    note(e.void_reason != r->void_reason, "void_reason");
+                    note(e.site != r->site, "site");
+                    rp.problem(who + " differs from the event log in: " + diff);
+                }
+            }
+        }
+        for (const auto& [uid, rec] : rp.records())
+            if (seen.count(uid) == 0)
+                rp.problem("record UID " + to_hex(uid) + " (" + rec.loc.describe() +
+                           ") is in the event log but missing from the records table");
+        {
+            WP_ASSIGN_OR_RETURN(auto* s,
+                                m.stmt("SELECT job_id, customer, product, quota, quota_used, "
+                                       "head_seq, head_hash FROM job WHERE id = 1"));
+            sql::Query q(m.db.get(), s);
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
-            if (!row) break;
-            ++rep.records;
-            auto r = row_to_record(q);
-            if (!r.ok()) {
-                rp.problem(r.error().message);
-                continue;
-            }
-            const std::string who = "record UID " + to_hex(r->uid);
-            auto it = rp.records().find(r->uid);
-            if (it == rp.records().end()) {
-                rp.problem(who + " (" + r->loc.describe() + ") has no ISSUE event");
-                continue;
-            }
-            seen[r->uid] = true;
-            // The chain binds the certificate by its SHA-256.
-            *r = chain::chain_form(std::move(*r));
-            if (!(it->second == *r)) {
-                std::string diff;
-                const auto& e = it->second;
-                auto note = [&](bool differs, const char* name) {
-                    if (differs) diff += std::string(diff.empty() ? "" : ", ") + name;
-                };
-                note(e.loc != r->loc, "location");
-                note(e.serial != r->serial, "serial");
-                note(e.public_key != r->public_key, "public_key");
-                note(e.wrapped != r->wrapped, "wrapped_key");
-                note(e.certificate_der != r->certificate_der, "certificate");
-                note(e.state != r->state, "state");
-                note(e.issued_us != r->issued_us || e.delivered_us != r->delivered_us ||
-                         e.result_us != r->result_us || e.updated_us != r->updated_us,
-                     "times");
-                note(e.tester != r->tester, "tester");
-                note(e.bin != r->bin, "bin");
-                note(e.reissues != r->reissues, "reissues");
-                note(e.void_reason != r->void_reason, "void_reason");
-                note(e.site != r->site, "site");
-                rp.problem(who + " differs from the event log in: " + diff);
+            if (!row) {
+                rp.problem("the job row is missing");
+            } else {
+                const auto& g = rp.genesis();
+                if (!g || g->job_id != q.text_col(0) || g->customer != q.text_col(1) ||
+                    g->product != q.text_col(2) || g->quota != static_cast<uint64_t>(q.int_col(3)))
+                    rp.problem(
+                        "the job binding (job id, customer, product, quota) differs from the "
+                        "GENESIS event");
+                if (static_cast<uint64_t>(q.int_col(4)) != rp.quota_used())
+                    rp.problem("quota counter is " + std::to_string(q.int_col(4)) + " but " +
+                               std::to_string(rp.quota_used()) + " identities were issued");
+                if (static_cast<uint64_t>(q.int_col(5)) != rp.events() ||
+                    q.blob_col(6) != Bytes(rp.head().begin(), rp.head().end()))
+                    rp.problem("stored chain head (event " + std::to_string(q.int_col(5)) + ", " +
+                               to_hex(q.blob_col(6)) +
+                               ") differs from the recomputed head (event " +
+                               std::to_string(rp.events()) + ", " + to_hex(rp.head()) + ")");
             }
         }
-    }
-    for (const auto& [uid, rec] : rp.records())
-        if (seen.count(uid) == 0)
-            rp.problem("record UID " + to_hex(uid) + " (" + rec.loc.describe() +
-                       ") is in the event log but missing from the records table");
-    {
-        WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, quota_used, "
-                                            "head_seq, head_hash FROM job WHERE id = 1"));
-        sql::Query q(m.db.get(), s);
-        WP_ASSIGN_OR_RETURN(const bool row, q.step());
-        if (!row) {
-            rp.problem("the job row is missing");
-        } else {
-            const auto& g = rp.genesis();
-            if (!g || g->job_id != q.text_col(0) || g->customer != q.text_col(1) ||
-                g->product != q.text_col(2) || g->quota != static_cast<uint64_t>(q.int_col(3)))
-                rp.problem(
-                    "the job binding (job id, customer, product, quota) differs from the "
-                    "GENESIS event");
-            if (static_cast<uint64_t>(q.int_col(4)) != rp.quota_used())
-                rp.problem("quota counter is " + std::to_string(q.int_col(4)) + " but " +
-                           std::to_string(rp.quota_used()) + " identities were issued");
-            if (static_cast<uint64_t>(q.int_col(5)) != rp.events() ||
-                q.blob_col(6) != Bytes(rp.head().begin(), rp.head().end()))
-                rp.problem("stored chain head (event " + std::to_string(q.int_col(5)) + ", " +
-                           to_hex(q.blob_col(6)) + ") differs from the recomputed head (event " +
-                           std::to_string(rp.events()) + ", " + to_hex(rp.head()) + ")");
-        }
+        return ok_status();
+    }();
+    if (!replayed.ok()) {
+        if (!damaged) return replayed.error();
+        rp.problem("reading the damaged file stopped: " + replayed.error().message);
+        rep.events = rp.events();
+        rep.problems = std::move(rp.problems());
+        return rep;
     }
     WP_RETURN_IF_ERROR(txn.commit());
+    const ChainHead head{rp.events(), rp.head()};
+    // An earlier head (the anchor's, the customer's) must be in this chain: the chain is at or
+    // beyond it and recomputes to the same hash there.
+    auto contains = [&](uint64_t seq, const chain::Hash& hash) {
+        return seq <= head.events && wanted.count(seq) != 0 && wanted[seq] == hash;
+    };
+    const std::string ledger_head = "the ledger's head is " + describe_head(head);
+    if (!anchored.ok() && anchored.error().code == ErrorCode::kNotFound) {
+        rep.notes.push_back("no anchor " + anchor_file.string() +
+                            " beside the ledger: its head was not compared with one");
+    } else if (!anchored.ok()) {
+        rp.problem(anchored.error().message);
+    } else if (genesis && anchored->genesis != *genesis) {
+        rp.problem("the anchor " + anchor_file.string() +
+                   " was written for another ledger (genesis " + to_hex(anchored->genesis) +
+                   "): the ledger file was replaced");
+    } else if (anchored->last) {
+        const anchor::Head& a = *anchored->last;
+        const std::string both = ledger_head + ", its anchor " + anchor_file.string() + " holds " +
+                                 anchor::describe(a.seq, a.hash) + " (quota used " +
+                                 std::to_string(a.used) + ")";
+        if (a.seq > head.events || rp.quota_used() < a.used)
+            rp.problem(
+                "the ledger is behind its anchor: committed work is missing (a restored "
+                "older copy, a snapshot, or a damaged write-ahead log); " +
+                both);
+        else if (!contains(a.seq, a.hash))
+            rp.problem("the ledger has diverged from its anchor at event " + std::to_string(a.seq) +
+                       ": " + both);
+        else
+            rep.notes.push_back("anchor " + anchor_file.string() +
+                                ": the chain contains its head " + anchor::describe(a.seq, a.hash));
+    }
+    if (options.expected_head) {
+        const ChainHead& e = *options.expected_head;
+        if (e.events > head.events)
+            rp.problem("the ledger is behind the head " + describe_head(e) +
+                       " given: it was rolled back; " + ledger_head);
+        else if (!contains(e.events, e.hash))
+            rp.problem("the chain does not contain the head " + describe_head(e) +
+                       " given (its event " + std::to_string(e.events) +
+                       " hashes otherwise): the ledger was rewritten; " + ledger_head);
+        else
+            rep.notes.push_back("the chain contains the head " + describe_head(e) + " given");
+    }
     rep.events = rp.events();
-    rep.head = ChainHead{rp.events(), rp.head()};
+    rep.head = head;
     rep.problems = std::move(rp.problems());
     return rep;
 }

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 
+#include "anchor.hpp"
 #include "chain.hpp"
 #include "sqlite.hpp"
 #include "waferprov/host/ledger.hpp"
@@ -61,6 +62,12 @@ struct Ledger::Impl {
     std::mutex checkpoint_mu;
     sql::DbPtr checkpoint_db;
     std::atomic<int> wal_pages{0};  // pages in the write-ahead log after the last commit
+    bool read_only = false;         // open_existing(): a read-only connection
+    // The head log beside the ledger (open() with AnchorMode::kFile), advanced after every
+    // commit. If an append fails, the commit stands (it is durable) but every later write is
+    // refused with anchor_failed: an unanchored ledger must not keep issuing.
+    std::optional<anchor::Writer> anchor;
+    std::optional<Error> anchor_failed;
 
     Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
 
@@ -91,6 +98,12 @@ struct Ledger::Impl {
                         const std::optional<wpid1::Uid>& uid);
     std::string scratch;  // the ISSUE payload buffer, reused
     Status store_write_state(const WriteState& ws);
+    // Before a write transaction: refused after a failed anchor append.
+    Status writable() const;
+    // Stores the write state, commits, then advances the anchor (after the commit, so that a
+    // crash between the two leaves the anchor behind the ledger, which open() accepts, never
+    // ahead of it).
+    Status commit(Txn& txn, const WriteState& ws);
 };
 
 // SELECT of every record column, in the order row_to_record reads them.

@@ -21,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "waferprov/bytes.hpp"
@@ -31,6 +32,37 @@
 
 namespace waferprov::host {
 
+// Where a ledger anchors its chain head and quota used outside the database file, so that a
+// rolled-back or truncated file is refused at open (docs/ledger.md "The anchor").
+enum class AnchorMode {
+    kFile,  // `<ledger>.anchor`: an append-only, fsynced, hash-linked head log beside the ledger
+    kNone,  // none: only for measuring what the anchor costs (benchmarks/bench_ledger.cpp)
+};
+
+// A head as anchored: the chain head after a commit and the quota used then.
+struct AnchoredHead {
+    uint64_t seq = 0;
+    std::array<uint8_t, 32> hash{};
+    uint64_t used = 0;
+};
+
+// An anchor kept where the ledger's operator cannot roll it back with the file: for a job whose
+// CA lives in an HSM, a data object in the token (host/ca: open_token_anchor). It holds one
+// head and only moves forward. Ledger::open checks the ledger against it like the head log and
+// advances it after every commit. Implementations need not be thread-safe (the ledger calls
+// them under its mutex).
+class HeadAnchor {
+public:
+    virtual ~HeadAnchor() = default;
+    // The head it holds; nullopt when it holds none yet.
+    virtual Result<std::optional<AnchoredHead>> read() = 0;
+    // Moves to `head`, durably. A head at or below the one held is never written (another
+    // process of the job anchored a later commit first): nothing changes and it returns ok.
+    virtual Status advance(const AnchoredHead& head) = 0;
+    // Names it in messages ("token 'X' object 'Y'").
+    virtual std::string describe() const = 0;
+};
+
 // The job a ledger belongs to. Stored at creation; a ledger refuses to open under another job.
 // Text fields are printable ASCII (0x20..0x7e), at most 256 characters.
 struct LedgerConfig {
@@ -40,6 +72,12 @@ struct LedgerConfig {
     uint64_t quota = 0;  // identities the job may issue, ever (retests are not counted)
     // How long a write waits for another process holding the ledger's write lock.
     int busy_timeout_ms = 30000;
+    AnchorMode anchor = AnchorMode::kFile;
+    // Besides the head log: an anchor the file's operator cannot roll back (null: none).
+    std::shared_ptr<HeadAnchor> token_anchor{};
+    // Told what open() did that an operator should know (an anchor created for a ledger that
+    // had none, a torn anchor line dropped, an anchor that fell behind). Default: standard error.
+    std::function<void(const std::string&)> notice{};
 };
 
 // One identity the pipeline offers for a die.
@@ -151,8 +189,23 @@ struct VerifyReport {
     uint64_t records = 0;
     ChainHead head;                     // as recomputed
     std::vector<std::string> problems;  // empty = verified; each names the event seq / record UID
+    std::vector<std::string> notes{};   // what was compared (anchor, head), not findings
     bool ok() const { return problems.empty(); }
 };
+
+struct VerifyOptions {
+    // SQLite's quick_check (structure only, O(N)) instead of the full integrity_check (which
+    // also checks every index against its table).
+    bool quick = false;
+    // A head the customer holds (for instance from an earlier export): the ledger's chain must
+    // contain it - event `events` with exactly this hash - or it was rolled back or rewritten.
+    std::optional<ChainHead> expected_head;
+};
+
+// "SEQ:HASH" (decimal seq, 64 hex digits), the form `ledger verify --head` takes and messages
+// print.
+std::string describe_head(const ChainHead& h);
+Result<ChainHead> parse_head(std::string_view text);
 
 // A wafer's substrate id, for Ledger::migrate.
 struct WaferSubstrate {
@@ -170,10 +223,18 @@ class Ledger {
 public:
     // Creates the ledger at `path` (binding it to config's job, customer, product and quota) or
     // opens an existing one, which must belong to the same job with the same customer, product
-    // and quota (else kInvalidArgument naming the mismatch).
+    // and quota (else kInvalidArgument naming the mismatch). This is the open for writing
+    // (`run`, `serve`), so it refuses, with kIntegrityFailure naming the problem and what to do:
+    // a file failing SQLite's quick_check; a ledger behind or diverged from its anchor (both
+    // heads named as SEQ:HASH); an edited or damaged anchor; a missing ledger whose anchor
+    // exists. An existing ledger without an anchor gets one at its current head (told through
+    // config.notice). A full disk is named as such.
     static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& path,
                                                 const LedgerConfig& config);
-    // Opens an existing ledger of whatever job (for verify, export, show). Never creates.
+    // Opens an existing ledger of whatever job (for verify, export, show, report), read-only:
+    // never creates, grows or changes the file, so it works on read-only media (an auditor's
+    // copy; then SQLite's immutable mode when there is no write-ahead log to read). The
+    // anchor is not checked here: verify() compares against it.
     static Result<std::unique_ptr<Ledger>> open_existing(const std::filesystem::path& path,
                                                          int busy_timeout_ms = 30000);
 
@@ -256,9 +317,18 @@ public:
     // Thread-safe.
     int wal_pages() const;
 
-    // Recomputes the hash chain and replays it against the records, the quota counter, the job
-    // binding and the stored head. An Error only for storage failures; findings go in problems.
-    Result<VerifyReport> verify();
+    // Runs SQLite's integrity_check (quick_check with options.quick), recomputes the hash chain
+    // and replays it against the records, the quota counter, the job binding and the stored
+    // head; compares the chain with `<ledger>.anchor` when it exists (a ledger behind or
+    // diverged from its anchor is a problem; no anchor is a note) and with
+    // options.expected_head. An Error only for storage failures; findings go in problems.
+    Result<VerifyReport> verify(const VerifyOptions& options = {});
+
+    // Copies the write-ahead log into the database file now and truncates the log (a TRUNCATE
+    // checkpoint; `run` calls it when it finishes), so the window of work held only in the log
+    // stays small. Busy (another process reading or writing) is not an error: SQLite copies
+    // what it can and the rest waits for the next checkpoint.
+    Status checkpoint_now();
 
     // Writes an export (records.jsonl, events.jsonl, manifest.json, manifest.sig) into `dir`,
     // which must not exist; built in a sibling temporary directory, fsynced and renamed into
