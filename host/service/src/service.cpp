@@ -598,6 +598,7 @@ struct Service::Impl {
         for (auto& d : ready) {
             --in_flight;
             if (d.answer.empty()) continue;
+            if (stopping) ++answered_after_stop;
             send(d.routing_id, d.answer);
             auto it = sessions.find(d.session_id);
             if (it == sessions.end()) continue;
@@ -618,6 +619,9 @@ struct Service::Impl {
 
     // ---- the I/O loop ---------------------------------------------------------------------
     std::atomic<bool> stopping{false};
+    Clock::time_point stop_deadline{};  // stop() + opt.shutdown_deadline (I/O thread only)
+    uint64_t answered_after_stop = 0;   // answers sent after stop() (I/O thread only)
+    size_t dropped_at_deadline = 0;     // requests unanswered when the deadline passed
 
     Status setup(std::string& endpoint) {
         ctx = zmq_ctx_new();
@@ -702,7 +706,21 @@ struct Service::Impl {
         if (zap != nullptr) items[n++] = {zap, 0, ZMQ_POLLIN, 0};
         for (;;) {
             if (stopping && in_flight == 0) return ok_status();
-            const int rc = zmq_poll(items, n, -1);
+            long timeout_ms = -1;
+            if (stopping) {
+                const auto left = stop_deadline - Clock::now();
+                if (left <= Clock::duration::zero()) {
+                    // Work still running finishes its transaction (the ledger stays whole) but
+                    // its answer is not waited for; work not yet started is dropped. A tester
+                    // repeats either after the restart and gets the same identities.
+                    std::lock_guard lock(mu);
+                    queue.clear();
+                    dropped_at_deadline = in_flight;
+                    return ok_status();
+                }
+                timeout_ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+            }
+            const int rc = zmq_poll(items, n, timeout_ms);
             if (rc < 0) {
                 if (zmq_errno() == EINTR) continue;
                 return make_error(ErrorCode::kIo,
@@ -714,12 +732,42 @@ struct Service::Impl {
             if (items[2].revents & ZMQ_POLLIN) {
                 uint64_t v = 0;
                 [[maybe_unused]] auto r = ::read(stop_fd, &v, sizeof v);
-                if (!stopping)
+                if (!stopping) {
                     log("stopping: finishing " + std::to_string(in_flight) +
-                        " request(s) in flight");
+                        " request(s) in flight within " + seconds(opt.shutdown_deadline));
+                    stop_deadline = Clock::now() + opt.shutdown_deadline;
+                }
                 stopping = true;
             }
         }
+    }
+
+    // After the loop: the answers handed to the ROUTER still have to leave. Closing with zero
+    // linger would drop whatever ZeroMQ still holds (a slow tester's link, a large answer), so
+    // the ROUTER lingers for what is left of the stop's deadline. Returns false if the deadline
+    // cut the flush short.
+    bool close_sockets() {
+        const auto left = stopping ? stop_deadline - Clock::now() : Clock::duration::zero();
+        const int linger = static_cast<int>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
+        const auto start = Clock::now();
+        if (router != nullptr) {
+            zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+            zmq_close(router);
+            router = nullptr;
+        }
+        if (zap != nullptr) zmq_close(zap);
+        zap = nullptr;
+        if (ctx != nullptr) zmq_ctx_term(ctx);  // returns when flushed or the linger ran out
+        ctx = nullptr;
+        return linger == 0 || Clock::now() - start < std::chrono::milliseconds(linger);
+    }
+
+    // "5s", "2.5s", "0.001s".
+    static std::string seconds(std::chrono::milliseconds ms) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms.count()) / 1000.0);
+        return std::string(buf) + "s";
     }
 };
 
@@ -773,7 +821,15 @@ Status Service::run(const std::function<void(const std::string&)>& on_listening)
                (impl_->opt.insecure ? " WITHOUT CurveZMQ (--insecure)" : " (CurveZMQ)"));
     if (on_listening) on_listening(endpoint);
     Status st = impl_->loop();
-    impl_->log("stopped");
+    const bool flushed = impl_->close_sockets();
+    if (impl_->stopping) {
+        impl_->log("stopped: " + std::to_string(impl_->answered_after_stop) + " answer(s) sent, " +
+                   std::to_string(impl_->dropped_at_deadline) + " dropped after deadline " +
+                   Impl::seconds(impl_->opt.shutdown_deadline) +
+                   (flushed ? "" : "; answers still queued to slow testers were cut off"));
+    } else {
+        impl_->log("stopped");
+    }
     return st;
 }
 
