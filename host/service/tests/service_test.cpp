@@ -6,14 +6,17 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <sqlite3.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <random>
@@ -990,6 +993,145 @@ TEST_F(ServiceTest, StopKeepsItsDeadlineAndSaysWhatItDropped) {
     EXPECT_EQ(ledger->quota().value().used, 1024u);
 }
 
+// A `waferprov serve` process (the real command) on a free port.
+class ServeProcess {
+public:
+    ServeProcess(const fs::path& job_file, const fs::path& log_stem,
+                 std::vector<std::string> extra = {}) {
+        out_ = log_stem.string() + ".out";
+        err_ = log_stem.string() + ".err";
+        std::vector<std::string> argv = {kBinary.string(),  "serve",  "--job",
+                                         job_file.string(), "--bind", "tcp://127.0.0.1:0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        pid_ = waferprov::testing::spawn_process(argv, out_, err_, false);
+        if (pid_ <= 0) throw std::runtime_error("cannot start waferprov serve");
+        for (int i = 0; i < 6000; ++i) {
+            const std::string text = waferprov::testing::read_text(out_);
+            if (auto at = text.find("listening on "); at != std::string::npos) {
+                if (auto end = text.find('\n', at); end != std::string::npos) {
+                    endpoint = text.substr(at + 13, end - at - 13);
+                    return;
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        stop();
+        throw std::runtime_error("waferprov serve did not listen: " + log());
+    }
+    ~ServeProcess() { stop(); }
+    // SIGTERM; the exit status.
+    int stop() {
+        if (pid_ <= 0) return waferprov::testing::kNoSuchProcess;
+        ::kill(pid_, SIGTERM);
+        const int rc = waferprov::testing::wait_process(pid_, std::chrono::seconds(30));
+        pid_ = -1;
+        return rc;
+    }
+    std::string log() const { return waferprov::testing::read_text(err_); }
+    std::string endpoint;
+
+private:
+    pid_t pid_ = -1;
+    fs::path out_, err_;
+};
+
+// Events of one type (and, if given, whose payload contains `needle`) in a ledger file, read
+// with SQLite itself rather than the ledger code under test.
+int count_events(const fs::path& ledger, const std::string& type, const std::string& needle = "") {
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(ledger.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_stmt* st = nullptr;
+    int n = -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT COUNT(*) FROM events WHERE type = ?1 AND instr(payload, ?2) > 0",
+                           -1, &st, nullptr) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, type.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, needle.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+// A job file with one more [job] setting.
+void set_job_option(const fs::path& job_file, const std::string& line) {
+    std::string text = waferprov::testing::read_text(job_file);
+    const auto at = text.find("[job]\n");
+    if (at == std::string::npos) throw std::runtime_error("no [job] table");
+    text.insert(at + 6, line + "\n");
+    std::ofstream(job_file, std::ios::trunc) << text;
+}
+
+// A tester repeating touchdowns of dies it was already given (the issue: 3.25 million events in
+// two minutes) meets the job's delivery cap: the real `serve`, max_deliveries = 3, the same
+// four dies asked for ten times. Each die is delivered three times, then refused DELIVERY_CAP,
+// and the ledger holds ONE ALARM per die, also across a restart of `serve`.
+TEST_F(ServiceTest, RepeatedTouchdownsStopAtTheDeliveryCapWithOneAlarmPerDie) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    set_job_option(j.dir / "job.toml", "max_deliveries = 3");
+    auto keys = j.keys("ATE-1");
+    const std::vector<std::pair<int, int>> dies = {{0, 0}, {1, 0}, {2, 0}, {3, 0}};
+    uint32_t seq = 0;
+    auto repeat = [&](ServeProcess& serve, int times, std::vector<StatusCode>& seen) {
+        Client c(ctx, serve.endpoint, j.server_keys().public_z85, &keys);
+        const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        for (int t = 0; t < times; ++t) {
+            pr::TouchdownResult tr;
+            try {
+                tr = c.deliver(touchdown(sid, "L", ++seq, dies));
+            } catch (const std::exception& e) {
+                FAIL() << "touchdown " << seq << ": " << e.what() << "\n" << serve.log();
+            }
+            ASSERT_EQ(tr.sites.size(), dies.size());
+            for (const auto& s : tr.sites) {
+                seen.push_back(s.status);
+                if (s.status == StatusCode::kDeliveryCap) {
+                    EXPECT_FALSE(s.identity);
+                    EXPECT_NE(s.text.find("max_deliveries"), std::string::npos) << s.text;
+                }
+            }
+        }
+    };
+    std::vector<StatusCode> seen;
+    {
+        ServeProcess serve(j.dir / "job.toml", tmp.path() / "serve1");
+        repeat(serve, 10, seen);
+        ASSERT_EQ(serve.stop(), 0) << serve.log();
+        // One log line per refused site is what rate limiting is for; the cap itself is here.
+    }
+    ASSERT_EQ(seen.size(), 40u);
+    for (size_t i = 0; i < seen.size(); ++i) {
+        const StatusCode want = i < 4    ? StatusCode::kOk
+                                : i < 12 ? StatusCode::kReissued
+                                         : StatusCode::kDeliveryCap;
+        EXPECT_EQ(seen[i], want) << "site answer " << i;
+    }
+    EXPECT_EQ(count_events(j.job.ledger, "DELIVER"), 12);
+    EXPECT_EQ(count_events(j.job.ledger, "ALARM", "\"reason\":\"delivery-cap\""), 4);
+    // After a restart the counts come from the ledger: still refused, no second ALARM.
+    seen.clear();
+    {
+        ServeProcess serve(j.dir / "job.toml", tmp.path() / "serve2");
+        repeat(serve, 3, seen);
+        // A die not yet at the cap is still served.
+        Client c(ctx, serve.endpoint, j.server_keys().public_z85, &keys);
+        const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        auto tr = c.deliver(touchdown(sid, "L", ++seq, {{4, 0}}));
+        EXPECT_EQ(tr.sites[0].status, StatusCode::kOk) << tr.sites[0].text;
+        ASSERT_EQ(serve.stop(), 0) << serve.log();
+    }
+    for (auto st : seen) EXPECT_EQ(st, StatusCode::kDeliveryCap);
+    EXPECT_EQ(count_events(j.job.ledger, "DELIVER"), 13);
+    EXPECT_EQ(count_events(j.job.ledger, "ALARM", "\"reason\":\"delivery-cap\""), 4);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    const auto v = ledger->verify().value();
+    EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
+}
+
 TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
     TestJob j(tmp.path(), "J1", {"ATE-1"});
     ServiceOptions o;  // no keys, not insecure
@@ -1070,11 +1212,13 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
     }
     EXPECT_EQ(answered, iterations);
     // The service still works (a new session: mutated HELLOs may have crowded the first one
-    // out), and the ledger verifies.
+    // out), and the ledger verifies. Mutated touchdowns that still decode deliver die (0, 0)
+    // again and again, so it may have met the delivery cap.
     const uint64_t sid2 = std::get<uint64_t>(c.hello("ATE-1", "J1"));
     auto after = c.deliver(touchdown(sid2, "L", 99, {{0, 0}}));
     EXPECT_TRUE(pr::carries_identity(after.sites[0].status) ||
-                after.sites[0].status == StatusCode::kAlreadyProgrammed);
+                after.sites[0].status == StatusCode::kAlreadyProgrammed ||
+                after.sites[0].status == StatusCode::kDeliveryCap);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_TRUE(ledger->verify().value().ok());
 }
