@@ -20,6 +20,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -28,6 +29,7 @@
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
+#include "waferprov/host/log_limiter.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/protocol.hpp"
 #include "waferprov/host/service.hpp"
@@ -99,9 +101,31 @@ public:
         });
         endpoint = f.get();
     }
-    ~Server() {
+    ~Server() { stop(); }
+    // stop() and wait for run() to return (the log is complete after).
+    void stop() {
+        if (!thread_.joinable()) return;
         service_->stop();
         thread_.join();
+    }
+    // Lines with `text`, not counting the limiter's summaries.
+    int lines_with(const std::string& text) {
+        std::lock_guard lock(mu_);
+        return static_cast<int>(std::count_if(log_.begin(), log_.end(), [&](const auto& l) {
+            return l.find(text) != std::string::npos &&
+                   l.find(" more like this in the last ") == std::string::npos;
+        }));
+    }
+    // The first group of `re` in each line that matches it.
+    std::vector<std::string> matching(const std::string& re) {
+        std::lock_guard lock(mu_);
+        std::vector<std::string> out;
+        const std::regex r(re);
+        for (const auto& l : log_) {
+            std::smatch m;
+            if (std::regex_search(l, m, r)) out.push_back(m[1]);
+        }
+        return out;
     }
     bool logged(const std::string& text) {
         std::lock_guard lock(mu_);
@@ -1130,6 +1154,86 @@ TEST_F(ServiceTest, RepeatedTouchdownsStopAtTheDeliveryCapWithOneAlarmPerDie) {
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     const auto v = ledger->verify().value();
     EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
+}
+
+// The limiter itself, on a clock the test moves: one line per kind per window, then a summary.
+TEST(LogLimiterTest, OneLinePerKindThenASummaryPerWindow) {
+    std::vector<std::string> out;
+    LogLimiter::Clock::time_point now{};
+    LogLimiter lim([&](const std::string& l) { out.push_back(l); }, std::chrono::seconds(10),
+                   [&] { return now; });
+    for (int i = 0; i < 1000; ++i) {
+        lim.log("connection refused", "connection refused: #" + std::to_string(i));
+        now += std::chrono::milliseconds(5);  // 1,000 lines in 5 s
+    }
+    lim.log("refused key K: BAD_FRAME", "refused key K: BAD_FRAME: x");
+    ASSERT_EQ(out,
+              (std::vector<std::string>{"connection refused: #0", "refused key K: BAD_FRAME: x"}));
+    auto next = lim.flush();  // nothing has ended yet; the summary is due at 10 s
+    ASSERT_TRUE(next);
+    EXPECT_EQ(*next, std::chrono::seconds(5));
+    EXPECT_EQ(out.size(), 2u);
+    now += *next;
+    EXPECT_FALSE(lim.flush());
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[2],
+              "connection refused: 999 more like this in the last 10s (last: connection "
+              "refused: #999)");
+    // The window has ended: the next line of the kind is written at once.
+    lim.log("connection refused", "connection refused: again");
+    EXPECT_EQ(out.back(), "connection refused: again");
+    // A line after the window ended also writes the summary of the one before it.
+    lim.log("connection refused", "counted");
+    now += std::chrono::seconds(11);
+    lim.log("connection refused", "written");
+    EXPECT_EQ(out[out.size() - 2],
+              "connection refused: 1 more like this in the last 10s (last: counted)");
+    EXPECT_EQ(out.back(), "written");
+    // At exit every count is written.
+    lim.log("connection refused", "pending");
+    lim.flush(/*all=*/true);
+    EXPECT_EQ(out.back(), "connection refused: 1 more like this in the last 10s (last: pending)");
+}
+
+// A flood of refused connections (keys no job admits) makes one log line, and the summary
+// says how many more there were (the window here is an hour, so the count is exact).
+TEST_F(ServiceTest, RefusedConnectionsAreLoggedOnceThenSummed) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    ServiceOptions o = secure(j);
+    o.log_window = std::chrono::hours(1);
+    auto srv = std::make_unique<Server>(std::vector<ServedJob>{ServedJob{j.job, {}}}, o);
+    constexpr int kStrangers = 40;
+    {
+        std::vector<std::unique_ptr<Client>> strangers;
+        for (int i = 0; i < kStrangers; ++i) {
+            auto keys = pr::generate_curve_keys().value();
+            strangers.push_back(
+                std::make_unique<Client>(ctx, srv->endpoint, j.server_keys().public_z85, &keys));
+            strangers.back()->send(pr::Frame{1, 0, pr::Hello{"X", "J1", "n", "v"}});
+        }
+        // Wait until the host has refused every one of them.
+        for (int i = 0; i < 6000 && srv->service().stats().refused_connections < kStrangers; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        ASSERT_GE(srv->service().stats().refused_connections, uint64_t{kStrangers});
+    }
+    // The admitted tester is still served, and its refused frames are limited the same way.
+    Client c = client_for(j, *srv, "ATE-1");
+    for (int i = 0; i < 20; ++i) {
+        auto a = c.call(pr::Frame{c.next_id(), 0, pr::Bye{12345}});
+        EXPECT_EQ(std::get<pr::ErrorReply>(a.message).code, StatusCode::kNoSession);
+    }
+    srv->stop();
+    EXPECT_EQ(srv->lines_with("connection refused: CURVE key"), 1);
+    EXPECT_EQ(srv->lines_with("NO_SESSION: no such session"), 1);
+    const auto summaries =
+        srv->matching(R"(^connection refused: (\d+) more like this in the last 3600s)");
+    ASSERT_EQ(summaries.size(), 1u);
+    // libzmq may retry a refused handshake: every refusal is either the line or counted.
+    EXPECT_EQ(static_cast<uint64_t>(std::stoll(summaries[0])) + 1,
+              srv->service().stats().refused_connections);
+    const auto frames = srv->matching(R"(: NO_SESSION: (\d+) more like this in the last 3600s)");
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0], "19");
 }
 
 TEST_F(ServiceTest, InsecureModeOnlyWhenAsked) {
