@@ -190,12 +190,11 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
     }
 
     // The delivery cap: a misbehaving tester repeating touchdowns must not grow the ledger
-    // without bound. Each delivery reserves its count here; the guard gives back the count of
-    // every site that did not get its identity (refused, or the request failed).
+    // without bound. Each delivery reserves its count here; the reservation gives back the
+    // count of every site that did not get its identity, and on an error return all of them
+    // (a delivery committed before a later step failed is then not counted: the cap errs on
+    // the tester's side, and only after a storage failure).
     std::vector<wpid1::Uid> reserved;  // the UID counted for want[k]
-    // Gives back the count of every site that did not get its identity. On an error return
-    // all of them (a delivery committed before a later step failed is then not counted: the
-    // cap errs on the side of the tester only after a storage failure).
     struct Reservation {
         JobLink& l;
         const std::vector<size_t>& index;
