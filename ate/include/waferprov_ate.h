@@ -96,6 +96,7 @@ enum {
     WP_ATE_S_NO_UID = 0x36,
     WP_ATE_S_ALREADY_PROGRAMMED = 0x37,
     WP_ATE_S_NOT_ON_MAP = 0x38,
+    WP_ATE_S_DELIVERY_CAP = 0x39,
     WP_ATE_S_INTERNAL = 0xff
 };
 

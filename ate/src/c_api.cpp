@@ -192,6 +192,8 @@ const char* wp_ate_strerror(int status) {
         case WP_ATE_S_ALREADY_PROGRAMMED:
             return "ALREADY_PROGRAMMED: the die is already PROGRAMMED";
         case WP_ATE_S_NOT_ON_MAP: return "NOT_ON_MAP: (x, y) is not a die of the wafer's map";
+        case WP_ATE_S_DELIVERY_CAP:
+            return "DELIVERY_CAP: the die was delivered as often as the job allows";
         case WP_ATE_S_INTERNAL: return "INTERNAL: the host failed; nothing was half-written";
         default: return "unknown status";
     }

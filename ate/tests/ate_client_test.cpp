@@ -65,6 +65,7 @@ const int kAllStatuses[] = {
     WP_ATE_S_NO_UID,
     WP_ATE_S_ALREADY_PROGRAMMED,
     WP_ATE_S_NOT_ON_MAP,
+    WP_ATE_S_DELIVERY_CAP,
     WP_ATE_S_INTERNAL,
 };
 
@@ -90,7 +91,7 @@ TEST(AteStatus, EveryCodeHasItsOwnStrerrorText) {
 }
 
 TEST(AteStatus, UnknownNumbersAreUnknownStatus) {
-    for (int s : {2, 0x17, 0x39, 0xfe, 0x100, -9, -100, 12345})
+    for (int s : {2, 0x17, 0x3a, 0xfe, 0x100, -9, -100, 12345})
         EXPECT_STREQ(wp_ate_strerror(s), "unknown status") << s;
 }
 

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 constexpr const char* kServeUsage =
     "usage: waferprov serve --job FILE [--map FILE [--wafer N] ...] [--job FILE [--map ...] ...]\n"
     "                       [--bind ENDPOINT] [--key FILE] [--insecure] [--max-sites N]\n"
-    "                       [--threads N] [--workers N] [--verbose]\n"
+    "                       [--threads N] [--workers N] [--shutdown-deadline SECONDS] [--verbose]\n"
     "\n"
     "Serves the jobs' identities to testers over ZeroMQ (WPTL 1.0, docs/tester-protocol.md).\n"
     "Each --job is served apart from the others (own ledger, backend, CA, quota); a tester may\n"
@@ -36,9 +36,13 @@ constexpr const char* kServeUsage =
     "  --max-sites sites per touchdown advertised to testers (1..1024, default 1024)\n"
     "  --threads   signing threads for on-demand generation (default: all cores)\n"
     "  --workers   threads running ledger work (default 4)\n"
+    "  --shutdown-deadline  seconds SIGINT/SIGTERM give the requests in flight to finish and\n"
+    "              their answers to leave (default 5, 0..3600)\n"
     "  --verbose   log every request, not only sessions and refusals\n"
-    "Prints 'listening on ENDPOINT' once it accepts connections; SIGINT/SIGTERM finish the\n"
-    "requests in flight and stop. Exit status: 0 stopped cleanly; 1 error; 2 usage.\n";
+    "Prints 'listening on ENDPOINT' once it accepts connections; SIGINT/SIGTERM refuse new\n"
+    "requests (SHUTTING_DOWN), finish the ones in flight and send their answers within the\n"
+    "deadline, log 'stopped: N answer(s) sent, M dropped after deadline Xs' and exit.\n"
+    "Exit status: 0 stopped cleanly; 1 error; 2 usage.\n";
 
 constexpr const char* kKeygenUsage =
     "usage: waferprov keygen --out NAME [--name TEXT]\n"
@@ -90,6 +94,8 @@ Result<int> serve(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(const size_t threads, number_option(a, "threads", 1, 1024, 0));
     opt.signing_threads = static_cast<int>(threads);
     WP_ASSIGN_OR_RETURN(opt.workers, number_option(a, "workers", 1, 64, 4));
+    WP_ASSIGN_OR_RETURN(const size_t deadline, number_option(a, "shutdown-deadline", 0, 3600, 5));
+    opt.shutdown_deadline = std::chrono::seconds(deadline);
     if (!opt.insecure) {
         const fs::path key = a.has("key") ? fs::path(a.get("key"))
                                           : jobs.front().job.file.parent_path() / "server.key";
@@ -125,7 +131,9 @@ Result<int> serve(const ParsedArgs& a) {
 int run_serve(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers"},
+    if (!parse_args(args,
+                    {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers",
+                     "shutdown-deadline"},
                     {"insecure", "verbose", "help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n"

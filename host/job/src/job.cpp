@@ -139,6 +139,10 @@ Result<Job> load_job(const fs::path& file) {
         job.quota = static_cast<uint64_t>(*quota);
         if (auto b = r.opt_string("job.backend")) job.backend = *b;
         job.ledger = r.path("job.ledger");
+        if (auto md = r.opt_int("job.max_deliveries")) {
+            if (*md < 1 || *md > 65535) r.fail("job.max_deliveries", "must be 1 .. 65535");
+            job.max_deliveries = static_cast<uint32_t>(*md);
+        }
         job.wrapped_kik = r.path("keys.wrapped_kik");
         job.device_key = r.opt_path("keys.device_key");
         if (auto ri = r.opt_int("keys.reseed_interval")) {
@@ -237,6 +241,8 @@ Status write_job(const Job& job) {
     o << "customer = " << q(job.customer) << "\n";
     o << "quota = " << job.quota << "            # identities this job may ever issue\n";
     o << "backend = " << q(job.backend) << "\n";
+    if (job.max_deliveries != Job{}.max_deliveries)
+        o << "max_deliveries = " << job.max_deliveries << "   # deliveries of one die's identity\n";
     o << "ledger = " << q(relative_to(job.ledger, dir)) << "\n\n";
     o << "[keys]\n";
     o << "wrapped_kik = " << q(relative_to(job.wrapped_kik, dir)) << "   # AES-KW(DK, KIK), hex\n";

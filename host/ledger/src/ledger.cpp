@@ -1697,4 +1697,63 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
     return rep;
 }
 
+// ---- the tester link's delivery cap -------------------------------------------------------
+
+Result<Ledger::DeliveryTally> Ledger::delivery_tally() {
+    std::lock_guard lock(impl_->mu);
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    DeliveryTally out;
+    {
+        WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT uid FROM events WHERE type = 'DELIVER'"));
+        sql::Query q(impl_->db.get(), s);
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            wpid1::Uid uid{};
+            if (copy_fixed(q.blob_col(0), uid)) ++out.deliveries[uid];
+        }
+    }
+    {
+        WP_ASSIGN_OR_RETURN(auto* s,
+                            impl_->stmt("SELECT payload FROM events WHERE type = 'ALARM'"));
+        sql::Query q(impl_->db.get(), s);
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            try {
+                const json j = json::parse(q.text_col(0));
+                if (j.value("reason", "") != "delivery-cap") continue;
+                auto uid = from_hex(j.at("offered").value("uid", ""), "uid");
+                wpid1::Uid u{};
+                if (uid.ok() && copy_fixed(*uid, u)) out.capped.insert(u);
+            } catch (const json::exception&) {
+                // verify() reports a malformed payload.
+            }
+        }
+    }
+    WP_RETURN_IF_ERROR(txn.commit());
+    return out;
+}
+
+Status Ledger::alarm_delivery_cap(const wpid1::Uid& uid, const std::string& tester) {
+    if (!chain::valid_text(tester))
+        return make_error(ErrorCode::kInvalidArgument, "tester id is not printable ASCII");
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
+    if (!rec)
+        return make_error(ErrorCode::kNotFound, "UID " + to_hex(uid) + " is not in the ledger");
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    const json where = chain::location_json(rec->uid, rec->loc, rec->serial);
+    WP_RETURN_IF_ERROR(m.append_event(ws,
+                                      json{{"reason", "delivery-cap"},
+                                           {"tester", tester},
+                                           {"offered", where},
+                                           {"existing", where}},
+                                      "ALARM", std::nullopt));
+    WP_RETURN_IF_ERROR(m.store_write_state(ws));
+    return txn.commit();
+}
+
 }  // namespace waferprov::host

@@ -690,6 +690,7 @@ const char* to_string(StatusCode c) noexcept {
         case StatusCode::kNoUid: return "NO_UID";
         case StatusCode::kAlreadyProgrammed: return "ALREADY_PROGRAMMED";
         case StatusCode::kNotOnMap: return "NOT_ON_MAP";
+        case StatusCode::kDeliveryCap: return "DELIVERY_CAP";
         case StatusCode::kInternal: return "INTERNAL";
     }
     return "?";

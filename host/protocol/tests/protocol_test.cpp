@@ -411,7 +411,7 @@ TEST(ProtocolErrors, EveryStatusCodeHasAName) {
             EXPECT_STRNE(to_string(c), "?");
         }
     }
-    EXPECT_EQ(named, 25);
+    EXPECT_EQ(named, 26);
     EXPECT_STREQ(to_string(StatusCode::kQuotaExhausted), "QUOTA_EXHAUSTED");
     EXPECT_STREQ(to_string(Kind::kTouchdownResult), "TOUCHDOWN_RESULT");
 }

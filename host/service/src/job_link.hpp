@@ -75,6 +75,14 @@ private:
     std::map<std::pair<std::string, int>, ServedWafer> provisionable_;
     bool have_maps_ = false;
     bool legacy_uids_ = false;  // the ledger was migrated: older dies hold derive_legacy_uid UIDs
+
+    // The delivery cap (job.max_deliveries): deliveries per die, seeded from the ledger's event
+    // log at open and counted here after (a delivery reserves its count before the ledger
+    // call, so concurrent touchdowns cannot pass the cap together), and the dies that have
+    // their one ALARM "delivery-cap".
+    std::mutex tally_mu_;
+    std::map<wpid1::Uid, uint32_t> deliveries_;
+    std::set<wpid1::Uid> capped_;
 };
 
 // Protocol status for a ledger transition refusal (docs/tester-protocol.md, the mapping table).

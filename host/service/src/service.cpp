@@ -22,6 +22,7 @@
 
 #include "job_link.hpp"
 #include "waferprov/host/ledger.hpp"  // iso8601_utc
+#include "waferprov/host/log_limiter.hpp"
 
 namespace waferprov::host {
 
@@ -112,7 +113,8 @@ struct Service::Impl {
     ServiceOptions opt;
     std::vector<std::unique_ptr<link::JobLink>> jobs;
     link::Counters counters;
-    std::atomic<uint64_t> sessions_opened{0}, requests{0}, refused_frames{0};
+    std::atomic<uint64_t> sessions_opened{0}, requests{0}, refused_frames{0},
+        refused_connections{0};
 
     void* ctx = nullptr;
     void* router = nullptr;
@@ -150,6 +152,16 @@ struct Service::Impl {
         if (ctx != nullptr) zmq_ctx_term(ctx);
         if (stop_fd >= 0) ::close(stop_fd);
         if (done_fd >= 0) ::close(done_fd);
+    }
+
+    std::unique_ptr<LogLimiter> limiter;  // lines a peer can make many of (opt.log_window)
+
+    // A line of a kind a peer can repeat without limit: rate-limited by kind.
+    void log_limited(const std::string& kind, const std::string& line) {
+        if (limiter)
+            limiter->log(kind, line);
+        else
+            log(line);
     }
 
     void log(const std::string& line) const {
@@ -199,7 +211,8 @@ struct Service::Impl {
                       const std::string& who) {
         refused_frames.fetch_add(1, std::memory_order_relaxed);
         text = pr::clip_text(std::move(text));
-        log("refused " + who + ": " + pr::to_string(code) + ": " + loggable(text));
+        log_limited("refused " + who + ": " + pr::to_string(code),
+                    "refused " + who + ": " + pr::to_string(code) + ": " + loggable(text));
         send_message(routing_id, request_id, pr::kVersionMinor,
                      pr::ErrorReply{code, std::move(text)});
     }
@@ -230,12 +243,15 @@ struct Service::Impl {
                     break;
                 }
             if (status != "200")
-                log("connection refused: CURVE key " + std::string(z85) + " from " +
-                    loggable(text(3)) + " is not admitted by any served job");
+                log_limited("connection refused",
+                            "connection refused: CURVE key " + std::string(z85) + " from " +
+                                loggable(text(3)) + " is not admitted by any served job");
         } else {
-            log("connection refused: mechanism '" + loggable(mechanism) + "' from " +
-                loggable(text(3)));
+            log_limited("connection refused", "connection refused: mechanism '" +
+                                                  loggable(mechanism) + "' from " +
+                                                  loggable(text(3)));
         }
+        if (status != "200") refused_connections.fetch_add(1, std::memory_order_relaxed);
         const std::string reply[] = {"1.0", text(1), status, status_text, user, ""};
         for (size_t i = 0; i < 6; ++i)
             zmq_send(zap, reply[i].data(), reply[i].size(), i < 5 ? ZMQ_SNDMORE : 0);
@@ -547,9 +563,12 @@ struct Service::Impl {
                     } else {
                         for (const auto& s : r->sites)
                             if (!pr::carries_identity(s.status))
-                                log("touchdown " + std::to_string(td->sequence) + " of tester " +
-                                    w.tester + ": site " + std::to_string(s.site) + " " +
-                                    pr::to_string(s.status) + ": " + s.text);
+                                log_limited("sites refused to tester " + w.tester + ": " +
+                                                pr::to_string(s.status),
+                                            "touchdown " + std::to_string(td->sequence) +
+                                                " of tester " + w.tester + ": site " +
+                                                std::to_string(s.site) + " " +
+                                                pr::to_string(s.status) + ": " + s.text);
                     }
                     answer = std::move(*r);
                 } else {
@@ -563,9 +582,11 @@ struct Service::Impl {
                 if (r.ok()) {
                     for (const auto& a : r->sites)
                         if (a.status != StatusCode::kOk)
-                            log("results " + std::to_string(rs->sequence) + " of tester " +
-                                w.tester + ": site " + std::to_string(a.site) + " " +
-                                pr::to_string(a.status) + ": " + a.text);
+                            log_limited("results refused from tester " + w.tester + ": " +
+                                            pr::to_string(a.status),
+                                        "results " + std::to_string(rs->sequence) + " of tester " +
+                                            w.tester + ": site " + std::to_string(a.site) + " " +
+                                            pr::to_string(a.status) + ": " + a.text);
                     answer = std::move(*r);
                 } else {
                     log("results " + std::to_string(rs->sequence) + " of tester " + w.tester +
@@ -598,6 +619,7 @@ struct Service::Impl {
         for (auto& d : ready) {
             --in_flight;
             if (d.answer.empty()) continue;
+            if (stopping) ++answered_after_stop;
             send(d.routing_id, d.answer);
             auto it = sessions.find(d.session_id);
             if (it == sessions.end()) continue;
@@ -618,6 +640,9 @@ struct Service::Impl {
 
     // ---- the I/O loop ---------------------------------------------------------------------
     std::atomic<bool> stopping{false};
+    Clock::time_point stop_deadline{};  // stop() + opt.shutdown_deadline (I/O thread only)
+    uint64_t answered_after_stop = 0;   // answers sent after stop() (I/O thread only)
+    size_t dropped_at_deadline = 0;     // requests unanswered when the deadline passed
 
     Status setup(std::string& endpoint) {
         ctx = zmq_ctx_new();
@@ -702,7 +727,25 @@ struct Service::Impl {
         if (zap != nullptr) items[n++] = {zap, 0, ZMQ_POLLIN, 0};
         for (;;) {
             if (stopping && in_flight == 0) return ok_status();
-            const int rc = zmq_poll(items, n, -1);
+            long timeout_ms = -1;
+            if (stopping) {
+                const auto left = stop_deadline - Clock::now();
+                if (left <= Clock::duration::zero()) {
+                    // Work still running finishes its transaction (the ledger stays whole) but
+                    // its answer is not waited for; work not yet started is dropped. A tester
+                    // repeats either after the restart and gets the same identities.
+                    std::lock_guard lock(mu);
+                    queue.clear();
+                    dropped_at_deadline = in_flight;
+                    return ok_status();
+                }
+                timeout_ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+            }
+            if (auto next = limiter->flush()) {
+                const long due = std::chrono::ceil<std::chrono::milliseconds>(*next).count();
+                timeout_ms = timeout_ms < 0 ? due : std::min(timeout_ms, due);
+            }
+            const int rc = zmq_poll(items, n, timeout_ms);
             if (rc < 0) {
                 if (zmq_errno() == EINTR) continue;
                 return make_error(ErrorCode::kIo,
@@ -714,12 +757,42 @@ struct Service::Impl {
             if (items[2].revents & ZMQ_POLLIN) {
                 uint64_t v = 0;
                 [[maybe_unused]] auto r = ::read(stop_fd, &v, sizeof v);
-                if (!stopping)
+                if (!stopping) {
                     log("stopping: finishing " + std::to_string(in_flight) +
-                        " request(s) in flight");
+                        " request(s) in flight within " + seconds(opt.shutdown_deadline));
+                    stop_deadline = Clock::now() + opt.shutdown_deadline;
+                }
                 stopping = true;
             }
         }
+    }
+
+    // After the loop: the answers handed to the ROUTER still have to leave. Closing with zero
+    // linger would drop whatever ZeroMQ still holds (a slow tester's link, a large answer), so
+    // the ROUTER lingers for what is left of the stop's deadline. Returns false if the deadline
+    // cut the flush short.
+    bool close_sockets() {
+        const auto left = stopping ? stop_deadline - Clock::now() : Clock::duration::zero();
+        const int linger = static_cast<int>(std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
+        const auto start = Clock::now();
+        if (router != nullptr) {
+            zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+            zmq_close(router);
+            router = nullptr;
+        }
+        if (zap != nullptr) zmq_close(zap);
+        zap = nullptr;
+        if (ctx != nullptr) zmq_ctx_term(ctx);  // returns when flushed or the linger ran out
+        ctx = nullptr;
+        return linger == 0 || Clock::now() - start < std::chrono::milliseconds(linger);
+    }
+
+    // "5s", "2.5s", "0.001s".
+    static std::string seconds(std::chrono::milliseconds ms) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms.count()) / 1000.0);
+        return std::string(buf) + "s";
     }
 };
 
@@ -755,6 +828,11 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
         impl->jobs.push_back(std::move(*link));
     }
     impl->opt = std::move(options);
+    if (impl->opt.log_window <= std::chrono::milliseconds::zero())
+        return make_error(ErrorCode::kInvalidArgument, "the log window must be positive");
+    Service::Impl* raw = impl.get();
+    impl->limiter = std::make_unique<LogLimiter>([raw](const std::string& line) { raw->log(line); },
+                                                 impl->opt.log_window);
     impl->stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     impl->done_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (impl->stop_fd < 0 || impl->done_fd < 0) return make_error(ErrorCode::kIo, "eventfd failed");
@@ -773,7 +851,16 @@ Status Service::run(const std::function<void(const std::string&)>& on_listening)
                (impl_->opt.insecure ? " WITHOUT CurveZMQ (--insecure)" : " (CurveZMQ)"));
     if (on_listening) on_listening(endpoint);
     Status st = impl_->loop();
-    impl_->log("stopped");
+    const bool flushed = impl_->close_sockets();
+    impl_->limiter->flush(/*all=*/true);
+    if (impl_->stopping) {
+        impl_->log("stopped: " + std::to_string(impl_->answered_after_stop) + " answer(s) sent, " +
+                   std::to_string(impl_->dropped_at_deadline) + " dropped after deadline " +
+                   Impl::seconds(impl_->opt.shutdown_deadline) +
+                   (flushed ? "" : "; answers still queued to slow testers were cut off"));
+    } else {
+        impl_->log("stopped");
+    }
     return st;
 }
 
@@ -787,6 +874,7 @@ ServiceStats Service::stats() const {
     s.sessions_opened = impl_->sessions_opened.load();
     s.requests = impl_->requests.load();
     s.refused_frames = impl_->refused_frames.load();
+    s.refused_connections = impl_->refused_connections.load();
     s.delivered = impl_->counters.delivered.load();
     s.reissued = impl_->counters.reissued.load();
     s.generated = impl_->counters.generated.load();

@@ -77,6 +77,9 @@ struct Job {
     std::optional<std::string> map_uid_overlay;
     uint64_t reseed_interval = uint64_t{1} << 20;  // DRBG Generate calls between reseeds
     std::vector<TesterKey> testers;                // the testers admitted to the job
+    // [job] max_deliveries: how often the tester link delivers one die's identity (its first
+    // delivery and retests); beyond it the site is refused DELIVERY_CAP (1 .. 65535).
+    uint32_t max_deliveries = 16;
 };
 
 // Reads and validates a job file. Errors name the file, the key and what is wrong; TOML syntax

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -341,6 +342,17 @@ public:
     // An Error only if the export or the CA file cannot be read at all; findings go in problems.
     static Result<VerifyReport> verify_export(const std::filesystem::path& dir,
                                               const std::filesystem::path& ca_pem);
+
+    // The tester link's cap on deliveries per die (docs/tester-protocol.md, DELIVERY_CAP).
+    struct DeliveryTally {
+        std::map<wpid1::Uid, uint32_t> deliveries;  // DELIVER events per die (first + retests)
+        std::set<wpid1::Uid> capped;                // dies with an ALARM "delivery-cap"
+    };
+    // One read of the event log, in one snapshot.
+    Result<DeliveryTally> delivery_tally();
+    // Appends ALARM "delivery-cap" for the die `uid` (offered = existing = its record) in one
+    // transaction. kNotFound if no record has the UID.
+    Status alarm_delivery_cap(const wpid1::Uid& uid, const std::string& tester);
 
     struct Impl;
 

@@ -76,7 +76,8 @@ enum class StatusCode : uint16_t {
     kVoided = 0x35,
     kNoUid = 0x36,  // the job needs the die's own UID and the site sent none
     kAlreadyProgrammed = 0x37,
-    kNotOnMap = 0x38,  // (x, y) is not a die of this wafer's map
+    kNotOnMap = 0x38,     // (x, y) is not a die of this wafer's map
+    kDeliveryCap = 0x39,  // the die was delivered as often as the job allows (max_deliveries)
     kInternal = 0xff,
 };
 const char* to_string(StatusCode c) noexcept;  // "OK", "QUOTA_EXHAUSTED", ...; "?" if unknown

@@ -19,6 +19,7 @@
 // Thread-safety: run() on one thread; stop() from any thread or from a signal handler.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -44,6 +45,11 @@ struct ServiceOptions {
     size_t max_sessions = 1024;                 // oldest idle session is dropped beyond this
     size_t answers_kept = 8;                    // answers cached per session (idempotent retries)
     bool verbose = false;                       // log every request, not only refusals
+    // After stop(): how long in-flight work may take to finish and its answers to leave.
+    std::chrono::milliseconds shutdown_deadline{5000};
+    // Refused connections, frames and sites: one line per kind, then one summary per window
+    // ("N more like this in the last Ts"), so a misbehaving peer cannot flood the log.
+    std::chrono::milliseconds log_window{10000};
     // Log sink (one line, no newline); default: stderr with a UTC timestamp.
     std::function<void(const std::string&)> log;
 };
@@ -57,7 +63,7 @@ struct ServedJob {
 };
 
 struct ServiceStats {
-    uint64_t sessions_opened = 0, requests = 0, refused_frames = 0;
+    uint64_t sessions_opened = 0, requests = 0, refused_frames = 0, refused_connections = 0;
     uint64_t delivered = 0, reissued = 0, generated = 0, refused_sites = 0, results = 0;
 };
 
