@@ -6,8 +6,10 @@
 #include <unistd.h>
 #endif
 
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 namespace waferprov {
@@ -52,6 +54,76 @@ Status write_new_file(const std::filesystem::path& path, std::string_view data, 
         st = make_error(ErrorCode::kIo, "closing " + path.string() + ": " + std::strerror(errno));
     if (!st.ok()) ::unlink(path.c_str());
     return st;
+}
+#endif
+
+namespace {
+
+Error too_large(const std::filesystem::path& path, size_t max_bytes, std::string_view what) {
+    return make_error(ErrorCode::kResourceExhausted, std::string(what) + " " + path.string() +
+                                                         " is larger than the limit of " +
+                                                         std::to_string(max_bytes) + " bytes");
+}
+
+}  // namespace
+
+#if defined(_WIN32)
+Result<std::string> read_file_capped(const std::filesystem::path& path, size_t max_bytes,
+                                     std::string_view what) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return make_error(ErrorCode::kInvalidArgument,
+                          std::string(what) + " " + path.string() + " is a directory");
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return make_error(ErrorCode::kIo, "cannot open " + std::string(what) + " " + path.string());
+    std::string out;
+    std::array<char, 65536> buf;
+    while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        const auto n = static_cast<size_t>(in.gcount());
+        if (n > max_bytes - out.size()) return too_large(path, max_bytes, what);
+        out.append(buf.data(), n);
+    }
+    if (in.bad())
+        return make_error(ErrorCode::kIo, "reading " + std::string(what) + " " + path.string());
+    return out;
+}
+#else
+Result<std::string> read_file_capped(const std::filesystem::path& path, size_t max_bytes,
+                                     std::string_view what) {
+    const std::string name = std::string(what) + " " + path.string();
+    // O_NONBLOCK: opening a FIFO without a writer must not hang; cleared again below.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return make_error(ErrorCode::kIo, "cannot open " + name + ": " + std::strerror(errno));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return make_error(ErrorCode::kIo, "cannot stat " + name + ": " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return make_error(ErrorCode::kInvalidArgument, name + " is a directory");
+    // st_size is only a hint (0 for /dev/zero and pipes): the cap is enforced on what is read.
+    if (S_ISREG(st.st_mode) && static_cast<unsigned long long>(st.st_size) > max_bytes)
+        return too_large(path, max_bytes, what);
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    std::string out;
+    std::array<char, 65536> buf;
+    while (true) {
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return make_error(ErrorCode::kIo, "reading " + name + ": " + std::strerror(errno));
+        if (n == 0) break;
+        if (static_cast<size_t>(n) > max_bytes - out.size())
+            return too_large(path, max_bytes, what);
+        out.append(buf.data(), static_cast<size_t>(n));
+    }
+    return out;
 }
 #endif
 

@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 #include "waferprov/bytes.hpp"
+#include "waferprov/files.hpp"
+#include "waferprov/testing/temp_dir.hpp"
 #include "waferprov/wpid1.hpp"
 
 using namespace waferprov;
@@ -83,4 +88,51 @@ TEST(Kdf, FixedInputMatchesSp800108Layout) {
               "00"                                // separator
               "000102030405060708090a0b0c0d0e0f"  // context = UID
               "00000100");                        // [L = 256]32
+}
+
+// A device that never ends has st_size 0: the cap must hold on what is read, not on stat.
+TEST(ReadFileCapped, DevZeroStopsAtTheCapNamingTheFile) {
+    auto r = read_file_capped("/dev/zero", 4096, "wrapped KIK");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kResourceExhausted);
+    EXPECT_EQ(r.error().message, "wrapped KIK /dev/zero is larger than the limit of 4096 bytes");
+}
+
+TEST(ReadFileCapped, ExactlyTheCapIsReadOneMoreIsRefused) {
+    waferprov::testing::TempDir d{"capped"};
+    const auto p = d / "f";
+    std::ofstream(p, std::ios::binary) << std::string(100, 'a');
+    auto at = read_file_capped(p, 100, "file");
+    ASSERT_TRUE(at.ok()) << at.error().describe();
+    EXPECT_EQ(*at, std::string(100, 'a'));
+    auto over = read_file_capped(p, 99, "file");
+    ASSERT_FALSE(over.ok());
+    EXPECT_EQ(over.error().code, ErrorCode::kResourceExhausted);
+    auto empty_path = d / "empty";
+    std::ofstream{empty_path};
+    auto empty = read_file_capped(empty_path, 10, "file");
+    ASSERT_TRUE(empty.ok());
+    EXPECT_TRUE(empty->empty());
+}
+
+TEST(ReadFileCapped, DirectoryAndMissingFileSaySo) {
+    waferprov::testing::TempDir d{"capped"};
+    auto dir = read_file_capped(d.path(), 100, "job file");
+    ASSERT_FALSE(dir.ok());
+    EXPECT_EQ(dir.error().message, "job file " + d.path().string() + " is a directory");
+    auto missing = read_file_capped(d / "nope", 100, "job file");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().code, ErrorCode::kIo);
+    EXPECT_NE(missing.error().message.find("job file " + (d / "nope").string()), std::string::npos);
+    EXPECT_NE(missing.error().message.find("No such file"), std::string::npos);
+}
+
+// A FIFO nobody writes to must not hang the open (the reader gets end of file at once).
+TEST(ReadFileCapped, FifoWithoutWriterDoesNotHang) {
+    waferprov::testing::TempDir d{"capped"};
+    const auto p = d / "fifo";
+    ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+    auto r = read_file_capped(p, 100, "map");
+    ASSERT_TRUE(r.ok()) << r.error().describe();
+    EXPECT_TRUE(r->empty());
 }

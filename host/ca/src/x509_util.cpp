@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "ca_internal.hpp"
+#include "waferprov/files.hpp"
 
 namespace waferprov::host::ca_detail {
 
@@ -147,25 +148,36 @@ Status check_p256_key(EVP_PKEY* key, const std::string& what) {
     return ok_status();
 }
 
+namespace {
+
+// A PEM certificate or key is a few KB. OpenSSL's PEM reader on /dev/zero never returns (it
+// skips "lines" looking for -----BEGIN), so the file is read here, with a cap, and parsed from
+// memory (issue #11).
+constexpr size_t kMaxPemBytes = size_t{1} << 20;
+
+Result<BioPtr> pem_bio(const std::string& pem, const std::string& what) {
+    BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!bio) return ossl::ossl_error(what);
+    return bio;
+}
+
+}  // namespace
+
 Result<ossl::X509Ptr> read_pem_certificate(const std::filesystem::path& path) {
-    BioPtr bio(BIO_new_file(path.c_str(), "r"));
-    if (!bio) {
-        ossl::clear_errors();
-        return make_error(ErrorCode::kIo,
-                          "cannot open certificate " + path.string() + ": " + std::strerror(errno));
-    }
+    WP_ASSIGN_OR_RETURN(const std::string pem, read_file_capped(path, kMaxPemBytes, "certificate"));
+    WP_ASSIGN_OR_RETURN(BioPtr bio, pem_bio(pem, "reading PEM certificate " + path.string()));
     ossl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
     if (!cert) return ossl::ossl_error("reading PEM certificate " + path.string());
     return cert;
 }
 
 Result<ossl::Pkey> read_pem_private_key(const std::filesystem::path& path) {
-    BioPtr bio(BIO_new_file(path.c_str(), "r"));
-    if (!bio) {
-        ossl::clear_errors();
-        return make_error(ErrorCode::kIo,
-                          "cannot open private key " + path.string() + ": " + std::strerror(errno));
-    }
+    WP_ASSIGN_OR_RETURN(std::string pem, read_file_capped(path, kMaxPemBytes, "private key"));
+    struct Wipe {
+        std::string& s;
+        ~Wipe() { secure_wipe(s.data(), s.size()); }
+    } wipe{pem};
+    WP_ASSIGN_OR_RETURN(BioPtr bio, pem_bio(pem, "reading PEM private key " + path.string()));
     // No password callback: an encrypted key fails here instead of prompting on a terminal.
     ossl::Pkey key(PEM_read_bio_PrivateKey(
         bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));

@@ -129,3 +129,15 @@ TEST(CaInitCommand, WritesChainThenRefusesToOverwrite) {
 
 }  // namespace
 }  // namespace waferprov::host::test
+
+// Issue #11: OpenSSL's PEM reader never returns on /dev/zero; the files are read with a cap.
+TEST(CaFiles, EndlessDeviceAsCertificateOrKeyIsRefusedAtTheCap) {
+    auto cert = waferprov::host::ca_detail::read_pem_certificate("/dev/zero");
+    ASSERT_FALSE(cert.ok());
+    EXPECT_EQ(cert.error().message,
+              "certificate /dev/zero is larger than the limit of 1048576 bytes");
+    auto key = waferprov::host::ca_detail::read_pem_private_key("/dev/zero");
+    ASSERT_FALSE(key.ok());
+    EXPECT_EQ(key.error().message,
+              "private key /dev/zero is larger than the limit of 1048576 bytes");
+}

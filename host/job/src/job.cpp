@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <toml++/toml.h>
 
+#include "waferprov/files.hpp"
 #include "waferprov/host/curve_keys.hpp"
 
 namespace waferprov::host {
@@ -24,11 +25,12 @@ public:
 
     const toml::node* node(const std::string& key) const { return root_.at_path(key).node(); }
 
+    // A text field (everything but paths): printable ASCII, at most kMaxTextField characters.
     std::optional<std::string> opt_string(const std::string& key) const {
-        const auto* n = node(key);
-        if (n == nullptr) return std::nullopt;
-        if (!n->is_string()) fail(key, "must be a string");
-        return n->as_string()->get();
+        auto v = raw_string(key);
+        if (v)
+            if (auto problem = text_field_problem(*v)) fail(key, *problem);
+        return v;
     }
 
     std::string string(const std::string& key) const {
@@ -45,11 +47,23 @@ public:
         return n->as_integer()->get();
     }
 
-    fs::path path(const std::string& key) const { return resolve(string(key)); }
+    fs::path path(const std::string& key) const {
+        auto p = opt_path(key);
+        if (!p) fail(key, "missing");
+        return *p;
+    }
+    // A path may hold any characters a file name can (a folder named in the operator's
+    // language), but no control characters and no more than a path can be long.
     std::optional<fs::path> opt_path(const std::string& key) const {
-        auto v = opt_string(key);
+        auto v = raw_string(key);
         if (!v) return std::nullopt;
         if (v->empty()) fail(key, "must not be empty");
+        if (v->size() > kMaxPath)
+            fail(key, "is " + std::to_string(v->size()) +
+                          " characters long; the limit for a path is " + std::to_string(kMaxPath));
+        for (size_t i = 0; i < v->size(); ++i)
+            if (static_cast<unsigned char>((*v)[i]) < 0x20 || (*v)[i] == 0x7f)
+                fail(key, "has a control character at character " + std::to_string(i + 1));
         return resolve(*v);
     }
 
@@ -61,11 +75,21 @@ public:
         for (const auto& e : *n->as_array()) {
             if (!e.is_string()) fail(key, "must be an array of strings");
             out.push_back(e.as_string()->get());
+            if (auto problem = text_field_problem(out.back()))
+                fail(key, "element " + std::to_string(out.size()) + " " + *problem);
         }
         return out;
     }
 
 private:
+    static constexpr size_t kMaxPath = 4096;  // PATH_MAX on Linux
+
+    std::optional<std::string> raw_string(const std::string& key) const {
+        const auto* n = node(key);
+        if (n == nullptr) return std::nullopt;
+        if (!n->is_string()) fail(key, "must be a string");
+        return n->as_string()->get();
+    }
     fs::path resolve(const std::string& p) const {
         fs::path q(p);
         return q.is_absolute() ? q : file_.parent_path() / q;
@@ -96,6 +120,132 @@ std::string q(const std::string& s) {
     return out + "\"";
 }
 
+// What a job file may be: far more than any real job (a few KB) and little enough that reading
+// and parsing it can never exhaust the host.
+constexpr size_t kMaxJobFileBytes = size_t{1} << 20;
+// Brackets/braces open at once, and parts of one dotted key. toml++ parses a dotted key
+// recursively, one stack frame per part, so a table header of 50,000 parts overflows the stack
+// (a crash, not an error); our keys have two parts and our values no nesting at all.
+constexpr int kMaxNesting = 32;
+constexpr int kMaxKeyParts = 32;
+// Whatever the lexer below makes of strings, no line may hold more dots than this: a second
+// line of defence that does not depend on reading strings the way toml++ does.
+constexpr size_t kMaxDotsPerLine = 1024;
+
+struct PrescanError {
+    long line;
+    std::string what;
+};
+
+// Bounds a job file's structure before toml++ sees it: a lexer that knows TOML's four string
+// forms and comments (so dots and brackets inside strings do not count) and refuses a key of
+// more than kMaxKeyParts parts or brackets nested deeper than kMaxNesting, naming the line.
+std::optional<PrescanError> prescan_job(std::string_view t) {
+    enum class In { kCode, kComment, kBasic, kLiteral, kMlBasic, kMlLiteral };
+    In in = In::kCode;
+    long line = 1;
+    int depth = 0;
+    int dots = 0;  // dots since the last delimiter: the parts of the key being read, minus one
+    size_t line_dots = 0;
+    auto run_of = [&](size_t i, char q) {
+        size_t k = 0;
+        while (i + k < t.size() && t[i + k] == q) ++k;
+        return k;
+    };
+    for (size_t i = 0; i < t.size(); ++i) {
+        const char c = t[i];
+        if (c == '\n') {
+            ++line;
+            line_dots = 0;
+        } else if (c == '.' && ++line_dots > kMaxDotsPerLine) {
+            return PrescanError{
+                line, "more than " + std::to_string(kMaxDotsPerLine) + " '.' on one line"};
+        }
+        switch (in) {
+            case In::kComment:
+                if (c == '\n') in = In::kCode;
+                continue;
+            case In::kBasic:
+            case In::kMlBasic:
+                if (c == '\\') {
+                    if (i + 1 < t.size() && t[i + 1] == '\n') {
+                        ++line;
+                        line_dots = 0;
+                    }
+                    ++i;
+                } else if (c == '"') {
+                    if (in == In::kBasic) {
+                        in = In::kCode;
+                    } else if (const size_t k = run_of(i, '"'); k >= 3) {
+                        // Up to two quotes before the closing three belong to the string.
+                        in = In::kCode;
+                        i += k - 1;
+                    }
+                } else if (c == '\n' && in == In::kBasic) {
+                    in = In::kCode;  // unterminated: toml++ reports it
+                    dots = 0;
+                }
+                continue;
+            case In::kLiteral:
+            case In::kMlLiteral:
+                if (c == '\'') {
+                    if (in == In::kLiteral) {
+                        in = In::kCode;
+                    } else if (const size_t k = run_of(i, '\''); k >= 3) {
+                        in = In::kCode;
+                        i += k - 1;
+                    }
+                } else if (c == '\n' && in == In::kLiteral) {
+                    in = In::kCode;
+                    dots = 0;
+                }
+                continue;
+            case In::kCode: break;
+        }
+        switch (c) {
+            case '#': in = In::kComment; break;
+            case '"':
+                if (run_of(i, '"') >= 3) {
+                    in = In::kMlBasic;
+                    i += 2;
+                } else {
+                    in = In::kBasic;
+                }
+                break;
+            case '\'':
+                if (run_of(i, '\'') >= 3) {
+                    in = In::kMlLiteral;
+                    i += 2;
+                } else {
+                    in = In::kLiteral;
+                }
+                break;
+            case '.':
+                if (++dots >= kMaxKeyParts)
+                    return PrescanError{line, "a key of more than " + std::to_string(kMaxKeyParts) +
+                                                  " dotted parts"};
+                break;
+            case '[':
+            case '{':
+                dots = 0;
+                if (++depth > kMaxNesting)
+                    return PrescanError{
+                        line, "brackets nested deeper than " + std::to_string(kMaxNesting)};
+                break;
+            case ']':
+            case '}':
+                dots = 0;
+                if (depth > 0) --depth;
+                break;
+            case '=':
+            case ',':
+            case '\n': dots = 0; break;
+            default: break;
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 bool valid_oid(std::string_view oid) {
@@ -117,9 +267,15 @@ bool valid_oid(std::string_view oid) {
 }
 
 Result<Job> load_job(const fs::path& file) {
+    WP_ASSIGN_OR_RETURN(const std::string text,
+                        read_file_capped(file, kMaxJobFileBytes, "job file"));
+    if (auto bad = prescan_job(text))
+        return make_error(ErrorCode::kInvalidArgument,
+                          file.string() + ":" + std::to_string(bad->line) + ": " + bad->what +
+                              " (the limit for a job file)");
     toml::table root;
     try {
-        root = toml::parse_file(file.string());
+        root = toml::parse(text, file.string());
     } catch (const toml::parse_error& e) {
         std::ostringstream o;
         o << file.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
@@ -346,11 +502,13 @@ wpid1::Uid derive_legacy_uid(ByteSpan salt, const DieLocation& loc) {
 }
 
 Result<Bytes> read_wrapped_kik(const Job& job) {
-    std::ifstream in(job.wrapped_kik);
-    if (!in)
-        return make_error(ErrorCode::kIo, "cannot read wrapped KIK " + job.wrapped_kik.string());
-    std::string text;
-    in >> text;
+    // 80 hex digits and a line end; the cap leaves room for blanks and CRLF, nothing more.
+    WP_ASSIGN_OR_RETURN(const std::string content,
+                        read_file_capped(job.wrapped_kik, 4096, "wrapped KIK"));
+    const std::string_view ws = " \t\r\n";
+    std::string_view text(content);
+    text.remove_prefix(std::min(text.size(), text.find_first_not_of(ws)));
+    text = text.substr(0, text.find_last_not_of(ws) + 1);
     auto b = from_hex(text, "wrapped KIK " + job.wrapped_kik.string());
     if (!b.ok()) return b.error();
     if (b->size() != wpid1::kWrappedKikSize)

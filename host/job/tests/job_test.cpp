@@ -225,3 +225,136 @@ TEST(DerivedUid, DiffersPerLocationSubstrateAndSalt) {
     EXPECT_NE(derive_uid(salt, a), derive_uid(salt, DieLocation{"LOT1", 1, 0, 0, "S2"}));
     EXPECT_NE(derive_uid(salt, a), derive_uid(other, a));
 }
+
+// Issue #11: a table header of 50,000 dotted parts (~100 KB) overflowed toml++'s stack (exit
+// 139 from every command). The pre-scan refuses it, naming the file and the line.
+TEST(JobFileBounds, HugeDottedHeaderIsRefusedNamingTheLine) {
+    TempDir d{"job"};
+    std::string header = "[a";
+    for (int i = 0; i < 50000; ++i) header += ".a";
+    header += "]\nx = 1\n";
+    const auto p = write(d, std::string(kValid) + header);
+    auto job = load_job(p);
+    ASSERT_FALSE(job.ok());
+    EXPECT_EQ(job.error().message, p.string() +
+                                       ":27: a key of more than 32 dotted parts (the limit "
+                                       "for a job file)");
+    // The same as a dotted key of a key/value line and inside an inline table.
+    std::string key = "k";
+    for (int i = 0; i < 40; ++i) key += " . k";
+    for (const std::string& line : {key + " = 1", "t = { " + key + " = 1 }"}) {
+        auto r = load_job(write(d, std::string(kValid) + line + "\n"));
+        ASSERT_FALSE(r.ok()) << line;
+        EXPECT_NE(r.error().message.find("job.toml:27: a key of more than 32 dotted parts"),
+                  std::string::npos)
+            << r.error().message;
+    }
+}
+
+TEST(JobFileBounds, DeepNestingIsRefusedNamingTheLine) {
+    TempDir d{"job"};
+    const std::string deep = "x = " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+    auto job = load_job(write(d, std::string(kValid) + deep));
+    ASSERT_FALSE(job.ok());
+    EXPECT_NE(job.error().message.find("job.toml:27: brackets nested deeper than 32"),
+              std::string::npos)
+        << job.error().message;
+}
+
+// Dots and brackets inside strings and comments are text, not structure; and the lexer reads
+// a multi-line string's closing run of up to five quotes the way TOML does, so what follows on
+// the line is still seen.
+TEST(JobFileBounds, StringsAndCommentsDoNotCountButTheyCannotHideAKey) {
+    TempDir d{"job"};
+    const std::string dots(200, '.');
+    const std::string fine = replace(
+        replace(kValid, "organization = \"ACME Devices\"",
+                "organization = \"" + dots + "\"   # [[[[ " + dots + "\ncountry = \"\"\"DE\"\"\""),
+        "provision_bins = [\"01\", \"02\"]",
+        "provision_bins = [\"01\", \"02\"]\nnote = \'\'\'[[[[[[\n" + std::string(100, '[') + dots +
+            "\'\'\'");
+    auto ok = load_job(write(d, fine));
+    ASSERT_TRUE(ok.ok()) << ok.error().describe();
+    EXPECT_EQ(ok->certificate.organization, dots);
+
+    std::string key = "k";
+    for (int i = 0; i < 40; ++i) key += ".k";
+    auto hidden =
+        load_job(write(d, std::string(kValid) + "t = { s = \"\"\"x\"\"\"\", " + key + " = 1 }\n"));
+    ASSERT_FALSE(hidden.ok());
+    EXPECT_NE(hidden.error().message.find("job.toml:27: a key of more than 32"), std::string::npos)
+        << hidden.error().message;
+}
+
+TEST(JobFileBounds, OversizedFileAndDirectoryAreRefusedUnparsed) {
+    TempDir d{"job"};
+    const std::string big = std::string(kValid) + "# " + std::string(size_t{1} << 20, 'x') + "\n";
+    const auto p = write(d, big);
+    auto job = load_job(p);
+    ASSERT_FALSE(job.ok());
+    EXPECT_EQ(job.error().code, ErrorCode::kResourceExhausted);
+    EXPECT_EQ(job.error().message,
+              "job file " + p.string() + " is larger than the limit of 1048576 bytes");
+
+    auto dir = load_job(d.path());
+    ASSERT_FALSE(dir.ok());
+    EXPECT_EQ(dir.error().message, "job file " + d.path().string() + " is a directory");
+}
+
+// Every text field is checked when the job is read (printable ASCII, at most 256 characters:
+// what the ledger records), and the error names the file and the key.
+TEST(JobFileBounds, TextFieldsArePrintableAsciiOfAtMost256) {
+    TempDir d{"job"};
+    struct Case {
+        std::string from, to, message;
+    } cases[] = {
+        {"customer = \"ACME\"", "customer = \"ACM\u00c9\"",
+         "job.customer: has the byte 0xc3 at character 4; only printable ASCII (0x20..0x7e) is "
+         "allowed"},
+        {"customer = \"ACME\"", "customer = \"AC\\tME\"", "job.customer: has the byte 0x09"},
+        {"product = \"WPX-1000\"", "product = \"" + std::string(257, 'P') + "\"",
+         "job.product: is 257 characters long; the limit is 256"},
+        {"id = \"JOB-1\"", "id = \"JOB-\\u0001\"", "job.id: has the byte 0x01 at character 5"},
+        {"organization = \"ACME Devices\"", "organization = \"ACME\\u00a0Devices\"",
+         "certificate.organization: has the byte 0xc2"},
+        {"provision_bins = [\"01\", \"02\"]", "provision_bins = [\"01\", \"0\\n2\"]",
+         "map.provision_bins: element 2 has the byte 0x0a"},
+        {"ledger = \"ledger.sqlite\"", "ledger = \"led\\u0007ger\"",
+         "job.ledger: has a control character at character 4"},
+    };
+    for (const auto& c : cases) {
+        const auto p = write(d, replace(kValid, c.from, c.to));
+        auto job = load_job(p);
+        ASSERT_FALSE(job.ok()) << c.to;
+        EXPECT_NE(job.error().message.find(p.string() + ": " + c.message), std::string::npos)
+            << job.error().message;
+    }
+    // 256 characters is allowed, and a path may hold what a file name can.
+    auto edge = load_job(
+        write(d, replace(replace(kValid, "product = \"WPX-1000\"",
+                                 "product = \"" + std::string(256, 'P') + "\""),
+                         "ledger = \"ledger.sqlite\"", "ledger = \"L\u00e9dger.sqlite\"")));
+    ASSERT_TRUE(edge.ok()) << edge.error().describe();
+    EXPECT_EQ(edge->product.size(), 256u);
+    EXPECT_EQ(edge->ledger, d.path() / "L\u00e9dger.sqlite");
+}
+
+// wrapped_kik = "/dev/zero" grew run and serve without end: the read stops at a cap.
+TEST(JobFileBounds, WrappedKikFromAnEndlessDeviceIsRefused) {
+    TempDir d{"job"};
+    auto job = load_job(write(d, replace(kValid, "\"kik.wrapped\"", "\"/dev/zero\"")));
+    ASSERT_TRUE(job.ok()) << job.error().describe();
+    auto kik = read_wrapped_kik(*job);
+    ASSERT_FALSE(kik.ok());
+    EXPECT_EQ(kik.error().message, "wrapped KIK /dev/zero is larger than the limit of 4096 bytes");
+
+    // A well-formed file still reads, with surrounding blanks and CRLF.
+    std::ofstream(d / "kik.wrapped") << "\r\n  " << std::string(80, 'a') << "\r\n";
+    auto good = load_job(d / "job.toml");
+    ASSERT_TRUE(good.ok());
+    good = load_job(write(d, kValid));
+    ASSERT_TRUE(good.ok());
+    auto read = read_wrapped_kik(*good);
+    ASSERT_TRUE(read.ok()) << read.error().describe();
+    EXPECT_EQ(read->size(), 40u);
+}

@@ -1,6 +1,25 @@
 #include "waferprov/host/model.hpp"
 
+#include <cstdio>
+
 namespace waferprov::host {
+
+std::optional<std::string> text_field_problem(std::string_view s, bool may_be_empty) {
+    if (s.empty() && !may_be_empty) return "must not be empty";
+    if (s.size() > kMaxTextField)
+        return "is " + std::to_string(s.size()) + " characters long; the limit is " +
+               std::to_string(kMaxTextField);
+    for (size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c > 0x7e) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02x", c);
+            return std::string("has the byte ") + hex + " at character " + std::to_string(i + 1) +
+                   "; only printable ASCII (0x20..0x7e) is allowed";
+        }
+    }
+    return std::nullopt;
+}
 
 std::string DieLocation::describe() const {
     return lot + " wafer " + std::to_string(wafer) + " [" + substrate + "] (" + std::to_string(x) +

@@ -91,11 +91,11 @@ Result<CurveKeyPair> read_curve_key_file(const fs::path& file, bool need_secret)
 #endif
         return make_error(ErrorCode::kIo,
                           file.string() + ": cannot read key file (" + std::strerror(errno) + ")");
-    std::ifstream in(file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!in) return make_error(ErrorCode::kIo, file.string() + ": cannot read key file");
-    std::string text = ss.str();
+    // A key file is a few hundred bytes; the cap keeps a wrong path (/dev/zero, a pipe) from
+    // growing the process without end (issue #11).
+    auto content = read_file_capped(file, 64 * 1024, "key file");
+    if (!content.ok()) return content.error();
+    std::string text = std::move(*content);
     CurveKeyPair k;
     auto pub = find_value(text, "public-key");
     if (!pub)

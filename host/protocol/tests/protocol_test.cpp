@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "samples.hpp"
+#include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/protocol.hpp"
 
 namespace waferprov::host::protocol {
@@ -429,3 +430,10 @@ TEST(ProtocolText, ClipKeepsCharactersWhole) {
 
 }  // namespace
 }  // namespace waferprov::host::protocol
+
+// Issue #11: a key file path that never ends (/dev/zero) is refused at a cap, not read forever.
+TEST(CurveKeyFile, EndlessDeviceIsRefusedAtTheCap) {
+    auto k = waferprov::host::protocol::read_curve_key_file("/dev/zero", true);
+    ASSERT_FALSE(k.ok());
+    EXPECT_EQ(k.error().message, "key file /dev/zero is larger than the limit of 65536 bytes");
+}

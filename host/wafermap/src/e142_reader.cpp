@@ -43,7 +43,7 @@ struct SubstrateInfo {
     long line = 0;
     std::string type, id;
     std::optional<std::string> lot, slot;
-    long slot_line = 0;
+    long lot_line = 0, slot_line = 0;
 };
 
 struct Located {
@@ -193,7 +193,7 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
         auto& field = name == "LotId" ? s.lot : s.slot;
         if (field) return fail("Substrate '" + s.id + "' has more than one " + name);
         field.emplace();
-        if (name == "SlotNumber") s.slot_line = ln;
+        (name == "SlotNumber" ? s.slot_line : s.lot_line) = ln;
         collect_text(*field);
     } else if (name == "SubstrateMap" && up == "SubstrateMaps") {
         c_.substrate_maps.push_back(Located{ln, read_attributes(raw_attrs), {}});
@@ -309,6 +309,19 @@ Result<WaferMap> E142Parser::build() {
     map.origin = smap.attrs.get("OriginLocation", "LowerLeft");
     map.axis = smap.attrs.get("AxisDirection", "UpRight");
     const std::string smap_substrate = smap.attrs.get("SubstrateId");
+    // Text fields are checked before any message quotes them: printable ASCII, at most 256
+    // characters, as the ledger records them.
+    auto text_field = [&](std::string_view value, long line, const std::string& field,
+                          bool may_be_empty) -> Status {
+        if (auto problem = text_field_problem(value, may_be_empty))
+            return line_error(src, line, field + ": " + *problem);
+        return ok_status();
+    };
+    WP_RETURN_IF_ERROR(text_field(smap_substrate, smap.line, "SubstrateMap SubstrateId", true));
+    for (const auto& s : c_.substrates) {
+        WP_RETURN_IF_ERROR(text_field(s.id, s.line, "Substrate SubstrateId", true));
+        if (s.lot) WP_RETURN_IF_ERROR(text_field(detail::trim(*s.lot), s.lot_line, "LotId", true));
+    }
 
     // Layout: the one the SubstrateMap's LayoutSpecifier names ("WaferLayout/Devices" -> the
     // last part), else the only one, else the only leaf (a layout with no ChildLayouts).
@@ -349,6 +362,7 @@ Result<WaferMap> E142Parser::build() {
         map.die_height_mm = *h;
     }
     map.device = std::string(detail::trim(layout->product));
+    WP_RETURN_IF_ERROR(text_field(map.device, layout->line, "ProductId", true));
 
     auto cs_or = coordinate_system(map.columns, map.rows, map.origin, map.axis);
     if (!cs_or.ok()) return line_error(src, smap.line, "SubstrateMap: " + cs_or.error().message);
@@ -459,6 +473,8 @@ Result<WaferMap> E142Parser::build() {
             return line_error(src, def.line, "BinDefinition: bin '" + *code + "' defined twice");
         const std::string quality = def.attrs.get("BinQuality");
         std::string text = def.attrs.get("BinDescription");
+        WP_RETURN_IF_ERROR(text_field(text, def.line, "BinDefinition BinDescription", true));
+        WP_RETURN_IF_ERROR(text_field(quality, def.line, "BinDefinition BinQuality", true));
         if (text.empty())
             text = quality;
         else if (!quality.empty())

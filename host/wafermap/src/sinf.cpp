@@ -114,6 +114,17 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
     WP_ASSIGN_OR_RETURN(const Value wafer, required("WAFER"));
     WP_ASSIGN_OR_RETURN(const Value rowct, required("ROWCT"));
     WP_ASSIGN_OR_RETURN(const Value colct, required("COLCT"));
+    // Text fields: printable ASCII of at most 256 characters, as the ledger records them;
+    // checked before any message quotes them.
+    auto text_field = [&](const Value& v, const char* key, bool may_be_empty) -> Status {
+        if (auto problem = text_field_problem(v.text, may_be_empty))
+            return line_error(src, v.line, std::string(key) + ": " + *problem);
+        return ok_status();
+    };
+    WP_RETURN_IF_ERROR(text_field(lot, "LOT", false));
+    WP_RETURN_IF_ERROR(text_field(wafer, "WAFER", false));
+    if (auto it = header.find("DEVICE"); it != header.end())
+        WP_RETURN_IF_ERROR(text_field(it->second, "DEVICE", true));
     map.lot = lot.text;
     map.substrate_id = wafer.text;
     // WAFER is the wafer's id text. It gives the wafer number only in an unambiguous form (all

@@ -2,10 +2,11 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <fstream>
+#include <cstdio>
 #include <set>
 
 #include "internal.hpp"
+#include "waferprov/files.hpp"
 #include "waferprov/host/wafermap.hpp"
 
 namespace waferprov::host {
@@ -217,27 +218,72 @@ std::map<std::string, size_t> count_by_bin(const WaferMap& map) {
     return counts;
 }
 
+namespace {
+
+// What a file that is neither E142 nor SINF looks like, for the error: up to 16 characters,
+// non-printable bytes as \xNN.
+std::string preview(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s.substr(0, 16)) {
+        if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02X", c);
+            out += hex;
+        }
+    }
+    return out;
+}
+
+// Why `text` is no map at all (empty, UTF-16/32, binary), or nullopt if it may be one.
+std::optional<std::string> not_a_map(std::string_view text) {
+    if (text.empty()) return "is empty";
+    auto starts = [&](std::string_view p) { return text.substr(0, p.size()) == p; };
+    using namespace std::string_view_literals;
+    if (starts("\xFF\xFE\0\0"sv) || starts("\0\0\xFE\xFF"sv))
+        return "is UTF-32 text (byte-order mark " + preview(text.substr(0, 4)) +
+               "); wafer maps are read as UTF-8 or ASCII: convert it (iconv -t UTF-8)";
+    if (starts("\xFF\xFE") || starts("\xFE\xFF"))
+        return "is UTF-16 text (byte-order mark " + preview(text.substr(0, 2)) +
+               "); wafer maps are read as UTF-8 or ASCII: convert it (iconv -f UTF-16 -t UTF-8)";
+    const size_t nul = text.substr(0, 4096).find('\0');
+    if (nul != std::string_view::npos) {
+        if (starts("<\0"sv) || starts("\0<"sv))
+            return "is UTF-16 text without a byte-order mark (it begins " +
+                   preview(text.substr(0, 4)) +
+                   "); wafer maps are read as UTF-8 or ASCII: convert it (iconv -f UTF-16 -t "
+                   "UTF-8)";
+        return "holds binary data (a NUL byte at offset " + std::to_string(nul) +
+               "): it is neither a SEMI E142 XML nor a SINF text map";
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 Result<WaferMap> read_map_file(const std::filesystem::path& file, const MapReadOptions& options) {
     const std::string name = file.string();
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(file, ec);
-    if (ec)
-        return make_error(ErrorCode::kIo, "cannot read wafer map " + name + ": " + ec.message());
-    if (size > options.max_bytes)
-        return make_error(ErrorCode::kResourceExhausted,
-                          "wafer map " + name + " is " + std::to_string(size) +
-                              " bytes; the limit is " + std::to_string(options.max_bytes));
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return make_error(ErrorCode::kIo, "cannot open wafer map " + name);
-    std::string text(static_cast<size_t>(size), '\0');
-    in.read(text.data(), static_cast<std::streamsize>(size));
-    if (static_cast<size_t>(in.gcount()) != size)
-        return make_error(ErrorCode::kIo, "short read of wafer map " + name);
+    // The cap holds on what is read, not on st_size (0 for /dev/zero and pipes).
+    WP_ASSIGN_OR_RETURN(const std::string text,
+                        read_file_capped(file, options.max_bytes, "wafer map"));
+    if (auto why = not_a_map(text))
+        return make_error(ErrorCode::kInvalidArgument, "wafer map " + name + " " + *why);
     // UTF-8 byte-order mark, then blanks, then '<' for XML.
     std::string_view body(text);
     if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
     body = detail::trim(body);
-    if (!body.empty() && body.front() == '<') return read_e142(text, name, options);
+    if (body.empty())
+        return make_error(ErrorCode::kInvalidArgument,
+                          "wafer map " + name + " is empty (only blanks)");
+    if (body.front() == '<') return read_e142(text, name, options);
+    // A file named .xml that is not XML is not read as SINF: its name promised E142, so what it
+    // holds is more likely a damaged or mis-exported E142 map than a SINF one.
+    std::string ext = file.extension().string();
+    if (detail::iequals(ext, ".xml"))
+        return make_error(ErrorCode::kInvalidArgument,
+                          "wafer map " + name + " is named .xml but is not XML (it begins '" +
+                              preview(body) + "', not '<'): neither SEMI E142 nor read as SINF");
     return read_sinf(text, name, options);
 }
 

@@ -5,12 +5,24 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "waferprov/result.hpp"
 #include "waferprov/wpid1.hpp"
 
 namespace waferprov::host {
+
+// Every text field the host takes from a job file or a wafer map (lot, substrate id, customer,
+// product, ...) is printable ASCII (0x20..0x7e) and at most this long: what the ledger records
+// and the reports print. Checked when the file is read, so a bad field is named there.
+inline constexpr size_t kMaxTextField = 256;
+
+// Why `s` is not an acceptable text field, or nullopt if it is. The answer never repeats the
+// text (it may be megabytes or control characters): "must not be empty", "is 300 characters
+// long; the limit is 256", "has the byte 0xc3 at character 5; only printable ASCII (0x20..0x7e)
+// is allowed".
+std::optional<std::string> text_field_problem(std::string_view s, bool may_be_empty = true);
 
 // Where a die is on the floor: LOT_ID + wafer number + X/Y in the map's own coordinate
 // system (after OriginLocation/AxisDirection are applied; see docs/wafer-maps.md), and the
