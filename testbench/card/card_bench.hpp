@@ -13,12 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "card_harness.hpp"
+#include "waferprov/sim/card_harness.hpp"
 #include "waferprov/card/card_regs.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/software/software_engine.hpp"
 
 namespace cardbench {
+
+using namespace waferprov::sim;
 
 namespace regs = waferprov::card::regs;
 using waferprov::Bytes;

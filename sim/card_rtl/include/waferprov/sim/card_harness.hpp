@@ -5,8 +5,8 @@
 // random back-pressure on the record stream.
 //
 // Built once per card configuration as a static library wp_card_vl_n<N>_w<DW> (model class
-// Vwp_card_n<N>_w<DW>, see testbench/card/CMakeLists.txt), so a later Verilator transport can
-// link the same model and drive it with this class.
+// Vwp_card_vl_n<N>_w<DW>, see sim/card_rtl/CMakeLists.txt); the card benches, the Verilator
+// transport and the emulated device drive that same model with this class.
 //
 // Waves: `+trace` on the command line (or WAFERPROV_TRACE=<file.vcd>) writes a VCD of the
 // whole run to card.vcd (or the given file); off by default.
@@ -30,7 +30,7 @@
 #include <verilated.h>
 #include <verilated_vcd_c.h>
 
-namespace cardbench {
+namespace waferprov::sim {
 
 using Record = std::array<uint8_t, 128>;
 
@@ -338,4 +338,4 @@ private:
     uint32_t rdata_ = 0;
 };
 
-}  // namespace cardbench
+}  // namespace waferprov::sim
