@@ -27,7 +27,8 @@ constexpr const char* kUsage =
     "verify --ledger: runs SQLite's integrity_check on the file (--quick: its quick_check,\n"
     "  structure only), recomputes the event hash chain and checks that replaying it yields the\n"
     "  records table, the quota counter and the stored head; checks that the chain contains the\n"
-    "  head in the anchor beside the ledger (FILE.anchor) and, with --head SEQ:HASH, a head you\n"
+    "  head in the anchor beside the ledger (FILE.anchor), with --job of a PKCS#11 job the head\n"
+    "  in the CA's token, and, with --head SEQ:HASH, a head you\n"
     "  hold (an earlier export's manifest, a verify's output): a ledger behind either was\n"
     "  rolled back. Opens the ledger read-only (works on read-only media, never writes).\n"
     "verify --export: checks an export as the customer does, without the ledger: the manifest\n"
@@ -94,6 +95,14 @@ int run_verify(const ParsedArgs& a) {
         auto head = host::parse_head(a.get("head"));
         if (!head.ok()) return usage_error("--head: " + head.error().message);
         options.expected_head = *head;
+    }
+    if (a.has("job")) {
+        // A PKCS#11 job's head also lives in its token: compare against it too (read only).
+        auto job = host::load_job(a.get("job"));
+        if (!job.ok()) return fail(job.error());
+        auto lc = host::job_ledger_config(*job);
+        if (!lc.ok()) return fail(lc.error());
+        options.token_anchor = lc->token_anchor;
     }
     auto l = host::Ledger::open_existing(*path);
     if (!l.ok()) return fail(l.error());

@@ -19,7 +19,6 @@
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/report.hpp"
-#include "waferprov/host/token_anchor.hpp"
 #include "waferprov/host/wafermap.hpp"
 
 namespace waferprov::cli {
@@ -138,13 +137,9 @@ Result<int> run(const ParsedArgs& a) {
         runs.push_back(std::move(r));
     }
 
-    host::LedgerConfig lc{job.id, job.customer, job.product, job.quota};
-    if (job.ca.kind == host::JobCa::Kind::kPkcs11) {
-        // The head also goes into the CA's token, which a restored ledger cannot roll back.
-        WP_ASSIGN_OR_RETURN(lc.token_anchor,
-                            host::open_token_anchor(host::TokenAnchorConfig{
-                                job.ca.module, job.ca.token_label, job.ca.pin_env, job.id}));
-    }
+    // For a PKCS#11 job the head also goes into the CA's token, which a restored ledger cannot
+    // roll back.
+    WP_ASSIGN_OR_RETURN(const host::LedgerConfig lc, host::job_ledger_config(job));
     WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open(job.ledger, lc));
 
     // Idempotent rerun: a die whose location already holds its own UID keeps its identity and

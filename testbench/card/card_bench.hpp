@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "waferprov/sim/card_harness.hpp"
 #include "waferprov/card/card_regs.hpp"
 #include "waferprov/reference.hpp"
+#include "waferprov/sim/card_harness.hpp"
 #include "waferprov/software/software_engine.hpp"
 
 namespace cardbench {

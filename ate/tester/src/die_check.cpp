@@ -3,8 +3,6 @@
 #include <cctype>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include <openssl/bio.h>
@@ -16,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "waferprov/files.hpp"
 #include "waferprov/ossl.hpp"
 
 namespace waferprov::tester {
@@ -68,9 +67,8 @@ constexpr char kKekLabel[] = "WPID-1 KEK";  // docs/identity-spec.md §2, 10 byt
 }  // namespace
 
 Result<SecretArray<32>> read_kik_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error(ErrorCode::kIo, "cannot open KIK file " + path.string());
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // 64 hex digits and white space: anything past 4 KiB is not a KIK file.
+    WP_ASSIGN_OR_RETURN(std::string text, read_file_capped(path, 4096, "KIK file"));
     size_t b = 0, e = text.size();
     while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
     while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;

@@ -8,6 +8,7 @@
 
 #include "ca_internal.hpp"
 #include "token_key.hpp"
+#include "waferprov/files.hpp"
 
 namespace waferprov::host {
 
@@ -73,8 +74,14 @@ Status prepare(const fs::path& dir) {
     return ok_status();
 }
 
+// A PEM request of a P-256 key is well under 1 KiB; the cap keeps a wrong path (a device, a
+// log) from being read without end.
+constexpr size_t kMaxRequestBytes = 64u << 10;
+
 Result<ReqPtr> read_request(const fs::path& path) {
-    ossl::Bio bio(BIO_new_file(path.c_str(), "r"));
+    WP_ASSIGN_OR_RETURN(const std::string pem,
+                        read_file_capped(path, kMaxRequestBytes, "certificate request"));
+    ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     if (!bio) return ossl::ossl_error("cannot read the request " + path.string());
     ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
     if (!req) return ossl::ossl_error(path.string() + " holds no PEM certificate request");

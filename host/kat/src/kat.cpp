@@ -1,6 +1,6 @@
 #include "waferprov/kat.hpp"
+#include "waferprov/files.hpp"
 
-#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -223,11 +223,15 @@ private:
     const Options& options_;
 };
 
+// Known-answer files are small (the built-in ones are tens of KiB); the cap keeps a wrong path
+// (a device, a log) from growing the process without bound.
+constexpr size_t kMaxKatFileBytes = 64u << 20;
+
 Result<json> read_json(const std::filesystem::path& file) {
-    std::ifstream in(file);
-    if (!in) return make_error(ErrorCode::kIo, "cannot read " + file.string());
+    WP_ASSIGN_OR_RETURN(const std::string text,
+                        read_file_capped(file, kMaxKatFileBytes, "known-answer file"));
     try {
-        return json::parse(in);
+        return json::parse(text);
     } catch (const json::parse_error& e) {
         return make_error(ErrorCode::kInvalidArgument,
                           file.string() + ": not valid JSON (byte " + std::to_string(e.byte) + ")");

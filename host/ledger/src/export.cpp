@@ -2,12 +2,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <random>
-#include <sstream>
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "ledger_impl.hpp"
+#include "waferprov/files.hpp"
 #include "waferprov/ossl.hpp"
 
 namespace waferprov::host {
@@ -117,12 +118,13 @@ ordered_json export_record_json(const LedgerRecord& r) {
                         {"certificate", chain::base64_encode(r.certificate_der)}};
 }
 
-Result<std::string> read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return make_error(ErrorCode::kIo, "cannot read " + p.string());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+// The small files of an export and of the customer's CA bundle: bounded, so a wrong path (a
+// device, a log) is refused instead of read without end. records.jsonl and events.jsonl are
+// read up to the size the signed manifest declares (verify_export).
+constexpr size_t kMaxSmallFileBytes = 16u << 20;
+
+Result<std::string> read_file(const fs::path& p, size_t max_bytes = kMaxSmallFileBytes) {
+    return read_file_capped(p, max_bytes, "export file");
 }
 
 std::string lower(std::string s) {
@@ -385,13 +387,24 @@ Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& 
     };
     if (mstr("format") != kExportFormat) rp.problem("manifest.json: unknown format");
     auto check_file = [&](const char* name) -> std::optional<std::string> {
-        auto text = read_file(dir / name);
-        if (!text.ok()) {
-            rp.problem(std::string(name) + " is missing");
-            return std::nullopt;
-        }
         const json files = manifest.value("files", json::object());
         const json entry = files.is_object() ? files.value(name, json::object()) : json::object();
+        // Read no more than the signed manifest says the file holds (and one byte to see more).
+        const auto declared = mnum(entry, "bytes");
+        if (!declared) {
+            rp.problem(std::string("manifest.json gives no size for ") + name);
+            return std::nullopt;
+        }
+        auto text = read_file(dir / name, static_cast<size_t>(std::min<uint64_t>(
+                                              *declared + 1, std::numeric_limits<size_t>::max())));
+        if (!text.ok()) {
+            rp.problem(text.error().code == ErrorCode::kResourceExhausted
+                           ? std::string(name) + " is larger than the " +
+                                 std::to_string(*declared) + " bytes the manifest declares"
+                           : std::string(name) + " is missing or unreadable (" +
+                                 text.error().message + ")");
+            return std::nullopt;
+        }
         const std::string want = entry.is_object() ? entry.value("sha256", "") : "";
         const auto have = to_hex(
             chain::sha256(ByteSpan(reinterpret_cast<const uint8_t*>(text->data()), text->size())));

@@ -852,12 +852,17 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
     if (!created) {
         // A damaged page makes SQLite return wrong rows (a UID index that misses a die gives
         // it a second identity): refuse to write to a file that fails SQLite's own check.
-        WP_ASSIGN_OR_RETURN(const auto problems, integrity_problems(impl->db.get(), true, 5));
+        // quick_check sees damaged pages; only integrity_check also compares every index with
+        // its table (a flipped byte in the UID index), at a cost that grows with the ledger, so
+        // the long-running `serve` asks for it and each `run` takes the quick one.
+        const bool quick = !config.full_integrity_check;
+        WP_ASSIGN_OR_RETURN(const auto problems, integrity_problems(impl->db.get(), quick, 5));
         if (!problems.empty()) {
             std::string list;
             for (const auto& p : problems) list += (list.empty() ? "" : "; ") + p;
             return make_error(ErrorCode::kIntegrityFailure,
-                              "ledger " + path.string() + " fails SQLite's quick_check (" + list +
+                              "ledger " + path.string() + " fails SQLite's " +
+                                  (quick ? "quick_check" : "integrity_check") + " (" + list +
                                   "): the file is damaged. Restore the newest good copy, then "
                                   "`waferprov ledger verify` it");
         }
@@ -1503,6 +1508,10 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
     // read first is never ahead of the snapshot taken next.
     const auto anchor_file = anchor::path_for(m.path);
     auto anchored = anchor::read(anchor_file);
+    std::optional<AnchoredHead> token_head;
+    if (options.token_anchor) {
+        WP_ASSIGN_OR_RETURN(token_head, options.token_anchor->read());
+    }
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));
     chain::Replayer rp;
     VerifyReport rep;
@@ -1516,6 +1525,7 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
     std::map<uint64_t, chain::Hash> wanted;
     if (anchored.ok() && anchored->last) wanted[anchored->last->seq] = {};
     if (options.expected_head) wanted[options.expected_head->events] = {};
+    if (token_head) wanted[token_head->seq] = {};
     std::optional<chain::Hash> genesis;
     const bool damaged = !rp.problems().empty();
     // A damaged file can fail the reads below: with SQLite's check failing that is a finding
@@ -1679,6 +1689,25 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
             rep.notes.push_back("anchor " + anchor_file.string() +
                                 ": the chain contains its head " + anchor::describe(a.seq, a.hash));
     }
+    if (options.token_anchor && !token_head) {
+        rep.notes.push_back(options.token_anchor->describe() + " holds no head yet");
+    } else if (token_head) {
+        const std::string both = ledger_head + ", " + options.token_anchor->describe() + " holds " +
+                                 anchor::describe(token_head->seq, token_head->hash) +
+                                 " (quota used " + std::to_string(token_head->used) + ")";
+        if (token_head->seq > head.events || rp.quota_used() < token_head->used)
+            rp.problem(
+                "the ledger is behind its token anchor: committed work is missing (a restored "
+                "older copy of the ledger and its head log, or a damaged write-ahead log); " +
+                both);
+        else if (!contains(token_head->seq, token_head->hash))
+            rp.problem("the ledger has diverged from its token anchor at event " +
+                       std::to_string(token_head->seq) + ": " + both);
+        else
+            rep.notes.push_back(options.token_anchor->describe() +
+                                ": the chain contains its head " +
+                                anchor::describe(token_head->seq, token_head->hash));
+    }
     if (options.expected_head) {
         const ChainHead& e = *options.expected_head;
         if (e.events > head.events)
@@ -1740,6 +1769,7 @@ Status Ledger::alarm_delivery_cap(const wpid1::Uid& uid, const std::string& test
         return make_error(ErrorCode::kInvalidArgument, "tester id is not printable ASCII");
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
+    WP_RETURN_IF_ERROR(m.writable());
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
     WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
     if (!rec)
@@ -1752,8 +1782,8 @@ Status Ledger::alarm_delivery_cap(const wpid1::Uid& uid, const std::string& test
                                            {"offered", where},
                                            {"existing", where}},
                                       "ALARM", std::nullopt));
-    WP_RETURN_IF_ERROR(m.store_write_state(ws));
-    return txn.commit();
+    // Through the anchor like every other commit: a rolled-back alarm is caught too.
+    return m.commit(txn, ws);
 }
 
 }  // namespace waferprov::host

@@ -155,6 +155,27 @@ TEST_F(Anchor, EveryCommitIsAnchoredWithItsHeadAndQuotaUsed) {
     EXPECT_TRUE(contains(rep->notes[0], "contains its head " + describe_head(*h)));
 }
 
+TEST_F(Anchor, ADeliveryCapAlarmIsAnchoredLikeEveryCommit) {
+    auto l = Ledger::open(db(), test_config());
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    record(**l, 0, 2, 2);
+    std::vector<wpid1::Uid> uids;
+    ASSERT_TRUE((*l)->for_each([&](const LedgerRecord& r) {
+                        uids.push_back(r.uid);
+                        return ok_status();
+                    })
+                    .ok());
+    ASSERT_FALSE(uids.empty());
+    const size_t before = anchor_lines(db()).size();
+    ASSERT_TRUE((*l)->alarm_delivery_cap(uids.front(), "T1").ok());
+    auto h = (*l)->head();
+    ASSERT_TRUE(h.ok());
+    const auto lines = anchor_lines(db());
+    ASSERT_EQ(lines.size(), before + 1);
+    EXPECT_EQ(lines.back().substr(0, lines.back().rfind(' ')),
+              std::to_string(h->events) + " " + to_hex(h->hash) + " 2");
+}
+
 TEST_F(Anchor, ARestoredOlderCopyIsRefusedNamingBothHeads) {
     ChainHead old_head, new_head;
     {
@@ -423,6 +444,14 @@ TEST_F(Anchor, AFlippedUidIndexByteIsReportedByVerify) {
     ASSERT_FALSE(problems.empty());
     EXPECT_TRUE(contains(join(problems), "SQLite integrity_check")) << join(problems);
     EXPECT_TRUE(contains(join(problems), "sqlite_autoindex_records_1")) << join(problems);
+    // `serve` opens with the full check and refuses the file; the quick check of each `run`
+    // does not see an index that disagrees with its table.
+    LedgerConfig full = test_config();
+    full.full_integrity_check = true;
+    const std::string e = open_error(db(), full);
+    EXPECT_TRUE(contains(e, "fails SQLite's integrity_check")) << e;
+    EXPECT_TRUE(contains(e, "sqlite_autoindex_records_1")) << e;
+    EXPECT_EQ(open_error(db(), test_config()), "");
 }
 
 TEST_F(Anchor, AFileFailingQuickCheckIsNotOpenedForWriting) {
@@ -692,6 +721,64 @@ TEST_F(AnchorCli, ARestoredOlderLedgerIsRefusedByRunAndServe) {
     r = waferprov({"ledger", "verify", "--ledger", ledger().string(), "--head", customer_head},
                   dir_.path());
     EXPECT_TRUE(contains(r.out, "the chain contains the head " + customer_head)) << r.out;
+}
+
+// A PKCS#11 job: its head also lives in the CA's token. Restoring the ledger AND its head log
+// (what the head log alone cannot see) is refused by `serve` and `run`, and reported by
+// `ledger verify --job`, all through the token.
+TEST(AnchorTokenCli, RestoringLedgerAndHeadLogIsRefusedByServeRunAndVerify) {
+    if (!wt::SoftHsmToken::find_module()) GTEST_SKIP() << "SoftHSM2 is not installed";
+    auto token = wt::SoftHsmToken::create();
+    ASSERT_TRUE(token.ok()) << token.error().describe();
+    (*token)->export_pin("WAFERPROV_HSM_PIN");
+    TempDir dir{"anchor-token-cli"};
+    const std::string job = (dir / "job" / "job.toml").string();
+    const fs::path ledger = dir / "job" / "ledger.sqlite";
+    auto r = waferprov({"job", "init", "--out", (dir / "job").string(), "--hsm", "--module",
+                        (*token)->module().string(), "--token-label", (*token)->label(),
+                        "--key-label", "manufacturer-ca"},
+                       dir.path());
+    ASSERT_EQ(r.status, 0) << r.out;
+    for (const char* w : {"1", "2"}) {
+        r = waferprov({"wafer", "synth", "--diameter", "30", "--die", "3x3", "--wafer", w, "--out",
+                       (dir / (std::string("w") + w + ".xml")).string()},
+                      dir.path());
+        ASSERT_EQ(r.status, 0) << r.out;
+    }
+    auto run = [&](const char* map) {
+        return waferprov({"run", "--job", job, "--map", (dir / map).string(), "--no-progress",
+                          "--out", (dir / (std::string("rep-") + map)).string()},
+                         dir.path());
+    };
+    r = run("w1.xml");
+    ASSERT_EQ(r.status, 0) << r.out;
+    copy_over(ledger, dir / "backup.db");
+    copy_over(with_suffix(ledger, ".anchor"), dir / "backup.anchor");
+    r = run("w2.xml");
+    ASSERT_EQ(r.status, 0) << r.out;
+    r = waferprov({"ledger", "verify", "--job", job}, dir.path());
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_TRUE(contains(r.out, "waferprov-anchor:")) << r.out;
+    const std::string latest = r.out.substr(r.out.find("chain head ") + 11, 20);
+
+    copy_over(dir / "backup.db", ledger);
+    copy_over(dir / "backup.anchor", with_suffix(ledger, ".anchor"));
+    r = waferprov({"ledger", "verify", "--ledger", ledger.string()}, dir.path());
+    EXPECT_EQ(r.status, 0) << "the head log alone cannot see this\n" << r.out;
+    r = waferprov({"ledger", "verify", "--job", job}, dir.path());
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_TRUE(contains(r.out, "behind its token anchor")) << r.out;
+    EXPECT_TRUE(contains(r.out, latest)) << r.out;
+    r = waferprov({"serve", "--job", job, "--insecure", "--bind", "tcp://127.0.0.1:0"}, dir.path(),
+                  std::chrono::seconds(60));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_TRUE(contains(r.out, "is behind its anchor")) << r.out;
+    EXPECT_TRUE(contains(r.out, "waferprov-anchor:")) << r.out;
+    EXPECT_TRUE(contains(r.out, latest)) << r.out;
+    EXPECT_FALSE(contains(r.out, "listening on")) << r.out;
+    r = run("w2.xml");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_TRUE(contains(r.out, "waferprov-anchor:")) << r.out;
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "waferprov/backends.hpp"
 #include "waferprov/host/ca_signers.hpp"
 #include "waferprov/host/device_cert.hpp"
+#include "waferprov/host/token_anchor.hpp"
 #include "waferprov/software/p256.hpp"
 
 namespace waferprov::host {
@@ -71,6 +72,18 @@ Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job) {
         entropy.span(), ByteSpan(reinterpret_cast<const uint8_t*>(pers.data()), pers.size()),
         job.reseed_interval));
     return backend;
+}
+
+Result<LedgerConfig> job_ledger_config(const Job& job) {
+    LedgerConfig lc{job.id, job.customer, job.product, job.quota};
+    if (job.ca.kind == JobCa::Kind::kPkcs11) {
+        auto token = open_token_anchor(
+            TokenAnchorConfig{job.ca.module, job.ca.token_label, job.ca.pin_env, job.id});
+        if (!token.ok())
+            return token.error().with_context("job " + job.id + ": opening the ledger's anchor");
+        lc.token_anchor = std::move(*token);
+    }
+    return lc;
 }
 
 Result<std::unique_ptr<Signer>> open_job_signer(const Job& job, size_t parallel_signers) {

@@ -146,6 +146,15 @@ std::string safe_path_component(std::string_view s) {
         out += keep ? c : '_';
     }
     if (out.empty() || out == "." || out == "..") out = "_" + out;
+    if (out.size() > kMaxPathComponent) {
+        // FNV-1a over the original text: not a security measure, only a tie-breaker.
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ULL;
+        static constexpr char kHex[] = "0123456789abcdef";
+        std::string tail = "~";
+        for (int i = 60; i >= 0; i -= 4) tail += kHex[(h >> i) & 0xf];
+        out = out.substr(0, kMaxPathComponent - tail.size()) + tail;
+    }
     return out;
 }
 

@@ -590,6 +590,20 @@ TEST(ReportFiles, SafePathComponents) {
     EXPECT_EQ(safe_path_component("../x y"), ".._x_y");
     EXPECT_EQ(safe_path_component(".."), "_..");
     EXPECT_EQ(safe_path_component(""), "_");
+    // A 256-character lot (the longest a map may carry) still makes file names a file system
+    // takes, and two long lots with a common beginning stay apart.
+    const std::string a = std::string(250, 'L') + "-00001";
+    const std::string b = std::string(250, 'L') + "-00002";
+    EXPECT_EQ(safe_path_component(a).size(), kMaxPathComponent);
+    EXPECT_EQ(safe_path_component(a).substr(0, 10), "LLLLLLLLLL");
+    EXPECT_NE(safe_path_component(a), safe_path_component(b));
+    EXPECT_EQ(safe_path_component(a), safe_path_component(a));
+    auto run = small_wafer();
+    run.lot = std::string(256, 'L');
+    const fs::path out = fresh_dir("long-lot");
+    Result<Written> w = write_wafer_reports(out, run, {});
+    ASSERT_TRUE(w.ok()) << w.error().describe();
+    EXPECT_FALSE(w->files.empty());
 }
 
 TEST(ReportFiles, PngProducedWhenRsvgConvertIsInstalled) {

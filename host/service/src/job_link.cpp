@@ -80,7 +80,9 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
         for (const auto& d : dies) it->second.dies.insert({d.x, d.y});
         l->have_maps_ = true;
     }
-    LedgerConfig lc{job.id, job.customer, job.product, job.quota};
+    WP_ASSIGN_OR_RETURN(LedgerConfig lc, job_ledger_config(job));
+    // serve runs for weeks on what it opens: the full check, indexes against their tables.
+    lc.full_integrity_check = true;
     WP_ASSIGN_OR_RETURN(l->ledger_, Ledger::open(job.ledger, lc));
     WP_RETURN_IF_ERROR(l->ledger_->defer_checkpoints());
     if (job.uid_policy == UidPolicy::kDerived) {

@@ -76,6 +76,10 @@ struct LedgerConfig {
     AnchorMode anchor = AnchorMode::kFile;
     // Besides the head log: an anchor the file's operator cannot roll back (null: none).
     std::shared_ptr<HeadAnchor> token_anchor{};
+    // Open checks an existing file with SQLite's integrity_check (every index against its
+    // table, as `ledger verify` does) instead of its quick_check (pages and structure only).
+    // `serve` sets it: it runs for weeks on what it opened; a `run` per wafer keeps it quick.
+    bool full_integrity_check = false;
     // Told what open() did that an operator should know (an anchor created for a ledger that
     // had none, a torn anchor line dropped, an anchor that fell behind). Default: standard error.
     std::function<void(const std::string&)> notice{};
@@ -201,6 +205,9 @@ struct VerifyOptions {
     // A head the customer holds (for instance from an earlier export): the ledger's chain must
     // contain it - event `events` with exactly this hash - or it was rolled back or rewritten.
     std::optional<ChainHead> expected_head;
+    // The job's token anchor (a PKCS#11 job, `ledger verify --job`): the chain must contain the
+    // head it holds, with at least its quota used. Only read, never advanced.
+    std::shared_ptr<HeadAnchor> token_anchor{};
 };
 
 // "SEQ:HASH" (decimal seq, 64 hex digits), the form `ledger verify --head` takes and messages
@@ -226,10 +233,10 @@ public:
     // opens an existing one, which must belong to the same job with the same customer, product
     // and quota (else kInvalidArgument naming the mismatch). This is the open for writing
     // (`run`, `serve`), so it refuses, with kIntegrityFailure naming the problem and what to do:
-    // a file failing SQLite's quick_check; a ledger behind or diverged from its anchor (both
-    // heads named as SEQ:HASH); an edited or damaged anchor; a missing ledger whose anchor
-    // exists. An existing ledger without an anchor gets one at its current head (told through
-    // config.notice). A full disk is named as such.
+    // a file failing SQLite's quick_check (integrity_check with config.full_integrity_check); a
+    // ledger behind or diverged from its anchor (both heads named as SEQ:HASH); an edited or
+    // damaged anchor; a missing ledger whose anchor exists. An existing ledger without an anchor
+    // gets one at its current head (told through config.notice). A full disk is named as such.
     static Result<std::unique_ptr<Ledger>> open(const std::filesystem::path& path,
                                                 const LedgerConfig& config);
     // Opens an existing ledger of whatever job (for verify, export, show, report), read-only:

@@ -69,6 +69,12 @@ struct PipelineStats {
 // fresh OS entropy and a personalization string naming the job.
 Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job);
 
+// The ledger settings of a job: its binding (id, customer, product, quota) and, for a job whose
+// CA lives in a PKCS#11 token, the token anchor (docs/ledger.md "The anchor"), which a restored
+// ledger file cannot roll back. `run`, `serve` and `ledger verify --job` all open the ledger
+// through this, so none of them can skip the token.
+Result<LedgerConfig> job_ledger_config(const Job& job);
+
 // Opens the job's manufacturer CA signer (PEM key or PKCS#11 token, PIN from the environment
 // variable the job names) with room for `parallel_signers` concurrent signatures.
 Result<std::unique_ptr<Signer>> open_job_signer(const Job& job, size_t parallel_signers);

@@ -229,6 +229,11 @@ bool svg_to_png(const std::filesystem::path& svg, const std::filesystem::path& p
                 std::string& note);
 
 // A path component made safe: [A-Za-z0-9._-] kept, anything else '_' ("." and ".." too).
+// At most kMaxPathComponent characters, so that "<lot>_<wafer>.stdf" and the temporary
+// ".<name>.<pid>..." beside it stay within a file system's 255-byte names: a longer one keeps
+// its first characters and ends in "~" and 16 hex digits of a hash of the whole text, so two
+// long lots that share a beginning still get different names.
+inline constexpr size_t kMaxPathComponent = 96;
 std::string safe_path_component(std::string_view s);
 // <out>/<lot>/<NN> (wafer number two digits).
 std::filesystem::path wafer_dir(const std::filesystem::path& out, const WaferRun& run);
