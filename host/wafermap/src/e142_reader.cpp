@@ -34,6 +34,7 @@ struct LayoutInfo {
     long line = 0;
     std::string id;
     Attributes dimension, step, device_size;
+    std::string units = "mm";  // DefaultUnits
     bool has_dimension = false;
     std::string product;
     std::vector<std::string> children;
@@ -164,7 +165,9 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
     if (name == "Layout" && up == "Layouts") {
         LayoutInfo l;
         l.line = ln;
-        l.id = read_attributes(raw_attrs).get("LayoutId");
+        const Attributes a = read_attributes(raw_attrs);
+        l.id = a.get("LayoutId");
+        l.units = a.get("DefaultUnits", "mm");
         c_.layouts.push_back(std::move(l));
     } else if (!c_.layouts.empty() && up == "Layout") {
         LayoutInfo& l = c_.layouts.back();
@@ -351,6 +354,16 @@ Result<WaferMap> E142Parser::build() {
         return line_error(src, layout->line, "Layout '" + layout->id + "' has no Dimension");
     WP_ASSIGN_OR_RETURN(map.columns, dimension_value(src, *layout, "X", options_.max_dimension));
     WP_ASSIGN_OR_RETURN(map.rows, dimension_value(src, *layout, "Y", options_.max_dimension));
+    // Lengths are in the layout's DefaultUnits.
+    auto mm_per_unit = [&](const LayoutInfo& l) -> Result<double> {
+        if (l.units == "mm") return 1.0;
+        if (l.units == "micron" || l.units == "um") return 0.001;
+        if (l.units == "mil") return 0.0254;
+        if (l.units == "cm") return 10.0;
+        return line_error(src, l.line,
+                          "Layout '" + l.id + "': DefaultUnits '" + l.units +
+                              "' is not a length waferprov reads (mm, micron, um, cm, mil)");
+    };
     const Attributes& size = layout->step.items.empty() ? layout->device_size : layout->step;
     if (!size.items.empty()) {
         auto w = detail::parse_number(detail::trim(size.get("X")));
@@ -358,8 +371,36 @@ Result<WaferMap> E142Parser::build() {
         if (!w || !h)
             return line_error(src, layout->line,
                               "Layout '" + layout->id + "': StepSize X/Y must be numbers");
-        map.die_width_mm = *w;
-        map.die_height_mm = *h;
+        WP_ASSIGN_OR_RETURN(const double scale, mm_per_unit(*layout));
+        map.die_width_mm = *w * scale;
+        map.die_height_mm = *h * scale;
+    }
+    // The wafer's diameter: a layout of one 1 x 1 "device" (the wafer) whose child is the die
+    // layout, with a round DeviceSize (X = Y), as floor tools nest them ("Wafer/Devices").
+    for (const auto& l : c_.layouts) {
+        if (std::find(l.children.begin(), l.children.end(), layout->id) == l.children.end())
+            continue;
+        if (detail::trim(l.dimension.get("X")) != "1" || detail::trim(l.dimension.get("Y")) != "1")
+            continue;
+        auto x = detail::parse_number(detail::trim(l.device_size.get("X")));
+        auto y = detail::parse_number(detail::trim(l.device_size.get("Y")));
+        if (!x || !y || *x != *y) continue;
+        WP_ASSIGN_OR_RETURN(const double scale, mm_per_unit(l));
+        const double d = *x * scale;
+        if (!(d > 0 && d <= 1000))
+            return line_error(src, l.line,
+                              "Layout '" + l.id + "': a wafer DeviceSize of " + std::to_string(d) +
+                                  " mm is not a wafer diameter");
+        map.wafer_diameter_mm = d;
+    }
+    // Orientation: the flat or notch, degrees clockwise from the top of the map's picture.
+    if (const std::string* o = smap.attrs.find("Orientation"); o != nullptr) {
+        auto deg = detail::parse_number(detail::trim(*o));
+        if (!deg || *deg < 0 || *deg >= 360 || *deg != static_cast<int>(*deg))
+            return line_error(src, smap.line,
+                              "SubstrateMap Orientation '" + *o +
+                                  "' is not the flat/notch angle in whole degrees (0 to 359)");
+        map.flat_deg = static_cast<int>(*deg);
     }
     map.device = std::string(detail::trim(layout->product));
     WP_RETURN_IF_ERROR(text_field(map.device, layout->line, "ProductId", true));

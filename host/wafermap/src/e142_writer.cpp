@@ -59,8 +59,19 @@ Result<std::string> write_e142(const WaferMap& map) {
     std::ostringstream out;
     out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         << "<MapData xmlns=\"urn:semi-org:xsd.E142-1.V1005.SubstrateMap\">\n"
-        << "  <Layouts>\n"
-        << "    <Layout LayoutId=\"Devices\" DefaultUnits=\"mm\">\n"
+        << "  <Layouts>\n";
+    // The wafer as a 1 x 1 layout around the dies, where its diameter is known.
+    const bool wafer_layout = map.wafer_diameter_mm > 0;
+    if (wafer_layout)
+        out << "    <Layout LayoutId=\"Wafer\" DefaultUnits=\"mm\">\n"
+            << "      <Dimension X=\"1\" Y=\"1\"/>\n"
+            << "      <DeviceSize X=\"" << map.wafer_diameter_mm << "\" Y=\""
+            << map.wafer_diameter_mm << "\"/>\n"
+            << "      <ChildLayouts>\n"
+            << "        <ChildLayout LayoutId=\"Devices\"/>\n"
+            << "      </ChildLayouts>\n"
+            << "    </Layout>\n";
+    out << "    <Layout LayoutId=\"Devices\" DefaultUnits=\"mm\">\n"
         << "      <Dimension X=\"" << map.columns << "\" Y=\"" << map.rows << "\"/>\n";
     if (map.die_width_mm > 0 && map.die_height_mm > 0)
         out << "      <StepSize X=\"" << map.die_width_mm << "\" Y=\"" << map.die_height_mm
@@ -78,8 +89,10 @@ Result<std::string> write_e142(const WaferMap& map) {
         << "  </Substrates>\n"
         << "  <SubstrateMaps>\n"
         << "    <SubstrateMap SubstrateType=\"Wafer\" SubstrateId=\"" << xml_escape(substrate_id)
-        << "\" LayoutSpecifier=\"Devices\" OriginLocation=\"" << map.origin << "\" AxisDirection=\""
-        << map.axis << "\">\n"
+        << "\" LayoutSpecifier=\"" << (wafer_layout ? "Wafer/Devices" : "Devices")
+        << "\" OriginLocation=\"" << map.origin << "\" AxisDirection=\"" << map.axis << "\"";
+    if (map.flat_deg >= 0) out << " Orientation=\"" << map.flat_deg << "\"";
+    out << ">\n"
         << "      <Overlay MapName=\"BinCodeMap\" MapVersion=\"1\">\n"
         << "        <BinCodeMap BinType=\"" << *bin_type << "\" NullBin=\"" << xml_escape(*null_bin)
         << "\" MapType=\"2DArray\">\n"

@@ -176,6 +176,16 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
         *field = *mm;
     }
 
+    // FNLOC: the flat or notch, degrees clockwise from the top of the map's picture (180: down).
+    if (auto it = header.find("FNLOC"); it != header.end()) {
+        auto deg = detail::parse_int(it->second.text);
+        if (!deg || *deg < 0 || *deg >= 360)
+            return line_error(src, it->second.line,
+                              "FNLOC '" + it->second.text +
+                                  "' is not the flat/notch angle in degrees (0 to 359)");
+        map.flat_deg = static_cast<int>(*deg);
+    }
+
     if (auto it = header.find("BCEQU"); it != header.end()) {
         // The public descriptions of SINF separate the good codes with commas or blanks.
         std::string list = it->second.text;
@@ -280,9 +290,9 @@ Result<std::string> write_sinf(const WaferMap& map) {
     out << "DEVICE:" << map.device << "\n"
         << "LOT:" << map.lot << "\n"
         << "WAFER:" << (map.substrate_id.empty() ? std::to_string(map.wafer) : map.substrate_id)
-        << "\n"
-        << "FNLOC:180\n"
-        << "ROWCT:" << map.rows << "\n"
+        << "\n";
+    if (map.flat_deg >= 0) out << "FNLOC:" << map.flat_deg << "\n";
+    out << "ROWCT:" << map.rows << "\n"
         << "COLCT:" << map.columns << "\n"
         << "BCEQU:";
     for (size_t i = 0; i < map.good_bins.size(); ++i) out << (i ? " " : "") << map.good_bins[i];

@@ -109,6 +109,8 @@ Result<WaferMap> synthesize_wafer(const SynthOptions& o) {
     map.rows = max_j - min_j + 1;
     map.die_width_mm = w;
     map.die_height_mm = h;
+    map.wafer_diameter_mm = o.diameter_mm;
+    map.flat_deg = 180;  // the notch down, as the synthetic maps have always been drawn
     map.origin = o.origin;
     map.axis = o.axis;
     map.bin_type = *bin_type;

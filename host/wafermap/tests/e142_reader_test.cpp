@@ -310,6 +310,65 @@ TEST(E142Reader, PrefixedNamespaceAndMultipleLayoutsAreRead) {
     EXPECT_EQ(m->wafer, 3);
 }
 
+// The wafer's size and notch: a 1 x 1 wafer layout around the dies gives the diameter (in its
+// DefaultUnits), the SubstrateMap's Orientation the notch; the die layout's units scale the
+// step size.
+std::string geometry_map(const std::string& wafer_layout, const std::string& orientation,
+                         const std::string& die_units = "mm", const std::string& step = "2.5") {
+    return "<MapData xmlns=\"urn:semi-org:xsd.E142-1.V1005.SubstrateMap\">\n"
+           "<Layouts>\n" +
+           wafer_layout + "<Layout LayoutId=\"Dev\" DefaultUnits=\"" + die_units +
+           "\"><Dimension X=\"2\" Y=\"1\"/><StepSize X=\"" + step + "\" Y=\"" + step +
+           "\"/></Layout>\n"
+           "</Layouts>\n"
+           "<Substrates><Substrate SubstrateId=\"W\"><LotId>L</LotId>"
+           "<SlotNumber>3</SlotNumber></Substrate></Substrates>\n"
+           "<SubstrateMaps><SubstrateMap SubstrateId=\"W\" LayoutSpecifier=\"Wafer/Dev\"" +
+           orientation +
+           ">\n<Overlay><BinCodeMap BinType=\"Ascii\" NullBin=\".\"><BinDefinitions>"
+           "<BinDefinition BinCode=\"1\"/></BinDefinitions><BinCode>1.</BinCode>"
+           "</BinCodeMap></Overlay></SubstrateMap></SubstrateMaps></MapData>\n";
+}
+const char* const kWaferLayout200 =
+    "<Layout LayoutId=\"Wafer\" DefaultUnits=\"micron\"><Dimension X=\"1\" Y=\"1\"/>"
+    "<DeviceSize X=\"200000\" Y=\"200000\"/>"
+    "<ChildLayouts><ChildLayout LayoutId=\"Dev\"/></ChildLayouts></Layout>\n";
+
+TEST(E142Reader, WaferDiameterNotchAndUnitsAreRead) {
+    auto m = read_e142(geometry_map(kWaferLayout200, " Orientation=\"270\"", "micron", "2500"));
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    EXPECT_DOUBLE_EQ(m->wafer_diameter_mm, 200.0);
+    EXPECT_EQ(m->flat_deg, 270);
+    EXPECT_DOUBLE_EQ(m->die_width_mm, 2.5);
+    // Without them: unknown (0 and -1), never a guess.
+    auto bare = read_e142(geometry_map("<Layout LayoutId=\"Wafer\"/>\n", ""));
+    ASSERT_TRUE(bare.ok()) << bare.error().describe();
+    EXPECT_EQ(bare->wafer_diameter_mm, 0.0);
+    EXPECT_EQ(bare->flat_deg, -1);
+    EXPECT_DOUBLE_EQ(bare->die_width_mm, 2.5);
+}
+
+TEST(E142BadMap, BadOrientationAndUnitsAreRefusedNamingTheLine) {
+    std::string xml = geometry_map(kWaferLayout200, " Orientation=\"up\"");
+    expect_error(xml, line_of(xml, "<SubstrateMap"), "Orientation 'up'");
+    xml = geometry_map(kWaferLayout200, " Orientation=\"360\"");
+    expect_error(xml, line_of(xml, "<SubstrateMap"), "Orientation '360'");
+    xml = geometry_map(kWaferLayout200, "", "furlong");
+    expect_error(xml, line_of(xml, "<Layout LayoutId=\"Dev\""), "DefaultUnits 'furlong'");
+}
+
+TEST(E142Writer, DiameterAndNotchRoundTrip) {
+    auto m = read_e142(geometry_map(kWaferLayout200, " Orientation=\"90\""));
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    auto text = write_e142(*m);
+    ASSERT_TRUE(text.ok()) << text.error().describe();
+    auto back = read_e142(*text);
+    ASSERT_TRUE(back.ok()) << back.error().describe() << "\n" << *text;
+    EXPECT_DOUBLE_EQ(back->wafer_diameter_mm, 200.0);
+    EXPECT_EQ(back->flat_deg, 90);
+    EXPECT_EQ(back->dies.size(), m->dies.size());
+}
+
 // ---- die selection ----
 
 TEST(SelectDies, ReturnsTheDiesOfTheRequestedBins) {

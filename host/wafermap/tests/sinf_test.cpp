@@ -94,6 +94,20 @@ TEST(SinfReader, SelectsGoodBinsAndRefusesUnknownOnes) {
     EXPECT_FALSE(select_dies(*m, {"07"}).ok());
 }
 
+TEST(SinfReader, FnlocIsTheNotchAndABadOneIsRefused) {
+    auto m = read_sinf(kSinf);
+    ASSERT_TRUE(m.ok()) << m.error().describe();
+    EXPECT_EQ(m->flat_deg, 180);
+    expect_error(replace_line(kSinf, 4, "FNLOC:down"), 4, "FNLOC 'down'");
+    expect_error(replace_line(kSinf, 4, "FNLOC:400"), 4, "FNLOC '400'");
+    auto east = read_sinf(replace_line(kSinf, 4, "FNLOC:90"));
+    ASSERT_TRUE(east.ok()) << east.error().describe();
+    EXPECT_EQ(east->flat_deg, 90);
+    auto text = write_sinf(*east);
+    ASSERT_TRUE(text.ok());
+    EXPECT_NE(text->find("FNLOC:90\n"), std::string::npos) << *text;
+}
+
 TEST(SinfWriter, RoundTrips) {
     auto m = read_sinf(kSinf);
     ASSERT_TRUE(m.ok());

@@ -99,6 +99,9 @@ TEST(WaferSynth, E142RoundTripKeepsEveryDie) {
     }
     EXPECT_EQ(back->good_bins, std::vector<std::string>{"01"});
     EXPECT_EQ(back->null_bin, "FF");
+    // The wafer's size and notch travel with the map (reports draw and write them).
+    EXPECT_DOUBLE_EQ(back->wafer_diameter_mm, o.diameter_mm);
+    EXPECT_EQ(back->flat_deg, 180);
 }
 
 TEST(WaferSynth, AsciiAndSinfRoundTrip) {
