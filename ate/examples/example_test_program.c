@@ -7,7 +7,8 @@
  *   TESTER_KEY  this tester's secret key file (tester-ID.key, mode 0600)
  *   JOB_ID      the job the lot runs under (job.toml, [job] id)
  *   TESTER_ID   this tester's id, the one the job binds to TESTER_KEY
- *   LOT, WAFER  which wafer is on the prober (default LOT-EXAMPLE, 1)
+ *   LOT, WAFER  which wafer is on the prober (default LOT-EXAMPLE, 1); its substrate id, which
+ *               a prober reads from the wafer, is made up here as LOT-WW (e.g. LOT-EXAMPLE-01)
  *   --step      wait for a line on stdin before each touchdown after the first, as a program
  *               waits for the prober to step (the Wine test restarts the host meanwhile)
  *
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     const char* lot = argc > 6 ? argv[6] : "LOT-EXAMPLE";
     const uint16_t wafer = (uint16_t)(argc > 7 ? strtoul(argv[7], NULL, 10) : 1);
     const int step = argc > 8 && strcmp(argv[8], "--step") == 0;
+    char substrate[300];
     uint64_t session;
     wp_ate_config config;
     wp_ate* ate = NULL;
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     printf("libwaferprov_ate %s (ABI %d)\n", wp_ate_version(), wp_ate_abi_version());
+    snprintf(substrate, sizeof substrate, "%s-%02u", lot, (unsigned)wafer);
 
     /* 1. Keys. The host's public key, and this tester's key pair (the secret file must be
      *    readable by its owner only). Nothing else is secret on the tester side. */
@@ -141,10 +144,11 @@ int main(int argc, char** argv) {
 
         /* Identities for the dies under the probe card. On E_TIMEOUT the same call (same
          * sequence, same sites) may simply be repeated: the host answers it as before and never
-         * issues twice. S_BUSY asks for exactly that too. */
-        rc = wp_ate_touchdown(ate, lot, wafer, sequence, sites, SITES, identities);
+         * issues twice. S_BUSY asks for exactly that too. The substrate id names the physical
+         * wafer, so the host never mistakes another wafer with the same number for this one. */
+        rc = wp_ate_touchdown_wafer(ate, lot, wafer, substrate, sequence, sites, SITES, identities);
         if (rc != WP_ATE_OK) {
-            report_failure("wp_ate_touchdown", rc, ate);
+            report_failure("wp_ate_touchdown_wafer", rc, ate);
             wp_ate_close(ate);
             return 2;
         }

@@ -180,6 +180,16 @@ WP_ATE_EXPORT int wp_ate_touchdown(wp_ate* handle, const char* lot, uint16_t waf
                                    uint32_t sequence, const wp_ate_site_request* sites,
                                    size_t count, wp_ate_site_identity* identities);
 
+/* The same, naming the physical wafer: `substrate_id` is the wafer's id as the prober read it
+ * (SEMI E142 SubstrateId, SINF WAFER), printable ASCII, 1..255 bytes. The host then never takes
+ * another wafer that shares the lot and wafer number for this one; a host that serves no map
+ * for the wafer needs it when its job derives UIDs from the die's location. Protocol 1.1
+ * (TOUCHDOWN_WAFER): against a host that agreed on 1.0 it fails with WP_ATE_E_PROTOCOL. */
+WP_ATE_EXPORT int wp_ate_touchdown_wafer(wp_ate* handle, const char* lot, uint16_t wafer,
+                                         const char* substrate_id, uint32_t sequence,
+                                         const wp_ate_site_request* sites, size_t count,
+                                         wp_ate_site_identity* identities);
+
 /* ---- Results ---------------------------------------------------------------------------- */
 enum { WP_ATE_PROGRAMMED = 1, WP_ATE_FAILED = 2 };
 

@@ -325,9 +325,12 @@ int wp_ate_max_sites(const wp_ate* handle) {
     }
 }
 
-int wp_ate_touchdown(wp_ate* handle, const char* lot, uint16_t wafer, uint32_t sequence,
-                     const wp_ate_site_request* sites, size_t count,
-                     wp_ate_site_identity* identities) {
+namespace {
+
+// wp_ate_touchdown, and with `wafer_id` wp_ate_touchdown_wafer.
+int touchdown(wp_ate* handle, const char* lot, uint16_t wafer, bool wafer_id,
+              const char* substrate_id, uint32_t sequence, const wp_ate_site_request* sites,
+              size_t count, wp_ate_site_identity* identities) {
     if (handle == nullptr) return thread_fail(WP_ATE_E_INVALID_ARGUMENT, "handle is NULL");
     return guarded(handle, [&]() -> int {
         std::lock_guard lock(handle->mutex);
@@ -335,6 +338,20 @@ int wp_ate_touchdown(wp_ate* handle, const char* lot, uint16_t wafer, uint32_t s
         proto::Touchdown request;
         if (std::string why = read_text(lot, "lot", true, request.lot); !why.empty())
             return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+        if (wafer_id) {
+            if (std::string why =
+                    read_text(substrate_id, "substrate_id", true, request.substrate_id);
+                !why.empty())
+                return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+            for (char ch : request.substrate_id)
+                if (ch < 0x20 || ch > 0x7e)
+                    return s.fail(WP_ATE_E_INVALID_ARGUMENT, "substrate_id is not printable ASCII");
+            if (s.agreed_minor() < 1)
+                return s.fail(WP_ATE_E_PROTOCOL,
+                              "the host agreed on protocol 1.0, which has no substrate id "
+                              "(TOUCHDOWN_WAFER is 1.1): update the host, or use "
+                              "wp_ate_touchdown");
+        }
         if (sites == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "sites is NULL");
         if (identities == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "identities is NULL");
         if (std::string why = check_sites(sites, count, s.max_sites(), "touchdown"); !why.empty())
@@ -384,6 +401,21 @@ int wp_ate_touchdown(wp_ate* handle, const char* lot, uint16_t wafer, uint32_t s
         }
         return WP_ATE_OK;
     });
+}
+
+}  // namespace
+
+int wp_ate_touchdown(wp_ate* handle, const char* lot, uint16_t wafer, uint32_t sequence,
+                     const wp_ate_site_request* sites, size_t count,
+                     wp_ate_site_identity* identities) {
+    return touchdown(handle, lot, wafer, false, nullptr, sequence, sites, count, identities);
+}
+
+int wp_ate_touchdown_wafer(wp_ate* handle, const char* lot, uint16_t wafer,
+                           const char* substrate_id, uint32_t sequence,
+                           const wp_ate_site_request* sites, size_t count,
+                           wp_ate_site_identity* identities) {
+    return touchdown(handle, lot, wafer, true, substrate_id, sequence, sites, count, identities);
 }
 
 int wp_ate_results(wp_ate* handle, uint32_t sequence, const wp_ate_site_result* results,

@@ -52,6 +52,8 @@ public:
     const std::string& last_error() const { return last_error_; }
     uint64_t session_id() const { return session_id_; }
     int max_sites() const { return static_cast<int>(limits_.max_sites); }
+    // The protocol minor agreed in HELLO_OK (1.x).
+    uint8_t agreed_minor() const { return minor_; }
 
 private:
     enum class State {

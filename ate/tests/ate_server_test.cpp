@@ -145,13 +145,15 @@ protected:
         return h;
     }
 
-    // One touchdown; fails the test unless the call succeeds.
+    // One touchdown naming the wafer (substrate id "<lot>-<wafer>", as a prober reads it);
+    // fails the test unless the call succeeds.
     std::vector<wp_ate_site_identity> touchdown(wp_ate* h, const char* lot, uint32_t sequence,
                                                 const std::vector<wp_ate_site_request>& sites,
                                                 uint16_t wafer = 1) {
         std::vector<wp_ate_site_identity> ids(sites.size());
-        const int rc =
-            wp_ate_touchdown(h, lot, wafer, sequence, sites.data(), sites.size(), ids.data());
+        const std::string substrate = std::string(lot) + "-" + std::to_string(wafer);
+        const int rc = wp_ate_touchdown_wafer(h, lot, wafer, substrate.c_str(), sequence,
+                                              sites.data(), sites.size(), ids.data());
         EXPECT_EQ(rc, WP_ATE_OK) << wp_ate_strerror(rc) << ": " << wp_ate_last_error(h)
                                  << "\nserver log:\n"
                                  << server_->log();
@@ -413,6 +415,34 @@ TEST_F(AteServer, UnknownJobIsRefused) {
     EXPECT_EQ(h, nullptr);
 }
 
+// Issue #10: a derived-UID job served without maps cannot tell two wafers of one lot and number
+// apart unless the touchdown names the wafer. A 1.0 touchdown is refused per site (CONFLICT,
+// naming what to do); the 1.1 call with the substrate id is served; a bad id never leaves.
+TEST_F(AteServer, WithoutMapsADerivedJobNeedsTheWafersSubstrateId) {
+    Handle h(open());
+    ASSERT_NE(h.h, nullptr);
+    auto sites = row(60, 5, 2);
+    std::vector<wp_ate_site_identity> ids(sites.size());
+    ASSERT_EQ(wp_ate_touchdown(h.h, "LOT-OLD", 1, 1, sites.data(), sites.size(), ids.data()),
+              WP_ATE_OK)
+        << wp_ate_last_error(h.h);
+    for (const auto& id : ids) {
+        EXPECT_EQ(id.status, WP_ATE_S_CONFLICT);
+        EXPECT_NE(std::string(id.text).find("substrate id"), std::string::npos) << id.text;
+    }
+    auto named = touchdown(h.h, "LOT-OLD", 2, sites);
+    ASSERT_EQ(named.size(), sites.size());
+    for (const auto& id : named) EXPECT_EQ(id.status, WP_ATE_OK) << id.text;
+    EXPECT_EQ(wp_ate_touchdown_wafer(h.h, "LOT-OLD", 1, "bad\tid", 3, sites.data(), sites.size(),
+                                     ids.data()),
+              WP_ATE_E_INVALID_ARGUMENT);
+    EXPECT_EQ(wp_ate_touchdown_wafer(h.h, "LOT-OLD", 1, nullptr, 3, sites.data(), sites.size(),
+                                     ids.data()),
+              WP_ATE_E_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(wp_ate_last_error(h.h)).find("substrate_id is NULL"), std::string::npos)
+        << wp_ate_last_error(h.h);
+}
+
 TEST_F(AteServer, InvalidArgumentsNeverReachTheHost) {
     Handle h(open());
     ASSERT_NE(h.h, nullptr);
@@ -472,12 +502,14 @@ TEST_F(AteServer, TimeoutWhileTheServerIsDownThenTheSameCallSucceeds) {
     server_->kill_hard();
     auto sites = row(60, 0, 2);
     std::vector<wp_ate_site_identity> ids(2);
-    EXPECT_EQ(wp_ate_touchdown(h.h, "LOT-DOWN", 1, 1, sites.data(), 2, ids.data()),
-              WP_ATE_E_TIMEOUT);
+    EXPECT_EQ(
+        wp_ate_touchdown_wafer(h.h, "LOT-DOWN", 1, "LOT-DOWN-1", 1, sites.data(), 2, ids.data()),
+        WP_ATE_E_TIMEOUT);
     start_server(endpoint);
     int rc = WP_ATE_E_TIMEOUT;
     for (int attempt = 0; attempt < 10 && rc == WP_ATE_E_TIMEOUT; ++attempt)
-        rc = wp_ate_touchdown(h.h, "LOT-DOWN", 1, 1, sites.data(), 2, ids.data());
+        rc = wp_ate_touchdown_wafer(h.h, "LOT-DOWN", 1, "LOT-DOWN-1", 1, sites.data(), 2,
+                                    ids.data());
     EXPECT_EQ(rc, WP_ATE_OK) << wp_ate_last_error(h.h);
     EXPECT_EQ(ids[0].status, WP_ATE_OK) << ids[0].text;
 }
@@ -498,7 +530,9 @@ TEST_F(AteServer, TwoHandlesOnTwoThreadsAtOnce) {
             std::vector<wp_ate_site_identity> ids(4);
             std::vector<wp_ate_result_ack> acks(4);
             const uint32_t seq = static_cast<uint32_t>(t) + 1;
-            int rc = wp_ate_touchdown(h, lot, 2, seq, sites.data(), 4, ids.data());
+            const std::string substrate = std::string(lot) + "-2";
+            int rc = wp_ate_touchdown_wafer(h, lot, 2, substrate.c_str(), seq, sites.data(), 4,
+                                            ids.data());
             for (const auto& id : ids)
                 if (rc == WP_ATE_OK && id.status != WP_ATE_OK) rc = id.status;
             if (rc == WP_ATE_OK) {

@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -16,7 +17,7 @@ const char* const kUsage =
     "                        [--bins CODE,...] [--uid-from-map] [--index-ms T]\n"
     "                        [--fail-rate P] [--retest-rate P] [--seed S] [--give-up-s S]\n"
     "                        [--timeout-ms T] [--clock-skew-s S] [--lot ID] [--wafer N]\n"
-    "                        [--insecure]\n"
+    "                        [--substrate ID | --no-substrate] [--insecure]\n"
     "                        [--json FILE] [--quiet]\n"
     "\n"
     "Simulates a prober and a tester provisioning one wafer over the tester link: an N-site\n"
@@ -49,6 +50,8 @@ const char* const kUsage =
     "  --clock-skew-s S   verify certificates at this clock's time + S s (default 0; the host\n"
     "                     backdates notBefore by an hour, so a die's clock may lag that much)\n"
     "  --lot ID, --wafer N  override the map's lot and wafer number\n"
+    "  --substrate ID     the wafer's substrate id sent with each touchdown (default: the map's)\n"
+    "  --no-substrate     send none (protocol 1.0 TOUCHDOWN, as an older tester does)\n"
     "  --insecure         plain TCP, no CURVE (against `serve --insecure`)\n"
     "  --json FILE        write the summary (and every die's outcome) as JSON\n"
     "  --quiet            print only the summary\n"
@@ -99,10 +102,12 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 std::optional<Options> parse_options(const std::vector<std::string>& args, std::string& error) {
     static const std::set<std::string_view> kValueOptions = {
-        "map",  "sites",     "endpoint",   "job-id", "tester-id", "key",       "server-key",
-        "kik",  "ca",        "root",       "bins",   "index-ms",  "fail-rate", "retest-rate",
-        "seed", "give-up-s", "timeout-ms", "lot",    "wafer",     "json",      "clock-skew-s"};
-    static const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help"};
+        "map",        "sites",       "endpoint",     "job-id",    "tester-id",  "key",
+        "server-key", "kik",         "ca",           "root",      "bins",       "index-ms",
+        "fail-rate",  "retest-rate", "seed",         "give-up-s", "timeout-ms", "lot",
+        "wafer",      "json",        "clock-skew-s", "substrate"};
+    static const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help",
+                                                      "no-substrate"};
 
     std::map<std::string, std::string> values;
     std::set<std::string> flags;
@@ -259,6 +264,22 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
         }
         o.wafer = static_cast<int>(n);
     }
+    if (has("substrate") && flags.count("no-substrate")) {
+        error = "--substrate and --no-substrate exclude each other";
+        return std::nullopt;
+    }
+    if (has("substrate")) {
+        const std::string& id = get("substrate");
+        const bool printable =
+            !id.empty() && id.size() <= 255 &&
+            std::all_of(id.begin(), id.end(), [](char ch) { return ch >= 0x20 && ch <= 0x7e; });
+        if (!printable) {
+            error = "--substrate must be 1..255 printable ASCII characters";
+            return std::nullopt;
+        }
+        o.substrate = id;
+    }
+    o.no_substrate = flags.count("no-substrate") != 0;
     if (has("json")) o.json = get("json");
     return o;
 }

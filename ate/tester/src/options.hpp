@@ -10,30 +10,32 @@
 namespace waferprov::tester {
 
 struct Options {
-    std::filesystem::path map;            // --map: the wafer map (E142 or SINF)
-    int sites = 0;                        // --sites: probe card sites, 1..WP_ATE_MAX_SITES
-    std::string endpoint;                 // --endpoint: the host, "tcp://host:port"
-    std::string job_id;                   // --job-id
-    std::string tester_id;                // --tester-id
-    std::filesystem::path key;            // --key: the tester's CURVE secret key file
-    std::filesystem::path server_key;     // --server-key: the host's CURVE public key file
-    std::filesystem::path kik;            // --kik: the KIK the dies hold in ROM (hex)
-    std::filesystem::path ca;             // --ca: the manufacturer CA certificate (PEM)
-    std::filesystem::path root;           // --root: the root CA certificate (PEM)
-    std::vector<std::string> bins{"01"};  // --bins: the map's bins to provision
-    bool uid_from_map = false;            // --uid-from-map: send the map's DeviceIdMap UIDs
-    int index_ms = 0;                     // --index-ms: prober index time between touchdowns
-    double fail_rate = 0;                 // --fail-rate: programming failures of good payloads
-    double retest_rate = 0;               // --retest-rate: failed dies the prober comes back for
-    std::optional<uint64_t> seed;         // --seed: reproducible random choices
-    double give_up_s = 60;                // --give-up-s: how long one request is retried
-    int timeout_ms = 5000;                // --timeout-ms: per attempt
-    int clock_skew_s = 0;                 // --clock-skew-s: certificates verified at now + this
-    std::optional<std::string> lot;       // --lot: overrides the map's lot
-    std::optional<int> wafer;             // --wafer: overrides the map's wafer number
-    bool insecure = false;                // --insecure: plain TCP (serve --insecure)
-    std::filesystem::path json;           // --json: the summary as JSON
-    bool quiet = false;                   // --quiet: no progress, summary only
+    std::filesystem::path map;             // --map: the wafer map (E142 or SINF)
+    int sites = 0;                         // --sites: probe card sites, 1..WP_ATE_MAX_SITES
+    std::string endpoint;                  // --endpoint: the host, "tcp://host:port"
+    std::string job_id;                    // --job-id
+    std::string tester_id;                 // --tester-id
+    std::filesystem::path key;             // --key: the tester's CURVE secret key file
+    std::filesystem::path server_key;      // --server-key: the host's CURVE public key file
+    std::filesystem::path kik;             // --kik: the KIK the dies hold in ROM (hex)
+    std::filesystem::path ca;              // --ca: the manufacturer CA certificate (PEM)
+    std::filesystem::path root;            // --root: the root CA certificate (PEM)
+    std::vector<std::string> bins{"01"};   // --bins: the map's bins to provision
+    bool uid_from_map = false;             // --uid-from-map: send the map's DeviceIdMap UIDs
+    int index_ms = 0;                      // --index-ms: prober index time between touchdowns
+    double fail_rate = 0;                  // --fail-rate: programming failures of good payloads
+    double retest_rate = 0;                // --retest-rate: failed dies the prober comes back for
+    std::optional<uint64_t> seed;          // --seed: reproducible random choices
+    double give_up_s = 60;                 // --give-up-s: how long one request is retried
+    int timeout_ms = 5000;                 // --timeout-ms: per attempt
+    int clock_skew_s = 0;                  // --clock-skew-s: certificates verified at now + this
+    std::optional<std::string> lot;        // --lot: overrides the map's lot
+    std::optional<int> wafer;              // --wafer: overrides the map's wafer number
+    std::optional<std::string> substrate;  // --substrate: overrides the map's substrate id
+    bool no_substrate = false;             // --no-substrate: 1.0 TOUCHDOWN, no substrate id
+    bool insecure = false;                 // --insecure: plain TCP (serve --insecure)
+    std::filesystem::path json;            // --json: the summary as JSON
+    bool quiet = false;                    // --quiet: no progress, summary only
     bool help = false;
 };
 

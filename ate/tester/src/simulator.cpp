@@ -141,6 +141,7 @@ private:
     std::ostream& err_;
     std::string lot_;
     uint16_t wafer_ = 0;
+    std::string substrate_;  // sent with every touchdown ("" = a 1.0 TOUCHDOWN)
     CardLayout card_;
     std::vector<DieState> dies_;
     std::vector<Touchdown> plan_;
@@ -173,6 +174,7 @@ bool Simulation::prepare() {
         return false;
     }
     wafer_ = static_cast<uint16_t>(wafer);
+    substrate_ = o_.no_substrate ? "" : o_.substrate.value_or(map->substrate_id);
     card_ = card_layout(o_.sites);
     auto plan = plan_touchdowns(*map, *selected, card_);
     if (!plan.ok()) {
@@ -304,8 +306,11 @@ void Simulation::touchdown(const Touchdown& td, bool retest) {
     double latency = 0;
     const int rc = with_retries(what, resent, [&] {
         const auto t0 = Clock::now();
-        const int r =
-            wp_ate_touchdown(handle_, lot_.c_str(), wafer_, sequence, req.data(), n, ids.get());
+        const int r = substrate_.empty() ? wp_ate_touchdown(handle_, lot_.c_str(), wafer_, sequence,
+                                                            req.data(), n, ids.get())
+                                         : wp_ate_touchdown_wafer(handle_, lot_.c_str(), wafer_,
+                                                                  substrate_.c_str(), sequence,
+                                                                  req.data(), n, ids.get());
         latency = ms_between(t0, Clock::now());
         return r;
     });

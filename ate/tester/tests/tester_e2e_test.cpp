@@ -267,3 +267,67 @@ TEST(TesterE2E, UsageAndSetupErrorsAreNamed) {
         << read_text(log);
     EXPECT_NE(read_text(log).find("gave up"), std::string::npos) << read_text(log);
 }
+
+// Issue #10 through the tester link: two physical wafers that share a lot and a wafer number
+// are told apart by the substrate id the tester sends (TOUCHDOWN_WAFER, protocol 1.1). The
+// second wafer's dies are refused with CONFLICT and an ALARM, never handed the first wafer's
+// identities; a 1.0 touchdown (no substrate id) to this derived-UID job without maps is refused;
+// with the map served, a touchdown naming another substrate is refused.
+TEST(TesterE2E, TwoWafersSharingALotAndNumberAreNeverOneWafer) {
+    JobSetup job("tester_e2e_substrate", 30);
+    ASSERT_GT(job.dies, 20u);
+    Server server(job.job_toml(), job.tmp.path());
+    std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const fs::path log = job.tmp.path() / "tester.log";
+    ASSERT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "1"}), log), 0)
+        << read_text(log) << server.logs();
+    expect_ledger_matches(job, job.summary());
+
+    // Another physical wafer: same lot, same number, same die positions, another substrate id.
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--substrate", "LOTSIM-03-OTHER"}), log),
+              1)
+        << read_text(log);
+    json s = job.summary();
+    EXPECT_EQ(s["refused"]["CONFLICT"], job.dies) << read_text(log);
+    EXPECT_EQ(s["ok"], 0) << read_text(log);
+    EXPECT_EQ(s["reissued"], 0) << read_text(log);
+    // An older tester that sends no substrate id: refused too (derived UIDs, no map).
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--no-substrate"}), log), 1)
+        << read_text(log);
+    s = job.summary();
+    EXPECT_EQ(s["refused"]["CONFLICT"], job.dies) << read_text(log);
+    EXPECT_NE(read_text(log).find("must name the wafer's substrate id"), std::string::npos)
+        << read_text(log);
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+
+    // The ledger still holds exactly the first wafer's identities, and the ALARM of the second.
+    EXPECT_EQ(job.counts().programmed, job.dies);
+    const fs::path out = job.tmp.path() / "export";
+    ASSERT_EQ(
+        run(kWaferprov,
+            {"ledger", "export", "--job", job.job_toml().string(), "--out", out.string()}, job.log),
+        0)
+        << read_text(job.log);
+    const std::string events = read_text(out / "events.jsonl");
+    EXPECT_NE(events.find("wafer-number-reused"), std::string::npos);
+
+    // With the wafer's map served, the map names the substrate: another one is refused.
+    endpoint = server.start("tcp://127.0.0.1:0", {"--map", job.map.string()});
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--substrate", "LOTSIM-03-OTHER"}), log),
+              1)
+        << read_text(log);
+    s = job.summary();
+    EXPECT_EQ(s["refused"]["CONFLICT"], job.dies) << read_text(log);
+    EXPECT_NE(read_text(log).find("the map served for LOTSIM wafer 3 is substrate 'LOTSIM-03'"),
+              std::string::npos)
+        << read_text(log);
+    // ... while the right wafer is the one the ledger holds: its dies are already programmed.
+    EXPECT_EQ(run(kTester, job.tester_args(endpoint, 16, {"--seed", "2"}), log), 1)
+        << read_text(log);
+    s = job.summary();
+    EXPECT_EQ(s["refused"]["ALREADY_PROGRAMMED"], job.dies) << read_text(log);
+    EXPECT_EQ(s["refused"].count("CONFLICT"), 0u) << read_text(log);
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+}

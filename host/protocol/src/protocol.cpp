@@ -27,6 +27,7 @@ bool known_kind(uint8_t k) {
         case Kind::kHelloOk:
         case Kind::kTouchdown:
         case Kind::kTouchdownResult:
+        case Kind::kTouchdownWafer:
         case Kind::kResults:
         case Kind::kResultsAck:
         case Kind::kBye:
@@ -34,6 +35,14 @@ bool known_kind(uint8_t k) {
         case Kind::kError: return true;
     }
     return false;
+}
+
+// Printable ASCII (0x20..0x7e), non-empty: the ledger's rule for the texts it records.
+bool printable_ascii(std::string_view v) {
+    if (v.empty()) return false;
+    for (char ch : v)
+        if (ch < 0x20 || ch > 0x7e) return false;
+    return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +100,12 @@ bool size_message(Sizer& s, const Message& m, const Limits& lim) {
             } else if constexpr (std::is_same_v<T, Touchdown>) {
                 s.n += 8 + 2 + 4;
                 if (!check_string(s, msg.lot, "TOUCHDOWN.lot", true)) return false;
+                if (!msg.substrate_id.empty()) {
+                    if (!check_string(s, msg.substrate_id, "TOUCHDOWN_WAFER.substrate_id", true))
+                        return false;
+                    if (!printable_ascii(msg.substrate_id))
+                        return s.fail("TOUCHDOWN_WAFER.substrate_id: not printable ASCII");
+                }
                 if (!check_sites(s, msg.sites, lim, "TOUCHDOWN.sites")) return false;
                 s.n += msg.sites.size() * kTouchdownSiteSize;
                 return true;
@@ -212,6 +227,7 @@ void write_message(Writer& w, const Message& m) {
                 w.u64(msg.session_id);
                 w.str(msg.lot);
                 w.u16(msg.wafer);
+                if (!msg.substrate_id.empty()) w.str(msg.substrate_id);  // TOUCHDOWN_WAFER
                 w.u32(msg.sequence);
                 w.u16(static_cast<uint16_t>(msg.sites.size()));
                 for (const auto& e : msg.sites) {
@@ -439,10 +455,20 @@ bool read_hello_ok(Reader& r, HelloOk& m) {
     return true;
 }
 
-bool read_touchdown(Reader& r, Touchdown& m, const Limits& lim) {
+// TOUCHDOWN, or with `wafer_id` TOUCHDOWN_WAFER (the substrate id after the wafer number).
+bool read_touchdown(Reader& r, Touchdown& m, const Limits& lim, bool wafer_id) {
     size_t n = 0;
     if (!r.u64(m.session_id, "TOUCHDOWN.session_id") || !r.str(m.lot, "TOUCHDOWN.lot", true) ||
-        !r.u16(m.wafer, "TOUCHDOWN.wafer") || !r.u32(m.sequence, "TOUCHDOWN.sequence") ||
+        !r.u16(m.wafer, "TOUCHDOWN.wafer"))
+        return false;
+    if (wafer_id) {
+        const size_t at = r.pos();
+        if (!r.str(m.substrate_id, "TOUCHDOWN_WAFER.substrate_id", true)) return false;
+        if (!printable_ascii(m.substrate_id))
+            return r.fail_at(StatusCode::kBadField, "TOUCHDOWN_WAFER.substrate_id", at,
+                             "not printable ASCII");
+    }
+    if (!r.u32(m.sequence, "TOUCHDOWN.sequence") ||
         !r.count(n, "TOUCHDOWN.site_count", lim.max_sites, kTouchdownSiteSize))
         return false;
     m.sites.resize(n);
@@ -563,7 +589,8 @@ bool read_body(Reader& r, Kind kind, Message& out, const Limits& lim) {
     switch (kind) {
         case Kind::kHello: return read_hello(r, out.emplace<Hello>());
         case Kind::kHelloOk: return read_hello_ok(r, out.emplace<HelloOk>());
-        case Kind::kTouchdown: return read_touchdown(r, out.emplace<Touchdown>(), lim);
+        case Kind::kTouchdown: return read_touchdown(r, out.emplace<Touchdown>(), lim, false);
+        case Kind::kTouchdownWafer: return read_touchdown(r, out.emplace<Touchdown>(), lim, true);
         case Kind::kTouchdownResult:
             return read_touchdown_result(r, out.emplace<TouchdownResult>(), lim);
         case Kind::kResults: return read_results(r, out.emplace<Results>(), lim);
@@ -614,7 +641,8 @@ DecodeResult decode_impl(ByteSpan frame, const Limits& limits) {
     if (h.minor > kVersionMinor && h.kind != static_cast<uint8_t>(Kind::kHello))
         return fail(StatusCode::kUnsupportedVersion, 5,
                     "header.minor at offset 5: 1." + std::to_string(h.minor) +
-                        " was not negotiated (this codec speaks 1.0)");
+                        " was not negotiated (this codec speaks 1." +
+                        std::to_string(kVersionMinor) + ")");
     if (h.body_length > max_frame - kHeaderSize)
         return fail(StatusCode::kOversized, 12,
                     "header.body_length at offset 12: " + std::to_string(h.body_length) +
@@ -630,10 +658,16 @@ DecodeResult decode_impl(ByteSpan frame, const Limits& limits) {
     if (!known_kind(h.kind))
         return fail(StatusCode::kUnknownKind, 6,
                     "header.kind at offset 6: unknown kind " + std::to_string(h.kind));
+    if (h.minor < minor_of(static_cast<Kind>(h.kind)))
+        return fail(
+            StatusCode::kUnsupportedVersion, 5,
+            "header.minor at offset 5: " + std::string(to_string(static_cast<Kind>(h.kind))) +
+                " is defined from 1." + std::to_string(minor_of(static_cast<Kind>(h.kind))) +
+                ", the frame says 1." + std::to_string(h.minor));
     if (h.flags != 0)
         return fail(StatusCode::kBadField, 7,
                     "header.flags at offset 7: " + std::to_string(h.flags) +
-                        ", no flags are defined in 1.0");
+                        ", no flags are defined in 1.x");
     Frame out;
     out.request_id = h.request_id;
     out.minor = h.minor;
@@ -655,6 +689,7 @@ const char* to_string(Kind k) noexcept {
         case Kind::kHelloOk: return "HELLO_OK";
         case Kind::kTouchdown: return "TOUCHDOWN";
         case Kind::kTouchdownResult: return "TOUCHDOWN_RESULT";
+        case Kind::kTouchdownWafer: return "TOUCHDOWN_WAFER";
         case Kind::kResults: return "RESULTS";
         case Kind::kResultsAck: return "RESULTS_ACK";
         case Kind::kBye: return "BYE";
@@ -704,8 +739,12 @@ Kind kind_of(const Message& m) noexcept {
         Kind::kResults, Kind::kResultsAck, Kind::kBye,       Kind::kByeOk,
         Kind::kError};
     static_assert(std::size(kKinds) == std::variant_size_v<Message>);
+    if (const auto* td = std::get_if<Touchdown>(&m); td != nullptr && !td->substrate_id.empty())
+        return Kind::kTouchdownWafer;
     return kKinds[m.index()];
 }
+
+uint8_t minor_of(Kind k) noexcept { return k == Kind::kTouchdownWafer ? 1 : 0; }
 
 bool valid_text(std::string_view s) noexcept {
     const auto* p = reinterpret_cast<const uint8_t*>(s.data());
@@ -765,7 +804,13 @@ Status encode_to(const Frame& frame, Bytes& out, const Limits& limits) {
     const Kind kind = kind_of(frame.message);
     if (frame.minor > kVersionMinor && kind != Kind::kHello)
         return make_error(ErrorCode::kInvalidArgument,
-                          "header.minor: only HELLO may announce a minor above 1.0");
+                          "header.minor: only HELLO may announce a minor above 1." +
+                              std::to_string(kVersionMinor));
+    if (frame.minor < minor_of(kind))
+        return make_error(ErrorCode::kInvalidArgument,
+                          std::string(to_string(kind)) + " is defined from 1." +
+                              std::to_string(minor_of(kind)) + "; the session agreed on 1." +
+                              std::to_string(frame.minor));
     Sizer s;
     if (!size_message(s, frame.message, lim))
         return make_error(ErrorCode::kInvalidArgument,

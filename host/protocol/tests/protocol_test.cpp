@@ -35,6 +35,13 @@ DecodeError expect_refused(const Bytes& b, StatusCode code) {
     return d.error();
 }
 
+Frame golden_frame(const std::string& name) {
+    for (const auto& [n, f] : samples::golden_frames())
+        if (n == name) return f;
+    ADD_FAILURE() << "no golden frame " << name;
+    return {};
+}
+
 Bytes golden(const std::string& name) {
     for (const auto& [n, f] : samples::golden_frames())
         if (n == name) return must_encode(f);
@@ -135,7 +142,7 @@ TEST(ProtocolRoundTrip, MaximumSitesWithMaximumCertificatesFitTheFrameLimit) {
 }
 
 TEST(ProtocolRoundTrip, ExtremeCoordinatesSiteNumbersAndIds) {
-    Touchdown td{UINT64_MAX, "L", UINT16_MAX, UINT32_MAX, {}};
+    Touchdown td{UINT64_MAX, "L", UINT16_MAX, UINT32_MAX, {}, ""};
     td.sites.push_back({UINT16_MAX, INT32_MIN, INT32_MAX, samples::uid_of(1)});
     td.sites.push_back({0, -1, 0, std::nullopt});
     td.sites.push_back({7, INT32_MAX, INT32_MIN, wpid1::Uid{}});  // an all-zero UID is a UID
@@ -233,7 +240,7 @@ TEST(ProtocolRefuse, BadMagic) {
 }
 
 TEST(ProtocolRefuse, UnknownKind) {
-    for (const uint8_t k : std::vector<uint8_t>{0x00, 0x03, 0x12, 0x40, 0x7e, 0x80, 0xff}) {
+    for (const uint8_t k : std::vector<uint8_t>{0x00, 0x03, 0x13, 0x40, 0x7e, 0x80, 0xff}) {
         Bytes b = golden("BYE_OK");
         b[6] = k;
         const DecodeError e = expect_refused(b, StatusCode::kUnknownKind);
@@ -249,11 +256,42 @@ TEST(ProtocolRefuse, UnsupportedMajorAndUnnegotiatedMinor) {
         EXPECT_EQ(expect_refused(b, StatusCode::kUnsupportedVersion).offset, 4u);
     }
     Bytes b = golden("TOUCHDOWN");
-    b[5] = 1;
+    b[5] = kVersionMinor + 1;
     EXPECT_EQ(expect_refused(b, StatusCode::kUnsupportedVersion).offset, 5u);
     Frame f = samples::touchdown(1);
-    f.minor = 1;
+    f.minor = kVersionMinor + 1;
     EXPECT_FALSE(encode(f).ok());
+}
+
+// 1.1: TOUCHDOWN_WAFER, the touchdown naming the wafer's substrate id.
+TEST(ProtocolTouchdownWafer, ATouchdownWithASubstrateIdIsTouchdownWafer) {
+    Frame f = samples::touchdown(3);
+    f.minor = 1;
+    std::get<Touchdown>(f.message).substrate_id = "PH8Q66-02B6";
+    EXPECT_EQ(kind_of(f.message), Kind::kTouchdownWafer);
+    expect_round_trip(f);
+    const Bytes b = must_encode(f);
+    EXPECT_EQ(b[6], 0x12);
+    // A session that agreed on 1.0 cannot send it, and a 1.0 frame of that kind is refused.
+    f.minor = 0;
+    const auto e = encode(f);
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.error().message.find("TOUCHDOWN_WAFER is defined from 1.1"), std::string::npos)
+        << e.error().message;
+    Bytes old = b;
+    old[5] = 0;
+    EXPECT_EQ(expect_refused(old, StatusCode::kUnsupportedVersion).offset, 5u);
+}
+
+TEST(ProtocolTouchdownWafer, ASubstrateIdMustBePrintableAscii) {
+    Frame f = golden_frame("TOUCHDOWN_WAFER");
+    std::get<Touchdown>(f.message).substrate_id = "W\x01";
+    EXPECT_FALSE(encode(f).ok());
+    // On the wire: byte 0x01 in the id (frame offset 32 is its first byte, see the doc).
+    Bytes b = golden("TOUCHDOWN_WAFER");
+    b[32] = 0x01;
+    const DecodeError e = expect_refused(b, StatusCode::kBadField);
+    EXPECT_NE(e.text.find("TOUCHDOWN_WAFER.substrate_id"), std::string::npos) << e.text;
 }
 
 TEST(ProtocolRefuse, NonZeroFlags) {

@@ -40,10 +40,13 @@ inline std::vector<std::pair<std::string, Frame>> golden_frames() {
     std::vector<std::pair<std::string, Frame>> v;
     v.emplace_back("HELLO", Frame{1, 0, Hello{"ATE-07", "J1", "v93k-07", "1.0.0"}});
     v.emplace_back("HELLO_OK", Frame{1, 0, HelloOk{kSession, "0.4.0", 64, 4194304}});
-    Touchdown td{kSession, "LOT1", 3, 1, {}};
+    Touchdown td{kSession, "LOT1", 3, 1, {}, ""};
     td.sites.push_back({0, 12, -4, uid_of(0)});
     td.sites.push_back({1, 13, -4, std::nullopt});
     v.emplace_back("TOUCHDOWN", Frame{2, 0, td});
+    Touchdown tw{kSession, "LOT1", 3, 2, {}, "LOT1-03"};
+    tw.sites.push_back({0, 12, -4, uid_of(0)});
+    v.emplace_back("TOUCHDOWN_WAFER", Frame{6, 1, tw});
     TouchdownResult tr{1, {}};
     SiteIdentity id = identity_of(0, 5);
     id.certificate_der = {0x30, 0x03, 0x02, 0x01, 0x01};
@@ -63,7 +66,7 @@ inline std::vector<std::pair<std::string, Frame>> golden_frames() {
 
 // A TOUCHDOWN of n sites (a row of dies left of the origin, every other one without a UID).
 inline Frame touchdown(size_t n) {
-    Touchdown td{kSession, "LOT12345.1", 7, 42, {}};
+    Touchdown td{kSession, "LOT12345.1", 7, 42, {}, ""};
     td.sites.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         TouchdownSite s{static_cast<uint16_t>(i), -static_cast<int32_t>(i),

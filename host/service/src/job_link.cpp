@@ -120,11 +120,27 @@ bool JobLink::lists_tester(const std::string& tester_id) const {
     return false;
 }
 
-Result<std::string> JobLink::substrate_for(const std::string& lot, int wafer) {
-    if (auto it = provisionable_.find({lot, wafer}); it != provisionable_.end())
-        return it->second.substrate;
-    WP_ASSIGN_OR_RETURN(auto bound, ledger_->substrate_of(lot, wafer));
-    return bound.value_or("");
+Result<JobLink::Wafer> JobLink::wafer_of(const protocol::Touchdown& td) {
+    const std::string name = td.lot + " wafer " + std::to_string(td.wafer);
+    if (auto it = provisionable_.find({td.lot, td.wafer}); it != provisionable_.end()) {
+        // The served map names the wafer; a tester that says otherwise probes another one.
+        if (!td.substrate_id.empty() && td.substrate_id != it->second.substrate)
+            return Wafer{"", "the tester's wafer is substrate '" + td.substrate_id +
+                                 "'; the map served for " + name + " is substrate '" +
+                                 it->second.substrate + "'"};
+        return Wafer{it->second.substrate, ""};
+    }
+    // No map: the tester's id names the wafer (the ledger refuses, with an ALARM, a second
+    // substrate under one lot and wafer number).
+    if (!td.substrate_id.empty()) return Wafer{td.substrate_id, ""};
+    // A 1.0 TOUCHDOWN carries no id. Derived UIDs would then make every wafer that shares
+    // this lot and number one wafer: refused. UIDs from fuses tell dies apart themselves.
+    if (job_.uid_policy == UidPolicy::kDerived)
+        return Wafer{"", "the job derives UIDs from the wafer and no map is served for " + name +
+                             ": the touchdown must name the wafer's substrate id "
+                             "(TOUCHDOWN_WAFER, protocol 1.1), or serve the map with --map"};
+    WP_ASSIGN_OR_RETURN(auto bound, ledger_->substrate_of(td.lot, td.wafer));
+    return Wafer{bound.value_or(""), ""};
 }
 
 std::string JobLink::off_map(const DieLocation& loc) const {
@@ -148,7 +164,7 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
     std::vector<Delivery> want;
     std::set<std::pair<int, int>> locs_seen;
     std::set<wpid1::Uid> uids_seen;
-    std::optional<std::string> substrate;  // looked up once, for the first site on the map
+    std::optional<Wafer> wafer;  // looked up once, for the first site on the map
     for (size_t i = 0; i < td.sites.size(); ++i) {
         const auto& s = td.sites[i];
         auto& r = out.sites[i];
@@ -158,10 +174,14 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
             refuse(r, StatusCode::kNotOnMap, why, c);
             continue;
         }
-        if (!substrate) {
-            WP_ASSIGN_OR_RETURN(substrate, substrate_for(td.lot, td.wafer));
+        if (!wafer) {
+            WP_ASSIGN_OR_RETURN(wafer, wafer_of(td));
         }
-        loc.substrate = *substrate;
+        if (!wafer->refused.empty()) {
+            refuse(r, StatusCode::kConflict, wafer->refused, c);
+            continue;
+        }
+        loc.substrate = wafer->substrate;
         wpid1::Uid uid{};
         if (job_.uid_policy == UidPolicy::kDerived) {
             uid = derive_uid(job_.uid_salt, loc);

@@ -63,9 +63,16 @@ private:
     std::unique_ptr<Signer> signer_;
     int signing_threads_ = 0;
     std::mutex generate_mu_;  // the backend's DRBG serves one provision() at a time
-    // The substrate id of the wafer a touchdown names: its map's, or without maps the one the
-    // ledger has bound to (lot, wafer) ("" if none: the link names wafers by number only).
-    Result<std::string> substrate_for(const std::string& lot, int wafer);
+    // The physical wafer a touchdown names: its served map's substrate id (a different one
+    // from the tester refuses the touchdown), else the tester's (TOUCHDOWN_WAFER), else -- for
+    // UIDs from fuses only -- the one the ledger has bound to (lot, wafer) ("" if none).
+    // `refused` says why the touchdown's sites are refused (a derived-UID job without a map
+    // needs the substrate id).
+    struct Wafer {
+        std::string substrate;
+        std::string refused;
+    };
+    Result<Wafer> wafer_of(const protocol::Touchdown& td);
 
     struct ServedWafer {
         std::string substrate;               // the map's substrate id

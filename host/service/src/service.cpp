@@ -415,7 +415,10 @@ struct Service::Impl {
             return;
         }
         s->last_used = Clock::now();
-        const pr::Kind kind = pr::kind_of(f.message);
+        // TOUCHDOWN_WAFER is a TOUCHDOWN with the wafer's id: one sequence space for both.
+        const pr::Kind kind = pr::kind_of(f.message) == pr::Kind::kTouchdownWafer
+                                  ? pr::Kind::kTouchdown
+                                  : pr::kind_of(f.message);
         ByteSpan body = payload.subspan(pr::kHeaderSize);
 
         // Idempotency: the same request again gets the first answer. A TOUCHDOWN sequence names

@@ -161,7 +161,12 @@ public:
     void send_raw(ByteSpan bytes) {
         sock_.send(zmq::buffer(bytes.data(), bytes.size()), zmq::send_flags::none);
     }
-    void send(const pr::Frame& f) { send_raw(pr::encode(f).value()); }
+    // A frame goes out with at least the minor that defines its kind (TOUCHDOWN_WAFER: 1.1).
+    void send(const pr::Frame& f) {
+        pr::Frame g = f;
+        g.minor = std::max(g.minor, pr::minor_of(pr::kind_of(g.message)));
+        send_raw(pr::encode(g).value());
+    }
     std::optional<Bytes> recv_raw(int timeout_ms = 5000) {
         zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
         if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) return std::nullopt;
@@ -180,7 +185,8 @@ public:
     }
     // HELLO; returns the session id, or the ERROR's code.
     std::variant<uint64_t, StatusCode> hello(const std::string& tester, const std::string& job) {
-        auto a = call(pr::Frame{next_id_++, 0, pr::Hello{tester, job, "test-node", "test"}});
+        auto a = call(
+            pr::Frame{next_id_++, pr::kVersionMinor, pr::Hello{tester, job, "test-node", "test"}});
         if (auto* ok = std::get_if<pr::HelloOk>(&a.message)) return ok->session_id;
         return std::get<pr::ErrorReply>(a.message).code;
     }
@@ -204,6 +210,7 @@ pr::Touchdown touchdown(uint64_t session, const std::string& lot, uint32_t seq,
     td.session_id = session;
     td.lot = lot;
     td.wafer = 1;
+    td.substrate_id = lot + "-01";  // the wafer's id, as the prober reads it (protocol 1.1)
     td.sequence = seq;
     uint16_t site = 0;
     for (auto [x, y] : xy) td.sites.push_back(pr::TouchdownSite{site++, x, y, std::nullopt});
@@ -264,7 +271,8 @@ TEST_F(ServiceTest, TouchdownDeliversCheckedIdentitiesAndResultsProgramThem) {
         EXPECT_EQ(die_check(j.kik, *s.identity), "");
         // The derived UID policy: the host assigns the die's UID from where it is.
         const int x = 3 + s.site;
-        EXPECT_EQ(s.identity->uid, derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4, ""}));
+        EXPECT_EQ(s.identity->uid,
+                  derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, x, 4, "LOT1-01"}));
         res.sites.push_back(
             pr::SiteResult{s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "01"});
     }
@@ -714,7 +722,8 @@ TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
     Server srv({ServedJob{j.job, {}}}, secure(j));
     auto keys = j.keys("ATE-1");
     Client c(ctx, srv.endpoint, j.server_keys().public_z85, &keys);
-    const Bytes hello = pr::encode(pr::Frame{9, 0, pr::Hello{"ATE-1", "J1", "n", "v"}}).value();
+    const Bytes hello =
+        pr::encode(pr::Frame{9, pr::kVersionMinor, pr::Hello{"ATE-1", "J1", "n", "v"}}).value();
     auto expect_error = [&](Bytes frame, StatusCode code, uint32_t request_id) {
         c.send_raw(frame);
         auto raw = c.recv_raw();
@@ -745,11 +754,12 @@ TEST_F(ServiceTest, MalformedFramesGetErrorsAndTheServiceCarriesOn) {
     expect_error(big, StatusCode::kOversized, 9);
     expect_error(pr::encode(pr::Frame{10, 0, pr::ByeOk{}}).value(), StatusCode::kUnexpectedKind,
                  10);
-    expect_error(pr::encode(pr::Frame{11, 0, touchdown(12345, "L", 1, {{0, 0}})}).value(),
+    expect_error(pr::encode(pr::Frame{11, 1, touchdown(12345, "L", 1, {{0, 0}})}).value(),
                  StatusCode::kNoSession, 11);
     const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
-    expect_error(pr::encode(pr::Frame{12, 0, touchdown(sid, "L\xc3\xa9", 1, {{0, 0}})}).value(),
-                 StatusCode::kBadField, 12);
+    pr::Touchdown utf8_lot = touchdown(sid, "L\xc3\xa9", 1, {{0, 0}});
+    utf8_lot.substrate_id.clear();  // a 1.0 TOUCHDOWN: the codec takes UTF-8, the host does not
+    expect_error(pr::encode(pr::Frame{12, 0, utf8_lot}).value(), StatusCode::kBadField, 12);
     // Several ZeroMQ parts are not one frame.
     {
         zmq::context_t& cx = ctx;
@@ -1306,7 +1316,7 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
     auto tr = c.deliver(touchdown(sid, "L", 1, {{0, 0}, {1, 0}}));
     std::vector<Bytes> seeds = {
         pr::encode(pr::Frame{1, 0, pr::Hello{"ATE-1", "J1", "n", "v"}}).value(),
-        pr::encode(pr::Frame{2, 0, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).value(),
+        pr::encode(pr::Frame{2, 1, touchdown(sid, "L", 1, {{0, 0}, {1, 0}})}).value(),
         pr::encode(pr::Frame{3, 0,
                              pr::Results{
                                  sid,

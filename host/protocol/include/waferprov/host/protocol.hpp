@@ -22,7 +22,8 @@ namespace waferprov::host::protocol {
 // ---- Constants (docs/tester-protocol.md, "Limits") -----------------------------------------
 inline constexpr std::array<uint8_t, 4> kMagic = {'W', 'P', 'T', 'L'};
 inline constexpr uint8_t kVersionMajor = 1;
-inline constexpr uint8_t kVersionMinor = 0;
+// 1.1 adds TOUCHDOWN_WAFER (a touchdown naming the wafer's substrate id).
+inline constexpr uint8_t kVersionMinor = 1;
 inline constexpr size_t kHeaderSize = 16;
 inline constexpr size_t kMaxFrameSize = size_t{4} << 20;  // header + body, 4 MiB
 inline constexpr size_t kMaxSites = 1024;                 // site entries per message
@@ -38,6 +39,7 @@ enum class Kind : uint8_t {
     kHelloOk = 0x02,
     kTouchdown = 0x10,
     kTouchdownResult = 0x11,
+    kTouchdownWafer = 0x12,  // 1.1: TOUCHDOWN with the wafer's substrate id
     kResults = 0x20,
     kResultsAck = 0x21,
     kBye = 0x30,
@@ -121,6 +123,9 @@ struct Touchdown {
     uint16_t wafer = 0;
     uint32_t sequence = 0;  // touchdown sequence: a retry repeats it, a new touchdown increments
     std::vector<TouchdownSite> sites;
+    // The wafer's substrate id (the id the prober read from the wafer), printable ASCII. Empty:
+    // not sent, encoded as TOUCHDOWN (1.0); non-empty: TOUCHDOWN_WAFER (1.1).
+    std::string substrate_id;
     bool operator==(const Touchdown&) const = default;
 };
 
@@ -208,7 +213,10 @@ struct ErrorReply {
 
 using Message = std::variant<Hello, HelloOk, Touchdown, TouchdownResult, Results, ResultsAck, Bye,
                              ByeOk, ErrorReply>;
+// The kind a message is sent as (a Touchdown with a substrate id is TOUCHDOWN_WAFER).
 Kind kind_of(const Message& m) noexcept;
+// The lowest minor of major 1 that defines `k` (1 for TOUCHDOWN_WAFER, else 0).
+uint8_t minor_of(Kind k) noexcept;
 
 // One frame: the header fields a caller controls, and the message.
 struct Frame {
