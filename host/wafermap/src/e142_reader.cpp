@@ -284,22 +284,103 @@ Result<int> dimension_value(const std::string& source, const LayoutInfo& l, cons
     return *n;
 }
 
-struct Placed {
-    GridPosition pos;
-    long line;
-};
-
 std::string coords(int x, int y) {
     return "(" + std::to_string(x) + ", " + std::to_string(y) + ")";
 }
 
-Result<WaferMap> E142Parser::build() {
-    const std::string& src = source_;
+// Builds the WaferMap from what the parser collected, in named steps; each step refuses what is
+// wrong with an error naming the file and the line of the offending element.
+class MapBuilder {
+public:
+    MapBuilder(const std::string& source, const MapReadOptions& options, const Collected& c)
+        : src_(source), options_(options), c_(c) {}
+
+    Result<WaferMap> build() {
+        WP_RETURN_IF_ERROR(read_substrate_map());
+        WP_RETURN_IF_ERROR(read_layout());
+        WP_RETURN_IF_ERROR(read_substrate());
+        WP_RETURN_IF_ERROR(read_bin_definitions());
+        WP_RETURN_IF_ERROR(read_bin_codes());
+        WP_RETURN_IF_ERROR(read_device_ids());
+        place_dies();
+        WP_RETURN_IF_ERROR(check_bin_counts());
+        return std::move(map_);
+    }
+
+private:
+    // A die position the map names, on the picture grid (column from the left, row from the
+    // top). Only cells that the map names are stored, so a hostile Dimension costs no memory.
+    struct Cell {
+        std::string code;
+        long line = 0;
+        std::optional<wpid1::Uid> uid;
+        long uid_line = 0;
+    };
+
+    Status read_substrate_map();    // the root, the one SubstrateMap, text fields
+    Status read_layout();           // Layout, units, wafer size and notch, coordinate system
+    Status read_substrate();        // Substrate, lot, wafer number
+    Status read_bin_definitions();  // BinCodeMap attributes and BinDefinitions
+    Status read_bin_codes();        // the dies: 2DArray rows or Coordinate entries
+    Status read_device_ids();       // UIDs from the DeviceIdMap the job names
+    void place_dies();              // the dies in picture order, in floor coordinates
+    Status check_bin_counts();      // BinCount against the dies
+
+    // Text fields are checked before any message quotes them: printable ASCII, at most 256
+    // characters, as the ledger records them.
+    Status text_field(std::string_view value, long line, const std::string& field,
+                      bool may_be_empty) const {
+        if (auto problem = text_field_problem(value, may_be_empty))
+            return line_error(src_, line, field + ": " + *problem);
+        return ok_status();
+    }
+    // A bin code in canonical form, defined in BinDefinitions (or the NullBin). `where` makes
+    // the element's description only when there is an error to report.
+    template <class Where>
+    Result<std::string> check_code(std::string_view raw, long ln, const Where& where) const {
+        auto code = detail::normalize_code(map_.bin_type, raw);
+        if (!code)
+            return line_error(
+                src_, ln,
+                where() + ": '" + std::string(raw) + "' is not a " + map_.bin_type + " bin code");
+        if (*code != map_.null_bin && map_.bin_descriptions.count(*code) == 0)
+            return line_error(src_, ln,
+                              where() + ": bin code '" + *code + "' is not in BinDefinitions");
+        return *code;
+    }
+    uint64_t cell_key(GridPosition p) const {
+        return static_cast<uint64_t>(p.row) * static_cast<uint64_t>(map_.columns) +
+               static_cast<uint64_t>(p.column);
+    }
+    Status add_cell(GridPosition p, std::string code, long ln) {
+        if (code != map_.null_bin && ++die_count_ > options_.max_dies)
+            return line_error(src_, ln,
+                              "the map holds more than the limit of " +
+                                  std::to_string(options_.max_dies) + " dies");
+        cells_.emplace(cell_key(p), Cell{std::move(code), ln, std::nullopt, 0});
+        return ok_status();
+    }
+
+    const std::string& src_;
+    const MapReadOptions& options_;
+    const Collected& c_;
+    WaferMap map_;
+    const Located* smap_ = nullptr;
+    std::optional<CoordinateSystem> cs_;
+    const Located* bcm_ = nullptr;
+    std::string map_type_;
+    std::unordered_map<std::string, std::pair<long, long>> declared_counts_;  // code -> line, count
+    std::unordered_map<uint64_t, Cell> cells_;
+    size_t die_count_ = 0;
+};
+
+Status MapBuilder::read_substrate_map() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
     if (c_.root.empty() || c_.root.front() != "MapData")
         return line_error(src, 1,
                           "root element is <" + (c_.root.empty() ? "" : c_.root.front()) +
                               ">, not <MapData> (not a SEMI E142 substrate map)");
-    WaferMap map;
     map.format = "E142";
 
     // SubstrateMap: exactly one (one wafer per file).
@@ -308,24 +389,24 @@ Result<WaferMap> E142Parser::build() {
                           "expected exactly one SubstrateMap, found " +
                               std::to_string(c_.substrate_maps.size()) +
                               " (waferprov reads one wafer per map)");
-    const Located& smap = c_.substrate_maps.front();
+    smap_ = &c_.substrate_maps.front();
+    const Located& smap = *smap_;
     map.origin = smap.attrs.get("OriginLocation", "LowerLeft");
     map.axis = smap.attrs.get("AxisDirection", "UpRight");
     const std::string smap_substrate = smap.attrs.get("SubstrateId");
-    // Text fields are checked before any message quotes them: printable ASCII, at most 256
-    // characters, as the ledger records them.
-    auto text_field = [&](std::string_view value, long line, const std::string& field,
-                          bool may_be_empty) -> Status {
-        if (auto problem = text_field_problem(value, may_be_empty))
-            return line_error(src, line, field + ": " + *problem);
-        return ok_status();
-    };
     WP_RETURN_IF_ERROR(text_field(smap_substrate, smap.line, "SubstrateMap SubstrateId", true));
     for (const auto& s : c_.substrates) {
         WP_RETURN_IF_ERROR(text_field(s.id, s.line, "Substrate SubstrateId", true));
         if (s.lot) WP_RETURN_IF_ERROR(text_field(detail::trim(*s.lot), s.lot_line, "LotId", true));
     }
 
+    return ok_status();
+}
+
+Status MapBuilder::read_layout() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
+    const Located& smap = *smap_;
     // Layout: the one the SubstrateMap's LayoutSpecifier names ("WaferLayout/Devices" -> the
     // last part), else the only one, else the only leaf (a layout with no ChildLayouts).
     const LayoutInfo* layout = nullptr;
@@ -407,8 +488,16 @@ Result<WaferMap> E142Parser::build() {
 
     auto cs_or = coordinate_system(map.columns, map.rows, map.origin, map.axis);
     if (!cs_or.ok()) return line_error(src, smap.line, "SubstrateMap: " + cs_or.error().message);
-    const CoordinateSystem cs = *cs_or;
+    cs_ = *cs_or;
 
+    return ok_status();
+}
+
+Status MapBuilder::read_substrate() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
+    const Located& smap = *smap_;
+    const std::string smap_substrate = smap.attrs.get("SubstrateId");
     // Substrate: the one the SubstrateMap names, else the only one.
     const SubstrateInfo* sub = nullptr;
     for (const auto& s : c_.substrates)
@@ -474,12 +563,20 @@ Result<WaferMap> E142Parser::build() {
                               "this --map");
     map.wafer = *number;
 
+    return ok_status();
+}
+
+Status MapBuilder::read_bin_definitions() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
+    const Located& smap = *smap_;
     // BinCodeMap: exactly one.
     if (c_.bin_code_maps.size() != 1)
         return line_error(src, c_.bin_code_maps.empty() ? smap.line : c_.bin_code_maps[1].line,
                           "expected exactly one Overlay/BinCodeMap, found " +
                               std::to_string(c_.bin_code_maps.size()));
-    const Located& bcm = c_.bin_code_maps.front();
+    bcm_ = &c_.bin_code_maps.front();
+    const Located& bcm = *bcm_;
     const std::string raw_type = bcm.attrs.get("BinType");
     auto bin_type = detail::canonical_bin_type(raw_type);
     if (!bin_type)
@@ -487,7 +584,8 @@ Result<WaferMap> E142Parser::build() {
                           "BinCodeMap: unknown BinType '" + raw_type +
                               "' (expected Ascii, HexaDecimal, Integer2 or Decimal)");
     map.bin_type = *bin_type;
-    const std::string map_type = bcm.attrs.get("MapType", "2DArray");
+    map_type_ = bcm.attrs.get("MapType", "2DArray");
+    const std::string& map_type = map_type_;
     if (map_type != "2DArray" && map_type != "Coordinate")
         return line_error(
             src, bcm.line,
@@ -502,7 +600,7 @@ Result<WaferMap> E142Parser::build() {
     }
 
     // BinDefinitions.
-    std::unordered_map<std::string, std::pair<long, long>> declared_counts;  // code -> line, count
+    auto& declared_counts = declared_counts_;
     for (const auto& def : c_.bin_definitions) {
         const std::string raw = def.attrs.get("BinCode");
         auto code = detail::normalize_code(map.bin_type, raw);
@@ -535,41 +633,16 @@ Result<WaferMap> E142Parser::build() {
     }
     std::sort(map.good_bins.begin(), map.good_bins.end());
 
-    // `where` makes the element's description only when there is an error to report.
-    auto check_code = [&](std::string_view raw, long ln, const auto& where) -> Result<std::string> {
-        auto code = detail::normalize_code(map.bin_type, raw);
-        if (!code)
-            return line_error(
-                src, ln,
-                where() + ": '" + std::string(raw) + "' is not a " + map.bin_type + " bin code");
-        if (*code != map.null_bin && map.bin_descriptions.count(*code) == 0)
-            return line_error(src, ln,
-                              where() + ": bin code '" + *code + "' is not in BinDefinitions");
-        return *code;
-    };
+    return ok_status();
+}
 
-    // Dies, placed on the picture grid (column from the left, row from the top). Only cells
-    // that the map names are stored, so a hostile Dimension costs no memory.
-    struct Cell {
-        std::string code;
-        long line = 0;
-        std::optional<wpid1::Uid> uid;
-        long uid_line = 0;
-    };
-    std::unordered_map<uint64_t, Cell> cells;
-    auto cell_key = [&](GridPosition p) {
-        return static_cast<uint64_t>(p.row) * static_cast<uint64_t>(map.columns) +
-               static_cast<uint64_t>(p.column);
-    };
-    size_t die_count = 0;
-    auto add_cell = [&](GridPosition p, std::string code, long ln) -> Status {
-        if (code != map.null_bin && ++die_count > options_.max_dies)
-            return line_error(src, ln,
-                              "the map holds more than the limit of " +
-                                  std::to_string(options_.max_dies) + " dies");
-        cells.emplace(cell_key(p), Cell{std::move(code), ln, std::nullopt, 0});
-        return ok_status();
-    };
+Status MapBuilder::read_bin_codes() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
+    const Located& bcm = *bcm_;
+    const std::string& map_type = map_type_;
+    const CoordinateSystem& cs = *cs_;
+    auto& cells = cells_;
     const std::string layout_size = std::to_string(map.columns) + " x " + std::to_string(map.rows);
     if (map_type == "2DArray") {
         if (c_.bin_codes.size() != static_cast<size_t>(map.rows))
@@ -654,6 +727,16 @@ Result<WaferMap> E142Parser::build() {
         }
     }
 
+    return ok_status();
+}
+
+Status MapBuilder::read_device_ids() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
+    const Located& smap = *smap_;
+    const CoordinateSystem& cs = *cs_;
+    auto& cells = cells_;
+    const std::string layout_size = std::to_string(map.columns) + " x " + std::to_string(map.rows);
     // DeviceIdMap: per-die UIDs by floor coordinate, from the overlay the job names; other
     // DeviceIdMaps (a supplier's own die ids) are not UIDs and are not read.
     const IdMapInfo* ids = nullptr;
@@ -715,6 +798,13 @@ Result<WaferMap> E142Parser::build() {
         it->second.uid_line = e.line;
     }
 
+    return ok_status();
+}
+
+void MapBuilder::place_dies() {
+    WaferMap& map = map_;
+    const CoordinateSystem& cs = *cs_;
+    auto& cells = cells_;
     // Dies in picture order: top row first, left to right.
     std::vector<std::pair<uint64_t, Cell*>> order;
     order.reserve(cells.size());
@@ -731,7 +821,12 @@ Result<WaferMap> E142Parser::build() {
         d.uid = c->uid;
         map.dies.push_back(std::move(d));
     }
+}
 
+Status MapBuilder::check_bin_counts() {
+    const std::string& src = src_;
+    WaferMap& map = map_;
+    const auto& declared_counts = declared_counts_;
     // BinCount, where given, must agree with the dies: a disagreement means a damaged map.
     if (!declared_counts.empty()) {
         const auto counts = count_by_bin(map);
@@ -746,8 +841,10 @@ Result<WaferMap> E142Parser::build() {
                         " but the map holds " + std::to_string(actual) + " dies of that bin");
         }
     }
-    return map;
+    return ok_status();
 }
+
+Result<WaferMap> E142Parser::build() { return MapBuilder(source_, options_, c_).build(); }
 
 }  // namespace
 

@@ -37,31 +37,35 @@ std::optional<double> to_mm(double v, std::string_view unit) {
     return std::nullopt;
 }
 
-}  // namespace
+// The lines of a SINF file: header keys with their values and lines, the RowData lines.
+struct SinfValue {
+    std::string text;
+    long line;
+};
+struct SinfRow {
+    std::string_view text;
+    long line;
+};
+struct Scanned {
+    std::map<std::string, SinfValue> header;
+    std::vector<SinfRow> rows;
+    long last_line = 1;  // the last non-blank line
+};
 
-Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
-                           const MapReadOptions& options) {
-    const std::string src(source_view);
-    if (text.size() > options.max_bytes)
-        return make_error(ErrorCode::kResourceExhausted,
-                          src + ": " + std::to_string(text.size()) +
-                              " bytes; the limit for a wafer map is " +
-                              std::to_string(options.max_bytes));
-    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
-
-    struct Value {
-        std::string text;
-        long line;
-    };
-    std::map<std::string, Value> header;
+// Splits the text into header keys (each once, before the rows) and RowData lines.
+Result<Scanned> scan_sinf(std::string_view text, const std::string& src,
+                          const MapReadOptions& options) {
+    using Value = SinfValue;
+    Scanned out;
+    auto& header = out.header;
     struct Row {
         std::string_view text;
         long line;
     };
-    std::vector<Row> rows;
+    auto& rows = out.rows;
 
     long line_no = 0;
-    long last_line = 1;  // the last non-blank line
+    long& last_line = out.last_line;
     size_t pos = 0;
     while (pos <= text.size()) {
         const size_t nl = text.find('\n', pos);
@@ -96,7 +100,16 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
         header[key] = Value{std::string(value), line_no};
     }
 
-    WaferMap map;
+    return out;
+}
+
+// The header: lot, wafer number (see docs/wafer-maps.md), rows and columns.
+Status read_sinf_header(Scanned& sc, const std::string& src, const MapReadOptions& options,
+                        WaferMap& map) {
+    using Value = SinfValue;
+    auto& header = sc.header;
+    const auto& rows = sc.rows;
+    const long last_line = sc.last_line;
     map.format = "SINF";
     map.bin_type = "HexaDecimal";
     map.origin = "UpperLeft";
@@ -162,6 +175,12 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
     WP_ASSIGN_OR_RETURN(map.rows, dimension(rowct, "ROWCT"));
     WP_ASSIGN_OR_RETURN(map.columns, dimension(colct, "COLCT"));
 
+    return ok_status();
+}
+
+// The die pitch (XDIES/YDIES in DUTMS units), the notch (FNLOC) and the good bins (BCEQU).
+Status read_sinf_pitch_notch_bins(Scanned& sc, const std::string& src, WaferMap& map) {
+    auto& header = sc.header;
     const std::string unit = header.count("DUTMS") != 0 ? header["DUTMS"].text : "";
     for (const auto& [key, field] :
          {std::pair{"XDIES", &map.die_width_mm}, std::pair{"YDIES", &map.die_height_mm}}) {
@@ -201,6 +220,15 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
         }
     }
 
+    return ok_status();
+}
+
+// The dies: ROWCT RowData lines of COLCT codes, read UpperLeft / DownRight; DIECT checked.
+Status read_sinf_rows(const Scanned& sc, const std::string& src, const MapReadOptions& options,
+                      WaferMap& map) {
+    const auto& header = sc.header;
+    const auto& rows = sc.rows;
+    const long last_line = sc.last_line;
     if (rows.size() != static_cast<size_t>(map.rows))
         return line_error(src,
                           rows.size() > static_cast<size_t>(map.rows)
@@ -257,6 +285,26 @@ Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
                               "DIECT is " + it->second.text + " but the rows hold " +
                                   std::to_string(map.dies.size()) + " dies");
     }
+    return ok_status();
+}
+
+}  // namespace
+
+Result<WaferMap> read_sinf(std::string_view text, std::string_view source_view,
+                           const MapReadOptions& options) {
+    const std::string src(source_view);
+    if (text.size() > options.max_bytes)
+        return make_error(ErrorCode::kResourceExhausted,
+                          src + ": " + std::to_string(text.size()) +
+                              " bytes; the limit for a wafer map is " +
+                              std::to_string(options.max_bytes));
+    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+
+    WP_ASSIGN_OR_RETURN(Scanned sc, scan_sinf(text, src, options));
+    WaferMap map;
+    WP_RETURN_IF_ERROR(read_sinf_header(sc, src, options, map));
+    WP_RETURN_IF_ERROR(read_sinf_pitch_notch_bins(sc, src, map));
+    WP_RETURN_IF_ERROR(read_sinf_rows(sc, src, options, map));
     std::sort(map.good_bins.begin(), map.good_bins.end());
     return map;
 }
