@@ -210,126 +210,190 @@ int64_t now_us() {
 
 namespace {
 
-// A malformed event; thrown by the field readers and caught in Replayer::apply, which turns it
-// into a problem (exceptions never leave this file).
-struct BadEvent : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+// A malformed event: the field readers return it and Replayer::apply turns it into a problem.
+Error bad(std::string text) { return make_error(ErrorCode::kIntegrityFailure, std::move(text)); }
 
-const json& field(const json& j, const char* key) {
-    if (!j.is_object()) throw BadEvent("not a JSON object");
+Result<const json*> field(const json& j, const char* key) {
+    if (!j.is_object()) return bad("not a JSON object");
     auto it = j.find(key);
-    if (it == j.end()) throw BadEvent(std::string("missing \"") + key + "\"");
-    return *it;
+    if (it == j.end()) return bad(std::string("missing \"") + key + "\"");
+    return &*it;
 }
 
-int64_t get_int(const json& j, const char* key) {
-    const json& v = field(j, key);
-    if (v.is_number_unsigned()) {
-        const auto u = v.get<uint64_t>();
-        if (u > static_cast<uint64_t>(INT64_MAX)) throw BadEvent(std::string(key) + " too large");
+Result<int64_t> get_int(const json& j, const char* key) {
+    WP_ASSIGN_OR_RETURN(const json* v, field(j, key));
+    if (v->is_number_unsigned()) {
+        const auto u = v->get<uint64_t>();
+        if (u > static_cast<uint64_t>(INT64_MAX)) return bad(std::string(key) + " too large");
         return static_cast<int64_t>(u);
     }
-    if (v.is_number_integer()) return v.get<int64_t>();
-    throw BadEvent(std::string(key) + " is not an integer");
+    if (v->is_number_integer()) return v->get<int64_t>();
+    return bad(std::string(key) + " is not an integer");
 }
 
-int get_int32(const json& j, const char* key) {
-    const int64_t v = get_int(j, key);
-    if (v < INT32_MIN || v > INT32_MAX) throw BadEvent(std::string(key) + " out of range");
+Result<int> get_int32(const json& j, const char* key) {
+    WP_ASSIGN_OR_RETURN(const int64_t v, get_int(j, key));
+    if (v < INT32_MIN || v > INT32_MAX) return bad(std::string(key) + " out of range");
     return static_cast<int>(v);
 }
 
-uint64_t get_uint(const json& j, const char* key) {
-    const int64_t v = get_int(j, key);
-    if (v < 0) throw BadEvent(std::string(key) + " is negative");
+Result<uint64_t> get_uint(const json& j, const char* key) {
+    WP_ASSIGN_OR_RETURN(const int64_t v, get_int(j, key));
+    if (v < 0) return bad(std::string(key) + " is negative");
     return static_cast<uint64_t>(v);
 }
 
-std::string get_text(const json& j, const char* key, bool allow_empty = true) {
-    const json& v = field(j, key);
-    if (!v.is_string()) throw BadEvent(std::string(key) + " is not a string");
-    auto s = v.get<std::string>();
-    if (!valid_text(s, allow_empty)) throw BadEvent(std::string(key) + " is not valid text");
+Result<std::string> get_text(const json& j, const char* key, bool allow_empty = true) {
+    WP_ASSIGN_OR_RETURN(const json* v, field(j, key));
+    if (!v->is_string()) return bad(std::string(key) + " is not a string");
+    auto s = v->get<std::string>();
+    if (!valid_text(s, allow_empty)) return bad(std::string(key) + " is not valid text");
     return s;
 }
 
-Bytes get_hex(const json& j, const char* key) {
-    const json& v = field(j, key);
-    if (!v.is_string()) throw BadEvent(std::string(key) + " is not a string");
-    const auto& s = v.get_ref<const std::string&>();
+Result<Bytes> get_hex(const json& j, const char* key) {
+    WP_ASSIGN_OR_RETURN(const json* v, field(j, key));
+    if (!v->is_string()) return bad(std::string(key) + " is not a string");
+    const auto& s = v->get_ref<const std::string&>();
     for (char c : s)
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            throw BadEvent(std::string(key) + " is not lower-case hex");
+            return bad(std::string(key) + " is not lower-case hex");
     auto b = from_hex(s, key);
-    if (!b.ok()) throw BadEvent(b.error().message);
-    return *b;
+    if (!b.ok()) return bad(b.error().message);
+    return std::move(*b);
 }
 
 template <size_t N>
-std::array<uint8_t, N> get_hex_fixed(const json& j, const char* key) {
-    const Bytes b = get_hex(j, key);
-    if (b.size() != N) throw BadEvent(std::string(key) + " has the wrong length");
+Result<std::array<uint8_t, N>> get_hex_fixed(const json& j, const char* key) {
+    WP_ASSIGN_OR_RETURN(const Bytes b, get_hex(j, key));
+    if (b.size() != N) return bad(std::string(key) + " has the wrong length");
     std::array<uint8_t, N> a{};
     std::copy(b.begin(), b.end(), a.begin());
     return a;
 }
 
-DieState get_state(const json& j, const char* key) {
-    auto s = die_state_from_string(get_text(j, key));
-    if (!s.ok()) throw BadEvent(s.error().message);
+Result<DieState> get_state(const json& j, const char* key) {
+    WP_ASSIGN_OR_RETURN(const std::string text, get_text(j, key));
+    auto s = die_state_from_string(text);
+    if (!s.ok()) return bad(s.error().message);
     return *s;
 }
 
-void check_keys(const json& j, std::initializer_list<const char*> keys) {
-    if (!j.is_object()) throw BadEvent("not a JSON object");
-    if (j.size() != keys.size()) throw BadEvent("unexpected members");
+Status check_keys(const json& j, std::initializer_list<const char*> keys) {
+    if (!j.is_object()) return bad("not a JSON object");
+    if (j.size() != keys.size()) return bad("unexpected members");
     for (const char* k : keys)
-        if (!j.contains(k)) throw BadEvent(std::string("missing \"") + k + "\"");
+        if (!j.contains(k)) return bad(std::string("missing \"") + k + "\"");
+    return ok_status();
 }
 
 // The mutable fields; the caller has checked the object's key set. Format 2 has no site.
-void read_mutable_fields(const json& m, LedgerRecord& r, bool legacy) {
+Status read_mutable_fields(const json& m, LedgerRecord& r, bool legacy) {
     if (!legacy) {
-        const int64_t site = get_int(m, "site");
-        if (site < -1 || site > 65535) throw BadEvent("site out of range");
+        WP_ASSIGN_OR_RETURN(const int64_t site, get_int(m, "site"));
+        if (site < -1 || site > 65535) return bad("site out of range");
         r.site = static_cast<int>(site);
     }
-    r.state = get_state(m, "state");
-    r.delivered_us = get_int(m, "delivered");
-    r.result_us = get_int(m, "result");
-    r.updated_us = get_int(m, "updated");
-    r.tester = get_text(m, "tester");
-    r.bin = get_text(m, "bin");
-    const uint64_t reissues = get_uint(m, "reissues");
-    if (reissues > UINT32_MAX) throw BadEvent("reissues out of range");
+    WP_ASSIGN_OR_RETURN(r.state, get_state(m, "state"));
+    WP_ASSIGN_OR_RETURN(r.delivered_us, get_int(m, "delivered"));
+    WP_ASSIGN_OR_RETURN(r.result_us, get_int(m, "result"));
+    WP_ASSIGN_OR_RETURN(r.updated_us, get_int(m, "updated"));
+    WP_ASSIGN_OR_RETURN(r.tester, get_text(m, "tester"));
+    WP_ASSIGN_OR_RETURN(r.bin, get_text(m, "bin"));
+    WP_ASSIGN_OR_RETURN(const uint64_t reissues, get_uint(m, "reissues"));
+    if (reissues > UINT32_MAX) return bad("reissues out of range");
     r.reissues = static_cast<uint32_t>(reissues);
-    r.void_reason = get_text(m, "void_reason");
+    WP_ASSIGN_OR_RETURN(r.void_reason, get_text(m, "void_reason"));
+    return ok_status();
 }
 
-void read_mutable(const json& m, LedgerRecord& r, bool legacy) {
-    if (legacy)
-        check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
-                       "void_reason"});
-    else
-        check_keys(m, {"state", "delivered", "result", "updated", "tester", "bin", "reissues",
-                       "void_reason", "site"});
-    read_mutable_fields(m, r, legacy);
-}
-
-void check_location(const json& l, bool legacy) {
+Status read_mutable(const json& m, LedgerRecord& r, bool legacy) {
     if (legacy) {
-        check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial"});
+        WP_RETURN_IF_ERROR(check_keys(m, {"state", "delivered", "result", "updated", "tester",
+                                          "bin", "reissues", "void_reason"}));
     } else {
-        check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial", "substrate"});
-        (void)get_text(l, "substrate");
+        WP_RETURN_IF_ERROR(check_keys(m, {"state", "delivered", "result", "updated", "tester",
+                                          "bin", "reissues", "void_reason", "site"}));
     }
-    (void)get_hex_fixed<wpid1::kUidSize>(l, "uid");
-    (void)get_text(l, "lot", false);
-    (void)get_int32(l, "wafer");
-    (void)get_int32(l, "x");
-    (void)get_int32(l, "y");
-    (void)get_hex(l, "serial");
+    return read_mutable_fields(m, r, legacy);
+}
+
+Status check_location(const json& l, bool legacy) {
+    if (legacy) {
+        WP_RETURN_IF_ERROR(check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial"}));
+    } else {
+        WP_RETURN_IF_ERROR(check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial", "substrate"}));
+        WP_RETURN_IF_ERROR(get_text(l, "substrate"));
+    }
+    WP_RETURN_IF_ERROR(get_hex_fixed<wpid1::kUidSize>(l, "uid"));
+    WP_RETURN_IF_ERROR(get_text(l, "lot", false));
+    WP_RETURN_IF_ERROR(get_int32(l, "wafer"));
+    WP_RETURN_IF_ERROR(get_int32(l, "x"));
+    WP_RETURN_IF_ERROR(get_int32(l, "y"));
+    WP_RETURN_IF_ERROR(get_hex(l, "serial"));
+    return ok_status();
+}
+
+// The record of an ISSUE event, with the chain's own keys checked.
+Result<LedgerRecord> read_issued_record(const json& j, bool legacy) {
+    WP_ASSIGN_OR_RETURN(const json* rjp, field(j, "record"));
+    const json& rj = *rjp;
+    if (legacy) {
+        WP_RETURN_IF_ERROR(
+            check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
+                            "certificate_sha256", "issued", "state", "delivered", "result",
+                            "updated", "tester", "bin", "reissues", "void_reason"}));
+    } else {
+        WP_RETURN_IF_ERROR(check_keys(rj, {"uid",        "lot",         "wafer",
+                                           "x",          "y",           "serial",
+                                           "public_key", "wrapped_key", "certificate_sha256",
+                                           "issued",     "state",       "delivered",
+                                           "result",     "updated",     "tester",
+                                           "bin",        "reissues",    "void_reason",
+                                           "substrate",  "site"}));
+    }
+    LedgerRecord r;
+    WP_ASSIGN_OR_RETURN(r.uid, get_hex_fixed<wpid1::kUidSize>(rj, "uid"));
+    WP_ASSIGN_OR_RETURN(const wpid1::Uid event_uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
+    if (event_uid != r.uid) return bad("uid differs from the record's");
+    WP_ASSIGN_OR_RETURN(r.loc.lot, get_text(rj, "lot", false));
+    WP_ASSIGN_OR_RETURN(r.loc.wafer, get_int32(rj, "wafer"));
+    WP_ASSIGN_OR_RETURN(r.loc.x, get_int32(rj, "x"));
+    WP_ASSIGN_OR_RETURN(r.loc.y, get_int32(rj, "y"));
+    if (!legacy) {
+        WP_ASSIGN_OR_RETURN(r.loc.substrate, get_text(rj, "substrate"));
+    }
+    WP_ASSIGN_OR_RETURN(r.serial, get_hex(rj, "serial"));
+    WP_ASSIGN_OR_RETURN(r.public_key, get_hex_fixed<65>(rj, "public_key"));
+    WP_ASSIGN_OR_RETURN(r.wrapped, get_hex_fixed<wpid1::kWrappedKeySize>(rj, "wrapped_key"));
+    WP_ASSIGN_OR_RETURN(const Hash cert, get_hex_fixed<32>(rj, "certificate_sha256"));
+    r.certificate_der.assign(cert.begin(), cert.end());  // chain_form
+    WP_ASSIGN_OR_RETURN(r.issued_us, get_int(rj, "issued"));
+    WP_RETURN_IF_ERROR(read_mutable_fields(rj, r, legacy));
+    return r;
+}
+
+// Whether `type` may take a record from `before` to `after`.
+bool legal_transition(const std::string& type, const LedgerRecord& before,
+                      const LedgerRecord& after) {
+    if (type == "REISSUE")
+        return before.state != DieState::kVoid && after.state == before.state &&
+               after.reissues == before.reissues + 1 && after.bin == before.bin &&
+               after.delivered_us == before.delivered_us && after.result_us == before.result_us &&
+               after.void_reason.empty();
+    if (type == "DELIVER")
+        return (before.state == DieState::kIssued || before.state == DieState::kDelivered ||
+                before.state == DieState::kFailed) &&
+               after.state == DieState::kDelivered && after.reissues == before.reissues &&
+               after.void_reason.empty();
+    if (type == "RESULT")
+        return before.state == DieState::kDelivered &&
+               (after.state == DieState::kProgrammed || after.state == DieState::kFailed) &&
+               after.reissues == before.reissues && after.void_reason.empty() &&
+               after.delivered_us == before.delivered_us;
+    // VOID
+    return before.state != DieState::kVoid && after.state == DieState::kVoid &&
+           after.reissues == before.reissues && !after.void_reason.empty();
 }
 
 }  // namespace
@@ -350,183 +414,154 @@ bool Replayer::apply(std::string_view payload, const std::optional<Hash>& stored
                 to_hex(next) + ")");
     head_ = next;
     events_ = seq;
-    try {
-        const json j = json::parse(payload);
-        if (canonical(j) != payload) throw BadEvent("not in canonical form");
-        const uint64_t got_seq = get_uint(j, "seq");
+    const Status st = [&]() -> Status {
+        const json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded()) return bad("malformed JSON");
+        if (canonical(j) != payload) return bad("not in canonical form");
+        WP_ASSIGN_OR_RETURN(const uint64_t got_seq, get_uint(j, "seq"));
         if (got_seq != seq)
-            throw BadEvent("carries seq " + std::to_string(got_seq) +
-                           " (events deleted, inserted or reordered)");
-        return apply_parsed(j, seq, get_text(j, "type", false), get_int(j, "time"));
-    } catch (const BadEvent& e) {
-        problem(where + ": " + e.what());
-    } catch (const json::exception& e) {
-        problem(where + ": malformed JSON: " + e.what());
-    }
-    return false;
+            return bad("carries seq " + std::to_string(got_seq) +
+                       " (events deleted, inserted or reordered)");
+        WP_ASSIGN_OR_RETURN(const std::string type, get_text(j, "type", false));
+        WP_ASSIGN_OR_RETURN(const int64_t time, get_int(j, "time"));
+        return apply_parsed(j, seq, type, time);
+    }();
+    if (!st.ok()) problem(where + ": " + st.error().message);
+    return st.ok();
 }
 
-bool Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type, int64_t time) {
-    const std::string where = "event " + std::to_string(seq) + " (" + type + ")";
-    if (type == "GENESIS") {
-        check_keys(j, {"seq", "type", "time", "format", "job_id", "customer", "product", "quota"});
-        if (seq != 1) throw BadEvent("GENESIS is not the first event");
-        const std::string format = get_text(j, "format");
-        if (format != kLedgerFormat && format != kLegacyLedgerFormat)
-            throw BadEvent("unknown ledger format");
-        legacy_ = format == kLegacyLedgerFormat;
-        genesis_ = Genesis{get_text(j, "job_id", false), get_text(j, "customer"),
-                           get_text(j, "product"), get_uint(j, "quota"), time};
-        return true;
-    }
-    if (!genesis_) throw BadEvent("the chain does not start with GENESIS");
-    if (type == "ISSUE") {
-        check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"});
-        const json& rj = field(j, "record");
-        if (legacy_)
-            check_keys(rj, {"uid", "lot", "wafer", "x", "y", "serial", "public_key", "wrapped_key",
-                            "certificate_sha256", "issued", "state", "delivered", "result",
-                            "updated", "tester", "bin", "reissues", "void_reason"});
-        else
-            check_keys(rj, {"uid",        "lot",         "wafer",
-                            "x",          "y",           "serial",
-                            "public_key", "wrapped_key", "certificate_sha256",
-                            "issued",     "state",       "delivered",
-                            "result",     "updated",     "tester",
-                            "bin",        "reissues",    "void_reason",
-                            "substrate",  "site"});
-        LedgerRecord r;
-        r.uid = get_hex_fixed<wpid1::kUidSize>(rj, "uid");
-        if (get_hex_fixed<wpid1::kUidSize>(j, "uid") != r.uid)
-            throw BadEvent("uid differs from the record's");
-        r.loc.lot = get_text(rj, "lot", false);
-        r.loc.wafer = get_int32(rj, "wafer");
-        r.loc.x = get_int32(rj, "x");
-        r.loc.y = get_int32(rj, "y");
-        if (!legacy_) r.loc.substrate = get_text(rj, "substrate");
-        r.serial = get_hex(rj, "serial");
-        r.public_key = get_hex_fixed<65>(rj, "public_key");
-        r.wrapped = get_hex_fixed<wpid1::kWrappedKeySize>(rj, "wrapped_key");
-        {
-            const Hash cert = get_hex_fixed<32>(rj, "certificate_sha256");
-            r.certificate_der.assign(cert.begin(), cert.end());  // chain_form
-        }
-        r.issued_us = get_int(rj, "issued");
-        read_mutable_fields(rj, r, legacy_);
-        if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() ||
-            !r.void_reason.empty())
-            throw BadEvent("a new record must be ISSUED with no history");
-        if (r.serial.empty() || r.serial.size() > 20) throw BadEvent("serial length");
-        const std::string uid_hex = to_hex(r.uid);
-        if (records_.count(r.uid) != 0) throw BadEvent("UID " + uid_hex + " issued twice");
-        const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.x, r.loc.y);
-        if (by_location_.count(key) != 0) throw BadEvent(r.loc.describe() + " issued twice");
-        if (by_serial_.count(r.serial) != 0)
-            throw BadEvent("serial " + to_hex(r.serial) + " issued twice");
-        const uint64_t used = get_uint(j, "quota_used");
-        if (used != quota_used_ + 1)
-            throw BadEvent("quota_used " + std::to_string(used) + " but " +
-                           std::to_string(quota_used_ + 1) + " identities issued");
-        if (used > genesis_->quota) throw BadEvent("the quota is exceeded");
-        if (!legacy_) bind_wafer(r.loc);
-        quota_used_ = used;
-        by_location_.emplace(key, r.uid);
-        by_serial_.emplace(r.serial, r.uid);
-        records_.emplace(r.uid, std::move(r));
-        return true;
-    }
-    if (type == "REISSUE" || type == "DELIVER" || type == "RESULT" || type == "VOID") {
-        check_keys(j, {"seq", "type", "time", "uid", "after"});
-        const auto uid = get_hex_fixed<wpid1::kUidSize>(j, "uid");
-        auto it = records_.find(uid);
-        if (it == records_.end()) throw BadEvent("UID " + to_hex(uid) + " was never issued");
-        LedgerRecord after = it->second;
-        read_mutable(field(j, "after"), after, legacy_);
-        const LedgerRecord& before = it->second;
-        bool legal = false;
-        if (type == "REISSUE") {
-            legal = before.state != DieState::kVoid && after.state == before.state &&
-                    after.reissues == before.reissues + 1 && after.bin == before.bin &&
-                    after.delivered_us == before.delivered_us &&
-                    after.result_us == before.result_us && after.void_reason.empty();
-        } else if (type == "DELIVER") {
-            legal = (before.state == DieState::kIssued || before.state == DieState::kDelivered ||
-                     before.state == DieState::kFailed) &&
-                    after.state == DieState::kDelivered && after.reissues == before.reissues &&
-                    after.void_reason.empty();
-        } else if (type == "RESULT") {
-            legal = before.state == DieState::kDelivered &&
-                    (after.state == DieState::kProgrammed || after.state == DieState::kFailed) &&
-                    after.reissues == before.reissues && after.void_reason.empty() &&
-                    after.delivered_us == before.delivered_us;
-        } else {  // VOID
-            legal = before.state != DieState::kVoid && after.state == DieState::kVoid &&
-                    after.reissues == before.reissues && !after.void_reason.empty();
-        }
-        if (!legal)
-            throw BadEvent(std::string("illegal transition ") + to_string(before.state) + " -> " +
-                           to_string(after.state) + " for UID " + to_hex(uid));
-        it->second = std::move(after);
-        return true;
-    }
+Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& type, int64_t time) {
+    if (type == "GENESIS") return apply_genesis(j, seq, time);
+    if (!genesis_) return bad("the chain does not start with GENESIS");
+    if (type == "ISSUE") return apply_issue(j);
+    if (type == "REISSUE" || type == "DELIVER" || type == "RESULT" || type == "VOID")
+        return apply_transition(j, type);
     if (type == "ALARM") {
-        check_keys(j, {"seq", "type", "time", "reason", "offered", "existing", "tester"});
-        (void)get_text(j, "reason", false);
-        (void)get_text(j, "tester");
-        check_location(field(j, "offered"), legacy_);
-        check_location(field(j, "existing"), legacy_);
-        return true;
+        WP_RETURN_IF_ERROR(
+            check_keys(j, {"seq", "type", "time", "reason", "offered", "existing", "tester"}));
+        WP_RETURN_IF_ERROR(get_text(j, "reason", false));
+        WP_RETURN_IF_ERROR(get_text(j, "tester"));
+        WP_ASSIGN_OR_RETURN(const json* offered, field(j, "offered"));
+        WP_ASSIGN_OR_RETURN(const json* existing, field(j, "existing"));
+        WP_RETURN_IF_ERROR(check_location(*offered, legacy_));
+        return check_location(*existing, legacy_);
     }
     if (type == "QUOTA_REFUSED") {
-        check_keys(j, {"seq", "type", "time", "offered", "quota", "quota_used", "tester"});
-        check_location(field(j, "offered"), legacy_);
-        (void)get_text(j, "tester");
-        if (get_uint(j, "quota") != genesis_->quota || get_uint(j, "quota_used") != quota_used_)
-            throw BadEvent("quota figures do not match the chain");
-        return true;
+        WP_RETURN_IF_ERROR(
+            check_keys(j, {"seq", "type", "time", "offered", "quota", "quota_used", "tester"}));
+        WP_ASSIGN_OR_RETURN(const json* offered, field(j, "offered"));
+        WP_RETURN_IF_ERROR(check_location(*offered, legacy_));
+        WP_RETURN_IF_ERROR(get_text(j, "tester"));
+        WP_ASSIGN_OR_RETURN(const uint64_t quota, get_uint(j, "quota"));
+        WP_ASSIGN_OR_RETURN(const uint64_t used, get_uint(j, "quota_used"));
+        if (quota != genesis_->quota || used != quota_used_)
+            return bad("quota figures do not match the chain");
+        return ok_status();
     }
-    if (type == "MIGRATE") {
-        check_keys(j, {"seq", "type", "time", "from_format", "to_format", "wafers"});
-        if (!legacy_ || get_text(j, "from_format") != kLegacyLedgerFormat ||
-            get_text(j, "to_format") != kLedgerFormat)
-            throw BadEvent("MIGRATE from a format this ledger is not in");
-        const json& wafers = field(j, "wafers");
-        if (!wafers.is_array()) throw BadEvent("wafers is not an array");
-        std::map<std::pair<std::string, int>, std::string> given;
-        for (const json& w : wafers) {
-            check_keys(w, {"lot", "wafer", "substrate"});
-            const std::string lot = get_text(w, "lot", false);
-            const int wafer = get_int32(w, "wafer");
-            if (!given.emplace(std::pair{lot, wafer}, get_text(w, "substrate", false)).second)
-                throw BadEvent("MIGRATE lists " + lot + " wafer " + std::to_string(wafer) +
-                               " twice");
-        }
-        legacy_ = false;
-        for (auto& [uid, r] : records_) {
-            auto it = given.find({r.loc.lot, r.loc.wafer});
-            if (it == given.end())
-                throw BadEvent("MIGRATE gives no substrate id for " + r.loc.lot + " wafer " +
-                               std::to_string(r.loc.wafer));
-            r.loc.substrate = it->second;
-            bind_wafer(r.loc);
-        }
-        return true;
-    }
-    throw BadEvent(where + ": unknown event type");
+    if (type == "MIGRATE") return apply_migrate(j);
+    return bad("event " + std::to_string(seq) + " (" + type + "): unknown event type");
 }
 
-void Replayer::bind_wafer(const DieLocation& loc) {
+Status Replayer::apply_genesis(const json& j, uint64_t seq, int64_t time) {
+    WP_RETURN_IF_ERROR(
+        check_keys(j, {"seq", "type", "time", "format", "job_id", "customer", "product", "quota"}));
+    if (seq != 1) return bad("GENESIS is not the first event");
+    WP_ASSIGN_OR_RETURN(const std::string format, get_text(j, "format"));
+    if (format != kLedgerFormat && format != kLegacyLedgerFormat)
+        return bad("unknown ledger format");
+    legacy_ = format == kLegacyLedgerFormat;
+    Genesis g;
+    WP_ASSIGN_OR_RETURN(g.job_id, get_text(j, "job_id", false));
+    WP_ASSIGN_OR_RETURN(g.customer, get_text(j, "customer"));
+    WP_ASSIGN_OR_RETURN(g.product, get_text(j, "product"));
+    WP_ASSIGN_OR_RETURN(g.quota, get_uint(j, "quota"));
+    g.time_us = time;
+    genesis_ = std::move(g);
+    return ok_status();
+}
+
+Status Replayer::apply_issue(const json& j) {
+    WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"}));
+    WP_ASSIGN_OR_RETURN(LedgerRecord r, read_issued_record(j, legacy_));
+    if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() || !r.void_reason.empty())
+        return bad("a new record must be ISSUED with no history");
+    if (r.serial.empty() || r.serial.size() > 20) return bad("serial length");
+    const std::string uid_hex = to_hex(r.uid);
+    if (records_.count(r.uid) != 0) return bad("UID " + uid_hex + " issued twice");
+    const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.x, r.loc.y);
+    if (by_location_.count(key) != 0) return bad(r.loc.describe() + " issued twice");
+    if (by_serial_.count(r.serial) != 0) return bad("serial " + to_hex(r.serial) + " issued twice");
+    WP_ASSIGN_OR_RETURN(const uint64_t used, get_uint(j, "quota_used"));
+    if (used != quota_used_ + 1)
+        return bad("quota_used " + std::to_string(used) + " but " +
+                   std::to_string(quota_used_ + 1) + " identities issued");
+    if (used > genesis_->quota) return bad("the quota is exceeded");
+    if (!legacy_) WP_RETURN_IF_ERROR(bind_wafer(r.loc));
+    quota_used_ = used;
+    by_location_.emplace(key, r.uid);
+    by_serial_.emplace(r.serial, r.uid);
+    records_.emplace(r.uid, std::move(r));
+    return ok_status();
+}
+
+Status Replayer::apply_transition(const json& j, const std::string& type) {
+    WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "uid", "after"}));
+    WP_ASSIGN_OR_RETURN(const wpid1::Uid uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
+    auto it = records_.find(uid);
+    if (it == records_.end()) return bad("UID " + to_hex(uid) + " was never issued");
+    LedgerRecord after = it->second;
+    WP_ASSIGN_OR_RETURN(const json* aj, field(j, "after"));
+    WP_RETURN_IF_ERROR(read_mutable(*aj, after, legacy_));
+    const LedgerRecord& before = it->second;
+    if (!legal_transition(type, before, after))
+        return bad(std::string("illegal transition ") + to_string(before.state) + " -> " +
+                   to_string(after.state) + " for UID " + to_hex(uid));
+    it->second = std::move(after);
+    return ok_status();
+}
+
+Status Replayer::apply_migrate(const json& j) {
+    WP_RETURN_IF_ERROR(
+        check_keys(j, {"seq", "type", "time", "from_format", "to_format", "wafers"}));
+    WP_ASSIGN_OR_RETURN(const std::string from, get_text(j, "from_format"));
+    WP_ASSIGN_OR_RETURN(const std::string to, get_text(j, "to_format"));
+    if (!legacy_ || from != kLegacyLedgerFormat || to != kLedgerFormat)
+        return bad("MIGRATE from a format this ledger is not in");
+    WP_ASSIGN_OR_RETURN(const json* wafers, field(j, "wafers"));
+    if (!wafers->is_array()) return bad("wafers is not an array");
+    std::map<std::pair<std::string, int>, std::string> given;
+    for (const json& w : *wafers) {
+        WP_RETURN_IF_ERROR(check_keys(w, {"lot", "wafer", "substrate"}));
+        WP_ASSIGN_OR_RETURN(const std::string lot, get_text(w, "lot", false));
+        WP_ASSIGN_OR_RETURN(const int wafer, get_int32(w, "wafer"));
+        WP_ASSIGN_OR_RETURN(std::string substrate, get_text(w, "substrate", false));
+        if (!given.emplace(std::pair{lot, wafer}, std::move(substrate)).second)
+            return bad("MIGRATE lists " + lot + " wafer " + std::to_string(wafer) + " twice");
+    }
+    legacy_ = false;
+    for (auto& [uid, r] : records_) {
+        auto it = given.find({r.loc.lot, r.loc.wafer});
+        if (it == given.end())
+            return bad("MIGRATE gives no substrate id for " + r.loc.lot + " wafer " +
+                       std::to_string(r.loc.wafer));
+        r.loc.substrate = it->second;
+        WP_RETURN_IF_ERROR(bind_wafer(r.loc));
+    }
+    return ok_status();
+}
+
+Status Replayer::bind_wafer(const DieLocation& loc) {
     const auto wafer = std::pair{loc.lot, loc.wafer};
     auto [it, fresh] = substrate_of_.emplace(wafer, loc.substrate);
     if (!fresh && it->second != loc.substrate)
-        throw BadEvent(loc.lot + " wafer " + std::to_string(loc.wafer) + " is substrate '" +
-                       it->second + "', not '" + loc.substrate + "'");
-    if (loc.substrate.empty()) return;
+        return bad(loc.lot + " wafer " + std::to_string(loc.wafer) + " is substrate '" +
+                   it->second + "', not '" + loc.substrate + "'");
+    if (loc.substrate.empty()) return ok_status();
     auto [w, new_id] = wafer_of_.emplace(loc.substrate, wafer);
     if (!new_id && w->second != wafer)
-        throw BadEvent("substrate '" + loc.substrate + "' is " + w->second.first + " wafer " +
-                       std::to_string(w->second.second) + ", not wafer " +
-                       std::to_string(loc.wafer));
+        return bad("substrate '" + loc.substrate + "' is " + w->second.first + " wafer " +
+                   std::to_string(w->second.second) + ", not wafer " + std::to_string(loc.wafer));
+    return ok_status();
 }
 
 // ---- base64 ---------------------------------------------------------------------------------

@@ -97,9 +97,15 @@ public:
     void problem(std::string text);
 
 private:
-    bool apply_parsed(const nlohmann::json& j, uint64_t seq, const std::string& type, int64_t time);
-    // Binds (lot, wafer) to substrate, or throws if either side is bound otherwise.
-    void bind_wafer(const DieLocation& loc);
+    // One event, parsed; an error names what is wrong with it (apply makes it a problem).
+    Status apply_parsed(const nlohmann::json& j, uint64_t seq, const std::string& type,
+                        int64_t time);
+    Status apply_genesis(const nlohmann::json& j, uint64_t seq, int64_t time);
+    Status apply_issue(const nlohmann::json& j);
+    Status apply_transition(const nlohmann::json& j, const std::string& type);
+    Status apply_migrate(const nlohmann::json& j);
+    // Binds (lot, wafer) to substrate; an error if either side is bound otherwise.
+    Status bind_wafer(const DieLocation& loc);
     uint64_t events_ = 0;
     bool legacy_ = false;  // format-2 events until the MIGRATE event
     Hash head_{};
