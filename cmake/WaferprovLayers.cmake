@@ -84,6 +84,16 @@ function(waferprov_check_layers)
   foreach(lib IN LISTS host)
     _waferprov_require_only(${lib} ${host} ${drivers})
   endforeach()
-  # The command: the host and the product's drivers, no test code.
-  _waferprov_require_only(waferprov ${host} ${drivers})
+  # The probe card's stepping (ate/tester, shared with sim/floor): the map readers only.
+  _waferprov_require_only(waferprov_probe_card ${host} ${drivers})
+  # The models (sim/card, sim/floor): the drivers' register map, the map readers and the
+  # probe card's stepping; never the tester link, the ledger or the service.
+  set(models waferprov_card_tlm waferprov_floor)
+  if(TARGET waferprov_card_tlm)
+    _waferprov_require_only(waferprov_card_tlm ${drivers})
+    _waferprov_require_only(waferprov_floor waferprov_card_tlm waferprov_probe_card
+      waferprov_wafermap waferprov_model ${drivers})
+  endif()
+  # The command: the host, the product's drivers and the models (`plan`), no test code.
+  _waferprov_require_only(waferprov ${host} ${drivers} ${models} waferprov_probe_card)
 endfunction()
