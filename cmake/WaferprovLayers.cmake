@@ -1,6 +1,6 @@
 # The layers, checked when the build is configured (docs/architecture.md draws them):
 #
-#   drivers/    common <- software, backends                     (no host/, no ate/)
+#   drivers/    common <- software, backends, card_regs, xdma    (no host/, no ate/)
 #               reference, testing: test-only (the reference model, TempDir, child
 #               processes, the SoftHSM2 token); no product library or command links them
 #   host/       model, kat, wafermap, ca, ledger, report, job, protocol, pipeline, service
@@ -68,7 +68,8 @@ endfunction()
 function(waferprov_check_layers)
   # The product's drivers, and the test-only libraries (reference model, test helpers) that
   # nothing in the product may link.
-  set(drivers waferprov_common waferprov_software waferprov_backends waferprov_card_regs)
+  set(drivers waferprov_common waferprov_software waferprov_backends waferprov_card_regs
+    waferprov_xdma)
   set(test_only waferprov_reference waferprov_testing)
   foreach(lib IN LISTS drivers)
     _waferprov_require_only(${lib} ${drivers})

@@ -24,6 +24,8 @@ PACKAGES=(
   g++-mingw-w64-x86-64-posix gcc-mingw-w64-x86-64-posix binutils-mingw-w64-x86-64
   autoconf automake libtool
   wine64
+  # the emulated XDMA card (sim/cardsim): a FUSE filesystem; fusermount3 unmounts it
+  libfuse3-dev fuse3
 )
 
 missing=()
