@@ -1,6 +1,9 @@
 # The layers, checked when the build is configured (docs/architecture.md draws them):
 #
-#   drivers/    common <- software, backends, card_regs, xdma    (no host/, no ate/)
+#   drivers/    common <- software, card <- verilator <- backends; card_regs, xdma
+#               (no host/, no ate/); the Verilated card models (sim/card_rtl:
+#               waferprov_card_harness) only through verilator, i.e. in verilator, backends and
+#               what links backends
 #               reference, testing: test-only (the reference model, TempDir, child
 #               processes, the SoftHSM2 token); no product library or command links them
 #   host/       model, kat, wafermap, ca, ledger, report, job, protocol, pipeline, service
@@ -69,13 +72,22 @@ function(waferprov_check_layers)
   # The product's drivers, and the test-only libraries (reference model, test helpers) that
   # nothing in the product may link.
   set(drivers waferprov_common waferprov_software waferprov_backends waferprov_card_regs
-    waferprov_xdma)
+    waferprov_xdma waferprov_card)
+  if(TARGET waferprov_verilator)
+    list(APPEND drivers waferprov_verilator)
+  endif()
+  # The card models reach the product only through the Verilator transport.
+  set(sim_models waferprov_card_harness)
   set(test_only waferprov_reference waferprov_testing)
   foreach(lib IN LISTS drivers)
-    _waferprov_require_only(${lib} ${drivers})
+    if(lib STREQUAL "waferprov_verilator" OR lib STREQUAL "waferprov_backends")
+      _waferprov_require_only(${lib} ${drivers} ${sim_models})
+    else()
+      _waferprov_require_only(${lib} ${drivers})
+    endif()
   endforeach()
   foreach(lib IN LISTS test_only)
-    _waferprov_require_only(${lib} ${drivers} ${test_only})
+    _waferprov_require_only(${lib} ${drivers} ${sim_models} ${test_only})
   endforeach()
   # The tester's shared library: the codec and drivers/common, nothing else of ours.
   _waferprov_require_only(waferprov_ate waferprov_protocol waferprov_common)
@@ -83,7 +95,7 @@ function(waferprov_check_layers)
   set(host waferprov_model waferprov_kat waferprov_wafermap waferprov_ca waferprov_ledger
     waferprov_report waferprov_job waferprov_protocol waferprov_pipeline waferprov_service)
   foreach(lib IN LISTS host)
-    _waferprov_require_only(${lib} ${host} ${drivers})
+    _waferprov_require_only(${lib} ${host} ${drivers} ${sim_models})
   endforeach()
   # The probe card's stepping (ate/tester, shared with sim/floor): the map readers only.
   _waferprov_require_only(waferprov_probe_card ${host} ${drivers})
@@ -96,5 +108,6 @@ function(waferprov_check_layers)
       waferprov_wafermap waferprov_model ${drivers})
   endif()
   # The command: the host, the product's drivers and the models (`plan`), no test code.
-  _waferprov_require_only(waferprov ${host} ${drivers} ${models} waferprov_probe_card)
+  _waferprov_require_only(waferprov ${host} ${drivers} ${models} waferprov_probe_card
+    ${sim_models})
 endfunction()

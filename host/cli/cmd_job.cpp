@@ -11,10 +11,9 @@
 #include <openssl/rand.h>
 
 #include "ca_args.hpp"
+#include "waferprov/backends.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
-#include "waferprov/software/aes.hpp"
-#include "waferprov/software/device_key.hpp"
 
 namespace waferprov::cli {
 namespace {
@@ -24,6 +23,7 @@ namespace fs = std::filesystem;
 constexpr const char* kUsage =
     "usage: waferprov job init --out DIR [--id ID] [--product NAME] [--customer NAME]\n"
     "                          [--quota N] [--uid-policy derived|tester] [--tester ID ...]\n"
+    "                          [--backend SPEC]\n"
     "                          [--hsm --module PATH --token-label LABEL --key-label LABEL\n"
     "                           [--pin-env VAR]]\n"
     "\n"
@@ -35,7 +35,10 @@ constexpr const char* kUsage =
     "link's CurveZMQ keys: DIR/server.key (0600) and DIR/server.pub for `waferprov serve`, and\n"
     "for each --tester ID the tester's DIR/tester-ID.key (0600) and DIR/tester-ID.pub, its\n"
     "public key admitted in the job's [testers] table.\n"
-    "With --hsm the token's user PIN is read from $WAFERPROV_HSM_PIN (or --pin-env VAR).\n";
+    "With --hsm the token's user PIN is read from $WAFERPROV_HSM_PIN (or --pin-env VAR).\n"
+    "--backend SPEC: the job's backend and its parameters, NAME[:KEY=VALUE,...] (default\n"
+    "software; verilator[:engines=N]; docs/drivers.md). The device key and the KIK's wrap go\n"
+    "through the backend registry; software and verilator take the same device.key file.\n";
 
 Status write_text(const fs::path& p, const std::string& text, mode_t mode) {
     std::ofstream out(p, std::ios::trunc);
@@ -66,7 +69,6 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
     }
     job.ledger = dir / "ledger.sqlite";
     job.wrapped_kik = dir / "kik.wrapped";
-    job.device_key = dir / "device.key";
     job.ca.certificate = dir / "ca.pem";
     job.ca.root = dir / "root.pem";
     job.certificate.organization = "waferprov development";
@@ -98,13 +100,22 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
     }
 
     // The engine's device key, and the KIK wrapped under it: the KIK reaches the engine only
-    // as AES-KW(DK, KIK).
-    WP_RETURN_IF_ERROR(software::write_new_device_key(*job.device_key));
-    WP_ASSIGN_OR_RETURN(software::DeviceKey dk, software::load_device_key(*job.device_key));
+    // as AES-KW(DK, KIK). Both through the backend registry (drivers/backends).
+    BackendOptions backend;
+    if (a.has("backend")) {
+        WP_ASSIGN_OR_RETURN(backend, parse_backend_spec(a.get("backend")));
+        if (backend.params.count("device_key") != 0)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "--backend: job init writes the device key itself (device.key)");
+    }
+    job.backend = backend.name;
+    job.backend_params = backend.params;
+    WP_ASSIGN_OR_RETURN(backend, create_device_key(backend, dir));
+    job.device_key = backend.params.at("device_key");
     SecretArray<32> kik;
     if (RAND_priv_bytes(kik.data(), 32) != 1)
         return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
-    WP_ASSIGN_OR_RETURN(Bytes wrapped, software::kw_wrap(dk.span(), kik.span()));
+    WP_ASSIGN_OR_RETURN(Bytes wrapped, wrap_kik_for(backend, kik.span()));
     WP_RETURN_IF_ERROR(write_text(job.wrapped_kik, to_hex(wrapped) + "\n", 0644));
     std::string kik_hex = to_hex(kik.span()) + "\n";
     auto st = write_text(dir / "kik.hex", kik_hex, 0600);
@@ -197,7 +208,7 @@ int run_job(const Args& args) {
     ParsedArgs a;
     std::string err;
     std::vector<std::string_view> value_options = {"out",   "id",         "product", "customer",
-                                                   "quota", "uid-policy", "tester"};
+                                                   "quota", "uid-policy", "tester",  "backend"};
     value_options.insert(value_options.end(), kCaValueOptions.begin(), kCaValueOptions.end());
     if (!parse_args(Args(args.begin() + 1, args.end()), value_options, {kCaFlagOption, "help"}, a,
                     err) ||

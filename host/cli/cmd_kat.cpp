@@ -1,9 +1,10 @@
-// waferprov kat [--backend NAME] [--device-key FILE] [FILE...]
+// waferprov kat [--backend SPEC] [--device-key FILE] [FILE...]
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 
 #include "cli.hpp"
 #include "waferprov/backends.hpp"
@@ -13,10 +14,13 @@ namespace waferprov::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: waferprov kat [--backend NAME] [--device-key FILE] [FILE...]\n"
+    "usage: waferprov kat [--backend SPEC]... [--device-key FILE] [FILE...]\n"
     "\n"
     "Runs known-answer files on a backend and prints, per file, the cases passed, failed and\n"
-    "skipped (cases the backend cannot run). Without --backend, every backend of this build.\n"
+    "skipped (cases the backend cannot run, with the reason). Without --backend, every backend\n"
+    "of this build. SPEC is NAME[:KEY=VALUE,...], e.g. software, verilator:engines=2\n"
+    "(docs/drivers.md). On a card, WPID-1 cases run through the card; the primitive cases a\n"
+    "card without self-test primitives cannot run are skipped, never passed.\n"
     "Without FILE, the built-in vectors: $WAFERPROV_VECTOR_DIR if set, else\n"
     "<prefix>/share/waferprov/vectors next to an installed waferprov, else the source tree's.\n"
     "Formats: Wycheproof AES-WRAP and AES-CMAC, and P256-BASEMUL and WPID-1 "
@@ -83,7 +87,14 @@ static int run_kat(const Args& args) {
 
     size_t total_ran = 0, total_failed = 0, unusable = 0;
     for (const auto& name : backends) {
-        BackendOptions opts{name, device_key_file};
+        auto spec = parse_backend_spec(name);
+        if (!spec.ok()) {
+            std::cerr << "waferprov kat: " << spec.error().describe() << "\n";
+            ++unusable;
+            continue;
+        }
+        BackendOptions opts = *spec;
+        if (device_key_file) opts.params["device_key"] = device_key_file->string();
         auto backend = make_backend(opts);
         if (!backend.ok()) {
             std::cerr << "waferprov kat: " << backend.error().describe() << "\n";
@@ -91,13 +102,7 @@ static int run_kat(const Args& args) {
             continue;
         }
         kat::Options kopts;
-        auto dk = device_key_for(opts);
-        if (!dk.ok()) {
-            std::cerr << "waferprov kat: backend " << name << ": " << dk.error().describe() << "\n";
-            ++unusable;
-            continue;
-        }
-        kopts.device_key = *dk;
+        kopts.wrap_kik = [opts](ByteSpan kik) { return wrap_kik_for(opts, kik); };
         std::cout << "backend " << name << "\n";
         for (const auto& f : files) {
             auto algo = kat::algorithm_of(f);
@@ -112,6 +117,7 @@ static int run_kat(const Args& args) {
             std::cout << counts->passed << " passed, " << counts->failed << " failed, "
                       << counts->skipped << " skipped\n";
             for (const auto& line : counts->failures) std::cout << "      FAIL " << line << "\n";
+            for (const auto& why : counts->skip_reasons) std::cout << "      SKIP " << why << "\n";
             total_ran += counts->ran();
             total_failed += counts->failed;
         }

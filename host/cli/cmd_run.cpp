@@ -30,6 +30,7 @@ namespace rpt = host::report;
 constexpr const char* kUsage =
     "usage: waferprov run --job FILE --map FILE [--wafer N] [--map FILE [--wafer N] ...]\n"
     "                     [--threads N] [--ledger FILE] [--out DIR] [--batch N] [--no-progress]\n"
+    "                     [--backend SPEC]\n"
     "\n"
     "Pre-generates the identity of every die to provision (the job's provision_bins) on the\n"
     "job's backend, signs the device certificates with the job's CA and commits them to the\n"
@@ -37,6 +38,8 @@ constexpr const char* kUsage =
     "--out (default: reports/ next to the job file). Several --map files make a lot.\n"
     "--threads 1 is the serial baseline (default: all cores). --ledger overrides the job's\n"
     "ledger. --batch: dies per backend batch and per ledger transaction (default 512).\n"
+    "--backend SPEC: the accelerator instead of the job's, NAME[:KEY=VALUE,...] (software,\n"
+    "verilator[:engines=N]; docs/drivers.md); the job's keys.device_key stays.\n"
     "--wafer N gives the wafer number of the --map before it, for a map whose own fields do\n"
     "not give one (E142 without SlotNumber, a SINF WAFER that is free text; docs/wafer-maps.md).\n"
     "The map's substrate id is part of every die's location: a wafer number already recorded\n"
@@ -100,6 +103,7 @@ int64_t now_unix() {
 Result<int> run(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
     if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
+    if (a.has("backend")) WP_RETURN_IF_ERROR(host::override_job_backend(job, a.get("backend")));
     WP_ASSIGN_OR_RETURN(
         const size_t thread_count,
         number_option(a, "threads", 1, 1024, std::max(1u, std::thread::hardware_concurrency())));
@@ -276,7 +280,7 @@ Result<int> run(const ParsedArgs& a) {
 int run_run(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "wafer", "threads", "ledger", "out", "batch"},
+    if (!parse_args(args, {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend"},
                     {"no-progress", "help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov run: "

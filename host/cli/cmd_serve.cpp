@@ -8,6 +8,7 @@
 #include "maps.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
+#include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/service.hpp"
 #include "waferprov/host/wafermap.hpp"
 
@@ -20,6 +21,7 @@ constexpr const char* kServeUsage =
     "usage: waferprov serve --job FILE [--map FILE [--wafer N] ...] [--job FILE [--map ...] ...]\n"
     "                       [--bind ENDPOINT] [--key FILE] [--insecure] [--max-sites N]\n"
     "                       [--threads N] [--workers N] [--shutdown-deadline SECONDS] [--verbose]\n"
+    "                       [--backend SPEC]\n"
     "\n"
     "Serves the jobs' identities to testers over ZeroMQ (WPTL 1.0, docs/tester-protocol.md).\n"
     "Each --job is served apart from the others (own ledger, backend, CA, quota); a tester may\n"
@@ -39,6 +41,8 @@ constexpr const char* kServeUsage =
     "  --shutdown-deadline  seconds SIGINT/SIGTERM give the requests in flight to finish and\n"
     "              their answers to leave (default 5, 0..3600)\n"
     "  --verbose   log every request, not only sessions and refusals\n"
+    "  --backend   the accelerator for every job, instead of the job file's: NAME[:KEY=VALUE,...]\n"
+    "              (software, verilator[:engines=N]; docs/drivers.md)\n"
     "Prints 'listening on ENDPOINT' once it accepts connections; SIGINT/SIGTERM refuse new\n"
     "requests (SHUTTING_DOWN), finish the ones in flight and send their answers within the\n"
     "deadline, log 'stopped: N answer(s) sent, M dropped after deadline Xs' and exit.\n"
@@ -75,6 +79,8 @@ Result<int> serve(const ParsedArgs& a) {
         }
     }
     for (size_t j = 0; j < jobs.size(); ++j) {
+        if (a.has("backend"))
+            WP_RETURN_IF_ERROR(host::override_job_backend(jobs[j].job, a.get("backend")));
         WP_ASSIGN_OR_RETURN(const auto maps, map_args(job_args[j]));
         for (const auto& m : maps) {
             WP_ASSIGN_OR_RETURN(auto map, read_map(m, map_options_of(jobs[j].job)));
@@ -133,7 +139,7 @@ int run_serve(const Args& args) {
     std::string err;
     if (!parse_args(args,
                     {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers",
-                     "shutdown-deadline"},
+                     "shutdown-deadline", "backend"},
                     {"insecure", "verbose", "help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n"

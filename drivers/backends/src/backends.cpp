@@ -1,29 +1,163 @@
 #include "waferprov/backends.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <functional>
+
+#include "waferprov/software/aes.hpp"
 #include "waferprov/software/software_engine.hpp"
+#if WAFERPROV_HAVE_VERILATOR
+#include "waferprov/card/card_driver.hpp"
+#include "waferprov/verilator/verilator_transport.hpp"
+#endif
 
 namespace waferprov {
+namespace {
 
-std::vector<std::string> available_backends() { return {"software"}; }
+using namespace std::chrono_literals;
+
+struct Entry {
+    const char* name;
+    std::vector<std::string> params;
+    std::function<Result<std::unique_ptr<Accelerator>>(const BackendOptions&)> make;
+};
+
+Result<software::DeviceKey> key_of(const BackendOptions& o) {
+    if (auto it = o.params.find("device_key"); it != o.params.end())
+        return software::load_device_key(it->second);
+    return software::test_device_key();
+}
+
+#if WAFERPROV_HAVE_VERILATOR
+Result<std::unique_ptr<Accelerator>> make_verilator(const BackendOptions& o) {
+    verilator::VerilatorOptions vo;
+    vo.engines = verilator::default_verilator_engines();
+    if (auto it = o.params.find("engines"); it != o.params.end()) {
+        const std::string& v = it->second;
+        uint32_t n = 0;
+        auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (ec != std::errc() || p != v.data() + v.size())
+            return make_error(ErrorCode::kInvalidArgument,
+                              "backend verilator: engines='" + v + "' is not a number");
+        vo.engines = n;
+    }
+    WP_ASSIGN_OR_RETURN(software::DeviceKey dk, key_of(o));
+    vo.device_key.assign(dk.bytes.begin(), dk.bytes.end());
+    auto t = verilator::make_verilator_transport(vo);
+    secure_wipe(vo.device_key.data(), vo.device_key.size());
+    if (!t.ok()) return t.error();
+    card::CardOptions co;
+    co.backend_name = "verilator";
+    // A simulated card runs a few hundred thousand cycles per second: ~10 ms per die at four
+    // engines, and a register command a few milliseconds. Generous deadlines, still finite.
+    co.command_timeout = 60s;
+    co.records_timeout_base = 60s;
+    co.records_timeout_per_die = 500ms;
+    return card::make_card_accelerator(std::move(*t), co);
+}
+#endif
+
+const std::vector<Entry>& registry() {
+    static const std::vector<Entry> entries = {
+        {"software",
+         {"device_key"},
+         [](const BackendOptions& o) -> Result<std::unique_ptr<Accelerator>> {
+             WP_ASSIGN_OR_RETURN(software::DeviceKey dk, key_of(o));
+             return std::unique_ptr<Accelerator>(
+                 std::make_unique<software::SoftwareEngine>(std::move(dk)));
+         }},
+#if WAFERPROV_HAVE_VERILATOR
+        {"verilator", {"engines", "device_key"}, make_verilator},
+#endif
+    };
+    return entries;
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+}
+
+Result<const Entry*> find(const BackendOptions& o) {
+    for (const auto& e : registry()) {
+        if (o.name != e.name) continue;
+        for (const auto& [k, v] : o.params)
+            if (std::find(e.params.begin(), e.params.end(), k) == e.params.end())
+                return make_error(ErrorCode::kInvalidArgument,
+                                  "backend " + o.name + " takes no parameter '" + k +
+                                      "' (it takes: " + join(e.params) + ")");
+        return &e;
+    }
+    return make_error(ErrorCode::kNotFound, "unknown backend '" + o.name + "' (this build has: " +
+                                                join(available_backends()) + ")");
+}
+
+}  // namespace
+
+std::vector<std::string> available_backends() {
+    std::vector<std::string> out;
+    for (const auto& e : registry()) out.emplace_back(e.name);
+    return out;
+}
+
+Result<std::vector<std::string>> backend_params(const std::string& name) {
+    WP_ASSIGN_OR_RETURN(const Entry* e, find(BackendOptions{name, {}}));
+    return e->params;
+}
+
+Result<BackendOptions> parse_backend_spec(const std::string& spec) {
+    BackendOptions o;
+    const auto colon = spec.find(':');
+    o.name = spec.substr(0, colon);
+    if (o.name.empty())
+        return make_error(ErrorCode::kInvalidArgument, "backend spec '" + spec + "' has no name");
+    if (colon == std::string::npos) return o;
+    std::string rest = spec.substr(colon + 1);
+    size_t pos = 0;
+    while (pos <= rest.size()) {
+        const size_t comma = std::min(rest.find(',', pos), rest.size());
+        const std::string kv = rest.substr(pos, comma - pos);
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+            return make_error(ErrorCode::kInvalidArgument,
+                              "backend spec '" + spec + "': '" + kv + "' is not KEY=VALUE");
+        if (!o.params.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second)
+            return make_error(ErrorCode::kInvalidArgument, "backend spec '" + spec + "': '" +
+                                                               kv.substr(0, eq) + "' given twice");
+        pos = comma + 1;
+    }
+    return o;
+}
 
 Result<std::unique_ptr<Accelerator>> make_backend(const BackendOptions& options) {
-    if (options.name == "software") {
-        WP_ASSIGN_OR_RETURN(software::DeviceKey dk, device_key_for(options));
-        return std::unique_ptr<Accelerator>(
-            std::make_unique<software::SoftwareEngine>(std::move(dk)));
-    }
-    std::string names;
-    for (const auto& n : available_backends()) names += (names.empty() ? "" : ", ") + n;
-    return make_error(ErrorCode::kNotFound,
-                      "unknown backend '" + options.name + "' (this build has: " + names + ")");
+    WP_ASSIGN_OR_RETURN(const Entry* e, find(options));
+    auto b = e->make(options);
+    if (!b.ok()) return b.error().with_context("backend " + options.name);
+    return b;
 }
 
 Result<SecretArray<32>> device_key_for(const BackendOptions& options) {
-    if (options.name != "software")
-        return make_error(ErrorCode::kNotFound,
-                          "no known device key for backend '" + options.name + "'");
-    if (options.device_key_file) return software::load_device_key(*options.device_key_file);
-    return software::test_device_key();
+    WP_ASSIGN_OR_RETURN(const Entry* e, find(options));
+    (void)e;
+    return key_of(options);
+}
+
+Result<Bytes> wrap_kik_for(const BackendOptions& options, ByteSpan kik) {
+    if (kik.size() != 32)
+        return make_error(ErrorCode::kInvalidArgument,
+                          "KIK must be 32 bytes, got " + std::to_string(kik.size()));
+    WP_ASSIGN_OR_RETURN(SecretArray<32> dk, device_key_for(options));
+    return software::kw_wrap(dk.span(), kik);
+}
+
+Result<BackendOptions> create_device_key(BackendOptions options, const std::filesystem::path& dir) {
+    WP_ASSIGN_OR_RETURN(const Entry* e, find(options));
+    (void)e;
+    const std::filesystem::path file = dir / "device.key";
+    WP_RETURN_IF_ERROR(software::write_new_device_key(file));
+    options.params["device_key"] = file.string();
+    return options;
 }
 
 }  // namespace waferprov

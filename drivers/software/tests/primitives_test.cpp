@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "waferprov/p256_check.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/software/aes.hpp"
 #include "waferprov/software/p256.hpp"

@@ -355,6 +355,22 @@ Result<Job> load_job(const fs::path& file) {
             r.fail("uid.policy", "must be \"derived\" or \"tester\", got \"" + policy + "\"");
         }
 
+        if (const auto* t = r.node("backend")) {
+            if (!t->is_table())
+                r.fail("backend", "must be a table of the backend's parameters (docs/jobs.md)");
+            for (const auto& [k, v] : *t->as_table()) {
+                const std::string key = "backend." + std::string(k.str());
+                std::string value;
+                if (v.is_integer())
+                    value = std::to_string(v.as_integer()->get());
+                else if (v.is_string())
+                    value = *r.opt_string(key);
+                else
+                    r.fail(key, "must be a string or an integer");
+                if (k.str() == "device_key") r.fail(key, "the device key file is keys.device_key");
+                job.backend_params.emplace(std::string(k.str()), value);
+            }
+        }
         job.map_uid_overlay = r.opt_string("map.uid_overlay");
         auto bins = r.strings("map.provision_bins");
         if (!bins.empty()) job.provision_bins = bins;
@@ -406,6 +422,11 @@ Status write_job(const Job& job) {
         o << "device_key = " << q(relative_to(*job.device_key, dir))
           << "   # the software engine's DK (0600)\n";
     o << "reseed_interval = " << job.reseed_interval << "\n\n";
+    if (!job.backend_params.empty()) {
+        o << "[backend]   # the backend's parameters (docs/drivers.md)\n";
+        for (const auto& [k, v] : job.backend_params) o << k << " = " << q(v) << "\n";
+        o << "\n";
+    }
     o << "[ca]\n";
     if (job.ca.kind == JobCa::Kind::kPem) {
         o << "type = \"pem\"\n";

@@ -54,7 +54,11 @@ public:
     }
 
     void pass() { ++counts.passed; }
-    void skip() { ++counts.skipped; }
+    void skip(const Error& why) {
+        ++counts.skipped;
+        auto& r = counts.skip_reasons;
+        if (std::find(r.begin(), r.end(), why.message) == r.end()) r.push_back(why.message);
+    }
     void fail(const json& tc, const std::string& why) {
         ++counts.failed;
         std::string c = tc.contains("comment") && tc["comment"].is_string()
@@ -69,10 +73,10 @@ public:
         const std::string result = result_of(tc);
         const Bytes key = hex(tc, "key"), msg = hex(tc, "msg"), ct = hex(tc, "ct");
         auto unwrapped = backend_.aes_kw_unwrap(key, ct);
-        if (!unwrapped.ok() && unsupported(unwrapped.error())) return skip();
+        if (!unwrapped.ok() && unsupported(unwrapped.error())) return skip(unwrapped.error());
         if (result == "valid") {
             auto wrapped = backend_.aes_kw_wrap(key, msg);
-            if (!wrapped.ok() && unsupported(wrapped.error())) return skip();
+            if (!wrapped.ok() && unsupported(wrapped.error())) return skip(wrapped.error());
             if (!wrapped.ok()) return fail(tc, "wrap failed: " + wrapped.error().describe());
             if (*wrapped != ct) return fail(tc, "wrap gave " + to_hex(*wrapped));
             if (!unwrapped.ok()) return fail(tc, "unwrap failed: " + unwrapped.error().describe());
@@ -96,7 +100,7 @@ public:
         const size_t tag_bytes = group["tagSize"].get<size_t>() / 8;
         const Bytes key = hex(tc, "key"), msg = hex(tc, "msg"), tag = hex(tc, "tag");
         auto mac = backend_.aes_cmac(key, msg);
-        if (!mac.ok() && unsupported(mac.error())) return skip();
+        if (!mac.ok() && unsupported(mac.error())) return skip(mac.error());
         const bool matches = mac.ok() && tag_bytes <= 16 && tag.size() == tag_bytes &&
                              ct_equal(ByteSpan(mac->data(), tag_bytes), tag);
         if (result == "valid") {
@@ -114,7 +118,7 @@ public:
         const std::string result = result_of(tc);
         const Bytes d = hex(tc, "d");
         auto q = backend_.p256_base_mul(d);
-        if (!q.ok() && unsupported(q.error())) return skip();
+        if (!q.ok() && unsupported(q.error())) return skip(q.error());
         if (result == "valid") {
             if (!q.ok()) return fail(tc, "d*G failed: " + q.error().describe());
             if (to_hex(q->x) != str(tc, "qx") || to_hex(q->y) != str(tc, "qy"))
@@ -136,7 +140,10 @@ public:
         if (!group.contains("tests") || !group["tests"].is_array())
             malformed(group, "group has no tests array");
         // The KIK reaches the engine only wrapped under its device key, as in a job.
-        auto wrapped = backend_.aes_kw_wrap(options_.device_key.span(), kik);
+        if (!options_.wrap_kik)
+            throw FileError{make_error(ErrorCode::kInvalidArgument,
+                                       where(group) + ": no way to wrap the KIK for this backend")};
+        auto wrapped = options_.wrap_kik(kik);
         if (!wrapped.ok())
             throw FileError{wrapped.error().with_context(where(group) + ": wrapping KIK")};
         if (auto st = backend_.load_kik(*wrapped); !st.ok())

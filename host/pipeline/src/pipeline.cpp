@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -15,7 +16,7 @@
 #include "waferprov/host/ca_signers.hpp"
 #include "waferprov/host/device_cert.hpp"
 #include "waferprov/host/token_anchor.hpp"
-#include "waferprov/software/p256.hpp"
+#include "waferprov/p256_check.hpp"
 
 namespace waferprov::host {
 namespace {
@@ -24,6 +25,19 @@ namespace {
 constexpr std::chrono::hours kNotBeforeBackdate{1};
 
 Status os_entropy(uint8_t* out, size_t n) {
+#if WAFERPROV_DEVELOPMENT_BUILD
+    if (const char* fixed = std::getenv("WAFERPROV_DEV_FIXED_ENTROPY");
+        fixed != nullptr && *fixed != '\0') {
+        auto b = from_hex(fixed, "WAFERPROV_DEV_FIXED_ENTROPY");
+        if (!b.ok()) return b.error();
+        if (b->size() != n)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "WAFERPROV_DEV_FIXED_ENTROPY must be " + std::to_string(n) +
+                                  " bytes of hex, got " + std::to_string(b->size()));
+        std::memcpy(out, b->data(), n);
+        return ok_status();
+    }
+#endif
     size_t got = 0;
     while (got < n) {
         ssize_t r = ::getrandom(out + got, n - got, 0);
@@ -58,8 +72,22 @@ const char* to_string(DieOutcome o) noexcept {
     return "?";
 }
 
+Status override_job_backend(Job& job, const std::string& spec) {
+    WP_ASSIGN_OR_RETURN(BackendOptions o, parse_backend_spec(spec));
+    if (o.params.count("device_key") != 0)
+        return make_error(ErrorCode::kInvalidArgument,
+                          "--backend " + spec + ": the device key is the job's keys.device_key");
+    job.backend = o.name;
+    job.backend_params = o.params;
+    return ok_status();
+}
+
 Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job) {
-    WP_ASSIGN_OR_RETURN(auto backend, make_backend(BackendOptions{job.backend, job.device_key}));
+    BackendOptions options{job.backend, job.backend_params};
+    if (job.device_key) options.params["device_key"] = job.device_key->string();
+    auto made = make_backend(options);
+    if (!made.ok()) return made.error().with_context("job " + job.id);
+    std::unique_ptr<Accelerator> backend = std::move(*made);
     WP_ASSIGN_OR_RETURN(Bytes wrapped, read_wrapped_kik(job));
     if (auto st = backend->load_kik(wrapped); !st.ok())
         return st.error().with_context("job " + job.id + ": loading the KIK on backend " +
@@ -215,7 +243,7 @@ Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& b
                                     return b;
                                 }
                                 // A faulty accelerator must never get a certificate issued.
-                                if (auto st = software::p256_check_point(rec.x, rec.y); !st.ok()) {
+                                if (auto st = p256_check_point(rec.x, rec.y); !st.ok()) {
                                     b->check_failures[i] =
                                         "backend public key rejected: " + st.error().message;
                                     continue;

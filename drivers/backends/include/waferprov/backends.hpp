@@ -1,9 +1,17 @@
-// The backend registry: every accelerator the build has, by name.
+// The backend registry: every accelerator the build has, by name, with its parameters.
+//
+//   software   the OpenSSL software engine      device_key=FILE
+//   verilator  the card driver over a Verilated  engines=N (the configurations built),
+//              card clocked in-process           device_key=FILE (the simulated card's DK)
+//
+// A backend is named on the command line as a spec, "NAME[:KEY=VALUE[,KEY=VALUE...]]"
+// (`--backend verilator:engines=2`), and in a job file as [job] backend plus a [backend] table
+// (docs/jobs.md). Nothing in host/ names a concrete backend: it goes through this registry.
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,21 +21,40 @@ namespace waferprov {
 
 struct BackendOptions {
     std::string name = "software";
-    // The engine's device key file (software engine). Without one, development builds use the
-    // published test device key; production builds refuse.
-    std::optional<std::filesystem::path> device_key_file;
+    // Per-backend parameters (see above). A parameter the backend does not take is refused by
+    // name. device_key: the device key file (0600, 64 hex digits); without one, development
+    // builds use the published test device key and production builds refuse.
+    std::map<std::string, std::string> params;
 };
 
 // Names of the backends compiled into this build, default first.
 std::vector<std::string> available_backends();
 
-// Creates the named backend; kNotFound names the backends that exist.
+// The parameters a backend takes (kNotFound for an unknown backend).
+Result<std::vector<std::string>> backend_params(const std::string& name);
+
+// "verilator:engines=2,device_key=dk.key" -> {verilator, {engines: 2, device_key: dk.key}}.
+// kInvalidArgument names what is malformed.
+Result<BackendOptions> parse_backend_spec(const std::string& spec);
+
+// Creates the named backend; kNotFound names the backends that exist, kInvalidArgument a
+// parameter it does not take or a bad value.
 Result<std::unique_ptr<Accelerator>> make_backend(const BackendOptions& options);
 
 // The device key that KIKs for this backend are wrapped under, as far as the host may know it:
-// the software engine's key file when one is given, else the backend's development test key
-// (development builds only). Used by `job init` and by the KAT runner, which loads the plain
-// KIKs of test files the way a job does.
+// the device_key file when one is given, else the development test key (development builds
+// only). Used by `job init` and by the KAT runner, which loads the plain KIKs of test files the
+// way a job does.
 Result<SecretArray<32>> device_key_for(const BackendOptions& options);
+
+// AES-KW(DK, KIK) for the backend's device key (device_key_for): the 40 bytes its load_kik
+// takes. Computed on the host with the software engine's key wrap, never on the backend, so a
+// backend without self-test primitives (a card) can still be given a KIK.
+Result<Bytes> wrap_kik_for(const BackendOptions& options, ByteSpan kik);
+
+// For `job init`: a fresh random device key file for the backend in `dir` (device.key, 0600)
+// when the backend's device key is the host's to choose (software, verilator), returned as the
+// options' device_key parameter.
+Result<BackendOptions> create_device_key(BackendOptions options, const std::filesystem::path& dir);
 
 }  // namespace waferprov

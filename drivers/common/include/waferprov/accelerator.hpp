@@ -8,8 +8,10 @@
 // Identities consume DRBG output strictly in the order their batches were submitted, whatever
 // the number of engines or collecting threads.
 //
-// Primitive operations exist for known-answer tests. They take caller-supplied keys only:
-// nothing combines caller-chosen data with the loaded KIK.
+// Primitive operations exist for known-answer tests (a card's self-test path). They are
+// optional: capabilities() says which ones a backend has, and the default implementations
+// return kUnsupported naming the backend and the operation. They take caller-supplied keys
+// only: nothing combines caller-chosen data with the loaded KIK.
 //
 // Thread safety: every method may be called from many threads at once.
 #pragma once
@@ -34,6 +36,17 @@ struct BatchTicket {
 struct P256Point {
     wpid1::Coord x{};
     wpid1::Coord y{};
+};
+
+// The self-test primitives a backend can run (identity generation is always there).
+struct Capabilities {
+    bool aes_block = false;      // aes_encrypt_block / aes_decrypt_block
+    bool aes_cmac = false;       // aes_cmac
+    bool aes_kw = false;         // aes_kw_wrap / aes_kw_unwrap
+    bool p256_base_mul = false;  // p256_base_mul
+
+    static Capabilities all() { return {true, true, true, true}; }
+    static Capabilities none() { return {}; }
 };
 
 class Accelerator {
@@ -70,16 +83,23 @@ public:
 
     // --- Primitives for known-answer tests (caller-supplied keys only) --------------------
 
+    // Which primitives below this backend runs; the others return kUnsupported.
+    virtual Capabilities capabilities() const { return Capabilities::none(); }
+
     // One AES block with a 16/24/32-byte key. Backends may support only some key sizes.
-    virtual Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan key, ByteSpan block) = 0;
-    virtual Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan key, ByteSpan block) = 0;
+    virtual Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan key, ByteSpan block);
+    virtual Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan key, ByteSpan block);
     // AES-CMAC (SP 800-38B) with the full 16-byte tag.
-    virtual Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan key, ByteSpan message) = 0;
+    virtual Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan key, ByteSpan message);
     // RFC 3394 key wrap with the default IV, and unwrap with its integrity check.
-    virtual Result<Bytes> aes_kw_wrap(ByteSpan kek, ByteSpan plaintext) = 0;
-    virtual Result<SecureBytes> aes_kw_unwrap(ByteSpan kek, ByteSpan wrapped) = 0;
+    virtual Result<Bytes> aes_kw_wrap(ByteSpan kek, ByteSpan plaintext);
+    virtual Result<SecureBytes> aes_kw_unwrap(ByteSpan kek, ByteSpan wrapped);
     // Q = d*G on P-256; kInvalidScalar for d = 0 or d >= n.
-    virtual Result<P256Point> p256_base_mul(ByteSpan scalar) = 0;
+    virtual Result<P256Point> p256_base_mul(ByteSpan scalar);
+
+protected:
+    // kUnsupported: "backend <name> has no <operation> (not in its capabilities)".
+    Error unsupported(const std::string& operation) const;
 };
 
 }  // namespace waferprov

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,15 +20,18 @@ struct Counts {
     size_t passed = 0;
     size_t failed = 0;
     size_t skipped = 0;
+    // Why cases were skipped, once per distinct reason: "backend verilator has no AES key
+    // wrap (not in its capabilities)".
+    std::vector<std::string> skip_reasons;
     // One line per failed case: "tcId 12 (comment): what differed".
     std::vector<std::string> failures;
     size_t ran() const { return passed + failed; }
 };
 
 struct Options {
-    // The backend's device key: WPID-1 files carry plain KIKs, which the runner wraps under
-    // this key (AES-KW) before loading them, as a job does.
-    SecretArray<32> device_key;
+    // WPID-1 files carry plain KIKs: this returns AES-KW(DK, KIK) under the backend's device
+    // key (drivers/backends: wrap_kik_for), which the runner loads, as a job does.
+    std::function<Result<Bytes>(ByteSpan kik)> wrap_kik;
 };
 
 // Runs one file. An error means the file itself could not be used (unreadable, not JSON, an

@@ -35,6 +35,7 @@ public:
     Result<BatchTicket> submit(std::span<const wpid1::Uid> uids) override;
     Result<std::vector<wpid1::IdentityRecord>> collect(BatchTicket ticket) override;
 
+    Capabilities capabilities() const override { return Capabilities::all(); }
     Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan key, ByteSpan block) override;
     Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan key, ByteSpan block) override;
     Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan key, ByteSpan message) override;

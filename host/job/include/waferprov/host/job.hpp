@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,6 +65,9 @@ struct Job {
     std::string customer;
     uint64_t quota = 0;
     std::string backend = "software";
+    // [backend]: the backend's parameters (drivers/backends: e.g. engines for verilator),
+    // as text; keys.device_key is passed as its device_key parameter.
+    std::map<std::string, std::string> backend_params;
     std::filesystem::path wrapped_kik;                // hex of AES-KW(DK, KIK), 40 bytes
     std::optional<std::filesystem::path> device_key;  // software engine DK file (0600)
     std::filesystem::path ledger;

@@ -65,8 +65,13 @@ struct PipelineStats {
     }
 };
 
-// Opens the job's backend: loads the wrapped KIK and instantiates the DRBG with 48 bytes of
-// fresh OS entropy and a personalization string naming the job.
+// Opens the job's backend (drivers/backends: [job] backend, its [backend] parameters and
+// keys.device_key): loads the wrapped KIK and instantiates the DRBG with 48 bytes of fresh OS
+// entropy and a personalization string naming the job.
+//
+// Development builds only: $WAFERPROV_DEV_FIXED_ENTROPY (96 hex digits) replaces the OS
+// entropy of instantiate and every reseed, so that two runs of one job on two backends give
+// byte-identical records (the equivalence tests). Production builds ignore it.
 Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job);
 
 // The ledger settings of a job: its binding (id, customer, product, quota) and, for a job whose
@@ -74,6 +79,10 @@ Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job);
 // ledger file cannot roll back. `run`, `serve` and `ledger verify --job` all open the ledger
 // through this, so none of them can skip the token.
 Result<LedgerConfig> job_ledger_config(const Job& job);
+
+// `--backend SPEC` on the command line ("verilator:engines=2"): replaces the job's backend and
+// its parameters (keys.device_key stays). kInvalidArgument for a malformed spec.
+Status override_job_backend(Job& job, const std::string& spec);
 
 // Opens the job's manufacturer CA signer (PEM key or PKCS#11 token, PIN from the environment
 // variable the job names) with room for `parallel_signers` concurrent signatures.
