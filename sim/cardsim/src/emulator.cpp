@@ -215,10 +215,8 @@ void Emulator::reset_card_locked() {
 
 // --- the nodes ----------------------------------------------------------------------------
 
-int Emulator::read_reg(uint64_t offset, std::span<uint8_t> out) {
-    if (out.size() != 4 || offset % 4 != 0 || offset + 4 > kRegSpace) return -EINVAL;
-    RegOp op;
-    op.addr = static_cast<uint32_t>(offset);
+// Hands one register access to the clock thread and waits for it (-EIO when stopping).
+int Emulator::run_reg_op(RegOp& op) {
     std::unique_lock lk(mu_);
     if (stop_) return -EIO;
     ops_.push_back(&op);
@@ -228,6 +226,14 @@ int Emulator::read_reg(uint64_t offset, std::span<uint8_t> out) {
         ops_.erase(std::remove(ops_.begin(), ops_.end(), &op), ops_.end());
         return -EIO;
     }
+    return 0;
+}
+
+int Emulator::read_reg(uint64_t offset, std::span<uint8_t> out) {
+    if (out.size() != 4 || offset % 4 != 0 || offset + 4 > kRegSpace) return -EINVAL;
+    RegOp op;
+    op.addr = static_cast<uint32_t>(offset);
+    if (const int rc = run_reg_op(op); rc != 0) return rc;
     std::memcpy(out.data(), &op.value, 4);  // the BAR is little-endian
     return 4;
 }
@@ -238,15 +244,7 @@ int Emulator::write_reg(uint64_t offset, std::span<const uint8_t> in) {
     op.write = true;
     op.addr = static_cast<uint32_t>(offset);
     std::memcpy(&op.value, in.data(), 4);
-    std::unique_lock lk(mu_);
-    if (stop_) return -EIO;
-    ops_.push_back(&op);
-    cv_.notify_all();
-    changed_.wait(lk, [&] { return op.done || stop_; });
-    if (!op.done) {
-        ops_.erase(std::remove(ops_.begin(), ops_.end(), &op), ops_.end());
-        return -EIO;
-    }
+    if (const int rc = run_reg_op(op); rc != 0) return rc;
     return 4;
 }
 

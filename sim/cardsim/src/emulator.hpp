@@ -111,6 +111,7 @@ private:
     mutable std::mutex mu_;
     std::condition_variable cv_;       // the clock thread's wake-up (work queued)
     std::condition_variable changed_;  // the nodes' waiters (data, events, ops done)
+    int run_reg_op(RegOp& op);         // queues `op` for the clock thread and waits: 0 or -EIO
     std::deque<RegOp*> ops_;           // register accesses queued for the clock thread
     bool stop_ = false;
     std::thread clock_;
