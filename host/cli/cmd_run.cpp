@@ -8,16 +8,13 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <set>
-
 #include <thread>
 
 #include "cli.hpp"
 #include "maps.hpp"
 #include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
-#include "waferprov/host/ledger.hpp"
-#include "waferprov/host/pipeline.hpp"
+#include "waferprov/host/lot_run.hpp"
 #include "waferprov/host/report.hpp"
 #include "waferprov/host/wafermap.hpp"
 
@@ -84,20 +81,23 @@ rpt::Outcome report_outcome(host::DieOutcome o) {
     return rpt::Outcome::kFailedCheck;
 }
 
-struct MapRun {
-    host::WaferMap map;
-    std::vector<host::DieRequest> todo;      // dies to run through the pipeline
-    std::set<std::pair<int, int>> selected;  // every selected die
-    std::map<std::pair<int, int>, std::pair<rpt::Outcome, std::string>>
-        preset;  // decided before the pipeline
-    size_t without_uid = 0;
-    int64_t start_unix = 0, finish_unix = 0;
-};
-
-int64_t now_unix() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+// The wafer's reports: its map and the ledger's records, with what this run decided per die.
+rpt::WaferRun wafer_report(const host::Job& job, const host::LotOutcome& lot,
+                           const host::WaferOutcome& w) {
+    rpt::WaferRun wr = wafer_run_from_ledger(job, w.map, w.records, w.selected, lot.retests);
+    wr.start_unix = w.start_unix;
+    wr.finish_unix = w.finish_unix;
+    for (auto& d : wr.dies) {
+        if (!d.selected) continue;
+        if (auto it = w.verdicts.find({d.x, d.y}); it != w.verdicts.end()) {
+            d.outcome = report_outcome(it->second.outcome);
+            d.note = it->second.note;
+        }
+    }
+    wr.run.elapsed_s = w.stats.elapsed.count();
+    wr.run.dies_per_second = w.stats.dies_per_second();
+    wr.run.quota = rpt::Quota{w.quota.quota, w.quota.used, w.quota.left()};
+    return wr;
 }
 
 Result<int> run(const ParsedArgs& a) {
@@ -107,95 +107,25 @@ Result<int> run(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(
         const size_t thread_count,
         number_option(a, "threads", 1, 1024, std::max(1u, std::thread::hardware_concurrency())));
-    const int threads = static_cast<int>(thread_count);
     WP_ASSIGN_OR_RETURN(const size_t batch, number_option(a, "batch", 1, 4096, 512));
     const fs::path out =
         a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
 
     // Read and check every map before anything is provisioned: a bad map provisions nothing.
-    std::vector<MapRun> runs;
+    std::vector<host::LotMap> maps;
     WP_ASSIGN_OR_RETURN(const auto map_list, map_args(a));
-    const host::MapReadOptions map_options = map_options_of(job);
-    std::map<std::pair<std::string, int>, std::pair<std::string, std::string>> seen;
     for (const auto& arg : map_list) {
-        MapRun r;
-        WP_ASSIGN_OR_RETURN(r.map, read_map(arg, map_options));
-        auto [it, fresh] = seen.emplace(std::pair{r.map.lot, r.map.wafer},
-                                        std::pair{arg.file, r.map.substrate_id});
-        if (!fresh)
-            return make_error(ErrorCode::kInvalidArgument,
-                              arg.file + " and " + it->second.first + " are both " + r.map.lot +
-                                  " wafer " + std::to_string(r.map.wafer) + " (substrate '" +
-                                  r.map.substrate_id + "' and '" + it->second.second +
-                                  "'): one run takes each wafer once; give a different wafer its "
-                                  "own number with --wafer N");
-        WP_ASSIGN_OR_RETURN(auto selected, host::select_dies(r.map, job.provision_bins));
-        r.todo = host::die_requests(job, r.map, selected, r.without_uid);
-        // Under the tester UID policy a die the map gives no UID for is not this run's to
-        // provision: it gets its identity at touchdown, when the tester reads its UID.
-        for (const auto& d : r.todo) r.selected.insert({d.loc.x, d.loc.y});
-        if (r.without_uid > 0)
-            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << " [" << r.map.substrate_id
-                      << "]: " << r.without_uid
-                      << " dies have no UID in the map; they get their identity at touchdown\n";
-        runs.push_back(std::move(r));
+        WP_ASSIGN_OR_RETURN(auto map, read_map(arg, map_options_of(job)));
+        maps.push_back(host::LotMap{arg.file, std::move(map)});
     }
 
-    // For a PKCS#11 job the head also goes into the CA's token, which a restored ledger cannot
-    // roll back.
-    WP_ASSIGN_OR_RETURN(const host::LedgerConfig lc, host::job_ledger_config(job));
-    WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open(job.ledger, lc));
-
-    // Idempotent rerun: a die whose location already holds its own UID keeps its identity and
-    // costs nothing; anything else goes through the pipeline (where a clash raises an alarm).
-    size_t to_generate = 0;
-    for (auto& r : runs) {
-        WP_ASSIGN_OR_RETURN(auto existing, ledger->list_wafer(r.map.lot, r.map.wafer));
-        // Only this physical wafer's records: the same number under another substrate id is
-        // another wafer, left to the ledger to refuse (with an ALARM).
-        std::map<std::pair<int, int>, wpid1::Uid> have;
-        for (const auto& rec : existing)
-            if (rec.loc.substrate == r.map.substrate_id) have[{rec.loc.x, rec.loc.y}] = rec.uid;
-        std::vector<host::DieRequest> keep;
-        for (const auto& d : r.todo) {
-            auto it = have.find({d.loc.x, d.loc.y});
-            // A ledger migrated from schema version 2 holds the UIDs derived before substrate
-            // ids (derive_legacy_uid); those dies keep them.
-            const bool legacy = it != have.end() && job.uid_policy == host::UidPolicy::kDerived &&
-                                it->second == host::derive_legacy_uid(job.uid_salt, d.loc);
-            if (it != have.end() && (it->second == d.uid || legacy))
-                r.preset[{d.loc.x, d.loc.y}] = {rpt::Outcome::kReissued,
-                                                "already provisioned by an earlier run"};
-            else
-                keep.push_back(d);
-        }
-        r.todo = std::move(keep);
-        to_generate += r.todo.size();
-    }
-    // Spend no key generation or signature on dies the quota cannot cover; the ledger enforces
-    // the quota again at commit time, under concurrency with other processes of the job.
-    WP_ASSIGN_OR_RETURN(uint64_t quota_left, ledger->quota_left());
-    uint64_t budget = quota_left;
-    for (auto& r : runs) {
-        if (r.todo.size() > budget) {
-            for (size_t i = budget; i < r.todo.size(); ++i)
-                r.preset[{r.todo[i].loc.x, r.todo[i].loc.y}] = {rpt::Outcome::kRefusedQuota,
-                                                                "quota exhausted before the run"};
-            r.todo.resize(budget);
-        }
-        budget -= r.todo.size();
-    }
-
-    std::cout << "job " << job.id << " (" << job.product << " for " << job.customer
-              << "): " << to_generate << " dies to generate on " << runs.size()
-              << " wafer(s), quota left " << quota_left << ", " << threads << " thread(s)\n";
-
-    std::unique_ptr<Accelerator> backend;
-    std::unique_ptr<host::Signer> signer;
-    if (to_generate > 0) {
-        WP_ASSIGN_OR_RETURN(backend, host::open_job_backend(job));
-        WP_ASSIGN_OR_RETURN(signer, host::open_job_signer(job, static_cast<size_t>(threads)));
-    }
+    host::LotRunOptions o;
+    o.pipeline.threads = static_cast<int>(thread_count);
+    o.pipeline.batch_size = batch;
+    Progress bar(!a.has("no-progress") && ::isatty(STDERR_FILENO));
+    o.pipeline.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
+    o.say = [](const std::string& line) { std::cout << line << "\n" << std::flush; };
+    WP_ASSIGN_OR_RETURN(const host::LotOutcome lot, host::run_lot(job, std::move(maps), o));
 
     std::vector<rpt::WaferRun> wafer_runs;
     bool all_ok = true;
@@ -203,64 +133,23 @@ Result<int> run(const ParsedArgs& a) {
     std::string first_conflict;
     size_t total_generated = 0;
     double total_seconds = 0;
-    for (auto& r : runs) {
-        r.start_unix = now_unix();
-        std::vector<host::DieReport> reports;
-        host::PipelineStats stats;
-        if (!r.todo.empty()) {
-            host::PipelineOptions po;
-            po.threads = threads;
-            po.batch_size = batch;
-            po.product = job.product;
-            po.certificate = job.certificate;
-            Progress bar(!a.has("no-progress") && ::isatty(STDERR_FILENO));
-            po.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
-            std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << " [" << r.map.substrate_id
-                      << "]: " << r.todo.size() << " dies\n";
-            WP_ASSIGN_OR_RETURN(stats,
-                                host::provision(r.todo, *backend, *signer, *ledger, po, reports));
-            total_generated += stats.dies;
-            total_seconds += stats.elapsed.count();
-        }
-        r.finish_unix = now_unix();
-
-        WP_ASSIGN_OR_RETURN(auto records, ledger->list_wafer(r.map.lot, r.map.wafer));
-        WP_ASSIGN_OR_RETURN(const auto retests, ledger->retests());
-        rpt::WaferRun wr = wafer_run_from_ledger(job, r.map, records, r.selected, retests);
-        wr.start_unix = r.start_unix;
-        wr.finish_unix = r.finish_unix;
-        std::map<std::pair<int, int>, const host::DieReport*> by_loc;
-        for (const auto& rep : reports) by_loc[{rep.request.loc.x, rep.request.loc.y}] = &rep;
-        for (auto& d : wr.dies) {
-            const std::pair<int, int> key{d.x, d.y};
+    for (const auto& w : lot.wafers) {
+        total_generated += w.stats.dies;
+        total_seconds += w.stats.elapsed.count();
+        wafer_runs.push_back(wafer_report(job, lot, w));
+        for (const auto& d : wafer_runs.back().dies) {
             if (!d.selected) continue;
-            if (auto it = by_loc.find(key); it != by_loc.end()) {
-                d.outcome = report_outcome(it->second->outcome);
-                d.note = it->second->message;
-            } else if (auto p = r.preset.find(key); p != r.preset.end()) {
-                d.outcome = p->second.first;
-                d.note = p->second.second;
-            }
             if (d.outcome != rpt::Outcome::kProvisioned && d.outcome != rpt::Outcome::kReissued)
                 all_ok = false;
             if (d.outcome == rpt::Outcome::kRefusedConflict && ++conflicts == 1)
                 first_conflict = d.note;
         }
-        wr.run.elapsed_s = stats.elapsed.count();
-        wr.run.dies_per_second = stats.dies_per_second();
-        WP_ASSIGN_OR_RETURN(auto q, ledger->quota());
-        wr.run.quota = rpt::Quota{q.quota, q.used, q.left()};
-        wafer_runs.push_back(std::move(wr));
     }
-
-    // The run's work into the database file now, so little stays in the write-ahead log only
-    // (docs/ledger.md "The anchor").
-    WP_RETURN_IF_ERROR(ledger->checkpoint_now());
 
     // Reports, one lot at a time.
     std::map<std::string, std::vector<rpt::WaferRun>> lots;
     for (auto& wr : wafer_runs) lots[wr.lot].push_back(wr);
-    for (const auto& [lot, lot_runs] : lots) {
+    for (const auto& [lot_id, lot_runs] : lots) {
         WP_ASSIGN_OR_RETURN(auto written, rpt::write_lot_reports(out, lot_runs));
         for (const auto& note : written.notes) std::cout << "note: " << note << "\n";
     }
