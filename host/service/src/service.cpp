@@ -5,25 +5,21 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <iostream>
-#include <list>
-#include <map>
-#include <mutex>
 #include <set>
-#include <thread>
-#include <unordered_map>
 
+#include "admission.hpp"
 #include "job_link.hpp"
-#include "waferprov/host/ledger.hpp"  // iso8601_utc
-#include "waferprov/host/log_limiter.hpp"
+#include "link_sockets.hpp"
+#include "service_log.hpp"
+#include "sessions.hpp"
+#include "workers.hpp"
 
+// `serve`'s I/O thread: the ROUTER socket, admission (admission.hpp), the frames and the
+// sessions with their answer caches (sessions.hpp), and the hand-off to the workers
+// (workers.hpp). Only this thread touches the sockets and the session table.
 namespace waferprov::host {
 
 namespace {
@@ -31,28 +27,10 @@ namespace {
 namespace pr = protocol;
 using pr::StatusCode;
 using Clock = std::chrono::steady_clock;
+using svc::loggable;
 
 constexpr const char* kServerVersion = "0.4.0";
-constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
-constexpr const char* kZapDomain = "waferprov";
 constexpr size_t kSessionsPerKey = 16;  // sessions one CURVE key may hold at once
-
-// A possibly hostile string made safe for a log line: printable ASCII kept, the rest
-// escaped, at most 64 characters.
-std::string loggable(std::string_view s) {
-    std::string out;
-    for (char ch : s.substr(0, 64)) {
-        if (ch >= 0x20 && ch <= 0x7e) {
-            out += ch;
-        } else {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(ch));
-            out += buf;
-        }
-    }
-    if (s.size() > 64) out += "...";
-    return out;
-}
 
 // A ZeroMQ message, closed on scope exit.
 struct Msg {
@@ -68,45 +46,6 @@ struct Msg {
     bool more() const { return zmq_msg_more(const_cast<zmq_msg_t*>(&m)) != 0; }
 };
 
-struct CachedAnswer {
-    uint64_t work_id = 0;  // the Work that computes the answer
-    pr::Kind kind;
-    uint32_t sequence = 0;
-    Bytes request_body;  // the request after its header (request ids may differ on a retry)
-    Bytes answer;        // the encoded answer frame; empty while the request is being worked on
-    // Repeats that arrived while it was worked on (e.g. with a new request id after a client
-    // timeout): they get the answer too.
-    std::vector<std::pair<Bytes, uint32_t>> waiters;
-};
-
-struct Session {
-    uint64_t id = 0;
-    link::JobLink* job = nullptr;
-    std::string tester;
-    std::string key;  // the CURVE public key (Z85) the session is bound to; "" when insecure
-    uint8_t minor = 0;
-    Clock::time_point last_used;
-    std::deque<CachedAnswer> answers;  // newest last
-};
-
-struct Work {
-    uint64_t id = 0;
-    Bytes routing_id;
-    uint64_t session_id = 0;
-    link::JobLink* job = nullptr;
-    std::string tester;
-    uint8_t minor = 0;
-    pr::Frame frame;
-    Clock::time_point received;
-};
-
-struct Done {
-    uint64_t work_id = 0;
-    Bytes routing_id;
-    uint64_t session_id = 0;
-    Bytes answer;
-};
-
 }  // namespace
 
 struct Service::Impl {
@@ -116,63 +55,25 @@ struct Service::Impl {
     std::atomic<uint64_t> sessions_opened{0}, requests{0}, refused_frames{0},
         refused_connections{0};
 
-    void* ctx = nullptr;
-    void* router = nullptr;
+    std::unique_ptr<svc::ServiceLog> logger;
+    std::unique_ptr<svc::SessionTable> sessions;
+    std::unique_ptr<svc::Workers> workers;
+
+    svc::LinkSockets sockets;
+    void* router = nullptr;  // sockets.router(), sockets.zap() once open
     void* zap = nullptr;
-    int stop_fd = -1;  // eventfd: stop() was called
-    int done_fd = -1;  // eventfd: a worker finished a request
-
-    std::unordered_map<uint64_t, Session> sessions;
-
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<Work> queue;
-    std::deque<Done> done;
-    bool workers_stop = false;
-    size_t in_flight = 0;       // queued or being worked on (I/O thread only)
-    size_t busy_workers = 0;    // under mu
-    uint64_t last_work_id = 0;  // I/O thread only
-    std::vector<std::thread> workers;
-    std::thread checkpointer;
-    std::condition_variable
-        checkpoint_cv;  // only the checkpointer waits on it (cv is the workers')
+    int stop_fd = -1;      // eventfd: stop() was called
+    size_t in_flight = 0;  // queued or being worked on
+    uint64_t last_work_id = 0;
 
     ~Impl() {
-        {
-            std::lock_guard lock(mu);
-            workers_stop = true;
-        }
-        cv.notify_all();
-        checkpoint_cv.notify_all();
-        for (auto& t : workers)
-            if (t.joinable()) t.join();
-        if (checkpointer.joinable()) checkpointer.join();
-        if (router != nullptr) zmq_close(router);
-        if (zap != nullptr) zmq_close(zap);
-        if (ctx != nullptr) zmq_ctx_term(ctx);
+        workers.reset();  // the work being done finishes before the sockets go
         if (stop_fd >= 0) ::close(stop_fd);
-        if (done_fd >= 0) ::close(done_fd);
     }
 
-    std::unique_ptr<LogLimiter> limiter;  // lines a peer can make many of (opt.log_window)
-
-    // A line of a kind a peer can repeat without limit: rate-limited by kind.
+    void log(const std::string& line) const { logger->line(line); }
     void log_limited(const std::string& kind, const std::string& line) {
-        if (limiter)
-            limiter->log(kind, line);
-        else
-            log(line);
-    }
-
-    void log(const std::string& line) const {
-        if (opt.log) {
-            opt.log(line);
-        } else {
-            const auto now = std::chrono::system_clock::now().time_since_epoch();
-            std::cerr << iso8601_utc(
-                             std::chrono::duration_cast<std::chrono::microseconds>(now).count())
-                      << " " << line << "\n";
-        }
+        logger->limited(kind, line);
     }
 
     link::JobLink* find_job(const std::string& id) {
@@ -217,7 +118,7 @@ struct Service::Impl {
                      pr::ErrorReply{code, std::move(text)});
     }
 
-    // ---- ZAP: admits the CURVE keys that some served job lists ----------------------------
+    // ---- admission: the ZAP request on its inproc socket -------------------------------
     void handle_zap() {
         std::vector<Bytes> parts;
         for (;;) {
@@ -226,35 +127,18 @@ struct Service::Impl {
             parts.emplace_back(m.bytes().begin(), m.bytes().end());
             if (!m.more()) break;
         }
-        auto text = [&](size_t i) {
-            return i < parts.size() ? std::string(parts[i].begin(), parts[i].end()) : std::string();
-        };
-        std::string status = "400", status_text = "not admitted", user;
-        const std::string mechanism = text(5);
-        if (parts.size() >= 7 && text(0) == "1.0" && mechanism == "CURVE" &&
-            parts[6].size() == 32) {
-            char z85[41] = {};
-            zmq_z85_encode(z85, parts[6].data(), 32);
+        const svc::ZapDecision d = svc::decide_zap(parts, [&](const std::string& z85) {
             for (const auto& j : jobs)
-                if (j->tester_for_key(z85)) {
-                    status = "200";
-                    status_text = "OK";
-                    user = z85;
-                    break;
-                }
-            if (status != "200")
-                log_limited("connection refused",
-                            "connection refused: CURVE key " + std::string(z85) + " from " +
-                                loggable(text(3)) + " is not admitted by any served job");
-        } else {
-            log_limited("connection refused", "connection refused: mechanism '" +
-                                                  loggable(mechanism) + "' from " +
-                                                  loggable(text(3)));
+                if (j->tester_for_key(z85)) return true;
+            return false;
+        });
+        if (!d.admitted) {
+            refused_connections.fetch_add(1, std::memory_order_relaxed);
+            log_limited("connection refused", "connection refused: " + d.refusal);
         }
-        if (status != "200") refused_connections.fetch_add(1, std::memory_order_relaxed);
-        const std::string reply[] = {"1.0", text(1), status, status_text, user, ""};
-        for (size_t i = 0; i < 6; ++i)
-            zmq_send(zap, reply[i].data(), reply[i].size(), i < 5 ? ZMQ_SNDMORE : 0);
+        for (size_t i = 0; i < d.reply.size(); ++i)
+            zmq_send(zap, d.reply[i].data(), d.reply[i].size(),
+                     i + 1 < d.reply.size() ? ZMQ_SNDMORE : 0);
     }
 
     // ---- requests -------------------------------------------------------------------------
@@ -323,29 +207,14 @@ struct Service::Impl {
                          who);
             return;
         }
-        // A key may hold a few sessions (a tester restarting its program); one that keeps saying
-        // HELLO only pushes out its own oldest, never another tester's.
-        if (!opt.insecure && count_sessions(key) >= kSessionsPerKey) {
-            evict_oldest_session(&key);
-        } else if (sessions.size() >= opt.max_sessions) {
-            evict_oldest_session(nullptr);
+        auto opened = sessions->open(job, h.tester_id, key, std::min(f.minor, pr::kVersionMinor));
+        if (!opened.ok()) {
+            refuse_frame(routing_id, f.request_id, StatusCode::kInternal, opened.error().message,
+                         who);
+            return;
         }
-        Session s;
-        do {
-            if (RAND_bytes(reinterpret_cast<unsigned char*>(&s.id), sizeof s.id) != 1) {
-                refuse_frame(routing_id, f.request_id, StatusCode::kInternal,
-                             "no randomness for a session id", who);
-                return;
-            }
-        } while (s.id == 0 || sessions.contains(s.id));
-        s.job = job;
-        s.tester = h.tester_id;
-        s.key = key;
-        s.minor = std::min(f.minor, pr::kVersionMinor);
-        s.last_used = Clock::now();
-        const uint64_t id = s.id;
-        const uint8_t minor = s.minor;
-        sessions.emplace(id, std::move(s));
+        const uint64_t id = (*opened)->id;
+        const uint8_t minor = (*opened)->minor;
         sessions_opened.fetch_add(1, std::memory_order_relaxed);
         char sid[24];
         std::snprintf(sid, sizeof sid, "%016llx", static_cast<unsigned long long>(id));
@@ -360,50 +229,22 @@ struct Service::Impl {
         send_message(routing_id, f.request_id, minor, ok);
     }
 
-    size_t count_sessions(const std::string& key) const {
-        size_t n = 0;
-        for (const auto& [id, s] : sessions) n += s.key == key;
-        return n;
-    }
-
-    // Drops the least recently used session (of `key` only, when given).
-    void evict_oldest_session(const std::string* key) {
-        auto oldest = sessions.end();
-        for (auto it = sessions.begin(); it != sessions.end(); ++it) {
-            if (key != nullptr && it->second.key != *key) continue;
-            if (oldest == sessions.end() || it->second.last_used < oldest->second.last_used)
-                oldest = it;
-        }
-        if (oldest != sessions.end()) {
-            log("session of tester " + oldest->second.tester + " dropped (the oldest idle of " +
-                std::to_string(sessions.size()) + ")");
-            sessions.erase(oldest);
-        }
-    }
-
-    // The session a request names, if it exists and belongs to the connection's key.
-    Session* session_for(uint64_t id, const std::string& key) {
-        auto it = sessions.find(id);
-        if (it == sessions.end() || it->second.key != key) return nullptr;
-        return &it->second;
-    }
-
     void bye(ByteSpan routing_id, const pr::Frame& f, const pr::Bye& b, const std::string& key,
              const std::string& who) {
-        Session* s = session_for(b.session_id, key);
+        svc::Session* s = sessions->find(b.session_id, key);
         if (s == nullptr) {
             refuse_frame(routing_id, f.request_id, StatusCode::kNoSession, "no such session", who);
             return;
         }
         log("session of tester " + s->tester + " closed (BYE)");
         const uint8_t minor = s->minor;
-        sessions.erase(b.session_id);
+        sessions->close(b.session_id);
         send_message(routing_id, f.request_id, minor, pr::ByeOk{});
     }
 
     void request(ByteSpan routing_id, ByteSpan payload, pr::Frame& f, uint64_t session_id,
                  uint32_t sequence, const std::string& key, const std::string& who) {
-        Session* s = session_for(session_id, key);
+        svc::Session* s = sessions->find(session_id, key);
         if (s == nullptr) {
             refuse_frame(routing_id, f.request_id, StatusCode::kNoSession,
                          "no such session (say HELLO; the host may have restarted)", who);
@@ -421,30 +262,25 @@ struct Service::Impl {
                                   : pr::kind_of(f.message);
         ByteSpan body = payload.subspan(pr::kHeaderSize);
 
-        // Idempotency: the same request again gets the first answer. A TOUCHDOWN sequence names
-        // one set of dies, so other content under it is refused; the results of one touchdown
-        // may come in several RESULTS, each its own request.
-        for (auto& c : s->answers) {
-            if (c.kind != kind || c.sequence != sequence) continue;
-            const bool same =
-                std::equal(body.begin(), body.end(), c.request_body.begin(), c.request_body.end());
-            if (!same && kind == pr::Kind::kResults) continue;
-            if (!same) {
+        // Idempotency: the same request again gets the first answer (sessions.hpp).
+        const auto hit = sessions->lookup(
+            *s, kind, sequence, body,
+            svc::Recipient{Bytes(routing_id.begin(), routing_id.end()), f.request_id});
+        switch (hit.what) {
+            case svc::SessionTable::Lookup::kNew: break;
+            case svc::SessionTable::Lookup::kPending: return;  // answered when it is ready
+            case svc::SessionTable::Lookup::kSequenceReused:
                 refuse_frame(routing_id, f.request_id, StatusCode::kSequenceReused,
                              std::string(pr::to_string(kind)) + " sequence " +
                                  std::to_string(sequence) + " was used before with other content",
                              who);
                 return;
-            }
-            if (c.answer.empty()) {
-                // Still being worked on: the answer goes to this request too when it is ready.
-                c.waiters.push_back({Bytes(routing_id.begin(), routing_id.end()), f.request_id});
+            case svc::SessionTable::Lookup::kAnswered:
+                if (opt.verbose)
+                    log("answered a repeated " + std::string(pr::to_string(kind)) +
+                        " from the cache");
+                send_as(routing_id, *hit.answer, f.request_id);
                 return;
-            }
-            if (opt.verbose)
-                log("answered a repeated " + std::string(pr::to_string(kind)) + " from the cache");
-            send_as(routing_id, c.answer, f.request_id);
-            return;
         }
         if (stopping) {
             refuse_frame(routing_id, f.request_id, StatusCode::kShuttingDown,
@@ -459,185 +295,30 @@ struct Service::Impl {
                 return;
             }
         }
-        {
-            std::lock_guard lock(mu);
-            if (queue.size() >= opt.max_pending) {
-                refuse_frame(routing_id, f.request_id, StatusCode::kBusy,
-                             "the host is overloaded; retry the same request", who);
-                return;
-            }
-            queue.push_back(Work{++last_work_id, Bytes(routing_id.begin(), routing_id.end()),
-                                 session_id, s->job, s->tester, s->minor, std::move(f),
-                                 Clock::now()});
+        svc::Work w{last_work_id + 1, Bytes(routing_id.begin(), routing_id.end()),
+                    session_id,       s->job,
+                    s->tester,        s->minor,
+                    std::move(f),     Clock::now()};
+        const uint32_t request_id = w.frame.request_id;
+        if (!workers->submit(std::move(w), opt.max_pending)) {
+            refuse_frame(routing_id, request_id, StatusCode::kBusy,
+                         "the host is overloaded; retry the same request", who);
+            return;
         }
-        cv.notify_one();
+        ++last_work_id;
         ++in_flight;
-        s->answers.push_back(
-            CachedAnswer{last_work_id, kind, sequence, Bytes(body.begin(), body.end()), {}, {}});
-        while (s->answers.size() > opt.answers_kept) s->answers.pop_front();
-    }
-
-    // ---- workers --------------------------------------------------------------------------
-    // Copies each job's write-ahead log into its database (Ledger::defer_checkpoints) when the
-    // link has been idle for kCheckpointIdle - on a floor, during the prober's index time - or,
-    // under load without a pause, once the log passes kCheckpointPages. A checkpoint writes
-    // and fsyncs the database file, which slows the touchdowns committing meanwhile; so it
-    // waits for a gap rather than running on a clock.
-    static constexpr auto kCheckpointIdle = std::chrono::milliseconds(20);
-    static constexpr int kCheckpointPages = 16384;  // 64 MiB of log
-    std::atomic<int64_t> last_activity_ns{0};
-
-    void touch() {
-        last_activity_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    }
-
-    void checkpoint_loop() {
-        std::vector<int> checkpointed_at(jobs.size(), 0);  // wal_pages() at the last checkpoint
-        std::unique_lock lock(mu);
-        while (!workers_stop) {
-            checkpoint_cv.wait_for(lock, std::chrono::milliseconds(10));
-            if (workers_stop) break;
-            const bool idle =
-                queue.empty() && busy_workers == 0 &&
-                Clock::now().time_since_epoch().count() -
-                        last_activity_ns.load(std::memory_order_relaxed) >=
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(kCheckpointIdle).count();
-            lock.unlock();
-            for (size_t i = 0; i < jobs.size(); ++i) {
-                const int pages = jobs[i]->wal_pages();
-                if (pages == checkpointed_at[i] || (!idle && pages < kCheckpointPages)) continue;
-                if (auto st = jobs[i]->checkpoint(); !st.ok())
-                    log("job " + jobs[i]->job().id +
-                        ": ledger checkpoint failed: " + st.error().describe());
-                checkpointed_at[i] = pages;
-            }
-            lock.lock();
-        }
-    }
-
-    void worker_loop() {
-        for (;;) {
-            Work w;
-            {
-                std::unique_lock lock(mu);
-                cv.wait(lock, [&] { return workers_stop || !queue.empty(); });
-                if (queue.empty()) return;
-                w = std::move(queue.front());
-                queue.pop_front();
-                ++busy_workers;
-            }
-            Done d;
-            d.work_id = w.id;
-            d.routing_id = std::move(w.routing_id);
-            d.session_id = w.session_id;
-            d.answer = work(w);
-            touch();
-            {
-                std::lock_guard lock(mu);
-                done.push_back(std::move(d));
-                --busy_workers;
-            }
-            const uint64_t one = 1;
-            [[maybe_unused]] auto n = ::write(done_fd, &one, sizeof one);
-        }
-    }
-
-    // Runs one request against its job and encodes the answer (an ERROR frame on failure).
-    Bytes work(Work& w) noexcept {
-        pr::Message answer;
-        try {
-            if (auto* td = std::get_if<pr::Touchdown>(&w.frame.message)) {
-                auto r = w.job->touchdown(*td, w.tester, counters);
-                if (r.ok()) {
-                    if (opt.verbose) {
-                        size_t ok = 0, re = 0;
-                        for (const auto& s : r->sites) {
-                            ok += s.status == StatusCode::kOk;
-                            re += s.status == StatusCode::kReissued;
-                        }
-                        const double ms =
-                            std::chrono::duration<double, std::milli>(Clock::now() - w.received)
-                                .count();
-                        log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester +
-                            ": " + std::to_string(td->sites.size()) + " sites, " +
-                            std::to_string(ok) + " OK, " + std::to_string(re) + " REISSUED, " +
-                            std::to_string(td->sites.size() - ok - re) + " refused, " +
-                            std::to_string(ms) + " ms");
-                    } else {
-                        for (const auto& s : r->sites)
-                            if (!pr::carries_identity(s.status))
-                                log_limited("sites refused to tester " + w.tester + ": " +
-                                                pr::to_string(s.status),
-                                            "touchdown " + std::to_string(td->sequence) +
-                                                " of tester " + w.tester + ": site " +
-                                                std::to_string(s.site) + " " +
-                                                pr::to_string(s.status) + ": " + s.text);
-                    }
-                    answer = std::move(*r);
-                } else {
-                    log("touchdown " + std::to_string(td->sequence) + " of tester " + w.tester +
-                        " failed: " + r.error().describe());
-                    answer =
-                        pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
-                }
-            } else if (auto* rs = std::get_if<pr::Results>(&w.frame.message)) {
-                auto r = w.job->results(*rs, w.tester, counters);
-                if (r.ok()) {
-                    for (const auto& a : r->sites)
-                        if (a.status != StatusCode::kOk)
-                            log_limited("results refused from tester " + w.tester + ": " +
-                                            pr::to_string(a.status),
-                                        "results " + std::to_string(rs->sequence) + " of tester " +
-                                            w.tester + ": site " + std::to_string(a.site) + " " +
-                                            pr::to_string(a.status) + ": " + a.text);
-                    answer = std::move(*r);
-                } else {
-                    log("results " + std::to_string(rs->sequence) + " of tester " + w.tester +
-                        " failed: " + r.error().describe());
-                    answer =
-                        pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
-                }
-            }
-            auto bytes = pr::encode(pr::Frame{w.frame.request_id, w.minor, std::move(answer)});
-            if (bytes.ok()) return std::move(*bytes);
-            log("internal: cannot encode an answer: " + bytes.error().describe());
-        } catch (const std::exception& e) {
-            log(std::string("internal: request failed: ") + e.what());
-        }
-        auto fallback =
-            pr::encode(pr::Frame{w.frame.request_id, pr::kVersionMinor,
-                                 pr::ErrorReply{StatusCode::kInternal, "the host failed"}});
-        return fallback.ok() ? std::move(*fallback) : Bytes{};
+        sessions->remember(*s, last_work_id, kind, sequence, body);
     }
 
     // The I/O thread takes the workers' answers: cache them in their session and send them.
     void drain_done() {
-        uint64_t n = 0;
-        [[maybe_unused]] auto r = ::read(done_fd, &n, sizeof n);
-        std::deque<Done> ready;
-        {
-            std::lock_guard lock(mu);
-            ready.swap(done);
-        }
-        for (auto& d : ready) {
+        for (auto& d : workers->take_done()) {
             --in_flight;
             if (d.answer.empty()) continue;
             if (stopping) ++answered_after_stop;
             send(d.routing_id, d.answer);
-            auto it = sessions.find(d.session_id);
-            if (it == sessions.end()) continue;
-            auto& answers = it->second.answers;
-            auto c = std::find_if(answers.begin(), answers.end(),
-                                  [&](const CachedAnswer& a) { return a.work_id == d.work_id; });
-            if (c == answers.end()) continue;
-            for (const auto& [rid, req] : c->waiters) send_as(rid, d.answer, req);
-            c->waiters.clear();
-            // A failure (ERROR INTERNAL) is not kept: a retry should try again.
-            const auto h = pr::peek_header(d.answer);
-            if (h && h->kind == static_cast<uint8_t>(pr::Kind::kError))
-                answers.erase(c);
-            else
-                c->answer = std::move(d.answer);  // the cache keeps the bytes just sent
+            for (const auto& w : sessions->complete(d.session_id, d.work_id, d.answer))
+                send_as(w.routing_id, d.answer, w.request_id);
         }
     }
 
@@ -648,46 +329,10 @@ struct Service::Impl {
     size_t dropped_at_deadline = 0;     // requests unanswered when the deadline passed
 
     Status setup(std::string& endpoint) {
-        ctx = zmq_ctx_new();
-        if (ctx == nullptr) return make_error(ErrorCode::kInternal, "zmq_ctx_new failed");
-        if (!opt.insecure) {
-            zap = zmq_socket(ctx, ZMQ_REP);
-            const int no_linger = 0;
-            if (zap != nullptr) zmq_setsockopt(zap, ZMQ_LINGER, &no_linger, sizeof no_linger);
-            if (zap == nullptr || zmq_bind(zap, kZapEndpoint) != 0)
-                return make_error(
-                    ErrorCode::kInternal,
-                    std::string("cannot start the ZAP handler: ") + zmq_strerror(zmq_errno()));
-        }
-        router = zmq_socket(ctx, ZMQ_ROUTER);
-        if (router == nullptr)
-            return make_error(ErrorCode::kInternal, "cannot create the ROUTER socket");
-        const int zero = 0, one = 1;
-        const int64_t max_msg = static_cast<int64_t>(pr::kMaxFrameSize);
-        zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg);
-        if (!opt.insecure) {
-            zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
-            if (zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, opt.server_keys.secret_z85.data(),
-                               opt.server_keys.secret_z85.size()) != 0)
-                return make_error(
-                    ErrorCode::kInvalidArgument,
-                    std::string("the server's secret key: ") + zmq_strerror(zmq_errno()));
-            zmq_setsockopt(router, ZMQ_ZAP_DOMAIN, kZapDomain, std::strlen(kZapDomain));
-        }
-        std::string bind = opt.bind;
-        if (bind.size() > 2 && bind.compare(bind.size() - 2, 2, ":0") == 0)
-            bind.replace(bind.size() - 1, 1, "*");  // ZeroMQ spells "any free port" as ':*'
-        if (zmq_bind(router, bind.c_str()) != 0)
-            return make_error(ErrorCode::kIo,
-                              "cannot listen on " + opt.bind + ": " + zmq_strerror(zmq_errno()));
-        char last[256] = {};
-        size_t len = sizeof last;
-        zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, last, &len);
-        endpoint = last;
-        for (size_t i = 0; i < std::max<size_t>(1, opt.workers); ++i)
-            workers.emplace_back([this] { worker_loop(); });
-        checkpointer = std::thread([this] { checkpoint_loop(); });
+        WP_RETURN_IF_ERROR(sockets.open(opt, endpoint));
+        router = sockets.router();
+        zap = sockets.zap();
+        workers->start(opt.workers);
         return ok_status();
     }
 
@@ -716,7 +361,7 @@ struct Service::Impl {
                              key.empty() ? "peer" : "key " + key);
                 continue;
             }
-            touch();
+            workers->touch();
             handle_frame(id.bytes(), payload.bytes(), key);
         }
     }
@@ -725,7 +370,7 @@ struct Service::Impl {
         zmq_pollitem_t items[4] = {};
         int n = 0;
         items[n++] = {router, 0, ZMQ_POLLIN, 0};
-        items[n++] = {nullptr, done_fd, ZMQ_POLLIN, 0};
+        items[n++] = {nullptr, workers->done_fd(), ZMQ_POLLIN, 0};
         items[n++] = {nullptr, stop_fd, ZMQ_POLLIN, 0};
         if (zap != nullptr) items[n++] = {zap, 0, ZMQ_POLLIN, 0};
         for (;;) {
@@ -737,14 +382,13 @@ struct Service::Impl {
                     // Work still running finishes its transaction (the ledger stays whole) but
                     // its answer is not waited for; work not yet started is dropped. A tester
                     // repeats either after the restart and gets the same identities.
-                    std::lock_guard lock(mu);
-                    queue.clear();
+                    workers->drop_queued();
                     dropped_at_deadline = in_flight;
                     return ok_status();
                 }
                 timeout_ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
             }
-            if (auto next = limiter->flush()) {
+            if (auto next = logger->limiter().flush()) {
                 const long due = std::chrono::ceil<std::chrono::milliseconds>(*next).count();
                 timeout_ms = timeout_ms < 0 ? due : std::min(timeout_ms, due);
             }
@@ -762,7 +406,7 @@ struct Service::Impl {
                 [[maybe_unused]] auto r = ::read(stop_fd, &v, sizeof v);
                 if (!stopping) {
                     log("stopping: finishing " + std::to_string(in_flight) +
-                        " request(s) in flight within " + seconds(opt.shutdown_deadline));
+                        " request(s) in flight within " + svc::seconds(opt.shutdown_deadline));
                     stop_deadline = Clock::now() + opt.shutdown_deadline;
                 }
                 stopping = true;
@@ -776,26 +420,8 @@ struct Service::Impl {
     // cut the flush short.
     bool close_sockets() {
         const auto left = stopping ? stop_deadline - Clock::now() : Clock::duration::zero();
-        const int linger = static_cast<int>(std::max<int64_t>(
-            0, std::chrono::duration_cast<std::chrono::milliseconds>(left).count()));
-        const auto start = Clock::now();
-        if (router != nullptr) {
-            zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
-            zmq_close(router);
-            router = nullptr;
-        }
-        if (zap != nullptr) zmq_close(zap);
-        zap = nullptr;
-        if (ctx != nullptr) zmq_ctx_term(ctx);  // returns when flushed or the linger ran out
-        ctx = nullptr;
-        return linger == 0 || Clock::now() - start < std::chrono::milliseconds(linger);
-    }
-
-    // "5s", "2.5s", "0.001s".
-    static std::string seconds(std::chrono::milliseconds ms) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms.count()) / 1000.0);
-        return std::string(buf) + "s";
+        router = zap = nullptr;
+        return sockets.close(std::chrono::duration_cast<std::chrono::milliseconds>(left));
     }
 };
 
@@ -833,12 +459,15 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
     impl->opt = std::move(options);
     if (impl->opt.log_window <= std::chrono::milliseconds::zero())
         return make_error(ErrorCode::kInvalidArgument, "the log window must be positive");
+    impl->logger = std::make_unique<svc::ServiceLog>(impl->opt.log, impl->opt.log_window);
     Service::Impl* raw = impl.get();
-    impl->limiter = std::make_unique<LogLimiter>([raw](const std::string& line) { raw->log(line); },
-                                                 impl->opt.log_window);
+    impl->sessions = std::make_unique<svc::SessionTable>(
+        svc::SessionTable::Limits{impl->opt.max_sessions, kSessionsPerKey, impl->opt.answers_kept},
+        /*per_key_limit=*/!impl->opt.insecure, [raw](const std::string& line) { raw->log(line); });
+    WP_ASSIGN_OR_RETURN(impl->workers, svc::Workers::create(impl->jobs, impl->counters,
+                                                            *impl->logger, impl->opt.verbose));
     impl->stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    impl->done_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (impl->stop_fd < 0 || impl->done_fd < 0) return make_error(ErrorCode::kIo, "eventfd failed");
+    if (impl->stop_fd < 0) return make_error(ErrorCode::kIo, "eventfd failed");
     return std::unique_ptr<Service>(new Service(std::move(impl)));
 }
 
@@ -855,11 +484,11 @@ Status Service::run(const std::function<void(const std::string&)>& on_listening)
     if (on_listening) on_listening(endpoint);
     Status st = impl_->loop();
     const bool flushed = impl_->close_sockets();
-    impl_->limiter->flush(/*all=*/true);
+    impl_->logger->limiter().flush(/*all=*/true);
     if (impl_->stopping) {
         impl_->log("stopped: " + std::to_string(impl_->answered_after_stop) + " answer(s) sent, " +
                    std::to_string(impl_->dropped_at_deadline) + " dropped after deadline " +
-                   Impl::seconds(impl_->opt.shutdown_deadline) +
+                   svc::seconds(impl_->opt.shutdown_deadline) +
                    (flushed ? "" : "; answers still queued to slow testers were cut off"));
     } else {
         impl_->log("stopped");
