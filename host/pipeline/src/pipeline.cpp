@@ -155,12 +155,209 @@ std::vector<DieRequest> die_requests(const Job& job, const WaferMap& map,
     return out;
 }
 
+namespace {
+
+// One provision() call: the pipeline's three stages over the shared state. Submit (serial, in
+// order: the DRBG draws scalars in request order) -> certificates (parallel: collect, check the
+// curve, build and sign) -> commit (serial, in order: the ledger).
+class Provisioning {
+public:
+    Provisioning(std::span<const DieRequest> dies, Accelerator& backend, Ledger& ledger,
+                 DeviceCertBuilder& certs, const PipelineOptions& options,
+                 std::vector<DieReport>& reports, PipelineStats& stats)
+        : dies_(dies),
+          backend_(backend),
+          ledger_(ledger),
+          certs_(certs),
+          options_(options),
+          subject_{options.certificate.organization, options.certificate.organizational_unit,
+                   options.certificate.country},
+          reports_(reports),
+          stats_(stats) {}
+
+    void run(size_t tokens) {
+        tbb::parallel_pipeline(tokens,
+                               tbb::make_filter<void, std::shared_ptr<Batch>>(
+                                   tbb::filter_mode::serial_in_order,
+                                   [this](tbb::flow_control& fc) { return submit_next(fc); }) &
+                                   tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                                       tbb::filter_mode::parallel,
+                                       [this](std::shared_ptr<Batch> b) {
+                                           if (b && !b->error) certify(*b);
+                                           return b;
+                                       }) &
+                                   tbb::make_filter<std::shared_ptr<Batch>, void>(
+                                       tbb::filter_mode::serial_in_order,
+                                       [this](const std::shared_ptr<Batch>& b) { commit(b); }));
+    }
+
+    const std::optional<Error>& failure() const { return failure_; }
+
+private:
+    void fail(Error e) {
+        std::lock_guard lock(failure_mu_);
+        if (!failure_) failure_ = std::move(e);
+    }
+    bool failed() {
+        std::lock_guard lock(failure_mu_);
+        return failure_.has_value();
+    }
+
+    // The next batch to the backend; a DRBG at its reseed interval is reseeded from the OS.
+    std::shared_ptr<Batch> submit_next(tbb::flow_control& fc) {
+        if (next_ >= dies_.size() || failed()) {
+            fc.stop();
+            return nullptr;
+        }
+        auto b = std::make_shared<Batch>();
+        b->first = next_;
+        b->count = std::min(std::max<size_t>(1, options_.batch_size), dies_.size() - next_);
+        next_ += b->count;
+        std::vector<wpid1::Uid> uids(b->count);
+        for (size_t i = 0; i < b->count; ++i) uids[i] = dies_[b->first + i].uid;
+        auto t = backend_.submit(uids);
+        if (!t.ok() && t.error().code == ErrorCode::kReseedRequired) {
+            SecretArray<wpid1::kEntropySize> entropy;
+            if (auto st = os_entropy(entropy.data(), entropy.size()); !st.ok()) {
+                b->error = st.error();
+                return b;
+            }
+            if (auto st = backend_.reseed(entropy.span()); !st.ok()) {
+                b->error = st.error().with_context("reseeding the backend DRBG");
+                return b;
+            }
+            t = backend_.submit(uids);
+        }
+        if (!t.ok())
+            b->error = t.error().with_context("backend submit");
+        else
+            b->ticket = *t;
+        return b;
+    }
+
+    // The batch's records: each checked on the curve, then its identity and certificate.
+    void certify(Batch& b) {
+        auto recs = backend_.collect(b.ticket);
+        if (!recs.ok()) {
+            b.error = recs.error().with_context("backend collect");
+            return;
+        }
+        b.offers.resize(b.count);
+        b.check_failures.resize(b.count);
+        const auto now = std::chrono::system_clock::now();
+        for (size_t i = 0; i < b.count; ++i) {
+            const auto& rec = (*recs)[i];
+            const DieRequest& req = dies_[b.first + i];
+            if (rec.uid != req.uid) {
+                b.error = make_error(ErrorCode::kInternal, "backend returned records out of order");
+                return;
+            }
+            // A faulty accelerator must never get a certificate issued.
+            if (auto st = p256_check_point(rec.x, rec.y); !st.ok()) {
+                b.check_failures[i] = "backend public key rejected: " + st.error().message;
+                continue;
+            }
+            if (auto st = identity(rec, req, now, b.offers[i]); !st.ok()) {
+                b.error = st.error();
+                return;
+            }
+        }
+    }
+
+    Status identity(const wpid1::IdentityRecord& rec, const DieRequest& req,
+                    std::chrono::system_clock::time_point now, NewIdentity& n) {
+        n.loc = req.loc;
+        n.uid = req.uid;
+        n.public_key = rec.public_key_sec1();
+        n.wrapped = rec.wrapped;
+        n.tester = options_.tester;
+        n.serial = device_serial(certs_.ca_ski(), n.public_key);
+        DeviceCertRequest cr;
+        cr.uid = req.uid;
+        cr.location = req.loc;
+        cr.product = options_.product;
+        cr.public_key = n.public_key;
+        cr.serial = n.serial;
+        // Backdated like the CA certificates: a verifier whose clock runs a little behind the
+        // host's (or reads a coarse clock, as OpenSSL's time() does) must not see a certificate
+        // from the future.
+        cr.not_before = now - kNotBeforeBackdate;
+        cr.subject_template = subject_;
+        auto der = certs_.build(cr);
+        if (!der.ok()) return der.error().with_context("certificate for " + req.loc.describe());
+        n.certificate_der = std::move(*der);
+        return ok_status();
+    }
+
+    // The batch's identities into the ledger in one transaction; each die's outcome reported.
+    void commit(const std::shared_ptr<Batch>& b) {
+        if (!b || failed()) return;
+        if (b->error) {
+            fail(*b->error);
+            return;
+        }
+        std::vector<NewIdentity> offers;
+        std::vector<size_t> index;  // offer -> die index within the batch
+        for (size_t i = 0; i < b->count; ++i) {
+            DieReport& r = reports_[b->first + i];
+            r.request = dies_[b->first + i];
+            if (b->check_failures[i]) {
+                r.outcome = DieOutcome::kCheckFailed;
+                r.message = *b->check_failures[i];
+                ++stats_.check_failed;
+                continue;
+            }
+            offers.push_back(std::move(b->offers[i]));
+            index.push_back(i);
+        }
+        auto results = ledger_.record_batch(offers);
+        if (!results.ok()) {
+            fail(results.error().with_context("ledger commit"));
+            return;
+        }
+        for (size_t k = 0; k < results->size(); ++k) {
+            auto& res = (*results)[k];
+            DieReport& r = reports_[b->first + index[k]];
+            r.record = std::move(res.record);
+            r.message = std::move(res.message);
+            r.outcome = tally(res.outcome);
+        }
+        if (options_.progress) options_.progress(b->first + b->count, dies_.size());
+    }
+
+    // Counts a ledger outcome in the stats; the die's outcome.
+    DieOutcome tally(RecordOutcome o) {
+        switch (o) {
+            case RecordOutcome::kIssued: ++stats_.provisioned; return DieOutcome::kProvisioned;
+            case RecordOutcome::kReissued: ++stats_.reissued; return DieOutcome::kReissued;
+            case RecordOutcome::kConflict: ++stats_.conflicts; return DieOutcome::kConflict;
+            case RecordOutcome::kQuotaExhausted:
+                ++stats_.quota_refused;
+                return DieOutcome::kQuotaExhausted;
+        }
+        return DieOutcome::kConflict;
+    }
+
+    std::span<const DieRequest> dies_;
+    Accelerator& backend_;
+    Ledger& ledger_;
+    DeviceCertBuilder& certs_;
+    const PipelineOptions& options_;
+    CertTemplate subject_;
+    std::vector<DieReport>& reports_;
+    PipelineStats& stats_;
+    size_t next_ = 0;               // submit stage only
+    std::optional<Error> failure_;  // the first failure
+    std::mutex failure_mu_;
+};
+
+}  // namespace
+
 Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend, Signer& ca,
                                 Ledger& ledger, const PipelineOptions& options,
                                 std::vector<DieReport>& reports) {
     const auto start = std::chrono::steady_clock::now();
     const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
-    const size_t batch_size = std::max<size_t>(1, options.batch_size);
     // The commit stage spends most of its time blocked in fsync (synchronous=FULL). With more
     // than one thread, one extra arena thread keeps `threads` of them computing while the
     // commit waits; --threads 1 stays a strictly serial baseline.
@@ -168,169 +365,16 @@ Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& b
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism, arena_threads);
     WP_ASSIGN_OR_RETURN(DeviceCertBuilder certs,
                         DeviceCertBuilder::create(ca, options.certificate.location_oid));
-    CertTemplate subject{options.certificate.organization, options.certificate.organizational_unit,
-                         options.certificate.country};
 
     reports.assign(dies.size(), DieReport{});
     PipelineStats stats;
     stats.dies = dies.size();
-    std::optional<Error> failure;  // first failure; written only by serial stages or under mu
-    std::mutex failure_mu;
-    auto fail = [&](Error e) {
-        std::lock_guard lock(failure_mu);
-        if (!failure) failure = std::move(e);
-    };
-    auto failed = [&] {
-        std::lock_guard lock(failure_mu);
-        return failure.has_value();
-    };
-
-    size_t next = 0;
+    Provisioning p(dies, backend, ledger, certs, options, reports, stats);
     // About four batches in flight per thread: enough to keep every thread busy while the
     // serial stages run, few enough to keep memory and the uncommitted window small.
-    const size_t tokens = arena_threads * 4;
-    tbb::parallel_pipeline(
-        tokens, tbb::make_filter<void, std::shared_ptr<Batch>>(
-                    tbb::filter_mode::serial_in_order,
-                    [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-                        if (next >= dies.size() || failed()) {
-                            fc.stop();
-                            return nullptr;
-                        }
-                        auto b = std::make_shared<Batch>();
-                        b->first = next;
-                        b->count = std::min(batch_size, dies.size() - next);
-                        next += b->count;
-                        std::vector<wpid1::Uid> uids(b->count);
-                        for (size_t i = 0; i < b->count; ++i) uids[i] = dies[b->first + i].uid;
-                        auto t = backend.submit(uids);
-                        if (!t.ok() && t.error().code == ErrorCode::kReseedRequired) {
-                            SecretArray<wpid1::kEntropySize> entropy;
-                            if (auto st = os_entropy(entropy.data(), entropy.size()); !st.ok()) {
-                                b->error = st.error();
-                                return b;
-                            }
-                            if (auto st = backend.reseed(entropy.span()); !st.ok()) {
-                                b->error = st.error().with_context("reseeding the backend DRBG");
-                                return b;
-                            }
-                            t = backend.submit(uids);
-                        }
-                        if (!t.ok())
-                            b->error = t.error().with_context("backend submit");
-                        else
-                            b->ticket = *t;
-                        return b;
-                    }) &
-                    tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                        tbb::filter_mode::parallel,
-                        [&](std::shared_ptr<Batch> b) -> std::shared_ptr<Batch> {
-                            if (!b || b->error) return b;
-                            auto recs = backend.collect(b->ticket);
-                            if (!recs.ok()) {
-                                b->error = recs.error().with_context("backend collect");
-                                return b;
-                            }
-                            b->offers.resize(b->count);
-                            b->check_failures.resize(b->count);
-                            const auto now = std::chrono::system_clock::now();
-                            for (size_t i = 0; i < b->count; ++i) {
-                                const auto& rec = (*recs)[i];
-                                const DieRequest& req = dies[b->first + i];
-                                if (rec.uid != req.uid) {
-                                    b->error = make_error(ErrorCode::kInternal,
-                                                          "backend returned records out of order");
-                                    return b;
-                                }
-                                // A faulty accelerator must never get a certificate issued.
-                                if (auto st = p256_check_point(rec.x, rec.y); !st.ok()) {
-                                    b->check_failures[i] =
-                                        "backend public key rejected: " + st.error().message;
-                                    continue;
-                                }
-                                NewIdentity& n = b->offers[i];
-                                n.loc = req.loc;
-                                n.uid = req.uid;
-                                n.public_key = rec.public_key_sec1();
-                                n.wrapped = rec.wrapped;
-                                n.tester = options.tester;
-                                n.serial = device_serial(certs.ca_ski(), n.public_key);
-                                DeviceCertRequest cr;
-                                cr.uid = req.uid;
-                                cr.location = req.loc;
-                                cr.product = options.product;
-                                cr.public_key = n.public_key;
-                                cr.serial = n.serial;
-                                // Backdated like the CA certificates: a verifier whose clock runs a
-                                // little behind the host's (or reads a coarse clock, as OpenSSL's
-                                // time() does) must not see a certificate from the future.
-                                cr.not_before = now - kNotBeforeBackdate;
-                                cr.subject_template = subject;
-                                auto der = certs.build(cr);
-                                if (!der.ok()) {
-                                    b->error = der.error().with_context("certificate for " +
-                                                                        req.loc.describe());
-                                    return b;
-                                }
-                                n.certificate_der = std::move(*der);
-                            }
-                            return b;
-                        }) &
-                    tbb::make_filter<std::shared_ptr<Batch>, void>(
-                        tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
-                            if (!b || failed()) return;
-                            if (b->error) {
-                                fail(*b->error);
-                                return;
-                            }
-                            std::vector<NewIdentity> offers;
-                            std::vector<size_t> index;  // offer -> die index within the batch
-                            for (size_t i = 0; i < b->count; ++i) {
-                                DieReport& r = reports[b->first + i];
-                                r.request = dies[b->first + i];
-                                if (b->check_failures[i]) {
-                                    r.outcome = DieOutcome::kCheckFailed;
-                                    r.message = *b->check_failures[i];
-                                    ++stats.check_failed;
-                                    continue;
-                                }
-                                offers.push_back(std::move(b->offers[i]));
-                                index.push_back(i);
-                            }
-                            auto results = ledger.record_batch(offers);
-                            if (!results.ok()) {
-                                fail(results.error().with_context("ledger commit"));
-                                return;
-                            }
-                            for (size_t k = 0; k < results->size(); ++k) {
-                                auto& res = (*results)[k];
-                                DieReport& r = reports[b->first + index[k]];
-                                r.record = std::move(res.record);
-                                r.message = std::move(res.message);
-                                switch (res.outcome) {
-                                    case RecordOutcome::kIssued:
-                                        r.outcome = DieOutcome::kProvisioned;
-                                        ++stats.provisioned;
-                                        break;
-                                    case RecordOutcome::kReissued:
-                                        r.outcome = DieOutcome::kReissued;
-                                        ++stats.reissued;
-                                        break;
-                                    case RecordOutcome::kConflict:
-                                        r.outcome = DieOutcome::kConflict;
-                                        ++stats.conflicts;
-                                        break;
-                                    case RecordOutcome::kQuotaExhausted:
-                                        r.outcome = DieOutcome::kQuotaExhausted;
-                                        ++stats.quota_refused;
-                                        break;
-                                }
-                            }
-                            if (options.progress)
-                                options.progress(b->first + b->count, dies.size());
-                        }));
+    p.run(arena_threads * 4);
     stats.elapsed = std::chrono::steady_clock::now() - start;
-    if (failure) return *failure;
+    if (p.failure()) return *p.failure();
     return stats;
 }
 
