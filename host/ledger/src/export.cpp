@@ -301,296 +301,342 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
 
 // ---- verify_export --------------------------------------------------------------------------
 
-Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& ca_pem) {
-    // The trusted CA certificates.
+namespace {
+
+// The trusted CA certificates of a PEM bundle.
+Result<std::vector<ossl::X509Ptr>> read_ca_bundle(const fs::path& ca_pem) {
     std::vector<ossl::X509Ptr> bundle;
-    {
-        WP_ASSIGN_OR_RETURN(const std::string pem, read_file(ca_pem));
-        Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-        if (!bio) return ossl::ossl_error("BIO");
-        for (;;) {
-            ossl::X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-            if (!c) break;
-            bundle.push_back(std::move(c));
+    WP_ASSIGN_OR_RETURN(const std::string pem, read_file(ca_pem));
+    Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!bio) return ossl::ossl_error("BIO");
+    for (;;) {
+        ossl::X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+        if (!c) break;
+        bundle.push_back(std::move(c));
+    }
+    ossl::clear_errors();  // the loop ends on "no start line"
+    if (bundle.empty())
+        return make_error(ErrorCode::kInvalidArgument,
+                          ca_pem.string() + " holds no PEM certificate");
+    return bundle;
+}
+
+std::optional<uint64_t> number_of(const json& j, const char* k) {
+    if (j.is_object() && j.contains(k) && j[k].is_number_unsigned()) return j[k].get<uint64_t>();
+    return std::nullopt;
+}
+
+// A record line of records.jsonl as the export writes it (exactly these keys).
+LedgerRecord parse_record_line(std::string_view line) {
+    const json j = json::parse(line);
+    static const char* const kKeys[] = {"uid",        "lot",         "wafer",      "substrate",
+                                        "x",          "y",           "serial",     "state",
+                                        "public_key", "wrapped_key", "certificate"};
+    if (!j.is_object() || j.size() != std::size(kKeys))
+        throw std::runtime_error("not an object with exactly the record keys");
+    for (const char* k : kKeys)
+        if (!j.contains(k)) throw std::runtime_error(std::string("no ") + k);
+    auto uid = from_hex_fixed<wpid1::kUidSize>(j.at("uid").get<std::string>(), "uid");
+    auto pub = from_hex_fixed<65>(j.at("public_key").get<std::string>(), "public_key");
+    auto wrapped = from_hex_fixed<wpid1::kWrappedKeySize>(j.at("wrapped_key").get<std::string>(),
+                                                          "wrapped_key");
+    auto serial = from_hex(j.at("serial").get<std::string>(), "serial");
+    auto state = die_state_from_string(j.at("state").get<std::string>());
+    auto cert = chain::base64_decode(j.at("certificate").get<std::string>());
+    if (!uid.ok() || !pub.ok() || !wrapped.ok() || !serial.ok() || !state.ok() || !cert)
+        throw std::runtime_error("a malformed field");
+    LedgerRecord r;
+    r.uid = *uid;
+    r.public_key = *pub;
+    r.wrapped = *wrapped;
+    r.serial = *serial;
+    r.state = *state;
+    r.certificate_der = *cert;
+    r.loc.lot = j.at("lot").get<std::string>();
+    r.loc.wafer = j.at("wafer").get<int>();
+    r.loc.substrate = j.at("substrate").get<std::string>();
+    r.loc.x = j.at("x").get<int>();
+    r.loc.y = j.at("y").get<int>();
+    return r;
+}
+
+// Calls `each(line)` for every newline-terminated line of `text`; a last line without its
+// newline is reported, not passed on.
+template <typename F>
+void for_each_line(std::string_view text, const char* file, chain::Replayer& rp, F&& each) {
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        if (nl == std::string_view::npos) {
+            rp.problem(std::string(file) + ": the last line has no newline");
+            return;
         }
-        ossl::clear_errors();  // the loop ends on "no start line"
-        if (bundle.empty())
-            return make_error(ErrorCode::kInvalidArgument,
-                              ca_pem.string() + " holds no PEM certificate");
+        each(text.substr(0, nl));
+        text.remove_prefix(nl + 1);
     }
+}
 
-    VerifyReport rep;
-    chain::Replayer rp;  // collects the problems
-    auto done = [&]() {
-        rep.problems = std::move(rp.problems());
-        return rep;
-    };
+// One verify_export(): every check of docs/ledger.md "Verifying an export", each a step; the
+// problems are collected in the replayer, in the order found.
+class ExportVerifier {
+public:
+    ExportVerifier(const fs::path& dir, const fs::path& ca_pem, std::vector<ossl::X509Ptr> bundle)
+        : dir_(dir), ca_pem_(ca_pem), bundle_(std::move(bundle)) {}
 
-    auto manifest_text = read_file(dir / kManifestFile);
-    auto sig = read_file(dir / kSignatureFile);
-    if (!manifest_text.ok() || !sig.ok()) {
-        rp.problem(std::string("missing ") + (manifest_text.ok() ? kSignatureFile : kManifestFile) +
-                   " in " + dir.string() + ": not a complete export");
+    VerifyReport run() {
+        if (!read_manifest() || !check_signature()) return done();
+        if (manifest_string("format") != kExportFormat)
+            rp_.problem("manifest.json: unknown format");
+        events_text_ = check_file(kEventsFile);
+        records_text_ = check_file(kRecordsFile);
+        if (events_text_) replay_chain();
+        if (records_text_) check_records();
+        check_counts();
+        rep_.events = rp_.events();
+        rep_.head = ChainHead{rp_.events(), rp_.head()};
         return done();
     }
-    json manifest;
-    try {
-        manifest = json::parse(*manifest_text);
-        if (!manifest.is_object()) throw std::runtime_error("not an object");
-    } catch (const std::exception& e) {
-        rp.problem(std::string("manifest.json is not valid JSON: ") + e.what());
-        return done();
+
+private:
+    VerifyReport done() {
+        rep_.problems = std::move(rp_.problems());
+        return rep_;
+    }
+
+    std::string manifest_string(const char* k) const {
+        return manifest_.contains(k) && manifest_[k].is_string() ? manifest_[k].get<std::string>()
+                                                                 : "";
+    }
+
+    bool read_manifest() {
+        auto text = read_file(dir_ / kManifestFile);
+        auto sig = read_file(dir_ / kSignatureFile);
+        if (!text.ok() || !sig.ok()) {
+            rp_.problem(std::string("missing ") + (text.ok() ? kSignatureFile : kManifestFile) +
+                        " in " + dir_.string() + ": not a complete export");
+            return false;
+        }
+        manifest_text_ = std::move(*text);
+        signature_ = std::move(*sig);
+        try {
+            manifest_ = json::parse(manifest_text_);
+            if (!manifest_.is_object()) throw std::runtime_error("not an object");
+        } catch (const std::exception& e) {
+            rp_.problem(std::string("manifest.json is not valid JSON: ") + e.what());
+            return false;
+        }
+        return true;
     }
 
     // 1. The manifest's CA certificate must be one the customer trusts, and its key must have
-    //    signed the manifest bytes.
-    X509* ca = nullptr;
-    {
+    //    signed the manifest bytes; otherwise nothing in the manifest can be trusted.
+    bool check_signature() {
         std::optional<Bytes> ca_der;
-        if (manifest.contains("ca_certificate") && manifest["ca_certificate"].is_string())
-            ca_der = chain::base64_decode(manifest["ca_certificate"].get<std::string>());
-        for (auto& c : bundle)
-            if (ca_der && cert_der(c.get()) == *ca_der) ca = c.get();
-        if (ca == nullptr) {
-            rp.problem("the manifest's CA certificate is not in " + ca_pem.string() +
-                       "; checking against its first certificate");
-            ca = bundle.front().get();
+        if (manifest_.contains("ca_certificate") && manifest_["ca_certificate"].is_string())
+            ca_der = chain::base64_decode(manifest_["ca_certificate"].get<std::string>());
+        for (auto& c : bundle_)
+            if (ca_der && cert_der(c.get()) == *ca_der) ca_ = c.get();
+        if (ca_ == nullptr) {
+            rp_.problem("the manifest's CA certificate is not in " + ca_pem_.string() +
+                        "; checking against its first certificate");
+            ca_ = bundle_.front().get();
         }
-    }
-    EVP_PKEY* ca_key = X509_get0_pubkey(ca);
-    {
+        ca_key_ = X509_get0_pubkey(ca_);
         const auto digest = chain::sha256(ByteSpan(
-            reinterpret_cast<const uint8_t*>(manifest_text->data()), manifest_text->size()));
-        ossl::PkeyCtx ctx(ca_key != nullptr ? EVP_PKEY_CTX_new(ca_key, nullptr) : nullptr);
+            reinterpret_cast<const uint8_t*>(manifest_text_.data()), manifest_text_.size()));
+        ossl::PkeyCtx ctx(ca_key_ != nullptr ? EVP_PKEY_CTX_new(ca_key_, nullptr) : nullptr);
         const bool good =
             ctx && EVP_PKEY_verify_init(ctx.get()) == 1 &&
-            EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
-                            sig->size(), digest.data(), digest.size()) == 1;
+            EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(signature_.data()),
+                            signature_.size(), digest.data(), digest.size()) == 1;
         ossl::clear_errors();
-        if (!good) {
-            rp.problem(
+        if (!good)
+            rp_.problem(
                 "manifest.sig: the signature over manifest.json does not verify under the "
                 "CA certificate's key");
-            return done();  // nothing in the manifest can be trusted
-        }
+        return good;
     }
 
-    // 2. Manifest fields and file hashes.
-    auto mstr = [&](const char* k) -> std::string {
-        return manifest.contains(k) && manifest[k].is_string() ? manifest[k].get<std::string>()
-                                                               : "";
-    };
-    auto mnum = [&](const json& j, const char* k) -> std::optional<uint64_t> {
-        if (j.is_object() && j.contains(k) && j[k].is_number_unsigned())
-            return j[k].get<uint64_t>();
-        return std::nullopt;
-    };
-    if (mstr("format") != kExportFormat) rp.problem("manifest.json: unknown format");
-    auto check_file = [&](const char* name) -> std::optional<std::string> {
-        const json files = manifest.value("files", json::object());
+    // 2. A file the manifest lists: its size and hash. Content that is not what the CA signed
+    //    is not evaluated any further.
+    std::optional<std::string> check_file(const char* name) {
+        const json files = manifest_.value("files", json::object());
         const json entry = files.is_object() ? files.value(name, json::object()) : json::object();
         // Read no more than the signed manifest says the file holds (and one byte to see more).
-        const auto declared = mnum(entry, "bytes");
+        const auto declared = number_of(entry, "bytes");
         if (!declared) {
-            rp.problem(std::string("manifest.json gives no size for ") + name);
+            rp_.problem(std::string("manifest.json gives no size for ") + name);
             return std::nullopt;
         }
-        auto text = read_file(dir / name, static_cast<size_t>(std::min<uint64_t>(
-                                              *declared + 1, std::numeric_limits<size_t>::max())));
+        auto text = read_file(dir_ / name, static_cast<size_t>(std::min<uint64_t>(
+                                               *declared + 1, std::numeric_limits<size_t>::max())));
         if (!text.ok()) {
-            rp.problem(text.error().code == ErrorCode::kResourceExhausted
-                           ? std::string(name) + " is larger than the " +
-                                 std::to_string(*declared) + " bytes the manifest declares"
-                           : std::string(name) + " is missing or unreadable (" +
-                                 text.error().message + ")");
+            rp_.problem(text.error().code == ErrorCode::kResourceExhausted
+                            ? std::string(name) + " is larger than the " +
+                                  std::to_string(*declared) + " bytes the manifest declares"
+                            : std::string(name) + " is missing or unreadable (" +
+                                  text.error().message + ")");
             return std::nullopt;
         }
         const std::string want = entry.is_object() ? entry.value("sha256", "") : "";
         const auto have = to_hex(
             chain::sha256(ByteSpan(reinterpret_cast<const uint8_t*>(text->data()), text->size())));
-        // Content that is not what the CA signed is not evaluated any further.
         if (want != have) {
-            rp.problem(std::string(name) + ": SHA-256 " + have + " differs from the manifest's '" +
-                       want + "' (the file was changed; its content is not checked further)");
+            rp_.problem(std::string(name) + ": SHA-256 " + have + " differs from the manifest's '" +
+                        want + "' (the file was changed; its content is not checked further)");
             return std::nullopt;
         }
-        if (mnum(entry, "bytes") != std::optional<uint64_t>(text->size()))
-            rp.problem(std::string(name) + ": size differs from the manifest");
+        if (number_of(entry, "bytes") != std::optional<uint64_t>(text->size()))
+            rp_.problem(std::string(name) + ": size differs from the manifest");
         return std::move(*text);
-    };
-    const auto events_text = check_file(kEventsFile);
-    const auto records_text = check_file(kRecordsFile);
+    }
 
-    // 3. The chain: recompute the head and replay it.
-    if (events_text) {
-        std::string_view rest = *events_text;
-        while (!rest.empty()) {
-            const auto nl = rest.find('\n');
-            if (nl == std::string_view::npos) {
-                rp.problem("events.jsonl: the last line has no newline");
-                break;
-            }
-            rp.apply(rest.substr(0, nl));
-            rest.remove_prefix(nl + 1);
-        }
-        const json jchain = manifest.value("chain", json::object());
+    // 3. The chain: recompute the head and replay it; the manifest's binding must be its
+    //    GENESIS.
+    void replay_chain() {
+        for_each_line(*events_text_, "events.jsonl", rp_,
+                      [&](std::string_view line) { rp_.apply(line); });
+        const json jchain = manifest_.value("chain", json::object());
         const std::string head = jchain.is_object() ? jchain.value("head", "") : "";
-        if (mnum(jchain, "events") != std::optional<uint64_t>(rp.events()) ||
-            head != to_hex(rp.head()))
-            rp.problem("events.jsonl: the chain recomputes to event " +
-                       std::to_string(rp.events()) + " head " + to_hex(rp.head()) +
-                       ", the manifest says event " +
-                       (mnum(jchain, "events") ? std::to_string(*mnum(jchain, "events")) : "?") +
-                       " head '" + head + "'");
-        const auto& g = rp.genesis();
-        if (!g || g->job_id != mstr("job_id") || g->customer != mstr("customer") ||
-            g->product != mstr("product") ||
-            std::optional<uint64_t>(g->quota) != mnum(manifest, "quota"))
-            rp.problem(
+        const auto events = number_of(jchain, "events");
+        if (events != std::optional<uint64_t>(rp_.events()) || head != to_hex(rp_.head()))
+            rp_.problem("events.jsonl: the chain recomputes to event " +
+                        std::to_string(rp_.events()) + " head " + to_hex(rp_.head()) +
+                        ", the manifest says event " + (events ? std::to_string(*events) : "?") +
+                        " head '" + head + "'");
+        const auto& g = rp_.genesis();
+        if (!g || g->job_id != manifest_string("job_id") ||
+            g->customer != manifest_string("customer") ||
+            g->product != manifest_string("product") ||
+            std::optional<uint64_t>(g->quota) != number_of(manifest_, "quota"))
+            rp_.problem(
                 "manifest.json: job id, customer, product or quota differ from the chain's "
                 "GENESIS event");
-        if (mnum(manifest, "quota_used") != std::optional<uint64_t>(rp.quota_used()))
-            rp.problem("manifest.json: quota_used differs from the number of ISSUE events (" +
-                       std::to_string(rp.quota_used()) + ")");
+        if (number_of(manifest_, "quota_used") != std::optional<uint64_t>(rp_.quota_used()))
+            rp_.problem("manifest.json: quota_used differs from the number of ISSUE events (" +
+                        std::to_string(rp_.quota_used()) + ")");
     }
 
     // 4. The records: format, order, agreement with the chain, certificates.
-    StateCounts counts;
-    if (records_text) {
-        std::string_view rest = *records_text;
+    void check_records() {
         uint64_t line_no = 0;
         std::optional<std::tuple<std::string, int, int, int>> prev;
         std::map<wpid1::Uid, bool> seen;
-        while (!rest.empty()) {
-            const auto nl = rest.find('\n');
-            if (nl == std::string_view::npos) {
-                rp.problem("records.jsonl: the last line has no newline");
-                break;
-            }
-            const std::string_view line = rest.substr(0, nl);
-            rest.remove_prefix(nl + 1);
+        for_each_line(*records_text_, "records.jsonl", rp_, [&](std::string_view line) {
             ++line_no;
-            ++rep.records;
+            ++rep_.records;
             const std::string where = "records.jsonl line " + std::to_string(line_no);
             LedgerRecord r;
             try {
-                const json j = json::parse(line);
-                static const char* const kKeys[] = {
-                    "uid",    "lot",   "wafer",      "substrate",   "x",          "y",
-                    "serial", "state", "public_key", "wrapped_key", "certificate"};
-                if (!j.is_object() || j.size() != std::size(kKeys))
-                    throw std::runtime_error("not an object with exactly the record keys");
-                for (const char* k : kKeys)
-                    if (!j.contains(k)) throw std::runtime_error(std::string("no ") + k);
-                auto uid = from_hex_fixed<wpid1::kUidSize>(j.at("uid").get<std::string>(), "uid");
-                auto pub = from_hex_fixed<65>(j.at("public_key").get<std::string>(), "public_key");
-                auto wrapped = from_hex_fixed<wpid1::kWrappedKeySize>(
-                    j.at("wrapped_key").get<std::string>(), "wrapped_key");
-                auto serial = from_hex(j.at("serial").get<std::string>(), "serial");
-                auto state = die_state_from_string(j.at("state").get<std::string>());
-                auto cert = chain::base64_decode(j.at("certificate").get<std::string>());
-                if (!uid.ok() || !pub.ok() || !wrapped.ok() || !serial.ok() || !state.ok() || !cert)
-                    throw std::runtime_error("a malformed field");
-                r.uid = *uid;
-                r.public_key = *pub;
-                r.wrapped = *wrapped;
-                r.serial = *serial;
-                r.state = *state;
-                r.certificate_der = *cert;
-                r.loc.lot = j.at("lot").get<std::string>();
-                r.loc.wafer = j.at("wafer").get<int>();
-                r.loc.substrate = j.at("substrate").get<std::string>();
-                r.loc.x = j.at("x").get<int>();
-                r.loc.y = j.at("y").get<int>();
+                r = parse_record_line(line);
             } catch (const std::exception& e) {
-                rp.problem(where + ": " + e.what());
-                continue;
+                rp_.problem(where + ": " + e.what());
+                return;
             }
             const std::string who = where + " (UID " + to_hex(r.uid) + ")";
             const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.y, r.loc.x);
-            if (prev && !(*prev < key)) rp.problem(who + ": not in (lot, wafer, y, x) order");
+            if (prev && !(*prev < key)) rp_.problem(who + ": not in (lot, wafer, y, x) order");
             prev = key;
-            ++counts.of(r.state);
-            if (seen[r.uid]) rp.problem(who + ": UID listed twice");
+            ++counts_.of(r.state);
+            if (seen[r.uid]) rp_.problem(who + ": UID listed twice");
             seen[r.uid] = true;
-            if (events_text) {
-                auto it = rp.records().find(r.uid);
-                if (it == rp.records().end()) {
-                    rp.problem(who + ": no ISSUE event for this UID");
-                } else {
-                    const auto& e = it->second;
-                    if (e.loc != r.loc || e.serial != r.serial || e.state != r.state ||
-                        e.public_key != r.public_key || e.wrapped != r.wrapped ||
-                        !chain::sha256_matches(e.certificate_der, r.certificate_der))
-                        rp.problem(who + ": differs from the record the event log replays to");
-                }
-            }
-            // The certificate.
-            auto cert = parse_der_cert(r.certificate_der);
-            if (!cert.ok()) {
-                ossl::clear_errors();
-                rp.problem(who + ": certificate: " + cert.error().message);
-                continue;
-            }
-            X509* c = cert->get();
-            const ASN1_BIT_STRING* bits = X509_get0_pubkey_bitstr(c);
-            EVP_PKEY* pk = X509_get0_pubkey(c);
-            char group[64] = {};
-            size_t glen = 0;
-            if (bits == nullptr || pk == nullptr ||
-                EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
-                                               &glen) != 1 ||
-                std::string(group) != "prime256v1" ||
-                Bytes(ASN1_STRING_get0_data(bits),
-                      ASN1_STRING_get0_data(bits) + ASN1_STRING_length(bits)) !=
-                    Bytes(r.public_key.begin(), r.public_key.end()))
-                rp.problem(who + ": the certificate's public key is not public_key (P-256)");
-            {
-                ossl::Bn a(ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), nullptr));
-                ossl::Bn b(BN_bin2bn(r.serial.data(), static_cast<int>(r.serial.size()), nullptr));
-                if (!a || !b || BN_is_negative(a.get()) || BN_cmp(a.get(), b.get()) != 0)
-                    rp.problem(who + ": the certificate's serial number is not serial");
-            }
-            {
-                X509_NAME* subject = X509_get_subject_name(c);
-                const int idx = X509_NAME_get_index_by_NID(subject, NID_serialNumber, -1);
-                std::string sn;
-                if (idx >= 0) {
-                    const ASN1_STRING* s =
-                        X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
-                    sn.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                              static_cast<size_t>(ASN1_STRING_length(s)));
-                }
-                if (lower(sn) != to_hex(r.uid))
-                    rp.problem(who + ": the certificate's subject serialNumber '" + sn +
-                               "' is not the UID");
-            }
-            if (X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(ca)) != 0 ||
-                X509_verify(c, ca_key) != 1)
-                rp.problem(who + ": the certificate is not signed by the CA certificate");
-            ossl::clear_errors();
-        }
-        if (events_text)
-            for (const auto& [uid, rec] : rp.records())
+            if (events_text_) check_against_chain(r, who);
+            check_certificate(r, who);
+        });
+        if (events_text_)
+            for (const auto& [uid, rec] : rp_.records())
                 if (seen.count(uid) == 0)
-                    rp.problem("records.jsonl: UID " + to_hex(uid) + " (" + rec.loc.describe() +
-                               ") is in the event log but not exported");
+                    rp_.problem("records.jsonl: UID " + to_hex(uid) + " (" + rec.loc.describe() +
+                                ") is in the event log but not exported");
     }
 
-    // 5. Counts.
-    if (records_text && mnum(manifest, "records") != std::optional<uint64_t>(rep.records))
-        rp.problem("manifest.json: records differs from the " + std::to_string(rep.records) +
-                   " lines of records.jsonl");
-    const json jcounts = manifest.value("counts", json::object());
-    for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
-                        DieState::kFailed, DieState::kVoid})
-        if (records_text && mnum(jcounts, to_string(st)) != std::optional<uint64_t>(counts.of(st)))
-            rp.problem(std::string("manifest.json: count of ") + to_string(st) +
-                       " differs from records.jsonl (" + std::to_string(counts.of(st)) + ")");
+    void check_against_chain(const LedgerRecord& r, const std::string& who) {
+        auto it = rp_.records().find(r.uid);
+        if (it == rp_.records().end()) {
+            rp_.problem(who + ": no ISSUE event for this UID");
+            return;
+        }
+        const auto& e = it->second;
+        if (e.loc != r.loc || e.serial != r.serial || e.state != r.state ||
+            e.public_key != r.public_key || e.wrapped != r.wrapped ||
+            !chain::sha256_matches(e.certificate_der, r.certificate_der))
+            rp_.problem(who + ": differs from the record the event log replays to");
+    }
 
-    rep.events = rp.events();
-    rep.head = ChainHead{rp.events(), rp.head()};
-    return done();
+    // The device certificate: its key is the record's (P-256), its serial number the record's,
+    // its subject serialNumber the UID, and the CA signed it.
+    void check_certificate(const LedgerRecord& r, const std::string& who) {
+        auto cert = parse_der_cert(r.certificate_der);
+        if (!cert.ok()) {
+            ossl::clear_errors();
+            rp_.problem(who + ": certificate: " + cert.error().message);
+            return;
+        }
+        X509* c = cert->get();
+        const ASN1_BIT_STRING* bits = X509_get0_pubkey_bitstr(c);
+        EVP_PKEY* pk = X509_get0_pubkey(c);
+        char group[64] = {};
+        size_t glen = 0;
+        if (bits == nullptr || pk == nullptr ||
+            EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                           &glen) != 1 ||
+            std::string(group) != "prime256v1" ||
+            Bytes(ASN1_STRING_get0_data(bits),
+                  ASN1_STRING_get0_data(bits) + ASN1_STRING_length(bits)) !=
+                Bytes(r.public_key.begin(), r.public_key.end()))
+            rp_.problem(who + ": the certificate's public key is not public_key (P-256)");
+        ossl::Bn a(ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), nullptr));
+        ossl::Bn b(BN_bin2bn(r.serial.data(), static_cast<int>(r.serial.size()), nullptr));
+        if (!a || !b || BN_is_negative(a.get()) || BN_cmp(a.get(), b.get()) != 0)
+            rp_.problem(who + ": the certificate's serial number is not serial");
+        X509_NAME* subject = X509_get_subject_name(c);
+        const int idx = X509_NAME_get_index_by_NID(subject, NID_serialNumber, -1);
+        std::string sn;
+        if (idx >= 0) {
+            const ASN1_STRING* s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
+            sn.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                      static_cast<size_t>(ASN1_STRING_length(s)));
+        }
+        if (lower(sn) != to_hex(r.uid))
+            rp_.problem(who + ": the certificate's subject serialNumber '" + sn +
+                        "' is not the UID");
+        if (X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(ca_)) != 0 ||
+            X509_verify(c, ca_key_) != 1)
+            rp_.problem(who + ": the certificate is not signed by the CA certificate");
+        ossl::clear_errors();
+    }
+
+    // 5. The manifest's counts against the records.
+    void check_counts() {
+        if (!records_text_) return;
+        if (number_of(manifest_, "records") != std::optional<uint64_t>(rep_.records))
+            rp_.problem("manifest.json: records differs from the " + std::to_string(rep_.records) +
+                        " lines of records.jsonl");
+        const json jcounts = manifest_.value("counts", json::object());
+        for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
+                            DieState::kFailed, DieState::kVoid})
+            if (number_of(jcounts, to_string(st)) != std::optional<uint64_t>(counts_.of(st)))
+                rp_.problem(std::string("manifest.json: count of ") + to_string(st) +
+                            " differs from records.jsonl (" + std::to_string(counts_.of(st)) + ")");
+    }
+
+    const fs::path& dir_;
+    const fs::path& ca_pem_;
+    std::vector<ossl::X509Ptr> bundle_;
+    X509* ca_ = nullptr;
+    EVP_PKEY* ca_key_ = nullptr;
+    std::string manifest_text_, signature_;
+    json manifest_;
+    std::optional<std::string> events_text_, records_text_;
+    chain::Replayer rp_;  // collects the problems
+    VerifyReport rep_;
+    StateCounts counts_;
+};
+
+}  // namespace
+
+Result<VerifyReport> Ledger::verify_export(const fs::path& dir, const fs::path& ca_pem) {
+    WP_ASSIGN_OR_RETURN(auto bundle, read_ca_bundle(ca_pem));
+    return ExportVerifier(dir, ca_pem, std::move(bundle)).run();
 }
 
 }  // namespace waferprov::host
