@@ -123,14 +123,10 @@ uint16_t stdf_hard_bin(Outcome o) noexcept {
     return 0;
 }
 
-Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
-    Bytes out;
-    out.reserve(run.dies.size() * 140 + 4096);
-    const uint32_t start = u4_time(run.start_unix);
-    const uint32_t finish = u4_time(run.finish_unix);
-    const std::string wafer_id =
-        run.substrate_id.empty() ? run.lot + "-" + wafer_label(run.wafer) : run.substrate_id;
+namespace {
 
+// FAR and MIR: the file and the run.
+void emit_header(Bytes& out, const WaferRun& run, const StdfOptions& options, uint32_t start) {
     emit(out, 0, 10, Rec().u1(2).u1(4));  // FAR: little-endian, STDF V4
 
     Rec mir;
@@ -156,24 +152,19 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         .cn("")                                                       // TST_TEMP
         .cn(run.customer.empty() ? "" : "customer=" + run.customer);  // USER_TXT
     emit(out, 1, 10, mir);
+}
 
-    // Tested dies: every die this run did something to.
-    std::vector<const DieRecord*> tested;
-    std::set<int> sites;
-    for (const DieRecord& d : run.dies)
-        if (d.outcome != Outcome::kNotSelected) {
-            tested.push_back(&d);
-            sites.insert(std::clamp(d.site, 1, 255));
-        }
-    if (sites.empty()) sites.insert(1);
-
+// SDR: the sites that tested a die.
+void emit_sites(Bytes& out, const std::set<int>& sites) {
     Rec sdr;
     sdr.u1(1).u1(1).u1(static_cast<uint8_t>(sites.size()));
     for (int s : sites) sdr.u1(static_cast<uint8_t>(s));
     for (int i = 0; i < 16; ++i) sdr.cn("");  // HAND_TYP ... EXTR_ID
     emit(out, 1, 80, sdr);
+}
 
-    const MapGeometry& g = run.geometry;
+// WCR: the wafer's size, die size, notch and axes.
+void emit_wafer_configuration(Bytes& out, const MapGeometry& g) {
     // WF_FLAT: the notch/flat side as the picture shows it; blank when the map gives none or
     // puts it between the four sides.
     auto wf_flat = [](int deg) {
@@ -200,13 +191,22 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
         .c1(left ? 'L' : 'R')
         .c1(down ? 'D' : 'U');
     emit(out, 2, 30, wcr);
+}
 
-    emit(out, 2, 10, Rec().u1(1).u1(1).u4(start).cn(wafer_id));  // WIR
+struct PartCounts {
+    std::map<uint16_t, uint32_t> hard, soft;
+    uint32_t parts = 0, good = 0, retests = 0;
+    static uint32_t of(const std::map<uint16_t, uint32_t>& m, uint16_t bin) {
+        auto it = m.find(bin);
+        return it == m.end() ? 0 : it->second;
+    }
+};
 
+// PIR, DTR and PRR for every tested die, in order.
+PartCounts emit_parts(Bytes& out, const std::vector<const DieRecord*>& tested) {
     std::set<std::pair<int16_t, int16_t>> seen_xy;
     std::set<std::string> seen_id;
-    std::map<uint16_t, uint32_t> hard_counts, soft_counts;
-    uint32_t parts = 0, good = 0, retests = 0;
+    PartCounts n;
     for (const DieRecord* d : tested) {
         const auto site = static_cast<uint8_t>(std::clamp(d->site, 1, 255));
         const int16_t x = coord(d->x);
@@ -251,22 +251,28 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
             .u1(0);  // PART_FIX: empty B*n
         emit(out, 5, 20, prr);
 
-        parts++;
-        if (hard == 1) good++;
-        if (flags & 0x03) retests++;
-        hard_counts[hard]++;
-        soft_counts[soft]++;
+        n.parts++;
+        if (hard == 1) n.good++;
+        if (flags & 0x03) n.retests++;
+        n.hard[hard]++;
+        n.soft[soft]++;
     }
 
+    return n;
+}
+
+// WRR, PCR, HBR, SBR and MRR: the wafer's and the file's summaries.
+void emit_summaries(Bytes& out, const WaferRun& run, const PartCounts& n,
+                    const std::string& wafer_id, uint32_t finish) {
     const bool ok = reconcile(run).ok();
     Rec wrr;
     wrr.u1(1)
         .u1(1)
         .u4(finish)
-        .u4(parts)
-        .u4(retests)
+        .u4(n.parts)
+        .u4(n.retests)
         .u4(0)
-        .u4(good)
+        .u4(n.good)
         .u4(kMissingU4)
         .cn(wafer_id)
         .cn("")
@@ -277,14 +283,14 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
     emit(out, 2, 20, wrr);
 
     emit(out, 1, 30,
-         Rec().u1(255).u1(255).u4(parts).u4(retests).u4(0).u4(good).u4(kMissingU4));  // PCR
+         Rec().u1(255).u1(255).u4(n.parts).u4(n.retests).u4(0).u4(n.good).u4(kMissingU4));  // PCR
     for (uint16_t bin : std::initializer_list<uint16_t>{1, 2, 3})
         emit(out, 1, 40,
              Rec()
                  .u1(255)
                  .u1(255)
                  .u2(bin)
-                 .u4(hard_counts[bin])
+                 .u4(PartCounts::of(n.hard, bin))
                  .c1(bin == 1 ? 'P' : 'F')
                  .cn(hard_bin_name(bin)));  // HBR
     for (uint16_t bin : std::initializer_list<uint16_t>{1, 2, 10, 11, 12})
@@ -293,10 +299,37 @@ Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
                  .u1(255)
                  .u1(255)
                  .u2(bin)
-                 .u4(soft_counts[bin])
+                 .u4(PartCounts::of(n.soft, bin))
                  .c1(bin <= 2 ? 'P' : 'F')
                  .cn(soft_bin_name(bin)));                     // SBR
     emit(out, 1, 20, Rec().u4(finish).c1(' ').cn("").cn(""));  // MRR
+}
+
+}  // namespace
+
+Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
+    Bytes out;
+    out.reserve(run.dies.size() * 140 + 4096);
+    const uint32_t start = u4_time(run.start_unix);
+    const uint32_t finish = u4_time(run.finish_unix);
+    const std::string wafer_id =
+        run.substrate_id.empty() ? run.lot + "-" + wafer_label(run.wafer) : run.substrate_id;
+    emit_header(out, run, options, start);
+
+    // Tested dies: every die this run did something to.
+    std::vector<const DieRecord*> tested;
+    std::set<int> sites;
+    for (const DieRecord& d : run.dies)
+        if (d.outcome != Outcome::kNotSelected) {
+            tested.push_back(&d);
+            sites.insert(std::clamp(d.site, 1, 255));
+        }
+    if (sites.empty()) sites.insert(1);
+    emit_sites(out, sites);
+    emit_wafer_configuration(out, run.geometry);
+    emit(out, 2, 10, Rec().u1(1).u1(1).u4(start).cn(wafer_id));  // WIR
+    const PartCounts n = emit_parts(out, tested);
+    emit_summaries(out, run, n, wafer_id, finish);
     return out;
 }
 
