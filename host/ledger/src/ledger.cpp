@@ -1019,6 +1019,177 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
 
 // ---- record_batch ---------------------------------------------------------------------------
 
+namespace {
+
+// One record_batch() transaction: each offered identity is checked against the wafer's binding,
+// its UID, its location, its serial and the quota, in that order; a clash is an ALARM event and
+// a conflict for that die, never an error of the batch.
+class BatchRecorder {
+public:
+    BatchRecorder(Ledger::Impl& m, WriteState& ws) : m_(m), ws_(ws) {}
+
+    Result<RecordResult> record(const NewIdentity& n) {
+        WP_ASSIGN_OR_RETURN(auto wafer_conflict, check_wafer(n));
+        if (wafer_conflict) return std::move(*wafer_conflict);
+        WP_ASSIGN_OR_RETURN(auto same_uid, m_.by_uid(n.uid));
+        if (same_uid && same_uid->loc == n.loc) return retest(n, std::move(*same_uid));
+        if (same_uid) {
+            RecordResult res;
+            WP_RETURN_IF_ERROR(alarm(n, *same_uid, "uid-at-other-location"));
+            res.outcome = RecordOutcome::kConflict;
+            res.message = "UID " + to_hex(n.uid) + " offered at " + n.loc.describe() +
+                          " is already issued at " + same_uid->loc.describe();
+            res.record = std::move(same_uid);
+            return res;
+        }
+        return issue(n);
+    }
+
+private:
+    Status alarm(const NewIdentity& n, const LedgerRecord& existing, const std::string& reason) {
+        json ev{{"reason", reason},
+                {"tester", n.tester},
+                {"offered", chain::location_json(n.uid, n.loc, n.serial)},
+                {"existing", chain::location_json(existing.uid, existing.loc, existing.serial)}};
+        return m_.append_event(ws_, std::move(ev), "ALARM", std::nullopt);
+    }
+
+    Result<std::optional<LedgerRecord>> any_record_of(const std::string& lot, int wafer) {
+        return m_.select_record(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 LIMIT 1"),
+                                [&](sql::Query& q) { q.bind(1, lot).bind(2, wafer); });
+    }
+
+    // A physical wafer is one substrate id under one (lot, wafer number): the same number under
+    // another substrate id is another wafer, never a retest of this one; and a substrate keeps
+    // its number. A conflict result when the offer breaks that.
+    Result<std::optional<RecordResult>> check_wafer(const NewIdentity& n) {
+        if (wafers_ok_.count({n.loc.lot, n.loc.wafer, n.loc.substrate}))
+            return std::optional<RecordResult>();
+        WP_ASSIGN_OR_RETURN(auto bound, m_.substrate_of(n.loc.lot, n.loc.wafer));
+        std::optional<std::pair<std::string, int>> other;
+        if (!bound || *bound != n.loc.substrate) {
+            WP_ASSIGN_OR_RETURN(other, m_.wafer_of(n.loc.substrate));
+        }
+        RecordResult res;
+        res.outcome = RecordOutcome::kConflict;
+        if (bound && *bound != n.loc.substrate) {
+            WP_ASSIGN_OR_RETURN(auto existing, m_.by_location(n.loc));
+            if (!existing) {
+                WP_ASSIGN_OR_RETURN(existing, any_record_of(n.loc.lot, n.loc.wafer));
+            }
+            if (!existing)
+                return make_error(ErrorCode::kIntegrityFailure,
+                                  "ledger: " + n.loc.lot + " wafer " + std::to_string(n.loc.wafer) +
+                                      " is bound to a substrate id but has no record");
+            WP_RETURN_IF_ERROR(alarm(n, *existing, "wafer-number-reused"));
+            res.message = n.loc.lot + " wafer " + std::to_string(n.loc.wafer) + " is substrate '" +
+                          *bound + "' in the ledger; substrate '" + n.loc.substrate +
+                          "' under the same lot and wafer number is another physical "
+                          "wafer: refused (give it its own wafer number)";
+            res.record = std::move(existing);
+            return std::optional<RecordResult>(std::move(res));
+        }
+        if (other && (other->first != n.loc.lot || other->second != n.loc.wafer)) {
+            WP_ASSIGN_OR_RETURN(auto existing, any_record_of(other->first, other->second));
+            if (!existing)
+                return make_error(ErrorCode::kIntegrityFailure,
+                                  "ledger: substrate '" + n.loc.substrate +
+                                      "' is bound to a wafer that has no record");
+            WP_RETURN_IF_ERROR(alarm(n, *existing, "substrate-renumbered"));
+            res.message = "substrate '" + n.loc.substrate + "' is " + other->first + " wafer " +
+                          std::to_string(other->second) + " in the ledger, not " + n.loc.lot +
+                          " wafer " + std::to_string(n.loc.wafer) +
+                          ": refused (a physical wafer keeps one number)";
+            res.record = std::move(existing);
+            return std::optional<RecordResult>(std::move(res));
+        }
+        wafers_ok_.insert({n.loc.lot, n.loc.wafer, n.loc.substrate});
+        return std::optional<RecordResult>();
+    }
+
+    // The same UID at the same location: a retest gets the existing identity (a VOID one not).
+    Result<RecordResult> retest(const NewIdentity& n, LedgerRecord existing) {
+        RecordResult res;
+        if (existing.state == DieState::kVoid) {
+            WP_RETURN_IF_ERROR(alarm(n, existing, "void-identity-retested"));
+            res.outcome = RecordOutcome::kConflict;
+            res.message = "UID " + to_hex(n.uid) + " at " + n.loc.describe() + " is VOID (" +
+                          existing.void_reason + "): not reissued";
+            res.record = std::move(existing);
+            return res;
+        }
+        LedgerRecord r = std::move(existing);
+        ++r.reissues;
+        r.tester = n.tester;
+        r.updated_us = ws_.now;
+        WP_RETURN_IF_ERROR(m_.update_mutable(r));
+        WP_RETURN_IF_ERROR(
+            m_.append_event(ws_, json{{"uid", to_hex(r.uid)}, {"after", chain::mutable_json(r)}},
+                            "REISSUE", r.uid));
+        res.outcome = RecordOutcome::kReissued;
+        res.message = "retest: existing identity of " + r.loc.describe() + " returned";
+        res.record = std::move(r);
+        return res;
+    }
+
+    // A new UID: the location and the serial must be free, and the quota not used up.
+    Result<RecordResult> issue(const NewIdentity& n) {
+        RecordResult res;
+        WP_ASSIGN_OR_RETURN(auto at_loc, m_.by_location(n.loc));
+        std::optional<LedgerRecord> same_serial;
+        if (!at_loc) {
+            WP_ASSIGN_OR_RETURN(same_serial, m_.by_serial(n.serial));
+        }
+        if (at_loc) {
+            WP_RETURN_IF_ERROR(alarm(n, *at_loc, "location-taken"));
+            res.outcome = RecordOutcome::kConflict;
+            res.message = n.loc.describe() + " already has UID " + to_hex(at_loc->uid) + "; UID " +
+                          to_hex(n.uid) + " refused";
+            res.record = std::move(at_loc);
+        } else if (same_serial) {
+            WP_RETURN_IF_ERROR(alarm(n, *same_serial, "serial-reused"));
+            res.outcome = RecordOutcome::kConflict;
+            res.message = "certificate serial " + to_hex(n.serial) + " is already used by UID " +
+                          to_hex(same_serial->uid);
+            res.record = std::move(same_serial);
+        } else if (ws_.used >= ws_.quota) {
+            json ev{{"tester", n.tester},
+                    {"offered", chain::location_json(n.uid, n.loc, n.serial)},
+                    {"quota", ws_.quota},
+                    {"quota_used", ws_.used}};
+            WP_RETURN_IF_ERROR(m_.append_event(ws_, std::move(ev), "QUOTA_REFUSED", std::nullopt));
+            res.outcome = RecordOutcome::kQuotaExhausted;
+            res.message = "quota of " + std::to_string(ws_.quota) + " identities used up";
+        } else {
+            LedgerRecord r;
+            r.uid = n.uid;
+            r.loc = n.loc;
+            r.serial = n.serial;
+            r.public_key = n.public_key;
+            r.wrapped = n.wrapped;
+            r.certificate_der = n.certificate_der;
+            r.state = DieState::kIssued;
+            r.issued_us = r.updated_us = ws_.now;
+            r.tester = n.tester;
+            WP_RETURN_IF_ERROR(m_.insert_record(r));
+            if (wafers_bound_.insert({r.loc.lot, r.loc.wafer, r.loc.substrate}).second) {
+                WP_RETURN_IF_ERROR(m_.bind_wafer(r.loc));
+            }
+            WP_RETURN_IF_ERROR(m_.append_issue(ws_, r));
+            res.outcome = RecordOutcome::kIssued;
+            res.record = std::move(r);
+        }
+        return res;
+    }
+
+    Ledger::Impl& m_;
+    WriteState& ws_;
+    // Wafers whose binding this transaction has checked / bound: (lot, number, substrate id).
+    std::set<std::tuple<std::string, int, std::string>> wafers_ok_, wafers_bound_;
+};
+
+}  // namespace
+
 Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdentity> batch) {
     for (size_t i = 0; i < batch.size(); ++i) WP_RETURN_IF_ERROR(validate_identity(batch[i], i));
     std::lock_guard lock(impl_->mu);
@@ -1028,147 +1199,9 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     std::vector<RecordResult> out;
     out.reserve(batch.size());
-
-    auto alarm = [&](const NewIdentity& n, const LedgerRecord& existing,
-                     const std::string& reason) -> Status {
-        json ev{{"reason", reason},
-                {"tester", n.tester},
-                {"offered", chain::location_json(n.uid, n.loc, n.serial)},
-                {"existing", chain::location_json(existing.uid, existing.loc, existing.serial)}};
-        return m.append_event(ws, std::move(ev), "ALARM", std::nullopt);
-    };
-
-    // Wafers whose binding this transaction has checked: (lot, wafer number, substrate id).
-    std::set<std::tuple<std::string, int, std::string>> wafers_ok, wafers_bound;
-    auto any_record_of = [&](const std::string& lot,
-                             int wafer) -> Result<std::optional<LedgerRecord>> {
-        return m.select_record(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 LIMIT 1"),
-                               [&](sql::Query& q) { q.bind(1, lot).bind(2, wafer); });
-    };
-
+    BatchRecorder recorder(m, ws);
     for (const NewIdentity& n : batch) {
-        RecordResult res;
-        // A physical wafer is one substrate id under one (lot, wafer number): the same number
-        // under another substrate id is another wafer, never a retest of this one.
-        if (!wafers_ok.count({n.loc.lot, n.loc.wafer, n.loc.substrate})) {
-            WP_ASSIGN_OR_RETURN(auto bound, m.substrate_of(n.loc.lot, n.loc.wafer));
-            std::optional<std::pair<std::string, int>> other;
-            if (!bound || *bound != n.loc.substrate) {
-                WP_ASSIGN_OR_RETURN(other, m.wafer_of(n.loc.substrate));
-            }
-            if (bound && *bound != n.loc.substrate) {
-                WP_ASSIGN_OR_RETURN(auto existing, m.by_location(n.loc));
-                if (!existing) {
-                    WP_ASSIGN_OR_RETURN(existing, any_record_of(n.loc.lot, n.loc.wafer));
-                }
-                if (!existing)
-                    return make_error(ErrorCode::kIntegrityFailure,
-                                      "ledger: " + n.loc.lot + " wafer " +
-                                          std::to_string(n.loc.wafer) +
-                                          " is bound to a substrate id but has no record");
-                WP_RETURN_IF_ERROR(alarm(n, *existing, "wafer-number-reused"));
-                res.outcome = RecordOutcome::kConflict;
-                res.message = n.loc.lot + " wafer " + std::to_string(n.loc.wafer) +
-                              " is substrate '" + *bound + "' in the ledger; substrate '" +
-                              n.loc.substrate +
-                              "' under the same lot and wafer number is another physical "
-                              "wafer: refused (give it its own wafer number)";
-                res.record = std::move(existing);
-                out.push_back(std::move(res));
-                continue;
-            }
-            if (other && (other->first != n.loc.lot || other->second != n.loc.wafer)) {
-                WP_ASSIGN_OR_RETURN(auto existing, any_record_of(other->first, other->second));
-                if (!existing)
-                    return make_error(ErrorCode::kIntegrityFailure,
-                                      "ledger: substrate '" + n.loc.substrate +
-                                          "' is bound to a wafer that has no record");
-                WP_RETURN_IF_ERROR(alarm(n, *existing, "substrate-renumbered"));
-                res.outcome = RecordOutcome::kConflict;
-                res.message = "substrate '" + n.loc.substrate + "' is " + other->first + " wafer " +
-                              std::to_string(other->second) + " in the ledger, not " + n.loc.lot +
-                              " wafer " + std::to_string(n.loc.wafer) +
-                              ": refused (a physical wafer keeps one number)";
-                res.record = std::move(existing);
-                out.push_back(std::move(res));
-                continue;
-            }
-            wafers_ok.insert({n.loc.lot, n.loc.wafer, n.loc.substrate});
-        }
-        WP_ASSIGN_OR_RETURN(auto same_uid, m.by_uid(n.uid));
-        if (same_uid && same_uid->loc == n.loc) {
-            if (same_uid->state == DieState::kVoid) {
-                WP_RETURN_IF_ERROR(alarm(n, *same_uid, "void-identity-retested"));
-                res.outcome = RecordOutcome::kConflict;
-                res.message = "UID " + to_hex(n.uid) + " at " + n.loc.describe() + " is VOID (" +
-                              same_uid->void_reason + "): not reissued";
-                res.record = std::move(same_uid);
-            } else {
-                LedgerRecord r = std::move(*same_uid);
-                ++r.reissues;
-                r.tester = n.tester;
-                r.updated_us = ws.now;
-                WP_RETURN_IF_ERROR(m.update_mutable(r));
-                WP_RETURN_IF_ERROR(m.append_event(
-                    ws, json{{"uid", to_hex(r.uid)}, {"after", chain::mutable_json(r)}}, "REISSUE",
-                    r.uid));
-                res.outcome = RecordOutcome::kReissued;
-                res.message = "retest: existing identity of " + r.loc.describe() + " returned";
-                res.record = std::move(r);
-            }
-        } else if (same_uid) {
-            WP_RETURN_IF_ERROR(alarm(n, *same_uid, "uid-at-other-location"));
-            res.outcome = RecordOutcome::kConflict;
-            res.message = "UID " + to_hex(n.uid) + " offered at " + n.loc.describe() +
-                          " is already issued at " + same_uid->loc.describe();
-            res.record = std::move(same_uid);
-        } else {
-            WP_ASSIGN_OR_RETURN(auto at_loc, m.by_location(n.loc));
-            std::optional<LedgerRecord> same_serial;
-            if (!at_loc) {
-                WP_ASSIGN_OR_RETURN(same_serial, m.by_serial(n.serial));
-            }
-            if (at_loc) {
-                WP_RETURN_IF_ERROR(alarm(n, *at_loc, "location-taken"));
-                res.outcome = RecordOutcome::kConflict;
-                res.message = n.loc.describe() + " already has UID " + to_hex(at_loc->uid) +
-                              "; UID " + to_hex(n.uid) + " refused";
-                res.record = std::move(at_loc);
-            } else if (same_serial) {
-                WP_RETURN_IF_ERROR(alarm(n, *same_serial, "serial-reused"));
-                res.outcome = RecordOutcome::kConflict;
-                res.message = "certificate serial " + to_hex(n.serial) +
-                              " is already used by UID " + to_hex(same_serial->uid);
-                res.record = std::move(same_serial);
-            } else if (ws.used >= ws.quota) {
-                json ev{{"tester", n.tester},
-                        {"offered", chain::location_json(n.uid, n.loc, n.serial)},
-                        {"quota", ws.quota},
-                        {"quota_used", ws.used}};
-                WP_RETURN_IF_ERROR(
-                    m.append_event(ws, std::move(ev), "QUOTA_REFUSED", std::nullopt));
-                res.outcome = RecordOutcome::kQuotaExhausted;
-                res.message = "quota of " + std::to_string(ws.quota) + " identities used up";
-            } else {
-                LedgerRecord r;
-                r.uid = n.uid;
-                r.loc = n.loc;
-                r.serial = n.serial;
-                r.public_key = n.public_key;
-                r.wrapped = n.wrapped;
-                r.certificate_der = n.certificate_der;
-                r.state = DieState::kIssued;
-                r.issued_us = r.updated_us = ws.now;
-                r.tester = n.tester;
-                WP_RETURN_IF_ERROR(m.insert_record(r));
-                if (wafers_bound.insert({r.loc.lot, r.loc.wafer, r.loc.substrate}).second) {
-                    WP_RETURN_IF_ERROR(m.bind_wafer(r.loc));
-                }
-                WP_RETURN_IF_ERROR(m.append_issue(ws, r));
-                res.outcome = RecordOutcome::kIssued;
-                res.record = std::move(r);
-            }
-        }
+        WP_ASSIGN_OR_RETURN(RecordResult res, recorder.record(n));
         out.push_back(std::move(res));
     }
     if (ws.dirty) {
