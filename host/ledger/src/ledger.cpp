@@ -740,10 +740,14 @@ Status check_not_behind(Ledger::Impl& impl, const anchor::Head& db_head, const a
 }
 
 // open(): the ledger against a token anchor, which is then moved to the ledger's head.
+//
+// The token is read before the ledger: a writer advances it after its commit, so a head read
+// first is never ahead of the snapshot the first read of the transaction takes next, and a
+// process committing while this one opens cannot make the ledger look behind.
 Status check_token_anchor(Ledger::Impl& impl, HeadAnchor& token) {
+    WP_ASSIGN_OR_RETURN(auto held, token.read());
     WP_ASSIGN_OR_RETURN(WriteState ws, impl.load_write_state());
     const anchor::Head db_head{ws.seq, ws.head, ws.used};
-    WP_ASSIGN_OR_RETURN(auto held, token.read());
     if (held) {
         WP_RETURN_IF_ERROR(check_not_behind(
             impl, db_head, anchor::Head{held->seq, held->hash, held->used}, token.describe()));
@@ -753,14 +757,20 @@ Status check_token_anchor(Ledger::Impl& impl, HeadAnchor& token) {
     return ok_status();
 }
 
-// open(): the ledger against its anchor; creates the anchor of a ledger that has none.
+// open(): the ledger against its anchor; creates the anchor of a ledger that has none. Called
+// in a read transaction that has not read yet. The anchor is read first, as in verify(): a
+// writer appends its line after its commit, so the snapshot the ledger's first read takes next
+// holds at least what the anchor names. (Read the other way round, a process committing while
+// this one opens made the ledger look behind its anchor.) `raced` is set when the anchor had to
+// be read again after the snapshot (another process created it meanwhile): then a refusal for
+// being behind may be that process's commits, and open() checks once more.
 Status check_anchor(Ledger::Impl& impl, bool created,
-                    const std::function<void(const std::string&)>& notice) {
+                    const std::function<void(const std::string&)>& notice, bool& raced) {
     const auto file = anchor::path_for(impl.path);
+    auto contents = anchor::read(file);
     WP_ASSIGN_OR_RETURN(WriteState ws, impl.load_write_state());
     const anchor::Head db_head{ws.seq, ws.head, ws.used};
     WP_ASSIGN_OR_RETURN(const chain::Hash genesis, event_hash(impl, 1));
-    auto contents = anchor::read(file);
     if (!contents.ok() && contents.error().code == ErrorCode::kNotFound) {
         auto w = anchor::Writer::create(file, genesis, db_head);
         if (w.ok()) {
@@ -775,6 +785,7 @@ Status check_anchor(Ledger::Impl& impl, bool created,
         }
         if (w.error().code != ErrorCode::kResourceExhausted) return w.error();
         contents = anchor::read(file);  // another process created it meanwhile
+        raced = true;
     }
     if (!contents.ok())
         return contents.error().with_context(
@@ -873,9 +884,15 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
             std::cerr << "waferprov: " << text << "\n";
         };
         std::lock_guard lock(impl->mu);
-        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
-        WP_RETURN_IF_ERROR(check_anchor(*impl, created, notice));
-        WP_RETURN_IF_ERROR(txn.commit());
+        for (int attempt = 0;; ++attempt) {
+            bool raced = false;
+            WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+            const Status st = check_anchor(*impl, created, notice, raced);
+            if (!st.ok() && raced && attempt == 0) continue;  // a fresh snapshot, anchor first
+            WP_RETURN_IF_ERROR(st);
+            WP_RETURN_IF_ERROR(txn.commit());
+            break;
+        }
     }
     if (config.token_anchor) {
         std::lock_guard lock(impl->mu);
