@@ -6,6 +6,7 @@
 // `waferprov <name> ...` then calls it with the arguments after the name.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,24 @@ bool parse_args(const Args& args, const std::vector<std::string_view>& value_opt
 // kInvalidArgument "--name must be lo..hi".
 Result<size_t> number_option(const ParsedArgs& a, std::string_view name, size_t lo, size_t hi,
                              size_t dflt);
+
+// The command line of one subcommand: its name as `waferprov <name>` prints it ("run",
+// "ca init"), its usage text, the options taking a value, the flags ("help" is always one) and
+// the options it cannot run without.
+struct CommandLine {
+    std::string_view name;
+    const char* usage;
+    std::vector<std::string_view> options;
+    std::vector<std::string_view> flags;
+    std::vector<std::string_view> required;
+};
+
+// What every subcommand does around its work: parses `args` against `line` (an unknown option,
+// a missing value, a stray argument or a missing required option prints what was wrong and the
+// usage to stderr and returns kExitUsage), prints the usage for --help, then runs `body`; an
+// Error from it is printed as "waferprov <name>: <error>" and returns kExitFailure.
+int run_command(const Args& args, const CommandLine& line,
+                const std::function<Result<int>(const ParsedArgs&)>& body);
 
 }  // namespace waferprov::cli
 

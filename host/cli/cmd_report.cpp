@@ -105,28 +105,9 @@ Result<int> report(const ParsedArgs& a) {
 }
 
 int run_report(const Args& args) {
-    ParsedArgs a;
-    std::string err;
-    if (!parse_args(args, {"job", "map", "wafer", "ledger", "out"}, {"help"}, a, err) ||
-        !a.positionals.empty()) {
-        std::cerr << "waferprov report: " << (err.empty() ? "unexpected argument" : err) << "\n"
-                  << kUsage;
-        return kExitUsage;
-    }
-    if (a.has("help")) {
-        std::cout << kUsage;
-        return kExitOk;
-    }
-    if (!a.has("job") || !a.has("map")) {
-        std::cerr << "waferprov report: --job and --map are required\n" << kUsage;
-        return kExitUsage;
-    }
-    auto r = report(a);
-    if (!r.ok()) {
-        std::cerr << "waferprov report: " << r.error().describe() << "\n";
-        return kExitFailure;
-    }
-    return *r;
+    return run_command(
+        args, {"report", kUsage, {"job", "map", "wafer", "ledger", "out"}, {}, {"job", "map"}},
+        report);
 }
 
 }  // namespace

@@ -167,30 +167,13 @@ Result<int> run(const ParsedArgs& a) {
 }
 
 int run_run(const Args& args) {
-    ParsedArgs a;
-    std::string err;
-    if (!parse_args(args, {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend"},
-                    {"no-progress", "help"}, a, err) ||
-        !a.positionals.empty()) {
-        std::cerr << "waferprov run: "
-                  << (err.empty() ? "unexpected argument " + a.positionals[0] : err) << "\n"
-                  << kUsage;
-        return kExitUsage;
-    }
-    if (a.has("help")) {
-        std::cout << kUsage;
-        return kExitOk;
-    }
-    if (!a.has("job") || !a.has("map")) {
-        std::cerr << "waferprov run: --job and --map are required\n" << kUsage;
-        return kExitUsage;
-    }
-    auto r = run(a);
-    if (!r.ok()) {
-        std::cerr << "waferprov run: " << r.error().describe() << "\n";
-        return kExitFailure;
-    }
-    return *r;
+    return run_command(args,
+                       {"run",
+                        kUsage,
+                        {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend"},
+                        {"no-progress"},
+                        {"job", "map"}},
+                       run);
 }
 
 }  // namespace

@@ -135,62 +135,28 @@ Result<int> serve(const ParsedArgs& a) {
 }
 
 int run_serve(const Args& args) {
-    ParsedArgs a;
-    std::string err;
-    if (!parse_args(args,
-                    {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers",
-                     "shutdown-deadline", "backend"},
-                    {"insecure", "verbose", "help"}, a, err) ||
-        !a.positionals.empty()) {
-        std::cerr << "waferprov serve: " << (err.empty() ? "unexpected argument" : err) << "\n"
-                  << kServeUsage;
-        return kExitUsage;
-    }
-    if (a.has("help")) {
-        std::cout << kServeUsage;
-        return kExitOk;
-    }
-    if (!a.has("job")) {
-        std::cerr << "waferprov serve: --job FILE is required\n" << kServeUsage;
-        return kExitUsage;
-    }
-    auto r = serve(a);
-    if (!r.ok()) {
-        std::cerr << "waferprov serve: " << r.error().describe() << "\n";
-        return kExitFailure;
-    }
-    return *r;
+    return run_command(args,
+                       {"serve",
+                        kServeUsage,
+                        {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers",
+                         "shutdown-deadline", "backend"},
+                        {"insecure", "verbose"},
+                        {"job"}},
+                       serve);
+}
+
+Result<int> keygen(const ParsedArgs& a) {
+    const std::string out = a.get("out");
+    WP_ASSIGN_OR_RETURN(const auto keys, host::protocol::generate_curve_keys());
+    WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
+        keys, a.has("name") ? a.get("name") : fs::path(out).filename().string(), out + ".key",
+        out + ".pub"));
+    std::cout << keys.public_z85 << "\n";
+    return kExitOk;
 }
 
 int run_keygen(const Args& args) {
-    ParsedArgs a;
-    std::string err;
-    if (!parse_args(args, {"out", "name"}, {"help"}, a, err) || !a.positionals.empty()) {
-        std::cerr << "waferprov keygen: " << (err.empty() ? "unexpected argument" : err) << "\n"
-                  << kKeygenUsage;
-        return kExitUsage;
-    }
-    if (a.has("help")) {
-        std::cout << kKeygenUsage;
-        return kExitOk;
-    }
-    if (!a.has("out")) {
-        std::cerr << "waferprov keygen: --out NAME is required\n" << kKeygenUsage;
-        return kExitUsage;
-    }
-    const std::string out = a.get("out");
-    auto keys = host::protocol::generate_curve_keys();
-    Status st = keys.ok()
-                    ? host::protocol::write_curve_key_files(
-                          *keys, a.has("name") ? a.get("name") : fs::path(out).filename().string(),
-                          out + ".key", out + ".pub")
-                    : Status(keys.error());
-    if (!st.ok()) {
-        std::cerr << "waferprov keygen: " << st.error().describe() << "\n";
-        return kExitFailure;
-    }
-    std::cout << keys->public_z85 << "\n";
-    return kExitOk;
+    return run_command(args, {"keygen", kKeygenUsage, {"out", "name"}, {}, {"out"}}, keygen);
 }
 
 }  // namespace

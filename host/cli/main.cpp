@@ -89,6 +89,41 @@ bool parse_args(const Args& args, const std::vector<std::string_view>& value_opt
     return true;
 }
 
+int run_command(const Args& args, const CommandLine& line,
+                const std::function<Result<int>(const ParsedArgs&)>& body) {
+    const std::string me = "waferprov " + std::string(line.name) + ": ";
+    std::vector<std::string_view> flags = line.flags;
+    flags.push_back("help");
+    ParsedArgs a;
+    std::string err;
+    if (!parse_args(args, line.options, flags, a, err) || !a.positionals.empty()) {
+        std::cerr << me << (err.empty() ? "unexpected argument " + a.positionals[0] : err) << "\n"
+                  << line.usage;
+        return kExitUsage;
+    }
+    if (a.has("help")) {
+        std::cout << line.usage;
+        return kExitOk;
+    }
+    std::vector<std::string> missing;
+    for (auto r : line.required)
+        if (!a.has(r)) missing.push_back("--" + std::string(r));
+    if (!missing.empty()) {
+        std::string list;
+        for (size_t i = 0; i < missing.size(); ++i)
+            list += (i == 0 ? "" : i + 1 == missing.size() ? " and " : ", ") + missing[i];
+        std::cerr << me << list << (missing.size() == 1 ? " is" : " are") << " required\n"
+                  << line.usage;
+        return kExitUsage;
+    }
+    auto r = body(a);
+    if (!r.ok()) {
+        std::cerr << me << r.error().describe() << "\n";
+        return kExitFailure;
+    }
+    return *r;
+}
+
 }  // namespace waferprov::cli
 
 namespace {
