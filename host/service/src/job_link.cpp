@@ -153,15 +153,8 @@ std::string JobLink::off_map(const DieLocation& loc) const {
     return "";
 }
 
-Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& td,
-                                                     const std::string& tester, Counters& c) {
-    protocol::TouchdownResult out;
-    out.sequence = td.sequence;
-    out.sites.resize(td.sites.size());
-
-    // Per site: where it is and which UID it gets; refusals decided before the ledger.
-    std::vector<size_t> index;  // out.sites index of each delivery
-    std::vector<Delivery> want;
+Status JobLink::plan_sites(const protocol::Touchdown& td, protocol::TouchdownResult& out,
+                           std::vector<size_t>& index, std::vector<Delivery>& want, Counters& c) {
     std::set<std::pair<int, int>> locs_seen;
     std::set<wpid1::Uid> uids_seen;
     std::optional<Wafer> wafer;  // looked up once, for the first site on the map
@@ -210,118 +203,120 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
         index.push_back(i);
         want.push_back(Delivery{uid, std::move(loc), s.site});
     }
+    return ok_status();
+}
 
-    // The delivery cap: a misbehaving tester repeating touchdowns must not grow the ledger
-    // without bound. Each delivery reserves its count here; the reservation gives back the
-    // count of every site that did not get its identity, and on an error return all of them
-    // (a delivery committed before a later step failed is then not counted: the cap errs on
-    // the tester's side, and only after a storage failure).
-    std::vector<wpid1::Uid> reserved;  // the UID counted for want[k]
-    struct Reservation {
-        JobLink& l;
-        const std::vector<size_t>& index;
-        const std::vector<wpid1::Uid>& reserved;
-        bool settled = false;
-        void settle(const protocol::TouchdownResult& out) {
-            std::lock_guard lock(l.tally_mu_);
-            for (size_t k = 0; k < reserved.size(); ++k)
-                if (!protocol::carries_identity(out.sites[index[k]].status))
-                    --l.deliveries_[reserved[k]];
-            settled = true;
-        }
-        ~Reservation() {
-            if (settled) return;
-            std::lock_guard lock(l.tally_mu_);
-            for (const auto& uid : reserved) --l.deliveries_[uid];
-        }
-    } reservation{*this, index, reserved};
-    std::vector<std::pair<wpid1::Uid, std::string>> alarms;  // (UID, text) newly capped
-    {
+// The delivery cap: a misbehaving tester repeating touchdowns must not grow the ledger without
+// bound. Each delivery reserves its count here; settle() gives back the count of every site
+// that did not get its identity, and on an error return (no settle) all of them are given back
+// (a delivery committed before a later step failed is then not counted: the cap errs on the
+// tester's side, and only after a storage failure).
+class JobLink::Reservation {
+public:
+    explicit Reservation(JobLink& l) : l_(l) {}
+    Reservation(const Reservation&) = delete;
+    Reservation& operator=(const Reservation&) = delete;
+    ~Reservation() {
+        if (settled_) return;
+        std::lock_guard lock(l_.tally_mu_);
+        for (const auto& uid : reserved_) --l_.deliveries_[uid];
+    }
+
+    // Reserves a delivery of each of `want` (at `index`) under the cap; a die at the cap is
+    // refused (DELIVERY_CAP) and dropped from `want`, and gets its one ALARM.
+    Status reserve(std::vector<Delivery>& want, std::vector<size_t>& index,
+                   protocol::TouchdownResult& out, const std::string& tester, Counters& c) {
+        std::vector<std::pair<wpid1::Uid, std::string>> alarms;  // (UID, text) newly capped
         std::vector<Delivery> keep;
         std::vector<size_t> keep_index;
-        std::vector<wpid1::Uid> keep_reserved;
-        std::lock_guard lock(tally_mu_);
-        for (size_t k = 0; k < want.size(); ++k) {
-            // A migrated ledger may hold the die under its legacy UID.
-            wpid1::Uid uid = want[k].uid;
-            auto it = deliveries_.find(uid);
-            if (legacy_uids_ && (it == deliveries_.end() || it->second == 0)) {
-                const auto legacy = derive_legacy_uid(job_.uid_salt, want[k].loc);
-                if (auto lt = deliveries_.find(legacy); lt != deliveries_.end() && lt->second > 0) {
-                    uid = legacy;
-                    it = lt;
+        {
+            std::lock_guard lock(l_.tally_mu_);
+            for (size_t k = 0; k < want.size(); ++k) {
+                const wpid1::Uid uid = counted_uid(want[k]);
+                auto it = l_.deliveries_.find(uid);
+                const uint32_t n = it == l_.deliveries_.end() ? 0 : it->second;
+                if (n >= l_.job_.max_deliveries) {
+                    const std::string text = want[k].loc.describe() + " was delivered " +
+                                             std::to_string(n) + " times, the job's max_deliveries";
+                    refuse(out.sites[index[k]], StatusCode::kDeliveryCap, text, c);
+                    if (l_.capped_.insert(uid).second) alarms.emplace_back(uid, text);
+                    continue;
                 }
+                ++l_.deliveries_[uid];
+                out.sites[index[k]].status = StatusCode::kInternal;  // until the ledger says
+                keep.push_back(std::move(want[k]));
+                keep_index.push_back(index[k]);
+                reserved_.push_back(uid);
             }
-            const uint32_t n = it == deliveries_.end() ? 0 : it->second;
-            if (n >= job_.max_deliveries) {
-                const std::string text = want[k].loc.describe() + " was delivered " +
-                                         std::to_string(n) + " times, the job's max_deliveries";
-                refuse(out.sites[index[k]], StatusCode::kDeliveryCap, text, c);
-                if (capped_.insert(uid).second) alarms.emplace_back(uid, text);
-                continue;
-            }
-            ++deliveries_[uid];
-            out.sites[index[k]].status = StatusCode::kInternal;  // until the ledger says
-            keep.push_back(std::move(want[k]));
-            keep_index.push_back(index[k]);
-            keep_reserved.push_back(uid);
         }
         want = std::move(keep);
         index = std::move(keep_index);
-        reserved = std::move(keep_reserved);
-    }
-    for (const auto& [uid, text] : alarms) {
-        if (auto st = ledger_->alarm_delivery_cap(uid, tester); !st.ok()) {
-            {
-                std::lock_guard lock(tally_mu_);
-                capped_.erase(uid);  // the next refusal tries again
+        index_ = index;
+        for (const auto& [uid, text] : alarms) {
+            if (auto st = l_.ledger_->alarm_delivery_cap(uid, tester); !st.ok()) {
+                std::lock_guard lock(l_.tally_mu_);
+                l_.capped_.erase(uid);  // the next refusal tries again
+                return st.error();
             }
-            return st.error();
         }
-    }
-    if (want.empty()) {
-        reservation.settle(out);
-        return out;
+        return ok_status();
     }
 
-    // 1. What the ledger holds (pre-generated by `run`, or delivered before): one transaction.
+    void settle(const protocol::TouchdownResult& out) {
+        std::lock_guard lock(l_.tally_mu_);
+        for (size_t k = 0; k < reserved_.size(); ++k)
+            if (!protocol::carries_identity(out.sites[index_[k]].status))
+                --l_.deliveries_[reserved_[k]];
+        settled_ = true;
+    }
+
+private:
+    // The UID a die's deliveries are counted under (under tally_mu_): a migrated ledger may
+    // hold the die under its legacy UID.
+    wpid1::Uid counted_uid(const Delivery& d) const {
+        auto it = l_.deliveries_.find(d.uid);
+        if (l_.legacy_uids_ && (it == l_.deliveries_.end() || it->second == 0)) {
+            const auto legacy = derive_legacy_uid(l_.job_.uid_salt, d.loc);
+            if (auto lt = l_.deliveries_.find(legacy); lt != l_.deliveries_.end() && lt->second > 0)
+                return legacy;
+        }
+        return d.uid;
+    }
+
+    JobLink& l_;
+    std::vector<size_t> index_;         // out.sites index of each reservation
+    std::vector<wpid1::Uid> reserved_;  // the UID counted for each
+    bool settled_ = false;
+};
+
+Result<std::vector<TransitionResult>> JobLink::deliver_held(const std::vector<Delivery>& want,
+                                                            const std::string& tester) {
     WP_ASSIGN_OR_RETURN(auto delivered, ledger_->deliver(want, tester));
-    if (legacy_uids_) {
-        // A ledger migrated from schema version 2: a die issued before substrate ids holds the
-        // UID derived without one. deliver() still checks the whole location, substrate id
-        // included, so another wafer's die never takes it.
-        std::vector<Delivery> legacy;
-        std::vector<size_t> legacy_k;
-        for (size_t k = 0; k < delivered.size(); ++k)
-            if (delivered[k].status == TransitionStatus::kUnknownUid) {
-                legacy.push_back(Delivery{derive_legacy_uid(job_.uid_salt, want[k].loc),
-                                          want[k].loc, want[k].site});
-                legacy_k.push_back(k);
-            }
-        if (!legacy.empty()) {
-            WP_ASSIGN_OR_RETURN(auto again, ledger_->deliver(legacy, tester));
-            for (size_t i = 0; i < again.size(); ++i)
-                if (again[i].status != TransitionStatus::kUnknownUid)
-                    delivered[legacy_k[i]] = std::move(again[i]);
-        }
-    }
-    std::vector<DieRequest> generate;
-    std::vector<size_t> generate_index;
-    for (size_t k = 0; k < delivered.size(); ++k) {
+    if (!legacy_uids_) return delivered;
+    // A ledger migrated from schema version 2: a die issued before substrate ids holds the UID
+    // derived without one. deliver() still checks the whole location, substrate id included, so
+    // another wafer's die never takes it.
+    std::vector<Delivery> legacy;
+    std::vector<size_t> legacy_k;
+    for (size_t k = 0; k < delivered.size(); ++k)
         if (delivered[k].status == TransitionStatus::kUnknownUid) {
-            generate.push_back(DieRequest{want[k].loc, want[k].uid});
-            generate_index.push_back(index[k]);
-            continue;
+            legacy.push_back(
+                Delivery{derive_legacy_uid(job_.uid_salt, want[k].loc), want[k].loc, want[k].site});
+            legacy_k.push_back(k);
         }
-        apply_delivery(out.sites[index[k]], std::move(delivered[k]), chain_id_, c);
+    if (!legacy.empty()) {
+        WP_ASSIGN_OR_RETURN(auto again, ledger_->deliver(legacy, tester));
+        for (size_t i = 0; i < again.size(); ++i)
+            if (again[i].status != TransitionStatus::kUnknownUid)
+                delivered[legacy_k[i]] = std::move(again[i]);
     }
-    if (generate.empty()) {
-        reservation.settle(out);
-        return out;
-    }
+    return delivered;
+}
 
-    // 2. The rest is generated on demand through the provisioning pipeline (ISSUED), then
-    // delivered in a second transaction.
+Status JobLink::generate_and_deliver(const protocol::Touchdown& td, const std::string& tester,
+                                     const std::vector<DieRequest>& generate,
+                                     const std::vector<size_t>& generate_index,
+                                     protocol::TouchdownResult& out, Counters& c) {
     std::vector<DieReport> reports;
     {
         std::lock_guard lock(generate_mu_);
@@ -363,13 +358,42 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
                 break;
         }
     }
-    if (second.empty()) {
-        reservation.settle(out);
-        return out;
+    if (second.empty()) return ok_status();
+    WP_ASSIGN_OR_RETURN(auto delivered, ledger_->deliver(second, tester));
+    for (size_t k = 0; k < delivered.size(); ++k)
+        apply_delivery(out.sites[second_index[k]], std::move(delivered[k]), chain_id_, c);
+    return ok_status();
+}
+
+Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& td,
+                                                     const std::string& tester, Counters& c) {
+    protocol::TouchdownResult out;
+    out.sequence = td.sequence;
+    out.sites.resize(td.sites.size());
+    std::vector<size_t> index;  // out.sites index of each delivery
+    std::vector<Delivery> want;
+    WP_RETURN_IF_ERROR(plan_sites(td, out, index, want, c));
+    Reservation reservation(*this);
+    WP_RETURN_IF_ERROR(reservation.reserve(want, index, out, tester, c));
+
+    // 1. What the ledger holds (pre-generated by `run`, or delivered before): one transaction.
+    std::vector<DieRequest> generate;
+    std::vector<size_t> generate_index;
+    if (!want.empty()) {
+        WP_ASSIGN_OR_RETURN(auto delivered, deliver_held(want, tester));
+        for (size_t k = 0; k < delivered.size(); ++k) {
+            if (delivered[k].status == TransitionStatus::kUnknownUid) {
+                generate.push_back(DieRequest{want[k].loc, want[k].uid});
+                generate_index.push_back(index[k]);
+                continue;
+            }
+            apply_delivery(out.sites[index[k]], std::move(delivered[k]), chain_id_, c);
+        }
     }
-    WP_ASSIGN_OR_RETURN(auto delivered2, ledger_->deliver(second, tester));
-    for (size_t k = 0; k < delivered2.size(); ++k)
-        apply_delivery(out.sites[second_index[k]], std::move(delivered2[k]), chain_id_, c);
+    // 2. The rest is generated on demand through the provisioning pipeline (ISSUED), then
+    // delivered in a second transaction.
+    if (!generate.empty())
+        WP_RETURN_IF_ERROR(generate_and_deliver(td, tester, generate, generate_index, out, c));
     reservation.settle(out);
     return out;
 }

@@ -14,6 +14,7 @@
 #include "waferprov/accelerator.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
+#include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/protocol.hpp"
 #include "waferprov/host/signer.hpp"
 
@@ -73,6 +74,22 @@ private:
         std::string refused;
     };
     Result<Wafer> wafer_of(const protocol::Touchdown& td);
+
+    // touchdown()'s steps. The sites to deliver (`want`, at `index` in out.sites), after the
+    // refusals decided before the ledger: off the map, the wafer, the UID, two sites naming one
+    // die.
+    Status plan_sites(const protocol::Touchdown& td, protocol::TouchdownResult& out,
+                      std::vector<size_t>& index, std::vector<Delivery>& want, Counters& c);
+    // Delivers what the ledger holds (a migrated ledger's legacy UIDs tried again).
+    Result<std::vector<TransitionResult>> deliver_held(const std::vector<Delivery>& want,
+                                                       const std::string& tester);
+    // Generates the dies the ledger does not hold, then delivers them.
+    Status generate_and_deliver(const protocol::Touchdown& td, const std::string& tester,
+                                const std::vector<DieRequest>& generate,
+                                const std::vector<size_t>& generate_index,
+                                protocol::TouchdownResult& out, Counters& c);
+    // The delivery cap's reservation for one touchdown (job_link.cpp).
+    class Reservation;
 
     struct ServedWafer {
         std::string substrate;               // the map's substrate id
