@@ -210,6 +210,8 @@ struct Service::Impl {
     void refuse_frame(ByteSpan routing_id, uint32_t request_id, StatusCode code, std::string text,
                       const std::string& who) {
         refused_frames.fetch_add(1, std::memory_order_relaxed);
+        if (opt.observer != nullptr)  // `who` is "key <Z85>" under CURVE, else "peer"
+            opt.observer->frame_refused(who.rfind("key ", 0) == 0 ? who.substr(4) : "", code);
         text = pr::clip_text(std::move(text));
         log_limited("refused " + who + ": " + pr::to_string(code),
                     "refused " + who + ": " + pr::to_string(code) + ": " + loggable(text));
@@ -347,6 +349,7 @@ struct Service::Impl {
         const uint8_t minor = s.minor;
         sessions.emplace(id, std::move(s));
         sessions_opened.fetch_add(1, std::memory_order_relaxed);
+        if (opt.observer != nullptr) opt.observer->session_opened(job->job().id, h.tester_id);
         char sid[24];
         std::snprintf(sid, sizeof sid, "%016llx", static_cast<unsigned long long>(id));
         log("session " + std::string(sid) + " opened: tester " + h.tester_id + " (node '" +
@@ -377,6 +380,8 @@ struct Service::Impl {
         if (oldest != sessions.end()) {
             log("session of tester " + oldest->second.tester + " dropped (the oldest idle of " +
                 std::to_string(sessions.size()) + ")");
+            if (opt.observer != nullptr)
+                opt.observer->session_closed(oldest->second.job->job().id, oldest->second.tester);
             sessions.erase(oldest);
         }
     }
@@ -396,6 +401,7 @@ struct Service::Impl {
             return;
         }
         log("session of tester " + s->tester + " closed (BYE)");
+        if (opt.observer != nullptr) opt.observer->session_closed(s->job->job().id, s->tester);
         const uint8_t minor = s->minor;
         sessions.erase(b.session_id);
         send_message(routing_id, f.request_id, minor, pr::ByeOk{});
@@ -548,6 +554,14 @@ struct Service::Impl {
         try {
             if (auto* td = std::get_if<pr::Touchdown>(&w.frame.message)) {
                 auto r = w.job->touchdown(*td, w.tester, counters);
+                if (opt.observer != nullptr) {
+                    if (r.ok())
+                        opt.observer->touchdown_answered(
+                            w.job->job().id, w.tester, *r,
+                            std::chrono::duration<double>(Clock::now() - w.received).count());
+                    else
+                        opt.observer->request_failed(w.job->job().id, w.tester);
+                }
                 if (r.ok()) {
                     if (opt.verbose) {
                         size_t ok = 0, re = 0;
@@ -582,6 +596,12 @@ struct Service::Impl {
                 }
             } else if (auto* rs = std::get_if<pr::Results>(&w.frame.message)) {
                 auto r = w.job->results(*rs, w.tester, counters);
+                if (opt.observer != nullptr) {
+                    if (r.ok())
+                        opt.observer->results_answered(w.job->job().id, w.tester, *rs, *r);
+                    else
+                        opt.observer->request_failed(w.job->job().id, w.tester);
+                }
                 if (r.ok()) {
                     for (const auto& a : r->sites)
                         if (a.status != StatusCode::kOk)
@@ -764,6 +784,7 @@ struct Service::Impl {
                     log("stopping: finishing " + std::to_string(in_flight) +
                         " request(s) in flight within " + seconds(opt.shutdown_deadline));
                     stop_deadline = Clock::now() + opt.shutdown_deadline;
+                    if (opt.observer != nullptr) opt.observer->stopping();
                 }
                 stopping = true;
             }
@@ -825,7 +846,7 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
                 sj.job.file.string() + ": the job admits no tester ([testers] is empty)");
     }
     for (const auto& sj : jobs) {
-        auto link = link::JobLink::open(sj.job, sj.maps, options.signing_threads);
+        auto link = link::JobLink::open(sj.job, sj.maps, options.signing_threads, options.observer);
         if (!link.ok())
             return make_error(link.error().code, "job " + sj.job.id + ": " + link.error().message);
         impl->jobs.push_back(std::move(*link));
