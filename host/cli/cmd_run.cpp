@@ -17,6 +17,7 @@
 #include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/ledger.hpp"
+#include "waferprov/host/metrics.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/report.hpp"
 #include "waferprov/host/wafermap.hpp"
@@ -30,7 +31,7 @@ namespace rpt = host::report;
 constexpr const char* kUsage =
     "usage: waferprov run --job FILE --map FILE [--wafer N] [--map FILE [--wafer N] ...]\n"
     "                     [--threads N] [--ledger FILE] [--out DIR] [--batch N] [--no-progress]\n"
-    "                     [--backend SPEC]\n"
+    "                     [--backend SPEC] [--metrics HOST:PORT]\n"
     "\n"
     "Pre-generates the identity of every die to provision (the job's provision_bins) on the\n"
     "job's backend, signs the device certificates with the job's CA and commits them to the\n"
@@ -40,6 +41,8 @@ constexpr const char* kUsage =
     "ledger. --batch: dies per backend batch and per ledger transaction (default 512).\n"
     "--backend SPEC: the accelerator instead of the job's, NAME[:KEY=VALUE,...] (software,\n"
     "verilator[:engines=N]; docs/drivers.md); the job's keys.device_key stays.\n"
+    "--metrics HOST:PORT: Prometheus metrics at http://HOST:PORT/metrics while the run lasts\n"
+    "(identities issued, quota left, ledger commit latency, E10 state; docs/operations.md).\n"
     "--wafer N gives the wafer number of the --map before it, for a map whose own fields do\n"
     "not give one (E142 without SlotNumber, a SINF WAFER that is free text; docs/wafer-maps.md).\n"
     "The map's substrate id is part of every die's location: a wafer number already recorded\n"
@@ -143,8 +146,24 @@ Result<int> run(const ParsedArgs& a) {
 
     // For a PKCS#11 job the head also goes into the CA's token, which a restored ledger cannot
     // roll back.
+    // The exporter before the ledger: a bad address or a port in use changes nothing.
+    std::unique_ptr<host::Metrics> metrics;
+    if (a.has("metrics")) {
+        metrics = std::make_unique<host::Metrics>();
+        metrics->add_job(job);
+        WP_RETURN_IF_ERROR(metrics->listen(a.get("metrics")));
+        std::cout << "metrics on " << metrics->url() << std::endl;
+    }
     WP_ASSIGN_OR_RETURN(const host::LedgerConfig lc, host::job_ledger_config(job));
     WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open(job.ledger, lc));
+    if (metrics) {
+        WP_ASSIGN_OR_RETURN(const uint64_t left, ledger->quota_left());
+        metrics->job_opened(job.id, left);
+        ledger->on_commit([m = metrics.get(), id = job.id](const host::Ledger::CommitNote& n) {
+            m->ledger_committed(id, n.seconds,
+                                n.quota_used >= n.quota ? 0 : n.quota - n.quota_used);
+        });
+    }
 
     // Idempotent rerun: a die whose location already holds its own UID keeps its identity and
     // costs nothing; anything else goes through the pipeline (where a clash raises an alarm).
@@ -217,8 +236,12 @@ Result<int> run(const ParsedArgs& a) {
             po.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
             std::cout << "wafer " << r.map.lot << "/" << r.map.wafer << " [" << r.map.substrate_id
                       << "]: " << r.todo.size() << " dies\n";
-            WP_ASSIGN_OR_RETURN(stats,
-                                host::provision(r.todo, *backend, *signer, *ledger, po, reports));
+            auto provisioned = host::provision(r.todo, *backend, *signer, *ledger, po, reports);
+            if (!provisioned.ok()) {
+                if (metrics) metrics->request_failed(job.id, "");
+                return provisioned.error();
+            }
+            stats = *provisioned;
             total_generated += stats.dies;
             total_seconds += stats.elapsed.count();
         }
@@ -257,6 +280,8 @@ Result<int> run(const ParsedArgs& a) {
     // (docs/ledger.md "The anchor").
     WP_RETURN_IF_ERROR(ledger->checkpoint_now());
 
+    if (metrics) metrics->stopping();  // the identities are done; reports are not production
+
     // Reports, one lot at a time.
     std::map<std::string, std::vector<rpt::WaferRun>> lots;
     for (auto& wr : wafer_runs) lots[wr.lot].push_back(wr);
@@ -280,8 +305,10 @@ Result<int> run(const ParsedArgs& a) {
 int run_run(const Args& args) {
     ParsedArgs a;
     std::string err;
-    if (!parse_args(args, {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend"},
-                    {"no-progress", "help"}, a, err) ||
+    if (!parse_args(
+            args,
+            {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend", "metrics"},
+            {"no-progress", "help"}, a, err) ||
         !a.positionals.empty()) {
         std::cerr << "waferprov run: "
                   << (err.empty() ? "unexpected argument " + a.positionals[0] : err) << "\n"
