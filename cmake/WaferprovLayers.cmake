@@ -6,7 +6,8 @@
 #               what links backends
 #               reference, testing: test-only (the reference model, TempDir, child
 #               processes, the SoftHSM2 token); no product library or command links them
-#   host/       model, kat, wafermap, ca, ledger, report, job, protocol, pipeline, service
+#   host/       model, kat, wafermap, ca, ledger, report, job, protocol, pipeline, service,
+#               metrics (Prometheus; the service only knows its ServiceObserver interface)
 #               <- cli (the `waferprov` command names everything it links)
 #   ate/src     libwaferprov_ate.so: the protocol codec and drivers/common only, so a test
 #               program loads nothing of the host
@@ -93,7 +94,8 @@ function(waferprov_check_layers)
   _waferprov_require_only(waferprov_ate waferprov_protocol waferprov_common)
   # Host libraries never reach the tester side.
   set(host waferprov_model waferprov_kat waferprov_wafermap waferprov_ca waferprov_ledger
-    waferprov_report waferprov_job waferprov_protocol waferprov_pipeline waferprov_service)
+    waferprov_report waferprov_job waferprov_protocol waferprov_pipeline waferprov_service
+    waferprov_metrics)
   foreach(lib IN LISTS host)
     _waferprov_require_only(${lib} ${host} ${drivers} ${sim_models})
   endforeach()

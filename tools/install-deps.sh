@@ -26,6 +26,9 @@ PACKAGES=(
   wine64
   # the emulated XDMA card (sim/cardsim): a FUSE filesystem; fusermount3 unmounts it
   libfuse3-dev fuse3
+  # serve/run --metrics: the Prometheus client (its civetweb exposer); curl scrapes it in the
+  # tests, promtool (prometheus) checks the example alert rules in docs/operations.md
+  prometheus-cpp-dev curl prometheus
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/lot_run.hpp"
+#include "waferprov/host/metrics.hpp"
 #include "waferprov/host/report.hpp"
 #include "waferprov/host/wafermap.hpp"
 
@@ -27,7 +28,7 @@ namespace rpt = host::report;
 constexpr const char* kUsage =
     "usage: waferprov run --job FILE --map FILE [--wafer N] [--map FILE [--wafer N] ...]\n"
     "                     [--threads N] [--ledger FILE] [--out DIR] [--batch N] [--no-progress]\n"
-    "                     [--backend SPEC]\n"
+    "                     [--backend SPEC] [--metrics HOST:PORT]\n"
     "\n"
     "Pre-generates the identity of every die to provision (the job's provision_bins) on the\n"
     "job's backend, signs the device certificates with the job's CA and commits them to the\n"
@@ -37,6 +38,8 @@ constexpr const char* kUsage =
     "ledger. --batch: dies per backend batch and per ledger transaction (default 512).\n"
     "--backend SPEC: the accelerator instead of the job's, NAME[:KEY=VALUE,...] (software,\n"
     "verilator[:engines=N]; docs/drivers.md); the job's keys.device_key stays.\n"
+    "--metrics HOST:PORT: Prometheus metrics at http://HOST:PORT/metrics while the run lasts\n"
+    "(identities issued, quota left, ledger commit latency, E10 state; docs/operations.md).\n"
     "--wafer N gives the wafer number of the --map before it, for a map whose own fields do\n"
     "not give one (E142 without SlotNumber, a SINF WAFER that is free text; docs/wafer-maps.md).\n"
     "The map's substrate id is part of every die's location: a wafer number already recorded\n"
@@ -119,13 +122,38 @@ Result<int> run(const ParsedArgs& a) {
         maps.push_back(host::LotMap{arg.file, std::move(map)});
     }
 
+    // The exporter before the ledger: a bad address or a port in use changes nothing.
+    std::unique_ptr<host::Metrics> metrics;
+    if (a.has("metrics")) {
+        metrics = std::make_unique<host::Metrics>();
+        metrics->add_job(job);
+        WP_RETURN_IF_ERROR(metrics->listen(a.get("metrics")));
+        std::cout << "metrics on " << metrics->url() << std::endl;
+    }
+
     host::LotRunOptions o;
+    if (metrics)
+        o.on_ledger = [m = metrics.get(), id = job.id](host::Ledger& ledger) -> Status {
+            WP_ASSIGN_OR_RETURN(const uint64_t left, ledger.quota_left());
+            m->job_opened(id, left);
+            ledger.on_commit([m, id](const host::Ledger::CommitNote& n) {
+                m->ledger_committed(id, n.seconds,
+                                    n.quota_used >= n.quota ? 0 : n.quota - n.quota_used);
+            });
+            return ok_status();
+        };
     o.pipeline.threads = static_cast<int>(thread_count);
     o.pipeline.batch_size = batch;
     Progress bar(!a.has("no-progress") && ::isatty(STDERR_FILENO));
     o.pipeline.progress = [&bar](size_t done, size_t total) { bar.update(done, total); };
     o.say = [](const std::string& line) { std::cout << line << "\n" << std::flush; };
-    WP_ASSIGN_OR_RETURN(const host::LotOutcome lot, host::run_lot(job, std::move(maps), o));
+    auto ran = host::run_lot(job, std::move(maps), o);
+    if (!ran.ok()) {
+        if (metrics) metrics->request_failed(job.id, "");
+        return ran.error();
+    }
+    const host::LotOutcome& lot = *ran;
+    if (metrics) metrics->stopping();  // the identities are done; reports are not production
 
     std::vector<rpt::WaferRun> wafer_runs;
     bool all_ok = true;
@@ -167,13 +195,14 @@ Result<int> run(const ParsedArgs& a) {
 }
 
 int run_run(const Args& args) {
-    return run_command(args,
-                       {"run",
-                        kUsage,
-                        {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend"},
-                        {"no-progress"},
-                        {"job", "map"}},
-                       run);
+    return run_command(
+        args,
+        {"run",
+         kUsage,
+         {"job", "map", "wafer", "threads", "ledger", "out", "batch", "backend", "metrics"},
+         {"no-progress"},
+         {"job", "map"}},
+        run);
 }
 
 }  // namespace

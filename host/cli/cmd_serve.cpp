@@ -8,6 +8,7 @@
 #include "maps.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
+#include "waferprov/host/metrics.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/service.hpp"
 #include "waferprov/host/wafermap.hpp"
@@ -21,7 +22,7 @@ constexpr const char* kServeUsage =
     "usage: waferprov serve --job FILE [--map FILE [--wafer N] ...] [--job FILE [--map ...] ...]\n"
     "                       [--bind ENDPOINT] [--key FILE] [--insecure] [--max-sites N]\n"
     "                       [--threads N] [--workers N] [--shutdown-deadline SECONDS] [--verbose]\n"
-    "                       [--backend SPEC]\n"
+    "                       [--backend SPEC] [--metrics HOST:PORT]\n"
     "\n"
     "Serves the jobs' identities to testers over ZeroMQ (WPTL 1.0, docs/tester-protocol.md).\n"
     "Each --job is served apart from the others (own ledger, backend, CA, quota); a tester may\n"
@@ -43,6 +44,9 @@ constexpr const char* kServeUsage =
     "  --verbose   log every request, not only sessions and refusals\n"
     "  --backend   the accelerator for every job, instead of the job file's: NAME[:KEY=VALUE,...]\n"
     "              (software, verilator[:engines=N]; docs/drivers.md)\n"
+    "  --metrics   Prometheus metrics at http://HOST:PORT/metrics (off by default; HOST an\n"
+    "              IPv4 address, [IPv6] or localhost; PORT 0 = any free port); prints\n"
+    "              'metrics on URL' (docs/operations.md, Metrics)\n"
     "Prints 'listening on ENDPOINT' once it accepts connections; SIGINT/SIGTERM refuse new\n"
     "requests (SHUTTING_DOWN), finish the ones in flight and send their answers within the\n"
     "deadline, log 'stopped: N answer(s) sent, M dropped after deadline Xs' and exit.\n"
@@ -114,6 +118,18 @@ Result<int> serve(const ParsedArgs& a) {
                           "--key and --insecure contradict each other");
     }
 
+    // The exporter first: a bad address or a port in use fails before any ledger is opened. It
+    // outlives the service, which reports to it until run() returns.
+    std::unique_ptr<host::Metrics> metrics;
+    if (a.has("metrics")) {
+        host::MetricsOptions mo;
+        mo.engineering = opt.insecure;
+        metrics = std::make_unique<host::Metrics>(mo);
+        for (const auto& j : jobs) metrics->add_job(j.job);
+        WP_RETURN_IF_ERROR(metrics->listen(a.get("metrics")));
+        opt.observer = metrics.get();
+        std::cout << "metrics on " << metrics->url() << std::endl;
+    }
     WP_ASSIGN_OR_RETURN(auto service, host::Service::create(std::move(jobs), std::move(opt)));
     g_service = service.get();
     struct sigaction sa {};
@@ -139,7 +155,7 @@ int run_serve(const Args& args) {
                        {"serve",
                         kServeUsage,
                         {"job", "map", "wafer", "bind", "key", "max-sites", "threads", "workers",
-                         "shutdown-deadline", "backend"},
+                         "shutdown-deadline", "backend", "metrics"},
                         {"insecure", "verbose"},
                         {"job"}},
                        serve);

@@ -398,6 +398,7 @@ Status Ledger::Impl::writable() const {
 
 Status Ledger::Impl::commit(Txn& txn, const WriteState& ws) {
     WP_RETURN_IF_ERROR(store_write_state(ws));
+    const auto started = std::chrono::steady_clock::now();
     WP_RETURN_IF_ERROR(txn.commit());
     if (anchor) {
         auto st = anchor->advance(anchor::Head{ws.seq, ws.head, ws.used});
@@ -407,7 +408,15 @@ Status Ledger::Impl::commit(Txn& txn, const WriteState& ws) {
         auto st = config.token_anchor->advance(AnchoredHead{ws.seq, ws.head, ws.used});
         if (!st.ok()) anchor_failed = st.error();
     }
+    if (on_commit)
+        on_commit(Ledger::CommitNote{
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+            config.quota, ws.used});
     return ok_status();
+}
+
+void Ledger::on_commit(std::function<void(const CommitNote&)> fn) {
+    impl_->on_commit = std::move(fn);
 }
 
 std::string describe_head(const ChainHead& h) { return anchor::describe(h.events, h.hash); }

@@ -68,6 +68,7 @@ struct Ledger::Impl {
     // refused with anchor_failed: an unanchored ledger must not keep issuing.
     std::optional<anchor::Writer> anchor;
     std::optional<Error> anchor_failed;
+    std::function<void(const Ledger::CommitNote&)> on_commit;  // Ledger::on_commit()
 
     Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
 

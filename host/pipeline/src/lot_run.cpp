@@ -125,6 +125,7 @@ Result<LotOutcome> run_lot(const Job& job, std::vector<LotMap> maps, const LotRu
     // roll back.
     WP_ASSIGN_OR_RETURN(const LedgerConfig lc, job_ledger_config(job));
     WP_ASSIGN_OR_RETURN(auto ledger, Ledger::open(job.ledger, lc));
+    if (o.on_ledger) WP_RETURN_IF_ERROR(o.on_ledger(*ledger));
 
     LotOutcome lot;
     for (auto& p : plans) {

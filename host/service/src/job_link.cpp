@@ -59,7 +59,7 @@ StatusCode status_for(TransitionStatus s) noexcept {
 }
 
 Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector<WaferMap>& maps,
-                                               int signing_threads) {
+                                               int signing_threads, ServiceObserver* observer) {
     std::unique_ptr<JobLink> l(new JobLink());
     l->job_ = job;
     l->signing_threads_ = signing_threads > 0
@@ -85,6 +85,15 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
     lc.full_integrity_check = true;
     WP_ASSIGN_OR_RETURN(l->ledger_, Ledger::open(job.ledger, lc));
     WP_RETURN_IF_ERROR(l->ledger_->defer_checkpoints());
+    l->observer_ = observer;
+    if (observer != nullptr) {
+        WP_ASSIGN_OR_RETURN(const uint64_t left, l->ledger_->quota_left());
+        observer->job_opened(job.id, left);
+        l->ledger_->on_commit([observer, id = job.id](const Ledger::CommitNote& n) {
+            observer->ledger_committed(id, n.seconds,
+                                       n.quota_used >= n.quota ? 0 : n.quota - n.quota_used);
+        });
+    }
     if (job.uid_policy == UidPolicy::kDerived) {
         WP_ASSIGN_OR_RETURN(l->legacy_uids_, l->ledger_->migrated());
     }
@@ -425,6 +434,8 @@ Result<protocol::ResultsAck> JobLink::results(const protocol::Results& r, const 
         a.status = status_for(done[k].status);
         if (a.status == StatusCode::kOk) {
             c.results.fetch_add(1, std::memory_order_relaxed);
+            if (observer_ != nullptr && !done[k].again)
+                observer_->result_recorded(job_.id, todo[k].programmed);
         } else {
             a.text = protocol::clip_text(done[k].message);
         }

@@ -16,6 +16,7 @@
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/host/pipeline.hpp"
 #include "waferprov/host/protocol.hpp"
+#include "waferprov/host/service.hpp"
 #include "waferprov/host/signer.hpp"
 
 namespace waferprov::host::link {
@@ -27,8 +28,10 @@ struct Counters {
 class JobLink {
 public:
     // Opens the job's ledger, backend and signer; indexes the maps (by lot and wafer).
+    // `observer` (may be null) hears of the job's quota and of every ledger commit.
     static Result<std::unique_ptr<JobLink>> open(const Job& job, const std::vector<WaferMap>& maps,
-                                                 int signing_threads);
+                                                 int signing_threads,
+                                                 ServiceObserver* observer = nullptr);
 
     const Job& job() const { return job_; }
     // The tester id bound to a CURVE public key (Z85) by this job, if it admits the key.
@@ -63,6 +66,7 @@ private:
     std::unique_ptr<Accelerator> backend_;
     std::unique_ptr<Signer> signer_;
     int signing_threads_ = 0;
+    ServiceObserver* observer_ = nullptr;
     std::mutex generate_mu_;  // the backend's DRBG serves one provision() at a time
     // The physical wafer a touchdown names: its served map's substrate id (a different one
     // from the tester refuses the touchdown), else the tester's (TOUCHDOWN_WAFER), else -- for

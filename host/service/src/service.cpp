@@ -111,6 +111,8 @@ struct Service::Impl {
     void refuse_frame(ByteSpan routing_id, uint32_t request_id, StatusCode code, std::string text,
                       const std::string& who) {
         refused_frames.fetch_add(1, std::memory_order_relaxed);
+        if (opt.observer != nullptr)  // `who` is "key <Z85>" under CURVE, else "peer"
+            opt.observer->frame_refused(who.rfind("key ", 0) == 0 ? who.substr(4) : "", code);
         text = pr::clip_text(std::move(text));
         log_limited("refused " + who + ": " + pr::to_string(code),
                     "refused " + who + ": " + pr::to_string(code) + ": " + loggable(text));
@@ -216,6 +218,7 @@ struct Service::Impl {
         const uint64_t id = (*opened)->id;
         const uint8_t minor = (*opened)->minor;
         sessions_opened.fetch_add(1, std::memory_order_relaxed);
+        if (opt.observer != nullptr) opt.observer->session_opened(job->job().id, h.tester_id);
         char sid[24];
         std::snprintf(sid, sizeof sid, "%016llx", static_cast<unsigned long long>(id));
         log("session " + std::string(sid) + " opened: tester " + h.tester_id + " (node '" +
@@ -237,6 +240,7 @@ struct Service::Impl {
             return;
         }
         log("session of tester " + s->tester + " closed (BYE)");
+        if (opt.observer != nullptr) opt.observer->session_closed(s->job->job().id, s->tester);
         const uint8_t minor = s->minor;
         sessions->close(b.session_id);
         send_message(routing_id, f.request_id, minor, pr::ByeOk{});
@@ -408,6 +412,7 @@ struct Service::Impl {
                     log("stopping: finishing " + std::to_string(in_flight) +
                         " request(s) in flight within " + svc::seconds(opt.shutdown_deadline));
                     stop_deadline = Clock::now() + opt.shutdown_deadline;
+                    if (opt.observer != nullptr) opt.observer->stopping();
                 }
                 stopping = true;
             }
@@ -451,7 +456,7 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
                 sj.job.file.string() + ": the job admits no tester ([testers] is empty)");
     }
     for (const auto& sj : jobs) {
-        auto link = link::JobLink::open(sj.job, sj.maps, options.signing_threads);
+        auto link = link::JobLink::open(sj.job, sj.maps, options.signing_threads, options.observer);
         if (!link.ok())
             return make_error(link.error().code, "job " + sj.job.id + ": " + link.error().message);
         impl->jobs.push_back(std::move(*link));
@@ -463,9 +468,14 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
     Service::Impl* raw = impl.get();
     impl->sessions = std::make_unique<svc::SessionTable>(
         svc::SessionTable::Limits{impl->opt.max_sessions, kSessionsPerKey, impl->opt.answers_kept},
-        /*per_key_limit=*/!impl->opt.insecure, [raw](const std::string& line) { raw->log(line); });
-    WP_ASSIGN_OR_RETURN(impl->workers, svc::Workers::create(impl->jobs, impl->counters,
-                                                            *impl->logger, impl->opt.verbose));
+        /*per_key_limit=*/!impl->opt.insecure, [raw](const std::string& line) { raw->log(line); },
+        [raw](const svc::Session& dropped) {
+            if (raw->opt.observer != nullptr)
+                raw->opt.observer->session_closed(dropped.job->job().id, dropped.tester);
+        });
+    WP_ASSIGN_OR_RETURN(impl->workers,
+                        svc::Workers::create(impl->jobs, impl->counters, *impl->logger,
+                                             impl->opt.verbose, impl->opt.observer));
     impl->stop_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (impl->stop_fd < 0) return make_error(ErrorCode::kIo, "eventfd failed");
     return std::unique_ptr<Service>(new Service(std::move(impl)));

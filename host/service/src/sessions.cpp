@@ -8,8 +8,11 @@ namespace waferprov::host::svc {
 
 namespace pr = protocol;
 
-SessionTable::SessionTable(Limits limits, bool per_key_limit, Log log)
-    : limits_(limits), per_key_limit_(per_key_limit), log_(std::move(log)) {}
+SessionTable::SessionTable(Limits limits, bool per_key_limit, Log log, Dropped dropped)
+    : limits_(limits),
+      per_key_limit_(per_key_limit),
+      log_(std::move(log)),
+      dropped_(std::move(dropped)) {}
 
 Result<Session*> SessionTable::open(link::JobLink* job, std::string tester, std::string key,
                                     uint8_t minor) {
@@ -54,6 +57,7 @@ void SessionTable::evict_oldest(const std::string* key) {
     if (log_)
         log_("session of tester " + oldest->second.tester + " dropped (the oldest idle of " +
              std::to_string(sessions_.size()) + ")");
+    if (dropped_) dropped_(oldest->second);
     sessions_.erase(oldest);
 }
 

@@ -61,8 +61,10 @@ public:
         size_t answers_kept = 8;     // answers cached per session
     };
     using Log = std::function<void(const std::string&)>;
+    using Dropped = std::function<void(const Session&)>;
 
-    SessionTable(Limits limits, bool per_key_limit, Log log);
+    // `dropped` (may be empty) hears of each session pushed out by open().
+    SessionTable(Limits limits, bool per_key_limit, Log log, Dropped dropped = {});
 
     // A new session with a fresh random id. A key that holds `per_key` sessions loses its own
     // least recently used one (a tester restarting its program), never another tester's; a full
@@ -101,6 +103,7 @@ private:
     Limits limits_;
     bool per_key_limit_;
     Log log_;
+    Dropped dropped_;
     std::unordered_map<uint64_t, Session> sessions_;
 };
 

@@ -23,16 +23,16 @@ constexpr int kCheckpointPages = 16384;  // 64 MiB of log
 
 Result<std::unique_ptr<Workers>> Workers::create(
     const std::vector<std::unique_ptr<link::JobLink>>& jobs, link::Counters& counters,
-    ServiceLog& log, bool verbose) {
-    std::unique_ptr<Workers> w(new Workers(jobs, counters, log, verbose));
+    ServiceLog& log, bool verbose, ServiceObserver* observer) {
+    std::unique_ptr<Workers> w(new Workers(jobs, counters, log, verbose, observer));
     w->done_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->done_fd_ < 0) return make_error(ErrorCode::kIo, "eventfd failed");
     return w;
 }
 
 Workers::Workers(const std::vector<std::unique_ptr<link::JobLink>>& jobs, link::Counters& counters,
-                 ServiceLog& log, bool verbose)
-    : jobs_(jobs), counters_(counters), log_(log), verbose_(verbose) {}
+                 ServiceLog& log, bool verbose, ServiceObserver* observer)
+    : jobs_(jobs), counters_(counters), log_(log), verbose_(verbose), observer_(observer) {}
 
 Workers::~Workers() {
     {
@@ -134,6 +134,14 @@ void Workers::worker_loop() {
 
 pr::Message Workers::touchdown(Work& w, const pr::Touchdown& td) {
     auto r = w.job->touchdown(td, w.tester, counters_);
+    if (observer_ != nullptr) {
+        if (r.ok())
+            observer_->touchdown_answered(
+                w.job->job().id, w.tester, *r,
+                std::chrono::duration<double>(Clock::now() - w.received).count());
+        else
+            observer_->request_failed(w.job->job().id, w.tester);
+    }
     if (!r.ok()) {
         log_.line("touchdown " + std::to_string(td.sequence) + " of tester " + w.tester +
                   " failed: " + r.error().describe());
@@ -164,6 +172,12 @@ pr::Message Workers::touchdown(Work& w, const pr::Touchdown& td) {
 
 pr::Message Workers::results(Work& w, const pr::Results& rs) {
     auto r = w.job->results(rs, w.tester, counters_);
+    if (observer_ != nullptr) {
+        if (r.ok())
+            observer_->results_answered(w.job->job().id, w.tester, rs, *r);
+        else
+            observer_->request_failed(w.job->job().id, w.tester);
+    }
     if (!r.ok()) {
         log_.line("results " + std::to_string(rs.sequence) + " of tester " + w.tester +
                   " failed: " + r.error().describe());

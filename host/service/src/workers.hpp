@@ -22,6 +22,7 @@
 #include "service_log.hpp"
 #include "waferprov/bytes.hpp"
 #include "waferprov/host/protocol.hpp"
+#include "waferprov/host/service.hpp"
 #include "waferprov/result.hpp"
 
 namespace waferprov::host::svc {
@@ -48,10 +49,11 @@ struct Done {
 
 class Workers {
 public:
-    // `jobs` and `counters` outlive the pool. `verbose`: log every request, not only refusals.
+    // `jobs`, `counters` and `observer` (may be null: ServiceOptions::observer) outlive the
+    // pool. `verbose`: log every request, not only refusals.
     static Result<std::unique_ptr<Workers>> create(
         const std::vector<std::unique_ptr<link::JobLink>>& jobs, link::Counters& counters,
-        ServiceLog& log, bool verbose);
+        ServiceLog& log, bool verbose, ServiceObserver* observer);
     ~Workers();  // finishes the work being done, drops the queue, joins every thread
     Workers(const Workers&) = delete;
     Workers& operator=(const Workers&) = delete;
@@ -70,7 +72,7 @@ public:
 
 private:
     Workers(const std::vector<std::unique_ptr<link::JobLink>>& jobs, link::Counters& counters,
-            ServiceLog& log, bool verbose);
+            ServiceLog& log, bool verbose, ServiceObserver* observer);
     void worker_loop();
     void checkpoint_loop();
     Bytes work(Work& w) noexcept;
@@ -81,6 +83,7 @@ private:
     link::Counters& counters_;
     ServiceLog& log_;
     bool verbose_;
+    ServiceObserver* observer_;
     int done_fd_ = -1;  // eventfd: a worker finished a request
 
     std::mutex mu_;

@@ -309,6 +309,19 @@ public:
     // Any state but VOID -> VOID. The identity keeps counting against the quota.
     Result<TransitionResult> void_identity(const wpid1::Uid& uid, const std::string& reason);
 
+    // What a committed write transaction reports to on_commit(): how long its COMMIT took (the
+    // WAL fsync, and advancing the anchors), and the quota after it.
+    struct CommitNote {
+        double seconds = 0;
+        uint64_t quota = 0, quota_used = 0;
+    };
+    // Called after every write transaction that appended events (issue, deliver, results,
+    // alarms, void), on the committing thread with the ledger busy: keep it short and do not
+    // call back into the Ledger. For the metrics (host/metrics): the commit latency and the
+    // quota come from the one place that knows them, so `run` and `serve` report them alike.
+    // Set it before the ledger is shared between threads.
+    void on_commit(std::function<void(const CommitNote&)> fn);
+
     // Latency: by default SQLite copies the write-ahead log into the database (a checkpoint,
     // with its own fsync) inside whichever commit crosses 1000 pages, so one request in about
     // thirty pays for it. After defer_checkpoints() commits never checkpoint; the owner calls

@@ -59,6 +59,9 @@ struct LotRunOptions {
     PipelineOptions pipeline;
     // Lines for the operator as the run goes (dies without a UID, the plan, each wafer's start).
     std::function<void(const std::string&)> say;
+    // Called once the ledger is open, before any work (the metrics read the quota left and
+    // hook the ledger's commits); an error stops the run before anything is provisioned.
+    std::function<Status(Ledger&)> on_ledger;
 };
 
 // Runs the maps (already read, each naming one physical wafer) as one lot: opens the job's

@@ -30,9 +30,45 @@
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/job.hpp"
 #include "waferprov/host/model.hpp"
+#include "waferprov/host/protocol.hpp"
 #include "waferprov/result.hpp"
 
 namespace waferprov::host {
+
+// What `serve` reports as it works, for monitoring (host/metrics implements it with Prometheus;
+// docs/operations.md "Metrics"). An interface rather than metrics calls in the service, so the
+// service links no exporter and a test can count what it is told. Called from the I/O thread
+// and the worker threads at once: an implementation is thread-safe and never blocks.
+// `job` is a served job's id; `tester` a tester id the job admitted (HELLO checked it), or ""
+// where the request is not yet tied to a session.
+class ServiceObserver {
+public:
+    virtual ~ServiceObserver() = default;
+    // A job's ledger is open: its quota left. Then after every ledger commit: how long the
+    // commit took and the quota left after it.
+    virtual void job_opened(const std::string& job, uint64_t quota_left) = 0;
+    virtual void ledger_committed(const std::string& job, double seconds, uint64_t quota_left) = 0;
+    virtual void session_opened(const std::string& job, const std::string& tester) = 0;
+    virtual void session_closed(const std::string& job, const std::string& tester) = 0;
+    // A TOUCHDOWN answered, `seconds` after it arrived (queueing included).
+    virtual void touchdown_answered(const std::string& job, const std::string& tester,
+                                    const protocol::TouchdownResult& answer, double seconds) = 0;
+    virtual void results_answered(const std::string& job, const std::string& tester,
+                                  const protocol::Results& request,
+                                  const protocol::ResultsAck& answer) = 0;
+    // A die's result recorded: DELIVERED -> PROGRAMMED (programmed) or FAILED. Not called for
+    // a result repeated with the same outcome (OK in the answer, but the ledger records
+    // nothing), so these counts are the ledger's.
+    virtual void result_recorded(const std::string& job, bool programmed) = 0;
+    // A request the host could not carry out (ledger, backend or signer failure): ERROR
+    // INTERNAL was answered.
+    virtual void request_failed(const std::string& job, const std::string& tester) = 0;
+    // A frame refused as a whole (an ERROR answer) from the connection with CURVE key
+    // `key_z85` ("" on an --insecure link).
+    virtual void frame_refused(const std::string& key_z85, protocol::StatusCode code) = 0;
+    // stop() was called: new requests are refused from now on.
+    virtual void stopping() = 0;
+};
 
 struct ServiceOptions {
     std::string bind = "tcp://127.0.0.1:7450";  // a ZeroMQ endpoint; port 0 picks a free one
@@ -52,6 +88,8 @@ struct ServiceOptions {
     std::chrono::milliseconds log_window{10000};
     // Log sink (one line, no newline); default: stderr with a UTC timestamp.
     std::function<void(const std::string&)> log;
+    // Told what the service does (metrics); not owned, outlives the Service. nullptr: nobody.
+    ServiceObserver* observer = nullptr;
 };
 
 // A job to serve. With maps, a touchdown site that is not a die of its wafer's map in one of
