@@ -166,7 +166,7 @@ std::string xml_escape(const std::string& s) {
 // point's figures.
 std::string sweep_svg(const std::string& floor_name, const Sweep& s,
                       const std::vector<wsim::FloorResult>& rs) {
-    constexpr double W = 900, H = 560, L = 90, R = 70, T = 60, B = 150;
+    constexpr double W = 900, H = 560, L = 105, R = 70, T = 60, B = 150;
     const double pw = W - L - R, ph = H - T - B;
     const double x0 = s.values.front(), x1 = s.values.back();
     double ymax = 0;
@@ -232,7 +232,7 @@ std::string sweep_svg(const std::string& floor_name, const Sweep& s,
     o << "</g>\n";
     o << "<text class=\"xlabel\" x=\"" << L + pw / 2 << "\" y=\"" << T + ph + 40
       << "\" text-anchor=\"middle\" font-size=\"14\">" << xml_escape(s.param) << "</text>\n"
-      << "<text class=\"ylabel\" transform=\"translate(22," << T + ph / 2
+      << "<text class=\"ylabel\" transform=\"translate(18," << T + ph / 2
       << ") rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">dies/hour</text>\n"
       << "<text class=\"ulabel\" transform=\"translate(" << W - 14 << "," << T + ph / 2
       << ") rotate(90)\" text-anchor=\"middle\" font-size=\"14\" fill=\"#555555\">"

@@ -152,8 +152,13 @@ TEST(PlanCommand, SweepShowsTheBottleneckMovingToTheHost) {
     text.replace(text.find("[hosts]\ncount = 1\n"), 17,
                  "[hosts]\ncount = 1\nsigning_threads = 1\nsign_per_s = 60\n");
     const fs::path floor = write(dir, "floor.toml", text);
+    // No --svg: the plot goes to plan-sweep.svg in the working directory, the child's being
+    // this process's.
+    const fs::path cwd = fs::current_path();
+    fs::current_path(dir.path());
     const CliRun r = run_cli(WAFERPROV_BINARY,
                              {"plan", floor.string(), "--sweep", "testers=1..8:7"}, dir.path());
+    fs::current_path(cwd);
     ASSERT_EQ(r.status, 0) << r.all();
     const auto rows = rows_of(r.out);
     ASSERT_EQ(rows.size(), 2u) << r.out;
