@@ -184,7 +184,7 @@ TEST(PlanCommand, ErrorsNameTheFileTheKeyOrTheParameter) {
     const fs::path nomap = write(dir, "nomap.toml", "[wafer]\nmap = \"absent.xml\"\n");
     const std::vector<Case> cases = {
         {{"plan"}, 2, "FLOOR.toml is required"},
-        {{"plan", missing.string()}, 1, "nosuch.toml"},
+        {{"plan", missing.string()}, 1, "nosuch.toml: no such floor file"},
         {{"plan", typo.string()}, 1, "'floor.index_time' is not a known key"},
         {{"plan", range.string()}, 1, "'cards.engines'"},
         {{"plan", nomap.string()}, 1, "wafer.map"},
