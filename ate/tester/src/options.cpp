@@ -15,7 +15,8 @@ const char* const kUsage =
     "usage: waferprov-tester --map FILE --sites N --endpoint EP --job-id ID --tester-id ID\n"
     "                        --key FILE --server-key FILE --kik FILE --ca FILE --root FILE\n"
     "                        [--bins CODE,...] [--uid-from-map] [--index-ms T]\n"
-    "                        [--fail-rate P] [--retest-rate P] [--seed S] [--give-up-s S]\n"
+    "                        [--program-ms T] [--fail-rate P] [--retest-rate P] [--seed S] "
+    "[--give-up-s S]\n"
     "                        [--timeout-ms T] [--clock-skew-s S] [--lot ID] [--wafer N]\n"
     "                        [--substrate ID | --no-substrate] [--insecure]\n"
     "                        [--json FILE] [--quiet]\n"
@@ -41,6 +42,9 @@ const char* const kUsage =
     "  --root FILE        the root CA certificate (PEM)\n"
     "  --uid-from-map     send the map's DeviceIdMap UID where it has one (has_uid = 1)\n"
     "  --index-ms T       prober index time: sleep T ms between touchdowns (default 0)\n"
+    "  --program-ms T     programming time of a touchdown (its sites in parallel): the results\n"
+    "                     go back T ms after the host's answer, the payload checks included\n"
+    "                     (default 0: as soon as the checks are done)\n"
     "  --fail-rate P      probability that programming a good payload fails (default 0)\n"
     "  --retest-rate P    probability that the prober retests a failed die at the end of\n"
     "                     the wafer (default 0)\n"
@@ -102,10 +106,10 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 std::optional<Options> parse_options(const std::vector<std::string>& args, std::string& error) {
     static const std::set<std::string_view> kValueOptions = {
-        "map",        "sites",       "endpoint",     "job-id",    "tester-id",  "key",
-        "server-key", "kik",         "ca",           "root",      "bins",       "index-ms",
-        "fail-rate",  "retest-rate", "seed",         "give-up-s", "timeout-ms", "lot",
-        "wafer",      "json",        "clock-skew-s", "substrate"};
+        "map",        "sites",     "endpoint",    "job-id",       "tester-id", "key",
+        "server-key", "kik",       "ca",          "root",         "bins",      "index-ms",
+        "program-ms", "fail-rate", "retest-rate", "seed",         "give-up-s", "timeout-ms",
+        "lot",        "wafer",     "json",        "clock-skew-s", "substrate"};
     static const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help",
                                                       "no-substrate"};
 
@@ -213,6 +217,14 @@ std::optional<Options> parse_options(const std::vector<std::string>& args, std::
             return std::nullopt;
         }
         o.index_ms = static_cast<int>(n);
+    }
+    if (has("program-ms")) {
+        if (!parse_int(get("program-ms"), 0, 600000, n)) {
+            error = "--program-ms must be a whole number of milliseconds 0..600000, got '" +
+                    get("program-ms") + "'";
+            return std::nullopt;
+        }
+        o.program_ms = static_cast<int>(n);
     }
     for (auto [name, target] :
          {std::pair{"fail-rate", &o.fail_rate}, std::pair{"retest-rate", &o.retest_rate}}) {

@@ -23,6 +23,7 @@ struct Options {
     std::vector<std::string> bins{"01"};   // --bins: the map's bins to provision
     bool uid_from_map = false;             // --uid-from-map: send the map's DeviceIdMap UIDs
     int index_ms = 0;                      // --index-ms: prober index time between touchdowns
+    int program_ms = 0;                    // --program-ms: programming the dies of a touchdown
     double fail_rate = 0;                  // --fail-rate: programming failures of good payloads
     double retest_rate = 0;                // --retest-rate: failed dies the prober comes back for
     std::optional<uint64_t> seed;          // --seed: reproducible random choices

@@ -327,6 +327,9 @@ void Simulation::touchdown(const Touchdown& td, bool retest) {
         return;
     }
     t_.latency_ms.push_back(latency);
+    // Programming starts with the answer; the die's checks below are part of it, so the
+    // results go back --program-ms after the answer (or when the checks end, if later).
+    const auto programmed_at = Clock::now() + std::chrono::milliseconds(o_.program_ms);
 
     std::vector<size_t> delivered;
     std::vector<uint16_t> delivered_sites;
@@ -389,6 +392,7 @@ void Simulation::touchdown(const Touchdown& td, bool retest) {
         delivered.push_back(s.die);
         delivered_sites.push_back(s.site);
     }
+    if (o_.program_ms > 0) std::this_thread::sleep_until(programmed_at);
     if (!delivered.empty()) report_results(sequence, delivered, delivered_sites);
 }
 

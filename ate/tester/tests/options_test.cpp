@@ -31,6 +31,7 @@ TEST(TesterOptions, DefaultsFollowTheDocumentation) {
     EXPECT_EQ(o->sites, 16);
     EXPECT_EQ(o->bins, std::vector<std::string>{"01"});
     EXPECT_EQ(o->index_ms, 0);
+    EXPECT_EQ(o->program_ms, 0);
     EXPECT_EQ(o->fail_rate, 0);
     EXPECT_EQ(o->retest_rate, 0);
     EXPECT_EQ(o->give_up_s, 60);
@@ -47,6 +48,7 @@ TEST(TesterOptions, EveryOptionIsRead) {
     auto args = base();
     for (const char* a : {"--bins=01,0A",   "--uid-from-map",
                           "--index-ms",     "25",
+                          "--program-ms",   "40",
                           "--fail-rate",    "0.25",
                           "--retest-rate",  "1",
                           "--seed",         "18446744073709551615",
@@ -64,6 +66,7 @@ TEST(TesterOptions, EveryOptionIsRead) {
     EXPECT_EQ(o->bins, (std::vector<std::string>{"01", "0A"}));
     EXPECT_TRUE(o->uid_from_map);
     EXPECT_EQ(o->index_ms, 25);
+    EXPECT_EQ(o->program_ms, 40);
     EXPECT_EQ(o->fail_rate, 0.25);
     EXPECT_EQ(o->retest_rate, 1.0);
     EXPECT_EQ(*o->seed, 18446744073709551615ull);
@@ -114,6 +117,8 @@ TEST(TesterOptions, UsageErrorsNameTheOption) {
               std::string::npos);
     EXPECT_NE(error_of(with({"--retest-rate", "x"})).find("--retest-rate"), std::string::npos);
     EXPECT_NE(error_of(with({"--wafer", "70000"})).find("--wafer"), std::string::npos);
+    EXPECT_NE(error_of(with({"--program-ms", "-5"})).find("--program-ms must be"),
+              std::string::npos);
     EXPECT_NE(error_of(with({"--clock-skew-s", "-1"})).find("--clock-skew-s"), std::string::npos);
     EXPECT_NE(error_of(with({"--seed", "-1"})).find("--seed"), std::string::npos);
     EXPECT_NE(error_of(with({"--bins", "01,,02"})).find("empty bin code"), std::string::npos);

@@ -90,6 +90,11 @@ private:
 
 Result<FloorConfig> load_floor(const std::filesystem::path& file) {
     toml::table root;
+    // toml++ reports a missing file as a parse error at "line 0": say what it is.
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec))
+        return make_error(ErrorCode::kInvalidArgument,
+                          file.string() + ": no such floor file (or not a regular file)");
     try {
         root = toml::parse_file(file.string());
     } catch (const toml::parse_error& e) {
