@@ -104,195 +104,178 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 }  // namespace
 
-std::optional<Options> parse_options(const std::vector<std::string>& args, std::string& error) {
-    static const std::set<std::string_view> kValueOptions = {
-        "map",        "sites",     "endpoint",    "job-id",       "tester-id", "key",
-        "server-key", "kik",       "ca",          "root",         "bins",      "index-ms",
-        "program-ms", "fail-rate", "retest-rate", "seed",         "give-up-s", "timeout-ms",
-        "lot",        "wafer",     "json",        "clock-skew-s", "substrate"};
-    static const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help",
-                                                      "no-substrate"};
+namespace {
 
+const std::set<std::string_view> kValueOptions = {
+    "map",        "sites",     "endpoint",    "job-id",       "tester-id", "key",
+    "server-key", "kik",       "ca",          "root",         "bins",      "index-ms",
+    "program-ms", "fail-rate", "retest-rate", "seed",         "give-up-s", "timeout-ms",
+    "lot",        "wafer",     "json",        "clock-skew-s", "substrate"};
+const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help",
+                                           "no-substrate"};
+
+// The command line split into --name value pairs and flags, every name checked; the first
+// problem goes to `error`.
+struct Tokens {
     std::map<std::string, std::string> values;
     std::set<std::string> flags;
-    for (size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        if (a == "-h") {
-            flags.insert("help");
-            continue;
-        }
-        if (a.rfind("--", 0) != 0) {
-            error = "unexpected argument '" + a + "'";
-            return std::nullopt;
-        }
-        std::string name = a.substr(2);
-        std::optional<std::string> inline_value;
-        if (const size_t eq = name.find('='); eq != std::string::npos) {
-            inline_value = name.substr(eq + 1);
-            name.resize(eq);
-        }
-        if (kFlags.count(name)) {
-            if (inline_value) {
-                error = "--" + name + " takes no value";
-                return std::nullopt;
-            }
-            flags.insert(name);
-            continue;
-        }
-        if (!kValueOptions.count(name)) {
-            error = "unknown option --" + name;
-            return std::nullopt;
-        }
-        if (values.count(name)) {
-            error = "--" + name + " given twice";
-            return std::nullopt;
-        }
-        if (inline_value) {
-            values[name] = *inline_value;
-        } else if (i + 1 < args.size()) {
-            values[name] = args[++i];
-        } else {
-            error = "--" + name + " needs a value";
-            return std::nullopt;
-        }
+    std::string error;
+
+    bool has(const char* name) const { return values.count(name) > 0; }
+    const std::string& get(const char* name) const { return values.at(name); }
+    bool flag(const char* name) const { return flags.count(name) > 0; }
+
+    bool fail(std::string text) {
+        error = std::move(text);
+        return false;
     }
 
-    Options o;
-    o.help = flags.count("help") > 0;
-    if (o.help) return o;
-    o.uid_from_map = flags.count("uid-from-map") > 0;
-    o.insecure = flags.count("insecure") > 0;
-    o.quiet = flags.count("quiet") > 0;
+    bool read(const std::vector<std::string>& args) {
+        for (size_t i = 0; i < args.size(); ++i) {
+            const std::string& a = args[i];
+            if (a == "-h") {
+                flags.insert("help");
+                continue;
+            }
+            if (a.rfind("--", 0) != 0) return fail("unexpected argument '" + a + "'");
+            std::string name = a.substr(2);
+            std::optional<std::string> inline_value;
+            if (const size_t eq = name.find('='); eq != std::string::npos) {
+                inline_value = name.substr(eq + 1);
+                name.resize(eq);
+            }
+            if (kFlags.count(name)) {
+                if (inline_value) return fail("--" + name + " takes no value");
+                flags.insert(name);
+                continue;
+            }
+            if (!kValueOptions.count(name)) return fail("unknown option --" + name);
+            if (values.count(name)) return fail("--" + name + " given twice");
+            if (inline_value)
+                values[name] = *inline_value;
+            else if (i + 1 < args.size())
+                values[name] = args[++i];
+            else
+                return fail("--" + name + " needs a value");
+        }
+        return true;
+    }
 
+    // --name as a whole number lo..hi into `out` when given; `unit` ("milliseconds", or "")
+    // names it in the error.
+    bool whole(const char* name, long long lo, long long hi, const char* unit, int& out) {
+        if (!has(name)) return true;
+        long long n = 0;
+        if (!parse_int(get(name), lo, hi, n))
+            return fail(std::string("--") + name + " must be a whole number " +
+                        (*unit != '\0' ? std::string("of ") + unit + " " : "") +
+                        std::to_string(lo) + ".." + std::to_string(hi) + ", got '" + get(name) +
+                        "'");
+        out = static_cast<int>(n);
+        return true;
+    }
+
+    bool not_empty(const char* name, std::optional<std::string>& out) {
+        if (!has(name)) return true;
+        if (get(name).empty()) return fail(std::string("--") + name + " must not be empty");
+        out = get(name);
+        return true;
+    }
+};
+
+// The options every run needs: present, and the names not empty.
+bool read_required(Tokens& t, Options& o) {
     std::vector<std::string> required = {"map",       "sites", "endpoint", "job-id",
                                          "tester-id", "kik",   "ca",       "root"};
     if (!o.insecure) {
         required.push_back("key");
         required.push_back("server-key");
     }
-    for (const auto& r : required) {
-        if (!values.count(r)) {
-            error = "--" + r + " is required";
-            return std::nullopt;
-        }
-    }
-    auto get = [&](const char* name) -> const std::string& { return values.at(name); };
-    auto has = [&](const char* name) { return values.count(name) > 0; };
-    long long n = 0;
+    for (const auto& r : required)
+        if (!t.values.count(r)) return t.fail("--" + r + " is required");
+    o.map = t.get("map");
+    if (!t.whole("sites", 1, WP_ATE_MAX_SITES, "", o.sites)) return false;
+    for (const char* name : {"endpoint", "job-id", "tester-id"})
+        if (t.get(name).empty()) return t.fail(std::string("--") + name + " must not be empty");
+    o.endpoint = t.get("endpoint");
+    o.job_id = t.get("job-id");
+    o.tester_id = t.get("tester-id");
+    if (t.has("key")) o.key = t.get("key");
+    if (t.has("server-key")) o.server_key = t.get("server-key");
+    o.kik = t.get("kik");
+    o.ca = t.get("ca");
+    o.root = t.get("root");
+    return true;
+}
 
-    o.map = get("map");
-    if (!parse_int(get("sites"), 1, WP_ATE_MAX_SITES, n)) {
-        error = "--sites must be a whole number 1.." + std::to_string(WP_ATE_MAX_SITES) +
-                ", got '" + get("sites") + "'";
-        return std::nullopt;
+// The prober's and the tester's behaviour: bins, times, rates, seed, retries.
+bool read_behaviour(Tokens& t, Options& o) {
+    if (t.has("bins")) {
+        o.bins = split_commas(t.get("bins"));
+        for (const auto& b : o.bins)
+            if (b.empty()) return t.fail("--bins: empty bin code in '" + t.get("bins") + "'");
     }
-    o.sites = static_cast<int>(n);
-    o.endpoint = get("endpoint");
-    o.job_id = get("job-id");
-    o.tester_id = get("tester-id");
-    for (const char* name : {"endpoint", "job-id", "tester-id"}) {
-        if (get(name).empty()) {
-            error = std::string("--") + name + " must not be empty";
-            return std::nullopt;
-        }
-    }
-    if (has("key")) o.key = get("key");
-    if (has("server-key")) o.server_key = get("server-key");
-    o.kik = get("kik");
-    o.ca = get("ca");
-    o.root = get("root");
-    if (has("bins")) {
-        o.bins = split_commas(get("bins"));
-        for (const auto& b : o.bins) {
-            if (b.empty()) {
-                error = "--bins: empty bin code in '" + get("bins") + "'";
-                return std::nullopt;
-            }
-        }
-    }
-    if (has("index-ms")) {
-        if (!parse_int(get("index-ms"), 0, 600000, n)) {
-            error = "--index-ms must be a whole number of milliseconds 0..600000, got '" +
-                    get("index-ms") + "'";
-            return std::nullopt;
-        }
-        o.index_ms = static_cast<int>(n);
-    }
-    if (has("program-ms")) {
-        if (!parse_int(get("program-ms"), 0, 600000, n)) {
-            error = "--program-ms must be a whole number of milliseconds 0..600000, got '" +
-                    get("program-ms") + "'";
-            return std::nullopt;
-        }
-        o.program_ms = static_cast<int>(n);
-    }
+    if (!t.whole("index-ms", 0, 600000, "milliseconds", o.index_ms) ||
+        !t.whole("program-ms", 0, 600000, "milliseconds", o.program_ms))
+        return false;
     for (auto [name, target] :
-         {std::pair{"fail-rate", &o.fail_rate}, std::pair{"retest-rate", &o.retest_rate}}) {
-        if (has(name) && !parse_double(get(name), 0.0, 1.0, *target)) {
-            error =
-                std::string("--") + name + " must be a probability 0..1, got '" + get(name) + "'";
-            return std::nullopt;
-        }
-    }
-    if (has("seed")) {
+         {std::pair{"fail-rate", &o.fail_rate}, std::pair{"retest-rate", &o.retest_rate}})
+        if (t.has(name) && !parse_double(t.get(name), 0.0, 1.0, *target))
+            return t.fail(std::string("--") + name + " must be a probability 0..1, got '" +
+                          t.get(name) + "'");
+    if (t.has("seed")) {
         uint64_t s = 0;
-        if (!parse_u64(get("seed"), s)) {
-            error = "--seed must be a whole number 0..2^64-1, got '" + get("seed") + "'";
-            return std::nullopt;
-        }
+        if (!parse_u64(t.get("seed"), s))
+            return t.fail("--seed must be a whole number 0..2^64-1, got '" + t.get("seed") + "'");
         o.seed = s;
     }
-    if (has("give-up-s") && !parse_double(get("give-up-s"), 0.0, 86400.0, o.give_up_s)) {
-        error = "--give-up-s must be 0..86400 seconds, got '" + get("give-up-s") + "'";
-        return std::nullopt;
+    if (t.has("give-up-s") && !parse_double(t.get("give-up-s"), 0.0, 86400.0, o.give_up_s))
+        return t.fail("--give-up-s must be 0..86400 seconds, got '" + t.get("give-up-s") + "'");
+    return t.whole("timeout-ms", 1, 3600000, "", o.timeout_ms) &&
+           t.whole("clock-skew-s", 0, 86400, "seconds", o.clock_skew_s);
+}
+
+// The wafer the touchdowns name: lot, number and substrate id overrides.
+bool read_wafer(Tokens& t, Options& o) {
+    if (!t.not_empty("lot", o.lot)) return false;
+    if (t.has("wafer")) {
+        int w = 0;
+        if (!t.whole("wafer", 0, 65535, "", w)) return false;
+        o.wafer = w;
     }
-    if (has("timeout-ms")) {
-        if (!parse_int(get("timeout-ms"), 1, 3600000, n)) {
-            error =
-                "--timeout-ms must be a whole number 1..3600000, got '" + get("timeout-ms") + "'";
-            return std::nullopt;
-        }
-        o.timeout_ms = static_cast<int>(n);
-    }
-    if (has("clock-skew-s")) {
-        if (!parse_int(get("clock-skew-s"), 0, 86400, n)) {
-            error = "--clock-skew-s must be a whole number of seconds 0..86400, got '" +
-                    get("clock-skew-s") + "'";
-            return std::nullopt;
-        }
-        o.clock_skew_s = static_cast<int>(n);
-    }
-    if (has("lot")) {
-        if (get("lot").empty()) {
-            error = "--lot must not be empty";
-            return std::nullopt;
-        }
-        o.lot = get("lot");
-    }
-    if (has("wafer")) {
-        if (!parse_int(get("wafer"), 0, 65535, n)) {
-            error = "--wafer must be a whole number 0..65535, got '" + get("wafer") + "'";
-            return std::nullopt;
-        }
-        o.wafer = static_cast<int>(n);
-    }
-    if (has("substrate") && flags.count("no-substrate")) {
-        error = "--substrate and --no-substrate exclude each other";
-        return std::nullopt;
-    }
-    if (has("substrate")) {
-        const std::string& id = get("substrate");
+    if (t.has("substrate") && t.flag("no-substrate"))
+        return t.fail("--substrate and --no-substrate exclude each other");
+    if (t.has("substrate")) {
+        const std::string& id = t.get("substrate");
         const bool printable =
             !id.empty() && id.size() <= 255 &&
             std::all_of(id.begin(), id.end(), [](char ch) { return ch >= 0x20 && ch <= 0x7e; });
-        if (!printable) {
-            error = "--substrate must be 1..255 printable ASCII characters";
-            return std::nullopt;
-        }
+        if (!printable) return t.fail("--substrate must be 1..255 printable ASCII characters");
         o.substrate = id;
     }
-    o.no_substrate = flags.count("no-substrate") != 0;
-    if (has("json")) o.json = get("json");
+    o.no_substrate = t.flag("no-substrate");
+    return true;
+}
+
+}  // namespace
+
+std::optional<Options> parse_options(const std::vector<std::string>& args, std::string& error) {
+    Tokens t;
+    Options o;
+    bool ok = t.read(args);
+    if (ok) {
+        o.help = t.flag("help");
+        if (o.help) return o;
+        o.uid_from_map = t.flag("uid-from-map");
+        o.insecure = t.flag("insecure");
+        o.quiet = t.flag("quiet");
+        ok = read_required(t, o) && read_behaviour(t, o) && read_wafer(t, o);
+        if (t.has("json")) o.json = t.get("json");
+    }
+    if (!ok) {
+        error = t.error;
+        return std::nullopt;
+    }
     return o;
 }
 
