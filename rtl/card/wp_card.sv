@@ -238,7 +238,7 @@ module wp_card #(
   always_comb begin
     keep_bytes  = '0;
     keep_contig = 1'b1;
-    for (int i = 0; i < int'(BW); i++) begin
+    for (int i = 0; i < BW; i++) begin
       if (req_tkeep_i[i]) begin
         keep_bytes = keep_bytes + 1'b1;
         if (i > 0 && !req_tkeep_i[i-1]) keep_contig = 1'b0;
@@ -258,7 +258,7 @@ module wp_card #(
   // The UID at the head of the buffer, byte 0 in [127:120].
   always_comb begin
     die_uid = '0;
-    for (int u = 0; u < int'(UPB); u++) begin
+    for (int u = 0; u < UPB; u++) begin
       if (IW'(u) == bb_idx_q) begin
         for (int j = 0; j < 16; j++) die_uid[127-8*j -: 8] = bb_q[128*u + 8*j +: 8];
       end
@@ -301,7 +301,7 @@ module wp_card #(
   always_comb begin
     free_found = 1'b0;
     free_idx   = '0;
-    for (int e = int'(NE) - 1; e >= 0; e--) begin
+    for (int e = NE - 1; e >= 0; e--) begin
       if (!eng_busy_q[e] && eng_d_ready[e]) begin
         free_found = 1'b1;
         free_idx   = EW'(e);
@@ -314,7 +314,7 @@ module wp_card #(
   assign handoff       = die_rsp_valid && (die_err == 2'd0) && free_found && !zero_q;
   assign die_rsp_ready = !zero_q && (sym_fail || handoff);
 
-  for (genvar e = 0; e < int'(NE); e++) begin : g_eng
+  for (genvar e = 0; e < NE; e++) begin : g_eng
     logic unused_dbg;
     logic [3:0] unused_off;
     logic unused_sel, unused_busy;
@@ -367,7 +367,7 @@ module wp_card #(
   assign rec_tlast_o  = rec_valid_q && (rec_beat_q == BTW'(BEATS - 1)) &&
                         (rec_last_q || rec_cut_q);
   always_comb begin
-    for (int i = 0; i < int'(BW); i++) rec_tdata_o[8*i +: 8] = rec_q[1023-8*i -: 8];
+    for (int i = 0; i < BW; i++) rec_tdata_o[8*i +: 8] = rec_q[1023-8*i -: 8];
   end
 
   // ---------------------------------------------------------------------------------------
@@ -549,7 +549,7 @@ module wp_card #(
       bvalid_q      <= 1'b0;
       rvalid_q      <= 1'b0;
       rdata_q       <= '0;
-      for (int e = 0; e < int'(NE); e++) begin
+      for (int e = 0; e < NE; e++) begin
         slot_seq_q[e]  <= '0;
         slot_uid_q[e]  <= '0;
         slot_wrap_q[e] <= '0;
@@ -746,7 +746,7 @@ module wp_card #(
         ord_wr_q    <= '0;
         ord_cnt_q   <= '0;
         new_kik_q   <= kik_valid_q;
-        for (int e = 0; e < int'(NE); e++) slot_wrap_q[e] <= '0;
+        for (int e = 0; e < NE; e++) slot_wrap_q[e] <= '0;
         // a record already on the stream is finished (it is public) and ends the packet
         if (rec_valid_q) rec_cut_q <= 1'b1;
       end
