@@ -57,6 +57,8 @@ struct Batch {
     std::vector<NewIdentity> offers;                         // filled by the parallel stage
     std::vector<std::optional<std::string>> check_failures;  // per die, set if refused
     std::optional<Error> error;
+    // With `error`: the index of the die whose record the backend refused (its own checks).
+    std::optional<size_t> refused;
 };
 
 }  // namespace
@@ -190,145 +192,166 @@ Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& b
     // serial stages run, few enough to keep memory and the uncommitted window small.
     const size_t tokens = arena_threads * 4;
     tbb::parallel_pipeline(
-        tokens, tbb::make_filter<void, std::shared_ptr<Batch>>(
-                    tbb::filter_mode::serial_in_order,
-                    [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
-                        if (next >= dies.size() || failed()) {
-                            fc.stop();
-                            return nullptr;
-                        }
-                        auto b = std::make_shared<Batch>();
-                        b->first = next;
-                        b->count = std::min(batch_size, dies.size() - next);
-                        next += b->count;
-                        std::vector<wpid1::Uid> uids(b->count);
-                        for (size_t i = 0; i < b->count; ++i) uids[i] = dies[b->first + i].uid;
-                        auto t = backend.submit(uids);
-                        if (!t.ok() && t.error().code == ErrorCode::kReseedRequired) {
-                            SecretArray<wpid1::kEntropySize> entropy;
-                            if (auto st = os_entropy(entropy.data(), entropy.size()); !st.ok()) {
-                                b->error = st.error();
-                                return b;
-                            }
-                            if (auto st = backend.reseed(entropy.span()); !st.ok()) {
-                                b->error = st.error().with_context("reseeding the backend DRBG");
-                                return b;
-                            }
-                            t = backend.submit(uids);
-                        }
-                        if (!t.ok())
-                            b->error = t.error().with_context("backend submit");
-                        else
-                            b->ticket = *t;
+        tokens,
+        tbb::make_filter<void, std::shared_ptr<Batch>>(
+            tbb::filter_mode::serial_in_order,
+            [&](tbb::flow_control& fc) -> std::shared_ptr<Batch> {
+                if (next >= dies.size() || failed()) {
+                    fc.stop();
+                    return nullptr;
+                }
+                auto b = std::make_shared<Batch>();
+                b->first = next;
+                b->count = std::min(batch_size, dies.size() - next);
+                next += b->count;
+                std::vector<wpid1::Uid> uids(b->count);
+                for (size_t i = 0; i < b->count; ++i) uids[i] = dies[b->first + i].uid;
+                auto t = backend.submit(uids);
+                if (!t.ok() && t.error().code == ErrorCode::kReseedRequired) {
+                    SecretArray<wpid1::kEntropySize> entropy;
+                    if (auto st = os_entropy(entropy.data(), entropy.size()); !st.ok()) {
+                        b->error = st.error();
                         return b;
-                    }) &
-                    tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
-                        tbb::filter_mode::parallel,
-                        [&](std::shared_ptr<Batch> b) -> std::shared_ptr<Batch> {
-                            if (!b || b->error) return b;
-                            auto recs = backend.collect(b->ticket);
-                            if (!recs.ok()) {
-                                b->error = recs.error().with_context("backend collect");
-                                return b;
-                            }
-                            b->offers.resize(b->count);
-                            b->check_failures.resize(b->count);
-                            const auto now = std::chrono::system_clock::now();
-                            for (size_t i = 0; i < b->count; ++i) {
-                                const auto& rec = (*recs)[i];
-                                const DieRequest& req = dies[b->first + i];
-                                if (rec.uid != req.uid) {
-                                    b->error = make_error(ErrorCode::kInternal,
-                                                          "backend returned records out of order");
-                                    return b;
-                                }
-                                // A faulty accelerator must never get a certificate issued.
-                                if (auto st = p256_check_point(rec.x, rec.y); !st.ok()) {
-                                    b->check_failures[i] =
-                                        "backend public key rejected: " + st.error().message;
-                                    continue;
-                                }
-                                NewIdentity& n = b->offers[i];
-                                n.loc = req.loc;
-                                n.uid = req.uid;
-                                n.public_key = rec.public_key_sec1();
-                                n.wrapped = rec.wrapped;
-                                n.tester = options.tester;
-                                n.serial = device_serial(certs.ca_ski(), n.public_key);
-                                DeviceCertRequest cr;
-                                cr.uid = req.uid;
-                                cr.location = req.loc;
-                                cr.product = options.product;
-                                cr.public_key = n.public_key;
-                                cr.serial = n.serial;
-                                // Backdated like the CA certificates: a verifier whose clock runs a
-                                // little behind the host's (or reads a coarse clock, as OpenSSL's
-                                // time() does) must not see a certificate from the future.
-                                cr.not_before = now - kNotBeforeBackdate;
-                                cr.subject_template = subject;
-                                auto der = certs.build(cr);
-                                if (!der.ok()) {
-                                    b->error = der.error().with_context("certificate for " +
-                                                                        req.loc.describe());
-                                    return b;
-                                }
-                                n.certificate_der = std::move(*der);
-                            }
+                    }
+                    if (auto st = backend.reseed(entropy.span()); !st.ok()) {
+                        b->error = st.error().with_context("reseeding the backend DRBG");
+                        return b;
+                    }
+                    t = backend.submit(uids);
+                }
+                if (!t.ok())
+                    b->error = t.error().with_context("backend submit");
+                else
+                    b->ticket = *t;
+                return b;
+            }) &
+            tbb::make_filter<std::shared_ptr<Batch>, std::shared_ptr<Batch>>(
+                tbb::filter_mode::parallel,
+                [&](std::shared_ptr<Batch> b) -> std::shared_ptr<Batch> {
+                    if (!b || b->error) return b;
+                    auto recs = backend.collect(b->ticket);
+                    if (!recs.ok()) {
+                        b->error = recs.error().with_context("backend collect");
+                        b->refused = backend.take_refused_index(b->ticket);
+                        return b;
+                    }
+                    b->offers.resize(b->count);
+                    b->check_failures.resize(b->count);
+                    const auto now = std::chrono::system_clock::now();
+                    for (size_t i = 0; i < b->count; ++i) {
+                        const auto& rec = (*recs)[i];
+                        const DieRequest& req = dies[b->first + i];
+                        if (rec.uid != req.uid) {
+                            b->error = make_error(ErrorCode::kInternal,
+                                                  "backend returned records out of order");
                             return b;
-                        }) &
-                    tbb::make_filter<std::shared_ptr<Batch>, void>(
-                        tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
-                            if (!b || failed()) return;
-                            if (b->error) {
-                                fail(*b->error);
+                        }
+                        // A faulty accelerator must never get a certificate issued.
+                        if (auto st = p256_check_point(rec.x, rec.y); !st.ok()) {
+                            b->check_failures[i] =
+                                "backend public key rejected: " + st.error().message;
+                            continue;
+                        }
+                        NewIdentity& n = b->offers[i];
+                        n.loc = req.loc;
+                        n.uid = req.uid;
+                        n.public_key = rec.public_key_sec1();
+                        n.wrapped = rec.wrapped;
+                        n.tester = options.tester;
+                        n.serial = device_serial(certs.ca_ski(), n.public_key);
+                        DeviceCertRequest cr;
+                        cr.uid = req.uid;
+                        cr.location = req.loc;
+                        cr.product = options.product;
+                        cr.public_key = n.public_key;
+                        cr.serial = n.serial;
+                        // Backdated like the CA certificates: a verifier whose clock runs a
+                        // little behind the host's (or reads a coarse clock, as OpenSSL's
+                        // time() does) must not see a certificate from the future.
+                        cr.not_before = now - kNotBeforeBackdate;
+                        cr.subject_template = subject;
+                        auto der = certs.build(cr);
+                        if (!der.ok()) {
+                            b->error =
+                                der.error().with_context("certificate for " + req.loc.describe());
+                            return b;
+                        }
+                        n.certificate_der = std::move(*der);
+                    }
+                    return b;
+                }) &
+            tbb::make_filter<std::shared_ptr<Batch>, void>(
+                tbb::filter_mode::serial_in_order, [&](std::shared_ptr<Batch> b) {
+                    if (!b || failed()) return;
+                    if (b->error) {
+                        // A record the backend refused: its die gets an ALARM, so the
+                        // ledger says which die the card failed, not only the log.
+                        if (b->refused && *b->refused < b->count) {
+                            const DieRequest& d = dies[b->first + *b->refused];
+                            auto st = ledger.alarm_backend_refused(d.loc, d.uid, options.tester);
+                            fail(b->error->with_context(
+                                d.loc.describe() + ": " +
+                                (st.ok() ? std::string("ALARM backend-record-refused "
+                                                       "in the ledger")
+                                         : "the ALARM could not be recorded (" +
+                                               st.error().message + ")")));
+                            return;
+                        }
+                        fail(*b->error);
+                        return;
+                    }
+                    std::vector<NewIdentity> offers;
+                    std::vector<size_t> index;  // offer -> die index within the batch
+                    for (size_t i = 0; i < b->count; ++i) {
+                        DieReport& r = reports[b->first + i];
+                        r.request = dies[b->first + i];
+                        if (b->check_failures[i]) {
+                            r.outcome = DieOutcome::kCheckFailed;
+                            r.message = *b->check_failures[i];
+                            ++stats.check_failed;
+                            auto st = ledger.alarm_backend_refused(r.request.loc, r.request.uid,
+                                                                   options.tester);
+                            if (!st.ok()) {
+                                fail(st.error().with_context("recording the ALARM for " +
+                                                             r.request.loc.describe()));
                                 return;
                             }
-                            std::vector<NewIdentity> offers;
-                            std::vector<size_t> index;  // offer -> die index within the batch
-                            for (size_t i = 0; i < b->count; ++i) {
-                                DieReport& r = reports[b->first + i];
-                                r.request = dies[b->first + i];
-                                if (b->check_failures[i]) {
-                                    r.outcome = DieOutcome::kCheckFailed;
-                                    r.message = *b->check_failures[i];
-                                    ++stats.check_failed;
-                                    continue;
-                                }
-                                offers.push_back(std::move(b->offers[i]));
-                                index.push_back(i);
-                            }
-                            auto results = ledger.record_batch(offers);
-                            if (!results.ok()) {
-                                fail(results.error().with_context("ledger commit"));
-                                return;
-                            }
-                            for (size_t k = 0; k < results->size(); ++k) {
-                                auto& res = (*results)[k];
-                                DieReport& r = reports[b->first + index[k]];
-                                r.record = std::move(res.record);
-                                r.message = std::move(res.message);
-                                switch (res.outcome) {
-                                    case RecordOutcome::kIssued:
-                                        r.outcome = DieOutcome::kProvisioned;
-                                        ++stats.provisioned;
-                                        break;
-                                    case RecordOutcome::kReissued:
-                                        r.outcome = DieOutcome::kReissued;
-                                        ++stats.reissued;
-                                        break;
-                                    case RecordOutcome::kConflict:
-                                        r.outcome = DieOutcome::kConflict;
-                                        ++stats.conflicts;
-                                        break;
-                                    case RecordOutcome::kQuotaExhausted:
-                                        r.outcome = DieOutcome::kQuotaExhausted;
-                                        ++stats.quota_refused;
-                                        break;
-                                }
-                            }
-                            if (options.progress)
-                                options.progress(b->first + b->count, dies.size());
-                        }));
+                            continue;
+                        }
+                        offers.push_back(std::move(b->offers[i]));
+                        index.push_back(i);
+                    }
+                    auto results = ledger.record_batch(offers);
+                    if (!results.ok()) {
+                        fail(results.error().with_context("ledger commit"));
+                        return;
+                    }
+                    for (size_t k = 0; k < results->size(); ++k) {
+                        auto& res = (*results)[k];
+                        DieReport& r = reports[b->first + index[k]];
+                        r.record = std::move(res.record);
+                        r.message = std::move(res.message);
+                        switch (res.outcome) {
+                            case RecordOutcome::kIssued:
+                                r.outcome = DieOutcome::kProvisioned;
+                                ++stats.provisioned;
+                                break;
+                            case RecordOutcome::kReissued:
+                                r.outcome = DieOutcome::kReissued;
+                                ++stats.reissued;
+                                break;
+                            case RecordOutcome::kConflict:
+                                r.outcome = DieOutcome::kConflict;
+                                ++stats.conflicts;
+                                break;
+                            case RecordOutcome::kQuotaExhausted:
+                                r.outcome = DieOutcome::kQuotaExhausted;
+                                ++stats.quota_refused;
+                                break;
+                        }
+                    }
+                    if (options.progress) options.progress(b->first + b->count, dies.size());
+                }));
     stats.elapsed = std::chrono::steady_clock::now() - start;
     if (failure) return *failure;
     return stats;
