@@ -265,9 +265,9 @@ TEST(BackendsE2E, AMissingXdmaDeviceIsUnavailableNamingThePath) {
     EXPECT_EQ(waferprov_run({"kat", "--backend", "xdma:device=" + prefix}, log), 1)
         << read_text(log);
     std::string out = read_text(log);
-    EXPECT_NE(
-        out.find("unavailable: no XDMA card at " + prefix + ": " + prefix + "_user does not exist"),
-        std::string::npos)
+    EXPECT_NE(out.find("unavailable: backend xdma: no XDMA card at " + prefix + ": " + prefix +
+                       "_user does not exist"),
+              std::string::npos)
         << out;
     WaferJob s;
     ASSERT_EQ(s.run("xdma:device=" + prefix, "missing", out), 1) << out;
