@@ -5,16 +5,18 @@
 #   waferprov kat -> job init -> wafer synth -> run (pre-generate) -> serve + the 16-site tester
 #   simulator over loopback with CurveZMQ (every payload checked as the die would) -> ledger
 #   verify -> report -> ledger export -> ledger verify --export (as the customer) -> openssl
-#   verify of a device certificate.
+#   verify of a device certificate. Then a 100 mm wafer through the card driver over the xdma
+#   transport on waferprov-cardsim, the emulated XDMA card (a FUSE mount, unmounted on exit).
 # Everything goes to ./demo (set WAFERPROV_DEMO_DIR to put it elsewhere); it is recreated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target waferprov waferprov-tester
+cmake --build build -j"$(nproc)" --target waferprov waferprov-tester waferprov-cardsim
 
 W="$PWD/build/host/cli/waferprov"
 T="$PWD/build/ate/tester/waferprov-tester"
+C="$PWD/build/sim/cardsim/waferprov-cardsim"
 DEMO="${WAFERPROV_DEMO_DIR:-$PWD/demo}"
 rm -rf "$DEMO"
 mkdir -p "$DEMO"
@@ -76,8 +78,44 @@ softhsm2-util --init-token --free --label waferprov-demo --pin "$WAFERPROV_HSM_P
 "$W" ledger export --job "$DEMO/job-hsm/job.toml" --out "$DEMO/export-hsm"
 "$W" ledger verify --export "$DEMO/export-hsm" --ca "$DEMO/job-hsm/ca.pem"
 
+step "the card over PCIe, emulated: a 100 mm wafer through --backend xdma on waferprov-cardsim"
+KINDS="pem hsm"
+if [ -r /dev/fuse ] && [ -w /dev/fuse ]; then
+  mkdir -p "$DEMO/card"
+  "$C" "$DEMO/card" >"$DEMO/cardsim.log" 2>&1 &
+  CARDSIM=$!
+  # Unmount however the demo ends: the emulator unmounts itself on SIGTERM; a lazy unmount
+  # catches the rest.
+  stop_cardsim() {
+    kill -TERM "$CARDSIM" 2>/dev/null && wait "$CARDSIM" 2>/dev/null
+    fusermount3 -u -z "$DEMO/card" 2>/dev/null || true
+  }
+  trap stop_cardsim EXIT
+  for _ in $(seq 600); do
+    [ -e "$DEMO/card/xdma0_events_0" ] && break
+    kill -0 "$CARDSIM" 2>/dev/null || { cat "$DEMO/cardsim.log"; exit 1; }
+    sleep 0.1
+  done
+  head -n 1 "$DEMO/cardsim.log"
+  # The emulated card makes ~100 dies/s: a deadline per die to match (docs/drivers.md).
+  XDMA="xdma:device=$DEMO/card/xdma0,per_die_us=50000"
+  "$W" wafer synth --diameter 100 --die 8x8 --lot DEMO0003 --wafer 1 \
+    --out "$DEMO/DEMO0003-01.xml"
+  "$W" job init --out "$DEMO/job-xdma" --id DEMO-XDMA --product WPDEMO \
+    --customer "Demo customer" --backend "$XDMA"
+  "$W" run --job "$DEMO/job-xdma/job.toml" --map "$DEMO/DEMO0003-01.xml" --batch 64
+  stop_cardsim
+  trap - EXIT
+  "$W" ledger verify --job "$DEMO/job-xdma/job.toml"
+  "$W" ledger export --job "$DEMO/job-xdma/job.toml" --out "$DEMO/export-xdma"
+  "$W" ledger verify --export "$DEMO/export-xdma" --ca "$DEMO/job-xdma/ca.pem"
+  KINDS="pem hsm xdma"
+else
+  echo "skipped: /dev/fuse is absent or not accessible (the emulated card needs FUSE)"
+fi
+
 step "one device certificate from each export, checked by openssl against its chain"
-for kind in pem hsm; do
+for kind in $KINDS; do
   head -n 1 "$DEMO/export-$kind/records.jsonl" \
     | sed -e 's/.*"certificate":"\([^"]*\)".*/\1/' | base64 -d \
     | openssl x509 -inform DER -out "$DEMO/device-$kind.pem"
@@ -87,4 +125,4 @@ done
 openssl x509 -in "$DEMO/device-pem.pem" -noout -subject -issuer -enddate
 
 step "done"
-echo "reports (summary, reconciliation, wafer map SVG/PNG, STDF): $DEMO/job-pem/reports, $DEMO/job-hsm/reports"
+echo "reports (summary, reconciliation, wafer map SVG/PNG, STDF): $DEMO/job-pem/reports, $DEMO/job-hsm/reports${CARDSIM:+, $DEMO/job-xdma/reports}"

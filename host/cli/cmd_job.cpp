@@ -37,8 +37,10 @@ constexpr const char* kUsage =
     "public key admitted in the job's [testers] table.\n"
     "With --hsm the token's user PIN is read from $WAFERPROV_HSM_PIN (or --pin-env VAR).\n"
     "--backend SPEC: the job's backend and its parameters, NAME[:KEY=VALUE,...] (default\n"
-    "software; verilator[:engines=N]; docs/drivers.md). The device key and the KIK's wrap go\n"
-    "through the backend registry; software and verilator take the same device.key file.\n";
+    "software; verilator[:engines=N]; xdma[:device=PREFIX]; docs/drivers.md). The device key\n"
+    "and the KIK's wrap go through the backend registry; software and verilator take the same\n"
+    "device.key file. A card (xdma) carries its own device key: no device.key is written and\n"
+    "the KIK is wrapped under the development test key the emulated card holds.\n";
 
 Status write_text(const fs::path& p, const std::string& text, mode_t mode) {
     std::ofstream out(p, std::ios::trunc);
@@ -110,8 +112,11 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
     }
     job.backend = backend.name;
     job.backend_params = backend.params;
+    // A backend whose device key the host chooses gets a fresh device.key; a card (xdma)
+    // carries its own, and the KIK is wrapped under the development test key it holds.
     WP_ASSIGN_OR_RETURN(backend, create_device_key(backend, dir));
-    job.device_key = backend.params.at("device_key");
+    if (auto dk = backend.params.find("device_key"); dk != backend.params.end())
+        job.device_key = dk->second;
     SecretArray<32> kik;
     if (RAND_priv_bytes(kik.data(), 32) != 1)
         return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
@@ -183,8 +188,9 @@ Status init_job(const ParsedArgs& a) {
         fs::remove_all(work, ec);
         return st;
     }
-    std::cout << "wrote " << (dir / "job.toml").string()
-              << ", root.pem, ca.pem, device.key, kik.wrapped, kik.hex, server.key, server.pub";
+    std::cout << "wrote " << (dir / "job.toml").string() << ", root.pem, ca.pem"
+              << (fs::exists(dir / "device.key") ? ", device.key" : "")
+              << ", kik.wrapped, kik.hex, server.key, server.pub";
     for (const auto& id : a.all("tester"))
         std::cout << ", tester-" << id << ".key, tester-" << id << ".pub";
     std::cout << "\n";

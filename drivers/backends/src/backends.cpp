@@ -4,10 +4,11 @@
 #include <charconv>
 #include <functional>
 
+#include "waferprov/card/card_driver.hpp"
 #include "waferprov/software/aes.hpp"
 #include "waferprov/software/software_engine.hpp"
+#include "waferprov/xdma/xdma_transport.hpp"
 #if WAFERPROV_HAVE_VERILATOR
-#include "waferprov/card/card_driver.hpp"
 #include "waferprov/verilator/verilator_transport.hpp"
 #endif
 
@@ -20,12 +21,63 @@ struct Entry {
     const char* name;
     std::vector<std::string> params;
     std::function<Result<std::unique_ptr<Accelerator>>(const BackendOptions&)> make;
+    // Whether the host chooses the device key (software, verilator: the key is a file the
+    // host hands to the engine). A card on PCIe carries its own DK: `job init` writes no
+    // device.key for it and wraps the KIK under the DK the job names (or the development key).
+    bool host_device_key = true;
 };
 
 Result<software::DeviceKey> key_of(const BackendOptions& o) {
     if (auto it = o.params.find("device_key"); it != o.params.end())
         return software::load_device_key(it->second);
     return software::test_device_key();
+}
+
+// A whole number parameter in [lo, hi], or `fallback` when absent.
+Result<uint64_t> number_param(const BackendOptions& o, const std::string& key, uint64_t lo,
+                              uint64_t hi, uint64_t fallback) {
+    auto it = o.params.find(key);
+    if (it == o.params.end()) return fallback;
+    const std::string& v = it->second;
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || n < lo || n > hi)
+        return make_error(ErrorCode::kInvalidArgument, "backend " + o.name + ": " + key + "='" + v +
+                                                           "' is not a whole number in " +
+                                                           std::to_string(lo) + ".." +
+                                                           std::to_string(hi));
+    return n;
+}
+
+// The card on PCIe through the Xilinx XDMA driver's nodes <device>_user, _h2c_0, _c2h_0,
+// _events_0. The defaults suit a real card (microseconds per die): a deadline only catches a
+// hung card. The emulated card (sim/cardsim) runs ~100 dies/s and needs per_die_us=50000.
+Result<std::unique_ptr<Accelerator>> make_xdma(const BackendOptions& o) {
+    std::string prefix = "/dev/xdma0";
+    if (auto it = o.params.find("device"); it != o.params.end()) prefix = it->second;
+    card::CardOptions co;
+    co.backend_name = "xdma";
+    WP_ASSIGN_OR_RETURN(uint64_t timeout_ms, number_param(o, "timeout_ms", 1, 3'600'000, 5000));
+    WP_ASSIGN_OR_RETURN(uint64_t per_die_us, number_param(o, "per_die_us", 0, 10'000'000, 100));
+    co.command_timeout = std::chrono::milliseconds(timeout_ms);
+    co.records_timeout_base = std::chrono::milliseconds(timeout_ms);
+    co.records_timeout_per_die = std::chrono::microseconds(per_die_us);
+    // Missing nodes are the common case (no card, no driver loaded, the emulator not mounted):
+    // one clear "unavailable" naming the node looked for.
+    const std::string user = prefix + "_user";
+    std::error_code ec;
+    if (!std::filesystem::exists(user, ec))
+        return make_error(ErrorCode::kUnavailable,
+                          "no XDMA card at " + prefix + ": " + user +
+                              " does not exist (is the xdma driver loaded, or waferprov-cardsim "
+                              "mounted? set the prefix with xdma:device=PATH)");
+    auto t = xdma::XdmaTransport::open(prefix);
+    if (!t.ok()) {
+        Error e = t.error();
+        if (e.code == ErrorCode::kNotFound) e.code = ErrorCode::kUnavailable;
+        return e;
+    }
+    return card::make_card_accelerator(std::move(*t), co);
 }
 
 #if WAFERPROV_HAVE_VERILATOR
@@ -69,6 +121,7 @@ const std::vector<Entry>& registry() {
 #if WAFERPROV_HAVE_VERILATOR
         {"verilator", {"engines", "device_key"}, make_verilator},
 #endif
+        {"xdma", {"device", "timeout_ms", "per_die_us", "device_key"}, make_xdma, false},
     };
     return entries;
 }
@@ -153,7 +206,7 @@ Result<Bytes> wrap_kik_for(const BackendOptions& options, ByteSpan kik) {
 
 Result<BackendOptions> create_device_key(BackendOptions options, const std::filesystem::path& dir) {
     WP_ASSIGN_OR_RETURN(const Entry* e, find(options));
-    (void)e;
+    if (!e->host_device_key) return options;
     const std::filesystem::path file = dir / "device.key";
     WP_RETURN_IF_ERROR(software::write_new_device_key(file));
     options.params["device_key"] = file.string();

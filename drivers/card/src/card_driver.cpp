@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -135,6 +136,7 @@ public:
         // INSTANTIATE discards anyway): instantiate from the clean state.
         (void)drain();
         pending_.clear();
+        refused_.clear();
         instantiated_ = false;
         // RESEED_INTERVAL is 48 bits wide: 2^48 itself is written as 2^48 - 1 (one Generate
         // fewer than the software engine allows, after 2.8e14 dies).
@@ -245,6 +247,15 @@ public:
         pending_.erase(it);
         if (b.error) return *b.error;
         return std::move(b.records);
+    }
+
+    std::optional<size_t> take_refused_index(BatchTicket ticket) override {
+        std::lock_guard lock(mu_);
+        auto it = refused_.find(ticket.id);
+        if (it == refused_.end()) return std::nullopt;
+        const size_t index = it->second;
+        refused_.erase(it);
+        return index;
     }
 
 private:
@@ -361,11 +372,13 @@ private:
                 why = "UID " + to_hex(rec->uid) + ", submitted " + to_hex(b.uids[i]);
             else if (auto st = p256_check_point(rec->x, rec->y); !st.ok())
                 why = st.error().message;
-            if (!why.empty())
+            if (!why.empty()) {
+                refused_[b.id] = i;
                 return fault(make_error(ErrorCode::kDeviceFault,
                                         t_->describe() + ": record " + std::to_string(i) +
                                             " of the batch from sequence " +
                                             std::to_string(b.first_sequence) + " refused: " + why));
+            }
             out.push_back(*rec);
         }
         b.records = std::move(out);
@@ -439,6 +452,9 @@ private:
     uint64_t next_sequence_ = 0;
     uint64_t next_ticket_ = 1;
     std::deque<Batch> pending_;  // in submission order
+    // Batch id -> index of the record the checks refused (until take_refused_index()); at most
+    // one entry per fault, cleared by instantiate.
+    std::map<uint64_t, size_t> refused_;
     Bytes request_buf_;
     Bytes record_buf_;
 };

@@ -1885,4 +1885,26 @@ Status Ledger::alarm_delivery_cap(const wpid1::Uid& uid, const std::string& test
     return m.commit(txn, ws);
 }
 
+Status Ledger::alarm_backend_refused(const DieLocation& loc, const wpid1::Uid& uid,
+                                     const std::string& tester) {
+    if (!chain::valid_text(tester))
+        return make_error(ErrorCode::kInvalidArgument, "tester id is not printable ASCII");
+    if (!chain::valid_text(loc.lot, false) || !chain::valid_text(loc.substrate))
+        return make_error(ErrorCode::kInvalidArgument,
+                          "lot or substrate id is not printable ASCII");
+    std::lock_guard lock(impl_->mu);
+    Impl& m = *impl_;
+    WP_RETURN_IF_ERROR(m.writable());
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    const json where = chain::location_json(uid, loc, ByteSpan{});
+    WP_RETURN_IF_ERROR(m.append_event(ws,
+                                      json{{"reason", "backend-record-refused"},
+                                           {"tester", tester},
+                                           {"offered", where},
+                                           {"existing", where}},
+                                      "ALARM", std::nullopt));
+    return m.commit(txn, ws);
+}
+
 }  // namespace waferprov::host

@@ -57,6 +57,8 @@ struct Batch {
     std::vector<NewIdentity> offers;                         // filled by the parallel stage
     std::vector<std::optional<std::string>> check_failures;  // per die, set if refused
     std::optional<Error> error;
+    // With `error`: the index of the die whose record the backend refused (its own checks).
+    std::optional<size_t> refused;
 };
 
 }  // namespace
@@ -240,6 +242,7 @@ private:
         auto recs = backend_.collect(b.ticket);
         if (!recs.ok()) {
             b.error = recs.error().with_context("backend collect");
+            b.refused = backend_.take_refused_index(b.ticket);
             return;
         }
         b.offers.resize(b.count);
@@ -293,7 +296,7 @@ private:
     void commit(const std::shared_ptr<Batch>& b) {
         if (!b || failed()) return;
         if (b->error) {
-            fail(*b->error);
+            fail(refused(*b));
             return;
         }
         std::vector<NewIdentity> offers;
@@ -305,6 +308,13 @@ private:
                 r.outcome = DieOutcome::kCheckFailed;
                 r.message = *b->check_failures[i];
                 ++stats_.check_failed;
+                if (auto st = ledger_.alarm_backend_refused(r.request.loc, r.request.uid,
+                                                            options_.tester);
+                    !st.ok()) {
+                    fail(st.error().with_context("recording the ALARM for " +
+                                                 r.request.loc.describe()));
+                    return;
+                }
                 continue;
             }
             offers.push_back(std::move(b->offers[i]));
@@ -323,6 +333,18 @@ private:
             r.outcome = tally(res.outcome);
         }
         if (options_.progress) options_.progress(b->first + b->count, dies_.size());
+    }
+
+    // A batch that failed: where the backend refused one of its records, that die gets an
+    // ALARM, so the ledger says which die the card failed, not only the log.
+    Error refused(const Batch& b) {
+        if (!b.refused || *b.refused >= b.count) return *b.error;
+        const DieRequest& d = dies_[b.first + *b.refused];
+        auto st = ledger_.alarm_backend_refused(d.loc, d.uid, options_.tester);
+        return b.error->with_context(
+            d.loc.describe() + ": " +
+            (st.ok() ? std::string("ALARM backend-record-refused in the ledger")
+                     : "the ALARM could not be recorded (" + st.error().message + ")"));
     }
 
     // Counts a ledger outcome in the stats; the die's outcome.

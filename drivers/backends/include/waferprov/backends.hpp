@@ -3,6 +3,13 @@
 //   software   the OpenSSL software engine      device_key=FILE
 //   verilator  the card driver over a Verilated  engines=N (the configurations built),
 //              card clocked in-process           device_key=FILE (the simulated card's DK)
+//   xdma       the card driver over the Xilinx   device=PREFIX (default /dev/xdma0: the nodes
+//              XDMA driver's nodes (a real card  PREFIX_user, _h2c_0, _c2h_0, _events_0),
+//              on PCIe, or waferprov-cardsim)    timeout_ms=N (register commands and the base
+//                                                of a batch's deadline, default 5000),
+//                                                per_die_us=N (added per die, default 100),
+//                                                device_key=FILE (only to wrap KIKs on the
+//                                                host: the card carries its own DK)
 //
 // A backend is named on the command line as a spec, "NAME[:KEY=VALUE[,KEY=VALUE...]]"
 // (`--backend verilator:engines=2`), and in a job file as [job] backend plus a [backend] table
@@ -54,7 +61,9 @@ Result<Bytes> wrap_kik_for(const BackendOptions& options, ByteSpan kik);
 
 // For `job init`: a fresh random device key file for the backend in `dir` (device.key, 0600)
 // when the backend's device key is the host's to choose (software, verilator), returned as the
-// options' device_key parameter.
+// options' device_key parameter. A card on PCIe (xdma) carries its own DK: the options come
+// back unchanged (no device_key unless the caller gave one; wrap_kik_for then uses the
+// development test key, which the emulated card carries).
 Result<BackendOptions> create_device_key(BackendOptions options, const std::filesystem::path& dir);
 
 }  // namespace waferprov

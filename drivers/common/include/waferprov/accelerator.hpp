@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -80,6 +81,15 @@ public:
     // Returns the batch's records (one per UID, in order, sequence numbers consecutive).
     // Each ticket can be collected once.
     virtual Result<std::vector<wpid1::IdentityRecord>> collect(BatchTicket ticket) = 0;
+
+    // After collect(ticket) failed because the backend refused one of the batch's records (a
+    // card driver's check of its UID, sequence number or point): that record's index in the
+    // batch, so that the host can name the die (an ALARM in the ledger). nullopt when no record
+    // of that batch was refused (a timeout, a batch lost to a fault elsewhere) or the backend
+    // refuses nothing itself. Answers once per ticket.
+    virtual std::optional<size_t> take_refused_index(BatchTicket /*ticket*/) {
+        return std::nullopt;
+    }
 
     // --- Primitives for known-answer tests (caller-supplied keys only) --------------------
 

@@ -374,6 +374,14 @@ public:
     // transaction. kNotFound if no record has the UID.
     Status alarm_delivery_cap(const wpid1::Uid& uid, const std::string& tester);
 
+    // Appends ALARM "backend-record-refused" for the die at `loc` that was submitted with
+    // `uid` (offered = existing = that location and UID, serial empty: no certificate was
+    // made), in one transaction: the backend's record for it failed a check (the card driver's
+    // UID, sequence number and curve checks, or the host's curve check), so nothing was signed
+    // or recorded for it. kInvalidArgument for text that is not printable ASCII.
+    Status alarm_backend_refused(const DieLocation& loc, const wpid1::Uid& uid,
+                                 const std::string& tester);
+
     struct Impl;
 
 private:

@@ -35,7 +35,8 @@ enum class DieOutcome {
     kReissued,        // retest: the ledger returned the die's existing identity
     kConflict,        // refused by the ledger (UID/location clash); an alarm was logged
     kQuotaExhausted,  // refused: the job's quota is used up
-    kCheckFailed,     // the backend's public key is not on the curve: nothing was signed
+    kCheckFailed,     // the backend's public key is not on the curve: nothing was signed,
+                      // an ALARM backend-record-refused is in the ledger
 };
 const char* to_string(DieOutcome o) noexcept;
 
@@ -96,7 +97,9 @@ std::vector<DieRequest> die_requests(const Job& job, const WaferMap& map,
 
 // Runs `dies` through the pipeline. Per-die results go to `reports` (in die order). An Error
 // means the run stopped (backend or ledger failure): what was committed before it stays
-// committed, rerunning continues from there, and `reports` is not meaningful.
+// committed, rerunning continues from there, and `reports` is not meaningful. When the backend
+// itself refused a record (Accelerator::take_refused_index: a card's UID, sequence or curve
+// check), that die gets an ALARM backend-record-refused in the ledger before the run stops.
 Result<PipelineStats> provision(std::span<const DieRequest> dies, Accelerator& backend, Signer& ca,
                                 Ledger& ledger, const PipelineOptions& options,
                                 std::vector<DieReport>& reports);
