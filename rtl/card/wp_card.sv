@@ -231,26 +231,31 @@ module wp_card #(
   logic [IW-1:0] bb_idx_q;     // slot of the next UID
   logic          bb_last_q;    // the beat ended a request packet
 
-  logic          req_take, keep_full, keep_contig, keep_bad, keep_partial;
+  logic          req_take, keep_full, keep_contig, keep_bad, keep_partial, keep_split;
   logic [UW-1:0] keep_uids;
-  logic [$clog2(BW+1)-1:0] keep_bytes;
 
+  // tkeep decoded without counting its bytes: a serial count over BW bits was a 17-LUT path
+  // from the stream into the beat buffer (Yosys + timing.py: 12.3 ns at DW = 128). A legal
+  // tlast beat is a low run of bytes, and for a low run the byte count is only needed in units
+  // of a UID: the full 16-byte groups are those whose top byte is kept, and the run ends inside
+  // a group (a partial UID) where a group's low byte is kept but not its top one.
   always_comb begin
-    keep_bytes  = '0;
     keep_contig = 1'b1;
-    for (int i = 0; i < BW; i++) begin
-      if (req_tkeep_i[i]) begin
-        keep_bytes = keep_bytes + 1'b1;
-        if (i > 0 && !req_tkeep_i[i-1]) keep_contig = 1'b0;
-      end
+    for (int i = 1; i < BW; i++)
+      if (req_tkeep_i[i] && !req_tkeep_i[i-1]) keep_contig = 1'b0;
+    keep_split = 1'b0;
+    keep_uids  = '0;
+    for (int g = 0; g < UPB; g++) begin
+      if (req_tkeep_i[16*g] && !req_tkeep_i[16*g+15]) keep_split = 1'b1;
+      keep_uids = keep_uids + UW'(req_tkeep_i[16*g+15]);
     end
   end
   assign keep_full    = &req_tkeep_i;
   // A beat before tlast carries UPB whole UIDs; the tlast beat a contiguous low run of bytes
-  // (at least one UID). A run that is not a whole number of UIDs is a partial UID.
-  assign keep_bad     = req_tlast_i ? (!keep_contig || keep_bytes == '0) : !keep_full;
-  assign keep_partial = req_tlast_i && !keep_bad && (keep_bytes[3:0] != 4'h0);
-  assign keep_uids    = UW'(keep_bytes >> 4);
+  // (at least one UID, so byte 0 kept). A run that is not a whole number of UIDs is a partial
+  // UID.
+  assign keep_bad     = req_tlast_i ? (!keep_contig || !req_tkeep_i[0]) : !keep_full;
+  assign keep_partial = req_tlast_i && !keep_bad && keep_split;
 
   assign req_tready_o = !zero_q && (halted || bb_cnt_q == '0);
   assign req_take     = req_tvalid_i && req_tready_o && !halted;

@@ -416,6 +416,12 @@ TEST(CardErrors, PartialUidOn256BitStream) {
 TEST(CardErrors, BadTkeepBeforeTlast) {
     malformed<Vwp_card_vl_n1_w128>(beat_of(16, 0xfff7, false), regs::kErrBadTkeep, 15);
 }
+TEST(CardErrors, EmptyTkeepOnTlast) {
+    malformed<Vwp_card_vl_n1_w128>(beat_of(16, 0x0000, true), regs::kErrBadTkeep, 18);
+}
+TEST(CardErrors, ARunEndingOnTheFirstByteOfTheSecondUidIsPartial) {
+    malformed<Vwp_card_vl_n4_w256>(beat_of(32, 0x0001ffff, true), regs::kErrPartialUid, 19);
+}
 TEST(CardErrors, NonContiguousTkeepOnTlast) {
     malformed<Vwp_card_vl_n4_w256>(beat_of(32, 0xffff0000, true), regs::kErrBadTkeep, 16);
 }
