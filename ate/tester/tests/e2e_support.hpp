@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -67,16 +68,19 @@ public:
     Child(const Child&) = delete;
     Child& operator=(const Child&) = delete;
     pid_t pid() const { return pid_; }
-    // False once it has ended (it is reaped then).
+    // False once it has ended (it is reaped then, and wait() returns its status).
     bool running() {
         if (pid_ <= 0) return false;
-        int status = 0;
-        if (::waitpid(pid_, &status, WNOHANG) == 0) return true;
+        const auto rc = waferprov::testing::poll_process(pid_);
+        if (!rc) return true;
+        ended_ = *rc;
+        has_ended_ = true;
         pid_ = -1;
         return false;
     }
-    // Its exit status (see run()).
+    // Its exit status (see run()), also after running() saw it end.
     int wait(std::chrono::seconds timeout) {
+        if (pid_ <= 0 && has_ended_) return ended_;
         const int rc = waferprov::testing::wait_process(pid_, timeout);
         pid_ = -1;
         return rc;
@@ -84,6 +88,9 @@ public:
 
 private:
     pid_t pid_;
+    // (Not a std::optional: GCC 12 takes it for uninitialized under -Werror.)
+    bool has_ended_ = false;
+    int ended_ = 0;
 };
 
 // `waferprov serve` as a child process. start() waits for its "listening on ENDPOINT" line.

@@ -88,19 +88,17 @@ TEST(MetricsE2E, CountersMatchTheLedgerAfterAWaferWithFailuresAndRetests) {
 
     // The wafer, scraped while it runs: every counter only grows.
     const fs::path log = job.tmp.path() / "tester.log";
-    const pid_t tester =
-        spawn(kTester,
-              job.tester_args(server.endpoint(), 8,
-                              {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "7"}),
-              log);
-    ASSERT_GT(tester, 0);
+    Child tester(spawn(kTester,
+                       job.tester_args(server.endpoint(), 8,
+                                       {"--fail-rate", "0.3", "--retest-rate", "1", "--seed", "7"}),
+                       log));
+    ASSERT_GT(tester.pid(), 0);
     const char* counters[] = {
         "waferprov_identities_issued_total", "waferprov_identities_delivered_total",
         "waferprov_identities_programmed_total", "waferprov_identities_failed_total"};
     std::map<std::string, double> last;
     int scrapes_during = 0;
-    int status = 0;  // the tester's wait status, once it has ended
-    while (::waitpid(tester, &status, WNOHANG) == 0) {
+    while (tester.running()) {
         const std::string during = scrape(url, job.tmp.path(), &why);
         ASSERT_FALSE(during.empty()) << why;
         ++scrapes_during;
@@ -111,7 +109,7 @@ TEST(MetricsE2E, CountersMatchTheLedgerAfterAWaferWithFailuresAndRetests) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_text(log) << server.logs();
+    ASSERT_EQ(tester.wait(std::chrono::seconds(10)), 0) << read_text(log) << server.logs();
     std::cout << scrapes_during << " scrape(s) while the tester ran\n";
 
     // After the wafer: the counters against the ledger's own records.

@@ -74,6 +74,17 @@ int wait_process(pid_t pid, std::chrono::milliseconds timeout) {
     }
 }
 
+std::optional<int> poll_process(pid_t pid) {
+    if (pid <= 0) return kNoSuchProcess;
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == 0) return std::nullopt;
+        if (r == pid) return exit_status(status);
+        if (errno != EINTR) return kNoSuchProcess;
+    }
+}
+
 int run_process(const std::vector<std::string>& argv, const std::filesystem::path& log,
                 std::chrono::milliseconds timeout) {
     const pid_t pid = spawn_process(argv, log);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include "waferprov/testing/process.hpp"
 #include "waferprov/testing/temp_dir.hpp"
@@ -43,6 +45,20 @@ TEST(Process, ReportsSpawnFailureSignalAndTimeout) {
     EXPECT_EQ(run_process({(dir / "no-such-program").string()}, dir / "log"), kSpawnFailed);
     EXPECT_EQ(run_process({"/bin/sh", "-c", "kill -TERM $$"}, dir / "log"), kProcessSignaled);
     EXPECT_EQ(run_process({"/bin/sleep", "30"}, dir / "log", milliseconds(100)), kProcessTimedOut);
+}
+
+TEST(Process, PollReportsRunningThenTheExitStatusOnce) {
+    TempDir dir("process");
+    const pid_t pid = spawn_process({"/bin/sh", "-c", "sleep 1; exit 5"}, dir / "log");
+    ASSERT_GT(pid, 0);
+    EXPECT_EQ(poll_process(pid), std::nullopt);
+    std::optional<int> rc;
+    for (int i = 0; i < 3000 && !rc; ++i) {
+        rc = poll_process(pid);
+        if (!rc) std::this_thread::sleep_for(milliseconds(10));
+    }
+    EXPECT_EQ(rc, std::optional<int>(5));
+    EXPECT_EQ(poll_process(pid), std::optional<int>(kNoSuchProcess));  // reaped already
 }
 
 }  // namespace

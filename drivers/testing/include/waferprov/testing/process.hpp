@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,11 @@ pid_t spawn_process(const std::vector<std::string>& argv, const std::filesystem:
 // Thread-safety: safe for different children from different threads; one child must be waited
 // for by one thread only, and not also reaped elsewhere (e.g. by waitpid(-1, ...)).
 int wait_process(pid_t pid, std::chrono::milliseconds timeout);
+
+// Whether the child `pid` has ended, without waiting: nullopt while it runs; once it has ended
+// it is reaped and its status is returned as wait_process() gives it (kNoSuchProcess if `pid`
+// is not an unreaped child). Thread-safety as wait_process().
+std::optional<int> poll_process(pid_t pid);
 
 // spawn_process(argv, log) with stdout and stderr appended to `log`, then
 // wait_process(pid, timeout): the command's exit status, or kSpawnFailed, kProcessSignaled or
