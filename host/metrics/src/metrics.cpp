@@ -243,6 +243,10 @@ Metrics::JobSeries& Metrics::series(const std::string& job) {
         js->quota_left = &quota_left_->Add(l);
         js->touchdown = &touchdown_->Add(l, kTouchdownBuckets);
         js->commit = &commit_->Add(l, kCommitBuckets);
+        // At zero from the start: a family without a series is not exposed at all (no HELP or
+        // TYPE), and an alert on the errors' rate needs the series before the first error.
+        errors_->Add(
+            {{"job", job}, {"code", protocol::to_string(protocol::StatusCode::kInternal)}});
     }
     return *js;
 }

@@ -148,9 +148,9 @@ TEST(Metrics, CountsWhatTheServiceReports) {
     EXPECT_EQ(sample(t, R"(waferprov_ledger_commit_duration_seconds_bucket{job="J1",le="0.001"})"),
               1)
         << t;
-    // Every metric with a series has its HELP and TYPE (errors_total has none yet: no error).
+    // Every metric has its HELP and TYPE.
     for (const char* name :
-         {"waferprov_identities_issued_total", "waferprov_refusals_total",
+         {"waferprov_identities_issued_total", "waferprov_refusals_total", "waferprov_errors_total",
           "waferprov_quota_left_identities", "waferprov_sessions_open",
           "waferprov_touchdown_duration_seconds", "waferprov_ledger_commit_duration_seconds",
           "waferprov_equipment_state"})
