@@ -3,6 +3,7 @@
 // runner demonstrably fails on wrong answers and names what is malformed.
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -100,6 +101,13 @@ TEST(BuiltinVectors, P256BaseMulFileAgreesWithOpenSslDirectly) {
 TEST(BuiltinVectors, EveryFilePassesOnEveryBackendWithNothingSkippedOnSoftware) {
     size_t files = 0;
     for (const auto& name : available_backends()) {
+        // A backend built for hardware that is absent here (xdma without a card) is skipped,
+        // saying so; every other one must open.
+        if (auto made = make_backend(BackendOptions{name, {}});
+            !made.ok() && made.error().code == ErrorCode::kUnavailable) {
+            std::cout << "backend " << name << " skipped: " << made.error().describe() << "\n";
+            continue;
+        }
         Backend b(name);
         for (const auto& e : fs::recursive_directory_iterator(kVectors)) {
             if (e.path().extension() != ".json") continue;
