@@ -11,32 +11,17 @@
 #include <sstream>
 
 #include "e2e_support.hpp"
+#include "waferprov/testing/metrics_scrape.hpp"
 
 using namespace waferprov;
 using namespace waferprov::tester::e2e;
 
 namespace {
 
-// The value of the sample `series` (exactly as exposed), or -1 if absent.
-double sample(const std::string& text, const std::string& series) {
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
+using waferprov::testing::exposition_sample;
 
-// GET `url` with the curl binary; the body, or "" (with the reason in `why`).
 std::string scrape(const std::string& url, const fs::path& dir, std::string* why = nullptr) {
-    const fs::path body = dir / "scrape.txt", log = dir / "curl.log";
-    fs::remove(body);
-    const int rc = run("/usr/bin/curl", {"-sS", "--max-time", "20", "-o", body.string(), url}, log,
-                       std::chrono::seconds(60));
-    if (rc != 0) {
-        if (why != nullptr) *why = "curl exit " + std::to_string(rc) + ": " + read_text(log);
-        return "";
-    }
-    return read_text(body);
+    return waferprov::testing::http_get(url, dir, why);
 }
 
 // The URL serve printed ("metrics on URL").
@@ -80,11 +65,15 @@ TEST(MetricsE2E, CountersMatchTheLedgerAfterAWaferWithFailuresAndRetests) {
     ASSERT_FALSE(text.empty()) << why;
     const int64_t left_before = ledger_count(job.ledger(), "SELECT quota - quota_used FROM job");
     ASSERT_GT(left_before, 0);
-    EXPECT_EQ(sample(text, std::string("waferprov_quota_left_identities") + kJob), left_before)
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_quota_left_identities") + kJob),
+              left_before)
         << text;
-    EXPECT_EQ(sample(text, std::string("waferprov_identities_delivered_total") + kJob), 0) << text;
-    EXPECT_EQ(sample(text, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 0) << text;
-    EXPECT_EQ(sample(text, R"(waferprov_equipment_state{state="standby"})"), 1) << text;
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_identities_delivered_total") + kJob),
+              0)
+        << text;
+    EXPECT_EQ(exposition_sample(text, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 0)
+        << text;
+    EXPECT_EQ(exposition_sample(text, R"(waferprov_equipment_state{state="standby"})"), 1) << text;
 
     // The wafer, scraped while it runs: every counter only grows.
     const fs::path log = job.tmp.path() / "tester.log";
@@ -103,7 +92,7 @@ TEST(MetricsE2E, CountersMatchTheLedgerAfterAWaferWithFailuresAndRetests) {
         ASSERT_FALSE(during.empty()) << why;
         ++scrapes_during;
         for (const char* c : counters) {
-            const double v = sample(during, std::string(c) + kJob);
+            const double v = exposition_sample(during, std::string(c) + kJob);
             EXPECT_GE(v, last[c]) << c << " went down";
             last[c] = v;
         }
@@ -134,15 +123,21 @@ TEST(MetricsE2E, CountersMatchTheLedgerAfterAWaferWithFailuresAndRetests) {
     ASSERT_GT(failed, 0) << "the simulator's --fail-rate should fail some dies";
     EXPECT_GT(deliver, static_cast<int64_t>(job.dies)) << "retested dies are delivered again";
 
-    EXPECT_EQ(sample(text, std::string("waferprov_identities_issued_total") + kJob), issue) << text;
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_identities_issued_total") + kJob),
+              issue)
+        << text;
     EXPECT_EQ(used, issue);
-    EXPECT_EQ(sample(text, std::string("waferprov_quota_left_identities") + kJob), quota - used)
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_quota_left_identities") + kJob),
+              quota - used)
         << text;
-    EXPECT_EQ(sample(text, std::string("waferprov_identities_delivered_total") + kJob), deliver)
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_identities_delivered_total") + kJob),
+              deliver)
         << text;
-    EXPECT_EQ(sample(text, std::string("waferprov_identities_programmed_total") + kJob), programmed)
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_identities_programmed_total") + kJob),
+              programmed)
         << text;
-    EXPECT_EQ(sample(text, std::string("waferprov_identities_failed_total") + kJob), failed)
+    EXPECT_EQ(exposition_sample(text, std::string("waferprov_identities_failed_total") + kJob),
+              failed)
         << text;
     // Every delivery got its result: delivered = programmed + failed, as the ledger counts them.
     EXPECT_EQ(deliver, programmed + failed);
@@ -150,27 +145,33 @@ TEST(MetricsE2E, CountersMatchTheLedgerAfterAWaferWithFailuresAndRetests) {
     const json s = job.summary();
     EXPECT_EQ(static_cast<int64_t>(job.counts().programmed), s["programmed"].get<int64_t>());
     // One latency sample per TOUCHDOWN the simulator sent.
-    EXPECT_EQ(sample(text, std::string("waferprov_touchdown_duration_seconds_count") + kJob),
-              s["latency_ms"]["calls"].get<double>())
+    EXPECT_EQ(
+        exposition_sample(text, std::string("waferprov_touchdown_duration_seconds_count") + kJob),
+        s["latency_ms"]["calls"].get<double>())
         << text;
     // Every commit that issued, delivered or recorded a result was timed.
-    EXPECT_GE(sample(text, std::string("waferprov_ledger_commit_duration_seconds_count") + kJob), 1)
+    EXPECT_GE(exposition_sample(
+                  text, std::string("waferprov_ledger_commit_duration_seconds_count") + kJob),
+              1)
         << text;
     // Refusals by code, as the simulator counted the sites refused to it.
     for (const auto& [code, n] : s["refused"].items())
-        EXPECT_EQ(sample(text, R"(waferprov_refusals_total{code=")" + code +
-                                   R"(",job="J1",tester="SIM-01"})"),
+        EXPECT_EQ(exposition_sample(text, R"(waferprov_refusals_total{code=")" + code +
+                                              R"(",job="J1",tester="SIM-01"})"),
                   n.get<double>())
             << code << "\n"
             << text;
     // The tester said BYE; exactly one E10 state holds, and the host did work just now.
-    EXPECT_EQ(sample(text, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 0) << text;
+    EXPECT_EQ(exposition_sample(text, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 0)
+        << text;
     double states = 0;
     for (const char* st : {"productive", "standby", "engineering", "scheduled_down",
                            "unscheduled_down", "non_scheduled"})
-        states += sample(text, std::string(R"(waferprov_equipment_state{state=")") + st + "\"}");
+        states += exposition_sample(
+            text, std::string(R"(waferprov_equipment_state{state=")") + st + "\"}");
     EXPECT_EQ(states, 1) << text;
-    EXPECT_EQ(sample(text, R"(waferprov_equipment_state{state="unscheduled_down"})"), 0) << text;
+    EXPECT_EQ(exposition_sample(text, R"(waferprov_equipment_state{state="unscheduled_down"})"), 0)
+        << text;
 }
 
 TEST(MetricsE2E, ABadAddressOrAPortInUseIsNamed) {

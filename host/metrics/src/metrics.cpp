@@ -127,6 +127,7 @@ struct Metrics::JobSeries {
     prometheus::Gauge* quota_left = nullptr;
     prometheus::Histogram* touchdown = nullptr;
     prometheus::Histogram* commit = nullptr;
+    prometheus::Counter* errors = nullptr;  // code INTERNAL: the host failed a request
     bool quota_known = false;
     uint64_t last_quota_left = 0;
     bool fault = false;  // the job's last request failed on the host
@@ -245,8 +246,8 @@ Metrics::JobSeries& Metrics::series(const std::string& job) {
         js->commit = &commit_->Add(l, kCommitBuckets);
         // At zero from the start: a family without a series is not exposed at all (no HELP or
         // TYPE), and an alert on the errors' rate needs the series before the first error.
-        errors_->Add(
-            {{"job", job}, {"code", protocol::to_string(protocol::StatusCode::kInternal)}});
+        js->errors =
+            &errors_->Add({{"job", job}, {"code", protocol::to_string(StatusCode::kInternal)}});
     }
     return *js;
 }
@@ -350,7 +351,7 @@ void Metrics::request_failed(const std::string& job, const std::string&) {
     std::lock_guard lock(mu_);
     auto& js = series(job);
     js.fault = true;
-    errors_->Add({{"job", job}, {"code", protocol::to_string(StatusCode::kInternal)}}).Increment();
+    js.errors->Increment();
 }
 
 void Metrics::frame_refused(const std::string& key_z85, StatusCode code) {

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "waferprov/host/metrics.hpp"
+#include "waferprov/testing/metrics_scrape.hpp"
 #include "waferprov/testing/process.hpp"
 #include "waferprov/testing/temp_dir.hpp"
 
@@ -35,24 +36,15 @@ protocol::TouchdownResult answer(std::vector<StatusCode> codes) {
     return r;
 }
 
-// The value of the sample `series` (name and labels exactly as exposed), or -1 if absent.
-double sample(const std::string& text, const std::string& series) {
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
+using waferprov::testing::exposition_sample;
 
 // GET `url` with curl; the body ("" and a test failure if curl fails).
 std::string scrape(const std::string& url) {
     waferprov::testing::TempDir tmp("metrics_scrape");
-    const auto out = tmp / "body";
-    const int rc = waferprov::testing::run_process(
-        {"/usr/bin/curl", "-sS", "--max-time", "30", "-o", out.string(), url}, tmp / "curl.log",
-        std::chrono::seconds(60));
-    EXPECT_EQ(rc, 0) << waferprov::testing::read_text(tmp / "curl.log");
-    return waferprov::testing::read_text(out);
+    std::string why;
+    const std::string body = waferprov::testing::http_get(url, tmp.path(), &why);
+    EXPECT_TRUE(why.empty()) << why;
+    return body;
 }
 
 }  // namespace
@@ -86,8 +78,8 @@ TEST(Metrics, CountsWhatTheServiceReports) {
     m.add_job(job_with_testers("J1", {{"SIM-01", "KEY1"}, {"SIM-02", "KEY2"}}));
     // Registered at zero before anything happens.
     std::string t = m.text();
-    EXPECT_EQ(sample(t, R"(waferprov_identities_delivered_total{job="J1"})"), 0) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-02"})"), 0) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_delivered_total{job="J1"})"), 0) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-02"})"), 0) << t;
 
     m.job_opened("J1", 100);
     m.session_opened("J1", "SIM-01");
@@ -115,37 +107,53 @@ TEST(Metrics, CountsWhatTheServiceReports) {
     m.frame_refused("", StatusCode::kBadFrame);
 
     t = m.text();
-    EXPECT_EQ(sample(t, R"(waferprov_identities_issued_total{job="J1"})"), 5) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_identities_delivered_total{job="J1"})"), 3) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_identities_programmed_total{job="J1"})"), 2) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_identities_failed_total{job="J1"})"), 1) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_quota_left_identities{job="J1"})"), 95) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 1) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-02"})"), 1) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_sessions_open{job="J1",tester="unlisted"})"), 1) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_refusals_total{code="NOT_ON_MAP",job="J1",tester="SIM-01"})"),
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_issued_total{job="J1"})"), 5) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_delivered_total{job="J1"})"), 3) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_programmed_total{job="J1"})"), 2) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_failed_total{job="J1"})"), 1) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_quota_left_identities{job="J1"})"), 95) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 1) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-02"})"), 1) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="unlisted"})"), 1)
+        << t;
+    EXPECT_EQ(exposition_sample(
+                  t, R"(waferprov_refusals_total{code="NOT_ON_MAP",job="J1",tester="SIM-01"})"),
               1)
         << t;
-    EXPECT_EQ(sample(t, R"(waferprov_refusals_total{code="NOT_ON_MAP",job="J1",tester="SIM-02"})"),
+    EXPECT_EQ(exposition_sample(
+                  t, R"(waferprov_refusals_total{code="NOT_ON_MAP",job="J1",tester="SIM-02"})"),
+              1)
+        << t;
+    EXPECT_EQ(exposition_sample(
+                  t, R"(waferprov_refusals_total{code="NOT_DELIVERED",job="J1",tester="SIM-01"})"),
               1)
         << t;
     EXPECT_EQ(
-        sample(t, R"(waferprov_refusals_total{code="NOT_DELIVERED",job="J1",tester="SIM-01"})"), 1)
-        << t;
-    EXPECT_EQ(
-        sample(t, R"(waferprov_refusals_total{code="SEQUENCE_REUSED",job="J1",tester="SIM-02"})"),
+        exposition_sample(
+            t, R"(waferprov_refusals_total{code="SEQUENCE_REUSED",job="J1",tester="SIM-02"})"),
         1)
         << t;
-    EXPECT_EQ(sample(t, R"(waferprov_refusals_total{code="BAD_FRAME",job="",tester=""})"), 1) << t;
+    EXPECT_EQ(
+        exposition_sample(t, R"(waferprov_refusals_total{code="BAD_FRAME",job="",tester=""})"), 1)
+        << t;
     // Histograms: cumulative buckets, count and sum.
-    EXPECT_EQ(sample(t, R"(waferprov_touchdown_duration_seconds_count{job="J1"})"), 2) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_touchdown_duration_seconds_bucket{job="J1",le="0.005"})"), 1)
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_touchdown_duration_seconds_count{job="J1"})"), 2)
         << t;
-    EXPECT_EQ(sample(t, R"(waferprov_touchdown_duration_seconds_bucket{job="J1",le="0.025"})"), 2)
+    EXPECT_EQ(
+        exposition_sample(t, R"(waferprov_touchdown_duration_seconds_bucket{job="J1",le="0.005"})"),
+        1)
         << t;
-    EXPECT_NEAR(sample(t, R"(waferprov_touchdown_duration_seconds_sum{job="J1"})"), 0.015, 1e-9);
-    EXPECT_EQ(sample(t, R"(waferprov_ledger_commit_duration_seconds_count{job="J1"})"), 3) << t;
-    EXPECT_EQ(sample(t, R"(waferprov_ledger_commit_duration_seconds_bucket{job="J1",le="0.001"})"),
+    EXPECT_EQ(
+        exposition_sample(t, R"(waferprov_touchdown_duration_seconds_bucket{job="J1",le="0.025"})"),
+        2)
+        << t;
+    EXPECT_NEAR(exposition_sample(t, R"(waferprov_touchdown_duration_seconds_sum{job="J1"})"),
+                0.015, 1e-9);
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_ledger_commit_duration_seconds_count{job="J1"})"),
+              3)
+        << t;
+    EXPECT_EQ(exposition_sample(
+                  t, R"(waferprov_ledger_commit_duration_seconds_bucket{job="J1",le="0.001"})"),
               1)
         << t;
     // Every metric has its HELP and TYPE.
@@ -192,10 +200,12 @@ TEST(Metrics, EquipmentStateFollowsTheE10Rules) {
     now += std::chrono::minutes(5);
     EXPECT_EQ(m.state(), EquipmentState::kScheduledDown);
     const std::string t = m.text();
-    EXPECT_EQ(sample(t, R"(waferprov_equipment_state{state="scheduled_down"})"), 1) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_equipment_state{state="scheduled_down"})"), 1) << t;
     for (const char* s :
          {"productive", "standby", "engineering", "unscheduled_down", "non_scheduled"})
-        EXPECT_EQ(sample(t, std::string(R"(waferprov_equipment_state{state=")") + s + "\"}"), 0)
+        EXPECT_EQ(
+            exposition_sample(t, std::string(R"(waferprov_equipment_state{state=")") + s + "\"}"),
+            0)
             << s << "\n"
             << t;
     m.stopping();
@@ -223,15 +233,17 @@ TEST(Metrics, ServesTheExpositionFormatOverLoopbackHttp) {
     m.touchdown_answered("J1", "SIM-01", answer({StatusCode::kOk, StatusCode::kQuotaExhausted}),
                          0.02);
     const std::string body = scrape(u);
-    EXPECT_EQ(sample(body, R"(waferprov_identities_issued_total{job="J1"})"), 8) << body;
-    EXPECT_EQ(sample(body, R"(waferprov_quota_left_identities{job="J1"})"), 42) << body;
-    EXPECT_EQ(sample(body, R"(waferprov_identities_delivered_total{job="J1"})"), 1) << body;
+    EXPECT_EQ(exposition_sample(body, R"(waferprov_identities_issued_total{job="J1"})"), 8) << body;
+    EXPECT_EQ(exposition_sample(body, R"(waferprov_quota_left_identities{job="J1"})"), 42) << body;
+    EXPECT_EQ(exposition_sample(body, R"(waferprov_identities_delivered_total{job="J1"})"), 1)
+        << body;
     EXPECT_EQ(
-        sample(body,
-               R"(waferprov_refusals_total{code="QUOTA_EXHAUSTED",job="J1",tester="SIM-01"})"),
+        exposition_sample(
+            body, R"(waferprov_refusals_total{code="QUOTA_EXHAUSTED",job="J1",tester="SIM-01"})"),
         1)
         << body;
-    EXPECT_EQ(sample(body, R"(waferprov_equipment_state{state="productive"})"), 1) << body;
+    EXPECT_EQ(exposition_sample(body, R"(waferprov_equipment_state{state="productive"})"), 1)
+        << body;
     EXPECT_NE(body.find("# TYPE waferprov_touchdown_duration_seconds histogram"), std::string::npos)
         << body;
 
