@@ -321,8 +321,8 @@ struct Service::Impl {
             if (d.answer.empty()) continue;
             if (stopping) ++answered_after_stop;
             send(d.routing_id, d.answer);
-            for (const auto& w : sessions->complete(d.session_id, d.work_id, d.answer))
-                send_as(w.routing_id, d.answer, w.request_id);
+            const auto done = sessions->complete(d.session_id, d.work_id, d.answer);
+            for (const auto& w : done.waiters) send_as(w.routing_id, *done.answer, w.request_id);
         }
     }
 

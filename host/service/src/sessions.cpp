@@ -85,21 +85,25 @@ void SessionTable::remember(Session& s, uint64_t work_id, pr::Kind kind, uint32_
     while (s.answers.size() > limits_.answers_kept) s.answers.pop_front();
 }
 
-std::vector<Recipient> SessionTable::complete(uint64_t session_id, uint64_t work_id,
-                                              const Bytes& answer) {
+SessionTable::Completion SessionTable::complete(uint64_t session_id, uint64_t work_id,
+                                                Bytes& answer) {
+    Completion done;
+    done.answer = &answer;
     auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) return {};
+    if (it == sessions_.end()) return done;
     auto& answers = it->second.answers;
     auto c = std::find_if(answers.begin(), answers.end(),
                           [&](const CachedAnswer& a) { return a.work_id == work_id; });
-    if (c == answers.end()) return {};
-    std::vector<Recipient> waiters = std::move(c->waiters);
+    if (c == answers.end()) return done;
+    done.waiters = std::move(c->waiters);
     const auto h = pr::peek_header(answer);
-    if (h && h->kind == static_cast<uint8_t>(pr::Kind::kError))
+    if (h && h->kind == static_cast<uint8_t>(pr::Kind::kError)) {
         answers.erase(c);
-    else
-        c->answer = answer;  // the cache keeps the bytes just sent
-    return waiters;
+    } else {
+        c->answer = std::move(answer);  // the cache keeps the bytes just sent
+        done.answer = &c->answer;
+    }
+    return done;
 }
 
 }  // namespace waferprov::host::svc

@@ -92,9 +92,14 @@ public:
     void remember(Session& s, uint64_t work_id, protocol::Kind kind, uint32_t sequence,
                   ByteSpan body);
     // The answer to `work_id` of session `session_id` is ready: returns who else waits for it,
-    // and keeps the answer unless it is an ERROR (a failure is not kept: a retry tries again).
-    // Nothing happens if the session or the entry is gone.
-    std::vector<Recipient> complete(uint64_t session_id, uint64_t work_id, const Bytes& answer);
+    // with the bytes to send them. The answer is kept (moved out of `answer` into the cache)
+    // unless it is an ERROR: a failure is not kept, so a retry tries again, and `answer` is left
+    // as it was. Nothing happens if the session or the entry is gone.
+    struct Completion {
+        std::vector<Recipient> waiters;
+        const Bytes* answer = nullptr;  // the cached bytes or `answer`; valid until the next call
+    };
+    Completion complete(uint64_t session_id, uint64_t work_id, Bytes& answer);
 
 private:
     size_t count(const std::string& key) const;

@@ -37,7 +37,8 @@ TEST(SessionTable, ARepeatWhileWorkedOnWaitsAndThenGetsTheFirstAnswer) {
     EXPECT_EQ(t.lookup(*s, pr::Kind::kTouchdown, 5, req, Recipient{body({9}), 42}).what,
               Lookup::kPending);
     const Bytes answer = encoded(pr::ByeOk{});
-    const auto waiters = t.complete(s->id, 1, answer);
+    Bytes sent = answer;
+    const auto waiters = t.complete(s->id, 1, sent).waiters;
     ASSERT_EQ(waiters.size(), 1u);
     EXPECT_EQ(waiters[0].routing_id, body({9}));
     EXPECT_EQ(waiters[0].request_id, 42u);
@@ -60,7 +61,8 @@ TEST(SessionTable, AFailureIsNotKeptSoARetryTriesAgain) {
     auto t = table();
     Session* s = *t.open(nullptr, "T1", "keyA", 1);
     t.remember(*s, 1, pr::Kind::kTouchdown, 5, body({1}));
-    t.complete(s->id, 1, encoded(pr::ErrorReply{pr::StatusCode::kInternal, "ledger"}));
+    Bytes failure = encoded(pr::ErrorReply{pr::StatusCode::kInternal, "ledger"});
+    t.complete(s->id, 1, failure);
     EXPECT_EQ(t.lookup(*s, pr::Kind::kTouchdown, 5, body({1}), {}).what, Lookup::kNew);
 }
 
@@ -72,7 +74,8 @@ TEST(SessionTable, OnlyTheLastAnswersKeptAreRemembered) {
     EXPECT_EQ(t.lookup(*s, pr::Kind::kTouchdown, 1, body({2}), {}).what, Lookup::kNew);
     EXPECT_EQ(t.lookup(*s, pr::Kind::kTouchdown, 2, body({2}), {}).what, Lookup::kSequenceReused);
     // The answer to a forgotten request finds nothing to complete.
-    EXPECT_TRUE(t.complete(s->id, 1, encoded(pr::ByeOk{})).empty());
+    Bytes late = encoded(pr::ByeOk{});
+    EXPECT_TRUE(t.complete(s->id, 1, late).waiters.empty());
 }
 
 TEST(SessionTable, ASessionBelongsToItsKeyNotToAConnection) {
