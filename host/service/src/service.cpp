@@ -60,8 +60,6 @@ struct Service::Impl {
     std::unique_ptr<svc::Workers> workers;
 
     svc::LinkSockets sockets;
-    void* router = nullptr;  // sockets.router(), sockets.zap() once open
-    void* zap = nullptr;
     int stop_fd = -1;      // eventfd: stop() was called
     size_t in_flight = 0;  // queued or being worked on
     uint64_t last_work_id = 0;
@@ -86,8 +84,9 @@ struct Service::Impl {
     void send(ByteSpan routing_id, ByteSpan frame) {
         // A peer that went away is not an error: the ROUTER drops the answer, and the ledger
         // already holds everything the answer reported (DELIVERED before sending).
-        zmq_send(router, routing_id.data(), routing_id.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send(router, frame.data(), frame.size(), ZMQ_DONTWAIT);
+        zmq_send(sockets.router(), routing_id.data(), routing_id.size(),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(sockets.router(), frame.data(), frame.size(), ZMQ_DONTWAIT);
     }
 
     // An encoded answer sent as the answer to `request_id` (the header's bytes 8..11).
@@ -125,7 +124,7 @@ struct Service::Impl {
         std::vector<Bytes> parts;
         for (;;) {
             Msg m;
-            if (zmq_msg_recv(&m.m, zap, ZMQ_DONTWAIT) < 0) return;
+            if (zmq_msg_recv(&m.m, sockets.zap(), ZMQ_DONTWAIT) < 0) return;
             parts.emplace_back(m.bytes().begin(), m.bytes().end());
             if (!m.more()) break;
         }
@@ -139,7 +138,7 @@ struct Service::Impl {
             log_limited("connection refused", "connection refused: " + d.refusal);
         }
         for (size_t i = 0; i < d.reply.size(); ++i)
-            zmq_send(zap, d.reply[i].data(), d.reply[i].size(),
+            zmq_send(sockets.zap(), d.reply[i].data(), d.reply[i].size(),
                      i + 1 < d.reply.size() ? ZMQ_SNDMORE : 0);
     }
 
@@ -334,8 +333,6 @@ struct Service::Impl {
 
     Status setup(std::string& endpoint) {
         WP_RETURN_IF_ERROR(sockets.open(opt, endpoint));
-        router = sockets.router();
-        zap = sockets.zap();
         workers->start(opt.workers);
         return ok_status();
     }
@@ -343,14 +340,14 @@ struct Service::Impl {
     void receive_all() {
         for (int burst = 0; burst < 256; ++burst) {
             Msg id;
-            if (zmq_msg_recv(&id.m, router, ZMQ_DONTWAIT) < 0) return;
+            if (zmq_msg_recv(&id.m, sockets.router(), ZMQ_DONTWAIT) < 0) return;
             if (!id.more()) continue;  // a ROUTER always gets identity + payload
             Msg payload;
-            if (zmq_msg_recv(&payload.m, router, ZMQ_DONTWAIT) < 0) return;
+            if (zmq_msg_recv(&payload.m, sockets.router(), ZMQ_DONTWAIT) < 0) return;
             const bool extra = payload.more();
             while (payload.more()) {  // a multi-part request is not a WPTL frame: drain it
                 Msg rest;
-                if (zmq_msg_recv(&rest.m, router, ZMQ_DONTWAIT) < 0) break;
+                if (zmq_msg_recv(&rest.m, sockets.router(), ZMQ_DONTWAIT) < 0) break;
                 if (!rest.more()) break;
             }
             std::string key;
@@ -373,10 +370,10 @@ struct Service::Impl {
     Status loop() {
         zmq_pollitem_t items[4] = {};
         int n = 0;
-        items[n++] = {router, 0, ZMQ_POLLIN, 0};
+        items[n++] = {sockets.router(), 0, ZMQ_POLLIN, 0};
         items[n++] = {nullptr, workers->done_fd(), ZMQ_POLLIN, 0};
         items[n++] = {nullptr, stop_fd, ZMQ_POLLIN, 0};
-        if (zap != nullptr) items[n++] = {zap, 0, ZMQ_POLLIN, 0};
+        if (sockets.zap() != nullptr) items[n++] = {sockets.zap(), 0, ZMQ_POLLIN, 0};
         for (;;) {
             if (stopping && in_flight == 0) return ok_status();
             long timeout_ms = -1;
@@ -402,7 +399,7 @@ struct Service::Impl {
                 return make_error(ErrorCode::kIo,
                                   std::string("zmq_poll: ") + zmq_strerror(zmq_errno()));
             }
-            if (zap != nullptr && (items[3].revents & ZMQ_POLLIN)) handle_zap();
+            if (sockets.zap() != nullptr && (items[3].revents & ZMQ_POLLIN)) handle_zap();
             if (items[1].revents & ZMQ_POLLIN) drain_done();
             if (items[0].revents & ZMQ_POLLIN) receive_all();
             if (items[2].revents & ZMQ_POLLIN) {
@@ -425,7 +422,6 @@ struct Service::Impl {
     // cut the flush short.
     bool close_sockets() {
         const auto left = stopping ? stop_deadline - Clock::now() : Clock::duration::zero();
-        router = zap = nullptr;
         return sockets.close(std::chrono::duration_cast<std::chrono::milliseconds>(left));
     }
 };
