@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli.hpp"
+#include "waferprov/host/report.hpp"
 #include "waferprov/sim/floor.hpp"
 
 namespace waferprov::cli {
@@ -145,19 +146,7 @@ double nice_step(double hi, int ticks) {
     return 10 * mag;
 }
 
-std::string xml_escape(const std::string& s) {
-    std::string o;
-    for (char ch : s) {
-        switch (ch) {
-            case '&': o += "&amp;"; break;
-            case '<': o += "&lt;"; break;
-            case '>': o += "&gt;"; break;
-            case '"': o += "&quot;"; break;
-            default: o += ch;
-        }
-    }
-    return o;
-}
+using host::report::xml_text;
 
 // The sweep as a plot a person reads at a glance: dies/hour (black, left axis) against the
 // parameter, one marker per value coloured by that point's bottleneck (legend below), the
@@ -195,8 +184,8 @@ std::string sweep_svg(const std::string& floor_name, const Sweep& s,
       << "\" viewBox=\"0 0 " << W << ' ' << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect x=\"0\" y=\"0\" width=\"" << W << "\" height=\"" << H << "\" fill=\"white\"/>\n";
     o << "<text class=\"title\" x=\"" << W / 2 << "\" y=\"28\" text-anchor=\"middle\" "
-      << "font-size=\"17\" font-weight=\"bold\">" << xml_escape(floor_name)
-      << ": dies/hour against " << xml_escape(s.param) << "</text>\n";
+      << "font-size=\"17\" font-weight=\"bold\">" << xml_text(floor_name) << ": dies/hour against "
+      << xml_text(s.param) << "</text>\n";
 
     // Axes, grid and ticks.
     o << "<g class=\"axes\" stroke=\"black\">\n"
@@ -231,7 +220,7 @@ std::string sweep_svg(const std::string& floor_name, const Sweep& s,
     }
     o << "</g>\n";
     o << "<text class=\"xlabel\" x=\"" << L + pw / 2 << "\" y=\"" << T + ph + 40
-      << "\" text-anchor=\"middle\" font-size=\"14\">" << xml_escape(s.param) << "</text>\n"
+      << "\" text-anchor=\"middle\" font-size=\"14\">" << xml_text(s.param) << "</text>\n"
       << "<text class=\"ylabel\" transform=\"translate(18," << T + ph / 2
       << ") rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">dies/hour</text>\n"
       << "<text class=\"ulabel\" transform=\"translate(" << W - 14 << "," << T + ph / 2
@@ -254,9 +243,9 @@ std::string sweep_svg(const std::string& floor_name, const Sweep& s,
         const auto& r = rs[i];
         o << "<circle class=\"point\" cx=\"" << px(s.values[i]) << "\" cy=\"" << py(r.dies_per_hour)
           << "\" r=\"5\" fill=\"" << colour_of(r.bottleneck) << "\" stroke=\"black\"><title>"
-          << xml_escape(s.param) << " = " << s.values[i] << ": " << grouped(r.dies_per_hour)
+          << xml_text(s.param) << " = " << s.values[i] << ": " << grouped(r.dies_per_hour)
           << " dies/h, " << fixed(r.wafers_per_hour, 2) << " wafers/h, bottleneck "
-          << xml_escape(r.bottleneck) << "</title></circle>\n";
+          << xml_text(r.bottleneck) << "</title></circle>\n";
     }
     o << "</g>\n<g class=\"bottleneck-changes\" font-size=\"11\">\n";
     // The bottleneck's name where it changes (and at the first point), above the marker.
@@ -265,7 +254,7 @@ std::string sweep_svg(const std::string& floor_name, const Sweep& s,
         const double x = px(s.values[i]), y = py(rs[i].dies_per_hour) - 12;
         o << "<text x=\"" << x << "\" y=\"" << std::max(y, T + 10.0) << "\" text-anchor=\""
           << (x > L + pw * 0.7 ? "end" : "start") << "\" fill=\"" << colour_of(rs[i].bottleneck)
-          << "\">" << xml_escape(rs[i].bottleneck.substr(0, rs[i].bottleneck.find(" (")))
+          << "\">" << xml_text(rs[i].bottleneck.substr(0, rs[i].bottleneck.find(" (")))
           << "</text>\n";
     }
     o << "</g>\n<g class=\"legend\">\n";
@@ -282,7 +271,7 @@ std::string sweep_svg(const std::string& floor_name, const Sweep& s,
         ly += 18;
         o << "<circle cx=\"" << L + 12 << "\" cy=\"" << ly - 4 << "\" r=\"5\" fill=\""
           << colour_of(b) << "\" stroke=\"black\"/><text x=\"" << L + 30 << "\" y=\"" << ly
-          << "\">bottleneck: " << xml_escape(b) << "</text>\n";
+          << "\">bottleneck: " << xml_text(b) << "</text>\n";
     }
     o << "</g>\n</svg>\n";
     return o.str();

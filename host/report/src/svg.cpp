@@ -49,12 +49,6 @@ void xml_escape(std::string& out, std::string_view s) {
     }
 }
 
-std::string esc(std::string_view s) {
-    std::string out;
-    xml_escape(out, s);
-    return out;
-}
-
 // Short decimal: at most 3 decimals, trailing zeros dropped.
 void num(std::string& out, double v) {
     if (std::abs(v) < 0.0005) v = 0;  // no "-0"
@@ -171,15 +165,15 @@ void write_prologue(std::string& out, int width, int height) {
 // Title: lot, wafer, substrate, time; below it the job and the map's geometry.
 void write_title(std::string& out, const WaferRun& run, const Layout& l) {
     const MapGeometry& g = run.geometry;
-    std::string title = "Lot " + esc(run.lot) + "  wafer " + wafer_label(run.wafer);
-    if (!run.substrate_id.empty()) title += "  (" + esc(run.substrate_id) + ")";
+    std::string title = "Lot " + xml_text(run.lot) + "  wafer " + wafer_label(run.wafer);
+    if (!run.substrate_id.empty()) title += "  (" + xml_text(run.substrate_id) + ")";
     title += "  " + iso_time(run.start_unix) + " \xE2\x80\x93 " + iso_time(run.finish_unix);
-    std::string sub = "job " + esc(run.job) + "  product " + esc(run.product) + "  node " +
-                      esc(run.tester_node) + "  map " + std::to_string(g.columns) + "\xC3\x97" +
-                      std::to_string(g.rows);
+    std::string sub = "job " + xml_text(run.job) + "  product " + xml_text(run.product) +
+                      "  node " + xml_text(run.tester_node) + "  map " + std::to_string(g.columns) +
+                      "\xC3\x97" + std::to_string(g.rows);
     if (l.physical)
         sub += ", die " + num(g.die_width_mm) + "\xC3\x97" + num(g.die_height_mm) + " mm";
-    sub += ", origin " + esc(g.origin) + ", axis " + esc(g.axis);
+    sub += ", origin " + xml_text(g.origin) + ", axis " + xml_text(g.axis);
     if (g.flat_deg >= 0) sub += ", notch " + std::to_string(g.flat_deg) + "\xC2\xB0";
     out += "<text x=\"10\" y=\"26\" font-size=\"20\" font-weight=\"bold\">" + title + "</text>\n";
     out += "<text x=\"10\" y=\"50\" font-size=\"13\">" + sub + "</text>\n";
@@ -251,7 +245,7 @@ void write_legend(std::string& out, const WaferRun& run, const Layout& l, int lx
                "\" width=\"18\" height=\"18\" fill=\"" + colour_of(c) +
                "\" stroke=\"#000000\" stroke-width=\"0.5\"/>";
         out += "<text x=\"" + std::to_string(lx + 26) + "\" y=\"" + std::to_string(ly + 14) +
-               "\" font-size=\"13\">" + esc(to_string(c)) + ": " + std::to_string(counts[i]) +
+               "\" font-size=\"13\">" + xml_text(to_string(c)) + ": " + std::to_string(counts[i]) +
                "</text>\n";
         ly += 26;
     }
@@ -268,8 +262,8 @@ void write_legend(std::string& out, const WaferRun& run, const Layout& l, int lx
     ly += 34;
     out += "<text x=\"" + std::to_string(lx) + "\" y=\"" + std::to_string(ly) +
            "\" font-size=\"13\">+x " + (l.sx > 0 ? "\xE2\x86\x92" : "\xE2\x86\x90") + "   +y " +
-           (l.sy < 0 ? "\xE2\x86\x91" : "\xE2\x86\x93") + "   (axis " + esc(run.geometry.axis) +
-           ")</text>\n";
+           (l.sy < 0 ? "\xE2\x86\x91" : "\xE2\x86\x93") + "   (axis " +
+           xml_text(run.geometry.axis) + ")</text>\n";
     ly += 24;
     out += "<rect x=\"" + std::to_string(lx) + "\" y=\"" + std::to_string(ly - 13) +
            "\" width=\"16\" height=\"16\" fill=\"none\" stroke=\"#000000\" stroke-width=\"2\"/>";
@@ -278,6 +272,12 @@ void write_legend(std::string& out, const WaferRun& run, const Layout& l, int lx
 }
 
 }  // namespace
+
+std::string xml_text(std::string_view s) {
+    std::string out;
+    xml_escape(out, s);
+    return out;
+}
 
 std::string wafer_svg(const WaferRun& run, const SvgOptions& options) {
     const Layout l = layout_of(run);

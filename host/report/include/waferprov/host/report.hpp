@@ -171,6 +171,10 @@ LotReconciliation reconcile_lot(std::span<const WaferRun> runs);
 
 // End-of-run summary over one or more wafers of a run: counts per state and per outcome,
 // dies/s, elapsed, quota left (from the last wafer that has a quota).
+// Text for an SVG or XML document: & < > " ' escaped, control characters and invalid UTF-8
+// replaced by '?', so the document stays well-formed whatever the text holds.
+std::string xml_text(std::string_view s);
+
 std::string summary_text(std::span<const WaferRun> runs);
 std::string summary_json(std::span<const WaferRun> runs);  // includes the reconciliation checks
 
