@@ -266,6 +266,145 @@ bool valid_oid(std::string_view oid) {
     return arcs >= 2;  // the enterprise number and at least one arc of its own
 }
 
+namespace {
+
+// [job] and [keys]: who the job is for, how many identities, where its ledger and keys are.
+void read_job_and_keys(const Reader& r, Job& job) {
+    job.id = r.string("job.id");
+    job.product = r.string("job.product");
+    job.customer = r.string("job.customer");
+    auto quota = r.opt_int("job.quota");
+    if (!quota) r.fail("job.quota", "missing");
+    if (*quota < 0) r.fail("job.quota", "must not be negative");
+    job.quota = static_cast<uint64_t>(*quota);
+    if (auto b = r.opt_string("job.backend")) job.backend = *b;
+    job.ledger = r.path("job.ledger");
+    if (auto md = r.opt_int("job.max_deliveries")) {
+        if (*md < 1 || *md > 65535) r.fail("job.max_deliveries", "must be 1 .. 65535");
+        job.max_deliveries = static_cast<uint32_t>(*md);
+    }
+    job.wrapped_kik = r.path("keys.wrapped_kik");
+    job.device_key = r.opt_path("keys.device_key");
+    if (auto ri = r.opt_int("keys.reseed_interval")) {
+        if (*ri < 1 || static_cast<uint64_t>(*ri) > wpid1::kMaxReseedInterval)
+            r.fail("keys.reseed_interval", "must be 1 .. 2^48");
+        job.reseed_interval = static_cast<uint64_t>(*ri);
+    }
+}
+
+// [ca]: the issuing CA, as a PEM key or a PKCS#11 token (never its PIN).
+void read_ca(const Reader& r, Job& job) {
+    const std::string ca_type = r.opt_string("ca.type").value_or("pem");
+    job.ca.certificate = r.path("ca.certificate");
+    job.ca.root = r.path("ca.root");
+    if (ca_type == "pem") {
+        job.ca.kind = JobCa::Kind::kPem;
+        job.ca.key = r.path("ca.key");
+    } else if (ca_type == "pkcs11") {
+        job.ca.kind = JobCa::Kind::kPkcs11;
+        job.ca.module = r.string("ca.module");
+        job.ca.token_label = r.string("ca.token_label");
+        job.ca.key_label = r.string("ca.key_label");
+        if (auto pe = r.opt_string("ca.pin_env")) job.ca.pin_env = *pe;
+        if (r.node("ca.pin") != nullptr)
+            r.fail("ca.pin",
+                   "a PIN never goes into a job file; set ca.pin_env to the name "
+                   "of the environment variable that holds it");
+    } else {
+        r.fail("ca.type", "must be \"pem\" or \"pkcs11\", got \"" + ca_type + "\"");
+    }
+}
+
+// [certificate]: the device certificate's subject fields and the location OID.
+void read_certificate_profile(const Reader& r, Job& job) {
+    job.certificate.organization = r.opt_string("certificate.organization").value_or("");
+    job.certificate.organizational_unit =
+        r.opt_string("certificate.organizational_unit").value_or("");
+    job.certificate.country = r.opt_string("certificate.country").value_or("");
+    job.certificate.location_oid =
+        r.opt_string("certificate.location_oid").value_or(std::string(kDevelopmentLocationOid));
+    if (!valid_oid(job.certificate.location_oid))
+        r.fail("certificate.location_oid",
+               "must be a dotted OID under the manufacturer's enterprise number "
+               "(1.3.6.1.4.1.<PEN>.<arc>...), got \"" +
+                   job.certificate.location_oid + "\"");
+    if (!job.certificate.country.empty() && job.certificate.country.size() != 2)
+        r.fail("certificate.country", "must be a two-letter country code");
+}
+
+// [uid]: where dies' UIDs come from (derived from the salt, or read by the tester).
+void read_uid_policy(const Reader& r, Job& job) {
+    const std::string policy = r.opt_string("uid.policy").value_or("derived");
+    if (policy == "derived") {
+        job.uid_policy = UidPolicy::kDerived;
+        auto salt = from_hex(r.string("uid.salt"), "uid.salt");
+        if (!salt.ok()) r.fail("uid.salt", salt.error().message);
+        if (salt->size() < 16 || salt->size() > 64)
+            r.fail("uid.salt", "must be 16..64 bytes of hex");
+        job.uid_salt = *salt;
+    } else if (policy == "tester") {
+        job.uid_policy = UidPolicy::kTester;
+    } else {
+        r.fail("uid.policy", "must be \"derived\" or \"tester\", got \"" + policy + "\"");
+    }
+}
+
+// [backend]: the accelerator backend's parameters, passed on as text.
+void read_backend_params(const Reader& r, Job& job) {
+    if (const auto* t = r.node("backend")) {
+        if (!t->is_table())
+            r.fail("backend", "must be a table of the backend's parameters (docs/jobs.md)");
+        for (const auto& [k, v] : *t->as_table()) {
+            const std::string key = "backend." + std::string(k.str());
+            std::string value;
+            if (v.is_integer())
+                value = std::to_string(v.as_integer()->get());
+            else if (v.is_string())
+                value = *r.opt_string(key);
+            else
+                r.fail(key, "must be a string or an integer");
+            if (k.str() == "device_key") r.fail(key, "the device key file is keys.device_key");
+            job.backend_params.emplace(std::string(k.str()), value);
+        }
+    }
+}
+
+// [map]: the wafer-map overlay and the bins that get an identity.
+void read_map_options(const Reader& r, Job& job) {
+    job.map_uid_overlay = r.opt_string("map.uid_overlay");
+    auto bins = r.strings("map.provision_bins");
+    if (!bins.empty()) job.provision_bins = bins;
+}
+
+// [testers]: the tester ids and the CurveZMQ public keys allowed on the link.
+void read_testers(const Reader& r, Job& job) {
+    if (const auto* t = r.node("testers")) {
+        if (!t->is_table())
+            r.fail("testers", "must be a table of tester id = \"<Z85 public key>\"");
+        std::set<std::string> keys;
+        for (const auto& [k, v] : *t->as_table()) {
+            const std::string id(k.str());
+            const std::string key = "testers.\"" + id + "\"";
+            if (id == "public_keys")
+                r.fail("testers.public_keys",
+                       "the key list became a table: write one line "
+                       "per tester, <tester id> = \"<Z85 public key>\"");
+            if (id.empty() || id.size() > 255 || !printable_ascii(id))
+                r.fail(key, "a tester id is 1..255 printable ASCII characters");
+            if (!v.is_string())
+                r.fail(key, "must be the tester's CurveZMQ public key (Z85 string)");
+            const std::string pub = v.as_string()->get();
+            if (!protocol::valid_curve_key(pub))
+                r.fail(key, "is not a CurveZMQ public key (40 characters of Z85)");
+            if (!keys.insert(pub).second)
+                r.fail(key, "the same public key is listed for another tester");
+            job.testers.push_back(TesterKey{id, pub});
+        }
+    }
+}
+
+}  // namespace
+
 Result<Job> load_job(const fs::path& file) {
     WP_ASSIGN_OR_RETURN(const std::string text,
                         read_file_capped(file, kMaxJobFileBytes, "job file"));
@@ -286,117 +425,13 @@ Result<Job> load_job(const fs::path& file) {
     job.file = fs::absolute(file);
     try {
         Reader r(job.file, root);
-        job.id = r.string("job.id");
-        job.product = r.string("job.product");
-        job.customer = r.string("job.customer");
-        auto quota = r.opt_int("job.quota");
-        if (!quota) r.fail("job.quota", "missing");
-        if (*quota < 0) r.fail("job.quota", "must not be negative");
-        job.quota = static_cast<uint64_t>(*quota);
-        if (auto b = r.opt_string("job.backend")) job.backend = *b;
-        job.ledger = r.path("job.ledger");
-        if (auto md = r.opt_int("job.max_deliveries")) {
-            if (*md < 1 || *md > 65535) r.fail("job.max_deliveries", "must be 1 .. 65535");
-            job.max_deliveries = static_cast<uint32_t>(*md);
-        }
-        job.wrapped_kik = r.path("keys.wrapped_kik");
-        job.device_key = r.opt_path("keys.device_key");
-        if (auto ri = r.opt_int("keys.reseed_interval")) {
-            if (*ri < 1 || static_cast<uint64_t>(*ri) > wpid1::kMaxReseedInterval)
-                r.fail("keys.reseed_interval", "must be 1 .. 2^48");
-            job.reseed_interval = static_cast<uint64_t>(*ri);
-        }
-
-        const std::string ca_type = r.opt_string("ca.type").value_or("pem");
-        job.ca.certificate = r.path("ca.certificate");
-        job.ca.root = r.path("ca.root");
-        if (ca_type == "pem") {
-            job.ca.kind = JobCa::Kind::kPem;
-            job.ca.key = r.path("ca.key");
-        } else if (ca_type == "pkcs11") {
-            job.ca.kind = JobCa::Kind::kPkcs11;
-            job.ca.module = r.string("ca.module");
-            job.ca.token_label = r.string("ca.token_label");
-            job.ca.key_label = r.string("ca.key_label");
-            if (auto pe = r.opt_string("ca.pin_env")) job.ca.pin_env = *pe;
-            if (r.node("ca.pin") != nullptr)
-                r.fail("ca.pin",
-                       "a PIN never goes into a job file; set ca.pin_env to the name "
-                       "of the environment variable that holds it");
-        } else {
-            r.fail("ca.type", "must be \"pem\" or \"pkcs11\", got \"" + ca_type + "\"");
-        }
-
-        job.certificate.organization = r.opt_string("certificate.organization").value_or("");
-        job.certificate.organizational_unit =
-            r.opt_string("certificate.organizational_unit").value_or("");
-        job.certificate.country = r.opt_string("certificate.country").value_or("");
-        job.certificate.location_oid =
-            r.opt_string("certificate.location_oid").value_or(std::string(kDevelopmentLocationOid));
-        if (!valid_oid(job.certificate.location_oid))
-            r.fail("certificate.location_oid",
-                   "must be a dotted OID under the manufacturer's enterprise number "
-                   "(1.3.6.1.4.1.<PEN>.<arc>...), got \"" +
-                       job.certificate.location_oid + "\"");
-        if (!job.certificate.country.empty() && job.certificate.country.size() != 2)
-            r.fail("certificate.country", "must be a two-letter country code");
-
-        const std::string policy = r.opt_string("uid.policy").value_or("derived");
-        if (policy == "derived") {
-            job.uid_policy = UidPolicy::kDerived;
-            auto salt = from_hex(r.string("uid.salt"), "uid.salt");
-            if (!salt.ok()) r.fail("uid.salt", salt.error().message);
-            if (salt->size() < 16 || salt->size() > 64)
-                r.fail("uid.salt", "must be 16..64 bytes of hex");
-            job.uid_salt = *salt;
-        } else if (policy == "tester") {
-            job.uid_policy = UidPolicy::kTester;
-        } else {
-            r.fail("uid.policy", "must be \"derived\" or \"tester\", got \"" + policy + "\"");
-        }
-
-        if (const auto* t = r.node("backend")) {
-            if (!t->is_table())
-                r.fail("backend", "must be a table of the backend's parameters (docs/jobs.md)");
-            for (const auto& [k, v] : *t->as_table()) {
-                const std::string key = "backend." + std::string(k.str());
-                std::string value;
-                if (v.is_integer())
-                    value = std::to_string(v.as_integer()->get());
-                else if (v.is_string())
-                    value = *r.opt_string(key);
-                else
-                    r.fail(key, "must be a string or an integer");
-                if (k.str() == "device_key") r.fail(key, "the device key file is keys.device_key");
-                job.backend_params.emplace(std::string(k.str()), value);
-            }
-        }
-        job.map_uid_overlay = r.opt_string("map.uid_overlay");
-        auto bins = r.strings("map.provision_bins");
-        if (!bins.empty()) job.provision_bins = bins;
-        if (const auto* t = r.node("testers")) {
-            if (!t->is_table())
-                r.fail("testers", "must be a table of tester id = \"<Z85 public key>\"");
-            std::set<std::string> keys;
-            for (const auto& [k, v] : *t->as_table()) {
-                const std::string id(k.str());
-                const std::string key = "testers.\"" + id + "\"";
-                if (id == "public_keys")
-                    r.fail("testers.public_keys",
-                           "the key list became a table: write one line "
-                           "per tester, <tester id> = \"<Z85 public key>\"");
-                if (id.empty() || id.size() > 255 || !printable_ascii(id))
-                    r.fail(key, "a tester id is 1..255 printable ASCII characters");
-                if (!v.is_string())
-                    r.fail(key, "must be the tester's CurveZMQ public key (Z85 string)");
-                const std::string pub = v.as_string()->get();
-                if (!protocol::valid_curve_key(pub))
-                    r.fail(key, "is not a CurveZMQ public key (40 characters of Z85)");
-                if (!keys.insert(pub).second)
-                    r.fail(key, "the same public key is listed for another tester");
-                job.testers.push_back(TesterKey{id, pub});
-            }
-        }
+        read_job_and_keys(r, job);
+        read_ca(r, job);
+        read_certificate_profile(r, job);
+        read_uid_policy(r, job);
+        read_backend_params(r, job);
+        read_map_options(r, job);
+        read_testers(r, job);
     } catch (const Error& e) {
         return e;
     }
