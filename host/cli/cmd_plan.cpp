@@ -153,128 +153,159 @@ using host::report::xml_text;
 // busiest shared resource's utilization (dashed, right axis, 0-100 %), the bottleneck's name
 // written where it changes, and a title. Every marker carries a <title> (hover text) with the
 // point's figures.
-std::string sweep_svg(const std::string& floor_name, const Sweep& s,
-                      const std::vector<wsim::FloorResult>& rs) {
-    constexpr double W = 900, H = 560, L = 105, R = 70, T = 60, B = 150;
-    const double pw = W - L - R, ph = H - T - B;
-    const double x0 = s.values.front(), x1 = s.values.back();
-    double ymax = 0;
-    for (const auto& r : rs) ymax = std::max(ymax, r.dies_per_hour);
-    const double ystep = nice_step(ymax * 1.05, 5);
-    const double ytop = std::max(ystep, std::ceil(ymax * 1.05 / ystep) * ystep);
-    auto px = [&](double v) { return x1 > x0 ? L + (v - x0) / (x1 - x0) * pw : L + pw / 2; };
-    auto py = [&](double v) { return T + ph - v / ytop * ph; };
-    auto pu = [&](double busy) { return T + ph - std::clamp(busy, 0.0, 1.0) * ph; };
+class SweepPlot {
+public:
+    SweepPlot(const Sweep& sweep, const std::vector<wsim::FloorResult>& results)
+        : s(sweep), rs(results), x0(sweep.values.front()), x1(sweep.values.back()) {
+        double ymax = 0;
+        for (const auto& r : rs) ymax = std::max(ymax, r.dies_per_hour);
+        ystep = nice_step(ymax * 1.05, 5);
+        ytop = std::max(ystep, std::ceil(ymax * 1.05 / ystep) * ystep);
+        for (const auto& r : rs) colour_of(r.bottleneck);
+    }
+
+    std::string svg(const std::string& floor_name) {
+        std::ostringstream o;
+        o << std::fixed << std::setprecision(1);
+        o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+          << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+          << "\" viewBox=\"0 0 " << W << ' ' << H
+          << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+          << "<rect x=\"0\" y=\"0\" width=\"" << W << "\" height=\"" << H
+          << "\" fill=\"white\"/>\n";
+        o << "<text class=\"title\" x=\"" << W / 2 << "\" y=\"28\" text-anchor=\"middle\" "
+          << "font-size=\"17\" font-weight=\"bold\">" << xml_text(floor_name)
+          << ": dies/hour against " << xml_text(s.param) << "</text>\n";
+        axes(o);
+        curves(o);
+        o << "</g>\n<g class=\"legend\">\n";
+        legend(o);
+        o << "</g>\n</svg>\n";
+        return o.str();
+    }
+
+private:
+    static constexpr double W = 900, H = 560, L = 105, R = 70, T = 60, B = 150;
+    static constexpr double pw = W - L - R, ph = H - T - B;
+
+    double px(double v) const { return x1 > x0 ? L + (v - x0) / (x1 - x0) * pw : L + pw / 2; }
+    double py(double v) const { return T + ph - v / ytop * ph; }
+    static double pu(double busy) { return T + ph - std::clamp(busy, 0.0, 1.0) * ph; }
 
     // One colour per distinct bottleneck, in order of appearance.
-    static const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
-                                           "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-    std::vector<std::string> bottlenecks;
-    auto colour_of = [&](const std::string& b) {
+    const char* colour_of(const std::string& b) {
+        static const char* const kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                               "#9467bd", "#8c564b", "#e377c2", "#17becf"};
         auto it = std::find(bottlenecks.begin(), bottlenecks.end(), b);
         if (it == bottlenecks.end()) it = bottlenecks.insert(bottlenecks.end(), b);
         return kColours[static_cast<size_t>(it - bottlenecks.begin()) % std::size(kColours)];
-    };
-    for (const auto& r : rs) colour_of(r.bottleneck);
+    }
 
-    std::ostringstream o;
-    o << std::fixed << std::setprecision(1);
-    o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-      << "\" viewBox=\"0 0 " << W << ' ' << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      << "<rect x=\"0\" y=\"0\" width=\"" << W << "\" height=\"" << H << "\" fill=\"white\"/>\n";
-    o << "<text class=\"title\" x=\"" << W / 2 << "\" y=\"28\" text-anchor=\"middle\" "
-      << "font-size=\"17\" font-weight=\"bold\">" << xml_text(floor_name) << ": dies/hour against "
-      << xml_text(s.param) << "</text>\n";
+    // Axes, grid, ticks and the axis labels.
+    void axes(std::ostream& o) const {
+        o << "<g class=\"axes\" stroke=\"black\">\n"
+          << "<line x1=\"" << L << "\" y1=\"" << T + ph << "\" x2=\"" << L + pw << "\" y2=\""
+          << T + ph << "\"/>\n"
+          << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << T + ph
+          << "\"/>\n"
+          << "<line x1=\"" << L + pw << "\" y1=\"" << T << "\" x2=\"" << L + pw << "\" y2=\""
+          << T + ph << "\"/>\n</g>\n";
+        o << "<g class=\"yticks\">\n";
+        for (double v = 0; v <= ytop + ystep / 2; v += ystep) {
+            o << "<line x1=\"" << L - 5 << "\" y1=\"" << py(v) << "\" x2=\"" << L + pw << "\" y2=\""
+              << py(v) << "\" stroke=\"#dddddd\"/>\n"
+              << "<text x=\"" << L - 8 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">"
+              << grouped(v) << "</text>\n";
+        }
+        o << "</g>\n<g class=\"uticks\">\n";
+        for (int pct = 0; pct <= 100; pct += 20)
+            o << "<line x1=\"" << L + pw << "\" y1=\"" << pu(pct / 100.0) << "\" x2=\""
+              << L + pw + 5 << "\" y2=\"" << pu(pct / 100.0) << "\" stroke=\"black\"/>\n"
+              << "<text x=\"" << L + pw + 8 << "\" y=\"" << pu(pct / 100.0) + 4 << "\">" << pct
+              << " %</text>\n";
+        o << "</g>\n<g class=\"xticks\">\n";
+        // At most ~16 labelled ticks; every value still gets its marker.
+        const size_t every = (s.values.size() + 15) / 16;
+        for (size_t i = 0; i < s.values.size(); i += every) {
+            const double x = px(s.values[i]);
+            o << "<line x1=\"" << x << "\" y1=\"" << T + ph << "\" x2=\"" << x << "\" y2=\""
+              << T + ph + 5 << "\" stroke=\"black\"/>\n"
+              << "<text x=\"" << x << "\" y=\"" << T + ph + 19 << "\" text-anchor=\"middle\">"
+              << s.values[i] << "</text>\n";
+        }
+        o << "</g>\n";
+        o << "<text class=\"xlabel\" x=\"" << L + pw / 2 << "\" y=\"" << T + ph + 40
+          << "\" text-anchor=\"middle\" font-size=\"14\">" << xml_text(s.param) << "</text>\n"
+          << "<text class=\"ylabel\" transform=\"translate(18," << T + ph / 2
+          << ") rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">dies/hour</text>\n"
+          << "<text class=\"ulabel\" transform=\"translate(" << W - 14 << "," << T + ph / 2
+          << ") rotate(90)\" text-anchor=\"middle\" font-size=\"14\" fill=\"#555555\">"
+          << "busiest host/card resource, utilization</text>\n";
+    }
 
-    // Axes, grid and ticks.
-    o << "<g class=\"axes\" stroke=\"black\">\n"
-      << "<line x1=\"" << L << "\" y1=\"" << T + ph << "\" x2=\"" << L + pw << "\" y2=\"" << T + ph
-      << "\"/>\n"
-      << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << T + ph
-      << "\"/>\n"
-      << "<line x1=\"" << L + pw << "\" y1=\"" << T << "\" x2=\"" << L + pw << "\" y2=\"" << T + ph
-      << "\"/>\n</g>\n";
-    o << "<g class=\"yticks\">\n";
-    for (double v = 0; v <= ytop + ystep / 2; v += ystep) {
-        o << "<line x1=\"" << L - 5 << "\" y1=\"" << py(v) << "\" x2=\"" << L + pw << "\" y2=\""
-          << py(v) << "\" stroke=\"#dddddd\"/>\n"
-          << "<text x=\"" << L - 8 << "\" y=\"" << py(v) + 4 << "\" text-anchor=\"end\">"
-          << grouped(v) << "</text>\n";
+    // The busiest shared resource's utilization (dashed), dies/hour on top, the markers and the
+    // bottleneck's name where it changes.
+    void curves(std::ostream& o) {
+        o << "<polyline class=\"utilization\" fill=\"none\" stroke=\"#777777\" "
+             "stroke-dasharray=\"6,4\" stroke-width=\"1.5\" points=\"";
+        for (size_t i = 0; i < rs.size(); ++i) {
+            const auto* u = busiest_shared(rs[i]);
+            o << (i ? " " : "") << px(s.values[i]) << ',' << pu(u ? u->busy : 0);
+        }
+        o << "\"/>\n<polyline class=\"dies-per-hour\" fill=\"none\" stroke=\"black\" "
+             "stroke-width=\"2\" points=\"";
+        for (size_t i = 0; i < rs.size(); ++i)
+            o << (i ? " " : "") << px(s.values[i]) << ',' << py(rs[i].dies_per_hour);
+        o << "\"/>\n<g class=\"points\">\n";
+        for (size_t i = 0; i < rs.size(); ++i) {
+            const auto& r = rs[i];
+            o << "<circle class=\"point\" cx=\"" << px(s.values[i]) << "\" cy=\""
+              << py(r.dies_per_hour) << "\" r=\"5\" fill=\"" << colour_of(r.bottleneck)
+              << "\" stroke=\"black\"><title>" << xml_text(s.param) << " = " << s.values[i] << ": "
+              << grouped(r.dies_per_hour) << " dies/h, " << fixed(r.wafers_per_hour, 2)
+              << " wafers/h, bottleneck " << xml_text(r.bottleneck) << "</title></circle>\n";
+        }
+        o << "</g>\n<g class=\"bottleneck-changes\" font-size=\"11\">\n";
+        // The bottleneck's name where it changes (and at the first point), above the marker.
+        for (size_t i = 0; i < rs.size(); ++i) {
+            if (i > 0 && rs[i].bottleneck == rs[i - 1].bottleneck) continue;
+            const double x = px(s.values[i]), y = py(rs[i].dies_per_hour) - 12;
+            o << "<text x=\"" << x << "\" y=\"" << std::max(y, T + 10.0) << "\" text-anchor=\""
+              << (x > L + pw * 0.7 ? "end" : "start") << "\" fill=\"" << colour_of(rs[i].bottleneck)
+              << "\">" << xml_text(rs[i].bottleneck.substr(0, rs[i].bottleneck.find(" (")))
+              << "</text>\n";
+        }
     }
-    o << "</g>\n<g class=\"uticks\">\n";
-    for (int pct = 0; pct <= 100; pct += 20)
-        o << "<line x1=\"" << L + pw << "\" y1=\"" << pu(pct / 100.0) << "\" x2=\"" << L + pw + 5
-          << "\" y2=\"" << pu(pct / 100.0) << "\" stroke=\"black\"/>\n"
-          << "<text x=\"" << L + pw + 8 << "\" y=\"" << pu(pct / 100.0) + 4 << "\">" << pct
-          << " %</text>\n";
-    o << "</g>\n<g class=\"xticks\">\n";
-    // At most ~16 labelled ticks; every value still gets its marker.
-    const size_t every = (s.values.size() + 15) / 16;
-    for (size_t i = 0; i < s.values.size(); i += every) {
-        const double x = px(s.values[i]);
-        o << "<line x1=\"" << x << "\" y1=\"" << T + ph << "\" x2=\"" << x << "\" y2=\""
-          << T + ph + 5 << "\" stroke=\"black\"/>\n"
-          << "<text x=\"" << x << "\" y=\"" << T + ph + 19 << "\" text-anchor=\"middle\">"
-          << s.values[i] << "</text>\n";
-    }
-    o << "</g>\n";
-    o << "<text class=\"xlabel\" x=\"" << L + pw / 2 << "\" y=\"" << T + ph + 40
-      << "\" text-anchor=\"middle\" font-size=\"14\">" << xml_text(s.param) << "</text>\n"
-      << "<text class=\"ylabel\" transform=\"translate(18," << T + ph / 2
-      << ") rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">dies/hour</text>\n"
-      << "<text class=\"ulabel\" transform=\"translate(" << W - 14 << "," << T + ph / 2
-      << ") rotate(90)\" text-anchor=\"middle\" font-size=\"14\" fill=\"#555555\">"
-      << "busiest host/card resource, utilization</text>\n";
 
-    // The busiest shared resource's utilization (dashed), then dies/hour on top.
-    o << "<polyline class=\"utilization\" fill=\"none\" stroke=\"#777777\" "
-         "stroke-dasharray=\"6,4\" stroke-width=\"1.5\" points=\"";
-    for (size_t i = 0; i < rs.size(); ++i) {
-        const auto* u = busiest_shared(rs[i]);
-        o << (i ? " " : "") << px(s.values[i]) << ',' << pu(u ? u->busy : 0);
-    }
-    o << "\"/>\n<polyline class=\"dies-per-hour\" fill=\"none\" stroke=\"black\" "
-         "stroke-width=\"2\" points=\"";
-    for (size_t i = 0; i < rs.size(); ++i)
-        o << (i ? " " : "") << px(s.values[i]) << ',' << py(rs[i].dies_per_hour);
-    o << "\"/>\n<g class=\"points\">\n";
-    for (size_t i = 0; i < rs.size(); ++i) {
-        const auto& r = rs[i];
-        o << "<circle class=\"point\" cx=\"" << px(s.values[i]) << "\" cy=\"" << py(r.dies_per_hour)
-          << "\" r=\"5\" fill=\"" << colour_of(r.bottleneck) << "\" stroke=\"black\"><title>"
-          << xml_text(s.param) << " = " << s.values[i] << ": " << grouped(r.dies_per_hour)
-          << " dies/h, " << fixed(r.wafers_per_hour, 2) << " wafers/h, bottleneck "
-          << xml_text(r.bottleneck) << "</title></circle>\n";
-    }
-    o << "</g>\n<g class=\"bottleneck-changes\" font-size=\"11\">\n";
-    // The bottleneck's name where it changes (and at the first point), above the marker.
-    for (size_t i = 0; i < rs.size(); ++i) {
-        if (i > 0 && rs[i].bottleneck == rs[i - 1].bottleneck) continue;
-        const double x = px(s.values[i]), y = py(rs[i].dies_per_hour) - 12;
-        o << "<text x=\"" << x << "\" y=\"" << std::max(y, T + 10.0) << "\" text-anchor=\""
-          << (x > L + pw * 0.7 ? "end" : "start") << "\" fill=\"" << colour_of(rs[i].bottleneck)
-          << "\">" << xml_text(rs[i].bottleneck.substr(0, rs[i].bottleneck.find(" (")))
-          << "</text>\n";
-    }
-    o << "</g>\n<g class=\"legend\">\n";
-    double ly = T + ph + 66;
-    o << "<line x1=\"" << L << "\" y1=\"" << ly - 4 << "\" x2=\"" << L + 24 << "\" y2=\"" << ly - 4
-      << "\" stroke=\"black\" stroke-width=\"2\"/><text x=\"" << L + 30 << "\" y=\"" << ly
-      << "\">dies/hour (left axis); marker colour: the bottleneck at that point</text>\n";
-    ly += 18;
-    o << "<line x1=\"" << L << "\" y1=\"" << ly - 4 << "\" x2=\"" << L + 24 << "\" y2=\"" << ly - 4
-      << "\" stroke=\"#777777\" stroke-dasharray=\"6,4\" stroke-width=\"1.5\"/><text x=\"" << L + 30
-      << "\" y=\"" << ly
-      << "\">utilization of the busiest host or card resource (right axis)</text>\n";
-    for (const auto& b : bottlenecks) {
+    void legend(std::ostream& o) {
+        double ly = T + ph + 66;
+        o << "<line x1=\"" << L << "\" y1=\"" << ly - 4 << "\" x2=\"" << L + 24 << "\" y2=\""
+          << ly - 4 << "\" stroke=\"black\" stroke-width=\"2\"/><text x=\"" << L + 30 << "\" y=\""
+          << ly << "\">dies/hour (left axis); marker colour: the bottleneck at that point</text>\n";
         ly += 18;
-        o << "<circle cx=\"" << L + 12 << "\" cy=\"" << ly - 4 << "\" r=\"5\" fill=\""
-          << colour_of(b) << "\" stroke=\"black\"/><text x=\"" << L + 30 << "\" y=\"" << ly
-          << "\">bottleneck: " << xml_text(b) << "</text>\n";
+        o << "<line x1=\"" << L << "\" y1=\"" << ly - 4 << "\" x2=\"" << L + 24 << "\" y2=\""
+          << ly - 4
+          << "\" stroke=\"#777777\" stroke-dasharray=\"6,4\" stroke-width=\"1.5\"/><text x=\""
+          << L + 30 << "\" y=\"" << ly
+          << "\">utilization of the busiest host or card resource (right axis)</text>\n";
+        for (const auto& b : bottlenecks) {
+            ly += 18;
+            o << "<circle cx=\"" << L + 12 << "\" cy=\"" << ly - 4 << "\" r=\"5\" fill=\""
+              << colour_of(b) << "\" stroke=\"black\"/><text x=\"" << L + 30 << "\" y=\"" << ly
+              << "\">bottleneck: " << xml_text(b) << "</text>\n";
+        }
     }
-    o << "</g>\n</svg>\n";
-    return o.str();
+
+    const Sweep& s;
+    const std::vector<wsim::FloorResult>& rs;
+    const double x0, x1;
+    double ystep = 0, ytop = 0;
+    std::vector<std::string> bottlenecks;
+};
+
+std::string sweep_svg(const std::string& floor_name, const Sweep& s,
+                      const std::vector<wsim::FloorResult>& rs) {
+    return SweepPlot(s, rs).svg(floor_name);
 }
 
 Result<int> plan(const ParsedArgs& a) {
