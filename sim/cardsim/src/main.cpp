@@ -17,6 +17,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -187,13 +188,15 @@ int fail(const std::string& msg) {
     return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    std::vector<std::string> args(argv + 1, argv + argc);
+// The command line. parse_args() returns the exit code when the command ends there (--help, an
+// error), nothing when the card should run.
+struct CommandLine {
     std::string mountdir;
-    Emulator::Options options;
     std::string name = "xdma0";
+    Emulator::Options options;
+};
+
+std::optional<int> parse_args(const std::vector<std::string>& args, CommandLine& c) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&](std::string& out) {
@@ -209,55 +212,34 @@ int main(int argc, char** argv) {
             if (!value(v)) return fail("--engines needs a value");
             if (v.empty() || v.size() > 2 || v.find_first_not_of("0123456789") != std::string::npos)
                 return fail("--engines " + v + ": not a number");
-            options.engines = static_cast<unsigned>(std::stoul(v));
+            c.options.engines = static_cast<unsigned>(std::stoul(v));
         } else if (a == "--name") {
-            if (!value(name)) return fail("--name needs a value");
-            if (name.empty() || name.find('/') != std::string::npos)
-                return fail("--name '" + name + "': a node prefix, without '/'");
+            if (!value(c.name)) return fail("--name needs a value");
+            if (c.name.empty() || c.name.find('/') != std::string::npos)
+                return fail("--name '" + c.name + "': a node prefix, without '/'");
         } else if (a == "--fault") {
             if (!value(v)) return fail("--fault needs a value (" + std::string("KIND@N") + ")");
             auto f = waferprov::cardsim::parse_fault(v);
             if (!f.ok()) return fail(f.error().message);
-            options.faults.push_back(*f);
+            c.options.faults.push_back(*f);
         } else if (!a.empty() && a[0] == '-') {
             return fail("unknown option " + a + " (--help lists them)");
-        } else if (mountdir.empty()) {
-            mountdir = a;
+        } else if (c.mountdir.empty()) {
+            c.mountdir = a;
         } else {
-            return fail("one MOUNTDIR only (got " + mountdir + " and " + a + ")");
+            return fail("one MOUNTDIR only (got " + c.mountdir + " and " + a + ")");
         }
     }
-    if (mountdir.empty()) {
+    if (c.mountdir.empty()) {
         usage(std::cerr);
         return 2;
     }
-    struct stat st {};
-    if (::stat(mountdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(mountdir + ": not a directory");
+    return std::nullopt;
+}
 
-    auto dk = waferprov::software::test_device_key();
-    if (!dk.ok())
-        return fail("no device key: " + dk.error().describe() +
-                    " (the emulated card carries the development test key)");
-
-    // The clock thread must not take SIGTERM/SIGINT: FUSE's handlers end the loop from the
-    // threads that wait in it.
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    auto emu = Emulator::create(options, dk->bytes);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (!emu.ok()) return fail(emu.error().message);
-
-    Fs fs;
-    fs.name = name;
-    fs.emu = std::move(*emu);
-    g_fs = &fs;
-    fs.emu->set_notify(notify_pollers);
-
+// Mounts the card's nodes in `mountdir`, serves them until a signal ends the loop, unmounts and
+// stops the card; returns the exit code.
+int serve_nodes(Fs& fs, const std::string& mountdir) {
     fuse_operations ops{};
     ops.init = fs_init;
     ops.getattr = fs_getattr;
@@ -286,7 +268,7 @@ int main(int argc, char** argv) {
         fuse_destroy(f);
         return fail("cannot install the signal handlers");
     }
-    std::cout << "waferprov-cardsim: " << mountdir << "/" << name << " (" << fs.emu->describe()
+    std::cout << "waferprov-cardsim: " << mountdir << "/" << fs.name << " (" << fs.emu->describe()
               << ")" << std::endl;
 
     fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -304,8 +286,46 @@ int main(int argc, char** argv) {
         fs.c2h_ph = fs.events_ph = nullptr;
     }
     fuse_destroy(f);
-    g_fs = nullptr;
     std::cout << "waferprov-cardsim: unmounted " << mountdir << std::endl;
     // FUSE's signal handlers record the signal as the loop's result: a clean stop.
     return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    CommandLine c;
+    if (auto rc = parse_args(args, c)) return *rc;
+    const std::string& mountdir = c.mountdir;
+    struct stat st {};
+    if (::stat(mountdir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail(mountdir + ": not a directory");
+
+    auto dk = waferprov::software::test_device_key();
+    if (!dk.ok())
+        return fail("no device key: " + dk.error().describe() +
+                    " (the emulated card carries the development test key)");
+
+    // The clock thread must not take SIGTERM/SIGINT: FUSE's handlers end the loop from the
+    // threads that wait in it.
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    auto emu = Emulator::create(c.options, dk->bytes);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (!emu.ok()) return fail(emu.error().message);
+
+    Fs fs;
+    fs.name = c.name;
+    fs.emu = std::move(*emu);
+    g_fs = &fs;
+    fs.emu->set_notify(notify_pollers);
+
+    const int rc = serve_nodes(fs, mountdir);
+    g_fs = nullptr;
+    return rc;
 }
