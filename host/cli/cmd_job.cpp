@@ -52,6 +52,62 @@ Status write_text(const fs::path& p, const std::string& text, mode_t mode) {
     return ok_status();
 }
 
+// The engine's device key, and the KIK wrapped under it: the KIK reaches the engine only as
+// AES-KW(DK, KIK). Both through the backend registry (drivers/backends).
+Status write_engine_keys(const ParsedArgs& a, const fs::path& dir, host::Job& job) {
+    BackendOptions backend;
+    if (a.has("backend")) {
+        WP_ASSIGN_OR_RETURN(backend, parse_backend_spec(a.get("backend")));
+        if (backend.params.count("device_key") != 0)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "--backend: job init writes the device key itself (device.key)");
+    }
+    job.backend = backend.name;
+    job.backend_params = backend.params;
+    // A backend whose device key the host chooses gets a fresh device.key; a card (xdma)
+    // carries its own, and the KIK is wrapped under the development test key it holds.
+    WP_ASSIGN_OR_RETURN(backend, create_device_key(backend, dir));
+    if (auto dk = backend.params.find("device_key"); dk != backend.params.end())
+        job.device_key = dk->second;
+    SecretArray<32> kik;
+    if (RAND_priv_bytes(kik.data(), 32) != 1)
+        return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
+    WP_ASSIGN_OR_RETURN(Bytes wrapped, wrap_kik_for(backend, kik.span()));
+    WP_RETURN_IF_ERROR(write_text(job.wrapped_kik, to_hex(wrapped) + "\n", 0644));
+    std::string kik_hex = to_hex(kik.span()) + "\n";
+    auto st = write_text(dir / "kik.hex", kik_hex, 0600);
+    secure_wipe(kik_hex.data(), kik_hex.size());
+    return st;
+}
+
+// The tester link's keys: the server's pair, and one pair per tester admitted.
+Status write_link_keys(const ParsedArgs& a, const fs::path& dir, host::Job& job) {
+    WP_ASSIGN_OR_RETURN(auto server, host::protocol::generate_curve_keys());
+    WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
+        server, "waferprov serve " + job.id, dir / "server.key", dir / "server.pub"));
+    for (const auto& id : a.all("tester")) {
+        const bool file_safe = !id.empty() && id.size() <= 64 &&
+                               std::all_of(id.begin(), id.end(),
+                                           [](char c) {
+                                               return std::isalnum(static_cast<unsigned char>(c)) ||
+                                                      c == '-' || c == '_' || c == '.';
+                                           }) &&
+                               id[0] != '.';
+        if (!file_safe)
+            return make_error(
+                ErrorCode::kInvalidArgument,
+                "--tester '" + id + "': use 1..64 of A-Z a-z 0-9 - _ . (it names a file)");
+        for (const auto& t : job.testers)
+            if (t.id == id)
+                return make_error(ErrorCode::kInvalidArgument, "--tester '" + id + "' given twice");
+        WP_ASSIGN_OR_RETURN(auto keys, host::protocol::generate_curve_keys());
+        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
+            keys, id, dir / ("tester-" + id + ".key"), dir / ("tester-" + id + ".pub")));
+        job.testers.push_back(host::TesterKey{id, keys.public_z85});
+    }
+    return ok_status();
+}
+
 // Builds the job in `dir` (which exists and is empty).
 Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& name) {
     const fs::path job_file = dir / "job.toml";
@@ -101,58 +157,8 @@ Status build_job(const ParsedArgs& a, const fs::path& dir, const std::string& na
         job.ca.key = files.ca_key;
     }
 
-    // The engine's device key, and the KIK wrapped under it: the KIK reaches the engine only
-    // as AES-KW(DK, KIK). Both through the backend registry (drivers/backends).
-    BackendOptions backend;
-    if (a.has("backend")) {
-        WP_ASSIGN_OR_RETURN(backend, parse_backend_spec(a.get("backend")));
-        if (backend.params.count("device_key") != 0)
-            return make_error(ErrorCode::kInvalidArgument,
-                              "--backend: job init writes the device key itself (device.key)");
-    }
-    job.backend = backend.name;
-    job.backend_params = backend.params;
-    // A backend whose device key the host chooses gets a fresh device.key; a card (xdma)
-    // carries its own, and the KIK is wrapped under the development test key it holds.
-    WP_ASSIGN_OR_RETURN(backend, create_device_key(backend, dir));
-    if (auto dk = backend.params.find("device_key"); dk != backend.params.end())
-        job.device_key = dk->second;
-    SecretArray<32> kik;
-    if (RAND_priv_bytes(kik.data(), 32) != 1)
-        return make_error(ErrorCode::kCrypto, "RAND_priv_bytes failed");
-    WP_ASSIGN_OR_RETURN(Bytes wrapped, wrap_kik_for(backend, kik.span()));
-    WP_RETURN_IF_ERROR(write_text(job.wrapped_kik, to_hex(wrapped) + "\n", 0644));
-    std::string kik_hex = to_hex(kik.span()) + "\n";
-    auto st = write_text(dir / "kik.hex", kik_hex, 0600);
-    secure_wipe(kik_hex.data(), kik_hex.size());
-    WP_RETURN_IF_ERROR(st);
-
-    // The tester link's keys: the server's pair, and one pair per tester admitted.
-    {
-        WP_ASSIGN_OR_RETURN(auto server, host::protocol::generate_curve_keys());
-        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
-            server, "waferprov serve " + job.id, dir / "server.key", dir / "server.pub"));
-    }
-    for (const auto& id : a.all("tester")) {
-        const bool file_safe = !id.empty() && id.size() <= 64 &&
-                               std::all_of(id.begin(), id.end(),
-                                           [](char c) {
-                                               return std::isalnum(static_cast<unsigned char>(c)) ||
-                                                      c == '-' || c == '_' || c == '.';
-                                           }) &&
-                               id[0] != '.';
-        if (!file_safe)
-            return make_error(
-                ErrorCode::kInvalidArgument,
-                "--tester '" + id + "': use 1..64 of A-Z a-z 0-9 - _ . (it names a file)");
-        for (const auto& t : job.testers)
-            if (t.id == id)
-                return make_error(ErrorCode::kInvalidArgument, "--tester '" + id + "' given twice");
-        WP_ASSIGN_OR_RETURN(auto keys, host::protocol::generate_curve_keys());
-        WP_RETURN_IF_ERROR(host::protocol::write_curve_key_files(
-            keys, id, dir / ("tester-" + id + ".key"), dir / ("tester-" + id + ".pub")));
-        job.testers.push_back(host::TesterKey{id, keys.public_z85});
-    }
+    WP_RETURN_IF_ERROR(write_engine_keys(a, dir, job));
+    WP_RETURN_IF_ERROR(write_link_keys(a, dir, job));
     WP_RETURN_IF_ERROR(host::write_job(job));
     std::cout << "development job " << job.id << ": product " << job.product << ", quota "
               << job.quota << ", CA key "
