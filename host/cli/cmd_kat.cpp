@@ -102,7 +102,11 @@ static int run_kat(const Args& args) {
         if (device_key_file) opts.params["device_key"] = device_key_file->string();
         auto backend = make_backend(opts);
         if (!backend.ok() && every_backend && backend.error().code == ErrorCode::kUnavailable) {
-            std::cout << "backend " << name << " skipped: " << backend.error().message << "\n";
+            // The registry's error already names the backend; say it once.
+            std::string why = backend.error().message;
+            if (const std::string named = "backend " + opts.name + ": "; why.rfind(named, 0) == 0)
+                why.erase(0, named.size());
+            std::cout << "backend " << name << " skipped: " << why << "\n";
             continue;
         }
         if (!backend.ok()) {
