@@ -447,15 +447,14 @@ TEST(BackendsE2E, KillNineOfRunOnVerilatorThenRerunGivesEveryDieExactlyOnce) {
         << read_text(vlog);
 }
 
-// `serve --backend verilator`: the tester simulator probes a small wafer (a few dozen dies of
-// 2 x 2 mm on 25 mm), every identity generated on the card at touchdown and checked by the
-// simulated dies; the ledger holds exactly what the simulator reported.
-TEST(BackendsE2E, ServeOnTheVerilatorBackendProvisionsASmallWaferThroughTheTester) {
-    e2e::JobSetup job("backends_serve", 25);
-    ASSERT_GT(job.dies, 10u);
-    ASSERT_LT(job.dies, 150u);
+namespace {
+
+// `serve --backend SPEC` on `job`: the tester simulator probes its wafer on 4 sites, every
+// identity generated on the backend at touchdown and checked by the simulated dies; the ledger
+// holds exactly what the simulator reported.
+void serve_wafer_through_the_tester(const e2e::JobSetup& job, const std::string& spec) {
     e2e::Server server(job.job_toml(), job.tmp.path());
-    const std::string endpoint = server.start("tcp://127.0.0.1:0", {"--backend", "verilator"});
+    const std::string endpoint = server.start("tcp://127.0.0.1:0", {"--backend", spec});
     ASSERT_FALSE(endpoint.empty()) << server.failure();
     const fs::path log = job.tmp.path() / "tester.log";
     ASSERT_EQ(e2e::run(e2e::kTester, job.tester_args(endpoint, 4, {"--seed", "1"}), log,
@@ -467,4 +466,26 @@ TEST(BackendsE2E, ServeOnTheVerilatorBackendProvisionsASmallWaferThroughTheTeste
     EXPECT_EQ(summary["ok"], job.dies);
     EXPECT_EQ(summary["check_failures"], 0);
     e2e::expect_ledger_matches(job, summary);
+}
+
+}  // namespace
+
+// `serve --backend verilator`: a small wafer (a few dozen dies of 2 x 2 mm on 25 mm).
+TEST(BackendsE2E, ServeOnTheVerilatorBackendProvisionsASmallWaferThroughTheTester) {
+    e2e::JobSetup job("backends_serve", 25);
+    ASSERT_GT(job.dies, 10u);
+    ASSERT_LT(job.dies, 150u);
+    serve_wafer_through_the_tester(job, "verilator");
+}
+
+// `serve --backend xdma` on the emulated card: the same wafer through the xdma driver, the FUSE
+// nodes and the Verilated card; the job's KIK is wrapped under the key the card carries.
+TEST(BackendsE2E, ServeOnTheEmulatedCardProvisionsASmallWaferThroughTheTester) {
+    SKIP_WITHOUT_FUSE();
+    cardsim_test::CardSim card;
+    ASSERT_TRUE(card.ok()) << card.log();
+    e2e::JobSetup job("backends_serve_xdma", 25, {"--backend", "xdma"});
+    ASSERT_GT(job.dies, 10u);
+    serve_wafer_through_the_tester(job, "xdma:device=" + card.prefix() + "," + kCardsimTimeouts);
+    EXPECT_EQ(card.stop(), 0) << card.log();
 }
