@@ -8,6 +8,7 @@
 
 #include "waferprov/testing/process.hpp"
 #include "waferprov/testing/temp_dir.hpp"
+#include "waferprov/testing/xml_walk.hpp"
 
 namespace waferprov::testing {
 namespace {
@@ -63,3 +64,25 @@ TEST(Process, PollReportsRunningThenTheExitStatusOnce) {
 
 }  // namespace
 }  // namespace waferprov::testing
+
+TEST(XmlWalk, ListsElementsInOrderWithAttributesAndText) {
+    const auto d = waferprov::testing::walk_xml(
+        "<?xml version=\"1.0\"?>\n<svg a=\"1\"><g><rect class=\"c1\" x=\"2.5\"/>"
+        "<text>a &amp; b</text></g></svg>");
+    ASSERT_TRUE(d.ok) << d.error;
+    ASSERT_EQ(d.elements.size(), 4u);
+    EXPECT_EQ(d.elements[0].name, "svg");
+    EXPECT_EQ(d.elements[0].attribute("a"), "1");
+    EXPECT_EQ(d.elements[2].name, "rect");
+    EXPECT_EQ(d.elements[2].attribute("class"), "c1");
+    EXPECT_EQ(d.elements[2].attribute("x"), "2.5");
+    EXPECT_EQ(d.elements[2].attribute("y"), "");
+    EXPECT_EQ(d.text, "a & b");
+}
+
+TEST(XmlWalk, AMalformedDocumentIsNotOkAndSaysWhere) {
+    const auto d = waferprov::testing::walk_xml("<svg>\n<g></svg>");
+    EXPECT_FALSE(d.ok);
+    EXPECT_NE(d.error.find("mismatched tag"), std::string::npos) << d.error;
+    EXPECT_NE(d.error.find("line 2"), std::string::npos) << d.error;
+}

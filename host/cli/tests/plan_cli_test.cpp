@@ -1,7 +1,6 @@
 // `waferprov plan` as a planner runs it: one floor (its figures and bottleneck printed), a sweep
 // (one table row and one plot marker per value, the plot a well-formed SVG read by expat, not by
 // the code that wrote it), and bad input (errors name the file, the key or the parameter).
-#include <expat.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -11,6 +10,7 @@
 
 #include "waferprov/testing/cli.hpp"
 #include "waferprov/testing/temp_dir.hpp"
+#include "waferprov/testing/xml_walk.hpp"
 
 namespace {
 
@@ -67,30 +67,18 @@ struct Svg {
 };
 
 Svg parse_svg(const std::string& svg) {
+    const auto xml = waferprov::testing::walk_xml(svg);
     Svg doc;
-    XML_Parser p = XML_ParserCreate("UTF-8");
-    XML_SetUserData(p, &doc);
-    XML_SetElementHandler(
-        p,
-        [](void* ud, const XML_Char* name, const XML_Char** attrs) {
-            auto& d = *static_cast<Svg*>(ud);
-            if (d.root.empty()) d.root = name;
-            for (int i = 0; attrs[i]; i += 2) {
-                if (std::string(attrs[i]) != "class") continue;
-                d.by_class[attrs[i + 1]]++;
-                if (std::string(name) == "circle" && std::string(attrs[i + 1]) == "point")
-                    d.points++;
-            }
-        },
-        [](void*, const XML_Char*) {});
-    XML_SetCharacterDataHandler(p, [](void* ud, const XML_Char* s, int len) {
-        static_cast<Svg*>(ud)->text.append(s, static_cast<size_t>(len));
-    });
-    doc.ok = XML_Parse(p, svg.data(), static_cast<int>(svg.size()), 1) == XML_STATUS_OK;
-    if (!doc.ok)
-        doc.error = std::string(XML_ErrorString(XML_GetErrorCode(p))) + " at line " +
-                    std::to_string(XML_GetCurrentLineNumber(p));
-    XML_ParserFree(p);
+    doc.ok = xml.ok;
+    doc.error = xml.error;
+    doc.text = xml.text;
+    if (!xml.elements.empty()) doc.root = xml.elements.front().name;
+    for (const auto& e : xml.elements) {
+        const std::string cls = e.attribute("class");
+        if (cls.empty()) continue;
+        doc.by_class[cls]++;
+        if (e.name == "circle" && cls == "point") doc.points++;
+    }
     return doc;
 }
 

@@ -1,7 +1,6 @@
 // The reports on synthetic wafers: summary and reconciliation numbers, MISMATCH on inconsistent
 // input, a well-formed SVG with one rect per die, STDF checked by an independent reader, the
 // output layout and PNG conversion.
-#include <expat.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -15,6 +14,7 @@
 #include "stdf_reader.hpp"
 #include "synthetic.hpp"
 #include "waferprov/host/report.hpp"
+#include "waferprov/testing/xml_walk.hpp"
 
 using namespace waferprov;
 using namespace waferprov::host;
@@ -58,39 +58,20 @@ struct SvgDoc {
 };
 
 SvgDoc parse_svg(const std::string& svg) {
+    const auto xml = waferprov::testing::walk_xml(svg);
     SvgDoc doc;
-    XML_Parser p = XML_ParserCreate("UTF-8");
-    XML_SetUserData(p, &doc);
-    XML_SetElementHandler(
-        p,
-        [](void* ud, const XML_Char* name, const XML_Char** attrs) {
-            auto& d = *static_cast<SvgDoc*>(ud);
-            std::string n = name;
-            if (n == "circle") d.circles++;
-            if (n != "rect") return;
-            std::string cls;
-            double x = 0, y = 0;
-            for (int i = 0; attrs[i]; i += 2) {
-                std::string a = attrs[i];
-                if (a == "class") cls = attrs[i + 1];
-                if (a == "x") x = std::atof(attrs[i + 1]);
-                if (a == "y") y = std::atof(attrs[i + 1]);
-            }
-            if (!cls.empty()) {
-                d.die_rects++;
-                d.die_rects_by_class[cls]++;
-                d.rect_xy.emplace_back(x, y);
-            }
-        },
-        [](void*, const XML_Char*) {});
-    XML_SetCharacterDataHandler(p, [](void* ud, const XML_Char* s, int len) {
-        static_cast<SvgDoc*>(ud)->text.append(s, static_cast<size_t>(len));
-    });
-    doc.ok = XML_Parse(p, svg.data(), static_cast<int>(svg.size()), 1) == XML_STATUS_OK;
-    if (!doc.ok)
-        doc.error = std::string(XML_ErrorString(XML_GetErrorCode(p))) + " at line " +
-                    std::to_string(XML_GetCurrentLineNumber(p));
-    XML_ParserFree(p);
+    doc.ok = xml.ok;
+    doc.error = xml.error;
+    doc.text = xml.text;
+    for (const auto& e : xml.elements) {
+        if (e.name == "circle") doc.circles++;
+        const std::string cls = e.attribute("class");
+        if (e.name != "rect" || cls.empty()) continue;
+        doc.die_rects++;
+        doc.die_rects_by_class[cls]++;
+        doc.rect_xy.emplace_back(std::atof(e.attribute("x").c_str()),
+                                 std::atof(e.attribute("y").c_str()));
+    }
     return doc;
 }
 
