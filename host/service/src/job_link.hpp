@@ -87,7 +87,8 @@ private:
     // Delivers what the ledger holds (a migrated ledger's legacy UIDs tried again).
     Result<std::vector<TransitionResult>> deliver_held(const std::vector<Delivery>& want,
                                                        const std::string& tester);
-    // Generates the dies the ledger does not hold, then delivers them.
+    // Generates the dies the ledger does not hold, and records and delivers them in one ledger
+    // transaction.
     Status generate_and_deliver(const protocol::Touchdown& td, const std::string& tester,
                                 const std::vector<DieRequest>& generate,
                                 const std::vector<size_t>& generate_index,
