@@ -5,7 +5,11 @@
 //   BM_Touchdown/N             wp_ate_touchdown_wafer for N sites (N = 1, 16, 64)
 //   BM_TouchdownReissue/64     the same 64-site requests again: every die REISSUED (a retest)
 //   BM_TouchdownAndResults/N   wp_ate_touchdown_wafer + wp_ate_results (PROGRAMMED): the floor
-//   cycle BM_CurveEcho/N             the baseline: a DEALER -> ROUTER round trip over loopback with
+//                              cycle
+//   BM_TestersAtOnce/T         T testers (T = 16), each with its own session, send a 64-site
+//                              touchdown at the same moment; every round trip timed (the
+//                              ledger's group commit puts them in shared transactions)
+//   BM_CurveEcho/N             the baseline: a DEALER -> ROUTER round trip over loopback with
 //                              CurveZMQ, request and reply of the same sizes as the touchdown's
 //                              (a 64-site answer is ~45 KB), nothing else
 // Counters: p50_ms / p90_ms / p99_ms / max_ms per round trip, over_2ms (the share of round trips
@@ -15,6 +19,7 @@
 //
 // Extra flags: --diameter=MM (default 300) and --wafers=N (default 6) size the lot; a smaller
 // lot scales the iteration counts down (the smoke test runs --diameter=30 --wafers=2).
+// --workers=N is passed to `serve` (its ledger worker threads; default serve's own).
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -47,8 +52,15 @@ namespace ref = waferprov::reference;
 using Clock = std::chrono::steady_clock;
 
 double g_diameter = 300;
-int g_wafers = 6;
+int g_wafers = 9;
+int g_workers = 0;  // 0: serve's default
 const char* const kTesterId = "BENCH-01";
+constexpr int kTesters = 16;  // admitted by the job: BENCH-01 .. BENCH-16
+
+std::string tester_id(int i) {
+    const std::string n = std::to_string(i + 1);
+    return "BENCH-" + std::string(n.size() < 2 ? 1 : 0, '0') + n;
+}
 
 // ---- child processes ------------------------------------------------------------------------
 
@@ -88,6 +100,8 @@ struct Link {
     pid_t server = -1;
     std::string endpoint;
     wp_ate* handle = nullptr;
+    std::vector<wp_ate*> others;  // BM_TestersAtOnce's sessions (tester 2..16), opened there
+    fs::path job_dir;
     uint32_t sequence = 0;
     size_t certificate_bytes = 0;  // of the warm-up die: sizes the echo baseline
     double pregeneration_s = 0;
@@ -96,9 +110,14 @@ struct Link {
 
     Link() {
         const fs::path job = tmp.path() / "job";
-        run_or_die({"job", "init", "--out", job.string(), "--id", "BENCH", "--tester", kTesterId,
-                    "--quota", "1000000"},
-                   log);
+        std::vector<std::string> init = {"job",  "init",  "--out",   job.string(),
+                                         "--id", "BENCH", "--quota", "1000000"};
+        for (int t = 0; t < kTesters; ++t) {
+            init.push_back("--tester");
+            init.push_back(tester_id(t));
+        }
+        run_or_die(init, log);
+        job_dir = job;
         std::vector<std::string> run = {"run", "--job", (job / "job.toml").string(),
                                         "--no-progress"};
         for (int w = 1; w <= g_wafers; ++w) {
@@ -126,9 +145,13 @@ struct Link {
         pregeneration_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
         const fs::path serve_log = tmp.path() / "serve.log";
-        server =
-            spawn({"serve", "--job", (job / "job.toml").string(), "--bind", "tcp://127.0.0.1:0"},
-                  serve_log);
+        std::vector<std::string> serve = {"serve", "--job", (job / "job.toml").string(), "--bind",
+                                          "tcp://127.0.0.1:0"};
+        if (g_workers > 0) {
+            serve.push_back("--workers");
+            serve.push_back(std::to_string(g_workers));
+        }
+        server = spawn(serve, serve_log);
         const std::string marker = "listening on ";
         const auto deadline = Clock::now() + std::chrono::seconds(60);
         while (endpoint.empty()) {
@@ -143,22 +166,7 @@ struct Link {
                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
 
-        char spub[41], cpub[41], csec[41];
-        if (wp_ate_read_key_file((job / "server.pub").c_str(), spub, nullptr) != WP_ATE_OK ||
-            wp_ate_read_key_file((job / ("tester-" + std::string(kTesterId) + ".key")).c_str(),
-                                 cpub, csec) != WP_ATE_OK)
-            die(std::string("key files: ") + wp_ate_last_error(nullptr), log);
-        wp_ate_config cfg{};
-        cfg.struct_size = sizeof cfg;
-        cfg.endpoint = endpoint.c_str();
-        cfg.server_public_key = spub;
-        cfg.client_public_key = cpub;
-        cfg.client_secret_key = csec;
-        cfg.tester_id = kTesterId;
-        cfg.job_id = "BENCH";
-        cfg.timeout_ms = 10000;
-        if (wp_ate_open(&cfg, &handle) != WP_ATE_OK)
-            die(std::string("wp_ate_open: ") + wp_ate_last_error(nullptr), serve_log);
+        handle = open_session(kTesterId);
 
         // Warm-up: one die, which also gives the certificate size for the echo baseline.
         std::vector<Die> one;
@@ -171,7 +179,31 @@ struct Link {
         certificate_bytes = ids[0].certificate_length;
     }
 
+    // A session of tester `id` (admitted by the job) to the server.
+    wp_ate* open_session(const std::string& id) {
+        const fs::path serve_log = tmp.path() / "serve.log";
+        char spub[41], cpub[41], csec[41];
+        if (wp_ate_read_key_file((job_dir / "server.pub").c_str(), spub, nullptr) != WP_ATE_OK ||
+            wp_ate_read_key_file((job_dir / ("tester-" + id + ".key")).c_str(), cpub, csec) !=
+                WP_ATE_OK)
+            die(std::string("key files: ") + wp_ate_last_error(nullptr), log);
+        wp_ate_config cfg{};
+        cfg.struct_size = sizeof cfg;
+        cfg.endpoint = endpoint.c_str();
+        cfg.server_public_key = spub;
+        cfg.client_public_key = cpub;
+        cfg.client_secret_key = csec;
+        cfg.tester_id = id.c_str();
+        cfg.job_id = "BENCH";
+        cfg.timeout_ms = 10000;
+        wp_ate* h = nullptr;
+        if (wp_ate_open(&cfg, &h) != WP_ATE_OK)
+            die(std::string("wp_ate_open: ") + wp_ate_last_error(nullptr), serve_log);
+        return h;
+    }
+
     ~Link() {
+        for (auto* h : others) wp_ate_close(h);
         wp_ate_close(handle);
         if (server > 0) {
             ::kill(server, SIGTERM);
@@ -195,6 +227,10 @@ struct Link {
     }
 
     int touchdown(const std::vector<Die>& dies, wp_ate_site_identity* ids) {
+        return touchdown_on(handle, ++sequence, dies, ids);
+    }
+    static int touchdown_on(wp_ate* h, uint32_t seq, const std::vector<Die>& dies,
+                            wp_ate_site_identity* ids) {
         std::vector<wp_ate_site_request> req(dies.size());
         for (size_t i = 0; i < dies.size(); ++i) {
             req[i].site = static_cast<uint16_t>(i);
@@ -202,9 +238,8 @@ struct Link {
             req[i].y = dies[i].y;
             req[i].has_uid = 0;
         }
-        return wp_ate_touchdown_wafer(handle, dies[0].lot.c_str(), dies[0].wafer,
-                                      dies[0].substrate.c_str(), ++sequence, req.data(), req.size(),
-                                      ids);
+        return wp_ate_touchdown_wafer(h, dies[0].lot.c_str(), dies[0].wafer,
+                                      dies[0].substrate.c_str(), seq, req.data(), req.size(), ids);
     }
 };
 
@@ -217,9 +252,10 @@ Link& link() {
 struct Plan {
     int64_t touchdown_1 = 2000, touchdown_16 = 1000, touchdown_64 = 500;
     int64_t cycle_1 = 2000, cycle_16 = 1000, cycle_64 = 400;
+    int64_t rounds_16 = 40;  // BM_TestersAtOnce/16: rounds of 16 x 64 sites
     int64_t fresh_dies() const {
         return touchdown_1 + 16 * touchdown_16 + 64 * touchdown_64 + cycle_1 + 16 * cycle_16 +
-               64 * cycle_64;
+               64 * cycle_64 + 16 * 64 * rounds_16;
     }
 };
 
@@ -365,6 +401,72 @@ void BM_TouchdownAndResults(benchmark::State& state) {
     latency_counters(state, ms, static_cast<int64_t>(n), "cycle/" + std::to_string(n));
 }
 
+// T testers at once: each round, every tester's thread waits at a barrier, then sends a 64-site
+// touchdown of fresh dies; each round trip is timed on its own thread. A round ends when all T
+// have their answer.
+void BM_TestersAtOnce(benchmark::State& state) {
+    auto& l = link();
+    const int testers = static_cast<int>(state.range(0));
+    constexpr size_t kSites = 64;
+    while (static_cast<int>(l.others.size()) < testers - 1)
+        l.others.push_back(l.open_session(tester_id(static_cast<int>(l.others.size()) + 1)));
+    std::vector<wp_ate*> sessions = {l.handle};
+    sessions.insert(sessions.end(), l.others.begin(), l.others.begin() + (testers - 1));
+    std::vector<uint32_t> seq(static_cast<size_t>(testers), 1000000);
+    seq[0] = l.sequence + 1000000;  // tester 1 is the other benchmarks' session
+    std::vector<double> ms;
+    bool failed = false;
+    std::string error;
+    size_t dies_done = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        std::vector<std::vector<Die>> dies(static_cast<size_t>(testers));
+        bool fresh = true;
+        for (auto& d : dies) fresh = fresh && l.take(kSites, d);
+        state.ResumeTiming();
+        if (!fresh) {
+            state.SkipWithError("the lot has no fresh dies left");
+            break;
+        }
+        std::vector<double> round(static_cast<size_t>(testers));
+        std::vector<int> rc(static_cast<size_t>(testers));
+        std::vector<std::vector<wp_ate_site_identity>> ids(
+            static_cast<size_t>(testers), std::vector<wp_ate_site_identity>(kSites));
+        std::atomic<int> ready{0};
+        std::vector<std::thread> threads;
+        for (size_t t = 0; t < static_cast<size_t>(testers); ++t)
+            threads.emplace_back([&, t] {
+                ++ready;
+                while (ready.load() < testers) std::this_thread::yield();
+                const auto t0 = Clock::now();
+                rc[t] = Link::touchdown_on(sessions[t], ++seq[t], dies[t], ids[t].data());
+                round[t] = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            });
+        for (auto& th : threads) th.join();
+        for (size_t t = 0; t < static_cast<size_t>(testers); ++t) {
+            if (rc[t] != WP_ATE_OK) {
+                failed = true;
+                error = wp_ate_last_error(sessions[t]);
+            }
+            for (const auto& id : ids[t]) {
+                dies_done += id.status == WP_ATE_OK;
+                if (id.status != WP_ATE_OK && !failed) {
+                    failed = true;
+                    error = std::string("a site was refused: ") + id.text;
+                }
+            }
+            ms.push_back(round[t]);
+        }
+        if (failed) break;
+    }
+    if (failed) state.SkipWithError(error.c_str());
+    latency_counters(state, ms, static_cast<int64_t>(kSites), "testers/" + std::to_string(testers));
+    // The T round trips of a round overlap: the dies per second of real time are the dies
+    // delivered over the rounds' time, not latency_counters' sites per round trip.
+    state.counters["dies/s"] =
+        benchmark::Counter(static_cast<double>(dies_done), benchmark::Counter::kIsRate);
+}
+
 // ---- the baseline: a CurveZMQ echo of the same sizes -------------------------------------------
 
 // The TOUCHDOWN frame for n sites (docs/tester-protocol.md): header 16, session 8, lot str,
@@ -492,6 +594,11 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond)
         ->Iterations(it(p.cycle_64, 64));
+    benchmark::RegisterBenchmark("BM_TestersAtOnce", BM_TestersAtOnce)
+        ->Arg(kTesters)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(it(p.rounds_16, 16 * 64));
 }
 
 void print_ratios() {
@@ -502,11 +609,13 @@ void print_ratios() {
         l.wafers.size(), l.total_dies, l.pregeneration_s, l.certificate_bytes);
     std::printf("%-16s %10s %10s %12s %12s\n", "link", "p50 ms", "p99 ms", "p50 / echo",
                 "p99 / echo");
-    for (const char* kind : {"touchdown", "reissue", "cycle"}) {
+    for (const char* kind : {"touchdown", "reissue", "cycle", "testers"}) {
         for (int n : {1, 16, 64}) {
             const std::string key = std::string(kind) + "/" + std::to_string(n);
             auto r = g_results.find(key);
-            auto e = g_results.find("echo/" + std::to_string(n));
+            // T testers send 64-site touchdowns: against the 64-site echo.
+            auto e =
+                g_results.find("echo/" + std::to_string(std::string(kind) == "testers" ? 64 : n));
             if (r == g_results.end() || e == g_results.end()) continue;
             std::printf("%-16s %10.3f %10.3f %11.1fx %11.1fx\n", key.c_str(), r->second.first,
                         r->second.second, r->second.first / e->second.first,
@@ -524,6 +633,8 @@ int main(int argc, char** argv) {
             g_diameter = std::atof(argv[i] + 11);
         else if (std::strncmp(argv[i], "--wafers=", 9) == 0)
             g_wafers = std::max(1, std::atoi(argv[i] + 9));
+        else if (std::strncmp(argv[i], "--workers=", 10) == 0)
+            g_workers = std::max(1, std::atoi(argv[i] + 10));
     }
     register_all();
     benchmark::RunSpecifiedBenchmarks();

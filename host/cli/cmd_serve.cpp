@@ -38,7 +38,8 @@ constexpr const char* kServeUsage =
     "  --insecure  plain TCP without CurveZMQ: development only, never on a floor network\n"
     "  --max-sites sites per touchdown advertised to testers (1..1024, default 1024)\n"
     "  --threads   signing threads for on-demand generation (default: all cores)\n"
-    "  --workers   threads running ledger work (default 4)\n"
+    "  --workers   threads running ledger work (default 16; concurrent requests share\n"
+    "              ledger commits, at most one per worker)\n"
     "  --shutdown-deadline  seconds SIGINT/SIGTERM give the requests in flight to finish and\n"
     "              their answers to leave (default 5, 0..3600)\n"
     "  --verbose   log every request, not only sessions and refusals\n"
@@ -104,7 +105,7 @@ Result<int> serve(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(opt.max_sites, number_option(a, "max-sites", 1, 1024, 1024));
     WP_ASSIGN_OR_RETURN(const size_t threads, number_option(a, "threads", 1, 1024, 0));
     opt.signing_threads = static_cast<int>(threads);
-    WP_ASSIGN_OR_RETURN(opt.workers, number_option(a, "workers", 1, 64, 4));
+    WP_ASSIGN_OR_RETURN(opt.workers, number_option(a, "workers", 1, 64, 16));
     WP_ASSIGN_OR_RETURN(const size_t deadline, number_option(a, "shutdown-deadline", 0, 3600, 5));
     opt.shutdown_deadline = std::chrono::seconds(deadline);
     if (!opt.insecure) {

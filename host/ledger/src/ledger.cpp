@@ -1236,6 +1236,38 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
     return out;
 }
 
+Result<std::vector<Ledger::RecordedDelivery>> Ledger::record_and_deliver(
+    std::span<const NewIdentity> batch, std::span<const int> sites, const std::string& tester) {
+    if (sites.size() != batch.size())
+        return make_error(ErrorCode::kInvalidArgument,
+                          "record_and_deliver: one site per identity expected");
+    for (size_t i = 0; i < batch.size(); ++i) WP_RETURN_IF_ERROR(validate_identity(batch[i], i));
+    if (!chain::valid_text(tester))
+        return make_error(ErrorCode::kInvalidArgument, "tester id is not printable ASCII");
+    std::vector<RecordedDelivery> out;
+    auto apply = [&](WriteState& ws) -> Status {
+        out.clear();
+        BatchRecorder recorder(*impl_, ws);
+        for (size_t i = 0; i < batch.size(); ++i) {
+            WP_ASSIGN_OR_RETURN(RecordResult res, recorder.record(batch[i]));
+            RecordedDelivery rd{std::move(res), std::nullopt};
+            const auto o = rd.recorded.outcome;
+            if ((o == RecordOutcome::kIssued || o == RecordOutcome::kReissued) &&
+                rd.recorded.record) {
+                const Delivery d{rd.recorded.record->uid, rd.recorded.record->loc, sites[i]};
+                std::vector<TransitionResult> tr;
+                WP_RETURN_IF_ERROR(
+                    impl_->apply_deliver(ws, std::span<const Delivery>(&d, 1), tester, true, tr));
+                rd.delivered = std::move(tr.front());
+            }
+            out.push_back(std::move(rd));
+        }
+        return ok_status();
+    };
+    WP_RETURN_IF_ERROR(impl_->group.run(apply));
+    return out;
+}
+
 // ---- lookups --------------------------------------------------------------------------------
 
 Result<std::optional<LedgerRecord>> Ledger::find_uid(const wpid1::Uid& uid) {
@@ -1402,11 +1434,17 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
                                   "tester id is not printable ASCII"));
         return out;
     }
-    std::lock_guard lock(mu);
+    WP_RETURN_IF_ERROR(group.run([&](WriteState& ws) {
+        out.clear();
+        return apply_deliver(ws, items, tester, check_location, out);
+    }));
+    return out;
+}
+
+Status Ledger::Impl::apply_deliver(WriteState& ws, std::span<const Delivery> items,
+                                   const std::string& tester, bool check_location,
+                                   std::vector<TransitionResult>& out) {
     Impl& m = *this;
-    WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
-    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     for (const auto& item : items) {
         const auto& uid = item.uid;
         WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
@@ -1453,20 +1491,24 @@ Result<std::vector<TransitionResult>> Ledger::Impl::deliver(std::span<const Deli
         tr.again = again;
         out.push_back(std::move(tr));
     }
-    if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.commit(txn, ws));
-    }
-    return out;
+    return ok_status();
 }
 
 Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieResult> results,
                                                            const std::string& tester) {
     std::vector<TransitionResult> out;
-    std::lock_guard lock(impl_->mu);
-    Impl& m = *impl_;
-    WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
-    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
+    WP_RETURN_IF_ERROR(impl_->group.run([&](WriteState& ws) {
+        out.clear();
+        return impl_->apply_results(ws, results, tester, out);
+    }));
+    return out;
+}
+
+Ledger::GroupStats Ledger::group_stats() const { return impl_->group.stats(); }
+
+Status Ledger::Impl::apply_results(WriteState& ws, std::span<const DieResult> results,
+                                   const std::string& tester, std::vector<TransitionResult>& out) {
+    Impl& m = *this;
     for (const auto& res : results) {
         const auto& uid = res.uid;
         if (!chain::valid_text(tester) || !chain::valid_text(res.bin)) {
@@ -1518,10 +1560,7 @@ Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieRe
         WP_RETURN_IF_ERROR(m.insert_event(ws, m.scratch, "RESULT", uid));
         out.push_back(TransitionResult{uid, TransitionStatus::kOk, std::move(r), ""});
     }
-    if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.commit(txn, ws));
-    }
-    return out;
+    return ok_status();
 }
 
 Result<TransitionResult> Ledger::mark_result(const wpid1::Uid& uid, bool programmed,

@@ -7,6 +7,7 @@
 
 #include "anchor.hpp"
 #include "chain.hpp"
+#include "group_commit.hpp"
 #include "sqlite.hpp"
 #include "waferprov/host/ledger.hpp"
 
@@ -69,6 +70,8 @@ struct Ledger::Impl {
     std::optional<anchor::Writer> anchor;
     std::optional<Error> anchor_failed;
     std::function<void(const Ledger::CommitNote&)> on_commit;  // Ledger::on_commit()
+    // deliver / mark_results from several threads share transactions (group_commit.hpp).
+    GroupCommitter group{*this};
 
     Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
 
@@ -90,6 +93,12 @@ struct Ledger::Impl {
     // mark_delivered / deliver (check_location: deliver's location check).
     Result<std::vector<TransitionResult>> deliver(std::span<const Delivery> items,
                                                   const std::string& tester, bool check_location);
+    // Their bodies, inside a write transaction the caller opened (the group's), appending to
+    // `out`; an Error leaves `out` meaningless and the caller rolls back what was written.
+    Status apply_deliver(WriteState& ws, std::span<const Delivery> items, const std::string& tester,
+                         bool check_location, std::vector<TransitionResult>& out);
+    Status apply_results(WriteState& ws, std::span<const DieResult> results,
+                         const std::string& tester, std::vector<TransitionResult>& out);
     Status append_event(WriteState& ws, nlohmann::json event, const std::string& type,
                         const std::optional<wpid1::Uid>& uid);
     // Appends an ISSUE event for `r` (written by chain::issue_payload) and counts it.

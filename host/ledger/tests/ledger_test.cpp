@@ -756,5 +756,167 @@ TEST(Ledger, RecordBatchThroughputCpuPerRecord) {
     EXPECT_EQ(l->counts()->total(), static_cast<uint64_t>(n));
 }
 
+// ---- group commit (issue #17) ----------------------------------------------------------------
+
+// Holds the first commit open (from on_commit, while its leader still owns the ledger) until
+// `want` requests have queued behind it: the next transaction must then carry all of them.
+// Deterministic: the grouping is forced by the wait, not hoped for from timing.
+struct HoldFirstCommit {
+    Ledger& l;
+    size_t want;
+    std::atomic<bool> in_first{false};
+    std::atomic<int> commits{0};
+    void install() {
+        l.on_commit([this](const Ledger::CommitNote&) {
+            if (commits++ != 0) return;
+            in_first = true;
+            // group_stats() takes only the grouping's own lock, never the ledger's.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (l.group_stats().queued < want && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+    }
+};
+
+TEST(LedgerGroupCommit, ConcurrentRequestsShareOneTransactionEachWithItsOwnOutcome) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    auto ids = fakes(0, 40);
+    record_ok(*l, ids);
+    // Dies 0..3 delivered and PROGRAMMED before the group: a retest of them is refused.
+    std::vector<Delivery> pre;
+    for (int i = 0; i < 4; ++i) pre.push_back({ids[i].uid, ids[i].loc, i});
+    ASSERT_TRUE(l->deliver(pre, "T0").ok());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(l->mark_result(ids[i].uid, true, "1", "T0").ok());
+    const auto before = l->group_stats();
+
+    HoldFirstCommit hold{*l, 7};
+    hold.install();
+    // The leader of the first group: a delivery of dies 4..7.
+    std::vector<Result<std::vector<TransitionResult>>> out(8, std::vector<TransitionResult>{});
+    auto deliver = [&](size_t slot, std::vector<Delivery> d, std::string tester) {
+        out[slot] = l->deliver(d, tester);
+    };
+    std::vector<std::thread> threads;
+    threads.emplace_back(deliver, 0,
+                         std::vector<Delivery>{{ids[4].uid, ids[4].loc, 0},
+                                               {ids[5].uid, ids[5].loc, 1},
+                                               {ids[6].uid, ids[6].loc, 2},
+                                               {ids[7].uid, ids[7].loc, 3}},
+                         "T0");
+    while (!hold.in_first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    // Seven requests queue behind it: five testers' fresh deliveries, one request refused as a
+    // whole (a retest of dies already PROGRAMMED, and a UID the ledger never issued), and one
+    // request of results for dies never delivered.
+    for (size_t t = 1; t <= 5; ++t) {
+        std::vector<Delivery> d;
+        for (size_t k = 0; k < 4; ++k) {
+            const auto& id = ids[8 + (t - 1) * 4 + k];
+            d.push_back({id.uid, id.loc, static_cast<int>(k)});
+        }
+        threads.emplace_back(deliver, t, d, "T" + std::to_string(t));
+    }
+    const auto stranger = fake_identity(999);
+    threads.emplace_back(
+        deliver, 6,
+        std::vector<Delivery>{{ids[0].uid, ids[0].loc, 0}, {stranger.uid, stranger.loc, 1}}, "T6");
+    threads.emplace_back([&] {
+        std::vector<DieResult> r{{ids[30].uid, true, "1"}, {ids[31].uid, false, "7"}};
+        auto res = l->mark_results(r, "T7");
+        out[7] = std::move(res);
+    });
+    for (auto& t : threads) t.join();
+
+    const auto after = l->group_stats();
+    EXPECT_EQ(after.transactions - before.transactions, 2u) << "the 7 queued went in one";
+    EXPECT_EQ(after.requests - before.requests, 8u);
+    EXPECT_EQ(after.largest, 7u);
+    EXPECT_EQ(after.queued, 0u);
+
+    // Each request's outcome is the one it would have had alone.
+    for (size_t t = 0; t <= 5; ++t) {
+        ASSERT_TRUE(out[t].ok()) << out[t].error().describe();
+        ASSERT_EQ(out[t]->size(), 4u);
+        for (const auto& tr : *out[t]) {
+            EXPECT_EQ(tr.status, TransitionStatus::kOk) << tr.message;
+            EXPECT_FALSE(tr.again);
+            EXPECT_EQ(l->find_uid(tr.uid).value()->state, DieState::kDelivered);
+            EXPECT_EQ(l->find_uid(tr.uid).value()->tester, "T" + std::to_string(t));
+        }
+    }
+    ASSERT_TRUE(out[6].ok());
+    EXPECT_EQ((*out[6])[0].status, TransitionStatus::kAlreadyProgrammed);
+    EXPECT_EQ((*out[6])[1].status, TransitionStatus::kUnknownUid);
+    ASSERT_TRUE(out[7].ok());
+    EXPECT_EQ((*out[7])[0].status, TransitionStatus::kNotDelivered);
+    EXPECT_EQ((*out[7])[1].status, TransitionStatus::kNotDelivered);
+    EXPECT_EQ(l->find_uid(ids[30].uid).value()->state, DieState::kIssued);
+    EXPECT_EQ(l->find_uid(ids[0].uid).value()->state, DieState::kProgrammed);
+    auto rep = l->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+    EXPECT_EQ(l->counts()->delivered, 24u);
+}
+
+// A request that fails while its group is applied (here a storage error raised by a trigger on
+// its second die, after its first die was already written) is rolled back to its savepoint
+// and gets the error; the requests before and after it in the same transaction commit.
+TEST(LedgerGroupCommit, AFailedRequestRollsBackAloneInsideItsGroup) {
+    TempDir dir;
+    auto l = open_ok(dir / "l.db");
+    auto ids = fakes(0, 12);
+    record_ok(*l, ids);
+    {
+        sqlite3* db = nullptr;
+        ASSERT_EQ(sqlite3_open((dir / "l.db").c_str(), &db), SQLITE_OK);
+        const std::string sql =
+            "CREATE TRIGGER inject_failure BEFORE UPDATE ON records WHEN NEW.uid = x'" +
+            to_hex(ids[5].uid) + "' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;";
+        char* err = nullptr;
+        EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+            << (err ? err : "");
+        sqlite3_free(err);
+        sqlite3_close(db);
+    }
+    HoldFirstCommit hold{*l, 3};
+    hold.install();
+    std::vector<Result<std::vector<TransitionResult>>> out(4, std::vector<TransitionResult>{});
+    std::vector<std::thread> threads;
+    auto deliver = [&](size_t slot, size_t first) {
+        std::vector<Delivery> d;
+        for (size_t k = first; k < first + 3; ++k) d.push_back({ids[k].uid, ids[k].loc, -1});
+        out[slot] = l->deliver(d, "T" + std::to_string(slot));
+    };
+    threads.emplace_back(deliver, 0, 0);
+    while (!hold.in_first) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    threads.emplace_back(deliver, 1, 3);  // dies 3, 4, 5: fails at die 5
+    while (l->group_stats().queued < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    threads.emplace_back(deliver, 2, 6);
+    threads.emplace_back(deliver, 3, 9);
+    for (auto& t : threads) t.join();
+
+    // One transaction after the held one, committing requests 2 and 3 (request 1 was in it
+    // too, rolled back: the figures count committed requests).
+    EXPECT_EQ(l->group_stats().transactions, 2u);  // record_batch does not go through the group
+    EXPECT_EQ(l->group_stats().largest, 2u);
+    ASSERT_FALSE(out[1].ok());
+    EXPECT_NE(out[1].error().message.find("injected failure"), std::string::npos)
+        << out[1].error().describe();
+    for (size_t k = 3; k < 6; ++k)  // die 3 and 4 were written, then rolled back with die 5
+        EXPECT_EQ(l->find_uid(ids[k].uid).value()->state, DieState::kIssued) << k;
+    for (size_t slot : {0, 2, 3}) {
+        ASSERT_TRUE(out[slot].ok()) << out[slot].error().describe();
+        for (const auto& tr : *out[slot]) EXPECT_EQ(tr.status, TransitionStatus::kOk);
+    }
+    for (size_t k : {0, 1, 2, 6, 7, 8, 9, 10, 11})
+        EXPECT_EQ(l->find_uid(ids[k].uid).value()->state, DieState::kDelivered) << k;
+    // The chain holds exactly the committed events: 12 ISSUE, 9 DELIVER, no gap where the
+    // rolled-back request's events were.
+    auto rep = l->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok()) << join(rep->problems);
+    EXPECT_EQ(l->head()->events, 1u + 12u + 9u);
+}
+
 }  // namespace
 }  // namespace waferprov::host

@@ -300,7 +300,7 @@ private:
             return;
         }
         std::vector<NewIdentity> offers;
-        std::vector<size_t> index;  // offer -> die index within the batch
+        std::vector<size_t> index;  // offer -> die index in the batch (then in dies_, below)
         for (size_t i = 0; i < b->count; ++i) {
             DieReport& r = reports_[b->first + i];
             r.request = dies_[b->first + i];
@@ -320,14 +320,32 @@ private:
             offers.push_back(std::move(b->offers[i]));
             index.push_back(i);
         }
-        auto results = ledger_.record_batch(offers);
+        if (options_.record_all) {
+            // Held until the last batch, then recorded in one call (PipelineOptions::record_all).
+            for (size_t k = 0; k < offers.size(); ++k) {
+                held_.push_back(std::move(offers[k]));
+                held_index_.push_back(b->first + index[k]);
+            }
+            if (b->first + b->count < dies_.size()) return;
+            offers = std::move(held_);
+            index = std::move(held_index_);
+        } else {
+            for (auto& i : index) i += b->first;
+        }
+        auto results =
+            options_.record_all ? options_.record_all(offers) : ledger_.record_batch(offers);
         if (!results.ok()) {
             fail(results.error().with_context("ledger commit"));
             return;
         }
+        if (results->size() != offers.size()) {
+            fail(make_error(ErrorCode::kInternal,
+                            "ledger commit: one result per identity expected"));
+            return;
+        }
         for (size_t k = 0; k < results->size(); ++k) {
             auto& res = (*results)[k];
-            DieReport& r = reports_[b->first + index[k]];
+            DieReport& r = reports_[index[k]];
             r.record = std::move(res.record);
             r.message = std::move(res.message);
             r.outcome = tally(res.outcome);
@@ -368,7 +386,10 @@ private:
     CertTemplate subject_;
     std::vector<DieReport>& reports_;
     PipelineStats& stats_;
-    size_t next_ = 0;               // submit stage only
+    size_t next_ = 0;  // submit stage only
+    // record_all: the identities of the batches committed so far, and their die indexes.
+    std::vector<NewIdentity> held_;
+    std::vector<size_t> held_index_;
     std::optional<Error> failure_;  // the first failure
     std::mutex failure_mu_;
 };

@@ -327,6 +327,12 @@ Status JobLink::generate_and_deliver(const protocol::Touchdown& td, const std::s
                                      const std::vector<size_t>& generate_index,
                                      protocol::TouchdownResult& out, Counters& c) {
     std::vector<DieReport> reports;
+    // Recorded and delivered in one ledger transaction (Ledger::record_and_deliver): the
+    // pipeline hands over every identity it made for this touchdown at once.
+    std::map<wpid1::Uid, int> site_of;
+    for (size_t k = 0; k < generate.size(); ++k)
+        site_of[generate[k].uid] = td.sites[generate_index[k]].site;
+    std::map<wpid1::Uid, TransitionResult> delivered;
     {
         std::lock_guard lock(generate_mu_);
         PipelineOptions po;
@@ -336,21 +342,33 @@ Status JobLink::generate_and_deliver(const protocol::Touchdown& td, const std::s
         po.tester = tester;
         po.certificate = job_.certificate;
         po.product = job_.product;
+        po.record_all =
+            [&](std::span<const NewIdentity> offers) -> Result<std::vector<RecordResult>> {
+            std::vector<int> sites;
+            for (const auto& n : offers) sites.push_back(site_of.at(n.uid));
+            WP_ASSIGN_OR_RETURN(auto done, ledger_->record_and_deliver(offers, sites, tester));
+            std::vector<RecordResult> recorded;
+            for (auto& d : done) {
+                if (d.delivered) delivered.emplace(d.delivered->uid, std::move(*d.delivered));
+                recorded.push_back(std::move(d.recorded));
+            }
+            return recorded;
+        };
         WP_ASSIGN_OR_RETURN(auto stats,
                             provision(generate, *backend_, *signer_, *ledger_, po, reports));
         c.generated.fetch_add(stats.provisioned, std::memory_order_relaxed);
     }
-    std::vector<Delivery> second;
-    std::vector<size_t> second_index;
     for (size_t k = 0; k < reports.size(); ++k) {
         auto& site = out.sites[generate_index[k]];
         const auto& rep = reports[k];
         switch (rep.outcome) {
             case DieOutcome::kProvisioned:
             case DieOutcome::kReissued:
-                second.push_back(
-                    Delivery{generate[k].uid, generate[k].loc, td.sites[generate_index[k]].site});
-                second_index.push_back(generate_index[k]);
+                if (auto it = delivered.find(rep.record ? rep.record->uid : generate[k].uid);
+                    it != delivered.end())
+                    apply_delivery(site, std::move(it->second), chain_id_, c);
+                else
+                    refuse(site, StatusCode::kInternal, "the ledger did not deliver the die", c);
                 break;
             case DieOutcome::kConflict:
                 refuse(site,
@@ -367,10 +385,6 @@ Status JobLink::generate_and_deliver(const protocol::Touchdown& td, const std::s
                 break;
         }
     }
-    if (second.empty()) return ok_status();
-    WP_ASSIGN_OR_RETURN(auto delivered, ledger_->deliver(second, tester));
-    for (size_t k = 0; k < delivered.size(); ++k)
-        apply_delivery(out.sites[second_index[k]], std::move(delivered[k]), chain_id_, c);
     return ok_status();
 }
 
@@ -399,8 +413,8 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
             apply_delivery(out.sites[index[k]], std::move(delivered[k]), chain_id_, c);
         }
     }
-    // 2. The rest is generated on demand through the provisioning pipeline (ISSUED), then
-    // delivered in a second transaction.
+    // 2. The rest is generated on demand through the provisioning pipeline, recorded and
+    // delivered in one transaction.
     if (!generate.empty())
         WP_RETURN_IF_ERROR(generate_and_deliver(td, tester, generate, generate_index, out, c));
     reservation.settle(out);

@@ -40,9 +40,11 @@ public:
 
     // The identities for one touchdown: served from the ledger where they exist (pre-generated
     // or delivered before), generated on demand otherwise; every one is DELIVERED in the ledger
-    // before this returns. An Error (storage, backend, signer) means the whole request failed:
-    // nothing was delivered (identities generated on the way stay ISSUED, and a retry delivers
-    // them). `tester` is printable ASCII (checked at HELLO), `td.lot` is checked by the caller.
+    // before this returns. An Error (storage, backend, signer) means the whole request failed
+    // and the tester retries it: deliveries committed before the failing step are REISSUED by
+    // the retry, and identities generated on the way were recorded only together with their
+    // delivery (Ledger::record_and_deliver), or not at all. `tester` is printable ASCII (checked at
+    // HELLO), `td.lot` is checked by the caller.
     Result<protocol::TouchdownResult> touchdown(const protocol::Touchdown& td,
                                                 const std::string& tester, Counters& counters);
 
@@ -87,7 +89,8 @@ private:
     // Delivers what the ledger holds (a migrated ledger's legacy UIDs tried again).
     Result<std::vector<TransitionResult>> deliver_held(const std::vector<Delivery>& want,
                                                        const std::string& tester);
-    // Generates the dies the ledger does not hold, then delivers them.
+    // Generates the dies the ledger does not hold, and records and delivers them in one ledger
+    // transaction.
     Status generate_and_deliver(const protocol::Touchdown& td, const std::string& tester,
                                 const std::vector<DieRequest>& generate,
                                 const std::vector<size_t>& generate_index,

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -330,6 +331,173 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
     }
     EXPECT_EQ(srv.service().stats().generated, 0u);
     EXPECT_EQ(srv.service().stats().delivered, 4u);
+}
+
+// ---- group commit (issue #17) ----------------------------------------------------------------
+
+// Counts the ledger commits `serve` reports (ServiceObserver::ledger_committed). When armed, the
+// first commit after arming is held (inside its transaction's leader, with the ledger busy)
+// until release(): the requests arriving meanwhile must then share the following commits. A
+// test-only deviation from the observer's "never blocks".
+class CommitCounter : public ServiceObserver {
+public:
+    std::atomic<int> commits{0};
+    void arm() { armed_ = true; }
+    void release() {
+        std::lock_guard lock(mu_);
+        released_ = true;
+        cv_.notify_all();
+    }
+    void ledger_committed(const std::string&, double, uint64_t) override {
+        ++commits;
+        if (armed_.exchange(false)) {
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, std::chrono::seconds(60), [&] { return released_; });
+        }
+    }
+    void job_opened(const std::string&, uint64_t) override {}
+    void session_opened(const std::string&, const std::string&) override {}
+    void session_closed(const std::string&, const std::string&) override {}
+    void touchdown_answered(const std::string&, const std::string&, const pr::TouchdownResult&,
+                            double) override {}
+    void results_answered(const std::string&, const std::string&, const pr::Results&,
+                          const pr::ResultsAck&) override {}
+    void result_recorded(const std::string&, bool) override {}
+    void request_failed(const std::string&, const std::string&) override {}
+    void frame_refused(const std::string&, StatusCode) override {}
+    void stopping() override {}
+
+private:
+    std::atomic<bool> armed_{false};
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool released_ = false;
+};
+
+// Eight testers' touchdowns (identities pre-generated, so each touchdown is a delivery) arrive
+// while a commit is in progress: they are committed together, in fewer transactions than
+// touchdowns, and each tester still gets exactly its own dies.
+TEST_F(ServiceTest, ConcurrentTestersTouchdownsShareLedgerCommits) {
+    constexpr int kTesters = 8;
+    std::vector<std::string> testers;
+    for (int t = 1; t <= kTesters; ++t) testers.push_back("ATE-" + std::to_string(t));
+    TestJob j(tmp.path(), "J1", testers);
+    std::vector<DieRequest> dies;
+    for (int y = 0; y <= kTesters; ++y)
+        for (int x = 0; x < 4; ++x) {
+            DieLocation loc{"LOT1", 1, x, y, "LOT1-01"};
+            dies.push_back(DieRequest{loc, derive_uid(j.job.uid_salt, loc)});
+        }
+    {
+        std::vector<DieReport> reports;
+        auto backend = open_job_backend(j.job).value();
+        auto signer = open_job_signer(j.job, 1).value();
+        auto ledger =
+            Ledger::open(j.job.ledger, {j.job.id, j.job.customer, j.job.product, j.job.quota})
+                .value();
+        PipelineOptions po;
+        po.threads = 1;
+        po.product = j.job.product;
+        ASSERT_TRUE(provision(dies, *backend, *signer, *ledger, po, reports).ok());
+    }
+    CommitCounter counter;
+    ServiceOptions opt = secure(j);
+    opt.observer = &counter;
+    opt.workers = kTesters + 1;
+    Server srv({ServedJob{j.job, {}}}, opt);
+    std::vector<Client> clients;
+    std::vector<uint64_t> sids;
+    for (const auto& t : testers) {
+        clients.push_back(client_for(j, srv, t));
+        sids.push_back(std::get<uint64_t>(clients.back().hello(t, "J1")));
+    }
+    // The first touchdown's commit is held; the other seven arrive behind it.
+    counter.arm();
+    const int before = counter.commits.load();
+    auto first = std::async(std::launch::async, [&] {
+        return clients[0].deliver(touchdown(sids[0], "LOT1", 1, {{0, 0}, {1, 0}, {2, 0}, {3, 0}}));
+    });
+    while (counter.commits.load() == before)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::vector<std::future<pr::TouchdownResult>> rest;
+    for (int t = 1; t < kTesters; ++t)
+        rest.push_back(std::async(std::launch::async, [&, t] {
+            return clients[static_cast<size_t>(t)].deliver(touchdown(
+                sids[static_cast<size_t>(t)], "LOT1", 1, {{0, t}, {1, t}, {2, t}, {3, t}}));
+        }));
+    // Let the seven reach the ledger (each waits for the held commit), then release it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    counter.release();
+    std::vector<pr::TouchdownResult> answers;
+    answers.push_back(first.get());
+    for (auto& f : rest) answers.push_back(f.get());
+    const int commits = counter.commits.load() - before;
+    EXPECT_LT(commits, kTesters) << "no touchdowns were committed together";
+    EXPECT_GE(commits, 2);
+    for (int t = 0; t < kTesters; ++t) {
+        const auto& a = answers[static_cast<size_t>(t)];
+        ASSERT_EQ(a.sites.size(), 4u);
+        for (const auto& s : a.sites) {
+            ASSERT_EQ(s.status, StatusCode::kOk) << s.text;
+            EXPECT_EQ(s.identity->uid,
+                      derive_uid(j.job.uid_salt, DieLocation{"LOT1", 1, s.site, t, "LOT1-01"}));
+        }
+    }
+    srv.stop();
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->counts().value().delivered, 4u * kTesters);
+    EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+// A touchdown whose dies the ledger does not hold yet: they are generated, recorded and
+// delivered in ONE ledger commit (before: the delivery attempt, the issue, the delivery), and
+// their ISSUE and DELIVER events carry one transaction time.
+TEST_F(ServiceTest, DiesGeneratedOnDemandAreIssuedAndDeliveredInOneCommit) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    CommitCounter counter;
+    ServiceOptions opt = secure(j);
+    opt.observer = &counter;
+    Server srv({ServedJob{j.job, {}}}, opt);
+    Client c = client_for(j, srv, "ATE-1");
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    const int before = counter.commits.load();
+    auto tr = c.deliver(touchdown(sid, "LOT1", 1, {{3, 4}, {4, 4}, {5, 4}}));
+    for (const auto& s : tr.sites) {
+        ASSERT_EQ(s.status, StatusCode::kOk) << s.text;
+        EXPECT_EQ(die_check(j.kik, *s.identity), "");
+    }
+    EXPECT_EQ(counter.commits.load() - before, 1);
+    EXPECT_EQ(srv.service().stats().generated, 3u);
+    srv.stop();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(j.job.ledger.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* q = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT type, count(*), count(DISTINCT time_us) FROM events "
+                                 "WHERE type IN ('ISSUE', 'DELIVER') GROUP BY type ORDER BY type",
+                                 -1, &q, nullptr),
+              SQLITE_OK);
+    std::vector<std::tuple<std::string, int, int>> rows;
+    while (sqlite3_step(q) == SQLITE_ROW)
+        rows.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)),
+                          sqlite3_column_int(q, 1), sqlite3_column_int(q, 2));
+    sqlite3_finalize(q);
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0], std::make_tuple(std::string("DELIVER"), 3, 1));
+    EXPECT_EQ(rows[1], std::make_tuple(std::string("ISSUE"), 3, 1));
+    // ... and the ISSUE and DELIVER events share that one time: one transaction.
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT count(DISTINCT time_us) FROM events "
+                                 "WHERE type IN ('ISSUE', 'DELIVER')",
+                                 -1, &q, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(q, 0), 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->counts().value().delivered, 3u);
+    EXPECT_TRUE(ledger->verify().value().ok());
 }
 
 TEST_F(ServiceTest, RetriesAreIdempotentAndRetestsGetTheSameIdentity) {

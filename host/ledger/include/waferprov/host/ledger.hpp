@@ -299,6 +299,19 @@ public:
     // kLocationMismatch and that item is left unchanged. One transaction for the batch.
     Result<std::vector<TransitionResult>> deliver(std::span<const Delivery> items,
                                                   const std::string& tester);
+    // The tester link's dies generated on demand during a touchdown: record_batch(batch) and,
+    // in the SAME transaction, deliver() each identity it issued or reissued (at sites[i], the
+    // probe-card site of batch[i]; -1 none) - so a die's identity is never durable as ISSUED
+    // without its delivery, and the touchdown costs one commit, not two. `delivered[i]` is the
+    // delivery's outcome for an issued / reissued item, nullopt for the others. Grouped with
+    // concurrent deliveries like deliver(). Invalid items fail the call as in record_batch.
+    struct RecordedDelivery {
+        RecordResult recorded;
+        std::optional<TransitionResult> delivered;
+    };
+    Result<std::vector<RecordedDelivery>> record_and_deliver(std::span<const NewIdentity> batch,
+                                                             std::span<const int> sites,
+                                                             const std::string& tester);
     // DELIVERED -> PROGRAMMED / FAILED with the bin. One transaction for the batch. The same
     // result reported again (same outcome and bin) is kOk with `again` and changes nothing;
     // another result for a die that has one is kDuplicateResult.
@@ -321,6 +334,18 @@ public:
     // quota come from the one place that knows them, so `run` and `serve` report them alike.
     // Set it before the ledger is shared between threads.
     void on_commit(std::function<void(const CommitNote&)> fn);
+
+    // Group commit (docs/ledger.md): deliver(), mark_delivered() and mark_results() called
+    // from several threads at once share transactions - the requests that queue while one
+    // commits go into the next, one COMMIT (one fsync, one anchor append) for all of them, each
+    // applied in arrival order under its own savepoint with the outcome it would have alone.
+    // The figures, for tests and the benchmarks: write transactions the grouping committed, the
+    // requests they committed (a request that failed inside its group is not counted), the most
+    // in one, and the requests queued right now.
+    struct GroupStats {
+        uint64_t transactions = 0, requests = 0, largest = 0, queued = 0;
+    };
+    GroupStats group_stats() const;
 
     // Latency: by default SQLite copies the write-ahead log into the database (a checkpoint,
     // with its own fsync) inside whichever commit crosses 1000 pages, so one request in about

@@ -55,6 +55,13 @@ struct PipelineOptions {
     std::string product;
     // Called from the commit stage after every batch: (dies done, dies total).
     std::function<void(size_t, size_t)> progress;
+    // When set, the commit stage records through this instead of Ledger::record_batch, and
+    // only once: the identities of every batch are held until the last one is signed and then
+    // handed over in one call (one ledger transaction for the whole provision() call, while
+    // signing still runs batch-parallel). The tester link's on-demand generation records and
+    // delivers a touchdown's dies in that one transaction (JobLink). It must return one result
+    // per identity, as record_batch does.
+    std::function<Result<std::vector<RecordResult>>(std::span<const NewIdentity>)> record_all;
 };
 
 struct PipelineStats {

@@ -76,11 +76,13 @@ struct ServiceOptions {
     protocol::CurveKeyPair server_keys;         // required unless insecure
     size_t max_sites = 1024;                    // advertised in HELLO_OK (1..1024)
     int signing_threads = 0;                    // on-demand generation; 0 = all cores
-    size_t workers = 4;                         // threads running ledger work
-    size_t max_pending = 256;                   // requests queued for the workers before BUSY
-    size_t max_sessions = 1024;                 // oldest idle session is dropped beyond this
-    size_t answers_kept = 8;                    // answers cached per session (idempotent retries)
-    bool verbose = false;                       // log every request, not only refusals
+    // Threads running ledger work. Concurrent requests share ledger commits (group commit), at
+    // most one request per worker: 16 testers at once reach 1.5x the dies/s of 4 workers.
+    size_t workers = 16;
+    size_t max_pending = 256;    // requests queued for the workers before BUSY
+    size_t max_sessions = 1024;  // oldest idle session is dropped beyond this
+    size_t answers_kept = 8;     // answers cached per session (idempotent retries)
+    bool verbose = false;        // log every request, not only refusals
     // After stop(): how long in-flight work may take to finish and its answers to leave.
     std::chrono::milliseconds shutdown_deadline{5000};
     // Refused connections, frames and sites: one line per kind, then one summary per window
