@@ -159,6 +159,13 @@ struct Service::Impl {
                 using T = std::decay_t<decltype(m)>;
                 if constexpr (std::is_same_v<T, pr::Hello>) {
                     hello(routing_id, f, m, key, who);
+                } else if (pr::minor_of(pr::kind_of(f.message)) >= 2) {
+                    // Final test (1.2) is not served yet: never let FINAL_RESULTS reach the
+                    // wafer results path.
+                    refuse_frame(routing_id, f.request_id, StatusCode::kUnexpectedKind,
+                                 std::string("this host does not serve final test (") +
+                                     pr::to_string(pr::kind_of(f.message)) + ")",
+                                 who);
                 } else if constexpr (std::is_same_v<T, pr::Touchdown> ||
                                      std::is_same_v<T, pr::Results>) {
                     request(routing_id, payload, f, m.session_id, m.sequence, key, who);
