@@ -459,6 +459,7 @@ Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& ty
         return ok_status();
     }
     if (type == "MIGRATE") return apply_migrate(j);
+    if (type == "FINAL_CHALLENGE" || type == "FINAL_RESULT") return apply_final(j, type);
     return bad("event " + std::to_string(seq) + " (" + type + "): unknown event type");
 }
 
@@ -517,6 +518,49 @@ Status Replayer::apply_transition(const json& j, const std::string& type) {
         return bad(std::string("illegal transition ") + to_string(before.state) + " -> " +
                    to_string(after.state) + " for UID " + to_hex(uid));
     it->second = std::move(after);
+    return ok_status();
+}
+
+Status Replayer::apply_final(const json& j, const std::string& type) {
+    const bool challenge = type == "FINAL_CHALLENGE";
+    if (challenge)
+        WP_RETURN_IF_ERROR(check_keys(
+            j, {"seq", "type", "time", "uid", "challenge", "session", "tester", "location"}));
+    else
+        WP_RETURN_IF_ERROR(check_keys(
+            j, {"seq", "type", "time", "uid", "challenge", "session", "tester", "outcome", "bin"}));
+    WP_ASSIGN_OR_RETURN(const wpid1::Uid uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
+    WP_ASSIGN_OR_RETURN(const auto nonce, get_hex_fixed<32>(j, "challenge"));
+    WP_ASSIGN_OR_RETURN(const std::string session, get_text(j, "session", false));
+    WP_RETURN_IF_ERROR(get_text(j, "tester"));
+    auto rec = records_.find(uid);
+    if (rec == records_.end()) return bad("UID " + to_hex(uid) + " was never issued");
+    if (challenge) {
+        if (rec->second.state != DieState::kProgrammed)
+            return bad("final-test challenge for UID " + to_hex(uid) + " in state " +
+                       to_string(rec->second.state) + ", not PROGRAMMED");
+        WP_ASSIGN_OR_RETURN(const json* loc, field(j, "location"));
+        WP_RETURN_IF_ERROR(
+            check_keys(*loc, {"lot", "handler", "site", "carrier", "row", "column"}));
+        WP_RETURN_IF_ERROR(get_text(*loc, "lot", false));
+        WP_RETURN_IF_ERROR(get_text(*loc, "handler", false));
+        WP_RETURN_IF_ERROR(get_text(*loc, "carrier"));
+        WP_RETURN_IF_ERROR(get_int32(*loc, "site"));
+        WP_RETURN_IF_ERROR(get_int32(*loc, "row"));
+        WP_RETURN_IF_ERROR(get_int32(*loc, "column"));
+        challenges_[uid] = OpenChallenge{to_hex(nonce), session, true};
+        return ok_status();
+    }
+    WP_ASSIGN_OR_RETURN(const std::string outcome, get_text(j, "outcome", false));
+    WP_RETURN_IF_ERROR(get_text(j, "bin"));
+    if (outcome != "VERIFIED" && outcome != "FAILED" && outcome != "MISMATCH")
+        return bad("final-test outcome '" + outcome + "' is not VERIFIED, FAILED or MISMATCH");
+    auto open = challenges_.find(uid);
+    if (open == challenges_.end() || !open->second.open || open->second.nonce != to_hex(nonce) ||
+        open->second.session != session)
+        return bad("final-test result for UID " + to_hex(uid) +
+                   " answers no open challenge of its session (a replayed challenge)");
+    open->second.open = false;
     return ok_status();
 }
 

@@ -104,6 +104,9 @@ private:
     Status apply_issue(const nlohmann::json& j);
     Status apply_transition(const nlohmann::json& j, const std::string& type);
     Status apply_migrate(const nlohmann::json& j);
+    // FINAL_CHALLENGE / FINAL_RESULT (docs/final-test.md): challenges only for parts PROGRAMMED
+    // at sort; a result answers the part's open challenge (same nonce and session) once.
+    Status apply_final(const nlohmann::json& j, const std::string& type);
     // Binds (lot, wafer) to substrate; an error if either side is bound otherwise.
     Status bind_wafer(const DieLocation& loc);
     uint64_t events_ = 0;
@@ -117,6 +120,11 @@ private:
     std::map<std::pair<std::string, int>, std::string> substrate_of_;
     std::map<std::string, std::pair<std::string, int>> wafer_of_;
     std::vector<std::string> problems_;
+    struct OpenChallenge {
+        std::string nonce, session;  // hex, as in the payload
+        bool open = false;
+    };
+    std::map<wpid1::Uid, OpenChallenge> challenges_;  // final test: the last challenge per part
 };
 
 // Strict base64 (RFC 4648, with padding, no line breaks).
