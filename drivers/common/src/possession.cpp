@@ -1,5 +1,5 @@
 // Proof of possession at final test: docs/final-test.md. OpenSSL objects only through the RAII
-// handles of waferprov/ossl.hpp.
+// handles of waferprov/ossl.hpp and waferprov/ossl_sig.hpp.
 #include "waferprov/possession.hpp"
 
 #include <cstring>
@@ -10,13 +10,11 @@
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 
-#include "waferprov/ossl.hpp"
+#include "waferprov/ossl_sig.hpp"
 
 namespace waferprov::possession {
 
 namespace {
-
-constexpr std::string_view kLabel = "waferprov final-test challenge v1";
 
 using ossl::EcdsaSig;
 using ossl::ParamBld;
@@ -55,14 +53,6 @@ Result<ossl::Pkey> key_from_scalar(const SecretArray<32>& d) {
 }
 
 }  // namespace
-
-Bytes challenge_message(const wpid1::Uid& uid, uint64_t session_id, const Nonce& nonce) {
-    Bytes m(kLabel.begin(), kLabel.end());
-    m.insert(m.end(), uid.begin(), uid.end());
-    for (int i = 0; i < 8; ++i) m.push_back(static_cast<uint8_t>(session_id >> (8 * i)));
-    m.insert(m.end(), nonce.begin(), nonce.end());
-    return m;
-}
 
 Result<Signature> sign(const SecretArray<32>& d, ByteSpan message) {
     WP_ASSIGN_OR_RETURN(ossl::Pkey key, key_from_scalar(d));

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "waferprov/ossl.hpp"
+#include "waferprov/ossl_sig.hpp"
 
 namespace waferprov::possession {
 namespace {

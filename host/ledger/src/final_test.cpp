@@ -271,24 +271,14 @@ Result<std::vector<FinalTransition>> Ledger::record_final_results(
             continue;
         }
         const bool same_challenge = fin->nonce == it.nonce && fin->session == session;
-        if (same_challenge && !fin->open && fin->state == state_of(it.verdict) &&
-            fin->bin == it.bin) {
-            // The same verdict again (a retry after a lost answer): acknowledged, unchanged.
-            FinalTransition same{uid,
-                                 FinalStatus::kOk,
-                                 std::move(rec),
-                                 std::move(fin),
-                                 "the same result was recorded before",
-                                 true};
-            out.push_back(std::move(same));
-            continue;
-        }
         if (!same_challenge || !fin->open) {
             out.push_back(final_refused(
                 uid, FinalStatus::kChallengeRefused,
                 std::string("UID ") + to_hex(uid) + ": " +
                     (!fin->open && same_challenge
-                         ? "its challenge was already answered (single use)"
+                         ? std::string("its challenge was already answered (single use); its "
+                                       "verdict ") +
+                               to_string(fin->state) + " stands"
                      : fin->session != session ? "its open challenge belongs to another session"
                                                : "the answer is not for its open challenge"),
                 rec, fin));

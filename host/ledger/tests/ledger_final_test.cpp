@@ -117,16 +117,17 @@ TEST(LedgerFinalTest, AChallengeIsSingleUseAndBoundToItsSession) {
     const FinalResult wrong{uid_of(2), nonce_of(0x23), FinalVerdict::kVerified, "1"};
     EXPECT_EQ(l->record_final_results(std::span(&wrong, 1), 100, "T9")->at(0).status,
               FinalStatus::kChallengeRefused);
-    // Its own session answers once; the same answer again is a retry, another is refused.
+    // Its own session answers once; any later answer, even the same one again, is refused.
     EXPECT_EQ(l->record_final_results(std::span(&res, 1), 100, "T9")->at(0).status,
               FinalStatus::kOk);
     auto again = l->record_final_results(std::span(&res, 1), 100, "T9");
-    EXPECT_EQ(again->at(0).status, FinalStatus::kOk);
-    EXPECT_TRUE(again->at(0).again);
+    EXPECT_EQ(again->at(0).status, FinalStatus::kChallengeRefused);
+    EXPECT_NE(again->at(0).message.find("single use"), std::string::npos);
+    EXPECT_NE(again->at(0).message.find("VERIFIED stands"), std::string::npos);
     const FinalResult other{uid_of(2), nonce_of(0x22), FinalVerdict::kFailed, "9"};
     auto replay = l->record_final_results(std::span(&other, 1), 100, "T9");
     EXPECT_EQ(replay->at(0).status, FinalStatus::kChallengeRefused);
-    EXPECT_NE(replay->at(0).message.find("single use"), std::string::npos);
+    EXPECT_EQ(l->find_final(uid_of(2))->value().state, FinalState::kVerified);
     // A new challenge makes the old nonce useless.
     const FinalChallenge ch2{uid_of(2), strip_pos(1, 1, 1), nonce_of(0x24)};
     ASSERT_TRUE(l->open_challenges(std::span(&ch2, 1), 300, "T9").ok());

@@ -10,10 +10,8 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
-#include <openssl/param_build.h>
 #include <openssl/x509.h>
 
 #include "waferprov/bytes.hpp"
@@ -48,9 +46,6 @@ using X509Ptr = Ptr<X509, X509_free>;
 using X509Store = Ptr<X509_STORE, X509_STORE_free>;
 using X509StoreCtx = Ptr<X509_STORE_CTX, X509_STORE_CTX_free>;
 using Bio = Ptr<BIO, BIO_free_all>;
-using EcdsaSig = Ptr<ECDSA_SIG, ECDSA_SIG_free>;
-using ParamBld = Ptr<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>;
-using Params = Ptr<OSSL_PARAM, OSSL_PARAM_free>;
 
 // A STACK_OF(X509) that owns its certificates (sk_X509_pop_free).
 void x509_stack_free(STACK_OF(X509) * stack) noexcept;

@@ -25,7 +25,16 @@ using Signature = std::array<uint8_t, kSignatureSize>;  // r || s, 32 bytes each
 // the part's UID (16), the session id (u64, little-endian like the link) and the nonce (32).
 // The label keeps a challenge signature from meaning anything else the key might sign; the UID
 // and session bind it to the part and the session the host issued it to.
-Bytes challenge_message(const wpid1::Uid& uid, uint64_t session_id, const Nonce& nonce);
+// Inline and free of OpenSSL: the tester library builds it too, also for Windows testers,
+// whose DLL links no OpenSSL.
+inline Bytes challenge_message(const wpid1::Uid& uid, uint64_t session_id, const Nonce& nonce) {
+    static constexpr char kLabel[] = "waferprov final-test challenge v1";
+    Bytes m(kLabel, kLabel + sizeof kLabel - 1);
+    m.insert(m.end(), uid.begin(), uid.end());
+    for (int i = 0; i < 8; ++i) m.push_back(static_cast<uint8_t>(session_id >> (8 * i)));
+    m.insert(m.end(), nonce.begin(), nonce.end());
+    return m;
+}
 
 // ECDSA P-256 with SHA-256 over `message` with the private scalar `d` (big-endian, 1 <= d < n;
 // else kInvalidArgument).

@@ -301,7 +301,7 @@ struct FinalTransition {
     std::optional<LedgerRecord> record;       // the part's sort record, when the UID is known
     std::optional<FinalRecord> final_record;  // after the call
     std::string message;
-    bool again = false;  // record_final_results: this very verdict was recorded before
+    bool again = false;  // open_challenges: the part had been challenged before
 };
 
 class Ledger {
@@ -468,9 +468,9 @@ public:
                                                          uint64_t session,
                                                          const std::string& tester);
     // Records verdicts in one transaction. Each must answer the part's open challenge, issued
-    // to `session`, with this nonce, else kChallengeRefused and nothing is written for it; the
-    // same verdict and bin for an already answered challenge is kOk with `again` (a tester's
-    // retry). Answering closes the challenge (single use). Appends FINAL_RESULT, and for
+    // to `session`, with this nonce, else kChallengeRefused and nothing is written for it.
+    // Answering closes the challenge: single use, so any later answer to it, even the same
+    // one again, is refused (the service's answer cache covers a tester's retries). Appends FINAL_RESULT, and for
     // kMismatch an ALARM "final-test-signature-mismatch" with the part's sort record.
     Result<std::vector<FinalTransition>> record_final_results(std::span<const FinalResult> items,
                                                               uint64_t session,
