@@ -470,8 +470,9 @@ public:
     // Records verdicts in one transaction. Each must answer the part's open challenge, issued
     // to `session`, with this nonce, else kChallengeRefused and nothing is written for it.
     // Answering closes the challenge: single use, so any later answer to it, even the same
-    // one again, is refused (the service's answer cache covers a tester's retries). Appends FINAL_RESULT, and for
-    // kMismatch an ALARM "final-test-signature-mismatch" with the part's sort record.
+    // one again, is refused (the service's answer cache covers a tester's retries). Appends
+    // FINAL_RESULT, and for kMismatch an ALARM "final-test-signature-mismatch" with the part's sort
+    // record.
     Result<std::vector<FinalTransition>> record_final_results(std::span<const FinalResult> items,
                                                               uint64_t session,
                                                               const std::string& tester);
