@@ -6,6 +6,8 @@
 // The table is created by the first final-test write (CREATE TABLE IF NOT EXISTS in its
 // transaction), so ledgers that never see final test keep exactly the sort schema, and the
 // schema version does not move.
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "chain.hpp"
@@ -340,6 +342,39 @@ Result<std::vector<FinalRecord>> Ledger::list_final() {
         out.push_back(std::move(r));
     }
     return out;
+}
+
+Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp) {
+    std::map<wpid1::Uid, bool> seen;
+    WP_ASSIGN_OR_RETURN(const bool table, has_final_table(m));
+    if (table) {
+        WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_FINAL_SELECT "ORDER BY uid"));
+        sql::Query q(m.db.get(), s);
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(const bool row, q.step());
+            if (!row) break;
+            auto r = row_to_final(q);
+            if (!r.ok()) {
+                rp.problem(r.error().message);
+                continue;
+            }
+            const std::string who = "final-test row UID " + to_hex(r->uid);
+            auto it = rp.finals().find(r->uid);
+            if (it == rp.finals().end()) {
+                rp.problem(who + " has no FINAL_CHALLENGE event");
+                continue;
+            }
+            seen[r->uid] = true;
+            if (!(it->second == *r))
+                rp.problem(who + " differs from the event log (state " + to_string(r->state) +
+                           ", the events say " + to_string(it->second.state) + ")");
+        }
+    }
+    for (const auto& [uid, f] : rp.finals())
+        if (seen.count(uid) == 0)
+            rp.problem("final-test UID " + to_hex(uid) +
+                       " is in the event log but missing from the final_test table");
+    return ok_status();
 }
 
 }  // namespace waferprov::host

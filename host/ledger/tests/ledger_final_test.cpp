@@ -1,5 +1,7 @@
 // Final test in the ledger (docs/final-test.md): challenges only for parts PROGRAMMED at sort,
 // single use and bound to a session, verdicts recorded once, no quota used, the chain verifies.
+#include <sqlite3.h>
+
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
@@ -172,6 +174,37 @@ TEST(LedgerFinalTest, TheFinalStateSurvivesAReopen) {
     ASSERT_TRUE(ro.ok());
     EXPECT_EQ((*ro)->list_final()->size(), 1u);
     expect_chain_verifies(**ro);
+}
+
+// The final_test table is checked against the chain: a verdict edited in the file (a MISMATCH
+// made VERIFIED behind the ledger's back) is a finding of verify().
+TEST(LedgerFinalTest, AnEditedVerdictIsCaughtByVerify) {
+    TempDir dir;
+    {
+        auto l = sorted_ledger(dir / "l.db");
+        const FinalChallenge ch{uid_of(3), strip_pos(0, 2, 2), nonce_of(0x33)};
+        ASSERT_TRUE(l->open_challenges(std::span(&ch, 1), 5, "T9").ok());
+        const FinalResult res{uid_of(3), nonce_of(0x33), FinalVerdict::kMismatch, "X"};
+        ASSERT_TRUE(l->record_final_results(std::span(&res, 1), 5, "T9").ok());
+        expect_chain_verifies(*l);
+    }
+    // Edited with SQLite itself, not through the ledger.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "l.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "UPDATE final_test SET state = 'VERIFIED'", nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    sqlite3_close(db);
+    auto ro = Ledger::open_existing(dir / "l.db");
+    ASSERT_TRUE(ro.ok());
+    auto v = (*ro)->verify();
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->ok());
+    EXPECT_NE(join(v->problems)
+                  .find("differs from the event log (state VERIFIED, the events say "
+                        "MISMATCH)"),
+              std::string::npos)
+        << join(v->problems);
 }
 
 }  // namespace
