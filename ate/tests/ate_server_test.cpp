@@ -636,6 +636,15 @@ TEST_F(AteServer, ExampleProgramRunsToCompletion) {
                     dir_.path() / "example.log", std::chrono::seconds(120));
     EXPECT_EQ(r.exit_status, 0) << r.output << "\nserver log:\n" << server_->log();
     EXPECT_NE(r.output.find("done: 3 touchdowns, 0 refusals"), std::string::npos) << r.output;
+    // With --final-test the same program's dies come back at final test (another lot, so the
+    // run above does not matter): each is challenged, and reported FAILED without a signature.
+    const RunResult ft = run_command(
+        {kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
+         job_.tester_key("ATE-1").string(), "J1", "ATE-1", "LOT-EXAMPLE-FT", "3", "--final-test"},
+        dir_.path() / "example-ft.log", std::chrono::seconds(120));
+    EXPECT_EQ(ft.exit_status, 0) << ft.output << "\nserver log:\n" << server_->log();
+    EXPECT_NE(ft.output.find("final test: 12 parts challenged, 12 reported"), std::string::npos)
+        << ft.output;
     // And its failure path: the wrong tester id for the key.
     const RunResult bad =
         run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
