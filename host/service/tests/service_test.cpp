@@ -1515,6 +1515,44 @@ TEST_F(ServiceTest, FinalTestVerifiesPartsFromSortCatchesSwapsAndRefusesReplays)
     EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
 }
 
+// A 1.2 host keeps 1.0 and 1.1 clients working: the HELLO_OK agrees on their minor, their
+// touchdowns and results are answered in it, and a 1.2 kind from a session that agreed on less
+// is refused, never half-served.
+TEST_F(ServiceTest, OlderClientsKeepTheirMinorAndNeverMeetFinalTest) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"}, {"--uid-policy", "tester"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    for (const uint8_t minor : {uint8_t{0}, uint8_t{1}}) {
+        SCOPED_TRACE("client 1." + std::to_string(minor));
+        Client c = client_for(j, srv, "ATE-1");
+        const auto hello =
+            c.call(pr::Frame{c.next_id(), minor, pr::Hello{"ATE-1", "J1", "old-node", "1.0.0"}});
+        ASSERT_EQ(hello.minor, minor);
+        const uint64_t sid = std::get<pr::HelloOk>(hello.message).session_id;
+        pr::Touchdown td = touchdown(sid, "LOLD" + std::to_string(minor), 1, {{minor, 9}});
+        if (minor == 0) td.substrate_id.clear();  // 1.0 has no TOUCHDOWN_WAFER
+        td.sites[0].uid = wpid1::Uid{};
+        td.sites[0].uid->fill(static_cast<uint8_t>(0x70 + minor));
+        const auto a = c.call(pr::Frame{c.next_id(), minor, td});
+        EXPECT_EQ(a.minor, minor);
+        const auto& tr = std::get<pr::TouchdownResult>(a.message);
+        ASSERT_EQ(tr.sites[0].status, StatusCode::kOk) << tr.sites[0].text;
+        pr::Results res{
+            sid, td.sequence, {{0, *td.sites[0].uid, pr::DieOutcome::kProgrammed, "1"}}};
+        const auto ack = c.call(pr::Frame{c.next_id(), minor, res});
+        EXPECT_EQ(ack.minor, minor);
+        EXPECT_EQ(std::get<pr::ResultsAck>(ack.message).sites[0].status, StatusCode::kOk);
+        // A final touchdown from this session: above its minor, refused as a whole.
+        const auto ft =
+            c.call(pr::Frame{c.next_id(), 2, final_touchdown(sid, 9, {*td.sites[0].uid})});
+        ASSERT_TRUE(std::holds_alternative<pr::ErrorReply>(ft.message));
+        EXPECT_EQ(std::get<pr::ErrorReply>(ft.message).code, StatusCode::kUnsupportedVersion);
+    }
+    srv.stop();
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->counts()->programmed, 2u);
+    EXPECT_TRUE(ledger->list_final()->empty());
+}
+
 // kill -9 of the real `serve` after the challenges were opened and before the results came:
 // the rerun (a new serve, a new session) challenges again, every part ends with exactly one
 // final-test record and one verdict, and an answer to a challenge of the killed session is
