@@ -1,6 +1,7 @@
 /* example_test_program.c - the flow of a test program that provisions dies with waferprov.
  *
- *   example_test_program ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER [--step]]]
+ *   example_test_program ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID
+ *                        [LOT [WAFER [--step | --final-test]]]
  *
  *   ENDPOINT    the host's `waferprov serve` address, e.g. tcp://127.0.0.1:7450
  *   SERVER_PUB  the host's public key file (server.pub from `waferprov job init`)
@@ -11,6 +12,12 @@
  *               a prober reads from the wafer, is made up here as LOT-WW (e.g. LOT-EXAMPLE-01)
  *   --step      wait for a line on stdin before each touchdown after the first, as a program
  *               waits for the prober to step (the Wine test restarts the host meanwhile)
+ *   --final-test after the wafer, the same dies come back packaged at final test (protocol
+ *               1.2, docs/final-test.md): one handler touchdown asks the host to challenge
+ *               them; a real program has each part sign its challenge message and reports the
+ *               signature. These parts are imaginary and hold no key, so they are reported
+ *               FAILED (bin "NOKEY") without a signature, which the host records as failed at
+ *               final test.
  *
  * A real test program does the same inside its test flow: open one session when the lot
  * starts, then at every touchdown ask for the identities of the dies under the probe card,
@@ -55,17 +62,20 @@ int main(int argc, char** argv) {
     const char* lot = argc > 6 ? argv[6] : "LOT-EXAMPLE";
     const uint16_t wafer = (uint16_t)(argc > 7 ? strtoul(argv[7], NULL, 10) : 1);
     const int step = argc > 8 && strcmp(argv[8], "--step") == 0;
+    const int final_test = argc > 8 && strcmp(argv[8], "--final-test") == 0;
+    uint8_t programmed_uids[TOUCHDOWNS * SITES][WP_ATE_UID_SIZE];
+    size_t n_programmed = 0;
     char substrate[300];
     uint64_t session;
     wp_ate_config config;
     wp_ate* ate = NULL;
     int rc, t, refused = 0;
 
-    if (argc < 6 || argc > 9 || (argc == 9 && !step)) {
-        fprintf(
-            stderr,
-            "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID [LOT [WAFER [--step]]]\n",
-            argv[0]);
+    if (argc < 6 || argc > 9 || (argc == 9 && !step && !final_test)) {
+        fprintf(stderr,
+                "usage: %s ENDPOINT SERVER_PUB TESTER_KEY JOB_ID TESTER_ID "
+                "[LOT [WAFER [--step | --final-test]]]\n",
+                argv[0]);
         return 1;
     }
     printf("libwaferprov_ate %s (ABI %d)\n", wp_ate_version(), wp_ate_abi_version());
@@ -189,6 +199,7 @@ int main(int argc, char** argv) {
             results[n_results].outcome = WP_ATE_PROGRAMMED; /* WP_ATE_FAILED if it did not */
             results[n_results].bin = "1";
             ++n_results;
+            memcpy(programmed_uids[n_programmed++], id->uid, WP_ATE_UID_SIZE);
         }
         if (n_results == 0) continue;
 
@@ -208,7 +219,72 @@ int main(int argc, char** argv) {
         }
     }
 
-    /* 4. Close: says BYE (waiting at most timeout_ms) and frees the handle. */
+    /* 4. Final test (optional): the dies, packaged, in a handler's sites, by their UIDs. */
+    if (final_test && n_programmed > 0) {
+        wp_ate_part_request parts[TOUCHDOWNS * SITES];
+        wp_ate_part_answer answers[TOUCHDOWNS * SITES];
+        wp_ate_part_result fresults[TOUCHDOWNS * SITES];
+        wp_ate_result_ack facks[TOUCHDOWNS * SITES];
+        const uint32_t sequence = TOUCHDOWNS + 1; /* the session's touchdown numbering goes on */
+        size_t i, n_fresults = 0;
+        memset(parts, 0, sizeof parts);
+        for (i = 0; i < n_programmed; ++i) {
+            parts[i].site = (uint16_t)(i + 1);
+            memcpy(parts[i].uid, programmed_uids[i], WP_ATE_UID_SIZE);
+            parts[i].carrier_id = "STRIP-1"; /* where the part sits in its strip */
+            parts[i].row = (uint16_t)(i / 4);
+            parts[i].column = (uint16_t)(i % 4);
+        }
+        rc = wp_ate_final_touchdown(ate, lot, "HANDLER-1", sequence, parts, n_programmed, answers);
+        if (rc != WP_ATE_OK) {
+            report_failure("wp_ate_final_touchdown", rc, ate);
+            wp_ate_close(ate);
+            return 2;
+        }
+        for (i = 0; i < n_programmed; ++i) {
+            const wp_ate_part_answer* a = &answers[i];
+            if (a->status != WP_ATE_S_VERIFY) {
+                printf("  final test site %u: %s (%s)\n", (unsigned)a->site,
+                       wp_ate_strerror(a->status), a->text);
+                ++refused;
+                continue;
+            }
+            /* A real program hands a->message (WP_ATE_CHALLENGE_MESSAGE_SIZE bytes) to the part,
+             * which signs it with ECDSA P-256 and its provisioned key, and reports r || s with
+             * has_signature = 1 and outcome WP_ATE_PROGRAMMED. */
+            printf("  final test site %u: uid ", (unsigned)a->site);
+            print_hex(a->uid, sizeof a->uid);
+            printf(" provisioned at sort, challenge ");
+            print_hex(a->challenge, 8);
+            printf("...: no part here to sign it\n");
+            memset(&fresults[n_fresults], 0, sizeof fresults[n_fresults]);
+            fresults[n_fresults].site = a->site;
+            memcpy(fresults[n_fresults].uid, a->uid, WP_ATE_UID_SIZE);
+            fresults[n_fresults].outcome = WP_ATE_FAILED;
+            fresults[n_fresults].bin = "NOKEY";
+            fresults[n_fresults].has_signature = 0;
+            ++n_fresults;
+        }
+        if (n_fresults > 0) {
+            rc = wp_ate_final_results(ate, sequence, fresults, n_fresults, facks);
+            if (rc != WP_ATE_OK) {
+                report_failure("wp_ate_final_results", rc, ate);
+                wp_ate_close(ate);
+                return 2;
+            }
+            for (i = 0; i < n_fresults; ++i)
+                if (facks[i].status != WP_ATE_OK) {
+                    printf("  final test site %u: result refused: %s (%s)\n",
+                           (unsigned)facks[i].site, wp_ate_strerror(facks[i].status),
+                           facks[i].text);
+                    ++refused;
+                }
+        }
+        printf("final test: %u parts challenged, %u reported\n", (unsigned)n_programmed,
+               (unsigned)n_fresults);
+    }
+
+    /* 5. Close: says BYE (waiting at most timeout_ms) and frees the handle. */
     wp_ate_close(ate);
     printf("done: %d touchdowns, %d refusals\n", TOUCHDOWNS, refused);
     return refused == 0 ? 0 : 3;

@@ -56,6 +56,9 @@ extern "C" {
 #define WP_ATE_CHAIN_ID_SIZE 32
 #define WP_ATE_MAX_TEXT 256 /* protocol strings are <= 255 bytes, + NUL */
 #define WP_ATE_MAX_SITES 1024
+#define WP_ATE_CHALLENGE_SIZE 32         /* final test: the host's nonce */
+#define WP_ATE_CHALLENGE_MESSAGE_SIZE 89 /* final test: the bytes the part signs */
+#define WP_ATE_SIGNATURE_SIZE 64         /* final test: ECDSA P-256 r || s, big-endian */
 
 /* ---- Status codes ----------------------------------------------------------------------- */
 enum {
@@ -74,6 +77,7 @@ enum {
     /* Statuses the host answers with (the protocol's numbers, docs/tester-protocol.md).
      * Per site / per result, and as the return value when the host refused a whole request. */
     WP_ATE_S_REISSUED = 0x01, /* per site: a retest; the die's existing identity again */
+    WP_ATE_S_VERIFY = 0x02,   /* per part (final test): provisioned at sort; sign the challenge */
     WP_ATE_S_BAD_FRAME = 0x10,
     WP_ATE_S_TRUNCATED = 0x11,
     WP_ATE_S_OVERSIZED = 0x12,
@@ -97,6 +101,9 @@ enum {
     WP_ATE_S_ALREADY_PROGRAMMED = 0x37,
     WP_ATE_S_NOT_ON_MAP = 0x38,
     WP_ATE_S_DELIVERY_CAP = 0x39,
+    WP_ATE_S_NOT_PROVISIONED = 0x3a,    /* final test: a UID the job never provisioned */
+    WP_ATE_S_SIGNATURE_MISMATCH = 0x3b, /* final test: the part's signature does not verify */
+    WP_ATE_S_CHALLENGE_REFUSED = 0x3c,  /* final test: no open challenge of this session */
     WP_ATE_S_INTERNAL = 0xff
 };
 
@@ -212,6 +219,59 @@ typedef struct wp_ate_result_ack {
 WP_ATE_EXPORT int wp_ate_results(wp_ate* handle, uint32_t sequence,
                                  const wp_ate_site_result* results, size_t count,
                                  wp_ate_result_ack* acks);
+
+/* ---- Final test (protocol 1.2, docs/final-test.md) --------------------------------------- */
+/* Packaged parts in a handler's sites, by UID. Against a host that agreed on 1.0 or 1.1 these
+ * calls fail with WP_ATE_E_PROTOCOL. */
+typedef struct wp_ate_part_request {
+    uint16_t site;                /* the handler's site number, distinct within one call */
+    uint8_t uid[WP_ATE_UID_SIZE]; /* read from the part's fuses */
+    const char* carrier_id;       /* strip / tray id, printable ASCII; NULL or "" = not known */
+    uint16_t row, column;         /* the part's place in the carrier (ignored without one) */
+} wp_ate_part_request;
+
+typedef struct wp_ate_part_answer {
+    uint16_t site;
+    int status;                 /* WP_ATE_S_VERIFY, WP_ATE_OK / WP_ATE_S_REISSUED, or a refusal */
+    char text[WP_ATE_MAX_TEXT]; /* why, for a refusal */
+    uint8_t uid[WP_ATE_UID_SIZE];
+    /* WP_ATE_OK / WP_ATE_S_REISSUED: a fresh identity, as in wp_ate_site_identity. */
+    uint8_t key_usage, key_algorithm, key_version;
+    uint8_t wrapped_key[WP_ATE_WRAPPED_KEY_SIZE];
+    /* Every status that carries an identity or a challenge: the part's certificate. */
+    size_t certificate_length;
+    uint8_t certificate[WP_ATE_MAX_CERTIFICATE];
+    uint8_t chain_id[WP_ATE_CHAIN_ID_SIZE];
+    /* WP_ATE_S_VERIFY: the challenge, and the exact bytes the part must sign with ECDSA P-256 /
+     * SHA-256 (label, UID, this session's id, challenge). Single use, bound to this session:
+     * report the signature with wp_ate_final_results on the same handle. */
+    uint8_t challenge[WP_ATE_CHALLENGE_SIZE];
+    uint8_t message[WP_ATE_CHALLENGE_MESSAGE_SIZE];
+} wp_ate_part_answer;
+
+/* FINAL_TOUCHDOWN: the parts in the handler's sites. `lot` is the parts' lot, `handler_id` the
+ * handler's id (printable ASCII). `sequence` shares the session's touchdown numbering. answers[]
+ * has room for `count` entries, in the order of parts[]. Same return convention as
+ * wp_ate_touchdown. */
+WP_ATE_EXPORT int wp_ate_final_touchdown(wp_ate* handle, const char* lot, const char* handler_id,
+                                         uint32_t sequence, const wp_ate_part_request* parts,
+                                         size_t count, wp_ate_part_answer* answers);
+
+typedef struct wp_ate_part_result {
+    uint16_t site;
+    uint8_t uid[WP_ATE_UID_SIZE];
+    int outcome;       /* WP_ATE_PROGRAMMED (passed / provisioned) or WP_ATE_FAILED */
+    const char* bin;   /* printable ASCII; NULL or "" = none */
+    int has_signature; /* 1 for a VERIFY part that signed its challenge */
+    uint8_t signature[WP_ATE_SIGNATURE_SIZE]; /* r || s */
+} wp_ate_part_result;
+
+/* FINAL_RESULTS for the parts of final touchdown `sequence`. acks[] as for wp_ate_results; a
+ * swapped part comes back WP_ATE_S_SIGNATURE_MISMATCH, a stale or replayed answer
+ * WP_ATE_S_CHALLENGE_REFUSED. */
+WP_ATE_EXPORT int wp_ate_final_results(wp_ate* handle, uint32_t sequence,
+                                       const wp_ate_part_result* results, size_t count,
+                                       wp_ate_result_ack* acks);
 
 #ifdef __cplusplus
 }

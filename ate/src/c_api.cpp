@@ -30,6 +30,7 @@
 #include "session.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/host/protocol.hpp"
+#include "waferprov/possession.hpp"
 
 #ifndef WAFERPROV_ATE_VERSION
 #define WAFERPROV_ATE_VERSION "0"
@@ -140,6 +141,13 @@ std::string check_sites(const Entry* entries, size_t count, int max_sites, const
     return {};
 }
 
+// Printable ASCII, the host's rule for ids (handler, carrier).
+bool printable(const std::string& v) {
+    for (char ch : v)
+        if (ch < 0x20 || ch > 0x7e) return false;
+    return true;
+}
+
 std::string index_name(const char* array, size_t i, const char* field) {
     return std::string(array) + "[" + std::to_string(i) + "]." + field;
 }
@@ -194,6 +202,14 @@ const char* wp_ate_strerror(int status) {
         case WP_ATE_S_NOT_ON_MAP: return "NOT_ON_MAP: (x, y) is not a die of the wafer's map";
         case WP_ATE_S_DELIVERY_CAP:
             return "DELIVERY_CAP: the die was delivered as often as the job allows";
+        case WP_ATE_S_VERIFY:
+            return "VERIFY: the part was provisioned at sort; it must sign the challenge";
+        case WP_ATE_S_NOT_PROVISIONED:
+            return "NOT_PROVISIONED: the job never provisioned this UID and cannot now";
+        case WP_ATE_S_SIGNATURE_MISMATCH:
+            return "SIGNATURE_MISMATCH: the part's signature does not verify (swapped part?)";
+        case WP_ATE_S_CHALLENGE_REFUSED:
+            return "CHALLENGE_REFUSED: no open challenge of this session for the part";
         case WP_ATE_S_INTERNAL: return "INTERNAL: the host failed; nothing was half-written";
         default: return "unknown status";
     }
@@ -450,6 +466,154 @@ int wp_ate_results(wp_ate* handle, uint32_t sequence, const wp_ate_site_result* 
             }
         }
 
+        proto::ResultsAck answer;
+        std::vector<size_t> order;
+        const int rc = s.results(request, answer, order);
+        if (rc != WP_ATE_OK) return rc;
+        for (size_t i = 0; i < count; ++i) {
+            const proto::ResultAck& a = answer.sites[order[i]];
+            wp_ate_result_ack& o = acks[i];
+            std::memset(&o, 0, sizeof o);
+            o.site = a.site;
+            std::memcpy(o.uid, a.uid.data(), sizeof o.uid);
+            o.status = static_cast<int>(a.status);
+            copy_text(o.text, a.text);
+        }
+        return WP_ATE_OK;
+    });
+}
+
+int wp_ate_final_touchdown(wp_ate* handle, const char* lot, const char* handler_id,
+                           uint32_t sequence, const wp_ate_part_request* parts, size_t count,
+                           wp_ate_part_answer* answers) {
+    if (handle == nullptr) return thread_fail(WP_ATE_E_INVALID_ARGUMENT, "handle is NULL");
+    return guarded(handle, [&]() -> int {
+        std::lock_guard lock(handle->mutex);
+        Session& s = handle->session;
+        proto::FinalTouchdown request;
+        if (std::string why = read_text(lot, "lot", true, request.lot); !why.empty())
+            return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+        if (std::string why = read_text(handler_id, "handler_id", true, request.handler_id);
+            !why.empty())
+            return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+        if (!printable(request.handler_id))
+            return s.fail(WP_ATE_E_INVALID_ARGUMENT, "handler_id is not printable ASCII");
+        if (s.agreed_minor() < 2)
+            return s.fail(WP_ATE_E_PROTOCOL,
+                          "the host agreed on protocol 1." + std::to_string(s.agreed_minor()) +
+                              ", which has no final test (FINAL_TOUCHDOWN is 1.2)");
+        if (parts == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "parts is NULL");
+        if (answers == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "answers is NULL");
+        if (std::string why = check_sites(parts, count, s.max_sites(), "final touchdown");
+            !why.empty())
+            return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+        request.sequence = sequence;
+        request.sites.resize(count);
+        for (size_t i = 0; i < count; ++i) {
+            const wp_ate_part_request& in = parts[i];
+            proto::FinalSite& site = request.sites[i];
+            site.site = in.site;
+            std::memcpy(site.uid.data(), in.uid, site.uid.size());
+            if (in.carrier_id != nullptr && in.carrier_id[0] != '\0') {
+                proto::CarrierPosition c;
+                if (std::string why = read_text(in.carrier_id, index_name("parts", i, "carrier_id"),
+                                                true, c.carrier_id);
+                    !why.empty())
+                    return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+                if (!printable(c.carrier_id))
+                    return s.fail(WP_ATE_E_INVALID_ARGUMENT,
+                                  index_name("parts", i, "carrier_id") + " is not printable ASCII");
+                c.row = in.row;
+                c.column = in.column;
+                site.carrier = std::move(c);
+            }
+        }
+        proto::TouchdownResult answer;
+        std::vector<size_t> order;
+        const int rc = s.final_touchdown(request, answer, order);
+        if (rc != WP_ATE_OK) return rc;
+        for (size_t i = 0; i < count; ++i) {
+            const proto::SiteResponse& r = answer.sites[order[i]];
+            wp_ate_part_answer& o = answers[i];
+            std::memset(&o, 0, sizeof o);
+            o.site = r.site;
+            o.status = static_cast<int>(r.status);
+            copy_text(o.text, r.text);
+            if (r.identity) {
+                const proto::SiteIdentity& id = *r.identity;
+                std::memcpy(o.uid, id.uid.data(), sizeof o.uid);
+                o.key_usage = static_cast<uint8_t>(id.key.usage);
+                o.key_algorithm = static_cast<uint8_t>(id.key.algorithm);
+                o.key_version = id.key.version;
+                std::memcpy(o.wrapped_key, id.key.wrapped.data(), sizeof o.wrapped_key);
+                o.certificate_length = id.certificate_der.size();
+                std::memcpy(o.certificate, id.certificate_der.data(), o.certificate_length);
+                std::memcpy(o.chain_id, id.chain_id.data(), sizeof o.chain_id);
+            }
+            if (r.challenge) {
+                const proto::SiteChallenge& c = *r.challenge;
+                std::memcpy(o.uid, c.uid.data(), sizeof o.uid);
+                o.certificate_length = c.certificate_der.size();
+                std::memcpy(o.certificate, c.certificate_der.data(), o.certificate_length);
+                std::memcpy(o.chain_id, c.chain_id.data(), sizeof o.chain_id);
+                std::memcpy(o.challenge, c.nonce.data(), sizeof o.challenge);
+                // The session the challenge was issued to: the one this answer came in.
+                const waferprov::Bytes m =
+                    waferprov::possession::challenge_message(c.uid, s.session_id(), c.nonce);
+                static_assert(WP_ATE_CHALLENGE_MESSAGE_SIZE == 33 + 16 + 8 + 32);
+                std::memcpy(o.message, m.data(), sizeof o.message);
+            }
+        }
+        return WP_ATE_OK;
+    });
+}
+
+int wp_ate_final_results(wp_ate* handle, uint32_t sequence, const wp_ate_part_result* results,
+                         size_t count, wp_ate_result_ack* acks) {
+    if (handle == nullptr) return thread_fail(WP_ATE_E_INVALID_ARGUMENT, "handle is NULL");
+    return guarded(handle, [&]() -> int {
+        std::lock_guard lock(handle->mutex);
+        Session& s = handle->session;
+        if (results == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "results is NULL");
+        if (acks == nullptr) return s.fail(WP_ATE_E_INVALID_ARGUMENT, "acks is NULL");
+        if (s.agreed_minor() < 2)
+            return s.fail(WP_ATE_E_PROTOCOL,
+                          "the host agreed on protocol 1." + std::to_string(s.agreed_minor()) +
+                              ", which has no final test (FINAL_RESULTS is 1.2)");
+        if (std::string why = check_sites(results, count, s.max_sites(), "FINAL_RESULTS");
+            !why.empty())
+            return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+        proto::Results request;
+        request.final_test = true;
+        request.sequence = sequence;
+        request.sites.resize(count);
+        for (size_t i = 0; i < count; ++i) {
+            const wp_ate_part_result& in = results[i];
+            proto::SiteResult& r = request.sites[i];
+            r.site = in.site;
+            std::memcpy(r.uid.data(), in.uid, r.uid.size());
+            if (in.outcome != WP_ATE_PROGRAMMED && in.outcome != WP_ATE_FAILED)
+                return s.fail(WP_ATE_E_INVALID_ARGUMENT,
+                              index_name("results", i, "outcome") + " is " +
+                                  std::to_string(in.outcome) +
+                                  ", expected WP_ATE_PROGRAMMED (1) or WP_ATE_FAILED (2)");
+            r.outcome = static_cast<proto::DieOutcome>(in.outcome);
+            if (in.bin != nullptr) {
+                if (std::string why =
+                        read_text(in.bin, index_name("results", i, "bin"), false, r.bin);
+                    !why.empty())
+                    return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
+            }
+            if (in.has_signature == 1) {
+                proto::Signature sig{};
+                std::memcpy(sig.data(), in.signature, sig.size());
+                r.signature = sig;
+            } else if (in.has_signature != 0) {
+                return s.fail(WP_ATE_E_INVALID_ARGUMENT,
+                              index_name("results", i, "has_signature") + " is " +
+                                  std::to_string(in.has_signature) + ", expected 0 or 1");
+            }
+        }
         proto::ResultsAck answer;
         std::vector<size_t> order;
         const int rc = s.results(request, answer, order);

@@ -221,6 +221,33 @@ int Session::touchdown(proto::Touchdown& request, proto::TouchdownResult& result
     return WP_ATE_OK;
 }
 
+int Session::final_touchdown(proto::FinalTouchdown& request, proto::TouchdownResult& result,
+                             std::vector<size_t>& order) {
+    proto::Frame answer;
+    const int rc = in_session(request, proto::Kind::kTouchdownResult, answer);
+    if (rc != WP_ATE_OK) return rc;
+    request.session_id = session_id_;
+    result = std::move(std::get<proto::TouchdownResult>(answer.message));
+    if (result.sequence != request.sequence)
+        return fail(WP_ATE_E_PROTOCOL,
+                    "TOUCHDOWN_RESULT is for sequence " + std::to_string(result.sequence) +
+                        ", the final touchdown was sequence " + std::to_string(request.sequence));
+    std::string why;
+    if (!match_sites(request.sites, result.sites, order, why))
+        return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT does not match the request: " + why);
+    for (size_t i = 0; i < request.sites.size(); ++i) {
+        const auto& asked = request.sites[i];
+        const auto& got = result.sites[order[i]];
+        const wpid1::Uid* uid = got.identity    ? &got.identity->uid
+                                : got.challenge ? &got.challenge->uid
+                                                : nullptr;
+        if (uid != nullptr && *uid != asked.uid)
+            return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT: site " + std::to_string(asked.site) +
+                                               " came back with another UID than the part's");
+    }
+    return WP_ATE_OK;
+}
+
 int Session::results(proto::Results& request, proto::ResultsAck& ack, std::vector<size_t>& order) {
     proto::Frame answer;
     const int rc = in_session(request, proto::Kind::kResultsAck, answer);

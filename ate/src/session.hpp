@@ -41,7 +41,13 @@ public:
     int touchdown(proto::Touchdown& request, proto::TouchdownResult& answer,
                   std::vector<size_t>& order);
 
-    // RESULTS → RESULTS_ACK, checked and ordered the same way (the ack echoes each UID).
+    // FINAL_TOUCHDOWN → TOUCHDOWN_RESULT (protocol 1.2), checked like touchdown(): every part
+    // answered once, a VERIFY or identity site keeps the part's own UID.
+    int final_touchdown(proto::FinalTouchdown& request, proto::TouchdownResult& answer,
+                        std::vector<size_t>& order);
+
+    // RESULTS (or FINAL_RESULTS) → RESULTS_ACK, checked and ordered the same way (the ack
+    // echoes each UID).
     int results(proto::Results& request, proto::ResultsAck& answer, std::vector<size_t>& order);
 
     // BYE (one attempt, at most the timeout; any failure is ignored) if a session is open.

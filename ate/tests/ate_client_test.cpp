@@ -91,7 +91,7 @@ TEST(AteStatus, EveryCodeHasItsOwnStrerrorText) {
 }
 
 TEST(AteStatus, UnknownNumbersAreUnknownStatus) {
-    for (int s : {2, 0x17, 0x3a, 0xfe, 0x100, -9, -100, 12345})
+    for (int s : {3, 0x17, 0x3d, 0xfe, 0x100, -9, -100, 12345})  // 2, 0x3a..0x3c: 1.2
         EXPECT_STREQ(wp_ate_strerror(s), "unknown status") << s;
 }
 

@@ -23,6 +23,7 @@
 #include "waferprov/bytes.hpp"
 #include "waferprov/host/curve_keys.hpp"
 #include "waferprov/ossl.hpp"
+#include "waferprov/possession.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/test_vectors.hpp"
 #include "waferprov/testing/temp_dir.hpp"
@@ -555,6 +556,79 @@ TEST_F(AteServer, TwoHandlesOnTwoThreadsAtOnce) {
 }
 
 // The example C program, as a test program engineer would run it.
+// Final test through the C API (protocol 1.2): dies provisioned at sort come back VERIFY with
+// their certificate and the exact bytes to sign; each part signs with the scalar its wrapped
+// key unwraps to (the OpenSSL reference, as the die would), one swapped part signs with
+// another's key and is caught, and the same answer sent again is refused.
+TEST_F(AteServer, FinalTestVerifiesPartsFromSortThroughTheCApi) {
+    Handle h(open());
+    ASSERT_NE(h.h, nullptr);
+    const auto ids = touchdown(h.h, "LOT-FT", 1, row(0, 0, 3));
+    ASSERT_EQ(ids.size(), 3u);
+    for (const auto& a : results(h.h, 1, programmed(ids))) ASSERT_EQ(a.status, WP_ATE_OK);
+    std::ifstream kik_file(job_.dir / "kik.hex");
+    std::string kik_hex;
+    kik_file >> kik_hex;
+    const Bytes kik = from_hex(kik_hex, "kik.hex").value();
+    std::vector<SecretArray<32>> d(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+        auto plain = reference::kw_unwrap(reference::kek(kik, ByteSpan(ids[i].uid, 16)),
+                                          ByteSpan(ids[i].wrapped_key, 40));
+        ASSERT_TRUE(plain && plain->size() == 32);
+        std::memcpy(d[i].data(), plain->data(), 32);
+    }
+
+    std::vector<wp_ate_part_request> parts(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+        parts[i] = wp_ate_part_request{};
+        parts[i].site = static_cast<uint16_t>(10 + i);
+        std::memcpy(parts[i].uid, ids[i].uid, 16);
+        parts[i].carrier_id = i == 0 ? nullptr : "STRIP-1";
+        parts[i].row = 1;
+        parts[i].column = static_cast<uint16_t>(i);
+    }
+    std::vector<wp_ate_part_answer> answers(parts.size());
+    int rc = wp_ate_final_touchdown(h.h, "LOT-FT", "HDL-7", 2, parts.data(), parts.size(),
+                                    answers.data());
+    ASSERT_EQ(rc, WP_ATE_OK) << wp_ate_last_error(h.h) << "\n" << server_->log();
+    std::vector<wp_ate_part_result> res(parts.size());
+    for (size_t i = 0; i < answers.size(); ++i) {
+        const auto& a = answers[i];
+        ASSERT_EQ(a.status, WP_ATE_S_VERIFY) << a.text;
+        EXPECT_EQ(a.certificate_length, ids[i].certificate_length);
+        EXPECT_EQ(std::memcmp(a.certificate, ids[i].certificate, a.certificate_length), 0);
+        // The bytes to sign are the documented message for this part and this session.
+        possession::Nonce nonce{};
+        std::memcpy(nonce.data(), a.challenge, nonce.size());
+        wpid1::Uid uid{};
+        std::memcpy(uid.data(), a.uid, uid.size());
+        const Bytes msg = possession::challenge_message(uid, wp_ate_session_id(h.h), nonce);
+        ASSERT_EQ(msg.size(), sizeof a.message);
+        EXPECT_EQ(std::memcmp(msg.data(), a.message, msg.size()), 0);
+        // Part 1 was swapped for a part holding part 2's key.
+        auto sig = possession::sign(d[i == 1 ? 2 : i], ByteSpan(a.message, sizeof a.message));
+        ASSERT_TRUE(sig.ok());
+        res[i] = wp_ate_part_result{};
+        res[i].site = a.site;
+        std::memcpy(res[i].uid, a.uid, 16);
+        res[i].outcome = WP_ATE_PROGRAMMED;
+        res[i].bin = "1";
+        res[i].has_signature = 1;
+        std::memcpy(res[i].signature, sig->data(), sig->size());
+    }
+    std::vector<wp_ate_result_ack> acks(res.size());
+    rc = wp_ate_final_results(h.h, 2, res.data(), res.size(), acks.data());
+    ASSERT_EQ(rc, WP_ATE_OK) << wp_ate_last_error(h.h);
+    EXPECT_EQ(acks[0].status, WP_ATE_OK) << acks[0].text;
+    EXPECT_EQ(acks[1].status, WP_ATE_S_SIGNATURE_MISMATCH) << acks[1].text;
+    EXPECT_EQ(acks[2].status, WP_ATE_OK) << acks[2].text;
+    // The same answers under a new sequence: a replay, refused for every part.
+    rc = wp_ate_final_results(h.h, 3, res.data(), res.size(), acks.data());
+    ASSERT_EQ(rc, WP_ATE_OK) << wp_ate_last_error(h.h);
+    for (const auto& a : acks) EXPECT_EQ(a.status, WP_ATE_S_CHALLENGE_REFUSED) << a.text;
+    EXPECT_STRNE(wp_ate_strerror(WP_ATE_S_CHALLENGE_REFUSED), "unknown status");
+}
+
 TEST_F(AteServer, ExampleProgramRunsToCompletion) {
     const RunResult r =
         run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
@@ -562,6 +636,15 @@ TEST_F(AteServer, ExampleProgramRunsToCompletion) {
                     dir_.path() / "example.log", std::chrono::seconds(120));
     EXPECT_EQ(r.exit_status, 0) << r.output << "\nserver log:\n" << server_->log();
     EXPECT_NE(r.output.find("done: 3 touchdowns, 0 refusals"), std::string::npos) << r.output;
+    // With --final-test the same program's dies come back at final test (another lot, so the
+    // run above does not matter): each is challenged, and reported FAILED without a signature.
+    const RunResult ft = run_command(
+        {kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),
+         job_.tester_key("ATE-1").string(), "J1", "ATE-1", "LOT-EXAMPLE-FT", "3", "--final-test"},
+        dir_.path() / "example-ft.log", std::chrono::seconds(120));
+    EXPECT_EQ(ft.exit_status, 0) << ft.output << "\nserver log:\n" << server_->log();
+    EXPECT_NE(ft.output.find("final test: 12 parts challenged, 12 reported"), std::string::npos)
+        << ft.output;
     // And its failure path: the wrong tester id for the key.
     const RunResult bad =
         run_command({kExample.string(), server_->endpoint(), (job_.dir / "server.pub").string(),

@@ -326,4 +326,12 @@ std::string DieChecker::check(const wp_ate_site_identity& id,
     return out;
 }
 
+std::optional<wpid1::Scalar> DieChecker::scalar(const wp_ate_site_identity& identity) const {
+    wpid1::Uid uid{};
+    std::memcpy(uid.data(), identity.uid, uid.size());
+    auto kek = wpid1_kek(impl_->kik, uid);
+    if (!kek.ok()) return std::nullopt;
+    return impl_->unwrap(*kek, identity.wrapped_key);
+}
+
 }  // namespace waferprov::tester

@@ -58,6 +58,11 @@ public:
     std::string check(const wp_ate_site_identity& identity,
                       const std::optional<wpid1::Uid>& sent_uid) const;
 
+    // The die's private scalar d, unwrapped from the payload as the die does (KEK from the KIK
+    // and the UID, AES-KW): what a part signs final-test challenges with. nullopt when it does
+    // not unwrap.
+    std::optional<wpid1::Scalar> scalar(const wp_ate_site_identity& identity) const;
+
     const std::array<uint8_t, 32>& chain_id() const;
 
     // How many certificates check() has seen whose notBefore is later than this clock's time

@@ -19,6 +19,7 @@ const char* const kUsage =
     "[--give-up-s S]\n"
     "                        [--timeout-ms T] [--clock-skew-s S] [--lot ID] [--wafer N]\n"
     "                        [--substrate ID | --no-substrate] [--insecure]\n"
+    "                        [--handler-sites N [--swapped K] [--unsorted K] [--handler-id ID]]\n"
     "                        [--json FILE] [--quiet]\n"
     "\n"
     "Simulates a prober and a tester provisioning one wafer over the tester link: an N-site\n"
@@ -46,6 +47,13 @@ const char* const kUsage =
     "                     go back T ms after the host's answer, the payload checks included\n"
     "                     (default 0: as soon as the checks are done)\n"
     "  --fail-rate P      probability that programming a good payload fails (default 0)\n"
+    "  --handler-sites N  handler mode (final test, protocol 1.2): after the wafer, its\n"
+    "                     PROGRAMMED dies, packaged, go through an N-site handler; the host\n"
+    "                     challenges each part and the part signs with its key (d unwrapped\n"
+    "                     as the die does)\n"
+    "  --swapped K        K of those parts carry another part's key: the host must catch them\n"
+    "  --unsorted K       K more parts with UIDs never provisioned at sort\n"
+    "  --handler-id ID    the handler's id (default HANDLER-1)\n"
     "  --retest-rate P    probability that the prober retests a failed die at the end of\n"
     "                     the wafer (default 0)\n"
     "  --seed S           seed of the random choices (default: random)\n"
@@ -110,7 +118,8 @@ const std::set<std::string_view> kValueOptions = {
     "map",        "sites",     "endpoint",    "job-id",       "tester-id", "key",
     "server-key", "kik",       "ca",          "root",         "bins",      "index-ms",
     "program-ms", "fail-rate", "retest-rate", "seed",         "give-up-s", "timeout-ms",
-    "lot",        "wafer",     "json",        "clock-skew-s", "substrate"};
+    "lot",        "wafer",     "json",        "clock-skew-s", "substrate", "handler-sites",
+    "swapped",    "unsorted",  "handler-id"};
 const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help",
                                            "no-substrate"};
 
@@ -231,6 +240,19 @@ bool read_behaviour(Tokens& t, Options& o) {
     }
     if (t.has("give-up-s") && !parse_double(t.get("give-up-s"), 0.0, 86400.0, o.give_up_s))
         return t.fail("--give-up-s must be 0..86400 seconds, got '" + t.get("give-up-s") + "'");
+    if (!t.whole("handler-sites", 0, WP_ATE_MAX_SITES, "", o.handler_sites) ||
+        !t.whole("swapped", 0, 1000000, "", o.swapped) ||
+        !t.whole("unsorted", 0, 1000000, "", o.unsorted))
+        return false;
+    if ((o.swapped > 0 || o.unsorted > 0 || t.has("handler-id")) && o.handler_sites == 0)
+        return t.fail("--swapped, --unsorted and --handler-id need --handler-sites");
+    if (t.has("handler-id")) {
+        o.handler_id = t.get("handler-id");
+        if (o.handler_id.empty() || o.handler_id.size() > 255 ||
+            !std::all_of(o.handler_id.begin(), o.handler_id.end(),
+                         [](char ch) { return ch >= 0x20 && ch <= 0x7e; }))
+            return t.fail("--handler-id must be 1..255 printable ASCII characters");
+    }
     return t.whole("timeout-ms", 1, 3600000, "", o.timeout_ms) &&
            t.whole("clock-skew-s", 0, 86400, "seconds", o.clock_skew_s);
 }

@@ -35,8 +35,14 @@ struct Options {
     std::optional<std::string> substrate;  // --substrate: overrides the map's substrate id
     bool no_substrate = false;             // --no-substrate: 1.0 TOUCHDOWN, no substrate id
     bool insecure = false;                 // --insecure: plain TCP (serve --insecure)
-    std::filesystem::path json;            // --json: the summary as JSON
-    bool quiet = false;                    // --quiet: no progress, summary only
+    // Handler mode (final test, docs/final-test.md): after the wafer, the parts it provisioned
+    // go through a handler of --handler-sites sites; each signs its challenge with its key.
+    int handler_sites = 0;                // --handler-sites: 0 = no final test
+    int swapped = 0;                      // --swapped: parts carrying another part's key
+    int unsorted = 0;                     // --unsorted: parts never provisioned at sort
+    std::string handler_id{"HANDLER-1"};  // --handler-id
+    std::filesystem::path json;           // --json: the summary as JSON
+    bool quiet = false;                   // --quiet: no progress, summary only
     bool help = false;
 };
 

@@ -19,6 +19,7 @@
 #include "die_check.hpp"
 #include "probe_card.hpp"
 #include "waferprov/host/wafermap.hpp"
+#include "waferprov/possession.hpp"
 #include "waferprov_ate.h"
 
 namespace waferprov::tester {
@@ -98,6 +99,7 @@ struct DieState {
     std::string ack;     // the refusal of the last result, if any
     bool retested = false;
     std::unique_ptr<wp_ate_site_identity> first;  // kept for failed dies: the retest must match
+    std::optional<wpid1::Scalar> key;  // PROGRAMMED: d, as the die unwrapped it (final test)
 };
 
 struct Totals {
@@ -109,6 +111,9 @@ struct Totals {
     std::map<std::string, size_t> results_refused;
     size_t resends = 0;  // requests sent again after a timeout / BUSY / restart
     std::vector<double> latency_ms;
+    // Handler mode (final test).
+    size_t parts = 0, verified = 0, swaps_caught = 0, unsorted_refused = 0;
+    std::vector<std::string> final_problems;  // each names the part and what went wrong
 };
 
 class Simulation {
@@ -127,6 +132,9 @@ private:
     void touchdown(const Touchdown& td, bool retest);
     void report_results(uint32_t sequence, const std::vector<size_t>& dies,
                         const std::vector<uint16_t>& sites);
+    // Handler mode: the wafer's PROGRAMMED dies, packaged, plus --unsorted strangers, through
+    // an --handler-sites handler; --swapped of them sign with another part's key.
+    void final_test();
     // Calls `call` until it returns something other than a retryable status or --give-up-s
     // has passed since the first attempt (then throws Abort naming `what`).
     template <class Call>
@@ -388,6 +396,7 @@ void Simulation::touchdown(const Touchdown& td, bool retest) {
             d.outcome = WP_ATE_PROGRAMMED;
             d.bin = "01";
             ++t_.programmed;
+            if (o_.handler_sites > 0) d.key = checker_->scalar(id);
         }
         delivered.push_back(s.die);
         delivered_sites.push_back(s.site);
@@ -486,6 +495,7 @@ int Simulation::run() {
                 std::this_thread::sleep_for(std::chrono::milliseconds(o_.index_ms));
             touchdown(td, true);
         }
+        if (o_.handler_sites > 0) final_test();
     } catch (const Abort& a) {
         abort_message = a.message;
         err_ << "waferprov-tester: stopped: " << abort_message << "\n";
@@ -499,6 +509,7 @@ int Simulation::run() {
 
     bool all_good = abort_message.empty();
     for (const auto& d : dies_) all_good = all_good && d.deliveries > 0 && d.checked_ok && d.acked;
+    all_good = all_good && t_.final_problems.empty();
     const int status = all_good ? kExitOk : kExitFailure;
     print_summary(abort_message, status);
     if (!o_.json.empty() &&
@@ -543,6 +554,11 @@ void Simulation::print_summary(const std::string& abort_message, int exit_status
       << " acknowledged";
     for (const auto& [k, v] : t_.results_refused) o << ", " << k << " " << v;
     o << "\n";
+    if (o_.handler_sites > 0)
+        o << "  final test          " << t_.parts << " parts in a " << o_.handler_sites
+          << "-site handler: " << t_.verified << " verified, " << t_.swaps_caught << " of "
+          << o_.swapped << " swapped parts caught, " << t_.unsorted_refused << " of " << o_.unsorted
+          << " unsorted parts refused, " << t_.final_problems.size() << " problems\n";
     o << "  resends             " << t_.resends << "\n";
     o << std::setprecision(1) << "  dies/s              "
       << (wall > 0 ? static_cast<double>(delivered) / wall : 0) << " (" << delivered
@@ -562,6 +578,7 @@ void Simulation::print_summary(const std::string& abort_message, int exit_status
         if (failed_checks_dies)
             add(std::to_string(failed_checks_dies) + " dies failed their checks");
         if (unacked) add(std::to_string(unacked) + " results not acknowledged");
+        for (const auto& p : t_.final_problems) add("final test: " + p);
         o << why;
     }
     o << "\n";
@@ -644,6 +661,120 @@ int run_simulation(const Options& options, std::ostream& out, std::ostream& err)
     } catch (const std::exception& e) {
         err << "waferprov-tester: internal error: " << e.what() << "\n";
         return kExitFailure;
+    }
+}
+
+void Simulation::final_test() {
+    // The packaged parts: every die PROGRAMMED on the wafer (with its key), then the strangers.
+    struct Part {
+        wpid1::Uid uid{};
+        const wpid1::Scalar* key = nullptr;  // the key it signs with (another's when swapped)
+        bool swapped = false, sorted = true;
+    };
+    std::vector<Part> parts;
+    for (const auto& d : dies_)
+        if (d.outcome == WP_ATE_PROGRAMMED && d.acked && d.uid && d.key)
+            parts.push_back(Part{*d.uid, &*d.key, false, true});
+    if (static_cast<size_t>(o_.swapped) > parts.size() || (o_.swapped > 0 && parts.size() < 2)) {
+        t_.final_problems.push_back("--swapped " + std::to_string(o_.swapped) + " but only " +
+                                    std::to_string(parts.size()) + " parts from sort");
+        return;
+    }
+    // A swapped part holds the next part's key (a valid UID, another part's secret).
+    std::vector<size_t> order(parts.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng_);
+    std::vector<const wpid1::Scalar*> own(parts.size());
+    for (size_t i = 0; i < parts.size(); ++i) own[i] = parts[i].key;
+    for (int k = 0; k < o_.swapped; ++k) {
+        Part& p = parts[order[static_cast<size_t>(k)]];
+        p.swapped = true;
+        p.key = own[order[(static_cast<size_t>(k) + 1) % order.size()]];
+    }
+    for (int k = 0; k < o_.unsorted; ++k) {
+        Part p;
+        for (auto& b : p.uid) b = static_cast<uint8_t>(rng_());
+        p.sorted = false;
+        parts.push_back(p);
+    }
+    t_.parts = parts.size();
+    const size_t per = static_cast<size_t>(o_.handler_sites);
+    for (size_t first = 0; first < parts.size(); first += per) {
+        const size_t n = std::min(per, parts.size() - first);
+        const uint32_t sequence = next_sequence_++;
+        std::vector<wp_ate_part_request> req(n);
+        const std::string strip = "STRIP-" + std::to_string(first / per + 1);
+        for (size_t i = 0; i < n; ++i) {
+            req[i] = wp_ate_part_request{};
+            req[i].site = static_cast<uint16_t>(i + 1);
+            std::memcpy(req[i].uid, parts[first + i].uid.data(), WP_ATE_UID_SIZE);
+            req[i].carrier_id = strip.c_str();
+            req[i].row = static_cast<uint16_t>(i / 8);
+            req[i].column = static_cast<uint16_t>(i % 8);
+        }
+        auto answers = std::make_unique<wp_ate_part_answer[]>(n);
+        const std::string what = "final touchdown " + std::to_string(sequence);
+        bool resent = false;
+        int rc = with_retries(what, resent, [&] {
+            return wp_ate_final_touchdown(handle_, lot_.c_str(), o_.handler_id.c_str(), sequence,
+                                          req.data(), n, answers.get());
+        });
+        if (rc != WP_ATE_OK) throw Abort{what + ": " + describe(rc, wp_ate_last_error(handle_))};
+        std::vector<wp_ate_part_result> res;
+        std::vector<size_t> index;
+        for (size_t i = 0; i < n; ++i) {
+            const Part& p = parts[first + i];
+            const wp_ate_part_answer& a = answers[i];
+            if (!p.sorted) {
+                if (a.status == WP_ATE_S_NOT_PROVISIONED)
+                    ++t_.unsorted_refused;
+                else
+                    t_.final_problems.push_back("unsorted part " + to_hex(p.uid) +
+                                                " was answered " + status_name(a.status));
+                continue;
+            }
+            if (a.status != WP_ATE_S_VERIFY) {
+                t_.final_problems.push_back("part " + to_hex(p.uid) + " was answered " +
+                                            status_name(a.status) + ": " + a.text);
+                continue;
+            }
+            // The part signs the challenge with the key it holds.
+            auto sig = possession::sign(*p.key, ByteSpan(a.message, sizeof a.message));
+            if (!sig.ok()) {
+                t_.final_problems.push_back("part " + to_hex(p.uid) +
+                                            " could not sign: " + sig.error().message);
+                continue;
+            }
+            wp_ate_part_result r{};
+            r.site = a.site;
+            std::memcpy(r.uid, a.uid, WP_ATE_UID_SIZE);
+            r.outcome = WP_ATE_PROGRAMMED;
+            r.bin = "01";
+            r.has_signature = 1;
+            std::memcpy(r.signature, sig->data(), sig->size());
+            res.push_back(r);
+            index.push_back(first + i);
+        }
+        if (res.empty()) continue;
+        std::vector<wp_ate_result_ack> acks(res.size());
+        rc = with_retries("final results " + std::to_string(sequence), resent, [&] {
+            return wp_ate_final_results(handle_, sequence, res.data(), res.size(), acks.data());
+        });
+        if (rc != WP_ATE_OK)
+            throw Abort{"final results " + std::to_string(sequence) + ": " +
+                        describe(rc, wp_ate_last_error(handle_))};
+        for (size_t k = 0; k < acks.size(); ++k) {
+            const Part& p = parts[index[k]];
+            const int st = acks[k].status;
+            if (p.swapped && st == WP_ATE_S_SIGNATURE_MISMATCH)
+                ++t_.swaps_caught;
+            else if (!p.swapped && st == WP_ATE_OK)
+                ++t_.verified;
+            else
+                t_.final_problems.push_back(std::string(p.swapped ? "swapped " : "") + "part " +
+                                            to_hex(p.uid) + ": result answered " + status_name(st) +
+                                            " " + acks[k].text);
+        }
     }
 }
 

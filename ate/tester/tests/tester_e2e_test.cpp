@@ -331,3 +331,45 @@ TEST(TesterE2E, TwoWafersSharingALotAndNumberAreNeverOneWafer) {
     EXPECT_EQ(s["refused"].count("CONFLICT"), 0u) << read_text(log);
     EXPECT_EQ(server.stop(), 0) << server.logs();
 }
+
+// Handler mode (issue #20): the same job's wafer through sort, then its parts, packaged, through
+// an 8-site handler: every part provisioned at sort is verified by its signature, the three
+// swapped parts (valid UIDs carrying other parts' keys) are caught, the two parts never seen at
+// sort are refused by this derived-UID job, and `ledger verify` holds the chain with it all.
+TEST(TesterE2E, HandlerModeVerifiesTheWafersPartsAndCatchesSwappedOnes) {
+    JobSetup job("tester_e2e_handler", kDiameter);
+    ASSERT_GT(job.dies, 10u);
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const fs::path log = job.tmp.path() / "tester.log";
+    ASSERT_EQ(run(kTester,
+                  job.tester_args(
+                      endpoint, 16,
+                      {"--seed", "7", "--handler-sites", "8", "--swapped", "3", "--unsorted", "2"}),
+                  log),
+              0)
+        << read_text(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    const std::string text = read_text(log);
+    const std::string want = "final test          " + std::to_string(job.dies + 2) +
+                             " parts in a 8-site handler: " + std::to_string(job.dies - 3) +
+                             " verified, 3 of 3 swapped parts caught, 2 of 2 unsorted parts "
+                             "refused, 0 problems";
+    EXPECT_NE(text.find(want), std::string::npos) << text;
+    expect_ledger_matches(job, job.summary());
+    auto l = host::Ledger::open_existing(job.ledger());
+    ASSERT_TRUE(l.ok());
+    const auto finals = (*l)->list_final().value();
+    EXPECT_EQ(finals.size(), job.dies);  // one final-test record per part from sort
+    size_t verified = 0, mismatch = 0;
+    for (const auto& f : finals) {
+        verified += f.state == host::FinalState::kVerified;
+        mismatch += f.state == host::FinalState::kMismatch;
+        EXPECT_EQ(f.loc.handler, "HANDLER-1");
+        EXPECT_EQ(f.loc.carrier.rfind("STRIP-", 0), 0u) << f.loc.carrier;
+    }
+    EXPECT_EQ(verified, job.dies - 3);
+    EXPECT_EQ(mismatch, 3u);
+    EXPECT_EQ(job.counts().programmed, job.dies);  // final test issued nothing
+}

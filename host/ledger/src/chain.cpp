@@ -459,6 +459,7 @@ Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& ty
         return ok_status();
     }
     if (type == "MIGRATE") return apply_migrate(j);
+    if (type == "FINAL_CHALLENGE" || type == "FINAL_RESULT") return apply_final(j, type, time);
     return bad("event " + std::to_string(seq) + " (" + type + "): unknown event type");
 }
 
@@ -517,6 +518,68 @@ Status Replayer::apply_transition(const json& j, const std::string& type) {
         return bad(std::string("illegal transition ") + to_string(before.state) + " -> " +
                    to_string(after.state) + " for UID " + to_hex(uid));
     it->second = std::move(after);
+    return ok_status();
+}
+
+Status Replayer::apply_final(const json& j, const std::string& type, int64_t time) {
+    const bool challenge = type == "FINAL_CHALLENGE";
+    if (challenge)
+        WP_RETURN_IF_ERROR(check_keys(
+            j, {"seq", "type", "time", "uid", "challenge", "session", "tester", "location"}));
+    else
+        WP_RETURN_IF_ERROR(check_keys(
+            j, {"seq", "type", "time", "uid", "challenge", "session", "tester", "outcome", "bin"}));
+    WP_ASSIGN_OR_RETURN(const wpid1::Uid uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
+    WP_ASSIGN_OR_RETURN(const auto nonce, get_hex_fixed<32>(j, "challenge"));
+    WP_ASSIGN_OR_RETURN(const std::string session, get_text(j, "session", false));
+    WP_ASSIGN_OR_RETURN(const std::string tester, get_text(j, "tester"));
+    if (session.size() != 16 || session.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return bad("session '" + session + "' is not 16 lower-case hex digits");
+    const uint64_t session_id = std::stoull(session, nullptr, 16);
+    auto rec = records_.find(uid);
+    if (rec == records_.end()) return bad("UID " + to_hex(uid) + " was never issued");
+    if (challenge) {
+        if (rec->second.state != DieState::kProgrammed)
+            return bad("final-test challenge for UID " + to_hex(uid) + " in state " +
+                       to_string(rec->second.state) + ", not PROGRAMMED");
+        WP_ASSIGN_OR_RETURN(const json* loc, field(j, "location"));
+        WP_RETURN_IF_ERROR(
+            check_keys(*loc, {"lot", "handler", "site", "carrier", "row", "column"}));
+        FinalRecord& f = finals_[uid];
+        const bool first = f.challenges == 0;
+        f.uid = uid;
+        if (first) f.state = FinalState::kChallenged;
+        WP_ASSIGN_OR_RETURN(f.loc.lot, get_text(*loc, "lot", false));
+        WP_ASSIGN_OR_RETURN(f.loc.handler, get_text(*loc, "handler", false));
+        WP_ASSIGN_OR_RETURN(f.loc.carrier, get_text(*loc, "carrier"));
+        WP_ASSIGN_OR_RETURN(f.loc.site, get_int32(*loc, "site"));
+        WP_ASSIGN_OR_RETURN(f.loc.row, get_int32(*loc, "row"));
+        WP_ASSIGN_OR_RETURN(f.loc.column, get_int32(*loc, "column"));
+        f.nonce = nonce;
+        f.session = session_id;
+        f.open = true;
+        f.tester = tester;
+        ++f.challenges;
+        f.updated_us = time;
+        return ok_status();
+    }
+    WP_ASSIGN_OR_RETURN(const std::string outcome, get_text(j, "outcome", false));
+    if (outcome != "VERIFIED" && outcome != "FAILED" && outcome != "MISMATCH")
+        return bad("final-test outcome '" + outcome + "' is not VERIFIED, FAILED or MISMATCH");
+    WP_ASSIGN_OR_RETURN(const std::string bin, get_text(j, "bin"));
+    auto open = finals_.find(uid);
+    if (open == finals_.end() || !open->second.open || open->second.nonce != nonce ||
+        open->second.session != session_id)
+        return bad("final-test result for UID " + to_hex(uid) +
+                   " answers no open challenge of its session (a replayed challenge)");
+    FinalRecord& f = open->second;
+    f.open = false;
+    f.state = outcome == "VERIFIED" ? FinalState::kVerified
+              : outcome == "FAILED" ? FinalState::kFailed
+                                    : FinalState::kMismatch;
+    f.bin = bin;
+    f.tester = tester;
+    f.updated_us = time;
     return ok_status();
 }
 

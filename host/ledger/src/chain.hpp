@@ -93,6 +93,8 @@ public:
     uint64_t quota_used() const { return quota_used_; }
     // The replayed records, in chain_form (certificate_der holds the certificate's SHA-256).
     const std::map<wpid1::Uid, LedgerRecord>& records() const { return records_; }
+    // The replayed final-test rows (docs/final-test.md), as the final_test table must hold them.
+    const std::map<wpid1::Uid, FinalRecord>& finals() const { return finals_; }
     std::vector<std::string>& problems() { return problems_; }
     void problem(std::string text);
 
@@ -104,6 +106,9 @@ private:
     Status apply_issue(const nlohmann::json& j);
     Status apply_transition(const nlohmann::json& j, const std::string& type);
     Status apply_migrate(const nlohmann::json& j);
+    // FINAL_CHALLENGE / FINAL_RESULT (docs/final-test.md): challenges only for parts PROGRAMMED
+    // at sort; a result answers the part's open challenge (same nonce and session) once.
+    Status apply_final(const nlohmann::json& j, const std::string& type, int64_t time);
     // Binds (lot, wafer) to substrate; an error if either side is bound otherwise.
     Status bind_wafer(const DieLocation& loc);
     uint64_t events_ = 0;
@@ -117,6 +122,7 @@ private:
     std::map<std::pair<std::string, int>, std::string> substrate_of_;
     std::map<std::string, std::pair<std::string, int>> wafer_of_;
     std::vector<std::string> problems_;
+    std::map<wpid1::Uid, FinalRecord> finals_;  // final test: each part's row, replayed
 };
 
 // Strict base64 (RFC 4648, with padding, no line breaks).

@@ -1848,6 +1848,7 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
         WP_RETURN_IF_ERROR(v.check_schema());
         WP_RETURN_IF_ERROR(v.replay_events());
         WP_RETURN_IF_ERROR(v.compare_records());
+        WP_RETURN_IF_ERROR(verify_final_table(m, v.rp));  // final test (final_test.cpp)
         return v.check_job_row();
     }();
     if (!replayed.ok()) {

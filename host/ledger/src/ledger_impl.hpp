@@ -116,6 +116,10 @@ struct Ledger::Impl {
     Status commit(Txn& txn, const WriteState& ws);
 };
 
+// verify(): the final_test table (final_test.cpp) must hold exactly the rows the chain's
+// FINAL_CHALLENGE / FINAL_RESULT events replay to; differences become rp's problems.
+Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp);
+
 // SELECT of every record column, in the order row_to_record reads them.
 #define WP_RECORD_SELECT(where)                                                            \
     "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, "  \

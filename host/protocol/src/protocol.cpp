@@ -20,6 +20,10 @@ constexpr size_t kIdentityFixedSize =
 constexpr size_t kMinSiteResultSize = 2 + wpid1::kUidSize + 1 + 1;    // 20
 constexpr size_t kMinResultAckSize = 2 + wpid1::kUidSize + 2 + 1;     // 21
 constexpr size_t kMinHelloOkMaxFrame = 4096;
+constexpr size_t kMinFinalSiteSize = 2 + wpid1::kUidSize + 1;  // 19: without a carrier
+constexpr size_t kChallengeFixedSize =
+    wpid1::kUidSize + 2 + kChainIdSize + kChallengeSize;  // 82 + DER
+constexpr uint8_t kFinalTestMinor = 2;
 
 bool known_kind(uint8_t k) {
     switch (static_cast<Kind>(k)) {
@@ -28,8 +32,10 @@ bool known_kind(uint8_t k) {
         case Kind::kTouchdown:
         case Kind::kTouchdownResult:
         case Kind::kTouchdownWafer:
+        case Kind::kFinalTouchdown:
         case Kind::kResults:
         case Kind::kResultsAck:
+        case Kind::kFinalResults:
         case Kind::kBye:
         case Kind::kByeOk:
         case Kind::kError: return true;
@@ -81,7 +87,15 @@ bool check_sites(Sizer& s, const std::vector<Entry>& v, const Limits& lim, const
     return true;
 }
 
-bool size_message(Sizer& s, const Message& m, const Limits& lim) {
+bool check_certificate(Sizer& s, const Bytes& der, const char* field) {
+    if (der.empty() || der.size() > kMaxCertificateSize)
+        return s.fail(std::string(field) + ": " + std::to_string(der.size()) +
+                      " bytes, expected 1..3072");
+    return true;
+}
+
+// `minor` is the frame's: VERIFY site entries exist from 1.2 on.
+bool size_message(Sizer& s, const Message& m, const Limits& lim, uint8_t minor) {
     return std::visit(
         [&](const auto& msg) -> bool {
             using T = std::decay_t<decltype(msg)>;
@@ -136,6 +150,19 @@ bool size_message(Sizer& s, const Message& m, const Limits& lim) {
                                           " bytes, expected 1..3072");
                         s.n += kIdentityFixedSize + id.certificate_der.size();
                     }
+                    if (carries_challenge(e.status) != e.challenge.has_value())
+                        return s.fail("TOUCHDOWN_RESULT.challenge: site " + std::to_string(e.site) +
+                                      (e.challenge ? " has a challenge with status "
+                                                   : " lacks a challenge with status ") +
+                                      to_string(e.status));
+                    if (e.challenge) {
+                        if (minor < kFinalTestMinor)
+                            return s.fail("TOUCHDOWN_RESULT.status: VERIFY is defined from 1.2");
+                        if (!check_certificate(s, e.challenge->certificate_der,
+                                               "TOUCHDOWN_RESULT.certificate"))
+                            return false;
+                        s.n += kChallengeFixedSize + e.challenge->certificate_der.size();
+                    }
                 }
                 return true;
             } else if constexpr (std::is_same_v<T, Results>) {
@@ -146,13 +173,37 @@ bool size_message(Sizer& s, const Message& m, const Limits& lim) {
                         return s.fail("RESULTS.outcome: not 1 or 2");
                     s.n += 2 + wpid1::kUidSize + 1;
                     if (!check_string(s, e.bin, "RESULTS.bin", false)) return false;
+                    if (msg.final_test)
+                        s.n += 1 + (e.signature ? kSignatureSize : 0);
+                    else if (e.signature)
+                        return s.fail("RESULTS.signature: site " + std::to_string(e.site) +
+                                      " has a signature; only FINAL_RESULTS carries them");
+                }
+                return true;
+            } else if constexpr (std::is_same_v<T, FinalTouchdown>) {
+                s.n += 8 + 4;
+                if (!check_string(s, msg.lot, "FINAL_TOUCHDOWN.lot", true) ||
+                    !check_string(s, msg.handler_id, "FINAL_TOUCHDOWN.handler_id", true))
+                    return false;
+                if (!printable_ascii(msg.handler_id))
+                    return s.fail("FINAL_TOUCHDOWN.handler_id: not printable ASCII");
+                if (!check_sites(s, msg.sites, lim, "FINAL_TOUCHDOWN.sites")) return false;
+                for (const auto& e : msg.sites) {
+                    s.n += kMinFinalSiteSize;
+                    if (!e.carrier) continue;
+                    if (!check_string(s, e.carrier->carrier_id, "FINAL_TOUCHDOWN.carrier_id", true))
+                        return false;
+                    if (!printable_ascii(e.carrier->carrier_id))
+                        return s.fail("FINAL_TOUCHDOWN.carrier_id: not printable ASCII");
+                    s.n += 2 + 2;
                 }
                 return true;
             } else if constexpr (std::is_same_v<T, ResultsAck>) {
                 s.n += 4;
                 if (!check_sites(s, msg.sites, lim, "RESULTS_ACK.sites")) return false;
                 for (const auto& e : msg.sites) {
-                    if (!is_known(e.status)) return s.fail("RESULTS_ACK.status: unknown code");
+                    if (!is_known(e.status) || carries_challenge(e.status))
+                        return s.fail("RESULTS_ACK.status: unknown code or VERIFY");
                     s.n += 2 + wpid1::kUidSize + 2;
                     if (!check_string(s, e.text, "RESULTS_ACK.text", false)) return false;
                 }
@@ -164,8 +215,9 @@ bool size_message(Sizer& s, const Message& m, const Limits& lim) {
                 return true;
             } else {
                 static_assert(std::is_same_v<T, ErrorReply>);
-                if (!is_known(msg.code) || carries_identity(msg.code))
-                    return s.fail("ERROR.code: unknown or OK/REISSUED");
+                if (!is_known(msg.code) || carries_identity(msg.code) ||
+                    carries_challenge(msg.code))
+                    return s.fail("ERROR.code: unknown or OK/REISSUED/VERIFY");
                 s.n += 2;
                 return check_string(s, msg.text, "ERROR.text", false);
             }
@@ -261,6 +313,14 @@ void write_message(Writer& w, const Message& m) {
                         w.raw(id.certificate_der.data(), id.certificate_der.size());
                         w.raw(id.chain_id.data(), id.chain_id.size());
                     }
+                    if (e.challenge) {
+                        const auto& c = *e.challenge;
+                        w.raw(c.uid.data(), c.uid.size());
+                        w.u16(static_cast<uint16_t>(c.certificate_der.size()));
+                        w.raw(c.certificate_der.data(), c.certificate_der.size());
+                        w.raw(c.chain_id.data(), c.chain_id.size());
+                        w.raw(c.nonce.data(), c.nonce.size());
+                    }
                 }
             } else if constexpr (std::is_same_v<T, Results>) {
                 w.u64(msg.session_id);
@@ -271,6 +331,31 @@ void write_message(Writer& w, const Message& m) {
                     w.raw(e.uid.data(), e.uid.size());
                     w.u8(static_cast<uint8_t>(e.outcome));
                     w.str(e.bin);
+                    if (!msg.final_test) continue;
+                    if (e.signature) {
+                        w.u8(1);
+                        w.raw(e.signature->data(), e.signature->size());
+                    } else {
+                        w.u8(0);
+                    }
+                }
+            } else if constexpr (std::is_same_v<T, FinalTouchdown>) {
+                w.u64(msg.session_id);
+                w.str(msg.lot);
+                w.str(msg.handler_id);
+                w.u32(msg.sequence);
+                w.u16(static_cast<uint16_t>(msg.sites.size()));
+                for (const auto& e : msg.sites) {
+                    w.u16(e.site);
+                    w.raw(e.uid.data(), e.uid.size());
+                    if (e.carrier) {
+                        w.u8(1);
+                        w.str(e.carrier->carrier_id);
+                        w.u16(e.carrier->row);
+                        w.u16(e.carrier->column);
+                    } else {
+                        w.u8(0);
+                    }
                 }
             } else if constexpr (std::is_same_v<T, ResultsAck>) {
                 w.u32(msg.sequence);
@@ -422,12 +507,16 @@ bool site_number(Reader& r, SiteSet& seen, uint16_t& site, const char* field) {
     return true;
 }
 
-bool status_code(Reader& r, StatusCode& code, const char* field, bool allow_identity) {
+// allow_identity: OK / REISSUED may appear (sites, acks); allow_verify: VERIFY may (sites of a
+// 1.2 TOUCHDOWN_RESULT only).
+bool status_code(Reader& r, StatusCode& code, const char* field, bool allow_identity,
+                 bool allow_verify = false) {
     const size_t at = r.pos();
     uint16_t v = 0;
     if (!r.u16(v, field)) return false;
     code = static_cast<StatusCode>(v);
-    if (!is_known(code) || (!allow_identity && carries_identity(code)))
+    if (!is_known(code) || (!allow_identity && carries_identity(code)) ||
+        (!allow_verify && carries_challenge(code)))
         return r.fail_at(StatusCode::kBadField, field, at,
                          "status code " + std::to_string(v) + " not allowed here");
     return true;
@@ -528,7 +617,23 @@ bool read_identity(Reader& r, SiteIdentity& id) {
            r.fixed(id.chain_id, "TOUCHDOWN_RESULT.chain_id");
 }
 
-bool read_touchdown_result(Reader& r, TouchdownResult& m, const Limits& lim) {
+bool read_certificate(Reader& r, Bytes& der) {
+    const size_t at = r.pos();
+    uint16_t n = 0;
+    if (!r.u16(n, "TOUCHDOWN_RESULT.certificate_length")) return false;
+    if (n == 0 || n > kMaxCertificateSize)
+        return r.fail_at(StatusCode::kBadField, "TOUCHDOWN_RESULT.certificate_length", at,
+                         std::to_string(n) + " bytes, expected 1..3072");
+    return r.bytes(der, n, "TOUCHDOWN_RESULT.certificate");
+}
+
+bool read_challenge(Reader& r, SiteChallenge& c) {
+    return r.fixed(c.uid, "TOUCHDOWN_RESULT.uid") && read_certificate(r, c.certificate_der) &&
+           r.fixed(c.chain_id, "TOUCHDOWN_RESULT.chain_id") &&
+           r.fixed(c.nonce, "TOUCHDOWN_RESULT.challenge");
+}
+
+bool read_touchdown_result(Reader& r, TouchdownResult& m, const Limits& lim, uint8_t minor) {
     size_t n = 0;
     if (!r.u32(m.sequence, "TOUCHDOWN_RESULT.sequence") ||
         !r.count(n, "TOUCHDOWN_RESULT.site_count", lim.max_sites, kMinSiteResponseSize))
@@ -537,18 +642,21 @@ bool read_touchdown_result(Reader& r, TouchdownResult& m, const Limits& lim) {
     SiteSet seen;
     for (auto& e : m.sites) {
         if (!site_number(r, seen, e.site, "TOUCHDOWN_RESULT.site") ||
-            !status_code(r, e.status, "TOUCHDOWN_RESULT.status", true) ||
+            !status_code(r, e.status, "TOUCHDOWN_RESULT.status", true, minor >= kFinalTestMinor) ||
             !r.str(e.text, "TOUCHDOWN_RESULT.text", false))
             return false;
         if (carries_identity(e.status) && !read_identity(r, e.identity.emplace())) return false;
+        if (carries_challenge(e.status) && !read_challenge(r, e.challenge.emplace())) return false;
     }
     return true;
 }
 
-bool read_results(Reader& r, Results& m, const Limits& lim) {
+// RESULTS, or with `final_test` FINAL_RESULTS (has_signature and the signature after the bin).
+bool read_results(Reader& r, Results& m, const Limits& lim, bool final_test) {
     size_t n = 0;
+    m.final_test = final_test;
     if (!r.u64(m.session_id, "RESULTS.session_id") || !r.u32(m.sequence, "RESULTS.sequence") ||
-        !r.count(n, "RESULTS.site_count", lim.max_sites, kMinSiteResultSize))
+        !r.count(n, "RESULTS.site_count", lim.max_sites, kMinSiteResultSize + (final_test ? 1 : 0)))
         return false;
     m.sites.resize(n);
     SiteSet seen;
@@ -564,6 +672,54 @@ bool read_results(Reader& r, Results& m, const Limits& lim) {
                              "value " + std::to_string(o) + ", expected 1 or 2");
         e.outcome = static_cast<DieOutcome>(o);
         if (!r.str(e.bin, "RESULTS.bin", false)) return false;
+        if (!final_test) continue;
+        const size_t sat = r.pos();
+        uint8_t has = 0;
+        if (!r.u8(has, "FINAL_RESULTS.has_signature")) return false;
+        if (has == 1) {
+            if (!r.fixed(e.signature.emplace(), "FINAL_RESULTS.signature")) return false;
+        } else if (has != 0) {
+            return r.fail_at(StatusCode::kBadField, "FINAL_RESULTS.has_signature", sat,
+                             "value " + std::to_string(has) + ", expected 0 or 1");
+        }
+    }
+    return true;
+}
+
+bool read_final_touchdown(Reader& r, FinalTouchdown& m, const Limits& lim) {
+    size_t n = 0;
+    if (!r.u64(m.session_id, "FINAL_TOUCHDOWN.session_id") ||
+        !r.str(m.lot, "FINAL_TOUCHDOWN.lot", true))
+        return false;
+    size_t at = r.pos();
+    if (!r.str(m.handler_id, "FINAL_TOUCHDOWN.handler_id", true)) return false;
+    if (!printable_ascii(m.handler_id))
+        return r.fail_at(StatusCode::kBadField, "FINAL_TOUCHDOWN.handler_id", at,
+                         "not printable ASCII");
+    if (!r.u32(m.sequence, "FINAL_TOUCHDOWN.sequence") ||
+        !r.count(n, "FINAL_TOUCHDOWN.site_count", lim.max_sites, kMinFinalSiteSize))
+        return false;
+    m.sites.resize(n);
+    SiteSet seen;
+    for (auto& e : m.sites) {
+        if (!site_number(r, seen, e.site, "FINAL_TOUCHDOWN.site") ||
+            !r.fixed(e.uid, "FINAL_TOUCHDOWN.uid"))
+            return false;
+        at = r.pos();
+        uint8_t has = 0;
+        if (!r.u8(has, "FINAL_TOUCHDOWN.has_carrier")) return false;
+        if (has == 0) continue;
+        if (has != 1)
+            return r.fail_at(StatusCode::kBadField, "FINAL_TOUCHDOWN.has_carrier", at,
+                             "value " + std::to_string(has) + ", expected 0 or 1");
+        auto& c = e.carrier.emplace();
+        at = r.pos();
+        if (!r.str(c.carrier_id, "FINAL_TOUCHDOWN.carrier_id", true)) return false;
+        if (!printable_ascii(c.carrier_id))
+            return r.fail_at(StatusCode::kBadField, "FINAL_TOUCHDOWN.carrier_id", at,
+                             "not printable ASCII");
+        if (!r.u16(c.row, "FINAL_TOUCHDOWN.row") || !r.u16(c.column, "FINAL_TOUCHDOWN.column"))
+            return false;
     }
     return true;
 }
@@ -585,15 +741,18 @@ bool read_results_ack(Reader& r, ResultsAck& m, const Limits& lim) {
     return true;
 }
 
-bool read_body(Reader& r, Kind kind, Message& out, const Limits& lim) {
+bool read_body(Reader& r, Kind kind, Message& out, const Limits& lim, uint8_t minor) {
     switch (kind) {
         case Kind::kHello: return read_hello(r, out.emplace<Hello>());
         case Kind::kHelloOk: return read_hello_ok(r, out.emplace<HelloOk>());
         case Kind::kTouchdown: return read_touchdown(r, out.emplace<Touchdown>(), lim, false);
         case Kind::kTouchdownWafer: return read_touchdown(r, out.emplace<Touchdown>(), lim, true);
         case Kind::kTouchdownResult:
-            return read_touchdown_result(r, out.emplace<TouchdownResult>(), lim);
-        case Kind::kResults: return read_results(r, out.emplace<Results>(), lim);
+            return read_touchdown_result(r, out.emplace<TouchdownResult>(), lim, minor);
+        case Kind::kFinalTouchdown:
+            return read_final_touchdown(r, out.emplace<FinalTouchdown>(), lim);
+        case Kind::kResults: return read_results(r, out.emplace<Results>(), lim, false);
+        case Kind::kFinalResults: return read_results(r, out.emplace<Results>(), lim, true);
         case Kind::kResultsAck: return read_results_ack(r, out.emplace<ResultsAck>(), lim);
         case Kind::kBye: return r.u64(out.emplace<Bye>().session_id, "BYE.session_id");
         case Kind::kByeOk: out.emplace<ByeOk>(); return true;
@@ -672,7 +831,7 @@ DecodeResult decode_impl(ByteSpan frame, const Limits& limits) {
     out.request_id = h.request_id;
     out.minor = h.minor;
     Reader r(frame, kHeaderSize, err);
-    if (!read_body(r, static_cast<Kind>(h.kind), out.message, lim)) return err;
+    if (!read_body(r, static_cast<Kind>(h.kind), out.message, lim, h.minor)) return err;
     if (r.remaining() != 0)
         return fail(StatusCode::kBadFrame, r.pos(),
                     std::string(to_string(static_cast<Kind>(h.kind))) + " at offset " +
@@ -690,8 +849,10 @@ const char* to_string(Kind k) noexcept {
         case Kind::kTouchdown: return "TOUCHDOWN";
         case Kind::kTouchdownResult: return "TOUCHDOWN_RESULT";
         case Kind::kTouchdownWafer: return "TOUCHDOWN_WAFER";
+        case Kind::kFinalTouchdown: return "FINAL_TOUCHDOWN";
         case Kind::kResults: return "RESULTS";
         case Kind::kResultsAck: return "RESULTS_ACK";
+        case Kind::kFinalResults: return "FINAL_RESULTS";
         case Kind::kBye: return "BYE";
         case Kind::kByeOk: return "BYE_OK";
         case Kind::kError: return "ERROR";
@@ -703,6 +864,7 @@ const char* to_string(StatusCode c) noexcept {
     switch (c) {
         case StatusCode::kOk: return "OK";
         case StatusCode::kReissued: return "REISSUED";
+        case StatusCode::kVerify: return "VERIFY";
         case StatusCode::kBadFrame: return "BAD_FRAME";
         case StatusCode::kTruncated: return "TRUNCATED";
         case StatusCode::kOversized: return "OVERSIZED";
@@ -726,6 +888,9 @@ const char* to_string(StatusCode c) noexcept {
         case StatusCode::kAlreadyProgrammed: return "ALREADY_PROGRAMMED";
         case StatusCode::kNotOnMap: return "NOT_ON_MAP";
         case StatusCode::kDeliveryCap: return "DELIVERY_CAP";
+        case StatusCode::kNotProvisioned: return "NOT_PROVISIONED";
+        case StatusCode::kSignatureMismatch: return "SIGNATURE_MISMATCH";
+        case StatusCode::kChallengeRefused: return "CHALLENGE_REFUSED";
         case StatusCode::kInternal: return "INTERNAL";
     }
     return "?";
@@ -735,16 +900,25 @@ bool is_known(StatusCode c) noexcept { return to_string(c)[0] != '?'; }
 
 Kind kind_of(const Message& m) noexcept {
     static constexpr Kind kKinds[] = {
-        Kind::kHello,   Kind::kHelloOk,    Kind::kTouchdown, Kind::kTouchdownResult,
-        Kind::kResults, Kind::kResultsAck, Kind::kBye,       Kind::kByeOk,
-        Kind::kError};
+        Kind::kHello,   Kind::kHelloOk,       Kind::kTouchdown, Kind::kTouchdownResult,
+        Kind::kResults, Kind::kResultsAck,    Kind::kBye,       Kind::kByeOk,
+        Kind::kError,   Kind::kFinalTouchdown};
     static_assert(std::size(kKinds) == std::variant_size_v<Message>);
     if (const auto* td = std::get_if<Touchdown>(&m); td != nullptr && !td->substrate_id.empty())
         return Kind::kTouchdownWafer;
+    if (const auto* rs = std::get_if<Results>(&m); rs != nullptr && rs->final_test)
+        return Kind::kFinalResults;
     return kKinds[m.index()];
 }
 
-uint8_t minor_of(Kind k) noexcept { return k == Kind::kTouchdownWafer ? 1 : 0; }
+uint8_t minor_of(Kind k) noexcept {
+    switch (k) {
+        case Kind::kTouchdownWafer: return 1;
+        case Kind::kFinalTouchdown:
+        case Kind::kFinalResults: return kFinalTestMinor;
+        default: return 0;
+    }
+}
 
 bool valid_text(std::string_view s) noexcept {
     const auto* p = reinterpret_cast<const uint8_t*>(s.data());
@@ -812,7 +986,7 @@ Status encode_to(const Frame& frame, Bytes& out, const Limits& limits) {
                               std::to_string(minor_of(kind)) + "; the session agreed on 1." +
                               std::to_string(frame.minor));
     Sizer s;
-    if (!size_message(s, frame.message, lim))
+    if (!size_message(s, frame.message, lim, frame.minor))
         return make_error(ErrorCode::kInvalidArgument,
                           "encoding " + std::string(to_string(kind)) + ": " + s.err);
     if (s.n > lim.max_frame_size - kHeaderSize)

@@ -235,8 +235,10 @@ TEST(ProtocolFuzz, RandomBytesBehindAValidHeader) {
     for (uint64_t i = 0; i < iterations; ++i) {
         const size_t body = m.below(200);
         Bytes b = {'W', 'P', 'T', 'L', 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
-        static constexpr uint8_t kKinds[] = {0x01, 0x02, 0x10, 0x11, 0x20, 0x21, 0x30, 0x31, 0x7f};
+        static constexpr uint8_t kKinds[] = {0x01, 0x02, 0x10, 0x11, 0x12, 0x13,
+                                             0x20, 0x21, 0x22, 0x30, 0x31, 0x7f};
         b[6] = kKinds[m.below(std::size(kKinds))];
+        b[5] = kVersionMinor;  // every kind is defined at the newest minor
         for (int k = 0; k < 4; ++k)
             b[12 + static_cast<size_t>(k)] = static_cast<uint8_t>(body >> (8 * k));
         for (size_t k = 0; k < body; ++k) b.push_back(m.byte());

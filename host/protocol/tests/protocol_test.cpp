@@ -240,7 +240,7 @@ TEST(ProtocolRefuse, BadMagic) {
 }
 
 TEST(ProtocolRefuse, UnknownKind) {
-    for (const uint8_t k : std::vector<uint8_t>{0x00, 0x03, 0x13, 0x40, 0x7e, 0x80, 0xff}) {
+    for (const uint8_t k : std::vector<uint8_t>{0x00, 0x03, 0x14, 0x23, 0x40, 0x7e, 0x80, 0xff}) {
         Bytes b = golden("BYE_OK");
         b[6] = k;
         const DecodeError e = expect_refused(b, StatusCode::kUnknownKind);
@@ -261,6 +261,129 @@ TEST(ProtocolRefuse, UnsupportedMajorAndUnnegotiatedMinor) {
     Frame f = samples::touchdown(1);
     f.minor = kVersionMinor + 1;
     EXPECT_FALSE(encode(f).ok());
+}
+
+// 1.2: final test (docs/final-test.md): FINAL_TOUCHDOWN, VERIFY sites, FINAL_RESULTS.
+TEST(ProtocolFinalTest, ManySitesWithAndWithoutCarrierPositionsRoundTrip) {
+    for (size_t n : {size_t{1}, size_t{16}, kMaxSites}) {
+        SCOPED_TRACE(n);
+        FinalTouchdown ft{samples::kSession, "LOT9", "HDL-1", 3, {}};
+        TouchdownResult tr{3, {}};
+        Results res{samples::kSession, 3, {}, true};
+        for (size_t i = 0; i < n; ++i) {
+            const auto site = static_cast<uint16_t>(i);
+            const auto uid = samples::uid_of(static_cast<uint32_t>(i));
+            ft.sites.push_back({site, uid, std::nullopt});
+            if (i % 3 != 0)
+                ft.sites.back().carrier =
+                    CarrierPosition{"STRIP-" + std::to_string(i / 40), static_cast<uint16_t>(i % 5),
+                                    static_cast<uint16_t>(i % 8)};
+            if (i % 2 == 0) {
+                SiteChallenge c{uid, Bytes(600, 0x30), {}, {}};
+                c.nonce[0] = static_cast<uint8_t>(i);
+                tr.sites.push_back({site, StatusCode::kVerify, "", std::nullopt, c});
+                res.sites.push_back({site, uid, DieOutcome::kProgrammed, "1", Signature{}});
+            } else {
+                tr.sites.push_back({site, StatusCode::kOk, "", samples::identity_of(1, 600)});
+                res.sites.push_back({site, uid, DieOutcome::kFailed, "7"});
+            }
+        }
+        expect_round_trip(Frame{1, 2, ft});
+        expect_round_trip(Frame{1, 2, tr});
+        expect_round_trip(Frame{1, 2, res});
+        EXPECT_LE(must_encode(Frame{1, 2, tr}).size(), kMaxFrameSize);
+    }
+}
+
+TEST(ProtocolFinalTest, KindsAndVerifyAreRefusedBelowMinorTwo) {
+    for (const char* name : {"FINAL_TOUCHDOWN", "FINAL_RESULTS", "TOUCHDOWN_RESULT_VERIFY"}) {
+        SCOPED_TRACE(name);
+        Frame f = golden_frame(name);
+        f.minor = 1;
+        const auto e = encode(f);
+        ASSERT_FALSE(e.ok());
+        EXPECT_NE(e.error().message.find("from 1.2"), std::string::npos) << e.error().message;
+        Bytes b = golden(name);
+        b[5] = 1;
+        // The new kinds are refused at the header; a VERIFY status in a 1.1 answer is a bad
+        // field (a 1.1 client would not know its layout).
+        expect_refused(b, std::string(name) == "TOUCHDOWN_RESULT_VERIFY"
+                              ? StatusCode::kBadField
+                              : StatusCode::kUnsupportedVersion);
+    }
+    EXPECT_EQ(minor_of(Kind::kFinalTouchdown), 2);
+    EXPECT_EQ(minor_of(Kind::kFinalResults), 2);
+}
+
+TEST(ProtocolFinalTest, VerifyNeverInAnAckOrAnError) {
+    Bytes ack = golden("RESULTS_ACK");
+    ack[ack.size() - 3] = 0x02;  // status (u16 before the empty text) := VERIFY
+    expect_refused(ack, StatusCode::kBadField);
+    Bytes err = golden("ERROR");
+    err[16] = 0x02;
+    err[17] = 0x00;
+    expect_refused(err, StatusCode::kBadField);
+    EXPECT_FALSE(encode(Frame{0, 2, ErrorReply{StatusCode::kVerify, ""}}).ok());
+    EXPECT_FALSE(encode(Frame{0, 2, ResultsAck{1, {{0, {}, StatusCode::kVerify, ""}}}}).ok());
+}
+
+TEST(ProtocolFinalTest, AVerifySiteMustCarryAChallengeAndNothingElse) {
+    Frame f = golden_frame("TOUCHDOWN_RESULT_VERIFY");
+    auto& site = std::get<TouchdownResult>(f.message).sites[0];
+    site.challenge.reset();
+    EXPECT_FALSE(encode(f).ok());
+    f = golden_frame("TOUCHDOWN_RESULT_VERIFY");
+    std::get<TouchdownResult>(f.message).sites[1].challenge =
+        std::get<TouchdownResult>(f.message).sites[0].challenge;
+    EXPECT_FALSE(encode(f).ok());  // NOT_PROVISIONED with a challenge
+    f = golden_frame("TOUCHDOWN_RESULT_VERIFY");
+    std::get<TouchdownResult>(f.message).sites[0].challenge->certificate_der.clear();
+    EXPECT_FALSE(encode(f).ok());
+}
+
+TEST(ProtocolFinalTest, HandlerAndCarrierIdsMustBePrintableAsciiAndFlagsZeroOrOne) {
+    Frame f = golden_frame("FINAL_TOUCHDOWN");
+    std::get<FinalTouchdown>(f.message).handler_id = "H\x7f";
+    EXPECT_FALSE(encode(f).ok());
+    f = golden_frame("FINAL_TOUCHDOWN");
+    std::get<FinalTouchdown>(f.message).sites[0].carrier->carrier_id = "";
+    EXPECT_FALSE(encode(f).ok());
+    // On the wire (offsets in docs/tester-protocol.md): the handler id's length byte at 29, its
+    // first byte at 30; the first site's has_carrier at 59, its carrier id's length at 60 and
+    // first byte at 61; the second site's has_carrier at 85.
+    Bytes b = golden("FINAL_TOUCHDOWN");
+    ASSERT_EQ(b[30], 'H');
+    b[30] = 0x01;
+    EXPECT_EQ(expect_refused(b, StatusCode::kBadField).offset, 29u);
+    b = golden("FINAL_TOUCHDOWN");
+    ASSERT_EQ(b[61], 'S');
+    b[61] = 0x7f;
+    EXPECT_EQ(expect_refused(b, StatusCode::kBadField).offset, 60u);
+    b = golden("FINAL_TOUCHDOWN");
+    ASSERT_EQ(b[59], 1);
+    b[59] = 2;
+    EXPECT_EQ(expect_refused(b, StatusCode::kBadField).offset, 59u);
+    b = golden("FINAL_TOUCHDOWN");
+    ASSERT_EQ(b[85], 0);
+    b[85] = 1;  // says a carrier follows, and the frame ends: truncated
+    expect_refused(b, StatusCode::kTruncated);
+}
+
+TEST(ProtocolFinalTest, SignaturesOnlyInFinalResults) {
+    Results r{
+        samples::kSession, 1, {{0, samples::uid_of(0), DieOutcome::kProgrammed, "1", Signature{}}}};
+    const auto e = encode(Frame{1, 2, r});
+    ASSERT_FALSE(e.ok());
+    EXPECT_NE(e.error().message.find("only FINAL_RESULTS"), std::string::npos);
+    Bytes b = golden("FINAL_RESULTS");
+    // has_signature is the byte before the 64-byte signature.
+    b[b.size() - 65] = 2;
+    EXPECT_EQ(expect_refused(b, StatusCode::kBadField).offset, b.size() - 65);
+    // A final result without a signature (a part provisioned at final test, a failed part).
+    r.final_test = true;
+    r.sites[0].signature.reset();
+    expect_round_trip(Frame{1, 2, r});
+    EXPECT_EQ(kind_of(r), Kind::kFinalResults);
 }
 
 // 1.1: TOUCHDOWN_WAFER, the touchdown naming the wafer's substrate id.
@@ -450,7 +573,8 @@ TEST(ProtocolErrors, EveryStatusCodeHasAName) {
             EXPECT_STRNE(to_string(c), "?");
         }
     }
-    EXPECT_EQ(named, 26);
+    EXPECT_EQ(named,
+              30);  // 1.2 added VERIFY, NOT_PROVISIONED, SIGNATURE_MISMATCH, CHALLENGE_REFUSED
     EXPECT_STREQ(to_string(StatusCode::kQuotaExhausted), "QUOTA_EXHAUSTED");
     EXPECT_STREQ(to_string(Kind::kTouchdownResult), "TOUCHDOWN_RESULT");
 }

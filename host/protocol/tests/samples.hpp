@@ -61,6 +61,26 @@ inline std::vector<std::pair<std::string, Frame>> golden_frames() {
     v.emplace_back("BYE", Frame{4, 0, Bye{kSession}});
     v.emplace_back("BYE_OK", Frame{4, 0, ByeOk{}});
     v.emplace_back("ERROR", Frame{5, 0, ErrorReply{StatusCode::kNoSession, "no session"}});
+    // Final test (1.2): two packaged parts, one in strip "S7" at row 2 column 5, one without a
+    // carrier position; the answer provisions a part never seen and challenges one from sort.
+    FinalTouchdown ft{kSession, "LOT1", "HDL-3", 7, {}};
+    ft.sites.push_back({1, uid_of(0), CarrierPosition{"S7", 2, 5}});
+    ft.sites.push_back({2, uid_of(1), std::nullopt});
+    v.emplace_back("FINAL_TOUCHDOWN", Frame{7, 2, ft});
+    TouchdownResult fr{7, {}};
+    SiteChallenge ch;
+    ch.uid = uid_of(0);
+    ch.certificate_der = {0x30, 0x03, 0x02, 0x01, 0x01};
+    for (size_t i = 0; i < ch.chain_id.size(); ++i) ch.chain_id[i] = static_cast<uint8_t>(0xc0 + i);
+    for (size_t i = 0; i < ch.nonce.size(); ++i) ch.nonce[i] = static_cast<uint8_t>(0x40 + i);
+    fr.sites.push_back({1, StatusCode::kVerify, "", std::nullopt, ch});
+    fr.sites.push_back({2, StatusCode::kNotProvisioned, "not provisioned", std::nullopt});
+    v.emplace_back("TOUCHDOWN_RESULT_VERIFY", Frame{7, 2, fr});
+    Results fres{kSession, 7, {}, true};
+    Signature sig{};
+    for (size_t i = 0; i < sig.size(); ++i) sig[i] = static_cast<uint8_t>(0x80 + i);
+    fres.sites.push_back({1, uid_of(0), DieOutcome::kProgrammed, "1", sig});
+    v.emplace_back("FINAL_RESULTS", Frame{8, 2, fres});
     return v;
 }
 

@@ -52,6 +52,21 @@ public:
     Result<protocol::ResultsAck> results(const protocol::Results& r, const std::string& tester,
                                          Counters& counters);
 
+    // ---- Final test (final_test.cpp, docs/final-test.md) -----------------------------------
+    // Packaged parts in handler sites: a part PROGRAMMED at sort gets VERIFY with its
+    // certificate and a fresh challenge bound to `session` (opened in the ledger before this
+    // returns); a UID the job never provisioned is NOT_PROVISIONED. Issues nothing, uses no
+    // quota. An Error means nothing was opened.
+    Result<protocol::TouchdownResult> final_touchdown(const protocol::FinalTouchdown& ft,
+                                                      uint64_t session, const std::string& tester,
+                                                      Counters& counters);
+    // FINAL_RESULTS: each signature is verified against the part's certificate in the ledger
+    // (OpenSSL); the verdict answers the part's open challenge of `session` in one ledger
+    // transaction. A bad signature is SIGNATURE_MISMATCH and an ALARM; an answer to no open
+    // challenge of this session (replayed, foreign) is CHALLENGE_REFUSED.
+    Result<protocol::ResultsAck> final_results(const protocol::Results& r, uint64_t session,
+                                               const std::string& tester, Counters& counters);
+
     // Copies the ledger's write-ahead log into its database (see Ledger::defer_checkpoints):
     // the service calls this from a thread of its own so that no touchdown pays for it.
     Status checkpoint() { return ledger_->checkpoint(); }

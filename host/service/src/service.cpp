@@ -160,7 +160,8 @@ struct Service::Impl {
                 if constexpr (std::is_same_v<T, pr::Hello>) {
                     hello(routing_id, f, m, key, who);
                 } else if constexpr (std::is_same_v<T, pr::Touchdown> ||
-                                     std::is_same_v<T, pr::Results>) {
+                                     std::is_same_v<T, pr::Results> ||
+                                     std::is_same_v<T, pr::FinalTouchdown>) {
                     request(routing_id, payload, f, m.session_id, m.sequence, key, who);
                 } else if constexpr (std::is_same_v<T, pr::Bye>) {
                     bye(routing_id, f, m, key, who);
@@ -259,8 +260,10 @@ struct Service::Impl {
             return;
         }
         s->last_used = Clock::now();
-        // TOUCHDOWN_WAFER is a TOUCHDOWN with the wafer's id: one sequence space for both.
-        const pr::Kind kind = pr::kind_of(f.message) == pr::Kind::kTouchdownWafer
+        // TOUCHDOWN_WAFER is a TOUCHDOWN with the wafer's id, FINAL_TOUCHDOWN one of packaged
+        // parts: one sequence space for all three.
+        const pr::Kind kind = pr::kind_of(f.message) == pr::Kind::kTouchdownWafer ||
+                                      pr::kind_of(f.message) == pr::Kind::kFinalTouchdown
                                   ? pr::Kind::kTouchdown
                                   : pr::kind_of(f.message);
         ByteSpan body = payload.subspan(pr::kHeaderSize);
@@ -291,8 +294,9 @@ struct Service::Impl {
             return;
         }
         if (kind == pr::Kind::kTouchdown) {
-            const auto& td = std::get<pr::Touchdown>(f.message);
-            if (!printable_ascii(td.lot)) {
+            const auto* td = std::get_if<pr::Touchdown>(&f.message);
+            const auto* ft = std::get_if<pr::FinalTouchdown>(&f.message);
+            if (!printable_ascii(td != nullptr ? td->lot : ft->lot)) {
                 refuse_frame(routing_id, f.request_id, StatusCode::kBadField,
                              "lot must be printable ASCII", who);
                 return;

@@ -192,6 +192,40 @@ pr::Message Workers::results(Work& w, const pr::Results& rs) {
     return std::move(*r);
 }
 
+// Final test (docs/final-test.md): the same shape as touchdown() / results(), with the
+// session the challenges are bound to.
+pr::Message Workers::final_touchdown(Work& w, const pr::FinalTouchdown& ft) {
+    auto r = w.job->final_touchdown(ft, w.session_id, w.tester, counters_);
+    if (!r.ok()) {
+        log_.line("final touchdown " + std::to_string(ft.sequence) + " of tester " + w.tester +
+                  " failed: " + r.error().describe());
+        return pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
+    }
+    for (const auto& s : r->sites)
+        if (!pr::carries_challenge(s.status) && !pr::carries_identity(s.status))
+            log_.limited("sites refused to tester " + w.tester + ": " + pr::to_string(s.status),
+                         "final touchdown " + std::to_string(ft.sequence) + " of tester " +
+                             w.tester + ": site " + std::to_string(s.site) + " " +
+                             pr::to_string(s.status) + ": " + s.text);
+    return std::move(*r);
+}
+
+pr::Message Workers::final_results(Work& w, const pr::Results& rs) {
+    auto r = w.job->final_results(rs, w.session_id, w.tester, counters_);
+    if (!r.ok()) {
+        log_.line("final results " + std::to_string(rs.sequence) + " of tester " + w.tester +
+                  " failed: " + r.error().describe());
+        return pr::ErrorReply{StatusCode::kInternal, pr::clip_text(r.error().message)};
+    }
+    for (const auto& a : r->sites)
+        if (a.status != StatusCode::kOk)
+            // A mismatch is an ALARM in the ledger; the log names it on every occurrence.
+            log_.line("final results " + std::to_string(rs.sequence) + " of tester " + w.tester +
+                      ": site " + std::to_string(a.site) + " " + pr::to_string(a.status) + ": " +
+                      a.text);
+    return std::move(*r);
+}
+
 // Runs one request against its job and encodes the answer (an ERROR frame on failure). A
 // worker thread's boundary: nothing thrown below escapes it.
 Bytes Workers::work(Work& w) noexcept {
@@ -200,7 +234,9 @@ Bytes Workers::work(Work& w) noexcept {
         if (auto* td = std::get_if<pr::Touchdown>(&w.frame.message))
             answer = touchdown(w, *td);
         else if (auto* rs = std::get_if<pr::Results>(&w.frame.message))
-            answer = results(w, *rs);
+            answer = rs->final_test ? final_results(w, *rs) : results(w, *rs);
+        else if (auto* ft = std::get_if<pr::FinalTouchdown>(&w.frame.message))
+            answer = final_touchdown(w, *ft);
         auto bytes = pr::encode(pr::Frame{w.frame.request_id, w.minor, std::move(answer)});
         if (bytes.ok()) return std::move(*bytes);
         log_.line("internal: cannot encode an answer: " + bytes.error().describe());

@@ -77,6 +77,8 @@ private:
     void checkpoint_loop();
     Bytes work(Work& w) noexcept;
     protocol::Message touchdown(Work& w, const protocol::Touchdown& td);
+    protocol::Message final_touchdown(Work& w, const protocol::FinalTouchdown& ft);
+    protocol::Message final_results(Work& w, const protocol::Results& rs);
     protocol::Message results(Work& w, const protocol::Results& rs);
 
     const std::vector<std::unique_ptr<link::JobLink>>& jobs_;

@@ -37,6 +37,7 @@
 #include "waferprov/host/wafer_synth.hpp"
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/ossl.hpp"
+#include "waferprov/possession.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/test_vectors.hpp"
 #include "waferprov/testing/process.hpp"
@@ -1263,6 +1264,13 @@ public:
         return rc;
     }
     std::string log() const { return waferprov::testing::read_text(err_); }
+    // SIGKILL, as a crash would: nothing of the process's own shutdown runs.
+    void kill_hard() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        waferprov::testing::wait_process(pid_, std::chrono::seconds(30));
+        pid_ = -1;
+    }
     std::string endpoint;
 
 private:
@@ -1536,6 +1544,231 @@ TEST_F(ServiceTest, HostileFrameStreamNeverCrashesOrCorrupts) {
                 after.sites[0].status == StatusCode::kDeliveryCap);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     EXPECT_TRUE(ledger->verify().value().ok());
+}
+
+// ---- Final test (docs/final-test.md) ------------------------------------------------------
+
+// A part as wafer sort left it: its UID, certificate, and the scalar d the die unwrapped (the
+// OpenSSL reference unwraps it here, as the die's engine would).
+struct SortedPart {
+    wpid1::Uid uid{};
+    Bytes certificate;
+    pr::ChainId chain_id{};
+    SecretArray<32> d;
+};
+
+// Wafer sort of `n` dies of LOT1 through `c`: delivered, checked, reported PROGRAMMED.
+std::vector<SortedPart> sort_parts(Client& c, uint64_t sid, const Bytes& kik, int n, uint32_t seq) {
+    std::vector<std::pair<int, int>> xy;
+    for (int i = 0; i < n; ++i) xy.emplace_back(i, 7);
+    const auto tr = c.deliver(touchdown(sid, "LOT1", seq, xy));
+    std::vector<SortedPart> parts;
+    pr::Results res{sid, seq, {}};
+    for (const auto& s : tr.sites) {
+        EXPECT_EQ(s.status, StatusCode::kOk) << s.text;
+        if (!s.identity) continue;
+        EXPECT_EQ(die_check(kik, *s.identity), "");
+        SortedPart p;
+        p.uid = s.identity->uid;
+        p.certificate = s.identity->certificate_der;
+        p.chain_id = s.identity->chain_id;
+        auto d = ref::kw_unwrap(ref::kek(kik, p.uid), s.identity->key.wrapped);
+        EXPECT_TRUE(d && d->size() == 32);
+        if (d && d->size() == 32) std::copy(d->begin(), d->end(), p.d.data());
+        parts.push_back(std::move(p));
+        res.sites.push_back({s.site, s.identity->uid, pr::DieOutcome::kProgrammed, "1"});
+    }
+    for (const auto& a : c.report(res).sites) EXPECT_EQ(a.status, StatusCode::kOk) << a.text;
+    return parts;
+}
+
+pr::FinalTouchdown final_touchdown(uint64_t sid, uint32_t seq,
+                                   const std::vector<wpid1::Uid>& uids) {
+    pr::FinalTouchdown ft{sid, "LOT1", "HDL-1", seq, {}};
+    for (size_t i = 0; i < uids.size(); ++i)
+        ft.sites.push_back({static_cast<uint16_t>(i + 1), uids[i],
+                            pr::CarrierPosition{"STRIP-4", 0, static_cast<uint16_t>(i)}});
+    return ft;
+}
+
+pr::TouchdownResult final_call(Client& c, const pr::FinalTouchdown& ft) {
+    return std::get<pr::TouchdownResult>(c.call(pr::Frame{c.next_id(), 2, ft}).message);
+}
+
+pr::ResultsAck final_report(Client& c, const pr::Results& r) {
+    return std::get<pr::ResultsAck>(c.call(pr::Frame{c.next_id(), 2, r}).message);
+}
+
+// The part's answer to its challenge: signed with `signer`'s d (a swapped part holds another
+// part's key).
+pr::SiteResult signed_result(const pr::SiteResponse& s, uint64_t sid, const SortedPart& signer) {
+    const Bytes msg = possession::challenge_message(s.challenge->uid, sid, s.challenge->nonce);
+    auto sig = possession::sign(signer.d, msg);
+    EXPECT_TRUE(sig.ok());
+    return pr::SiteResult{s.site, s.challenge->uid, pr::DieOutcome::kProgrammed, "1",
+                          sig.ok() ? std::optional<pr::Signature>(*sig) : std::nullopt};
+}
+
+TEST_F(ServiceTest, FinalTestVerifiesPartsFromSortCatchesSwapsAndRefusesReplays) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    Client c = client_for(j, srv, "ATE-1");
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    const auto parts = sort_parts(c, sid, j.kik, 4, 1);
+    ASSERT_EQ(parts.size(), 4u);
+    const uint64_t quota_after_sort = Ledger::open_existing(j.job.ledger).value()->quota()->used;
+
+    wpid1::Uid stranger{};
+    stranger.fill(0x5a);
+    auto ft =
+        final_touchdown(sid, 2, {parts[0].uid, parts[1].uid, parts[2].uid, parts[3].uid, stranger});
+    const auto tr = final_call(c, ft);
+    ASSERT_EQ(tr.sites.size(), 5u);
+    for (size_t i = 0; i < 4; ++i) {
+        ASSERT_EQ(tr.sites[i].status, StatusCode::kVerify) << tr.sites[i].text;
+        ASSERT_TRUE(tr.sites[i].challenge);
+        EXPECT_EQ(tr.sites[i].challenge->certificate_der, parts[i].certificate);
+        EXPECT_EQ(tr.sites[i].challenge->chain_id, parts[i].chain_id);
+        EXPECT_NE(tr.sites[i].challenge->nonce, pr::ChallengeNonce{});
+    }
+    EXPECT_NE(tr.sites[0].challenge->nonce, tr.sites[1].challenge->nonce);
+    // A derived-UID job cannot provision a part it never saw at sort, and says so.
+    EXPECT_EQ(tr.sites[4].status, StatusCode::kNotProvisioned);
+    EXPECT_NE(tr.sites[4].text.find("derives UIDs from wafer locations"), std::string::npos)
+        << tr.sites[4].text;
+
+    // Parts 0, 1, 3 sign with their own keys; part 2 was swapped for a part holding 3's key.
+    pr::Results res{sid, 2, {}, true};
+    res.sites.push_back(signed_result(tr.sites[0], sid, parts[0]));
+    res.sites.push_back(signed_result(tr.sites[1], sid, parts[1]));
+    res.sites.push_back(signed_result(tr.sites[2], sid, parts[3]));
+    res.sites.push_back(signed_result(tr.sites[3], sid, parts[3]));
+    const auto ack = final_report(c, res);
+    ASSERT_EQ(ack.sites.size(), 4u);
+    EXPECT_EQ(ack.sites[0].status, StatusCode::kOk) << ack.sites[0].text;
+    EXPECT_EQ(ack.sites[1].status, StatusCode::kOk) << ack.sites[1].text;
+    EXPECT_EQ(ack.sites[2].status, StatusCode::kSignatureMismatch) << ack.sites[2].text;
+    EXPECT_EQ(ack.sites[3].status, StatusCode::kOk) << ack.sites[3].text;
+    // The same FINAL_RESULTS again (a retry) gets the same answer.
+    EXPECT_EQ(final_report(c, res), ack);
+
+    // A replayed challenge: part 0's answer sent again as a new report of this session, and
+    // from another session.
+    pr::Results replay{sid, 3, {res.sites[0]}, true};
+    auto r1 = final_report(c, replay);
+    EXPECT_EQ(r1.sites[0].status, StatusCode::kChallengeRefused) << r1.sites[0].text;
+    Client c2 = client_for(j, srv, "ATE-1");
+    const uint64_t sid2 = std::get<uint64_t>(c2.hello("ATE-1", "J1"));
+    replay.session_id = sid2;
+    auto r2 = final_report(c2, replay);
+    EXPECT_EQ(r2.sites[0].status, StatusCode::kChallengeRefused) << r2.sites[0].text;
+
+    srv.stop();
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota()->used, quota_after_sort);  // verifications issue nothing
+    EXPECT_EQ(ledger->counts()->programmed, 4u);
+    const auto finals = ledger->list_final().value();
+    ASSERT_EQ(finals.size(), 4u);
+    std::map<wpid1::Uid, FinalState> state;
+    for (const auto& f : finals) state[f.uid] = f.state;
+    EXPECT_EQ(state[parts[0].uid], FinalState::kVerified);
+    EXPECT_EQ(state[parts[1].uid], FinalState::kVerified);
+    EXPECT_EQ(state[parts[2].uid], FinalState::kMismatch);
+    EXPECT_EQ(state[parts[3].uid], FinalState::kVerified);
+    EXPECT_EQ(ledger->find_final(parts[1].uid)->value().loc,
+              (FinalLocation{"LOT1", "HDL-1", 2, "STRIP-4", 0, 1}));
+    EXPECT_EQ(count_events(j.job.ledger, "ALARM", "final-test-signature-mismatch"), 1);
+    EXPECT_EQ(count_events(j.job.ledger, "FINAL_RESULT"), 4);
+    const auto v = ledger->verify().value();
+    EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
+}
+
+// A 1.2 host keeps 1.0 and 1.1 clients working: the HELLO_OK agrees on their minor, their
+// touchdowns and results are answered in it, and a 1.2 kind from a session that agreed on less
+// is refused, never half-served.
+TEST_F(ServiceTest, OlderClientsKeepTheirMinorAndNeverMeetFinalTest) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"}, {"--uid-policy", "tester"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    for (const uint8_t minor : {uint8_t{0}, uint8_t{1}}) {
+        SCOPED_TRACE("client 1." + std::to_string(minor));
+        Client c = client_for(j, srv, "ATE-1");
+        const auto hello =
+            c.call(pr::Frame{c.next_id(), minor, pr::Hello{"ATE-1", "J1", "old-node", "1.0.0"}});
+        ASSERT_EQ(hello.minor, minor);
+        const uint64_t sid = std::get<pr::HelloOk>(hello.message).session_id;
+        pr::Touchdown td = touchdown(sid, "LOLD" + std::to_string(minor), 1, {{minor, 9}});
+        if (minor == 0) td.substrate_id.clear();  // 1.0 has no TOUCHDOWN_WAFER
+        td.sites[0].uid = wpid1::Uid{};
+        td.sites[0].uid->fill(static_cast<uint8_t>(0x70 + minor));
+        const auto a = c.call(pr::Frame{c.next_id(), minor, td});
+        EXPECT_EQ(a.minor, minor);
+        const auto& tr = std::get<pr::TouchdownResult>(a.message);
+        ASSERT_EQ(tr.sites[0].status, StatusCode::kOk) << tr.sites[0].text;
+        pr::Results res{
+            sid, td.sequence, {{0, *td.sites[0].uid, pr::DieOutcome::kProgrammed, "1"}}};
+        const auto ack = c.call(pr::Frame{c.next_id(), minor, res});
+        EXPECT_EQ(ack.minor, minor);
+        EXPECT_EQ(std::get<pr::ResultsAck>(ack.message).sites[0].status, StatusCode::kOk);
+        // A final touchdown from this session: above its minor, refused as a whole.
+        const auto ft =
+            c.call(pr::Frame{c.next_id(), 2, final_touchdown(sid, 9, {*td.sites[0].uid})});
+        ASSERT_TRUE(std::holds_alternative<pr::ErrorReply>(ft.message));
+        EXPECT_EQ(std::get<pr::ErrorReply>(ft.message).code, StatusCode::kUnsupportedVersion);
+    }
+    srv.stop();
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->counts()->programmed, 2u);
+    EXPECT_TRUE(ledger->list_final()->empty());
+}
+
+// kill -9 of the real `serve` after the challenges were opened and before the results came:
+// the rerun (a new serve, a new session) challenges again, every part ends with exactly one
+// final-test record and one verdict, and an answer to a challenge of the killed session is
+// refused.
+TEST_F(ServiceTest, FinalTestSurvivesAKillOfServeAndRecordsEveryPartOnce) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"});
+    auto keys = j.keys("ATE-1");
+    std::vector<SortedPart> parts;
+    std::vector<wpid1::Uid> uids;
+    pr::TouchdownResult first;
+    uint64_t first_sid = 0;
+    {
+        ServeProcess serve(j.dir / "job.toml", tmp.path() / "serve1");
+        Client c(ctx, serve.endpoint, j.server_keys().public_z85, &keys);
+        first_sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+        parts = sort_parts(c, first_sid, j.kik, 6, 1);
+        ASSERT_EQ(parts.size(), 6u);
+        for (const auto& p : parts) uids.push_back(p.uid);
+        first = final_call(c, final_touchdown(first_sid, 2, uids));
+        for (const auto& s : first.sites) ASSERT_EQ(s.status, StatusCode::kVerify) << s.text;
+        serve.kill_hard();
+    }
+    ServeProcess serve(j.dir / "job.toml", tmp.path() / "serve2");
+    Client c(ctx, serve.endpoint, j.server_keys().public_z85, &keys);
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    // The killed session's challenge, answered after the restart: refused, nothing recorded.
+    pr::Results stale{sid, 2, {signed_result(first.sites[0], first_sid, parts[0])}, true};
+    EXPECT_EQ(final_report(c, stale).sites[0].status, StatusCode::kChallengeRefused);
+    const auto tr = final_call(c, final_touchdown(sid, 3, uids));
+    pr::Results res{sid, 3, {}, true};
+    for (size_t i = 0; i < tr.sites.size(); ++i) {
+        ASSERT_EQ(tr.sites[i].status, StatusCode::kVerify) << tr.sites[i].text;
+        res.sites.push_back(signed_result(tr.sites[i], sid, parts[i]));
+    }
+    for (const auto& a : final_report(c, res).sites) EXPECT_EQ(a.status, StatusCode::kOk) << a.text;
+    ASSERT_EQ(serve.stop(), 0) << serve.log();
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    const auto finals = ledger->list_final().value();
+    ASSERT_EQ(finals.size(), parts.size());
+    for (const auto& f : finals) {
+        EXPECT_EQ(f.state, FinalState::kVerified);
+        EXPECT_EQ(f.challenges, 2u);  // once before the kill, once after
+        EXPECT_FALSE(f.open);
+    }
+    EXPECT_EQ(count_events(j.job.ledger, "FINAL_RESULT"), static_cast<int>(parts.size()));
+    EXPECT_EQ(count_events(j.job.ledger, "FINAL_CHALLENGE"), static_cast<int>(2 * parts.size()));
+    const auto v = ledger->verify().value();
+    EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
 }
 
 }  // namespace

@@ -227,6 +227,83 @@ struct MigrateReport {
     uint64_t records = 0;                // records given a substrate id
 };
 
+// ---- Final test (docs/final-test.md) --------------------------------------------------------
+// A packaged part provisioned at wafer sort is verified at final test: the host opens a
+// single-use challenge bound to the tester-link session and the part, the part signs it, and
+// the host records the verdict. Verifications issue nothing and never touch the quota.
+
+// Where a packaged part sat: no wafer x/y, the handler's site and, when known, its carrier.
+struct FinalLocation {
+    std::string lot;
+    std::string handler;  // the handler's id (printable ASCII)
+    int site = 0;         // the handler's site number (0..65535)
+    std::string carrier;  // strip or tray id ("" = not known)
+    int row = -1;         // position in the carrier (-1 = not known)
+    int column = -1;
+    bool operator==(const FinalLocation&) const = default;
+};
+
+enum class FinalState {
+    kChallenged,  // a challenge is open (or was left open by a session that ended)
+    kVerified,    // the part proved it holds the key of its certificate
+    kFailed,      // the part failed final test (the handler's bin says why)
+    kMismatch,    // the signature did not verify: a swapped or counterfeit part (ALARM logged)
+};
+const char* to_string(FinalState s) noexcept;
+
+using FinalNonce = std::array<uint8_t, 32>;
+
+// A part's final-test record: one per UID, however often it was seen.
+struct FinalRecord {
+    wpid1::Uid uid{};
+    FinalState state = FinalState::kChallenged;
+    FinalLocation loc;
+    FinalNonce nonce{};       // the last challenge issued to the part
+    uint64_t session = 0;     // the tester-link session it was issued to
+    bool open = false;        // the challenge was not answered yet
+    std::string tester;       // the tester id of the last change
+    std::string bin;          // the handler's bin with the verdict ("" = none yet)
+    uint32_t challenges = 0;  // challenges issued to the part (1 + re-tests)
+    int64_t updated_us = 0;
+    bool operator==(const FinalRecord&) const = default;
+};
+
+enum class FinalStatus {
+    kOk,
+    kUnknownUid,        // the job never provisioned this UID
+    kNotProgrammed,     // its identity was never reported PROGRAMMED at sort
+    kVoided,            // its identity is VOID
+    kChallengeRefused,  // no open challenge of this session with this nonce (replay, foreign)
+    kInvalidArgument,   // text that is not printable ASCII, a site out of range
+};
+const char* to_string(FinalStatus s) noexcept;
+
+// A challenge the service opens for a part in a handler site.
+struct FinalChallenge {
+    wpid1::Uid uid{};
+    FinalLocation loc;
+    FinalNonce nonce{};  // fresh random bytes from the caller (OpenSSL's RAND_bytes)
+};
+
+// The verdict on an answered challenge, as the service found it.
+enum class FinalVerdict { kVerified, kFailed, kMismatch };
+
+struct FinalResult {
+    wpid1::Uid uid{};
+    FinalNonce nonce{};  // the challenge the part answered
+    FinalVerdict verdict = FinalVerdict::kVerified;
+    std::string bin;
+};
+
+struct FinalTransition {
+    wpid1::Uid uid{};
+    FinalStatus status = FinalStatus::kOk;
+    std::optional<LedgerRecord> record;       // the part's sort record, when the UID is known
+    std::optional<FinalRecord> final_record;  // after the call
+    std::string message;
+    bool again = false;  // open_challenges: the part had been challenged before
+};
+
 class Ledger {
 public:
     // Creates the ledger at `path` (binding it to config's job, customer, product and quota) or
@@ -406,6 +483,28 @@ public:
     // or recorded for it. kInvalidArgument for text that is not printable ASCII.
     Status alarm_backend_refused(const DieLocation& loc, const wpid1::Uid& uid,
                                  const std::string& tester);
+
+    // ---- Final test (docs/final-test.md) --------------------------------------------------
+    // Opens one challenge per item for `session`, in one transaction: the part's sort record
+    // must be PROGRAMMED (else kUnknownUid / kNotProgrammed / kVoided, nothing written for it).
+    // A new challenge replaces any earlier one of the part (which can then no longer be
+    // answered). Appends FINAL_CHALLENGE per part. No quota is used.
+    Result<std::vector<FinalTransition>> open_challenges(std::span<const FinalChallenge> items,
+                                                         uint64_t session,
+                                                         const std::string& tester);
+    // Records verdicts in one transaction. Each must answer the part's open challenge, issued
+    // to `session`, with this nonce, else kChallengeRefused and nothing is written for it.
+    // Answering closes the challenge: single use, so any later answer to it, even the same
+    // one again, is refused (the service's answer cache covers a tester's retries). Appends
+    // FINAL_RESULT, and for kMismatch an ALARM "final-test-signature-mismatch" with the part's sort
+    // record.
+    Result<std::vector<FinalTransition>> record_final_results(std::span<const FinalResult> items,
+                                                              uint64_t session,
+                                                              const std::string& tester);
+    // The part's final-test record, if it was ever challenged.
+    Result<std::optional<FinalRecord>> find_final(const wpid1::Uid& uid);
+    // Every final-test record, ordered by UID.
+    Result<std::vector<FinalRecord>> list_final();
 
     struct Impl;
 

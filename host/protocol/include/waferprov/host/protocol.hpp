@@ -22,16 +22,23 @@ namespace waferprov::host::protocol {
 // ---- Constants (docs/tester-protocol.md, "Limits") -----------------------------------------
 inline constexpr std::array<uint8_t, 4> kMagic = {'W', 'P', 'T', 'L'};
 inline constexpr uint8_t kVersionMajor = 1;
-// 1.1 adds TOUCHDOWN_WAFER (a touchdown naming the wafer's substrate id).
-inline constexpr uint8_t kVersionMinor = 1;
+// 1.1 adds TOUCHDOWN_WAFER (a touchdown naming the wafer's substrate id); 1.2 adds final test
+// (FINAL_TOUCHDOWN, the VERIFY site status with its challenge, FINAL_RESULTS with signatures).
+inline constexpr uint8_t kVersionMinor = 2;
 inline constexpr size_t kHeaderSize = 16;
 inline constexpr size_t kMaxFrameSize = size_t{4} << 20;  // header + body, 4 MiB
 inline constexpr size_t kMaxSites = 1024;                 // site entries per message
 inline constexpr size_t kMaxStringSize = 255;             // bytes of UTF-8 (u8 length prefix)
 inline constexpr size_t kMaxCertificateSize = 3072;       // DER bytes per site
 inline constexpr size_t kChainIdSize = 32;                // SHA-256 of the CA chain
+inline constexpr size_t kChallengeSize = 32;              // final test: the host's nonce
+inline constexpr size_t kSignatureSize = 64;              // final test: ECDSA P-256 r || s
 
 using ChainId = std::array<uint8_t, kChainIdSize>;
+using ChallengeNonce = std::array<uint8_t, kChallengeSize>;
+// An ECDSA P-256 signature as a die's engine produces it: r then s, 32 bytes each, big-endian
+// (the PKCS#11 CKM_ECDSA form; the host DER-encodes it for OpenSSL).
+using Signature = std::array<uint8_t, kSignatureSize>;
 
 // Message kinds (header byte 6). Requests go tester -> host, responses host -> tester.
 enum class Kind : uint8_t {
@@ -40,8 +47,10 @@ enum class Kind : uint8_t {
     kTouchdown = 0x10,
     kTouchdownResult = 0x11,
     kTouchdownWafer = 0x12,  // 1.1: TOUCHDOWN with the wafer's substrate id
+    kFinalTouchdown = 0x13,  // 1.2: packaged parts in handler sites, by UID (final test)
     kResults = 0x20,
     kResultsAck = 0x21,
+    kFinalResults = 0x22,  // 1.2: RESULTS with each verified part's signature
     kBye = 0x30,
     kByeOk = 0x31,
     kError = 0x7f,
@@ -54,6 +63,7 @@ const char* to_string(Kind k) noexcept;  // "HELLO", ...; "?" for an unknown val
 enum class StatusCode : uint16_t {
     kOk = 0,
     kReissued = 1,  // retest: the die's existing identity is delivered again
+    kVerify = 2,    // 1.2, final test: a part provisioned at sort; its certificate + a challenge
     // Frame level (the decoder produces these).
     kBadFrame = 0x10,            // bad magic, trailing bytes, structurally invalid
     kTruncated = 0x11,           // frame or a field ends early
@@ -80,6 +90,10 @@ enum class StatusCode : uint16_t {
     kAlreadyProgrammed = 0x37,
     kNotOnMap = 0x38,     // (x, y) is not a die of this wafer's map
     kDeliveryCap = 0x39,  // the die was delivered as often as the job allows (max_deliveries)
+    // Final test (1.2).
+    kNotProvisioned = 0x3a,     // a UID the job never provisioned and cannot (derived policy)
+    kSignatureMismatch = 0x3b,  // the part's signature does not verify: ALARM (swapped part?)
+    kChallengeRefused = 0x3c,   // no open challenge of this session for the part (replay)
     kInternal = 0xff,
 };
 const char* to_string(StatusCode c) noexcept;  // "OK", "QUOTA_EXHAUSTED", ...; "?" if unknown
@@ -88,6 +102,8 @@ bool is_known(StatusCode c) noexcept;
 inline bool carries_identity(StatusCode c) noexcept {
     return c == StatusCode::kOk || c == StatusCode::kReissued;
 }
+// VERIFY (1.2): a site entry that carries the part's certificate and a challenge.
+inline bool carries_challenge(StatusCode c) noexcept { return c == StatusCode::kVerify; }
 
 // ---- Messages ------------------------------------------------------------------------------
 // Strings are UTF-8, at most kMaxStringSize bytes, without NUL. Site lists hold 1..kMaxSites
@@ -129,6 +145,33 @@ struct Touchdown {
     bool operator==(const Touchdown&) const = default;
 };
 
+// Final test (1.2): where a packaged part sits in its carrier (a strip or a tray), when the
+// handler knows it. carrier_id is printable ASCII, 1..255 bytes.
+struct CarrierPosition {
+    std::string carrier_id;
+    uint16_t row = 0;
+    uint16_t column = 0;
+    bool operator==(const CarrierPosition&) const = default;
+};
+
+struct FinalSite {
+    uint16_t site = 0;  // the handler's site number
+    wpid1::Uid uid{};   // read from the part's fuses: a packaged part always has its UID
+    std::optional<CarrierPosition> carrier{};
+    bool operator==(const FinalSite&) const = default;
+};
+
+// FINAL_TOUCHDOWN (1.2): the parts in a handler's sites. Shares the session's touchdown
+// sequence numbers with TOUCHDOWN / TOUCHDOWN_WAFER; answered with TOUCHDOWN_RESULT.
+struct FinalTouchdown {
+    uint64_t session_id = 0;
+    std::string lot;         // non-empty
+    std::string handler_id;  // printable ASCII, 1..255 bytes
+    uint32_t sequence = 0;
+    std::vector<FinalSite> sites;
+    bool operator==(const FinalTouchdown&) const = default;
+};
+
 enum class KeyUsage : uint8_t { kDeviceIdentity = 1 };
 enum class KeyAlgorithm : uint8_t { kWpid1P256 = 1 };  // AES-256-KW(KEK, P-256 scalar), 40 bytes
 inline constexpr uint8_t kKeyBlobVersion = 1;
@@ -150,11 +193,22 @@ struct SiteIdentity {
     bool operator==(const SiteIdentity&) const = default;
 };
 
+// What a VERIFY site carries: the part's certificate as the ledger holds it and a fresh nonce
+// the part must sign (docs/final-test.md, "Proof of possession").
+struct SiteChallenge {
+    wpid1::Uid uid{};
+    Bytes certificate_der;  // 1..kMaxCertificateSize bytes
+    ChainId chain_id{};
+    ChallengeNonce nonce{};
+    bool operator==(const SiteChallenge&) const = default;
+};
+
 struct SiteResponse {
     uint16_t site = 0;
     StatusCode status = StatusCode::kOk;
-    std::string text;                      // why, for a non-OK status ("" allowed)
-    std::optional<SiteIdentity> identity;  // present iff carries_identity(status)
+    std::string text;                          // why, for a non-OK status ("" allowed)
+    std::optional<SiteIdentity> identity;      // present iff carries_identity(status)
+    std::optional<SiteChallenge> challenge{};  // present iff carries_challenge(status) (1.2)
     bool operator==(const SiteResponse&) const = default;
 };
 
@@ -171,6 +225,8 @@ struct SiteResult {
     wpid1::Uid uid{};
     DieOutcome outcome = DieOutcome::kProgrammed;
     std::string bin;
+    // FINAL_RESULTS only: the part's signature over its challenge (docs/final-test.md).
+    std::optional<Signature> signature{};
     bool operator==(const SiteResult&) const = default;
 };
 
@@ -178,6 +234,8 @@ struct Results {
     uint64_t session_id = 0;
     uint32_t sequence = 0;
     std::vector<SiteResult> sites;
+    // Encoded as FINAL_RESULTS (1.2, each entry with has_signature) instead of RESULTS.
+    bool final_test = false;
     bool operator==(const Results&) const = default;
 };
 
@@ -212,10 +270,12 @@ struct ErrorReply {
 };
 
 using Message = std::variant<Hello, HelloOk, Touchdown, TouchdownResult, Results, ResultsAck, Bye,
-                             ByeOk, ErrorReply>;
-// The kind a message is sent as (a Touchdown with a substrate id is TOUCHDOWN_WAFER).
+                             ByeOk, ErrorReply, FinalTouchdown>;
+// The kind a message is sent as (a Touchdown with a substrate id is TOUCHDOWN_WAFER, a Results
+// with final_test is FINAL_RESULTS).
 Kind kind_of(const Message& m) noexcept;
-// The lowest minor of major 1 that defines `k` (1 for TOUCHDOWN_WAFER, else 0).
+// The lowest minor of major 1 that defines `k` (1 for TOUCHDOWN_WAFER, 2 for FINAL_TOUCHDOWN and
+// FINAL_RESULTS, else 0).
 uint8_t minor_of(Kind k) noexcept;
 
 // One frame: the header fields a caller controls, and the message.

@@ -1,0 +1,211 @@
+// Final test in the ledger (docs/final-test.md): challenges only for parts PROGRAMMED at sort,
+// single use and bound to a session, verdicts recorded once, no quota used, the chain verifies.
+#include <sqlite3.h>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace waferprov::host {
+namespace {
+
+using namespace testing;
+
+FinalNonce nonce_of(uint8_t n) {
+    FinalNonce v{};
+    v.fill(n);
+    return v;
+}
+
+FinalLocation strip_pos(int site, int row, int column) {
+    return FinalLocation{"LOT1", "HDL-3", site, "STRIP-9", row, column};
+}
+
+FinalLocation no_carrier(int site) { return FinalLocation{"LOT1", "HDL-3", site, "", -1, -1}; }
+
+// A ledger holding dies 0..5 of LOT1 wafer 1: 0..3 PROGRAMMED, 4 FAILED at sort, 5 VOID.
+std::unique_ptr<Ledger> sorted_ledger(const fs::path& p) {
+    auto l = Ledger::open(p, test_config(10));
+    EXPECT_TRUE(l.ok());
+    if (!l.ok()) return nullptr;
+    std::vector<NewIdentity> batch;
+    std::vector<wpid1::Uid> uids;
+    for (uint64_t i = 0; i < 6; ++i) {
+        batch.push_back(fake_identity(i));
+        uids.push_back(batch.back().uid);
+    }
+    EXPECT_TRUE((*l)->record_batch(batch).ok());
+    EXPECT_TRUE((*l)->mark_delivered(uids, "T1").ok());
+    for (uint64_t i = 0; i < 5; ++i)
+        EXPECT_TRUE((*l)->mark_result(uid_of(i), i < 4, i < 4 ? "1" : "7", "T1").ok());
+    EXPECT_TRUE((*l)->void_identity(uid_of(5), "scrapped").ok());
+    return std::move(*l);
+}
+
+void expect_chain_verifies(Ledger& l) {
+    auto v = l.verify();
+    ASSERT_TRUE(v.ok()) << v.error().describe();
+    EXPECT_TRUE(v->ok()) << join(v->problems);
+}
+
+TEST(LedgerFinalTest, AVerificationIssuesNothingAndUsesNoQuota) {
+    TempDir dir;
+    auto l = sorted_ledger(dir / "l.db");
+    const auto before_quota = l->quota()->used;
+    const auto before_counts = *l->counts();
+    const FinalChallenge ch{uid_of(0), strip_pos(1, 0, 3), nonce_of(0x11)};
+    auto opened = l->open_challenges(std::span(&ch, 1), 0xfeedface12345678ULL, "T9");
+    ASSERT_TRUE(opened.ok()) << opened.error().describe();
+    ASSERT_EQ(opened->at(0).status, FinalStatus::kOk) << opened->at(0).message;
+    ASSERT_TRUE(opened->at(0).final_record);
+    EXPECT_EQ(opened->at(0).final_record->state, FinalState::kChallenged);
+    EXPECT_TRUE(opened->at(0).final_record->open);
+    const FinalResult res{uid_of(0), nonce_of(0x11), FinalVerdict::kVerified, "1"};
+    auto rec = l->record_final_results(std::span(&res, 1), 0xfeedface12345678ULL, "T9");
+    ASSERT_TRUE(rec.ok()) << rec.error().describe();
+    ASSERT_EQ(rec->at(0).status, FinalStatus::kOk) << rec->at(0).message;
+    auto fin = l->find_final(uid_of(0));
+    ASSERT_TRUE(fin.ok() && fin->has_value());
+    EXPECT_EQ((*fin)->state, FinalState::kVerified);
+    EXPECT_FALSE((*fin)->open);
+    EXPECT_EQ((*fin)->loc, strip_pos(1, 0, 3));
+    EXPECT_EQ((*fin)->session, 0xfeedface12345678ULL);
+    EXPECT_EQ(l->quota()->used, before_quota);
+    EXPECT_EQ(*l->counts(), before_counts);
+    EXPECT_EQ(l->find_uid(uid_of(0))->value().state, DieState::kProgrammed);
+    expect_chain_verifies(*l);
+}
+
+TEST(LedgerFinalTest, OnlyPartsProgrammedAtSortAreChallenged) {
+    TempDir dir;
+    auto l = sorted_ledger(dir / "l.db");
+    const std::vector<FinalChallenge> items = {
+        {uid_of(99), no_carrier(0), nonce_of(1)},  // never provisioned
+        {uid_of(4), no_carrier(1), nonce_of(2)},   // FAILED at sort
+        {uid_of(5), no_carrier(2), nonce_of(3)},   // VOID
+        {uid_of(1), no_carrier(3), nonce_of(4)},
+        {uid_of(2), FinalLocation{"LOT1", "HDL\x01", 4, "", -1, -1}, nonce_of(5)},
+        {uid_of(3), FinalLocation{"LOT1", "HDL-3", 5, "STRIP-9", -1, -1}, nonce_of(6)},
+    };
+    auto r = l->open_challenges(items, 7, "T9");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->at(0).status, FinalStatus::kUnknownUid);
+    EXPECT_NE(r->at(0).message.find("never provisioned"), std::string::npos);
+    EXPECT_EQ(r->at(1).status, FinalStatus::kNotProgrammed);
+    EXPECT_NE(r->at(1).message.find("FAILED"), std::string::npos) << r->at(1).message;
+    EXPECT_EQ(r->at(2).status, FinalStatus::kVoided);
+    EXPECT_EQ(r->at(3).status, FinalStatus::kOk);
+    EXPECT_EQ(r->at(4).status, FinalStatus::kInvalidArgument);
+    EXPECT_EQ(r->at(5).status, FinalStatus::kInvalidArgument);  // a carrier without a position
+    auto all = l->list_final();
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 1u);
+    EXPECT_EQ(all->at(0).uid, uid_of(1));
+    expect_chain_verifies(*l);
+}
+
+TEST(LedgerFinalTest, AChallengeIsSingleUseAndBoundToItsSession) {
+    TempDir dir;
+    auto l = sorted_ledger(dir / "l.db");
+    const FinalChallenge ch{uid_of(2), strip_pos(1, 1, 1), nonce_of(0x22)};
+    ASSERT_TRUE(l->open_challenges(std::span(&ch, 1), 100, "T9").ok());
+    // Another session cannot answer it.
+    const FinalResult res{uid_of(2), nonce_of(0x22), FinalVerdict::kVerified, "1"};
+    auto foreign = l->record_final_results(std::span(&res, 1), 200, "T9");
+    ASSERT_TRUE(foreign.ok());
+    EXPECT_EQ(foreign->at(0).status, FinalStatus::kChallengeRefused);
+    EXPECT_NE(foreign->at(0).message.find("another session"), std::string::npos);
+    // A wrong nonce is not an answer either.
+    const FinalResult wrong{uid_of(2), nonce_of(0x23), FinalVerdict::kVerified, "1"};
+    EXPECT_EQ(l->record_final_results(std::span(&wrong, 1), 100, "T9")->at(0).status,
+              FinalStatus::kChallengeRefused);
+    // Its own session answers once; any later answer, even the same one again, is refused.
+    EXPECT_EQ(l->record_final_results(std::span(&res, 1), 100, "T9")->at(0).status,
+              FinalStatus::kOk);
+    auto again = l->record_final_results(std::span(&res, 1), 100, "T9");
+    EXPECT_EQ(again->at(0).status, FinalStatus::kChallengeRefused);
+    EXPECT_NE(again->at(0).message.find("single use"), std::string::npos);
+    EXPECT_NE(again->at(0).message.find("VERIFIED stands"), std::string::npos);
+    const FinalResult other{uid_of(2), nonce_of(0x22), FinalVerdict::kFailed, "9"};
+    auto replay = l->record_final_results(std::span(&other, 1), 100, "T9");
+    EXPECT_EQ(replay->at(0).status, FinalStatus::kChallengeRefused);
+    EXPECT_EQ(l->find_final(uid_of(2))->value().state, FinalState::kVerified);
+    // A new challenge makes the old nonce useless.
+    const FinalChallenge ch2{uid_of(2), strip_pos(1, 1, 1), nonce_of(0x24)};
+    ASSERT_TRUE(l->open_challenges(std::span(&ch2, 1), 300, "T9").ok());
+    const FinalResult old{uid_of(2), nonce_of(0x22), FinalVerdict::kVerified, "1"};
+    EXPECT_EQ(l->record_final_results(std::span(&old, 1), 300, "T9")->at(0).status,
+              FinalStatus::kChallengeRefused);
+    auto fin = l->find_final(uid_of(2));
+    EXPECT_EQ((*fin)->challenges, 2u);
+    EXPECT_TRUE((*fin)->open);
+    expect_chain_verifies(*l);
+}
+
+TEST(LedgerFinalTest, AMismatchIsRecordedWithAnAlarm) {
+    TempDir dir;
+    auto l = sorted_ledger(dir / "l.db");
+    const auto head_before = l->head()->events;
+    const FinalChallenge ch{uid_of(3), strip_pos(0, 2, 2), nonce_of(0x33)};
+    ASSERT_TRUE(l->open_challenges(std::span(&ch, 1), 5, "T9").ok());
+    const FinalResult res{uid_of(3), nonce_of(0x33), FinalVerdict::kMismatch, "ALARM"};
+    auto r = l->record_final_results(std::span(&res, 1), 5, "T9");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->at(0).status, FinalStatus::kOk);
+    EXPECT_EQ(l->find_final(uid_of(3))->value().state, FinalState::kMismatch);
+    // FINAL_CHALLENGE, FINAL_RESULT and the ALARM.
+    EXPECT_EQ(l->head()->events, head_before + 3);
+    expect_chain_verifies(*l);
+}
+
+TEST(LedgerFinalTest, TheFinalStateSurvivesAReopen) {
+    TempDir dir;
+    {
+        auto l = sorted_ledger(dir / "l.db");
+        const FinalChallenge ch{uid_of(0), strip_pos(1, 0, 3), nonce_of(0x11)};
+        ASSERT_TRUE(l->open_challenges(std::span(&ch, 1), 9, "T9").ok());
+    }
+    auto l = Ledger::open(dir / "l.db", test_config(10));
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    auto fin = (*l)->find_final(uid_of(0));
+    ASSERT_TRUE(fin.ok() && fin->has_value());
+    EXPECT_TRUE((*fin)->open);
+    auto ro = Ledger::open_existing(dir / "l.db");
+    ASSERT_TRUE(ro.ok());
+    EXPECT_EQ((*ro)->list_final()->size(), 1u);
+    expect_chain_verifies(**ro);
+}
+
+// The final_test table is checked against the chain: a verdict edited in the file (a MISMATCH
+// made VERIFIED behind the ledger's back) is a finding of verify().
+TEST(LedgerFinalTest, AnEditedVerdictIsCaughtByVerify) {
+    TempDir dir;
+    {
+        auto l = sorted_ledger(dir / "l.db");
+        const FinalChallenge ch{uid_of(3), strip_pos(0, 2, 2), nonce_of(0x33)};
+        ASSERT_TRUE(l->open_challenges(std::span(&ch, 1), 5, "T9").ok());
+        const FinalResult res{uid_of(3), nonce_of(0x33), FinalVerdict::kMismatch, "X"};
+        ASSERT_TRUE(l->record_final_results(std::span(&res, 1), 5, "T9").ok());
+        expect_chain_verifies(*l);
+    }
+    // Edited with SQLite itself, not through the ledger.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "l.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "UPDATE final_test SET state = 'VERIFIED'", nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    sqlite3_close(db);
+    auto ro = Ledger::open_existing(dir / "l.db");
+    ASSERT_TRUE(ro.ok());
+    auto v = (*ro)->verify();
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->ok());
+    EXPECT_NE(join(v->problems)
+                  .find("differs from the event log (state VERIFIED, the events say "
+                        "MISMATCH)"),
+              std::string::npos)
+        << join(v->problems);
+}
+
+}  // namespace
+}  // namespace waferprov::host
