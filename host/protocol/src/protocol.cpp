@@ -94,135 +94,145 @@ bool check_certificate(Sizer& s, const Bytes& der, const char* field) {
     return true;
 }
 
-// `minor` is the frame's: VERIFY site entries exist from 1.2 on.
+// The size of each message's body, checking its fields on the way (`minor` is the frame's:
+// VERIFY site entries exist from 1.2 on).
+bool size_of(Sizer& s, const Hello& msg, const Limits& /*lim*/, uint8_t /*minor*/) {
+    return check_string(s, msg.tester_id, "HELLO.tester_id", true) &&
+           check_string(s, msg.job_id, "HELLO.job_id", true) &&
+           check_string(s, msg.node_name, "HELLO.node_name", false) &&
+           check_string(s, msg.client_version, "HELLO.client_version", false);
+}
+
+bool size_of(Sizer& s, const HelloOk& msg, const Limits& /*lim*/, uint8_t /*minor*/) {
+    if (msg.max_sites < 1 || msg.max_sites > kMaxSites)
+        return s.fail("HELLO_OK.max_sites: out of 1..1024");
+    if (msg.max_frame_size < kMinHelloOkMaxFrame || msg.max_frame_size > kMaxFrameSize)
+        return s.fail("HELLO_OK.max_frame_size: out of 4096..4194304");
+    s.n += 8 + 2 + 4;
+    return check_string(s, msg.server_version, "HELLO_OK.server_version", false);
+}
+
+bool size_of(Sizer& s, const Touchdown& msg, const Limits& lim, uint8_t /*minor*/) {
+    s.n += 8 + 2 + 4;
+    if (!check_string(s, msg.lot, "TOUCHDOWN.lot", true)) return false;
+    if (!msg.substrate_id.empty()) {
+        if (!check_string(s, msg.substrate_id, "TOUCHDOWN_WAFER.substrate_id", true)) return false;
+        if (!printable_ascii(msg.substrate_id))
+            return s.fail("TOUCHDOWN_WAFER.substrate_id: not printable ASCII");
+    }
+    if (!check_sites(s, msg.sites, lim, "TOUCHDOWN.sites")) return false;
+    s.n += msg.sites.size() * kTouchdownSiteSize;
+    return true;
+}
+
+bool size_of(Sizer& s, const TouchdownResult& msg, const Limits& lim, uint8_t minor) {
+    s.n += 4;
+    if (!check_sites(s, msg.sites, lim, "TOUCHDOWN_RESULT.sites")) return false;
+    for (const auto& e : msg.sites) {
+        if (!is_known(e.status))
+            return s.fail("TOUCHDOWN_RESULT.status: unknown code " +
+                          std::to_string(static_cast<unsigned>(e.status)));
+        s.n += 4;
+        if (!check_string(s, e.text, "TOUCHDOWN_RESULT.text", false)) return false;
+        if (carries_identity(e.status) != e.identity.has_value())
+            return s.fail(
+                "TOUCHDOWN_RESULT.identity: site " + std::to_string(e.site) +
+                (e.identity ? " has an identity with status " : " lacks an identity with status ") +
+                to_string(e.status));
+        if (e.identity) {
+            const auto& id = *e.identity;
+            if (id.key.usage != KeyUsage::kDeviceIdentity ||
+                id.key.algorithm != KeyAlgorithm::kWpid1P256 || id.key.version != kKeyBlobVersion)
+                return s.fail("TOUCHDOWN_RESULT.key: unknown usage/algorithm/version");
+            if (id.certificate_der.empty() || id.certificate_der.size() > kMaxCertificateSize)
+                return s.fail(
+                    "TOUCHDOWN_RESULT.certificate: " + std::to_string(id.certificate_der.size()) +
+                    " bytes, expected 1..3072");
+            s.n += kIdentityFixedSize + id.certificate_der.size();
+        }
+        if (carries_challenge(e.status) != e.challenge.has_value())
+            return s.fail("TOUCHDOWN_RESULT.challenge: site " + std::to_string(e.site) +
+                          (e.challenge ? " has a challenge with status "
+                                       : " lacks a challenge with status ") +
+                          to_string(e.status));
+        if (e.challenge) {
+            if (minor < kFinalTestMinor)
+                return s.fail("TOUCHDOWN_RESULT.status: VERIFY is defined from 1.2");
+            if (!check_certificate(s, e.challenge->certificate_der, "TOUCHDOWN_RESULT.certificate"))
+                return false;
+            s.n += kChallengeFixedSize + e.challenge->certificate_der.size();
+        }
+    }
+    return true;
+}
+
+bool size_of(Sizer& s, const Results& msg, const Limits& lim, uint8_t /*minor*/) {
+    s.n += 8 + 4;
+    if (!check_sites(s, msg.sites, lim, "RESULTS.sites")) return false;
+    for (const auto& e : msg.sites) {
+        if (e.outcome != DieOutcome::kProgrammed && e.outcome != DieOutcome::kFailed)
+            return s.fail("RESULTS.outcome: not 1 or 2");
+        s.n += 2 + wpid1::kUidSize + 1;
+        if (!check_string(s, e.bin, "RESULTS.bin", false)) return false;
+        if (msg.final_test)
+            s.n += 1 + (e.signature ? kSignatureSize : 0);
+        else if (e.signature)
+            return s.fail("RESULTS.signature: site " + std::to_string(e.site) +
+                          " has a signature; only FINAL_RESULTS carries them");
+    }
+    return true;
+}
+
+bool size_of(Sizer& s, const FinalTouchdown& msg, const Limits& lim, uint8_t /*minor*/) {
+    s.n += 8 + 4;
+    if (!check_string(s, msg.lot, "FINAL_TOUCHDOWN.lot", true) ||
+        !check_string(s, msg.handler_id, "FINAL_TOUCHDOWN.handler_id", true))
+        return false;
+    if (!printable_ascii(msg.handler_id))
+        return s.fail("FINAL_TOUCHDOWN.handler_id: not printable ASCII");
+    if (!check_sites(s, msg.sites, lim, "FINAL_TOUCHDOWN.sites")) return false;
+    for (const auto& e : msg.sites) {
+        s.n += kMinFinalSiteSize;
+        if (!e.carrier) continue;
+        if (!check_string(s, e.carrier->carrier_id, "FINAL_TOUCHDOWN.carrier_id", true))
+            return false;
+        if (!printable_ascii(e.carrier->carrier_id))
+            return s.fail("FINAL_TOUCHDOWN.carrier_id: not printable ASCII");
+        s.n += 2 + 2;
+    }
+    return true;
+}
+
+bool size_of(Sizer& s, const ResultsAck& msg, const Limits& lim, uint8_t /*minor*/) {
+    s.n += 4;
+    if (!check_sites(s, msg.sites, lim, "RESULTS_ACK.sites")) return false;
+    for (const auto& e : msg.sites) {
+        if (!is_known(e.status) || carries_challenge(e.status))
+            return s.fail("RESULTS_ACK.status: unknown code or VERIFY");
+        s.n += 2 + wpid1::kUidSize + 2;
+        if (!check_string(s, e.text, "RESULTS_ACK.text", false)) return false;
+    }
+    return true;
+}
+
+bool size_of(Sizer& s, const Bye& /*msg*/, const Limits& /*lim*/, uint8_t /*minor*/) {
+    s.n += 8;
+    return true;
+}
+
+bool size_of(Sizer& /*s*/, const ByeOk& /*msg*/, const Limits& /*lim*/, uint8_t /*minor*/) {
+    return true;
+}
+
+bool size_of(Sizer& s, const ErrorReply& msg, const Limits& /*lim*/, uint8_t /*minor*/) {
+    if (!is_known(msg.code) || carries_identity(msg.code) || carries_challenge(msg.code))
+        return s.fail("ERROR.code: unknown or OK/REISSUED/VERIFY");
+    s.n += 2;
+    return check_string(s, msg.text, "ERROR.text", false);
+}
+
 bool size_message(Sizer& s, const Message& m, const Limits& lim, uint8_t minor) {
-    return std::visit(
-        [&](const auto& msg) -> bool {
-            using T = std::decay_t<decltype(msg)>;
-            if constexpr (std::is_same_v<T, Hello>) {
-                return check_string(s, msg.tester_id, "HELLO.tester_id", true) &&
-                       check_string(s, msg.job_id, "HELLO.job_id", true) &&
-                       check_string(s, msg.node_name, "HELLO.node_name", false) &&
-                       check_string(s, msg.client_version, "HELLO.client_version", false);
-            } else if constexpr (std::is_same_v<T, HelloOk>) {
-                if (msg.max_sites < 1 || msg.max_sites > kMaxSites)
-                    return s.fail("HELLO_OK.max_sites: out of 1..1024");
-                if (msg.max_frame_size < kMinHelloOkMaxFrame || msg.max_frame_size > kMaxFrameSize)
-                    return s.fail("HELLO_OK.max_frame_size: out of 4096..4194304");
-                s.n += 8 + 2 + 4;
-                return check_string(s, msg.server_version, "HELLO_OK.server_version", false);
-            } else if constexpr (std::is_same_v<T, Touchdown>) {
-                s.n += 8 + 2 + 4;
-                if (!check_string(s, msg.lot, "TOUCHDOWN.lot", true)) return false;
-                if (!msg.substrate_id.empty()) {
-                    if (!check_string(s, msg.substrate_id, "TOUCHDOWN_WAFER.substrate_id", true))
-                        return false;
-                    if (!printable_ascii(msg.substrate_id))
-                        return s.fail("TOUCHDOWN_WAFER.substrate_id: not printable ASCII");
-                }
-                if (!check_sites(s, msg.sites, lim, "TOUCHDOWN.sites")) return false;
-                s.n += msg.sites.size() * kTouchdownSiteSize;
-                return true;
-            } else if constexpr (std::is_same_v<T, TouchdownResult>) {
-                s.n += 4;
-                if (!check_sites(s, msg.sites, lim, "TOUCHDOWN_RESULT.sites")) return false;
-                for (const auto& e : msg.sites) {
-                    if (!is_known(e.status))
-                        return s.fail("TOUCHDOWN_RESULT.status: unknown code " +
-                                      std::to_string(static_cast<unsigned>(e.status)));
-                    s.n += 4;
-                    if (!check_string(s, e.text, "TOUCHDOWN_RESULT.text", false)) return false;
-                    if (carries_identity(e.status) != e.identity.has_value())
-                        return s.fail("TOUCHDOWN_RESULT.identity: site " + std::to_string(e.site) +
-                                      (e.identity ? " has an identity with status "
-                                                  : " lacks an identity with status ") +
-                                      to_string(e.status));
-                    if (e.identity) {
-                        const auto& id = *e.identity;
-                        if (id.key.usage != KeyUsage::kDeviceIdentity ||
-                            id.key.algorithm != KeyAlgorithm::kWpid1P256 ||
-                            id.key.version != kKeyBlobVersion)
-                            return s.fail("TOUCHDOWN_RESULT.key: unknown usage/algorithm/version");
-                        if (id.certificate_der.empty() ||
-                            id.certificate_der.size() > kMaxCertificateSize)
-                            return s.fail("TOUCHDOWN_RESULT.certificate: " +
-                                          std::to_string(id.certificate_der.size()) +
-                                          " bytes, expected 1..3072");
-                        s.n += kIdentityFixedSize + id.certificate_der.size();
-                    }
-                    if (carries_challenge(e.status) != e.challenge.has_value())
-                        return s.fail("TOUCHDOWN_RESULT.challenge: site " + std::to_string(e.site) +
-                                      (e.challenge ? " has a challenge with status "
-                                                   : " lacks a challenge with status ") +
-                                      to_string(e.status));
-                    if (e.challenge) {
-                        if (minor < kFinalTestMinor)
-                            return s.fail("TOUCHDOWN_RESULT.status: VERIFY is defined from 1.2");
-                        if (!check_certificate(s, e.challenge->certificate_der,
-                                               "TOUCHDOWN_RESULT.certificate"))
-                            return false;
-                        s.n += kChallengeFixedSize + e.challenge->certificate_der.size();
-                    }
-                }
-                return true;
-            } else if constexpr (std::is_same_v<T, Results>) {
-                s.n += 8 + 4;
-                if (!check_sites(s, msg.sites, lim, "RESULTS.sites")) return false;
-                for (const auto& e : msg.sites) {
-                    if (e.outcome != DieOutcome::kProgrammed && e.outcome != DieOutcome::kFailed)
-                        return s.fail("RESULTS.outcome: not 1 or 2");
-                    s.n += 2 + wpid1::kUidSize + 1;
-                    if (!check_string(s, e.bin, "RESULTS.bin", false)) return false;
-                    if (msg.final_test)
-                        s.n += 1 + (e.signature ? kSignatureSize : 0);
-                    else if (e.signature)
-                        return s.fail("RESULTS.signature: site " + std::to_string(e.site) +
-                                      " has a signature; only FINAL_RESULTS carries them");
-                }
-                return true;
-            } else if constexpr (std::is_same_v<T, FinalTouchdown>) {
-                s.n += 8 + 4;
-                if (!check_string(s, msg.lot, "FINAL_TOUCHDOWN.lot", true) ||
-                    !check_string(s, msg.handler_id, "FINAL_TOUCHDOWN.handler_id", true))
-                    return false;
-                if (!printable_ascii(msg.handler_id))
-                    return s.fail("FINAL_TOUCHDOWN.handler_id: not printable ASCII");
-                if (!check_sites(s, msg.sites, lim, "FINAL_TOUCHDOWN.sites")) return false;
-                for (const auto& e : msg.sites) {
-                    s.n += kMinFinalSiteSize;
-                    if (!e.carrier) continue;
-                    if (!check_string(s, e.carrier->carrier_id, "FINAL_TOUCHDOWN.carrier_id", true))
-                        return false;
-                    if (!printable_ascii(e.carrier->carrier_id))
-                        return s.fail("FINAL_TOUCHDOWN.carrier_id: not printable ASCII");
-                    s.n += 2 + 2;
-                }
-                return true;
-            } else if constexpr (std::is_same_v<T, ResultsAck>) {
-                s.n += 4;
-                if (!check_sites(s, msg.sites, lim, "RESULTS_ACK.sites")) return false;
-                for (const auto& e : msg.sites) {
-                    if (!is_known(e.status) || carries_challenge(e.status))
-                        return s.fail("RESULTS_ACK.status: unknown code or VERIFY");
-                    s.n += 2 + wpid1::kUidSize + 2;
-                    if (!check_string(s, e.text, "RESULTS_ACK.text", false)) return false;
-                }
-                return true;
-            } else if constexpr (std::is_same_v<T, Bye>) {
-                s.n += 8;
-                return true;
-            } else if constexpr (std::is_same_v<T, ByeOk>) {
-                return true;
-            } else {
-                static_assert(std::is_same_v<T, ErrorReply>);
-                if (!is_known(msg.code) || carries_identity(msg.code) ||
-                    carries_challenge(msg.code))
-                    return s.fail("ERROR.code: unknown or OK/REISSUED/VERIFY");
-                s.n += 2;
-                return check_string(s, msg.text, "ERROR.text", false);
-            }
-        },
-        m);
+    return std::visit([&](const auto& msg) { return size_of(s, msg, lim, minor); }, m);
 }
 
 class Writer {
@@ -261,120 +271,133 @@ private:
     uint8_t* p_;
 };
 
+// Each message's body, field by field as docs/tester-protocol.md gives them.
+void write_body(Writer& w, const Hello& msg) {
+    w.str(msg.tester_id);
+    w.str(msg.job_id);
+    w.str(msg.node_name);
+    w.str(msg.client_version);
+}
+
+void write_body(Writer& w, const HelloOk& msg) {
+    w.u64(msg.session_id);
+    w.str(msg.server_version);
+    w.u16(msg.max_sites);
+    w.u32(msg.max_frame_size);
+}
+
+void write_body(Writer& w, const Touchdown& msg) {
+    w.u64(msg.session_id);
+    w.str(msg.lot);
+    w.u16(msg.wafer);
+    if (!msg.substrate_id.empty()) w.str(msg.substrate_id);  // TOUCHDOWN_WAFER
+    w.u32(msg.sequence);
+    w.u16(static_cast<uint16_t>(msg.sites.size()));
+    for (const auto& e : msg.sites) {
+        w.u16(e.site);
+        w.i32(e.x);
+        w.i32(e.y);
+        if (e.uid) {
+            w.u8(1);
+            w.raw(e.uid->data(), e.uid->size());
+        } else {
+            w.u8(0);
+            w.zeros(wpid1::kUidSize);
+        }
+    }
+}
+
+void write_body(Writer& w, const TouchdownResult& msg) {
+    w.u32(msg.sequence);
+    w.u16(static_cast<uint16_t>(msg.sites.size()));
+    for (const auto& e : msg.sites) {
+        w.u16(e.site);
+        w.u16(static_cast<uint16_t>(e.status));
+        w.str(e.text);
+        if (e.identity) {
+            const auto& id = *e.identity;
+            w.raw(id.uid.data(), id.uid.size());
+            w.u8(static_cast<uint8_t>(id.key.usage));
+            w.u8(static_cast<uint8_t>(id.key.algorithm));
+            w.u8(id.key.version);
+            w.u8(static_cast<uint8_t>(wpid1::kWrappedKeySize));
+            w.raw(id.key.wrapped.data(), id.key.wrapped.size());
+            w.u16(static_cast<uint16_t>(id.certificate_der.size()));
+            w.raw(id.certificate_der.data(), id.certificate_der.size());
+            w.raw(id.chain_id.data(), id.chain_id.size());
+        }
+        if (e.challenge) {
+            const auto& c = *e.challenge;
+            w.raw(c.uid.data(), c.uid.size());
+            w.u16(static_cast<uint16_t>(c.certificate_der.size()));
+            w.raw(c.certificate_der.data(), c.certificate_der.size());
+            w.raw(c.chain_id.data(), c.chain_id.size());
+            w.raw(c.nonce.data(), c.nonce.size());
+        }
+    }
+}
+
+void write_body(Writer& w, const Results& msg) {
+    w.u64(msg.session_id);
+    w.u32(msg.sequence);
+    w.u16(static_cast<uint16_t>(msg.sites.size()));
+    for (const auto& e : msg.sites) {
+        w.u16(e.site);
+        w.raw(e.uid.data(), e.uid.size());
+        w.u8(static_cast<uint8_t>(e.outcome));
+        w.str(e.bin);
+        if (!msg.final_test) continue;
+        if (e.signature) {
+            w.u8(1);
+            w.raw(e.signature->data(), e.signature->size());
+        } else {
+            w.u8(0);
+        }
+    }
+}
+
+void write_body(Writer& w, const FinalTouchdown& msg) {
+    w.u64(msg.session_id);
+    w.str(msg.lot);
+    w.str(msg.handler_id);
+    w.u32(msg.sequence);
+    w.u16(static_cast<uint16_t>(msg.sites.size()));
+    for (const auto& e : msg.sites) {
+        w.u16(e.site);
+        w.raw(e.uid.data(), e.uid.size());
+        if (e.carrier) {
+            w.u8(1);
+            w.str(e.carrier->carrier_id);
+            w.u16(e.carrier->row);
+            w.u16(e.carrier->column);
+        } else {
+            w.u8(0);
+        }
+    }
+}
+
+void write_body(Writer& w, const ResultsAck& msg) {
+    w.u32(msg.sequence);
+    w.u16(static_cast<uint16_t>(msg.sites.size()));
+    for (const auto& e : msg.sites) {
+        w.u16(e.site);
+        w.raw(e.uid.data(), e.uid.size());
+        w.u16(static_cast<uint16_t>(e.status));
+        w.str(e.text);
+    }
+}
+
+void write_body(Writer& w, const Bye& msg) { w.u64(msg.session_id); }
+
+void write_body(Writer& /*w*/, const ByeOk& /*msg*/) {}
+
+void write_body(Writer& w, const ErrorReply& msg) {
+    w.u16(static_cast<uint16_t>(msg.code));
+    w.str(msg.text);
+}
+
 void write_message(Writer& w, const Message& m) {
-    std::visit(
-        [&](const auto& msg) {
-            using T = std::decay_t<decltype(msg)>;
-            if constexpr (std::is_same_v<T, Hello>) {
-                w.str(msg.tester_id);
-                w.str(msg.job_id);
-                w.str(msg.node_name);
-                w.str(msg.client_version);
-            } else if constexpr (std::is_same_v<T, HelloOk>) {
-                w.u64(msg.session_id);
-                w.str(msg.server_version);
-                w.u16(msg.max_sites);
-                w.u32(msg.max_frame_size);
-            } else if constexpr (std::is_same_v<T, Touchdown>) {
-                w.u64(msg.session_id);
-                w.str(msg.lot);
-                w.u16(msg.wafer);
-                if (!msg.substrate_id.empty()) w.str(msg.substrate_id);  // TOUCHDOWN_WAFER
-                w.u32(msg.sequence);
-                w.u16(static_cast<uint16_t>(msg.sites.size()));
-                for (const auto& e : msg.sites) {
-                    w.u16(e.site);
-                    w.i32(e.x);
-                    w.i32(e.y);
-                    if (e.uid) {
-                        w.u8(1);
-                        w.raw(e.uid->data(), e.uid->size());
-                    } else {
-                        w.u8(0);
-                        w.zeros(wpid1::kUidSize);
-                    }
-                }
-            } else if constexpr (std::is_same_v<T, TouchdownResult>) {
-                w.u32(msg.sequence);
-                w.u16(static_cast<uint16_t>(msg.sites.size()));
-                for (const auto& e : msg.sites) {
-                    w.u16(e.site);
-                    w.u16(static_cast<uint16_t>(e.status));
-                    w.str(e.text);
-                    if (e.identity) {
-                        const auto& id = *e.identity;
-                        w.raw(id.uid.data(), id.uid.size());
-                        w.u8(static_cast<uint8_t>(id.key.usage));
-                        w.u8(static_cast<uint8_t>(id.key.algorithm));
-                        w.u8(id.key.version);
-                        w.u8(static_cast<uint8_t>(wpid1::kWrappedKeySize));
-                        w.raw(id.key.wrapped.data(), id.key.wrapped.size());
-                        w.u16(static_cast<uint16_t>(id.certificate_der.size()));
-                        w.raw(id.certificate_der.data(), id.certificate_der.size());
-                        w.raw(id.chain_id.data(), id.chain_id.size());
-                    }
-                    if (e.challenge) {
-                        const auto& c = *e.challenge;
-                        w.raw(c.uid.data(), c.uid.size());
-                        w.u16(static_cast<uint16_t>(c.certificate_der.size()));
-                        w.raw(c.certificate_der.data(), c.certificate_der.size());
-                        w.raw(c.chain_id.data(), c.chain_id.size());
-                        w.raw(c.nonce.data(), c.nonce.size());
-                    }
-                }
-            } else if constexpr (std::is_same_v<T, Results>) {
-                w.u64(msg.session_id);
-                w.u32(msg.sequence);
-                w.u16(static_cast<uint16_t>(msg.sites.size()));
-                for (const auto& e : msg.sites) {
-                    w.u16(e.site);
-                    w.raw(e.uid.data(), e.uid.size());
-                    w.u8(static_cast<uint8_t>(e.outcome));
-                    w.str(e.bin);
-                    if (!msg.final_test) continue;
-                    if (e.signature) {
-                        w.u8(1);
-                        w.raw(e.signature->data(), e.signature->size());
-                    } else {
-                        w.u8(0);
-                    }
-                }
-            } else if constexpr (std::is_same_v<T, FinalTouchdown>) {
-                w.u64(msg.session_id);
-                w.str(msg.lot);
-                w.str(msg.handler_id);
-                w.u32(msg.sequence);
-                w.u16(static_cast<uint16_t>(msg.sites.size()));
-                for (const auto& e : msg.sites) {
-                    w.u16(e.site);
-                    w.raw(e.uid.data(), e.uid.size());
-                    if (e.carrier) {
-                        w.u8(1);
-                        w.str(e.carrier->carrier_id);
-                        w.u16(e.carrier->row);
-                        w.u16(e.carrier->column);
-                    } else {
-                        w.u8(0);
-                    }
-                }
-            } else if constexpr (std::is_same_v<T, ResultsAck>) {
-                w.u32(msg.sequence);
-                w.u16(static_cast<uint16_t>(msg.sites.size()));
-                for (const auto& e : msg.sites) {
-                    w.u16(e.site);
-                    w.raw(e.uid.data(), e.uid.size());
-                    w.u16(static_cast<uint16_t>(e.status));
-                    w.str(e.text);
-                }
-            } else if constexpr (std::is_same_v<T, Bye>) {
-                w.u64(msg.session_id);
-            } else if constexpr (std::is_same_v<T, ByeOk>) {
-            } else {
-                w.u16(static_cast<uint16_t>(msg.code));
-                w.str(msg.text);
-            }
-        },
-        m);
+    std::visit([&](const auto& msg) { write_body(w, msg); }, m);
 }
 
 // ---------------------------------------------------------------------------------------------
