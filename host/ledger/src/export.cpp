@@ -153,14 +153,125 @@ Bytes cert_der(const X509* cert) {
 
 // ---- export ---------------------------------------------------------------------------------
 
-Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
-    const fs::path dir = fs::absolute(dir_in).lexically_normal();
-    std::error_code ec;
-    if (fs::exists(dir, ec))
+namespace {
+
+// The job row of the export's snapshot.
+struct JobRow {
+    LedgerConfig job;
+    uint64_t quota_used = 0, head_seq = 0;
+    Bytes head_hash;
+};
+
+Result<JobRow> read_job_row(Ledger::Impl& m) {
+    JobRow j;
+    WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, "
+                                        "quota_used, head_seq, head_hash FROM job"));
+    sql::Query q(m.db.get(), s);
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    if (!row) return make_error(ErrorCode::kIntegrityFailure, "export: no job row");
+    j.job.job_id = q.text_col(0);
+    j.job.customer = q.text_col(1);
+    j.job.product = q.text_col(2);
+    j.job.quota = static_cast<uint64_t>(q.int_col(3));
+    j.quota_used = static_cast<uint64_t>(q.int_col(4));
+    j.head_seq = static_cast<uint64_t>(q.int_col(5));
+    j.head_hash = q.blob_col(6);
+    return j;
+}
+
+// events.jsonl: each line is the exact payload the chain hashes. Replayed by `rp` as it is
+// written, so a ledger that fails verification is never exported and signed.
+Status write_events(Ledger::Impl& m, chain::Replayer& rp, HashingFile& events) {
+    WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT payload, hash FROM events ORDER BY seq"));
+    sql::Query q(m.db.get(), s);
+    for (;;) {
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row) break;
+        const std::string payload = q.text_col(0);
+        chain::Hash stored{};
+        const Bytes hb = q.blob_col(1);
+        if (hb.size() == stored.size()) std::copy(hb.begin(), hb.end(), stored.begin());
+        rp.apply(payload, stored);
+        WP_RETURN_IF_ERROR(events.write(payload));
+        WP_RETURN_IF_ERROR(events.write("\n"));
+    }
+    return events.finish();
+}
+
+// records.jsonl, each record checked against the replayed chain; counts them by state.
+Status write_records(Ledger::Impl& m, chain::Replayer& rp, HashingFile& records,
+                     StateCounts& counts, uint64_t& n_records) {
+    WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT_ORDERED));
+    sql::Query q(m.db.get(), s);
+    for (;;) {
+        WP_ASSIGN_OR_RETURN(const bool row, q.step());
+        if (!row) break;
+        WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
+        auto it = rp.records().find(r.uid);
+        if (it == rp.records().end() || !(it->second == chain::chain_form(r)))
+            rp.problem("record UID " + to_hex(r.uid) + " differs from the event log");
+        ++n_records;
+        ++counts.of(r.state);
+        WP_RETURN_IF_ERROR(records.write(export_record_json(r).dump()));
+        WP_RETURN_IF_ERROR(records.write("\n"));
+    }
+    return records.finish();
+}
+
+// The export's data files written into `tmp` from one read snapshot, and the manifest that
+// describes them (unsigned). Refuses a ledger that fails verification.
+Result<ordered_json> write_data_files(Ledger::Impl& m, const fs::path& tmp, Signer& ca) {
+    std::lock_guard lock(m.mu);
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));  // one snapshot
+    WP_ASSIGN_OR_RETURN(const JobRow j, read_job_row(m));
+    chain::Replayer rp;
+    WP_ASSIGN_OR_RETURN(auto events, HashingFile::create(tmp / kEventsFile));
+    WP_RETURN_IF_ERROR(write_events(m, rp, events));
+    if (rp.events() != j.head_seq || Bytes(rp.head().begin(), rp.head().end()) != j.head_hash)
+        rp.problem("the stored chain head differs from the recomputed one");
+    if (rp.quota_used() != j.quota_used) rp.problem("the quota counter differs from the chain");
+
+    WP_ASSIGN_OR_RETURN(auto records, HashingFile::create(tmp / kRecordsFile));
+    StateCounts counts;
+    uint64_t n_records = 0;
+    WP_RETURN_IF_ERROR(write_records(m, rp, records, counts, n_records));
+    if (n_records != rp.records().size())
+        rp.problem("the records table and the event log hold different numbers of records");
+    WP_RETURN_IF_ERROR(txn.commit());
+    if (!rp.problems().empty())
         return make_error(
-            ErrorCode::kInvalidArgument,
-            "export: " + dir.string() + " already exists (an export never overwrites)");
+            ErrorCode::kIntegrityFailure,
+            "export refused: the ledger fails verification: " + rp.problems().front());
+
+    const LedgerConfig& job = j.job;
+    const uint64_t quota_used = j.quota_used;
+    ordered_json manifest;
+    ordered_json jcounts;
+    for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
+                        DieState::kFailed, DieState::kVoid})
+        jcounts[to_string(st)] = counts.of(st);
+    manifest["format"] = kExportFormat;
+    manifest["job_id"] = job.job_id;
+    manifest["customer"] = job.customer;
+    manifest["product"] = job.product;
+    manifest["quota"] = job.quota;
+    manifest["quota_used"] = quota_used;
+    manifest["records"] = n_records;
+    manifest["counts"] = jcounts;
+    manifest["chain"] = ordered_json{{"events", rp.events()}, {"head", to_hex(rp.head())}};
+    manifest["files"] = ordered_json{
+        {kRecordsFile, ordered_json{{"sha256", to_hex(records.hash())}, {"bytes", records.size()}}},
+        {kEventsFile, ordered_json{{"sha256", to_hex(events.hash())}, {"bytes", events.size()}}}};
+    manifest["ca_certificate"] = chain::base64_encode(ca.certificate_der());
+    manifest["signature"] = "ECDSA P-256 SHA-256 over manifest.json, DER, in manifest.sig";
+    manifest["exported_at"] = iso8601_utc(chain::now_us());
+    return manifest;
+}
+
+// A fresh hidden sibling of `dir` to build the export in.
+Result<fs::path> make_partial_dir(const fs::path& dir) {
     const fs::path parent = dir.parent_path();
+    std::error_code ec;
     fs::create_directories(parent, ec);
     std::random_device rd;
     const fs::path tmp = parent / ("." + dir.filename().string() + ".partial-" +
@@ -168,6 +279,34 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
     fs::remove_all(tmp, ec);
     if (!fs::create_directory(tmp, ec))
         return make_error(ErrorCode::kIo, "export: creating " + tmp.string() + ": " + ec.message());
+    return tmp;
+}
+
+// manifest.json and its signature by the CA, manifest.sig.
+Status write_signed_manifest(const fs::path& tmp, const ordered_json& manifest, Signer& ca) {
+    const std::string manifest_text = manifest.dump(2) + "\n";
+    const chain::Hash digest = chain::sha256(
+        ByteSpan(reinterpret_cast<const uint8_t*>(manifest_text.data()), manifest_text.size()));
+    WP_ASSIGN_OR_RETURN(const Bytes sig, ca.sign_sha256_digest(digest));
+    WP_ASSIGN_OR_RETURN(auto mf, HashingFile::create(tmp / kManifestFile));
+    WP_RETURN_IF_ERROR(mf.write(manifest_text));
+    WP_RETURN_IF_ERROR(mf.finish());
+    WP_ASSIGN_OR_RETURN(auto sf, HashingFile::create(tmp / kSignatureFile));
+    WP_RETURN_IF_ERROR(
+        sf.write(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size())));
+    return sf.finish();
+}
+
+}  // namespace
+
+Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
+    const fs::path dir = fs::absolute(dir_in).lexically_normal();
+    std::error_code ec;
+    if (fs::exists(dir, ec))
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "export: " + dir.string() + " already exists (an export never overwrites)");
+    WP_ASSIGN_OR_RETURN(const fs::path tmp, make_partial_dir(dir));
     // Whatever happens below, a failed export leaves no partial directory behind (a crash may,
     // but its name starts with '.' and ends in .partial-*, and it has no manifest.sig).
     struct Cleanup {
@@ -179,115 +318,8 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
         }
     } cleanup{tmp};
 
-    ordered_json manifest;
-    {
-        std::lock_guard lock(impl_->mu);
-        Impl& m = *impl_;
-        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));  // one snapshot
-        LedgerConfig job;
-        uint64_t quota_used = 0, head_seq = 0;
-        Bytes head_hash;
-        {
-            WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, "
-                                                "quota_used, head_seq, head_hash FROM job"));
-            sql::Query q(m.db.get(), s);
-            WP_ASSIGN_OR_RETURN(const bool row, q.step());
-            if (!row) return make_error(ErrorCode::kIntegrityFailure, "export: no job row");
-            job.job_id = q.text_col(0);
-            job.customer = q.text_col(1);
-            job.product = q.text_col(2);
-            job.quota = static_cast<uint64_t>(q.int_col(3));
-            quota_used = static_cast<uint64_t>(q.int_col(4));
-            head_seq = static_cast<uint64_t>(q.int_col(5));
-            head_hash = q.blob_col(6);
-        }
-        // events.jsonl: each line is the exact payload the chain hashes. Replayed as it is
-        // written, so a ledger that fails verification is never exported and signed.
-        chain::Replayer rp;
-        WP_ASSIGN_OR_RETURN(auto events, HashingFile::create(tmp / kEventsFile));
-        {
-            WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT payload, hash FROM events ORDER BY seq"));
-            sql::Query q(m.db.get(), s);
-            for (;;) {
-                WP_ASSIGN_OR_RETURN(const bool row, q.step());
-                if (!row) break;
-                const std::string payload = q.text_col(0);
-                chain::Hash stored{};
-                const Bytes hb = q.blob_col(1);
-                if (hb.size() == stored.size()) std::copy(hb.begin(), hb.end(), stored.begin());
-                rp.apply(payload, stored);
-                WP_RETURN_IF_ERROR(events.write(payload));
-                WP_RETURN_IF_ERROR(events.write("\n"));
-            }
-        }
-        WP_RETURN_IF_ERROR(events.finish());
-        if (rp.events() != head_seq || Bytes(rp.head().begin(), rp.head().end()) != head_hash)
-            rp.problem("the stored chain head differs from the recomputed one");
-        if (rp.quota_used() != quota_used) rp.problem("the quota counter differs from the chain");
-
-        WP_ASSIGN_OR_RETURN(auto records, HashingFile::create(tmp / kRecordsFile));
-        StateCounts counts;
-        uint64_t n_records = 0;
-        {
-            WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT_ORDERED));
-            sql::Query q(m.db.get(), s);
-            for (;;) {
-                WP_ASSIGN_OR_RETURN(const bool row, q.step());
-                if (!row) break;
-                WP_ASSIGN_OR_RETURN(auto r, row_to_record(q));
-                auto it = rp.records().find(r.uid);
-                if (it == rp.records().end() || !(it->second == chain::chain_form(r)))
-                    rp.problem("record UID " + to_hex(r.uid) + " differs from the event log");
-                ++n_records;
-                ++counts.of(r.state);
-                WP_RETURN_IF_ERROR(records.write(export_record_json(r).dump()));
-                WP_RETURN_IF_ERROR(records.write("\n"));
-            }
-        }
-        WP_RETURN_IF_ERROR(records.finish());
-        if (n_records != rp.records().size())
-            rp.problem("the records table and the event log hold different numbers of records");
-        WP_RETURN_IF_ERROR(txn.commit());
-        if (!rp.problems().empty())
-            return make_error(
-                ErrorCode::kIntegrityFailure,
-                "export refused: the ledger fails verification: " + rp.problems().front());
-
-        ordered_json jcounts;
-        for (DieState st : {DieState::kIssued, DieState::kDelivered, DieState::kProgrammed,
-                            DieState::kFailed, DieState::kVoid})
-            jcounts[to_string(st)] = counts.of(st);
-        manifest["format"] = kExportFormat;
-        manifest["job_id"] = job.job_id;
-        manifest["customer"] = job.customer;
-        manifest["product"] = job.product;
-        manifest["quota"] = job.quota;
-        manifest["quota_used"] = quota_used;
-        manifest["records"] = n_records;
-        manifest["counts"] = jcounts;
-        manifest["chain"] = ordered_json{{"events", rp.events()}, {"head", to_hex(rp.head())}};
-        manifest["files"] = ordered_json{
-            {kRecordsFile,
-             ordered_json{{"sha256", to_hex(records.hash())}, {"bytes", records.size()}}},
-            {kEventsFile,
-             ordered_json{{"sha256", to_hex(events.hash())}, {"bytes", events.size()}}}};
-        manifest["ca_certificate"] = chain::base64_encode(ca.certificate_der());
-        manifest["signature"] = "ECDSA P-256 SHA-256 over manifest.json, DER, in manifest.sig";
-        manifest["exported_at"] = iso8601_utc(chain::now_us());
-    }
-    const std::string manifest_text = manifest.dump(2) + "\n";
-    const chain::Hash digest = chain::sha256(
-        ByteSpan(reinterpret_cast<const uint8_t*>(manifest_text.data()), manifest_text.size()));
-    WP_ASSIGN_OR_RETURN(const Bytes sig, ca.sign_sha256_digest(digest));
-    {
-        WP_ASSIGN_OR_RETURN(auto mf, HashingFile::create(tmp / kManifestFile));
-        WP_RETURN_IF_ERROR(mf.write(manifest_text));
-        WP_RETURN_IF_ERROR(mf.finish());
-        WP_ASSIGN_OR_RETURN(auto sf, HashingFile::create(tmp / kSignatureFile));
-        WP_RETURN_IF_ERROR(
-            sf.write(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size())));
-        WP_RETURN_IF_ERROR(sf.finish());
-    }
+    WP_ASSIGN_OR_RETURN(const ordered_json manifest, write_data_files(*impl_, tmp, ca));
+    WP_RETURN_IF_ERROR(write_signed_manifest(tmp, manifest, ca));
     WP_RETURN_IF_ERROR(fsync_path(tmp, true));
     // rename(2) of a directory is atomic; RENAME_NOREPLACE semantics come from the check above
     // plus the fact that rename onto a non-empty directory fails.
@@ -296,7 +328,7 @@ Status Ledger::export_to(const fs::path& dir_in, Signer& ca) {
         return make_error(ErrorCode::kIo, "export: renaming " + tmp.string() + " to " +
                                               dir.string() + ": " + ec.message());
     cleanup.armed = false;
-    return fsync_path(parent, true);
+    return fsync_path(dir.parent_path(), true);
 }
 
 // ---- verify_export --------------------------------------------------------------------------
