@@ -135,6 +135,20 @@ private:
     // Handler mode: the wafer's PROGRAMMED dies, packaged, plus --unsorted strangers, through
     // an --handler-sites handler; --swapped of them sign with another part's key.
     void final_test();
+    // A packaged part in the handler.
+    struct Part {
+        wpid1::Uid uid{};
+        const wpid1::Scalar* key = nullptr;  // the key it signs with (another's when swapped)
+        bool swapped = false, sorted = true;
+    };
+    // The parts of final_test(); false (with the problem noted) when --swapped asks too much.
+    bool handler_parts(std::vector<Part>& parts);
+    // One handler touchdown of parts[first, first + n) and, for the parts challenged, their
+    // signed results.
+    void final_touchdown(const std::vector<Part>& parts, size_t first, size_t n);
+    void final_results(const std::vector<Part>& parts, uint32_t sequence, bool& resent,
+                       const std::vector<wp_ate_part_result>& res,
+                       const std::vector<size_t>& index);
     // Calls `call` until it returns something other than a retryable status or --give-up-s
     // has passed since the first attempt (then throws Abort naming `what`).
     template <class Call>
@@ -664,21 +678,15 @@ int run_simulation(const Options& options, std::ostream& out, std::ostream& err)
     }
 }
 
-void Simulation::final_test() {
-    // The packaged parts: every die PROGRAMMED on the wafer (with its key), then the strangers.
-    struct Part {
-        wpid1::Uid uid{};
-        const wpid1::Scalar* key = nullptr;  // the key it signs with (another's when swapped)
-        bool swapped = false, sorted = true;
-    };
-    std::vector<Part> parts;
+bool Simulation::handler_parts(std::vector<Part>& parts) {
+    // Every die PROGRAMMED on the wafer (with its key), then the strangers.
     for (const auto& d : dies_)
         if (d.outcome == WP_ATE_PROGRAMMED && d.acked && d.uid && d.key)
             parts.push_back(Part{*d.uid, &*d.key, false, true});
     if (static_cast<size_t>(o_.swapped) > parts.size() || (o_.swapped > 0 && parts.size() < 2)) {
         t_.final_problems.push_back("--swapped " + std::to_string(o_.swapped) + " but only " +
                                     std::to_string(parts.size()) + " parts from sort");
-        return;
+        return false;
     }
     // A swapped part holds the next part's key (a valid UID, another part's secret).
     std::vector<size_t> order(parts.size());
@@ -697,84 +705,98 @@ void Simulation::final_test() {
         p.sorted = false;
         parts.push_back(p);
     }
+    return true;
+}
+
+void Simulation::final_test() {
+    std::vector<Part> parts;
+    if (!handler_parts(parts)) return;
     t_.parts = parts.size();
     const size_t per = static_cast<size_t>(o_.handler_sites);
-    for (size_t first = 0; first < parts.size(); first += per) {
-        const size_t n = std::min(per, parts.size() - first);
-        const uint32_t sequence = next_sequence_++;
-        std::vector<wp_ate_part_request> req(n);
-        const std::string strip = "STRIP-" + std::to_string(first / per + 1);
-        for (size_t i = 0; i < n; ++i) {
-            req[i] = wp_ate_part_request{};
-            req[i].site = static_cast<uint16_t>(i + 1);
-            std::memcpy(req[i].uid, parts[first + i].uid.data(), WP_ATE_UID_SIZE);
-            req[i].carrier_id = strip.c_str();
-            req[i].row = static_cast<uint16_t>(i / 8);
-            req[i].column = static_cast<uint16_t>(i % 8);
-        }
-        auto answers = std::make_unique<wp_ate_part_answer[]>(n);
-        const std::string what = "final touchdown " + std::to_string(sequence);
-        bool resent = false;
-        int rc = with_retries(what, resent, [&] {
-            return wp_ate_final_touchdown(handle_, lot_.c_str(), o_.handler_id.c_str(), sequence,
-                                          req.data(), n, answers.get());
-        });
-        if (rc != WP_ATE_OK) throw Abort{what + ": " + describe(rc, wp_ate_last_error(handle_))};
-        std::vector<wp_ate_part_result> res;
-        std::vector<size_t> index;
-        for (size_t i = 0; i < n; ++i) {
-            const Part& p = parts[first + i];
-            const wp_ate_part_answer& a = answers[i];
-            if (!p.sorted) {
-                if (a.status == WP_ATE_S_NOT_PROVISIONED)
-                    ++t_.unsorted_refused;
-                else
-                    t_.final_problems.push_back("unsorted part " + to_hex(p.uid) +
-                                                " was answered " + status_name(a.status));
-                continue;
-            }
-            if (a.status != WP_ATE_S_VERIFY) {
-                t_.final_problems.push_back("part " + to_hex(p.uid) + " was answered " +
-                                            status_name(a.status) + ": " + a.text);
-                continue;
-            }
-            // The part signs the challenge with the key it holds.
-            auto sig = possession::sign(*p.key, ByteSpan(a.message, sizeof a.message));
-            if (!sig.ok()) {
-                t_.final_problems.push_back("part " + to_hex(p.uid) +
-                                            " could not sign: " + sig.error().message);
-                continue;
-            }
-            wp_ate_part_result r{};
-            r.site = a.site;
-            std::memcpy(r.uid, a.uid, WP_ATE_UID_SIZE);
-            r.outcome = WP_ATE_PROGRAMMED;
-            r.bin = "01";
-            r.has_signature = 1;
-            std::memcpy(r.signature, sig->data(), sig->size());
-            res.push_back(r);
-            index.push_back(first + i);
-        }
-        if (res.empty()) continue;
-        std::vector<wp_ate_result_ack> acks(res.size());
-        rc = with_retries("final results " + std::to_string(sequence), resent, [&] {
-            return wp_ate_final_results(handle_, sequence, res.data(), res.size(), acks.data());
-        });
-        if (rc != WP_ATE_OK)
-            throw Abort{"final results " + std::to_string(sequence) + ": " +
-                        describe(rc, wp_ate_last_error(handle_))};
-        for (size_t k = 0; k < acks.size(); ++k) {
-            const Part& p = parts[index[k]];
-            const int st = acks[k].status;
-            if (p.swapped && st == WP_ATE_S_SIGNATURE_MISMATCH)
-                ++t_.swaps_caught;
-            else if (!p.swapped && st == WP_ATE_OK)
-                ++t_.verified;
+    for (size_t first = 0; first < parts.size(); first += per)
+        final_touchdown(parts, first, std::min(per, parts.size() - first));
+}
+
+void Simulation::final_touchdown(const std::vector<Part>& parts, size_t first, size_t n) {
+    const size_t per = static_cast<size_t>(o_.handler_sites);
+    const uint32_t sequence = next_sequence_++;
+    std::vector<wp_ate_part_request> req(n);
+    const std::string strip = "STRIP-" + std::to_string(first / per + 1);
+    for (size_t i = 0; i < n; ++i) {
+        req[i] = wp_ate_part_request{};
+        req[i].site = static_cast<uint16_t>(i + 1);
+        std::memcpy(req[i].uid, parts[first + i].uid.data(), WP_ATE_UID_SIZE);
+        req[i].carrier_id = strip.c_str();
+        req[i].row = static_cast<uint16_t>(i / 8);
+        req[i].column = static_cast<uint16_t>(i % 8);
+    }
+    auto answers = std::make_unique<wp_ate_part_answer[]>(n);
+    const std::string what = "final touchdown " + std::to_string(sequence);
+    bool resent = false;
+    int rc = with_retries(what, resent, [&] {
+        return wp_ate_final_touchdown(handle_, lot_.c_str(), o_.handler_id.c_str(), sequence,
+                                      req.data(), n, answers.get());
+    });
+    if (rc != WP_ATE_OK) throw Abort{what + ": " + describe(rc, wp_ate_last_error(handle_))};
+    std::vector<wp_ate_part_result> res;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < n; ++i) {
+        const Part& p = parts[first + i];
+        const wp_ate_part_answer& a = answers[i];
+        if (!p.sorted) {
+            if (a.status == WP_ATE_S_NOT_PROVISIONED)
+                ++t_.unsorted_refused;
             else
-                t_.final_problems.push_back(std::string(p.swapped ? "swapped " : "") + "part " +
-                                            to_hex(p.uid) + ": result answered " + status_name(st) +
-                                            " " + acks[k].text);
+                t_.final_problems.push_back("unsorted part " + to_hex(p.uid) + " was answered " +
+                                            status_name(a.status));
+            continue;
         }
+        if (a.status != WP_ATE_S_VERIFY) {
+            t_.final_problems.push_back("part " + to_hex(p.uid) + " was answered " +
+                                        status_name(a.status) + ": " + a.text);
+            continue;
+        }
+        // The part signs the challenge with the key it holds.
+        auto sig = possession::sign(*p.key, ByteSpan(a.message, sizeof a.message));
+        if (!sig.ok()) {
+            t_.final_problems.push_back("part " + to_hex(p.uid) +
+                                        " could not sign: " + sig.error().message);
+            continue;
+        }
+        wp_ate_part_result r{};
+        r.site = a.site;
+        std::memcpy(r.uid, a.uid, WP_ATE_UID_SIZE);
+        r.outcome = WP_ATE_PROGRAMMED;
+        r.bin = "01";
+        r.has_signature = 1;
+        std::memcpy(r.signature, sig->data(), sig->size());
+        res.push_back(r);
+        index.push_back(first + i);
+    }
+    if (!res.empty()) final_results(parts, sequence, resent, res, index);
+}
+
+void Simulation::final_results(const std::vector<Part>& parts, uint32_t sequence, bool& resent,
+                               const std::vector<wp_ate_part_result>& res,
+                               const std::vector<size_t>& index) {
+    std::vector<wp_ate_result_ack> acks(res.size());
+    const int rc = with_retries("final results " + std::to_string(sequence), resent, [&] {
+        return wp_ate_final_results(handle_, sequence, res.data(), res.size(), acks.data());
+    });
+    if (rc != WP_ATE_OK)
+        throw Abort{"final results " + std::to_string(sequence) + ": " +
+                    describe(rc, wp_ate_last_error(handle_))};
+    for (size_t k = 0; k < acks.size(); ++k) {
+        const Part& p = parts[index[k]];
+        const int st = acks[k].status;
+        if (p.swapped && st == WP_ATE_S_SIGNATURE_MISMATCH)
+            ++t_.swaps_caught;
+        else if (!p.swapped && st == WP_ATE_OK)
+            ++t_.verified;
+        else
+            t_.final_problems.push_back(std::string(p.swapped ? "swapped " : "") + "part " +
+                                        to_hex(p.uid) + ": result answered " + status_name(st) +
+                                        " " + acks[k].text);
     }
 }
 
