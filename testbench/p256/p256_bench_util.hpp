@@ -59,7 +59,7 @@ inline std::vector<Bytes32> patterned_scalars() {
         Bytes32 d{};
         d.fill(0xFF);
         d[0] = 0x7F;
-        d[31 - digit / 2] &= (digit % 2) ? 0x0F : 0xF0;
+        d[31 - digit / 2] &= static_cast<uint8_t>((digit % 2) ? 0x0F : 0xF0);
         out.push_back(d);
     }
     for (unsigned digit : {0u, 17u, 63u}) {  // a single 0xF nibble among zeros
