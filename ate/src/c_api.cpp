@@ -152,6 +152,48 @@ std::string index_name(const char* array, size_t i, const char* field) {
     return std::string(array) + "[" + std::to_string(i) + "]." + field;
 }
 
+// A die's or a part's identity into the caller's struct (wp_ate_site_identity,
+// wp_ate_part_answer: the same field names).
+template <class Out>
+void copy_identity(Out& o, const proto::SiteIdentity& id) {
+    std::memcpy(o.uid, id.uid.data(), sizeof o.uid);
+    o.key_usage = static_cast<uint8_t>(id.key.usage);
+    o.key_algorithm = static_cast<uint8_t>(id.key.algorithm);
+    o.key_version = id.key.version;
+    std::memcpy(o.wrapped_key, id.key.wrapped.data(), sizeof o.wrapped_key);
+    o.certificate_length = id.certificate_der.size();  // <= 3072: the codec's limit
+    std::memcpy(o.certificate, id.certificate_der.data(), o.certificate_length);
+    std::memcpy(o.chain_id, id.chain_id.data(), sizeof o.chain_id);
+}
+
+// The fields RESULTS and FINAL_RESULTS share (site, UID, outcome, bin) from results[i]
+// (wp_ate_site_result or wp_ate_part_result); the problem, or "".
+template <class In>
+std::string read_result(const In& in, size_t i, proto::SiteResult& r) {
+    r.site = in.site;
+    std::memcpy(r.uid.data(), in.uid, r.uid.size());
+    if (in.outcome != WP_ATE_PROGRAMMED && in.outcome != WP_ATE_FAILED)
+        return index_name("results", i, "outcome") + " is " + std::to_string(in.outcome) +
+               ", expected WP_ATE_PROGRAMMED (1) or WP_ATE_FAILED (2)";
+    r.outcome = static_cast<proto::DieOutcome>(in.outcome);
+    if (in.bin != nullptr) return read_text(in.bin, index_name("results", i, "bin"), false, r.bin);
+    return {};
+}
+
+// The host's acknowledgements, in the caller's order.
+void copy_acks(const proto::ResultsAck& answer, const std::vector<size_t>& order, size_t count,
+               wp_ate_result_ack* acks) {
+    for (size_t i = 0; i < count; ++i) {
+        const proto::ResultAck& a = answer.sites[order[i]];
+        wp_ate_result_ack& o = acks[i];
+        std::memset(&o, 0, sizeof o);
+        o.site = a.site;
+        std::memcpy(o.uid, a.uid.data(), sizeof o.uid);
+        o.status = static_cast<int>(a.status);
+        copy_text(o.text, a.text);
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -403,17 +445,7 @@ int touchdown(wp_ate* handle, const char* lot, uint16_t wafer, bool wafer_id,
             o.site = r.site;
             o.status = static_cast<int>(r.status);
             copy_text(o.text, r.text);
-            if (r.identity) {
-                const proto::SiteIdentity& id = *r.identity;
-                std::memcpy(o.uid, id.uid.data(), sizeof o.uid);
-                o.key_usage = static_cast<uint8_t>(id.key.usage);
-                o.key_algorithm = static_cast<uint8_t>(id.key.algorithm);
-                o.key_version = id.key.version;
-                std::memcpy(o.wrapped_key, id.key.wrapped.data(), sizeof o.wrapped_key);
-                o.certificate_length = id.certificate_der.size();  // <= 3072: the codec's limit
-                std::memcpy(o.certificate, id.certificate_der.data(), o.certificate_length);
-                std::memcpy(o.chain_id, id.chain_id.data(), sizeof o.chain_id);
-            }
+            if (r.identity) copy_identity(o, *r.identity);
         }
         return WP_ATE_OK;
     });
@@ -448,37 +480,15 @@ int wp_ate_results(wp_ate* handle, uint32_t sequence, const wp_ate_site_result* 
         request.sequence = sequence;
         request.sites.resize(count);
         for (size_t i = 0; i < count; ++i) {
-            const wp_ate_site_result& in = results[i];
-            proto::SiteResult& r = request.sites[i];
-            r.site = in.site;
-            std::memcpy(r.uid.data(), in.uid, r.uid.size());
-            if (in.outcome != WP_ATE_PROGRAMMED && in.outcome != WP_ATE_FAILED)
-                return s.fail(WP_ATE_E_INVALID_ARGUMENT,
-                              index_name("results", i, "outcome") + " is " +
-                                  std::to_string(in.outcome) +
-                                  ", expected WP_ATE_PROGRAMMED (1) or WP_ATE_FAILED (2)");
-            r.outcome = static_cast<proto::DieOutcome>(in.outcome);
-            if (in.bin != nullptr) {
-                if (std::string why =
-                        read_text(in.bin, index_name("results", i, "bin"), false, r.bin);
-                    !why.empty())
-                    return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
-            }
+            if (std::string why = read_result(results[i], i, request.sites[i]); !why.empty())
+                return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
         }
 
         proto::ResultsAck answer;
         std::vector<size_t> order;
         const int rc = s.results(request, answer, order);
         if (rc != WP_ATE_OK) return rc;
-        for (size_t i = 0; i < count; ++i) {
-            const proto::ResultAck& a = answer.sites[order[i]];
-            wp_ate_result_ack& o = acks[i];
-            std::memset(&o, 0, sizeof o);
-            o.site = a.site;
-            std::memcpy(o.uid, a.uid.data(), sizeof o.uid);
-            o.status = static_cast<int>(a.status);
-            copy_text(o.text, a.text);
-        }
+        copy_acks(answer, order, count, acks);
         return WP_ATE_OK;
     });
 }
@@ -539,17 +549,7 @@ int wp_ate_final_touchdown(wp_ate* handle, const char* lot, const char* handler_
             o.site = r.site;
             o.status = static_cast<int>(r.status);
             copy_text(o.text, r.text);
-            if (r.identity) {
-                const proto::SiteIdentity& id = *r.identity;
-                std::memcpy(o.uid, id.uid.data(), sizeof o.uid);
-                o.key_usage = static_cast<uint8_t>(id.key.usage);
-                o.key_algorithm = static_cast<uint8_t>(id.key.algorithm);
-                o.key_version = id.key.version;
-                std::memcpy(o.wrapped_key, id.key.wrapped.data(), sizeof o.wrapped_key);
-                o.certificate_length = id.certificate_der.size();
-                std::memcpy(o.certificate, id.certificate_der.data(), o.certificate_length);
-                std::memcpy(o.chain_id, id.chain_id.data(), sizeof o.chain_id);
-            }
+            if (r.identity) copy_identity(o, *r.identity);
             if (r.challenge) {
                 const proto::SiteChallenge& c = *r.challenge;
                 std::memcpy(o.uid, c.uid.data(), sizeof o.uid);
@@ -590,20 +590,8 @@ int wp_ate_final_results(wp_ate* handle, uint32_t sequence, const wp_ate_part_re
         for (size_t i = 0; i < count; ++i) {
             const wp_ate_part_result& in = results[i];
             proto::SiteResult& r = request.sites[i];
-            r.site = in.site;
-            std::memcpy(r.uid.data(), in.uid, r.uid.size());
-            if (in.outcome != WP_ATE_PROGRAMMED && in.outcome != WP_ATE_FAILED)
-                return s.fail(WP_ATE_E_INVALID_ARGUMENT,
-                              index_name("results", i, "outcome") + " is " +
-                                  std::to_string(in.outcome) +
-                                  ", expected WP_ATE_PROGRAMMED (1) or WP_ATE_FAILED (2)");
-            r.outcome = static_cast<proto::DieOutcome>(in.outcome);
-            if (in.bin != nullptr) {
-                if (std::string why =
-                        read_text(in.bin, index_name("results", i, "bin"), false, r.bin);
-                    !why.empty())
-                    return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
-            }
+            if (std::string why = read_result(in, i, r); !why.empty())
+                return s.fail(WP_ATE_E_INVALID_ARGUMENT, why);
             if (in.has_signature == 1) {
                 proto::Signature sig{};
                 std::memcpy(sig.data(), in.signature, sig.size());
@@ -618,15 +606,7 @@ int wp_ate_final_results(wp_ate* handle, uint32_t sequence, const wp_ate_part_re
         std::vector<size_t> order;
         const int rc = s.results(request, answer, order);
         if (rc != WP_ATE_OK) return rc;
-        for (size_t i = 0; i < count; ++i) {
-            const proto::ResultAck& a = answer.sites[order[i]];
-            wp_ate_result_ack& o = acks[i];
-            std::memset(&o, 0, sizeof o);
-            o.site = a.site;
-            std::memcpy(o.uid, a.uid.data(), sizeof o.uid);
-            o.status = static_cast<int>(a.status);
-            copy_text(o.text, a.text);
-        }
+        copy_acks(answer, order, count, acks);
         return WP_ATE_OK;
     });
 }
