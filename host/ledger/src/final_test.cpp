@@ -184,138 +184,139 @@ Result<std::vector<FinalTransition>> Ledger::open_challenges(std::span<const Fin
                                                              uint64_t session,
                                                              const std::string& tester) {
     std::vector<FinalTransition> out;
-    std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
-    WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
-    WP_RETURN_IF_ERROR(sql::exec(m.db.get(), kFinalSchema));
-    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
-    for (const auto& it : items) {
-        const auto& uid = it.uid;
-        if (!chain::valid_text(tester) || !valid_location(it.loc)) {
-            out.push_back(final_refused(uid, FinalStatus::kInvalidArgument,
-                                        "tester id, lot, handler or carrier is not printable "
-                                        "ASCII, or the site or carrier position is out of range"));
-            continue;
+    // Through the group committer, like deliver() and mark_results(): one transaction with
+    // whatever else is queued, this request under its own savepoint.
+    auto apply = [&](WriteState& ws) -> Status {
+        out.clear();
+        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), kFinalSchema));
+        for (const auto& it : items) {
+            const auto& uid = it.uid;
+            if (!chain::valid_text(tester) || !valid_location(it.loc)) {
+                out.push_back(
+                    final_refused(uid, FinalStatus::kInvalidArgument,
+                                  "tester id, lot, handler or carrier is not printable "
+                                  "ASCII, or the site or carrier position is out of range"));
+                continue;
+            }
+            WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
+            if (!rec) {
+                out.push_back(
+                    final_refused(uid, FinalStatus::kUnknownUid,
+                                  "UID " + to_hex(uid) + " was never provisioned by this job"));
+                continue;
+            }
+            if (rec->state == DieState::kVoid) {
+                out.push_back(final_refused(uid, FinalStatus::kVoided,
+                                            "UID " + to_hex(uid) + " is VOID: " + rec->void_reason,
+                                            rec));
+                continue;
+            }
+            if (rec->state != DieState::kProgrammed) {
+                out.push_back(final_refused(uid, FinalStatus::kNotProgrammed,
+                                            "UID " + to_hex(uid) + " is " + to_string(rec->state) +
+                                                " at sort, not PROGRAMMED",
+                                            rec));
+                continue;
+            }
+            WP_ASSIGN_OR_RETURN(auto prev, final_by_uid(m, uid));
+            FinalRecord r;
+            if (prev) r = std::move(*prev);
+            r.uid = uid;
+            // A part seen again keeps its verdict until it answers the new challenge; a part never
+            // answered stays CHALLENGED.
+            if (!prev) r.state = FinalState::kChallenged;
+            r.loc = it.loc;
+            r.nonce = it.nonce;
+            r.session = session;
+            r.open = true;
+            r.tester = tester;
+            ++r.challenges;
+            r.updated_us = ws.now;
+            WP_RETURN_IF_ERROR(store_final(m, r));
+            WP_RETURN_IF_ERROR(m.append_event(ws,
+                                              json{{"uid", to_hex(uid)},
+                                                   {"challenge", to_hex(it.nonce)},
+                                                   {"session", session_hex(session)},
+                                                   {"tester", tester},
+                                                   {"location", final_location_json(it.loc)}},
+                                              "FINAL_CHALLENGE", uid));
+            out.push_back(FinalTransition{uid, FinalStatus::kOk, std::move(rec), std::move(r), "",
+                                          prev.has_value()});
         }
-        WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
-        if (!rec) {
-            out.push_back(
-                final_refused(uid, FinalStatus::kUnknownUid,
-                              "UID " + to_hex(uid) + " was never provisioned by this job"));
-            continue;
-        }
-        if (rec->state == DieState::kVoid) {
-            out.push_back(final_refused(uid, FinalStatus::kVoided,
-                                        "UID " + to_hex(uid) + " is VOID: " + rec->void_reason,
-                                        rec));
-            continue;
-        }
-        if (rec->state != DieState::kProgrammed) {
-            out.push_back(final_refused(
-                uid, FinalStatus::kNotProgrammed,
-                "UID " + to_hex(uid) + " is " + to_string(rec->state) + " at sort, not PROGRAMMED",
-                rec));
-            continue;
-        }
-        WP_ASSIGN_OR_RETURN(auto prev, final_by_uid(m, uid));
-        FinalRecord r;
-        if (prev) r = std::move(*prev);
-        r.uid = uid;
-        // A part seen again keeps its verdict until it answers the new challenge; a part never
-        // answered stays CHALLENGED.
-        if (!prev) r.state = FinalState::kChallenged;
-        r.loc = it.loc;
-        r.nonce = it.nonce;
-        r.session = session;
-        r.open = true;
-        r.tester = tester;
-        ++r.challenges;
-        r.updated_us = ws.now;
-        WP_RETURN_IF_ERROR(store_final(m, r));
-        WP_RETURN_IF_ERROR(m.append_event(ws,
-                                          json{{"uid", to_hex(uid)},
-                                               {"challenge", to_hex(it.nonce)},
-                                               {"session", session_hex(session)},
-                                               {"tester", tester},
-                                               {"location", final_location_json(it.loc)}},
-                                          "FINAL_CHALLENGE", uid));
-        out.push_back(FinalTransition{uid, FinalStatus::kOk, std::move(rec), std::move(r), "",
-                                      prev.has_value()});
-    }
-    if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.commit(txn, ws));
-    }
+        return ok_status();
+    };
+    WP_RETURN_IF_ERROR(m.group.run(apply));
     return out;
 }
 
 Result<std::vector<FinalTransition>> Ledger::record_final_results(
     std::span<const FinalResult> items, uint64_t session, const std::string& tester) {
     std::vector<FinalTransition> out;
-    std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
-    WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
-    WP_RETURN_IF_ERROR(sql::exec(m.db.get(), kFinalSchema));
-    WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
-    for (const auto& it : items) {
-        const auto& uid = it.uid;
-        if (!chain::valid_text(tester) || !chain::valid_text(it.bin)) {
-            out.push_back(final_refused(uid, FinalStatus::kInvalidArgument,
-                                        "tester id or bin is not printable ASCII"));
-            continue;
-        }
-        WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
-        WP_ASSIGN_OR_RETURN(auto fin, final_by_uid(m, uid));
-        if (!rec || !fin) {
-            out.push_back(final_refused(uid, FinalStatus::kChallengeRefused,
-                                        "no challenge was issued for UID " + to_hex(uid), rec));
-            continue;
-        }
-        const bool same_challenge = fin->nonce == it.nonce && fin->session == session;
-        if (!same_challenge || !fin->open) {
-            out.push_back(final_refused(
-                uid, FinalStatus::kChallengeRefused,
-                std::string("UID ") + to_hex(uid) + ": " +
-                    (!fin->open && same_challenge
-                         ? std::string("its challenge was already answered (single use); its "
-                                       "verdict ") +
-                               to_string(fin->state) + " stands"
-                     : fin->session != session ? "its open challenge belongs to another session"
-                                               : "the answer is not for its open challenge"),
-                rec, fin));
-            continue;
-        }
-        FinalRecord r = std::move(*fin);
-        r.state = state_of(it.verdict);
-        r.open = false;
-        r.bin = it.bin;
-        r.tester = tester;
-        r.updated_us = ws.now;
-        WP_RETURN_IF_ERROR(store_final(m, r));
-        WP_RETURN_IF_ERROR(m.append_event(ws,
-                                          json{{"uid", to_hex(uid)},
-                                               {"challenge", to_hex(it.nonce)},
-                                               {"session", session_hex(session)},
-                                               {"tester", tester},
-                                               {"outcome", to_string(r.state)},
-                                               {"bin", it.bin}},
-                                          "FINAL_RESULT", uid));
-        if (it.verdict == FinalVerdict::kMismatch) {
-            const json where = chain::location_json(rec->uid, rec->loc, rec->serial);
+    // Through the group committer, like deliver() and mark_results(): one transaction with
+    // whatever else is queued, this request under its own savepoint.
+    auto apply = [&](WriteState& ws) -> Status {
+        out.clear();
+        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), kFinalSchema));
+        for (const auto& it : items) {
+            const auto& uid = it.uid;
+            if (!chain::valid_text(tester) || !chain::valid_text(it.bin)) {
+                out.push_back(final_refused(uid, FinalStatus::kInvalidArgument,
+                                            "tester id or bin is not printable ASCII"));
+                continue;
+            }
+            WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
+            WP_ASSIGN_OR_RETURN(auto fin, final_by_uid(m, uid));
+            if (!rec || !fin) {
+                out.push_back(final_refused(uid, FinalStatus::kChallengeRefused,
+                                            "no challenge was issued for UID " + to_hex(uid), rec));
+                continue;
+            }
+            const bool same_challenge = fin->nonce == it.nonce && fin->session == session;
+            if (!same_challenge || !fin->open) {
+                out.push_back(final_refused(
+                    uid, FinalStatus::kChallengeRefused,
+                    std::string("UID ") + to_hex(uid) + ": " +
+                        (!fin->open && same_challenge
+                             ? std::string("its challenge was already answered (single use); its "
+                                           "verdict ") +
+                                   to_string(fin->state) + " stands"
+                         : fin->session != session ? "its open challenge belongs to another session"
+                                                   : "the answer is not for its open challenge"),
+                    rec, fin));
+                continue;
+            }
+            FinalRecord r = std::move(*fin);
+            r.state = state_of(it.verdict);
+            r.open = false;
+            r.bin = it.bin;
+            r.tester = tester;
+            r.updated_us = ws.now;
+            WP_RETURN_IF_ERROR(store_final(m, r));
             WP_RETURN_IF_ERROR(m.append_event(ws,
-                                              json{{"reason", "final-test-signature-mismatch"},
+                                              json{{"uid", to_hex(uid)},
+                                                   {"challenge", to_hex(it.nonce)},
+                                                   {"session", session_hex(session)},
                                                    {"tester", tester},
-                                                   {"offered", where},
-                                                   {"existing", where}},
-                                              "ALARM", std::nullopt));
+                                                   {"outcome", to_string(r.state)},
+                                                   {"bin", it.bin}},
+                                              "FINAL_RESULT", uid));
+            if (it.verdict == FinalVerdict::kMismatch) {
+                const json where = chain::location_json(rec->uid, rec->loc, rec->serial);
+                WP_RETURN_IF_ERROR(m.append_event(ws,
+                                                  json{{"reason", "final-test-signature-mismatch"},
+                                                       {"tester", tester},
+                                                       {"offered", where},
+                                                       {"existing", where}},
+                                                  "ALARM", std::nullopt));
+            }
+            out.push_back(
+                FinalTransition{uid, FinalStatus::kOk, std::move(rec), std::move(r), "", false});
         }
-        out.push_back(
-            FinalTransition{uid, FinalStatus::kOk, std::move(rec), std::move(r), "", false});
-    }
-    if (ws.dirty) {
-        WP_RETURN_IF_ERROR(m.commit(txn, ws));
-    }
+        return ok_status();
+    };
+    WP_RETURN_IF_ERROR(m.group.run(apply));
     return out;
 }
 
