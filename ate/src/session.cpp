@@ -195,20 +195,31 @@ int Session::in_session(const Request& request, proto::Kind expected, proto::Fra
     return exchange(frame, expected, 1 + config_.retries, answer);
 }
 
-int Session::touchdown(proto::Touchdown& request, proto::TouchdownResult& result,
-                       std::vector<size_t>& order) {
-    proto::Frame answer;
-    const int rc = in_session(request, proto::Kind::kTouchdownResult, answer);
+template <class Request, class Answer>
+int Session::exchange_sites(Request& request, proto::Kind kind, const char* request_name,
+                            const char* answer_name, Answer& answer, std::vector<size_t>& order) {
+    proto::Frame frame;
+    const int rc = in_session(request, kind, frame);
     if (rc != WP_ATE_OK) return rc;
     request.session_id = session_id_;
-    result = std::move(std::get<proto::TouchdownResult>(answer.message));
-    if (result.sequence != request.sequence)
-        return fail(WP_ATE_E_PROTOCOL,
-                    "TOUCHDOWN_RESULT is for sequence " + std::to_string(result.sequence) +
-                        ", the request was sequence " + std::to_string(request.sequence));
+    answer = std::move(std::get<Answer>(frame.message));
+    if (answer.sequence != request.sequence)
+        return fail(WP_ATE_E_PROTOCOL, std::string(answer_name) + " is for sequence " +
+                                           std::to_string(answer.sequence) + ", " + request_name +
+                                           " was sequence " + std::to_string(request.sequence));
     std::string why;
-    if (!match_sites(request.sites, result.sites, order, why))
-        return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT does not match the request: " + why);
+    if (!match_sites(request.sites, answer.sites, order, why))
+        return fail(WP_ATE_E_PROTOCOL,
+                    std::string(answer_name) + " does not match the request: " + why);
+    return WP_ATE_OK;
+}
+
+int Session::touchdown(proto::Touchdown& request, proto::TouchdownResult& result,
+                       std::vector<size_t>& order) {
+    if (const int rc = exchange_sites(request, proto::Kind::kTouchdownResult, "the request",
+                                      "TOUCHDOWN_RESULT", result, order);
+        rc != WP_ATE_OK)
+        return rc;
     for (size_t i = 0; i < request.sites.size(); ++i) {
         const auto& asked = request.sites[i];
         const auto& got = result.sites[order[i]];
@@ -223,18 +234,10 @@ int Session::touchdown(proto::Touchdown& request, proto::TouchdownResult& result
 
 int Session::final_touchdown(proto::FinalTouchdown& request, proto::TouchdownResult& result,
                              std::vector<size_t>& order) {
-    proto::Frame answer;
-    const int rc = in_session(request, proto::Kind::kTouchdownResult, answer);
-    if (rc != WP_ATE_OK) return rc;
-    request.session_id = session_id_;
-    result = std::move(std::get<proto::TouchdownResult>(answer.message));
-    if (result.sequence != request.sequence)
-        return fail(WP_ATE_E_PROTOCOL,
-                    "TOUCHDOWN_RESULT is for sequence " + std::to_string(result.sequence) +
-                        ", the final touchdown was sequence " + std::to_string(request.sequence));
-    std::string why;
-    if (!match_sites(request.sites, result.sites, order, why))
-        return fail(WP_ATE_E_PROTOCOL, "TOUCHDOWN_RESULT does not match the request: " + why);
+    if (const int rc = exchange_sites(request, proto::Kind::kTouchdownResult, "the final touchdown",
+                                      "TOUCHDOWN_RESULT", result, order);
+        rc != WP_ATE_OK)
+        return rc;
     for (size_t i = 0; i < request.sites.size(); ++i) {
         const auto& asked = request.sites[i];
         const auto& got = result.sites[order[i]];
@@ -249,18 +252,10 @@ int Session::final_touchdown(proto::FinalTouchdown& request, proto::TouchdownRes
 }
 
 int Session::results(proto::Results& request, proto::ResultsAck& ack, std::vector<size_t>& order) {
-    proto::Frame answer;
-    const int rc = in_session(request, proto::Kind::kResultsAck, answer);
-    if (rc != WP_ATE_OK) return rc;
-    request.session_id = session_id_;
-    ack = std::move(std::get<proto::ResultsAck>(answer.message));
-    if (ack.sequence != request.sequence)
-        return fail(WP_ATE_E_PROTOCOL,
-                    "RESULTS_ACK is for sequence " + std::to_string(ack.sequence) +
-                        ", the request was sequence " + std::to_string(request.sequence));
-    std::string why;
-    if (!match_sites(request.sites, ack.sites, order, why))
-        return fail(WP_ATE_E_PROTOCOL, "RESULTS_ACK does not match the request: " + why);
+    if (const int rc = exchange_sites(request, proto::Kind::kResultsAck, "the request",
+                                      "RESULTS_ACK", ack, order);
+        rc != WP_ATE_OK)
+        return rc;
     for (size_t i = 0; i < request.sites.size(); ++i) {
         if (ack.sites[order[i]].uid != request.sites[i].uid)
             return fail(WP_ATE_E_PROTOCOL, "RESULTS_ACK: site " +

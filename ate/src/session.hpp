@@ -84,6 +84,12 @@ private:
     // after an ERROR NO_SESSION (the host restarted) opens a new one and resends once.
     template <class Request>
     int in_session(const Request& request, proto::Kind expected, proto::Frame& answer);
+    // The part every request/answer pair shares: in_session(), the session id into the
+    // request, the answer of type Answer (named `answer_name`), its sequence against the
+    // request's (`request_name` in the error), and every site answered once (order).
+    template <class Request, class Answer>
+    int exchange_sites(Request& request, proto::Kind kind, const char* request_name,
+                       const char* answer_name, Answer& answer, std::vector<size_t>& order);
 
     uint32_t next_request_id();
 
