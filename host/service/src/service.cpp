@@ -522,6 +522,7 @@ ServiceStats Service::stats() const {
     s.generated = impl_->counters.generated.load();
     s.refused_sites = impl_->counters.refused_sites.load();
     s.results = impl_->counters.results.load();
+    if (impl_->workers) s.working = impl_->workers->busy();
     return s;
 }
 

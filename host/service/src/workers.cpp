@@ -105,6 +105,11 @@ void Workers::checkpoint_loop() {
     }
 }
 
+size_t Workers::busy() const {
+    std::lock_guard lock(mu_);
+    return busy_;
+}
+
 void Workers::worker_loop() {
     for (;;) {
         Work w;

@@ -69,6 +69,8 @@ public:
     // Marks link activity now: the checkpointer waits for a gap in it.
     void touch();
     int done_fd() const { return done_fd_; }
+    // Requests a worker has taken and not yet answered (any thread).
+    size_t busy() const;
 
 private:
     Workers(const std::vector<std::unique_ptr<link::JobLink>>& jobs, link::Counters& counters,
@@ -88,7 +90,7 @@ private:
     ServiceObserver* observer_;
     int done_fd_ = -1;  // eventfd: a worker finished a request
 
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::condition_variable cv_;             // the workers wait on it
     std::condition_variable checkpoint_cv_;  // only the checkpointer waits on it
     std::deque<Work> queue_;

@@ -105,6 +105,7 @@ struct ServedJob {
 struct ServiceStats {
     uint64_t sessions_opened = 0, requests = 0, refused_frames = 0, refused_connections = 0;
     uint64_t delivered = 0, reissued = 0, generated = 0, refused_sites = 0, results = 0;
+    uint64_t working = 0;  // requests a worker is carrying out right now
 };
 
 class Service {
