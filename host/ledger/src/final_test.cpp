@@ -55,7 +55,7 @@ std::string session_hex(uint64_t s) {
 
 std::optional<FinalState> parse_state(std::string_view s) {
     for (auto st : {FinalState::kChallenged, FinalState::kVerified, FinalState::kFailed,
-                    FinalState::kMismatch})
+                    FinalState::kMismatch, FinalState::kProvisioned})
         if (s == to_string(st)) return st;
     return std::nullopt;
 }
@@ -164,6 +164,7 @@ const char* to_string(FinalState s) noexcept {
         case FinalState::kVerified: return "VERIFIED";
         case FinalState::kFailed: return "FAILED";
         case FinalState::kMismatch: return "MISMATCH";
+        case FinalState::kProvisioned: return "PROVISIONED";
     }
     return "?";
 }

@@ -244,10 +244,13 @@ struct FinalLocation {
 };
 
 enum class FinalState {
-    kChallenged,  // a challenge is open (or was left open by a session that ended)
-    kVerified,    // the part proved it holds the key of its certificate
-    kFailed,      // the part failed final test (the handler's bin says why)
-    kMismatch,    // the signature did not verify: a swapped or counterfeit part (ALARM logged)
+    kChallenged,   // a challenge is open (or was left open by a session that ended)
+    kVerified,     // the part proved it holds the key of its certificate
+    kFailed,       // the part failed final test (the handler's bin says why)
+    kMismatch,     // the signature did not verify: a swapped or counterfeit part (ALARM logged)
+    kProvisioned,  // never seen at sort: given its identity at final test (`tester` UID policy);
+                   // its LedgerRecord has no wafer position, and its state (DELIVERED,
+                   // PROGRAMMED, FAILED) says how far that went
 };
 const char* to_string(FinalState s) noexcept;
 
