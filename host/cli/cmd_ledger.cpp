@@ -19,7 +19,7 @@ constexpr const char* kUsage =
     "                               [--ca-key FILE --ca-cert FILE]\n"
     "       waferprov ledger show [--job FILE] [--ledger FILE] [--uid HEX]\n"
     "       waferprov ledger summary [--job FILE] [--ledger FILE]\n"
-    "       waferprov ledger migrate [--job FILE] [--ledger FILE] --map FILE [--wafer N]\n"
+    "       waferprov ledger migrate [--job FILE] [--ledger FILE]\n"
     "                                [--map FILE [--wafer N] ...]\n"
     "\n"
     "--job FILE: the job's ledger and CA (PEM key or PKCS#11 token); --ledger overrides the\n"
@@ -39,10 +39,12 @@ constexpr const char* kUsage =
     "  must not exist), signing the manifest with the manufacturer CA key.\n"
     "show/summary: the job, counts per state, quota used and left, the chain head; with --uid,\n"
     "  one die's record.\n"
-    "migrate: brings a ledger written before substrate ids (schema version 2) to this version:\n"
-    "  every wafer it holds gets the substrate id of its map (--map, one per wafer; --wafer N\n"
-    "  numbers the map before it), recorded in one MIGRATE event of the hash chain. Refused,\n"
-    "  with nothing changed, unless every wafer has exactly one map. Identities keep their UIDs.\n"
+    "migrate: brings an older ledger to this version (4), in one transaction, keeping its\n"
+    "  history: from version 3 (one DELIVER event per die) it takes no maps; from version 2\n"
+    "  (before substrate ids) every wafer it holds gets the substrate id of its map (--map, one\n"
+    "  per wafer; --wafer N numbers the map before it), refused with nothing changed unless\n"
+    "  every wafer has exactly one map. Each step is one MIGRATE event of the hash chain.\n"
+    "  Identities keep their UIDs.\n"
     "Exit status: 0 ok; 1 verification failed or an error; 2 usage.\n";
 
 int usage_error(const std::string& msg) {
@@ -202,7 +204,6 @@ int run_migrate(const ParsedArgs& a) {
     if (!path.ok()) return fail(path.error());
     auto list = map_args(a);
     if (!list.ok()) return fail(list.error());
-    if (list->empty()) return usage_error("migrate needs the --map of every wafer in the ledger");
     host::MapReadOptions options;
     if (a.has("job")) {
         auto job = host::load_job(a.get("job"));
@@ -219,8 +220,11 @@ int run_migrate(const ParsedArgs& a) {
     if (!rep.ok()) return fail(rep.error());
     for (const auto& w : rep->wafers)
         std::cout << w.lot << " wafer " << w.wafer << ": substrate " << w.substrate << "\n";
-    std::cout << "migrated " << *path << ": " << rep->records << " records on "
-              << rep->wafers.size() << " wafer(s) now carry their substrate id\n";
+    if (rep->from_version == 2)
+        std::cout << "migrated " << *path << ": " << rep->records << " records on "
+                  << rep->wafers.size() << " wafer(s) now carry their substrate id\n";
+    std::cout << "migrated " << *path << " from schema version " << rep->from_version << " to "
+              << rep->to_version << ": one DELIVER event per touchdown from here on\n";
     return kExitOk;
 }
 

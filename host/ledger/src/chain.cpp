@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <set>
 #include <stdexcept>
 
 #include <openssl/evp.h>
@@ -153,12 +154,11 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += "\"}";
 }
 
-void transition_payload(std::string& out, const char* type, const LedgerRecord& r, uint64_t seq,
-                        int64_t time) {
-    // {"after":<mutable_json>,"seq":..,"time":..,"type":..,"uid":..}, keys in bytewise order.
-    out.clear();
-    out.reserve(256 + r.tester.size() + r.bin.size() + r.void_reason.size());
-    out += "{\"after\":{\"bin\":";
+namespace {
+
+// mutable_json(r), canonical, appended.
+void append_mutable(std::string& out, const LedgerRecord& r) {
+    out += "{\"bin\":";
     put_text(out, r.bin);
     out += ",\"delivered\":";
     put_int(out, r.delivered_us);
@@ -176,15 +176,73 @@ void transition_payload(std::string& out, const char* type, const LedgerRecord& 
     put_int(out, r.updated_us);
     out += ",\"void_reason\":";
     put_text(out, r.void_reason);
-    out += "},\"seq\":";
+    out += "}";
+}
+
+void append_seq_time_type(std::string& out, uint64_t seq, int64_t time, const char* type) {
+    out += "\"seq\":";
     put_uint(out, seq);
     out += ",\"time\":";
     put_int(out, time);
     out += ",\"type\":";
     put_text(out, type);
+}
+
+}  // namespace
+
+void transition_payload(std::string& out, const char* type, const LedgerRecord& r, uint64_t seq,
+                        int64_t time) {
+    // {"after":<mutable_json>,"seq":..,"time":..,"type":..,"uid":..}, keys in bytewise order.
+    out.clear();
+    out.reserve(256 + r.tester.size() + r.bin.size() + r.void_reason.size());
+    out += "{\"after\":";
+    append_mutable(out, r);
+    out += ",";
+    append_seq_time_type(out, seq, time, type);
     out += ",\"uid\":\"";
     append_hex(out, r.uid);
     out += "\"}";
+}
+
+void deliver_payload(std::string& out, std::span<const LedgerRecord> dies, uint64_t seq,
+                     int64_t time) {
+    // {"dies":[{"after":..,"uid":..},..],"seq":..,"time":..,"type":"DELIVER"}
+    out.clear();
+    out.reserve(96 + dies.size() * (240 + (dies.empty() ? 0 : dies[0].tester.size())));
+    out += "{\"dies\":[";
+    for (size_t i = 0; i < dies.size(); ++i) {
+        out += i == 0 ? "{\"after\":" : ",{\"after\":";
+        append_mutable(out, dies[i]);
+        out += ",\"uid\":\"";
+        append_hex(out, dies[i].uid);
+        out += "\"}";
+    }
+    out += "],";
+    append_seq_time_type(out, seq, time, "DELIVER");
+    out += "}";
+}
+
+std::vector<wpid1::Uid> delivered_uids(std::string_view payload) {
+    std::vector<wpid1::Uid> out;
+    const json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("type", "") != "DELIVER") return out;
+    auto take = [&out](const json& holder) {
+        auto it = holder.find("uid");
+        if (it == holder.end() || !it->is_string()) return;
+        auto bytes = from_hex(it->get<std::string>(), "uid");
+        wpid1::Uid u{};
+        if (bytes.ok() && bytes->size() == u.size()) {
+            std::copy(bytes->begin(), bytes->end(), u.begin());
+            out.push_back(u);
+        }
+    };
+    if (auto dies = j.find("dies"); dies != j.end() && dies->is_array()) {
+        for (const json& d : *dies)
+            if (d.is_object()) take(d);
+    } else {
+        take(j);
+    }
+    return out;
 }
 
 json mutable_json(const LedgerRecord& r) {
@@ -434,6 +492,7 @@ Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& ty
     if (type == "GENESIS") return apply_genesis(j, seq, time);
     if (!genesis_) return bad("the chain does not start with GENESIS");
     if (type == "ISSUE") return apply_issue(j);
+    if (type == "DELIVER" && format_ >= 4) return apply_deliver_batch(j);
     if (type == "REISSUE" || type == "DELIVER" || type == "RESULT" || type == "VOID")
         return apply_transition(j, type);
     if (type == "ALARM") {
@@ -443,14 +502,14 @@ Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& ty
         WP_RETURN_IF_ERROR(get_text(j, "tester"));
         WP_ASSIGN_OR_RETURN(const json* offered, field(j, "offered"));
         WP_ASSIGN_OR_RETURN(const json* existing, field(j, "existing"));
-        WP_RETURN_IF_ERROR(check_location(*offered, legacy_));
-        return check_location(*existing, legacy_);
+        WP_RETURN_IF_ERROR(check_location(*offered, legacy()));
+        return check_location(*existing, legacy());
     }
     if (type == "QUOTA_REFUSED") {
         WP_RETURN_IF_ERROR(
             check_keys(j, {"seq", "type", "time", "offered", "quota", "quota_used", "tester"}));
         WP_ASSIGN_OR_RETURN(const json* offered, field(j, "offered"));
-        WP_RETURN_IF_ERROR(check_location(*offered, legacy_));
+        WP_RETURN_IF_ERROR(check_location(*offered, legacy()));
         WP_RETURN_IF_ERROR(get_text(j, "tester"));
         WP_ASSIGN_OR_RETURN(const uint64_t quota, get_uint(j, "quota"));
         WP_ASSIGN_OR_RETURN(const uint64_t used, get_uint(j, "quota_used"));
@@ -468,9 +527,14 @@ Status Replayer::apply_genesis(const json& j, uint64_t seq, int64_t time) {
         check_keys(j, {"seq", "type", "time", "format", "job_id", "customer", "product", "quota"}));
     if (seq != 1) return bad("GENESIS is not the first event");
     WP_ASSIGN_OR_RETURN(const std::string format, get_text(j, "format"));
-    if (format != kLedgerFormat && format != kLegacyLedgerFormat)
+    if (format == kLedgerFormat)
+        format_ = 4;
+    else if (format == kPerDieDeliverFormat)
+        format_ = 3;
+    else if (format == kLegacyLedgerFormat)
+        format_ = 2;
+    else
         return bad("unknown ledger format");
-    legacy_ = format == kLegacyLedgerFormat;
     Genesis g;
     WP_ASSIGN_OR_RETURN(g.job_id, get_text(j, "job_id", false));
     WP_ASSIGN_OR_RETURN(g.customer, get_text(j, "customer"));
@@ -483,7 +547,7 @@ Status Replayer::apply_genesis(const json& j, uint64_t seq, int64_t time) {
 
 Status Replayer::apply_issue(const json& j) {
     WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"}));
-    WP_ASSIGN_OR_RETURN(LedgerRecord r, read_issued_record(j, legacy_));
+    WP_ASSIGN_OR_RETURN(LedgerRecord r, read_issued_record(j, legacy()));
     if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() || !r.void_reason.empty())
         return bad("a new record must be ISSUED with no history");
     if (r.serial.empty() || r.serial.size() > 20) return bad("serial length");
@@ -497,7 +561,7 @@ Status Replayer::apply_issue(const json& j) {
         return bad("quota_used " + std::to_string(used) + " but " +
                    std::to_string(quota_used_ + 1) + " identities issued");
     if (used > genesis_->quota) return bad("the quota is exceeded");
-    if (!legacy_) WP_RETURN_IF_ERROR(bind_wafer(r.loc));
+    if (!legacy()) WP_RETURN_IF_ERROR(bind_wafer(r.loc));
     quota_used_ = used;
     by_location_.emplace(key, r.uid);
     by_serial_.emplace(r.serial, r.uid);
@@ -508,11 +572,31 @@ Status Replayer::apply_issue(const json& j) {
 Status Replayer::apply_transition(const json& j, const std::string& type) {
     WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "uid", "after"}));
     WP_ASSIGN_OR_RETURN(const wpid1::Uid uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
+    WP_ASSIGN_OR_RETURN(const json* aj, field(j, "after"));
+    return apply_change(uid, *aj, type);
+}
+
+Status Replayer::apply_deliver_batch(const json& j) {
+    WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "dies"}));
+    WP_ASSIGN_OR_RETURN(const json* dies, field(j, "dies"));
+    if (!dies->is_array() || dies->empty()) return bad("DELIVER dies is not a non-empty array");
+    std::set<wpid1::Uid> seen;
+    for (const json& d : *dies) {
+        WP_RETURN_IF_ERROR(check_keys(d, {"after", "uid"}));
+        WP_ASSIGN_OR_RETURN(const wpid1::Uid uid, get_hex_fixed<wpid1::kUidSize>(d, "uid"));
+        if (!seen.insert(uid).second) return bad("DELIVER lists UID " + to_hex(uid) + " twice");
+        WP_ASSIGN_OR_RETURN(const json* aj, field(d, "after"));
+        WP_RETURN_IF_ERROR(apply_change(uid, *aj, "DELIVER"));
+    }
+    return ok_status();
+}
+
+Status Replayer::apply_change(const wpid1::Uid& uid, const json& after_json,
+                              const std::string& type) {
     auto it = records_.find(uid);
     if (it == records_.end()) return bad("UID " + to_hex(uid) + " was never issued");
     LedgerRecord after = it->second;
-    WP_ASSIGN_OR_RETURN(const json* aj, field(j, "after"));
-    WP_RETURN_IF_ERROR(read_mutable(*aj, after, legacy_));
+    WP_RETURN_IF_ERROR(read_mutable(after_json, after, legacy()));
     const LedgerRecord& before = it->second;
     if (!legal_transition(type, before, after))
         return bad(std::string("illegal transition ") + to_string(before.state) + " -> " +
@@ -584,12 +668,18 @@ Status Replayer::apply_final(const json& j, const std::string& type, int64_t tim
 }
 
 Status Replayer::apply_migrate(const json& j) {
-    WP_RETURN_IF_ERROR(
-        check_keys(j, {"seq", "type", "time", "from_format", "to_format", "wafers"}));
     WP_ASSIGN_OR_RETURN(const std::string from, get_text(j, "from_format"));
     WP_ASSIGN_OR_RETURN(const std::string to, get_text(j, "to_format"));
-    if (!legacy_ || from != kLegacyLedgerFormat || to != kLedgerFormat)
+    if (format_ == 3 && from == kPerDieDeliverFormat && to == kLedgerFormat) {
+        // One DELIVER per touchdown from here on; the records are unchanged.
+        WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "from_format", "to_format"}));
+        format_ = 4;
+        return ok_status();
+    }
+    if (format_ != 2 || from != kLegacyLedgerFormat || to != kPerDieDeliverFormat)
         return bad("MIGRATE from a format this ledger is not in");
+    WP_RETURN_IF_ERROR(
+        check_keys(j, {"seq", "type", "time", "from_format", "to_format", "wafers"}));
     WP_ASSIGN_OR_RETURN(const json* wafers, field(j, "wafers"));
     if (!wafers->is_array()) return bad("wafers is not an array");
     std::map<std::pair<std::string, int>, std::string> given;
@@ -601,7 +691,7 @@ Status Replayer::apply_migrate(const json& j) {
         if (!given.emplace(std::pair{lot, wafer}, std::move(substrate)).second)
             return bad("MIGRATE lists " + lot + " wafer " + std::to_string(wafer) + " twice");
     }
-    legacy_ = false;
+    format_ = 3;
     for (auto& [uid, r] : records_) {
         auto it = given.find({r.loc.lot, r.loc.wafer});
         if (it == given.end())

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -20,16 +21,22 @@ namespace waferprov::host::chain {
 
 using Hash = std::array<uint8_t, 32>;
 
-// Version 3: records carry the substrate id and the wafers table binds each (lot, wafer number)
-// to one substrate id; the events use ledger format 3 (kLedgerFormat). A version-2 file is
-// refused at open with the command that migrates it (Ledger::migrate); version 1 is refused.
-inline constexpr int kSchemaVersion = 3;
+// Version 4: one DELIVER event per touchdown (its "dies" list each die's change), the events use
+// ledger format 4 (kLedgerFormat). Version 3 (one DELIVER event per die) is refused at open with
+// the command that migrates it; so is version 2 (before substrate ids), whose migration needs
+// every wafer's map; version 1 is refused. Ledger::migrate takes either to version 4.
+inline constexpr int kSchemaVersion = 4;
+inline constexpr int kPerDieDeliverSchemaVersion = 3;
 inline constexpr int kLegacySchemaVersion = 2;
-// Format 3: locations (ISSUE records, ALARM and QUOTA_REFUSED offers) carry "substrate".
-// Format 2 (certificates bound by SHA-256, no substrate) is still replayed for ledgers migrated
-// from schema version 2: their chain starts with a format-2 GENESIS and holds one MIGRATE event
-// that gives every wafer its substrate id; events after it are format 3.
-inline constexpr const char* kLedgerFormat = "waferprov-ledger/3";
+// The event formats a chain may hold, oldest first. A chain starts with the format of the build
+// that created it and moves on only through MIGRATE events, one format step each:
+//   2  certificates bound by SHA-256, no substrate (schema version 2);
+//   3  locations (ISSUE records, ALARM and QUOTA_REFUSED offers) carry "substrate"; the MIGRATE
+//      event from 2 gives every wafer its substrate id;
+//   4  DELIVER lists a touchdown's dies ({"dies": [{"after", "uid"}, ...]}) instead of naming
+//      one; the MIGRATE event from 3 carries nothing else.
+inline constexpr const char* kLedgerFormat = "waferprov-ledger/4";
+inline constexpr const char* kPerDieDeliverFormat = "waferprov-ledger/3";
 inline constexpr const char* kLegacyLedgerFormat = "waferprov-ledger/2";
 inline constexpr size_t kMaxText = 256;
 inline constexpr size_t kMaxProblems = 200;
@@ -57,6 +64,14 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
 // canonical() of the nlohmann object (ledger_test checks this).
 void transition_payload(std::string& out, const char* type, const LedgerRecord& r, uint64_t seq,
                         int64_t time);
+// The canonical payload of a format-4 DELIVER event: {"dies": [{"after": mutable_json(r),
+// "uid"}, ...], "seq", "time", "type": "DELIVER"}, the dies in the order given (one touchdown's
+// deliveries); byte-identical to canonical() of the nlohmann object (ledger_test checks this).
+void deliver_payload(std::string& out, std::span<const LedgerRecord> dies, uint64_t seq,
+                     int64_t time);
+// The UIDs a DELIVER event's payload names: the "dies" of a format-4 event, or "uid" of an older
+// one. Empty for a payload that is not a DELIVER event (verify() reports malformed ones).
+std::vector<wpid1::Uid> delivered_uids(std::string_view payload);
 // A record as the chain binds it: certificate_der replaced by its SHA-256. Replayed records
 // (Replayer::records()) are in this form; compare stored records through it.
 LedgerRecord chain_form(LedgerRecord r);
@@ -105,6 +120,12 @@ private:
     Status apply_genesis(const nlohmann::json& j, uint64_t seq, int64_t time);
     Status apply_issue(const nlohmann::json& j);
     Status apply_transition(const nlohmann::json& j, const std::string& type);
+    // A format-4 DELIVER: every listed die makes the DELIVER transition; a UID listed twice is an
+    // error.
+    Status apply_deliver_batch(const nlohmann::json& j);
+    // One die's change to `after` (the event's "after" object) under `type`'s rules.
+    Status apply_change(const wpid1::Uid& uid, const nlohmann::json& after,
+                        const std::string& type);
     Status apply_migrate(const nlohmann::json& j);
     // FINAL_CHALLENGE / FINAL_RESULT (docs/final-test.md): challenges only for parts PROGRAMMED
     // at sort; a result answers the part's open challenge (same nonce and session) once.
@@ -112,7 +133,8 @@ private:
     // Binds (lot, wafer) to substrate; an error if either side is bound otherwise.
     Status bind_wafer(const DieLocation& loc);
     uint64_t events_ = 0;
-    bool legacy_ = false;  // format-2 events until the MIGRATE event
+    int format_ = 0;  // the chain's event format (2, 3 or 4): GENESIS's, then each MIGRATE's
+    bool legacy() const { return format_ == 2; }
     Hash head_{};
     std::optional<Genesis> genesis_;
     uint64_t quota_used_ = 0;

@@ -647,6 +647,14 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
                     "version 2); it is left unchanged. Migrate it once, giving the map of every "
                     "wafer it holds: waferprov ledger migrate --ledger " +
                     impl.path.string() + " --map FILE [--wafer N] [--map FILE ...]");
+        if (row && q.int_col(0) == chain::kPerDieDeliverSchemaVersion)
+            return make_error(
+                ErrorCode::kUnsupported,
+                "ledger " + impl.path.string() +
+                    " records one DELIVER event per die (schema version 3); this build writes one "
+                    "per touchdown (version 4) and leaves the file unchanged. Migrate it once "
+                    "(its history is kept as it is): waferprov ledger migrate --ledger " +
+                    impl.path.string());
         if (!row || q.int_col(0) != chain::kSchemaVersion)
             return make_error(ErrorCode::kUnsupported,
                               "ledger " + impl.path.string() + ": schema version " +
@@ -958,11 +966,23 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
             return make_error(ErrorCode::kInvalidArgument,
                               "ledger " + path.string() + " is already schema version " +
                                   std::to_string(chain::kSchemaVersion) + ": nothing to migrate");
+        if (version == chain::kPerDieDeliverSchemaVersion) {
+            if (!wafers.empty())
+                return make_error(ErrorCode::kInvalidArgument,
+                                  "ledger " + path.string() +
+                                      " is schema version 3: its wafers have their substrate ids "
+                                      "already, so its migration takes no maps");
+            MigrateReport report;
+            report.from_version = chain::kPerDieDeliverSchemaVersion;
+            WP_RETURN_IF_ERROR(m.migrate_3_to_4(report));
+            WP_RETURN_IF_ERROR(txn.commit());
+            return report;
+        }
         if (version != chain::kLegacySchemaVersion)
             return make_error(ErrorCode::kUnsupported,
                               "ledger " + path.string() + ": schema version " +
                                   (row ? std::to_string(version) : "missing") +
-                                  " cannot be migrated (only version 2 can)");
+                                  " cannot be migrated (only versions 2 and 3 can)");
     }
     // The substrate id of every wafer the ledger holds, from the maps given; nothing is written
     // unless every wafer has exactly one and no substrate id names two wafers.
@@ -1032,15 +1052,31 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     WP_RETURN_IF_ERROR(m.append_event(ws,
                                       json{{"from_format", chain::kLegacyLedgerFormat},
-                                           {"to_format", chain::kLedgerFormat},
+                                           {"to_format", chain::kPerDieDeliverFormat},
                                            {"wafers", std::move(list)}},
                                       "MIGRATE", std::nullopt));
     WP_RETURN_IF_ERROR(m.store_write_state(ws));
-    WP_RETURN_IF_ERROR(sql::exec(
-        m.db.get(),
-        ("UPDATE schema_version SET version = " + std::to_string(chain::kSchemaVersion)).c_str()));
+    report.from_version = chain::kLegacySchemaVersion;
+    // Then on to this version, in the same transaction: a file is never left half-way.
+    WP_RETURN_IF_ERROR(m.migrate_3_to_4(report));
     WP_RETURN_IF_ERROR(txn.commit());
     return report;
+}
+
+Status Ledger::Impl::migrate_3_to_4(MigrateReport& report) {
+    // Nothing in the tables changes: from here on a touchdown's deliveries are one DELIVER event.
+    // The MIGRATE event marks where in the chain that starts, so that verify() replays the
+    // per-die DELIVER events before it and the per-touchdown ones after it.
+    WP_ASSIGN_OR_RETURN(WriteState ws, load_write_state());
+    WP_RETURN_IF_ERROR(append_event(
+        ws, json{{"from_format", chain::kPerDieDeliverFormat}, {"to_format", chain::kLedgerFormat}},
+        "MIGRATE", std::nullopt));
+    WP_RETURN_IF_ERROR(store_write_state(ws));
+    WP_RETURN_IF_ERROR(sql::exec(
+        db.get(),
+        ("UPDATE schema_version SET version = " + std::to_string(chain::kSchemaVersion)).c_str()));
+    report.to_version = chain::kSchemaVersion;
+    return ok_status();
 }
 
 // ---- record_batch ---------------------------------------------------------------------------
@@ -1248,20 +1284,24 @@ Result<std::vector<Ledger::RecordedDelivery>> Ledger::record_and_deliver(
     auto apply = [&](WriteState& ws) -> Status {
         out.clear();
         BatchRecorder recorder(*impl_, ws);
+        std::vector<Delivery> deliveries;
+        std::vector<size_t> index;  // out index of each delivery
         for (size_t i = 0; i < batch.size(); ++i) {
             WP_ASSIGN_OR_RETURN(RecordResult res, recorder.record(batch[i]));
             RecordedDelivery rd{std::move(res), std::nullopt};
             const auto o = rd.recorded.outcome;
             if ((o == RecordOutcome::kIssued || o == RecordOutcome::kReissued) &&
                 rd.recorded.record) {
-                const Delivery d{rd.recorded.record->uid, rd.recorded.record->loc, sites[i]};
-                std::vector<TransitionResult> tr;
-                WP_RETURN_IF_ERROR(
-                    impl_->apply_deliver(ws, std::span<const Delivery>(&d, 1), tester, true, tr));
-                rd.delivered = std::move(tr.front());
+                deliveries.push_back(
+                    Delivery{rd.recorded.record->uid, rd.recorded.record->loc, sites[i]});
+                index.push_back(i);
             }
             out.push_back(std::move(rd));
         }
+        // The recorded identities are delivered together: one DELIVER event after their ISSUEs.
+        std::vector<TransitionResult> tr;
+        WP_RETURN_IF_ERROR(impl_->apply_deliver(ws, deliveries, tester, true, tr));
+        for (size_t k = 0; k < tr.size(); ++k) out[index[k]].delivered = std::move(tr[k]);
         return ok_status();
     };
     WP_RETURN_IF_ERROR(impl_->group.run(apply));
@@ -1292,17 +1332,18 @@ Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
-            wpid1::Uid uid{};
-            if (!copy_fixed(q.blob_col(1), uid)) continue;
-            // Canonical payloads: the only "state" member is the record's state after the event.
             if (q.text_col(0) == "RESULT") {
+                wpid1::Uid uid{};
+                if (!copy_fixed(q.blob_col(1), uid)) continue;
+                // Canonical payloads: the only "state" member is the record's state after it.
                 if (q.text_col(2).find("\"state\":\"FAILED\"") != std::string::npos)
                     failed.insert(uid);
                 else
                     failed.erase(uid);
-            } else if (failed.erase(uid) != 0) {
-                ++out[uid];
+                continue;
             }
+            for (const auto& uid : chain::delivered_uids(q.text_col(2)))
+                if (failed.erase(uid) != 0) ++out[uid];
         }
     }
     WP_RETURN_IF_ERROR(txn.commit());
@@ -1311,8 +1352,9 @@ Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
 
 Result<bool> Ledger::migrated() {
     std::lock_guard lock(impl_->mu);
-    WP_ASSIGN_OR_RETURN(auto* s,
-                        impl_->stmt("SELECT 1 FROM events WHERE type = 'MIGRATE' LIMIT 1"));
+    WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT 1 FROM events WHERE type = 'MIGRATE' AND "
+                                             "json_extract(payload, '$.from_format') = "
+                                             "'waferprov-ledger/2' LIMIT 1"));
     sql::Query q(impl_->db.get(), s);
     return q.step();
 }
@@ -1445,8 +1487,17 @@ Status Ledger::Impl::apply_deliver(WriteState& ws, std::span<const Delivery> ite
                                    const std::string& tester, bool check_location,
                                    std::vector<TransitionResult>& out) {
     Impl& m = *this;
+    m.delivered.clear();
     for (const auto& item : items) {
         const auto& uid = item.uid;
+        // One event lists each die once: a second delivery of a die in the same call says
+        // nothing new and is refused.
+        if (std::any_of(m.delivered.begin(), m.delivered.end(),
+                        [&](const LedgerRecord& d) { return d.uid == uid; })) {
+            out.push_back(refused(uid, TransitionStatus::kInvalidArgument,
+                                  "UID " + to_hex(uid) + " is delivered twice in one call"));
+            continue;
+        }
         WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
         if (!rec) {
             out.push_back(refused(uid, TransitionStatus::kUnknownUid,
@@ -1485,13 +1536,16 @@ Status Ledger::Impl::apply_deliver(WriteState& ws, std::span<const Delivery> ite
         r.updated_us = ws.now;
         r.tester = tester;
         WP_RETURN_IF_ERROR(m.update_mutable(r));
-        chain::transition_payload(m.scratch, "DELIVER", r, ws.seq + 1, ws.now);
-        WP_RETURN_IF_ERROR(m.insert_event(ws, m.scratch, "DELIVER", uid));
+        m.delivered.push_back(r);
         TransitionResult tr{uid, TransitionStatus::kOk, std::move(r), std::move(msg)};
         tr.again = again;
         out.push_back(std::move(tr));
     }
-    return ok_status();
+    // One DELIVER event for the touchdown (schema version 4), listing its dies in site order.
+    if (m.delivered.empty()) return ok_status();
+    chain::deliver_payload(m.scratch, m.delivered, ws.seq + 1, ws.now);
+    m.delivered.clear();
+    return m.insert_event(ws, m.scratch, "DELIVER", std::nullopt);
 }
 
 Result<std::vector<TransitionResult>> Ledger::mark_results(std::span<const DieResult> results,
@@ -1872,13 +1926,13 @@ Result<Ledger::DeliveryTally> Ledger::delivery_tally() {
     WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
     DeliveryTally out;
     {
-        WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT uid FROM events WHERE type = 'DELIVER'"));
+        WP_ASSIGN_OR_RETURN(auto* s,
+                            impl_->stmt("SELECT payload FROM events WHERE type = 'DELIVER'"));
         sql::Query q(impl_->db.get(), s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
-            wpid1::Uid uid{};
-            if (copy_fixed(q.blob_col(0), uid)) ++out.deliveries[uid];
+            for (const auto& uid : chain::delivered_uids(q.text_col(0))) ++out.deliveries[uid];
         }
     }
     {

@@ -106,7 +106,11 @@ struct Ledger::Impl {
     // Inserts a payload already in canonical form, carrying seq ws.seq + 1 and time ws.now.
     Status insert_event(WriteState& ws, std::string_view payload, const char* type,
                         const std::optional<wpid1::Uid>& uid);
-    std::string scratch;  // the ISSUE payload buffer, reused
+    std::string scratch;                  // the ISSUE payload buffer, reused
+    std::vector<LedgerRecord> delivered;  // apply_deliver's dies for its one DELIVER event
+    // Ledger::migrate's last step (inside its transaction): the MIGRATE event from format 3 and
+    // schema version 4.
+    Status migrate_3_to_4(MigrateReport& report);
     Status store_write_state(const WriteState& ws);
     // Before a write transaction: refused after a failed anchor append.
     Status writable() const;

@@ -202,11 +202,12 @@ TEST_F(LedgerMigrate, AMigratedLedgerVerifiesAndExportsWithItsSubstrateIds) {
     EXPECT_NE(r.out.find("24 records on 2 wafer(s)"), std::string::npos) << r.out;
     r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
     EXPECT_EQ(r.status, 0) << r.out;
-    EXPECT_NE(r.out.find("26 events, 24 records"), std::string::npos) << r.out;  // + MIGRATE
+    // + two MIGRATE events: 2 -> 3 (substrate ids), 3 -> 4 (one DELIVER event per touchdown)
+    EXPECT_NE(r.out.find("27 events, 24 records"), std::string::npos) << r.out;
     r = waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " + path("w3.xml") +
                   " --map " + path("w4.sinf"));
     EXPECT_EQ(r.status, 1) << r.out;
-    EXPECT_NE(r.out.find("already schema version 3"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("already schema version 4"), std::string::npos) << r.out;
 
     auto l = Ledger::open_existing(path("ledger.sqlite"));
     ASSERT_TRUE(l.ok()) << l.error().describe();
@@ -223,6 +224,118 @@ TEST_F(LedgerMigrate, AMigratedLedgerVerifiesAndExportsWithItsSubstrateIds) {
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(bytes_of("x/records.jsonl").find("\"substrate\":\"LEGACY1-03\""), std::string::npos);
     EXPECT_NE(bytes_of("x/events.jsonl").find("\"type\":\"MIGRATE\""), std::string::npos);
+}
+
+// A ledger written by the build before one DELIVER event per touchdown (schema version 3, kept
+// in tests/data/ledger-v3 with its anchor and development CA; its README says how it was made):
+// refused by name with the migrate command, never reinterpreted; migrated without maps; its old
+// per-die DELIVER events still replay, and new deliveries are one event per call.
+class LedgerMigrate3 : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const fs::path data = fs::path(WAFERPROV_SOURCE_DIR) / "host/ledger/tests/data/ledger-v3";
+        for (const char* f :
+             {"ledger.sqlite", "ledger.sqlite.anchor", "w7.xml", "ca.pem", "ca.key", "root.pem"})
+            fs::copy_file(data / f, dir_ / f);
+        fs::permissions(dir_ / "ca.key", fs::perms::owner_read | fs::perms::owner_write);
+    }
+    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    std::string bytes_of(const std::string& name) const {
+        std::ifstream in(dir_ / name, std::ios::binary);
+        return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    }
+    static LedgerConfig config() {
+        return LedgerConfig{"LEDGER3", "Development customer", "WPDEMO", 1000};
+    }
+    TempDir dir_;
+};
+
+TEST_F(LedgerMigrate3, AVersion3LedgerIsRefusedByNameWithTheCommandThatMigratesIt) {
+    const std::string before = bytes_of("ledger.sqlite");
+    for (const std::string cmd : {"ledger verify --ledger ", "ledger summary --ledger "}) {
+        auto r = waferprov(cmd + path("ledger.sqlite"));
+        EXPECT_EQ(r.status, 1) << r.out;
+        EXPECT_NE(r.out.find("one DELIVER event per die (schema version 3)"), std::string::npos)
+            << r.out;
+        EXPECT_NE(r.out.find("waferprov ledger migrate --ledger " + path("ledger.sqlite")),
+                  std::string::npos)
+            << r.out;
+    }
+    auto l = Ledger::open(path("ledger.sqlite"), config());
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.error().code, ErrorCode::kUnsupported);
+    // Maps belong to the migration from version 2 only.
+    auto r =
+        waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " + path("w7.xml"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("takes no maps"), std::string::npos) << r.out;
+    EXPECT_EQ(bytes_of("ledger.sqlite"), before);
+}
+
+TEST_F(LedgerMigrate3, AMigratedLedgerKeepsItsHistoryAndDeliversOneEventPerCall) {
+    auto r = waferprov("ledger migrate --ledger " + path("ledger.sqlite"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("from schema version 3 to 4"), std::string::npos) << r.out;
+    r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("69 events, 12 records"), std::string::npos) << r.out;  // + MIGRATE
+    r = waferprov("ledger migrate --ledger " + path("ledger.sqlite"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("already schema version 4"), std::string::npos) << r.out;
+
+    auto l = Ledger::open(path("ledger.sqlite"), config());
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    // Not a ledger from before substrate ids: its UIDs are all derived with them.
+    auto migrated = (*l)->migrated();
+    ASSERT_TRUE(migrated.ok());
+    EXPECT_FALSE(*migrated);
+    // The per-die DELIVER events before the MIGRATE event still count: 16 deliveries of 12
+    // dies, the 4 retests among them (the fixture's README).
+    auto tally = (*l)->delivery_tally();
+    ASSERT_TRUE(tally.ok());
+    uint32_t deliveries = 0;
+    for (const auto& [uid, n] : tally->deliveries) deliveries += n;
+    EXPECT_EQ(tally->deliveries.size(), 12u);
+    EXPECT_EQ(deliveries, 16u);
+    auto retests = (*l)->retests();
+    ASSERT_TRUE(retests.ok());
+    uint32_t again = 0;
+    for (const auto& [uid, n] : *retests) again += n;
+    EXPECT_EQ(again, 4u);
+
+    // The die that failed last is retested: one DELIVER event, in the new form.
+    auto wafer = (*l)->list_wafer("LOT3", 7);
+    ASSERT_TRUE(wafer.ok());
+    std::vector<LedgerRecord> failed;
+    for (const auto& rec : *wafer)
+        if (rec.state == DieState::kFailed) failed.push_back(rec);
+    ASSERT_EQ(failed.size(), 1u);
+    const LedgerRecord die = failed.front();
+    const Delivery d{die.uid, die.loc, 2};
+    auto done = (*l)->deliver(std::vector<Delivery>{d, d}, "SIM-01");
+    ASSERT_TRUE(done.ok()) << done.error().describe();
+    ASSERT_EQ(done->size(), 2u);
+    EXPECT_EQ((*done)[0].status, TransitionStatus::kOk);
+    EXPECT_EQ((*done)[1].status, TransitionStatus::kInvalidArgument);  // the same die again
+    tally = (*l)->delivery_tally();
+    ASSERT_TRUE(tally.ok());
+    EXPECT_EQ(tally->deliveries.at(die.uid), 3u);  // delivered, failed, retested: twice before
+    retests = (*l)->retests();
+    ASSERT_TRUE(retests.ok());
+    EXPECT_EQ(retests->at(die.uid), 2u);
+    l->reset();
+
+    r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("70 events, 12 records"), std::string::npos) << r.out;
+    r = waferprov("ledger export --ledger " + path("ledger.sqlite") + " --out " + path("x") +
+                  " --ca-key " + path("ca.key") + " --ca-cert " + path("ca.pem"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    r = waferprov("ledger verify --export " + path("x") + " --ca " + path("ca.pem"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    const std::string events = bytes_of("x/events.jsonl");
+    EXPECT_NE(events.find("\"from_format\":\"waferprov-ledger/3\""), std::string::npos);
+    EXPECT_NE(events.find("{\"dies\":[{\"after\":"), std::string::npos);
 }
 
 }  // namespace

@@ -335,8 +335,13 @@ TEST(LedgerCrash, KillNineDuringGroupCommitsLosesAndDuplicatesNothing) {
         sqlite3_stmt* q = nullptr;
         ASSERT_EQ(
             sqlite3_prepare_v2(db,
-                               "SELECT count(*) FROM (SELECT uid FROM events WHERE type IN "
-                               "('DELIVER', 'RESULT') GROUP BY type, uid HAVING count(*) > 1)",
+                               // A DELIVER event lists its touchdown's dies (schema 4).
+                               "SELECT count(*) FROM (SELECT type, uid FROM ("
+                               "SELECT type, uid FROM events WHERE type = 'RESULT' UNION ALL "
+                               "SELECT events.type, json_extract(d.value, '$.uid') FROM events, "
+                               "json_each(events.payload, '$.dies') AS d "
+                               "WHERE events.type = 'DELIVER')"
+                               " GROUP BY type, uid HAVING count(*) > 1)",
                                -1, &q, nullptr),
             SQLITE_OK);
         ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);

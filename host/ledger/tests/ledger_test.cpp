@@ -520,7 +520,7 @@ protected:
 
 TEST_F(LedgerTamper, UntouchedLedgerVerifies) {
     EXPECT_TRUE(verify_problems(path()).empty());
-    EXPECT_EQ(events_, 11u);
+    EXPECT_EQ(events_, 10u);  // GENESIS, 5 ISSUE, one DELIVER for two dies, RESULT, REISSUE, ALARM
 }
 
 TEST_F(LedgerTamper, EditedRecordFieldsAreDetectedAndNamed) {
@@ -568,11 +568,11 @@ TEST_F(LedgerTamper, DeletedEventIsDetected) {
 }
 
 TEST_F(LedgerTamper, DeletedLastEventWithItsRecordChangeIsDetected) {
-    // The last record change (the REISSUE, event 10) removed and the head rewound to event 9:
+    // The last record change (the REISSUE, event 9) removed and the head rewound to event 8:
     // the chain is self-consistent but no longer replays to the records table.
     tamper(path(),
-           "DELETE FROM events WHERE seq >= 10;"
-           "UPDATE job SET head_seq = 9, head_hash = (SELECT hash FROM events WHERE seq = 9);");
+           "DELETE FROM events WHERE seq >= 9;"
+           "UPDATE job SET head_seq = 8, head_hash = (SELECT hash FROM events WHERE seq = 8);");
     auto problems = verify_problems(path());
     EXPECT_TRUE(any_contains(problems, "record UID " + to_hex(uid_of(3)))) << join(problems);
 }
@@ -721,6 +721,18 @@ TEST(Ledger, IssuePayloadMatchesCanonicalJson) {
             chain::transition_payload(got, type, r, seq, time);
             EXPECT_EQ(got, chain::canonical(t));
         }
+        // A touchdown's DELIVER event: this record and its neighbour, in the order given.
+        LedgerRecord other = r;
+        other.uid[0] ^= 0xff;
+        other.bin = "\x7e";
+        const std::vector<LedgerRecord> dies{r, other};
+        nlohmann::json d{
+            {"dies", nlohmann::json::array()}, {"seq", seq}, {"type", "DELIVER"}, {"time", time}};
+        for (const auto& die : dies)
+            d["dies"].push_back({{"uid", to_hex(die.uid)}, {"after", chain::mutable_json(die)}});
+        chain::deliver_payload(got, dies, seq, time);
+        EXPECT_EQ(got, chain::canonical(d));
+        EXPECT_EQ(chain::delivered_uids(got), (std::vector<wpid1::Uid>{r.uid, other.uid}));
     }
 }
 
@@ -910,12 +922,12 @@ TEST(LedgerGroupCommit, AFailedRequestRollsBackAloneInsideItsGroup) {
     }
     for (size_t k : {0, 1, 2, 6, 7, 8, 9, 10, 11})
         EXPECT_EQ(l->find_uid(ids[k].uid).value()->state, DieState::kDelivered) << k;
-    // The chain holds exactly the committed events: 12 ISSUE, 9 DELIVER, no gap where the
-    // rolled-back request's events were.
+    // The chain holds exactly the committed events: 12 ISSUE, one DELIVER per committed request
+    // (3, listing 9 dies), no gap where the rolled-back request's event was.
     auto rep = l->verify();
     ASSERT_TRUE(rep.ok());
     EXPECT_TRUE(rep->ok()) << join(rep->problems);
-    EXPECT_EQ(l->head()->events, 1u + 12u + 9u);
+    EXPECT_EQ(l->head()->events, 1u + 12u + 3u);
 }
 
 }  // namespace

@@ -167,12 +167,13 @@ Metrics::Metrics(MetricsOptions options)
                    .Name("waferprov_identities_issued_total")
                    .Help("Identities issued (ISSUE events: new, counted against the quota)")
                    .Register(r);
-    delivered_ = &prometheus::BuildCounter()
-                      .Name("waferprov_identities_delivered_total")
-                      .Help(
-                          "Identities delivered to testers (DELIVER events; a retested die "
-                          "is delivered again)")
-                      .Register(r);
+    delivered_ =
+        &prometheus::BuildCounter()
+             .Name("waferprov_identities_delivered_total")
+             .Help(
+                 "Identities delivered to testers (dies listed in DELIVER events; a retested die "
+                 "is delivered again)")
+             .Register(r);
     programmed_ = &prometheus::BuildCounter()
                        .Name("waferprov_identities_programmed_total")
                        .Help("Results recorded as PROGRAMMED")

@@ -484,7 +484,7 @@ TEST_F(ServiceTest, DiesGeneratedOnDemandAreIssuedAndDeliveredInOneCommit) {
                           sqlite3_column_int(q, 1), sqlite3_column_int(q, 2));
     sqlite3_finalize(q);
     ASSERT_EQ(rows.size(), 2u);
-    EXPECT_EQ(rows[0], std::make_tuple(std::string("DELIVER"), 3, 1));
+    EXPECT_EQ(rows[0], std::make_tuple(std::string("DELIVER"), 1, 1));  // one per touchdown
     EXPECT_EQ(rows[1], std::make_tuple(std::string("ISSUE"), 3, 1));
     // ... and the ISSUE and DELIVER events share that one time: one transaction.
     ASSERT_EQ(sqlite3_prepare_v2(db,
@@ -1282,7 +1282,9 @@ private:
 
 // Events of one type (and, if given, whose payload contains `needle`) in a ledger file, read
 // with SQLite itself rather than the ledger code under test.
-int count_events(const fs::path& ledger, const std::string& type, const std::string& needle = "") {
+// The one number `sql` (text parameters `binds`) counts in the ledger, -1 on an error.
+int count_in_ledger(const fs::path& ledger, const char* sql,
+                    const std::vector<std::string>& binds = {}) {
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(ledger.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
         sqlite3_close(db);
@@ -1290,16 +1292,27 @@ int count_events(const fs::path& ledger, const std::string& type, const std::str
     }
     sqlite3_stmt* st = nullptr;
     int n = -1;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT COUNT(*) FROM events WHERE type = ?1 AND instr(payload, ?2) > 0",
-                           -1, &st, nullptr) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, type.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, needle.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK) {
+        for (size_t i = 0; i < binds.size(); ++i)
+            sqlite3_bind_text(st, static_cast<int>(i + 1), binds[i].c_str(), -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+int count_events(const fs::path& ledger, const std::string& type, const std::string& needle = "") {
+    return count_in_ledger(ledger,
+                           "SELECT COUNT(*) FROM events WHERE type = ?1 AND instr(payload, ?2) > 0",
+                           {type, needle});
+}
+
+// Deliveries of dies: each DELIVER event lists its touchdown's dies.
+int delivered_dies(const fs::path& ledger) {
+    return count_in_ledger(ledger,
+                           "SELECT COUNT(*) FROM events, json_each(events.payload, '$.dies') "
+                           "WHERE events.type = 'DELIVER'");
 }
 
 // A job file with one more [job] setting.
@@ -1355,7 +1368,9 @@ TEST_F(ServiceTest, RepeatedTouchdownsStopAtTheDeliveryCapWithOneAlarmPerDie) {
                                          : StatusCode::kDeliveryCap;
         EXPECT_EQ(seen[i], want) << "site answer " << i;
     }
-    EXPECT_EQ(count_events(j.job.ledger, "DELIVER"), 12);
+    // One DELIVER event per touchdown that delivered (3), listing 4 dies each.
+    EXPECT_EQ(count_events(j.job.ledger, "DELIVER"), 3);
+    EXPECT_EQ(delivered_dies(j.job.ledger), 12);
     EXPECT_EQ(count_events(j.job.ledger, "ALARM", "\"reason\":\"delivery-cap\""), 4);
     // After a restart the counts come from the ledger: still refused, no second ALARM.
     seen.clear();
@@ -1370,7 +1385,8 @@ TEST_F(ServiceTest, RepeatedTouchdownsStopAtTheDeliveryCapWithOneAlarmPerDie) {
         ASSERT_EQ(serve.stop(), 0) << serve.log();
     }
     for (auto st : seen) EXPECT_EQ(st, StatusCode::kDeliveryCap);
-    EXPECT_EQ(count_events(j.job.ledger, "DELIVER"), 13);
+    EXPECT_EQ(count_events(j.job.ledger, "DELIVER"), 4);
+    EXPECT_EQ(delivered_dies(j.job.ledger), 13);
     EXPECT_EQ(count_events(j.job.ledger, "ALARM", "\"reason\":\"delivery-cap\""), 4);
     auto ledger = Ledger::open_existing(j.job.ledger).value();
     const auto v = ledger->verify().value();

@@ -223,8 +223,10 @@ struct WaferSubstrate {
 };
 
 struct MigrateReport {
-    std::vector<WaferSubstrate> wafers;  // the wafers the ledger holds, with their substrate ids
-    uint64_t records = 0;                // records given a substrate id
+    int from_version = 0;                // the schema version the file had (2 or 3)
+    int to_version = 0;                  // the version it has now (this build's)
+    std::vector<WaferSubstrate> wafers;  // from version 2: the wafers, with their substrate ids
+    uint64_t records = 0;                // from version 2: records given a substrate id
 };
 
 // ---- Final test (docs/final-test.md) --------------------------------------------------------
@@ -326,13 +328,17 @@ public:
     static Result<std::unique_ptr<Ledger>> open_existing(const std::filesystem::path& path,
                                                          int busy_timeout_ms = 30000);
 
-    // Migrates a ledger written before substrate ids (schema version 2) to this version, in one
-    // transaction: every record gets the substrate id `wafers` gives its (lot, wafer), and one
-    // MIGRATE event records the assignment in the hash chain (earlier events are kept as they
-    // are, so the chain still verifies). Refused, with nothing changed, when a wafer the ledger
-    // holds has no substrate id in `wafers`, a wafer is given two, or one id is given to two
-    // wafers. open() and open_existing() refuse a version-2 ledger with the command that runs
-    // this (`waferprov ledger migrate`). Existing identities keep their UIDs.
+    // Migrates an older ledger to this version (4), in one transaction; earlier events are kept
+    // as they are, so the chain still verifies, and each format step is one MIGRATE event.
+    //  - Version 3 (one DELIVER event per die): `wafers` must be empty; one MIGRATE event marks
+    //    where one DELIVER event per touchdown starts.
+    //  - Version 2 (before substrate ids): every record gets the substrate id `wafers` gives its
+    //    (lot, wafer), in a MIGRATE event that records the assignment, then the step above.
+    //    Refused, with nothing changed, when a wafer the ledger holds has no substrate id in
+    //    `wafers`, a wafer is given two, or one id is given to two wafers. Existing identities
+    //    keep their UIDs.
+    // open() and open_existing() refuse a version-2 or -3 ledger with the command that runs
+    // this (`waferprov ledger migrate`).
     static Result<MigrateReport> migrate(const std::filesystem::path& path,
                                          const std::vector<WaferSubstrate>& wafers,
                                          int busy_timeout_ms = 30000);
@@ -354,7 +360,8 @@ public:
     // event log: a retest on the tester link). Dies never retested are absent. One read of the
     // DELIVER and RESULT events, in chain order.
     Result<std::map<wpid1::Uid, uint32_t>> retests();
-    // Whether the ledger was migrated from schema version 2 (its chain holds a MIGRATE event):
+    // Whether the ledger was migrated from schema version 2 (its chain holds a MIGRATE event
+    // from format 2; one from format 3 changed only the DELIVER events):
     // its older identities carry UIDs derived before substrate ids (derive_legacy_uid).
     Result<bool> migrated();
     // The substrate id the ledger has bound to (lot, wafer), if it holds a record of it.
