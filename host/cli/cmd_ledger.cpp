@@ -1,4 +1,6 @@
-// waferprov ledger verify|export|show|summary|migrate  (docs/ledger.md)
+// waferprov ledger verify|export|show|summary|list|void|migrate  (docs/ledger.md)
+#include <charconv>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -17,8 +19,10 @@ constexpr const char* kUsage =
     "       waferprov ledger verify --export DIR --ca FILE\n"
     "       waferprov ledger export [--job FILE] [--ledger FILE] --out DIR\n"
     "                               [--ca-key FILE --ca-cert FILE]\n"
-    "       waferprov ledger show [--job FILE] [--ledger FILE] [--uid HEX]\n"
+    "       waferprov ledger show [--job FILE] [--ledger FILE] [--uid HEX | --at LOT:WAFER:X:Y]\n"
     "       waferprov ledger summary [--job FILE] [--ledger FILE]\n"
+    "       waferprov ledger list [--job FILE] [--ledger FILE] [--state STATE]\n"
+    "       waferprov ledger void --job FILE --uid HEX --reason TEXT\n"
     "       waferprov ledger migrate [--job FILE] [--ledger FILE]\n"
     "                                [--map FILE [--wafer N] ...]\n"
     "\n"
@@ -38,7 +42,16 @@ constexpr const char* kUsage =
     "export: writes records.jsonl, events.jsonl, manifest.json and manifest.sig into DIR (which\n"
     "  must not exist), signing the manifest with the manufacturer CA key.\n"
     "show/summary: the job, counts per state, quota used and left, the chain head; with --uid,\n"
-    "  one die's record.\n"
+    "  one die's record; with --at, the record of the die at that location (lot, wafer number,\n"
+    "  x, y; the lot is everything before the last three colons).\n"
+    "list: one tab-separated line per record (uid, lot, wafer, substrate, x, y, state, serial,\n"
+    "  tester, bin), ordered by lot, wafer, y, x; --state ISSUED|DELIVERED|PROGRAMMED|FAILED|VOID\n"
+    "  lists only records in that state.\n"
+    "void: takes a die's identity out of service for good (a die scrapped, a key known to be\n"
+    "  exposed): its record becomes VOID with the reason (1..256 printable ASCII), one VOID\n"
+    "  event of the hash chain; it is never delivered again and keeps counting against the\n"
+    "  quota. Needs --job (the ledger's anchors, a PKCS#11 job's token). A VOID identity cannot\n"
+    "  be voided again.\n"
     "migrate: brings an older ledger to this version (4), in one transaction, keeping its\n"
     "  history: from version 3 (one DELIVER event per die) it takes no maps; from version 2\n"
     "  (before substrate ids) every wafer it holds gets the substrate id of its map (--map, one\n"
@@ -156,6 +169,36 @@ void print_record(const host::LedgerRecord& r) {
     if (!r.void_reason.empty()) std::cout << "void reason  " << r.void_reason << "\n";
 }
 
+// --at LOT:WAFER:X:Y. A lot may itself contain colons: the last three fields are the numbers.
+Result<host::DieLocation> parse_at(const std::string& text) {
+    const auto bad = [&] {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "--at " + text +
+                              ": expected LOT:WAFER:X:Y (a wafer number and x, y "
+                              "as integers)");
+    };
+    std::vector<int> numbers;
+    size_t end = text.size();
+    for (int k = 0; k < 3; ++k) {
+        const size_t colon = end == 0 ? std::string::npos : text.rfind(':', end - 1);
+        if (colon == std::string::npos) return bad();
+        int v = 0;
+        const char* first = text.data() + colon + 1;
+        const char* last = text.data() + end;
+        auto [ptr, ec] = std::from_chars(first, last, v);
+        if (ec != std::errc() || ptr != last || first == last) return bad();
+        numbers.push_back(v);
+        end = colon;
+    }
+    if (end == 0) return bad();
+    host::DieLocation loc;
+    loc.lot = text.substr(0, end);
+    loc.wafer = numbers[2];
+    loc.x = numbers[1];
+    loc.y = numbers[0];
+    return loc;
+}
+
 int run_show(const ParsedArgs& a) {
     if (!a.has("ledger") && !a.has("job"))
         return usage_error("show needs --job FILE or --ledger FILE");
@@ -170,6 +213,19 @@ int run_show(const ParsedArgs& a) {
         if (!r.ok()) return fail(r.error());
         if (!r->has_value()) {
             std::cerr << "waferprov ledger: UID " << a.get("uid") << " is not in the ledger\n";
+            return kExitFailure;
+        }
+        print_record(**r);
+        return kExitOk;
+    }
+    if (a.has("at")) {
+        auto loc = parse_at(a.get("at"));
+        if (!loc.ok()) return usage_error(loc.error().message);
+        auto r = (*l)->find_location(*loc);
+        if (!r.ok()) return fail(r.error());
+        if (!r->has_value()) {
+            std::cerr << "waferprov ledger: no record at " << loc->lot << " wafer " << loc->wafer
+                      << " (" << loc->x << ", " << loc->y << ")\n";
             return kExitFailure;
         }
         print_record(**r);
@@ -228,6 +284,63 @@ int run_migrate(const ParsedArgs& a) {
     return kExitOk;
 }
 
+int run_list(const ParsedArgs& a) {
+    if (!a.has("ledger") && !a.has("job"))
+        return usage_error("list needs --job FILE or --ledger FILE");
+    std::optional<host::DieState> only;
+    if (a.has("state")) {
+        auto st = host::die_state_from_string(a.get("state"));
+        if (!st.ok()) return usage_error("--state: " + st.error().message);
+        only = *st;
+    }
+    auto path = ledger_path(a);
+    if (!path.ok()) return fail(path.error());
+    auto l = host::Ledger::open_existing(*path);
+    if (!l.ok()) return fail(l.error());
+    std::cout << "uid\tlot\twafer\tsubstrate\tx\ty\tstate\tserial\ttester\tbin\n";
+    const Status st = (*l)->for_each([&](const host::LedgerRecord& r) {
+        if (only && r.state != *only) return ok_status();
+        std::cout << to_hex(r.uid) << "\t" << r.loc.lot << "\t" << r.loc.wafer << "\t"
+                  << r.loc.substrate << "\t" << r.loc.x << "\t" << r.loc.y << "\t"
+                  << host::to_string(r.state) << "\t" << to_hex(r.serial) << "\t" << r.tester
+                  << "\t" << r.bin << "\n";
+        return ok_status();
+    });
+    if (!st.ok()) return fail(st.error());
+    return kExitOk;
+}
+
+int run_void(const ParsedArgs& a) {
+    if (!a.has("job")) return usage_error("void needs --job FILE (the job's ledger and anchors)");
+    if (a.has("ledger")) return usage_error("void takes the ledger from --job, not --ledger");
+    if (!a.has("uid")) return usage_error("void needs --uid HEX");
+    if (!a.has("reason")) return usage_error("void needs --reason TEXT");
+    auto uid = from_hex_fixed<wpid1::kUidSize>(a.get("uid"), "--uid");
+    if (!uid.ok()) return usage_error(uid.error().message);
+    auto job = host::load_job(a.get("job"));
+    if (!job.ok()) return fail(job.error());
+    // Never creates a ledger: voiding names an identity the job issued.
+    if (std::error_code ec; !std::filesystem::exists(job->ledger, ec)) {
+        std::cerr << "waferprov ledger: job " << job->id << " has no ledger at "
+                  << job->ledger.string() << " (nothing was issued, nothing to void)\n";
+        return kExitFailure;
+    }
+    auto config = host::job_ledger_config(*job);
+    if (!config.ok()) return fail(config.error());
+    auto l = host::Ledger::open(job->ledger, *config);
+    if (!l.ok()) return fail(l.error());
+    auto r = (*l)->void_identity(*uid, a.get("reason"));
+    if (!r.ok()) return fail(r.error());
+    if (r->status != host::TransitionStatus::kOk) {
+        std::cerr << "waferprov ledger: void refused (" << host::to_string(r->status)
+                  << "): " << r->message << "\n";
+        return kExitFailure;
+    }
+    std::cout << "voided UID " << to_hex(*uid) << " (" << r->record->loc.describe()
+              << "): " << r->record->void_reason << "\n";
+    return kExitOk;
+}
+
 int run_ledger(const Args& args) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h") {
         (args.empty() ? std::cerr : std::cout) << kUsage;
@@ -238,7 +351,7 @@ int run_ledger(const Args& args) {
     std::string error;
     if (!parse_args(Args(args.begin() + 1, args.end()),
                     {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid", "map",
-                     "wafer", "head"},
+                     "wafer", "head", "at", "state", "reason"},
                     {"help", "quick"}, a, error))
         return usage_error(error);
     if (a.has("help")) {
@@ -251,8 +364,18 @@ int run_ledger(const Args& args) {
     if (sub == "verify") return run_verify(a);
     if (sub == "export") return run_export(a);
     if (sub == "migrate") return run_migrate(a);
+    if (sub != "show" && a.has("at")) return usage_error("--at belongs to show");
+    if (sub != "list" && a.has("state")) return usage_error("--state belongs to list");
+    if (sub != "void" && a.has("reason")) return usage_error("--reason belongs to void");
+    if (sub == "list") {
+        if (a.has("uid")) return usage_error("list takes no --uid (show --uid shows one record)");
+        return run_list(a);
+    }
+    if (sub == "void") return run_void(a);
     if (sub == "show" || sub == "summary") {
-        if (sub == "summary" && a.has("uid")) return usage_error("summary takes no --uid");
+        if (sub == "summary" && (a.has("uid") || a.has("at")))
+            return usage_error("summary takes no --uid or --at");
+        if (a.has("uid") && a.has("at")) return usage_error("show takes --uid or --at, not both");
         return run_show(a);
     }
     return usage_error("unknown subcommand '" + sub + "'");

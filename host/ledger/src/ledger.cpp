@@ -1617,13 +1617,6 @@ Status Ledger::Impl::apply_results(WriteState& ws, std::span<const DieResult> re
     return ok_status();
 }
 
-Result<TransitionResult> Ledger::mark_result(const wpid1::Uid& uid, bool programmed,
-                                             const std::string& bin, const std::string& tester) {
-    const DieResult r{uid, programmed, bin};
-    WP_ASSIGN_OR_RETURN(auto v, mark_results(std::span<const DieResult>(&r, 1), tester));
-    return std::move(v.front());
-}
-
 Result<TransitionResult> Ledger::void_identity(const wpid1::Uid& uid, const std::string& reason) {
     if (!chain::valid_text(reason, false))
         return refused(uid, TransitionStatus::kInvalidArgument,

@@ -658,7 +658,7 @@ TEST_F(AnchorCli, AFlippedWalBitIsRefusedByRunAndServeAndReportedByVerify) {
                         .ok());
         for (const auto& u : uids) {
             ASSERT_TRUE((*l)->mark_delivered(std::vector<wpid1::Uid>{u}, "T1").ok());
-            ASSERT_TRUE((*l)->mark_result(u, true, "1", "T1").ok());
+            ASSERT_TRUE(mark_result(**l, u, true, "1", "T1").ok());
         }
         head = *(*l)->head();
         copy_over(ledger(), dir_ / "crash.db");

@@ -2,6 +2,7 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <gtest/gtest.h>
@@ -85,6 +86,117 @@ TEST_F(LedgerCli, SummaryAndShow) {
     EXPECT_NE(r.out.find("DELIVERED"), std::string::npos) << r.out;
     r = waferprov("ledger show --ledger " + db() + " --uid " + to_hex(uid_of(9)));
     EXPECT_EQ(r.status, 1) << r.out;
+}
+
+TEST_F(LedgerCli, ShowAtALocationAndListByState) {
+    auto r = waferprov("ledger show --ledger " + db() + " --at LOT7:2:2:0");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find(to_hex(uid_of(2))), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("LOT7 wafer 2 [LOT7-02] (2, 0)"), std::string::npos) << r.out;
+    r = waferprov("ledger show --ledger " + db() + " --at LOT7:2:5:0");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("no record at LOT7 wafer 2 (5, 0)"), std::string::npos) << r.out;
+    for (const char* bad :
+         {"LOT7:2:1", "LOT7:2:x:0", ":2:1:0", "LOT7:2:1:0:", "LOT7:2:1:99999999999"}) {
+        r = waferprov("ledger show --ledger " + db() + " --at " + bad);
+        EXPECT_EQ(r.status, 2) << bad << "\n" << r.out;
+        EXPECT_NE(r.out.find("expected LOT:WAFER:X:Y"), std::string::npos) << r.out;
+    }
+    EXPECT_EQ(
+        waferprov("ledger show --ledger " + db() + " --at LOT7:2:1:0 --uid " + to_hex(uid_of(1)))
+            .status,
+        2);
+
+    r = waferprov("ledger list --ledger " + db());
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4) << r.out;  // header + 3 records
+    EXPECT_EQ(r.out.rfind("uid\tlot\twafer\tsubstrate\tx\ty\tstate\tserial\ttester\tbin\n", 0), 0u)
+        << r.out;
+    EXPECT_NE(r.out.find(to_hex(uid_of(1)) + "\tLOT7\t2\tLOT7-02\t1\t0\tDELIVERED\t"),
+              std::string::npos)
+        << r.out;
+    r = waferprov("ledger list --ledger " + db() + " --state DELIVERED");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+    EXPECT_NE(r.out.find(to_hex(uid_of(1))), std::string::npos) << r.out;
+    r = waferprov("ledger list --ledger " + db() + " --state SHIPPED");
+    EXPECT_EQ(r.status, 2) << r.out;
+    EXPECT_NE(r.out.find("SHIPPED"), std::string::npos) << r.out;
+}
+
+// `ledger void` on a real job: `job init`, `wafer synth`, `run` pre-generates the wafer.
+TEST(LedgerVoid, AVoidedIdentityIsRecordedInTheChainAndKeepsCountingAgainstTheQuota) {
+    TempDir dir;
+    const std::string job = (dir / "job" / "job.toml").string();
+    auto r = waferprov("job init --out " + (dir / "job").string() +
+                       " --id VOIDJOB --tester SIM-01 --quota 100");
+    ASSERT_EQ(r.status, 0) << r.out;
+    // Before anything is issued there is nothing to void, and no ledger is created.
+    r = waferprov("ledger void --job " + job + " --uid " + std::string(32, '0') +
+                  " --reason scrapped");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("has no ledger"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(dir / "job" / "ledger.sqlite"));
+    r = waferprov("wafer synth --diameter 16 --die 2x2 --lot LOTV --wafer 3 --seed 5 --out " +
+                  (dir / "w.xml").string());
+    ASSERT_EQ(r.status, 0) << r.out;
+    r = waferprov("run --job " + job + " --map " + (dir / "w.xml").string() +
+                  " --no-progress --out " + (dir / "reports").string());
+    ASSERT_EQ(r.status, 0) << r.out;
+
+    r = waferprov("ledger list --job " + job);
+    ASSERT_EQ(r.status, 0) << r.out;
+    const size_t line = r.out.find('\n') + 1;  // the first record after the header
+    const std::string uid = r.out.substr(line, 32);
+    r = waferprov("ledger summary --job " + job);
+    ASSERT_EQ(r.status, 0) << r.out;
+    const std::string before = r.out;
+
+    r = waferprov("ledger void --job " + job + " --uid " + uid +
+                  " --reason 'die scrapped after a probe crash'");
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("voided UID " + uid), std::string::npos) << r.out;
+    r = waferprov("ledger show --job " + job + " --uid " + uid);
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("state        VOID"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("void reason  die scrapped after a probe crash"), std::string::npos)
+        << r.out;
+    r = waferprov("ledger verify --job " + job);
+    EXPECT_EQ(r.status, 0) << r.out;
+    // The quota still counts it: used is unchanged, one record moved to VOID.
+    r = waferprov("ledger summary --job " + job);
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("VOID         1"), std::string::npos) << r.out;
+    const auto quota_line = [](const std::string& t) {
+        const size_t at = t.find("quota ");
+        return t.substr(at, t.find('\n', at) - at);
+    };
+    EXPECT_EQ(quota_line(r.out), quota_line(before));
+
+    // Refusals name what was wrong and change nothing.
+    r = waferprov("ledger void --job " + job + " --uid " + uid + " --reason again");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("VOIDED"), std::string::npos) << r.out;
+    r = waferprov("ledger void --job " + job + " --uid " + std::string(32, 'f') + " --reason gone");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("UNKNOWN_UID"), std::string::npos) << r.out;
+    r = waferprov("ledger void --job " + job + " --uid " + uid + " --reason ''");
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("printable ASCII"), std::string::npos) << r.out;
+    EXPECT_EQ(waferprov("ledger void --job " + job + " --uid " + uid).status, 2);
+    EXPECT_EQ(waferprov("ledger void --job " + job + " --reason x").status, 2);
+    EXPECT_EQ(waferprov("ledger void --ledger " + (dir / "job" / "ledger.sqlite").string() +
+                        " --uid " + uid + " --reason x")
+                  .status,
+              2);
+    EXPECT_EQ(waferprov("ledger void --job " + job + " --uid 12 --reason x").status, 2);
+    r = waferprov("ledger verify --job " + job);
+    EXPECT_EQ(r.status, 0) << r.out;
+    auto l = Ledger::open_existing(dir / "job" / "ledger.sqlite");
+    ASSERT_TRUE(l.ok());
+    auto rep = (*l)->verify();
+    ASSERT_TRUE(rep.ok());
+    EXPECT_TRUE(rep->ok());
 }
 
 TEST_F(LedgerCli, ATamperedLedgerFailsVerification) {

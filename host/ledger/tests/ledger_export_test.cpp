@@ -55,8 +55,8 @@ protected:
         ASSERT_TRUE(
             ledger_->mark_delivered(std::vector<wpid1::Uid>{uid_of(1), uid_of(2), uid_of(3)}, "T1")
                 .ok());
-        ASSERT_TRUE(ledger_->mark_result(uid_of(1), true, "01", "T1").ok());
-        ASSERT_TRUE(ledger_->mark_result(uid_of(2), false, "07", "T1").ok());
+        ASSERT_TRUE(mark_result(*ledger_, uid_of(1), true, "01", "T1").ok());
+        ASSERT_TRUE(mark_result(*ledger_, uid_of(2), false, "07", "T1").ok());
         ASSERT_TRUE(ledger_->void_identity(uid_of(4), "scrapped").ok());
         auto more =
             std::vector<NewIdentity>{real_identity(ca_, 5, {"LOTA", 1, 2, 0, "LOTA-1"}),  // ALARM

@@ -37,7 +37,7 @@ std::unique_ptr<Ledger> sorted_ledger(const fs::path& p) {
     EXPECT_TRUE((*l)->record_batch(batch).ok());
     EXPECT_TRUE((*l)->mark_delivered(uids, "T1").ok());
     for (uint64_t i = 0; i < 5; ++i)
-        EXPECT_TRUE((*l)->mark_result(uid_of(i), i < 4, i < 4 ? "1" : "7", "T1").ok());
+        EXPECT_TRUE(mark_result(**l, uid_of(i), i < 4, i < 4 ? "1" : "7", "T1").ok());
     EXPECT_TRUE((*l)->void_identity(uid_of(5), "scrapped").ok());
     return std::move(*l);
 }

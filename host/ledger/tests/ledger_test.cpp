@@ -385,8 +385,8 @@ TEST(Ledger, RetestsCountDeliveriesAgainAfterAFailedResult) {
     record_ok(*l, batch);
     const auto u = [&](size_t i) { return batch[i].uid; };
     ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0), u(1), u(2)}, "T1").ok());
-    ASSERT_TRUE(l->mark_result(u(0), false, "07", "T1").ok());
-    ASSERT_TRUE(l->mark_result(u(1), true, "01", "T1").ok());
+    ASSERT_TRUE(mark_result(*l, u(0), false, "07", "T1").ok());
+    ASSERT_TRUE(mark_result(*l, u(1), true, "01", "T1").ok());
     ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(2)}, "T1").ok());  // a retry
     EXPECT_TRUE(l->retests()->empty());
     ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T2").ok());  // retest
@@ -394,7 +394,7 @@ TEST(Ledger, RetestsCountDeliveriesAgainAfterAFailedResult) {
     auto r = l->retests();
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(*r, (std::map<wpid1::Uid, uint32_t>{{u(0), 1}}));
-    ASSERT_TRUE(l->mark_result(u(0), false, "07", "T2").ok());
+    ASSERT_TRUE(mark_result(*l, u(0), false, "07", "T2").ok());
     ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T3").ok());
     EXPECT_EQ(l->retests()->at(u(0)), 2u);
 }
@@ -423,10 +423,10 @@ TEST(Ledger, StateMachineDeliverResultVoid) {
     const auto u = [](uint64_t n) { return uid_of(n); };
 
     // A result before delivery, and unknown UIDs.
-    auto r = l->mark_result(u(0), true, "01", "T1");
+    auto r = mark_result(*l, u(0), true, "01", "T1");
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r->status, TransitionStatus::kNotDelivered);
-    EXPECT_EQ(l->mark_result(u(77), true, "01", "T1")->status, TransitionStatus::kUnknownUid);
+    EXPECT_EQ(mark_result(*l, u(77), true, "01", "T1")->status, TransitionStatus::kUnknownUid);
 
     std::vector<wpid1::Uid> uids{u(0), u(1), u(2), u(3), u(77)};
     auto d = l->mark_delivered(uids, "T9");
@@ -453,20 +453,20 @@ TEST(Ledger, StateMachineDeliverResultVoid) {
     EXPECT_EQ((*res)[2].status, TransitionStatus::kNotDelivered);
     // The same result again is acknowledged without a change; another one is a duplicate.
     const auto head = l->head().value();
-    auto same = l->mark_result(u(0), true, "01", "T9");
+    auto same = mark_result(*l, u(0), true, "01", "T9");
     EXPECT_EQ(same->status, TransitionStatus::kOk);
     EXPECT_TRUE(same->again);
     EXPECT_EQ(l->head().value().events, head.events);
-    EXPECT_EQ(l->mark_result(u(0), true, "02", "T9")->status, TransitionStatus::kDuplicateResult);
-    EXPECT_EQ(l->mark_result(u(0), false, "01", "T9")->status, TransitionStatus::kDuplicateResult);
-    EXPECT_EQ(l->mark_result(u(1), true, "01", "T9")->status, TransitionStatus::kDuplicateResult);
+    EXPECT_EQ(mark_result(*l, u(0), true, "02", "T9")->status, TransitionStatus::kDuplicateResult);
+    EXPECT_EQ(mark_result(*l, u(0), false, "01", "T9")->status, TransitionStatus::kDuplicateResult);
+    EXPECT_EQ(mark_result(*l, u(1), true, "01", "T9")->status, TransitionStatus::kDuplicateResult);
     EXPECT_EQ((*l->mark_delivered(std::vector<wpid1::Uid>{u(0)}, "T9"))[0].status,
               TransitionStatus::kAlreadyProgrammed);
     // A FAILED die may be delivered again for a retest, then report a new result.
     auto retry = l->mark_delivered(std::vector<wpid1::Uid>{u(1)}, "T9");
     EXPECT_EQ((*retry)[0].status, TransitionStatus::kOk);
     EXPECT_EQ((*retry)[0].record->bin, "");
-    EXPECT_EQ(l->mark_result(u(1), true, "01", "T9")->status, TransitionStatus::kOk);
+    EXPECT_EQ(mark_result(*l, u(1), true, "01", "T9")->status, TransitionStatus::kOk);
 
     // VOID.
     EXPECT_EQ(l->void_identity(u(2), "")->status, TransitionStatus::kInvalidArgument);
@@ -474,7 +474,7 @@ TEST(Ledger, StateMachineDeliverResultVoid) {
     EXPECT_EQ(v->status, TransitionStatus::kOk);
     EXPECT_EQ(v->record->state, DieState::kVoid);
     EXPECT_EQ(l->void_identity(u(2), "again")->status, TransitionStatus::kVoided);
-    EXPECT_EQ(l->mark_result(u(2), true, "01", "T9")->status, TransitionStatus::kVoided);
+    EXPECT_EQ(mark_result(*l, u(2), true, "01", "T9")->status, TransitionStatus::kVoided);
     EXPECT_EQ((*l->mark_delivered(std::vector<wpid1::Uid>{u(2)}, "T9"))[0].status,
               TransitionStatus::kVoided);
     EXPECT_EQ(l->void_identity(u(99), "x")->status, TransitionStatus::kUnknownUid);
@@ -504,7 +504,7 @@ protected:
         ASSERT_TRUE(l);
         record_ok(*l, fakes(0, 5));
         ASSERT_TRUE(l->mark_delivered(std::vector<wpid1::Uid>{uid_of(1), uid_of(2)}, "T1").ok());
-        ASSERT_TRUE(l->mark_result(uid_of(1), true, "01", "T1").ok());
+        ASSERT_TRUE(mark_result(*l, uid_of(1), true, "01", "T1").ok());
         record_ok(*l, {fake_identity(3)});  // REISSUE
         NewIdentity b = fake_identity(9);
         b.loc = fake_identity(0).loc;
@@ -799,7 +799,7 @@ TEST(LedgerGroupCommit, ConcurrentRequestsShareOneTransactionEachWithItsOwnOutco
     std::vector<Delivery> pre;
     for (int i = 0; i < 4; ++i) pre.push_back({ids[i].uid, ids[i].loc, i});
     ASSERT_TRUE(l->deliver(pre, "T0").ok());
-    for (int i = 0; i < 4; ++i) ASSERT_TRUE(l->mark_result(ids[i].uid, true, "1", "T0").ok());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(mark_result(*l, ids[i].uid, true, "1", "T0").ok());
     const auto before = l->group_stats();
 
     HoldFirstCommit hold{*l, 7};

@@ -197,4 +197,13 @@ inline void write_text(const fs::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary) << text;
 }
 
+// One die's result through Ledger::mark_results (the ledger has no single-die call: the tester
+// link reports a touchdown at a time).
+inline Result<TransitionResult> mark_result(Ledger& l, const wpid1::Uid& uid, bool programmed,
+                                            const std::string& bin, const std::string& tester) {
+    const DieResult r{uid, programmed, bin};
+    WP_ASSIGN_OR_RETURN(auto v, l.mark_results(std::span<const DieResult>(&r, 1), tester));
+    return std::move(v.front());
+}
+
 }  // namespace waferprov::host::testing

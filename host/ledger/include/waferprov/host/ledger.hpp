@@ -355,6 +355,7 @@ public:
     Result<std::vector<RecordResult>> record_batch(std::span<const NewIdentity> batch);
 
     Result<std::optional<LedgerRecord>> find_uid(const wpid1::Uid& uid);
+    // The record at (lot, wafer, x, y), whatever its substrate id (`ledger show --at`).
     Result<std::optional<LedgerRecord>> find_location(const DieLocation& loc);
     // How often each die was delivered again after a FAILED result (FAILED -> DELIVERED in the
     // event log: a retest on the tester link). Dies never retested are absent. One read of the
@@ -369,7 +370,8 @@ public:
     // Every record of one wafer number, ordered by y, x (compare loc.substrate: records of the
     // same number under another substrate id are refused, so all share one substrate id).
     Result<std::vector<LedgerRecord>> list_wafer(const std::string& lot, int wafer);
-    // Calls fn for every record ordered by lot, wafer, y, x, from one consistent snapshot.
+    // Calls fn for every record ordered by lot, wafer, y, x, from one consistent snapshot
+    // (`waferprov ledger list`).
     // fn must not call back into this Ledger. A non-ok Status from fn stops and is returned.
     Status for_each(const std::function<Status(const LedgerRecord&)>& fn);
 
@@ -404,9 +406,8 @@ public:
     // another result for a die that has one is kDuplicateResult.
     Result<std::vector<TransitionResult>> mark_results(std::span<const DieResult> results,
                                                        const std::string& tester);
-    Result<TransitionResult> mark_result(const wpid1::Uid& uid, bool programmed,
-                                         const std::string& bin, const std::string& tester);
-    // Any state but VOID -> VOID. The identity keeps counting against the quota.
+    // Any state but VOID -> VOID (`waferprov ledger void`). The identity keeps counting against
+    // the quota and is never delivered again.
     Result<TransitionResult> void_identity(const wpid1::Uid& uid, const std::string& reason);
 
     // What a committed write transaction reports to on_commit(): how long its COMMIT took (the
