@@ -1,10 +1,12 @@
 // The card's TLM model (sim/card) against the Verilated card (sim/card_rtl) on the same
 // batches, N = 1, 2, 4 at 128 bits: every batch's cycles, from its UIDs handed to the request
-// stream to its last record beat out, within 2 % (issue 16), the transients of small batches,
-// the first die after LOAD_KIK and the reseed between batches included. The RTL side is driven
-// by the C++ clocked harness (CardHarness), not through Verilator's SystemC output and a
-// TLM-to-AXI bridge (docs/planning.md says why). The RTL's records are checked against the
-// software engine byte for byte, so a broken card cannot pass by being fast.
+// stream to its last record out, within 2 % (issue 16), the transients of small batches, the
+// first die after LOAD_KIK and the reseed between batches included. One TLM front end (Driver)
+// drives both: the model's sockets, and the Verilated card through the TLM-to-AXI bridge
+// (CardRtlBridge: the same three sockets, carried out on the card's AXI4-Lite port and
+// streams). The records that come back through the bridge are checked against the software
+// engine byte for byte and as the die would check them, so a broken card cannot pass by being
+// fast.
 //
 // The batches here are not the ones card_calibrate measures (single dies and one 4N+4 batch).
 #include <gtest/gtest.h>
@@ -18,6 +20,7 @@
 #include "Vwp_card_vl_n2_w128.h"
 #include "Vwp_card_vl_n4_w128.h"
 #include "card_bench.hpp"
+#include "waferprov/sim/card_rtl_bridge.hpp"
 
 // Then SystemC.
 #include <tlm_utils/simple_initiator_socket.h>
@@ -33,159 +36,249 @@ namespace {
 
 std::vector<std::size_t> batches_for(unsigned n) { return {1, 2, n + 1, 4 * n + 3, 3}; }
 
+constexpr uint64_t kReseedInterval = 1u << 20;
+
+// What the driver writes, the same for the model and the card: the wrapped KIK, the DRBG's
+// inputs, and per batch its reseed entropy (none before the first) and its UIDs.
+struct Script {
+    Bytes kik, wrapped, entropy, pers;
+    std::vector<Bytes> reseeds;
+    std::vector<std::vector<Uid>> batches;
+};
+
+Script script_for(unsigned n) {
+    Inputs in(0x7E57 + n);
+    Script s;
+    s.kik = in.bytes(32);
+    s.wrapped = ref::kw_wrap(test_dk(), s.kik);
+    s.entropy = in.bytes(48);
+    s.pers = in.bytes(16);
+    for (std::size_t size : batches_for(n)) {
+        s.reseeds.push_back(s.batches.empty() ? Bytes{} : in.bytes(48));
+        s.batches.push_back(in.uids(size));
+    }
+    return s;
+}
+
 struct BatchCycles {
     std::vector<double> cycles;  // per batch
     double total = 0;            // first batch handed over to the last record out
 };
 
-// The RTL: as a driver runs it (LOAD_KIK, INSTANTIATE, then per batch: RESEED after the first,
-// the UIDs, wait for the records).
-template <class Model>
-BatchCycles run_rtl(unsigned n) {
-    Card<Model> card;
-    Inputs in(0x7E57 + n);
-    const Bytes kik = in.bytes(32), wrapped = ref::kw_wrap(test_dk(), kik);
-    const Bytes entropy = in.bytes(48), pers = in.bytes(16);
-    SoftwareRef sw;
-    EXPECT_TRUE(sw.engine.load_kik(wrapped).ok());
-    EXPECT_TRUE(sw.engine.instantiate(entropy, pers, 1u << 20).ok());
-    card.load_kik(wrapped);
-    card.instantiate(entropy, pers, 1u << 20);
-    BatchCycles out;
-    std::vector<Record> want;
-    uint64_t first = 0;
-    const auto sizes = batches_for(n);
-    for (std::size_t b = 0; b < sizes.size(); ++b) {
-        if (b > 0) {
-            const Bytes e = in.bytes(48);
-            card.reseed(e);
-            EXPECT_TRUE(sw.engine.reseed(e).ok());
-        }
-        auto uids = in.uids(sizes[b]);
-        const uint64_t c0 = card.cycles();
-        if (b == 0) first = c0;
-        card.push_uids(uids, uids.size());
-        card.wait_records(want.size() + uids.size(), (sizes[b] + 4) * 20000);
-        auto w = sw.run(uids);
-        want.insert(want.end(), w.begin(), w.end());
-        out.cycles.push_back(static_cast<double>(card.records().back().cycle - c0));
-    }
-    out.total = static_cast<double>(card.records().back().cycle - first);
-    expect_records(card.records(), 0, want, kik, false);
-    EXPECT_EQ(card.err(), 0u);
-    return out;
-}
-
-// The TLM side: an initiator that does what the harness's driver does, through the model's
-// three sockets, with the link's cost off (the harness drives the card's ports directly).
+// The TLM front end: what the card driver does (docs/drivers.md), through three initiator
+// sockets: LOAD_KIK and INSTANTIATE, each polled until done, then per batch a RESEED after the
+// first, the UIDs as one H2C write and their records as one C2H read.
 struct Driver : sc_core::sc_module {
     tlm_utils::simple_initiator_socket<Driver> regs{"regs"}, h2c{"h2c"}, c2h{"c2h"};
-    std::vector<std::size_t> sizes;
+    Script script;
     sc_core::sc_time period;
     BatchCycles out;
-    bool failed = false;
+    std::vector<Record> records;
+    std::string failed;  // what failed, "" if nothing
 
     SC_HAS_PROCESS(Driver);
-    Driver(const sc_core::sc_module_name& nm, std::vector<std::size_t> s, sc_core::sc_time p)
-        : sc_module(nm), sizes(std::move(s)), period(p) {
+    Driver(const sc_core::sc_module_name& nm, Script s, sc_core::sc_time p)
+        : sc_module(nm), script(std::move(s)), period(p) {
         SC_THREAD(run);
     }
-    void write(uint32_t addr, uint32_t v, sc_core::sc_time& d) {
+    uint32_t access(tlm::tlm_command cmd, uint32_t addr, uint32_t v, sc_core::sc_time& d) {
         tlm::tlm_generic_payload gp;
-        gp.set_command(tlm::TLM_WRITE_COMMAND);
+        gp.set_command(cmd);
         gp.set_address(addr);
         gp.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
         gp.set_data_length(4);
         regs->b_transport(gp, d);
-        failed |= !gp.is_response_ok();
+        if (!gp.is_response_ok() && failed.empty())
+            failed = "register access at " + std::to_string(addr);
+        return v;
     }
-    void write_n(uint32_t addr, std::size_t words, sc_core::sc_time& d) {
-        for (std::size_t i = 0; i < words; ++i) write(addr + static_cast<uint32_t>(4 * i), 0, d);
+    void write(uint32_t addr, uint32_t v, sc_core::sc_time& d) {
+        access(tlm::TLM_WRITE_COMMAND, addr, v, d);
+    }
+    // A byte string into consecutive words, byte 4k in bits 31:24 of word k (the map's rule).
+    void write_bytes(uint32_t addr, const Bytes& b, sc_core::sc_time& d) {
+        for (std::size_t k = 0; k * 4 < b.size(); ++k) {
+            uint32_t w = 0;
+            for (std::size_t j = 0; j < 4; ++j) {
+                const std::size_t i = k * 4 + j;
+                w = (w << 8) | (i < b.size() ? b[i] : 0);
+            }
+            write(addr + static_cast<uint32_t>(4 * k), w, d);
+        }
+    }
+    void command(const regs::Field& f, sc_core::sc_time& d) {
+        write(regs::kCtrl, f.put(1), d);
+        for (int i = 0; i < 100000; ++i)
+            if (regs::kStatusCmdBusy.get(access(tlm::TLM_READ_COMMAND, regs::kStatus, 0, d)) == 0)
+                return;
+        failed = "a command never finished";
     }
     void run() {
         sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-        write_n(regs::kKikWrapped, 10, d);
-        write(regs::kCtrl, regs::kCtrlLoadKik.put(1), d);
-        write_n(regs::kEntropy, 12, d);
-        write_n(regs::kPers, 12, d);
-        write(regs::kCtrl, regs::kCtrlInstantiate.put(1), d);
+        write_bytes(regs::kKikWrapped, script.wrapped, d);
+        command(regs::kCtrlLoadKik, d);
+        write_bytes(regs::kEntropy, script.entropy, d);
+        write_bytes(regs::kPers, script.pers, d);
+        write(regs::kPersLen, static_cast<uint32_t>(script.pers.size()), d);
+        write(regs::kReseedIntervalLo, static_cast<uint32_t>(kReseedInterval), d);
+        write(regs::kReseedIntervalHi, 0, d);
+        write(regs::kSeqStartLo, 0, d);
+        write(regs::kSeqStartHi, 0, d);
+        command(regs::kCtrlInstantiate, d);
         wait(d);
         d = sc_core::SC_ZERO_TIME;
         double first = 0;
-        for (std::size_t b = 0; b < sizes.size(); ++b) {
+        for (std::size_t b = 0; b < script.batches.size(); ++b) {
             if (b > 0) {
-                write_n(regs::kEntropy, 12, d);
-                write(regs::kCtrl, regs::kCtrlReseed.put(1), d);
+                write_bytes(regs::kEntropy, script.reseeds[b], d);
+                write(regs::kCtrl, regs::kCtrlReseed.put(1), d);  // queued: no need to wait
             }
             const double c0 = (sc_core::sc_time_stamp() + d) / period;
             if (b == 0) first = c0;
-            std::vector<uint8_t> uids(16 * sizes[b], 0x5a), recs(128 * sizes[b]);
+            const auto& uids = script.batches[b];
+            std::vector<uint8_t> req(16 * uids.size()), recs(128 * uids.size());
+            for (std::size_t i = 0; i < uids.size(); ++i)
+                std::copy(uids[i].begin(), uids[i].end(), req.begin() + static_cast<long>(16 * i));
             tlm::tlm_generic_payload w, r;
             w.set_command(tlm::TLM_WRITE_COMMAND);
-            w.set_data_ptr(uids.data());
-            w.set_data_length(static_cast<unsigned>(uids.size()));
+            w.set_data_ptr(req.data());
+            w.set_data_length(static_cast<unsigned>(req.size()));
             h2c->b_transport(w, d);
             r.set_command(tlm::TLM_READ_COMMAND);
             r.set_data_ptr(recs.data());
             r.set_data_length(static_cast<unsigned>(recs.size()));
             c2h->b_transport(r, d);
-            failed |= !w.is_response_ok() || !r.is_response_ok();
+            if ((!w.is_response_ok() || !r.is_response_ok()) && failed.empty())
+                failed = "a stream transfer of batch " + std::to_string(b);
             wait(d);  // the initiator syncs; the targets only annotate
             d = sc_core::SC_ZERO_TIME;
             const double end = sc_core::sc_time_stamp() / period;
             out.cycles.push_back(end - c0);
             out.total = end - first;
+            for (std::size_t i = 0; i < uids.size(); ++i) {
+                Record rec;
+                std::copy_n(recs.begin() + static_cast<long>(128 * i), 128, rec.begin());
+                records.push_back(rec);
+            }
         }
     }
 };
 
-waferprov::Result<std::string> run_tlm_child(unsigned n) {
-    WP_ASSIGN_OR_RETURN(auto cal,
-                        wsim::load_card_calibration(wsim::default_card_calibration_path()));
-    wsim::CardTlmConfig cfg;
-    cfg.engines = n;
-    cfg.model_link = false;
-    wsim::CardTlm card("card", cal, cfg);
-    Driver drv("driver", batches_for(n), card.clock_period());
-    drv.regs.bind(card.regs);
-    drv.h2c.bind(card.h2c);
-    drv.c2h.bind(card.c2h);
-    sc_core::sc_start();
-    if (drv.failed) return waferprov::make_error(waferprov::ErrorCode::kInternal, "TLM error");
+// "total c0 c1 ...\n" then one line of hex per record: what a child process hands back.
+std::string encode(const Driver& drv) {
     std::ostringstream o;
     o.precision(17);
     o << drv.out.total;
     for (double c : drv.out.cycles) o << ' ' << c;
+    o << '\n';
+    for (const auto& r : drv.records) o << waferprov::to_hex(r) << '\n';
     return o.str();
 }
 
-BatchCycles run_tlm(unsigned n) {
-    auto r = wsim::run_isolated([n] { return run_tlm_child(n); });
-    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().describe());
-    BatchCycles out;
-    if (!r.ok()) return out;
-    std::istringstream in(*r);
-    in >> out.total;
-    for (double c; in >> c;) out.cycles.push_back(c);
+struct Run {
+    BatchCycles cycles;
+    std::vector<Record> records;
+};
+
+Run decode(const std::string& text) {
+    Run out;
+    std::istringstream in(text);
+    std::string line;
+    std::getline(in, line);
+    std::istringstream head(line);
+    head >> out.cycles.total;
+    for (double c; head >> c;) out.cycles.cycles.push_back(c);
+    while (std::getline(in, line)) {
+        auto b = waferprov::from_hex(line, "record");
+        Record r{};
+        if (b.ok() && b->size() == r.size()) std::copy(b->begin(), b->end(), r.begin());
+        out.records.push_back(r);
+    }
     return out;
+}
+
+// One front end, one target, one SystemC simulation in a child process (isolated.hpp).
+template <class Target>
+waferprov::Result<std::string> drive(Target& target, const Script& script) {
+    Driver drv("driver", script, target.clock_period());
+    drv.regs.bind(target.regs);
+    drv.h2c.bind(target.h2c);
+    drv.c2h.bind(target.c2h);
+    sc_core::sc_start();
+    if (!drv.failed.empty())
+        return waferprov::make_error(waferprov::ErrorCode::kInternal, "TLM: " + drv.failed);
+    return encode(drv);
+}
+
+Run run_child(const std::function<waferprov::Result<std::string>()>& body) {
+    auto r = wsim::run_isolated(body);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().describe());
+    return r.ok() ? decode(*r) : Run{};
+}
+
+Run run_tlm(unsigned n, const Script& script) {
+    return run_child([&]() -> waferprov::Result<std::string> {
+        WP_ASSIGN_OR_RETURN(auto cal,
+                            wsim::load_card_calibration(wsim::default_card_calibration_path()));
+        wsim::CardTlmConfig cfg;
+        cfg.engines = n;
+        cfg.model_link = false;  // the bridge reaches the card's ports with no link either
+        wsim::CardTlm card("card", cal, cfg);
+        return drive(card, script);
+    });
+}
+
+template <class Model>
+Run run_rtl(const Script& script) {
+    return run_child([&]() -> waferprov::Result<std::string> {
+        const wsim::CardTlmConfig cfg;  // the model's clock, so cycles convert alike
+        wsim::CardRtlBridge<Model> card("card", test_dk(), cfg.clock_mhz);
+        auto r = drive(card, script);
+        if (!r.ok() && !card.last_error().empty())
+            return waferprov::make_error(waferprov::ErrorCode::kInternal,
+                                         r.error().message + " (" + card.last_error() + ")");
+        return r;
+    });
+}
+
+// The records the software engine makes from the same script.
+std::vector<Record> software_records(const Script& script) {
+    SoftwareRef sw;
+    EXPECT_TRUE(sw.engine.load_kik(script.wrapped).ok());
+    EXPECT_TRUE(sw.engine.instantiate(script.entropy, script.pers, kReseedInterval).ok());
+    std::vector<Record> want;
+    for (std::size_t b = 0; b < script.batches.size(); ++b) {
+        if (b > 0) {
+            EXPECT_TRUE(sw.engine.reseed(script.reseeds[b]).ok());
+        }
+        auto w = sw.run(script.batches[b]);
+        want.insert(want.end(), w.begin(), w.end());
+    }
+    return want;
 }
 
 template <class Model>
 void agree(unsigned n) {
-    // The TLM child first: SystemC must not have run in this process (it never does here).
-    const BatchCycles tlm = run_tlm(n);
-    const BatchCycles rtl = run_rtl<Model>(n);
-    ASSERT_EQ(tlm.cycles.size(), rtl.cycles.size());
+    // Each simulation in its own child: SystemC runs once per process (isolated.hpp).
+    const Script script = script_for(n);
+    const Run tlm = run_tlm(n, script);
+    const Run rtl = run_rtl<Model>(script);
+    std::deque<RecordOut> got;
+    for (const auto& r : rtl.records) got.push_back(RecordOut{r, false, 0});
+    expect_records(got, 0, software_records(script), script.kik);
+    const auto& t = tlm.cycles;
+    const auto& v = rtl.cycles;
+    ASSERT_EQ(t.cycles.size(), v.cycles.size());
     const auto sizes = batches_for(n);
-    for (std::size_t b = 0; b < rtl.cycles.size(); ++b) {
-        const double err = (tlm.cycles[b] - rtl.cycles[b]) / rtl.cycles[b];
+    for (std::size_t b = 0; b < v.cycles.size(); ++b) {
+        const double err = (t.cycles[b] - v.cycles[b]) / v.cycles[b];
         std::cout << "[figure] N=" << n << " batch " << b << " (" << sizes[b] << " dies): RTL "
-                  << rtl.cycles[b] << " cycles, TLM " << tlm.cycles[b] << " cycles, error "
+                  << v.cycles[b] << " cycles, TLM " << t.cycles[b] << " cycles, error "
                   << 100.0 * err << " %\n";
         EXPECT_LE(std::abs(err), 0.02) << "batch " << b;
     }
-    const double err = (tlm.total - rtl.total) / rtl.total;
-    std::cout << "[figure] N=" << n << " total: RTL " << rtl.total << " cycles, TLM " << tlm.total
+    const double err = (t.total - v.total) / v.total;
+    std::cout << "[figure] N=" << n << " total: RTL " << v.total << " cycles, TLM " << t.total
               << " cycles, error " << 100.0 * err << " %\n";
     EXPECT_LE(std::abs(err), 0.02);
 }
