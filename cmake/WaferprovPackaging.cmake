@@ -1,7 +1,8 @@
 # Installation and Debian packages (CPack DEB), in one place:
 #   waferprov             the host and its tools: waferprov, waferprov-tester, the built-in
-#                         known-answer vectors, the waferprov-serve@.service unit template and
-#                         the waferprov system user (sysusers.d)
+#                         known-answer vectors, the card model's calibration, the
+#                         waferprov-serve@.service unit template and the waferprov system user
+#                         (sysusers.d)
 #   libwaferprov-ate1     the tester library, libwaferprov_ate.so.1
 #   libwaferprov-ate-dev  its header, the .so link and waferprov-ate.pc
 # Build them with `cpack --config build/CPackConfig.cmake -B DIR` after a build; the test
@@ -17,6 +18,12 @@ install(TARGETS waferprov waferprov-tester RUNTIME DESTINATION ${CMAKE_INSTALL_B
   COMPONENT host)
 install(DIRECTORY ${WAFERPROV_VECTOR_DIR}/ DESTINATION ${CMAKE_INSTALL_DATADIR}/waferprov/vectors
   COMPONENT host FILES_MATCHING PATTERN "*.json")
+# The card model's calibration the build wrote from the Verilated card (sim/card), so that an
+# installed `waferprov plan` has the figures of the RTL it was built with.
+if(TARGET card_calibration)
+  install(FILES ${PROJECT_BINARY_DIR}/sim/card/card_calibration.toml
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/waferprov COMPONENT host)
+endif()
 install(FILES ${WAFERPROV_PKG_DIR}/systemd/waferprov-serve@.service
   DESTINATION lib/systemd/system COMPONENT host)
 install(FILES ${WAFERPROV_PKG_DIR}/systemd/waferprov.sysusers

@@ -106,7 +106,10 @@ std::string describe_floor(const wsim::FloorConfig& c) {
         o << "keys on the hosts' CPUs";
     else
         o << c.cards_per_host << " card(s) each of " << c.engines << " engines at " << c.clock_mhz
-          << " MHz";
+          << " MHz (card calibration "
+          << (c.calibration.empty() ? wsim::default_card_calibration_path() : c.calibration)
+                 .string()
+          << ")";
     return o.str();
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian packages as a floor installs them: build them with CPack from the build tree,
 # lintian finds no errors, dpkg installs all three into a throwaway root, and from that root
-# `waferprov --version` and `waferprov kat` run, the C example builds against the installed -dev
+# `waferprov --version`, `waferprov kat` and `waferprov plan` (on the shipped card calibration) run, the C example builds against the installed -dev
 # package with pkg-config, and it provisions dies through the installed `waferprov serve`.
 #   tools/tests/package_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -69,6 +69,30 @@ wp="$root/usr/bin/waferprov"
 grep -q "$root/usr/share/waferprov/vectors" "$work/kat.log" ||
     { cat "$work/kat.log"; fail "kat did not use the installed vectors"; }
 
+# `plan` from the root reads the card calibration the package ships, not the build tree's.
+cat > "$work/floor.toml" <<'FLOOR'
+[floor]
+testers = 1
+sites = 16
+wafers_per_tester = 1
+index_time_s = 0.5
+program_time_s = 0.1
+wafer_change_s = 10
+
+[wafer]
+diameter_mm = 50
+die_mm = [5.0, 5.0]
+
+[hosts]
+count = 1
+
+[cards]
+per_host = 1
+FLOOR
+"$wp" plan "$work/floor.toml" > "$work/plan.log" 2>&1 || { cat "$work/plan.log"; fail "plan from the root failed"; }
+grep -q "card calibration $root/usr/share/waferprov/card_calibration.toml" "$work/plan.log" ||
+    { cat "$work/plan.log"; fail "plan did not use the installed card calibration"; }
+
 pc="$libdir/pkgconfig"
 flags=$(PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_LIBDIR="$pc" pkg-config --cflags --libs waferprov-ate) ||
     fail "pkg-config waferprov-ate"
@@ -77,6 +101,10 @@ cc -std=c11 -Wall -Werror "$src/ate/examples/example_test_program.c" $flags -o "
 
 "$wp" job init --out "$work/job" --id PKG --tester ATE-1 > "$work/job.log" 2>&1 ||
     { cat "$work/job.log"; fail "job init"; }
+# The output files exist before the loop reads them: the background job opens them itself, and
+# a sed on a file not there yet would end the script (set -e, pipefail).
+: > "$work/serve.out"
+: > "$work/serve.err"
 "$wp" serve --job "$work/job/job.toml" --bind tcp://127.0.0.1:0 > "$work/serve.out" 2> "$work/serve.err" &
 server_pid=$!
 endpoint=""

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace waferprov::sim {
 
@@ -10,7 +11,20 @@ namespace waferprov::sim {
 #define WAFERPROV_CARD_CALIBRATION "card_calibration.toml"
 #endif
 
-std::filesystem::path default_card_calibration_path() { return WAFERPROV_CARD_CALIBRATION; }
+std::filesystem::path default_card_calibration_path() {
+    if (const char* env = std::getenv("WAFERPROV_CARD_CALIBRATION"); env != nullptr && *env != '\0')
+        return env;
+    // An installed program (<prefix>/bin/waferprov): the package's copy in
+    // <prefix>/share/waferprov, written by the build it came from.
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const auto installed =
+            exe.parent_path().parent_path() / "share/waferprov/card_calibration.toml";
+        if (std::filesystem::is_regular_file(installed, ec)) return installed;
+    }
+    return WAFERPROV_CARD_CALIBRATION;
+}
 
 Result<CardCalibration> load_card_calibration(const std::filesystem::path& file) {
     toml::table root;

@@ -24,7 +24,10 @@ struct CardCalibration {
 // Reads `file`. Errors name the file and the key that is missing or out of range.
 Result<CardCalibration> load_card_calibration(const std::filesystem::path& file);
 
-// The calibration file the build wrote (build/sim/card/card_calibration.toml).
+// The calibration file to use when a floor names none: $WAFERPROV_CARD_CALIBRATION if set; for
+// an installed program, <prefix>/share/waferprov/card_calibration.toml (the Debian package
+// ships the one its build wrote); else the one the build wrote
+// (build/sim/card/card_calibration.toml).
 std::filesystem::path default_card_calibration_path();
 
 // The PCIe link between host and card. Defaults: Gen3 x8 (what a KU5P/Alveo-class card with the
