@@ -1,9 +1,17 @@
 // The software engine's primitives against published vectors and OpenSSL's independent
 // implementations (EVP_MAC CMAC, EVP_KDF KBKDF, the AES-WRAP ciphers, generic-curve EC math).
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/obj_mac.h>
+
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "waferprov/ossl.hpp"
 #include "waferprov/p256_check.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/software/aes.hpp"
@@ -187,4 +195,47 @@ TEST(P256, CheckPointRejectsOffCurveAndOutOfRangeCoordinates) {
     p.fill(0xff);  // >= p
     EXPECT_FALSE(p256_check_point(p, q.y).ok());
     EXPECT_TRUE(p256_check_point(q.x, q.y).ok());
+    // (0, 0) stands for no point (b != 0), and a refusal leaves nothing behind for the next
+    // check on the same thread (the check reuses its numbers per thread).
+    const wpid1::Coord zero{};
+    EXPECT_FALSE(p256_check_point(zero, zero).ok());
+    EXPECT_TRUE(p256_check_point(q.x, q.y).ok());
+    EXPECT_FALSE(p256_check_point(bad.x, bad.y).ok());
+}
+
+// Every key checked from several threads at once agrees with OpenSSL's own verdict on it.
+TEST(P256, CheckPointFromSeveralThreadsAgreesWithOpenSsl) {
+    // OpenSSL's verdict: decoding 04 || x || y checks the point, in a group of its own.
+    const auto openssl_on_curve = [](const wpid1::Coord& x, const wpid1::Coord& y) {
+        ossl::EcGroup g(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
+        ossl::EcPoint pt(EC_POINT_new(g.get()));
+        Bytes oct{0x04};
+        oct.insert(oct.end(), x.begin(), x.end());
+        oct.insert(oct.end(), y.begin(), y.end());
+        const bool on = EC_POINT_oct2point(g.get(), pt.get(), oct.data(), oct.size(), nullptr) == 1;
+        ERR_clear_error();
+        return on;
+    };
+    std::vector<wpid1::Coord> xs, ys;
+    std::vector<bool> on;
+    while (xs.size() < 64) {
+        const Bytes d = ref::random_bytes(32);
+        if (!wpid1::scalar_in_range(d)) continue;
+        auto q = *p256_base_mul(d);
+        if (xs.size() % 2 == 1) q.y[xs.size() % 32] ^= 0x10;  // off the curve
+        on.push_back(openssl_on_curve(q.x, q.y));
+        xs.push_back(q.x);
+        ys.push_back(q.y);
+    }
+    EXPECT_EQ(std::count(on.begin(), on.end(), true), 32);
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int round = 0; round < 50; ++round)
+                for (size_t i = 0; i < xs.size(); ++i)
+                    if (p256_check_point(xs[i], ys[i]).ok() != on[i]) ++wrong;
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(wrong.load(), 0);
 }
