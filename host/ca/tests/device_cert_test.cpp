@@ -51,8 +51,9 @@ TEST_F(PemChain, TemplateTbsIsByteIdenticalToOpensslsTbs) {
         {"", "OU only", "US"},
         {std::string(64, 'o'), std::string(64, 'u'), "JP"}};
     const std::vector<std::string> products = {"P", "WP-TEST", std::string(31, 'p')};
-    const std::vector<int64_t> times = {0, 1767225600, 2524607999 /* 2049-12-31T23:59:59Z */,
-                                        2524608000 /* 2050 */, 32503680000 /* 3000 */};
+    const std::vector<int64_t> times = {
+        0, 1767225600, 2524607999 /* 2049-12-31T23:59:59Z */, 2524608000 /* 2050 */,
+        7258118400 /* 2200: system_clock counts ns in 64 bits, up to 2262 */};
     const std::vector<Bytes> serials = {Bytes{0x01}, Bytes{0x80}, Bytes{0x00, 0x7f},
                                         Bytes(20, 0x7f), Bytes(19, 0xff)};
     uint32_t n = 0;

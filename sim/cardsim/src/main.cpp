@@ -254,6 +254,11 @@ int serve_nodes(Fs& fs, const std::string& mountdir) {
     std::vector<char*> cargv;
     for (auto& s : fargv) cargv.push_back(s.data());
     fuse_args fa = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+    // fuse_new adds arguments of its own to `fa` (heap copies): freed on every way out.
+    struct ArgsGuard {
+        fuse_args* a;
+        ~ArgsGuard() { fuse_opt_free_args(a); }
+    } args_guard{&fa};
     fuse* f = fuse_new(&fa, &ops, sizeof(ops), nullptr);
     if (f == nullptr) return fail("fuse_new failed");
     if (fuse_mount(f, mountdir.c_str()) != 0) {
