@@ -367,9 +367,158 @@ TEST(TesterE2E, HandlerModeVerifiesTheWafersPartsAndCatchesSwappedOnes) {
         verified += f.state == host::FinalState::kVerified;
         mismatch += f.state == host::FinalState::kMismatch;
         EXPECT_EQ(f.loc.handler, "HANDLER-1");
-        EXPECT_EQ(f.loc.carrier.rfind("STRIP-", 0), 0u) << f.loc.carrier;
+        // No --strip-map: the carrier is unknown, and sent as such (has_carrier = 0).
+        EXPECT_EQ(f.loc.carrier, "") << f.loc.carrier;
+        EXPECT_EQ(f.loc.row, -1);
+        EXPECT_EQ(f.loc.column, -1);
+        EXPECT_GE(f.loc.site, 1);
+        EXPECT_LE(f.loc.site, 8);
     }
     EXPECT_EQ(verified, job.dies - 3);
     EXPECT_EQ(mismatch, 3u);
     EXPECT_EQ(job.counts().programmed, job.dies);  // final test issued nothing
+}
+
+namespace {
+
+// `count` strips of 16 x 4 positions, UpperLeft / DownRight (row = picture row from the top),
+// ids "<prefix>-<k>": in every strip (1, 5) is an X-out unit (bin X, not to test) and (3, 15)
+// holds no unit (NullBin). Appends the strips' good positions, in order, to `slots`.
+std::string strip_file(const std::string& prefix, int count,
+                       std::vector<std::tuple<std::string, int, int>>& slots) {
+    std::string subs, maps;
+    for (int k = 1; k <= count; ++k) {
+        const std::string id = prefix + "-" + std::to_string(k);
+        subs += "<Substrate SubstrateType=\"Strip\" SubstrateId=\"" + id +
+                "\"><LotId>ASSY1</LotId></Substrate>\n";
+        maps += "<SubstrateMap SubstrateType=\"Strip\" SubstrateId=\"" + id +
+                "\" OriginLocation=\"UpperLeft\" AxisDirection=\"DownRight\">\n"
+                "<Overlay MapName=\"Assembly\"><BinCodeMap BinType=\"Ascii\" NullBin=\".\">\n"
+                "<BinDefinitions><BinDefinition BinCode=\"1\" BinQuality=\"Pass\"/>"
+                "<BinDefinition BinCode=\"X\" BinQuality=\"Fail\"/></BinDefinitions>\n";
+        for (int row = 0; row < 4; ++row) {
+            std::string codes;
+            for (int col = 0; col < 16; ++col) {
+                if (row == 1 && col == 5) {
+                    codes += 'X';
+                } else if (row == 3 && col == 15) {
+                    codes += '.';
+                } else {
+                    codes += '1';
+                    slots.emplace_back(id, row, col);
+                }
+            }
+            maps += "<BinCode>" + codes + "</BinCode>\n";
+        }
+        maps += "</BinCodeMap></Overlay></SubstrateMap>\n";
+    }
+    return "<?xml version=\"1.0\"?>\n<MapData>\n<Layouts><Layout LayoutId=\"Strip\">"
+           "<Dimension X=\"16\" Y=\"4\"/></Layout></Layouts>\n<Substrates>\n" +
+           subs + "</Substrates>\n<SubstrateMaps>\n" + maps + "</SubstrateMaps>\n</MapData>\n";
+}
+
+}  // namespace
+
+// Strip maps (issue #20): the handler places the wafer's parts in the good positions of the
+// strips of two --strip-map files, in order, and FINAL_TOUCHDOWN carries each part's strip, row
+// and column: the ledger's final-test rows hold exactly those, X-out and empty positions are
+// never used, and the parts failing final test (--final-fail) are FAILED with their bin.
+TEST(TesterE2E, HandlerModeSendsEachPartsStripPositionFromTheStripMaps) {
+    JobSetup job("tester_e2e_strips", kDiameter);
+    ASSERT_GT(job.dies, 10u);
+    std::vector<std::tuple<std::string, int, int>> slots;
+    const int strips = static_cast<int>(job.dies / 62) + 1;  // 62 good positions a strip
+    const fs::path a = job.tmp.path() / "strips-a.xml", b = job.tmp.path() / "strips-b.xml";
+    std::ofstream(a) << strip_file("SA", strips / 2, slots);
+    std::ofstream(b) << strip_file("SB", strips - strips / 2 + 1, slots);
+    ASSERT_GE(slots.size(), job.dies);
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const fs::path log = job.tmp.path() / "tester.log";
+    ASSERT_EQ(run(kTester,
+                  job.tester_args(
+                      endpoint, 16,
+                      {"--seed", "11", "--handler-sites", "8", "--swapped", "2", "--final-fail",
+                       "3", "--strip-map", a.string(), "--strip-map", b.string()}),
+                  log),
+              0)
+        << read_text(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    EXPECT_NE(read_text(log).find("3 of 3 failing parts failed, 0 problems"), std::string::npos)
+        << read_text(log);
+
+    // The parts took the first job.dies good positions, in file, strip, row, column order.
+    std::map<std::tuple<std::string, int, int>, size_t> slot_index;
+    for (size_t i = 0; i < slots.size(); ++i) slot_index[slots[i]] = i;
+    auto l = host::Ledger::open_existing(job.ledger());
+    ASSERT_TRUE(l.ok());
+    const auto finals = (*l)->list_final().value();
+    ASSERT_EQ(finals.size(), job.dies);
+    std::set<size_t> used;
+    size_t failed = 0, mismatch = 0;
+    for (const auto& f : finals) {
+        const auto at = std::tuple{f.loc.carrier, f.loc.row, f.loc.column};
+        auto it = slot_index.find(at);
+        ASSERT_NE(it, slot_index.end())
+            << "part " << to_hex(f.uid) << " at " << f.loc.carrier << " (" << f.loc.row << ", "
+            << f.loc.column << ") is on no good position of the strip maps";
+        EXPECT_LT(it->second, job.dies) << f.loc.carrier;
+        EXPECT_TRUE(used.insert(it->second).second) << "two parts on one position";
+        EXPECT_EQ(f.loc.site, static_cast<int>(it->second % 8) + 1) << to_hex(f.uid);
+        if (f.state == host::FinalState::kFailed) {
+            ++failed;
+            EXPECT_EQ(f.bin, "FT");
+        }
+        mismatch += f.state == host::FinalState::kMismatch;
+    }
+    EXPECT_EQ(failed, 3u);
+    EXPECT_EQ(mismatch, 2u);
+    // The simulator's account of where each part was agrees with the ledger's.
+    const json s = job.summary();
+    ASSERT_EQ(s["final_test"]["handler_parts"].size(), job.dies);
+    for (const auto& p : s["final_test"]["handler_parts"]) {
+        auto uid = from_hex_fixed<wpid1::kUidSize>(p["uid"].get<std::string>(), "uid");
+        ASSERT_TRUE(uid.ok());
+        auto f = (*l)->find_final(*uid).value();
+        ASSERT_TRUE(f);
+        EXPECT_EQ(f->loc.carrier, p["carrier"].get<std::string>());
+        EXPECT_EQ(f->loc.row, p["row"].get<int>());
+        EXPECT_EQ(f->loc.column, p["column"].get<int>());
+    }
+}
+
+// A wafer map given as a strip map is refused before anything is sent, naming its type; too
+// few strip positions for the parts is a problem the run names.
+TEST(TesterE2E, AStripMapThatIsNoStripMapIsRefusedByName) {
+    JobSetup job("tester_e2e_strip_errors", kDiameter);
+    const fs::path log = job.tmp.path() / "tester.log";
+    EXPECT_EQ(run(kTester,
+                  job.tester_args("tcp://127.0.0.1:1", 16,
+                                  {"--handler-sites", "8", "--strip-map", job.map.string()}),
+                  log),
+              1);
+    EXPECT_NE(read_text(log).find("--strip-map: " + job.map.string() + ": line "),
+              std::string::npos)
+        << read_text(log);
+    EXPECT_NE(read_text(log).find("is SubstrateType 'Wafer', not Strip"), std::string::npos)
+        << read_text(log);
+
+    std::vector<std::tuple<std::string, int, int>> slots;
+    const fs::path small = job.tmp.path() / "one-strip.xml";
+    std::ofstream(small) << strip_file("S", 1, slots);
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    EXPECT_EQ(
+        run(kTester,
+            job.tester_args(endpoint, 16, {"--handler-sites", "8", "--strip-map", small.string()}),
+            log),
+        1);
+    EXPECT_NE(read_text(log).find(std::to_string(job.dies) +
+                                  " parts but the 1 strips of --strip-map hold only 62 good "
+                                  "positions"),
+              std::string::npos)
+        << read_text(log);
+    EXPECT_EQ(server.stop(), 0) << server.logs();
 }
