@@ -960,7 +960,7 @@ Result<CarrierMap> carrier_of(const std::string& src, long line, WaferMap&& map)
                                   "; carrier rows and columns count from 0 (use a corner origin)");
         const bool good =
             std::find(cm.good_bins.begin(), cm.good_bins.end(), d.bin) != cm.good_bins.end();
-        cm.positions.push_back(CarrierPosition{d.y, d.x, std::move(d.bin), good, d.uid});
+        cm.positions.push_back(CarrierMapPosition{d.y, d.x, std::move(d.bin), good, d.uid});
     }
     std::sort(cm.positions.begin(), cm.positions.end(), [](const auto& a, const auto& b) {
         return std::pair(a.row, a.column) < std::pair(b.row, b.column);

@@ -111,7 +111,7 @@ TEST(CarrierMap, StripsAreReadWithEveryPositionAsTheFileGivesIt) {
     EXPECT_EQ(a.columns, 4);
     EXPECT_EQ(a.null_bin, ".");
     EXPECT_EQ(a.good_bins, std::vector<std::string>{"P"});
-    const std::vector<CarrierPosition> want_a = {
+    const std::vector<CarrierMapPosition> want_a = {
         {0, 0, "P", true, std::nullopt}, {0, 1, "X", false, std::nullopt},
         {0, 3, "P", true, std::nullopt}, {1, 0, "P", true, std::nullopt},
         {1, 1, "P", true, std::nullopt}, {1, 2, "P", true, std::nullopt}};
@@ -121,9 +121,9 @@ TEST(CarrierMap, StripsAreReadWithEveryPositionAsTheFileGivesIt) {
     EXPECT_EQ(b.lot, "");  // a strip need not name its lot
     EXPECT_EQ(b.rows, 1);
     EXPECT_EQ(b.columns, 3);
-    const std::vector<CarrierPosition> want_b = {{0, 0, "X", false, std::nullopt},
-                                                 {0, 1, "P", true, std::nullopt},
-                                                 {0, 2, "P", true, std::nullopt}};
+    const std::vector<CarrierMapPosition> want_b = {{0, 0, "X", false, std::nullopt},
+                                                    {0, 1, "P", true, std::nullopt},
+                                                    {0, 2, "P", true, std::nullopt}};
     EXPECT_EQ(b.positions, want_b);
 }
 
@@ -133,8 +133,8 @@ TEST(CarrierMap, OriginAndAxisDecideRowAndColumn) {
     Strip s{"S1", {"...P", "X..."}, "", "strip", "LowerLeft", "UpRight"};
     auto r = read_e142_carriers(strip_file({s}), "s.xml");
     ASSERT_TRUE(r.ok()) << r.error().message;
-    const std::vector<CarrierPosition> want = {{0, 0, "X", false, std::nullopt},
-                                               {1, 3, "P", true, std::nullopt}};
+    const std::vector<CarrierMapPosition> want = {{0, 0, "X", false, std::nullopt},
+                                                  {1, 3, "P", true, std::nullopt}};
     EXPECT_EQ((*r)[0].positions, want);  // SubstrateType compared without regard to case
 }
 

@@ -56,13 +56,13 @@ Result<WaferMap> read_e142(std::string_view xml, std::string_view source = "E142
 // the position under the SubstrateMap's OriginLocation and AxisDirection, so both count from 0.
 
 // One position of a strip that holds a unit (NullBin positions are not listed).
-struct CarrierPosition {
+struct CarrierMapPosition {
     int row = 0;                    // E142 Y
     int column = 0;                 // E142 X
     std::string bin;                // the bin the file gives the unit (canonical form)
     bool good = false;              // the bin is marked good (BinQuality Pass/Good or Pick)
     std::optional<wpid1::Uid> uid;  // from the strip's DeviceIdMap, where it has one
-    bool operator==(const CarrierPosition&) const = default;
+    bool operator==(const CarrierMapPosition&) const = default;
 };
 
 // One strip of a carrier map file.
@@ -78,7 +78,7 @@ struct CarrierMap {
     std::string null_bin;
     std::vector<std::string> good_bins;                   // sorted
     std::map<std::string, std::string> bin_descriptions;  // bin code -> description/quality
-    std::vector<CarrierPosition> positions;               // by row, then column
+    std::vector<CarrierMapPosition> positions;            // by row, then column
 };
 
 // Reads the strips of a SEMI E142 file as carrier maps, in the order of their SubstrateMaps.
