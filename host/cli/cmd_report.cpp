@@ -1,10 +1,15 @@
-// waferprov report --job FILE --map FILE [--map FILE ...] [--out DIR]: the floor reports of
-// wafers from the ledger alone, e.g. after the testers took their identities through `serve`.
+// waferprov report --job FILE --map FILE [--map FILE ...] [--final-test] [--out DIR] [--json]:
+// the floor reports of wafers, and of final test, from the ledger alone, e.g. after the testers
+// took their identities through `serve`.
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "final_reports.hpp"
 #include "maps.hpp"
 #include "wafer_run.hpp"
 #include "waferprov/host/job.hpp"
@@ -19,21 +24,35 @@ namespace fs = std::filesystem;
 namespace rpt = host::report;
 
 constexpr const char* kUsage =
-    "usage: waferprov report --job FILE --map FILE [--wafer N] [--map FILE [--wafer N] ...]\n"
-    "                        [--ledger FILE] [--out DIR]\n"
+    "usage: waferprov report --job FILE [--map FILE [--wafer N] ...] [--final-test [--lot ID "
+    "...]]\n"
+    "                        [--ledger FILE] [--out DIR] [--json]\n"
     "\n"
     "Writes the reports of the wafers (summary, reconciliation, wafer map SVG/PNG, STDF; see\n"
     "docs/reports.md) from the ledger's records as they stand: every die of the job's provision\n"
     "bins that holds an identity counts as provisioned, with its ledger state (DELIVERED,\n"
     "PROGRAMMED, FAILED, ...); a VOID identity counts as failed. --out defaults to reports/ next\n"
-    "to the job file. Exit status: 0 every selected die has an identity; 1 some have none (the\n"
-    "reconciliation names them) or an error; 2 usage.\n";
+    "to the job file.\n"
+    "\n"
+    "--final-test writes, per lot final test saw (or per --lot), <out>/<lot>/<lot>_final.stdf\n"
+    "(a PRR per part: PART_ID the UID, no X/Y, SITE_NUM the handler's site) and\n"
+    "final_reconciliation.txt|.json joining sort and final test: provisioned at sort and\n"
+    "verified, provisioned at final test, provisioned at sort but never seen at final test,\n"
+    "mismatched (swapped or counterfeit), failed at final test, challenged but never answered\n"
+    "(docs/final-test.md). Give --map, --final-test or both.\n"
+    "\n"
+    "--json prints one JSON document instead of the text: {\"reports\": DIR, \"wafers\": the\n"
+    "lot summary (with --map), \"final_test\": {\"ok\", \"lots\": [...]} (with --final-test),\n"
+    "\"exit_status\"}.\n"
+    "\n"
+    "Exit status: 0 every selected die has an identity and every final-test reconciliation is\n"
+    "OK; 1 some die has none (the reconciliation names them), a part failed to prove its\n"
+    "identity at final test (a signature mismatch: swapped or counterfeit) or a final-test check\n"
+    "failed (the output says which), or an error; 2 usage.\n";
 
-Result<int> report(const ParsedArgs& a) {
-    WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
-    if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
-    const fs::path out =
-        a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
+// The wafer reports of the --map wafers; their summary goes to `text` and `j["wafers"]`.
+Result<int> wafer_reports(const ParsedArgs& a, const host::Job& job, const fs::path& out,
+                          std::ostream& text, nlohmann::json& j) {
     std::vector<host::WaferMap> maps;
     WP_ASSIGN_OR_RETURN(const auto map_list, map_args(a));
     for (const auto& arg : map_list) {
@@ -87,8 +106,8 @@ Result<int> report(const ParsedArgs& a) {
         }
         if (missing > 0) {
             complete = false;
-            std::cout << "wafer " << map.lot << "/" << map.wafer << ": " << missing
-                      << " dies to provision have no identity in the ledger\n";
+            text << "wafer " << map.lot << "/" << map.wafer << ": " << missing
+                 << " dies to provision have no identity in the ledger\n";
         }
         wr.run.quota = rpt::Quota{q.quota, q.used, q.left()};
         runs.push_back(std::move(wr));
@@ -97,22 +116,65 @@ Result<int> report(const ParsedArgs& a) {
     for (auto& wr : runs) lots[wr.lot].push_back(wr);
     for (const auto& [lot, lot_runs] : lots) {
         WP_ASSIGN_OR_RETURN(auto written, rpt::write_lot_reports(out, lot_runs));
-        for (const auto& note : written.notes) std::cout << "note: " << note << "\n";
+        for (const auto& note : written.notes) std::cerr << "note: " << note << "\n";
     }
-    std::cout << rpt::summary_text(runs);
-    std::cout << "reports in " << out.string() << "\n";
+    text << rpt::summary_text(runs);
+    j["wafers"] = nlohmann::json::parse(rpt::summary_json(runs));
     return complete ? kExitOk : kExitFailure;
 }
 
+Result<int> report(const ParsedArgs& a) {
+    if (!a.has("map") && !a.has("final-test")) {
+        std::cerr << "waferprov report: give --map FILE (wafer reports), --final-test, or both\n"
+                  << kUsage;
+        return kExitUsage;
+    }
+    if (a.has("lot") && !a.has("final-test")) {
+        std::cerr << "waferprov report: --lot names the lots of --final-test\n" << kUsage;
+        return kExitUsage;
+    }
+    WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
+    if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
+    const fs::path out =
+        a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
+    std::ostringstream text;
+    nlohmann::json j = {{"reports", out.string()}};
+    int status = kExitOk;
+    if (a.has("map")) {
+        WP_ASSIGN_OR_RETURN(status, wafer_reports(a, job, out, text, j));
+    }
+    if (a.has("final-test")) {
+        WP_ASSIGN_OR_RETURN(auto ledger, host::Ledger::open_existing(job.ledger));
+        if (ledger->config().job_id != job.id)
+            return make_error(ErrorCode::kInvalidArgument,
+                              job.ledger.string() + " belongs to job " + ledger->config().job_id +
+                                  ", not " + job.id);
+        WP_ASSIGN_OR_RETURN(auto final_test,
+                            write_final_test_reports(*ledger, out, a.all("lot"), job.id));
+        text << final_test.text();
+        j["final_test"] = final_test.json();
+        if (!final_test.ok()) status = kExitFailure;
+    }
+    text << "reports in " << out.string() << "\n";
+    j["exit_status"] = status;
+    std::cout << (a.has("json") ? j.dump(1) + "\n" : text.str());
+    return status;
+}
+
 int run_report(const Args& args) {
-    return run_command(
-        args, {"report", kUsage, {"job", "map", "wafer", "ledger", "out"}, {}, {"job", "map"}},
-        report);
+    return run_command(args,
+                       {"report",
+                        kUsage,
+                        {"job", "map", "wafer", "ledger", "out", "lot"},
+                        {"final-test", "json"},
+                        {"job"}},
+                       report);
 }
 
 }  // namespace
 
-WAFERPROV_COMMAND(report, "report: floor reports of wafers from the ledger as it stands",
+WAFERPROV_COMMAND(report,
+                  "report: floor reports of wafers and of final test from the ledger as it stands",
                   run_report);
 
 }  // namespace waferprov::cli

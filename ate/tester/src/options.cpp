@@ -19,7 +19,8 @@ const char* const kUsage =
     "[--give-up-s S]\n"
     "                        [--timeout-ms T] [--clock-skew-s S] [--lot ID] [--wafer N]\n"
     "                        [--substrate ID | --no-substrate] [--insecure]\n"
-    "                        [--handler-sites N [--swapped K] [--unsorted K] [--handler-id ID]]\n"
+    "                        [--handler-sites N [--swapped K] [--unsorted K] [--handler-id ID]\n"
+    "                         [--strip-map FILE ...] [--final-fail K]]\n"
     "                        [--json FILE] [--quiet]\n"
     "\n"
     "Simulates a prober and a tester provisioning one wafer over the tester link: an N-site\n"
@@ -54,6 +55,12 @@ const char* const kUsage =
     "  --swapped K        K of those parts carry another part's key: the host must catch them\n"
     "  --unsorted K       K more parts with UIDs never provisioned at sort\n"
     "  --handler-id ID    the handler's id (default HANDLER-1)\n"
+    "  --strip-map FILE   a SEMI E142 file of strips (SubstrateType Strip), repeatable: the\n"
+    "                     handler places the parts in the strips' good positions, in order,\n"
+    "                     and sends each part's strip id, row and column; without one every\n"
+    "                     part is sent with its carrier unknown\n"
+    "  --final-fail K     K of the parts from sort fail final test: they sign their challenge\n"
+    "                     and are reported FAILED (bin FT)\n"
     "  --retest-rate P    probability that the prober retests a failed die at the end of\n"
     "                     the wafer (default 0)\n"
     "  --seed S           seed of the random choices (default: random)\n"
@@ -119,7 +126,9 @@ const std::set<std::string_view> kValueOptions = {
     "server-key", "kik",       "ca",          "root",         "bins",      "index-ms",
     "program-ms", "fail-rate", "retest-rate", "seed",         "give-up-s", "timeout-ms",
     "lot",        "wafer",     "json",        "clock-skew-s", "substrate", "handler-sites",
-    "swapped",    "unsorted",  "handler-id"};
+    "swapped",    "unsorted",  "handler-id",  "final-fail"};
+// Options that may be given more than once, each value kept in order.
+const std::set<std::string_view> kRepeatable = {"strip-map"};
 const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", "help",
                                            "no-substrate"};
 
@@ -127,6 +136,7 @@ const std::set<std::string_view> kFlags = {"uid-from-map", "insecure", "quiet", 
 // problem goes to `error`.
 struct Tokens {
     std::map<std::string, std::string> values;
+    std::map<std::string, std::vector<std::string>> repeated;
     std::set<std::string> flags;
     std::string error;
 
@@ -156,6 +166,16 @@ struct Tokens {
             if (kFlags.count(name)) {
                 if (inline_value) return fail("--" + name + " takes no value");
                 flags.insert(name);
+                continue;
+            }
+            if (kRepeatable.count(name)) {
+                if (inline_value)
+                    repeated[name].push_back(*inline_value);
+                else if (i + 1 < args.size())
+                    repeated[name].push_back(args[++i]);
+                else
+                    return fail("--" + name + " needs a value");
+                if (repeated[name].back().empty()) return fail("--" + name + " must not be empty");
                 continue;
             }
             if (!kValueOptions.count(name)) return fail("unknown option --" + name);
@@ -242,10 +262,19 @@ bool read_behaviour(Tokens& t, Options& o) {
         return t.fail("--give-up-s must be 0..86400 seconds, got '" + t.get("give-up-s") + "'");
     if (!t.whole("handler-sites", 0, WP_ATE_MAX_SITES, "", o.handler_sites) ||
         !t.whole("swapped", 0, 1000000, "", o.swapped) ||
-        !t.whole("unsorted", 0, 1000000, "", o.unsorted))
+        !t.whole("unsorted", 0, 1000000, "", o.unsorted) ||
+        !t.whole("final-fail", 0, 1000000, "", o.final_fail))
         return false;
     if ((o.swapped > 0 || o.unsorted > 0 || t.has("handler-id")) && o.handler_sites == 0)
         return t.fail("--swapped, --unsorted and --handler-id need --handler-sites");
+    if (t.repeated.count("strip-map") && o.handler_sites == 0)
+        return t.fail(
+            "--strip-map needs --handler-sites: strip maps are the carriers of final test "
+            "(handler mode); the wafer is read with --map");
+    if (t.has("final-fail") && o.handler_sites == 0)
+        return t.fail("--final-fail needs --handler-sites");
+    if (auto it = t.repeated.find("strip-map"); it != t.repeated.end())
+        o.strip_maps.assign(it->second.begin(), it->second.end());
     if (t.has("handler-id")) {
         o.handler_id = t.get("handler-id");
         if (o.handler_id.empty() || o.handler_id.size() > 255 ||

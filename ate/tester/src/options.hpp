@@ -41,8 +41,13 @@ struct Options {
     int swapped = 0;                      // --swapped: parts carrying another part's key
     int unsorted = 0;                     // --unsorted: parts never provisioned at sort
     std::string handler_id{"HANDLER-1"};  // --handler-id
-    std::filesystem::path json;           // --json: the summary as JSON
-    bool quiet = false;                   // --quiet: no progress, summary only
+    // --strip-map (repeatable): SEMI E142 strip maps; the handler places the parts in the
+    // strips' good positions, in file order, and sends each part's strip, row and column.
+    // None: every part is sent with "carrier unknown" (has_carrier = 0).
+    std::vector<std::filesystem::path> strip_maps;
+    int final_fail = 0;  // --final-fail: parts that sign but fail final test (outcome FAILED)
+    std::filesystem::path json;  // --json: the summary as JSON
+    bool quiet = false;          // --quiet: no progress, summary only
     bool help = false;
 };
 

@@ -112,7 +112,7 @@ struct Totals {
     size_t resends = 0;  // requests sent again after a timeout / BUSY / restart
     std::vector<double> latency_ms;
     // Handler mode (final test).
-    size_t parts = 0, verified = 0, swaps_caught = 0, unsorted_refused = 0;
+    size_t parts = 0, verified = 0, swaps_caught = 0, unsorted_refused = 0, final_failed = 0;
     std::vector<std::string> final_problems;  // each names the part and what went wrong
 };
 
@@ -140,7 +140,19 @@ private:
         wpid1::Uid uid{};
         const wpid1::Scalar* key = nullptr;  // the key it signs with (another's when swapped)
         bool swapped = false, sorted = true;
+        bool fails = false;   // --final-fail: signs, and is reported FAILED
+        uint16_t site = 0;    // the handler site it is tested in
+        std::string carrier;  // its strip ("" = carrier unknown: no --strip-map)
+        uint16_t row = 0, column = 0;
     };
+    // A good position of a --strip-map strip: where the handler puts the next part.
+    struct Slot {
+        std::string strip;
+        int row = 0, column = 0;
+    };
+    bool read_strip_maps();  // --strip-map files into slots_
+    // Puts the parts in the strips' slots (when there are strip maps) and the handler sites.
+    bool place_parts(std::vector<Part>& parts);
     // The parts of final_test(); false (with the problem noted) when --swapped asks too much.
     bool handler_parts(std::vector<Part>& parts);
     // One handler touchdown of parts[first, first + n) and, for the parts challenged, their
@@ -174,8 +186,27 @@ private:
     std::mt19937_64 rng_;
     uint64_t seed_ = 0;
     Totals t_;
+    std::vector<Slot> slots_;        // the strips' good positions, in file order
+    size_t strips_ = 0;              // strips read from --strip-map
+    std::vector<Part> final_parts_;  // as the handler tested them (for --json)
     Clock::time_point start_{}, end_{}, last_progress_{};
 };
+
+bool Simulation::read_strip_maps() {
+    for (const auto& file : o_.strip_maps) {
+        auto strips = host::read_carrier_file(file);
+        if (!strips.ok()) {
+            err_ << "waferprov-tester: --strip-map: " << strips.error().message << "\n";
+            return false;
+        }
+        for (const auto& strip : *strips) {
+            ++strips_;
+            for (const auto& p : strip.positions)
+                if (p.good) slots_.push_back(Slot{strip.strip_id, p.row, p.column});
+        }
+    }
+    return true;
+}
 
 bool Simulation::prepare() {
     auto map = host::read_map_file(o_.map);
@@ -228,6 +259,7 @@ bool Simulation::prepare() {
         return false;
     }
     checker_.emplace(std::move(*checker));
+    if (!read_strip_maps()) return false;
 
     if (!o_.key.empty() &&
         wp_ate_read_key_file(o_.key.c_str(), client_public_, client_secret_) != WP_ATE_OK) {
@@ -572,7 +604,14 @@ void Simulation::print_summary(const std::string& abort_message, int exit_status
         o << "  final test          " << t_.parts << " parts in a " << o_.handler_sites
           << "-site handler: " << t_.verified << " verified, " << t_.swaps_caught << " of "
           << o_.swapped << " swapped parts caught, " << t_.unsorted_refused << " of " << o_.unsorted
-          << " unsorted parts refused, " << t_.final_problems.size() << " problems\n";
+          << " unsorted parts refused, "
+          << (o_.final_fail > 0 ? std::to_string(t_.final_failed) + " of " +
+                                      std::to_string(o_.final_fail) + " failing parts failed, "
+                                : std::string())
+          << t_.final_problems.size() << " problems\n";
+    if (o_.handler_sites > 0 && !o_.strip_maps.empty())
+        o << "  carriers            " << strips_ << " strips (" << slots_.size()
+          << " good positions) from " << o_.strip_maps.size() << " --strip-map files\n";
     o << "  resends             " << t_.resends << "\n";
     o << std::setprecision(1) << "  dies/s              "
       << (wall > 0 ? static_cast<double>(delivered) / wall : 0) << " (" << delivered
@@ -658,6 +697,23 @@ bool Simulation::write_json(const std::string& abort_message, int exit_status, d
         dies.push_back(std::move(e));
     }
     j["dies"] = std::move(dies);
+    if (o_.handler_sites > 0) {
+        json parts = json::array();
+        for (const auto& p : final_parts_)
+            parts.push_back({{"uid", to_hex(p.uid)},
+                             {"site", p.site},
+                             {"carrier", p.carrier},
+                             {"row", p.carrier.empty() ? -1 : p.row},
+                             {"column", p.carrier.empty() ? -1 : p.column},
+                             {"sorted", p.sorted},
+                             {"swapped", p.swapped},
+                             {"fails", p.fails}});
+        j["final_test"] = {
+            {"parts", final_parts_.size()},     {"verified", t_.verified},
+            {"swaps_caught", t_.swaps_caught},  {"unsorted_refused", t_.unsorted_refused},
+            {"failed", t_.final_failed},        {"problems", t_.final_problems},
+            {"handler_parts", std::move(parts)}};
+    }
     std::ofstream f(o_.json, std::ios::trunc);
     f << j.dump(1) << "\n";
     f.flush();
@@ -681,8 +737,12 @@ int run_simulation(const Options& options, std::ostream& out, std::ostream& err)
 bool Simulation::handler_parts(std::vector<Part>& parts) {
     // Every die PROGRAMMED on the wafer (with its key), then the strangers.
     for (const auto& d : dies_)
-        if (d.outcome == WP_ATE_PROGRAMMED && d.acked && d.uid && d.key)
-            parts.push_back(Part{*d.uid, &*d.key, false, true});
+        if (d.outcome == WP_ATE_PROGRAMMED && d.acked && d.uid && d.key) {
+            Part p;
+            p.uid = *d.uid;
+            p.key = &*d.key;
+            parts.push_back(std::move(p));
+        }
     if (static_cast<size_t>(o_.swapped) > parts.size() || (o_.swapped > 0 && parts.size() < 2)) {
         t_.final_problems.push_back("--swapped " + std::to_string(o_.swapped) + " but only " +
                                     std::to_string(parts.size()) + " parts from sort");
@@ -699,6 +759,16 @@ bool Simulation::handler_parts(std::vector<Part>& parts) {
         p.swapped = true;
         p.key = own[order[(static_cast<size_t>(k) + 1) % order.size()]];
     }
+    // Parts that fail final test: the next ones in the shuffled order, never a swapped one.
+    if (static_cast<size_t>(o_.swapped) + static_cast<size_t>(o_.final_fail) > parts.size()) {
+        t_.final_problems.push_back("--swapped " + std::to_string(o_.swapped) +
+                                    " and --final-fail " + std::to_string(o_.final_fail) +
+                                    " but only " + std::to_string(parts.size()) +
+                                    " parts from sort");
+        return false;
+    }
+    for (int k = 0; k < o_.final_fail; ++k)
+        parts[order[static_cast<size_t>(o_.swapped + k)]].fails = true;
     for (int k = 0; k < o_.unsorted; ++k) {
         Part p;
         for (auto& b : p.uid) b = static_cast<uint8_t>(rng_());
@@ -708,27 +778,47 @@ bool Simulation::handler_parts(std::vector<Part>& parts) {
     return true;
 }
 
+bool Simulation::place_parts(std::vector<Part>& parts) {
+    const size_t per = static_cast<size_t>(o_.handler_sites);
+    for (size_t i = 0; i < parts.size(); ++i) parts[i].site = static_cast<uint16_t>(i % per + 1);
+    if (o_.strip_maps.empty()) return true;  // carrier unknown: has_carrier = 0
+    if (parts.size() > slots_.size()) {
+        t_.final_problems.push_back(std::to_string(parts.size()) + " parts but the " +
+                                    std::to_string(strips_) + " strips of --strip-map hold only " +
+                                    std::to_string(slots_.size()) + " good positions");
+        return false;
+    }
+    for (size_t i = 0; i < parts.size(); ++i) {
+        parts[i].carrier = slots_[i].strip;
+        parts[i].row = static_cast<uint16_t>(slots_[i].row);
+        parts[i].column = static_cast<uint16_t>(slots_[i].column);
+    }
+    return true;
+}
+
 void Simulation::final_test() {
     std::vector<Part> parts;
-    if (!handler_parts(parts)) return;
+    if (!handler_parts(parts) || !place_parts(parts)) return;
     t_.parts = parts.size();
     const size_t per = static_cast<size_t>(o_.handler_sites);
     for (size_t first = 0; first < parts.size(); first += per)
         final_touchdown(parts, first, std::min(per, parts.size() - first));
+    final_parts_ = std::move(parts);
 }
 
 void Simulation::final_touchdown(const std::vector<Part>& parts, size_t first, size_t n) {
-    const size_t per = static_cast<size_t>(o_.handler_sites);
     const uint32_t sequence = next_sequence_++;
     std::vector<wp_ate_part_request> req(n);
-    const std::string strip = "STRIP-" + std::to_string(first / per + 1);
     for (size_t i = 0; i < n; ++i) {
+        const Part& p = parts[first + i];
         req[i] = wp_ate_part_request{};
-        req[i].site = static_cast<uint16_t>(i + 1);
-        std::memcpy(req[i].uid, parts[first + i].uid.data(), WP_ATE_UID_SIZE);
-        req[i].carrier_id = strip.c_str();
-        req[i].row = static_cast<uint16_t>(i / 8);
-        req[i].column = static_cast<uint16_t>(i % 8);
+        req[i].site = p.site;
+        std::memcpy(req[i].uid, p.uid.data(), WP_ATE_UID_SIZE);
+        // No strip map: the carrier is unknown, and the protocol says so (has_carrier = 0)
+        // rather than naming a strip nobody has.
+        req[i].carrier_id = p.carrier.empty() ? nullptr : p.carrier.c_str();
+        req[i].row = p.row;
+        req[i].column = p.column;
     }
     auto answers = std::make_unique<wp_ate_part_answer[]>(n);
     const std::string what = "final touchdown " + std::to_string(sequence);
@@ -766,8 +856,8 @@ void Simulation::final_touchdown(const std::vector<Part>& parts, size_t first, s
         wp_ate_part_result r{};
         r.site = a.site;
         std::memcpy(r.uid, a.uid, WP_ATE_UID_SIZE);
-        r.outcome = WP_ATE_PROGRAMMED;
-        r.bin = "01";
+        r.outcome = p.fails ? WP_ATE_FAILED : WP_ATE_PROGRAMMED;
+        r.bin = p.fails ? "FT" : "01";
         r.has_signature = 1;
         std::memcpy(r.signature, sig->data(), sig->size());
         res.push_back(r);
@@ -792,7 +882,7 @@ void Simulation::final_results(const std::vector<Part>& parts, uint32_t sequence
         if (p.swapped && st == WP_ATE_S_SIGNATURE_MISMATCH)
             ++t_.swaps_caught;
         else if (!p.swapped && st == WP_ATE_OK)
-            ++t_.verified;
+            ++(p.fails ? t_.final_failed : t_.verified);
         else
             t_.final_problems.push_back(std::string(p.swapped ? "swapped " : "") + "part " +
                                         to_hex(p.uid) + ": result answered " + status_name(st) +

@@ -135,3 +135,40 @@ TEST(TesterOptions, HelpNeedsNothingElse) {
     ASSERT_TRUE(o);
     EXPECT_TRUE(o->help);
 }
+
+TEST(TesterOptions, StripMapsAreRepeatableInHandlerMode) {
+    auto args = base();
+    for (const char* a :
+         {"--handler-sites", "8", "--strip-map", "a.xml", "--strip-map=b.xml", "--final-fail", "2"})
+        args.push_back(a);
+    std::string error;
+    auto o = parse_options(args, error);
+    ASSERT_TRUE(o) << error;
+    EXPECT_EQ(o->strip_maps, (std::vector<std::filesystem::path>{"a.xml", "b.xml"}));
+    EXPECT_EQ(o->final_fail, 2);
+    // Defaults: no strip map (carrier unknown), nobody fails final test.
+    auto d = parse_options(base(), error);
+    ASSERT_TRUE(d) << error;
+    EXPECT_TRUE(d->strip_maps.empty());
+    EXPECT_EQ(d->final_fail, 0);
+}
+
+TEST(TesterOptions, StripMapsAndFinalFailuresNeedHandlerMode) {
+    auto strip = base();
+    strip.insert(strip.end(), {"--strip-map", "a.xml"});
+    EXPECT_EQ(error_of(strip),
+              "--strip-map needs --handler-sites: strip maps are the carriers of final test "
+              "(handler mode); the wafer is read with --map");
+    auto fail = base();
+    fail.insert(fail.end(), {"--final-fail", "1"});
+    EXPECT_EQ(error_of(fail), "--final-fail needs --handler-sites");
+    auto empty = base();
+    empty.insert(empty.end(), {"--handler-sites", "4", "--strip-map="});
+    EXPECT_EQ(error_of(empty), "--strip-map must not be empty");
+    auto missing = base();
+    missing.insert(missing.end(), {"--handler-sites", "4", "--strip-map"});
+    EXPECT_EQ(error_of(missing), "--strip-map needs a value");
+    auto negative = base();
+    negative.insert(negative.end(), {"--handler-sites", "4", "--final-fail", "-1"});
+    EXPECT_EQ(error_of(negative), "--final-fail must be a whole number 0..1000000, got '-1'");
+}

@@ -367,9 +367,330 @@ TEST(TesterE2E, HandlerModeVerifiesTheWafersPartsAndCatchesSwappedOnes) {
         verified += f.state == host::FinalState::kVerified;
         mismatch += f.state == host::FinalState::kMismatch;
         EXPECT_EQ(f.loc.handler, "HANDLER-1");
-        EXPECT_EQ(f.loc.carrier.rfind("STRIP-", 0), 0u) << f.loc.carrier;
+        // No --strip-map: the carrier is unknown, and sent as such (has_carrier = 0).
+        EXPECT_EQ(f.loc.carrier, "") << f.loc.carrier;
+        EXPECT_EQ(f.loc.row, -1);
+        EXPECT_EQ(f.loc.column, -1);
+        EXPECT_GE(f.loc.site, 1);
+        EXPECT_LE(f.loc.site, 8);
     }
     EXPECT_EQ(verified, job.dies - 3);
     EXPECT_EQ(mismatch, 3u);
     EXPECT_EQ(job.counts().programmed, job.dies);  // final test issued nothing
+}
+
+namespace {
+
+// `count` strips of 16 x 4 positions, UpperLeft / DownRight (row = picture row from the top),
+// ids "<prefix>-<k>": in every strip (1, 5) is an X-out unit (bin X, not to test) and (3, 15)
+// holds no unit (NullBin). Appends the strips' good positions, in order, to `slots`.
+std::string strip_file(const std::string& prefix, int count,
+                       std::vector<std::tuple<std::string, int, int>>& slots) {
+    std::string subs, maps;
+    for (int k = 1; k <= count; ++k) {
+        const std::string id = prefix + "-" + std::to_string(k);
+        subs += "<Substrate SubstrateType=\"Strip\" SubstrateId=\"" + id +
+                "\"><LotId>ASSY1</LotId></Substrate>\n";
+        maps += "<SubstrateMap SubstrateType=\"Strip\" SubstrateId=\"" + id +
+                "\" OriginLocation=\"UpperLeft\" AxisDirection=\"DownRight\">\n"
+                "<Overlay MapName=\"Assembly\"><BinCodeMap BinType=\"Ascii\" NullBin=\".\">\n"
+                "<BinDefinitions><BinDefinition BinCode=\"1\" BinQuality=\"Pass\"/>"
+                "<BinDefinition BinCode=\"X\" BinQuality=\"Fail\"/></BinDefinitions>\n";
+        for (int row = 0; row < 4; ++row) {
+            std::string codes;
+            for (int col = 0; col < 16; ++col) {
+                if (row == 1 && col == 5) {
+                    codes += 'X';
+                } else if (row == 3 && col == 15) {
+                    codes += '.';
+                } else {
+                    codes += '1';
+                    slots.emplace_back(id, row, col);
+                }
+            }
+            maps += "<BinCode>" + codes + "</BinCode>\n";
+        }
+        maps += "</BinCodeMap></Overlay></SubstrateMap>\n";
+    }
+    return "<?xml version=\"1.0\"?>\n<MapData>\n<Layouts><Layout LayoutId=\"Strip\">"
+           "<Dimension X=\"16\" Y=\"4\"/></Layout></Layouts>\n<Substrates>\n" +
+           subs + "</Substrates>\n<SubstrateMaps>\n" + maps + "</SubstrateMaps>\n</MapData>\n";
+}
+
+}  // namespace
+
+// Strip maps (issue #20): the handler places the wafer's parts in the good positions of the
+// strips of two --strip-map files, in order, and FINAL_TOUCHDOWN carries each part's strip, row
+// and column: the ledger's final-test rows hold exactly those, X-out and empty positions are
+// never used, and the parts failing final test (--final-fail) are FAILED with their bin.
+TEST(TesterE2E, HandlerModeSendsEachPartsStripPositionFromTheStripMaps) {
+    JobSetup job("tester_e2e_strips", kDiameter);
+    ASSERT_GT(job.dies, 10u);
+    std::vector<std::tuple<std::string, int, int>> slots;
+    const int strips = static_cast<int>(job.dies / 62) + 1;  // 62 good positions a strip
+    const fs::path a = job.tmp.path() / "strips-a.xml", b = job.tmp.path() / "strips-b.xml";
+    std::ofstream(a) << strip_file("SA", strips / 2, slots);
+    std::ofstream(b) << strip_file("SB", strips - strips / 2 + 1, slots);
+    ASSERT_GE(slots.size(), job.dies);
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const fs::path log = job.tmp.path() / "tester.log";
+    ASSERT_EQ(run(kTester,
+                  job.tester_args(
+                      endpoint, 16,
+                      {"--seed", "11", "--handler-sites", "8", "--swapped", "2", "--final-fail",
+                       "3", "--strip-map", a.string(), "--strip-map", b.string()}),
+                  log),
+              0)
+        << read_text(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    EXPECT_NE(read_text(log).find("3 of 3 failing parts failed, 0 problems"), std::string::npos)
+        << read_text(log);
+
+    // The parts took the first job.dies good positions, in file, strip, row, column order.
+    std::map<std::tuple<std::string, int, int>, size_t> slot_index;
+    for (size_t i = 0; i < slots.size(); ++i) slot_index[slots[i]] = i;
+    auto l = host::Ledger::open_existing(job.ledger());
+    ASSERT_TRUE(l.ok());
+    const auto finals = (*l)->list_final().value();
+    ASSERT_EQ(finals.size(), job.dies);
+    std::set<size_t> used;
+    size_t failed = 0, mismatch = 0;
+    for (const auto& f : finals) {
+        const auto at = std::tuple{f.loc.carrier, f.loc.row, f.loc.column};
+        auto it = slot_index.find(at);
+        ASSERT_NE(it, slot_index.end())
+            << "part " << to_hex(f.uid) << " at " << f.loc.carrier << " (" << f.loc.row << ", "
+            << f.loc.column << ") is on no good position of the strip maps";
+        EXPECT_LT(it->second, job.dies) << f.loc.carrier;
+        EXPECT_TRUE(used.insert(it->second).second) << "two parts on one position";
+        EXPECT_EQ(f.loc.site, static_cast<int>(it->second % 8) + 1) << to_hex(f.uid);
+        if (f.state == host::FinalState::kFailed) {
+            ++failed;
+            EXPECT_EQ(f.bin, "FT");
+        }
+        mismatch += f.state == host::FinalState::kMismatch;
+    }
+    EXPECT_EQ(failed, 3u);
+    EXPECT_EQ(mismatch, 2u);
+    // The simulator's account of where each part was agrees with the ledger's.
+    const json s = job.summary();
+    ASSERT_EQ(s["final_test"]["handler_parts"].size(), job.dies);
+    for (const auto& p : s["final_test"]["handler_parts"]) {
+        auto uid = from_hex_fixed<wpid1::kUidSize>(p["uid"].get<std::string>(), "uid");
+        ASSERT_TRUE(uid.ok());
+        auto f = (*l)->find_final(*uid).value();
+        ASSERT_TRUE(f);
+        EXPECT_EQ(f->loc.carrier, p["carrier"].get<std::string>());
+        EXPECT_EQ(f->loc.row, p["row"].get<int>());
+        EXPECT_EQ(f->loc.column, p["column"].get<int>());
+    }
+}
+
+// A wafer map given as a strip map is refused before anything is sent, naming its type; too
+// few strip positions for the parts is a problem the run names.
+TEST(TesterE2E, AStripMapThatIsNoStripMapIsRefusedByName) {
+    JobSetup job("tester_e2e_strip_errors", kDiameter);
+    const fs::path log = job.tmp.path() / "tester.log";
+    EXPECT_EQ(run(kTester,
+                  job.tester_args("tcp://127.0.0.1:1", 16,
+                                  {"--handler-sites", "8", "--strip-map", job.map.string()}),
+                  log),
+              1);
+    EXPECT_NE(read_text(log).find("--strip-map: " + job.map.string() + ": line "),
+              std::string::npos)
+        << read_text(log);
+    EXPECT_NE(read_text(log).find("is SubstrateType 'Wafer', not Strip"), std::string::npos)
+        << read_text(log);
+
+    std::vector<std::tuple<std::string, int, int>> slots;
+    const fs::path small = job.tmp.path() / "one-strip.xml";
+    std::ofstream(small) << strip_file("S", 1, slots);
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    EXPECT_EQ(
+        run(kTester,
+            job.tester_args(endpoint, 16, {"--handler-sites", "8", "--strip-map", small.string()}),
+            log),
+        1);
+    EXPECT_NE(read_text(log).find(std::to_string(job.dies) +
+                                  " parts but the 1 strips of --strip-map hold only 62 good "
+                                  "positions"),
+              std::string::npos)
+        << read_text(log);
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+}
+
+namespace {
+
+// The PRRs of an STDF file, read here (little-endian, as FAR CPU_TYPE 2 says): PART_ID ->
+// (flags, hard bin, soft bin, X, Y, site).
+struct FinalPrr {
+    int flags = 0, hard = 0, soft = 0, x = 0, y = 0, site = 0;
+};
+std::map<std::string, FinalPrr> final_prrs(const fs::path& file) {
+    const std::string b = read_text(file);
+    auto u1 = [&](size_t at) { return static_cast<int>(static_cast<uint8_t>(b.at(at))); };
+    auto u2 = [&](size_t at) { return u1(at) | (u1(at + 1) << 8); };
+    std::map<std::string, FinalPrr> out;
+    EXPECT_GE(b.size(), 6u);
+    EXPECT_EQ(u1(2), 0);  // FAR first
+    EXPECT_EQ(u1(4), 2);  // CPU_TYPE 2: little-endian
+    for (size_t at = 0; at + 4 <= b.size();) {
+        const size_t len = static_cast<size_t>(u2(at));
+        const size_t body = at + 4;
+        if (u1(at + 2) == 5 && u1(at + 3) == 20) {
+            FinalPrr p;
+            p.site = u1(body + 1);
+            p.flags = u1(body + 2);
+            p.hard = u2(body + 5);
+            p.soft = u2(body + 7);
+            p.x = static_cast<int16_t>(u2(body + 9));
+            p.y = static_cast<int16_t>(u2(body + 11));
+            const size_t id_len = static_cast<size_t>(u1(body + 17));
+            out[b.substr(body + 18, id_len)] = p;
+        }
+        at = body + len;
+        EXPECT_LE(at, b.size()) << "a record runs past the end of " << file;
+    }
+    return out;
+}
+
+}  // namespace
+
+// The final-test reports (issue #20) against a real job: wafer 4 of the lot is sorted and never
+// goes to final test; wafer 3 is sorted, then its parts go through an 8-site handler on strips
+// with 2 swapped parts and 2 failing ones. `waferprov report --final-test` must write the lot's
+// STDF (a PRR per part seen, PART_ID the UID, no X/Y) and a reconciliation that lists each part
+// under what happened to it, and exit 1 naming the mismatch.
+TEST(TesterE2E, FinalTestReportsReconcileSortWithFinalTest) {
+    JobSetup job("tester_e2e_final_report", kDiameter);
+    ASSERT_GT(job.dies, 10u);
+    const fs::path w4 = job.tmp.path() / "wafer4.xml";
+    ASSERT_EQ(run(kWaferprov,
+                  {"wafer", "synth", "--diameter", "30", "--die", "2x2", "--lot", "LOTSIM",
+                   "--wafer", "4", "--seed", "5", "--out", w4.string()},
+                  job.log),
+              0)
+        << read_text(job.log);
+    std::vector<std::tuple<std::string, int, int>> slots;
+    const fs::path strips = job.tmp.path() / "strips.xml";
+    std::ofstream(strips) << strip_file("ST", static_cast<int>(job.dies / 62) + 1, slots);
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const fs::path log = job.tmp.path() / "tester.log";
+    auto sort_only = job.tester_args(endpoint, 16, {"--seed", "3"});
+    sort_only[1] = w4.string();  // --map wafer4.xml
+    ASSERT_EQ(run(kTester, sort_only, log), 0) << read_text(log) << server.logs();
+    ASSERT_EQ(run(kTester,
+                  job.tester_args(endpoint, 16,
+                                  {"--seed", "9", "--handler-sites", "8", "--swapped", "2",
+                                   "--final-fail", "2", "--strip-map", strips.string()}),
+                  log),
+              0)
+        << read_text(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+
+    // What the ledger says, to compare the reports with.
+    auto l = host::Ledger::open_existing(job.ledger());
+    ASSERT_TRUE(l.ok());
+    std::map<std::string, std::set<std::string>> want;  // list -> UIDs
+    std::map<std::string, host::FinalRecord> finals;
+    const auto listed = (*l)->list_final();
+    ASSERT_TRUE(listed.ok()) << listed.error().message;
+    for (const auto& f : *listed) {
+        finals[to_hex(f.uid)] = f;
+        want[f.state == host::FinalState::kVerified   ? "verified"
+             : f.state == host::FinalState::kFailed   ? "failed"
+             : f.state == host::FinalState::kMismatch ? "mismatched"
+                                                      : "other"]
+            .insert(to_hex(f.uid));
+    }
+    size_t wafer4 = 0;
+    ASSERT_TRUE((*l)->for_each([&](const host::LedgerRecord& r) {
+                        if (r.loc.wafer == 4) {
+                            ++wafer4;
+                            want["never_seen"].insert(to_hex(r.uid));
+                        }
+                        return ok_status();
+                    })
+                    .ok());
+    l->reset();
+    ASSERT_GT(wafer4, 0u);
+    EXPECT_EQ(want["mismatched"].size(), 2u);
+    EXPECT_EQ(want["failed"].size(), 2u);
+    EXPECT_EQ(want["verified"].size(), job.dies - 4);
+    EXPECT_EQ(want.count("other"), 0u);
+
+    const fs::path out = job.tmp.path() / "reports";
+    const fs::path report_log = job.tmp.path() / "report.log";
+    EXPECT_EQ(
+        run(kWaferprov,
+            {"report", "--job", job.job_toml().string(), "--final-test", "--out", out.string()},
+            report_log),
+        1)
+        << read_text(report_log);
+    const std::string said = read_text(report_log);
+    EXPECT_NE(said.find("final test LOTSIM: " + std::to_string(job.dies - 4) +
+                        " verified, 0 provisioned at final test, " + std::to_string(wafer4) +
+                        " never seen, 2 mismatched, 2 failed, 0 never answered: MISMATCH"),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("MISMATCH signature mismatches = 0: 2 (parts that could not prove their "
+                        "identity: swapped or counterfeit: "),
+              std::string::npos)
+        << said;
+
+    const json rec = json::parse(read_text(out / "LOTSIM" / "final_reconciliation.json"));
+    EXPECT_EQ(rec["ok"], false);
+    for (const char* list : {"verified", "failed", "mismatched", "never_seen"}) {
+        std::set<std::string> got;
+        for (const auto& u : rec["uids"][list]) got.insert(u.get<std::string>());
+        EXPECT_EQ(got, want[list]) << list;
+        EXPECT_EQ(rec["counts"][list], want[list].size()) << list;
+    }
+    EXPECT_EQ(rec["counts"]["provisioned_at_final_test"], 0);
+    EXPECT_EQ(rec["counts"]["unanswered"], 0);
+    EXPECT_NE(read_text(out / "LOTSIM" / "final_reconciliation.txt")
+                  .find("RESULT MISMATCH (1 of 3 checks)"),
+              std::string::npos);
+
+    // The STDF: one PRR per part final test saw, under its UID, with the handler's site.
+    const auto prrs = final_prrs(out / "LOTSIM" / "LOTSIM_final.stdf");
+    EXPECT_EQ(prrs.size(), finals.size());
+    for (const auto& [uid, f] : finals) {
+        auto it = prrs.find(uid);
+        ASSERT_NE(it, prrs.end()) << uid;
+        const FinalPrr& p = it->second;
+        EXPECT_EQ(p.x, -32768) << uid;
+        EXPECT_EQ(p.y, -32768) << uid;
+        EXPECT_EQ(p.site, f.loc.site) << uid;
+        const bool verified = f.state == host::FinalState::kVerified;
+        const bool failed = f.state == host::FinalState::kFailed;
+        EXPECT_EQ(p.hard, verified ? 1 : failed ? 3 : 4) << uid;
+        EXPECT_EQ(p.soft, verified ? 1 : failed ? 30 : 40) << uid;
+        EXPECT_EQ(p.flags, verified ? 0 : 0x08) << uid;
+    }
+
+    // --json: the same verdict as one document, with the final_test object.
+    const fs::path json_log = job.tmp.path() / "report-json.log";
+    EXPECT_EQ(run(kWaferprov,
+                  {"report", "--job", job.job_toml().string(), "--final-test", "--json", "--out",
+                   out.string()},
+                  json_log),
+              1);
+    const json j = json::parse(read_text(json_log));
+    EXPECT_EQ(j["exit_status"], 1);
+    EXPECT_EQ(j["final_test"]["ok"], false);
+    ASSERT_EQ(j["final_test"]["lots"].size(), 1u);
+    EXPECT_EQ(j["final_test"]["lots"][0]["lot"], "LOTSIM");
+    EXPECT_EQ(j["final_test"]["lots"][0]["counts"]["mismatched"], 2);
+
+    // Usage: neither --map nor --final-test.
+    EXPECT_EQ(run(kWaferprov, {"report", "--job", job.job_toml().string()}, json_log), 2);
+    EXPECT_NE(read_text(json_log).find("give --map FILE (wafer reports), --final-test, or both"),
+              std::string::npos);
 }

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
 #include <memory>
+#include <type_traits>
 #include <unordered_map>
 
 #include "internal.hpp"
@@ -67,11 +69,21 @@ struct IdMapInfo {
     std::vector<Entry> ids;
 };
 
+// What one SubstrateMap holds, as index ranges [begin, end) into Collected's lists: the
+// elements inside a SubstrateMap are contiguous in document order.
+struct SubstrateMapSpan {
+    size_t bcm_begin = 0, bcm_end = 0;    // bin_code_maps
+    size_t def_begin = 0, def_end = 0;    // bin_definitions
+    size_t code_begin = 0, code_end = 0;  // bin_codes
+    size_t ids_begin = 0, ids_end = 0;    // id_maps
+};
+
 struct Collected {
     std::vector<std::string> root;  // root element's local name
     std::vector<LayoutInfo> layouts;
     std::vector<SubstrateInfo> substrates;
     std::vector<Located> substrate_maps;  // attrs only
+    std::vector<SubstrateMapSpan> spans;  // one per substrate_maps entry
     std::vector<Located> bin_code_maps;   // attrs only
     std::vector<Located> bin_definitions;
     std::vector<Entry> bin_codes;  // rows (2DArray) or X/Y entries (Coordinate)
@@ -97,6 +109,7 @@ public:
         : source_(source), options_(options) {}
 
     Result<WaferMap> parse(std::string_view xml);
+    Result<std::vector<CarrierMap>> parse_carriers(std::string_view xml);
 
 private:
     static void XMLCALL on_start(void* self, const XML_Char* name, const XML_Char** attrs) {
@@ -132,7 +145,9 @@ private:
     }
     void start(const XML_Char* name, const XML_Char** attrs);
     void end();
+    Status collect(std::string_view xml);  // runs expat over the document into c_
     Result<WaferMap> build();
+    Result<std::vector<CarrierMap>> build_carriers();
 
     std::string source_;
     MapReadOptions options_;
@@ -141,6 +156,7 @@ private:
     std::vector<std::string> stack_;
     std::string* text_ = nullptr;  // where character data goes, if the element carries text
     size_t text_depth_ = 0;
+    size_t smap_depth_ = 0;  // stack depth of the open SubstrateMap (0: none open)
     Collected c_;
 };
 
@@ -200,6 +216,10 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
         collect_text(*field);
     } else if (name == "SubstrateMap" && up == "SubstrateMaps") {
         c_.substrate_maps.push_back(Located{ln, read_attributes(raw_attrs), {}});
+        const size_t bcm = c_.bin_code_maps.size(), def = c_.bin_definitions.size();
+        const size_t code = c_.bin_codes.size(), ids = c_.id_maps.size();
+        c_.spans.push_back(SubstrateMapSpan{bcm, bcm, def, def, code, code, ids, ids});
+        smap_depth_ = stack_.size();
     } else if (name == "BinCodeMap" && up == "Overlay") {
         c_.bin_code_maps.push_back(Located{ln, read_attributes(raw_attrs), {}});
     } else if (name == "BinDefinition" && up == "BinDefinitions") {
@@ -234,11 +254,19 @@ void E142Parser::start(const XML_Char* raw_name, const XML_Char** raw_attrs) {
 
 void E142Parser::end() {
     if (text_ != nullptr && stack_.size() == text_depth_) text_ = nullptr;
+    if (smap_depth_ != 0 && stack_.size() == smap_depth_) {
+        SubstrateMapSpan& span = c_.spans.back();
+        span.bcm_end = c_.bin_code_maps.size();
+        span.def_end = c_.bin_definitions.size();
+        span.code_end = c_.bin_codes.size();
+        span.ids_end = c_.id_maps.size();
+        smap_depth_ = 0;
+    }
     if (stack_.back() == "Overlay") c_.overlay_name.clear();
     stack_.pop_back();
 }
 
-Result<WaferMap> E142Parser::parse(std::string_view xml) {
+Status E142Parser::collect(std::string_view xml) {
     if (xml.size() > options_.max_bytes || xml.size() > static_cast<size_t>(INT_MAX))
         return make_error(ErrorCode::kResourceExhausted,
                           source_ + ": " + std::to_string(xml.size()) +
@@ -261,7 +289,17 @@ Result<WaferMap> E142Parser::parse(std::string_view xml) {
                           std::string("malformed XML: ") + XML_ErrorString(code) + " (column " +
                               std::to_string(XML_GetCurrentColumnNumber(parser_.get()) + 1) + ")");
     }
+    return ok_status();
+}
+
+Result<WaferMap> E142Parser::parse(std::string_view xml) {
+    WP_RETURN_IF_ERROR(collect(xml));
     return build();
+}
+
+Result<std::vector<CarrierMap>> E142Parser::parse_carriers(std::string_view xml) {
+    WP_RETURN_IF_ERROR(collect(xml));
+    return build_carriers();
 }
 
 // ---- checks on the collected map ----
@@ -290,10 +328,15 @@ std::string coords(int x, int y) {
 
 // Builds the WaferMap from what the parser collected, in named steps; each step refuses what is
 // wrong with an error naming the file and the line of the offending element.
+// What the map describes: a wafer (read_e142) or one strip of a carrier map file
+// (read_e142_carriers; no wafer number, the lot optional).
+enum class SubstrateKind { kWafer, kStrip };
+
 class MapBuilder {
 public:
-    MapBuilder(const std::string& source, const MapReadOptions& options, const Collected& c)
-        : src_(source), options_(options), c_(c) {}
+    MapBuilder(const std::string& source, const MapReadOptions& options, const Collected& c,
+               SubstrateKind kind = SubstrateKind::kWafer)
+        : src_(source), options_(options), c_(c), kind_(kind) {}
 
     Result<WaferMap> build() {
         WP_RETURN_IF_ERROR(read_substrate_map());
@@ -364,6 +407,7 @@ private:
     const std::string& src_;
     const MapReadOptions& options_;
     const Collected& c_;
+    SubstrateKind kind_;
     WaferMap map_;
     const Located* smap_ = nullptr;
     std::optional<CoordinateSystem> cs_;
@@ -382,6 +426,27 @@ Status MapBuilder::read_substrate_map() {
                           "root element is <" + (c_.root.empty() ? "" : c_.root.front()) +
                               ">, not <MapData> (not a SEMI E142 substrate map)");
     map.format = "E142";
+    // A wafer map holds wafers: a strip (or tray, frame, ...) file is refused by its type
+    // before anything else about it, so the message says what the file is.
+    if (kind_ == SubstrateKind::kWafer) {
+        auto not_wafer = [&](const std::string& type, long ln, const std::string& what) {
+            return line_error(src, ln,
+                              what + " is SubstrateType '" + type +
+                                  "', not Wafer: this reads wafer maps" +
+                                  (detail::iequals(type, "Strip")
+                                       ? " (a strip map is a carrier map at final test: "
+                                         "waferprov-tester --strip-map)"
+                                       : ""));
+        };
+        for (const auto& sub : c_.substrates)
+            if (!sub.type.empty() && !detail::iequals(sub.type, "Wafer"))
+                return not_wafer(sub.type, sub.line, "Substrate '" + sub.id + "'");
+        for (const auto& m : c_.substrate_maps) {
+            const std::string type = m.attrs.get("SubstrateType");
+            if (!type.empty() && !detail::iequals(type, "Wafer"))
+                return not_wafer(type, m.line, "SubstrateMap '" + m.attrs.get("SubstrateId") + "'");
+        }
+    }
 
     // SubstrateMap: exactly one (one wafer per file).
     if (c_.substrate_maps.size() != 1)
@@ -523,6 +588,11 @@ Status MapBuilder::read_substrate() {
         return line_error(src, sub->line,
                           "Substrate has no SubstrateId (the id of the physical wafer, part of "
                           "every die's identity)");
+    if (kind_ == SubstrateKind::kStrip) {  // a strip: no wafer number; the lot if it has one
+        map.lot = sub->lot ? std::string(detail::trim(*sub->lot)) : std::string();
+        map.substrate_id = sub->id;
+        return ok_status();
+    }
     if (!sub->lot || detail::trim(*sub->lot).empty())
         return line_error(src, sub->line, sub_name + " has no LotId");
     map.lot = std::string(detail::trim(*sub->lot));
@@ -846,12 +916,118 @@ Status MapBuilder::check_bin_counts() {
 
 Result<WaferMap> E142Parser::build() { return MapBuilder(source_, options_, c_).build(); }
 
+// The part of the collected document that belongs to SubstrateMap `i`: every layout and
+// Substrate (the SubstrateMap picks its own), and only its own overlays.
+Collected strip_part(const Collected& c, size_t i) {
+    const SubstrateMapSpan& span = c.spans[i];
+    auto slice = [](const auto& v, size_t b, size_t e) {
+        return std::remove_cvref_t<decltype(v)>(v.begin() + static_cast<std::ptrdiff_t>(b),
+                                                v.begin() + static_cast<std::ptrdiff_t>(e));
+    };
+    Collected one;
+    one.root = c.root;
+    one.layouts = c.layouts;
+    one.substrates = c.substrates;
+    one.substrate_maps = {c.substrate_maps[i]};
+    one.spans = {span};
+    one.bin_code_maps = slice(c.bin_code_maps, span.bcm_begin, span.bcm_end);
+    one.bin_definitions = slice(c.bin_definitions, span.def_begin, span.def_end);
+    one.bin_codes = slice(c.bin_codes, span.code_begin, span.code_end);
+    one.id_maps = slice(c.id_maps, span.ids_begin, span.ids_end);
+    return one;
+}
+
+// A strip's map as a carrier: positions by (row, column) = (Y, X), both from 0.
+Result<CarrierMap> carrier_of(const std::string& src, long line, WaferMap&& map) {
+    CarrierMap cm;
+    cm.strip_id = std::move(map.substrate_id);
+    cm.lot = std::move(map.lot);
+    cm.product = std::move(map.device);
+    cm.rows = map.rows;
+    cm.columns = map.columns;
+    cm.origin = map.origin;
+    cm.axis = map.axis;
+    cm.bin_type = map.bin_type;
+    cm.null_bin = map.null_bin;
+    cm.good_bins = map.good_bins;
+    cm.bin_descriptions = std::move(map.bin_descriptions);
+    for (auto& d : map.dies) {
+        if (d.x < 0 || d.y < 0)
+            return line_error(src, line,
+                              "strip '" + cm.strip_id + "': the position at " + coords(d.x, d.y) +
+                                  " has a negative coordinate under OriginLocation " + cm.origin +
+                                  " / AxisDirection " + cm.axis +
+                                  "; carrier rows and columns count from 0 (use a corner origin)");
+        const bool good =
+            std::find(cm.good_bins.begin(), cm.good_bins.end(), d.bin) != cm.good_bins.end();
+        cm.positions.push_back(CarrierMapPosition{d.y, d.x, std::move(d.bin), good, d.uid});
+    }
+    std::sort(cm.positions.begin(), cm.positions.end(), [](const auto& a, const auto& b) {
+        return std::pair(a.row, a.column) < std::pair(b.row, b.column);
+    });
+    return cm;
+}
+
+Result<std::vector<CarrierMap>> E142Parser::build_carriers() {
+    if (c_.root.empty() || c_.root.front() != "MapData")
+        return line_error(source_, 1,
+                          "root element is <" + (c_.root.empty() ? "" : c_.root.front()) +
+                              ">, not <MapData> (not a SEMI E142 substrate map)");
+    // Only strips: a wafer map (or a tray, a frame) is not a carrier map of strips.
+    for (const auto& sub : c_.substrates)
+        if (!detail::iequals(sub.type, "Strip"))
+            return line_error(
+                source_, sub.line,
+                "Substrate '" + sub.id + "' is " +
+                    (sub.type.empty() ? std::string("of no SubstrateType")
+                                      : "SubstrateType '" + sub.type + "'") +
+                    ", not Strip: carrier maps hold strips (a wafer map is read with --map)");
+    if (c_.substrates.empty())
+        return line_error(source_, 1, "the file has no Substrate (Substrates/Substrate)");
+    if (c_.substrate_maps.empty())
+        return line_error(source_, 1, "the file has no SubstrateMap (SubstrateMaps/SubstrateMap)");
+    std::vector<CarrierMap> out;
+    std::map<std::string, long> seen;  // strip id -> line of its SubstrateMap
+    for (size_t i = 0; i < c_.substrate_maps.size(); ++i) {
+        const Located& m = c_.substrate_maps[i];
+        const std::string type = m.attrs.get("SubstrateType");
+        if (!type.empty() && !detail::iequals(type, "Strip"))
+            return line_error(source_, m.line,
+                              "SubstrateMap '" + m.attrs.get("SubstrateId") +
+                                  "' is SubstrateType '" + type + "', not Strip");
+        if (c_.substrates.size() > 1 && m.attrs.get("SubstrateId").empty())
+            return line_error(source_, m.line,
+                              "SubstrateMap has no SubstrateId, and the file has " +
+                                  std::to_string(c_.substrates.size()) +
+                                  " strips: name the strip it maps");
+        const Collected part = strip_part(c_, i);
+        WP_ASSIGN_OR_RETURN(WaferMap map,
+                            MapBuilder(source_, options_, part, SubstrateKind::kStrip).build());
+        WP_ASSIGN_OR_RETURN(CarrierMap cm, carrier_of(source_, m.line, std::move(map)));
+        if (auto [it, fresh] = seen.emplace(cm.strip_id, m.line); !fresh)
+            return line_error(source_, m.line,
+                              "strip '" + cm.strip_id + "' is mapped twice (first on line " +
+                                  std::to_string(it->second) + ")");
+        out.push_back(std::move(cm));
+    }
+    for (const auto& sub : c_.substrates)
+        if (seen.count(sub.id) == 0)
+            return line_error(source_, sub.line, "Substrate '" + sub.id + "' has no SubstrateMap");
+    return out;
+}
+
 }  // namespace
 
 Result<WaferMap> read_e142(std::string_view xml, std::string_view source,
                            const MapReadOptions& options) {
     E142Parser parser(source, options);
     return parser.parse(xml);
+}
+
+Result<std::vector<CarrierMap>> read_e142_carriers(std::string_view xml, std::string_view source,
+                                                   const MapReadOptions& options) {
+    E142Parser parser(source, options);
+    return parser.parse_carriers(xml);
 }
 
 }  // namespace waferprov::host

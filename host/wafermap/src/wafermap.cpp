@@ -287,4 +287,21 @@ Result<WaferMap> read_map_file(const std::filesystem::path& file, const MapReadO
     return read_sinf(text, name, options);
 }
 
+Result<std::vector<CarrierMap>> read_carrier_file(const std::filesystem::path& file,
+                                                  const MapReadOptions& options) {
+    const std::string name = file.string();
+    WP_ASSIGN_OR_RETURN(const std::string text,
+                        read_file_capped(file, options.max_bytes, "strip map"));
+    if (auto why = not_a_map(text))
+        return make_error(ErrorCode::kInvalidArgument, "strip map " + name + " " + *why);
+    std::string_view body(text);
+    if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
+    body = detail::trim(body);
+    if (body.empty() || body.front() != '<')
+        return make_error(ErrorCode::kInvalidArgument,
+                          "strip map " + name + " is not XML (it begins '" + preview(body) +
+                              "'): strip maps are read from SEMI E142 only");
+    return read_e142_carriers(text, name, options);
+}
+
 }  // namespace waferprov::host

@@ -44,9 +44,58 @@ struct MapReadOptions {
 std::optional<int> wafer_number_of_substrate(std::string_view substrate, std::string_view lot);
 
 // Reads a SEMI E142 substrate map held in `xml`. `source` names it in error messages (usually
-// the file path): "<source>: line 12: ...". DOCTYPE declarations and entities are refused.
+// the file path): "<source>: line 12: ...". DOCTYPE declarations and entities are refused. A
+// Substrate or SubstrateMap whose SubstrateType is not Wafer (case-insensitive; none means
+// Wafer) is refused naming the type: a strip map is a carrier map (read_e142_carriers).
 Result<WaferMap> read_e142(std::string_view xml, std::string_view source = "E142 map",
                            const MapReadOptions& options = {});
+
+// ---- Carrier maps (final test, docs/final-test.md "Strip maps") ----------------------------
+// At final test the parts sit in carriers: strips, each a SEMI E142 Substrate of SubstrateType
+// "Strip" with its own SubstrateMap. A carrier position is (row, column) = the E142 (Y, X) of
+// the position under the SubstrateMap's OriginLocation and AxisDirection, so both count from 0.
+
+// One position of a strip that holds a unit (NullBin positions are not listed).
+struct CarrierMapPosition {
+    int row = 0;                    // E142 Y
+    int column = 0;                 // E142 X
+    std::string bin;                // the bin the file gives the unit (canonical form)
+    bool good = false;              // the bin is marked good (BinQuality Pass/Good or Pick)
+    std::optional<wpid1::Uid> uid;  // from the strip's DeviceIdMap, where it has one
+    bool operator==(const CarrierMapPosition&) const = default;
+};
+
+// One strip of a carrier map file.
+struct CarrierMap {
+    std::string strip_id;  // Substrate SubstrateId: the carrier id sent in FINAL_TOUCHDOWN
+    std::string lot;       // Substrate LotId ("" when the file gives none)
+    std::string product;   // the layout's ProductId ("" when none)
+    int rows = 0;          // Layout Dimension Y
+    int columns = 0;       // Layout Dimension X
+    std::string origin = "LowerLeft";
+    std::string axis = "UpRight";
+    std::string bin_type;
+    std::string null_bin;
+    std::vector<std::string> good_bins;                   // sorted
+    std::map<std::string, std::string> bin_descriptions;  // bin code -> description/quality
+    std::vector<CarrierMapPosition> positions;            // by row, then column
+};
+
+// Reads the strips of a SEMI E142 file as carrier maps, in the order of their SubstrateMaps.
+// Every Substrate must be of SubstrateType Strip (case-insensitive; a Wafer, a Tray or none is
+// refused naming it), every SubstrateMap must name its Substrate (by SubstrateId when there are
+// several) and hold exactly one BinCodeMap, strip ids are unique, and each strip is checked as
+// a wafer map is (layout, BinType, rows, BinDefinitions, BinCount, DeviceIdMap) but needs no
+// SlotNumber. A position with a negative X or Y (OriginLocation Center) is refused: carrier
+// positions count from 0. All-or-nothing: any defect is an error naming the file and line.
+Result<std::vector<CarrierMap>> read_e142_carriers(std::string_view xml,
+                                                   std::string_view source = "E142 strip map",
+                                                   const MapReadOptions& options = {});
+
+// read_e142_carriers on a file (capped at options.max_bytes like read_map_file); a file that
+// is not XML is refused: strip maps are read from SEMI E142 only.
+Result<std::vector<CarrierMap>> read_carrier_file(const std::filesystem::path& file,
+                                                  const MapReadOptions& options = {});
 
 // Reads a SINF text map held in `text`; errors name the line ("<source>: line 7: ...").
 Result<WaferMap> read_sinf(std::string_view text, std::string_view source = "SINF map",
