@@ -24,8 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-constexpr int16_t kMissingCoord = std::numeric_limits<int16_t>::min();
-constexpr uint32_t kMissingU4 = 0xFFFFFFFFu;
 constexpr uint8_t kRetest = 0x01;      // supersedes an earlier result for the same PART_ID
 constexpr uint8_t kFailed = 0x08;      // part failed
 constexpr uint8_t kNoPassFail = 0x10;  // no pass/fail indication (bit 3 then means nothing)
@@ -34,12 +32,6 @@ bool is_hex(std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
         return std::isxdigit(static_cast<unsigned char>(c)) != 0;
     });
-}
-
-uint32_t u4_time(int64_t unix_s) {
-    if (unix_s <= 0) return 0;
-    return unix_s > static_cast<int64_t>(kMissingU4 - 1) ? kMissingU4 - 1
-                                                         : static_cast<uint32_t>(unix_s);
 }
 
 const char* hard_bin_name(uint16_t bin) {
@@ -306,7 +298,7 @@ Bytes final_stdf_bytes(const FinalLot& lot, const StdfOptions& options) {
     }
     uint8_t next = 1;
     for (auto& [handler, head] : heads) head = next < 255 ? next++ : 255;
-    const uint32_t start = u4_time(first_us / 1000000), finish = u4_time(last_us / 1000000);
+    const uint32_t start = stdf_time(first_us / 1000000), finish = stdf_time(last_us / 1000000);
     emit_final_header(out, lot, options, start, heads, sites);
 
     std::map<uint16_t, uint32_t> hard, soft;
@@ -334,8 +326,8 @@ Bytes final_stdf_bytes(const FinalLot& lot, const StdfOptions& options) {
             .u2(1)  // NUM_TEST: the final-test step
             .u2(hb)
             .u2(sb)
-            .i2(kMissingCoord)  // a packaged part has no wafer X/Y
-            .i2(kMissingCoord)
+            .i2(kStdfMissingCoord)  // a packaged part has no wafer X/Y
+            .i2(kStdfMissingCoord)
             .u4(0)  // TEST_T unknown
             .cn(p.uid_hex)
             .cn("")
@@ -348,7 +340,7 @@ Bytes final_stdf_bytes(const FinalLot& lot, const StdfOptions& options) {
     }
     const auto parts = static_cast<uint32_t>(lot.parts.size());
     emit(out, 1, 30,
-         Rec().u1(255).u1(255).u4(parts).u4(retests).u4(0).u4(good).u4(kMissingU4));  // PCR
+         Rec().u1(255).u1(255).u4(parts).u4(retests).u4(0).u4(good).u4(kStdfMissingU4));  // PCR
     for (uint16_t bin : std::initializer_list<uint16_t>{1, 3, 4, 5})
         emit(out, 1, 40,
              Rec().u1(255).u1(255).u2(bin).u4(hard[bin]).c1(pass_fail(bin)).cn(hard_bin_name(bin)));

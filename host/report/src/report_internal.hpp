@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,16 @@ std::string printable(std::string_view s);  // control characters replaced by '?
 std::string wafer_label(int wafer);         // "03"
 
 // STDF V4 records, little-endian (stdf.cpp, final.cpp).
+inline constexpr int16_t kStdfMissingCoord = std::numeric_limits<int16_t>::min();  // X/Y_COORD
+inline constexpr uint32_t kStdfMissingU4 = 0xFFFFFFFFu;
+
+// A time field (U*4, seconds since 1970): 0 unknown, capped below the missing value.
+inline uint32_t stdf_time(int64_t unix_s) {
+    if (unix_s <= 0) return 0;
+    return unix_s > static_cast<int64_t>(kStdfMissingU4 - 1) ? kStdfMissingU4 - 1
+                                                             : static_cast<uint32_t>(unix_s);
+}
+
 // One record body; emit() adds the 4-byte header.
 class Rec {
 public:

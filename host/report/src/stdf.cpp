@@ -17,16 +17,8 @@ namespace waferprov::host::report {
 
 namespace {
 
-constexpr int16_t kMissingCoord = std::numeric_limits<int16_t>::min();
-constexpr uint32_t kMissingU4 = 0xFFFFFFFFu;
-
-uint32_t u4_time(int64_t t) {
-    if (t <= 0) return 0;
-    return t > static_cast<int64_t>(kMissingU4 - 1) ? kMissingU4 - 1 : static_cast<uint32_t>(t);
-}
-
 int16_t coord(int v) {
-    if (v <= kMissingCoord || v > std::numeric_limits<int16_t>::max()) return kMissingCoord;
+    if (v <= kStdfMissingCoord || v > std::numeric_limits<int16_t>::max()) return kStdfMissingCoord;
     return static_cast<int16_t>(v);
 }
 
@@ -139,8 +131,8 @@ void emit_wafer_configuration(Bytes& out, const MapGeometry& g) {
         .r4(static_cast<float>(g.die_width_mm))
         .u1(g.die_width_mm > 0 ? 3 : 0)  // WF_UNITS 3 = millimetres
         .c1(wf_flat(g.flat_deg))
-        .i2(kMissingCoord)
-        .i2(kMissingCoord)
+        .i2(kStdfMissingCoord)
+        .i2(kStdfMissingCoord)
         .c1(left ? 'L' : 'R')
         .c1(down ? 'D' : 'U');
     emit(out, 2, 30, wcr);
@@ -174,7 +166,7 @@ PartCounts emit_parts(Bytes& out, const std::vector<const DieRecord*>& tested) {
         // lot. Bits 0 and 1 are mutually exclusive: by X/Y when the coordinates fit, else by
         // PART_ID.
         uint8_t flags = 0;
-        const bool have_xy = x != kMissingCoord && y != kMissingCoord;
+        const bool have_xy = x != kStdfMissingCoord && y != kStdfMissingCoord;
         const bool again =
             have_xy ? !seen_xy.emplace(x, y).second : !seen_id.insert(part_id).second;
         if (again || d->outcome == Outcome::kReissued || d->retests > 0)
@@ -226,7 +218,7 @@ void emit_summaries(Bytes& out, const WaferRun& run, const PartCounts& n,
         .u4(n.retests)
         .u4(0)
         .u4(n.good)
-        .u4(kMissingU4)
+        .u4(kStdfMissingU4)
         .cn(wafer_id)
         .cn("")
         .cn("")
@@ -236,7 +228,8 @@ void emit_summaries(Bytes& out, const WaferRun& run, const PartCounts& n,
     emit(out, 2, 20, wrr);
 
     emit(out, 1, 30,
-         Rec().u1(255).u1(255).u4(n.parts).u4(n.retests).u4(0).u4(n.good).u4(kMissingU4));  // PCR
+         Rec().u1(255).u1(255).u4(n.parts).u4(n.retests).u4(0).u4(n.good).u4(
+             kStdfMissingU4));  // PCR
     for (uint16_t bin : std::initializer_list<uint16_t>{1, 2, 3})
         emit(out, 1, 40,
              Rec()
@@ -263,8 +256,8 @@ void emit_summaries(Bytes& out, const WaferRun& run, const PartCounts& n,
 Bytes stdf_bytes(const WaferRun& run, const StdfOptions& options) {
     Bytes out;
     out.reserve(run.dies.size() * 140 + 4096);
-    const uint32_t start = u4_time(run.start_unix);
-    const uint32_t finish = u4_time(run.finish_unix);
+    const uint32_t start = stdf_time(run.start_unix);
+    const uint32_t finish = stdf_time(run.finish_unix);
     const std::string wafer_id =
         run.substrate_id.empty() ? run.lot + "-" + wafer_label(run.wafer) : run.substrate_id;
     emit_header(out, run, options, start);
