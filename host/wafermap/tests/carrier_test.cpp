@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "line_of.hpp"
 #include "waferprov/bytes.hpp"
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/testing/temp_dir.hpp"
@@ -76,12 +77,7 @@ std::string strip_file(const std::vector<Strip>& strips) {
     return s;
 }
 
-int line_of(const std::string& text, const std::string& needle) {
-    const auto pos = text.find(needle);
-    EXPECT_NE(pos, std::string::npos) << needle;
-    return 1 +
-           static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
-}
+using waferprov::host::testing::line_of;
 
 std::string error_of(const std::string& xml) {
     auto r = read_e142_carriers(xml, "s.xml");

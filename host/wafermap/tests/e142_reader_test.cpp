@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "line_of.hpp"
 #include "waferprov/bytes.hpp"
 #include "waferprov/host/wafermap.hpp"
 
@@ -69,12 +70,7 @@ struct Doc {
     }
 };
 
-int line_of(const std::string& text, const std::string& needle) {
-    const auto pos = text.find(needle);
-    EXPECT_NE(pos, std::string::npos) << needle;
-    return 1 +
-           static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(pos), '\n'));
-}
+using waferprov::host::testing::line_of;
 
 const MapDie* die_with_bin(const WaferMap& m, const std::string& bin) {
     for (const auto& d : m.dies)
