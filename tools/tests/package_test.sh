@@ -96,7 +96,13 @@ grep -q "card calibration $root/usr/share/waferprov/card_calibration.toml" "$wor
 pc="$libdir/pkgconfig"
 flags=$(PKG_CONFIG_SYSROOT_DIR="$root" PKG_CONFIG_LIBDIR="$pc" pkg-config --cflags --libs waferprov-ate) ||
     fail "pkg-config waferprov-ate"
-cc -std=c11 -Wall -Werror "$src/ate/examples/example_test_program.c" $flags -o "$work/example" ||
+# A sanitizer build (tools/test.sh --sanitize) ships a library that needs the ASan runtime
+# loaded first, so the example is built with the same sanitizers.
+sanitize=()
+if readelf -d "$libdir/libwaferprov_ate.so.1" | grep -q 'libasan'; then
+    sanitize=(-fsanitize=address,undefined)
+fi
+cc -std=c11 -Wall -Werror "${sanitize[@]}" "$src/ate/examples/example_test_program.c" $flags -o "$work/example" ||
     fail "the example does not build against the installed -dev package"
 
 "$wp" job init --out "$work/job" --id PKG --tester ATE-1 > "$work/job.log" 2>&1 ||
