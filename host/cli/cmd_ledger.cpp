@@ -300,8 +300,10 @@ int run_list(const ParsedArgs& a) {
     std::cout << "uid\tlot\twafer\tsubstrate\tx\ty\tstate\tserial\ttester\tbin\n";
     const Status st = (*l)->for_each([&](const host::LedgerRecord& r) {
         if (only && r.state != *only) return ok_status();
-        std::cout << to_hex(r.uid) << "\t" << r.loc.lot << "\t" << r.loc.wafer << "\t"
-                  << r.loc.substrate << "\t" << r.loc.x << "\t" << r.loc.y << "\t"
+        // A packaged part (provisioned at final test) has no wafer position: "-".
+        auto pos = [&](int v) { return r.loc.packaged ? std::string("-") : std::to_string(v); };
+        std::cout << to_hex(r.uid) << "\t" << r.loc.lot << "\t" << pos(r.loc.wafer) << "\t"
+                  << r.loc.substrate << "\t" << pos(r.loc.x) << "\t" << pos(r.loc.y) << "\t"
                   << host::to_string(r.state) << "\t" << to_hex(r.serial) << "\t" << r.tester
                   << "\t" << r.bin << "\n";
         return ok_status();

@@ -24,12 +24,17 @@ rpt::FinalOutcome outcome_of(host::FinalState s) {
 struct SortPart {
     std::string lot, where;
     bool programmed = false;
+    bool packaged = false;  // given its identity at final test: no sort record
 };
 
 rpt::FinalPart part_of(const host::FinalRecord& f, const SortPart* sort) {
     rpt::FinalPart p;
     p.uid_hex = to_hex(f.uid);
     p.outcome = outcome_of(f.state);
+    // A part provisioned at final test stays so in the reports when a later insertion verified
+    // it; a signature mismatch or an unanswered challenge of such a part still shows as that.
+    if (sort != nullptr && sort->packaged && f.state == host::FinalState::kVerified)
+        p.outcome = rpt::FinalOutcome::kProvisioned;
     p.handler = f.loc.handler;
     p.site = f.loc.site;
     p.carrier = f.loc.carrier;
@@ -39,7 +44,7 @@ rpt::FinalPart part_of(const host::FinalRecord& f, const SortPart* sort) {
     p.challenges = f.challenges;
     p.tester = f.tester;
     p.updated_us = f.updated_us;
-    if (sort != nullptr && f.state != host::FinalState::kProvisioned) p.sort_where = sort->where;
+    if (sort != nullptr && !sort->packaged) p.sort_where = sort->where;
     return p;
 }
 
@@ -79,11 +84,10 @@ Result<FinalReports> write_final_test_reports(host::Ledger& ledger,
     WP_ASSIGN_OR_RETURN(const auto finals, ledger.list_final());
     std::map<wpid1::Uid, SortPart> sort;
     WP_RETURN_IF_ERROR(ledger.for_each([&](const host::LedgerRecord& r) {
-        sort[r.uid] = SortPart{r.loc.lot, r.loc.describe(), r.state == host::DieState::kProgrammed};
+        sort[r.uid] = SortPart{r.loc.lot, r.loc.describe(), r.state == host::DieState::kProgrammed,
+                               r.loc.packaged};
         return ok_status();
     }));
-    std::map<wpid1::Uid, host::FinalState> final_state;
-    for (const auto& f : finals) final_state[f.uid] = f.state;
 
     std::map<std::string, rpt::FinalLot> by_lot;
     for (const auto& name : lots) by_lot[name].lot = name;
@@ -92,8 +96,7 @@ Result<FinalReports> write_final_test_reports(host::Ledger& ledger,
         const SortPart* s = it == sort.end() ? nullptr : &it->second;
         // The lot sort provisioned the part in; a part given its identity at final test (or
         // one sort never saw) belongs to the lot the handler named.
-        const std::string lot =
-            s != nullptr && f.state != host::FinalState::kProvisioned ? s->lot : f.loc.lot;
+        const std::string lot = s != nullptr && !s->packaged ? s->lot : f.loc.lot;
         if (!lots.empty() && by_lot.count(lot) == 0) continue;
         by_lot[lot].parts.push_back(part_of(f, s));
     }
@@ -102,11 +105,8 @@ Result<FinalReports> write_final_test_reports(host::Ledger& ledger,
                           "the ledger holds no final-test record: nothing to report (name a lot "
                           "with --lot to list its parts as never seen at final test)");
     for (const auto& [uid, s] : sort) {
-        auto fs = final_state.find(uid);
-        const bool at_final =
-            fs != final_state.end() && fs->second == host::FinalState::kProvisioned;
         auto lot = by_lot.find(s.lot);
-        if (s.programmed && !at_final && lot != by_lot.end())
+        if (s.programmed && !s.packaged && lot != by_lot.end())
             lot->second.sorted_uids.push_back(to_hex(uid));
     }
     FinalReports result;

@@ -351,10 +351,12 @@ Result<Bytes> DeviceCertBuilder::tbs(const DeviceCertRequest& req) const {
     append(ski, der_tlv(V_ASN1_OCTET_STRING, der_tlv(V_ASN1_OCTET_STRING, sha1(req.public_key))));
     append(ext, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, ski));
     append(ext, impl_->aki_extension_der);
-    WP_ASSIGN_OR_RETURN(Bytes loc_der, encode_die_location(req.location));
-    Bytes loc = impl_->location_oid_der;
-    append(loc, der_tlv(V_ASN1_OCTET_STRING, loc_der));
-    append(ext, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, loc));
+    if (!req.location.packaged) {  // a packaged part has no die location (docs/certificates.md)
+        WP_ASSIGN_OR_RETURN(Bytes loc_der, encode_die_location(req.location));
+        Bytes loc = impl_->location_oid_der;
+        append(loc, der_tlv(V_ASN1_OCTET_STRING, loc_der));
+        append(ext, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, loc));
+    }
     append(t, der_tlv(0xa3, der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, ext)));
     return der_tlv(V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, t);
 }
@@ -432,15 +434,17 @@ Result<Bytes> DeviceCertBuilder::reference_tbs(const DeviceCertRequest& req) con
     WP_RETURN_IF_ERROR(add_ext(x.get(), NID_authority_key_identifier, akid.get(), false,
                                "authorityKeyIdentifier"));
 
-    WP_ASSIGN_OR_RETURN(Bytes loc_der, encode_die_location(req.location));
-    Asn1OctetPtr loc(ASN1_OCTET_STRING_new());
-    if (!loc ||
-        ASN1_OCTET_STRING_set(loc.get(), loc_der.data(), static_cast<int>(loc_der.size())) != 1)
-        return fail(ossl::ossl_error("die-location extension"));
-    X509ExtPtr loc_ext(
-        X509_EXTENSION_create_by_OBJ(nullptr, impl_->location_oid.get(), 0, loc.get()));
-    if (!loc_ext || X509_add_ext(x.get(), loc_ext.get(), -1) != 1)
-        return fail(ossl::ossl_error("die-location extension"));
+    if (!req.location.packaged) {
+        WP_ASSIGN_OR_RETURN(Bytes loc_der, encode_die_location(req.location));
+        Asn1OctetPtr loc(ASN1_OCTET_STRING_new());
+        if (!loc ||
+            ASN1_OCTET_STRING_set(loc.get(), loc_der.data(), static_cast<int>(loc_der.size())) != 1)
+            return fail(ossl::ossl_error("die-location extension"));
+        X509ExtPtr loc_ext(
+            X509_EXTENSION_create_by_OBJ(nullptr, impl_->location_oid.get(), 0, loc.get()));
+        if (!loc_ext || X509_add_ext(x.get(), loc_ext.get(), -1) != 1)
+            return fail(ossl::ossl_error("die-location extension"));
+    }
 
     // The TBS signature field must equal the outer signatureAlgorithm. OpenSSL 3.0 has no
     // setter for an X509 being signed outside X509_sign(), and the field is embedded in the

@@ -29,6 +29,20 @@ TEST_F(PemChain, DeviceCertificateHasTheDocumentedProfile) {
     expect_profile(der, req, signer_->certificate_der());
 }
 
+// A part provisioned at final test (docs/final-test.md) has no wafer position: its certificate
+// leaves the die-location extension out, and the template TBS still equals OpenSSL's.
+TEST_F(PemChain, APackagedPartsCertificateHasNoDieLocation) {
+    auto builder = must(DeviceCertBuilder::create(*signer_), "builder");
+    for (uint32_t n = 0; n < 8; ++n) {
+        DeviceCertRequest req = sample_request(ca_ski_, n);
+        req.location = DieLocation{std::string(1 + n * 20, 'P'), 0, 0, 0, "", true};
+        const Bytes fast = must(builder.tbs(req), "tbs");
+        ASSERT_EQ(to_hex(fast), to_hex(must(builder.reference_tbs(req), "reference tbs")))
+            << "request " << n;
+        expect_profile(must(builder.build(req), "build"), req, signer_->certificate_der());
+    }
+}
+
 TEST_F(PemChain, TemplateFieldsAreOptional) {
     auto req = sample_request(ca_ski_, 2);
     req.subject_template = {};

@@ -46,10 +46,16 @@ json record_json(const LedgerRecord& r) {
     json j = mutable_json(r);
     j["uid"] = to_hex(r.uid);
     j["lot"] = r.loc.lot;
-    j["wafer"] = r.loc.wafer;
     j["substrate"] = r.loc.substrate;
-    j["x"] = r.loc.x;
-    j["y"] = r.loc.y;
+    if (r.loc.packaged) {  // format 5: a packaged part has no wafer position
+        j["wafer"] = nullptr;
+        j["x"] = nullptr;
+        j["y"] = nullptr;
+    } else {
+        j["wafer"] = r.loc.wafer;
+        j["x"] = r.loc.x;
+        j["y"] = r.loc.y;
+    }
     j["serial"] = to_hex(r.serial);
     j["public_key"] = to_hex(r.public_key);
     j["wrapped_key"] = to_hex(r.wrapped);
@@ -92,6 +98,14 @@ void put_uint(std::string& out, uint64_t v) {
     char buf[24];
     const auto res = std::to_chars(buf, buf + sizeof buf, v);
     out.append(buf, res.ptr);
+}
+
+// A wafer position field (wafer, x or y): null for a packaged part (format 5).
+void put_position(std::string& out, const DieLocation& loc, int v) {
+    if (loc.packaged)
+        out += "null";
+    else
+        put_int(out, v);
 }
 
 }  // namespace
@@ -138,13 +152,13 @@ void issue_payload(std::string& out, const LedgerRecord& r, uint64_t seq, int64_
     out += ",\"void_reason\":";
     put_text(out, r.void_reason);
     out += ",\"wafer\":";
-    put_int(out, r.loc.wafer);
+    put_position(out, r.loc, r.loc.wafer);
     out += ",\"wrapped_key\":\"";
     append_hex(out, r.wrapped);
     out += "\",\"x\":";
-    put_int(out, r.loc.x);
+    put_position(out, r.loc, r.loc.x);
     out += ",\"y\":";
-    put_int(out, r.loc.y);
+    put_position(out, r.loc, r.loc.y);
     out += "},\"seq\":";
     put_uint(out, seq);
     out += ",\"time\":";
@@ -253,9 +267,20 @@ json mutable_json(const LedgerRecord& r) {
 }
 
 json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan serial) {
-    return json{
-        {"uid", to_hex(uid)}, {"lot", loc.lot},           {"wafer", loc.wafer},        {"x", loc.x},
-        {"y", loc.y},         {"serial", to_hex(serial)}, {"substrate", loc.substrate}};
+    json j{{"uid", to_hex(uid)},
+           {"lot", loc.lot},
+           {"serial", to_hex(serial)},
+           {"substrate", loc.substrate}};
+    if (loc.packaged) {  // format 5
+        j["wafer"] = nullptr;
+        j["x"] = nullptr;
+        j["y"] = nullptr;
+    } else {
+        j["wafer"] = loc.wafer;
+        j["x"] = loc.x;
+        j["y"] = loc.y;
+    }
+    return j;
 }
 
 int64_t now_us() {
@@ -376,7 +401,24 @@ Status read_mutable(const json& m, LedgerRecord& r, bool legacy) {
     return read_mutable_fields(m, r, legacy);
 }
 
-Status check_location(const json& l, bool legacy) {
+// Whether the location object `l` names a packaged part: "wafer", "x" and "y" all null, which
+// format 5 allows (`packaged_ok`); an error if only some are null or the format does not allow
+// them.
+Result<bool> packaged_location(const json& l, bool packaged_ok) {
+    int nulls = 0;
+    for (const char* k : {"wafer", "x", "y"}) {
+        WP_ASSIGN_OR_RETURN(const json* v, field(l, k));
+        if (v->is_null()) ++nulls;
+    }
+    if (nulls == 0) return false;
+    if (nulls != 3) return bad("wafer, x and y are null only together (a packaged part)");
+    if (!packaged_ok) return bad("a packaged part's record (null wafer, x, y) before format 5");
+    WP_ASSIGN_OR_RETURN(const std::string substrate, get_text(l, "substrate"));
+    if (!substrate.empty()) return bad("a packaged part has no substrate id");
+    return true;
+}
+
+Status check_location(const json& l, bool legacy, bool packaged_ok) {
     if (legacy) {
         WP_RETURN_IF_ERROR(check_keys(l, {"uid", "lot", "wafer", "x", "y", "serial"}));
     } else {
@@ -385,15 +427,18 @@ Status check_location(const json& l, bool legacy) {
     }
     WP_RETURN_IF_ERROR(get_hex_fixed<wpid1::kUidSize>(l, "uid"));
     WP_RETURN_IF_ERROR(get_text(l, "lot", false));
-    WP_RETURN_IF_ERROR(get_int32(l, "wafer"));
-    WP_RETURN_IF_ERROR(get_int32(l, "x"));
-    WP_RETURN_IF_ERROR(get_int32(l, "y"));
+    WP_ASSIGN_OR_RETURN(const bool packaged, packaged_location(l, packaged_ok && !legacy));
+    if (!packaged) {
+        WP_RETURN_IF_ERROR(get_int32(l, "wafer"));
+        WP_RETURN_IF_ERROR(get_int32(l, "x"));
+        WP_RETURN_IF_ERROR(get_int32(l, "y"));
+    }
     WP_RETURN_IF_ERROR(get_hex(l, "serial"));
     return ok_status();
 }
 
 // The record of an ISSUE event, with the chain's own keys checked.
-Result<LedgerRecord> read_issued_record(const json& j, bool legacy) {
+Result<LedgerRecord> read_issued_record(const json& j, bool legacy, bool packaged_ok) {
     WP_ASSIGN_OR_RETURN(const json* rjp, field(j, "record"));
     const json& rj = *rjp;
     if (legacy) {
@@ -415,9 +460,12 @@ Result<LedgerRecord> read_issued_record(const json& j, bool legacy) {
     WP_ASSIGN_OR_RETURN(const wpid1::Uid event_uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
     if (event_uid != r.uid) return bad("uid differs from the record's");
     WP_ASSIGN_OR_RETURN(r.loc.lot, get_text(rj, "lot", false));
-    WP_ASSIGN_OR_RETURN(r.loc.wafer, get_int32(rj, "wafer"));
-    WP_ASSIGN_OR_RETURN(r.loc.x, get_int32(rj, "x"));
-    WP_ASSIGN_OR_RETURN(r.loc.y, get_int32(rj, "y"));
+    WP_ASSIGN_OR_RETURN(r.loc.packaged, packaged_location(rj, packaged_ok && !legacy));
+    if (!r.loc.packaged) {
+        WP_ASSIGN_OR_RETURN(r.loc.wafer, get_int32(rj, "wafer"));
+        WP_ASSIGN_OR_RETURN(r.loc.x, get_int32(rj, "x"));
+        WP_ASSIGN_OR_RETURN(r.loc.y, get_int32(rj, "y"));
+    }
     if (!legacy) {
         WP_ASSIGN_OR_RETURN(r.loc.substrate, get_text(rj, "substrate"));
     }
@@ -502,14 +550,14 @@ Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& ty
         WP_RETURN_IF_ERROR(get_text(j, "tester"));
         WP_ASSIGN_OR_RETURN(const json* offered, field(j, "offered"));
         WP_ASSIGN_OR_RETURN(const json* existing, field(j, "existing"));
-        WP_RETURN_IF_ERROR(check_location(*offered, legacy()));
-        return check_location(*existing, legacy());
+        WP_RETURN_IF_ERROR(check_location(*offered, legacy(), format_ >= 5));
+        return check_location(*existing, legacy(), format_ >= 5);
     }
     if (type == "QUOTA_REFUSED") {
         WP_RETURN_IF_ERROR(
             check_keys(j, {"seq", "type", "time", "offered", "quota", "quota_used", "tester"}));
         WP_ASSIGN_OR_RETURN(const json* offered, field(j, "offered"));
-        WP_RETURN_IF_ERROR(check_location(*offered, legacy()));
+        WP_RETURN_IF_ERROR(check_location(*offered, legacy(), format_ >= 5));
         WP_RETURN_IF_ERROR(get_text(j, "tester"));
         WP_ASSIGN_OR_RETURN(const uint64_t quota, get_uint(j, "quota"));
         WP_ASSIGN_OR_RETURN(const uint64_t used, get_uint(j, "quota_used"));
@@ -519,6 +567,7 @@ Status Replayer::apply_parsed(const json& j, uint64_t seq, const std::string& ty
     }
     if (type == "MIGRATE") return apply_migrate(j);
     if (type == "FINAL_CHALLENGE" || type == "FINAL_RESULT") return apply_final(j, type, time);
+    if (type == "FINAL_PROVISION" && format_ >= 5) return apply_final_provision(j, time);
     return bad("event " + std::to_string(seq) + " (" + type + "): unknown event type");
 }
 
@@ -528,6 +577,8 @@ Status Replayer::apply_genesis(const json& j, uint64_t seq, int64_t time) {
     if (seq != 1) return bad("GENESIS is not the first event");
     WP_ASSIGN_OR_RETURN(const std::string format, get_text(j, "format"));
     if (format == kLedgerFormat)
+        format_ = 5;
+    else if (format == kWaferOnlyFormat)
         format_ = 4;
     else if (format == kPerDieDeliverFormat)
         format_ = 3;
@@ -547,23 +598,24 @@ Status Replayer::apply_genesis(const json& j, uint64_t seq, int64_t time) {
 
 Status Replayer::apply_issue(const json& j) {
     WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "uid", "record", "quota_used"}));
-    WP_ASSIGN_OR_RETURN(LedgerRecord r, read_issued_record(j, legacy()));
+    WP_ASSIGN_OR_RETURN(LedgerRecord r, read_issued_record(j, legacy(), format_ >= 5));
     if (r.state != DieState::kIssued || r.reissues != 0 || !r.bin.empty() || !r.void_reason.empty())
         return bad("a new record must be ISSUED with no history");
     if (r.serial.empty() || r.serial.size() > 20) return bad("serial length");
     const std::string uid_hex = to_hex(r.uid);
     if (records_.count(r.uid) != 0) return bad("UID " + uid_hex + " issued twice");
     const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.x, r.loc.y);
-    if (by_location_.count(key) != 0) return bad(r.loc.describe() + " issued twice");
+    if (!r.loc.packaged && by_location_.count(key) != 0)
+        return bad(r.loc.describe() + " issued twice");
     if (by_serial_.count(r.serial) != 0) return bad("serial " + to_hex(r.serial) + " issued twice");
     WP_ASSIGN_OR_RETURN(const uint64_t used, get_uint(j, "quota_used"));
     if (used != quota_used_ + 1)
         return bad("quota_used " + std::to_string(used) + " but " +
                    std::to_string(quota_used_ + 1) + " identities issued");
     if (used > genesis_->quota) return bad("the quota is exceeded");
-    if (!legacy()) WP_RETURN_IF_ERROR(bind_wafer(r.loc));
+    if (!legacy() && !r.loc.packaged) WP_RETURN_IF_ERROR(bind_wafer(r.loc));
     quota_used_ = used;
-    by_location_.emplace(key, r.uid);
+    if (!r.loc.packaged) by_location_.emplace(key, r.uid);
     by_serial_.emplace(r.serial, r.uid);
     records_.emplace(r.uid, std::move(r));
     return ok_status();
@@ -629,8 +681,10 @@ Status Replayer::apply_final(const json& j, const std::string& type, int64_t tim
         WP_ASSIGN_OR_RETURN(const json* loc, field(j, "location"));
         WP_RETURN_IF_ERROR(
             check_keys(*loc, {"lot", "handler", "site", "carrier", "row", "column"}));
-        FinalRecord& f = finals_[uid];
-        const bool first = f.challenges == 0;
+        // A part seen for the first time is CHALLENGED; one seen before (a verdict, or
+        // PROVISIONED here) keeps its state until it answers.
+        auto [it, first] = finals_.try_emplace(uid);
+        FinalRecord& f = it->second;
         f.uid = uid;
         if (first) f.state = FinalState::kChallenged;
         WP_ASSIGN_OR_RETURN(f.loc.lot, get_text(*loc, "lot", false));
@@ -667,10 +721,45 @@ Status Replayer::apply_final(const json& j, const std::string& type, int64_t tim
     return ok_status();
 }
 
+Status Replayer::apply_final_provision(const json& j, int64_t time) {
+    WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "uid", "tester", "location"}));
+    WP_ASSIGN_OR_RETURN(const wpid1::Uid uid, get_hex_fixed<wpid1::kUidSize>(j, "uid"));
+    auto rec = records_.find(uid);
+    if (rec == records_.end()) return bad("UID " + to_hex(uid) + " was never issued");
+    if (!rec->second.loc.packaged)
+        return bad("FINAL_PROVISION for UID " + to_hex(uid) + ", which sits on a wafer");
+    if (finals_.count(uid) != 0)
+        return bad("FINAL_PROVISION for UID " + to_hex(uid) + ", which final test saw before");
+    WP_ASSIGN_OR_RETURN(const json* loc, field(j, "location"));
+    WP_RETURN_IF_ERROR(check_keys(*loc, {"lot", "handler", "site", "carrier", "row", "column"}));
+    FinalRecord f;
+    f.uid = uid;
+    f.state = FinalState::kProvisioned;
+    WP_ASSIGN_OR_RETURN(f.loc.lot, get_text(*loc, "lot", false));
+    if (f.loc.lot != rec->second.loc.lot)
+        return bad("FINAL_PROVISION places UID " + to_hex(uid) + " in lot " + f.loc.lot +
+                   ", its record says " + rec->second.loc.lot);
+    WP_ASSIGN_OR_RETURN(f.loc.handler, get_text(*loc, "handler", false));
+    WP_ASSIGN_OR_RETURN(f.loc.carrier, get_text(*loc, "carrier"));
+    WP_ASSIGN_OR_RETURN(f.loc.site, get_int32(*loc, "site"));
+    WP_ASSIGN_OR_RETURN(f.loc.row, get_int32(*loc, "row"));
+    WP_ASSIGN_OR_RETURN(f.loc.column, get_int32(*loc, "column"));
+    WP_ASSIGN_OR_RETURN(f.tester, get_text(j, "tester"));
+    f.updated_us = time;
+    finals_.emplace(uid, std::move(f));
+    return ok_status();
+}
+
 Status Replayer::apply_migrate(const json& j) {
     WP_ASSIGN_OR_RETURN(const std::string from, get_text(j, "from_format"));
     WP_ASSIGN_OR_RETURN(const std::string to, get_text(j, "to_format"));
-    if (format_ == 3 && from == kPerDieDeliverFormat && to == kLedgerFormat) {
+    if (format_ == 4 && from == kWaferOnlyFormat && to == kLedgerFormat) {
+        // Packaged parts may be issued from here on; the records are unchanged.
+        WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "from_format", "to_format"}));
+        format_ = 5;
+        return ok_status();
+    }
+    if (format_ == 3 && from == kPerDieDeliverFormat && to == kWaferOnlyFormat) {
         // One DELIVER per touchdown from here on; the records are unchanged.
         WP_RETURN_IF_ERROR(check_keys(j, {"seq", "type", "time", "from_format", "to_format"}));
         format_ = 4;

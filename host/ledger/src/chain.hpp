@@ -21,11 +21,14 @@ namespace waferprov::host::chain {
 
 using Hash = std::array<uint8_t, 32>;
 
-// Version 4: one DELIVER event per touchdown (its "dies" list each die's change), the events use
-// ledger format 4 (kLedgerFormat). Version 3 (one DELIVER event per die) is refused at open with
-// the command that migrates it; so is version 2 (before substrate ids), whose migration needs
-// every wafer's map; version 1 is refused. Ledger::migrate takes either to version 4.
-inline constexpr int kSchemaVersion = 4;
+// Version 5: a record may be a packaged part's, provisioned at final test (no wafer, x, y: NULL
+// in the records table), and the final_test table may hold PROVISIONED rows; the events use
+// ledger format 5 (kLedgerFormat). Version 4 (every record on a wafer), version 3 (one DELIVER
+// event per die) and version 2 (before substrate ids, whose migration needs every wafer's map)
+// are refused at open with the command that migrates them; version 1 is refused.
+// Ledger::migrate takes any of them to version 5.
+inline constexpr int kSchemaVersion = 5;
+inline constexpr int kWaferOnlySchemaVersion = 4;
 inline constexpr int kPerDieDeliverSchemaVersion = 3;
 inline constexpr int kLegacySchemaVersion = 2;
 // The event formats a chain may hold, oldest first. A chain starts with the format of the build
@@ -34,8 +37,12 @@ inline constexpr int kLegacySchemaVersion = 2;
 //   3  locations (ISSUE records, ALARM and QUOTA_REFUSED offers) carry "substrate"; the MIGRATE
 //      event from 2 gives every wafer its substrate id;
 //   4  DELIVER lists a touchdown's dies ({"dies": [{"after", "uid"}, ...]}) instead of naming
-//      one; the MIGRATE event from 3 carries nothing else.
-inline constexpr const char* kLedgerFormat = "waferprov-ledger/4";
+//      one; the MIGRATE event from 3 carries nothing else;
+//   5  an ISSUE record may be a packaged part's ("wafer", "x", "y" null, "substrate" ""), and
+//      FINAL_PROVISION events place such a part in a handler; the MIGRATE event from 4 carries
+//      nothing else.
+inline constexpr const char* kLedgerFormat = "waferprov-ledger/5";
+inline constexpr const char* kWaferOnlyFormat = "waferprov-ledger/4";
 inline constexpr const char* kPerDieDeliverFormat = "waferprov-ledger/3";
 inline constexpr const char* kLegacyLedgerFormat = "waferprov-ledger/2";
 inline constexpr size_t kMaxText = 256;
@@ -130,10 +137,13 @@ private:
     // FINAL_CHALLENGE / FINAL_RESULT (docs/final-test.md): challenges only for parts PROGRAMMED
     // at sort; a result answers the part's open challenge (same nonce and session) once.
     Status apply_final(const nlohmann::json& j, const std::string& type, int64_t time);
+    // FINAL_PROVISION (format 5): a packaged part issued at final test gets its final-test row,
+    // PROVISIONED, where the handler had it.
+    Status apply_final_provision(const nlohmann::json& j, int64_t time);
     // Binds (lot, wafer) to substrate; an error if either side is bound otherwise.
     Status bind_wafer(const DieLocation& loc);
     uint64_t events_ = 0;
-    int format_ = 0;  // the chain's event format (2, 3 or 4): GENESIS's, then each MIGRATE's
+    int format_ = 0;  // the chain's event format (2 to 5): GENESIS's, then each MIGRATE's
     bool legacy() const { return format_ == 2; }
     Hash head_{};
     std::optional<Genesis> genesis_;

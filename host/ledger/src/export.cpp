@@ -105,12 +105,14 @@ private:
 };
 
 ordered_json export_record_json(const LedgerRecord& r) {
+    // A packaged part (provisioned at final test) has no wafer position: null wafer, x and y.
+    auto position = [&](int v) { return r.loc.packaged ? ordered_json(nullptr) : ordered_json(v); };
     return ordered_json{{"uid", to_hex(r.uid)},
                         {"lot", r.loc.lot},
-                        {"wafer", r.loc.wafer},
+                        {"wafer", position(r.loc.wafer)},
                         {"substrate", r.loc.substrate},
-                        {"x", r.loc.x},
-                        {"y", r.loc.y},
+                        {"x", position(r.loc.x)},
+                        {"y", position(r.loc.y)},
                         {"serial", to_hex(r.serial)},
                         {"state", to_string(r.state)},
                         {"public_key", to_hex(r.public_key)},
@@ -385,10 +387,15 @@ LedgerRecord parse_record_line(std::string_view line) {
     r.state = *state;
     r.certificate_der = *cert;
     r.loc.lot = j.at("lot").get<std::string>();
-    r.loc.wafer = j.at("wafer").get<int>();
     r.loc.substrate = j.at("substrate").get<std::string>();
-    r.loc.x = j.at("x").get<int>();
-    r.loc.y = j.at("y").get<int>();
+    r.loc.packaged = j.at("wafer").is_null();
+    if (r.loc.packaged != j.at("x").is_null() || r.loc.packaged != j.at("y").is_null())
+        throw std::runtime_error("wafer, x and y are null only together (a packaged part)");
+    if (!r.loc.packaged) {
+        r.loc.wafer = j.at("wafer").get<int>();
+        r.loc.x = j.at("x").get<int>();
+        r.loc.y = j.at("y").get<int>();
+    }
     return r;
 }
 
@@ -551,7 +558,8 @@ private:
     // 4. The records: format, order, agreement with the chain, certificates.
     void check_records() {
         uint64_t line_no = 0;
-        std::optional<std::tuple<std::string, int, int, int>> prev;
+        // The export's order: lot, then packaged parts by UID, then wafer, y, x.
+        std::optional<std::tuple<std::string, bool, int, int, int, wpid1::Uid>> prev;
         std::map<wpid1::Uid, bool> seen;
         for_each_line(*records_text_, "records.jsonl", rp_, [&](std::string_view line) {
             ++line_no;
@@ -565,7 +573,8 @@ private:
                 return;
             }
             const std::string who = where + " (UID " + to_hex(r.uid) + ")";
-            const auto key = std::make_tuple(r.loc.lot, r.loc.wafer, r.loc.y, r.loc.x);
+            const auto key =
+                std::make_tuple(r.loc.lot, !r.loc.packaged, r.loc.wafer, r.loc.y, r.loc.x, r.uid);
             if (prev && !(*prev < key)) rp_.problem(who + ": not in (lot, wafer, y, x) order");
             prev = key;
             ++counts_.of(r.state);

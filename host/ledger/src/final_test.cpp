@@ -4,8 +4,9 @@
 // issues nothing and uses no quota.
 //
 // The table is created by the first final-test write (CREATE TABLE IF NOT EXISTS in its
-// transaction), so ledgers that never see final test keep exactly the sort schema, and the
-// schema version does not move.
+// transaction), so ledgers that never see final test keep exactly the sort schema. A part
+// provisioned at final test (schema version 5) has its record in `records` with no wafer
+// position and a PROVISIONED row here.
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -20,11 +21,12 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kFinalSchema = R"sql(
-CREATE TABLE IF NOT EXISTS final_test (
+// The final_test table's columns; final_schema() creates it, rebuild_final_table() (the
+// migration to version 5) copies an older one into a table with this body.
+constexpr const char* kFinalColumns = R"sql( (
     uid         BLOB    PRIMARY KEY CHECK (length(uid) = 16),
     state       TEXT    NOT NULL
-                CHECK (state IN ('CHALLENGED', 'VERIFIED', 'FAILED', 'MISMATCH')),
+                CHECK (state IN ('CHALLENGED', 'VERIFIED', 'FAILED', 'MISMATCH', 'PROVISIONED')),
     lot         TEXT    NOT NULL,
     handler     TEXT    NOT NULL,
     site        INTEGER NOT NULL,
@@ -40,6 +42,12 @@ CREATE TABLE IF NOT EXISTS final_test (
     updated_us  INTEGER NOT NULL
 );
 )sql";
+
+const std::string& final_schema() {
+    static const std::string sql =
+        std::string("CREATE TABLE IF NOT EXISTS final_test") + kFinalColumns;
+    return sql;
+}
 
 #define WP_FINAL_SELECT                                                                        \
     "SELECT uid, state, lot, handler, site, carrier, row, col, nonce, session, open, tester, " \
@@ -143,7 +151,7 @@ json final_location_json(const FinalLocation& l) {
                 {"carrier", l.carrier}, {"row", l.row},         {"column", l.column}};
 }
 
-bool valid_location(const FinalLocation& l) {
+bool valid_location(const FinalLocation& l) {  // see valid_final_location
     return chain::valid_text(l.lot, false) && chain::valid_text(l.handler, false) &&
            chain::valid_text(l.carrier) && l.site >= 0 && l.site <= 65535 && l.row >= -1 &&
            l.row <= 65535 && l.column >= -1 && l.column <= 65535 &&
@@ -190,7 +198,7 @@ Result<std::vector<FinalTransition>> Ledger::open_challenges(std::span<const Fin
     // whatever else is queued, this request under its own savepoint.
     auto apply = [&](WriteState& ws) -> Status {
         out.clear();
-        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), kFinalSchema));
+        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), final_schema().c_str()));
         for (const auto& it : items) {
             const auto& uid = it.uid;
             if (!chain::valid_text(tester) || !valid_location(it.loc)) {
@@ -259,7 +267,7 @@ Result<std::vector<FinalTransition>> Ledger::record_final_results(
     // whatever else is queued, this request under its own savepoint.
     auto apply = [&](WriteState& ws) -> Status {
         out.clear();
-        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), kFinalSchema));
+        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), final_schema().c_str()));
         for (const auto& it : items) {
             const auto& uid = it.uid;
             if (!chain::valid_text(tester) || !chain::valid_text(it.bin)) {
@@ -377,6 +385,46 @@ Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp) {
             rp.problem("final-test UID " + to_hex(uid) +
                        " is in the event log but missing from the final_test table");
     return ok_status();
+}
+
+Status valid_final_location(const FinalLocation& l) {
+    if (valid_location(l)) return ok_status();
+    return make_error(ErrorCode::kInvalidArgument,
+                      "final-test location: lot, handler or carrier is not printable ASCII, or "
+                      "the site or carrier position is out of range");
+}
+
+Status Ledger::Impl::rebuild_final_table() {
+    WP_ASSIGN_OR_RETURN(const bool table, has_final_table(*this));
+    if (!table) return ok_status();
+    const std::string sql = std::string("CREATE TABLE final_test_v5") + kFinalColumns +
+                            "INSERT INTO final_test_v5 SELECT uid, state, lot, handler, site, "
+                            "carrier, row, col, nonce, session, open, tester, bin, challenges, "
+                            "updated_us FROM final_test;"
+                            "DROP TABLE final_test;"
+                            "ALTER TABLE final_test_v5 RENAME TO final_test;";
+    return sql::exec(db.get(), sql.c_str());
+}
+
+Status Ledger::Impl::provision_final_row(WriteState& ws, const wpid1::Uid& uid,
+                                         const FinalLocation& loc, const std::string& tester) {
+    WP_RETURN_IF_ERROR(valid_final_location(loc));
+    WP_RETURN_IF_ERROR(sql::exec(db.get(), final_schema().c_str()));
+    WP_ASSIGN_OR_RETURN(auto prev, final_by_uid(*this, uid));
+    if (prev)
+        return make_error(ErrorCode::kIntegrityFailure,
+                          "ledger: UID " + to_hex(uid) +
+                              " was issued just now but final test has a record of it");
+    FinalRecord r;
+    r.uid = uid;
+    r.state = FinalState::kProvisioned;
+    r.loc = loc;
+    r.tester = tester;
+    r.updated_us = ws.now;
+    WP_RETURN_IF_ERROR(store_final(*this, r));
+    return append_event(
+        ws, json{{"uid", to_hex(uid)}, {"tester", tester}, {"location", final_location_json(loc)}},
+        "FINAL_PROVISION", uid);
 }
 
 }  // namespace waferprov::host

@@ -76,8 +76,9 @@ std::string iso8601_utc(int64_t epoch_us) {
 
 namespace {
 
-// Version 3: records carry the substrate id; `wafers` binds each (lot, wafer number) to one
-// substrate id and each substrate id to one wafer. docs/ledger.md explains every column.
+// Version 5: records carry the substrate id; `wafers` binds each (lot, wafer number) to one
+// substrate id and each substrate id to one wafer; a packaged part provisioned at final test has
+// no wafer position (wafer, x and y NULL, substrate ''). docs/ledger.md explains every column.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE schema_version (version INTEGER NOT NULL);
 CREATE TABLE job (
@@ -95,9 +96,9 @@ CREATE TABLE records (
     id           INTEGER PRIMARY KEY,
     uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
     lot          TEXT    NOT NULL,
-    wafer        INTEGER NOT NULL,
-    x            INTEGER NOT NULL,
-    y            INTEGER NOT NULL,
+    wafer        INTEGER,
+    x            INTEGER,
+    y            INTEGER,
     serial       BLOB    NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 20),
     public_key   BLOB    NOT NULL CHECK (length(public_key) = 65),
     wrapped_key  BLOB    NOT NULL CHECK (length(wrapped_key) = 40),
@@ -114,7 +115,9 @@ CREATE TABLE records (
     void_reason  TEXT    NOT NULL DEFAULT '',
     substrate    TEXT    NOT NULL DEFAULT '',
     site         INTEGER NOT NULL DEFAULT -1,
-    UNIQUE (lot, wafer, y, x)
+    UNIQUE (lot, wafer, y, x),
+    CHECK ((wafer IS NULL) = (x IS NULL) AND (x IS NULL) = (y IS NULL)),
+    CHECK (wafer IS NOT NULL OR substrate = '')
 );
 CREATE TABLE events (
     seq      INTEGER PRIMARY KEY CHECK (seq >= 1),
@@ -150,9 +153,11 @@ Status validate_config(const LedgerConfig& c) {
 }
 
 Status validate_identity(const NewIdentity& n, size_t index) {
+    const bool position_ok = !n.loc.packaged || (n.loc.wafer == 0 && n.loc.x == 0 && n.loc.y == 0 &&
+                                                 n.loc.substrate.empty());
     if (chain::valid_text(n.loc.lot, false) && chain::valid_text(n.loc.substrate) &&
         chain::valid_text(n.tester) && !n.serial.empty() && n.serial.size() <= 20 &&
-        n.public_key[0] == 0x04 && !n.certificate_der.empty())
+        n.public_key[0] == 0x04 && !n.certificate_der.empty() && position_ok)
         return ok_status();  // the common case, without building the message prefix
     const std::string where = "ledger: batch item " + std::to_string(index) + ": ";
     if (!chain::valid_text(n.loc.lot, false))
@@ -170,6 +175,9 @@ Status validate_identity(const NewIdentity& n, size_t index) {
                           where + "public key is not an uncompressed point");
     if (n.certificate_der.empty())
         return make_error(ErrorCode::kInvalidArgument, where + "no certificate");
+    if (!position_ok)
+        return make_error(ErrorCode::kInvalidArgument,
+                          where + "a packaged part has no wafer, x, y or substrate id");
     return ok_status();
 }
 
@@ -189,6 +197,7 @@ Result<LedgerRecord> row_to_record(const sql::Query& q) {
         return make_error(ErrorCode::kIntegrityFailure, "record with a malformed UID");
     const std::string who = "record UID " + to_hex(uid) + ": ";
     r.loc.lot = q.text_col(1);
+    r.loc.packaged = q.is_null(2);  // NULL wafer, x, y: a packaged part (schema CHECK)
     r.loc.wafer = static_cast<int>(q.int_col(2));
     r.loc.x = static_cast<int>(q.int_col(3));
     r.loc.y = static_cast<int>(q.int_col(4));
@@ -252,12 +261,12 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
                                       "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
                                       "?16, ?17, ?18, ?19, ?20)"));
     sql::Query q(db.get(), s);
-    q.bind_blob(1, r.uid)
-        .bind(2, r.loc.lot)
-        .bind(3, r.loc.wafer)
-        .bind(4, r.loc.x)
-        .bind(5, r.loc.y)
-        .bind_blob(6, r.serial)
+    q.bind_blob(1, r.uid).bind(2, r.loc.lot);
+    if (r.loc.packaged)
+        q.bind_null(3).bind_null(4).bind_null(5);
+    else
+        q.bind(3, r.loc.wafer).bind(4, r.loc.x).bind(5, r.loc.y);
+    q.bind_blob(6, r.serial)
         .bind_blob(7, r.public_key)
         .bind_blob(8, r.wrapped)
         .bind_blob(9, r.certificate_der)
@@ -655,6 +664,15 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
                     "per touchdown (version 4) and leaves the file unchanged. Migrate it once "
                     "(its history is kept as it is): waferprov ledger migrate --ledger " +
                     impl.path.string());
+        if (row && q.int_col(0) == chain::kWaferOnlySchemaVersion)
+            return make_error(
+                ErrorCode::kUnsupported,
+                "ledger " + impl.path.string() +
+                    " holds only parts on wafers (schema version 4); this build also records "
+                    "parts provisioned at final test (version 5) and leaves the file unchanged. "
+                    "Migrate it once (its history is kept as it is): waferprov ledger migrate "
+                    "--ledger " +
+                    impl.path.string());
         if (!row || q.int_col(0) != chain::kSchemaVersion)
             return make_error(ErrorCode::kUnsupported,
                               "ledger " + impl.path.string() + ": schema version " +
@@ -957,32 +975,42 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
     if (!exists)
         return make_error(ErrorCode::kInvalidArgument,
                           path.string() + " is not a waferprov ledger");
+    int64_t version = -1;
+    bool has_version = false;
     {
+        // Read and reset before any migration step: SQLite cannot drop a table (the version-5
+        // rebuild) while a statement is still stepping.
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
         sql::Query q(m.db.get(), s);
-        WP_ASSIGN_OR_RETURN(const bool row, q.step());
-        const int64_t version = row ? q.int_col(0) : -1;
+        WP_ASSIGN_OR_RETURN(has_version, q.step());
+        version = has_version ? q.int_col(0) : -1;
+    }
+    {
         if (version == chain::kSchemaVersion)
             return make_error(ErrorCode::kInvalidArgument,
                               "ledger " + path.string() + " is already schema version " +
                                   std::to_string(chain::kSchemaVersion) + ": nothing to migrate");
-        if (version == chain::kPerDieDeliverSchemaVersion) {
+        if (version == chain::kPerDieDeliverSchemaVersion ||
+            version == chain::kWaferOnlySchemaVersion) {
             if (!wafers.empty())
                 return make_error(ErrorCode::kInvalidArgument,
-                                  "ledger " + path.string() +
-                                      " is schema version 3: its wafers have their substrate ids "
-                                      "already, so its migration takes no maps");
+                                  "ledger " + path.string() + " is schema version " +
+                                      std::to_string(version) +
+                                      ": its wafers have their substrate ids already, so its "
+                                      "migration takes no maps");
             MigrateReport report;
-            report.from_version = chain::kPerDieDeliverSchemaVersion;
-            WP_RETURN_IF_ERROR(m.migrate_3_to_4(report));
+            report.from_version = static_cast<int>(version);
+            if (version == chain::kPerDieDeliverSchemaVersion)
+                WP_RETURN_IF_ERROR(m.migrate_3_to_4(report));
+            WP_RETURN_IF_ERROR(m.migrate_4_to_5(report));
             WP_RETURN_IF_ERROR(txn.commit());
             return report;
         }
         if (version != chain::kLegacySchemaVersion)
             return make_error(ErrorCode::kUnsupported,
                               "ledger " + path.string() + ": schema version " +
-                                  (row ? std::to_string(version) : "missing") +
-                                  " cannot be migrated (only versions 2 and 3 can)");
+                                  (has_version ? std::to_string(version) : "missing") +
+                                  " cannot be migrated (only versions 2, 3 and 4 can)");
     }
     // The substrate id of every wafer the ledger holds, from the maps given; nothing is written
     // unless every wafer has exactly one and no substrate id names two wafers.
@@ -1059,6 +1087,7 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
     report.from_version = chain::kLegacySchemaVersion;
     // Then on to this version, in the same transaction: a file is never left half-way.
     WP_RETURN_IF_ERROR(m.migrate_3_to_4(report));
+    WP_RETURN_IF_ERROR(m.migrate_4_to_5(report));
     WP_RETURN_IF_ERROR(txn.commit());
     return report;
 }
@@ -1069,7 +1098,67 @@ Status Ledger::Impl::migrate_3_to_4(MigrateReport& report) {
     // per-die DELIVER events before it and the per-touchdown ones after it.
     WP_ASSIGN_OR_RETURN(WriteState ws, load_write_state());
     WP_RETURN_IF_ERROR(append_event(
-        ws, json{{"from_format", chain::kPerDieDeliverFormat}, {"to_format", chain::kLedgerFormat}},
+        ws,
+        json{{"from_format", chain::kPerDieDeliverFormat}, {"to_format", chain::kWaferOnlyFormat}},
+        "MIGRATE", std::nullopt));
+    WP_RETURN_IF_ERROR(store_write_state(ws));
+    WP_RETURN_IF_ERROR(sql::exec(db.get(), ("UPDATE schema_version SET version = " +
+                                            std::to_string(chain::kWaferOnlySchemaVersion))
+                                               .c_str()));
+    report.to_version = chain::kWaferOnlySchemaVersion;
+    return ok_status();
+}
+
+// The records table as version 5 declares it (nullable wafer position), under another name; the
+// migration copies every row into it and renames it.
+constexpr const char* kRecordsV5 = R"sql(
+CREATE TABLE records_v5 (
+    id           INTEGER PRIMARY KEY,
+    uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
+    lot          TEXT    NOT NULL,
+    wafer        INTEGER,
+    x            INTEGER,
+    y            INTEGER,
+    serial       BLOB    NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 20),
+    public_key   BLOB    NOT NULL CHECK (length(public_key) = 65),
+    wrapped_key  BLOB    NOT NULL CHECK (length(wrapped_key) = 40),
+    certificate  BLOB    NOT NULL,
+    state        TEXT    NOT NULL
+                 CHECK (state IN ('ISSUED', 'DELIVERED', 'PROGRAMMED', 'FAILED', 'VOID')),
+    issued_us    INTEGER NOT NULL,
+    delivered_us INTEGER NOT NULL DEFAULT 0,
+    result_us    INTEGER NOT NULL DEFAULT 0,
+    updated_us   INTEGER NOT NULL,
+    tester       TEXT    NOT NULL DEFAULT '',
+    bin          TEXT    NOT NULL DEFAULT '',
+    reissues     INTEGER NOT NULL DEFAULT 0,
+    void_reason  TEXT    NOT NULL DEFAULT '',
+    substrate    TEXT    NOT NULL DEFAULT '',
+    site         INTEGER NOT NULL DEFAULT -1,
+    UNIQUE (lot, wafer, y, x),
+    CHECK ((wafer IS NULL) = (x IS NULL) AND (x IS NULL) = (y IS NULL)),
+    CHECK (wafer IS NOT NULL OR substrate = '')
+);
+INSERT INTO records_v5 (id, uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate,
+    state, issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason,
+    substrate, site)
+  SELECT id, uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state,
+    issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason,
+    substrate, site FROM records;
+DROP TABLE records;
+ALTER TABLE records_v5 RENAME TO records;
+)sql";
+
+Status Ledger::Impl::migrate_4_to_5(MigrateReport& report) {
+    // SQLite cannot relax NOT NULL in place: the records table is rebuilt with the same rows and
+    // ids (so the export, verify and every record keep their order), and a final_test table, if
+    // final test ever ran, is rebuilt to allow PROVISIONED rows. The events are not touched;
+    // the MIGRATE event marks where packaged parts may start.
+    WP_RETURN_IF_ERROR(sql::exec(db.get(), kRecordsV5));
+    WP_RETURN_IF_ERROR(rebuild_final_table());
+    WP_ASSIGN_OR_RETURN(WriteState ws, load_write_state());
+    WP_RETURN_IF_ERROR(append_event(
+        ws, json{{"from_format", chain::kWaferOnlyFormat}, {"to_format", chain::kLedgerFormat}},
         "MIGRATE", std::nullopt));
     WP_RETURN_IF_ERROR(store_write_state(ws));
     WP_RETURN_IF_ERROR(sql::exec(
@@ -1091,8 +1180,10 @@ public:
     BatchRecorder(Ledger::Impl& m, WriteState& ws) : m_(m), ws_(ws) {}
 
     Result<RecordResult> record(const NewIdentity& n) {
-        WP_ASSIGN_OR_RETURN(auto wafer_conflict, check_wafer(n));
-        if (wafer_conflict) return std::move(*wafer_conflict);
+        if (!n.loc.packaged) {  // a packaged part is on no wafer
+            WP_ASSIGN_OR_RETURN(auto wafer_conflict, check_wafer(n));
+            if (wafer_conflict) return std::move(*wafer_conflict);
+        }
         WP_ASSIGN_OR_RETURN(auto same_uid, m_.by_uid(n.uid));
         if (same_uid && same_uid->loc == n.loc) return retest(n, std::move(*same_uid));
         if (same_uid) {
@@ -1197,7 +1288,10 @@ private:
     // A new UID: the location and the serial must be free, and the quota not used up.
     Result<RecordResult> issue(const NewIdentity& n) {
         RecordResult res;
-        WP_ASSIGN_OR_RETURN(auto at_loc, m_.by_location(n.loc));
+        std::optional<LedgerRecord> at_loc;  // a packaged part takes no wafer position
+        if (!n.loc.packaged) {
+            WP_ASSIGN_OR_RETURN(at_loc, m_.by_location(n.loc));
+        }
         std::optional<LedgerRecord> same_serial;
         if (!at_loc) {
             WP_ASSIGN_OR_RETURN(same_serial, m_.by_serial(n.serial));
@@ -1234,7 +1328,8 @@ private:
             r.issued_us = r.updated_us = ws_.now;
             r.tester = n.tester;
             WP_RETURN_IF_ERROR(m_.insert_record(r));
-            if (wafers_bound_.insert({r.loc.lot, r.loc.wafer, r.loc.substrate}).second) {
+            if (!r.loc.packaged &&
+                wafers_bound_.insert({r.loc.lot, r.loc.wafer, r.loc.substrate}).second) {
                 WP_RETURN_IF_ERROR(m_.bind_wafer(r.loc));
             }
             WP_RETURN_IF_ERROR(m_.append_issue(ws_, r));
@@ -1273,10 +1368,22 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
 }
 
 Result<std::vector<Ledger::RecordedDelivery>> Ledger::record_and_deliver(
-    std::span<const NewIdentity> batch, std::span<const int> sites, const std::string& tester) {
+    std::span<const NewIdentity> batch, std::span<const int> sites, const std::string& tester,
+    std::span<const FinalLocation> packages) {
     if (sites.size() != batch.size())
         return make_error(ErrorCode::kInvalidArgument,
                           "record_and_deliver: one site per identity expected");
+    if (!packages.empty() && packages.size() != batch.size())
+        return make_error(ErrorCode::kInvalidArgument,
+                          "record_and_deliver: one package location per identity expected");
+    for (size_t i = 0; i < packages.size(); ++i) {
+        if (!batch[i].loc.packaged || packages[i].lot != batch[i].loc.lot)
+            return make_error(ErrorCode::kInvalidArgument,
+                              "record_and_deliver: batch item " + std::to_string(i) +
+                                  " has a package location but is not a packaged part of lot " +
+                                  packages[i].lot);
+        WP_RETURN_IF_ERROR(valid_final_location(packages[i]));
+    }
     for (size_t i = 0; i < batch.size(); ++i) WP_RETURN_IF_ERROR(validate_identity(batch[i], i));
     if (!chain::valid_text(tester))
         return make_error(ErrorCode::kInvalidArgument, "tester id is not printable ASCII");
@@ -1295,6 +1402,11 @@ Result<std::vector<Ledger::RecordedDelivery>> Ledger::record_and_deliver(
                 deliveries.push_back(
                     Delivery{rd.recorded.record->uid, rd.recorded.record->loc, sites[i]});
                 index.push_back(i);
+                // A packaged part issued here gets its final-test row, PROVISIONED, where the
+                // handler has it (a reissue keeps the row it has).
+                if (!packages.empty() && o == RecordOutcome::kIssued)
+                    WP_RETURN_IF_ERROR(impl_->provision_final_row(ws, rd.recorded.record->uid,
+                                                                  packages[i], tester));
             }
             out.push_back(std::move(rd));
         }

@@ -111,6 +111,13 @@ struct Ledger::Impl {
     // Ledger::migrate's last step (inside its transaction): the MIGRATE event from format 3 and
     // schema version 4.
     Status migrate_3_to_4(MigrateReport& report);
+    Status migrate_4_to_5(MigrateReport& report);
+    // Final test (final_test.cpp): rebuilds an existing final_test table under version 5's
+    // schema (PROVISIONED allowed), rows unchanged; and writes a packaged part's PROVISIONED row
+    // with its FINAL_PROVISION event, inside the caller's transaction.
+    Status rebuild_final_table();
+    Status provision_final_row(WriteState& ws, const wpid1::Uid& uid, const FinalLocation& loc,
+                               const std::string& tester);
     Status store_write_state(const WriteState& ws);
     // Before a write transaction: refused after a failed anchor append.
     Status writable() const;
@@ -129,7 +136,11 @@ Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp);
     "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, "  \
     "issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason, " \
     "substrate, site FROM records " where
-#define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x")
+// Records by location: within a lot the packaged parts (NULL wafer position, which SQLite
+// sorts first) by UID, then the wafers' dies.
+#define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x, uid")
 Result<LedgerRecord> row_to_record(const sql::Query& q);
+// kInvalidArgument unless `l` is a final-test location the ledger can record (final_test.cpp).
+Status valid_final_location(const FinalLocation& l);
 
 }  // namespace waferprov::host

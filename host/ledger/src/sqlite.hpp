@@ -66,6 +66,10 @@ public:
     }
     Query& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
     Query& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+    Query& bind_null(int i) {
+        note(sqlite3_bind_null(s_, i));
+        return *this;
+    }
     Query& bind_blob(int i, ByteSpan v) {
         // A zero-length blob must still be a blob, not NULL.
         static const uint8_t empty = 0;

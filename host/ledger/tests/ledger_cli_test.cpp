@@ -314,12 +314,13 @@ TEST_F(LedgerMigrate, AMigratedLedgerVerifiesAndExportsWithItsSubstrateIds) {
     EXPECT_NE(r.out.find("24 records on 2 wafer(s)"), std::string::npos) << r.out;
     r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
     EXPECT_EQ(r.status, 0) << r.out;
-    // + two MIGRATE events: 2 -> 3 (substrate ids), 3 -> 4 (one DELIVER event per touchdown)
-    EXPECT_NE(r.out.find("27 events, 24 records"), std::string::npos) << r.out;
+    // + three MIGRATE events: 2 -> 3 (substrate ids), 3 -> 4 (one DELIVER event per touchdown),
+    // 4 -> 5 (packaged parts)
+    EXPECT_NE(r.out.find("28 events, 24 records"), std::string::npos) << r.out;
     r = waferprov("ledger migrate --ledger " + path("ledger.sqlite") + " --map " + path("w3.xml") +
                   " --map " + path("w4.sinf"));
     EXPECT_EQ(r.status, 1) << r.out;
-    EXPECT_NE(r.out.find("already schema version 4"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("already schema version 5"), std::string::npos) << r.out;
 
     auto l = Ledger::open_existing(path("ledger.sqlite"));
     ASSERT_TRUE(l.ok()) << l.error().describe();
@@ -342,10 +343,12 @@ TEST_F(LedgerMigrate, AMigratedLedgerVerifiesAndExportsWithItsSubstrateIds) {
 // in tests/data/ledger-v3 with its anchor and development CA; its README says how it was made):
 // refused by name with the migrate command, never reinterpreted; migrated without maps; its old
 // per-die DELIVER events still replay, and new deliveries are one event per call.
-class LedgerMigrate3 : public ::testing::Test {
+// The files of an old ledger fixture (tests/data/<name>) copied into a temporary directory.
+class OldLedger : public ::testing::Test {
 protected:
+    explicit OldLedger(const char* name) : name_(name) {}
     void SetUp() override {
-        const fs::path data = fs::path(WAFERPROV_SOURCE_DIR) / "host/ledger/tests/data/ledger-v3";
+        const fs::path data = fs::path(WAFERPROV_SOURCE_DIR) / "host/ledger/tests/data" / name_;
         for (const char* f :
              {"ledger.sqlite", "ledger.sqlite.anchor", "w7.xml", "ca.pem", "ca.key", "root.pem"})
             fs::copy_file(data / f, dir_ / f);
@@ -356,10 +359,16 @@ protected:
         std::ifstream in(dir_ / name, std::ios::binary);
         return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     }
+    const char* name_;
+    TempDir dir_;
+};
+
+class LedgerMigrate3 : public OldLedger {
+protected:
+    LedgerMigrate3() : OldLedger("ledger-v3") {}
     static LedgerConfig config() {
         return LedgerConfig{"LEDGER3", "Development customer", "WPDEMO", 1000};
     }
-    TempDir dir_;
 };
 
 TEST_F(LedgerMigrate3, AVersion3LedgerIsRefusedByNameWithTheCommandThatMigratesIt) {
@@ -387,13 +396,14 @@ TEST_F(LedgerMigrate3, AVersion3LedgerIsRefusedByNameWithTheCommandThatMigratesI
 TEST_F(LedgerMigrate3, AMigratedLedgerKeepsItsHistoryAndDeliversOneEventPerCall) {
     auto r = waferprov("ledger migrate --ledger " + path("ledger.sqlite"));
     ASSERT_EQ(r.status, 0) << r.out;
-    EXPECT_NE(r.out.find("from schema version 3 to 4"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("from schema version 3 to 5"), std::string::npos) << r.out;
     r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
     ASSERT_EQ(r.status, 0) << r.out;
-    EXPECT_NE(r.out.find("69 events, 12 records"), std::string::npos) << r.out;  // + MIGRATE
+    // + two MIGRATE events (3 -> 4, 4 -> 5)
+    EXPECT_NE(r.out.find("70 events, 12 records"), std::string::npos) << r.out;
     r = waferprov("ledger migrate --ledger " + path("ledger.sqlite"));
     EXPECT_EQ(r.status, 1) << r.out;
-    EXPECT_NE(r.out.find("already schema version 4"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("already schema version 5"), std::string::npos) << r.out;
 
     auto l = Ledger::open(path("ledger.sqlite"), config());
     ASSERT_TRUE(l.ok()) << l.error().describe();
@@ -439,7 +449,7 @@ TEST_F(LedgerMigrate3, AMigratedLedgerKeepsItsHistoryAndDeliversOneEventPerCall)
 
     r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
     EXPECT_EQ(r.status, 0) << r.out;
-    EXPECT_NE(r.out.find("70 events, 12 records"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("71 events, 12 records"), std::string::npos) << r.out;
     r = waferprov("ledger export --ledger " + path("ledger.sqlite") + " --out " + path("x") +
                   " --ca-key " + path("ca.key") + " --ca-cert " + path("ca.pem"));
     ASSERT_EQ(r.status, 0) << r.out;
@@ -448,6 +458,80 @@ TEST_F(LedgerMigrate3, AMigratedLedgerKeepsItsHistoryAndDeliversOneEventPerCall)
     const std::string events = bytes_of("x/events.jsonl");
     EXPECT_NE(events.find("\"from_format\":\"waferprov-ledger/3\""), std::string::npos);
     EXPECT_NE(events.find("{\"dies\":[{\"after\":"), std::string::npos);
+}
+
+// A ledger written by the build before parts provisioned at final test (schema version 4, kept
+// in tests/data/ledger-v4 with its anchor and development CA; its README says how it was made):
+// refused by name with the migrate command; migrated with its history and its final-test rows
+// kept; then it takes a packaged part.
+class LedgerMigrate4 : public OldLedger {
+protected:
+    LedgerMigrate4() : OldLedger("ledger-v4") {}
+    static LedgerConfig config() {
+        return LedgerConfig{"LEDGER4", "Development customer", "WPDEMO", 1000};
+    }
+};
+
+TEST_F(LedgerMigrate4, AVersion4LedgerIsRefusedByNameWithTheCommandThatMigratesIt) {
+    const std::string before = bytes_of("ledger.sqlite");
+    auto r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
+    EXPECT_EQ(r.status, 1) << r.out;
+    EXPECT_NE(r.out.find("holds only parts on wafers (schema version 4)"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("waferprov ledger migrate --ledger " + path("ledger.sqlite")),
+              std::string::npos)
+        << r.out;
+    auto l = Ledger::open(path("ledger.sqlite"), config());
+    ASSERT_FALSE(l.ok());
+    EXPECT_EQ(l.error().code, ErrorCode::kUnsupported);
+    EXPECT_EQ(bytes_of("ledger.sqlite"), before);
+}
+
+TEST_F(LedgerMigrate4, AMigratedLedgerKeepsItsHistoryAndFinalTestRowsAndTakesPackagedParts) {
+    auto r = waferprov("ledger migrate --ledger " + path("ledger.sqlite"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("from schema version 4 to 5"), std::string::npos) << r.out;
+    // The anchor (written before the migration) still matches the chain's first 59 events: the
+    // history is unchanged, one MIGRATE event after it.
+    r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("60 events, 12 records"), std::string::npos) << r.out;
+
+    auto l = Ledger::open(path("ledger.sqlite"), config());
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    auto finals = (*l)->list_final();
+    ASSERT_TRUE(finals.ok());
+    EXPECT_EQ(finals->size(), 11u);
+    size_t verified = 0, mismatched = 0;
+    for (const auto& f : *finals) {
+        verified += f.state == FinalState::kVerified;
+        mismatched += f.state == FinalState::kMismatch;
+    }
+    EXPECT_EQ(verified, 10u);
+    EXPECT_EQ(mismatched, 1u);
+
+    // A packaged part (fake certificate bytes: the ledger does not parse them) provisioned in
+    // a handler site: PROVISIONED, no wafer position, and the chain verifies.
+    NewIdentity part = fake_identity(900, "LOT4", 7, 0x77);
+    part.loc = DieLocation{"LOT4", 0, 0, 0, "", true};
+    const int site = 3;
+    const FinalLocation where{"LOT4", "HDL-1", 3, "", -1, -1};
+    auto done = (*l)->record_and_deliver(std::span(&part, 1), std::span(&site, 1), "SIM-01",
+                                         std::span(&where, 1));
+    ASSERT_TRUE(done.ok()) << done.error().describe();
+    EXPECT_EQ(done->at(0).recorded.outcome, RecordOutcome::kIssued);
+    auto fin = (*l)->find_final(part.uid);
+    ASSERT_TRUE(fin.ok() && fin->has_value());
+    EXPECT_EQ((*fin)->state, FinalState::kProvisioned);
+    l->reset();
+    r = waferprov("ledger verify --ledger " + path("ledger.sqlite"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("63 events, 13 records"), std::string::npos)
+        << r.out;  // + ISSUE, DELIVER, FINAL_PROVISION
+    r = waferprov("ledger list --ledger " + path("ledger.sqlite"));
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find(to_hex(part.uid) + "\tLOT4\t-\t\t-\t-\tDELIVERED"), std::string::npos)
+        << r.out;
 }
 
 }  // namespace

@@ -207,5 +207,141 @@ TEST(LedgerFinalTest, AnEditedVerdictIsCaughtByVerify) {
         << join(v->problems);
 }
 
+// ---- Parts provisioned at final test (schema version 5) --------------------------------------
+
+// A packaged part of LOT1 with its own UID (tester UID policy): no wafer position.
+NewIdentity packaged_identity(uint64_t n) {
+    NewIdentity id = fake_identity(n, "LOT1", 1, 0x5c);
+    id.loc = DieLocation{"LOT1", 0, 0, 0, "", true};
+    return id;
+}
+
+Result<std::vector<Ledger::RecordedDelivery>> provision_packaged(Ledger& l,
+                                                                 const std::vector<uint64_t>& ns,
+                                                                 int first_site) {
+    std::vector<NewIdentity> batch;
+    std::vector<int> sites;
+    std::vector<FinalLocation> where;
+    for (uint64_t n : ns) {
+        batch.push_back(packaged_identity(n));
+        sites.push_back(first_site + static_cast<int>(sites.size()));
+        where.push_back(strip_pos(sites.back(), 1, sites.back()));
+    }
+    return l.record_and_deliver(batch, sites, "FT-1", where);
+}
+
+TEST(LedgerFinalTest, APartProvisionedAtFinalTestHasNoWaferPositionAndCountsAgainstTheQuota) {
+    TempDir dir;
+    auto l = sorted_ledger(dir / "l.db");
+    const auto before = l->quota()->used;
+    // Two packaged parts of one lot: no wafer position, so no location clash between them.
+    auto done = provision_packaged(*l, {100, 101}, 4);
+    ASSERT_TRUE(done.ok()) << done.error().describe();
+    ASSERT_EQ(done->size(), 2u);
+    for (size_t k = 0; k < 2; ++k) {
+        const auto& d = (*done)[k];
+        EXPECT_EQ(d.recorded.outcome, RecordOutcome::kIssued) << d.recorded.message;
+        ASSERT_TRUE(d.delivered);
+        EXPECT_EQ(d.delivered->status, TransitionStatus::kOk) << d.delivered->message;
+    }
+    EXPECT_EQ(l->quota()->used, before + 2);
+    const wpid1::Uid uid = packaged_identity(100).uid;
+    auto rec = l->find_uid(uid);
+    ASSERT_TRUE(rec.ok() && rec->has_value());
+    EXPECT_TRUE((*rec)->loc.packaged);
+    EXPECT_EQ((*rec)->loc.describe(), "LOT1 packaged part");
+    EXPECT_EQ((*rec)->state, DieState::kDelivered);
+    EXPECT_EQ((*rec)->site, 4);
+    auto fin = l->find_final(uid);
+    ASSERT_TRUE(fin.ok() && fin->has_value());
+    EXPECT_EQ((*fin)->state, FinalState::kProvisioned);
+    EXPECT_EQ((*fin)->loc, strip_pos(4, 1, 4));
+    EXPECT_EQ((*fin)->challenges, 0u);
+    EXPECT_FALSE((*fin)->open);
+    // Its wafer never gets a die: the wafer's listing is the sorted dies only.
+    EXPECT_EQ(l->list_wafer("LOT1", 1)->size(), 6u);
+    expect_chain_verifies(*l);
+
+    // Programmed through the sort result path; then, seen again, it proves its key like a part
+    // from sort, and keeps PROVISIONED until it answers.
+    ASSERT_TRUE(mark_result(*l, uid, true, "1", "FT-1").ok());
+    const FinalChallenge ch{uid, strip_pos(2, 0, 0), nonce_of(0x44)};
+    auto opened = l->open_challenges(std::span(&ch, 1), 77, "FT-1");
+    ASSERT_TRUE(opened.ok());
+    ASSERT_EQ(opened->at(0).status, FinalStatus::kOk) << opened->at(0).message;
+    EXPECT_EQ(opened->at(0).final_record->state, FinalState::kProvisioned);
+    EXPECT_TRUE(opened->at(0).again);
+    expect_chain_verifies(*l);
+    const FinalResult res{uid, nonce_of(0x44), FinalVerdict::kVerified, "1"};
+    ASSERT_EQ(l->record_final_results(std::span(&res, 1), 77, "FT-1")->at(0).status,
+              FinalStatus::kOk);
+    expect_chain_verifies(*l);
+
+    // A reopen reads it back the same (the export, with real certificates, is checked in
+    // ServiceTest.FinalTestProvisionsPartsSortNeverSawUnderTheTesterPolicy).
+    l.reset();
+    auto ro = Ledger::open_existing(dir / "l.db");
+    ASSERT_TRUE(ro.ok());
+    EXPECT_TRUE((*ro)->find_uid(uid)->value().loc.packaged);
+    expect_chain_verifies(**ro);
+}
+
+TEST(LedgerFinalTest, APackagedPartIsRefusedWithAWaferPositionOrWithoutItsPackage) {
+    TempDir dir;
+    auto l = sorted_ledger(dir / "l.db");
+    NewIdentity bad = packaged_identity(7);
+    bad.loc.x = 3;  // a packaged part has no wafer position
+    const int site = 0;
+    const FinalLocation where = strip_pos(0, 0, 0);
+    auto r = l->record_and_deliver(std::span(&bad, 1), std::span(&site, 1), "FT-1",
+                                   std::span(&where, 1));
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("a packaged part has no wafer, x, y or substrate id"),
+              std::string::npos)
+        << r.error().message;
+    // A package location for a part on a wafer, and one for another lot.
+    NewIdentity on_wafer = fake_identity(50);
+    r = l->record_and_deliver(std::span(&on_wafer, 1), std::span(&site, 1), "FT-1",
+                              std::span(&where, 1));
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("is not a packaged part of lot LOT1"), std::string::npos)
+        << r.error().message;
+    NewIdentity other = packaged_identity(8);
+    other.loc.lot = "LOT2";
+    r = l->record_and_deliver(std::span(&other, 1), std::span(&site, 1), "FT-1",
+                              std::span(&where, 1));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(l->quota()->used, 6u);
+    expect_chain_verifies(*l);
+}
+
+// The records table's position and the chain agree: a packaged part given a wafer position in
+// the file (or a die's position erased) is a finding of verify(), and SQLite itself refuses a
+// half-erased position.
+TEST(LedgerFinalTest, AnEditedPackagedRecordIsCaughtByVerify) {
+    TempDir dir;
+    {
+        auto l = sorted_ledger(dir / "l.db");
+        ASSERT_TRUE(provision_packaged(*l, {200}, 1).ok());
+        expect_chain_verifies(*l);
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "l.db").c_str(), &db), SQLITE_OK);
+    EXPECT_NE(
+        sqlite3_exec(db, "UPDATE records SET x = 1 WHERE wafer IS NULL", nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE records SET wafer = 9, x = 9, y = 9 WHERE wafer IS NULL",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    auto ro = Ledger::open_existing(dir / "l.db");
+    ASSERT_TRUE(ro.ok());
+    auto v = (*ro)->verify();
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->ok());
+    EXPECT_NE(join(v->problems).find(to_hex(packaged_identity(200).uid)), std::string::npos)
+        << join(v->problems);
+}
+
 }  // namespace
 }  // namespace waferprov::host

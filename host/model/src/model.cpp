@@ -22,6 +22,7 @@ std::optional<std::string> text_field_problem(std::string_view s, bool may_be_em
 }
 
 std::string DieLocation::describe() const {
+    if (packaged) return lot + " packaged part";
     return lot + " wafer " + std::to_string(wafer) + " [" + substrate + "] (" + std::to_string(x) +
            ", " + std::to_string(y) + ")";
 }

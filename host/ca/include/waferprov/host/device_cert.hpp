@@ -38,8 +38,8 @@ struct CertTemplate {
 
 struct DeviceCertRequest {
     wpid1::Uid uid{};
-    DieLocation location;
-    std::string product;                   // 1..31 characters: CN is "<product> <UID hex>"
+    DieLocation location;  // location.packaged (a part provisioned at final test): no extension
+    std::string product;   // 1..31 characters: CN is "<product> <UID hex>"
     std::array<uint8_t, 65> public_key{};  // uncompressed SEC1 point 04 || X || Y on P-256
     Bytes serial;                          // big-endian magnitude, nonzero, DER ≤ 20 octets
     std::chrono::system_clock::time_point not_before{};  // issuance time

@@ -398,9 +398,13 @@ public:
         RecordResult recorded;
         std::optional<TransitionResult> delivered;
     };
-    Result<std::vector<RecordedDelivery>> record_and_deliver(std::span<const NewIdentity> batch,
-                                                             std::span<const int> sites,
-                                                             const std::string& tester);
+    // Final test (docs/final-test.md): `packages`, when not empty, holds one handler location
+    // per item, each item a packaged part (loc.packaged) of that lot; an issued part gets its
+    // final-test record PROVISIONED there, with a FINAL_PROVISION event, in the same
+    // transaction.
+    Result<std::vector<RecordedDelivery>> record_and_deliver(
+        std::span<const NewIdentity> batch, std::span<const int> sites, const std::string& tester,
+        std::span<const FinalLocation> packages = {});
     // DELIVERED -> PROGRAMMED / FAILED with the bin. One transaction for the batch. The same
     // result reported again (same outcome and bin) is kOk with `again` and changes nothing;
     // another result for a die that has one is kDuplicateResult.

@@ -36,9 +36,14 @@ struct DieLocation {
     int x = 0;
     int y = 0;
     std::string substrate;  // printable ASCII; "" only where the host cannot know it
+    // A packaged part given its identity at final test (docs/final-test.md): it has no wafer
+    // position, so wafer, x and y are 0 and mean nothing, substrate is "", and where it sat is
+    // its final-test record's FinalLocation.
+    bool packaged = false;
     bool operator==(const DieLocation&) const = default;
     auto operator<=>(const DieLocation&) const = default;
-    std::string describe() const;  // "LOT1234 wafer 3 [LOT1234-03] (12, -4)"
+    // "LOT1234 wafer 3 [LOT1234-03] (12, -4)"; a packaged part: "LOT1234 packaged part".
+    std::string describe() const;
 };
 
 // Ledger state of a die's identity.
