@@ -65,6 +65,23 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
+// A final-test answer's identity (status OK: a part provisioned at final test) in the form the
+// die checks take.
+wp_ate_site_identity identity_of(const wp_ate_part_answer& a) {
+    wp_ate_site_identity id{};
+    id.site = a.site;
+    id.status = a.status;
+    std::memcpy(id.uid, a.uid, sizeof id.uid);
+    id.key_usage = a.key_usage;
+    id.key_algorithm = a.key_algorithm;
+    id.key_version = a.key_version;
+    std::memcpy(id.wrapped_key, a.wrapped_key, sizeof id.wrapped_key);
+    id.certificate_length = std::min(a.certificate_length, sizeof id.certificate);
+    std::memcpy(id.certificate, a.certificate, id.certificate_length);
+    std::memcpy(id.chain_id, a.chain_id, sizeof id.chain_id);
+    return id;
+}
+
 bool same_identity(const wp_ate_site_identity& a, const wp_ate_site_identity& b) {
     return std::memcmp(a.uid, b.uid, sizeof a.uid) == 0 && a.key_usage == b.key_usage &&
            a.key_algorithm == b.key_algorithm && a.key_version == b.key_version &&
@@ -113,6 +130,7 @@ struct Totals {
     std::vector<double> latency_ms;
     // Handler mode (final test).
     size_t parts = 0, verified = 0, swaps_caught = 0, unsorted_refused = 0, final_failed = 0;
+    size_t unsorted_provisioned = 0;  // given an identity at final test (`tester` UID policy)
     std::vector<std::string> final_problems;  // each names the part and what went wrong
 };
 
@@ -604,7 +622,7 @@ void Simulation::print_summary(const std::string& abort_message, int exit_status
         o << "  final test          " << t_.parts << " parts in a " << o_.handler_sites
           << "-site handler: " << t_.verified << " verified, " << t_.swaps_caught << " of "
           << o_.swapped << " swapped parts caught, " << t_.unsorted_refused << " of " << o_.unsorted
-          << " unsorted parts refused, "
+          << " unsorted parts refused, " << t_.unsorted_provisioned << " provisioned, "
           << (o_.final_fail > 0 ? std::to_string(t_.final_failed) + " of " +
                                       std::to_string(o_.final_fail) + " failing parts failed, "
                                 : std::string())
@@ -708,11 +726,14 @@ bool Simulation::write_json(const std::string& abort_message, int exit_status, d
                              {"sorted", p.sorted},
                              {"swapped", p.swapped},
                              {"fails", p.fails}});
-        j["final_test"] = {
-            {"parts", final_parts_.size()},     {"verified", t_.verified},
-            {"swaps_caught", t_.swaps_caught},  {"unsorted_refused", t_.unsorted_refused},
-            {"failed", t_.final_failed},        {"problems", t_.final_problems},
-            {"handler_parts", std::move(parts)}};
+        j["final_test"] = {{"parts", final_parts_.size()},
+                           {"verified", t_.verified},
+                           {"swaps_caught", t_.swaps_caught},
+                           {"unsorted_refused", t_.unsorted_refused},
+                           {"unsorted_provisioned", t_.unsorted_provisioned},
+                           {"failed", t_.final_failed},
+                           {"problems", t_.final_problems},
+                           {"handler_parts", std::move(parts)}};
     }
     std::ofstream f(o_.json, std::ios::trunc);
     f << j.dump(1) << "\n";
@@ -834,11 +855,31 @@ void Simulation::final_touchdown(const std::vector<Part>& parts, size_t first, s
         const Part& p = parts[first + i];
         const wp_ate_part_answer& a = answers[i];
         if (!p.sorted) {
-            if (a.status == WP_ATE_S_NOT_PROVISIONED)
+            // A `derived` job refuses a part sort never saw; a `tester` job provisions it here:
+            // the part checks its payload as a die at sort does and reports PROGRAMMED, with no
+            // challenge to sign.
+            if (a.status == WP_ATE_S_NOT_PROVISIONED) {
                 ++t_.unsorted_refused;
-            else
+                continue;
+            }
+            if (a.status != WP_ATE_OK) {
                 t_.final_problems.push_back("unsorted part " + to_hex(p.uid) + " was answered " +
-                                            status_name(a.status));
+                                            status_name(a.status) + ": " + a.text);
+                continue;
+            }
+            const std::string problem = checker_->check(identity_of(a), p.uid);
+            if (!problem.empty()) {
+                t_.final_problems.push_back("unsorted part " + to_hex(p.uid) +
+                                            " failed its checks: " + problem);
+                continue;
+            }
+            wp_ate_part_result r{};
+            r.site = a.site;
+            std::memcpy(r.uid, a.uid, WP_ATE_UID_SIZE);
+            r.outcome = WP_ATE_PROGRAMMED;
+            r.bin = "01";
+            res.push_back(r);
+            index.push_back(first + i);
             continue;
         }
         if (a.status != WP_ATE_S_VERIFY) {
@@ -879,7 +920,9 @@ void Simulation::final_results(const std::vector<Part>& parts, uint32_t sequence
     for (size_t k = 0; k < acks.size(); ++k) {
         const Part& p = parts[index[k]];
         const int st = acks[k].status;
-        if (p.swapped && st == WP_ATE_S_SIGNATURE_MISMATCH)
+        if (!p.sorted && st == WP_ATE_OK)
+            ++t_.unsorted_provisioned;
+        else if (p.swapped && st == WP_ATE_S_SIGNATURE_MISMATCH)
             ++t_.swaps_caught;
         else if (!p.swapped && st == WP_ATE_OK)
             ++(p.fails ? t_.final_failed : t_.verified);

@@ -355,7 +355,7 @@ TEST(TesterE2E, HandlerModeVerifiesTheWafersPartsAndCatchesSwappedOnes) {
     const std::string want = "final test          " + std::to_string(job.dies + 2) +
                              " parts in a 8-site handler: " + std::to_string(job.dies - 3) +
                              " verified, 3 of 3 swapped parts caught, 2 of 2 unsorted parts "
-                             "refused, 0 problems";
+                             "refused, 0 provisioned, 0 problems";
     EXPECT_NE(text.find(want), std::string::npos) << text;
     expect_ledger_matches(job, job.summary());
     auto l = host::Ledger::open_existing(job.ledger());
@@ -377,6 +377,67 @@ TEST(TesterE2E, HandlerModeVerifiesTheWafersPartsAndCatchesSwappedOnes) {
     EXPECT_EQ(verified, job.dies - 3);
     EXPECT_EQ(mismatch, 3u);
     EXPECT_EQ(job.counts().programmed, job.dies);  // final test issued nothing
+}
+
+// Handler mode under the `tester` UID policy (issue #20): the dies bring their UIDs from the
+// map at sort, then their parts and three parts sort never saw go through the handler. The
+// sorted parts are verified (one swapped part caught); the three strangers are provisioned at
+// final test: each checks its payload as a die does and reports PROGRAMMED, and the ledger
+// holds them as packaged parts, PROVISIONED where the handler had them, counted in the quota.
+TEST(TesterE2E, HandlerModeProvisionsPartsSortNeverSawUnderTheTesterPolicy) {
+    JobSetup job("tester_e2e_handler_tester", 30, {"--uid-policy", "tester"});
+    auto map = host::read_map_file(job.map);
+    ASSERT_TRUE(map.ok());
+    for (auto& d : map->dies) {
+        wpid1::Uid u{};
+        const Bytes r = reference::random_bytes(16);
+        std::copy(r.begin(), r.end(), u.begin());
+        d.uid = u;
+    }
+    auto xml = host::write_e142(*map);
+    ASSERT_TRUE(xml.ok()) << xml.error().message;
+    std::ofstream(job.map, std::ios::trunc) << *xml;
+    Server server(job.job_toml(), job.tmp.path());
+    const std::string endpoint = server.start();
+    ASSERT_FALSE(endpoint.empty()) << server.failure();
+    const fs::path log = job.tmp.path() / "tester.log";
+    ASSERT_EQ(run(kTester,
+                  job.tester_args(endpoint, 16,
+                                  {"--uid-from-map", "--seed", "3", "--handler-sites", "4",
+                                   "--swapped", "1", "--unsorted", "3"}),
+                  log),
+              0)
+        << read_text(log) << server.logs();
+    EXPECT_EQ(server.stop(), 0) << server.logs();
+    const std::string text = read_text(log);
+    const std::string want = "final test          " + std::to_string(job.dies + 3) +
+                             " parts in a 4-site handler: " + std::to_string(job.dies - 1) +
+                             " verified, 1 of 1 swapped parts caught, 0 of 3 unsorted parts "
+                             "refused, 3 provisioned, 0 problems";
+    EXPECT_NE(text.find(want), std::string::npos) << text;
+    expect_ledger_matches(job, job.summary(), 3);
+
+    auto l = host::Ledger::open_existing(job.ledger());
+    ASSERT_TRUE(l.ok());
+    std::set<std::string> strangers;
+    const json summary = job.summary();
+    for (const auto& p : summary["final_test"]["handler_parts"])
+        if (!p["sorted"].get<bool>()) strangers.insert(p["uid"].get<std::string>());
+    ASSERT_EQ(strangers.size(), 3u);
+    size_t provisioned = 0;
+    const auto finals = (*l)->list_final().value();
+    for (const auto& f : finals) {
+        if (strangers.count(to_hex(f.uid)) == 0) continue;
+        ++provisioned;
+        EXPECT_EQ(f.state, host::FinalState::kProvisioned);
+        EXPECT_EQ(f.loc.handler, "HANDLER-1");
+        const auto rec = (*l)->find_uid(f.uid).value();
+        ASSERT_TRUE(rec);
+        EXPECT_TRUE(rec->loc.packaged);
+        EXPECT_EQ(rec->state, host::DieState::kProgrammed);
+    }
+    EXPECT_EQ(provisioned, 3u);
+    EXPECT_EQ(job.counts().programmed, job.dies + 3);
 }
 
 namespace {

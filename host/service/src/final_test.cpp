@@ -48,6 +48,14 @@ Result<pr::TouchdownResult> JobLink::final_touchdown(const pr::FinalTouchdown& f
     std::set<wpid1::Uid> seen;
     std::vector<FinalChallenge> want;
     std::vector<size_t> index;
+    // Parts never seen (provisioned here) and parts provisioned here before but not yet
+    // PROGRAMMED (delivered again).
+    std::vector<DieRequest> generate;
+    std::vector<size_t> generate_index;
+    std::vector<int> generate_sites;
+    std::vector<FinalLocation> packages;
+    std::vector<Delivery> again;
+    std::vector<size_t> again_index;
     for (size_t i = 0; i < ft.sites.size(); ++i) {
         const auto& in = ft.sites[i];
         auto& site = out.sites[i];
@@ -57,36 +65,53 @@ Result<pr::TouchdownResult> JobLink::final_touchdown(const pr::FinalTouchdown& f
                         "UID " + to_hex(in.uid) + " is in another site of this touchdown", c);
             continue;
         }
+        FinalLocation where{ft.lot, ft.handler_id, in.site, "", -1, -1};
+        if (in.carrier) {
+            where.carrier = in.carrier->carrier_id;
+            where.row = in.carrier->row;
+            where.column = in.carrier->column;
+        }
+        // A packaged part's ledger location: the lot, no wafer position.
+        const DieLocation package{ft.lot, 0, 0, 0, "", true};
         WP_ASSIGN_OR_RETURN(auto rec, ledger_->find_uid(in.uid));
         if (!rec) {
-            if (job_.uid_policy == UidPolicy::kDerived)
+            if (job_.uid_policy == UidPolicy::kDerived) {
                 refuse_site(site, StatusCode::kNotProvisioned,
                             "UID " + to_hex(in.uid) + " is unknown to job " + job_.id +
                                 ", which derives UIDs from wafer locations: a part it did not "
                                 "provision at sort cannot be provisioned at final test",
                             c);
-            else
-                refuse_site(site, StatusCode::kNotProvisioned,
-                            "UID " + to_hex(in.uid) +
-                                " was not provisioned at sort; "
-                                "provisioning at final test is not served yet",
-                            c);
+                continue;
+            }
+            generate.push_back(DieRequest{package, in.uid});
+            generate_index.push_back(i);
+            generate_sites.push_back(in.site);
+            packages.push_back(where);
+            continue;
+        }
+        if (rec->loc.packaged &&
+            (rec->state == DieState::kDelivered || rec->state == DieState::kFailed)) {
+            again.push_back(Delivery{in.uid, rec->loc, in.site});
+            again_index.push_back(i);
             continue;
         }
         FinalChallenge ch;
         ch.uid = in.uid;
-        ch.loc = FinalLocation{ft.lot, ft.handler_id, in.site, "", -1, -1};
-        if (in.carrier) {
-            ch.loc.carrier = in.carrier->carrier_id;
-            ch.loc.row = in.carrier->row;
-            ch.loc.column = in.carrier->column;
-        }
+        ch.loc = where;
         // The nonce is what makes the challenge fresh: from OpenSSL's CSPRNG, never reused.
         if (RAND_bytes(ch.nonce.data(), static_cast<int>(ch.nonce.size())) != 1)
             return make_error(ErrorCode::kCrypto, "final test: RAND_bytes failed");
         want.push_back(std::move(ch));
         index.push_back(i);
     }
+    if (!again.empty()) {
+        WP_ASSIGN_OR_RETURN(auto delivered, ledger_->deliver(again, tester));
+        for (size_t k = 0; k < delivered.size(); ++k)
+            apply_delivery(out.sites[again_index[k]], std::move(delivered[k]), chain_id_, c);
+    }
+    if (!generate.empty())
+        WP_RETURN_IF_ERROR(generate_and_deliver(tester, generate, generate_index, generate_sites,
+                                                packages, out, c));
     if (want.empty()) return out;
     WP_ASSIGN_OR_RETURN(auto opened, ledger_->open_challenges(want, session, tester));
     for (size_t k = 0; k < opened.size(); ++k) {
@@ -110,6 +135,11 @@ Result<pr::ResultsAck> JobLink::final_results(const pr::Results& r, uint64_t ses
     out.sites.resize(r.sites.size());
     std::vector<FinalResult> items;
     std::vector<size_t> index;
+    // Results of parts provisioned at final test (and not challenged since): recorded as at
+    // sort, a result sent again acknowledged as there.
+    pr::Results provisioned;
+    provisioned.sequence = r.sequence;
+    std::vector<size_t> provisioned_index;
     for (size_t i = 0; i < r.sites.size(); ++i) {
         const auto& in = r.sites[i];
         auto& ack = out.sites[i];
@@ -117,6 +147,19 @@ Result<pr::ResultsAck> JobLink::final_results(const pr::Results& r, uint64_t ses
         ack.uid = in.uid;
         WP_ASSIGN_OR_RETURN(auto fin, ledger_->find_final(in.uid));
         WP_ASSIGN_OR_RETURN(auto rec, ledger_->find_uid(in.uid));
+        if (rec && rec->loc.packaged && fin && !fin->open &&
+            fin->state == FinalState::kProvisioned) {
+            if (in.signature) {
+                refuse_ack(ack, StatusCode::kBadField,
+                           "UID " + to_hex(in.uid) +
+                               " was given its identity at final test: its result carries no "
+                               "signature (there is no challenge to answer)");
+                continue;
+            }
+            provisioned.sites.push_back(in);
+            provisioned_index.push_back(i);
+            continue;
+        }
         if (!fin || !rec) {
             refuse_ack(ack, StatusCode::kChallengeRefused,
                        "no challenge was issued for UID " + to_hex(in.uid));
@@ -140,6 +183,11 @@ Result<pr::ResultsAck> JobLink::final_results(const pr::Results& r, uint64_t ses
         }
         items.push_back(std::move(item));
         index.push_back(i);
+    }
+    if (!provisioned.sites.empty()) {
+        WP_ASSIGN_OR_RETURN(auto acks, results(provisioned, tester, c));
+        for (size_t k = 0; k < acks.sites.size(); ++k)
+            out.sites[provisioned_index[k]] = std::move(acks.sites[k]);
     }
     if (items.empty()) return out;
     WP_ASSIGN_OR_RETURN(auto done, ledger_->record_final_results(items, session, tester));

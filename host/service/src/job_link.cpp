@@ -29,7 +29,8 @@ void refuse(protocol::SiteResponse& s, StatusCode code, std::string text, Counte
     c.refused_sites.fetch_add(1, std::memory_order_relaxed);
 }
 
-// Fills site `s` from a deliver() outcome (the record's certificate moves into the answer).
+}  // namespace
+
 void apply_delivery(protocol::SiteResponse& s, TransitionResult&& tr,
                     const protocol::ChainId& chain_id, Counters& c) {
     if (tr.status == TransitionStatus::kOk && tr.record) {
@@ -41,8 +42,6 @@ void apply_delivery(protocol::SiteResponse& s, TransitionResult&& tr,
     }
     refuse(s, status_for(tr.status), std::move(tr.message), c);
 }
-
-}  // namespace
 
 StatusCode status_for(TransitionStatus s) noexcept {
     switch (s) {
@@ -322,16 +321,21 @@ Result<std::vector<TransitionResult>> JobLink::deliver_held(const std::vector<De
     return delivered;
 }
 
-Status JobLink::generate_and_deliver(const protocol::Touchdown& td, const std::string& tester,
+Status JobLink::generate_and_deliver(const std::string& tester,
                                      const std::vector<DieRequest>& generate,
                                      const std::vector<size_t>& generate_index,
+                                     const std::vector<int>& sites,
+                                     const std::vector<FinalLocation>& packages,
                                      protocol::TouchdownResult& out, Counters& c) {
     std::vector<DieReport> reports;
     // Recorded and delivered in one ledger transaction (Ledger::record_and_deliver): the
     // pipeline hands over every identity it made for this touchdown at once.
     std::map<wpid1::Uid, int> site_of;
-    for (size_t k = 0; k < generate.size(); ++k)
-        site_of[generate[k].uid] = td.sites[generate_index[k]].site;
+    std::map<wpid1::Uid, FinalLocation> package_of;
+    for (size_t k = 0; k < generate.size(); ++k) {
+        site_of[generate[k].uid] = sites[k];
+        if (!packages.empty()) package_of[generate[k].uid] = packages[k];
+    }
     std::map<wpid1::Uid, TransitionResult> delivered;
     {
         std::lock_guard lock(generate_mu_);
@@ -344,9 +348,14 @@ Status JobLink::generate_and_deliver(const protocol::Touchdown& td, const std::s
         po.product = job_.product;
         po.record_all =
             [&](std::span<const NewIdentity> offers) -> Result<std::vector<RecordResult>> {
-            std::vector<int> sites;
-            for (const auto& n : offers) sites.push_back(site_of.at(n.uid));
-            WP_ASSIGN_OR_RETURN(auto done, ledger_->record_and_deliver(offers, sites, tester));
+            std::vector<int> offer_sites;
+            std::vector<FinalLocation> offer_packages;
+            for (const auto& n : offers) {
+                offer_sites.push_back(site_of.at(n.uid));
+                if (!package_of.empty()) offer_packages.push_back(package_of.at(n.uid));
+            }
+            WP_ASSIGN_OR_RETURN(auto done, ledger_->record_and_deliver(offers, offer_sites, tester,
+                                                                       offer_packages));
             std::vector<RecordResult> recorded;
             for (auto& d : done) {
                 if (d.delivered) delivered.emplace(d.delivered->uid, std::move(*d.delivered));
@@ -415,8 +424,12 @@ Result<protocol::TouchdownResult> JobLink::touchdown(const protocol::Touchdown& 
     }
     // 2. The rest is generated on demand through the provisioning pipeline, recorded and
     // delivered in one transaction.
-    if (!generate.empty())
-        WP_RETURN_IF_ERROR(generate_and_deliver(td, tester, generate, generate_index, out, c));
+    if (!generate.empty()) {
+        std::vector<int> sites;
+        for (size_t i : generate_index) sites.push_back(td.sites[i].site);
+        WP_RETURN_IF_ERROR(
+            generate_and_deliver(tester, generate, generate_index, sites, {}, out, c));
+    }
     reservation.settle(out);
     return out;
 }

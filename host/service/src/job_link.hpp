@@ -55,15 +55,19 @@ public:
     // ---- Final test (final_test.cpp, docs/final-test.md) -----------------------------------
     // Packaged parts in handler sites: a part PROGRAMMED at sort gets VERIFY with its
     // certificate and a fresh challenge bound to `session` (opened in the ledger before this
-    // returns); a UID the job never provisioned is NOT_PROVISIONED. Issues nothing, uses no
-    // quota. An Error means nothing was opened.
+    // returns); verifications issue nothing and use no quota. A UID the job never provisioned
+    // is NOT_PROVISIONED under the `derived` UID policy; under `tester` it is provisioned here
+    // (OK with a new identity whose location is the package, counted against the quota), and
+    // such a part not yet PROGRAMMED is delivered again (REISSUED). An Error means nothing was
+    // opened or issued by the failing step.
     Result<protocol::TouchdownResult> final_touchdown(const protocol::FinalTouchdown& ft,
                                                       uint64_t session, const std::string& tester,
                                                       Counters& counters);
     // FINAL_RESULTS: each signature is verified against the part's certificate in the ledger
     // (OpenSSL); the verdict answers the part's open challenge of `session` in one ledger
     // transaction. A bad signature is SIGNATURE_MISMATCH and an ALARM; an answer to no open
-    // challenge of this session (replayed, foreign) is CHALLENGE_REFUSED.
+    // challenge of this session (replayed, foreign) is CHALLENGE_REFUSED. A part provisioned
+    // at final test reports PROGRAMMED / FAILED without a signature, as at sort.
     Result<protocol::ResultsAck> final_results(const protocol::Results& r, uint64_t session,
                                                const std::string& tester, Counters& counters);
 
@@ -104,11 +108,14 @@ private:
     // Delivers what the ledger holds (a migrated ledger's legacy UIDs tried again).
     Result<std::vector<TransitionResult>> deliver_held(const std::vector<Delivery>& want,
                                                        const std::string& tester);
-    // Generates the dies the ledger does not hold, and records and delivers them in one ledger
-    // transaction.
-    Status generate_and_deliver(const protocol::Touchdown& td, const std::string& tester,
-                                const std::vector<DieRequest>& generate,
+    // Generates the dies the ledger does not hold (generate[k] for out.sites[generate_index[k]],
+    // under probe-card or handler site sites[k]), and records and delivers them in one ledger
+    // transaction. `packages`: empty at wafer sort; at final test each packaged part's handler
+    // location (Ledger::record_and_deliver).
+    Status generate_and_deliver(const std::string& tester, const std::vector<DieRequest>& generate,
                                 const std::vector<size_t>& generate_index,
+                                const std::vector<int>& sites,
+                                const std::vector<FinalLocation>& packages,
                                 protocol::TouchdownResult& out, Counters& c);
     // The delivery cap's reservation for one touchdown (job_link.cpp).
     class Reservation;
@@ -133,5 +140,9 @@ private:
 
 // Protocol status for a ledger transition refusal (docs/tester-protocol.md, the mapping table).
 protocol::StatusCode status_for(TransitionStatus s) noexcept;
+// Fills site `s` from a deliver() outcome: OK / REISSUED with the record's identity (its
+// certificate moved into the answer), else the refusal; counted in `c`.
+void apply_delivery(protocol::SiteResponse& s, TransitionResult&& tr,
+                    const protocol::ChainId& chain_id, Counters& c);
 
 }  // namespace waferprov::host::link

@@ -12,6 +12,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <sqlite3.h>
 
@@ -1699,6 +1700,143 @@ TEST_F(ServiceTest, FinalTestVerifiesPartsFromSortCatchesSwapsAndRefusesReplays)
     EXPECT_EQ(count_events(j.job.ledger, "FINAL_RESULT"), 4);
     const auto v = ledger->verify().value();
     EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
+}
+
+// The certificate of an identity given at final test, checked with OpenSSL: signed by the
+// job's CA and without the die-location extension (a packaged part has no wafer position).
+std::string packaged_certificate_check(const TestJob& j, const Bytes& der) {
+    const uint8_t* p = der.data();
+    ossl::X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    if (!cert) return "certificate does not parse";
+    const std::string pem = waferprov::testing::read_text(j.job.ca.certificate);
+    ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    ossl::X509Ptr ca(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!ca) return "the job's CA certificate does not parse";
+    if (X509_verify(cert.get(), X509_get0_pubkey(ca.get())) != 1)
+        return "not signed by the job's CA";
+    for (int i = 0; i < X509_get_ext_count(cert.get()); ++i) {
+        char oid[128];
+        OBJ_obj2txt(oid, sizeof oid, X509_EXTENSION_get_object(X509_get_ext(cert.get(), i)), 1);
+        if (j.job.certificate.location_oid == oid)
+            return "a die-location extension on a packaged part's certificate";
+    }
+    return "";
+}
+
+// Issue #20: under the `tester` UID policy a part sort never saw is provisioned at final test:
+// OK with a fresh identity (no wafer position), reported PROGRAMMED without a signature, and
+// on a later insertion it proves its key like a part from sort; a part not yet programmed is
+// delivered again, the same identity.
+TEST_F(ServiceTest, FinalTestProvisionsPartsSortNeverSawUnderTheTesterPolicy) {
+    TestJob j(tmp.path(), "J1", {"ATE-1"}, {"--uid-policy", "tester"});
+    Server srv({ServedJob{j.job, {}}}, secure(j));
+    Client c = client_for(j, srv, "ATE-1");
+    const uint64_t sid = std::get<uint64_t>(c.hello("ATE-1", "J1"));
+    std::vector<wpid1::Uid> uids(3);
+    for (size_t i = 0; i < uids.size(); ++i) uids[i].fill(static_cast<uint8_t>(0xa0 + i));
+    const auto answer = c.call(pr::Frame{c.next_id(), 2, final_touchdown(sid, 1, uids)});
+    ASSERT_TRUE(std::holds_alternative<pr::TouchdownResult>(answer.message))
+        << (std::holds_alternative<pr::ErrorReply>(answer.message)
+                ? std::get<pr::ErrorReply>(answer.message).text
+                : "another reply");
+    const auto& tr = std::get<pr::TouchdownResult>(answer.message);
+    ASSERT_EQ(tr.sites.size(), 3u);
+    std::vector<SortedPart> parts;
+    for (size_t i = 0; i < 3; ++i) {
+        const auto& s = tr.sites[i];
+        ASSERT_EQ(s.status, StatusCode::kOk) << s.text;
+        ASSERT_TRUE(s.identity);
+        EXPECT_EQ(s.identity->uid, uids[i]);
+        EXPECT_EQ(die_check(j.kik, *s.identity), "");
+        EXPECT_EQ(packaged_certificate_check(j, s.identity->certificate_der), "");
+        SortedPart p;
+        p.uid = uids[i];
+        p.certificate = s.identity->certificate_der;
+        auto d = ref::kw_unwrap(ref::kek(j.kik, p.uid), s.identity->key.wrapped);
+        ASSERT_TRUE(d && d->size() == 32);
+        std::copy(d->begin(), d->end(), p.d.data());
+        parts.push_back(std::move(p));
+    }
+
+    // Part 0's result carries a signature: there is no challenge for such a part to answer.
+    // Part 1 programmed, part 2 failed: recorded as at sort.
+    pr::Results res{sid, 1, {}, true};
+    res.sites.push_back({1, uids[0], pr::DieOutcome::kProgrammed, "1", pr::Signature{}});
+    res.sites.push_back({2, uids[1], pr::DieOutcome::kProgrammed, "1", std::nullopt});
+    res.sites.push_back({3, uids[2], pr::DieOutcome::kFailed, "9", std::nullopt});
+    auto ack = final_report(c, res);
+    ASSERT_EQ(ack.sites.size(), 3u);
+    EXPECT_EQ(ack.sites[0].status, StatusCode::kBadField) << ack.sites[0].text;
+    EXPECT_NE(ack.sites[0].text.find("carries no signature"), std::string::npos)
+        << ack.sites[0].text;
+    EXPECT_EQ(ack.sites[1].status, StatusCode::kOk) << ack.sites[1].text;
+    EXPECT_EQ(ack.sites[2].status, StatusCode::kOk) << ack.sites[2].text;
+
+    // The handler inserts parts 0 and 2 again (not programmed: their identities again) and a
+    // stranger (provisioned); all three are programmed.
+    wpid1::Uid stranger{};
+    stranger.fill(0xb7);
+    const auto tr2 = final_call(c, final_touchdown(sid, 2, {uids[0], uids[2], stranger}));
+    ASSERT_EQ(tr2.sites.size(), 3u);
+    for (size_t i = 0; i < 2; ++i) {
+        ASSERT_EQ(tr2.sites[i].status, StatusCode::kReissued) << tr2.sites[i].text;
+        EXPECT_EQ(tr2.sites[i].identity->certificate_der, parts[i == 0 ? 0 : 2].certificate);
+    }
+    ASSERT_EQ(tr2.sites[2].status, StatusCode::kOk) << tr2.sites[2].text;
+    EXPECT_EQ(packaged_certificate_check(j, tr2.sites[2].identity->certificate_der), "");
+    pr::Results res2{sid, 2, {}, true};
+    res2.sites.push_back({1, uids[0], pr::DieOutcome::kProgrammed, "1", std::nullopt});
+    res2.sites.push_back({2, uids[2], pr::DieOutcome::kProgrammed, "1", std::nullopt});
+    res2.sites.push_back({3, stranger, pr::DieOutcome::kProgrammed, "1", std::nullopt});
+    ack = final_report(c, res2);
+    for (const auto& a : ack.sites) EXPECT_EQ(a.status, StatusCode::kOk) << a.text;
+
+    // Programmed, part 0 is inserted once more: now it proves its key like a part from sort.
+    const auto tr3 = final_call(c, final_touchdown(sid, 3, {uids[0]}));
+    ASSERT_EQ(tr3.sites[0].status, StatusCode::kVerify) << tr3.sites[0].text;
+    EXPECT_EQ(tr3.sites[0].challenge->certificate_der, parts[0].certificate);
+    pr::Results res3{sid, 3, {signed_result(tr3.sites[0], sid, parts[0])}, true};
+    ack = final_report(c, res3);
+    EXPECT_EQ(ack.sites[0].status, StatusCode::kOk) << ack.sites[0].text;
+
+    srv.stop();
+    auto ledger = Ledger::open_existing(j.job.ledger).value();
+    EXPECT_EQ(ledger->quota()->used, 4u);  // four identities, each once
+    EXPECT_EQ(ledger->counts()->programmed, 4u);
+    for (const auto& u : {uids[0], uids[1], uids[2], stranger}) {
+        const auto rec = ledger->find_uid(u).value();
+        ASSERT_TRUE(rec);
+        EXPECT_TRUE(rec->loc.packaged);
+        EXPECT_EQ(rec->loc.lot, "LOT1");
+    }
+    std::map<wpid1::Uid, FinalState> state;
+    const auto finals = ledger->list_final().value();
+    for (const auto& f : finals) state[f.uid] = f.state;
+    EXPECT_EQ(state.size(), 4u);
+    EXPECT_EQ(state[uids[0]], FinalState::kVerified);
+    EXPECT_EQ(state[uids[1]], FinalState::kProvisioned);
+    EXPECT_EQ(state[uids[2]], FinalState::kProvisioned);
+    EXPECT_EQ(state[stranger], FinalState::kProvisioned);
+    EXPECT_EQ(ledger->find_final(uids[1])->value().loc,
+              (FinalLocation{"LOT1", "HDL-1", 2, "STRIP-4", 0, 1}));
+    EXPECT_EQ(count_events(j.job.ledger, "FINAL_PROVISION"), 4);
+    const auto v = ledger->verify().value();
+    EXPECT_TRUE(v.ok()) << (v.problems.empty() ? "" : v.problems.front());
+
+    // The customer's export carries the packaged parts (null wafer, x, y) and verifies with the
+    // same command as any other.
+    const auto out = tmp.path() / "export";
+    const int rc = waferprov::testing::run_process(
+        {kBinary.string(), "ledger", "export", "--ledger", j.job.ledger.string(), "--out",
+         out.string(), "--ca-key", j.job.ca.key.string(), "--ca-cert",
+         j.job.ca.certificate.string()},
+        tmp.path() / "export.log", waferprov::testing::kNoTimeout);
+    ASSERT_EQ(rc, 0) << waferprov::testing::read_text(tmp.path() / "export.log");
+    EXPECT_NE(waferprov::testing::read_text(out / "records.jsonl")
+                  .find("\"wafer\":null,\"substrate\":\"\",\"x\":null,\"y\":null"),
+              std::string::npos);
+    const auto ev = Ledger::verify_export(out, j.job.ca.certificate).value();
+    EXPECT_TRUE(ev.ok()) << (ev.problems.empty() ? "" : ev.problems.front());
 }
 
 // A 1.2 host keeps 1.0 and 1.1 clients working: the HELLO_OK agrees on their minor, their
