@@ -144,6 +144,7 @@ module wp_card #(
     .req_valid_i     (kw_req_valid),
     .req_ready_o     (kw_req_ready),
     .req_unwrap_i    (1'b1),
+    .req_n_i         (6'd4),
     .req_kek_i       (kw_req_valid ? dk_i : 256'h0),
     .req_key_i       (256'h0),
     .req_wrapped_i   (kikw_q),

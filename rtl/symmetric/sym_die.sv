@@ -150,6 +150,7 @@ module sym_die #(
     .req_valid_i     (kw_req_valid),
     .req_ready_o     (kw_req_ready),
     .req_unwrap_i    (1'b0),
+    .req_n_i         (6'd4),
     .req_kek_i       (kdf_rsp_kek),
     .req_key_i       (drbg_rsp_data),
     .req_wrapped_i   (320'h0),
