@@ -188,6 +188,7 @@ module wp_card #(
   logic [15:0]  die_rejects, die_cycles;
   logic [1:0]   die_err;
   logic [383:0] pers_masked;
+  logic         unused_kik_held;
 
   always_comb begin
     for (int i = 0; i < 48; i++) begin
@@ -200,6 +201,8 @@ module wp_card #(
   sym_die #(.SCALAR_LIMIT(SCALAR_LIMIT)) u_sym (
     .clk_i, .rst_ni,
     .zeroize_i         (zero_q),
+    .kik_clear_i       (1'b0),
+    .kik_held_o        (unused_kik_held),
     .reseed_interval_i (reseed_live_q),
     .drbg_req_valid_i  (drbg_req_valid),
     .drbg_req_ready_o  (drbg_req_ready),
