@@ -9,7 +9,7 @@ package card_regs_pkg;
   localparam int unsigned AddrW = 12;
   localparam logic [31:0] CardId = 32'h57504331;
   localparam logic [15:0] VersionMajor = 16'd1;
-  localparam logic [15:0] VersionMinor = 16'd1;
+  localparam logic [15:0] VersionMinor = 16'd2;
 
   // ID (ro)
   localparam logic [11:0] ID = 12'h000;
@@ -133,10 +133,10 @@ package card_regs_pkg;
   localparam logic [11:0] ST_LEN = 12'h204;
   // ST_RESULT_LEN (ro)
   localparam logic [11:0] ST_RESULT_LEN = 12'h208;
-  // ST_KEY (wo, 8 words)
+  // ST_KEY (wo, secret, 8 words)
   localparam logic [11:0] ST_KEY = 12'h220;
   localparam int unsigned ST_KEY_WORDS = 8;
-  // ST_DATA (wo, 64 words)
+  // ST_DATA (wo, secret, 64 words)
   localparam logic [11:0] ST_DATA = 12'h400;
   localparam int unsigned ST_DATA_WORDS = 64;
   // ST_RESULT (ro, 64 words)

@@ -76,7 +76,11 @@ module wp_card #(
   output      logic [DW/8-1:0]      rec_tkeep_o,
   output      logic                 rec_tlast_o,
 
-  output      logic                 irq_o
+  output      logic                 irq_o,
+
+  // Bench visibility (public, no key material): 1 while sym_die's KDF holds a KIK. Left
+  // unconnected on hardware.
+  output      logic                 dbg_kdf_kik_o
 );
   localparam int unsigned BW    = DW / 8;         // bytes per beat
   localparam int unsigned UPB   = DW / 128;       // UIDs per request beat
@@ -105,6 +109,13 @@ module wp_card #(
   logic [319:0] kikw_q;
   logic [2:0]   st_op_q;
   logic [31:0]  st_len_q;
+  logic [255:0] st_key_q;          // self-test key (caller's, never the KIK)
+  logic [2047:0] st_data_q;        // self-test input, byte 0 in [2047:2040]
+  logic [2047:0] st_result_q;      // self-test output, byte 0 in [2047:2040]
+  logic [8:0]   st_rlen_q;         // ST_RESULT_LEN
+  logic         st_done_q, pend_st_q;
+  logic [3:0]   st_blk_q;          // CMAC: the next message block
+  logic         st_fed_q;          // CMAC: the last block was taken
   logic [7:0]   err_q;
   logic [63:0]  err_seq_q;
 
@@ -123,32 +134,102 @@ module wp_card #(
   // ---------------------------------------------------------------------------------------
   // Management crypto: the KIK unwrap under DK on its own aes256 core.
   // ---------------------------------------------------------------------------------------
-  typedef enum logic [2:0] {
-    MIdle, MKik, MKikWait, MFlush, MDrbg, MDrbgWait
+  // One command at a time: LOAD_KIK (MKik*; MKikClr clears sym_die's KIK copy after a failed
+  // unwrap), INSTANTIATE (MFlush, MDrbg*), RESEED (MDrbg*) and the self-test (MSt*: block
+  // encrypt/decrypt, CMAC, KW, d*G on engine 0).
+  typedef enum logic [3:0] {
+    MIdle, MKik, MKikWait, MKikClr, MFlush, MDrbg, MDrbgWait,
+    MStBlk, MStBlkWait, MStCmInit, MStCmMsg, MStCmTag, MStKw, MStKwWait, MStDg, MStDgWait
   } mstate_e;
   mstate_e mst_q;
   logic    m_reseed_q;   // the DRBG command in MDrbg/MDrbgWait is a reseed
 
-  logic         kw_req_valid, kw_req_ready, kw_rsp_valid, kw_rsp_err;
-  logic [255:0] kw_rsp_key;
-  logic [319:0] kw_rsp_wrapped;
+  // The self-test operation (ST_OP) and the checks of its length (ST_LEN).
+  localparam logic [2:0] OpEnc = 3'd1, OpDec = 3'd2, OpCmac = 3'd3, OpWrap = 3'd4,
+                         OpUnwrap = 3'd5, OpDg = 3'd6;
+  logic       st_len_ok, st_kw, st_cm, st_blk_sel, st_dg, st_running, st_busy;
+  logic [5:0] st_n;          // KW: semiblocks of key data
+  logic [8:0] st_out_len;    // ST_RESULT_LEN of a successful operation
+  always_comb begin
+    st_len_ok  = 1'b0;
+    st_out_len = 9'd0;
+    unique case (st_op_q)
+      OpEnc, OpDec: begin
+        st_len_ok  = (st_len_q == 32'd16);
+        st_out_len = 9'd16;
+      end
+      OpCmac: begin
+        st_len_ok  = (st_len_q <= 32'd256);
+        st_out_len = 9'd16;
+      end
+      OpWrap: begin
+        st_len_ok  = (st_len_q >= 32'd16) && (st_len_q <= 32'd248) && (st_len_q[2:0] == 3'd0);
+        st_out_len = st_len_q[8:0] + 9'd8;
+      end
+      OpUnwrap: begin
+        st_len_ok  = (st_len_q >= 32'd24) && (st_len_q <= 32'd256) && (st_len_q[2:0] == 3'd0);
+        st_out_len = st_len_q[8:0] - 9'd8;
+      end
+      OpDg: begin
+        st_len_ok  = (st_len_q == 32'd32);
+        st_out_len = 9'd64;
+      end
+      default: ;
+    endcase
+  end
+  assign st_n       = (st_op_q == OpUnwrap) ? st_len_q[8:3] - 6'd1 : st_len_q[8:3];
+  assign st_kw      = (mst_q == MStKw) || (mst_q == MStKwWait);
+  assign st_cm      = (mst_q == MStCmInit) || (mst_q == MStCmMsg) || (mst_q == MStCmTag);
+  assign st_blk_sel = (mst_q == MStBlk) || (mst_q == MStBlkWait);
+  assign st_dg      = (mst_q == MStDg) || (mst_q == MStDgWait);
+  assign st_running = st_kw || st_cm || st_blk_sel || st_dg;
+  assign st_busy    = pend_st_q || st_running;
+
+  // The management AES core is shared by the KIK unwrap / self-test KW (aes_kw), the
+  // self-test CMAC (aes_cmac) and the self-test block operations (issued from here); the
+  // owner follows from mst_q, and each finishes with the core idle before mst_q moves on.
+  logic         kw_req_valid, kw_req_ready, kw_rsp_valid, kw_rsp_err, kw_unwrap;
+  logic [5:0]   kw_n;
+  logic [255:0] kw_kek;
+  logic [1983:0] kw_req_key, kw_rsp_key;
+  logic [2047:0] kw_req_wrapped, kw_rsp_wrapped;
   logic         ka_req_valid, ka_req_ready, ka_req_dec, ka_rsp_valid, ka_rsp_ready;
   logic [255:0] ka_req_key;
-  logic [127:0] ka_req_data, ka_rsp_data;
+  logic [127:0] ka_req_data;
+  logic         own_kw, own_cm;
 
-  assign kw_req_valid = (mst_q == MKik);
+  assign own_kw = (mst_q == MKik) || (mst_q == MKikWait) || st_kw;
+  assign own_cm = st_cm;
 
-  aes_kw u_kik_kw (
+  // The KIK is unwrapped under DK with n = 4; a self-test wraps or unwraps the caller's data
+  // under ST_KEY. DK never meets a self-test and ST_KEY never meets the KIK.
+  assign kw_req_valid   = (mst_q == MKik) || (mst_q == MStKw);
+  assign kw_unwrap      = (mst_q == MKik) || (st_op_q == OpUnwrap);
+  assign kw_n           = (mst_q == MStKw) ? st_n : 6'd4;
+  assign kw_kek         = (mst_q == MKik) ? dk_i : (mst_q == MStKw) ? st_key_q : 256'h0;
+  assign kw_req_key     = (mst_q == MStKw) ? st_data_q[2047 -: 1984] : 1984'h0;
+  assign kw_req_wrapped = (mst_q == MKik)  ? {kikw_q, 1728'h0} :
+                          (mst_q == MStKw) ? st_data_q : 2048'h0;
+
+  logic         c_req_valid, c_req_ready, c_req_dec, c_rsp_valid, c_rsp_ready;
+  logic [255:0] c_req_key;
+  logic [127:0] c_req_data, c_rsp_data;
+  logic         cm_req_valid, cm_req_dec, cm_rsp_ready;
+  logic [255:0] cm_req_key;
+  logic [127:0] cm_req_data;
+
+  aes_kw #(.MaxN(31)) u_kik_kw (
     .clk_i, .rst_ni,
     .zeroize_i       (zero_q),
     .req_valid_i     (kw_req_valid),
     .req_ready_o     (kw_req_ready),
-    .req_unwrap_i    (1'b1),
-    .req_kek_i       (kw_req_valid ? dk_i : 256'h0),
-    .req_key_i       (256'h0),
-    .req_wrapped_i   (kikw_q),
+    .req_unwrap_i    (kw_unwrap),
+    .req_n_i         (kw_n),
+    .req_kek_i       (kw_kek),
+    .req_key_i       (kw_req_key),
+    .req_wrapped_i   (kw_req_wrapped),
     .rsp_valid_o     (kw_rsp_valid),
-    .rsp_ready_i     (mst_q == MKikWait),
+    .rsp_ready_i     ((mst_q == MKikWait) || (mst_q == MStKwWait)),
     .rsp_wrapped_o   (kw_rsp_wrapped),
     .rsp_key_o       (kw_rsp_key),
     .rsp_err_o       (kw_rsp_err),
@@ -159,20 +240,92 @@ module wp_card #(
     .aes_req_data_o  (ka_req_data),
     .aes_rsp_valid_i (ka_rsp_valid),
     .aes_rsp_ready_o (ka_rsp_ready),
-    .aes_rsp_data_i  (ka_rsp_data)
+    .aes_rsp_data_i  (c_rsp_data)
   );
+
+  // Self-test CMAC: the message is ST_DATA, one 16-byte block at a time.
+  logic         cm_init_ready, cm_keyed, cm_msg_valid, cm_msg_ready, cm_msg_last;
+  logic         cm_tag_valid;
+  logic [127:0] cm_msg_data, cm_tag;
+  logic [4:0]   cm_msg_bytes;
+  logic [3:0]   cm_last_blk;
+  logic [8:0]   cm_rest;     // bytes from the current block on (1..16 in the last block)
+  assign cm_last_blk  = (st_len_q[8:0] == 9'd0) ? 4'd0 : 4'((st_len_q[8:0] - 9'd1) >> 4);
+  assign cm_msg_last  = (st_blk_q == cm_last_blk);
+  assign cm_rest      = st_len_q[8:0] - {1'b0, st_blk_q, 4'h0};
+  assign cm_msg_bytes = cm_msg_last ? cm_rest[4:0] : 5'd16;
+  assign cm_msg_valid = (mst_q == MStCmMsg) && !st_fed_q;
+  always_comb begin
+    cm_msg_data = 128'h0;
+    for (int k = 0; k < 16; k++)
+      if (st_blk_q == 4'(k)) cm_msg_data = st_data_q[2047-128*k -: 128];
+  end
+
+  aes_cmac u_st_cmac (
+    .clk_i, .rst_ni,
+    .zeroize_i       (zero_q),
+    .key_i           (st_key_q),
+    .init_valid_i    (mst_q == MStCmInit),
+    .init_ready_o    (cm_init_ready),
+    .keyed_o         (cm_keyed),
+    .msg_valid_i     (cm_msg_valid),
+    .msg_ready_o     (cm_msg_ready),
+    .msg_data_i      (cm_msg_data),
+    .msg_last_i      (cm_msg_last),
+    .msg_bytes_i     (cm_msg_bytes),
+    .tag_valid_o     (cm_tag_valid),
+    .tag_ready_i     (mst_q == MStCmTag),
+    .tag_o           (cm_tag),
+    .aes_req_valid_o (cm_req_valid),
+    .aes_req_ready_i (c_req_ready && own_cm),
+    .aes_req_dec_o   (cm_req_dec),
+    .aes_req_key_o   (cm_req_key),
+    .aes_req_data_o  (cm_req_data),
+    .aes_rsp_valid_i (c_rsp_valid && own_cm),
+    .aes_rsp_ready_o (cm_rsp_ready),
+    .aes_rsp_data_i  (c_rsp_data)
+  );
+
+  assign ka_req_ready = c_req_ready && own_kw;
+  assign ka_rsp_valid = c_rsp_valid && own_kw;
+  always_comb begin
+    c_req_valid = 1'b0;
+    c_req_dec   = 1'b0;
+    c_req_key   = 256'h0;
+    c_req_data  = 128'h0;
+    c_rsp_ready = 1'b0;
+    if (own_kw) begin
+      c_req_valid = ka_req_valid;
+      c_req_dec   = ka_req_dec;
+      c_req_key   = ka_req_key;
+      c_req_data  = ka_req_data;
+      c_rsp_ready = ka_rsp_ready;
+    end else if (own_cm) begin
+      c_req_valid = cm_req_valid;
+      c_req_dec   = cm_req_dec;
+      c_req_key   = cm_req_key;
+      c_req_data  = cm_req_data;
+      c_rsp_ready = cm_rsp_ready;
+    end else if (st_blk_sel) begin
+      c_req_valid = (mst_q == MStBlk);
+      c_req_dec   = (st_op_q == OpDec) ? aes_pkg::OP_DEC : aes_pkg::OP_ENC;
+      c_req_key   = st_key_q;
+      c_req_data  = st_data_q[2047 -: 128];
+      c_rsp_ready = (mst_q == MStBlkWait);
+    end
+  end
 
   aes256 u_kik_aes (
     .clk_i, .rst_ni,
     .zeroize_i   (zero_q),
-    .req_valid_i (ka_req_valid),
-    .req_ready_o (ka_req_ready),
-    .req_dec_i   (ka_req_dec),
-    .req_key_i   (ka_req_key),
-    .req_data_i  (ka_req_data),
-    .rsp_valid_o (ka_rsp_valid),
-    .rsp_ready_i (ka_rsp_ready),
-    .rsp_data_o  (ka_rsp_data)
+    .req_valid_i (c_req_valid),
+    .req_ready_o (c_req_ready),
+    .req_dec_i   (c_req_dec),
+    .req_key_i   (c_req_key),
+    .req_data_i  (c_req_data),
+    .rsp_valid_o (c_rsp_valid),
+    .rsp_ready_i (c_rsp_ready),
+    .rsp_data_o  (c_rsp_data)
   );
 
   // ---------------------------------------------------------------------------------------
@@ -196,9 +349,13 @@ module wp_card #(
 
   assign drbg_req_valid = (mst_q == MDrbg) && !zero_q;
 
+  logic kik_clr;   // clears sym_die's KIK copy (below, after a failed LOAD_KIK)
+
   sym_die #(.SCALAR_LIMIT(SCALAR_LIMIT)) u_sym (
     .clk_i, .rst_ni,
     .zeroize_i         (zero_q),
+    .kik_clear_i       (kik_clr),
+    .kik_held_o        (dbg_kdf_kik_o),
     .reseed_interval_i (reseed_live_q),
     .drbg_req_valid_i  (drbg_req_valid),
     .drbg_req_ready_o  (drbg_req_ready),
@@ -277,9 +434,13 @@ module wp_card #(
   logic [63:0]  sym_seq_q;
   logic [127:0] sym_uid_q;
   logic         sym_last_q;
-  logic         mgmt_busy, disp_ok, disp_err;
+  logic         mgmt_busy, cmd_busy, disp_ok, disp_err;
 
-  assign mgmt_busy = (mst_q != MIdle) || pend_kik_q || pend_inst_q || pend_reseed_q;
+  // A LOAD_KIK, INSTANTIATE or RESEED pending or running (STATUS.CMD_BUSY) holds requests; so
+  // does a d*G self-test (it has engine 0). The other self-tests run beside the requests.
+  assign cmd_busy  = ((mst_q != MIdle) && !st_running) || pend_kik_q || pend_inst_q ||
+                     pend_reseed_q;
+  assign mgmt_busy = cmd_busy || st_dg;
   // A request needs a KIK, an instantiated DRBG and an unspent reseed interval; the card
   // checks the first two itself (no DRBG round trip), the interval is sym_die's answer.
   assign disp_err  = (bb_cnt_q != '0) && !halted && !zero_q && !mgmt_busy &&
@@ -287,6 +448,10 @@ module wp_card #(
   assign disp_ok   = (bb_cnt_q != '0) && !halted && !zero_q && !mgmt_busy && !disp_err &&
                      !sym_busy_q;
   assign die_req_valid = disp_ok;
+
+  // After a failed LOAD_KIK, sym_die's copy of the old KIK is cleared too, once no die is in
+  // sym_die (its KDF is idle then; no new die starts while the command runs).
+  assign kik_clr = (mst_q == MKikClr) && !sym_busy_q;
 
   // ---------------------------------------------------------------------------------------
   // Engines and their slots.
@@ -299,6 +464,7 @@ module wp_card #(
   logic          slot_last_q [NE];
   logic [255:0]  eng_x [NE];
   logic [255:0]  eng_y [NE];
+  logic [255:0]  eng_d [NE];
 
   // The free engine with the lowest index.
   logic          free_found;
@@ -323,13 +489,21 @@ module wp_card #(
     logic unused_dbg;
     logic [3:0] unused_off;
     logic unused_sel, unused_busy;
-    assign eng_d_valid[e] = handoff && (free_idx == EW'(e));
+    // Engine 0 also takes the self-test's d (ST_DATA) while the card is idle.
+    if (e == 0) begin : g_st
+      assign eng_d_valid[e] = (handoff && (free_idx == EW'(e))) || (mst_q == MStDg);
+      assign eng_d[e]       = (mst_q == MStDg) ? st_data_q[2047 -: 256] :
+                              eng_d_valid[e] ? die_scalar : 256'h0;
+    end else begin : g_die
+      assign eng_d_valid[e] = handoff && (free_idx == EW'(e));
+      assign eng_d[e]       = eng_d_valid[e] ? die_scalar : 256'h0;
+    end
     p256_keygen #(.RomFile(RomFile)) u_keygen (
       .clk_i, .rst_ni,
       .zeroize_i       (zero_q),
       .d_valid_i       (eng_d_valid[e]),
       .d_ready_o       (eng_d_ready[e]),
-      .d_i             (eng_d_valid[e] ? die_scalar : 256'h0),
+      .d_i             (eng_d[e]),
       .scan_seed_i     (lfsr_q),
       .q_valid_o       (eng_q_valid[e]),
       .q_ready_i       (eng_q_ready[e]),
@@ -365,6 +539,8 @@ module wp_card #(
   always_comb begin
     eng_q_ready = '0;
     eng_q_ready[head] = rec_load;
+    // d*G runs only on an idle card (no record to load), so engine 0's result is the test's.
+    if (mst_q == MStDgWait) eng_q_ready[0] = 1'b1;
   end
 
   assign rec_tvalid_o = rec_valid_q;
@@ -430,10 +606,11 @@ module wp_card #(
   endfunction
 
   logic [31:0] caps, status;
-  assign caps = {16'h0, 1'b1 /* SCAN_RANDOMIZED */, 1'b0 /* SELFTEST */, 4'd1 /* WPID-1 */,
+  assign caps = {16'h0, 1'b1 /* SCAN_RANDOMIZED */, 1'b1 /* SELFTEST */, 4'd1 /* WPID-1 */,
                  BwLog2, 5'(NE)};
-  assign status = {23'h0, mgmt_busy, 1'b0 /* ST_DONE */, 1'b0 /* ST_BUSY */, zeroized_q, halted,
-                   (bb_cnt_q != '0) || sym_busy_q || (|eng_busy_q) || rec_valid_q,
+  logic card_busy;   // requests accepted whose records have not left yet
+  assign card_busy = (bb_cnt_q != '0) || sym_busy_q || (|eng_busy_q) || rec_valid_q;
+  assign status = {23'h0, cmd_busy, st_done_q, st_busy, zeroized_q, halted, card_busy,
                    reseed_req_q, inst_q, kik_valid_q};
 
   function automatic logic [31:0] read_reg(input logic [11:0] a);
@@ -459,7 +636,11 @@ module wp_card #(
       card_regs_pkg::PERS_LEN:           read_reg = pers_len_q;
       card_regs_pkg::ST_OP:              read_reg = {29'h0, st_op_q};
       card_regs_pkg::ST_LEN:             read_reg = st_len_q;
-      default:                           read_reg = 32'h0;   // CTRL, secrets, wo, unmapped
+      card_regs_pkg::ST_RESULT_LEN:      read_reg = {23'h0, st_rlen_q};
+      default: begin                     // CTRL, secrets, wo, unmapped: 0
+        for (int k = 0; k < 64; k++)
+          if (a == card_regs_pkg::ST_RESULT + 12'(4 * k)) read_reg = st_result_q[2047-32*k -: 32];
+      end
     endcase
   endfunction
 
@@ -474,6 +655,21 @@ module wp_card #(
   assign err_kept = ctrl_w[4] ? 8'h0 :
                     (wr && waddr == card_regs_pkg::ERR) ? (err_q & ~(s_wdata_i[7:0] & wmask[7:0]))
                                                         : err_q;
+
+  // The management command taken in MIdle this cycle (one at a time, in this priority).
+  logic go_kik, go_inst, go_reseed, go_st, st_ok, st_refuse, st_fail;
+  assign go_kik    = (mst_q == MIdle) && !ctrl_w[3] && pend_kik_q;
+  assign go_inst   = (mst_q == MIdle) && !ctrl_w[3] && !pend_kik_q && pend_inst_q;
+  assign go_reseed = (mst_q == MIdle) && !ctrl_w[3] && !pend_kik_q && !pend_inst_q &&
+                     pend_reseed_q && !sym_busy_q && !disp_ok;
+  assign go_st     = (mst_q == MIdle) && !ctrl_w[3] && !go_kik && !go_inst && !go_reseed &&
+                     pend_st_q;
+  // d*G needs engine 0: only on an idle card (no request buffered or in flight).
+  assign st_ok     = st_len_ok && ((st_op_q != OpDg) || !card_busy);
+  assign st_refuse = go_st && !st_ok;
+  assign st_fail   = !ctrl_w[3] &&
+                     (((mst_q == MStKwWait) && kw_rsp_valid && kw_rsp_err) ||
+                      ((mst_q == MStDgWait) && eng_q_valid[0] && eng_q_err[0]));
 
   always_comb begin
     err_set = '0;
@@ -494,8 +690,11 @@ module wp_card #(
     if (mst_q == MDrbgWait && drbg_rsp_valid && drbg_rsp_err != 2'd0)
       err_set[ENotInst] = 1'b1;
     if ((wr && !mapped(waddr)) || (rd && !mapped(raddr))) err_set[EBus] = 1'b1;
-    if (ctrl_w[5]) err_set[ESelftest] = 1'b1;   // no self-test primitives in this build
+    // Self-test: refused (ST_OP/ST_LEN, d*G on a busy card), a second ST_START while one is
+    // pending or running (ignored), an unwrap integrity failure, d = 0 or d >= n.
+    if (st_refuse || st_fail || (ctrl_w[5] && st_busy)) err_set[ESelftest] = 1'b1;
   end
+
 
   logic [15:0] entropy_fold;
   always_comb begin
@@ -517,6 +716,14 @@ module wp_card #(
       kikw_q        <= '0;
       st_op_q       <= '0;
       st_len_q      <= '0;
+      st_key_q      <= '0;
+      st_data_q     <= '0;
+      st_result_q   <= '0;
+      st_rlen_q     <= '0;
+      st_done_q     <= 1'b0;
+      pend_st_q     <= 1'b0;
+      st_blk_q      <= '0;
+      st_fed_q      <= 1'b0;
       err_q         <= '0;
       err_seq_q     <= '0;
       kik_q         <= '0;
@@ -587,8 +794,10 @@ module wp_card #(
             reseed_int_q[47:32] <= (reseed_int_q[47:32] & ~wmask[15:0]) |
                                    (s_wdata_i[15:0] & wmask[15:0]);
           card_regs_pkg::PERS_LEN:     pers_len_q <= merge(pers_len_q, s_wdata_i, wmask);
-          card_regs_pkg::ST_OP:        st_op_q <= (st_op_q & ~wmask[2:0]) | (s_wdata_i[2:0] & wmask[2:0]);
-          card_regs_pkg::ST_LEN:       st_len_q <= merge(st_len_q, s_wdata_i, wmask);
+          // the self-test's inputs are held while it runs
+          card_regs_pkg::ST_OP:
+            if (!st_busy) st_op_q <= (st_op_q & ~wmask[2:0]) | (s_wdata_i[2:0] & wmask[2:0]);
+          card_regs_pkg::ST_LEN:       if (!st_busy) st_len_q <= merge(st_len_q, s_wdata_i, wmask);
           default: begin
             for (int k = 0; k < 12; k++) begin
               if (waddr == card_regs_pkg::ENTROPY + 12'(4 * k))
@@ -600,6 +809,15 @@ module wp_card #(
               if (waddr == card_regs_pkg::KIK_WRAPPED + 12'(4 * k))
                 kikw_q[319-32*k -: 32] <= merge(kikw_q[319-32*k -: 32], s_wdata_i, wmask);
             end
+            for (int k = 0; k < 8; k++) begin
+              if (waddr == card_regs_pkg::ST_KEY + 12'(4 * k) && !st_busy)
+                st_key_q[255-32*k -: 32] <= merge(st_key_q[255-32*k -: 32], s_wdata_i, wmask);
+            end
+            for (int k = 0; k < 64; k++) begin
+              if (waddr == card_regs_pkg::ST_DATA + 12'(4 * k) && !st_busy)
+                st_data_q[2047-32*k -: 32] <= merge(st_data_q[2047-32*k -: 32], s_wdata_i,
+                                                    wmask);
+            end
           end
         endcase
         if (waddr == card_regs_pkg::IRQ_STATUS)
@@ -608,6 +826,12 @@ module wp_card #(
       if (ctrl_w[0]) pend_kik_q <= 1'b1;
       if (ctrl_w[1]) pend_inst_q <= 1'b1;
       if (ctrl_w[2]) pend_reseed_q <= 1'b1;
+      if (ctrl_w[5] && !st_busy) begin
+        pend_st_q   <= 1'b1;
+        st_done_q   <= 1'b0;
+        st_rlen_q   <= '0;
+        st_result_q <= '0;
+      end
 
       // ---- errors (cleared by CTRL.CLEAR_ERR or write-1-to-clear of ERR) ----
       err_q <= err_kept | err_set;
@@ -688,32 +912,48 @@ module wp_card #(
       // ---- management: LOAD_KIK, INSTANTIATE, RESEED, one at a time ----
       unique case (mst_q)
         MIdle: begin
-          if (pend_kik_q && !ctrl_w[3]) begin
+          if (go_kik) begin
             pend_kik_q <= 1'b0;
             mst_q      <= MKik;
-          end else if (pend_inst_q && !ctrl_w[3]) begin
+          end else if (go_inst) begin
             // Instantiate drops the work in flight: a one-cycle zeroize of sym_die and the
             // engines (the KIK register is kept and reloaded into sym_die with the next die).
             pend_inst_q <= 1'b0;
             zero_q      <= 1'b1;
             mst_q       <= MFlush;
-          end else if (pend_reseed_q && !ctrl_w[3] && !sym_busy_q && !disp_ok) begin
+          end else if (go_reseed) begin
             pend_reseed_q <= 1'b0;
             m_reseed_q    <= 1'b1;
             mst_q         <= MDrbg;
+          end else if (go_st) begin
+            pend_st_q <= 1'b0;
+            st_blk_q  <= '0;
+            st_fed_q  <= 1'b0;
+            if (!st_ok) begin
+              st_done_q   <= 1'b1;   // refused: ERR.SELFTEST, no result
+              irq_st_q[1] <= 1'b1;
+            end else begin
+              unique case (st_op_q)
+                OpEnc, OpDec:     mst_q <= MStBlk;
+                OpCmac:           mst_q <= MStCmInit;
+                OpWrap, OpUnwrap: mst_q <= MStKw;
+                default:          mst_q <= MStDg;
+              endcase
+            end
           end
         end
         MKik: if (kw_req_ready) mst_q <= MKikWait;
         MKikWait: begin
           if (kw_rsp_valid) begin
-            mst_q       <= MIdle;
+            mst_q       <= kw_rsp_err ? MKikClr : MIdle;
             kikw_q      <= '0;
-            kik_q       <= kw_rsp_err ? 256'h0 : kw_rsp_key;
+            kik_q       <= kw_rsp_err ? 256'h0 : kw_rsp_key[1983 -: 256];
             kik_valid_q <= !kw_rsp_err;
             new_kik_q   <= !kw_rsp_err;
             if (!kw_rsp_err) zeroized_q <= 1'b0;
           end
         end
+        MKikClr: if (kik_clr) mst_q <= MIdle;
         MFlush: begin
           m_reseed_q    <= 1'b0;
           reseed_live_q <= reseed_int_q;
@@ -735,6 +975,60 @@ module wp_card #(
                 lfsr_q       <= lfsr_q ^ entropy_fold;
                 new_kik_q    <= kik_valid_q;
               end
+            end
+          end
+        end
+        // ---- self-test ----
+        MStBlk: if (c_req_ready) mst_q <= MStBlkWait;
+        MStBlkWait: begin
+          if (c_rsp_valid) begin
+            mst_q       <= MIdle;
+            st_result_q <= {c_rsp_data, 1920'h0};
+            st_rlen_q   <= st_out_len;
+            st_done_q   <= 1'b1;
+            irq_st_q[1] <= 1'b1;
+          end
+        end
+        MStCmInit: if (cm_init_ready) mst_q <= MStCmMsg;
+        MStCmMsg: begin
+          if (cm_msg_valid && cm_msg_ready) begin
+            st_blk_q <= st_blk_q + 4'd1;
+            if (cm_msg_last) begin
+              st_fed_q <= 1'b1;
+              mst_q    <= MStCmTag;
+            end
+          end
+        end
+        MStCmTag: begin
+          if (cm_tag_valid) begin
+            mst_q       <= MIdle;
+            st_result_q <= {cm_tag, 1920'h0};
+            st_rlen_q   <= st_out_len;
+            st_done_q   <= 1'b1;
+            irq_st_q[1] <= 1'b1;
+          end
+        end
+        MStKw: if (kw_req_ready) mst_q <= MStKwWait;
+        MStKwWait: begin
+          if (kw_rsp_valid) begin
+            mst_q       <= MIdle;
+            st_done_q   <= 1'b1;
+            irq_st_q[1] <= 1'b1;
+            if (!kw_rsp_err) begin   // an integrity failure returns nothing (ERR.SELFTEST)
+              st_result_q <= (st_op_q == OpUnwrap) ? {kw_rsp_key, 64'h0} : kw_rsp_wrapped;
+              st_rlen_q   <= st_out_len;
+            end
+          end
+        end
+        MStDg: if (eng_d_ready[0]) mst_q <= MStDgWait;
+        MStDgWait: begin
+          if (eng_q_valid[0]) begin
+            mst_q       <= MIdle;
+            st_done_q   <= 1'b1;
+            irq_st_q[1] <= 1'b1;
+            if (!eng_q_err[0]) begin   // d = 0 or d >= n: ERR.SELFTEST, no result
+              st_result_q <= {eng_x[0], eng_y[0], 1536'h0};
+              st_rlen_q   <= st_out_len;
             end
           end
         end
@@ -770,6 +1064,15 @@ module wp_card #(
         pend_inst_q   <= 1'b0;
         pend_reseed_q <= 1'b0;
         mst_q         <= MIdle;
+        // the self-test's key, data and result, and any self-test pending or running
+        pend_st_q     <= 1'b0;
+        st_key_q      <= '0;
+        st_data_q     <= '0;
+        st_result_q   <= '0;
+        st_rlen_q     <= '0;
+        st_done_q     <= 1'b0;
+        st_fed_q      <= 1'b0;
+        st_blk_q      <= '0;
       end
     end
   end
@@ -777,7 +1080,7 @@ module wp_card #(
   assign irq_o = |(irq_st_q & irq_en_q);
 
   logic unused;
-  assign unused = ^{die_rejects, die_cycles, eng_q_err, kw_rsp_wrapped, st_len_q, st_op_q,
+  assign unused = ^{die_rejects, die_cycles, eng_q_err, st_len_q[31:9], cm_keyed, cm_rest[8:5],
                     s_awaddr_i[1:0], s_araddr_i[1:0]};
 
 endmodule

@@ -22,7 +22,9 @@
 // multiplexer and the gates start from flops.
 //
 // zeroize_i is forwarded to every block (one cycle clears every secret, the request register
-// included) and abandons the die.
+// included) and abandons the die. kik_clear_i clears only the KIK held in wpid_kdf and its CMAC
+// subkeys (after a failed KIK load); raise it only while no die is in progress. kik_held_o is 1
+// while wpid_kdf holds a KIK (public, for the bench).
 `default_nettype none
 
 module sym_die #(
@@ -31,6 +33,8 @@ module sym_die #(
   input  logic         clk_i,
   input  logic         rst_ni,
   input  logic         zeroize_i,
+  input  logic         kik_clear_i,
+  output logic         kik_held_o,
   input  logic [47:0]  reseed_interval_i,
 
   input  logic         drbg_req_valid_i,
@@ -102,7 +106,7 @@ module sym_die #(
   logic [127:0] rq_data_q, rq_data_d;
 
   wpid_kdf u_kdf (
-    .clk_i, .rst_ni, .zeroize_i,
+    .clk_i, .rst_ni, .zeroize_i, .kik_clear_i, .kik_held_o,
     .req_valid_i     (kdf_req_valid),
     .req_ready_o     (kdf_req_ready),
     .req_new_kik_i   (die_new_kik_i),
@@ -150,6 +154,7 @@ module sym_die #(
     .req_valid_i     (kw_req_valid),
     .req_ready_o     (kw_req_ready),
     .req_unwrap_i    (1'b0),
+    .req_n_i         (6'd4),
     .req_kek_i       (kdf_rsp_kek),
     .req_key_i       (drbg_rsp_data),
     .req_wrapped_i   (320'h0),

@@ -11,13 +11,18 @@
 // Response: rsp_valid_o/rsp_ready_i with rsp_kek_o (32 bytes, K(1) in [255:128]).
 // Cycles (see docs/rtl.md): 6 CMAC blocks, plus the subkey block for a new KIK.
 //
-// zeroize_i clears the KIK, the KEK, the CMAC state and subkey in one cycle.
+// zeroize_i clears the KIK, the KEK, the CMAC state and subkey in one cycle. kik_clear_i does
+// the same for a KIK that is no longer valid (the card's failed LOAD_KIK); it must only be
+// raised while the block is idle (req_ready_o high, no response pending). kik_held_o is 1 while
+// a KIK is held (public: bench visibility of the clear, never the key).
 `default_nettype none
 
 module wpid_kdf (
   input  logic         clk_i,
   input  logic         rst_ni,
   input  logic         zeroize_i,
+  input  logic         kik_clear_i,
+  output logic         kik_held_o,
 
   input  logic         req_valid_i,
   output logic         req_ready_o,
@@ -68,8 +73,13 @@ module wpid_kdf (
   logic         cm_tag_valid, cm_tag_ready;
   logic [127:0] cm_tag;
 
+  logic wipe;
+  assign wipe       = zeroize_i || kik_clear_i;
+  assign kik_held_o = |kik_q;
+
   aes_cmac u_cmac (
-    .clk_i, .rst_ni, .zeroize_i,
+    .clk_i, .rst_ni,
+    .zeroize_i       (wipe),
     .key_i           (kik_q),
     .init_valid_i    (cm_init_valid),
     .init_ready_o    (cm_init_ready),
@@ -164,7 +174,7 @@ module wpid_kdf (
       default: fsm_d = StIdle;
     endcase
 
-    if (zeroize_i) begin
+    if (wipe) begin
       fsm_d      = StIdle;
       kik_d      = 256'h0;
       have_kik_d = 1'b0;

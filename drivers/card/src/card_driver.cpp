@@ -96,9 +96,86 @@ public:
 
     std::string name() const override { return opt_.backend_name; }
 
-    // CAPS.SELFTEST = 0 on every card built so far: no self-test primitives (the defaults
-    // return kUnsupported). docs/drivers.md says what a card with them needs here.
+    // The card's self-test is reached through card::self_test(), not through the Accelerator
+    // primitives (the defaults return kUnsupported), so `kat` does not run on card backends.
     Capabilities capabilities() const override { return Capabilities::none(); }
+
+    Result<Bytes> self_test(SelfTestOp op, ByteSpan key, ByteSpan data) {
+        const auto [name, lo, hi, step] = self_test_limits(op);
+        if (name == nullptr)
+            return make_error(
+                ErrorCode::kInvalidArgument,
+                "unknown self-test operation " + std::to_string(static_cast<uint32_t>(op)));
+        std::lock_guard lock(mu_);
+        if (!info_.selftest)
+            return make_error(ErrorCode::kUnsupported,
+                              "backend " + opt_.backend_name + ": " + t_->describe() +
+                                  " has no self-test (CAPS.SELFTEST = 0): cannot run " + name);
+        const size_t key_bytes = op == SelfTestOp::kP256BaseMul ? 0 : regs::kStKeyWords * 4;
+        if (key.size() != key_bytes)
+            return make_error(ErrorCode::kInvalidArgument,
+                              std::string(name) + ": the key must be " + std::to_string(key_bytes) +
+                                  " bytes, got " + std::to_string(key.size()));
+        if (data.size() < lo || data.size() > hi || data.size() % step != 0)
+            return make_error(ErrorCode::kInvalidArgument,
+                              std::string(name) + ": " + std::to_string(data.size()) +
+                                  " bytes of input; the card takes " + std::to_string(lo) + ".." +
+                                  std::to_string(hi) +
+                                  (step > 1 ? " in steps of " + std::to_string(step) : ""));
+        // A refusal halts the record stream (ERR.SELFTEST) and d*G needs an idle card: read
+        // the batches on the card first.
+        WP_RETURN_IF_ERROR(drain());
+        WP_RETURN_IF_ERROR(wr(regs::kStOp, static_cast<uint32_t>(op)));
+        WP_RETURN_IF_ERROR(wr(regs::kStLen, static_cast<uint32_t>(data.size())));
+        WP_RETURN_IF_ERROR(write_bytes(regs::kStKey, key, regs::kStKeyWords));
+        WP_RETURN_IF_ERROR(
+            write_bytes(regs::kStData, data, static_cast<uint32_t>((data.size() + 3) / 4)));
+        WP_RETURN_IF_ERROR(ctrl(regs::kCtrlStStart));
+        const auto deadline = Clock::now() + opt_.command_timeout;
+        for (;;) {
+            WP_ASSIGN_OR_RETURN(uint32_t status, rd(regs::kStatus));
+            if (regs::kStatusStBusy.get(status) == 0) break;
+            if (Clock::now() >= deadline)
+                return make_error(ErrorCode::kTimeout,
+                                  t_->describe() + ": self-test " + name + " still busy after " +
+                                      std::to_string(opt_.command_timeout.count()) + " ms");
+            std::this_thread::yield();
+        }
+        WP_RETURN_IF_ERROR(wr(regs::kIrqStatus, regs::kIrqStatusStDone.put(1)));
+        WP_ASSIGN_OR_RETURN(uint32_t err, rd(regs::kErr));
+        if (err != 0) {
+            if (err == regs::kErrSelftest.put(1)) {
+                // Nothing else is wrong: the card may run on.
+                WP_RETURN_IF_ERROR(ctrl(regs::kCtrlClearErr));
+                WP_RETURN_IF_ERROR(wr(regs::kIrqStatus, regs::kIrqStatusErr.put(1)));
+                if (op == SelfTestOp::kAesKwUnwrap)
+                    return make_error(ErrorCode::kIntegrityFailure,
+                                      std::string(name) +
+                                          ": the wrapped data failed its "
+                                          "integrity check on " +
+                                          t_->describe());
+                if (op == SelfTestOp::kP256BaseMul)
+                    return make_error(ErrorCode::kInvalidScalar,
+                                      std::string(name) + ": " + t_->describe() +
+                                          " refused the scalar (0 or >= n)");
+            }
+            return make_error(
+                ErrorCode::kDeviceFault,
+                t_->describe() + ": ERR " + describe_err_bits(err) + " after self-test " + name);
+        }
+        WP_ASSIGN_OR_RETURN(uint32_t len, rd(regs::kStResultLen));
+        if (len > regs::kStResultWords * 4)
+            return make_error(ErrorCode::kDeviceFault,
+                              t_->describe() + ": ST_RESULT_LEN " + std::to_string(len));
+        Bytes out;
+        out.reserve(len);
+        for (uint32_t k = 0; k * 4 < len; ++k) {
+            WP_ASSIGN_OR_RETURN(uint32_t w, rd(regs::kStResult + 4 * k));
+            for (int j = 3; j >= 0 && out.size() < len; --j)
+                out.push_back(static_cast<uint8_t>(w >> (8 * j)));
+        }
+        return out;
+    }
 
     Status load_kik(ByteSpan wrapped_kik) override {
         std::lock_guard lock(mu_);
@@ -259,6 +336,22 @@ public:
     }
 
 private:
+    struct StLimits {
+        const char* name;  // nullptr: no such operation
+        size_t lo, hi, step;
+    };
+    static StLimits self_test_limits(SelfTestOp op) {
+        switch (op) {
+            case SelfTestOp::kAesEncrypt: return {"AES-256 encrypt", 16, 16, 1};
+            case SelfTestOp::kAesDecrypt: return {"AES-256 decrypt", 16, 16, 1};
+            case SelfTestOp::kAesCmac: return {"AES-256-CMAC", 0, 256, 1};
+            case SelfTestOp::kAesKwWrap: return {"AES-256-KW wrap", 16, 248, 8};
+            case SelfTestOp::kAesKwUnwrap: return {"AES-256-KW unwrap", 24, 256, 8};
+            case SelfTestOp::kP256BaseMul: return {"P-256 d*G", 32, 32, 1};
+        }
+        return {nullptr, 0, 0, 1};
+    }
+
     size_t on_card() const {
         return static_cast<size_t>(std::count_if(
             pending_.begin(), pending_.end(), [](const Batch& b) { return !b.read && !b.error; }));
@@ -488,6 +581,14 @@ Result<std::unique_ptr<Accelerator>> make_card_accelerator(std::unique_ptr<Trans
     auto card = std::make_unique<CardAccelerator>(std::move(transport), options);
     WP_RETURN_IF_ERROR(card->open());
     return std::unique_ptr<Accelerator>(std::move(card));
+}
+
+Result<Bytes> self_test(Accelerator& accelerator, SelfTestOp op, ByteSpan key, ByteSpan data) {
+    auto* card = dynamic_cast<CardAccelerator*>(&accelerator);
+    if (card == nullptr)
+        return make_error(ErrorCode::kInvalidArgument,
+                          "backend " + accelerator.name() + " is not a card driver");
+    return card->self_test(op, key, data);
 }
 
 Result<CardInfo> card_info(const Accelerator& accelerator) {

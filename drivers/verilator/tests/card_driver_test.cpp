@@ -170,7 +170,7 @@ TEST(CardDriver, OpensTheCardAndReportsItsParameters) {
     EXPECT_EQ(info->engines, 2u);
     EXPECT_EQ(info->stream_bytes, 16u);
     EXPECT_EQ(info->version_major, regs::kMapVersionMajor);
-    EXPECT_FALSE(info->selftest);
+    EXPECT_TRUE(info->selftest);  // CAPS.SELFTEST (map 1.2)
 }
 
 TEST(CardDriver, RecordsMatchSoftwareEngineWithBatchesInFlightAcrossReseeds) {
@@ -369,6 +369,91 @@ TEST(CardDriver, SelfTestPrimitivesAreUnsupportedNamingBackendAndOperation) {
     EXPECT_NE(q.error().message.find("verilator"), std::string::npos);
     EXPECT_NE(q.error().message.find("P-256"), std::string::npos);
     EXPECT_EQ((*c)->aes_cmac(Bytes(16, 0), Bytes{}).error().code, ErrorCode::kUnsupported);
+}
+
+// card::self_test: each operation on the card's datapath against OpenSSL (drivers/reference),
+// with batches submitted before it that it reads off first and that still match the software
+// engine.
+TEST(CardDriver, SelfTestMatchesOpenSslAndLeavesTheBatchesAlone) {
+    Pair p;
+    using Op = card::SelfTestOp;
+    const auto uids = random_uids(3);
+    auto ticket = p.card->submit(uids);
+    ASSERT_TRUE(ticket.ok());
+    const Bytes key = random_bytes(32), block = random_bytes(16), msg = random_bytes(77),
+                d = random_bytes(32);
+    const Bytes key_data = random_bytes(248);
+    auto run = [&](Op op, ByteSpan k, ByteSpan data) {
+        auto r = card::self_test(*p.card, op, k, data);
+        EXPECT_TRUE(r.ok()) << r.error().describe();
+        return r.ok() ? *r : Bytes{};
+    };
+    EXPECT_EQ(run(Op::kAesEncrypt, key, block), reference::aes_encrypt(key, block));
+    EXPECT_EQ(run(Op::kAesDecrypt, key, reference::aes_encrypt(key, block)), block);
+    EXPECT_EQ(run(Op::kAesCmac, key, msg), reference::cmac(key, msg));
+    EXPECT_EQ(run(Op::kAesCmac, key, {}), reference::cmac(key, {}));
+    const Bytes wrapped = reference::kw_wrap(key, key_data);
+    EXPECT_EQ(run(Op::kAesKwWrap, key, key_data), wrapped);
+    EXPECT_EQ(run(Op::kAesKwUnwrap, key, wrapped), key_data);
+    const auto q = reference::base_mul(d);
+    ASSERT_TRUE(q.has_value());
+    Bytes xy(q->x.begin(), q->x.end());
+    xy.insert(xy.end(), q->y.begin(), q->y.end());
+    EXPECT_EQ(run(Op::kP256BaseMul, {}, d), xy);
+    auto got = p.card->collect(*ticket);
+    ASSERT_TRUE(got.ok()) << got.error().describe();
+    expect_same(*got, *p.soft.collect(*p.soft.submit(uids)), p.kik);
+}
+
+TEST(CardDriver, SelfTestRefusalsAreTypedErrorsAndTheCardRunsOn) {
+    Pair p;
+    using Op = card::SelfTestOp;
+    const Bytes key = random_bytes(32);
+    Bytes bad = reference::kw_wrap(key, random_bytes(32));
+    bad[9] ^= 0x40;
+    auto u = card::self_test(*p.card, Op::kAesKwUnwrap, key, bad);
+    ASSERT_FALSE(u.ok());
+    EXPECT_EQ(u.error().code, ErrorCode::kIntegrityFailure) << u.error().describe();
+    auto z = card::self_test(*p.card, Op::kP256BaseMul, {}, Bytes(32, 0));
+    ASSERT_FALSE(z.ok());
+    EXPECT_EQ(z.error().code, ErrorCode::kInvalidScalar) << z.error().describe();
+    auto len = card::self_test(*p.card, Op::kAesKwWrap, key, random_bytes(20));
+    ASSERT_FALSE(len.ok());
+    EXPECT_EQ(len.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(len.error().message.find("16..248 in steps of 8"), std::string::npos)
+        << len.error().message;
+    auto k = card::self_test(*p.card, Op::kAesEncrypt, random_bytes(16), random_bytes(16));
+    ASSERT_FALSE(k.ok());
+    EXPECT_EQ(k.error().code, ErrorCode::kInvalidArgument);
+    // the refusals cleared ERR.SELFTEST: identities and self-tests go on
+    const auto uids = random_uids(2);
+    auto got = p.card->collect(*p.card->submit(uids));
+    ASSERT_TRUE(got.ok()) << got.error().describe();
+    expect_same(*got, *p.soft.collect(*p.soft.submit(uids)), p.kik);
+    const Bytes m = random_bytes(40);
+    auto c = card::self_test(*p.card, Op::kAesCmac, key, m);
+    ASSERT_TRUE(c.ok()) << c.error().describe();
+    EXPECT_EQ(*c, reference::cmac(key, m));
+}
+
+TEST(CardDriver, SelfTestRefusesACardWithoutSelfTestByName) {
+    auto d = std::make_unique<Decorator>(sim_transport(1));
+    d->on_read32 = [](uint32_t off, uint32_t& v) {
+        if (off == regs::kCaps) v &= ~regs::kCapsSelftest.put(1);
+    };
+    auto c = card::make_card_accelerator(std::move(d), sim_options());
+    ASSERT_TRUE(c.ok()) << c.error().describe();
+    EXPECT_FALSE(card::card_info(**c)->selftest);
+    auto r = card::self_test(**c, card::SelfTestOp::kAesCmac, Bytes(32, 1), Bytes(16, 2));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kUnsupported);
+    for (const char* part : {"verilator", "test(", "CAPS.SELFTEST = 0", "AES-256-CMAC"})
+        EXPECT_NE(r.error().message.find(part), std::string::npos) << r.error().message;
+    // and a backend that is no card at all
+    software::SoftwareEngine soft{test_dk()};
+    auto s = card::self_test(soft, card::SelfTestOp::kAesCmac, Bytes(32, 1), Bytes(16, 2));
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST(VerilatorTransport, RefusesAnEngineCountNotBuilt) {

@@ -202,7 +202,8 @@ TEST(XdmaTransport, InterruptArrivesOnEvents) {
     EXPECT_EQ(none.error().code, ErrorCode::kTimeout);
     EXPECT_NE(none.error().message.find(sim.prefix() + "_events_0"), std::string::npos)
         << none.error().message;
-    // ST_START on a card without self-test sets ERR.SELFTEST: with IRQ_ENABLE.ERR, the interrupt.
+    // ST_START with no self-test operation selected (ST_OP 0 after reset) sets ERR.SELFTEST:
+    // with IRQ_ENABLE.ERR, the interrupt.
     card.wr(regs::kIrqEnable, regs::kIrqEnableErr.put(1));
     card.wr(regs::kCtrl, regs::kCtrlStStart.put(1));
     auto ev = t->wait_event(30s);

@@ -25,7 +25,7 @@ module tb_aes_kw (
 
   aes_kw u_kw (
     .clk_i, .rst_ni, .zeroize_i,
-    .req_valid_i, .req_ready_o, .req_unwrap_i, .req_kek_i, .req_key_i, .req_wrapped_i,
+    .req_valid_i, .req_ready_o, .req_unwrap_i, .req_n_i (6'd4), .req_kek_i, .req_key_i, .req_wrapped_i,
     .rsp_valid_o, .rsp_ready_i, .rsp_wrapped_o, .rsp_key_o, .rsp_err_o,
     .aes_req_valid_o (aes_req_valid),
     .aes_req_ready_i (aes_req_ready),

@@ -20,8 +20,12 @@ module tb_wpid_kdf (
   logic [127:0] aes_req_data, aes_rsp_data;
   logic         aes_rsp_valid, aes_rsp_ready;
 
+  logic unused_kik_held;
+
   wpid_kdf u_kdf (
     .clk_i, .rst_ni, .zeroize_i,
+    .kik_clear_i (1'b0),
+    .kik_held_o  (unused_kik_held),
     .req_valid_i, .req_ready_o, .req_new_kik_i, .req_kik_i, .req_uid_i,
     .rsp_valid_o, .rsp_ready_i, .rsp_kek_o,
     .aes_req_valid_o (aes_req_valid),

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -70,6 +71,27 @@ Result<std::unique_ptr<Accelerator>> make_card_accelerator(std::unique_ptr<Trans
 // The card's parameters as the driver opened it (`accelerator` must come from
 // make_card_accelerator; kInvalidArgument otherwise).
 Result<CardInfo> card_info(const Accelerator& accelerator);
+
+// The card's self-test operations (ST_OP, docs/card.md "Self-test").
+enum class SelfTestOp : uint32_t {
+    kAesEncrypt = 1,   // one 16-byte block under a 32-byte key
+    kAesDecrypt = 2,   // one 16-byte block
+    kAesCmac = 3,      // AES-256-CMAC of 0..256 bytes: the 16-byte tag
+    kAesKwWrap = 4,    // RFC 3394 wrap of 16..248 bytes (a multiple of 8): 8 bytes more
+    kAesKwUnwrap = 5,  // RFC 3394 unwrap of 24..256 bytes (a multiple of 8): 8 bytes fewer
+    kP256BaseMul = 6,  // d*G for a 32-byte d (no key): X then Y, 64 bytes
+};
+
+// Runs one self-test operation on the card's own datapath with the caller's key and data
+// (never the card's KIK or DRBG) and returns its result. Batches on the card are read off it
+// first (they stay for collect()), so that the operation, and a refusal, meet an idle card.
+// Errors: kUnsupported naming the card when it has no self-test (CAPS.SELFTEST = 0);
+// kInvalidArgument for a key that is not 32 bytes (none for kP256BaseMul) or a length outside
+// the operation's range; kIntegrityFailure when an unwrap fails its check; kInvalidScalar for
+// d = 0 or d >= n; kTimeout; kDeviceFault for anything else the card reports.
+// `accelerator` must come from make_card_accelerator (kInvalidArgument otherwise).
+// Thread-safe as every driver call.
+Result<Bytes> self_test(Accelerator& accelerator, SelfTestOp op, ByteSpan key, ByteSpan data);
 
 // ERR bits by name, "KIK_UNWRAP|BUS" (for messages and tests).
 std::string describe_err_bits(uint32_t err);

@@ -10,7 +10,7 @@ namespace waferprov::card::regs {
 
 inline constexpr uint32_t kCardId = 0x57504331;
 inline constexpr uint16_t kMapVersionMajor = 1;
-inline constexpr uint16_t kMapVersionMinor = 1;
+inline constexpr uint16_t kMapVersionMinor = 2;
 inline constexpr uint32_t kWindowBytes = 4096;
 
 enum class Access { kRo, kRw, kWo, kW1s, kRw1c };
@@ -105,22 +105,25 @@ inline constexpr uint32_t kPersWords = 12;
 // KIK_WRAPPED: AES-KW(DK, KIK): 40 bytes for LOAD_KIK. Reads return 0.
 inline constexpr uint32_t kKikWrapped = 0x100;
 inline constexpr uint32_t kKikWrappedWords = 10;
-// ST_OP: Self-test operation, with caller-supplied keys only (never the KIK).
+// ST_OP: Self-test operation, on the card's management AES core / engine 0, with caller-supplied
+// keys only (never the KIK, DK, the DRBG state, a KEK or a die's d).
 inline constexpr uint32_t kStOp = 0x200;
 inline constexpr Field kStOpOp{0, 3};
 // ST_LEN: Input length in bytes (a block: 16; CMAC: 0..256; wrap: 16..248 in steps of 8; unwrap:
-// 24..256 in steps of 8; d*G: 32).
+// 24..256 in steps of 8; d*G: 32). Other lengths are refused with ERR.SELFTEST.
 inline constexpr uint32_t kStLen = 0x204;
-// ST_RESULT_LEN: Output length in bytes of the last self-test operation.
+// ST_RESULT_LEN: Output length in bytes of the last self-test operation (block and tag 16, wrap
+// ST_LEN + 8, unwrap ST_LEN - 8, d*G 64; 0 on failure).
 inline constexpr uint32_t kStResultLen = 0x208;
-// ST_KEY: 32-byte AES-256 key for the self-test. Reads return 0.
+// ST_KEY: 32-byte AES-256 key for the self-test. Reads return 0; cleared by ZEROIZE.
 inline constexpr uint32_t kStKey = 0x220;
 inline constexpr uint32_t kStKeyWords = 8;
-// ST_DATA: Self-test input, ST_LEN bytes (block, message, key data, or scalar d).
+// ST_DATA: Self-test input, ST_LEN bytes (block, message, key data, wrapped data, or the scalar
+// d). Reads return 0; cleared by ZEROIZE.
 inline constexpr uint32_t kStData = 0x400;
 inline constexpr uint32_t kStDataWords = 64;
 // ST_RESULT: Self-test output, ST_RESULT_LEN bytes (block, tag, wrapped or unwrapped data, or X
-// then Y).
+// then Y, big-endian), zero after; cleared by ST_START and ZEROIZE.
 inline constexpr uint32_t kStResult = 0x600;
 inline constexpr uint32_t kStResultWords = 64;
 
@@ -158,8 +161,8 @@ inline constexpr std::array<Register, 27> kRegisters{{
     {"ST_OP", 0x200, 1, Access::kRw, false, 0x00000000},
     {"ST_LEN", 0x204, 1, Access::kRw, false, 0x00000000},
     {"ST_RESULT_LEN", 0x208, 1, Access::kRo, false, 0x00000000},
-    {"ST_KEY", 0x220, 8, Access::kWo, false, 0x00000000},
-    {"ST_DATA", 0x400, 64, Access::kWo, false, 0x00000000},
+    {"ST_KEY", 0x220, 8, Access::kWo, true, 0x00000000},
+    {"ST_DATA", 0x400, 64, Access::kWo, true, 0x00000000},
     {"ST_RESULT", 0x600, 64, Access::kRo, false, 0x00000000},
 }};
 
