@@ -158,12 +158,13 @@ TEST(TesterE2E, KillNineOfTheServerMidWaferLosesNothingAndIssuesNothingTwice) {
     EXPECT_EQ(c.total(), job.dies);
 }
 
-TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
-    JobSetup job("tester_e2e", 30, {"--uid-policy", "tester"});
-    // Give every die of the map a UID in a DeviceIdMap, as a map from an earlier test step would.
+namespace {
+
+// Gives every die of the job's map a random UID in a DeviceIdMap, as a map from an earlier test
+// step would (the `tester` UID policy reads them with --uid-from-map); `uid_at` gets each.
+void give_every_die_a_uid(const JobSetup& job, std::map<std::pair<int, int>, std::string>& uid_at) {
     auto map = host::read_map_file(job.map);
     ASSERT_TRUE(map.ok());
-    std::map<std::pair<int, int>, std::string> uid_at;
     for (auto& d : map->dies) {
         wpid1::Uid u{};
         const Bytes r = reference::random_bytes(16);
@@ -174,6 +175,14 @@ TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
     auto xml = host::write_e142(*map);
     ASSERT_TRUE(xml.ok()) << xml.error().message;
     std::ofstream(job.map, std::ios::trunc) << *xml;
+}
+
+}  // namespace
+
+TEST(TesterE2E, DiesSendTheirOwnUidsFromTheMapUnderTheTesterPolicy) {
+    JobSetup job("tester_e2e", 30, {"--uid-policy", "tester"});
+    std::map<std::pair<int, int>, std::string> uid_at;
+    ASSERT_NO_FATAL_FAILURE(give_every_die_a_uid(job, uid_at));
     Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();
@@ -386,17 +395,8 @@ TEST(TesterE2E, HandlerModeVerifiesTheWafersPartsAndCatchesSwappedOnes) {
 // holds them as packaged parts, PROVISIONED where the handler had them, counted in the quota.
 TEST(TesterE2E, HandlerModeProvisionsPartsSortNeverSawUnderTheTesterPolicy) {
     JobSetup job("tester_e2e_handler_tester", 30, {"--uid-policy", "tester"});
-    auto map = host::read_map_file(job.map);
-    ASSERT_TRUE(map.ok());
-    for (auto& d : map->dies) {
-        wpid1::Uid u{};
-        const Bytes r = reference::random_bytes(16);
-        std::copy(r.begin(), r.end(), u.begin());
-        d.uid = u;
-    }
-    auto xml = host::write_e142(*map);
-    ASSERT_TRUE(xml.ok()) << xml.error().message;
-    std::ofstream(job.map, std::ios::trunc) << *xml;
+    std::map<std::pair<int, int>, std::string> uid_at;
+    ASSERT_NO_FATAL_FAILURE(give_every_die_a_uid(job, uid_at));
     Server server(job.job_toml(), job.tmp.path());
     const std::string endpoint = server.start();
     ASSERT_FALSE(endpoint.empty()) << server.failure();

@@ -79,20 +79,9 @@ namespace {
 // Version 5: records carry the substrate id; `wafers` binds each (lot, wafer number) to one
 // substrate id and each substrate id to one wafer; a packaged part provisioned at final test has
 // no wafer position (wafer, x and y NULL, substrate ''). docs/ledger.md explains every column.
-constexpr const char* kSchema = R"sql(
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE job (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
-    job_id      TEXT    NOT NULL,
-    customer    TEXT    NOT NULL,
-    product     TEXT    NOT NULL,
-    quota       INTEGER NOT NULL CHECK (quota >= 0),
-    quota_used  INTEGER NOT NULL CHECK (quota_used >= 0 AND quota_used <= quota),
-    created_us  INTEGER NOT NULL,
-    head_seq    INTEGER NOT NULL,
-    head_hash   BLOB    NOT NULL CHECK (length(head_hash) = 32)
-);
-CREATE TABLE records (
+// kSchema holds every table but `records`, whose columns and constraints are this one text:
+// create_schema() and the migration to version 5 (kRecordsCopy below) both declare it from it.
+constexpr const char* kRecordsColumns = R"sql( (
     id           INTEGER PRIMARY KEY,
     uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
     lot          TEXT    NOT NULL,
@@ -118,6 +107,20 @@ CREATE TABLE records (
     UNIQUE (lot, wafer, y, x),
     CHECK ((wafer IS NULL) = (x IS NULL) AND (x IS NULL) = (y IS NULL)),
     CHECK (wafer IS NOT NULL OR substrate = '')
+))sql";
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE job (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    job_id      TEXT    NOT NULL,
+    customer    TEXT    NOT NULL,
+    product     TEXT    NOT NULL,
+    quota       INTEGER NOT NULL CHECK (quota >= 0),
+    quota_used  INTEGER NOT NULL CHECK (quota_used >= 0 AND quota_used <= quota),
+    created_us  INTEGER NOT NULL,
+    head_seq    INTEGER NOT NULL,
+    head_hash   BLOB    NOT NULL CHECK (length(head_hash) = 32)
 );
 CREATE TABLE events (
     seq      INTEGER PRIMARY KEY CHECK (seq >= 1),
@@ -697,6 +700,8 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
 
 Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
     WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), kSchema));
+    WP_RETURN_IF_ERROR(
+        sql::exec(impl.db.get(), (std::string("CREATE TABLE records") + kRecordsColumns).c_str()));
     WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), ("INSERT INTO schema_version (version) VALUES (" +
                                                  std::to_string(chain::kSchemaVersion) + ")")
                                                     .c_str()));
@@ -1109,36 +1114,9 @@ Status Ledger::Impl::migrate_3_to_4(MigrateReport& report) {
     return ok_status();
 }
 
-// The records table as version 5 declares it (nullable wafer position), under another name; the
-// migration copies every row into it and renames it.
-constexpr const char* kRecordsV5 = R"sql(
-CREATE TABLE records_v5 (
-    id           INTEGER PRIMARY KEY,
-    uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
-    lot          TEXT    NOT NULL,
-    wafer        INTEGER,
-    x            INTEGER,
-    y            INTEGER,
-    serial       BLOB    NOT NULL UNIQUE CHECK (length(serial) BETWEEN 1 AND 20),
-    public_key   BLOB    NOT NULL CHECK (length(public_key) = 65),
-    wrapped_key  BLOB    NOT NULL CHECK (length(wrapped_key) = 40),
-    certificate  BLOB    NOT NULL,
-    state        TEXT    NOT NULL
-                 CHECK (state IN ('ISSUED', 'DELIVERED', 'PROGRAMMED', 'FAILED', 'VOID')),
-    issued_us    INTEGER NOT NULL,
-    delivered_us INTEGER NOT NULL DEFAULT 0,
-    result_us    INTEGER NOT NULL DEFAULT 0,
-    updated_us   INTEGER NOT NULL,
-    tester       TEXT    NOT NULL DEFAULT '',
-    bin          TEXT    NOT NULL DEFAULT '',
-    reissues     INTEGER NOT NULL DEFAULT 0,
-    void_reason  TEXT    NOT NULL DEFAULT '',
-    substrate    TEXT    NOT NULL DEFAULT '',
-    site         INTEGER NOT NULL DEFAULT -1,
-    UNIQUE (lot, wafer, y, x),
-    CHECK ((wafer IS NULL) = (x IS NULL) AND (x IS NULL) = (y IS NULL)),
-    CHECK (wafer IS NOT NULL OR substrate = '')
-);
+// After "CREATE TABLE records_v5" + kRecordsColumns (version 5's records: nullable wafer
+// position): every row copied into it, and it takes the old table's name.
+constexpr const char* kRecordsCopy = R"sql(;
 INSERT INTO records_v5 (id, uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate,
     state, issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason,
     substrate, site)
@@ -1154,7 +1132,9 @@ Status Ledger::Impl::migrate_4_to_5(MigrateReport& report) {
     // ids (so the export, verify and every record keep their order), and a final_test table, if
     // final test ever ran, is rebuilt to allow PROVISIONED rows. The events are not touched;
     // the MIGRATE event marks where packaged parts may start.
-    WP_RETURN_IF_ERROR(sql::exec(db.get(), kRecordsV5));
+    WP_RETURN_IF_ERROR(sql::exec(
+        db.get(),
+        (std::string("CREATE TABLE records_v5") + kRecordsColumns + kRecordsCopy).c_str()));
     WP_RETURN_IF_ERROR(rebuild_final_table());
     WP_ASSIGN_OR_RETURN(WriteState ws, load_write_state());
     WP_RETURN_IF_ERROR(append_event(

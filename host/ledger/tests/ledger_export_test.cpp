@@ -240,12 +240,9 @@ TEST_F(LedgerExport, ARecordWhoseCertificateDoesNotMatchIsReported) {
 
 TEST_F(LedgerExport, ATamperedLedgerIsNotExported) {
     ledger_.reset();
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir_ / "l.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "UPDATE records SET state = 'PROGRAMMED' WHERE state = 'ISSUED'",
-                           nullptr, nullptr, nullptr),
+    ASSERT_EQ(sqlite_edit(dir_ / "l.db",
+                          "UPDATE records SET state = 'PROGRAMMED' WHERE state = 'ISSUED'"),
               SQLITE_OK);
-    sqlite3_close(db);
     auto l = Ledger::open_existing(dir_ / "l.db");
     ASSERT_TRUE(l.ok());
     auto st = (*l)->export_to(export_dir(), ca_);

@@ -1,7 +1,5 @@
 // Final test in the ledger (docs/final-test.md): challenges only for parts PROGRAMMED at sort,
 // single use and bound to a session, verdicts recorded once, no quota used, the chain verifies.
-#include <sqlite3.h>
-
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
@@ -189,12 +187,7 @@ TEST(LedgerFinalTest, AnEditedVerdictIsCaughtByVerify) {
         expect_chain_verifies(*l);
     }
     // Edited with SQLite itself, not through the ledger.
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir / "l.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(
-        sqlite3_exec(db, "UPDATE final_test SET state = 'VERIFIED'", nullptr, nullptr, nullptr),
-        SQLITE_OK);
-    sqlite3_close(db);
+    ASSERT_EQ(sqlite_edit(dir / "l.db", "UPDATE final_test SET state = 'VERIFIED'"), SQLITE_OK);
     auto ro = Ledger::open_existing(dir / "l.db");
     ASSERT_TRUE(ro.ok());
     auto v = (*ro)->verify();
@@ -325,15 +318,11 @@ TEST(LedgerFinalTest, AnEditedPackagedRecordIsCaughtByVerify) {
         ASSERT_TRUE(provision_packaged(*l, {200}, 1).ok());
         expect_chain_verifies(*l);
     }
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir / "l.db").c_str(), &db), SQLITE_OK);
-    EXPECT_NE(
-        sqlite3_exec(db, "UPDATE records SET x = 1 WHERE wafer IS NULL", nullptr, nullptr, nullptr),
+    EXPECT_EQ(sqlite_edit(dir / "l.db", "UPDATE records SET x = 1 WHERE wafer IS NULL"),
+              SQLITE_CONSTRAINT);
+    ASSERT_EQ(
+        sqlite_edit(dir / "l.db", "UPDATE records SET wafer = 9, x = 9, y = 9 WHERE wafer IS NULL"),
         SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "UPDATE records SET wafer = 9, x = 9, y = 9 WHERE wafer IS NULL",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
     auto ro = Ledger::open_existing(dir / "l.db");
     ASSERT_TRUE(ro.ok());
     auto v = (*ro)->verify();

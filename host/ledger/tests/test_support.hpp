@@ -3,6 +3,7 @@
 // export tests) and a temporary directory.
 #pragma once
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -155,6 +156,16 @@ inline Bytes serial_of(uint64_t n, uint8_t tag = 0x11) {
 
 // A storage-only identity: fake key bytes and a fake certificate blob (the ledger does not
 // parse certificates; verify_export does, so use real_identity for exports).
+// Runs `sql` on the ledger file with SQLite itself, behind the ledger's back (a tampering
+// test's edit); SQLite's result code (SQLITE_OK, or the constraint that refused it).
+inline int sqlite_edit(const std::filesystem::path& ledger, const char* sql) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open(ledger.c_str(), &db);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    return rc;
+}
+
 inline NewIdentity fake_identity(uint64_t n, const std::string& lot = "LOT1", int wafer = 1,
                                  uint8_t tag = 0xa5) {
     NewIdentity id;
