@@ -96,9 +96,51 @@ public:
 
     std::string name() const override { return opt_.backend_name; }
 
-    // The card's self-test is reached through card::self_test(), not through the Accelerator
-    // primitives (the defaults return kUnsupported), so `kat` does not run on card backends.
-    Capabilities capabilities() const override { return Capabilities::none(); }
+    // The Accelerator's self-test primitives (what `kat` runs) on the card's self-test path
+    // (card::self_test). The card takes AES-256 keys only and bounded lengths; the rest is
+    // kUnsupported, which `kat` counts as skipped, while a length RFC 3394 itself rules out
+    // stays kInvalidArgument (an invalid input the card refuses, as the software engine does).
+    Capabilities capabilities() const override {
+        return info_.selftest ? Capabilities::all() : Capabilities::none();
+    }
+
+    Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan key, ByteSpan block) override {
+        return block_op(SelfTestOp::kAesEncrypt, key, block);
+    }
+    Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan key, ByteSpan block) override {
+        return block_op(SelfTestOp::kAesDecrypt, key, block);
+    }
+    Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan key, ByteSpan message) override {
+        WP_RETURN_IF_ERROR(aes256_only(key, "AES-CMAC"));
+        if (message.size() > 256) return beyond("AES-CMAC of more than 256 bytes");
+        return block_op(SelfTestOp::kAesCmac, key, message);
+    }
+    Result<Bytes> aes_kw_wrap(ByteSpan kek, ByteSpan plaintext) override {
+        WP_RETURN_IF_ERROR(aes256_only(kek, "AES-KW wrap"));
+        if (plaintext.size() > 248 && plaintext.size() % 8 == 0)
+            return beyond("AES-KW wrap of more than 248 bytes");
+        return self_test(SelfTestOp::kAesKwWrap, kek, plaintext);
+    }
+    Result<SecureBytes> aes_kw_unwrap(ByteSpan kek, ByteSpan wrapped) override {
+        WP_RETURN_IF_ERROR(aes256_only(kek, "AES-KW unwrap"));
+        if (wrapped.size() > 256 && wrapped.size() % 8 == 0)
+            return beyond("AES-KW unwrap of more than 256 bytes");
+        WP_ASSIGN_OR_RETURN(Bytes key, self_test(SelfTestOp::kAesKwUnwrap, kek, wrapped));
+        SecureBytes out{ByteSpan(key)};
+        std::fill(key.begin(), key.end(), uint8_t{0});
+        return out;
+    }
+    Result<P256Point> p256_base_mul(ByteSpan scalar) override {
+        WP_ASSIGN_OR_RETURN(Bytes q, self_test(SelfTestOp::kP256BaseMul, {}, scalar));
+        if (q.size() != 64)
+            return make_error(
+                ErrorCode::kDeviceFault,
+                t_->describe() + ": d*G gave " + std::to_string(q.size()) + " bytes, not 64");
+        P256Point p;
+        std::copy(q.begin(), q.begin() + 32, p.x.begin());
+        std::copy(q.begin() + 32, q.end(), p.y.begin());
+        return p;
+    }
 
     Result<Bytes> self_test(SelfTestOp op, ByteSpan key, ByteSpan data) {
         const auto [name, lo, hi, step] = self_test_limits(op);
@@ -336,6 +378,28 @@ public:
     }
 
 private:
+    Status aes256_only(ByteSpan key, const char* what) const {
+        if (key.size() == 32) return ok_status();
+        return make_error(ErrorCode::kUnsupported,
+                          "backend " + opt_.backend_name + ": the card's " + what +
+                              " takes AES-256 keys only, not " + std::to_string(key.size() * 8) +
+                              "-bit ones");
+    }
+    Error beyond(const std::string& what) const {
+        return make_error(ErrorCode::kUnsupported,
+                          "backend " + opt_.backend_name + ": the card's self-test has no " + what);
+    }
+    Result<std::array<uint8_t, 16>> block_op(SelfTestOp op, ByteSpan key, ByteSpan data) {
+        WP_RETURN_IF_ERROR(aes256_only(key, "AES block"));
+        WP_ASSIGN_OR_RETURN(Bytes out, self_test(op, key, data));
+        if (out.size() != 16)
+            return make_error(ErrorCode::kDeviceFault, t_->describe() + ": a 16-byte result was " +
+                                                           std::to_string(out.size()) + " bytes");
+        std::array<uint8_t, 16> r{};
+        std::copy(out.begin(), out.end(), r.begin());
+        return r;
+    }
+
     struct StLimits {
         const char* name;  // nullptr: no such operation
         size_t lo, hi, step;

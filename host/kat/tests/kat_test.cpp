@@ -119,10 +119,12 @@ TEST(BuiltinVectors, EveryFilePassesOnEveryBackendWithNothingSkippedOnSoftware) 
                 EXPECT_GT(c->passed, 0u) << e.path();
                 EXPECT_EQ(c->skipped, 0u) << e.path();
             } else {
-                // A card without self-test primitives skips them, by name, and passes none.
-                EXPECT_GT(c->passed + c->skipped, 0u) << e.path();
+                // The card runs every file on its self-test path (issue #15) and skips only
+                // what it cannot take (AES-128/192 keys, long inputs), naming itself.
+                EXPECT_GT(c->passed, 0u) << e.path();
                 for (const auto& why : c->skip_reasons)
-                    EXPECT_NE(why.find("backend " + name + " has no"), std::string::npos) << why;
+                    EXPECT_NE(why.find("backend " + name + ": the card's"), std::string::npos)
+                        << why;
             }
             ++files;
         }
