@@ -140,6 +140,13 @@ Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp);
 // sorts first) by UID, then the wafers' dies.
 #define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x, uid")
 Result<LedgerRecord> row_to_record(const sql::Query& q);
+// ledger.cpp: a connection for writing (WAL, full sync; `create`: the file may be new); whether
+// the database has the table `name`; the records table's columns and constraints (the schema
+// and the migration to version 5 declare it from this one text).
+Result<std::unique_ptr<Ledger::Impl>> connect_writable(const std::filesystem::path& path,
+                                                       bool create, int busy_timeout_ms);
+Result<bool> has_table(Ledger::Impl& impl, const char* name);
+extern const char* const kRecordsColumns;
 // kInvalidArgument unless `l` is a final-test location the ledger can record (final_test.cpp).
 Status valid_final_location(const FinalLocation& l);
 
