@@ -74,15 +74,11 @@ std::string iso8601_utc(int64_t epoch_us) {
 
 // ---- schema ---------------------------------------------------------------------------------
 
-namespace {
-
 // Version 5: records carry the substrate id; `wafers` binds each (lot, wafer number) to one
 // substrate id and each substrate id to one wafer; a packaged part provisioned at final test has
 // no wafer position (wafer, x and y NULL, substrate ''). docs/ledger.md explains every column.
 // kSchema holds every table but `records`, whose columns and constraints are this one text:
-// create_schema() and the migration to version 5 (kRecordsCopy below) both declare it from it.
-}  // namespace
-
+// create_schema() and the migration to version 5 (migrate.cpp) both declare it from it.
 const char* const kRecordsColumns = R"sql( (
     id           INTEGER PRIMARY KEY,
     uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
