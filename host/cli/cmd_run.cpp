@@ -139,7 +139,8 @@ Result<int> run(const ParsedArgs& a) {
             m->job_opened(id, left);
             ledger.on_commit([m, id](const host::Ledger::CommitNote& n) {
                 m->ledger_committed(id, n.seconds,
-                                    n.quota_used >= n.quota ? 0 : n.quota - n.quota_used);
+                                    n.quota_used >= n.quota ? 0 : n.quota - n.quota_used,
+                                    n.requests);
             });
             return ok_status();
         };

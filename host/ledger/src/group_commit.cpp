@@ -81,7 +81,7 @@ void GroupCommitter::commit_group(const std::deque<Request*>& group) {
             ++applied;
         }
         if (ws.dirty) {
-            if (auto st = m_.commit(*txn, ws); !st.ok()) return finish_all(st);
+            if (auto st = m_.commit(*txn, ws, applied); !st.ok()) return finish_all(st);
         }
         std::lock_guard lock(mu_);
         if (ws.dirty) {

@@ -408,7 +408,7 @@ Status Ledger::Impl::writable() const {
     return ok_status();
 }
 
-Status Ledger::Impl::commit(Txn& txn, const WriteState& ws) {
+Status Ledger::Impl::commit(Txn& txn, const WriteState& ws, uint64_t requests) {
     WP_RETURN_IF_ERROR(store_write_state(ws));
     const auto started = std::chrono::steady_clock::now();
     WP_RETURN_IF_ERROR(txn.commit());
@@ -423,7 +423,7 @@ Status Ledger::Impl::commit(Txn& txn, const WriteState& ws) {
     if (on_commit)
         on_commit(Ledger::CommitNote{
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-            config.quota, ws.used});
+            config.quota, ws.used, requests});
     return ok_status();
 }
 

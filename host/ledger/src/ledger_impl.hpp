@@ -124,7 +124,7 @@ struct Ledger::Impl {
     // Stores the write state, commits, then advances the anchor (after the commit, so that a
     // crash between the two leaves the anchor behind the ledger, which open() accepts, never
     // ahead of it).
-    Status commit(Txn& txn, const WriteState& ws);
+    Status commit(Txn& txn, const WriteState& ws, uint64_t requests = 1);
 };
 
 // verify(): the final_test table (final_test.cpp) must hold exactly the rows the chain's

@@ -127,6 +127,7 @@ struct Metrics::JobSeries {
     prometheus::Gauge* quota_left = nullptr;
     prometheus::Histogram* touchdown = nullptr;
     prometheus::Histogram* commit = nullptr;
+    prometheus::Counter* commit_requests = nullptr;
     prometheus::Counter* errors = nullptr;  // code INTERNAL: the host failed a request
     bool quota_known = false;
     uint64_t last_quota_left = 0;
@@ -206,6 +207,14 @@ Metrics::Metrics(MetricsOptions options)
                    .Name("waferprov_ledger_commit_duration_seconds")
                    .Help("Ledger transaction COMMIT (WAL fsync, anchors)")
                    .Register(r);
+    commit_requests_ =
+        &prometheus::BuildCounter()
+             .Name("waferprov_ledger_commit_requests_total")
+             .Help(
+                 "Calls the ledger's commits carried (group commit: touchdowns, results and "
+                 "challenges of several testers in one transaction); divided by the commit "
+                 "histogram's count, the mean group")
+             .Register(r);
 }
 
 Metrics::~Metrics() = default;  // the exposer stops before the registry goes
@@ -245,6 +254,7 @@ Metrics::JobSeries& Metrics::series(const std::string& job) {
         js->quota_left = &quota_left_->Add(l);
         js->touchdown = &touchdown_->Add(l, kTouchdownBuckets);
         js->commit = &commit_->Add(l, kCommitBuckets);
+        js->commit_requests = &commit_requests_->Add(l);
         // At zero from the start: a family without a series is not exposed at all (no HELP or
         // TYPE), and an alert on the errors' rate needs the series before the first error.
         js->errors =
@@ -279,10 +289,12 @@ void Metrics::job_opened(const std::string& job, uint64_t quota_left) {
     js.quota_known = true;
 }
 
-void Metrics::ledger_committed(const std::string& job, double seconds, uint64_t quota_left) {
+void Metrics::ledger_committed(const std::string& job, double seconds, uint64_t quota_left,
+                               uint64_t requests) {
     std::lock_guard lock(mu_);
     auto& js = series(job);
     js.commit->Observe(seconds);
+    js.commit_requests->Increment(static_cast<double>(requests));
     // Only an ISSUE uses quota, one per identity: the drop in quota left is what was issued.
     if (js.quota_known && quota_left < js.last_quota_left)
         js.issued->Increment(static_cast<double>(js.last_quota_left - quota_left));

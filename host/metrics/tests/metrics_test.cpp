@@ -87,10 +87,11 @@ TEST(Metrics, CountsWhatTheServiceReports) {
     m.session_opened("J1", "SIM-02");
     m.session_closed("J1", "SIM-01");
     m.session_opened("J1", "NOT-LISTED");  // an --insecure link: bounded label
-    // Two commits issuing 3 then 2 identities, one that issues none (a delivery).
-    m.ledger_committed("J1", 0.002, 97);
-    m.ledger_committed("J1", 0.004, 95);
-    m.ledger_committed("J1", 0.0005, 95);
+    // Two commits issuing 3 then 2 identities, one that issues none (a group commit of four
+    // testers' deliveries).
+    m.ledger_committed("J1", 0.002, 97, 1);
+    m.ledger_committed("J1", 0.004, 95, 1);
+    m.ledger_committed("J1", 0.0005, 95, 4);
     m.touchdown_answered(
         "J1", "SIM-01",
         answer({StatusCode::kOk, StatusCode::kReissued, StatusCode::kNotOnMap, StatusCode::kOk}),
@@ -112,6 +113,10 @@ TEST(Metrics, CountsWhatTheServiceReports) {
     EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_programmed_total{job="J1"})"), 2) << t;
     EXPECT_EQ(exposition_sample(t, R"(waferprov_identities_failed_total{job="J1"})"), 1) << t;
     EXPECT_EQ(exposition_sample(t, R"(waferprov_quota_left_identities{job="J1"})"), 95) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_ledger_commit_requests_total{job="J1"})"), 6) << t;
+    EXPECT_EQ(exposition_sample(t, R"(waferprov_ledger_commit_duration_seconds_count{job="J1"})"),
+              3)
+        << t;
     EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-01"})"), 1) << t;
     EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="SIM-02"})"), 1) << t;
     EXPECT_EQ(exposition_sample(t, R"(waferprov_sessions_open{job="J1",tester="unlisted"})"), 1)
@@ -195,7 +200,7 @@ TEST(Metrics, EquipmentStateFollowsTheE10Rules) {
     m.touchdown_answered("J1", "SIM-01", answer({StatusCode::kOk}), 0.01);
     EXPECT_EQ(m.state(), EquipmentState::kProductive);
     // The quota spent, and idle: scheduled down (nothing new can be issued).
-    m.ledger_committed("J1", 0.001, 0);
+    m.ledger_committed("J1", 0.001, 0, 1);
     EXPECT_EQ(m.state(), EquipmentState::kProductive);
     now += std::chrono::minutes(5);
     EXPECT_EQ(m.state(), EquipmentState::kScheduledDown);
@@ -229,7 +234,7 @@ TEST(Metrics, ServesTheExpositionFormatOverLoopbackHttp) {
     EXPECT_NE(match[1], "0");
 
     m.job_opened("J1", 50);
-    m.ledger_committed("J1", 0.001, 42);
+    m.ledger_committed("J1", 0.001, 42, 1);
     m.touchdown_answered("J1", "SIM-01", answer({StatusCode::kOk, StatusCode::kQuotaExhausted}),
                          0.02);
     const std::string body = scrape(u);

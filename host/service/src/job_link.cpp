@@ -89,8 +89,8 @@ Result<std::unique_ptr<JobLink>> JobLink::open(const Job& job, const std::vector
         WP_ASSIGN_OR_RETURN(const uint64_t left, l->ledger_->quota_left());
         observer->job_opened(job.id, left);
         l->ledger_->on_commit([observer, id = job.id](const Ledger::CommitNote& n) {
-            observer->ledger_committed(id, n.seconds,
-                                       n.quota_used >= n.quota ? 0 : n.quota - n.quota_used);
+            observer->ledger_committed(
+                id, n.seconds, n.quota_used >= n.quota ? 0 : n.quota - n.quota_used, n.requests);
         });
     }
     if (job.uid_policy == UidPolicy::kDerived) {

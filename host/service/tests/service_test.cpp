@@ -344,14 +344,17 @@ TEST_F(ServiceTest, PreGeneratedIdentitiesAreServedFromTheLedger) {
 class CommitCounter : public ServiceObserver {
 public:
     std::atomic<int> commits{0};
+    std::atomic<uint64_t> largest_group{0};  // the most calls one commit carried
     void arm() { armed_ = true; }
     void release() {
         std::lock_guard lock(mu_);
         released_ = true;
         cv_.notify_all();
     }
-    void ledger_committed(const std::string&, double, uint64_t) override {
+    void ledger_committed(const std::string&, double, uint64_t, uint64_t requests) override {
         ++commits;
+        uint64_t seen = largest_group.load();
+        while (requests > seen && !largest_group.compare_exchange_weak(seen, requests)) {}
         if (armed_.exchange(false)) {
             std::unique_lock lock(mu_);
             cv_.wait_for(lock, std::chrono::seconds(60), [&] { return released_; });
@@ -436,6 +439,8 @@ TEST_F(ServiceTest, ConcurrentTestersTouchdownsShareLedgerCommits) {
     const int commits = counter.commits.load() - before;
     EXPECT_LT(commits, kTesters) << "no touchdowns were committed together";
     EXPECT_GE(commits, 2);
+    // The ledger says so itself: one commit carried several testers' touchdowns.
+    EXPECT_GE(counter.largest_group.load(), 2u);
     for (int t = 0; t < kTesters; ++t) {
         const auto& a = answers[static_cast<size_t>(t)];
         ASSERT_EQ(a.sites.size(), 4u);

@@ -419,6 +419,9 @@ public:
     struct CommitNote {
         double seconds = 0;
         uint64_t quota = 0, quota_used = 0;
+        // The calls this transaction carried: a group commit's group (deliveries, results,
+        // challenges from several testers), 1 for a call committed alone (record_batch).
+        uint64_t requests = 1;
     };
     // Called after every write transaction that appended events (issue, deliver, results,
     // alarms, void), on the committing thread with the ledger busy: keep it short and do not

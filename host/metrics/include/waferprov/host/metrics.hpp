@@ -87,7 +87,8 @@ public:
 
     // ServiceObserver (`run` calls job_opened, ledger_committed, request_failed and stopping).
     void job_opened(const std::string& job, uint64_t quota_left) override;
-    void ledger_committed(const std::string& job, double seconds, uint64_t quota_left) override;
+    void ledger_committed(const std::string& job, double seconds, uint64_t quota_left,
+                          uint64_t requests) override;
     void session_opened(const std::string& job, const std::string& tester) override;
     void session_closed(const std::string& job, const std::string& tester) override;
     void touchdown_answered(const std::string& job, const std::string& tester,
@@ -127,6 +128,7 @@ private:
     prometheus::Family<prometheus::Gauge>* sessions_ = nullptr;
     prometheus::Family<prometheus::Histogram>* touchdown_ = nullptr;
     prometheus::Family<prometheus::Histogram>* commit_ = nullptr;
+    prometheus::Family<prometheus::Counter>* commit_requests_ = nullptr;
 
     mutable std::mutex mu_;
     std::map<std::string, std::unique_ptr<JobSeries>> jobs_;

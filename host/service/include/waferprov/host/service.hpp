@@ -45,9 +45,11 @@ class ServiceObserver {
 public:
     virtual ~ServiceObserver() = default;
     // A job's ledger is open: its quota left. Then after every ledger commit: how long the
-    // commit took and the quota left after it.
+    // commit took, the quota left after it, and how many calls it carried (the group commit's
+    // group: deliveries, results and challenges of several testers; 1 for a batch of `run`).
     virtual void job_opened(const std::string& job, uint64_t quota_left) = 0;
-    virtual void ledger_committed(const std::string& job, double seconds, uint64_t quota_left) = 0;
+    virtual void ledger_committed(const std::string& job, double seconds, uint64_t quota_left,
+                                  uint64_t requests) = 0;
     virtual void session_opened(const std::string& job, const std::string& tester) = 0;
     virtual void session_closed(const std::string& job, const std::string& tester) = 0;
     // A TOUCHDOWN answered, `seconds` after it arrived (queueing included).
