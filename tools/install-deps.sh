@@ -5,6 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
+  # readelf: the package test checks whether the shipped library needs the sanitizer runtime
+  binutils
   libssl-dev openssl
   libtbb-dev
   libzmq3-dev cppzmq-dev

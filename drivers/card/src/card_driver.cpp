@@ -105,33 +105,26 @@ public:
     }
 
     Result<std::array<uint8_t, 16>> aes_encrypt_block(ByteSpan key, ByteSpan block) override {
-        return block_op(SelfTestOp::kAesEncrypt, key, block);
+        return block_op(SelfTestOp::kAesEncrypt, "AES block", key, block);
     }
     Result<std::array<uint8_t, 16>> aes_decrypt_block(ByteSpan key, ByteSpan block) override {
-        return block_op(SelfTestOp::kAesDecrypt, key, block);
+        return block_op(SelfTestOp::kAesDecrypt, "AES block", key, block);
     }
     Result<std::array<uint8_t, 16>> aes_cmac(ByteSpan key, ByteSpan message) override {
-        WP_RETURN_IF_ERROR(aes256_only(key, "AES-CMAC"));
-        if (message.size() > 256) return beyond("AES-CMAC of more than 256 bytes");
-        return block_op(SelfTestOp::kAesCmac, key, message);
+        return block_op(SelfTestOp::kAesCmac, "AES-CMAC", key, message);
     }
     Result<Bytes> aes_kw_wrap(ByteSpan kek, ByteSpan plaintext) override {
-        WP_RETURN_IF_ERROR(aes256_only(kek, "AES-KW wrap"));
-        if (plaintext.size() > 248 && plaintext.size() % 8 == 0)
-            return beyond("AES-KW wrap of more than 248 bytes");
-        return self_test(SelfTestOp::kAesKwWrap, kek, plaintext);
+        return primitive(SelfTestOp::kAesKwWrap, "AES-KW wrap", kek, plaintext);
     }
     Result<SecureBytes> aes_kw_unwrap(ByteSpan kek, ByteSpan wrapped) override {
-        WP_RETURN_IF_ERROR(aes256_only(kek, "AES-KW unwrap"));
-        if (wrapped.size() > 256 && wrapped.size() % 8 == 0)
-            return beyond("AES-KW unwrap of more than 256 bytes");
-        WP_ASSIGN_OR_RETURN(Bytes key, self_test(SelfTestOp::kAesKwUnwrap, kek, wrapped));
+        WP_ASSIGN_OR_RETURN(Bytes key,
+                            primitive(SelfTestOp::kAesKwUnwrap, "AES-KW unwrap", kek, wrapped));
         SecureBytes out{ByteSpan(key)};
         std::fill(key.begin(), key.end(), uint8_t{0});
         return out;
     }
     Result<P256Point> p256_base_mul(ByteSpan scalar) override {
-        WP_ASSIGN_OR_RETURN(Bytes q, self_test(SelfTestOp::kP256BaseMul, {}, scalar));
+        WP_ASSIGN_OR_RETURN(Bytes q, primitive(SelfTestOp::kP256BaseMul, "d*G", {}, scalar));
         if (q.size() != 64)
             return make_error(
                 ErrorCode::kDeviceFault,
@@ -378,20 +371,26 @@ public:
     }
 
 private:
-    Status aes256_only(ByteSpan key, const char* what) const {
-        if (key.size() == 32) return ok_status();
-        return make_error(ErrorCode::kUnsupported,
-                          "backend " + opt_.backend_name + ": the card's " + what +
-                              " takes AES-256 keys only, not " + std::to_string(key.size() * 8) +
-                              "-bit ones");
+    // One Accelerator primitive (`what` names it) on the self-test path. What the card cannot
+    // take is kUnsupported: a key other than AES-256, and an input of a variable-length
+    // operation that is well formed but longer than ST_DATA holds (self_test_limits). Everything
+    // else, a malformed length included, goes to self_test() and its refusals.
+    Result<Bytes> primitive(SelfTestOp op, const char* what, ByteSpan key, ByteSpan data) {
+        if (op != SelfTestOp::kP256BaseMul && key.size() != 32)
+            return make_error(ErrorCode::kUnsupported,
+                              "backend " + opt_.backend_name + ": the card's " + what +
+                                  " takes AES-256 keys only, not " +
+                                  std::to_string(key.size() * 8) + "-bit ones");
+        const StLimits limits = self_test_limits(op);
+        if (limits.hi > limits.lo && data.size() > limits.hi && data.size() % limits.step == 0)
+            return make_error(ErrorCode::kUnsupported,
+                              "backend " + opt_.backend_name + ": the card's self-test has no " +
+                                  what + " of more than " + std::to_string(limits.hi) + " bytes");
+        return self_test(op, key, data);
     }
-    Error beyond(const std::string& what) const {
-        return make_error(ErrorCode::kUnsupported,
-                          "backend " + opt_.backend_name + ": the card's self-test has no " + what);
-    }
-    Result<std::array<uint8_t, 16>> block_op(SelfTestOp op, ByteSpan key, ByteSpan data) {
-        WP_RETURN_IF_ERROR(aes256_only(key, "AES block"));
-        WP_ASSIGN_OR_RETURN(Bytes out, self_test(op, key, data));
+    Result<std::array<uint8_t, 16>> block_op(SelfTestOp op, const char* what, ByteSpan key,
+                                             ByteSpan data) {
+        WP_ASSIGN_OR_RETURN(Bytes out, primitive(op, what, key, data));
         if (out.size() != 16)
             return make_error(ErrorCode::kDeviceFault, t_->describe() + ": a 16-byte result was " +
                                                            std::to_string(out.size()) + " bytes");

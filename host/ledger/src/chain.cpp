@@ -42,20 +42,29 @@ Hash chain_step(const Hash& prev, std::string_view payload) {
 
 std::string canonical(const json& j) { return j.dump(); }
 
+namespace {
+
+// "wafer", "x", "y" of `loc`: null for a packaged part, which has no wafer position (format 5).
+void set_position(json& j, const DieLocation& loc) {
+    if (loc.packaged) {
+        j["wafer"] = nullptr;
+        j["x"] = nullptr;
+        j["y"] = nullptr;
+    } else {
+        j["wafer"] = loc.wafer;
+        j["x"] = loc.x;
+        j["y"] = loc.y;
+    }
+}
+
+}  // namespace
+
 json record_json(const LedgerRecord& r) {
     json j = mutable_json(r);
     j["uid"] = to_hex(r.uid);
     j["lot"] = r.loc.lot;
     j["substrate"] = r.loc.substrate;
-    if (r.loc.packaged) {  // format 5: a packaged part has no wafer position
-        j["wafer"] = nullptr;
-        j["x"] = nullptr;
-        j["y"] = nullptr;
-    } else {
-        j["wafer"] = r.loc.wafer;
-        j["x"] = r.loc.x;
-        j["y"] = r.loc.y;
-    }
+    set_position(j, r.loc);
     j["serial"] = to_hex(r.serial);
     j["public_key"] = to_hex(r.public_key);
     j["wrapped_key"] = to_hex(r.wrapped);
@@ -271,15 +280,7 @@ json location_json(const wpid1::Uid& uid, const DieLocation& loc, ByteSpan seria
            {"lot", loc.lot},
            {"serial", to_hex(serial)},
            {"substrate", loc.substrate}};
-    if (loc.packaged) {  // format 5
-        j["wafer"] = nullptr;
-        j["x"] = nullptr;
-        j["y"] = nullptr;
-    } else {
-        j["wafer"] = loc.wafer;
-        j["x"] = loc.x;
-        j["y"] = loc.y;
-    }
+    set_position(j, loc);
     return j;
 }
 

@@ -198,7 +198,7 @@ Result<std::vector<FinalTransition>> Ledger::open_challenges(std::span<const Fin
     // whatever else is queued, this request under its own savepoint.
     auto apply = [&](WriteState& ws) -> Status {
         out.clear();
-        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), final_schema().c_str()));
+        WP_RETURN_IF_ERROR(m.ensure_final_table());
         for (const auto& it : items) {
             const auto& uid = it.uid;
             if (!chain::valid_text(tester) || !valid_location(it.loc)) {
@@ -267,7 +267,7 @@ Result<std::vector<FinalTransition>> Ledger::record_final_results(
     // whatever else is queued, this request under its own savepoint.
     auto apply = [&](WriteState& ws) -> Status {
         out.clear();
-        WP_RETURN_IF_ERROR(sql::exec(m.db.get(), final_schema().c_str()));
+        WP_RETURN_IF_ERROR(m.ensure_final_table());
         for (const auto& it : items) {
             const auto& uid = it.uid;
             if (!chain::valid_text(tester) || !chain::valid_text(it.bin)) {
@@ -398,18 +398,17 @@ Status Ledger::Impl::rebuild_final_table() {
     WP_ASSIGN_OR_RETURN(const bool table, has_final_table(*this));
     if (!table) return ok_status();
     const std::string sql = std::string("CREATE TABLE final_test_v5") + kFinalColumns +
-                            "INSERT INTO final_test_v5 SELECT uid, state, lot, handler, site, "
-                            "carrier, row, col, nonce, session, open, tester, bin, challenges, "
-                            "updated_us FROM final_test;"
+                            "INSERT INTO final_test_v5 " WP_FINAL_SELECT
+                            ";"
                             "DROP TABLE final_test;"
                             "ALTER TABLE final_test_v5 RENAME TO final_test;";
     return sql::exec(db.get(), sql.c_str());
 }
 
+Status Ledger::Impl::ensure_final_table() { return sql::exec(db.get(), final_schema().c_str()); }
+
 Status Ledger::Impl::provision_final_row(WriteState& ws, const wpid1::Uid& uid,
                                          const FinalLocation& loc, const std::string& tester) {
-    WP_RETURN_IF_ERROR(valid_final_location(loc));
-    WP_RETURN_IF_ERROR(sql::exec(db.get(), final_schema().c_str()));
     WP_ASSIGN_OR_RETURN(auto prev, final_by_uid(*this, uid));
     if (prev)
         return make_error(ErrorCode::kIntegrityFailure,

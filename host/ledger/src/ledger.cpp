@@ -1192,6 +1192,7 @@ Result<std::vector<Ledger::RecordedDelivery>> Ledger::record_and_deliver(
     auto apply = [&](WriteState& ws) -> Status {
         out.clear();
         BatchRecorder recorder(*impl_, ws);
+        if (!packages.empty()) WP_RETURN_IF_ERROR(impl_->ensure_final_table());
         std::vector<Delivery> deliveries;
         std::vector<size_t> index;  // out index of each delivery
         for (size_t i = 0; i < batch.size(); ++i) {

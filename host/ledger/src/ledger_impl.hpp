@@ -113,9 +113,12 @@ struct Ledger::Impl {
     Status migrate_3_to_4(MigrateReport& report);
     Status migrate_4_to_5(MigrateReport& report);
     // Final test (final_test.cpp): rebuilds an existing final_test table under version 5's
-    // schema (PROVISIONED allowed), rows unchanged; and writes a packaged part's PROVISIONED row
-    // with its FINAL_PROVISION event, inside the caller's transaction.
+    // schema (PROVISIONED allowed), rows unchanged; creates the table if this ledger has none
+    // (the first final-test write of each transaction calls it); and writes a packaged part's
+    // PROVISIONED row with its FINAL_PROVISION event, inside the caller's transaction, after
+    // ensure_final_table() and for a location valid_final_location() accepted.
     Status rebuild_final_table();
+    Status ensure_final_table();
     Status provision_final_row(WriteState& ws, const wpid1::Uid& uid, const FinalLocation& loc,
                                const std::string& tester);
     Status store_write_state(const WriteState& ws);

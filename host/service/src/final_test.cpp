@@ -71,8 +71,6 @@ Result<pr::TouchdownResult> JobLink::final_touchdown(const pr::FinalTouchdown& f
             where.row = in.carrier->row;
             where.column = in.carrier->column;
         }
-        // A packaged part's ledger location: the lot, no wafer position.
-        const DieLocation package{ft.lot, 0, 0, 0, "", true};
         WP_ASSIGN_OR_RETURN(auto rec, ledger_->find_uid(in.uid));
         if (!rec) {
             if (job_.uid_policy == UidPolicy::kDerived) {
@@ -83,7 +81,8 @@ Result<pr::TouchdownResult> JobLink::final_touchdown(const pr::FinalTouchdown& f
                             c);
                 continue;
             }
-            generate.push_back(DieRequest{package, in.uid});
+            // A packaged part's ledger location: the lot, no wafer position.
+            generate.push_back(DieRequest{DieLocation{ft.lot, 0, 0, 0, "", true}, in.uid});
             generate_index.push_back(i);
             generate_sites.push_back(in.site);
             packages.push_back(where);
