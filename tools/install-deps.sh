@@ -31,6 +31,8 @@ PACKAGES=(
   # serve/run --metrics: the Prometheus client (its civetweb exposer); curl scrapes it in the
   # tests, promtool (prometheus) checks the example alert rules in docs/operations.md
   prometheus-cpp-dev curl prometheus
+  # the ledger's PostgreSQL store: libpq (libpq-dev); the server its tests start (postgresql)
+  postgresql libpq-dev
 )
 
 missing=()
