@@ -168,7 +168,7 @@ Result<JobRow> read_job_row(Ledger::Impl& m) {
     JobRow j;
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, "
                                         "quota_used, head_seq, head_hash FROM job"));
-    sql::Query q(m.db.get(), s);
+    sql::Query q(s);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return make_error(ErrorCode::kIntegrityFailure, "export: no job row");
     j.job.job_id = q.text_col(0);
@@ -185,7 +185,7 @@ Result<JobRow> read_job_row(Ledger::Impl& m) {
 // written, so a ledger that fails verification is never exported and signed.
 Status write_events(Ledger::Impl& m, chain::Replayer& rp, HashingFile& events) {
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT payload, hash FROM events ORDER BY seq"));
-    sql::Query q(m.db.get(), s);
+    sql::Query q(s);
     for (;;) {
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row) break;
@@ -204,7 +204,7 @@ Status write_events(Ledger::Impl& m, chain::Replayer& rp, HashingFile& events) {
 Status write_records(Ledger::Impl& m, chain::Replayer& rp, HashingFile& records,
                      StateCounts& counts, uint64_t& n_records) {
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT_ORDERED));
-    sql::Query q(m.db.get(), s);
+    sql::Query q(s);
     for (;;) {
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row) break;
@@ -224,7 +224,7 @@ Status write_records(Ledger::Impl& m, chain::Replayer& rp, HashingFile& records,
 // describes them (unsigned). Refuses a ledger that fails verification.
 Result<ordered_json> write_data_files(Ledger::Impl& m, const fs::path& tmp, Signer& ca) {
     std::lock_guard lock(m.mu);
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));  // one snapshot
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, false));  // one snapshot
     WP_ASSIGN_OR_RETURN(const JobRow j, read_job_row(m));
     chain::Replayer rp;
     WP_ASSIGN_OR_RETURN(auto events, HashingFile::create(tmp / kEventsFile));

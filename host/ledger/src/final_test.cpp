@@ -77,13 +77,7 @@ FinalState state_of(FinalVerdict v) {
     return FinalState::kFailed;
 }
 
-Result<bool> has_final_table(Ledger::Impl& m) {
-    WP_ASSIGN_OR_RETURN(
-        auto* s,
-        m.stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'final_test'"));
-    sql::Query q(m.db.get(), s);
-    return q.step();
-}
+Result<bool> has_final_table(Ledger::Impl& m) { return m.db->has_table("final_test"); }
 
 Result<FinalRecord> row_to_final(const sql::Query& q) {
     FinalRecord r;
@@ -113,7 +107,7 @@ Result<FinalRecord> row_to_final(const sql::Query& q) {
 // Reads the row of `uid`; the table must exist.
 Result<std::optional<FinalRecord>> final_by_uid(Ledger::Impl& m, const wpid1::Uid& uid) {
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_FINAL_SELECT "WHERE uid = ?1"));
-    sql::Query q(m.db.get(), s);
+    sql::Query q(s);
     q.bind_blob(1, uid);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return std::optional<FinalRecord>{};
@@ -123,11 +117,17 @@ Result<std::optional<FinalRecord>> final_by_uid(Ledger::Impl& m, const wpid1::Ui
 
 Status store_final(Ledger::Impl& m, const FinalRecord& r) {
     WP_ASSIGN_OR_RETURN(
-        auto* s, m.stmt("INSERT OR REPLACE INTO final_test (uid, state, lot, handler, site, "
-                        "carrier, row, col, nonce, session, open, tester, bin, challenges, "
-                        "updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                        "?13, ?14, ?15)"));
-    sql::Query q(m.db.get(), s);
+        auto* s,
+        m.stmt("INSERT INTO final_test (uid, state, lot, handler, site, carrier, row, col, "
+               "nonce, session, open, tester, bin, challenges, updated_us) VALUES (?1, ?2, ?3, "
+               "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT (uid) DO "
+               "UPDATE SET state = excluded.state, lot = excluded.lot, handler = "
+               "excluded.handler, site = excluded.site, carrier = excluded.carrier, row = "
+               "excluded.row, col = excluded.col, nonce = excluded.nonce, session = "
+               "excluded.session, open = excluded.open, tester = excluded.tester, bin = "
+               "excluded.bin, challenges = excluded.challenges, updated_us = "
+               "excluded.updated_us"));
+    sql::Query q(s);
     q.bind_blob(1, r.uid)
         .bind(2, to_string(r.state))
         .bind(3, r.loc.lot)
@@ -344,7 +344,7 @@ Result<std::vector<FinalRecord>> Ledger::list_final() {
     WP_ASSIGN_OR_RETURN(const bool table, has_final_table(m));
     if (!table) return out;
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_FINAL_SELECT "ORDER BY uid"));
-    sql::Query q(m.db.get(), s);
+    sql::Query q(s);
     for (;;) {
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row) break;
@@ -359,7 +359,7 @@ Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp) {
     WP_ASSIGN_OR_RETURN(const bool table, has_final_table(m));
     if (table) {
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_FINAL_SELECT "ORDER BY uid"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -402,10 +402,18 @@ Status Ledger::Impl::rebuild_final_table() {
                             ";"
                             "DROP TABLE final_test;"
                             "ALTER TABLE final_test_v5 RENAME TO final_test;";
-    return sql::exec(db.get(), sql.c_str());
+    return db->exec(sql.c_str());
 }
 
-Status Ledger::Impl::ensure_final_table() { return sql::exec(db.get(), final_schema().c_str()); }
+Status Ledger::Impl::ensure_final_table() {
+    // A PostgreSQL ledger has the table from the start (create_schema).
+    if (db->dialect() == sql::Dialect::kPostgres) return ok_status();
+    return db->exec(final_schema());
+}
+
+Status create_final_table(Ledger::Impl& m) {
+    return m.db->exec(sql::ddl(m.db->dialect(), final_schema()));
+}
 
 Status Ledger::Impl::provision_final_row(WriteState& ws, const wpid1::Uid& uid,
                                          const FinalLocation& loc, const std::string& tester) {

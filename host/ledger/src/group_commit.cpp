@@ -46,7 +46,7 @@ void GroupCommitter::commit_group(const std::deque<Request*>& group) {
     try {
         std::lock_guard ledger_lock(m_.mu);
         if (auto st = m_.writable(); !st.ok()) return finish_all(st);
-        auto txn = Txn::begin(m_.db.get(), true);
+        auto txn = Txn::begin(*m_.db, true);
         if (!txn.ok()) return finish_all(txn.error());
         auto loaded = m_.load_write_state();
         if (!loaded.ok()) return finish_all(loaded.error());
@@ -61,7 +61,7 @@ void GroupCommitter::commit_group(const std::deque<Request*>& group) {
                 ++applied;
                 break;
             }
-            if (auto st = sql::exec(m_.db.get(), "SAVEPOINT request"); !st.ok()) {
+            if (auto st = m_.db->exec("SAVEPOINT request"); !st.ok()) {
                 outcome[i] = st;
                 continue;
             }
@@ -71,13 +71,11 @@ void GroupCommitter::commit_group(const std::deque<Request*>& group) {
                 ws = before;
                 // If even the rollback to the savepoint fails, the transaction's state is
                 // unknown: fail the whole group rather than commit a half-applied request.
-                if (auto st = sql::exec(m_.db.get(), "ROLLBACK TO request; RELEASE request");
-                    !st.ok())
+                if (auto st = m_.db->exec("ROLLBACK TO request; RELEASE request"); !st.ok())
                     return finish_all(st);
                 continue;
             }
-            if (auto st = sql::exec(m_.db.get(), "RELEASE request"); !st.ok())
-                return finish_all(st);
+            if (auto st = m_.db->exec("RELEASE request"); !st.ok()) return finish_all(st);
             ++applied;
         }
         if (ws.dirty) {

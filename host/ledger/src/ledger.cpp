@@ -78,9 +78,10 @@ std::string iso8601_utc(int64_t epoch_us) {
 // substrate id and each substrate id to one wafer; a packaged part provisioned at final test has
 // no wafer position (wafer, x and y NULL, substrate ''). docs/ledger.md explains every column.
 // kSchema holds every table but `records`, whose columns and constraints are this one text:
-// create_schema() and the migration to version 5 (migrate.cpp) both declare it from it.
+// create_schema() and the migration to version 5 (migrate.cpp) both declare it from it. Both
+// are written in SQLite's words; sql::ddl() gives PostgreSQL its own.
 const char* const kRecordsColumns = R"sql( (
-    id           INTEGER PRIMARY KEY,
+    id           {ID},
     uid          BLOB    NOT NULL UNIQUE CHECK (length(uid) = 16),
     lot          TEXT    NOT NULL,
     wafer        INTEGER,
@@ -137,10 +138,20 @@ CREATE TABLE wafers (
     PRIMARY KEY (lot, wafer)
 );
 CREATE UNIQUE INDEX wafers_substrate ON wafers (substrate) WHERE substrate != '';
+)sql";
+
+// The event log refuses UPDATE and DELETE (and, on PostgreSQL, TRUNCATE) through SQL.
+constexpr const char* kAppendOnlySqlite = R"sql(
 CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+)sql";
+constexpr const char* kAppendOnlyPostgres = R"sql(
+CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'the event log is append-only'; END $$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON events
+FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
 )sql";
 
 Status validate_config(const LedgerConfig& c) {
@@ -229,7 +240,7 @@ Result<LedgerRecord> row_to_record(const sql::Query& q) {
 Result<std::optional<LedgerRecord>> Ledger::Impl::select_record(
     const char* where_sql, const std::function<void(sql::Query&)>& bind) {
     WP_ASSIGN_OR_RETURN(auto* s, stmt(where_sql));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     bind(q);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return std::optional<LedgerRecord>();
@@ -263,7 +274,7 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
                                       "reissues, void_reason, substrate, site) VALUES (?1, ?2, "
                                       "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
                                       "?16, ?17, ?18, ?19, ?20)"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     q.bind_blob(1, r.uid).bind(2, r.loc.lot);
     if (r.loc.packaged)
         q.bind_null(3).bind_null(4).bind_null(5);
@@ -290,7 +301,7 @@ Status Ledger::Impl::insert_record(const LedgerRecord& r) {
 Result<std::optional<std::string>> Ledger::Impl::substrate_of(const std::string& lot, int wafer) {
     WP_ASSIGN_OR_RETURN(auto* s,
                         stmt("SELECT substrate FROM wafers WHERE lot = ?1 AND wafer = ?2"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     q.bind(1, lot).bind(2, wafer);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return std::optional<std::string>();
@@ -301,7 +312,7 @@ Result<std::optional<std::pair<std::string, int>>> Ledger::Impl::wafer_of(
     const std::string& substrate) {
     if (substrate.empty()) return std::optional<std::pair<std::string, int>>();
     WP_ASSIGN_OR_RETURN(auto* s, stmt("SELECT lot, wafer FROM wafers WHERE substrate = ?1"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     q.bind(1, substrate);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return std::optional<std::pair<std::string, int>>();
@@ -310,9 +321,9 @@ Result<std::optional<std::pair<std::string, int>>> Ledger::Impl::wafer_of(
 }
 
 Status Ledger::Impl::bind_wafer(const DieLocation& loc) {
-    WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT OR IGNORE INTO wafers (lot, wafer, substrate) "
-                                      "VALUES (?1, ?2, ?3)"));
-    sql::Query q(db.get(), s);
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO wafers (lot, wafer, substrate) VALUES (?1, ?2, "
+                                      "?3) ON CONFLICT DO NOTHING"));
+    sql::Query q(s);
     q.bind(1, loc.lot).bind(2, loc.wafer).bind(3, loc.substrate);
     return q.run();
 }
@@ -322,7 +333,7 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
                         stmt("UPDATE records SET state = ?2, delivered_us = ?3, "
                              "result_us = ?4, updated_us = ?5, tester = ?6, bin = ?7, "
                              "reissues = ?8, void_reason = ?9, site = ?10 WHERE uid = ?1"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     q.bind_blob(1, r.uid)
         .bind(2, to_string(r.state))
         .bind(3, r.delivered_us)
@@ -334,7 +345,7 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
         .bind(9, r.void_reason)
         .bind(10, r.site);
     WP_RETURN_IF_ERROR(q.run());
-    if (sqlite3_changes(db.get()) != 1)
+    if (db->changes() != 1)
         return make_error(ErrorCode::kInternal, "ledger: record " + to_hex(r.uid) + " vanished");
     return ok_status();
 }
@@ -342,7 +353,7 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
 Result<WriteState> Ledger::Impl::load_write_state() {
     WP_ASSIGN_OR_RETURN(
         auto* s, stmt("SELECT quota, quota_used, head_seq, head_hash FROM job WHERE id = 1"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return make_error(ErrorCode::kIntegrityFailure, "ledger: the job row is missing");
     WriteState ws;
@@ -375,7 +386,7 @@ Status Ledger::Impl::insert_event(WriteState& ws, std::string_view payload, cons
     const chain::Hash hash = chain::chain_step(ws.head, payload);
     WP_ASSIGN_OR_RETURN(auto* s, stmt("INSERT INTO events (seq, type, uid, time_us, payload, "
                                       "hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     q.bind(1, static_cast<int64_t>(seq))
         .bind(2, type)
         .bind(4, ws.now)
@@ -392,7 +403,7 @@ Status Ledger::Impl::insert_event(WriteState& ws, std::string_view payload, cons
 Status Ledger::Impl::store_write_state(const WriteState& ws) {
     WP_ASSIGN_OR_RETURN(auto* s, stmt("UPDATE job SET quota_used = ?1, head_seq = ?2, "
                                       "head_hash = ?3 WHERE id = 1"));
-    sql::Query q(db.get(), s);
+    sql::Query q(s);
     q.bind(1, static_cast<int64_t>(ws.used))
         .bind(2, static_cast<int64_t>(ws.seq))
         .bind_blob(3, ws.head);
@@ -411,7 +422,13 @@ Status Ledger::Impl::writable() const {
 Status Ledger::Impl::commit(Txn& txn, const WriteState& ws, uint64_t requests) {
     WP_RETURN_IF_ERROR(store_write_state(ws));
     const auto started = std::chrono::steady_clock::now();
-    WP_RETURN_IF_ERROR(txn.commit());
+    if (auto st = txn.commit(); !st.ok()) {
+        if (st.error().code != ErrorCode::kUnavailable || lite != nullptr) return st;
+        WP_ASSIGN_OR_RETURN(const bool took, committed_after_loss(ws));
+        if (!took)
+            return st.error().with_context("ledger " + path.string() +
+                                           ": the transaction was not committed");
+    }
     if (anchor) {
         auto st = anchor->advance(anchor::Head{ws.seq, ws.head, ws.used});
         if (!st.ok()) anchor_failed = st.error();
@@ -425,6 +442,22 @@ Status Ledger::Impl::commit(Txn& txn, const WriteState& ws, uint64_t requests) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
             config.quota, ws.used, requests});
     return ok_status();
+}
+
+Result<bool> Ledger::Impl::committed_after_loss(const WriteState& ws) {
+    // The connection (and with it the answer to COMMIT) was lost: the transaction took effect
+    // or not, and the chain says which, since only a commit of ours put our head at ws.seq.
+    // Another host may have written that seq meanwhile, with another hash.
+    auto txn = Txn::begin(*db, false);  // reconnects
+    if (!txn.ok())
+        return txn.error().with_context("ledger " + path.string() +
+                                        ": whether the last transaction was committed is not "
+                                        "known until PostgreSQL answers again");
+    WP_ASSIGN_OR_RETURN(auto* s, stmt("SELECT hash FROM events WHERE seq = ?1"));
+    sql::Query q(s);
+    q.bind(1, static_cast<int64_t>(ws.seq));
+    WP_ASSIGN_OR_RETURN(const bool row, q.step());
+    return row && q.blob_col(0) == Bytes(ws.head.begin(), ws.head.end());
 }
 
 void Ledger::on_commit(std::function<void(const CommitNote&)> fn) {
@@ -452,10 +485,7 @@ Result<ChainHead> parse_head(std::string_view text) {
 
 Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Ledger::~Ledger() {
-    if (impl_) {
-        impl_->stmts.reset();  // statements before the connection
-        impl_->db.reset();
-    }
+    if (impl_) impl_->db.reset();
 }
 
 const LedgerConfig& Ledger::config() const { return impl_->config; }
@@ -463,7 +493,7 @@ const LedgerConfig& Ledger::config() const { return impl_->config; }
 Status Ledger::defer_checkpoints() {
     std::lock_guard lock(impl_->mu);
     std::lock_guard ck(impl_->checkpoint_mu);
-    if (impl_->checkpoint_db) return ok_status();
+    if (impl_->checkpoint_db || impl_->lite == nullptr) return ok_status();  // SQLite's WAL only
     sqlite3* raw = nullptr;
     const int rc = sqlite3_open_v2(impl_->path.c_str(), &raw,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -474,7 +504,7 @@ Status Ledger::defer_checkpoints() {
     // The commit hook SQLite's automatic checkpoint uses is replaced by one that only counts:
     // no commit checkpoints from now on.
     sqlite3_wal_hook(
-        impl_->db.get(),
+        impl_->lite->raw(),
         [](void* arg, sqlite3*, const char*, int pages) {
             static_cast<Impl*>(arg)->wal_pages.store(pages, std::memory_order_relaxed);
             return SQLITE_OK;
@@ -499,12 +529,13 @@ Status Ledger::checkpoint() {
 
 Status Ledger::checkpoint_now() {
     std::lock_guard lock(impl_->mu);
-    if (impl_->read_only) return ok_status();
+    if (impl_->read_only || impl_->lite == nullptr) return ok_status();
     int log = 0, copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(impl_->db.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE,
-                                             &log, &copied);
+    sqlite3* db = impl_->lite->raw();
+    const int rc =
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &copied);
     if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
-        return sql::sql_error(impl_->db.get(), "ledger: checkpoint of " + impl_->path.string(), rc);
+        return sql::sql_error(db, "ledger: checkpoint of " + impl_->path.string(), rc);
     return ok_status();
 }
 
@@ -579,12 +610,13 @@ Result<std::unique_ptr<Ledger::Impl>> connect_read_only(const std::filesystem::p
     auto impl = std::make_unique<Ledger::Impl>();
     impl->path = path;
     impl->read_only = true;
+    sql::DbPtr handle;
     auto try_open = [&](const char* query) -> int {
         sqlite3* raw = nullptr;
         const int rc =
             sqlite3_open_v2(file_uri(path, query).c_str(), &raw,
                             SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
-        impl->db.reset(raw);
+        handle.reset(raw);
         if (rc != SQLITE_OK) return rc;
         sqlite3_extended_result_codes(raw, 1);
         sqlite3_busy_timeout(raw, busy_timeout_ms);
@@ -596,14 +628,16 @@ Result<std::unique_ptr<Ledger::Impl>> connect_read_only(const std::filesystem::p
     if (rc != SQLITE_OK && !has_wal) rc = try_open("immutable=1");
     if (rc != SQLITE_OK) {
         auto e =
-            sql::sql_error(impl->db.get(), "ledger: opening " + path.string() + " read-only", rc);
+            sql::sql_error(handle.get(), "ledger: opening " + path.string() + " read-only", rc);
         if (has_wal && !dir_writable)
             e.message += " - it has a write-ahead log (" + wal.filename().string() +
                          ") that a read-only directory cannot be given an index for: copy "
                          "the ledger with its -wal file to writable storage and read the copy";
         return e;
     }
-    impl->stmts.emplace(impl->db.get());
+    auto conn = std::make_unique<sql::SqliteConnection>(std::move(handle));
+    impl->lite = conn.get();
+    impl->db = std::move(conn);
     return impl;
 }
 
@@ -617,7 +651,9 @@ Result<std::unique_ptr<Ledger::Impl>> connect_writable(const std::filesystem::pa
     const int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-    impl->db.reset(raw);
+    auto conn = std::make_unique<sql::SqliteConnection>(sql::DbPtr(raw));
+    impl->lite = conn.get();
+    impl->db = std::move(conn);
     if (rc != SQLITE_OK)
         return diagnose_disk(sql::sql_error(raw, "ledger: opening " + path.string(), rc), path);
     sqlite3_extended_result_codes(raw, 1);
@@ -635,16 +671,7 @@ Result<std::unique_ptr<Ledger::Impl>> connect_writable(const std::filesystem::pa
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     WP_RETURN_IF_ERROR(sql::exec(raw, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"));
-    impl->stmts.emplace(raw);
     return impl;
-}
-
-Result<bool> has_table(Ledger::Impl& impl, const char* name) {
-    WP_ASSIGN_OR_RETURN(
-        auto* s, impl.stmt("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1"));
-    sql::Query q(impl.db.get(), s);
-    q.bind(1, name);
-    return q.step();
 }
 
 namespace {
@@ -653,7 +680,7 @@ namespace {
 Result<LedgerConfig> read_job(Ledger::Impl& impl) {
     {
         WP_ASSIGN_OR_RETURN(auto* s, impl.stmt("SELECT version FROM schema_version"));
-        sql::Query q(impl.db.get(), s);
+        sql::Query q(s);
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (row && q.int_col(0) == chain::kLegacySchemaVersion)
             return make_error(
@@ -689,7 +716,7 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
     }
     WP_ASSIGN_OR_RETURN(auto* s,
                         impl.stmt("SELECT job_id, customer, product, quota FROM job WHERE id = 1"));
-    sql::Query q(impl.db.get(), s);
+    sql::Query q(s);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row)
         return make_error(ErrorCode::kIntegrityFailure,
@@ -703,12 +730,18 @@ Result<LedgerConfig> read_job(Ledger::Impl& impl) {
 }
 
 Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
-    WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), kSchema));
+    const sql::Dialect d = impl.db->dialect();
+    WP_RETURN_IF_ERROR(impl.db->exec(sql::ddl(d, kSchema)));
     WP_RETURN_IF_ERROR(
-        sql::exec(impl.db.get(), (std::string("CREATE TABLE records") + kRecordsColumns).c_str()));
-    WP_RETURN_IF_ERROR(sql::exec(impl.db.get(), ("INSERT INTO schema_version (version) VALUES (" +
-                                                 std::to_string(chain::kSchemaVersion) + ")")
-                                                    .c_str()));
+        impl.db->exec(sql::ddl(d, std::string("CREATE TABLE records") + kRecordsColumns)));
+    WP_RETURN_IF_ERROR(
+        impl.db->exec(d == sql::Dialect::kSqlite ? kAppendOnlySqlite : kAppendOnlyPostgres));
+    // A SQLite ledger gets its final_test table when final test first writes to it (a ledger
+    // without one is still version 5); a PostgreSQL one has it from the start.
+    if (d == sql::Dialect::kPostgres) WP_RETURN_IF_ERROR(create_final_table(impl));
+    WP_RETURN_IF_ERROR(impl.db->exec(("INSERT INTO schema_version (version) VALUES (" +
+                                      std::to_string(chain::kSchemaVersion) + ")")
+                                         .c_str()));
     WriteState ws;
     ws.now = chain::now_us();
     ws.quota = c.quota;
@@ -717,7 +750,7 @@ Status create_schema(Ledger::Impl& impl, const LedgerConfig& c) {
                             impl.stmt("INSERT INTO job (id, job_id, customer, product, quota, "
                                       "quota_used, created_us, head_seq, head_hash) VALUES (1, "
                                       "?1, ?2, ?3, ?4, 0, ?5, 0, ?6)"));
-        sql::Query q(impl.db.get(), s);
+        sql::Query q(s);
         q.bind(1, c.job_id)
             .bind(2, c.customer)
             .bind(3, c.product)
@@ -742,7 +775,7 @@ namespace {
 // The ledger's genesis (event 1) hash, its head and quota used, and the hash of event `seq`.
 Result<chain::Hash> event_hash(Ledger::Impl& impl, uint64_t seq) {
     WP_ASSIGN_OR_RETURN(auto* s, impl.stmt("SELECT hash FROM events WHERE seq = ?1"));
-    sql::Query q(impl.db.get(), s);
+    sql::Query q(s);
     q.bind(1, static_cast<int64_t>(seq));
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     chain::Hash h{};
@@ -810,7 +843,7 @@ Status check_token_anchor(Ledger::Impl& impl, HeadAnchor& token) {
 // being behind may be that process's commits, and open() checks once more.
 Status check_anchor(Ledger::Impl& impl, bool created,
                     const std::function<void(const std::string&)>& notice, bool& raced) {
-    const auto file = anchor::path_for(impl.path);
+    const auto& file = impl.anchor_file;
     auto contents = anchor::read(file);
     WP_ASSIGN_OR_RETURN(WriteState ws, impl.load_write_state());
     const anchor::Head db_head{ws.seq, ws.head, ws.used};
@@ -860,68 +893,111 @@ Status check_anchor(Ledger::Impl& impl, bool created,
 
 }  // namespace
 
-Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
-                                             const LedgerConfig& config) {
-    WP_RETURN_IF_ERROR(validate_config(config));
+namespace {
+
+// open(): a writable connection to the ledger at `location`, its anchor file named.
+Result<std::unique_ptr<Ledger::Impl>> connect_for_open(const std::string& location,
+                                                       const LedgerConfig& config) {
+    if (sql::is_postgres_location(location)) {
+        const std::string name = sql::describe_location(location);
+        if (config.anchor == AnchorMode::kFile && config.anchor_file.empty())
+            return make_error(ErrorCode::kInvalidArgument,
+                              "ledger " + name +
+                                  ": a PostgreSQL ledger keeps its anchor (the head log that "
+                                  "catches a restored or rolled-back database) in a file on "
+                                  "this host: name it (`anchor = FILE` in the job file)");
+        auto impl = std::make_unique<Ledger::Impl>();
+        impl->path = name;
+        WP_ASSIGN_OR_RETURN(impl->db, sql::connect_postgres(location, config.busy_timeout_ms));
+        impl->anchor_file = config.anchor_file;
+        return impl;
+    }
+    const std::filesystem::path path = sql::sqlite_path_of(location);
+    const std::filesystem::path anchor_file =
+        config.anchor_file.empty() ? anchor::path_for(path) : config.anchor_file;
     std::error_code ec;
     const bool existed = std::filesystem::file_size(path, ec) > 0 && !ec;
-    if (!existed && config.anchor == AnchorMode::kFile &&
-        std::filesystem::exists(anchor::path_for(path), ec))
+    if (!existed && config.anchor == AnchorMode::kFile && std::filesystem::exists(anchor_file, ec))
         return make_error(ErrorCode::kIntegrityFailure,
                           "ledger " + path.string() + " does not exist (or is empty) but its " +
-                              "anchor " + anchor::path_for(path).string() +
+                              "anchor " + anchor_file.string() +
                               " does: the ledger was deleted or moved. Put it back; starting a "
                               "new ledger here would issue the job's quota a second time");
     WP_ASSIGN_OR_RETURN(auto impl, connect_writable(path, true, config.busy_timeout_ms));
+    impl->anchor_file = anchor_file;
+    return impl;
+}
+
+// open(): an existing ledger's job binding must be the configuration's.
+Status check_binding(Ledger::Impl& impl, const LedgerConfig& config) {
+    WP_ASSIGN_OR_RETURN(auto stored, read_job(impl));
+    auto mismatch = [&](const char* what, const std::string& have,
+                        const std::string& want) -> Error {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "ledger " + impl.path.string() + " belongs to job '" + stored.job_id +
+                              "': its " + what + " is '" + have + "', not '" + want + "'");
+    };
+    if (stored.job_id != config.job_id) return mismatch("job id", stored.job_id, config.job_id);
+    if (stored.customer != config.customer)
+        return mismatch("customer", stored.customer, config.customer);
+    if (stored.product != config.product)
+        return mismatch("product", stored.product, config.product);
+    if (stored.quota != config.quota)
+        return mismatch("quota", std::to_string(stored.quota), std::to_string(config.quota));
+    return ok_status();
+}
+
+// open(): a damaged page makes SQLite return wrong rows (a UID index that misses a die gives it
+// a second identity): refuse to write to a file that fails SQLite's own check. quick_check sees
+// damaged pages; only integrity_check also compares every index with its table (a flipped byte
+// in the UID index), at a cost that grows with the ledger, so the long-running `serve` asks for
+// it and each `run` takes the quick one. (A PostgreSQL server checks its own pages.)
+Status check_sqlite_file(Ledger::Impl& impl, bool quick) {
+    WP_ASSIGN_OR_RETURN(const auto problems, integrity_problems(impl.lite->raw(), quick, 5));
+    if (problems.empty()) return ok_status();
+    std::string list;
+    for (const auto& p : problems) list += (list.empty() ? "" : "; ") + p;
+    return make_error(ErrorCode::kIntegrityFailure,
+                      "ledger " + impl.path.string() + " fails SQLite's " +
+                          (quick ? "quick_check" : "integrity_check") + " (" + list +
+                          "): the file is damaged. Restore the newest good copy, then "
+                          "`waferprov ledger verify` it");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& location,
+                                             const LedgerConfig& config) {
+    WP_RETURN_IF_ERROR(validate_config(config));
+    WP_ASSIGN_OR_RETURN(auto impl, connect_for_open(location.string(), config));
     bool created = false;
     {
-        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), true));
-        WP_ASSIGN_OR_RETURN(const bool exists, has_table(*impl, "job"));
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl->db, true));
+        WP_ASSIGN_OR_RETURN(const bool exists, impl->db->has_table("job"));
         if (!exists) {
-            WP_ASSIGN_OR_RETURN(const bool other, has_table(*impl, "schema_version"));
+            WP_ASSIGN_OR_RETURN(const bool other, impl->db->has_table("schema_version"));
             if (other)
                 return make_error(ErrorCode::kIntegrityFailure,
-                                  "ledger " + path.string() + ": incomplete schema");
+                                  "ledger " + impl->path.string() + ": incomplete schema");
+            std::error_code ec;
+            if (impl->lite == nullptr && config.anchor == AnchorMode::kFile &&
+                std::filesystem::exists(impl->anchor_file, ec))
+                return make_error(ErrorCode::kIntegrityFailure,
+                                  "ledger " + impl->path.string() +
+                                      " holds no ledger but its anchor " +
+                                      impl->anchor_file.string() +
+                                      " does exist: the database was dropped, emptied or is "
+                                      "another one. Restore it; starting a new ledger there "
+                                      "would issue the job's quota a second time");
             WP_RETURN_IF_ERROR(create_schema(*impl, config));
             created = true;
         } else {
-            WP_ASSIGN_OR_RETURN(auto stored, read_job(*impl));
-            auto mismatch = [&](const char* what, const std::string& have,
-                                const std::string& want) -> Error {
-                return make_error(ErrorCode::kInvalidArgument,
-                                  "ledger " + path.string() + " belongs to job '" + stored.job_id +
-                                      "': its " + what + " is '" + have + "', not '" + want + "'");
-            };
-            if (stored.job_id != config.job_id)
-                return mismatch("job id", stored.job_id, config.job_id);
-            if (stored.customer != config.customer)
-                return mismatch("customer", stored.customer, config.customer);
-            if (stored.product != config.product)
-                return mismatch("product", stored.product, config.product);
-            if (stored.quota != config.quota)
-                return mismatch("quota", std::to_string(stored.quota),
-                                std::to_string(config.quota));
+            WP_RETURN_IF_ERROR(check_binding(*impl, config));
         }
         WP_RETURN_IF_ERROR(txn.commit());
     }
-    if (!created) {
-        // A damaged page makes SQLite return wrong rows (a UID index that misses a die gives
-        // it a second identity): refuse to write to a file that fails SQLite's own check.
-        // quick_check sees damaged pages; only integrity_check also compares every index with
-        // its table (a flipped byte in the UID index), at a cost that grows with the ledger, so
-        // the long-running `serve` asks for it and each `run` takes the quick one.
-        const bool quick = !config.full_integrity_check;
-        WP_ASSIGN_OR_RETURN(const auto problems, integrity_problems(impl->db.get(), quick, 5));
-        if (!problems.empty()) {
-            std::string list;
-            for (const auto& p : problems) list += (list.empty() ? "" : "; ") + p;
-            return make_error(ErrorCode::kIntegrityFailure,
-                              "ledger " + path.string() + " fails SQLite's " +
-                                  (quick ? "quick_check" : "integrity_check") + " (" + list +
-                                  "): the file is damaged. Restore the newest good copy, then "
-                                  "`waferprov ledger verify` it");
-        }
-    }
+    if (!created && impl->lite != nullptr)
+        WP_RETURN_IF_ERROR(check_sqlite_file(*impl, !config.full_integrity_check));
     impl->config = config;
     if (config.anchor == AnchorMode::kFile) {
         auto notice = config.notice ? config.notice : [](const std::string& text) {
@@ -930,7 +1006,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
         std::lock_guard lock(impl->mu);
         for (int attempt = 0;; ++attempt) {
             bool raced = false;
-            WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+            WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl->db, false));
             const Status st = check_anchor(*impl, created, notice, raced);
             if (!st.ok() && raced && attempt == 0) continue;  // a fresh snapshot, anchor first
             WP_RETURN_IF_ERROR(st);
@@ -940,28 +1016,42 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& path,
     }
     if (config.token_anchor) {
         std::lock_guard lock(impl->mu);
-        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl->db, false));
         WP_RETURN_IF_ERROR(check_token_anchor(*impl, *config.token_anchor));
         WP_RETURN_IF_ERROR(txn.commit());
     }
     return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
 }
 
-Result<std::unique_ptr<Ledger>> Ledger::open_existing(const std::filesystem::path& path,
+Result<std::unique_ptr<Ledger>> Ledger::open_existing(const std::filesystem::path& location,
                                                       int busy_timeout_ms) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec))
-        return make_error(ErrorCode::kNotFound, "ledger " + path.string() + " does not exist");
-    if (std::filesystem::file_size(path, ec) == 0 && !ec)
-        return make_error(ErrorCode::kInvalidArgument,
-                          path.string() + " is empty: not a waferprov ledger");
-    WP_ASSIGN_OR_RETURN(auto impl, connect_read_only(path, busy_timeout_ms));
+    std::unique_ptr<Impl> impl;
+    if (sql::is_postgres_location(location.string())) {
+        impl = std::make_unique<Impl>();
+        impl->path = sql::describe_location(location.string());
+        impl->read_only = true;
+        WP_ASSIGN_OR_RETURN(impl->db, sql::connect_postgres(location.string(), busy_timeout_ms));
+        WP_RETURN_IF_ERROR(impl->db->exec("SET default_transaction_read_only = on"));
+    } else {
+        const std::filesystem::path path = sql::sqlite_path_of(location.string());
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec))
+            return make_error(ErrorCode::kNotFound, "ledger " + path.string() + " does not exist");
+        if (std::filesystem::file_size(path, ec) == 0 && !ec)
+            return make_error(ErrorCode::kInvalidArgument,
+                              path.string() + " is empty: not a waferprov ledger");
+        WP_ASSIGN_OR_RETURN(impl, connect_read_only(path, busy_timeout_ms));
+        impl->anchor_file = anchor::path_for(path);
+    }
     {
-        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl->db.get(), false));
-        WP_ASSIGN_OR_RETURN(const bool exists, has_table(*impl, "job"));
+        WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl->db, false));
+        WP_ASSIGN_OR_RETURN(const bool exists, impl->db->has_table("job"));
+        if (!exists && impl->lite == nullptr)  // a database without one: like a missing file
+            return make_error(ErrorCode::kNotFound,
+                              "ledger " + impl->path.string() + ": the database holds no ledger");
         if (!exists)
             return make_error(ErrorCode::kInvalidArgument,
-                              path.string() + " is not a waferprov ledger");
+                              impl->path.string() + " is not a waferprov ledger");
         WP_ASSIGN_OR_RETURN(impl->config, read_job(*impl));
         impl->config.busy_timeout_ms = busy_timeout_ms;
         WP_RETURN_IF_ERROR(txn.commit());
@@ -1153,7 +1243,7 @@ Result<std::vector<RecordResult>> Ledger::record_batch(std::span<const NewIdenti
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
     WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     std::vector<RecordResult> out;
     out.reserve(batch.size());
@@ -1236,12 +1326,12 @@ Result<std::optional<LedgerRecord>> Ledger::find_location(const DieLocation& loc
 
 Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
     std::lock_guard lock(impl_->mu);
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl_->db, false));
     std::map<wpid1::Uid, uint32_t> out;
     {
         WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT type, uid, payload FROM events WHERE "
                                                  "type IN ('RESULT', 'DELIVER') ORDER BY seq"));
-        sql::Query q(impl_->db.get(), s);
+        sql::Query q(s);
         std::set<wpid1::Uid> failed;  // dies whose last result was FAILED
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
@@ -1267,9 +1357,10 @@ Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
 Result<bool> Ledger::migrated() {
     std::lock_guard lock(impl_->mu);
     WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT 1 FROM events WHERE type = 'MIGRATE' AND "
-                                             "json_extract(payload, '$.from_format') = "
-                                             "'waferprov-ledger/2' LIMIT 1"));
-    sql::Query q(impl_->db.get(), s);
+                                             "payload LIKE "
+                                             "'%\"from_format\":\"waferprov-ledger/2\"%' "
+                                             "LIMIT 1"));
+    sql::Query q(s);
     return q.step();
 }
 
@@ -1282,7 +1373,7 @@ Result<std::vector<LedgerRecord>> Ledger::list_wafer(const std::string& lot, int
     std::lock_guard lock(impl_->mu);
     WP_ASSIGN_OR_RETURN(
         auto* s, impl_->stmt(WP_RECORD_SELECT("WHERE lot = ?1 AND wafer = ?2 ORDER BY y, x")));
-    sql::Query q(impl_->db.get(), s);
+    sql::Query q(s);
     q.bind(1, lot).bind(2, wafer);
     std::vector<LedgerRecord> out;
     for (;;) {
@@ -1296,10 +1387,10 @@ Result<std::vector<LedgerRecord>> Ledger::list_wafer(const std::string& lot, int
 
 Status Ledger::for_each(const std::function<Status(const LedgerRecord&)>& fn) {
     std::lock_guard lock(impl_->mu);
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl_->db, false));
     {
         WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt(WP_RECORD_SELECT_ORDERED));
-        sql::Query q(impl_->db.get(), s);
+        sql::Query q(s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -1313,7 +1404,7 @@ Status Ledger::for_each(const std::function<Status(const LedgerRecord&)>& fn) {
 Result<StateCounts> Ledger::counts() {
     std::lock_guard lock(impl_->mu);
     WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT state, count(*) FROM records GROUP BY state"));
-    sql::Query q(impl_->db.get(), s);
+    sql::Query q(s);
     StateCounts c;
     for (;;) {
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
@@ -1334,7 +1425,7 @@ Result<StateCounts> Ledger::counts() {
 Result<QuotaStatus> Ledger::quota() {
     std::lock_guard lock(impl_->mu);
     WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT quota, quota_used FROM job WHERE id = 1"));
-    sql::Query q(impl_->db.get(), s);
+    sql::Query q(s);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     if (!row) return make_error(ErrorCode::kIntegrityFailure, "ledger: the job row is missing");
     return QuotaStatus{static_cast<uint64_t>(q.int_col(0)), static_cast<uint64_t>(q.int_col(1))};
@@ -1348,7 +1439,7 @@ Result<uint64_t> Ledger::quota_left() {
 Result<ChainHead> Ledger::head() {
     std::lock_guard lock(impl_->mu);
     WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT head_seq, head_hash FROM job WHERE id = 1"));
-    sql::Query q(impl_->db.get(), s);
+    sql::Query q(s);
     WP_ASSIGN_OR_RETURN(const bool row, q.step());
     ChainHead h;
     if (!row || !copy_fixed(q.blob_col(1), h.hash))
@@ -1538,7 +1629,7 @@ Result<TransitionResult> Ledger::void_identity(const wpid1::Uid& uid, const std:
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
     WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
     if (!rec)
@@ -1575,7 +1666,7 @@ struct LedgerVerification {
 
     Status check_schema() {
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row || q.int_col(0) != chain::kSchemaVersion) rp.problem("schema version altered");
         return ok_status();
@@ -1586,7 +1677,7 @@ struct LedgerVerification {
     Status replay_events() {
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
                                             "events ORDER BY seq"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -1619,7 +1710,7 @@ struct LedgerVerification {
     Status compare_records() {
         std::map<wpid1::Uid, bool> seen;
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -1674,7 +1765,7 @@ struct LedgerVerification {
     Status check_job_row() {
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT job_id, customer, product, quota, quota_used, "
                                             "head_seq, head_hash FROM job WHERE id = 1"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row) {
             rp.problem("the job row is missing");
@@ -1706,7 +1797,11 @@ struct LedgerVerification {
     void compare_anchor(const std::filesystem::path& anchor_file,
                         const Result<anchor::Contents>& anchored, const ChainHead& head) {
         const std::string ledger_head = "the ledger's head is " + describe_head(head);
-        if (!anchored.ok() && anchored.error().code == ErrorCode::kNotFound) {
+        if (anchor_file.empty()) {
+            rep.notes.push_back(
+                "no anchor file was named for this ledger: its head was not "
+                "compared with one");
+        } else if (!anchored.ok() && anchored.error().code == ErrorCode::kNotFound) {
             rep.notes.push_back("no anchor " + anchor_file.string() +
                                 " beside the ledger: its head was not compared with one");
         } else if (!anchored.ok()) {
@@ -1785,16 +1880,18 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
     Impl& m = *impl_;
     // Read before the snapshot: a writer appends its anchor line after its commit, so an anchor
     // read first is never ahead of the snapshot taken next.
-    const auto anchor_file = anchor::path_for(m.path);
-    const auto anchored = anchor::read(anchor_file);
+    const auto anchor_file = options.anchor_file.empty() ? m.anchor_file : options.anchor_file;
+    const auto anchored = anchor_file.empty()
+                              ? Result<anchor::Contents>(make_error(ErrorCode::kNotFound, "none"))
+                              : anchor::read(anchor_file);
     std::optional<AnchoredHead> token_head;
     if (options.token_anchor) {
         WP_ASSIGN_OR_RETURN(token_head, options.token_anchor->read());
     }
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), false));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, false));
     LedgerVerification v{m, {}, {}, {}, {}};
-    {
-        WP_ASSIGN_OR_RETURN(const auto found, integrity_problems(m.db.get(), options.quick));
+    if (m.lite != nullptr) {  // a PostgreSQL server checks its own pages
+        WP_ASSIGN_OR_RETURN(const auto found, integrity_problems(m.lite->raw(), options.quick));
         for (const auto& p : found)
             v.rp.problem(std::string("SQLite ") +
                          (options.quick ? "quick_check" : "integrity_check") + ": " + p);
@@ -1830,12 +1927,12 @@ Result<VerifyReport> Ledger::verify(const VerifyOptions& options) {
 
 Result<Ledger::DeliveryTally> Ledger::delivery_tally() {
     std::lock_guard lock(impl_->mu);
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(impl_->db.get(), false));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*impl_->db, false));
     DeliveryTally out;
     {
         WP_ASSIGN_OR_RETURN(auto* s,
                             impl_->stmt("SELECT payload FROM events WHERE type = 'DELIVER'"));
-        sql::Query q(impl_->db.get(), s);
+        sql::Query q(s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -1845,7 +1942,7 @@ Result<Ledger::DeliveryTally> Ledger::delivery_tally() {
     {
         WP_ASSIGN_OR_RETURN(auto* s,
                             impl_->stmt("SELECT payload FROM events WHERE type = 'ALARM'"));
-        sql::Query q(impl_->db.get(), s);
+        sql::Query q(s);
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -1870,7 +1967,7 @@ Status Ledger::alarm_delivery_cap(const wpid1::Uid& uid, const std::string& test
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
     WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, true));
     WP_ASSIGN_OR_RETURN(auto rec, m.by_uid(uid));
     if (!rec)
         return make_error(ErrorCode::kNotFound, "UID " + to_hex(uid) + " is not in the ledger");
@@ -1896,7 +1993,7 @@ Status Ledger::alarm_backend_refused(const DieLocation& loc, const wpid1::Uid& u
     std::lock_guard lock(impl_->mu);
     Impl& m = *impl_;
     WP_RETURN_IF_ERROR(m.writable());
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, true));
     WP_ASSIGN_OR_RETURN(WriteState ws, m.load_write_state());
     const json where = chain::location_json(uid, loc, ByteSpan{});
     WP_RETURN_IF_ERROR(m.append_event(ws,

@@ -9,13 +9,14 @@
 #include "chain.hpp"
 #include "group_commit.hpp"
 #include "sqlite.hpp"
+#include "store.hpp"
 #include "waferprov/host/ledger.hpp"
 
 namespace waferprov::host {
 
-// A transaction on the connection: BEGIN IMMEDIATE for writes (takes the write lock up front, so
-// reads inside see the latest commit and no other process can interleave), BEGIN (a snapshot)
-// for reads. Rolled back unless committed.
+// A transaction on the connection (Connection::begin): a write transaction holds the ledger's
+// write lock from its start, so reads inside see the latest commit and no other process or host
+// can interleave; a read transaction is a snapshot. Rolled back unless committed.
 class Txn {
 public:
     Txn(const Txn&) = delete;
@@ -23,21 +24,21 @@ public:
     Txn(Txn&& o) noexcept : db_(o.db_), active_(o.active_) { o.active_ = false; }
     Txn& operator=(Txn&&) = delete;
     ~Txn() {
-        if (active_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        if (active_) db_->rollback();
     }
-    static Result<Txn> begin(sqlite3* db, bool write) {
-        WP_RETURN_IF_ERROR(sql::exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN"));
-        return Txn(db);
+    static Result<Txn> begin(sql::Connection& db, bool write) {
+        WP_RETURN_IF_ERROR(db.begin(write));
+        return Txn(&db);
     }
     Status commit() {
-        WP_RETURN_IF_ERROR(sql::exec(db_, "COMMIT"));
+        WP_RETURN_IF_ERROR(db_->commit());  // a failed COMMIT is still rolled back
         active_ = false;
         return ok_status();
     }
 
 private:
-    explicit Txn(sqlite3* db) : db_(db), active_(true) {}
-    sqlite3* db_;
+    explicit Txn(sql::Connection* db) : db_(db), active_(true) {}
+    sql::Connection* db_;
     bool active_;
 };
 
@@ -54,10 +55,14 @@ struct WriteState {
 
 struct Ledger::Impl {
     std::mutex mu;
+    // The ledger as messages name it: the SQLite file's path, or the PostgreSQL URI without its
+    // password; the anchor file (AnchorMode::kFile) beside a SQLite file or where the
+    // configuration puts it (LedgerConfig::anchor_file, the only place for PostgreSQL).
     std::filesystem::path path;
+    std::filesystem::path anchor_file;
     LedgerConfig config;
-    sql::DbPtr db;
-    std::optional<sql::StatementCache> stmts;
+    std::unique_ptr<sql::Connection> db;
+    sql::SqliteConnection* lite = nullptr;  // db, when it is SQLite (checkpoints, checks)
     // defer_checkpoints(): a second connection that copies the WAL into the database off the
     // writers' path (its own mutex, so a checkpoint never holds up a transaction on `db`).
     std::mutex checkpoint_mu;
@@ -73,7 +78,7 @@ struct Ledger::Impl {
     // deliver / mark_results from several threads share transactions (group_commit.hpp).
     GroupCommitter group{*this};
 
-    Result<sqlite3_stmt*> stmt(const char* text) { return stmts->get(text); }
+    Result<sql::Statement*> stmt(const char* text) { return db->prepare(text); }
 
     // Record rows.
     Result<std::optional<LedgerRecord>> select_record(const char* where_sql,
@@ -127,7 +132,10 @@ struct Ledger::Impl {
     // Stores the write state, commits, then advances the anchor (after the commit, so that a
     // crash between the two leaves the anchor behind the ledger, which open() accepts, never
     // ahead of it).
+    // PostgreSQL: a COMMIT whose answer was lost with the connection is settled by reading the
+    // chain again (commit() calls it): whether the event at ws.seq is ws's.
     Status commit(Txn& txn, const WriteState& ws, uint64_t requests = 1);
+    Result<bool> committed_after_loss(const WriteState& ws);
 };
 
 // verify(): the final_test table (final_test.cpp) must hold exactly the rows the chain's
@@ -139,17 +147,18 @@ Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp);
     "SELECT uid, lot, wafer, x, y, serial, public_key, wrapped_key, certificate, state, "  \
     "issued_us, delivered_us, result_us, updated_us, tester, bin, reissues, void_reason, " \
     "substrate, site FROM records " where
-// Records by location: within a lot the packaged parts (NULL wafer position, which SQLite
-// sorts first) by UID, then the wafers' dies.
-#define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer, y, x, uid")
+// Records by location: within a lot the packaged parts (NULL wafer position) by UID, then the
+// wafers' dies.
+#define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer NULLS FIRST, y, x, uid")
 Result<LedgerRecord> row_to_record(const sql::Query& q);
-// ledger.cpp: a connection for writing (WAL, full sync; `create`: the file may be new); whether
-// the database has the table `name`; the records table's columns and constraints (the schema
-// and the migration to version 5 declare it from this one text).
+// ledger.cpp: a connection to a SQLite file for writing (WAL, full sync; `create`: the file may
+// be new); the records table's columns and constraints, in the words ddl() translates (the
+// schema and the migration to version 5 declare it from this one text).
 Result<std::unique_ptr<Ledger::Impl>> connect_writable(const std::filesystem::path& path,
                                                        bool create, int busy_timeout_ms);
-Result<bool> has_table(Ledger::Impl& impl, const char* name);
 extern const char* const kRecordsColumns;
+// The final_test table, created in the ledger's dialect (final_test.cpp).
+Status create_final_table(Ledger::Impl& m);
 // kInvalidArgument unless `l` is a final-test location the ledger can record (final_test.cpp).
 Status valid_final_location(const FinalLocation& l);
 

@@ -13,16 +13,22 @@ using nlohmann::json;
 
 // ---- migrate --------------------------------------------------------------------------------
 
-Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
+Result<MigrateReport> Ledger::migrate(const std::filesystem::path& location,
                                       const std::vector<WaferSubstrate>& wafers,
                                       int busy_timeout_ms) {
+    if (sql::is_postgres_location(location.string()))
+        return make_error(ErrorCode::kInvalidArgument,
+                          "ledger " + sql::describe_location(location.string()) +
+                              ": a PostgreSQL ledger starts at schema version " +
+                              std::to_string(chain::kSchemaVersion) + ": nothing to migrate");
+    const std::filesystem::path path = sql::sqlite_path_of(location.string());
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec))
         return make_error(ErrorCode::kNotFound, "ledger " + path.string() + " does not exist");
     WP_ASSIGN_OR_RETURN(auto impl, connect_writable(path, false, busy_timeout_ms));
     Ledger::Impl& m = *impl;
-    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(m.db.get(), true));
-    WP_ASSIGN_OR_RETURN(const bool exists, has_table(m, "job"));
+    WP_ASSIGN_OR_RETURN(auto txn, Txn::begin(*m.db, true));
+    WP_ASSIGN_OR_RETURN(const bool exists, m.db->has_table("job"));
     if (!exists)
         return make_error(ErrorCode::kInvalidArgument,
                           path.string() + " is not a waferprov ledger");
@@ -32,7 +38,7 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
         // Read and reset before any migration step: SQLite cannot drop a table (the version-5
         // rebuild) while a statement is still stepping.
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT version FROM schema_version"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         WP_ASSIGN_OR_RETURN(has_version, q.step());
         version = has_version ? q.int_col(0) : -1;
     }
@@ -90,7 +96,7 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
     {
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT lot, wafer, count(*) FROM records GROUP BY "
                                             "lot, wafer ORDER BY lot, wafer"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         std::string missing;
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
@@ -111,19 +117,19 @@ Result<MigrateReport> Ledger::migrate(const std::filesystem::path& path,
                               "ledger " + path.string() + ": no map was given for " + missing +
                                   " (give each wafer's map with --map): nothing was changed");
     }
-    WP_RETURN_IF_ERROR(sql::exec(m.db.get(),
-                                 "ALTER TABLE records ADD COLUMN substrate TEXT NOT NULL "
-                                 "DEFAULT '';"
-                                 "ALTER TABLE records ADD COLUMN site INTEGER NOT NULL "
-                                 "DEFAULT -1;"
-                                 "CREATE TABLE wafers (lot TEXT NOT NULL, wafer INTEGER NOT NULL, "
-                                 "substrate TEXT NOT NULL, PRIMARY KEY (lot, wafer));"
-                                 "CREATE UNIQUE INDEX wafers_substrate ON wafers (substrate) "
-                                 "WHERE substrate != '';"));
+    WP_RETURN_IF_ERROR(
+        m.db->exec("ALTER TABLE records ADD COLUMN substrate TEXT NOT NULL "
+                   "DEFAULT '';"
+                   "ALTER TABLE records ADD COLUMN site INTEGER NOT NULL "
+                   "DEFAULT -1;"
+                   "CREATE TABLE wafers (lot TEXT NOT NULL, wafer INTEGER NOT NULL, "
+                   "substrate TEXT NOT NULL, PRIMARY KEY (lot, wafer));"
+                   "CREATE UNIQUE INDEX wafers_substrate ON wafers (substrate) "
+                   "WHERE substrate != '';"));
     for (const auto& w : report.wafers) {
         WP_ASSIGN_OR_RETURN(
             auto* s, m.stmt("UPDATE records SET substrate = ?3 WHERE lot = ?1 AND wafer = ?2"));
-        sql::Query q(m.db.get(), s);
+        sql::Query q(s);
         q.bind(1, w.lot).bind(2, w.wafer).bind(3, w.substrate);
         WP_RETURN_IF_ERROR(q.run());
         WP_RETURN_IF_ERROR(m.bind_wafer(DieLocation{w.lot, w.wafer, 0, 0, w.substrate}));
@@ -153,9 +159,9 @@ Status Ledger::Impl::migrate_3_to_4(MigrateReport& report) {
         json{{"from_format", chain::kPerDieDeliverFormat}, {"to_format", chain::kWaferOnlyFormat}},
         "MIGRATE", std::nullopt));
     WP_RETURN_IF_ERROR(store_write_state(ws));
-    WP_RETURN_IF_ERROR(sql::exec(db.get(), ("UPDATE schema_version SET version = " +
-                                            std::to_string(chain::kWaferOnlySchemaVersion))
-                                               .c_str()));
+    WP_RETURN_IF_ERROR(db->exec(
+        ("UPDATE schema_version SET version = " + std::to_string(chain::kWaferOnlySchemaVersion))
+            .c_str()));
     report.to_version = chain::kWaferOnlySchemaVersion;
     return ok_status();
 }
@@ -178,17 +184,16 @@ Status Ledger::Impl::migrate_4_to_5(MigrateReport& report) {
     // ids (so the export, verify and every record keep their order), and a final_test table, if
     // final test ever ran, is rebuilt to allow PROVISIONED rows. The events are not touched;
     // the MIGRATE event marks where packaged parts may start.
-    WP_RETURN_IF_ERROR(sql::exec(
-        db.get(),
-        (std::string("CREATE TABLE records_v5") + kRecordsColumns + kRecordsCopy).c_str()));
+    WP_RETURN_IF_ERROR(db->exec(
+        sql::ddl(sql::Dialect::kSqlite, std::string("CREATE TABLE records_v5") + kRecordsColumns) +
+        kRecordsCopy));
     WP_RETURN_IF_ERROR(rebuild_final_table());
     WP_ASSIGN_OR_RETURN(WriteState ws, load_write_state());
     WP_RETURN_IF_ERROR(append_event(
         ws, json{{"from_format", chain::kWaferOnlyFormat}, {"to_format", chain::kLedgerFormat}},
         "MIGRATE", std::nullopt));
     WP_RETURN_IF_ERROR(store_write_state(ws));
-    WP_RETURN_IF_ERROR(sql::exec(
-        db.get(),
+    WP_RETURN_IF_ERROR(db->exec(
         ("UPDATE schema_version SET version = " + std::to_string(chain::kSchemaVersion)).c_str()));
     report.to_version = chain::kSchemaVersion;
     return ok_status();

@@ -1,4 +1,4 @@
-// A thin RAII layer over the SQLite C API for the ledger (internal header).
+// The SQLite store (store.hpp): a thin RAII layer over the SQLite C API (internal header).
 #pragma once
 
 #include <sqlite3.h>
@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "store.hpp"
 #include "waferprov/bytes.hpp"
 #include "waferprov/result.hpp"
 
@@ -44,110 +45,110 @@ inline Status exec(sqlite3* db, const char* sql) {
     return ok_status();
 }
 
-// A prepared statement in use: binds, steps, reads columns, and resets itself (releasing any
-// read snapshot it holds) when it goes out of scope.
-class Query {
+// A prepared SQLite statement.
+class SqliteStatement final : public Statement {
 public:
-    Query(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
-    Query(const Query&) = delete;
-    Query& operator=(const Query&) = delete;
-    ~Query() {
-        sqlite3_reset(s_);
-        sqlite3_clear_bindings(s_);
-    }
+    SqliteStatement(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
 
-    Query& bind(int i, int64_t v) {
-        note(sqlite3_bind_int64(s_, i, v));
-        return *this;
+    void bind_int(int i, int64_t v) override { note(sqlite3_bind_int64(s_.get(), i, v)); }
+    void bind_text(int i, std::string_view v) override {
+        note(
+            sqlite3_bind_text(s_.get(), i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     }
-    Query& bind(int i, std::string_view v) {
-        note(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-        return *this;
-    }
-    Query& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
-    Query& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
-    Query& bind_null(int i) {
-        note(sqlite3_bind_null(s_, i));
-        return *this;
-    }
-    Query& bind_blob(int i, ByteSpan v) {
+    void bind_blob(int i, ByteSpan v) override {
         // A zero-length blob must still be a blob, not NULL.
         static const uint8_t empty = 0;
-        note(sqlite3_bind_blob(s_, i, v.empty() ? &empty : v.data(), static_cast<int>(v.size()),
-                               SQLITE_TRANSIENT));
-        return *this;
+        note(sqlite3_bind_blob(s_.get(), i, v.empty() ? &empty : v.data(),
+                               static_cast<int>(v.size()), SQLITE_TRANSIENT));
     }
+    void bind_null(int i) override { note(sqlite3_bind_null(s_.get(), i)); }
 
-    // true: a row is available; false: done.
-    Result<bool> step() {
+    Result<bool> step() override {
         if (bind_rc_ != SQLITE_OK) return sql_error(db_, "binding", bind_rc_);
-        const int rc = sqlite3_step(s_);
+        const int rc = sqlite3_step(s_.get());
         if (rc == SQLITE_ROW) return true;
         if (rc == SQLITE_DONE) return false;
-        return sql_error(db_, std::string("executing ") + sqlite3_sql(s_), rc);
-    }
-    Status run() {
-        auto r = step();
-        if (!r.ok()) return r.error();
-        return ok_status();
+        return sql_error(db_, std::string("executing ") + sqlite3_sql(s_.get()), rc);
     }
 
-    int64_t int_col(int i) const { return sqlite3_column_int64(s_, i); }
-    bool is_null(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
-    std::string text_col(int i) const {
-        const auto* p = sqlite3_column_text(s_, i);
-        const int n = sqlite3_column_bytes(s_, i);
+    int64_t int_col(int i) const override { return sqlite3_column_int64(s_.get(), i); }
+    bool is_null(int i) const override { return sqlite3_column_type(s_.get(), i) == SQLITE_NULL; }
+    std::string text_col(int i) const override {
+        const auto* p = sqlite3_column_text(s_.get(), i);
+        const int n = sqlite3_column_bytes(s_.get(), i);
         return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
     }
-    Bytes blob_col(int i) const {
-        const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s_, i));
-        const int n = sqlite3_column_bytes(s_, i);
+    Bytes blob_col(int i) const override {
+        const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s_.get(), i));
+        const int n = sqlite3_column_bytes(s_.get(), i);
         return p == nullptr ? Bytes() : Bytes(p, p + n);
     }
+    void reset() noexcept override {
+        sqlite3_reset(s_.get());
+        sqlite3_clear_bindings(s_.get());
+        bind_rc_ = SQLITE_OK;
+    }
+    const char* text() const { return sqlite3_sql(s_.get()); }
 
 private:
     void note(int rc) {
         if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
     }
     sqlite3* db_;
-    sqlite3_stmt* s_;
+    StmtPtr s_;
     int bind_rc_ = SQLITE_OK;
 };
 
-// Prepared statements cached by their SQL text, owned with the connection.
-class StatementCache {
+// A SQLite database file. Its statements are cached by their SQL text and finalized before the
+// connection closes. raw() is for what only SQLite has (checkpoints, integrity_check).
+class SqliteConnection final : public Connection {
 public:
-    explicit StatementCache(sqlite3* db) : db_(db) {}
-    Result<sqlite3_stmt*> get(const char* sql) {
+    explicit SqliteConnection(DbPtr db) : db_(std::move(db)) {}
+    ~SqliteConnection() override {
+        by_ptr_.clear();
+        cache_.clear();  // statements before the connection
+    }
+    sqlite3* raw() const { return db_.get(); }
+
+    using Connection::exec;
+    Dialect dialect() const noexcept override { return Dialect::kSqlite; }
+
+    Result<Statement*> prepare(const char* sql) override {
         // Fast path: the callers pass string literals, so the pointer usually identifies the
         // statement; the text is compared to be sure (no hashing or allocation per call).
         auto hit = by_ptr_.find(sql);
-        if (hit != by_ptr_.end() && std::strcmp(sqlite3_sql(hit->second), sql) == 0)
-            return hit->second;
-        auto s = get_by_text(sql);
-        if (!s.ok()) return s;
-        by_ptr_[sql] = *s;
-        return s;
+        if (hit != by_ptr_.end() && std::strcmp(hit->second->text(), sql) == 0)
+            return static_cast<Statement*>(hit->second);
+        auto it = cache_.find(sql);
+        if (it == cache_.end()) {
+            sqlite3_stmt* s = nullptr;
+            const int rc =
+                sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+            if (rc != SQLITE_OK) return sql_error(db_.get(), std::string("preparing ") + sql, rc);
+            it = cache_.emplace(sql, std::make_unique<SqliteStatement>(db_.get(), s)).first;
+        }
+        by_ptr_[sql] = it->second.get();
+        return static_cast<Statement*>(it->second.get());
     }
-    void clear() {
-        by_ptr_.clear();
-        cache_.clear();
+    Status exec(const char* sql) override { return sql::exec(db_.get(), sql); }
+    int64_t changes() const override { return sqlite3_changes64(db_.get()); }
+    Status begin(bool write) override { return exec(write ? "BEGIN IMMEDIATE" : "BEGIN"); }
+    Status commit() override { return exec("COMMIT"); }
+    void rollback() noexcept override {
+        sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    Result<bool> has_table(const char* name) override {
+        WP_ASSIGN_OR_RETURN(auto* s, prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                             "name = ?1"));
+        Query q(s);
+        q.bind(1, name);
+        return q.step();
     }
 
 private:
-    Result<sqlite3_stmt*> get_by_text(const char* sql) {
-        auto it = cache_.find(sql);
-        if (it != cache_.end()) return it->second.get();
-        sqlite3_stmt* s = nullptr;
-        const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
-        if (rc != SQLITE_OK) return sql_error(db_, std::string("preparing ") + sql, rc);
-        cache_.emplace(sql, StmtPtr(s));
-        return s;
-    }
-
-    sqlite3* db_;
-    std::unordered_map<const char*, sqlite3_stmt*> by_ptr_;
-    std::unordered_map<std::string, StmtPtr> cache_;
+    DbPtr db_;
+    std::unordered_map<const char*, SqliteStatement*> by_ptr_;
+    std::unordered_map<std::string, std::unique_ptr<SqliteStatement>> cache_;
 };
 
 }  // namespace waferprov::host::sql

@@ -40,7 +40,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 class LedgerExport : public ::testing::Test {
 protected:
     void SetUp() override {
-        auto l = Ledger::open(dir_ / "l.db", test_config(6));
+        auto l = open_ledger(dir_ / "l.db", test_config(6));
         ASSERT_TRUE(l.ok());
         ledger_ = std::move(*l);
         std::vector<NewIdentity> batch;
@@ -222,7 +222,7 @@ TEST_F(LedgerExport, ARecordWhoseCertificateDoesNotMatchIsReported) {
     // A ledger whose stored certificate was made for another key: the export verifies the
     // chain (the ledger recorded what it was given) but the certificate check names the die.
     TempDir d;
-    auto l = Ledger::open(d / "l.db", test_config(5));
+    auto l = open_ledger(d / "l.db", test_config(5));
     ASSERT_TRUE(l.ok());
     NewIdentity a = real_identity(ca_, 1, {"L", 1, 0, 0, "L-1"});
     NewIdentity b = real_identity(ca_, 2, {"L", 1, 1, 0, "L-1"});
@@ -243,7 +243,7 @@ TEST_F(LedgerExport, ATamperedLedgerIsNotExported) {
     ASSERT_EQ(sqlite_edit(dir_ / "l.db",
                           "UPDATE records SET state = 'PROGRAMMED' WHERE state = 'ISSUED'"),
               SQLITE_OK);
-    auto l = Ledger::open_existing(dir_ / "l.db");
+    auto l = open_existing_ledger(dir_ / "l.db");
     ASSERT_TRUE(l.ok());
     auto st = (*l)->export_to(export_dir(), ca_);
     ASSERT_FALSE(st.ok());

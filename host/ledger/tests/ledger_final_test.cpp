@@ -23,7 +23,7 @@ FinalLocation no_carrier(int site) { return FinalLocation{"LOT1", "HDL-3", site,
 
 // A ledger holding dies 0..5 of LOT1 wafer 1: 0..3 PROGRAMMED, 4 FAILED at sort, 5 VOID.
 std::unique_ptr<Ledger> sorted_ledger(const fs::path& p) {
-    auto l = Ledger::open(p, test_config(10));
+    auto l = open_ledger(p, test_config(10));
     EXPECT_TRUE(l.ok());
     if (!l.ok()) return nullptr;
     std::vector<NewIdentity> batch;
@@ -163,12 +163,12 @@ TEST(LedgerFinalTest, TheFinalStateSurvivesAReopen) {
         const FinalChallenge ch{uid_of(0), strip_pos(1, 0, 3), nonce_of(0x11)};
         ASSERT_TRUE(l->open_challenges(std::span(&ch, 1), 9, "T9").ok());
     }
-    auto l = Ledger::open(dir / "l.db", test_config(10));
+    auto l = open_ledger(dir / "l.db", test_config(10));
     ASSERT_TRUE(l.ok()) << l.error().describe();
     auto fin = (*l)->find_final(uid_of(0));
     ASSERT_TRUE(fin.ok() && fin->has_value());
     EXPECT_TRUE((*fin)->open);
-    auto ro = Ledger::open_existing(dir / "l.db");
+    auto ro = open_existing_ledger(dir / "l.db");
     ASSERT_TRUE(ro.ok());
     EXPECT_EQ((*ro)->list_final()->size(), 1u);
     expect_chain_verifies(**ro);
@@ -188,7 +188,7 @@ TEST(LedgerFinalTest, AnEditedVerdictIsCaughtByVerify) {
     }
     // Edited with SQLite itself, not through the ledger.
     ASSERT_EQ(sqlite_edit(dir / "l.db", "UPDATE final_test SET state = 'VERIFIED'"), SQLITE_OK);
-    auto ro = Ledger::open_existing(dir / "l.db");
+    auto ro = open_existing_ledger(dir / "l.db");
     ASSERT_TRUE(ro.ok());
     auto v = (*ro)->verify();
     ASSERT_TRUE(v.ok());
@@ -273,7 +273,7 @@ TEST(LedgerFinalTest, APartProvisionedAtFinalTestHasNoWaferPositionAndCountsAgai
     // A reopen reads it back the same (the export, with real certificates, is checked in
     // ServiceTest.FinalTestProvisionsPartsSortNeverSawUnderTheTesterPolicy).
     l.reset();
-    auto ro = Ledger::open_existing(dir / "l.db");
+    auto ro = open_existing_ledger(dir / "l.db");
     ASSERT_TRUE(ro.ok());
     EXPECT_TRUE((*ro)->find_uid(uid)->value().loc.packaged);
     expect_chain_verifies(**ro);
@@ -323,7 +323,7 @@ TEST(LedgerFinalTest, AnEditedPackagedRecordIsCaughtByVerify) {
     ASSERT_EQ(
         sqlite_edit(dir / "l.db", "UPDATE records SET wafer = 9, x = 9, y = 9 WHERE wafer IS NULL"),
         SQLITE_OK);
-    auto ro = Ledger::open_existing(dir / "l.db");
+    auto ro = open_existing_ledger(dir / "l.db");
     ASSERT_TRUE(ro.ok());
     auto v = (*ro)->verify();
     ASSERT_TRUE(v.ok());

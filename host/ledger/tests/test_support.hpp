@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "store_support.hpp"
 #include "waferprov/host/ledger.hpp"
 #include "waferprov/ossl.hpp"
 #include "waferprov/testing/temp_dir.hpp"
@@ -156,14 +157,10 @@ inline Bytes serial_of(uint64_t n, uint8_t tag = 0x11) {
 
 // A storage-only identity: fake key bytes and a fake certificate blob (the ledger does not
 // parse certificates; verify_export does, so use real_identity for exports).
-// Runs `sql` on the ledger file with SQLite itself, behind the ledger's back (a tampering
-// test's edit); SQLite's result code (SQLITE_OK, or the constraint that refused it).
+// Runs `sql` on the ledger behind the ledger's back (a tampering test's edit), with the store's
+// own tool (store_support.hpp); SQLITE_OK, or the code of what refused it.
 inline int sqlite_edit(const std::filesystem::path& ledger, const char* sql) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open(ledger.c_str(), &db);
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-    sqlite3_close(db);
-    return rc;
+    return raw_sql(ledger, sql);
 }
 
 inline NewIdentity fake_identity(uint64_t n, const std::string& lot = "LOT1", int wafer = 1,
@@ -202,6 +199,12 @@ inline std::string join(const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += x + "\n";
     return s;
+}
+
+inline bool any_contains(const std::vector<std::string>& v, const std::string& needle) {
+    for (const auto& s : v)
+        if (s.find(needle) != std::string::npos) return true;
+    return false;
 }
 
 inline void write_text(const fs::path& p, const std::string& text) {

@@ -45,4 +45,13 @@ Result<DieState> die_state_from_string(std::string_view s) {
     return make_error(ErrorCode::kInvalidArgument, "unknown die state '" + std::string(s) + "'");
 }
 
+bool is_postgres_location(std::string_view location) {
+    return location.substr(0, 13) == "postgresql://" || location.substr(0, 11) == "postgres://";
+}
+
+std::string sqlite_path_of(std::string_view location) {
+    if (location.substr(0, 7) == "sqlite:") location.remove_prefix(7);
+    return std::string(location);
+}
+
 }  // namespace waferprov::host

@@ -74,6 +74,9 @@ struct LedgerConfig {
     // How long a write waits for another process holding the ledger's write lock.
     int busy_timeout_ms = 30000;
     AnchorMode anchor = AnchorMode::kFile;
+    // The head log's file (AnchorMode::kFile): empty = `<ledger>.anchor` beside a SQLite file.
+    // A PostgreSQL ledger has no file to sit beside: each host names its own (docs/ledger.md).
+    std::filesystem::path anchor_file{};
     // Besides the head log: an anchor the file's operator cannot roll back (null: none).
     std::shared_ptr<HeadAnchor> token_anchor{};
     // Open checks an existing file with SQLite's integrity_check (every index against its
@@ -208,6 +211,9 @@ struct VerifyOptions {
     // The job's token anchor (a PKCS#11 job, `ledger verify --job`): the chain must contain the
     // head it holds, with at least its quota used. Only read, never advanced.
     std::shared_ptr<HeadAnchor> token_anchor{};
+    // The head log to compare with: empty = the one open_existing() knows (beside a SQLite
+    // file; none for PostgreSQL, whose hosts each keep their own).
+    std::filesystem::path anchor_file{};
 };
 
 // "SEQ:HASH" (decimal seq, 64 hex digits), the form `ledger verify --head` takes and messages
@@ -311,6 +317,10 @@ struct FinalTransition {
 
 class Ledger {
 public:
+    // `path` names the ledger's store (docs/ledger.md "Stores"): a SQLite file, as a path or
+    // "sqlite:PATH", or a PostgreSQL database, "postgresql://..." (libpq's URI), which several
+    // hosts may share; every host then takes the same write lock for each transaction.
+    //
     // Creates the ledger at `path` (binding it to config's job, customer, product and quota) or
     // opens an existing one, which must belong to the same job with the same customer, product
     // and quota (else kInvalidArgument naming the mismatch). This is the open for writing

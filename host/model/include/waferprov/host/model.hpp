@@ -51,6 +51,12 @@ enum class DieState { kIssued, kDelivered, kProgrammed, kFailed, kVoid };
 const char* to_string(DieState s) noexcept;                  // "ISSUED", ...
 Result<DieState> die_state_from_string(std::string_view s);  // inverse; error names the text
 
+// Where a job's ledger is, naming its store (docs/ledger.md "Stores"): a PostgreSQL database as
+// libpq's URI ("postgresql://…" or "postgres://…"), else a SQLite file, as a path or as
+// "sqlite:PATH". sqlite_path_of() is the path, without "sqlite:".
+bool is_postgres_location(std::string_view location);
+std::string sqlite_path_of(std::string_view location);
+
 // One die of a wafer map.
 struct MapDie {
     int x = 0;
