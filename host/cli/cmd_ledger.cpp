@@ -16,6 +16,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: waferprov ledger verify [--job FILE] [--ledger FILE] [--quick] [--head SEQ:HASH]\n"
+    "                               [--anchor FILE]\n"
     "       waferprov ledger verify --export DIR --ca FILE\n"
     "       waferprov ledger export [--job FILE] [--ledger FILE] --out DIR\n"
     "                               [--ca-key FILE --ca-cert FILE]\n"
@@ -28,10 +29,13 @@ constexpr const char* kUsage =
     "\n"
     "--job FILE: the job's ledger and CA (PEM key or PKCS#11 token); --ledger overrides the\n"
     "  ledger, --ca-key/--ca-cert sign an export with a PEM key instead of the job's CA.\n"
+    "--ledger: a SQLite file (a path, or sqlite:PATH) or a PostgreSQL database\n"
+    "  (postgresql://...; docs/ledger.md \"Stores\").\n"
     "verify --ledger: runs SQLite's integrity_check on the file (--quick: its quick_check,\n"
     "  structure only), recomputes the event hash chain and checks that replaying it yields the\n"
     "  records table, the quota counter and the stored head; checks that the chain contains the\n"
-    "  head in the anchor beside the ledger (FILE.anchor), with --job of a PKCS#11 job the head\n"
+    "  head in the anchor beside the ledger (FILE.anchor; --anchor FILE or the job's `anchor`\n"
+    "  for PostgreSQL, whose hosts each keep one), with --job of a PKCS#11 job the head\n"
     "  in the CA's token, and, with --head SEQ:HASH, a head you\n"
     "  hold (an earlier export's manifest, a verify's output): a ledger behind either was\n"
     "  rolled back. Opens the ledger read-only (works on read-only media, never writes).\n"
@@ -118,7 +122,9 @@ int run_verify(const ParsedArgs& a) {
         auto lc = host::job_ledger_config(*job);
         if (!lc.ok()) return fail(lc.error());
         options.token_anchor = lc->token_anchor;
+        if (job->anchor) options.anchor_file = *job->anchor;
     }
+    if (a.has("anchor")) options.anchor_file = a.get("anchor");
     auto l = host::Ledger::open_existing(*path);
     if (!l.ok()) return fail(l.error());
     auto rep = (*l)->verify(options);
@@ -353,7 +359,7 @@ int run_ledger(const Args& args) {
     std::string error;
     if (!parse_args(Args(args.begin() + 1, args.end()),
                     {"job", "ledger", "export", "ca", "out", "ca-key", "ca-cert", "uid", "map",
-                     "wafer", "head", "at", "state", "reason"},
+                     "wafer", "head", "at", "state", "reason", "anchor"},
                     {"help", "quick"}, a, error))
         return usage_error(error);
     if (a.has("help")) {

@@ -134,7 +134,7 @@ Result<int> report(const ParsedArgs& a) {
         return kExitUsage;
     }
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
-    if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
+    if (a.has("ledger")) job.ledger = host::ledger_argument(a.get("ledger"));
     const fs::path out =
         a.has("out") ? fs::absolute(a.get("out")) : job.file.parent_path() / "reports";
     std::ostringstream text;

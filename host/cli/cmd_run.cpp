@@ -106,7 +106,7 @@ rpt::WaferRun wafer_report(const host::Job& job, const host::LotOutcome& lot,
 
 Result<int> run(const ParsedArgs& a) {
     WP_ASSIGN_OR_RETURN(host::Job job, host::load_job(a.get("job")));
-    if (a.has("ledger")) job.ledger = fs::absolute(a.get("ledger"));
+    if (a.has("ledger")) job.ledger = host::ledger_argument(a.get("ledger"));
     if (a.has("backend")) WP_RETURN_IF_ERROR(host::override_job_backend(job, a.get("backend")));
     WP_ASSIGN_OR_RETURN(
         const size_t thread_count,

@@ -55,6 +55,12 @@ public:
     // A path may hold any characters a file name can (a folder named in the operator's
     // language), but no control characters and no more than a path can be long.
     std::optional<fs::path> opt_path(const std::string& key) const {
+        auto v = opt_path_text(key);
+        if (!v) return std::nullopt;
+        return resolve(*v);
+    }
+    // The same text, not yet resolved against the job file's folder.
+    std::optional<std::string> opt_path_text(const std::string& key) const {
         auto v = raw_string(key);
         if (!v) return std::nullopt;
         if (v->empty()) fail(key, "must not be empty");
@@ -64,7 +70,7 @@ public:
         for (size_t i = 0; i < v->size(); ++i)
             if (static_cast<unsigned char>((*v)[i]) < 0x20 || (*v)[i] == 0x7f)
                 fail(key, "has a control character at character " + std::to_string(i + 1));
-        return resolve(*v);
+        return v;
     }
 
     std::vector<std::string> strings(const std::string& key) const {
@@ -81,6 +87,12 @@ public:
         return out;
     }
 
+    // A path as the job file writes it, relative to the job file's folder.
+    fs::path resolve(const std::string& p) const {
+        fs::path q(p);
+        return q.is_absolute() ? q : file_.parent_path() / q;
+    }
+
 private:
     static constexpr size_t kMaxPath = 4096;  // PATH_MAX on Linux
 
@@ -89,10 +101,6 @@ private:
         if (n == nullptr) return std::nullopt;
         if (!n->is_string()) fail(key, "must be a string");
         return n->as_string()->get();
-    }
-    fs::path resolve(const std::string& p) const {
-        fs::path q(p);
-        return q.is_absolute() ? q : file_.parent_path() / q;
     }
     const fs::path& file_;
     const toml::table& root_;
@@ -278,7 +286,19 @@ void read_job_and_keys(const Reader& r, Job& job) {
     if (*quota < 0) r.fail("job.quota", "must not be negative");
     job.quota = static_cast<uint64_t>(*quota);
     if (auto b = r.opt_string("job.backend")) job.backend = *b;
-    job.ledger = r.path("job.ledger");
+    // A PostgreSQL URI as written; a SQLite file ("sqlite:PATH" or a path) relative to the job.
+    const auto ledger = r.opt_path_text("job.ledger");
+    if (ledger && is_postgres_location(*ledger))
+        job.ledger = *ledger;
+    else if (ledger && ledger->rfind("sqlite:", 0) == 0)
+        job.ledger = r.resolve(sqlite_path_of(*ledger));
+    else
+        job.ledger = r.path("job.ledger");
+    job.anchor = r.opt_path("job.anchor");
+    if (!job.anchor && is_postgres_location(job.ledger.string()))
+        r.fail("job.anchor",
+               "missing: a PostgreSQL ledger's anchor (the head log that catches a restored or "
+               "rolled-back database) is a file on this host; name it");
     if (auto md = r.opt_int("job.max_deliveries")) {
         if (*md < 1 || *md > 65535) r.fail("job.max_deliveries", "must be 1 .. 65535");
         job.max_deliveries = static_cast<uint32_t>(*md);
@@ -450,7 +470,12 @@ Status write_job(const Job& job) {
     o << "backend = " << q(job.backend) << "\n";
     if (job.max_deliveries != Job{}.max_deliveries)
         o << "max_deliveries = " << job.max_deliveries << "   # deliveries of one die's identity\n";
-    o << "ledger = " << q(relative_to(job.ledger, dir)) << "\n\n";
+    o << "ledger = "
+      << q(is_postgres_location(job.ledger.string()) ? job.ledger.string()
+                                                     : relative_to(job.ledger, dir))
+      << "\n";
+    if (job.anchor) o << "anchor = " << q(relative_to(*job.anchor, dir)) << "\n";
+    o << "\n";
     o << "[keys]\n";
     o << "wrapped_kik = " << q(relative_to(job.wrapped_kik, dir)) << "   # AES-KW(DK, KIK), hex\n";
     if (job.device_key)
@@ -572,6 +597,11 @@ Result<Bytes> read_wrapped_kik(const Job& job) {
                                                            ": expected 40 bytes, got " +
                                                            std::to_string(b->size()));
     return b;
+}
+
+fs::path ledger_argument(const std::string& text) {
+    if (is_postgres_location(text)) return text;
+    return fs::absolute(sqlite_path_of(text));
 }
 
 }  // namespace waferprov::host

@@ -106,6 +106,7 @@ Result<std::unique_ptr<Accelerator>> open_job_backend(const Job& job) {
 
 Result<LedgerConfig> job_ledger_config(const Job& job) {
     LedgerConfig lc{job.id, job.customer, job.product, job.quota};
+    if (job.anchor) lc.anchor_file = *job.anchor;
     if (job.ca.kind == JobCa::Kind::kPkcs11) {
         auto token = open_token_anchor(
             TokenAnchorConfig{job.ca.module, job.ca.token_label, job.ca.pin_env, job.id});

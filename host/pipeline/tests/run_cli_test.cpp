@@ -1,7 +1,7 @@
 // `waferprov job init` -> `wafer synth` -> `run` -> `ledger verify`/`export` as a floor engineer
 // runs them, with a PEM CA and with the CA key inside a SoftHSM2 token; and `kill -9` of a run
 // at random moments, then the same command again, finishing the wafer with no identity lost,
-// none issued twice and the quota intact.
+// none issued twice and the quota intact; and three hosts sharing one job on PostgreSQL.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "waferprov/host/wafermap.hpp"
 #include "waferprov/reference.hpp"
 #include "waferprov/test_vectors.hpp"
+#include "waferprov/testing/postgres.hpp"
 #include "waferprov/testing/process.hpp"
 #include "waferprov/testing/softhsm.hpp"
 #include "waferprov/testing/temp_dir.hpp"
@@ -501,4 +503,138 @@ TEST(RunCli, AFreeTextSinfWaferIdNeedsItsNumberFromTheOperator) {
     ASSERT_TRUE(records.ok());
     ASSERT_FALSE(records->empty());
     EXPECT_EQ(records->front().loc.substrate, "PH8Q66-02B6");
+}
+
+// Three hosts run one job on one PostgreSQL ledger (each with its own job file naming its own
+// anchor): hosts 0 and 1 race over the same wafer, host 2 provisions another and is killed
+// with SIGKILL at random moments ten times and started again, and the server itself restarts
+// once in the middle. Hosts that fail while it is down are started again, as an operator would.
+// At the end every die has exactly one identity, the quota is used exactly, `ledger verify`
+// passes against every host's anchor, and the export checks out die by die.
+TEST(RunCli, ThreeHostsShareAPostgresJobThroughKillsAndAServerRestart) {
+    using waferprov::testing::PostgresServer;
+    if (!PostgresServer::find_binaries())
+        GTEST_SKIP() << "the PostgreSQL server binaries are absent (tools/install-deps.sh "
+                        "installs them)";
+    auto server = PostgresServer::start();
+    ASSERT_TRUE(server.ok()) << server.error().describe();
+    ASSERT_TRUE((*server)->create_database("job").ok());
+    const std::string url = (*server)->url("job");
+    TempDir t{"hosts"};
+    const fs::path log = t.path() / "log.txt";
+    ASSERT_EQ(run({"job", "init", "--out", (t.path() / "job").string()}, log), 0)
+        << waferprov::testing::read_text(log);
+    for (const auto& [name, wafer] : {std::pair{"a.xml", "1"}, std::pair{"b.xml", "2"}})
+        ASSERT_EQ(run({"wafer", "synth", "--diameter", "100", "--die", "2x2", "--lot", "LOTP",
+                       "--wafer", wafer, "--out", (t.path() / name).string()},
+                      log),
+                  0)
+            << waferprov::testing::read_text(log);
+    const size_t expected = selected_dies(t.path() / "a.xml") + selected_dies(t.path() / "b.xml");
+    // Each host's job file: the quota exactly the two wafers, the ledger the database, and an
+    // anchor of its own.
+    const std::string base = waferprov::testing::read_text(t.path() / "job/job.toml");
+    for (int h = 0; h < 3; ++h) {
+        std::string text = std::regex_replace(base, std::regex("\nquota = [0-9]+"),
+                                              "\nquota = " + std::to_string(expected));
+        text = std::regex_replace(
+            text, std::regex("\nledger = [^\n]*"),
+            "\nledger = \"" + url + "\"\nanchor = \"host" + std::to_string(h) + ".anchor\"");
+        std::ofstream(t.path() / ("job/host" + std::to_string(h) + ".toml")) << text;
+    }
+    auto host = [&](int h, const char* map) {
+        return std::vector<std::string>{
+            "run",
+            "--job",
+            (t.path() / ("job/host" + std::to_string(h) + ".toml")).string(),
+            "--map",
+            (t.path() / map).string(),
+            "--no-progress",
+            "--batch",
+            "16",
+            "--threads",
+            "1",
+            "--out",
+            (t.path() / ("rep" + std::to_string(h))).string()};
+    };
+    std::unique_ptr<Ledger> watch;
+    auto committed = [&]() -> uint64_t {
+        if (!watch) {
+            auto l = Ledger::open_existing(url);
+            if (!l.ok()) return 0;
+            watch = std::move(*l);
+        }
+        auto c = watch->counts();
+        return c.ok() ? c->total() : 0;
+    };
+    const fs::path logs[3] = {t.path() / "host0.log", t.path() / "host1.log",
+                              t.path() / "host2.log"};
+    pid_t racers[2] = {spawn(host(0, "a.xml"), logs[0]), spawn(host(1, "a.xml"), logs[1])};
+    ASSERT_GT(racers[0], 0);
+    ASSERT_GT(racers[1], 0);
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> extra_ms(0, 200);
+    int killed = 0;
+    bool restarted = false;
+    for (int i = 0; i < 10; ++i) {
+        const uint64_t before = committed();
+        const pid_t pid = spawn(host(2, "b.xml"), logs[2]);
+        ASSERT_GT(pid, 0);
+        int status = 0;
+        bool ended = false;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) {
+                ended = true;
+                break;
+            }
+            if (committed() > before) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        if (!ended) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(rng)));
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            if (WIFSIGNALED(status)) ++killed;
+        }
+        if (i == 4) {  // the server restarts under the two racing hosts
+            ASSERT_TRUE((*server)->restart().ok());
+            restarted = true;
+        }
+    }
+    EXPECT_TRUE(restarted);
+    std::printf("[   info   ] host 2 killed %d of 10 times mid-wafer\n", killed);
+    EXPECT_GT(killed, 0);
+    // Hosts that stopped with an error (the server went away under them) are started again
+    // until their wafer is done; host 2 finishes its wafer.
+    int reruns = 0;
+    for (int h = 0; h < 2; ++h) {
+        int status = waferprov::testing::wait_process(racers[h], std::chrono::minutes(10));
+        for (int attempt = 0; status != 0 && attempt < 5; ++attempt, ++reruns)
+            status = run(host(h, "a.xml"), logs[h]);
+        EXPECT_EQ(status, 0) << waferprov::testing::read_text(logs[h]);
+    }
+    std::printf("[   info   ] %zu dies; hosts 0 and 1 started again %d times\n", expected, reruns);
+    ASSERT_EQ(run(host(2, "b.xml"), logs[2]), 0) << waferprov::testing::read_text(logs[2]);
+    watch.reset();
+    auto l = Ledger::open_existing(url);
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    EXPECT_EQ((*l)->counts()->total(), expected);
+    EXPECT_EQ((*l)->quota()->used, expected);
+    l->reset();
+    for (int h = 0; h < 3; ++h)
+        EXPECT_EQ(run({"ledger", "verify", "--job",
+                       (t.path() / ("job/host" + std::to_string(h) + ".toml")).string()},
+                      log),
+                  0)
+            << waferprov::testing::read_text(log);
+    EXPECT_NE(waferprov::testing::read_text(log).find("the chain contains its head"),
+              std::string::npos)
+        << waferprov::testing::read_text(log);
+    ASSERT_EQ(run({"ledger", "export", "--job", (t.path() / "job/host0.toml").string(), "--out",
+                   (t.path() / "export").string()},
+                  log),
+              0)
+        << waferprov::testing::read_text(log);
+    check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
 }

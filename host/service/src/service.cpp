@@ -445,7 +445,9 @@ Result<std::unique_ptr<Service>> Service::create(std::vector<ServedJob> jobs,
     for (const auto& sj : jobs) {
         if (!ids.insert(sj.job.id).second)
             return make_error(ErrorCode::kInvalidArgument, "job " + sj.job.id + " is given twice");
-        auto canonical = std::filesystem::weakly_canonical(sj.job.ledger);
+        auto canonical = is_postgres_location(sj.job.ledger.string())
+                             ? sj.job.ledger
+                             : std::filesystem::weakly_canonical(sj.job.ledger);
         if (!ledgers.insert(canonical).second)
             return make_error(
                 ErrorCode::kInvalidArgument,

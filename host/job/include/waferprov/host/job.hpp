@@ -58,6 +58,10 @@ struct TesterKey {
     bool operator==(const TesterKey&) const = default;
 };
 
+// --ledger on a command line: a PostgreSQL URI as given, a SQLite file ("sqlite:PATH" or a
+// path) made absolute.
+std::filesystem::path ledger_argument(const std::string& text);
+
 struct Job {
     std::filesystem::path file;  // the job file; relative paths in it are relative to its folder
     std::string id;
@@ -70,7 +74,10 @@ struct Job {
     std::map<std::string, std::string> backend_params;
     std::filesystem::path wrapped_kik;                // hex of AES-KW(DK, KIK), 40 bytes
     std::optional<std::filesystem::path> device_key;  // software engine DK file (0600)
+    // The ledger (docs/ledger.md "Stores"): a SQLite file, or a PostgreSQL URI several hosts
+    // share; then `anchor` names this host's anchor file (for SQLite: beside the file if unset).
     std::filesystem::path ledger;
+    std::optional<std::filesystem::path> anchor;
     JobCa ca;
     JobCertificateTemplate certificate;
     UidPolicy uid_policy = UidPolicy::kDerived;
