@@ -12,11 +12,22 @@
 // 620-byte certificates) and each iteration delivers the next `sites` of them for the first
 // time (ISSUED -> DELIVERED, one transaction, anchored). CPU time is the ledger's own cost per
 // touchdown; bench_link measures it inside the whole link.
+//
+// The two stores (docs/ledger.md "Stores"), in the same run: SQLite (store 0, a file in the
+// temporary directory) and PostgreSQL (store 1, a database of a private server started once,
+// fsync on, over its Unix socket), both anchored:
+// BM_StoreRecord/<store>/<dies>: one transaction recording `dies` new identities (512: a `run`
+// batch; 64: a touchdown provisioned at the link).
+// BM_StoreDeliver/<store>/<sites>: one transaction delivering `sites` dies (as BM_Deliver).
+// BM_Hosts/<hosts>: PostgreSQL only: `hosts` Ledger objects (each its own connection, as hosts
+// are) record a 64-die batch each at the same moment; items/s is the job's aggregate.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -84,6 +95,125 @@ void BM_Record(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * state.range(1));
 }
 
+// A ledger in store 0 (SQLite, in `dir`) or 1 (a new database of the private PostgreSQL
+// server, its anchor in `dir`; `url` is set to its location).
+waferprov::Result<std::unique_ptr<Ledger>> open_in(int store, const TempDir& dir, LedgerConfig c,
+                                                   std::string* url = nullptr) {
+    if (store == 0) return Ledger::open(dir / "l.db", c);
+    static std::unique_ptr<waferprov::testing::PostgresServer> server;
+    static int databases = 0;
+    if (!server) {
+        WP_ASSIGN_OR_RETURN(server, waferprov::testing::PostgresServer::start());
+    }
+    const std::string db = "bench" + std::to_string(++databases);
+    WP_RETURN_IF_ERROR(server->create_database(db));
+    c.anchor_file = dir / (db + ".anchor");
+    if (url != nullptr) *url = server->url(db);
+    return Ledger::open(server->url(db), c);
+}
+
+void BM_StoreRecord(benchmark::State& state) {
+    const auto dies = static_cast<uint64_t>(state.range(1));
+    TempDir dir("bench-ledger");
+    auto l = open_in(static_cast<int>(state.range(0)), dir, config(true));
+    if (!l.ok()) {
+        state.SkipWithError(l.error().describe().c_str());
+        return;
+    }
+    uint64_t next = 0;
+    std::vector<NewIdentity> batch;
+    for (auto _ : state) {
+        state.PauseTiming();
+        batch.clear();
+        for (uint64_t i = 0; i < dies; ++i) batch.push_back(fake_identity(next++));
+        state.ResumeTiming();
+        auto r = (*l)->record_batch(batch);
+        if (!r.ok()) {
+            state.SkipWithError(r.error().describe().c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * state.range(1));
+}
+
+void BM_StoreDeliver(benchmark::State& state) {
+    const auto sites = static_cast<uint64_t>(state.range(1));
+    TempDir dir("bench-ledger");
+    auto l = open_in(static_cast<int>(state.range(0)), dir, config(true));
+    if (!l.ok()) {
+        state.SkipWithError(l.error().describe().c_str());
+        return;
+    }
+    std::vector<NewIdentity> batch;
+    std::vector<Delivery> items;
+    for (uint64_t i = 0; i < sites; ++i) {
+        batch.push_back(fake_identity(i));
+        items.push_back(Delivery{batch.back().uid, batch.back().loc, static_cast<int>(i)});
+    }
+    if (!(*l)->record_batch(batch).ok()) {
+        state.SkipWithError("record_batch failed");
+        return;
+    }
+    for (auto _ : state) {
+        auto r = (*l)->deliver(items, "T1");  // DELIVERED -> DELIVERED: a full commit each time
+        if (!r.ok()) {
+            state.SkipWithError(r.error().describe().c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * state.range(1));
+}
+
+void BM_Hosts(benchmark::State& state) {
+    const int hosts = static_cast<int>(state.range(0));
+    TempDir dir("bench-ledger");
+    std::vector<std::unique_ptr<Ledger>> ledgers;
+    std::string url;
+    auto first = open_in(1, dir, config(true), &url);
+    if (!first.ok()) {
+        state.SkipWithError(first.error().describe().c_str());
+        return;
+    }
+    // The other hosts open the same database with anchors of their own.
+    ledgers.push_back(std::move(*first));
+    for (int h = 1; h < hosts; ++h) {
+        LedgerConfig c = config(true);
+        c.anchor_file = dir / ("host" + std::to_string(h) + ".anchor");
+        c.notice = [](const std::string&) {};  // "had no anchor: created": expected here
+        auto l = Ledger::open(url, c);
+        if (!l.ok()) {
+            state.SkipWithError(l.error().describe().c_str());
+            return;
+        }
+        ledgers.push_back(std::move(*l));
+    }
+    uint64_t next = 0;
+    std::vector<std::vector<NewIdentity>> batches(static_cast<size_t>(hosts));
+    std::atomic<bool> failed{false};
+    for (auto _ : state) {
+        state.PauseTiming();
+        for (auto& b : batches) {
+            b.clear();
+            for (int i = 0; i < 64; ++i) b.push_back(fake_identity(next++));
+        }
+        state.ResumeTiming();
+        std::vector<std::thread> threads;
+        for (int h = 0; h < hosts; ++h)
+            threads.emplace_back([&, h] {
+                if (!ledgers[static_cast<size_t>(h)]
+                         ->record_batch(batches[static_cast<size_t>(h)])
+                         .ok())
+                    failed = true;
+            });
+        for (auto& t : threads) t.join();
+        if (failed) {
+            state.SkipWithError("record_batch failed");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * hosts * 64);
+}
+
 uint64_t g_records = 131072;
 
 void BM_FirstDelivery(benchmark::State& state) {
@@ -144,6 +274,17 @@ BENCHMARK(BM_Record)
     ->ArgsProduct({{0, 1}, {512}})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StoreRecord)
+    ->ArgNames({"store", "dies"})
+    ->ArgsProduct({{0, 1}, {64, 512}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_StoreDeliver)
+    ->ArgNames({"store", "sites"})
+    ->ArgsProduct({{0, 1}, {64}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Hosts)->ArgName("hosts")->Arg(1)->Arg(3)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // --records=N sizes BM_FirstDelivery's ledger (the smoke test passes a small one).
 int main(int argc, char** argv) {
