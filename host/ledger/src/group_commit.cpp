@@ -67,6 +67,8 @@ void GroupCommitter::commit_group(const std::deque<Request*>& group) {
             }
             const WriteState before = ws;
             outcome[i] = (*group[i]->apply)(ws);
+            // Writes sent ahead (PostgreSQL) answer now, so that a failure is this request's.
+            if (outcome[i].ok()) outcome[i] = m_.db->flush();
             if (!outcome[i].ok()) {
                 ws = before;
                 // If even the rollback to the savepoint fails, the transaction's state is

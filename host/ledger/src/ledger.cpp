@@ -345,7 +345,7 @@ Status Ledger::Impl::update_mutable(const LedgerRecord& r) {
         .bind(9, r.void_reason)
         .bind(10, r.site);
     WP_RETURN_IF_ERROR(q.run());
-    if (db->changes() != 1)
+    if (const int64_t n = db->changes(); n != 1 && n != -1)  // -1: sent ahead (PostgreSQL)
         return make_error(ErrorCode::kInternal, "ledger: record " + to_hex(r.uid) + " vanished");
     return ok_status();
 }

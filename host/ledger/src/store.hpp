@@ -88,8 +88,11 @@ public:
     // One or more statements without parameters or rows (a script).
     virtual Status exec(const char* sql) = 0;
     Status exec(const std::string& sql) { return exec(sql.c_str()); }
-    // Rows the last INSERT/UPDATE/DELETE changed.
+    // Rows the last INSERT/UPDATE/DELETE changed; -1 when not known yet (PostgreSQL sends the
+    // writes of a write transaction ahead, and a failure is reported by a later call).
     virtual int64_t changes() const = 0;
+    // The writes sent ahead answered: the first failure among them (nothing to do on SQLite).
+    virtual Status flush() { return ok_status(); }
     // A write transaction holds the ledger's one write lock from its start (SQLite: BEGIN
     // IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock), so that what it reads is the
     // newest commit and no other writer, in this process or another host, interleaves. A read

@@ -2,6 +2,13 @@
 // text (integers, text) or binary (bytea), results as text. One connection per Ledger, used by
 // one thread at a time (the ledger's mutex).
 //
+// Pipeline mode, where it pays: inside a write transaction an INSERT, UPDATE or DELETE is sent
+// without waiting for its answer (changes() is then -1, not known yet); the answers are read
+// with the next statement that returns rows, in the same round trip (its query and a sync go
+// out behind the writes), or by flush() and every exec(). A die recorded is then three round
+// trips instead of five, a die delivered one instead of two. A write that fails is reported by
+// that next call, and the server has aborted the transaction by then, so the ledger rolls back.
+//
 // A lost connection (a server restart, pg_terminate_backend, a network fault): outside a
 // transaction the next statement reconnects; inside one, every call fails with kUnavailable
 // until the ledger rolls back, since the server has already discarded what the transaction
@@ -12,6 +19,7 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "store.hpp"
@@ -74,7 +82,10 @@ public:
           text_(std::move(text)),
           values_(static_cast<size_t>(params)),
           is_null_(static_cast<size_t>(params), true),
-          binary_(static_cast<size_t>(params), 0) {}
+          binary_(static_cast<size_t>(params), 0),
+          writes_only_((text_.rfind("INSERT", 0) == 0 || text_.rfind("UPDATE", 0) == 0 ||
+                        text_.rfind("DELETE", 0) == 0) &&
+                       text_.find("RETURNING") == std::string::npos) {}
 
     void bind_int(int i, int64_t v) override { set(i, std::to_string(v), false); }
     void bind_text(int i, std::string_view v) override { set(i, std::string(v), false); }
@@ -137,6 +148,7 @@ private:
     std::vector<bool> is_null_;
     std::vector<int> binary_;
     std::string bind_error_;
+    const bool writes_only_;  // no rows: may be sent ahead in a pipeline
     ResultPtr res_;
     int rows_ = 0, row_ = 0;
 };
@@ -150,6 +162,7 @@ public:
     Dialect dialect() const noexcept override { return Dialect::kPostgres; }
 
     Result<Statement*> prepare(const char* sql) override {
+        WP_RETURN_IF_ERROR(flush());
         WP_RETURN_IF_ERROR(usable());
         auto it = cache_.find(sql);
         if (it != cache_.end()) return static_cast<Statement*>(it->second.get());
@@ -163,6 +176,7 @@ public:
     }
 
     Status exec(const char* sql) override {
+        WP_RETURN_IF_ERROR(flush());
         WP_RETURN_IF_ERROR(usable());
         ResultPtr r(PQexec(conn_.get(), sql));
         const auto st = PQresultStatus(r.get());
@@ -181,17 +195,99 @@ public:
                                         "SELECT pg_advisory_xact_lock(8390432152715462753)"
                                       : "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"));
         in_txn_ = true;
+        write_txn_ = write;
         return ok_status();
     }
     Status commit() override {
+        // A write that failed in the pipeline fails the commit before COMMIT is sent (the
+        // transaction stays open for the ledger's rollback).
+        WP_RETURN_IF_ERROR(flush());
         auto st = exec("COMMIT");
-        in_txn_ = false;
+        in_txn_ = write_txn_ = false;
         return st;
     }
     void rollback() noexcept override {
-        in_txn_ = false;
+        static_cast<void>(flush());  // the answers still owed; their errors no longer matter
+        in_txn_ = write_txn_ = false;
         if (PQstatus(conn_.get()) == CONNECTION_OK) ResultPtr(PQexec(conn_.get(), "ROLLBACK"));
     }
+
+    // Sends a write ahead (pipeline mode): its answer is read later.
+    Status send_ahead(const char* const* values, const int* lengths, const int* formats, int n,
+                      const std::string& name, const std::string& text) {
+        if (!pipelining_) {
+            if (PQenterPipelineMode(conn_.get()) != 1)
+                return error(nullptr, "entering pipeline mode for " + text);
+            pipelining_ = true;
+        }
+        if (PQsendQueryPrepared(conn_.get(), name.c_str(), n, values, lengths, formats, 0) != 1)
+            return error(nullptr, "sending " + text);
+        pending_.push_back(text);
+        changes_ = -1;
+        return ok_status();
+    }
+
+    // Runs a statement now: alone, or behind the writes sent ahead, in the same round trip.
+    Result<ResultPtr> run_now(const char* const* values, const int* lengths, const int* formats,
+                              int n, const std::string& name, const std::string& text) {
+        if (!pipelining_) {
+            ResultPtr r(PQexecPrepared(conn_.get(), name.c_str(), n, values, lengths, formats, 0));
+            return r;
+        }
+        if (PQsendQueryPrepared(conn_.get(), name.c_str(), n, values, lengths, formats, 0) != 1)
+            return error(nullptr, "sending " + text);
+        pending_.push_back({});  // this statement's own answer, kept below
+        ResultPtr mine;
+        WP_RETURN_IF_ERROR(sync(&mine));
+        return mine;
+    }
+
+    // The writes sent ahead answered (pipeline mode left): the first that failed, if any.
+    Status flush() override {
+        if (!pipelining_) return ok_status();
+        return sync(nullptr);
+    }
+
+    // A sync behind what was sent, then every answer in order, up to the sync. The last
+    // pending entry is the caller's own statement when `mine` is given.
+    Status sync(ResultPtr* mine) {
+        std::optional<Error> failed;
+        if (PQpipelineSync(conn_.get()) != 1) failed = error(nullptr, "pipeline sync");
+        for (size_t k = 0; k < pending_.size() && !failed; ++k) {
+            ResultPtr r(PQgetResult(conn_.get()));
+            if (!r) {
+                failed = error(nullptr, "reading the answer to " + pending_[k]);
+                break;
+            }
+            const auto st = PQresultStatus(r.get());
+            if (mine != nullptr && k + 1 == pending_.size()) {
+                if (st == PGRES_PIPELINE_ABORTED)
+                    failed = make_error(ErrorCode::kIo, "postgresql: an earlier write failed");
+                else
+                    *mine = std::move(r);
+            } else if (st != PGRES_COMMAND_OK && st != PGRES_PIPELINE_ABORTED) {
+                failed = error(r.get(), "executing " + pending_[k]);
+            }
+            ResultPtr(PQgetResult(conn_.get()));  // the NULL that ends each answer
+        }
+        // Everything up to the sync is read even after a failure: the server skipped the rest
+        // (PGRES_PIPELINE_ABORTED) and the sync's own result ends it.
+        for (;;) {
+            ResultPtr r(PQgetResult(conn_.get()));
+            if (!r) {
+                if (PQstatus(conn_.get()) != CONNECTION_OK) break;
+                continue;
+            }
+            if (PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC) break;
+        }
+        pending_.clear();
+        pipelining_ = false;
+        if (PQexitPipelineMode(conn_.get()) != 1 && !failed)
+            failed = error(nullptr, "leaving pipeline mode");
+        if (failed) return *failed;
+        return ok_status();
+    }
+    bool defers_writes() const { return in_txn_ && write_txn_; }
     Result<bool> has_table(const char* name) override {
         WP_ASSIGN_OR_RETURN(auto* s, prepare("SELECT 1 FROM pg_catalog.pg_tables WHERE "
                                              "schemaname = current_schema() AND tablename = ?1"));
@@ -259,6 +355,9 @@ private:
     uint64_t names_ = 0;
     int64_t changes_ = 0;
     bool in_txn_ = false;
+    bool write_txn_ = false;
+    bool pipelining_ = false;
+    std::vector<std::string> pending_;  // statements sent ahead whose answers are owed
     int lock_timeout_ms_;
 };
 
@@ -273,8 +372,13 @@ Result<bool> PgStatement::step() {
         values[k] = is_null_[k] ? nullptr : values_[k].data();
         lengths[k] = static_cast<int>(values_[k].size());
     }
-    res_.reset(PQexecPrepared(conn_.raw(), name_.c_str(), static_cast<int>(n), values.data(),
-                              lengths.data(), binary_.data(), 0));
+    if (writes_only_ && conn_.defers_writes()) {
+        WP_RETURN_IF_ERROR(conn_.send_ahead(values.data(), lengths.data(), binary_.data(),
+                                            static_cast<int>(n), name_, text_));
+        return false;
+    }
+    WP_ASSIGN_OR_RETURN(res_, conn_.run_now(values.data(), lengths.data(), binary_.data(),
+                                            static_cast<int>(n), name_, text_));
     const auto st = PQresultStatus(res_.get());
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         auto e = conn_.error(res_.get(), "executing " + text_);
