@@ -197,5 +197,45 @@ TEST_F(LedgerPostgres, ARestoredDatabaseIsRefusedByTheHostsThatCommittedPastIt) 
         << fresh.error().message;
 }
 
+// docs/ledger.md "Setting one up": hosts connect with a role that does not own the tables and
+// holds only the grants listed there. It provisions, delivers and records results; it cannot
+// switch the event log's guard off or rewrite the log.
+TEST_F(LedgerPostgres, AHostRoleWithTheDocumentedGrantsProvisionsButCannotTouchTheLog) {
+    {
+        auto owner = host(0);  // the first open creates the schema as its owner
+        ASSERT_TRUE(owner);
+    }
+    ASSERT_TRUE(server_
+                    ->psql("job",
+                           "CREATE ROLE floorhost LOGIN; "
+                           "GRANT SELECT, INSERT, UPDATE ON job, records, wafers, final_test TO "
+                           "floorhost; GRANT SELECT, INSERT ON events, schema_version TO "
+                           "floorhost; GRANT USAGE ON SEQUENCE records_id_seq TO floorhost")
+                    .ok());
+    std::string url = server_->url("job");
+    url.replace(url.find("user=postgres"), 13, "user=floorhost");
+    LedgerConfig c = test_config();
+    c.anchor_file = dir_ / "floorhost.anchor";
+    c.notice = [](const std::string&) {};
+    auto l = Ledger::open(url, c);
+    ASSERT_TRUE(l.ok()) << l.error().describe();
+    const NewIdentity n = fake_identity(7);
+    auto rec = (*l)->record_batch(std::vector<NewIdentity>{n});
+    ASSERT_TRUE(rec.ok()) << rec.error().describe();
+    EXPECT_EQ(rec->front().outcome, RecordOutcome::kIssued);
+    auto del = (*l)->deliver(std::vector<Delivery>{{n.uid, n.loc, 0}}, "T1");
+    ASSERT_TRUE(del.ok()) << del.error().describe();
+    ASSERT_TRUE(mark_result(**l, n.uid, true, "01", "T1").ok());
+    auto v = (*l)->verify();
+    ASSERT_TRUE(v.ok());
+    EXPECT_TRUE(v->ok()) << join(v->problems);
+    // What the role may not do, through its own connection (psql as floorhost).
+    for (const char* sql : {"ALTER TABLE events DISABLE TRIGGER USER", "DELETE FROM events",
+                            "TRUNCATE events", "UPDATE events SET type = 'X'"}) {
+        auto r = server_->psql("job", std::string("SET ROLE floorhost; ") + sql);
+        EXPECT_FALSE(r.ok()) << sql;
+    }
+}
+
 }  // namespace
 }  // namespace waferprov::host
