@@ -8,7 +8,8 @@
 #                              AddressSanitizer and UndefinedBehaviorSanitizer in build-sanitize/
 #                              (about twice the build time; any finding fails the run). The
 #                              Windows label is left out: it is a mingw cross-build run under
-#                              Wine, which the sanitizers cannot instrument.
+#                              Wine, which the sanitizers cannot instrument; so is the soak's
+#                              8-engine card model, which only the soak label uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
