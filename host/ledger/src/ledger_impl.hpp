@@ -157,6 +157,20 @@ Result<LedgerRecord> row_to_record(const sql::Query& q);
 Result<std::unique_ptr<Ledger::Impl>> connect_writable(const std::filesystem::path& path,
                                                        bool create, int busy_timeout_ms);
 extern const char* const kRecordsColumns;
+// store_sqlite.cpp: a read-only connection for open_existing (never creates or changes the
+// file); SQLite's integrity_check (quick: its quick_check) of the file: "ok" lines dropped, at
+// most `limit` findings.
+Result<std::unique_ptr<Ledger::Impl>> connect_read_only(const std::filesystem::path& path,
+                                                        int busy_timeout_ms);
+Result<std::vector<std::string>> integrity_problems(sqlite3* db, bool quick, int limit = 20);
+
+// b as a fixed-size array; false if its size is not N.
+template <size_t N>
+bool copy_fixed(const Bytes& b, std::array<uint8_t, N>& out) {
+    if (b.size() != N) return false;
+    std::copy(b.begin(), b.end(), out.begin());
+    return true;
+}
 // The final_test table, created in the ledger's dialect (final_test.cpp).
 Status create_final_table(Ledger::Impl& m);
 // kInvalidArgument unless `l` is a final-test location the ledger can record (final_test.cpp).
