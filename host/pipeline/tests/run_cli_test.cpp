@@ -636,5 +636,11 @@ TEST(RunCli, ThreeHostsShareAPostgresJobThroughKillsAndAServerRestart) {
                   log),
               0)
         << waferprov::testing::read_text(log);
+    // The customer's check of an export is the same whichever store it came from.
+    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path() / "export").string(), "--ca",
+                   (t.path() / "job/ca.pem").string()},
+                  log),
+              0)
+        << waferprov::testing::read_text(log);
     check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
 }
