@@ -186,6 +186,7 @@ Result<JobRow> read_job_row(Ledger::Impl& m) {
 Status write_events(Ledger::Impl& m, chain::Replayer& rp, HashingFile& events) {
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT payload, hash FROM events ORDER BY seq"));
     sql::Query q(s);
+    q.stream();  // a scan: rows one at a time
     for (;;) {
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row) break;
@@ -205,6 +206,7 @@ Status write_records(Ledger::Impl& m, chain::Replayer& rp, HashingFile& records,
                      StateCounts& counts, uint64_t& n_records) {
     WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT_ORDERED));
     sql::Query q(s);
+    q.stream();  // a scan: rows one at a time
     for (;;) {
         WP_ASSIGN_OR_RETURN(const bool row, q.step());
         if (!row) break;

@@ -662,6 +662,7 @@ Result<std::map<wpid1::Uid, uint32_t>> Ledger::retests() {
         WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt("SELECT type, uid, payload FROM events WHERE "
                                                  "type IN ('RESULT', 'DELIVER') ORDER BY seq"));
         sql::Query q(s);
+        q.stream();                   // a scan: rows one at a time
         std::set<wpid1::Uid> failed;  // dies whose last result was FAILED
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
@@ -721,6 +722,7 @@ Status Ledger::for_each(const std::function<Status(const LedgerRecord&)>& fn) {
     {
         WP_ASSIGN_OR_RETURN(auto* s, impl_->stmt(WP_RECORD_SELECT_ORDERED));
         sql::Query q(s);
+        q.stream();  // a scan: rows one at a time
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -989,6 +991,7 @@ Result<Ledger::DeliveryTally> Ledger::delivery_tally() {
         WP_ASSIGN_OR_RETURN(auto* s,
                             impl_->stmt("SELECT payload FROM events WHERE type = 'DELIVER'"));
         sql::Query q(s);
+        q.stream();  // a scan: rows one at a time
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -999,6 +1002,7 @@ Result<Ledger::DeliveryTally> Ledger::delivery_tally() {
         WP_ASSIGN_OR_RETURN(auto* s,
                             impl_->stmt("SELECT payload FROM events WHERE type = 'ALARM'"));
         sql::Query q(s);
+        q.stream();  // a scan: rows one at a time
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;

@@ -36,6 +36,10 @@ public:
     virtual Bytes blob_col(int i) const = 0;
     // Ready to run again: results (and any read snapshot they hold) released, bindings cleared.
     virtual void reset() noexcept = 0;
+    // The next run is a scan of a whole table (for_each, verify, export): its rows are fetched
+    // one at a time instead of all at once (PostgreSQL; SQLite always steps), and no other
+    // statement may run on the connection until it is done or reset.
+    virtual void stream() {}
 };
 
 // A statement in use: binds, steps, reads columns, and resets it when it goes out of scope.
@@ -62,6 +66,10 @@ public:
     }
     Query& bind_blob(int i, ByteSpan v) {
         s_->bind_blob(i, v);
+        return *this;
+    }
+    Query& stream() {
+        s_->stream();
         return *this;
     }
     Result<bool> step() { return s_->step(); }

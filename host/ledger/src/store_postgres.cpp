@@ -121,7 +121,10 @@ public:
             out.push_back(static_cast<uint8_t>(hex_value(v[k]) * 16 + hex_value(v[k + 1])));
         return out;
     }
+    void stream() override { stream_next_ = true; }
     void reset() noexcept override {
+        if (streaming_) finish_stream();
+        stream_next_ = false;
         res_.reset();
         rows_ = row_ = 0;
         std::fill(is_null_.begin(), is_null_.end(), true);
@@ -147,8 +150,14 @@ private:
     std::vector<std::string> values_;
     std::vector<bool> is_null_;
     std::vector<int> binary_;
+    // A scan in single-row mode: the next row, or false at its end.
+    Result<bool> next_row();
+    // Reads what is left of a scan (to the end of its result), so the connection is free.
+    void finish_stream() noexcept;
+
     std::string bind_error_;
     const bool writes_only_;  // no rows: may be sent ahead in a pipeline
+    bool stream_next_ = false, streaming_ = false;
     ResultPtr res_;
     int rows_ = 0, row_ = 0;
 };
@@ -288,6 +297,7 @@ public:
         return ok_status();
     }
     bool defers_writes() const { return in_txn_ && write_txn_; }
+    bool pipelining() const { return pipelining_; }
     Result<bool> has_table(const char* name) override {
         WP_ASSIGN_OR_RETURN(auto* s, prepare("SELECT 1 FROM pg_catalog.pg_tables WHERE "
                                              "schemaname = current_schema() AND tablename = ?1"));
@@ -362,6 +372,7 @@ private:
 };
 
 Result<bool> PgStatement::step() {
+    if (streaming_) return next_row();
     if (res_) return ++row_ < rows_;
     if (!bind_error_.empty()) return make_error(ErrorCode::kInternal, "postgresql: " + bind_error_);
     WP_RETURN_IF_ERROR(conn_.usable(false));
@@ -377,6 +388,17 @@ Result<bool> PgStatement::step() {
                                             static_cast<int>(n), name_, text_));
         return false;
     }
+    if (stream_next_ && !conn_.pipelining()) {
+        if (PQsendQueryPrepared(conn_.raw(), name_.c_str(), static_cast<int>(n), values.data(),
+                                lengths.data(), binary_.data(), 0) != 1)
+            return conn_.error(nullptr, "sending " + text_);
+        streaming_ = true;
+        if (PQsetSingleRowMode(conn_.raw()) != 1) {
+            finish_stream();
+            return conn_.error(nullptr, "single-row mode for " + text_);
+        }
+        return next_row();
+    }
     WP_ASSIGN_OR_RETURN(res_, conn_.run_now(values.data(), lengths.data(), binary_.data(),
                                             static_cast<int>(n), name_, text_));
     const auto st = PQresultStatus(res_.get());
@@ -389,6 +411,35 @@ Result<bool> PgStatement::step() {
     rows_ = PQntuples(res_.get());
     row_ = 0;
     return rows_ > 0;
+}
+
+Result<bool> PgStatement::next_row() {
+    res_.reset(PQgetResult(conn_.raw()));
+    if (!res_) {  // the connection went away mid-scan
+        streaming_ = false;
+        return conn_.error(nullptr, "reading " + text_);
+    }
+    switch (PQresultStatus(res_.get())) {
+        case PGRES_SINGLE_TUPLE:
+            rows_ = 1;
+            row_ = 0;
+            return true;
+        case PGRES_TUPLES_OK:  // the end (no row in it)
+            res_.reset();
+            finish_stream();
+            return false;
+        default: {
+            auto e = conn_.error(res_.get(), "reading " + text_);
+            res_.reset();
+            finish_stream();
+            return e;
+        }
+    }
+}
+
+void PgStatement::finish_stream() noexcept {
+    while (ResultPtr(PQgetResult(conn_.raw()))) {}
+    streaming_ = false;
 }
 
 }  // namespace

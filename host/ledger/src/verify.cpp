@@ -38,6 +38,7 @@ struct LedgerVerification {
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt("SELECT seq, type, uid, time_us, payload, hash FROM "
                                             "events ORDER BY seq"));
         sql::Query q(s);
+        q.stream();  // a scan: rows one at a time
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
@@ -71,6 +72,7 @@ struct LedgerVerification {
         std::map<wpid1::Uid, bool> seen;
         WP_ASSIGN_OR_RETURN(auto* s, m.stmt(WP_RECORD_SELECT("ORDER BY id")));
         sql::Query q(s);
+        q.stream();  // a scan: rows one at a time
         for (;;) {
             WP_ASSIGN_OR_RETURN(const bool row, q.step());
             if (!row) break;
