@@ -100,6 +100,38 @@ TEST(JobFile, WriteThenLoadRoundTrips) {
 
 // The die-location extension's OID is the job's; the documentation PEN is only the default,
 // and a job file written with it says so.
+// docs/ledger.md "Stores": a PostgreSQL URI is kept as written (never resolved as a path) and
+// needs this host's anchor file; "sqlite:PATH" is a path like any other; both round-trip.
+TEST(JobFile, TheLedgerIsASqliteFileOrAPostgresDatabaseWithAnAnchor) {
+    TempDir d{"job"};
+    const std::string url = "postgresql://prov@db1/job_dev42?connect_timeout=10";
+    auto pg = load_job(write(d, replace(kValid, "ledger = \"ledger.sqlite\"",
+                                        "ledger = \"" + url + "\"\nanchor = \"h1.anchor\"")));
+    ASSERT_TRUE(pg.ok()) << pg.error().describe();
+    EXPECT_EQ(pg->ledger.string(), url);
+    EXPECT_EQ(pg->anchor, d.path() / "h1.anchor");
+    pg->file = d.path() / "copy.toml";
+    ASSERT_TRUE(write_job(*pg).ok());
+    auto back = load_job(pg->file);
+    ASSERT_TRUE(back.ok()) << back.error().describe();
+    EXPECT_EQ(back->ledger.string(), url);
+    EXPECT_EQ(back->anchor, pg->anchor);
+
+    auto no_anchor = load_job(
+        write(d, replace(kValid, "ledger = \"ledger.sqlite\"", "ledger = \"" + url + "\"")));
+    ASSERT_FALSE(no_anchor.ok());
+    EXPECT_NE(no_anchor.error().message.find("job.anchor: missing"), std::string::npos)
+        << no_anchor.error().message;
+
+    auto lite = load_job(
+        write(d, replace(kValid, "ledger = \"ledger.sqlite\"", "ledger = \"sqlite:l/j.db\"")));
+    ASSERT_TRUE(lite.ok()) << lite.error().describe();
+    EXPECT_EQ(lite->ledger, d.path() / "l/j.db");
+    EXPECT_FALSE(lite->anchor);
+    EXPECT_EQ(ledger_argument(url).string(), url);
+    EXPECT_EQ(ledger_argument("sqlite:/srv/l.db"), fs::path("/srv/l.db"));
+}
+
 TEST(JobFile, LocationOidAndUidOverlay) {
     TempDir d{"job"};
     auto dflt = load_job(write(d, kValid));
