@@ -64,6 +64,8 @@ module aes_kw #(
     StDone = 2'd2
   } state_e;
 
+  // MaxN as a signed int for the loops below (Yosys 0.23 cannot parse a cast to int).
+  localparam int MaxNInt = MaxN;
   localparam int unsigned RW = 64 * MaxN;
 
   state_e         fsm_q, fsm_d;
@@ -101,13 +103,13 @@ module aes_kw #(
   // barrel shifters several times larger.
   function automatic logic [63:0] r_get(input logic [RW-1:0] r, input logic [5:0] i);
     r_get = 64'h0;
-    for (int k = 0; k < int'(MaxN); k++)
+    for (int k = 0; k < MaxNInt; k++)
       if (i == 6'(k)) r_get = r[RW-1-64*k -: 64];
   endfunction
 
   always_comb begin
     r_new = r_q;
-    for (int k = 0; k < int'(MaxN); k++)
+    for (int k = 0; k < MaxNInt; k++)
       if (idx_q == 6'(k)) r_new[RW-1-64*k -: 64] = aes_rsp_data_i[63:0];
   end
 
@@ -117,7 +119,7 @@ module aes_kw #(
   // R as loaded: the n semiblocks kept, the rest zero (so no caller data past 8n bytes
   // reaches the output).
   function automatic logic [RW-1:0] r_load(input logic [RW-1:0] r, input logic [5:0] n);
-    for (int k = 0; k < int'(MaxN); k++)
+    for (int k = 0; k < MaxNInt; k++)
       r_load[RW-1-64*k -: 64] = (6'(k) < n) ? r[RW-1-64*k -: 64] : 64'h0;
   endfunction
 
