@@ -70,6 +70,24 @@ void BM_Deliver(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * state.range(1));
 }
 
+// Each iteration records `dies` new identities in one transaction.
+void record_loop(benchmark::State& state, Ledger& l, uint64_t dies) {
+    uint64_t next = 0;
+    std::vector<NewIdentity> batch;
+    for (auto _ : state) {
+        state.PauseTiming();
+        batch.clear();
+        for (uint64_t i = 0; i < dies; ++i) batch.push_back(fake_identity(next++));
+        state.ResumeTiming();
+        auto r = l.record_batch(batch);
+        if (!r.ok()) {
+            state.SkipWithError(r.error().describe().c_str());
+            break;
+        }
+    }
+    state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * dies));
+}
+
 void BM_Record(benchmark::State& state) {
     const bool anchored = state.range(0) != 0;
     const auto dies = static_cast<uint64_t>(state.range(1));
@@ -79,20 +97,7 @@ void BM_Record(benchmark::State& state) {
         state.SkipWithError(l.error().describe().c_str());
         return;
     }
-    uint64_t next = 0;
-    std::vector<NewIdentity> batch;
-    for (auto _ : state) {
-        state.PauseTiming();
-        batch.clear();
-        for (uint64_t i = 0; i < dies; ++i) batch.push_back(fake_identity(next++));
-        state.ResumeTiming();
-        auto r = (*l)->record_batch(batch);
-        if (!r.ok()) {
-            state.SkipWithError(r.error().describe().c_str());
-            break;
-        }
-    }
-    state.SetItemsProcessed(state.iterations() * state.range(1));
+    record_loop(state, **l, dies);
 }
 
 // A ledger in store 0 (SQLite, in `dir`) or 1 (a new database of the private PostgreSQL
@@ -120,20 +125,7 @@ void BM_StoreRecord(benchmark::State& state) {
         state.SkipWithError(l.error().describe().c_str());
         return;
     }
-    uint64_t next = 0;
-    std::vector<NewIdentity> batch;
-    for (auto _ : state) {
-        state.PauseTiming();
-        batch.clear();
-        for (uint64_t i = 0; i < dies; ++i) batch.push_back(fake_identity(next++));
-        state.ResumeTiming();
-        auto r = (*l)->record_batch(batch);
-        if (!r.ok()) {
-            state.SkipWithError(r.error().describe().c_str());
-            break;
-        }
-    }
-    state.SetItemsProcessed(state.iterations() * state.range(1));
+    record_loop(state, **l, dies);
 }
 
 void BM_StoreDeliver(benchmark::State& state) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <regex>
 #include <set>
@@ -89,6 +90,46 @@ void check_export(const fs::path& export_dir, const fs::path& kik_hex, size_t ex
     EXPECT_EQ(uids.size(), n);
     EXPECT_EQ(serials.size(), n);
     EXPECT_EQ(locations.size(), n);
+}
+
+// Starts `waferprov args...` and kills it with SIGKILL at a random moment (0..max_extra_ms) after
+// the ledger's count of records has grown past `before` (so that the kill lands in the middle of
+// the wafer however fast the machine is), or not at all if it ends first. Whether it was killed.
+bool kill_mid_wafer(const std::vector<std::string>& args, const fs::path& log,
+                    const std::function<uint64_t()>& committed, std::mt19937& rng,
+                    int max_extra_ms) {
+    const uint64_t before = committed();
+    const pid_t pid = spawn(args, log);
+    EXPECT_GT(pid, 0);
+    if (pid <= 0) return false;
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) return false;
+        if (committed() > before) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, max_extra_ms)(rng)));
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return WIFSIGNALED(status);
+}
+
+// `ledger export` of the job's ledger (`ledger` overrides it when given) into dir/export, the
+// customer's `ledger verify --export` of it under dir/job/ca.pem, then check_export.
+void export_and_check(const fs::path& dir, const fs::path& job_file, const std::string& ledger,
+                      const fs::path& log, size_t expected) {
+    std::vector<std::string> args = {"ledger",          "export", "--job",
+                                     job_file.string(), "--out",  (dir / "export").string()};
+    if (!ledger.empty()) args.insert(args.end(), {"--ledger", ledger});
+    ASSERT_EQ(run(args, log), 0) << waferprov::testing::read_text(log);
+    ASSERT_EQ(run({"ledger", "verify", "--export", (dir / "export").string(), "--ca",
+                   (dir / "job/ca.pem").string()},
+                  log),
+              0)
+        << waferprov::testing::read_text(log);
+    check_export(dir / "export", dir / "job/kik.hex", expected);
 }
 
 size_t selected_dies(const fs::path& map) {
@@ -191,17 +232,7 @@ TEST(RunCli, PemJobFromInitToVerifiedExport) {
     EXPECT_EQ((*l)->counts()->total(), expected);
     EXPECT_EQ((*l)->quota()->used, expected);
     l->reset();
-    ASSERT_EQ(run({"ledger", "export", "--ledger", ledger.string(), "--job",
-                   (t.path() / "job/job.toml").string(), "--out", (t.path() / "export").string()},
-                  log),
-              0)
-        << waferprov::testing::read_text(log);
-    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path() / "export").string(), "--ca",
-                   (t.path() / "job/ca.pem").string()},
-                  log),
-              0)
-        << waferprov::testing::read_text(log);
-    check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
+    export_and_check(t.path(), t.path() / "job/job.toml", ledger.string(), log, expected);
     // The floor reports are there.
     bool svg = false, stdf = false;
     for (const auto& e : fs::recursive_directory_iterator(t.path() / "job/reports")) {
@@ -235,18 +266,8 @@ TEST(RunCli, SoftHsmJobSignsWithTheTokenKey) {
                   log),
               0)
         << waferprov::testing::read_text(log);
-    ASSERT_EQ(
-        run({"ledger", "export", "--ledger", (t.path() / "job/ledger.sqlite").string(), "--job",
-             (t.path() / "job/job.toml").string(), "--out", (t.path() / "export").string()},
-            log),
-        0)
-        << waferprov::testing::read_text(log);
-    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path() / "export").string(), "--ca",
-                   (t.path() / "job/ca.pem").string()},
-                  log),
-              0)
-        << waferprov::testing::read_text(log);
-    check_export(t.path() / "export", t.path() / "job/kik.hex", selected_dies(t.path() / "w.xml"));
+    export_and_check(t.path(), t.path() / "job/job.toml", "", log,
+                     selected_dies(t.path() / "w.xml"));
 }
 
 TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
@@ -276,31 +297,9 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
         return c.ok() ? c->total() : 0;
     };
     std::mt19937 rng(std::random_device{}());
-    std::uniform_int_distribution<int> extra_ms(0, 150);
     int killed = 0;
     for (int i = 0; i < 8; ++i) {
-        const uint64_t before = committed();
-        pid_t pid = spawn(cmd, log);
-        ASSERT_GT(pid, 0);
-        // Kill at a random moment after the run has started committing (so that the kill lands
-        // in the middle of the wafer however fast the machine is), or not at all if it ended.
-        int status = 0;
-        bool ended = false;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (::waitpid(pid, &status, WNOHANG) == pid) {
-                ended = true;
-                break;
-            }
-            if (committed() > before) break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        }
-        if (!ended) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(rng)));
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            if (WIFSIGNALED(status)) ++killed;
-        }
+        if (kill_mid_wafer(cmd, log, committed, rng, 150)) ++killed;
         // Between kills the ledger is always consistent.
         auto l = Ledger::open_existing(ledger_file);
         if (l.ok()) {
@@ -322,13 +321,7 @@ TEST(RunCli, KillNineAtRandomMomentsThenRerunFinishesTheWaferExactlyOnce) {
     ASSERT_TRUE(v.ok());
     EXPECT_TRUE(v->ok());
     l->reset();
-    ASSERT_EQ(
-        run({"ledger", "export", "--ledger", (t.path() / "job/ledger.sqlite").string(), "--job",
-             (t.path() / "job/job.toml").string(), "--out", (t.path() / "export").string()},
-            log),
-        0)
-        << waferprov::testing::read_text(log);
-    check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
+    export_and_check(t.path(), t.path() / "job/job.toml", "", log, expected);
 }
 
 TEST(RunCli, TesterUidPolicyLeavesDiesWithoutAMapUidToTheTouchdown) {
@@ -573,30 +566,10 @@ TEST(RunCli, ThreeHostsShareAPostgresJobThroughKillsAndAServerRestart) {
     ASSERT_GT(racers[0], 0);
     ASSERT_GT(racers[1], 0);
     std::mt19937 rng(std::random_device{}());
-    std::uniform_int_distribution<int> extra_ms(0, 200);
     int killed = 0;
     bool restarted = false;
     for (int i = 0; i < 10; ++i) {
-        const uint64_t before = committed();
-        const pid_t pid = spawn(host(2, "b.xml"), logs[2]);
-        ASSERT_GT(pid, 0);
-        int status = 0;
-        bool ended = false;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (::waitpid(pid, &status, WNOHANG) == pid) {
-                ended = true;
-                break;
-            }
-            if (committed() > before) break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        if (!ended) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(rng)));
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            if (WIFSIGNALED(status)) ++killed;
-        }
+        if (kill_mid_wafer(host(2, "b.xml"), logs[2], committed, rng, 200)) ++killed;
         if (i == 4) {  // the server restarts under the two racing hosts
             ASSERT_TRUE((*server)->restart().ok());
             restarted = true;
@@ -631,16 +604,6 @@ TEST(RunCli, ThreeHostsShareAPostgresJobThroughKillsAndAServerRestart) {
     EXPECT_NE(waferprov::testing::read_text(log).find("the chain contains its head"),
               std::string::npos)
         << waferprov::testing::read_text(log);
-    ASSERT_EQ(run({"ledger", "export", "--job", (t.path() / "job/host0.toml").string(), "--out",
-                   (t.path() / "export").string()},
-                  log),
-              0)
-        << waferprov::testing::read_text(log);
     // The customer's check of an export is the same whichever store it came from.
-    ASSERT_EQ(run({"ledger", "verify", "--export", (t.path() / "export").string(), "--ca",
-                   (t.path() / "job/ca.pem").string()},
-                  log),
-              0)
-        << waferprov::testing::read_text(log);
-    check_export(t.path() / "export", t.path() / "job/kik.hex", expected);
+    export_and_check(t.path(), t.path() / "job/host0.toml", "", log, expected);
 }
