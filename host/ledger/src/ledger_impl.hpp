@@ -1,4 +1,5 @@
-// Ledger::Impl, shared by ledger.cpp (open, record, transitions, verify) and export.cpp.
+// Ledger::Impl, shared by the ledger's files: ledger.cpp (record, transitions, lookups), open.cpp,
+// verify.cpp, migrate.cpp, final_test.cpp, export.cpp and the SQLite store (store_sqlite.cpp).
 #pragma once
 
 #include <atomic>
@@ -151,15 +152,15 @@ Status verify_final_table(Ledger::Impl& m, chain::Replayer& rp);
 // wafers' dies.
 #define WP_RECORD_SELECT_ORDERED WP_RECORD_SELECT("ORDER BY lot, wafer NULLS FIRST, y, x, uid")
 Result<LedgerRecord> row_to_record(const sql::Query& q);
-// ledger.cpp: a connection to a SQLite file for writing (WAL, full sync; `create`: the file may
-// be new); the records table's columns and constraints, in the words ddl() translates (the
+// open.cpp: the records table's columns and constraints, in the words ddl() translates (the
 // schema and the migration to version 5 declare it from this one text).
+extern const char* const kRecordsColumns;
+// store_sqlite.cpp: a connection to a SQLite file for writing (WAL, full sync; `create`: the
+// file may be new); a read-only one for open_existing (never creates or changes the file);
+// SQLite's integrity_check (quick: its quick_check) of the file: "ok" lines dropped, at most
+// `limit` findings.
 Result<std::unique_ptr<Ledger::Impl>> connect_writable(const std::filesystem::path& path,
                                                        bool create, int busy_timeout_ms);
-extern const char* const kRecordsColumns;
-// store_sqlite.cpp: a read-only connection for open_existing (never creates or changes the
-// file); SQLite's integrity_check (quick: its quick_check) of the file: "ok" lines dropped, at
-// most `limit` findings.
 Result<std::unique_ptr<Ledger::Impl>> connect_read_only(const std::filesystem::path& path,
                                                         int busy_timeout_ms);
 Result<std::vector<std::string>> integrity_problems(sqlite3* db, bool quick, int limit = 20);
