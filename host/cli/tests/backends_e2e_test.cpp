@@ -53,7 +53,8 @@ const std::string kCardsimTimeouts = "timeout_ms=60000,per_die_us=200000";
 int waferprov_run(const std::vector<std::string>& args, const fs::path& log) {
     std::vector<std::string> argv = {kBinary.string()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return waferprov::testing::run_process(argv, log, std::chrono::seconds(300));
+    return waferprov::testing::run_process(
+        argv, log, std::chrono::seconds(300) * waferprov::testing::kSlowdown);
 }
 
 // Rows of a query on a ledger file, read with SQLite itself (not through the ledger's code):

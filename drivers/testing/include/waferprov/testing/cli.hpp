@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "waferprov/testing/process.hpp"
+
 namespace waferprov::testing {
 
 struct CliRun {
@@ -22,7 +24,7 @@ struct CliRun {
 // waits at most `timeout`, and returns the status and both streams.
 CliRun run_cli(const std::filesystem::path& binary, const std::vector<std::string>& args,
                const std::filesystem::path& dir,
-               std::chrono::milliseconds timeout = std::chrono::minutes(5));
+               std::chrono::milliseconds timeout = std::chrono::minutes(5) * kSlowdown);
 
 // Splits a command line at spaces (no quoting: for tests whose arguments contain none).
 std::vector<std::string> split_args(const std::string& line);

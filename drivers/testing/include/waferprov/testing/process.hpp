@@ -19,6 +19,15 @@ inline constexpr int kSpawnFailed = -2;      // run_process(): the program could
 inline constexpr int kProcessTimedOut = -3;  // the timeout passed: it was SIGKILLed and reaped
 inline constexpr int kNoSuchProcess = -4;    // waitpid() failed: not a child, or already reaped
 
+// How many times slower programs run in this build: 4 under AddressSanitizer (tools/test.sh
+// --sanitize, where a Verilator model runs about ten times slower), else 1. Tests scale the
+// limits they put on child processes by it, as waferprov_add_test scales CTest's.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr int kSlowdown = 4;
+#else
+inline constexpr int kSlowdown = 1;
+#endif
+
 // A timeout for wait_process()/run_process() that never passes: a plain blocking wait.
 inline constexpr std::chrono::milliseconds kNoTimeout = std::chrono::milliseconds::max();
 
