@@ -361,7 +361,8 @@ public:
 private:
     ConnPtr conn_;
     std::string uri_;
-    std::map<std::string, std::unique_ptr<PgStatement>> cache_;
+    // By SQL text; std::less<> finds a caller's const char* without building a string each call.
+    std::map<std::string, std::unique_ptr<PgStatement>, std::less<>> cache_;
     uint64_t names_ = 0;
     int64_t changes_ = 0;
     bool in_txn_ = false;
