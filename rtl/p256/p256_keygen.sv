@@ -34,7 +34,11 @@
 `default_nettype none
 
 module p256_keygen #(
-  parameter RomFile = "p256_base_table.mem"
+  parameter RomFile = "p256_base_table.mem",
+  // 1: the table is outside (rom_addr_o / rom_data_i, one cycle of read latency like
+  // p256_rom), so that two engines can share one block-RAM table through its two ports
+  // (p256_rom2); 0: the engine has its own p256_rom and rom_data_i is unused.
+  parameter bit ExtRom = 1'b0
 ) (
   input  wire logic         clk_i,
   input  wire logic         rst_ni,      // synchronous, active low
@@ -54,7 +58,10 @@ module p256_keygen #(
   output      logic         busy_o,
   output      logic         dbg_secret_nz_o,
   output      logic [3:0]   dbg_scan_off_o,
-  output      logic         dbg_scan_sel_o
+  output      logic         dbg_scan_sel_o,
+  // the table of multiples of G when ExtRom (public: a counter, never d)
+  output      logic [9:0]   rom_addr_o,
+  input  wire logic [511:0] rom_data_i
 );
   localparam logic [255:0] N = p256_pkg::N;
   localparam logic [255:0] B = p256_pkg::B;
@@ -182,11 +189,18 @@ module p256_keygen #(
   logic         scan_start;   // start scanning the next window (set by the sequencer below)
   logic         start_first;  // start scanning window 0
 
-  p256_rom #(.RomFile(RomFile)) u_rom (
-    .clk_i,
-    .addr_i({scan_win_q, off_q + scan_j_q[3:0]}),
-    .data_o(rom_data)
-  );
+  assign rom_addr_o = {scan_win_q, off_q + scan_j_q[3:0]};
+  if (ExtRom) begin : g_ext_rom
+    assign rom_data = rom_data_i;
+  end else begin : g_rom
+    logic unused_rom;
+    assign unused_rom = ^rom_data_i;
+    p256_rom #(.RomFile(RomFile)) u_rom (
+      .clk_i,
+      .addr_i(rom_addr_o),
+      .data_o(rom_data)
+    );
+  end
   assign digit    = d_q[3:0];
   // one entry per window; a data select, never an address or a branch
   assign hit      = scan_busy_q & (scan_j_q != 5'd0) & (rd_idx_q == digit);
