@@ -269,11 +269,20 @@ module sym_die #(
 
   assign kw_req_valid = !zeroize_i && (fsm_q == StKwReq);
 
+  // The die's error is latched as the DRBG answers (done_err_q), so the response and the
+  // readies of StDone start from flops: decoded from the DRBG's state, the error ran through
+  // the card's hand-off and back into aes_kw's load in 6 LUT levels (5.2 ns by the model).
+  logic [1:0] done_err_q;
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni || zeroize_i) done_err_q <= 2'd0;
+    else if (fsm_q != StDone) done_err_q <= (fsm_q == StDrbg) ? drbg_rsp_err : 2'd0;
+  end
+
   assign die_rsp_valid_o = (fsm_q == StDone);
-  assign die_err_o       = die_rsp_valid_o ? drbg_rsp_err : 2'd0;
+  assign die_err_o       = die_rsp_valid_o ? done_err_q : 2'd0;
   assign die_rejects_o   = die_rsp_valid_o ? drbg_rsp_rejects : 16'h0;
-  assign die_wrapped_o   = (die_rsp_valid_o && !die_err) ? kw_rsp_wrapped : 320'h0;
-  assign die_scalar_o    = (die_rsp_valid_o && !die_err) ? drbg_rsp_data : 256'h0;
+  assign die_wrapped_o   = (die_rsp_valid_o && done_err_q == 2'd0) ? kw_rsp_wrapped : 320'h0;
+  assign die_scalar_o    = (die_rsp_valid_o && done_err_q == 2'd0) ? drbg_rsp_data : 256'h0;
   assign die_cycles_o    = die_rsp_valid_o ? cyc_q : 16'h0;
 
   always_comb begin
@@ -284,9 +293,9 @@ module sym_die #(
       StMgmt:  drbg_rsp_ready = drbg_rsp_ready_i;
       StKwReq: kdf_rsp_ready  = kw_req_ready;   // aes_kw has its own copy of the KEK
       StDone: begin
-        kdf_rsp_ready  = die_rsp_ready_i && die_err;
+        kdf_rsp_ready  = die_rsp_ready_i && (done_err_q != 2'd0);
         drbg_rsp_ready = die_rsp_ready_i;
-        kw_rsp_ready   = die_rsp_ready_i && !die_err;
+        kw_rsp_ready   = die_rsp_ready_i && (done_err_q == 2'd0);
       end
       default: ;
     endcase
