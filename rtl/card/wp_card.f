@@ -16,5 +16,6 @@ p256/p256_csa10.sv
 p256/p256_addsub.sv
 p256/p256_mul.sv
 p256/p256_rom.sv
+p256/p256_rom2.sv
 p256/p256_keygen.sv
 card/wp_card.sv

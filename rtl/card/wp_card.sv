@@ -11,9 +11,10 @@
 // Datapath: one sym_die (KDF, the one DRBG, scalar draw, key wrap) takes the UIDs strictly in
 // request order and numbers them from the sequence counter; each result (d, wrapped) is handed
 // to a free engine (one p256_keygen each, NE of them) together with its sequence number and
-// UID, and the engine index is pushed into an order FIFO. The record stage always waits for
-// the engine at the head of that FIFO, so records leave in sequence order whichever engine
-// finishes first (the FIFO is the reorder buffer: each engine's slot is its entry). sym_die
+// UID, and the engine index is pushed into an order FIFO (engines 2p and 2p + 1 share one
+// table of multiples of G: p256_rom2, the two ports of one block RAM). The record stage always
+// waits for the engine at the head of that FIFO, so records leave in sequence order whichever
+// engine finishes first (the FIFO is the reorder buffer: each engine's slot is its entry). sym_die
 // computes the next die while the engines work and holds it until an engine is free, so the
 // engines never wait for it as long as sym_die's ~590 cycles per die x NE stay below one key
 // generation (NE <= 15).
@@ -113,6 +114,7 @@ module wp_card #(
   logic [2047:0] st_data_q;        // self-test input, byte 0 in [2047:2040]
   logic [2047:0] st_result_q;      // self-test output, byte 0 in [2047:2040]
   logic [8:0]   st_rlen_q;         // ST_RESULT_LEN
+  logic [8:0]   st_out_q;          // ST_RESULT_LEN of the running operation if it succeeds
   logic         st_done_q, pend_st_q;
   logic [3:0]   st_blk_q;          // CMAC: the next message block
   logic         st_fed_q;          // CMAC: the last block was taken
@@ -143,11 +145,29 @@ module wp_card #(
   } mstate_e;
   mstate_e mst_q;
   logic    m_reseed_q;   // the DRBG command in MDrbg/MDrbgWait is a reseed
+  // Registered decodes of mst_q for the wide multiplexers (the management aes_kw's 2,048-bit
+  // request, ST_RESULT's sources, the AES core's owner): set as mst_q enters the states they
+  // stand for and cleared as it leaves them, so those multiplexers start from flops. Decoded
+  // from mst_q, the state ran through 6 LUT levels into ST_RESULT and the key wrap's R register
+  // (fan-out 1,973; 5.7 ns by the timing model).
+  logic    kik_sel_q;    // MKik, MKikWait
+  // The management aes_kw's request, registered too: valid and the data selects only in the
+  // request states (so DK and ST_DATA reach aes_kw only then, as with the state decode), and
+  // its n and direction fixed when the command starts.
+  logic       kw_req_kik_q;  // MKik
+  logic       kw_req_st_q;   // MStKw
+  logic [5:0] kw_n_q;
+  logic       kw_unwrap_q;
+  logic [4:0] st_src_q;  // the self-test running: 0 block, 1 CMAC, 2 KW wrap, 3 KW unwrap, 4 d*G
 
   // The self-test operation (ST_OP) and the checks of its length (ST_LEN).
   localparam logic [2:0] OpEnc = 3'd1, OpDec = 3'd2, OpCmac = 3'd3, OpWrap = 3'd4,
                          OpUnwrap = 3'd5, OpDg = 3'd6;
   logic       st_len_ok, st_kw, st_cm, st_blk_sel, st_dg, st_running, st_busy;
+  // ST_LEN's check and the result length, registered: ST_OP and ST_LEN change only by a write,
+  // and ST_START is applied at least two cycles after one (the check's carry chains were on
+  // the path from ST_LEN through ERR into the request buffer).
+  logic       st_len_ok_q;
   logic [5:0] st_n;          // KW: semiblocks of key data
   logic [8:0] st_out_len;    // ST_RESULT_LEN of a successful operation
   always_comb begin
@@ -178,10 +198,10 @@ module wp_card #(
     endcase
   end
   assign st_n       = (st_op_q == OpUnwrap) ? st_len_q[8:3] - 6'd1 : st_len_q[8:3];
-  assign st_kw      = (mst_q == MStKw) || (mst_q == MStKwWait);
-  assign st_cm      = (mst_q == MStCmInit) || (mst_q == MStCmMsg) || (mst_q == MStCmTag);
-  assign st_blk_sel = (mst_q == MStBlk) || (mst_q == MStBlkWait);
-  assign st_dg      = (mst_q == MStDg) || (mst_q == MStDgWait);
+  assign st_kw      = st_src_q[2] || st_src_q[3];   // MStKw, MStKwWait
+  assign st_cm      = st_src_q[1];                  // MStCmInit, MStCmMsg, MStCmTag
+  assign st_blk_sel = st_src_q[0];                  // MStBlk, MStBlkWait
+  assign st_dg      = st_src_q[4];                  // MStDg, MStDgWait
   assign st_running = st_kw || st_cm || st_blk_sel || st_dg;
   assign st_busy    = pend_st_q || st_running;
 
@@ -198,18 +218,18 @@ module wp_card #(
   logic [127:0] ka_req_data;
   logic         own_kw, own_cm;
 
-  assign own_kw = (mst_q == MKik) || (mst_q == MKikWait) || st_kw;
+  assign own_kw = kik_sel_q || st_kw;
   assign own_cm = st_cm;
 
   // The KIK is unwrapped under DK with n = 4; a self-test wraps or unwraps the caller's data
   // under ST_KEY. DK never meets a self-test and ST_KEY never meets the KIK.
-  assign kw_req_valid   = (mst_q == MKik) || (mst_q == MStKw);
-  assign kw_unwrap      = (mst_q == MKik) || (st_op_q == OpUnwrap);
-  assign kw_n           = (mst_q == MStKw) ? st_n : 6'd4;
-  assign kw_kek         = (mst_q == MKik) ? dk_i : (mst_q == MStKw) ? st_key_q : 256'h0;
-  assign kw_req_key     = (mst_q == MStKw) ? st_data_q[2047 -: 1984] : 1984'h0;
-  assign kw_req_wrapped = (mst_q == MKik)  ? {kikw_q, 1728'h0} :
-                          (mst_q == MStKw) ? st_data_q : 2048'h0;
+  assign kw_req_valid   = kw_req_kik_q || kw_req_st_q;
+  assign kw_unwrap      = kw_unwrap_q;
+  assign kw_n           = kw_n_q;
+  assign kw_kek         = ({256{kw_req_kik_q}} & dk_i) | ({256{kw_req_st_q}} & st_key_q);
+  assign kw_req_key     = {1984{kw_req_st_q}} & st_data_q[2047 -: 1984];
+  assign kw_req_wrapped = ({2048{kw_req_kik_q}} & {kikw_q, 1728'h0}) |
+                          ({2048{kw_req_st_q}} & st_data_q);
 
   logic         c_req_valid, c_req_ready, c_req_dec, c_rsp_valid, c_rsp_ready;
   logic [255:0] c_req_key;
@@ -315,14 +335,40 @@ module wp_card #(
     end
   end
 
+  // Request register of the management core, as sym_die's (rq_*): while empty it follows the
+  // owner's request bus (zero when nothing owns the core), and it holds from the cycle the
+  // request is taken until the core has it. Without it the owner's selects (st_src_q,
+  // kik_sel_q) ran through the owner multiplexer and aes_kw's semiblock multiplexer into the
+  // core's state, key and control registers: 6 LUT levels and a MUXF, 6.0 ns by the timing
+  // model at NE = 2. It costs one cycle per AES operation of the self-test and the KIK unwrap.
+  logic         mq_valid_q, mq_dec_q, mq_core_ready;
+  logic [255:0] mq_key_q;
+  logic [127:0] mq_data_q;
+  assign c_req_ready = !zero_q && !mq_valid_q;
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni || zero_q) begin
+      mq_valid_q <= 1'b0;
+      mq_dec_q   <= 1'b0;
+      mq_key_q   <= 256'h0;
+      mq_data_q  <= 128'h0;
+    end else if (!mq_valid_q) begin
+      mq_valid_q <= c_req_valid;
+      mq_dec_q   <= c_req_dec;
+      mq_key_q   <= c_req_key;
+      mq_data_q  <= c_req_data;
+    end else if (mq_core_ready) begin
+      mq_valid_q <= 1'b0;
+    end
+  end
+
   aes256 u_kik_aes (
     .clk_i, .rst_ni,
     .zeroize_i   (zero_q),
-    .req_valid_i (c_req_valid),
-    .req_ready_o (c_req_ready),
-    .req_dec_i   (c_req_dec),
-    .req_key_i   (c_req_key),
-    .req_data_i  (c_req_data),
+    .req_valid_i (mq_valid_q),
+    .req_ready_o (mq_core_ready),
+    .req_dec_i   (mq_dec_q),
+    .req_key_i   (mq_key_q),
+    .req_data_i  (mq_data_q),
     .rsp_valid_o (c_rsp_valid),
     .rsp_ready_i (c_rsp_ready),
     .rsp_data_o  (c_rsp_data)
@@ -466,24 +512,57 @@ module wp_card #(
   logic [255:0]  eng_y [NE];
   logic [255:0]  eng_d [NE];
 
-  // The free engine with the lowest index.
+  // The engine the next die goes to: the free engine with the lowest index, chosen a cycle
+  // ahead into a register (pick_q, one-hot; none in the cycle after a hand-off), so that the
+  // hand-off's enables (the slots, the engine's d) start from flops. Chosen in the same cycle,
+  // the engines' states and sym_die's response ran through 5 LUT levels into every slot
+  // register (5.4 ns by the timing model at NE = 4, growing with NE). A picked engine stays
+  // ready: it is idle and nothing but a hand-off or ZEROIZE starts it (d*G takes engine 0 only
+  // with no die on the card). An engine that frees is picked a cycle later than before.
+  logic [NE-1:0] pick_q, pick_d;
   logic          free_found;
   logic [EW-1:0] free_idx;
   always_comb begin
-    free_found = 1'b0;
-    free_idx   = '0;
+    pick_d = '0;
     for (int e = NE - 1; e >= 0; e--) begin
       if (!eng_busy_q[e] && eng_d_ready[e]) begin
-        free_found = 1'b1;
-        free_idx   = EW'(e);
+        pick_d    = '0;
+        pick_d[e] = 1'b1;
       end
     end
+    free_idx = '0;
+    for (int e = 0; e < NE; e++)
+      if (pick_q[e]) free_idx = EW'(e);
   end
+  assign free_found = |pick_q;
 
   logic handoff, sym_fail;
   assign sym_fail      = die_rsp_valid && (die_err != 2'd0);
   assign handoff       = die_rsp_valid && (die_err == 2'd0) && free_found && !zero_q;
-  assign die_rsp_ready = !zero_q && (sym_fail || handoff);
+  // ready does not wait for valid: sym_die's error and response start from its flops, and a
+  // ready built from them ran back into sym_die's key wrap in 6 LUT levels (5.2 ns, model)
+  assign die_rsp_ready = !zero_q && (free_found || (die_err != 2'd0));
+
+  // The table of multiples of G: one p256_rom2 (two read ports of one block-RAM table) per
+  // pair of engines, engine 2p on port A and 2p + 1 on port B; with NE odd the last table's
+  // port B is idle.
+  localparam int unsigned NT = (NE + 1) / 2;
+  logic [9:0]   rom_addr [2 * NT];
+  logic [511:0] rom_data [2 * NT];
+  if (NE % 2 == 1) begin : g_rom_idle
+    assign rom_addr[NE] = 10'd0;
+    logic unused_rom;
+    assign unused_rom = ^rom_data[NE];
+  end
+  for (genvar t = 0; t < NT; t++) begin : g_rom
+    p256_rom2 #(.RomFile(RomFile)) u_rom (
+      .clk_i,
+      .addr_a_i (rom_addr[2 * t]),
+      .data_a_o (rom_data[2 * t]),
+      .addr_b_i (rom_addr[2 * t + 1]),
+      .data_b_o (rom_data[2 * t + 1])
+    );
+  end
 
   for (genvar e = 0; e < NE; e++) begin : g_eng
     logic unused_dbg;
@@ -491,14 +570,14 @@ module wp_card #(
     logic unused_sel, unused_busy;
     // Engine 0 also takes the self-test's d (ST_DATA) while the card is idle.
     if (e == 0) begin : g_st
-      assign eng_d_valid[e] = (handoff && (free_idx == EW'(e))) || (mst_q == MStDg);
+      assign eng_d_valid[e] = (handoff && pick_q[e]) || (mst_q == MStDg);
       assign eng_d[e]       = (mst_q == MStDg) ? st_data_q[2047 -: 256] :
                               eng_d_valid[e] ? die_scalar : 256'h0;
     end else begin : g_die
-      assign eng_d_valid[e] = handoff && (free_idx == EW'(e));
+      assign eng_d_valid[e] = handoff && pick_q[e];
       assign eng_d[e]       = eng_d_valid[e] ? die_scalar : 256'h0;
     end
-    p256_keygen #(.RomFile(RomFile)) u_keygen (
+    p256_keygen #(.RomFile(RomFile), .ExtRom(1'b1)) u_keygen (
       .clk_i, .rst_ni,
       .zeroize_i       (zero_q),
       .d_valid_i       (eng_d_valid[e]),
@@ -513,7 +592,9 @@ module wp_card #(
       .busy_o          (unused_busy),
       .dbg_secret_nz_o (unused_dbg),
       .dbg_scan_off_o  (unused_off),
-      .dbg_scan_sel_o  (unused_sel)
+      .dbg_scan_sel_o  (unused_sel),
+      .rom_addr_o      (rom_addr[e]),
+      .rom_data_i      (rom_data[e])
     );
   end
 
@@ -537,8 +618,9 @@ module wp_card #(
                     (rec_tready_i && rec_beat_q == BTW'(BEATS - 1));
   assign rec_load = (ord_cnt_q != '0) && eng_q_valid[head] && rec_free && !zero_q;
   always_comb begin
-    eng_q_ready = '0;
-    eng_q_ready[head] = rec_load;
+    // written per engine, not as eng_q_ready[head]: Yosys builds an indexed write of a packed
+    // vector from a 32-bit shift with a negated index (a 31-bit carry chain on the path)
+    for (int e = 0; e < NE; e++) eng_q_ready[e] = rec_load && (head == EW'(e));
     // d*G runs only on an idle card (no record to load), so engine 0's result is the test's.
     if (mst_q == MStDgWait) eng_q_ready[0] = 1'b1;
   end
@@ -560,7 +642,22 @@ module wp_card #(
   logic [11:0] waddr, raddr;
   logic [31:0] wmask;
 
-  assign s_awready_o = s_awvalid_i && s_wvalid_i && !bvalid_q;
+  // The write is taken into a stage (wr_q: address, data, strobes, and one-hot word enables
+  // of the wide registers decoded from the address) and applied from it in the next cycle;
+  // B answers once it is applied, so a read issued after the response sees the write. Written
+  // straight from the handshake, the strobe and the address decode reached 3,092 register
+  // bits through 6 LUT levels (5.6 ns by the timing model); from the stage each word's enable
+  // is a flop of fan-out 32 and CTRL's pulses (ctrl_q: ZEROIZE resets every secret) are flops.
+  logic        wr_q, wbad_q, wst_ok_q;
+  logic [11:0] waddr_q;
+  logic [31:0] wdata_q, wmask_q;
+  logic [5:0]  ctrl_q;
+  logic [11:0] we_entropy_q, we_pers_q;
+  logic [9:0]  we_kikw_q;
+  logic [7:0]  we_st_key_q;
+  logic [63:0] we_st_data_q;
+
+  assign s_awready_o = s_awvalid_i && s_wvalid_i && !wr_q && !bvalid_q;
   assign s_wready_o  = s_awready_o;
   assign wr          = s_awready_o;
   assign s_bvalid_o  = bvalid_q;
@@ -651,10 +748,10 @@ module wp_card #(
   logic [63:0] err_at;
   logic [5:0]  ctrl_w;
   logic [7:0]  err_kept;   // ERR after this cycle's clears
-  assign ctrl_w   = (wr && waddr == card_regs_pkg::CTRL) ? (s_wdata_i[5:0] & wmask[5:0]) : 6'h0;
+  assign ctrl_w   = ctrl_q;
   assign err_kept = ctrl_w[4] ? 8'h0 :
-                    (wr && waddr == card_regs_pkg::ERR) ? (err_q & ~(s_wdata_i[7:0] & wmask[7:0]))
-                                                        : err_q;
+                    (wr_q && waddr_q == card_regs_pkg::ERR) ?
+                        (err_q & ~(wdata_q[7:0] & wmask_q[7:0])) : err_q;
 
   // The management command taken in MIdle this cycle (one at a time, in this priority).
   logic go_kik, go_inst, go_reseed, go_st, st_ok, st_refuse, st_fail;
@@ -665,7 +762,7 @@ module wp_card #(
   assign go_st     = (mst_q == MIdle) && !ctrl_w[3] && !go_kik && !go_inst && !go_reseed &&
                      pend_st_q;
   // d*G needs engine 0: only on an idle card (no request buffered or in flight).
-  assign st_ok     = st_len_ok && ((st_op_q != OpDg) || !card_busy);
+  assign st_ok     = st_len_ok_q && ((st_op_q != OpDg) || !card_busy);
   assign st_refuse = go_st && !st_ok;
   assign st_fail   = !ctrl_w[3] &&
                      (((mst_q == MStKwWait) && kw_rsp_valid && kw_rsp_err) ||
@@ -689,7 +786,7 @@ module wp_card #(
     if (mst_q == MKikWait && kw_rsp_valid && kw_rsp_err && !ctrl_w[3]) err_set[EUnwrap] = 1'b1;
     if (mst_q == MDrbgWait && drbg_rsp_valid && drbg_rsp_err != 2'd0)
       err_set[ENotInst] = 1'b1;
-    if ((wr && !mapped(waddr)) || (rd && !mapped(raddr))) err_set[EBus] = 1'b1;
+    if (wbad_q || (rd && !mapped(raddr))) err_set[EBus] = 1'b1;
     // Self-test: refused (ST_OP/ST_LEN, d*G on a busy card), a second ST_START while one is
     // pending or running (ignored), an unwrap integrity failure, d = 0 or d >= n.
     if (st_refuse || st_fail || (ctrl_w[5] && st_busy)) err_set[ESelftest] = 1'b1;
@@ -718,8 +815,6 @@ module wp_card #(
       st_len_q      <= '0;
       st_key_q      <= '0;
       st_data_q     <= '0;
-      st_result_q   <= '0;
-      st_rlen_q     <= '0;
       st_done_q     <= 1'b0;
       pend_st_q     <= 1'b0;
       st_blk_q      <= '0;
@@ -761,6 +856,27 @@ module wp_card #(
       bvalid_q      <= 1'b0;
       rvalid_q      <= 1'b0;
       rdata_q       <= '0;
+      pick_q        <= '0;
+      wr_q          <= 1'b0;
+      wbad_q        <= 1'b0;
+      wst_ok_q      <= 1'b0;
+      waddr_q       <= '0;
+      wdata_q       <= '0;
+      wmask_q       <= '0;
+      ctrl_q        <= '0;
+      we_entropy_q  <= '0;
+      we_pers_q     <= '0;
+      we_kikw_q     <= '0;
+      we_st_key_q   <= '0;
+      we_st_data_q  <= '0;
+      kik_sel_q     <= 1'b0;
+      kw_req_kik_q  <= 1'b0;
+      kw_req_st_q   <= 1'b0;
+      kw_n_q        <= '0;
+      kw_unwrap_q   <= 1'b0;
+      st_src_q      <= '0;
+      st_out_q      <= '0;
+      st_len_ok_q   <= 1'b0;
       for (int e = 0; e < NE; e++) begin
         slot_seq_q[e]  <= '0;
         slot_uid_q[e]  <= '0;
@@ -771,6 +887,8 @@ module wp_card #(
     end else begin
       zero_q <= 1'b0;
       lfsr_q <= {lfsr_q[14:0], lfsr_q[15] ^ lfsr_q[13] ^ lfsr_q[12] ^ lfsr_q[10]};
+      st_len_ok_q <= st_len_ok;
+      st_out_q    <= st_out_len;
 
       // ---- AXI4-Lite ----
       if (bvalid_q && s_bready_i) bvalid_q <= 1'b0;
@@ -779,58 +897,75 @@ module wp_card #(
         rvalid_q <= 1'b1;
         rdata_q  <= read_reg(raddr);
       end
+      // the write stage: taken here, applied below in the next cycle
+      // The self-test's inputs are held while it runs: whether a write may change them is
+      // decided here, at the handshake (no ST_START can be applied between the handshake and
+      // the apply, writes are one at a time), so st_busy does not fan out to their 2,336 bits.
+      wr_q     <= wr;
+      wbad_q   <= wr && !mapped(waddr);
+      wst_ok_q <= !st_busy;
+      ctrl_q <= (wr && waddr == card_regs_pkg::CTRL) ? (s_wdata_i[5:0] & wmask[5:0]) : 6'h0;
       if (wr) begin
-        bvalid_q <= 1'b1;
-        unique case (waddr)
-          card_regs_pkg::SCRATCH:      scratch_q <= merge(scratch_q, s_wdata_i, wmask);
-          card_regs_pkg::IRQ_ENABLE:   irq_en_q <= (irq_en_q & ~wmask[1:0]) | (s_wdata_i[1:0] & wmask[1:0]);
-          card_regs_pkg::SEQ_START_LO: seq_start_q[31:0] <= merge(seq_start_q[31:0], s_wdata_i,
-                                                                  wmask);
-          card_regs_pkg::SEQ_START_HI: seq_start_q[63:32] <= merge(seq_start_q[63:32], s_wdata_i,
-                                                                   wmask);
-          card_regs_pkg::RESEED_INTERVAL_LO:
-            reseed_int_q[31:0] <= merge(reseed_int_q[31:0], s_wdata_i, wmask);
-          card_regs_pkg::RESEED_INTERVAL_HI:
-            reseed_int_q[47:32] <= (reseed_int_q[47:32] & ~wmask[15:0]) |
-                                   (s_wdata_i[15:0] & wmask[15:0]);
-          card_regs_pkg::PERS_LEN:     pers_len_q <= merge(pers_len_q, s_wdata_i, wmask);
-          // the self-test's inputs are held while it runs
-          card_regs_pkg::ST_OP:
-            if (!st_busy) st_op_q <= (st_op_q & ~wmask[2:0]) | (s_wdata_i[2:0] & wmask[2:0]);
-          card_regs_pkg::ST_LEN:       if (!st_busy) st_len_q <= merge(st_len_q, s_wdata_i, wmask);
-          default: begin
-            for (int k = 0; k < 12; k++) begin
-              if (waddr == card_regs_pkg::ENTROPY + 12'(4 * k))
-                entropy_q[383-32*k -: 32] <= merge(entropy_q[383-32*k -: 32], s_wdata_i, wmask);
-              if (waddr == card_regs_pkg::PERS + 12'(4 * k))
-                pers_q[383-32*k -: 32] <= merge(pers_q[383-32*k -: 32], s_wdata_i, wmask);
-            end
-            for (int k = 0; k < 10; k++) begin
-              if (waddr == card_regs_pkg::KIK_WRAPPED + 12'(4 * k))
-                kikw_q[319-32*k -: 32] <= merge(kikw_q[319-32*k -: 32], s_wdata_i, wmask);
-            end
-            for (int k = 0; k < 8; k++) begin
-              if (waddr == card_regs_pkg::ST_KEY + 12'(4 * k) && !st_busy)
-                st_key_q[255-32*k -: 32] <= merge(st_key_q[255-32*k -: 32], s_wdata_i, wmask);
-            end
-            for (int k = 0; k < 64; k++) begin
-              if (waddr == card_regs_pkg::ST_DATA + 12'(4 * k) && !st_busy)
-                st_data_q[2047-32*k -: 32] <= merge(st_data_q[2047-32*k -: 32], s_wdata_i,
-                                                    wmask);
-            end
-          end
-        endcase
-        if (waddr == card_regs_pkg::IRQ_STATUS)
-          irq_st_q <= irq_st_q & ~(s_wdata_i[1:0] & wmask[1:0]);
+        waddr_q <= waddr;
+        wdata_q <= s_wdata_i;
+        wmask_q <= wmask;
       end
+      for (int k = 0; k < 12; k++) begin
+        we_entropy_q[k] <= wr && waddr == card_regs_pkg::ENTROPY + 12'(4 * k);
+        we_pers_q[k]    <= wr && waddr == card_regs_pkg::PERS + 12'(4 * k);
+      end
+      for (int k = 0; k < 10; k++)
+        we_kikw_q[k] <= wr && waddr == card_regs_pkg::KIK_WRAPPED + 12'(4 * k);
+      for (int k = 0; k < 8; k++)
+        we_st_key_q[k] <= wr && waddr == card_regs_pkg::ST_KEY + 12'(4 * k) && !st_busy;
+      for (int k = 0; k < 64; k++)
+        we_st_data_q[k] <= wr && waddr == card_regs_pkg::ST_DATA + 12'(4 * k) && !st_busy;
+      if (wr_q) begin
+        bvalid_q <= 1'b1;
+        unique case (waddr_q)
+          card_regs_pkg::SCRATCH:      scratch_q <= merge(scratch_q, wdata_q, wmask_q);
+          card_regs_pkg::IRQ_ENABLE:
+            irq_en_q <= (irq_en_q & ~wmask_q[1:0]) | (wdata_q[1:0] & wmask_q[1:0]);
+          card_regs_pkg::SEQ_START_LO: seq_start_q[31:0] <= merge(seq_start_q[31:0], wdata_q,
+                                                                  wmask_q);
+          card_regs_pkg::SEQ_START_HI: seq_start_q[63:32] <= merge(seq_start_q[63:32], wdata_q,
+                                                                   wmask_q);
+          card_regs_pkg::RESEED_INTERVAL_LO:
+            reseed_int_q[31:0] <= merge(reseed_int_q[31:0], wdata_q, wmask_q);
+          card_regs_pkg::RESEED_INTERVAL_HI:
+            reseed_int_q[47:32] <= (reseed_int_q[47:32] & ~wmask_q[15:0]) |
+                                   (wdata_q[15:0] & wmask_q[15:0]);
+          card_regs_pkg::PERS_LEN:     pers_len_q <= merge(pers_len_q, wdata_q, wmask_q);
+          // the self-test's inputs are held while it runs (wst_ok_q, above)
+          card_regs_pkg::ST_OP:
+            if (wst_ok_q) st_op_q <= (st_op_q & ~wmask_q[2:0]) | (wdata_q[2:0] & wmask_q[2:0]);
+          card_regs_pkg::ST_LEN:       if (wst_ok_q) st_len_q <= merge(st_len_q, wdata_q, wmask_q);
+          card_regs_pkg::IRQ_STATUS:   irq_st_q <= irq_st_q & ~(wdata_q[1:0] & wmask_q[1:0]);
+          default: ;
+        endcase
+      end
+      // the wide registers, one word enable each (the stage decoded the address)
+      for (int k = 0; k < 12; k++) begin
+        if (we_entropy_q[k])
+          entropy_q[383-32*k -: 32] <= merge(entropy_q[383-32*k -: 32], wdata_q, wmask_q);
+        if (we_pers_q[k])
+          pers_q[383-32*k -: 32] <= merge(pers_q[383-32*k -: 32], wdata_q, wmask_q);
+      end
+      for (int k = 0; k < 10; k++)
+        if (we_kikw_q[k])
+          kikw_q[319-32*k -: 32] <= merge(kikw_q[319-32*k -: 32], wdata_q, wmask_q);
+      for (int k = 0; k < 8; k++)
+        if (we_st_key_q[k])
+          st_key_q[255-32*k -: 32] <= merge(st_key_q[255-32*k -: 32], wdata_q, wmask_q);
+      for (int k = 0; k < 64; k++)
+        if (we_st_data_q[k])
+          st_data_q[2047-32*k -: 32] <= merge(st_data_q[2047-32*k -: 32], wdata_q, wmask_q);
       if (ctrl_w[0]) pend_kik_q <= 1'b1;
       if (ctrl_w[1]) pend_inst_q <= 1'b1;
       if (ctrl_w[2]) pend_reseed_q <= 1'b1;
       if (ctrl_w[5] && !st_busy) begin
         pend_st_q   <= 1'b1;
         st_done_q   <= 1'b0;
-        st_rlen_q   <= '0;
-        st_result_q <= '0;
       end
 
       // ---- errors (cleared by CTRL.CLEAR_ERR or write-1-to-clear of ERR) ----
@@ -874,15 +1009,19 @@ module wp_card #(
       end
 
       // ---- hand-off to an engine ----
+      pick_q <= handoff ? '0 : pick_d;
       if (handoff) begin
-        sym_busy_q                <= 1'b0;
-        eng_busy_q[free_idx]      <= 1'b1;
-        slot_seq_q[free_idx]      <= sym_seq_q;
-        slot_uid_q[free_idx]      <= sym_uid_q;
-        slot_wrap_q[free_idx]     <= die_wrapped;
-        slot_last_q[free_idx]     <= sym_last_q;
-        ord_q[ord_wr_q]           <= free_idx;
-        ord_wr_q                  <= (ord_wr_q == EW'(NE - 1)) ? '0 : ord_wr_q + 1'b1;
+        sym_busy_q      <= 1'b0;
+        ord_q[ord_wr_q] <= free_idx;
+        ord_wr_q        <= (ord_wr_q == EW'(NE - 1)) ? '0 : ord_wr_q + 1'b1;
+      end
+      for (int e = 0; e < NE; e++) begin
+        if (handoff && pick_q[e]) begin
+          slot_seq_q[e]  <= sym_seq_q;
+          slot_uid_q[e]  <= sym_uid_q;
+          slot_wrap_q[e] <= die_wrapped;
+          slot_last_q[e] <= sym_last_q;
+        end
       end
 
       // ---- record stage ----
@@ -901,20 +1040,28 @@ module wp_card #(
         rec_valid_q <= 1'b1;
         rec_last_q  <= slot_last_q[head];
         rec_beat_q  <= '0;
-        eng_busy_q[head]  <= 1'b0;
         slot_wrap_q[head] <= '0;
         ord_rd_q    <= (ord_rd_q == EW'(NE - 1)) ? '0 : ord_rd_q + 1'b1;
         seq_out_q   <= slot_seq_q[head] + 64'd1;
       end
       ord_cnt_q <= ord_cnt_q + CW'(handoff) - CW'(rec_load);
-      // (handoff sets eng_busy_q of a free engine, rec_load clears the head's: never the same)
+      // handoff sets eng_busy_q of a free engine, rec_load clears the head's: never the same
+      // (per engine, as eng_q_ready)
+      for (int e = 0; e < NE; e++) begin
+        if (handoff && pick_q[e]) eng_busy_q[e] <= 1'b1;
+        if (rec_load && head == EW'(e)) eng_busy_q[e] <= 1'b0;
+      end
 
       // ---- management: LOAD_KIK, INSTANTIATE, RESEED, one at a time ----
       unique case (mst_q)
         MIdle: begin
           if (go_kik) begin
-            pend_kik_q <= 1'b0;
-            mst_q      <= MKik;
+            pend_kik_q   <= 1'b0;
+            mst_q        <= MKik;
+            kik_sel_q    <= 1'b1;
+            kw_req_kik_q <= 1'b1;
+            kw_n_q       <= 6'd4;
+            kw_unwrap_q  <= 1'b1;
           end else if (go_inst) begin
             // Instantiate drops the work in flight: a one-cycle zeroize of sym_die and the
             // engines (the KIK register is kept and reloaded into sym_die with the next die).
@@ -934,18 +1081,39 @@ module wp_card #(
               irq_st_q[1] <= 1'b1;
             end else begin
               unique case (st_op_q)
-                OpEnc, OpDec:     mst_q <= MStBlk;
-                OpCmac:           mst_q <= MStCmInit;
-                OpWrap, OpUnwrap: mst_q <= MStKw;
-                default:          mst_q <= MStDg;
+                OpEnc, OpDec: begin
+                  mst_q    <= MStBlk;
+                  st_src_q <= 5'b00001;
+                end
+                OpCmac: begin
+                  mst_q    <= MStCmInit;
+                  st_src_q <= 5'b00010;
+                end
+                OpWrap, OpUnwrap: begin
+                  mst_q       <= MStKw;
+                  st_src_q    <= (st_op_q == OpUnwrap) ? 5'b01000 : 5'b00100;
+                  kw_req_st_q <= 1'b1;
+                  kw_n_q      <= st_n;
+                  kw_unwrap_q <= (st_op_q == OpUnwrap);
+                end
+                default: begin
+                  mst_q    <= MStDg;
+                  st_src_q <= 5'b10000;
+                end
               endcase
             end
           end
         end
-        MKik: if (kw_req_ready) mst_q <= MKikWait;
+        MKik: begin
+          if (kw_req_ready) begin
+            mst_q        <= MKikWait;
+            kw_req_kik_q <= 1'b0;
+          end
+        end
         MKikWait: begin
           if (kw_rsp_valid) begin
             mst_q       <= kw_rsp_err ? MKikClr : MIdle;
+            kik_sel_q   <= 1'b0;
             kikw_q      <= '0;
             kik_q       <= kw_rsp_err ? 256'h0 : kw_rsp_key[1983 -: 256];
             kik_valid_q <= !kw_rsp_err;
@@ -983,8 +1151,7 @@ module wp_card #(
         MStBlkWait: begin
           if (c_rsp_valid) begin
             mst_q       <= MIdle;
-            st_result_q <= {c_rsp_data, 1920'h0};
-            st_rlen_q   <= st_out_len;
+            st_src_q    <= '0;
             st_done_q   <= 1'b1;
             irq_st_q[1] <= 1'b1;
           end
@@ -1002,41 +1169,46 @@ module wp_card #(
         MStCmTag: begin
           if (cm_tag_valid) begin
             mst_q       <= MIdle;
-            st_result_q <= {cm_tag, 1920'h0};
-            st_rlen_q   <= st_out_len;
+            st_src_q    <= '0;
             st_done_q   <= 1'b1;
             irq_st_q[1] <= 1'b1;
           end
         end
-        MStKw: if (kw_req_ready) mst_q <= MStKwWait;
+        MStKw: begin
+          if (kw_req_ready) begin
+            mst_q       <= MStKwWait;
+            kw_req_st_q <= 1'b0;
+          end
+        end
         MStKwWait: begin
-          if (kw_rsp_valid) begin
+          if (kw_rsp_valid) begin   // an integrity failure returns nothing (ERR.SELFTEST)
             mst_q       <= MIdle;
+            st_src_q    <= '0;
             st_done_q   <= 1'b1;
             irq_st_q[1] <= 1'b1;
-            if (!kw_rsp_err) begin   // an integrity failure returns nothing (ERR.SELFTEST)
-              st_result_q <= (st_op_q == OpUnwrap) ? {kw_rsp_key, 64'h0} : kw_rsp_wrapped;
-              st_rlen_q   <= st_out_len;
-            end
           end
         end
         MStDg: if (eng_d_ready[0]) mst_q <= MStDgWait;
         MStDgWait: begin
-          if (eng_q_valid[0]) begin
+          if (eng_q_valid[0]) begin   // d = 0 or d >= n: ERR.SELFTEST, no result
             mst_q       <= MIdle;
+            st_src_q    <= '0;
             st_done_q   <= 1'b1;
             irq_st_q[1] <= 1'b1;
-            if (!eng_q_err[0]) begin   // d = 0 or d >= n: ERR.SELFTEST, no result
-              st_result_q <= {eng_x[0], eng_y[0], 1536'h0};
-              st_rlen_q   <= st_out_len;
-            end
           end
         end
-        default: mst_q <= MIdle;
+        default: begin
+          mst_q        <= MIdle;
+          kik_sel_q    <= 1'b0;
+          kw_req_kik_q <= 1'b0;
+          kw_req_st_q  <= 1'b0;
+          st_src_q     <= '0;
+        end
       endcase
 
       // ---- flush (instantiate) and zeroize: drop the work in flight ----
       if (zero_q) begin
+        pick_q      <= '0;
         bb_cnt_q    <= '0;
         bb_idx_q    <= '0;
         sym_busy_q  <= 1'b0;
@@ -1064,16 +1236,44 @@ module wp_card #(
         pend_inst_q   <= 1'b0;
         pend_reseed_q <= 1'b0;
         mst_q         <= MIdle;
-        // the self-test's key, data and result, and any self-test pending or running
+        kik_sel_q     <= 1'b0;
+        kw_req_kik_q  <= 1'b0;
+        kw_req_st_q   <= 1'b0;
+        st_src_q      <= '0;
+        // the self-test's key and data, and any self-test pending or running (its result:
+        // st_clr below)
         pend_st_q     <= 1'b0;
         st_key_q      <= '0;
         st_data_q     <= '0;
-        st_result_q   <= '0;
-        st_rlen_q     <= '0;
         st_done_q     <= 1'b0;
         st_fed_q      <= 1'b0;
         st_blk_q      <= '0;
       end
+    end
+  end
+
+  // ---- the self-test's result ----
+  // Its own block: cleared by ZEROIZE or an accepted ST_START (a flop's pulse, a reset), loaded
+  // from the running operation's source (st_src_q, a one-hot AND-OR) when it succeeds.
+  logic          st_clr, st_cap;
+  logic [2047:0] st_res_in;
+  assign st_clr = ctrl_w[3] || (ctrl_w[5] && !st_busy);
+  assign st_cap = ((mst_q == MStBlkWait) && c_rsp_valid) ||
+                  ((mst_q == MStCmTag) && cm_tag_valid) ||
+                  ((mst_q == MStKwWait) && kw_rsp_valid && !kw_rsp_err) ||
+                  ((mst_q == MStDgWait) && eng_q_valid[0] && !eng_q_err[0]);
+  assign st_res_in = ({2048{st_src_q[0]}} & {c_rsp_data, 1920'h0}) |
+                     ({2048{st_src_q[1]}} & {cm_tag, 1920'h0}) |
+                     ({2048{st_src_q[2]}} & kw_rsp_wrapped) |
+                     ({2048{st_src_q[3]}} & {kw_rsp_key, 64'h0}) |
+                     ({2048{st_src_q[4]}} & {eng_x[0], eng_y[0], 1536'h0});
+  always_ff @(posedge clk_i) begin
+    if (!rst_ni || st_clr) begin
+      st_result_q <= '0;
+      st_rlen_q   <= '0;
+    end else if (st_cap) begin
+      st_result_q <= st_res_in;
+      st_rlen_q   <= st_out_q;
     end
   end
 
