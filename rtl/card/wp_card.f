@@ -4,6 +4,7 @@ p256/p256_pkg.sv
 card/card_regs_pkg.sv
 symmetric/aes_pkg.sv
 symmetric/aes256.sv
+symmetric/aes256_rq.sv
 symmetric/aes_cmac.sv
 symmetric/wpid_kdf.sv
 symmetric/scalar_check.sv
@@ -16,6 +17,5 @@ p256/p256_csa10.sv
 p256/p256_addsub.sv
 p256/p256_mul.sv
 p256/p256_rom.sv
-p256/p256_rom2.sv
 p256/p256_keygen.sv
 card/wp_card.sv

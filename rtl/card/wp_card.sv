@@ -12,7 +12,7 @@
 // request order and numbers them from the sequence counter; each result (d, wrapped) is handed
 // to a free engine (one p256_keygen each, NE of them) together with its sequence number and
 // UID, and the engine index is pushed into an order FIFO (engines 2p and 2p + 1 share one
-// table of multiples of G: p256_rom2, the two ports of one block RAM). The record stage always
+// table of multiples of G: p256_rom, the two ports of one block RAM). The record stage always
 // waits for the engine at the head of that FIFO, so records leave in sequence order whichever
 // engine finishes first (the FIFO is the reorder buffer: each engine's slot is its entry). sym_die
 // computes the next die while the engines work and holds it until an engine is free, so the
@@ -208,8 +208,7 @@ module wp_card #(
   // The management AES core is shared by the KIK unwrap / self-test KW (aes_kw), the
   // self-test CMAC (aes_cmac) and the self-test block operations (issued from here); the
   // owner follows from mst_q, and each finishes with the core idle before mst_q moves on.
-  logic         kw_req_valid, kw_req_ready, kw_rsp_valid, kw_rsp_err, kw_unwrap;
-  logic [5:0]   kw_n;
+  logic         kw_req_valid, kw_req_ready, kw_rsp_valid, kw_rsp_err;
   logic [255:0] kw_kek;
   logic [1983:0] kw_req_key, kw_rsp_key;
   logic [2047:0] kw_req_wrapped, kw_rsp_wrapped;
@@ -224,8 +223,6 @@ module wp_card #(
   // The KIK is unwrapped under DK with n = 4; a self-test wraps or unwraps the caller's data
   // under ST_KEY. DK never meets a self-test and ST_KEY never meets the KIK.
   assign kw_req_valid   = kw_req_kik_q || kw_req_st_q;
-  assign kw_unwrap      = kw_unwrap_q;
-  assign kw_n           = kw_n_q;
   assign kw_kek         = ({256{kw_req_kik_q}} & dk_i) | ({256{kw_req_st_q}} & st_key_q);
   assign kw_req_key     = {1984{kw_req_st_q}} & st_data_q[2047 -: 1984];
   assign kw_req_wrapped = ({2048{kw_req_kik_q}} & {kikw_q, 1728'h0}) |
@@ -243,8 +240,8 @@ module wp_card #(
     .zeroize_i       (zero_q),
     .req_valid_i     (kw_req_valid),
     .req_ready_o     (kw_req_ready),
-    .req_unwrap_i    (kw_unwrap),
-    .req_n_i         (kw_n),
+    .req_unwrap_i    (kw_unwrap_q),
+    .req_n_i         (kw_n_q),
     .req_kek_i       (kw_kek),
     .req_key_i       (kw_req_key),
     .req_wrapped_i   (kw_req_wrapped),
@@ -335,40 +332,19 @@ module wp_card #(
     end
   end
 
-  // Request register of the management core, as sym_die's (rq_*): while empty it follows the
-  // owner's request bus (zero when nothing owns the core), and it holds from the cycle the
-  // request is taken until the core has it. Without it the owner's selects (st_src_q,
-  // kik_sel_q) ran through the owner multiplexer and aes_kw's semiblock multiplexer into the
-  // core's state, key and control registers: 6 LUT levels and a MUXF, 6.0 ns by the timing
-  // model at NE = 2. It costs one cycle per AES operation of the self-test and the KIK unwrap.
-  logic         mq_valid_q, mq_dec_q, mq_core_ready;
-  logic [255:0] mq_key_q;
-  logic [127:0] mq_data_q;
-  assign c_req_ready = !zero_q && !mq_valid_q;
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni || zero_q) begin
-      mq_valid_q <= 1'b0;
-      mq_dec_q   <= 1'b0;
-      mq_key_q   <= 256'h0;
-      mq_data_q  <= 128'h0;
-    end else if (!mq_valid_q) begin
-      mq_valid_q <= c_req_valid;
-      mq_dec_q   <= c_req_dec;
-      mq_key_q   <= c_req_key;
-      mq_data_q  <= c_req_data;
-    end else if (mq_core_ready) begin
-      mq_valid_q <= 1'b0;
-    end
-  end
-
-  aes256 u_kik_aes (
+  // The management core behind a request register (aes256_rq, as sym_die's core). Without
+  // it the owner's selects (st_src_q, kik_sel_q) ran through the owner multiplexer and
+  // aes_kw's semiblock multiplexer into the core's state, key and control registers: 6 LUT
+  // levels and a MUXF, 6.0 ns by the timing model at NE = 2. It costs one cycle per AES
+  // operation of the self-test and the KIK unwrap.
+  aes256_rq u_kik_aes (
     .clk_i, .rst_ni,
     .zeroize_i   (zero_q),
-    .req_valid_i (mq_valid_q),
-    .req_ready_o (mq_core_ready),
-    .req_dec_i   (mq_dec_q),
-    .req_key_i   (mq_key_q),
-    .req_data_i  (mq_data_q),
+    .req_valid_i (c_req_valid),
+    .req_ready_o (c_req_ready),
+    .req_dec_i   (c_req_dec),
+    .req_key_i   (c_req_key),
+    .req_data_i  (c_req_data),
     .rsp_valid_o (c_rsp_valid),
     .rsp_ready_i (c_rsp_ready),
     .rsp_data_o  (c_rsp_data)
@@ -543,7 +519,7 @@ module wp_card #(
   // ready built from them ran back into sym_die's key wrap in 6 LUT levels (5.2 ns, model)
   assign die_rsp_ready = !zero_q && (free_found || (die_err != 2'd0));
 
-  // The table of multiples of G: one p256_rom2 (two read ports of one block-RAM table) per
+  // The table of multiples of G: one p256_rom with TwoPorts (one block-RAM table) per
   // pair of engines, engine 2p on port A and 2p + 1 on port B; with NE odd the last table's
   // port B is idle.
   localparam int unsigned NT = (NE + 1) / 2;
@@ -555,10 +531,10 @@ module wp_card #(
     assign unused_rom = ^rom_data[NE];
   end
   for (genvar t = 0; t < NT; t++) begin : g_rom
-    p256_rom2 #(.RomFile(RomFile)) u_rom (
+    p256_rom #(.RomFile(RomFile), .TwoPorts(1'b1)) u_rom (
       .clk_i,
-      .addr_a_i (rom_addr[2 * t]),
-      .data_a_o (rom_data[2 * t]),
+      .addr_i   (rom_addr[2 * t]),
+      .data_o   (rom_data[2 * t]),
       .addr_b_i (rom_addr[2 * t + 1]),
       .data_b_o (rom_data[2 * t + 1])
     );

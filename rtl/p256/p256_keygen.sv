@@ -37,7 +37,7 @@ module p256_keygen #(
   parameter RomFile = "p256_base_table.mem",
   // 1: the table is outside (rom_addr_o / rom_data_i, one cycle of read latency like
   // p256_rom), so that two engines can share one block-RAM table through its two ports
-  // (p256_rom2); 0: the engine has its own p256_rom and rom_data_i is unused.
+  // (p256_rom with TwoPorts); 0: the engine has its own p256_rom and rom_data_i is unused.
   parameter bit ExtRom = 1'b0
 ) (
   input  wire logic         clk_i,
@@ -193,12 +193,15 @@ module p256_keygen #(
   if (ExtRom) begin : g_ext_rom
     assign rom_data = rom_data_i;
   end else begin : g_rom
-    logic unused_rom;
-    assign unused_rom = ^rom_data_i;
+    logic [511:0] unused_b;
+    logic         unused_rom;
+    assign unused_rom = ^{rom_data_i, unused_b};
     p256_rom #(.RomFile(RomFile)) u_rom (
       .clk_i,
-      .addr_i(rom_addr_o),
-      .data_o(rom_data)
+      .addr_i   (rom_addr_o),
+      .data_o   (rom_data),
+      .addr_b_i (10'd0),
+      .data_b_o (unused_b)
     );
   end
   assign digit    = d_q[3:0];

@@ -3,6 +3,7 @@
 p256/p256_pkg.sv
 symmetric/aes_pkg.sv
 symmetric/aes256.sv
+symmetric/aes256_rq.sv
 symmetric/aes_cmac.sv
 symmetric/wpid_kdf.sv
 symmetric/scalar_check.sv

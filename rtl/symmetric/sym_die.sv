@@ -14,7 +14,7 @@
 // aes_kw has taken it, and d stays in ctr_drbg's response until the die response is taken.
 //
 // Timing (250 MHz by tools/synth/timing.sh, docs/rtl.md): the AES requests of the three engines
-// pass through one request register (rq_*_q) on their way to the core. Without it the
+// pass through one request register (aes256_rq) on their way to the core. Without it the
 // response -> next-request handshake ran combinationally from aes256's output register through
 // the ownership gates, an engine's chaining logic and the request multiplexer into aes256's load
 // multiplexers: 12 LUT levels, ~7.9 ns by the timing model. It costs one cycle per AES
@@ -97,13 +97,10 @@ module sym_die #(
   logic [319:0] kw_rsp_wrapped;
   logic [255:0] kw_rsp_key;
 
-  // Engine side of the request register (multiplexed) and core side (registered).
+  // The engines' side of the core's request register (multiplexed by owner).
   logic         aes_req_valid, aes_req_ready, aes_req_dec, aes_rsp_valid, aes_rsp_ready;
   logic [255:0] aes_req_key;
   logic [127:0] aes_req_data, aes_rsp_data;
-  logic         rq_valid_q, rq_valid_d, rq_dec_q, rq_dec_d, core_req_ready;
-  logic [255:0] rq_key_q, rq_key_d;
-  logic [127:0] rq_data_q, rq_data_d;
 
   wpid_kdf u_kdf (
     .clk_i, .rst_ni, .zeroize_i, .kik_clear_i, .kik_held_o,
@@ -190,54 +187,16 @@ module sym_die #(
                     ({128{own_q[2]}} & m2_req_data);
   end
 
-  // Request register: while empty it follows the owning engine's request bus (zero when no
-  // engine owns the core), so the 385 data flops are selected by rq_valid_q alone and not by
-  // the engine's valid (a 771-fanout enable four LUT levels deep, 4.5 ns by the timing model);
-  // it holds from the cycle the request is taken until the core has it. One request at a time
-  // is all the engines issue: each waits for the response before the next request.
-  assign aes_req_ready = !zeroize_i && !rq_valid_q;
-  always_comb begin
-    rq_valid_d = rq_valid_q;
-    rq_dec_d   = rq_dec_q;
-    rq_key_d   = rq_key_q;
-    rq_data_d  = rq_data_q;
-    if (!rq_valid_q) begin
-      rq_valid_d = aes_req_valid;
-      rq_dec_d   = aes_req_dec;
-      rq_key_d   = aes_req_key;
-      rq_data_d  = aes_req_data;
-    end else if (core_req_ready) begin
-      rq_valid_d = 1'b0;
-    end
-    if (zeroize_i) begin
-      rq_valid_d = 1'b0;
-      rq_dec_d   = 1'b0;
-      rq_key_d   = 256'h0;
-      rq_data_d  = 128'h0;
-    end
-  end
-
-  always_ff @(posedge clk_i) begin
-    if (!rst_ni) begin
-      rq_valid_q <= 1'b0;
-      rq_dec_q   <= 1'b0;
-      rq_key_q   <= 256'h0;
-      rq_data_q  <= 128'h0;
-    end else begin
-      rq_valid_q <= rq_valid_d;
-      rq_dec_q   <= rq_dec_d;
-      rq_key_q   <= rq_key_d;
-      rq_data_q  <= rq_data_d;
-    end
-  end
-
-  aes256 u_aes (
+  // The core behind its request register (aes256_rq): the register is selected by its own
+  // valid and not by the engine's (a 771-fanout enable four LUT levels deep, 4.5 ns by the
+  // timing model).
+  aes256_rq u_aes (
     .clk_i, .rst_ni, .zeroize_i,
-    .req_valid_i (rq_valid_q),
-    .req_ready_o (core_req_ready),
-    .req_dec_i   (rq_dec_q),
-    .req_key_i   (rq_key_q),
-    .req_data_i  (rq_data_q),
+    .req_valid_i (aes_req_valid),
+    .req_ready_o (aes_req_ready),
+    .req_dec_i   (aes_req_dec),
+    .req_key_i   (aes_req_key),
+    .req_data_i  (aes_req_data),
     .rsp_valid_o (aes_rsp_valid),
     .rsp_ready_i (aes_rsp_ready),
     .rsp_data_o  (aes_rsp_data)

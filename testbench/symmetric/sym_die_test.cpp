@@ -180,19 +180,19 @@ TEST(SymDie, ZeroizeMidDieClearsTheRequestRegisterAndEverySecret) {
     int seen = 0;
     for (int i = 0; i < 200 && seen < 3; ++i) {
         h.tick();
-        if (root->sym_die__DOT__rq_valid_q) ++seen;
+        if (root->sym_die__DOT__u_aes__DOT__rq_valid_q) ++seen;
     }
     ASSERT_EQ(seen, 3);
-    ASSERT_FALSE(symbench::all_zero(root->sym_die__DOT__rq_key_q));
+    ASSERT_FALSE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__rq_key_q));
     h->zeroize_i = 1;
     h.tick();
     h->zeroize_i = 0;
     h.dut().eval();
-    EXPECT_EQ(root->sym_die__DOT__rq_valid_q, 0);
-    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__rq_key_q));
-    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__rq_data_q));
-    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__state_q));
-    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__kreg_q));
+    EXPECT_EQ(root->sym_die__DOT__u_aes__DOT__rq_valid_q, 0);
+    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__rq_key_q));
+    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__rq_data_q));
+    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__u_core__DOT__state_q));
+    EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_aes__DOT__u_core__DOT__kreg_q));
     EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_kdf__DOT__kik_q));
     EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_drbg__DOT__key_q));
     EXPECT_TRUE(symbench::all_zero(root->sym_die__DOT__u_drbg__DOT__v_q));
